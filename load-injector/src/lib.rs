@@ -1,0 +1,1 @@
+//! Closed-loop master/slave HTTP load injector

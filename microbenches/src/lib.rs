@@ -1,0 +1,1 @@
+//! The papers' microbenchmarks: unbalanced, penalty, cache-efficient, synthetic, dispatch

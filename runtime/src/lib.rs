@@ -1,0 +1,1 @@
+//! Colored event runtime.

@@ -1,0 +1,1 @@
+//! SFS-like encrypted NFS-style file service on the colored runtime
