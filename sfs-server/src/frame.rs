@@ -1,0 +1,204 @@
+//! Length-prefixed framing over a byte stream.
+//!
+//! Wire form: a 4-byte big-endian body length, then the body. Invariants:
+//! 1. A length above [`MAX_FRAME`] is refused as soon as the 4 length bytes are seen,
+//!    before any of the body is buffered, so a peer cannot make us allocate more than
+//!    one maximal frame per connection.
+//! 2. [`FrameBuf`] accepts arbitrary partial reads: bytes may arrive one at a time or
+//!    many frames at once; frames come out whole and in order.
+//! 3. End of stream in the middle of a frame is a truncation error, never a short frame.
+
+use std::io::{self, Read, Write};
+
+use thiserror::Error;
+
+/// Largest body accepted (ciphertext plus tag): 1 MiB.
+pub const MAX_FRAME: usize = 1 << 20;
+/// Bytes of the length prefix.
+pub const LEN_BYTES: usize = 4;
+
+/// Framing errors.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum FrameError {
+    /// The length prefix announced more than [`MAX_FRAME`] bytes.
+    #[error("oversized frame: {0} bytes announced, limit {MAX_FRAME}")]
+    Oversized(usize),
+    /// The stream ended inside a frame.
+    #[error("truncated frame: stream ended with {0} bytes of a partial frame")]
+    Truncated(usize),
+}
+
+/// Incremental frame parser fed with whatever the socket returns.
+#[derive(Debug, Default)]
+pub struct FrameBuf {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl FrameBuf {
+    /// An empty parser.
+    pub fn new() -> FrameBuf {
+        FrameBuf::default()
+    }
+
+    /// Append bytes read from the stream.
+    pub fn extend(&mut self, data: &[u8]) {
+        self.compact();
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Spare room to read into directly: returns a slice of at least `min` bytes; call
+    /// [`FrameBuf::commit`] with the number of bytes actually written.
+    pub fn spare(&mut self, min: usize) -> &mut [u8] {
+        self.compact();
+        let len = self.buf.len();
+        self.buf.resize(len + min, 0);
+        &mut self.buf[len..]
+    }
+
+    /// After [`FrameBuf::spare`]: keep `n` of the spare bytes, drop the rest.
+    pub fn commit(&mut self, filled_before: usize, n: usize) {
+        self.buf.truncate(filled_before + n);
+    }
+
+    /// Bytes currently held (the length to pass to `commit` as `filled_before`).
+    pub fn filled(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn compact(&mut self) {
+        if self.start > 0 && (self.start == self.buf.len() || self.start > 64 * 1024) {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    /// The next complete frame as `(length prefix, body)`, if any.
+    pub fn next_frame(&mut self) -> Result<Option<([u8; 4], Vec<u8>)>, FrameError> {
+        let avail = &self.buf[self.start..];
+        if avail.len() < LEN_BYTES {
+            return Ok(None);
+        }
+        let lb = [avail[0], avail[1], avail[2], avail[3]];
+        let len = u32::from_be_bytes(lb) as usize;
+        if len > MAX_FRAME {
+            return Err(FrameError::Oversized(len));
+        }
+        if avail.len() < LEN_BYTES + len {
+            return Ok(None);
+        }
+        let body = avail[LEN_BYTES..LEN_BYTES + len].to_vec();
+        self.start += LEN_BYTES + len;
+        Ok(Some((lb, body)))
+    }
+
+    /// Bytes of an incomplete frame still buffered (non-zero at EOF means truncation).
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Check at end of stream.
+    pub fn finish(&self) -> Result<(), FrameError> {
+        match self.pending() {
+            0 => Ok(()),
+            n => Err(FrameError::Truncated(n)),
+        }
+    }
+}
+
+/// Write one frame (length prefix and body) to a blocking stream.
+pub fn write_frame<W: Write>(w: &mut W, body: &[u8]) -> io::Result<()> {
+    if body.len() > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "frame too large"));
+    }
+    let mut v = Vec::with_capacity(LEN_BYTES + body.len());
+    v.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    v.extend_from_slice(body);
+    w.write_all(&v)
+}
+
+/// Read one frame from a blocking stream: `(length prefix, body)`. A clean EOF before
+/// any byte gives `UnexpectedEof`; EOF inside a frame and oversized lengths give
+/// `InvalidData`.
+pub fn read_frame<R: Read>(r: &mut R) -> io::Result<([u8; 4], Vec<u8>)> {
+    let mut lb = [0u8; 4];
+    r.read_exact(&mut lb)?;
+    let len = u32::from_be_bytes(lb) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            FrameError::Oversized(len).to_string(),
+        ));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            io::Error::new(io::ErrorKind::InvalidData, "truncated frame")
+        } else {
+            e
+        }
+    })?;
+    Ok((lb, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for f in frames {
+            write_frame(&mut out, f).unwrap();
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn any_split_yields_same_frames(
+            frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8),
+            chunk in 1usize..50,
+        ) {
+            let wire = encode(&frames);
+            let mut fb = FrameBuf::new();
+            let mut got = Vec::new();
+            for c in wire.chunks(chunk) {
+                // Alternate the two feeding paths.
+                if c.len() % 2 == 0 {
+                    fb.extend(c);
+                } else {
+                    let before = fb.filled();
+                    let sp = fb.spare(c.len());
+                    sp[..c.len()].copy_from_slice(c);
+                    fb.commit(before, c.len());
+                }
+                while let Some((_, b)) = fb.next_frame().unwrap() {
+                    got.push(b);
+                }
+            }
+            prop_assert_eq!(got, frames);
+            prop_assert!(fb.finish().is_ok());
+        }
+    }
+
+    #[test]
+    fn oversized_refused_before_body() {
+        let mut fb = FrameBuf::new();
+        fb.extend(&((MAX_FRAME as u32) + 1).to_be_bytes());
+        assert_eq!(fb.next_frame(), Err(FrameError::Oversized(MAX_FRAME + 1)));
+        let mut r: &[u8] = &u32::MAX.to_be_bytes();
+        assert_eq!(read_frame(&mut r).unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn truncation_detected() {
+        let wire = encode(&[vec![1, 2, 3, 4, 5]]);
+        let mut fb = FrameBuf::new();
+        fb.extend(&wire[..6]);
+        assert_eq!(fb.next_frame(), Ok(None));
+        assert_eq!(fb.finish(), Err(FrameError::Truncated(6)));
+        let mut r: &[u8] = &wire[..6];
+        assert_eq!(read_frame(&mut r).unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
+}

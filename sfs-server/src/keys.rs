@@ -1,0 +1,297 @@
+//! User keys: the per-user key file and the server's key table.
+//!
+//! Invariants:
+//! 1. A key is exactly 256 bits of randomness from the OS generator; on disk it is 64
+//!    lowercase hex digits and a newline.
+//! 2. A key file is created with mode 0600 (never world- or group-readable); the key
+//!    table is written the same way, atomically (temp file + rename), so a crash never
+//!    leaves a half-written table.
+//! 3. The key table maps a user name to `(uid, gid, key)`: this is also SFS's uid
+//!    mapping table (the local identity a remote user acts as). User names are
+//!    non-empty, at most [`MAX_USER_LEN`] bytes of `[A-Za-z0-9._-]`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use rand::RngCore;
+
+/// Longest accepted user name in bytes.
+pub const MAX_USER_LEN: usize = 64;
+
+/// A user's 256-bit secret key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key(pub [u8; 32]);
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(<secret>)")
+    }
+}
+
+impl Key {
+    /// A fresh random key.
+    pub fn generate() -> Key {
+        let mut k = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut k);
+        Key(k)
+    }
+
+    /// Lowercase hex, 64 digits.
+    pub fn to_hex(&self) -> String {
+        hex_encode(&self.0)
+    }
+
+    /// Parse 64 hex digits (surrounding whitespace ignored).
+    pub fn from_hex(s: &str) -> Result<Key> {
+        let s = s.trim();
+        let bytes = hex_decode(s).context("key is not hex")?;
+        if bytes.len() != 32 {
+            bail!("key must be 32 bytes (64 hex digits), got {} bytes", bytes.len());
+        }
+        let mut k = [0u8; 32];
+        k.copy_from_slice(&bytes);
+        Ok(Key(k))
+    }
+
+    /// Read a key file written by [`Key::write_file`].
+    pub fn read_file(path: &Path) -> Result<Key> {
+        let s = fs::read_to_string(path)
+            .with_context(|| format!("reading key file {}", path.display()))?;
+        Key::from_hex(&s).with_context(|| format!("parsing key file {}", path.display()))
+    }
+
+    /// Write the key to `path` with mode 0600 (replacing any existing file).
+    pub fn write_file(&self, path: &Path) -> Result<()> {
+        write_private(path, format!("{}\n", self.to_hex()).as_bytes())
+    }
+}
+
+/// Validate a user name (see the module invariants).
+pub fn check_user_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_USER_LEN {
+        bail!("user name must be 1..={MAX_USER_LEN} bytes");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        bail!("user name {name:?} may only contain [A-Za-z0-9._-]");
+    }
+    Ok(())
+}
+
+/// One user's entry: the local identity (uid mapping) and the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserEntry {
+    /// Local uid the user acts as.
+    pub uid: u32,
+    /// Local gid the user acts as.
+    pub gid: u32,
+    /// The user's secret key.
+    pub key: Key,
+}
+
+/// The server's key table (and uid mapping table). File format, one user per line:
+/// `name uid gid hexkey`; `#` starts a comment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyTable {
+    users: BTreeMap<String, UserEntry>,
+}
+
+impl KeyTable {
+    /// Load a key table; a missing file is an error (use [`KeyTable::load_or_empty`]).
+    pub fn load(path: &Path) -> Result<KeyTable> {
+        let s = fs::read_to_string(path)
+            .with_context(|| format!("reading key table {}", path.display()))?;
+        KeyTable::parse(&s).with_context(|| format!("parsing key table {}", path.display()))
+    }
+
+    /// Load a key table, or an empty one when the file does not exist.
+    pub fn load_or_empty(path: &Path) -> Result<KeyTable> {
+        if path.exists() {
+            KeyTable::load(path)
+        } else {
+            Ok(KeyTable::default())
+        }
+    }
+
+    /// Parse the text form.
+    pub fn parse(s: &str) -> Result<KeyTable> {
+        let mut t = KeyTable::default();
+        for (i, line) in s.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() != 4 {
+                bail!("line {}: expected `name uid gid hexkey`", i + 1);
+            }
+            check_user_name(f[0]).with_context(|| format!("line {}", i + 1))?;
+            let uid: u32 = f[1].parse().with_context(|| format!("line {}: uid", i + 1))?;
+            let gid: u32 = f[2].parse().with_context(|| format!("line {}: gid", i + 1))?;
+            let key = Key::from_hex(f[3]).with_context(|| format!("line {}", i + 1))?;
+            if t.users.insert(f[0].to_string(), UserEntry { uid, gid, key }).is_some() {
+                bail!("line {}: duplicate user {}", i + 1, f[0]);
+            }
+        }
+        Ok(t)
+    }
+
+    /// The text form.
+    pub fn to_text(&self) -> String {
+        let mut s = String::from("# sfs key table: name uid gid key\n");
+        for (name, e) in &self.users {
+            s.push_str(&format!("{} {} {} {}\n", name, e.uid, e.gid, e.key.to_hex()));
+        }
+        s
+    }
+
+    /// Save atomically with mode 0600.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        write_private(&tmp, self.to_text().as_bytes())?;
+        fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+    }
+
+    /// Add or replace a user.
+    pub fn insert(&mut self, name: &str, entry: UserEntry) -> Result<()> {
+        check_user_name(name)?;
+        self.users.insert(name.to_string(), entry);
+        Ok(())
+    }
+
+    /// Look a user up.
+    pub fn get(&self, name: &str) -> Option<&UserEntry> {
+        self.users.get(name)
+    }
+
+    /// The user name mapped to a local uid (first match in name order).
+    pub fn name_of_uid(&self, uid: u32) -> Option<&str> {
+        self.users.iter().find(|(_, e)| e.uid == uid).map(|(n, _)| n.as_str())
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// True when there are no users.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+/// `sfs-server keygen`: create a random key for `user`, write it to `key_file` (0600)
+/// and add the user to the key table at `keys` (created if missing), mapped to the
+/// current process's uid and gid.
+pub fn keygen(user: &str, keys: &Path, key_file: &Path) -> Result<Key> {
+    check_user_name(user)?;
+    let mut table = KeyTable::load_or_empty(keys)?;
+    let key = Key::generate();
+    // SAFETY: getuid/getgid have no preconditions and cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    key.write_file(key_file)?;
+    table.insert(user, UserEntry { uid, gid, key: key.clone() })?;
+    table.save(keys)?;
+    Ok(key)
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    // Remove first so an existing file with looser permissions is not reused.
+    let _ = fs::remove_file(path);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Lowercase hex encoding.
+pub fn hex_encode(b: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for &x in b {
+        s.push(D[(x >> 4) as usize] as char);
+        s.push(D[(x & 15) as usize] as char);
+    }
+    s
+}
+
+/// Hex decoding (either case).
+pub fn hex_decode(s: &str) -> Result<Vec<u8>> {
+    let b = s.as_bytes();
+    if b.len() % 2 != 0 {
+        bail!("odd number of hex digits");
+    }
+    fn nib(c: u8) -> Result<u8> {
+        Ok(match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => bail!("bad hex digit {:?}", c as char),
+        })
+    }
+    b.chunks(2).map(|p| Ok(nib(p[0])? << 4 | nib(p[1])?)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn hex_round_trip() {
+        let k = Key::generate();
+        assert_eq!(Key::from_hex(&k.to_hex()).unwrap(), k);
+        assert!(Key::from_hex("abcd").is_err());
+        assert!(Key::from_hex(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn keygen_writes_private_files_and_table() {
+        let d = tempfile::tempdir().unwrap();
+        let keys = d.path().join("keys");
+        let kf = d.path().join("alice.key");
+        let k1 = keygen("alice", &keys, &kf).unwrap();
+        let kb = d.path().join("bob.key");
+        let k2 = keygen("bob", &keys, &kb).unwrap();
+        assert_ne!(k1, k2);
+        assert_eq!(Key::read_file(&kf).unwrap(), k1);
+        let mode = fs::metadata(&kf).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let mode = fs::metadata(&keys).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let t = KeyTable::load(&keys).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.get("alice").unwrap().key, k1);
+        assert_eq!(t.get("bob").unwrap().key, k2);
+        // Re-keying replaces the entry.
+        let k3 = keygen("alice", &keys, &kf).unwrap();
+        let t = KeyTable::load(&keys).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.get("alice").unwrap().key, k3);
+    }
+
+    #[test]
+    fn bad_names_and_lines_rejected() {
+        assert!(check_user_name("").is_err());
+        assert!(check_user_name("a b").is_err());
+        assert!(check_user_name("../x").is_err());
+        assert!(check_user_name("ok-user_1.x").is_ok());
+        assert!(KeyTable::parse("alice 1 2").is_err());
+        let k = Key::generate().to_hex();
+        assert!(KeyTable::parse(&format!("a 1 1 {k}\na 2 2 {k}\n")).is_err());
+        let t = KeyTable::parse(&format!("# c\n\na 1 1 {k}\n")).unwrap();
+        assert_eq!(t.name_of_uid(1), Some("a"));
+    }
+}

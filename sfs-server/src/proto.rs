@@ -1,0 +1,1030 @@
+//! Protocol messages after NFSv3, in a compact versioned binary encoding.
+//!
+//! Every sealed plaintext starts with `version: u8` ([`PROTO_VERSION`]) and `kind: u8`.
+//! Integers are big-endian; byte strings and names carry a `u32` length; options a
+//! `u8` presence flag. Invariants:
+//! 1. Decoding is strict: unknown versions, kinds or tags, lengths past the end, names
+//!    longer than [`MAX_NAME`], data longer than [`MAX_IO`] and trailing bytes are all
+//!    errors (the server closes the connection on them).
+//! 2. `decode(encode(m)) == m` for every message (property-tested).
+//! 3. A READ reply can be built without an intermediate copy: the server writes the
+//!    header with [`read_reply_frame`] and reads file data straight into the frame.
+
+use thiserror::Error;
+
+use crate::frame::LEN_BYTES;
+
+/// Protocol version.
+pub const PROTO_VERSION: u8 = 1;
+/// Longest READ or WRITE payload.
+pub const MAX_IO: usize = 512 * 1024;
+/// Longest file name component.
+pub const MAX_NAME: usize = 255;
+/// Longest file handle.
+pub const MAX_FH: usize = 4096 + 64;
+/// Most entries in one READDIR reply.
+pub const MAX_DIR_ENTRIES: u32 = 4096;
+
+/// Decoding failure.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("malformed message: {0}")]
+pub struct DecodeError(pub &'static str);
+
+type DResult<T> = Result<T, DecodeError>;
+
+/// An opaque file handle (see [`crate::fh`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fh(pub Vec<u8>);
+
+/// Stability of a WRITE (NFSv3 `stable_how`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stable {
+    /// Data may sit in the page cache until COMMIT.
+    Unstable = 0,
+    /// Data (not necessarily metadata) on disk before the reply.
+    DataSync = 1,
+    /// Data and metadata on disk before the reply.
+    FileSync = 2,
+}
+
+impl Stable {
+    fn from_u8(v: u8) -> DResult<Stable> {
+        Ok(match v {
+            0 => Stable::Unstable,
+            1 => Stable::DataSync,
+            2 => Stable::FileSync,
+            _ => return Err(DecodeError("bad stable_how")),
+        })
+    }
+}
+
+/// File type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileType {
+    /// Regular file.
+    Regular = 1,
+    /// Directory.
+    Directory = 2,
+    /// Symbolic link (never followed).
+    Symlink = 3,
+    /// Anything else (devices, fifos, sockets).
+    Other = 4,
+}
+
+impl FileType {
+    fn from_u8(v: u8) -> DResult<FileType> {
+        Ok(match v {
+            1 => FileType::Regular,
+            2 => FileType::Directory,
+            3 => FileType::Symlink,
+            4 => FileType::Other,
+            _ => return Err(DecodeError("bad file type")),
+        })
+    }
+}
+
+/// A timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Time {
+    /// Seconds since the epoch.
+    pub secs: i64,
+    /// Nanoseconds.
+    pub nsecs: u32,
+}
+
+/// File attributes (NFSv3 `fattr3` plus the owner's mapped user name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attr {
+    /// Type.
+    pub ftype: FileType,
+    /// Permission bits.
+    pub mode: u32,
+    /// Link count.
+    pub nlink: u32,
+    /// Local owner uid.
+    pub uid: u32,
+    /// Local group.
+    pub gid: u32,
+    /// Owner's user name from the server's uid mapping table, empty when unmapped.
+    pub owner: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// File id (inode number).
+    pub fileid: u64,
+    /// Access time.
+    pub atime: Time,
+    /// Modification time.
+    pub mtime: Time,
+    /// Change time.
+    pub ctime: Time,
+}
+
+/// One READDIR entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Name in the directory.
+    pub name: String,
+    /// File id.
+    pub fileid: u64,
+    /// Type.
+    pub ftype: FileType,
+}
+
+/// Requests (NFSv3 procedures plus ROOT, the mount step).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// The export's root handle.
+    Root,
+    /// Attributes (grants an attribute lease).
+    GetAttr {
+        /// File.
+        fh: Fh,
+    },
+    /// Change attributes.
+    SetAttr {
+        /// File.
+        fh: Fh,
+        /// New permission bits.
+        mode: Option<u32>,
+        /// New size (truncate or extend).
+        size: Option<u64>,
+        /// New modification time.
+        mtime: Option<Time>,
+    },
+    /// Name to handle (grants an attribute lease).
+    Lookup {
+        /// Directory.
+        dir: Fh,
+        /// Component name.
+        name: String,
+    },
+    /// Read bytes.
+    Read {
+        /// File.
+        fh: Fh,
+        /// Offset.
+        offset: u64,
+        /// Bytes wanted (at most [`MAX_IO`]).
+        count: u32,
+    },
+    /// Write bytes.
+    Write {
+        /// File.
+        fh: Fh,
+        /// Offset.
+        offset: u64,
+        /// Stability wanted.
+        stable: Stable,
+        /// Data (at most [`MAX_IO`]).
+        data: Vec<u8>,
+    },
+    /// Flush earlier unstable writes to disk.
+    Commit {
+        /// File.
+        fh: Fh,
+    },
+    /// Create a regular file.
+    Create {
+        /// Directory.
+        dir: Fh,
+        /// Name.
+        name: String,
+        /// Permission bits.
+        mode: u32,
+        /// Fail if it exists (else truncate nothing and return it).
+        exclusive: bool,
+    },
+    /// Remove a file.
+    Remove {
+        /// Directory.
+        dir: Fh,
+        /// Name.
+        name: String,
+    },
+    /// Rename.
+    Rename {
+        /// Source directory.
+        from_dir: Fh,
+        /// Source name.
+        from_name: String,
+        /// Target directory.
+        to_dir: Fh,
+        /// Target name.
+        to_name: String,
+    },
+    /// List a directory.
+    ReadDir {
+        /// Directory.
+        dir: Fh,
+        /// Entries to skip (0 = from the start).
+        cookie: u64,
+        /// Most entries wanted.
+        max_entries: u32,
+    },
+}
+
+/// Successful replies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// A handle and its attributes (ROOT, LOOKUP, CREATE).
+    Handle {
+        /// Handle.
+        fh: Fh,
+        /// Attributes.
+        attr: Attr,
+    },
+    /// Attributes (GETATTR, SETATTR).
+    Attr(Attr),
+    /// READ.
+    Read {
+        /// End of file reached.
+        eof: bool,
+        /// Data.
+        data: Vec<u8>,
+    },
+    /// WRITE.
+    Write {
+        /// Bytes written.
+        count: u32,
+        /// Stability achieved.
+        committed: Stable,
+        /// Write verifier (changes when the server restarts).
+        verf: u64,
+    },
+    /// COMMIT.
+    Commit {
+        /// Write verifier.
+        verf: u64,
+    },
+    /// REMOVE, RENAME.
+    Done,
+    /// READDIR.
+    ReadDir {
+        /// Entries.
+        entries: Vec<DirEntry>,
+        /// Cookie for the next call.
+        cookie: u64,
+        /// No more entries.
+        eof: bool,
+    },
+}
+
+/// Error statuses (NFSv3 `nfsstat3` subset).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum Status {
+    /// EPERM.
+    #[error("operation not permitted")]
+    Perm = 1,
+    /// ENOENT.
+    #[error("no such file or directory")]
+    NoEnt = 2,
+    /// EIO and other local failures.
+    #[error("I/O error")]
+    Io = 5,
+    /// EACCES.
+    #[error("permission denied")]
+    Access = 13,
+    /// EEXIST.
+    #[error("file exists")]
+    Exist = 17,
+    /// ENOTDIR.
+    #[error("not a directory")]
+    NotDir = 20,
+    /// EISDIR.
+    #[error("is a directory")]
+    IsDir = 21,
+    /// EINVAL, including names that would leave the export.
+    #[error("invalid argument")]
+    Inval = 22,
+    /// EFBIG.
+    #[error("file too large")]
+    FBig = 27,
+    /// ENOSPC.
+    #[error("no space left")]
+    NoSpc = 28,
+    /// ENAMETOOLONG.
+    #[error("name too long")]
+    NameTooLong = 63,
+    /// ENOTEMPTY.
+    #[error("directory not empty")]
+    NotEmpty = 66,
+    /// The handle no longer names a file.
+    #[error("stale file handle")]
+    Stale = 70,
+    /// The handle is forged, altered or malformed.
+    #[error("bad file handle")]
+    BadHandle = 10001,
+    /// The operation refers to a symlink or special file it will not follow.
+    #[error("not supported on this file type")]
+    NotSupp = 10004,
+}
+
+impl Status {
+    fn from_u32(v: u32) -> DResult<Status> {
+        use Status::*;
+        Ok(match v {
+            1 => Perm,
+            2 => NoEnt,
+            5 => Io,
+            13 => Access,
+            17 => Exist,
+            20 => NotDir,
+            21 => IsDir,
+            22 => Inval,
+            27 => FBig,
+            28 => NoSpc,
+            63 => NameTooLong,
+            66 => NotEmpty,
+            70 => Stale,
+            10001 => BadHandle,
+            10004 => NotSupp,
+            _ => return Err(DecodeError("bad status")),
+        })
+    }
+
+    /// Map an OS error.
+    pub fn from_io(e: &std::io::Error) -> Status {
+        match e.raw_os_error() {
+            Some(libc::EPERM) => Status::Perm,
+            Some(libc::ENOENT) => Status::NoEnt,
+            Some(libc::EACCES) => Status::Access,
+            Some(libc::EEXIST) => Status::Exist,
+            Some(libc::ENOTDIR) => Status::NotDir,
+            Some(libc::EISDIR) => Status::IsDir,
+            Some(libc::EINVAL) => Status::Inval,
+            Some(libc::EFBIG) => Status::FBig,
+            Some(libc::ENOSPC) => Status::NoSpc,
+            Some(libc::ENAMETOOLONG) => Status::NameTooLong,
+            Some(libc::ENOTEMPTY) => Status::NotEmpty,
+            Some(libc::ELOOP) => Status::NotSupp,
+            Some(libc::ESTALE) => Status::Stale,
+            _ => Status::Io,
+        }
+    }
+}
+
+/// Client-to-server messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientMsg {
+    /// A call.
+    Call {
+        /// Transaction id echoed in the reply.
+        xid: u32,
+        /// The request.
+        req: Request,
+    },
+    /// Acknowledgement of an INVALIDATE callback.
+    CallbackAck {
+        /// The callback's id.
+        cb_id: u64,
+    },
+}
+
+/// Server-to-client messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerMsg {
+    /// First sealed frame: authentication accepted.
+    AuthOk {
+        /// Attribute lease duration in milliseconds.
+        lease_ms: u32,
+    },
+    /// Reply to a call.
+    Reply {
+        /// The call's xid.
+        xid: u32,
+        /// Result.
+        result: Result<Reply, Status>,
+    },
+    /// INVALIDATE callback: drop cached attributes and data of `fileid`, then ack.
+    Invalidate {
+        /// Callback id to acknowledge.
+        cb_id: u64,
+        /// File id whose lease is broken.
+        fileid: u64,
+    },
+}
+
+// ---- encoding ---------------------------------------------------------------------
+
+/// Append-only encoder.
+pub struct Enc<'a>(pub &'a mut Vec<u8>);
+
+impl Enc<'_> {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        self.0.extend_from_slice(b);
+    }
+    fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+    fn time(&mut self, t: Time) {
+        self.i64(t.secs);
+        self.u32(t.nsecs);
+    }
+    fn opt_u32(&mut self, v: Option<u32>) {
+        match v {
+            Some(x) => {
+                self.u8(1);
+                self.u32(x)
+            }
+            None => self.u8(0),
+        }
+    }
+    fn attr(&mut self, a: &Attr) {
+        self.u8(a.ftype as u8);
+        self.u32(a.mode);
+        self.u32(a.nlink);
+        self.u32(a.uid);
+        self.u32(a.gid);
+        self.str(&a.owner);
+        self.u64(a.size);
+        self.u64(a.fileid);
+        self.time(a.atime);
+        self.time(a.mtime);
+        self.time(a.ctime);
+    }
+}
+
+/// Strict decoder.
+pub struct Dec<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Dec<'a> {
+    /// Decode from `b`.
+    pub fn new(b: &'a [u8]) -> Dec<'a> {
+        Dec { b }
+    }
+    fn take(&mut self, n: usize) -> DResult<&'a [u8]> {
+        if self.b.len() < n {
+            return Err(DecodeError("message ends early"));
+        }
+        let (h, t) = self.b.split_at(n);
+        self.b = t;
+        Ok(h)
+    }
+    fn u8(&mut self) -> DResult<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> DResult<u32> {
+        Ok(u32::from_be_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn u64(&mut self) -> DResult<u64> {
+        Ok(u64::from_be_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn i64(&mut self) -> DResult<i64> {
+        Ok(i64::from_be_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn bool(&mut self) -> DResult<bool> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError("bad bool")),
+        }
+    }
+    fn bytes(&mut self, max: usize) -> DResult<&'a [u8]> {
+        let n = self.u32()? as usize;
+        if n > max {
+            return Err(DecodeError("length over limit"));
+        }
+        self.take(n)
+    }
+    fn name(&mut self) -> DResult<String> {
+        let b = self.bytes(MAX_NAME)?;
+        String::from_utf8(b.to_vec()).map_err(|_| DecodeError("name not utf-8"))
+    }
+    fn fh(&mut self) -> DResult<Fh> {
+        Ok(Fh(self.bytes(MAX_FH)?.to_vec()))
+    }
+    fn time(&mut self) -> DResult<Time> {
+        Ok(Time { secs: self.i64()?, nsecs: self.u32()? })
+    }
+    fn opt_u32(&mut self) -> DResult<Option<u32>> {
+        Ok(if self.bool()? { Some(self.u32()?) } else { None })
+    }
+    fn attr(&mut self) -> DResult<Attr> {
+        Ok(Attr {
+            ftype: FileType::from_u8(self.u8()?)?,
+            mode: self.u32()?,
+            nlink: self.u32()?,
+            uid: self.u32()?,
+            gid: self.u32()?,
+            owner: self.name()?,
+            size: self.u64()?,
+            fileid: self.u64()?,
+            atime: self.time()?,
+            mtime: self.time()?,
+            ctime: self.time()?,
+        })
+    }
+    fn header(&mut self) -> DResult<u8> {
+        if self.u8()? != PROTO_VERSION {
+            return Err(DecodeError("unsupported protocol version"));
+        }
+        self.u8()
+    }
+    fn end(&self) -> DResult<()> {
+        if self.b.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError("trailing bytes"))
+        }
+    }
+}
+
+const C_CALL: u8 = 1;
+const C_ACK: u8 = 2;
+const S_AUTHOK: u8 = 1;
+const S_REPLY: u8 = 2;
+const S_INVALIDATE: u8 = 3;
+
+const R_ROOT: u8 = 0;
+const R_GETATTR: u8 = 1;
+const R_SETATTR: u8 = 2;
+const R_LOOKUP: u8 = 3;
+const R_READ: u8 = 6;
+const R_WRITE: u8 = 7;
+const R_CREATE: u8 = 8;
+const R_REMOVE: u8 = 12;
+const R_RENAME: u8 = 14;
+const R_READDIR: u8 = 16;
+const R_COMMIT: u8 = 21;
+
+const P_HANDLE: u8 = 1;
+const P_ATTR: u8 = 2;
+const P_READ: u8 = 3;
+const P_WRITE: u8 = 4;
+const P_COMMIT: u8 = 5;
+const P_DONE: u8 = 6;
+const P_READDIR: u8 = 7;
+
+impl ClientMsg {
+    /// Encode after `out`'s current contents.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut e = Enc(out);
+        e.u8(PROTO_VERSION);
+        match self {
+            ClientMsg::CallbackAck { cb_id } => {
+                e.u8(C_ACK);
+                e.u64(*cb_id);
+            }
+            ClientMsg::Call { xid, req } => {
+                e.u8(C_CALL);
+                e.u32(*xid);
+                match req {
+                    Request::Root => e.u8(R_ROOT),
+                    Request::GetAttr { fh } => {
+                        e.u8(R_GETATTR);
+                        e.bytes(&fh.0);
+                    }
+                    Request::SetAttr { fh, mode, size, mtime } => {
+                        e.u8(R_SETATTR);
+                        e.bytes(&fh.0);
+                        e.opt_u32(*mode);
+                        match size {
+                            Some(s) => {
+                                e.u8(1);
+                                e.u64(*s)
+                            }
+                            None => e.u8(0),
+                        }
+                        match mtime {
+                            Some(t) => {
+                                e.u8(1);
+                                e.time(*t)
+                            }
+                            None => e.u8(0),
+                        }
+                    }
+                    Request::Lookup { dir, name } => {
+                        e.u8(R_LOOKUP);
+                        e.bytes(&dir.0);
+                        e.str(name);
+                    }
+                    Request::Read { fh, offset, count } => {
+                        e.u8(R_READ);
+                        e.bytes(&fh.0);
+                        e.u64(*offset);
+                        e.u32(*count);
+                    }
+                    Request::Write { fh, offset, stable, data } => {
+                        e.u8(R_WRITE);
+                        e.bytes(&fh.0);
+                        e.u64(*offset);
+                        e.u8(*stable as u8);
+                        e.bytes(data);
+                    }
+                    Request::Commit { fh } => {
+                        e.u8(R_COMMIT);
+                        e.bytes(&fh.0);
+                    }
+                    Request::Create { dir, name, mode, exclusive } => {
+                        e.u8(R_CREATE);
+                        e.bytes(&dir.0);
+                        e.str(name);
+                        e.u32(*mode);
+                        e.u8(*exclusive as u8);
+                    }
+                    Request::Remove { dir, name } => {
+                        e.u8(R_REMOVE);
+                        e.bytes(&dir.0);
+                        e.str(name);
+                    }
+                    Request::Rename { from_dir, from_name, to_dir, to_name } => {
+                        e.u8(R_RENAME);
+                        e.bytes(&from_dir.0);
+                        e.str(from_name);
+                        e.bytes(&to_dir.0);
+                        e.str(to_name);
+                    }
+                    Request::ReadDir { dir, cookie, max_entries } => {
+                        e.u8(R_READDIR);
+                        e.bytes(&dir.0);
+                        e.u64(*cookie);
+                        e.u32(*max_entries);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Encode into a fresh buffer.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.encode_into(&mut v);
+        v
+    }
+
+    /// Strict decode.
+    pub fn decode(b: &[u8]) -> DResult<ClientMsg> {
+        let mut d = Dec::new(b);
+        let m = match d.header()? {
+            C_ACK => ClientMsg::CallbackAck { cb_id: d.u64()? },
+            C_CALL => {
+                let xid = d.u32()?;
+                let req = match d.u8()? {
+                    R_ROOT => Request::Root,
+                    R_GETATTR => Request::GetAttr { fh: d.fh()? },
+                    R_SETATTR => {
+                        let fh = d.fh()?;
+                        let mode = d.opt_u32()?;
+                        let size = if d.bool()? { Some(d.u64()?) } else { None };
+                        let mtime = if d.bool()? { Some(d.time()?) } else { None };
+                        Request::SetAttr { fh, mode, size, mtime }
+                    }
+                    R_LOOKUP => Request::Lookup { dir: d.fh()?, name: d.name()? },
+                    R_READ => Request::Read { fh: d.fh()?, offset: d.u64()?, count: d.u32()? },
+                    R_WRITE => Request::Write {
+                        fh: d.fh()?,
+                        offset: d.u64()?,
+                        stable: Stable::from_u8(d.u8()?)?,
+                        data: d.bytes(MAX_IO)?.to_vec(),
+                    },
+                    R_COMMIT => Request::Commit { fh: d.fh()? },
+                    R_CREATE => Request::Create {
+                        dir: d.fh()?,
+                        name: d.name()?,
+                        mode: d.u32()?,
+                        exclusive: d.bool()?,
+                    },
+                    R_REMOVE => Request::Remove { dir: d.fh()?, name: d.name()? },
+                    R_RENAME => Request::Rename {
+                        from_dir: d.fh()?,
+                        from_name: d.name()?,
+                        to_dir: d.fh()?,
+                        to_name: d.name()?,
+                    },
+                    R_READDIR => Request::ReadDir {
+                        dir: d.fh()?,
+                        cookie: d.u64()?,
+                        max_entries: d.u32()?,
+                    },
+                    _ => return Err(DecodeError("unknown procedure")),
+                };
+                ClientMsg::Call { xid, req }
+            }
+            _ => return Err(DecodeError("unknown client message kind")),
+        };
+        d.end()?;
+        Ok(m)
+    }
+}
+
+impl ServerMsg {
+    /// Encode after `out`'s current contents.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut e = Enc(out);
+        e.u8(PROTO_VERSION);
+        match self {
+            ServerMsg::AuthOk { lease_ms } => {
+                e.u8(S_AUTHOK);
+                e.u32(*lease_ms);
+            }
+            ServerMsg::Invalidate { cb_id, fileid } => {
+                e.u8(S_INVALIDATE);
+                e.u64(*cb_id);
+                e.u64(*fileid);
+            }
+            ServerMsg::Reply { xid, result } => {
+                e.u8(S_REPLY);
+                e.u32(*xid);
+                match result {
+                    Err(s) => e.u32(*s as u32),
+                    Ok(r) => {
+                        e.u32(0);
+                        match r {
+                            Reply::Handle { fh, attr } => {
+                                e.u8(P_HANDLE);
+                                e.bytes(&fh.0);
+                                e.attr(attr);
+                            }
+                            Reply::Attr(a) => {
+                                e.u8(P_ATTR);
+                                e.attr(a);
+                            }
+                            Reply::Read { eof, data } => {
+                                e.u8(P_READ);
+                                e.u8(*eof as u8);
+                                e.bytes(data);
+                            }
+                            Reply::Write { count, committed, verf } => {
+                                e.u8(P_WRITE);
+                                e.u32(*count);
+                                e.u8(*committed as u8);
+                                e.u64(*verf);
+                            }
+                            Reply::Commit { verf } => {
+                                e.u8(P_COMMIT);
+                                e.u64(*verf);
+                            }
+                            Reply::Done => e.u8(P_DONE),
+                            Reply::ReadDir { entries, cookie, eof } => {
+                                e.u8(P_READDIR);
+                                e.u32(entries.len() as u32);
+                                for en in entries {
+                                    e.str(&en.name);
+                                    e.u64(en.fileid);
+                                    e.u8(en.ftype as u8);
+                                }
+                                e.u64(*cookie);
+                                e.u8(*eof as u8);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Encode into a fresh buffer.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.encode_into(&mut v);
+        v
+    }
+
+    /// Strict decode.
+    pub fn decode(b: &[u8]) -> DResult<ServerMsg> {
+        let mut d = Dec::new(b);
+        let m = match d.header()? {
+            S_AUTHOK => ServerMsg::AuthOk { lease_ms: d.u32()? },
+            S_INVALIDATE => ServerMsg::Invalidate { cb_id: d.u64()?, fileid: d.u64()? },
+            S_REPLY => {
+                let xid = d.u32()?;
+                let st = d.u32()?;
+                let result = if st != 0 {
+                    Err(Status::from_u32(st)?)
+                } else {
+                    Ok(match d.u8()? {
+                        P_HANDLE => Reply::Handle { fh: d.fh()?, attr: d.attr()? },
+                        P_ATTR => Reply::Attr(d.attr()?),
+                        P_READ => Reply::Read { eof: d.bool()?, data: d.bytes(MAX_IO)?.to_vec() },
+                        P_WRITE => Reply::Write {
+                            count: d.u32()?,
+                            committed: Stable::from_u8(d.u8()?)?,
+                            verf: d.u64()?,
+                        },
+                        P_COMMIT => Reply::Commit { verf: d.u64()? },
+                        P_DONE => Reply::Done,
+                        P_READDIR => {
+                            let n = d.u32()?;
+                            if n > MAX_DIR_ENTRIES {
+                                return Err(DecodeError("too many entries"));
+                            }
+                            let mut entries = Vec::with_capacity(n as usize);
+                            for _ in 0..n {
+                                entries.push(DirEntry {
+                                    name: d.name()?,
+                                    fileid: d.u64()?,
+                                    ftype: FileType::from_u8(d.u8()?)?,
+                                });
+                            }
+                            Reply::ReadDir { entries, cookie: d.u64()?, eof: d.bool()? }
+                        }
+                        _ => return Err(DecodeError("unknown reply kind")),
+                    })
+                };
+                ServerMsg::Reply { xid, result }
+            }
+            _ => return Err(DecodeError("unknown server message kind")),
+        };
+        d.end()?;
+        Ok(m)
+    }
+}
+
+/// Build a successful READ reply frame without an intermediate copy: the result has
+/// [`LEN_BYTES`] reserved bytes (for [`crate::session::SendCipher::seal_in_place`]),
+/// the reply header, and `fill`'s data. `fill` receives a buffer of `count` bytes and
+/// returns `(bytes filled, eof)`; an error becomes an error reply.
+pub fn read_reply_frame(
+    xid: u32,
+    count: usize,
+    fill: impl FnOnce(&mut [u8]) -> Result<(usize, bool), Status>,
+) -> Vec<u8> {
+    let count = count.min(MAX_IO);
+    let mut v = Vec::with_capacity(LEN_BYTES + 16 + count + 16);
+    v.extend_from_slice(&[0u8; LEN_BYTES]);
+    {
+        let mut e = Enc(&mut v);
+        e.u8(PROTO_VERSION);
+        e.u8(S_REPLY);
+        e.u32(xid);
+        e.u32(0);
+        e.u8(P_READ);
+        e.u8(0); // eof, patched below
+        e.u32(0); // length, patched below
+    }
+    let hdr = v.len();
+    v.resize(hdr + count, 0);
+    match fill(&mut v[hdr..]) {
+        Ok((n, eof)) => {
+            v.truncate(hdr + n);
+            v[hdr - 5] = eof as u8;
+            v[hdr - 4..hdr].copy_from_slice(&(n as u32).to_be_bytes());
+            v
+        }
+        Err(s) => {
+            let mut v = vec![0u8; LEN_BYTES];
+            ServerMsg::Reply { xid, result: Err(s) }.encode_into(&mut v);
+            v
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn attr(n: u64) -> Attr {
+        Attr {
+            ftype: FileType::Regular,
+            mode: 0o644,
+            nlink: 1,
+            uid: 1000,
+            gid: 1000,
+            owner: "alice".into(),
+            size: n,
+            fileid: n.wrapping_mul(7),
+            atime: Time { secs: -3, nsecs: 9 },
+            mtime: Time { secs: 5, nsecs: 0 },
+            ctime: Time::default(),
+        }
+    }
+
+    fn fh_strategy() -> impl Strategy<Value = Fh> {
+        proptest::collection::vec(any::<u8>(), 0..80).prop_map(Fh)
+    }
+    fn name() -> impl Strategy<Value = String> {
+        "[a-z.]{0,20}"
+    }
+
+    fn req() -> impl Strategy<Value = Request> {
+        prop_oneof![
+            Just(Request::Root),
+            fh_strategy().prop_map(|fh| Request::GetAttr { fh }),
+            (fh_strategy(), any::<Option<u32>>(), any::<Option<u64>>(), any::<Option<(i64, u32)>>())
+                .prop_map(|(fh, mode, size, t)| Request::SetAttr {
+                    fh,
+                    mode,
+                    size,
+                    mtime: t.map(|(secs, nsecs)| Time { secs, nsecs })
+                }),
+            (fh_strategy(), name()).prop_map(|(dir, name)| Request::Lookup { dir, name }),
+            (fh_strategy(), any::<u64>(), any::<u32>())
+                .prop_map(|(fh, offset, count)| Request::Read { fh, offset, count }),
+            (fh_strategy(), any::<u64>(), 0u8..3, proptest::collection::vec(any::<u8>(), 0..500))
+                .prop_map(|(fh, offset, s, data)| Request::Write {
+                    fh,
+                    offset,
+                    stable: Stable::from_u8(s).unwrap(),
+                    data
+                }),
+            fh_strategy().prop_map(|fh| Request::Commit { fh }),
+            (fh_strategy(), name(), any::<u32>(), any::<bool>()).prop_map(
+                |(dir, name, mode, exclusive)| Request::Create { dir, name, mode, exclusive }
+            ),
+            (fh_strategy(), name()).prop_map(|(dir, name)| Request::Remove { dir, name }),
+            (fh_strategy(), name(), fh_strategy(), name()).prop_map(|(a, b, c, d)| {
+                Request::Rename { from_dir: a, from_name: b, to_dir: c, to_name: d }
+            }),
+            (fh_strategy(), any::<u64>(), any::<u32>())
+                .prop_map(|(dir, cookie, max_entries)| Request::ReadDir { dir, cookie, max_entries }),
+        ]
+    }
+
+    fn reply() -> impl Strategy<Value = Result<Reply, Status>> {
+        prop_oneof![
+            Just(Err(Status::Stale)),
+            Just(Err(Status::BadHandle)),
+            (fh_strategy(), any::<u64>()).prop_map(|(fh, n)| Ok(Reply::Handle { fh, attr: attr(n) })),
+            any::<u64>().prop_map(|n| Ok(Reply::Attr(attr(n)))),
+            (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..500))
+                .prop_map(|(eof, data)| Ok(Reply::Read { eof, data })),
+            (any::<u32>(), any::<u64>()).prop_map(|(count, verf)| Ok(Reply::Write {
+                count,
+                committed: Stable::FileSync,
+                verf
+            })),
+            any::<u64>().prop_map(|verf| Ok(Reply::Commit { verf })),
+            Just(Ok(Reply::Done)),
+            (proptest::collection::vec((name(), any::<u64>()), 0..10), any::<u64>(), any::<bool>())
+                .prop_map(|(es, cookie, eof)| Ok(Reply::ReadDir {
+                    entries: es
+                        .into_iter()
+                        .map(|(name, fileid)| DirEntry { name, fileid, ftype: FileType::Directory })
+                        .collect(),
+                    cookie,
+                    eof
+                })),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn client_round_trip(xid in any::<u32>(), r in req()) {
+            let m = ClientMsg::Call { xid, req: r };
+            prop_assert_eq!(ClientMsg::decode(&m.encode()).unwrap(), m);
+        }
+
+        #[test]
+        fn server_round_trip(xid in any::<u32>(), r in reply()) {
+            let m = ServerMsg::Reply { xid, result: r };
+            prop_assert_eq!(ServerMsg::decode(&m.encode()).unwrap(), m);
+        }
+
+        #[test]
+        fn garbage_never_panics(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = ClientMsg::decode(&b);
+            let _ = ServerMsg::decode(&b);
+        }
+    }
+
+    #[test]
+    fn strictness() {
+        let mut m = ClientMsg::CallbackAck { cb_id: 3 }.encode();
+        assert!(ClientMsg::decode(&m).is_ok());
+        m.push(0);
+        assert!(ClientMsg::decode(&m).is_err(), "trailing bytes");
+        let mut m = ClientMsg::CallbackAck { cb_id: 3 }.encode();
+        m[0] = 9;
+        assert!(ClientMsg::decode(&m).is_err(), "version");
+        let long = "x".repeat(MAX_NAME + 1);
+        let m = ClientMsg::Call { xid: 1, req: Request::Lookup { dir: Fh(vec![]), name: long } };
+        assert!(ClientMsg::decode(&m.encode()).is_err());
+        for k in [ServerMsg::AuthOk { lease_ms: 5 }, ServerMsg::Invalidate { cb_id: 1, fileid: 2 }] {
+            assert_eq!(ServerMsg::decode(&k.encode()).unwrap(), k);
+        }
+    }
+
+    #[test]
+    fn read_reply_frame_matches_encoding() {
+        let f = read_reply_frame(42, 10, |b| {
+            b[..4].copy_from_slice(b"abcd");
+            Ok((4, true))
+        });
+        let m = ServerMsg::decode(&f[LEN_BYTES..]).unwrap();
+        assert_eq!(
+            m,
+            ServerMsg::Reply { xid: 42, result: Ok(Reply::Read { eof: true, data: b"abcd".to_vec() }) }
+        );
+        let f = read_reply_frame(7, 10, |_| Err(Status::Stale));
+        assert_eq!(
+            ServerMsg::decode(&f[LEN_BYTES..]).unwrap(),
+            ServerMsg::Reply { xid: 7, result: Err(Status::Stale) }
+        );
+    }
+}
