@@ -1,1 +1,17 @@
-//! SWS: the nine-handler static web server on the colored runtime, colored or N-copy
+//! SWS: the nine-handler static web server of the Mely paper (Gaud et al., ICDCS 2010,
+//! section V-C-1, Figure 6), on the colored runtime, colored or N-copy.
+//!
+//! Modules, one concept each:
+//! * [`http`]: request parsing (httparse), pipelining, limits -> 400/405/414/431;
+//! * [`path`]: request target -> cache key, and the document root that cannot be escaped;
+//! * [`date`]: the Date header value, refreshed once a second;
+//! * [`response`]: prebuilt responses and the error responses;
+//! * [`cache`]: every file under the root, prebuilt at start-up;
+//! * [`out`]: a connection's pending output with partial writes.
+
+pub mod cache;
+pub mod date;
+pub mod http;
+pub mod out;
+pub mod path;
+pub mod response;
