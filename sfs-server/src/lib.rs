@@ -1,6 +1,8 @@
 //! SFS-like encrypted NFS-style file service on the colored runtime.
 
+pub mod fh;
 pub mod frame;
+pub mod fs;
 pub mod keys;
 pub mod proto;
 pub mod session;
