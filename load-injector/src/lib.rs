@@ -1,1 +1,151 @@
-//! Closed-loop master/slave HTTP load injector
+//! Closed-loop master/slave HTTP load injector.
+//!
+//! Virtual clients connect, send a GET, read the whole response, think, and go
+//! again; after `requests_per_conn` requests they reconnect. They are mio state
+//! machines, many per thread, one thread per core by default ([`engine`]).
+//! Latency is measured from each request's intended send time into HDR
+//! histograms that merge exactly ([`stats`]), across threads and across the
+//! slaves of a master ([`control`], [`master`], [`slave`]).
+//!
+//! Module map: [`plan`] (what to inject, parsed once), [`http`] (response
+//! parser), [`engine`] (clients and threads), [`stats`] (counters, histograms,
+//! medians), [`control`] (framed TCP protocol), [`master`] and [`slave`],
+//! [`output`] (table, JSON, CSV), [`env`] (machine description), [`progress`].
+
+#![warn(missing_docs)]
+
+pub mod control;
+pub mod engine;
+pub mod env;
+pub mod http;
+pub mod master;
+pub mod output;
+pub mod plan;
+pub mod progress;
+pub mod slave;
+pub mod stats;
+
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{run_window, Live, Window};
+use crate::env::Env;
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::stats::{median, spread, Median, RunSummary, Spread};
+
+/// Delay between deciding to start a local run and its start, so every thread
+/// is spawned and ready when the clients go.
+const LOCAL_START_DELAY: Duration = Duration::from_millis(20);
+
+/// Description of one slave in a master's report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaveInfo {
+    /// Control address.
+    pub addr: String,
+    /// Virtual clients it ran (at the first step).
+    pub clients: usize,
+    /// Its environment, if it answered.
+    pub env: Option<Env>,
+    /// Why it is missing from some runs, if it is.
+    pub failure: Option<String>,
+}
+
+/// The configuration block of a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// `run` (this host alone) or `master`.
+    pub mode: String,
+    /// The plan.
+    #[serde(flatten)]
+    pub plan: Plan,
+    /// Slaves, in master mode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slaves: Vec<SlaveInfo>,
+}
+
+/// One row of a ramp: the median of the runs at one client count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRow {
+    /// Virtual clients.
+    pub clients: usize,
+    /// Median figures.
+    #[serde(flatten)]
+    pub median: Median,
+    /// Spread of requests/s over the step's runs.
+    pub spread: Spread,
+    /// Whether every run of the step had all its slaves.
+    pub complete: bool,
+}
+
+/// Everything a command prints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Every run (in a ramp, every run of every step, in order).
+    pub runs: Vec<RunSummary>,
+    /// Median over runs (in a ramp: over the last step's runs).
+    pub median: Median,
+    /// Spread of requests/s over the same runs as `median`.
+    pub spread: Spread,
+    /// Ramp rows, one per client count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<StepRow>>,
+    /// False when any run missed a slave's results.
+    pub complete: bool,
+    /// What was run.
+    pub config: Config,
+    /// Where it was run (the master's host in master mode).
+    pub env: Env,
+}
+
+impl Report {
+    /// Builds the report from the runs of each step (in step order).
+    pub fn build(config: Config, env: Env, by_step: Vec<(usize, Vec<RunSummary>)>) -> Report {
+        let steps: Vec<StepRow> = by_step
+            .iter()
+            .map(|(clients, runs)| StepRow {
+                clients: *clients,
+                median: median(runs),
+                spread: spread(runs),
+                complete: runs.iter().all(|r| r.complete),
+            })
+            .collect();
+        let last = by_step.last().map(|(_, r)| r.as_slice()).unwrap_or(&[]);
+        let runs: Vec<RunSummary> = by_step.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
+        Report {
+            median: median(last),
+            spread: spread(last),
+            complete: runs.iter().all(|r| r.complete),
+            steps: config.plan.ramp.is_some().then_some(steps),
+            runs,
+            config,
+            env,
+        }
+    }
+}
+
+/// Runs the plan on this host alone: every step, every run.
+pub fn run_local(plan: &Plan, progress: Progress) -> Result<Report> {
+    plan.validate()?;
+    let stop = AtomicBool::new(false);
+    let total = Duration::from_secs_f64(plan.warmup_s + plan.duration_s);
+    let mut by_step = Vec::new();
+    for clients in plan.client_steps() {
+        let mut runs = Vec::new();
+        for r in 1..=plan.runs {
+            let live = Live::default();
+            let label = format!("{clients}c run {r}/{}", plan.runs);
+            let stats = progress.track(&label, total, &live, || {
+                let window = Window::new(Instant::now() + LOCAL_START_DELAY, plan.warmup_s, plan.duration_s);
+                run_window(plan, clients, window, &live, &stop)
+            })?;
+            runs.push(stats.summarize(r, clients, plan.duration_s));
+        }
+        by_step.push((clients, runs));
+    }
+    let config = Config { mode: "run".into(), plan: plan.clone(), slaves: Vec::new() };
+    Ok(Report::build(config, Env::collect(), by_step))
+}

@@ -1,0 +1,415 @@
+//! Integration tests: the injector against a small in-test HTTP server, and a
+//! master with slaves (loopback, plus a network namespace when root).
+//! Every run is bounded: sub-second durations, a handful of clients, loopback
+//! or test-made netns addresses only.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{closed_port, TestServer, SLOW};
+use load_injector::master::{run_master, MasterOptions};
+use load_injector::output::{render, Format};
+use load_injector::plan::{Plan, Ramp, WeightedPath};
+use load_injector::progress::Progress;
+use load_injector::stats::RunSummary;
+use load_injector::{run_local, slave, Report};
+
+fn plan(addr: SocketAddr, paths: &[(&str, f64)]) -> Plan {
+    Plan {
+        target: addr.to_string(),
+        addr,
+        host_header: addr.to_string(),
+        clients: 4,
+        threads: 2,
+        duration_s: 0.6,
+        warmup_s: 0.0,
+        runs: 1,
+        requests_per_conn: 150,
+        think_time_ms: 0.0,
+        timeout_ms: 2_000,
+        error_backoff_ms: 1.0,
+        expect_status: None,
+        paths: paths.iter().map(|(p, w)| WeightedPath { path: p.to_string(), weight: *w }).collect(),
+        ramp: None,
+    }
+}
+
+fn errs(r: &RunSummary, kind: &str) -> u64 {
+    r.errors[kind]
+}
+
+fn total_errors(r: &RunSummary) -> u64 {
+    r.errors.values().sum()
+}
+
+/// requests sent = responses checked + errors, exactly.
+fn assert_accounting(r: &RunSummary) {
+    assert_eq!(r.requests, r.responses_ok + total_errors(r), "accounting broken: {r:?}");
+}
+
+fn run(p: &Plan) -> Report {
+    run_local(p, Progress::hidden()).expect("run")
+}
+
+#[test]
+fn exact_counts_and_reconnect_after_requests_per_conn() {
+    let srv = TestServer::start("127.0.0.1:0");
+    let p = plan(srv.addr, &[("/ok", 1.0)]);
+    let rep = run(&p);
+    let r = &rep.runs[0];
+    assert_accounting(r);
+    assert_eq!(total_errors(r), 0, "{r:?}");
+    assert!(r.responses_ok > 600, "too few responses to test reconnects: {}", r.responses_ok);
+    // No warm-up: every request the server saw was measured, and every measured
+    // request was followed to its end, so the two counts agree exactly.
+    assert_eq!(srv.requests(), r.requests);
+    // Reconnect after exactly 150 requests, the last one asking to close.
+    assert_eq!(srv.stats.max_per_conn.load(Ordering::SeqCst), 150);
+    let closes = srv.stats.close_requests.load(Ordering::SeqCst);
+    let conns = srv.stats.connections.load(Ordering::SeqCst);
+    // Every connection but those still open at the end carried 150 requests.
+    assert!(closes >= 1 && conns >= closes && conns <= closes + p.clients as u64, "conns {conns}, closes {closes}");
+    assert_eq!(r.connections, conns);
+    // Wire bytes: head (41 bytes, 19 more with Connection: close) + 1 KiB body.
+    assert_eq!(r.bytes, r.responses_ok * (1024 + 41) + closes * 19);
+    assert!(r.latency_us.p50 > 0 && r.latency_us.p50 <= r.latency_us.p99);
+}
+
+#[test]
+fn warmup_is_excluded() {
+    let srv = TestServer::start("127.0.0.1:0");
+    let mut p = plan(srv.addr, &[("/ok", 1.0)]);
+    p.warmup_s = 0.3;
+    p.duration_s = 0.3;
+    p.requests_per_conn = 10;
+    let r = run(&p).runs[0].clone();
+    assert_accounting(&r);
+    assert!(r.requests > 0);
+    assert!(srv.requests() > r.requests + 50, "warm-up requests must not be counted: server {} vs {}", srv.requests(), r.requests);
+    assert_eq!(srv.stats.max_per_conn.load(Ordering::SeqCst), 10);
+}
+
+#[test]
+fn errors_are_classified() {
+    let srv = TestServer::start("127.0.0.1:0");
+    let cases: &[(&str, &str)] = &[
+        ("/bad", "bad_status"),
+        ("/missing", "bad_status"),
+        ("/short", "short_body"),
+        ("/reset", "reset"),
+        ("/garbage", "parse"),
+        ("/hang", "timeout"),
+    ];
+    for (path, kind) in cases {
+        let mut p = plan(srv.addr, &[(path, 1.0)]);
+        p.duration_s = 0.4;
+        p.clients = 2;
+        p.timeout_ms = 100;
+        let r = run(&p).runs[0].clone();
+        assert_accounting(&r);
+        assert_eq!(r.responses_ok, 0, "{path}: a failure counted as success: {r:?}");
+        assert!(errs(&r, kind) > 0, "{path}: expected {kind}: {r:?}");
+        assert_eq!(errs(&r, kind), total_errors(&r), "{path}: all errors should be {kind}: {r:?}");
+        assert_eq!(r.latency_us.p50, 0, "{path}: failures must not enter the latency histogram");
+    }
+    // Refused: nothing listens.
+    let mut p = plan(closed_port(), &[("/ok", 1.0)]);
+    p.duration_s = 0.3;
+    let r = run(&p).runs[0].clone();
+    assert_accounting(&r);
+    assert!(errs(&r, "refused") > 0 && errs(&r, "refused") == r.requests, "{r:?}");
+    assert_eq!(r.connections, 0);
+}
+
+#[test]
+fn expected_status_and_weighted_mix() {
+    let srv = TestServer::start("127.0.0.1:0");
+    let mut p = plan(srv.addr, &[("/ok", 3.0), ("/bad", 1.0)]);
+    p.duration_s = 0.5;
+    let r = run(&p).runs[0].clone();
+    assert_accounting(&r);
+    let bad = errs(&r, "bad_status") as f64 / r.requests as f64;
+    assert!((0.2..0.3).contains(&bad), "bad fraction {bad}");
+    assert_eq!(total_errors(&r), errs(&r, "bad_status"));
+    // Bad statuses keep the connection: no more connections than the reconnect rule needs.
+    // A 200 is not the expected 201: every response is bad_status.
+    let mut p = plan(srv.addr, &[("/ok", 1.0)]);
+    p.duration_s = 0.3;
+    p.expect_status = Some(201);
+    let r = run(&p).runs[0].clone();
+    assert_accounting(&r);
+    assert_eq!(r.responses_ok, 0);
+    assert_eq!(errs(&r, "bad_status"), r.requests);
+    // Chunked bodies are complete responses.
+    let mut p = plan(srv.addr, &[("/chunked", 1.0)]);
+    p.duration_s = 0.3;
+    let r = run(&p).runs[0].clone();
+    assert_accounting(&r);
+    assert_eq!(total_errors(&r), 0, "{r:?}");
+}
+
+#[test]
+fn latency_from_intended_send_and_think_time() {
+    let srv = TestServer::start("127.0.0.1:0");
+    let mut p = plan(srv.addr, &[("/slow", 1.0)]);
+    p.clients = 2;
+    p.duration_s = 0.5;
+    let r = run(&p).runs[0].clone();
+    assert_accounting(&r);
+    let slow = SLOW.as_micros() as u64;
+    assert!(r.latency_us.p50 >= slow && r.latency_us.p50 < 4 * slow, "p50 {}", r.latency_us.p50);
+    // Closed loop: at most one request per client per SLOW.
+    assert!(r.requests_per_sec <= 2.0 * 1e6 / slow as f64 + 5.0, "{}", r.requests_per_sec);
+    // Think time slows the loop down but is not latency.
+    let mut p = plan(srv.addr, &[("/ok", 1.0)]);
+    p.clients = 2;
+    p.duration_s = 0.5;
+    p.think_time_ms = 50.0;
+    let r = run(&p).runs[0].clone();
+    assert_accounting(&r);
+    assert!(r.requests <= 2 * 11 + 2, "think time ignored: {} requests", r.requests);
+    assert!(r.latency_us.p99 < 50_000, "think time counted as latency: {}", r.latency_us.p99);
+}
+
+#[test]
+fn runs_ramp_and_formats() {
+    let srv = TestServer::start("127.0.0.1:0");
+    let mut p = plan(srv.addr, &[("/ok", 1.0)]);
+    p.duration_s = 0.2;
+    p.runs = 2;
+    p.ramp = Some(Ramp::parse("1:3:2").unwrap());
+    p.clients = 1;
+    let rep = run(&p);
+    assert_eq!(rep.runs.len(), 4);
+    let steps = rep.steps.as_ref().expect("ramp rows");
+    assert_eq!(steps.iter().map(|s| s.clients).collect::<Vec<_>>(), vec![1, 3]);
+    assert_eq!(rep.runs.iter().map(|r| r.clients).collect::<Vec<_>>(), vec![1, 1, 3, 3]);
+    assert!(rep.complete);
+    for r in &rep.runs {
+        assert_accounting(r);
+    }
+    let json: serde_json::Value = serde_json::from_str(&render(&rep, Format::Json).unwrap()).unwrap();
+    for ptr in [
+        "/runs/0/requests_per_sec",
+        "/median/requests_per_sec",
+        "/median/mbytes_per_sec",
+        "/median/latency_us/p50",
+        "/median/latency_us/p90",
+        "/median/latency_us/p99",
+        "/median/latency_us/p999",
+        "/median/connections",
+        "/median/errors/refused",
+        "/median/errors/short_body",
+        "/spread/stdev",
+        "/steps/1/requests_per_sec",
+        "/config/clients",
+        "/config/duration_s",
+        "/env/cores",
+        "/env/kernel",
+    ] {
+        assert!(json.pointer(ptr).is_some(), "JSON lacks {ptr}");
+    }
+    // The median of the last step is the median of its two runs.
+    let last: Vec<f64> = rep.runs[2..].iter().map(|r| r.requests_per_sec).collect();
+    assert!((rep.median.requests_per_sec - (last[0] + last[1]) / 2.0).abs() < 1e-6);
+    let csv = render(&rep, Format::Csv).unwrap();
+    assert!(csv.lines().any(|l| l.starts_with("# env.cores=")));
+    assert!(csv.lines().any(|l| l.starts_with("# config.target=")));
+    let header = csv.lines().find(|l| !l.starts_with('#')).unwrap();
+    let cols = header.split(',').count();
+    assert!(csv.lines().filter(|l| !l.starts_with('#')).all(|l| l.split(',').count() == cols), "ragged CSV:\n{csv}");
+    assert_eq!(csv.lines().filter(|l| l.starts_with("run,")).count(), 4);
+    assert_eq!(csv.lines().filter(|l| l.starts_with("median,")).count(), 2);
+    let table = render(&rep, Format::Table).unwrap();
+    assert!(table.contains("ramp") && table.contains("env:"));
+}
+
+fn start_slave() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    std::thread::spawn(move || slave::serve(l, Some(1)));
+    a
+}
+
+fn master_opts(slaves: &[SocketAddr]) -> MasterOptions {
+    let mut o = MasterOptions::new(slaves.iter().map(|a| a.to_string()).collect());
+    o.start_delay = Duration::from_millis(100);
+    o.grace = Duration::from_millis(500);
+    o.connect_timeout = Duration::from_secs(2);
+    o
+}
+
+#[test]
+fn master_with_two_loopback_slaves_merges_exactly() {
+    let srv = TestServer::start("127.0.0.1:0");
+    let slaves = [start_slave(), start_slave()];
+    let mut p = plan(srv.addr, &[("/ok", 1.0)]);
+    p.clients = 5;
+    p.threads = 1;
+    p.runs = 2;
+    p.duration_s = 0.4;
+    p.requests_per_conn = 50;
+    let rep = run_master(&p, &master_opts(&slaves), Progress::hidden()).unwrap();
+    assert!(rep.complete, "{:?}", rep.runs);
+    assert_eq!(rep.runs.len(), 2);
+    let merged: u64 = rep.runs.iter().map(|r| r.requests).sum();
+    for r in &rep.runs {
+        assert_accounting(r);
+        assert_eq!(total_errors(r), 0);
+    }
+    // Every request any slave sent was measured (no warm-up) and reached the
+    // server: the merged totals are the sum of the slaves' work.
+    assert_eq!(srv.requests(), merged);
+    assert_eq!(srv.stats.max_per_conn.load(Ordering::SeqCst), 50);
+    assert_eq!(rep.config.slaves.iter().map(|s| s.clients).collect::<Vec<_>>(), vec![3, 2]);
+    assert!(rep.config.slaves.iter().all(|s| s.env.is_some() && s.failure.is_none()));
+}
+
+/// A fake slave that accepts the plan and then misbehaves.
+fn fake_slave(die: bool) -> SocketAddr {
+    use load_injector::control::{read_msg, write_msg, Msg};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let _ = read_msg(&mut s);
+        write_msg(&mut s, &Msg::Ready { env: load_injector::env::Env::collect() }, &[]).unwrap();
+        loop {
+            match read_msg(&mut s) {
+                Ok((Msg::Ping { seq }, _)) => write_msg(&mut s, &Msg::Pong { seq }, &[]).unwrap(),
+                Ok((Msg::Start { .. }, _)) if die => return, // dies mid-run: connection closes
+                Ok((Msg::Start { .. }, _)) => {
+                    // never answers; keep the connection open past the master's deadline
+                    std::thread::sleep(Duration::from_secs(5));
+                    return;
+                }
+                _ => return,
+            }
+        }
+    });
+    a
+}
+
+#[test]
+fn failed_slaves_are_reported_not_averaged() {
+    let srv = TestServer::start("127.0.0.1:0");
+    let good = start_slave();
+    let dead = fake_slave(true);
+    let silent = fake_slave(false);
+    let absent = closed_port();
+    let mut p = plan(srv.addr, &[("/ok", 1.0)]);
+    p.clients = 8;
+    p.threads = 1;
+    p.duration_s = 0.3;
+    p.timeout_ms = 200;
+    let rep = run_master(&p, &master_opts(&[good, dead, silent, absent]), Progress::hidden()).unwrap();
+    assert!(!rep.complete);
+    let r = &rep.runs[0];
+    assert!(!r.complete);
+    assert_eq!(r.missing_slaves.len(), 3, "{:?}", r.missing_slaves);
+    for a in [dead, silent, absent] {
+        assert!(r.missing_slaves.iter().any(|m| m.starts_with(&a.to_string())), "{a} not reported: {:?}", r.missing_slaves);
+    }
+    // Only the good slave's share is in the figures, nothing is extrapolated.
+    assert_accounting(r);
+    assert_eq!(srv.requests(), r.requests);
+    assert_eq!(r.clients, 8);
+    let table = render(&rep, Format::Table).unwrap();
+    assert!(table.contains("INCOMPLETE"));
+    // No slave at all is an error, not an empty report.
+    assert!(run_master(&p, &master_opts(&[closed_port()]), Progress::hidden()).is_err());
+}
+
+/// Network namespace with a veth pair; removed on drop.
+struct Netns {
+    name: String,
+    host_if: String,
+    child: Option<std::process::Child>,
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.host_if]).output();
+    }
+}
+
+fn sh(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+fn make_netns() -> Result<(Netns, String, String), String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("not root".into());
+    }
+    let id = std::process::id() % 10_000;
+    let ns = Netns { name: format!("li-test-{id}"), host_if: format!("lih{id}"), child: None };
+    let peer = format!("lin{id}");
+    let net = format!("10.231.{}", id % 250);
+    let (host_ip, ns_ip) = (format!("{net}.1"), format!("{net}.2"));
+    sh(&["ip", "netns", "add", &ns.name])?;
+    sh(&["ip", "link", "add", &ns.host_if, "type", "veth", "peer", "name", &peer])?;
+    sh(&["ip", "link", "set", &peer, "netns", &ns.name])?;
+    sh(&["ip", "addr", "add", &format!("{host_ip}/24"), "dev", &ns.host_if])?;
+    sh(&["ip", "link", "set", &ns.host_if, "up"])?;
+    sh(&["ip", "netns", "exec", &ns.name, "ip", "addr", "add", &format!("{ns_ip}/24"), "dev", &peer])?;
+    sh(&["ip", "netns", "exec", &ns.name, "ip", "link", "set", &peer, "up"])?;
+    sh(&["ip", "netns", "exec", &ns.name, "ip", "link", "set", "lo", "up"])?;
+    Ok((ns, host_ip, ns_ip))
+}
+
+#[test]
+fn master_with_loopback_slaves_and_one_in_a_netns() {
+    let (mut ns, host_ip, ns_ip) = match make_netns() {
+        Ok(x) => x,
+        Err(why) => {
+            eprintln!("SKIPPED master_with_loopback_slaves_and_one_in_a_netns: cannot create a network namespace ({why})");
+            return;
+        }
+    };
+    // The server listens on the host end of the veth: reachable from the netns
+    // slave through the veth and from the loopback slaves locally.
+    let srv = TestServer::start(&format!("{host_ip}:0"));
+    let ctl = format!("{ns_ip}:7171");
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_load-injector"), "slave", "--listen", &ctl])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the netns slave");
+    ns.child = Some(child);
+    let ctl_addr: SocketAddr = ctl.parse().unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect_timeout(&ctl_addr, Duration::from_millis(100)).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(up, "netns slave never listened on {ctl}");
+    let slaves = [start_slave(), start_slave(), ctl_addr];
+    let mut p = plan(srv.addr, &[("/ok", 1.0)]);
+    p.clients = 6;
+    p.threads = 1;
+    p.duration_s = 0.4;
+    let rep = run_master(&p, &master_opts(&slaves), Progress::hidden()).unwrap();
+    assert!(rep.complete, "{:?}", rep.runs[0].missing_slaves);
+    let r = &rep.runs[0];
+    assert_accounting(r);
+    assert_eq!(total_errors(r), 0, "{r:?}");
+    assert_eq!(srv.requests(), r.requests, "merged totals must equal the sum of the slaves' requests");
+    assert!(rep.config.slaves.iter().all(|s| s.env.is_some()));
+}
