@@ -387,6 +387,8 @@ pub enum ServerMsg {
     AuthOk {
         /// Attribute lease duration in milliseconds.
         lease_ms: u32,
+        /// Identity of the serving process (its pid): tells N-copy servers apart.
+        server_id: u32,
     },
     /// Reply to a call.
     Reply {
@@ -728,9 +730,10 @@ impl ServerMsg {
         let mut e = Enc(out);
         e.u8(PROTO_VERSION);
         match self {
-            ServerMsg::AuthOk { lease_ms } => {
+            ServerMsg::AuthOk { lease_ms, server_id } => {
                 e.u8(S_AUTHOK);
                 e.u32(*lease_ms);
+                e.u32(*server_id);
             }
             ServerMsg::Invalidate { cb_id, fileid } => {
                 e.u8(S_INVALIDATE);
@@ -799,7 +802,7 @@ impl ServerMsg {
     pub fn decode(b: &[u8]) -> DResult<ServerMsg> {
         let mut d = Dec::new(b);
         let m = match d.header()? {
-            S_AUTHOK => ServerMsg::AuthOk { lease_ms: d.u32()? },
+            S_AUTHOK => ServerMsg::AuthOk { lease_ms: d.u32()?, server_id: d.u32()? },
             S_INVALIDATE => ServerMsg::Invalidate { cb_id: d.u64()?, fileid: d.u64()? },
             S_REPLY => {
                 let xid = d.u32()?;
@@ -1005,7 +1008,7 @@ mod tests {
         let long = "x".repeat(MAX_NAME + 1);
         let m = ClientMsg::Call { xid: 1, req: Request::Lookup { dir: Fh(vec![]), name: long } };
         assert!(ClientMsg::decode(&m.encode()).is_err());
-        for k in [ServerMsg::AuthOk { lease_ms: 5 }, ServerMsg::Invalidate { cb_id: 1, fileid: 2 }] {
+        for k in [ServerMsg::AuthOk { lease_ms: 5, server_id: 77 }, ServerMsg::Invalidate { cb_id: 1, fileid: 2 }] {
             assert_eq!(ServerMsg::decode(&k.encode()).unwrap(), k);
         }
     }
