@@ -1,0 +1,68 @@
+//! `ColorCell`: state owned by one color, accessed without a lock.
+//!
+//! Soundness argument: the runtime runs the events of one color one at a time, and the queue
+//! lock hand-off orders each event of a color after the previous one (release on unlock by the
+//! poster or the finishing worker, acquire on the next pop). So a cell only reachable through
+//! `with`, which requires the running `Ctx` to be of the cell's color, is never accessed by two
+//! threads at once. A borrow flag (acquire/release) additionally rejects re-entrant or
+//! concurrent use from within one event (e.g. a scoped thread), turning misuse into a panic,
+//! never a data race.
+
+use crate::color::Color;
+use crate::ctx::Ctx;
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub struct ColorCell<T> {
+    color: Color,
+    borrowed: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: access to `value` is exclusive (see the module doc: the color invariant plus the
+// borrow flag), so sharing the cell between threads only ever moves `&mut T` access between
+// threads one at a time, which needs `T: Send`.
+unsafe impl<T: Send> Sync for ColorCell<T> {}
+
+impl<T> ColorCell<T> {
+    pub fn new(color: Color, value: T) -> Self {
+        ColorCell { color, borrowed: AtomicBool::new(false), value: UnsafeCell::new(value) }
+    }
+
+    pub fn color(&self) -> Color {
+        self.color
+    }
+
+    /// Run `f` with the value. Panics if the running event is not of this cell's color or if
+    /// the cell is already borrowed.
+    pub fn with<R>(&self, ctx: &Ctx<'_>, f: impl FnOnce(&mut T) -> R) -> R {
+        assert_eq!(
+            ctx.color(),
+            self.color,
+            "ColorCell of color {} used from an event of color {}",
+            self.color,
+            ctx.color()
+        );
+        if self.borrowed.swap(true, Ordering::Acquire) {
+            panic!("ColorCell of color {} borrowed twice", self.color);
+        }
+        struct Release<'a>(&'a AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _release = Release(&self.borrowed);
+        // SAFETY: we hold the borrow flag, and only events of `self.color` (serialised by the
+        // runtime) can get here, so this is the only live reference to the value.
+        f(unsafe { &mut *self.value.get() })
+    }
+
+    pub fn get_mut(&mut self) -> &mut T {
+        self.value.get_mut()
+    }
+
+    pub fn into_inner(self) -> T {
+        self.value.into_inner()
+    }
+}

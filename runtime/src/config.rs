@@ -1,0 +1,190 @@
+//! Runtime configuration: plain data, parsed once at the edge (clap) and passed down.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Which queue design the workers use.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueKind {
+    /// libasync-smp: one FIFO of events per core behind a per-core lock.
+    Libasync,
+    /// Mely: color-queues chained in a core-queue, batches per color, a stealing-queue.
+    #[default]
+    Mely,
+}
+
+/// Work-stealing policy.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StealPolicy {
+    /// No stealing: colors stay where the map puts them.
+    #[default]
+    Off,
+    /// libasync-smp's algorithm: core set from the most loaded core, first color not running.
+    Base,
+    /// Mely: steal only colors whose queued processing time exceeds the steal cost.
+    TimeLeft,
+    /// Mely: time-left with penalty-weighted processing time.
+    Penalty,
+    /// Mely: base choice, core set ordered by cache distance.
+    Locality,
+    /// Mely's full configuration: locality + time-left + penalty.
+    All,
+}
+
+impl StealPolicy {
+    pub const ALL: [StealPolicy; 6] = [
+        StealPolicy::Off,
+        StealPolicy::Base,
+        StealPolicy::TimeLeft,
+        StealPolicy::Penalty,
+        StealPolicy::Locality,
+        StealPolicy::All,
+    ];
+    /// Does this policy steal at all?
+    pub fn enabled(self) -> bool {
+        self != StealPolicy::Off
+    }
+    /// Does it keep the time-left stealing-queue?
+    pub fn time_left(self) -> bool {
+        matches!(self, StealPolicy::TimeLeft | StealPolicy::Penalty | StealPolicy::All)
+    }
+    /// Does it weight processing time by the handlers' penalties?
+    pub fn penalty_weighted(self) -> bool {
+        matches!(self, StealPolicy::Penalty | StealPolicy::All)
+    }
+    /// Does it order victims by cache distance?
+    pub fn locality(self) -> bool {
+        matches!(self, StealPolicy::Locality | StealPolicy::All)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StealPolicy::Off => "off",
+            StealPolicy::Base => "base",
+            StealPolicy::TimeLeft => "time-left",
+            StealPolicy::Penalty => "penalty",
+            StealPolicy::Locality => "locality",
+            StealPolicy::All => "all",
+        }
+    }
+}
+
+impl QueueKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueKind::Libasync => "libasync",
+            QueueKind::Mely => "mely",
+        }
+    }
+}
+
+impl fmt::Display for StealPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+impl fmt::Display for QueueKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StealPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        StealPolicy::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown stealing policy {s:?} (expected off, base, time-left, penalty, locality or all)"))
+    }
+}
+
+impl FromStr for QueueKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "libasync" => Ok(QueueKind::Libasync),
+            "mely" => Ok(QueueKind::Mely),
+            _ => Err(format!("unknown runtime {s:?} (expected libasync or mely)")),
+        }
+    }
+}
+
+/// Where event closures live.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventStorage {
+    /// Small closures inline in the event (no allocation per event).
+    #[default]
+    Inline,
+    /// Every closure boxed (one allocation per event).
+    Heap,
+}
+
+/// Everything a runtime is built from.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RuntimeConfig {
+    /// Worker threads, one per core. More workers than cores is allowed (they are pinned round
+    /// robin over the allowed CPUs and share them); 0 is rejected.
+    pub workers: usize,
+    pub queue: QueueKind,
+    pub stealing: StealPolicy,
+    /// Mely: events of one color run before moving to the next color-queue.
+    pub batch: usize,
+    /// Pin worker `i` to the `i`-th allowed CPU (modulo their number).
+    pub pin: bool,
+    /// Threads in the blocking-I/O helper pool (started on first use).
+    pub blocking_threads: usize,
+    pub event_storage: EventStorage,
+    /// Time an idle worker keeps trying to steal before it parks, in microseconds.
+    pub steal_spin_us: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            queue: QueueKind::Mely,
+            stealing: StealPolicy::Off,
+            batch: 10,
+            pin: true,
+            blocking_threads: 4,
+            event_storage: EventStorage::Inline,
+            steal_spin_us: 50,
+        }
+    }
+}
+
+/// Why a runtime could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("a runtime needs at least one worker")]
+    NoWorkers,
+    #[error("{0} workers requested; at most 65535 are supported")]
+    TooManyWorkers(usize),
+    #[error("the libasync queues support only stealing off or base, not {0}")]
+    PolicyNotSupported(StealPolicy),
+    #[error("batch must be at least 1")]
+    ZeroBatch,
+    #[error("could not start worker thread: {0}")]
+    Spawn(#[from] std::io::Error),
+}
+
+impl RuntimeConfig {
+    pub(crate) fn validate(&self) -> Result<(), BuildError> {
+        if self.workers == 0 {
+            return Err(BuildError::NoWorkers);
+        }
+        if self.workers > u16::MAX as usize {
+            return Err(BuildError::TooManyWorkers(self.workers));
+        }
+        if self.queue == QueueKind::Libasync && !matches!(self.stealing, StealPolicy::Off | StealPolicy::Base) {
+            return Err(BuildError::PolicyNotSupported(self.stealing));
+        }
+        if self.batch == 0 {
+            return Err(BuildError::ZeroBatch);
+        }
+        Ok(())
+    }
+}

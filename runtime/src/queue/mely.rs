@@ -1,0 +1,331 @@
+//! Mely's queue: one color-queue (FIFO) per color slot present on the core, chained in a doubly
+//! linked core-queue; the owner runs up to `batch` events of the head color-queue, then moves on
+//! to the next (the head goes to the tail if it still has events). Empty color-queues leave the
+//! core-queue. Stealing moves a whole color-queue in O(1).
+//!
+//! With a time-left policy the core also keeps a *stealing-queue*: the color-queues whose queued
+//! processing time (raw, or divided by the handlers' penalties) exceeds the current steal cost
+//! estimate, in three intervals (`[T, 4T)`, `[4T, 16T)`, `[16T, ∞)`), unordered within an
+//! interval. A thief takes from the highest non-empty interval.
+//!
+//! Invariants: `index[slot]` names the color-queue of `slot` on this core, or `NIL` when the
+//! core holds no event of that slot; a color-queue is in the core-queue iff it has events; it is
+//! in interval `k` of the stealing-queue iff `interval == k`, at position `ipos`.
+
+use super::{Design, QueueParams, Stolen};
+use crate::color::MAP_SLOTS;
+use crate::event::{Event, FLAG_STOLEN};
+use std::collections::VecDeque;
+use std::mem;
+
+const NIL: u32 = u32::MAX;
+const NO_INTERVAL: u8 = u8::MAX;
+const INTERVALS: usize = 3;
+
+struct ColorQueue {
+    slot: u32,
+    events: VecDeque<Event>,
+    prev: u32,
+    next: u32,
+    /// Queued processing time (raw or penalty-weighted, per the policy), cycles.
+    time: u64,
+    interval: u8,
+    ipos: u32,
+    /// The first `stolen` events arrived by a steal.
+    stolen: u32,
+}
+
+pub(crate) struct MelyQueue {
+    /// Slab of color-queues; freed entries keep their buffer's capacity.
+    cqs: Vec<ColorQueue>,
+    free: Vec<u32>,
+    index: Box<[u32]>,
+    head: u32,
+    tail: u32,
+    /// Color-queues in the core-queue.
+    ncq: usize,
+    len: usize,
+    steal_q: [Vec<u32>; INTERVALS],
+}
+
+impl MelyQueue {
+    fn alloc(&mut self, slot: usize) -> u32 {
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.cqs.push(ColorQueue {
+                    slot: 0,
+                    events: VecDeque::new(),
+                    prev: NIL,
+                    next: NIL,
+                    time: 0,
+                    interval: NO_INTERVAL,
+                    ipos: 0,
+                    stolen: 0,
+                });
+                (self.cqs.len() - 1) as u32
+            }
+        };
+        let cq = &mut self.cqs[i as usize];
+        cq.slot = slot as u32;
+        cq.time = 0;
+        cq.stolen = 0;
+        debug_assert!(cq.events.is_empty() && cq.interval == NO_INTERVAL);
+        self.index[slot] = i;
+        self.link_tail(i);
+        i
+    }
+
+    fn release(&mut self, i: u32) {
+        self.unlink(i);
+        self.set_interval(i, NO_INTERVAL);
+        let slot = self.cqs[i as usize].slot as usize;
+        self.index[slot] = NIL;
+        self.free.push(i);
+    }
+
+    fn link_tail(&mut self, i: u32) {
+        let t = self.tail;
+        {
+            let cq = &mut self.cqs[i as usize];
+            cq.prev = t;
+            cq.next = NIL;
+        }
+        if t == NIL {
+            self.head = i;
+        } else {
+            self.cqs[t as usize].next = i;
+        }
+        self.tail = i;
+        self.ncq += 1;
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (p, n) = {
+            let cq = &self.cqs[i as usize];
+            (cq.prev, cq.next)
+        };
+        if p == NIL {
+            self.head = n;
+        } else {
+            self.cqs[p as usize].next = n;
+        }
+        if n == NIL {
+            self.tail = p;
+        } else {
+            self.cqs[n as usize].prev = p;
+        }
+        self.ncq -= 1;
+    }
+
+    fn set_interval(&mut self, i: u32, iv: u8) {
+        let old = self.cqs[i as usize].interval;
+        if old == iv {
+            return;
+        }
+        if old != NO_INTERVAL {
+            let q = &mut self.steal_q[old as usize];
+            let pos = self.cqs[i as usize].ipos as usize;
+            q.swap_remove(pos);
+            if pos < q.len() {
+                let moved = q[pos];
+                self.cqs[moved as usize].ipos = pos as u32;
+            }
+        }
+        if iv != NO_INTERVAL {
+            let q = &mut self.steal_q[iv as usize];
+            self.cqs[i as usize].ipos = q.len() as u32;
+            q.push(i);
+        }
+        self.cqs[i as usize].interval = iv;
+    }
+
+    fn interval_for(time: u64, threshold: u64) -> u8 {
+        let t = threshold.max(1);
+        if time <= t {
+            NO_INTERVAL
+        } else if time < 4 * t {
+            0
+        } else if time < 16 * t {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// Re-files color-queue `i` in the stealing-queue; true if it became worthy.
+    fn classify(&mut self, i: u32, p: &QueueParams) -> bool {
+        let cq = &self.cqs[i as usize];
+        let was = cq.interval;
+        let iv = Self::interval_for(cq.time, p.threshold);
+        self.set_interval(i, iv);
+        was == NO_INTERVAL && iv != NO_INTERVAL
+    }
+
+    #[inline]
+    fn weight(ev: &Event, p: &QueueParams) -> u64 {
+        if p.weighted {
+            ev.wcost as u64
+        } else {
+            ev.cost as u64
+        }
+    }
+
+    /// Append a color-queue's events to this core (the slot must not be here yet).
+    fn adopt(&mut self, slot: usize, mut events: VecDeque<Event>, time: u64, stolen: u32, p: &QueueParams) {
+        debug_assert_eq!(self.index[slot], NIL);
+        let n = events.len();
+        let i = self.alloc(slot);
+        let cq = &mut self.cqs[i as usize];
+        mem::swap(&mut cq.events, &mut events);
+        // `events` is now this entry's old (empty) buffer; it goes back to the victim's slab.
+        cq.time = time;
+        cq.stolen = stolen;
+        self.len += n;
+        if p.time_left {
+            self.classify(i, p);
+        }
+        // Give the empty buffer back to the caller's slab through the thread-local spare.
+        drop(events);
+    }
+
+    /// Detach color-queue `i`: returns its events and time; the entry goes back to the slab.
+    fn detach(&mut self, i: u32) -> (VecDeque<Event>, u64) {
+        let cq = &mut self.cqs[i as usize];
+        let events = mem::take(&mut cq.events);
+        let time = cq.time;
+        cq.time = 0;
+        self.len -= events.len();
+        self.release(i);
+        (events, time)
+    }
+
+    fn choose_base(&self, running: u32) -> Option<u32> {
+        // libasync-smp's choice over the core-queue: first color not running that owns at most
+        // half of the queued events.
+        let mut i = self.head;
+        while i != NIL {
+            let cq = &self.cqs[i as usize];
+            if cq.slot != running && cq.events.len() * 2 <= self.len {
+                return Some(i);
+            }
+            i = cq.next;
+        }
+        None
+    }
+
+    fn choose_time_left(&self, running: u32, p: &QueueParams) -> Option<u32> {
+        for iv in (0..INTERVALS).rev() {
+            for &i in &self.steal_q[iv] {
+                let cq = &self.cqs[i as usize];
+                if cq.slot != running && cq.time > p.threshold {
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Design for MelyQueue {
+    fn new() -> Self {
+        MelyQueue {
+            cqs: Vec::with_capacity(256),
+            free: Vec::new(),
+            index: vec![NIL; MAP_SLOTS].into_boxed_slice(),
+            head: NIL,
+            tail: NIL,
+            ncq: 0,
+            len: 0,
+            steal_q: Default::default(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn push(&mut self, ev: Event, p: &QueueParams) -> bool {
+        let slot = ev.color.slot();
+        let mut i = self.index[slot];
+        if i == NIL {
+            i = self.alloc(slot);
+        }
+        let w = Self::weight(&ev, p);
+        let cq = &mut self.cqs[i as usize];
+        cq.time += w;
+        cq.events.push_back(ev);
+        self.len += 1;
+        if p.time_left {
+            self.classify(i, p)
+        } else {
+            self.ncq >= 2
+        }
+    }
+
+    #[inline]
+    fn pop(&mut self, out: &mut VecDeque<Event>, batch: usize, p: &QueueParams) -> Option<usize> {
+        let i = self.head;
+        if i == NIL {
+            return None;
+        }
+        let cq = &mut self.cqs[i as usize];
+        let n = batch.min(cq.events.len());
+        for _ in 0..n {
+            let mut ev = cq.events.pop_front().expect("color-queue in core-queue is never empty");
+            if cq.stolen > 0 {
+                cq.stolen -= 1;
+                ev.flags |= FLAG_STOLEN;
+            }
+            cq.time = cq.time.saturating_sub(Self::weight(&ev, p));
+            out.push_back(ev);
+        }
+        let slot = cq.slot as usize;
+        let empty = cq.events.is_empty();
+        self.len -= n;
+        if empty {
+            self.cqs[i as usize].time = 0;
+            self.release(i);
+        } else {
+            if self.ncq > 1 {
+                self.unlink(i);
+                self.link_tail(i);
+            }
+            if p.time_left {
+                self.classify(i, p);
+            }
+        }
+        Some(slot)
+    }
+
+    fn steal(victim: &mut Self, thief: &mut Self, running: u32, base_choice: bool, p: &QueueParams) -> Option<Stolen> {
+        let i = if base_choice { victim.choose_base(running)? } else { victim.choose_time_left(running, p)? };
+        let slot = victim.cqs[i as usize].slot as usize;
+        let (events, time) = victim.detach(i);
+        let n = events.len();
+        thief.adopt(slot, events, time, n as u32, p);
+        Some(Stolen { slot, events: n })
+    }
+
+    fn move_slot(from: &mut Self, to: &mut Self, slot: usize, p: &QueueParams) -> usize {
+        let i = from.index[slot];
+        if i == NIL {
+            return 0;
+        }
+        let stolen = from.cqs[i as usize].stolen;
+        let (events, time) = from.detach(i);
+        let n = events.len();
+        to.adopt(slot, events, time, stolen, p);
+        n
+    }
+
+    fn clear(&mut self) -> usize {
+        let n = self.len;
+        while self.head != NIL {
+            let (ev, _) = self.detach(self.head);
+            drop(ev);
+        }
+        n
+    }
+}

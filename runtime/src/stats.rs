@@ -1,0 +1,225 @@
+//! Per-worker counters and their read-out.
+//!
+//! Each worker owns plain `u64` counters ([`Counters`]) and publishes them with `Relaxed` stores
+//! into its own 128-byte-aligned [`PublishedCounters`] after every batch and before parking;
+//! readers sum the published copies. Per-handler event counts and cycles are published the same
+//! way into a per-worker table. Cycle counts come from [`crate::tsc`].
+
+use crate::handler::MAX_HANDLERS;
+use crate::loom::{AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
+
+macro_rules! counters {
+    ($($(#[$m:meta])* $name:ident),* $(,)?) => {
+        /// A worker's private counters.
+        #[derive(Clone, Copy, Default, Debug, serde::Serialize)]
+        pub struct Counters { $($(#[$m])* pub $name: u64,)* }
+
+        /// The published copy, written only by the owning worker.
+        #[derive(Default)]
+        pub(crate) struct PublishedCounters { $($name: AtomicU64,)* }
+
+        impl PublishedCounters {
+            pub(crate) fn publish(&self, c: &Counters) {
+                $(self.$name.store(c.$name, Ordering::Relaxed);)*
+            }
+            pub(crate) fn read(&self) -> Counters {
+                Counters { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+
+        impl Counters {
+            pub(crate) fn add(&mut self, o: &Counters) {
+                $(self.$name += o.$name;)*
+            }
+        }
+    };
+}
+
+counters! {
+    /// Events run.
+    events,
+    /// Victims examined under their lock.
+    steal_attempts,
+    /// Successful steals.
+    steals,
+    /// Cycles victims stayed locked while a steal built and moved its event set.
+    steal_cost_cycles,
+    /// Measured processing cycles of stolen events.
+    stolen_time_cycles,
+    /// Stolen events.
+    stolen_events,
+    /// Cycles spent waiting for and holding queue locks.
+    lock_cycles,
+    /// Cycles spent running handlers.
+    busy_cycles,
+    /// Cycles spent with nothing to run (searching, parked, or blocked in the reactor).
+    idle_cycles,
+    /// Handlers that panicked (caught; the worker kept running).
+    panics,
+    /// Events dropped because the runtime was shutting down.
+    dropped,
+    /// Times the worker parked.
+    parks,
+}
+
+pub(crate) struct HandlerCounters {
+    events: AtomicU64,
+    cycles: AtomicU64,
+    panics: AtomicU64,
+}
+
+/// Everything one worker publishes.
+pub(crate) struct WorkerPublished {
+    pub(crate) counters: CachePadded<PublishedCounters>,
+    pub(crate) handlers: Box<[HandlerCounters]>,
+}
+
+impl WorkerPublished {
+    pub(crate) fn new() -> Self {
+        let handlers = (0..MAX_HANDLERS)
+            .map(|_| HandlerCounters { events: AtomicU64::new(0), cycles: AtomicU64::new(0), panics: AtomicU64::new(0) })
+            .collect();
+        WorkerPublished { counters: CachePadded::new(PublishedCounters::default()), handlers }
+    }
+
+    /// Owner only: account one run of handler `h`.
+    #[inline]
+    pub(crate) fn record_handler(&self, h: usize, cycles: u64, panicked: bool) {
+        let e = &self.handlers[h];
+        // Single writer: load + store instead of a read-modify-write.
+        e.events.store(e.events.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        e.cycles.store(e.cycles.load(Ordering::Relaxed) + cycles, Ordering::Relaxed);
+        if panicked {
+            e.panics.store(e.panics.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One handler's statistics summed over workers.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct HandlerStats {
+    pub name: String,
+    pub events: u64,
+    pub cycles: u64,
+    /// Mean cycles per event over the whole run.
+    pub avg_cycles: f64,
+    /// Recent moving average used by time-left stealing (0 when annotated or not yet measured).
+    pub profiled_cycles: u64,
+    /// The cost annotation, when the handler has one.
+    pub cost_annotation: Option<u64>,
+    pub penalty: u32,
+    pub panics: u64,
+}
+
+/// A snapshot of the runtime's counters.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RuntimeStats {
+    pub queue: &'static str,
+    pub stealing: &'static str,
+    pub workers: Vec<Counters>,
+    pub total: Counters,
+    /// lock cycles / (busy + idle cycles), in percent.
+    pub locking_time_pct: f64,
+    /// Mean cycles a victim stayed locked per steal (0 without steals).
+    pub steal_cost_cycles_avg: f64,
+    /// Mean measured processing cycles stolen per steal.
+    pub stolen_time_cycles_avg: f64,
+    /// Current estimate of one steal's cost, the time-left threshold.
+    pub steal_cost_estimate_cycles: u64,
+    pub handlers: Vec<HandlerStats>,
+    pub cycles_per_sec: f64,
+}
+
+impl RuntimeStats {
+    pub(crate) fn from_parts(
+        queue: &'static str,
+        stealing: &'static str,
+        workers: Vec<Counters>,
+        handlers: Vec<HandlerStats>,
+        steal_cost_estimate_cycles: u64,
+    ) -> Self {
+        let mut total = Counters::default();
+        for w in &workers {
+            total.add(w);
+        }
+        let denom = (total.busy_cycles + total.idle_cycles) as f64;
+        let pct = if denom > 0.0 { 100.0 * total.lock_cycles as f64 / denom } else { 0.0 };
+        let per_steal = |x: u64| if total.steals > 0 { x as f64 / total.steals as f64 } else { 0.0 };
+        RuntimeStats {
+            queue,
+            stealing,
+            locking_time_pct: pct,
+            steal_cost_cycles_avg: per_steal(total.steal_cost_cycles),
+            stolen_time_cycles_avg: per_steal(total.stolen_time_cycles),
+            steal_cost_estimate_cycles,
+            workers,
+            total,
+            handlers,
+            cycles_per_sec: crate::tsc::cycles_per_sec(),
+        }
+    }
+
+    /// Sum the counters of several snapshots' handlers into name-indexed stats (for N-copy).
+    pub fn handler(&self, name: &str) -> Option<&HandlerStats> {
+        self.handlers.iter().find(|h| h.name == name)
+    }
+
+    /// Counters accumulated between `earlier` and `self` (for measuring an interval).
+    pub fn since(&self, earlier: &RuntimeStats) -> RuntimeStats {
+        let sub = |a: &Counters, b: &Counters| {
+            macro_rules! d { ($($f:ident),*) => { Counters { $($f: a.$f.saturating_sub(b.$f),)* } } }
+            d!(events, steal_attempts, steals, steal_cost_cycles, stolen_time_cycles, stolen_events, lock_cycles,
+               busy_cycles, idle_cycles, panics, dropped, parks)
+        };
+        let workers: Vec<Counters> =
+            self.workers.iter().zip(&earlier.workers).map(|(a, b)| sub(a, b)).collect();
+        let handlers = self
+            .handlers
+            .iter()
+            .map(|h| {
+                let (e, c, p) = earlier
+                    .handler(&h.name)
+                    .map(|o| (o.events, o.cycles, o.panics))
+                    .unwrap_or((0, 0, 0));
+                let events = h.events - e;
+                let cycles = h.cycles - c;
+                HandlerStats {
+                    events,
+                    cycles,
+                    avg_cycles: if events > 0 { cycles as f64 / events as f64 } else { 0.0 },
+                    panics: h.panics - p,
+                    ..h.clone()
+                }
+            })
+            .collect();
+        RuntimeStats::from_parts(self.queue, self.stealing, workers, handlers, self.steal_cost_estimate_cycles)
+    }
+}
+
+pub(crate) fn handler_stats(
+    registry: &crate::handler::Registry,
+    published: &[WorkerPublished],
+) -> Vec<HandlerStats> {
+    (0..registry.len())
+        .map(|i| {
+            let info = registry.get(crate::HandlerId(i as u16));
+            let (mut events, mut cycles, mut panics) = (0, 0, 0);
+            for w in published {
+                events += w.handlers[i].events.load(Ordering::Relaxed);
+                cycles += w.handlers[i].cycles.load(Ordering::Relaxed);
+                panics += w.handlers[i].panics.load(Ordering::Relaxed);
+            }
+            HandlerStats {
+                name: info.name.clone(),
+                events,
+                cycles,
+                avg_cycles: if events > 0 { cycles as f64 / events as f64 } else { 0.0 },
+                profiled_cycles: info.avg_cycles.load(Ordering::Relaxed),
+                cost_annotation: info.cost,
+                penalty: info.penalty,
+                panics,
+            }
+        })
+        .collect()
+}

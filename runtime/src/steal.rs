@@ -1,0 +1,84 @@
+//! The stealing driver, shared by both queue designs.
+//!
+//! 1. Build the core set: libasync-smp's (`base`, `time-left`, `penalty`): the most loaded core
+//!    first, then the following core numbers; Mely's locality-aware (`locality`, `all`): cores by
+//!    cache distance from the thief (shared L2, shared L3, same package, same NUMA node, rest).
+//! 2. For each victim: lock the victim and the thief (in core index order, so two thieves
+//!    stealing from each other cannot deadlock), let the design choose a color that is not
+//!    running and move its events, remap the slot to the thief, unlock. Holding both locks while
+//!    the map changes is what keeps posts racing the steal in order (see `color`).
+//! 3. The victim-locked time of successful steals feeds `steal_cost_cycles` and the moving
+//!    average that time-left stealing uses as its threshold.
+//!
+//! libasync's design locks each victim before looking (as libasync-smp did); Mely's skips
+//! victims whose published length is 0 without locking them.
+
+use crate::loom::Ordering;
+use crate::queue::{CoreShared, Design};
+use crate::runtime::Shared;
+use crate::stats::Counters;
+use crate::tsc;
+use crossbeam_utils::CachePadded;
+use std::any::TypeId;
+
+pub(crate) fn try_steal<D: Design>(
+    sh: &Shared,
+    cores: &[CachePadded<CoreShared<D>>],
+    me: usize,
+    counters: &mut Counters,
+) -> bool {
+    let n = cores.len();
+    if n < 2 || sh.is_shutdown() {
+        return false;
+    }
+    let policy = sh.cfg.stealing;
+    let base_choice = !policy.time_left();
+    let precheck = TypeId::of::<D>() == TypeId::of::<crate::queue::mely::MelyQueue>();
+    let p = sh.params();
+    let mut order_buf = [0usize; 64];
+    let order: &[usize] = if policy.locality() {
+        sh.topology.neighbours(me)
+    } else {
+        let most = (0..n).max_by_key(|&c| cores[c].len.load(Ordering::Relaxed)).unwrap_or(0);
+        let k = n.min(order_buf.len());
+        for (i, slot) in order_buf.iter_mut().take(k).enumerate() {
+            *slot = (most + i) % n;
+        }
+        &order_buf[..k]
+    };
+    for &v in order {
+        if v == me {
+            continue;
+        }
+        if precheck && cores[v].len.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
+        let t0 = tsc::now();
+        let (lo, hi) = if v < me { (v, me) } else { (me, v) };
+        let mut g_lo = cores[lo].queue.lock();
+        let mut g_hi = cores[hi].queue.lock();
+        let t1 = tsc::now();
+        counters.steal_attempts += 1;
+        let (victim, thief) = if v == lo { (&mut *g_lo, &mut *g_hi) } else { (&mut *g_hi, &mut *g_lo) };
+        let running = cores[v].running.load(Ordering::Acquire);
+        let res = D::steal(victim, thief, running, base_choice, &p);
+        if let Some(s) = res {
+            sh.map.set(s.slot, me);
+            cores[v].len.store(victim.len(), Ordering::Relaxed);
+            cores[me].len.store(thief.len(), Ordering::Relaxed);
+        }
+        let t2 = tsc::now();
+        drop(g_hi);
+        drop(g_lo);
+        counters.lock_cycles += tsc::now().wrapping_sub(t0);
+        if res.is_some() {
+            let cost = t2.wrapping_sub(t1);
+            counters.steals += 1;
+            counters.steal_cost_cycles += cost;
+            let est = sh.steal_cost_est.load(Ordering::Relaxed);
+            sh.steal_cost_est.store(est - (est >> 3) + (cost >> 3), Ordering::Relaxed);
+            return true;
+        }
+    }
+    false
+}

@@ -1,0 +1,189 @@
+//! CPU topology: which CPU each worker is pinned to and, for locality-aware stealing, every
+//! worker's other workers ordered by cache distance (shared L2, then shared L3, then the same
+//! package, then the same NUMA node, then the rest; ties by core number).
+//!
+//! The cache map is read with hwloc (feature `hwloc`) and falls back to Linux's `/sys`
+//! (`cpu*/cache/index*/shared_cpu_list`, `topology/physical_package_id`, `node*/cpulist`) when
+//! hwloc is not compiled in or cannot load the topology.
+
+use std::fs;
+
+/// Distance classes between two CPUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum Distance {
+    SameCpu = 0,
+    SharedL2 = 1,
+    SharedL3 = 2,
+    SamePackage = 3,
+    SameNode = 4,
+    Remote = 5,
+}
+
+#[derive(Clone, Debug, Default)]
+struct CpuInfo {
+    l2: Vec<usize>,
+    l3: Vec<usize>,
+    package: Option<usize>,
+    node: Option<usize>,
+}
+
+pub(crate) struct Topology {
+    pin: bool,
+    /// CPU of each worker.
+    cpu_of: Vec<usize>,
+    /// Other workers by increasing distance.
+    neighbours: Vec<Vec<usize>>,
+    /// Where the cache map came from.
+    pub(crate) source: &'static str,
+}
+
+/// The CPUs this process may run on.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `cpu_set_t` is plain data; zeroed is a valid empty set, and sched_getaffinity
+    // writes at most `size_of::<cpu_set_t>()` bytes into it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            let v: Vec<usize> = (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect();
+            if !v.is_empty() {
+                return v;
+            }
+        }
+    }
+    (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect()
+}
+
+fn parse_list(s: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
+                    out.extend(a..=b);
+                }
+            }
+            None => {
+                if let Ok(a) = part.parse() {
+                    out.push(a);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn sys_cpu_info(cpu: usize) -> CpuInfo {
+    let base = format!("/sys/devices/system/cpu/cpu{cpu}");
+    let mut info = CpuInfo::default();
+    for idx in 0..8 {
+        let dir = format!("{base}/cache/index{idx}");
+        let Ok(level) = fs::read_to_string(format!("{dir}/level")) else { break };
+        let ty = fs::read_to_string(format!("{dir}/type")).unwrap_or_default();
+        if ty.trim() == "Instruction" {
+            continue;
+        }
+        let shared = fs::read_to_string(format!("{dir}/shared_cpu_list")).map(|s| parse_list(&s)).unwrap_or_default();
+        match level.trim() {
+            "2" => info.l2 = shared,
+            "3" => info.l3 = shared,
+            _ => {}
+        }
+    }
+    info.package = fs::read_to_string(format!("{base}/topology/physical_package_id")).ok().and_then(|s| s.trim().parse().ok());
+    if let Ok(dir) = fs::read_dir("/sys/devices/system/node") {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if let Some(n) = name.strip_prefix("node").and_then(|n| n.parse::<usize>().ok()) {
+                if let Ok(list) = fs::read_to_string(e.path().join("cpulist")) {
+                    if parse_list(&list).contains(&cpu) {
+                        info.node = Some(n);
+                    }
+                }
+            }
+        }
+    }
+    info
+}
+
+// The hwloc reader is added with locality-aware stealing; until then /sys is the source.
+fn hwloc_cpu_infos(_cpus: &[usize]) -> Option<Vec<CpuInfo>> {
+    None
+}
+
+fn distance(a: usize, ia: &CpuInfo, b: usize, ib: &CpuInfo) -> Distance {
+    if a == b {
+        Distance::SameCpu
+    } else if ia.l2.contains(&b) {
+        Distance::SharedL2
+    } else if ia.l3.contains(&b) {
+        Distance::SharedL3
+    } else if ia.package.is_some() && ia.package == ib.package {
+        Distance::SamePackage
+    } else if ia.node.is_some() && ia.node == ib.node {
+        Distance::SameNode
+    } else {
+        Distance::Remote
+    }
+}
+
+impl Topology {
+    pub(crate) fn detect(workers: usize, pin: bool) -> Topology {
+        let allowed = allowed_cpus();
+        let cpu_of: Vec<usize> = (0..workers).map(|w| allowed[w % allowed.len()]).collect();
+        let (infos, source) = match hwloc_cpu_infos(&cpu_of) {
+            Some(i) => (i, "hwloc"),
+            None => (cpu_of.iter().map(|&c| sys_cpu_info(c)).collect(), "sysfs"),
+        };
+        let neighbours = (0..workers)
+            .map(|w| {
+                let mut others: Vec<usize> = (0..workers).filter(|&o| o != w).collect();
+                others.sort_by_key(|&o| (distance(cpu_of[w], &infos[w], cpu_of[o], &infos[o]), (o + workers - w) % workers));
+                others
+            })
+            .collect();
+        Topology { pin, cpu_of, neighbours, source }
+    }
+
+    pub(crate) fn neighbours(&self, w: usize) -> &[usize] {
+        &self.neighbours[w]
+    }
+
+    pub(crate) fn pin_current(&self, w: usize) {
+        if !self.pin {
+            return;
+        }
+        let cpu = self.cpu_of[w];
+        // SAFETY: the set is a zeroed plain-data `cpu_set_t` with one valid CPU index set
+        // (`cpu` < CPU_SETSIZE since it came from sched_getaffinity); pid 0 is this thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            let _ = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cpu_lists() {
+        assert_eq!(parse_list("0-3,8,10-11\n"), vec![0, 1, 2, 3, 8, 10, 11]);
+        assert_eq!(parse_list(""), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn orders_by_cache_distance() {
+        let infos = vec![
+            CpuInfo { l2: vec![0, 1], l3: vec![0, 1, 2, 3], package: Some(0), node: Some(0) },
+            CpuInfo { l2: vec![0, 1], l3: vec![0, 1, 2, 3], package: Some(0), node: Some(0) },
+            CpuInfo { l2: vec![2, 3], l3: vec![0, 1, 2, 3], package: Some(0), node: Some(0) },
+            CpuInfo { l2: vec![2, 3], l3: vec![0, 1, 2, 3], package: Some(0), node: Some(0) },
+            CpuInfo { l2: vec![4], l3: vec![4], package: Some(1), node: Some(1) },
+        ];
+        assert_eq!(distance(0, &infos[0], 1, &infos[1]), Distance::SharedL2);
+        assert_eq!(distance(0, &infos[0], 2, &infos[2]), Distance::SharedL3);
+        assert_eq!(distance(0, &infos[0], 4, &infos[4]), Distance::Remote);
+    }
+}

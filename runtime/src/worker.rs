@@ -1,0 +1,198 @@
+//! A worker: one thread per core, pinned, running its core's queue.
+//!
+//! Loop: pop a batch (Mely: up to `batch` events of one color; libasync: one event) under the
+//! core lock and mark its slot running; run the batch, timing every event with the cycle
+//! counter; clear the running slot. With nothing queued, try to steal (if a policy is on) for up
+//! to `steal_spin_us`, then park.
+//!
+//! Parking: the worker takes its own lock, checks the queue is empty, stores `PARKED` and
+//! releases the lock; then it parks until its state is no longer `PARKED`. A poster reads the
+//! state under the same lock, so either it sees `PARKED` (and unparks; the unpark token makes a
+//! late `park` return at once) or the worker sees the event. Nothing spins while idle.
+
+use crate::ctx::Ctx;
+use crate::event::{Event, FLAG_STOLEN};
+use crate::handler::{HandlerId, EWMA_SHIFT, MAX_HANDLERS};
+use crate::loom::Ordering;
+use crate::queue::{state, CoreShared, Design, NOT_RUNNING};
+use crate::runtime::{with_cores, Handle, Shared};
+use crate::stats::Counters;
+use crate::{steal, tsc};
+use crossbeam_utils::CachePadded;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Publish counters after this many batches (and always before idling).
+const PUBLISH_EVERY: u32 = 32;
+
+pub(crate) fn run(h: Handle, w: usize) {
+    // Pin first, then allocate this worker's state so it is local to its core.
+    h.sh.topology.pin_current(w);
+    with_cores!(&h.sh.cores, c => Worker::new(&h, c, w).run());
+}
+
+pub(crate) struct Worker<'a, D: Design> {
+    h: &'a Handle,
+    sh: &'a Shared,
+    cores: &'a [CachePadded<CoreShared<D>>],
+    w: usize,
+    counters: Counters,
+    batch: VecDeque<Event>,
+    /// Per-handler moving average of cycles per event, published every 16 runs.
+    ewma: Box<[u64]>,
+    runs: Box<[u32]>,
+    since_publish: u32,
+    spin_cycles: u64,
+}
+
+impl<'a, D: Design> Worker<'a, D> {
+    fn new(h: &'a Handle, cores: &'a [CachePadded<CoreShared<D>>], w: usize) -> Self {
+        let sh = &*h.sh;
+        Worker {
+            h,
+            sh,
+            cores,
+            w,
+            counters: Counters::default(),
+            batch: VecDeque::with_capacity(sh.cfg.batch.max(1)),
+            ewma: vec![0; MAX_HANDLERS].into_boxed_slice(),
+            runs: vec![0; MAX_HANDLERS].into_boxed_slice(),
+            since_publish: 0,
+            spin_cycles: (sh.cfg.steal_spin_us as f64 * tsc::cycles_per_sec() / 1e6) as u64,
+        }
+    }
+
+    fn run(mut self) {
+        while !self.sh.is_shutdown() {
+            if !self.run_batch() {
+                self.idle();
+            }
+        }
+        // Shutdown: drop what is still queued here.
+        let dropped = {
+            let mut q = self.cores[self.w].queue.lock();
+            let n = q.clear();
+            self.cores[self.w].len.store(0, Ordering::Relaxed);
+            n
+        };
+        self.counters.dropped += dropped as u64;
+        self.publish();
+    }
+
+    fn publish(&mut self) {
+        self.since_publish = 0;
+        self.sh.published[self.w].counters.publish(&self.counters);
+    }
+
+    /// Pop and run one batch; false if the queue was empty.
+    fn run_batch(&mut self) -> bool {
+        let core = &self.cores[self.w];
+        let p = self.sh.params();
+        let t0 = tsc::now();
+        let popped = {
+            let mut q = core.queue.lock();
+            let s = q.pop(&mut self.batch, self.sh.cfg.batch, &p);
+            if let Some(s) = s {
+                core.running.store(s as u32, Ordering::Relaxed);
+                core.len.store(q.len(), Ordering::Relaxed);
+            }
+            s
+        };
+        let mut t = tsc::now();
+        self.counters.lock_cycles += t.wrapping_sub(t0);
+        if popped.is_none() {
+            return false;
+        }
+        while let Some(ev) = self.batch.pop_front() {
+            t = self.run_event(ev, t);
+        }
+        core.running.store(NOT_RUNNING, Ordering::Release);
+        self.since_publish += 1;
+        if self.since_publish >= PUBLISH_EVERY {
+            self.publish();
+        }
+        true
+    }
+
+    #[inline]
+    fn run_event(&mut self, ev: Event, start: u64) -> u64 {
+        let h = ev.handler as usize;
+        let stolen = ev.flags & FLAG_STOLEN != 0;
+        let local_pending = self.batch.len();
+        let ok = {
+            let mut ctx = Ctx::new(self.sh, self.h, self.w, ev.color, &mut self.counters, local_pending);
+            let task = ev.task;
+            catch_unwind(AssertUnwindSafe(|| task.run(&mut ctx))).is_ok()
+        };
+        let end = tsc::now();
+        let dt = end.wrapping_sub(start);
+        let c = &mut self.counters;
+        c.events += 1;
+        c.busy_cycles += dt;
+        if stolen {
+            c.stolen_time_cycles += dt;
+            c.stolen_events += 1;
+        }
+        if !ok {
+            c.panics += 1;
+        }
+        self.sh.published[self.w].record_handler(h, dt, !ok);
+        let e = &mut self.ewma[h];
+        *e = if *e == 0 { dt } else { *e - (*e >> EWMA_SHIFT) + (dt >> EWMA_SHIFT) };
+        self.runs[h] = self.runs[h].wrapping_add(1);
+        if self.runs[h] & 15 == 1 {
+            self.sh.registry.get(HandlerId(h as u16)).avg_cycles.store(*e, Ordering::Relaxed);
+        }
+        end
+    }
+
+    fn idle(&mut self) {
+        let t0 = tsc::now();
+        self.publish();
+        if self.sh.cfg.stealing.enabled() && self.cores.len() > 1 {
+            let mut spins = 0u32;
+            loop {
+                if steal::try_steal(self.sh, self.cores, self.w, &mut self.counters) {
+                    self.counters.idle_cycles += tsc::now().wrapping_sub(t0);
+                    return;
+                }
+                if self.cores[self.w].len.load(Ordering::Relaxed) > 0 || self.sh.is_shutdown() {
+                    self.counters.idle_cycles += tsc::now().wrapping_sub(t0);
+                    return;
+                }
+                if tsc::now().wrapping_sub(t0) > self.spin_cycles {
+                    break;
+                }
+                spins += 1;
+                if spins % 8 == 0 {
+                    std::thread::yield_now();
+                } else {
+                    for _ in 0..64 {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        }
+        self.park();
+        self.counters.idle_cycles += tsc::now().wrapping_sub(t0);
+    }
+
+    fn park(&mut self) {
+        let core = &self.cores[self.w];
+        {
+            let q = core.queue.lock();
+            if q.len() > 0 || self.sh.is_shutdown() {
+                return;
+            }
+            core.state.store(state::PARKED, Ordering::Relaxed);
+            self.sh.parked.fetch_add(1, Ordering::SeqCst);
+        }
+        self.counters.parks += 1;
+        self.publish();
+        while core.state.load(Ordering::Acquire) == state::PARKED && !self.sh.is_shutdown() {
+            std::thread::park();
+        }
+        self.sh.parked.fetch_sub(1, Ordering::SeqCst);
+        core.state.store(state::RUNNING, Ordering::Relaxed);
+    }
+}

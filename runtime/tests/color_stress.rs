@@ -1,0 +1,172 @@
+//! The color guarantee under stress, for every queue design and stealing policy.
+//!
+//! Producers on their own threads post to many colors and to a few hot ones; handlers burn a
+//! random number of cycles and some post children; there are more workers than cores; hot
+//! colors are placed on core 0 and annotated as expensive so that every policy steals often.
+//! Checked: no two events of one color ever run at once; events one producer posted to one
+//! color run exactly in posting order, each exactly once; every event posted runs.
+//!
+//! `COLORED_STRESS_EVENTS` sets the events posted per configuration (default 1 000 000; run
+//! 100 000 000 outside CI with `--release`).
+
+use colored_runtime::{Color, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealPolicy};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const COLORS: usize = 512;
+const HOT: usize = 4;
+const PRODUCERS: usize = 4;
+
+struct Checks {
+    in_use: Vec<AtomicU32>,
+    next_seq: Vec<AtomicU64>, // [producer * COLORS + color]
+    overlaps: AtomicU64,
+    fifo_violations: AtomicU64,
+    ran: AtomicU64,
+}
+
+fn events_per_config() -> u64 {
+    std::env::var("COLORED_STRESS_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000)
+}
+
+fn run_config(queue: QueueKind, stealing: StealPolicy, seed: u64) {
+    let total = events_per_config();
+    let rt = Runtime::new(RuntimeConfig { workers: 4, queue, stealing, steal_spin_us: 20, ..Default::default() })
+        .expect("runtime");
+    let h = rt.handle();
+    let light = rt.register(HandlerSpec::new("light"));
+    let heavy = rt.register(HandlerSpec::new("heavy").cost_cycles(200_000));
+    let child = rt.register(HandlerSpec::new("child").penalty(4));
+    let checks = Arc::new(Checks {
+        in_use: (0..COLORS).map(|_| AtomicU32::new(0)).collect(),
+        next_seq: (0..PRODUCERS * COLORS).map(|_| AtomicU64::new(0)).collect(),
+        overlaps: AtomicU64::new(0),
+        fifo_violations: AtomicU64::new(0),
+        ran: AtomicU64::new(0),
+    });
+    let children = Arc::new(AtomicU64::new(0));
+    // Hot colors all start on core 0 so there is imbalance to steal.
+    h.place_all((0..HOT).map(|c| Color(c as u32)), 0).unwrap();
+
+    let per_producer = total / PRODUCERS as u64;
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for p in 0..PRODUCERS {
+            let h = h.clone();
+            let checks = checks.clone();
+            let children = children.clone();
+            s.spawn(move || {
+                let mut rng = SmallRng::seed_from_u64(seed ^ (p as u64 * 0x9E37_79B9));
+                let mut seqs = vec![0u64; COLORS];
+                for i in 0..per_producer {
+                    let c = if rng.gen_bool(0.5) { rng.gen_range(0..HOT) } else { rng.gen_range(0..COLORS) };
+                    let seq = seqs[c];
+                    seqs[c] += 1;
+                    let work = if rng.gen_ratio(1, 64) { rng.gen_range(1_000..20_000) } else { rng.gen_range(0..300) };
+                    let spawn_child = rng.gen_ratio(1, 16);
+                    let child_color = rng.gen_range(0..COLORS) as u32;
+                    let handler = if c < HOT { heavy } else { light };
+                    let checks_ev = checks.clone();
+                    let children_ev = children.clone();
+                    h.post(Color(c as u32), handler, move |ctx| {
+                        let (checks, children) = (checks_ev, children_ev);
+                        let k = ctx.color().0 as usize;
+                        if checks.in_use[k].swap(1, Ordering::AcqRel) != 0 {
+                            checks.overlaps.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let slot = &checks.next_seq[p * COLORS + k];
+                        if slot.load(Ordering::Relaxed) != seq {
+                            checks.fifo_violations.fetch_add(1, Ordering::Relaxed);
+                        }
+                        slot.store(seq + 1, Ordering::Relaxed);
+                        colored_runtime::tsc::spin_cycles(work);
+                        if spawn_child {
+                            children.fetch_add(1, Ordering::Relaxed);
+                            let checks2 = checks.clone();
+                            ctx.post(Color(child_color), child, move |ctx| {
+                                let k = ctx.color().0 as usize;
+                                if checks2.in_use[k].swap(1, Ordering::AcqRel) != 0 {
+                                    checks2.overlaps.fetch_add(1, Ordering::Relaxed);
+                                }
+                                checks2.in_use[k].store(0, Ordering::Release);
+                                checks2.ran.fetch_add(1, Ordering::Relaxed);
+                            });
+                        }
+                        checks.in_use[k].store(0, Ordering::Release);
+                        checks.ran.fetch_add(1, Ordering::Relaxed);
+                    })
+                    .unwrap();
+                    if i % 4096 == 0 {
+                        // Keep the backlog bounded so memory stays small at 10^8 events.
+                        while (i * PRODUCERS as u64).saturating_sub(checks.ran.load(Ordering::Relaxed)) > 400_000 {
+                            std::thread::yield_now();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let ran = checks.ran.load(Ordering::Relaxed);
+        let expected = per_producer * PRODUCERS as u64 + children.load(Ordering::Relaxed);
+        if ran == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{queue}/{stealing}: only {ran} of {expected} events ran");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let stats = rt.shutdown();
+    let posted = per_producer * PRODUCERS as u64 + children.load(Ordering::Relaxed);
+    eprintln!(
+        "{queue:>8}/{stealing:<9} events={posted} in {:?}: steals={} attempts={} overlaps={} fifo_violations={}",
+        start.elapsed(),
+        stats.total.steals,
+        stats.total.steal_attempts,
+        checks.overlaps.load(Ordering::Relaxed),
+        checks.fifo_violations.load(Ordering::Relaxed)
+    );
+    assert_eq!(checks.overlaps.load(Ordering::Relaxed), 0, "{queue}/{stealing}: two events of one color ran at once");
+    assert_eq!(checks.fifo_violations.load(Ordering::Relaxed), 0, "{queue}/{stealing}: FIFO order broken");
+    assert_eq!(stats.total.events, posted, "{queue}/{stealing}: runtime counted a different number of events");
+    assert_eq!(stats.total.panics, 0);
+    if stealing.enabled() {
+        assert!(stats.total.steals > 0, "{queue}/{stealing}: stealing never happened");
+    }
+}
+
+#[test]
+fn libasync_off() {
+    run_config(QueueKind::Libasync, StealPolicy::Off, 1);
+}
+#[test]
+fn libasync_base() {
+    run_config(QueueKind::Libasync, StealPolicy::Base, 2);
+}
+#[test]
+fn mely_off() {
+    run_config(QueueKind::Mely, StealPolicy::Off, 3);
+}
+#[test]
+fn mely_base() {
+    run_config(QueueKind::Mely, StealPolicy::Base, 4);
+}
+#[test]
+fn mely_time_left() {
+    run_config(QueueKind::Mely, StealPolicy::TimeLeft, 5);
+}
+#[test]
+fn mely_penalty() {
+    run_config(QueueKind::Mely, StealPolicy::Penalty, 6);
+}
+#[test]
+fn mely_locality() {
+    run_config(QueueKind::Mely, StealPolicy::Locality, 7);
+}
+#[test]
+fn mely_all() {
+    run_config(QueueKind::Mely, StealPolicy::All, 8);
+}
