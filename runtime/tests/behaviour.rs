@@ -1,0 +1,300 @@
+//! Runtime behaviour: configuration errors, shutdown, panics, timers, blocking work, I/O,
+//! ColorCell, placement, profiling, idle CPU.
+
+use colored_runtime::{
+    BuildError, Color, ColorCell, HandlerSpec, PostError, QueueKind, Runtime, RuntimeConfig, StealPolicy,
+};
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+fn rt(queue: QueueKind, workers: usize) -> Runtime {
+    Runtime::new(RuntimeConfig { workers, queue, ..Default::default() }).unwrap()
+}
+
+#[test]
+fn zero_workers_is_rejected() {
+    let e = Runtime::new(RuntimeConfig { workers: 0, ..Default::default() }).err().unwrap();
+    assert!(matches!(e, BuildError::NoWorkers), "{e}");
+}
+
+#[test]
+fn libasync_rejects_mely_policies() {
+    for p in [StealPolicy::TimeLeft, StealPolicy::Penalty, StealPolicy::Locality, StealPolicy::All] {
+        let e = Runtime::new(RuntimeConfig { workers: 2, queue: QueueKind::Libasync, stealing: p, ..Default::default() })
+            .err()
+            .unwrap();
+        assert!(matches!(e, BuildError::PolicyNotSupported(_)), "{e}");
+        assert!(e.to_string().contains(p.as_str()));
+    }
+}
+
+#[test]
+fn policies_parse_and_print() {
+    for p in StealPolicy::ALL {
+        assert_eq!(p.as_str().parse::<StealPolicy>().unwrap(), p);
+    }
+    assert!("greedy".parse::<StealPolicy>().unwrap_err().contains("time-left"));
+    assert_eq!("libasync".parse::<QueueKind>().unwrap(), QueueKind::Libasync);
+    assert!("tokio".parse::<QueueKind>().is_err());
+}
+
+#[test]
+fn more_workers_than_cores_run_everything() {
+    let n = std::thread::available_parallelism().unwrap().get() * 3;
+    let rt = rt(QueueKind::Mely, n);
+    let h = rt.register(HandlerSpec::new("x"));
+    let (tx, rx) = mpsc::channel();
+    for c in 0..1000u32 {
+        let tx = tx.clone();
+        rt.post(Color(c), h, move |ctx| tx.send(ctx.worker()).unwrap()).unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..1000 {
+        seen.insert(rx.recv_timeout(Duration::from_secs(10)).unwrap());
+    }
+    assert_eq!(seen.len(), n, "every worker ran its colors");
+}
+
+#[test]
+fn post_after_shutdown_is_an_error() {
+    for q in [QueueKind::Libasync, QueueKind::Mely] {
+        let rt = rt(q, 2);
+        let h = rt.register(HandlerSpec::new("x"));
+        let handle = rt.handle();
+        let stats = rt.shutdown();
+        assert_eq!(stats.total.events, 0);
+        assert_eq!(handle.post(Color(1), h, |_| {}), Err(PostError::Shutdown));
+        assert_eq!(handle.post_after(Duration::from_millis(1), Color(1), h, |_| {}), Err(PostError::Shutdown));
+        assert!(handle.spawn_blocking(Color(1), h, || 1, |_, _| {}).is_err());
+    }
+}
+
+#[test]
+fn posts_from_handlers_during_shutdown_are_dropped_and_counted() {
+    let rt = rt(QueueKind::Mely, 1);
+    let h = rt.register(HandlerSpec::new("x"));
+    let handle = rt.handle();
+    let (tx, rx) = mpsc::channel();
+    rt.post(Color(1), h, move |ctx| {
+        ctx.handle().shutdown();
+        ctx.post(Color(2), h, |_| panic!("must not run"));
+        tx.send(()).unwrap();
+    })
+    .unwrap();
+    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    rt.join();
+    assert!(handle.stats().total.dropped >= 1);
+}
+
+#[test]
+fn panicking_handler_is_counted_and_others_keep_running() {
+    for q in [QueueKind::Libasync, QueueKind::Mely] {
+        let rt = rt(q, 2);
+        let bad = rt.register(HandlerSpec::new("bad"));
+        let good = rt.register(HandlerSpec::new("good"));
+        let done = Arc::new(AtomicU64::new(0));
+        for i in 0..100u32 {
+            rt.post(Color(i % 3), bad, |_| panic!("deliberate test panic")).unwrap();
+            let d = done.clone();
+            rt.post(Color(i % 3), good, move |_| {
+                d.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        }
+        let t = Instant::now();
+        while done.load(Ordering::SeqCst) < 100 {
+            assert!(t.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let stats = rt.shutdown();
+        assert_eq!(stats.total.panics, 100);
+        assert_eq!(stats.handler("bad").unwrap().panics, 100);
+        assert_eq!(stats.handler("good").unwrap().events, 100);
+    }
+}
+
+#[test]
+fn timers_fire_in_their_color_in_deadline_order() {
+    let rt = rt(QueueKind::Mely, 2);
+    let h = rt.register(HandlerSpec::new("timer"));
+    let handle = rt.handle();
+    let (tx, rx) = mpsc::channel();
+    let start = Instant::now();
+    for (i, ms) in [60u64, 20, 40].into_iter().enumerate() {
+        let tx = tx.clone();
+        handle
+            .post_after(Duration::from_millis(ms), Color(5), h, move |ctx| {
+                tx.send((i, ctx.color(), start.elapsed())).unwrap();
+            })
+            .unwrap();
+    }
+    let got: Vec<_> = (0..3).map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap()).collect();
+    assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![1, 2, 0]);
+    for (i, c, at) in got {
+        assert_eq!(c, Color(5));
+        let want = [60, 20, 40][i];
+        assert!(at >= Duration::from_millis(want), "timer {i} fired early at {at:?}");
+    }
+}
+
+#[test]
+fn blocking_work_completes_in_the_callers_color() {
+    let rt = rt(QueueKind::Libasync, 2);
+    let h = rt.register(HandlerSpec::new("io-done"));
+    let (tx, rx) = mpsc::channel();
+    rt.handle()
+        .spawn_blocking(
+            Color(9),
+            h,
+            || {
+                std::thread::sleep(Duration::from_millis(20));
+                std::thread::current().name().unwrap_or("").to_string()
+            },
+            move |ctx, who| tx.send((ctx.color(), who)).unwrap(),
+        )
+        .unwrap();
+    let (c, who) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(c, Color(9));
+    assert!(who.starts_with("colored-blocking"), "{who}");
+}
+
+#[test]
+fn io_readiness_becomes_a_colored_event() {
+    let rt = rt(QueueKind::Mely, 2);
+    let h = rt.register(HandlerSpec::new("ReadRequest"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut client = std::net::TcpStream::connect(addr).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    server.set_nonblocking(true).unwrap();
+    let stream = Arc::new(std::sync::Mutex::new(mio::net::TcpStream::from_std(server)));
+    let (tx, rx) = mpsc::channel();
+    let s2 = stream.clone();
+    let tok = rt
+        .handle()
+        .register_io(&mut *stream.lock().unwrap(), mio::Interest::READABLE, Color(77), h, move |ctx, r| {
+            let mut buf = [0u8; 64];
+            let mut got = Vec::new();
+            loop {
+                match s2.lock().unwrap().read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            if !got.is_empty() {
+                tx.send((ctx.color(), r.readable, got)).unwrap();
+            }
+        })
+        .unwrap();
+    client.write_all(b"hello").unwrap();
+    let (c, readable, got) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!((c, readable, got.as_slice()), (Color(77), true, &b"hello"[..]));
+    rt.handle().deregister_io(&mut *stream.lock().unwrap(), tok).unwrap();
+    let stats = rt.stats();
+    assert!(stats.handler("Epoll").unwrap().events >= 1);
+}
+
+#[test]
+fn color_cell_checks_the_running_color() {
+    let rt = rt(QueueKind::Mely, 2);
+    let h = rt.register(HandlerSpec::new("x"));
+    let cell = Arc::new(ColorCell::new(Color(3), 0u64));
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..1000 {
+        let c = cell.clone();
+        rt.post(Color(3), h, move |ctx| c.with(ctx, |v| *v += 1)).unwrap();
+    }
+    let c = cell.clone();
+    rt.post(Color(3), h, move |ctx| tx.send(c.with(ctx, |v| *v)).unwrap()).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), 1000);
+    // From the wrong color: the handler panics (and the runtime counts it).
+    let c = cell.clone();
+    rt.post(Color(4), h, move |ctx| c.with(ctx, |v| *v += 1)).unwrap();
+    let t = Instant::now();
+    while rt.stats().total.panics == 0 {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn place_moves_queued_events_in_order() {
+    for q in [QueueKind::Libasync, QueueKind::Mely] {
+        let rt = rt(q, 2);
+        let h = rt.register(HandlerSpec::new("x"));
+        let handle = rt.handle();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let (tx, rx) = mpsc::channel();
+        // Block core 0 so events of color 2 queue up behind it.
+        rt.post(Color(0), h, move |_| gate_rx.recv().unwrap()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        for i in 0..50 {
+            let tx = tx.clone();
+            rt.post(Color(2), h, move |ctx| tx.send((i, ctx.worker())).unwrap()).unwrap();
+        }
+        handle.place(Color(2), 1).unwrap();
+        assert_eq!(handle.core_of(Color(2)), 1);
+        let got: Vec<_> = (0..50).map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap()).collect();
+        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), (0..50).collect::<Vec<_>>());
+        assert!(got.iter().all(|g| g.1 == 1), "moved events ran on core 1");
+        gate_tx.send(()).unwrap();
+        assert!(handle.place(Color(2), 7).is_err());
+    }
+}
+
+#[test]
+fn handlers_are_profiled_and_annotations_reported() {
+    let rt = rt(QueueKind::Mely, 1);
+    let slow = rt.register(HandlerSpec::new("slow"));
+    let annotated = rt.register(HandlerSpec::new("annotated").cost_cycles(1234).penalty(10));
+    let (tx, rx) = mpsc::channel();
+    for i in 0..200 {
+        let tx = tx.clone();
+        rt.post(Color(1), slow, move |_| {
+            colored_runtime::tsc::spin_cycles(50_000);
+            if i == 199 {
+                tx.send(()).unwrap();
+            }
+        })
+        .unwrap();
+        rt.post(Color(1), annotated, |_| {}).unwrap();
+    }
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let s = rt.shutdown();
+    let slow = s.handler("slow").unwrap();
+    assert!(slow.avg_cycles >= 50_000.0, "{slow:?}");
+    assert!(slow.profiled_cycles >= 40_000 && slow.profiled_cycles < 5_000_000, "{slow:?}");
+    let a = s.handler("annotated").unwrap();
+    assert_eq!((a.cost_annotation, a.penalty), (Some(1234), 10));
+}
+
+fn process_cpu_time() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct we pass; RUSAGE_SELF is always valid.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// An idle runtime (with its reactor started, stealing on) burns no CPU: measured with the
+/// process's CPU time over an idle interval (1 s here; `examples/idle_cpu` does 5 s).
+#[test]
+fn idle_runtime_uses_no_cpu() {
+    let rt = Runtime::new(RuntimeConfig { workers: 2, stealing: StealPolicy::All, ..Default::default() }).unwrap();
+    let h = rt.register(HandlerSpec::new("x"));
+    rt.handle().post_after(Duration::from_millis(1), Color(1), h, |_| {}).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let before = process_cpu_time();
+    std::thread::sleep(Duration::from_secs(1));
+    let used = process_cpu_time() - before;
+    // The test binary's other threads may run concurrently; allow a little noise, far below one
+    // spinning core (1 s).
+    assert!(used < Duration::from_millis(150), "idle runtime used {used:?} of CPU in 1 s");
+}
