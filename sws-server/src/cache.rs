@@ -55,7 +55,10 @@ pub struct CacheReport {
 /// The immutable map from cache key to prebuilt responses.
 #[derive(Debug, Default)]
 pub struct Cache {
-    entries: HashMap<Box<[u8]>, Arc<Variants>>,
+    /// Key -> index into `variants`. Requests carry the index from CheckInCache to
+    /// WriteResponse, so no reference count is touched on the hot path.
+    entries: HashMap<Box<[u8]>, u32>,
+    variants: Vec<Variants>,
 }
 
 impl Cache {
@@ -78,17 +81,28 @@ impl Cache {
 
     fn insert(&mut self, key: &[u8], body: Arc<[u8]>) {
         let ct = content_type(key);
-        let v = Arc::new(Variants::build(200, ct, body, ""));
+        let index = u32::try_from(self.variants.len()).expect("fewer than 2^32 files");
+        self.variants.push(Variants::build(200, ct, body, ""));
         if let Some(dir) = key.strip_suffix(b"/index.html") {
             let dir_key: &[u8] = if dir.is_empty() { b"/" } else { dir };
-            self.entries.insert(dir_key.into(), v.clone());
+            self.entries.insert(dir_key.into(), index);
         }
-        self.entries.insert(key.into(), v);
+        self.entries.insert(key.into(), index);
+    }
+
+    /// The index of a normalized key's responses.
+    pub fn index_of(&self, key: &[u8]) -> Option<u32> {
+        self.entries.get(key).copied()
+    }
+
+    /// The responses at an index returned by [`Cache::index_of`].
+    pub fn variants(&self, index: u32) -> &Variants {
+        &self.variants[index as usize]
     }
 
     /// The responses for a normalized key.
-    pub fn lookup(&self, key: &[u8]) -> Option<&Arc<Variants>> {
-        self.entries.get(key)
+    pub fn lookup(&self, key: &[u8]) -> Option<&Variants> {
+        self.index_of(key).map(|i| self.variants(i))
     }
 
     /// The response for a key, method and connection mode.

@@ -1,0 +1,100 @@
+//! The command line (fixed by DESIGN.md section 4), parsed once into configuration data.
+//!
+//! ```text
+//! sws-server --root DIR --listen ADDR --workers N --runtime <libasync|mely> --stealing POLICY
+//!            [--mode colored|ncopy] [--max-clients N] [--stats-json FILE]
+//! ```
+//! Hidden flags: `--idle-timeout-ms` (408 after this much inactivity; tests shorten it) and
+//! the ones the N-copy parent passes to its children.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use colored_runtime::{QueueKind, RuntimeConfig, StealPolicy};
+
+use crate::http::Limits;
+use crate::server::ServerConfig;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// One process, one colored runtime with `--workers` workers.
+    Colored,
+    /// `--workers` single-worker processes sharing the port with SO_REUSEPORT.
+    Ncopy,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Colored => "colored",
+            Mode::Ncopy => "ncopy",
+        }
+    }
+}
+
+/// SWS: the nine-handler static web server on the colored runtime, colored or N-copy.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "sws-server", version)]
+pub struct Cli {
+    /// Document root: every file under it is loaded and prebuilt at start-up.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0: any free port, printed at start).
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Worker threads (colored) or processes (ncopy).
+    #[arg(long)]
+    pub workers: usize,
+    /// Queue design of the runtime: libasync or mely.
+    #[arg(long, value_parser = clap::value_parser!(QueueKind))]
+    pub runtime: QueueKind,
+    /// Stealing policy: off, base, time-left, penalty, locality or all (libasync: off, base).
+    #[arg(long, value_parser = clap::value_parser!(StealPolicy))]
+    pub stealing: StealPolicy,
+    #[arg(long, value_enum, default_value_t = Mode::Colored)]
+    pub mode: Mode,
+    /// Most clients served at once; past it, connections are answered 503 and closed.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_clients: usize,
+    /// Write the statistics (server and runtime counters) here on shutdown.
+    #[arg(long)]
+    pub stats_json: Option<PathBuf>,
+    /// Idle time after which a connection is answered 408 and closed.
+    #[arg(long, default_value_t = 30_000, hide = true)]
+    pub idle_timeout_ms: u64,
+    /// Internal: this process is child number N of an N-copy parent.
+    #[arg(long, hide = true)]
+    pub ncopy_child: Option<usize>,
+}
+
+impl Cli {
+    pub fn runtime_config(&self, workers: usize) -> RuntimeConfig {
+        RuntimeConfig { workers, queue: self.runtime, stealing: self.stealing, ..RuntimeConfig::default() }
+    }
+
+    pub fn server_config(&self, max_clients: usize, reuse_port: bool) -> ServerConfig {
+        ServerConfig {
+            listen: self.listen,
+            max_clients,
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms.max(1)),
+            limits: Limits::default(),
+            reuse_port,
+        }
+    }
+
+    /// Checks what clap cannot: worker count and the runtime/policy combination.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.workers >= 1, "--workers must be at least 1");
+        anyhow::ensure!(self.max_clients >= 1, "--max-clients must be at least 1");
+        if self.runtime == QueueKind::Libasync {
+            anyhow::ensure!(
+                matches!(self.stealing, StealPolicy::Off | StealPolicy::Base),
+                "--runtime libasync supports --stealing off or base, not {}",
+                self.stealing
+            );
+        }
+        Ok(())
+    }
+}
