@@ -89,7 +89,10 @@ pub fn write_msg(w: &mut impl Write, msg: &Msg, tail: &[u8]) -> io::Result<()> {
     let json = serde_json::to_vec(msg).map_err(io::Error::other)?;
     let len = 4 + json.len() + tail.len();
     if len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "control frame too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "control frame too large",
+        ));
     }
     let mut frame = Vec::with_capacity(4 + len);
     frame.extend_from_slice(&(len as u32).to_be_bytes());
@@ -103,18 +106,21 @@ pub fn write_msg(w: &mut impl Write, msg: &Msg, tail: &[u8]) -> io::Result<()> {
 /// Reads one frame: the message and its binary tail.
 pub fn read_msg(r: &mut impl Read) -> Result<(Msg, Vec<u8>)> {
     let mut len = [0u8; 4];
-    r.read_exact(&mut len).context("reading a control frame header")?;
+    r.read_exact(&mut len)
+        .context("reading a control frame header")?;
     let len = u32::from_be_bytes(len) as usize;
     if !(4..=MAX_FRAME).contains(&len) {
         bail!("bad control frame length {len}");
     }
     let mut body = vec![0u8; len];
-    r.read_exact(&mut body).context("reading a control frame body")?;
+    r.read_exact(&mut body)
+        .context("reading a control frame body")?;
     let jlen = u32::from_be_bytes(body[..4].try_into().expect("4 bytes")) as usize;
     if jlen > len - 4 {
         bail!("bad control message length {jlen} in a frame of {len}");
     }
-    let msg: Msg = serde_json::from_slice(&body[4..4 + jlen]).context("decoding a control message")?;
+    let msg: Msg =
+        serde_json::from_slice(&body[4..4 + jlen]).context("decoding a control message")?;
     Ok((msg, body[4 + jlen..].to_vec()))
 }
 
@@ -126,7 +132,19 @@ mod tests {
     fn roundtrip_and_garbage() {
         let mut buf = Vec::new();
         write_msg(&mut buf, &Msg::Ping { seq: 7 }, &[]).unwrap();
-        write_msg(&mut buf, &Msg::Result { run: 2, counters: Counters { requests: 5, ok: 4, ..Default::default() } }, b"hist").unwrap();
+        write_msg(
+            &mut buf,
+            &Msg::Result {
+                run: 2,
+                counters: Counters {
+                    requests: 5,
+                    ok: 4,
+                    ..Default::default()
+                },
+            },
+            b"hist",
+        )
+        .unwrap();
         let mut r = io::Cursor::new(buf);
         assert_eq!(read_msg(&mut r).unwrap(), (Msg::Ping { seq: 7 }, vec![]));
         let (m, tail) = read_msg(&mut r).unwrap();

@@ -61,7 +61,11 @@ impl Window {
     /// A window starting at `start` with the given warm-up and measured seconds.
     pub fn new(start: Instant, warmup_s: f64, duration_s: f64) -> Window {
         let measure_start = start + Duration::from_secs_f64(warmup_s);
-        Window { start, measure_start, end: measure_start + Duration::from_secs_f64(duration_s) }
+        Window {
+            start,
+            measure_start,
+            end: measure_start + Duration::from_secs_f64(duration_s),
+        }
     }
 }
 
@@ -114,6 +118,8 @@ struct Client {
     written: usize,
     /// Readiness seen and not yet drained (edge-triggered polling).
     readable: bool,
+    /// The poll reported the peer's close (or an error) on this connection.
+    peer_closed: bool,
     parser: ResponseParser,
 }
 
@@ -158,7 +164,13 @@ fn would_block(e: &io::Error) -> bool {
 }
 
 impl<'a> Worker<'a> {
-    fn new(plan: &'a Plan, window: Window, n: usize, seed: u64, live: &'a Live) -> Result<Worker<'a>> {
+    fn new(
+        plan: &'a Plan,
+        window: Window,
+        n: usize,
+        seed: u64,
+        live: &'a Live,
+    ) -> Result<Worker<'a>> {
         let clients = (0..n)
             .map(|_| Client {
                 stream: None,
@@ -170,6 +182,7 @@ impl<'a> Worker<'a> {
                 close_req: false,
                 written: 0,
                 readable: false,
+                peer_closed: false,
                 parser: ResponseParser::new(),
             })
             .collect();
@@ -213,13 +226,18 @@ impl<'a> Worker<'a> {
         if c.stream.is_none() {
             c.conn_requests = 0;
             c.readable = false;
+            c.peer_closed = false;
             // The request is in flight from here: a connect failure is its error.
             c.state = State::Connecting;
             let mut s = match TcpStream::connect(self.plan.addr) {
                 Ok(s) => s,
                 Err(e) => return Step::Fail(ErrorKind::from_io(&e)),
             };
-            if let Err(e) = self.poll.registry().register(&mut s, Token(idx), Interest::READABLE | Interest::WRITABLE) {
+            if let Err(e) = self.poll.registry().register(
+                &mut s,
+                Token(idx),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
                 return Step::Fail(ErrorKind::from_io(&e));
             }
             c.stream = Some(s);
@@ -259,7 +277,9 @@ impl<'a> Worker<'a> {
                 }
             }
             State::Connecting => {
-                let Some(s) = c.stream.as_ref() else { return Step::Fail(ErrorKind::Other) };
+                let Some(s) = c.stream.as_ref() else {
+                    return Step::Fail(ErrorKind::Other);
+                };
                 match s.take_error() {
                     Ok(Some(e)) | Err(e) => return Step::Fail(ErrorKind::from_io(&e)),
                     Ok(None) => {}
@@ -278,8 +298,14 @@ impl<'a> Worker<'a> {
                 }
             }
             State::Writing => {
-                let req = if c.close_req { &self.requests_close[c.path] } else { &self.requests[c.path] };
-                let Some(s) = c.stream.as_mut() else { return Step::Fail(ErrorKind::Other) };
+                let req = if c.close_req {
+                    &self.requests_close[c.path]
+                } else {
+                    &self.requests[c.path]
+                };
+                let Some(s) = c.stream.as_mut() else {
+                    return Step::Fail(ErrorKind::Other);
+                };
                 match s.write(&req[c.written..]) {
                     Ok(n) => {
                         c.written += n;
@@ -297,7 +323,9 @@ impl<'a> Worker<'a> {
                 if !c.readable {
                     return Step::Wait;
                 }
-                let Some(s) = c.stream.as_mut() else { return Step::Fail(ErrorKind::Other) };
+                let Some(s) = c.stream.as_mut() else {
+                    return Step::Fail(ErrorKind::Other);
+                };
                 match s.read(&mut self.buf) {
                     Ok(0) => match c.parser.eof() {
                         Ok(r) => {
@@ -306,16 +334,26 @@ impl<'a> Worker<'a> {
                         }
                         Err(_) => Step::Fail(ErrorKind::ShortBody),
                     },
-                    Ok(n) => match c.parser.feed(&self.buf[..n]) {
-                        Err(_) => Step::Fail(ErrorKind::Parse),
-                        Ok(fed) => match fed.done {
-                            // More bytes than the response: the server answered something
-                            // it was not asked (we never pipeline).
-                            Some(_) if fed.consumed < n => Step::Fail(ErrorKind::Parse),
-                            Some(r) => Step::Complete(r),
-                            None => Step::Again,
-                        },
-                    },
+                    Ok(n) => {
+                        // A short read drained the socket: with edge-triggered epoll
+                        // any later data raises a new event, so skip the read that
+                        // would only return WouldBlock (one syscall per request).
+                        // Not when the peer already closed: its FIN may have come
+                        // with the data, and only a read returning 0 tells.
+                        if n < self.buf.len() && !c.peer_closed {
+                            c.readable = false;
+                        }
+                        match c.parser.feed(&self.buf[..n]) {
+                            Err(_) => Step::Fail(ErrorKind::Parse),
+                            Ok(fed) => match fed.done {
+                                // More bytes than the response: the server answered something
+                                // it was not asked (we never pipeline).
+                                Some(_) if fed.consumed < n => Step::Fail(ErrorKind::Parse),
+                                Some(r) => Step::Complete(r),
+                                None => Step::Again,
+                            },
+                        }
+                    }
                     Err(e) if would_block(&e) => {
                         c.readable = false;
                         Step::Wait
@@ -363,8 +401,12 @@ impl<'a> Worker<'a> {
             counters.bytes += r.wire_len;
             if self.plan.status_ok(r.status) {
                 counters.ok += 1;
-                let us = (now.saturating_duration_since(c.intended).as_micros() as u64).clamp(1, MAX_LATENCY_US);
-                self.stats.latency.record(us).expect("latency within histogram bounds");
+                let us = (now.saturating_duration_since(c.intended).as_micros() as u64)
+                    .clamp(1, MAX_LATENCY_US);
+                self.stats
+                    .latency
+                    .record(us)
+                    .expect("latency within histogram bounds");
             } else {
                 counters.error(ErrorKind::BadStatus);
             }
@@ -392,7 +434,9 @@ impl<'a> Worker<'a> {
 
     fn run(mut self, stop: &AtomicBool) -> Result<RunStats> {
         let mut events = Events::with_capacity(EVENTS);
-        let scan_every = SCAN_INTERVAL.min(self.timeout / 10).max(Duration::from_millis(1));
+        let scan_every = SCAN_INTERVAL
+            .min(self.timeout / 10)
+            .max(Duration::from_millis(1));
         // Requests still in flight this long after the end are given up as timeouts
         // (the scan normally gets them first).
         let hard_end = self.window.end + self.timeout + Duration::from_secs(1);
@@ -406,7 +450,10 @@ impl<'a> Worker<'a> {
         let mut next_scan = Instant::now() + scan_every;
         loop {
             let now = Instant::now();
-            if (now >= self.window.end && self.measured_in_flight == 0) || now >= hard_end || stop.load(Ordering::Relaxed) {
+            if (now >= self.window.end && self.measured_in_flight == 0)
+                || now >= hard_end
+                || stop.load(Ordering::Relaxed)
+            {
                 break;
             }
             while let Some(&Reverse((at, idx))) = self.wakeups.peek() {
@@ -437,8 +484,12 @@ impl<'a> Worker<'a> {
             }
             for ev in events.iter() {
                 let idx = ev.token().0;
+                let c = &mut self.clients[idx];
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                    self.clients[idx].readable = true;
+                    c.readable = true;
+                }
+                if ev.is_read_closed() || ev.is_error() {
+                    c.peer_closed = true;
                 }
                 self.drive(idx);
             }
@@ -458,8 +509,18 @@ impl<'a> Worker<'a> {
 /// Runs `clients` virtual clients over `window` on `plan.threads` threads
 /// (never more threads than clients) and returns the merged statistics.
 /// `stop` aborts the run early (its figures are then partial).
-pub fn run_window(plan: &Plan, clients: usize, window: Window, live: &Live, stop: &AtomicBool) -> Result<RunStats> {
-    let threads = if plan.threads == 0 { available_cores() } else { plan.threads };
+pub fn run_window(
+    plan: &Plan,
+    clients: usize,
+    window: Window,
+    live: &Live,
+    stop: &AtomicBool,
+) -> Result<RunStats> {
+    let threads = if plan.threads == 0 {
+        available_cores()
+    } else {
+        plan.threads
+    };
     let threads = threads.min(clients).max(1);
     let seed_base = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -472,7 +533,13 @@ pub fn run_window(plan: &Plan, clients: usize, window: Window, live: &Live, stop
                 std::thread::Builder::new()
                     .name(format!("inject-{t}"))
                     .spawn_scoped(s, move || {
-                        let w = Worker::new(plan, window, n, seed_base ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), live)?;
+                        let w = Worker::new(
+                            plan,
+                            window,
+                            n,
+                            seed_base ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                            live,
+                        )?;
                         w.run(stop)
                     })
                     .expect("spawning an injection thread")
@@ -480,7 +547,10 @@ pub fn run_window(plan: &Plan, clients: usize, window: Window, live: &Live, stop
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("an injection thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an injection thread panicked")))
+            })
             .collect()
     });
     let mut total = RunStats::default();
@@ -492,5 +562,7 @@ pub fn run_window(plan: &Plan, clients: usize, window: Window, live: &Live, stop
 
 /// Cores available to this process.
 pub fn available_cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

@@ -40,7 +40,10 @@ impl fmt::Display for HttpError {
         match self {
             HttpError::Malformed(m) => write!(f, "malformed response: {m}"),
             HttpError::Closed { received } => {
-                write!(f, "connection closed after {received} bytes of the response")
+                write!(
+                    f,
+                    "connection closed after {received} bytes of the response"
+                )
             }
         }
     }
@@ -147,7 +150,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<HeadInfo>, HttpError> {
     let mut chunked = false;
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
-            let s = std::str::from_utf8(h.value).map_err(|_| malformed("content-length not utf-8"))?;
+            let s =
+                std::str::from_utf8(h.value).map_err(|_| malformed("content-length not utf-8"))?;
             let n: u64 = s
                 .trim()
                 .parse()
@@ -183,7 +187,12 @@ fn parse_head(buf: &[u8]) -> Result<Option<HeadInfo>, HttpError> {
         keep_alive = false;
         State::UntilClose
     };
-    Ok(Some(HeadInfo { head_len, status, keep_alive, body }))
+    Ok(Some(HeadInfo {
+        head_len,
+        status,
+        keep_alive,
+        body,
+    }))
 }
 
 impl ResponseParser {
@@ -247,7 +256,10 @@ impl ResponseParser {
                     if prior == 0 {
                         self.head.extend_from_slice(data);
                     }
-                    return Ok(Fed { consumed: data.len(), done: None });
+                    return Ok(Fed {
+                        consumed: data.len(),
+                        done: None,
+                    });
                 }
                 Some(info) => {
                     pos = info.head_len - prior;
@@ -262,8 +274,18 @@ impl ResponseParser {
         loop {
             match self.state {
                 State::Head => unreachable!("head handled above"),
-                State::Done => return Ok(Fed { consumed: pos, done: None }),
-                State::Length(0) => return Ok(Fed { consumed: pos, done: Some(self.finish()) }),
+                State::Done => {
+                    return Ok(Fed {
+                        consumed: pos,
+                        done: None,
+                    })
+                }
+                State::Length(0) => {
+                    return Ok(Fed {
+                        consumed: pos,
+                        done: Some(self.finish()),
+                    })
+                }
                 State::Length(rem) => {
                     let take = rem.min((data.len() - pos) as u64);
                     pos += take as usize;
@@ -271,18 +293,27 @@ impl ResponseParser {
                     self.wire_len += take;
                     self.state = State::Length(rem - take);
                     if rem - take > 0 {
-                        return Ok(Fed { consumed: pos, done: None });
+                        return Ok(Fed {
+                            consumed: pos,
+                            done: None,
+                        });
                     }
                 }
                 State::UntilClose => {
                     let take = (data.len() - pos) as u64;
                     self.body_len += take;
                     self.wire_len += take;
-                    return Ok(Fed { consumed: data.len(), done: None });
+                    return Ok(Fed {
+                        consumed: data.len(),
+                        done: None,
+                    });
                 }
                 State::Chunked(c) => {
                     if pos == data.len() {
-                        return Ok(Fed { consumed: pos, done: None });
+                        return Ok(Fed {
+                            consumed: pos,
+                            done: None,
+                        });
                     }
                     match c {
                         Chunk::Size => {
@@ -331,7 +362,10 @@ impl ResponseParser {
                             self.wire_len += 1;
                             if b == b'\n' {
                                 if len == 0 {
-                                    return Ok(Fed { consumed: pos, done: Some(self.finish()) });
+                                    return Ok(Fed {
+                                        consumed: pos,
+                                        done: Some(self.finish()),
+                                    });
                                 }
                                 self.state = State::Chunked(Chunk::Trailer(0));
                             } else if b != b'\r' {
@@ -348,7 +382,8 @@ impl ResponseParser {
     }
 
     fn chunk_size(&self) -> Result<u64, HttpError> {
-        let line = std::str::from_utf8(&self.line).map_err(|_| malformed("chunk size not ascii"))?;
+        let line =
+            std::str::from_utf8(&self.line).map_err(|_| malformed("chunk size not ascii"))?;
         let hex = line.split(';').next().unwrap_or("").trim();
         if hex.is_empty() {
             return Err(malformed("empty chunk size"));
@@ -361,7 +396,9 @@ impl ResponseParser {
     pub fn eof(&mut self) -> Result<Response, HttpError> {
         match self.state {
             State::UntilClose => Ok(self.finish()),
-            _ => Err(HttpError::Closed { received: self.received() }),
+            _ => Err(HttpError::Closed {
+                received: self.received(),
+            }),
         }
     }
 }
@@ -370,7 +407,11 @@ impl ResponseParser {
 mod tests {
     use super::*;
 
-    fn feed_all(p: &mut ResponseParser, data: &[u8], step: usize) -> Result<Option<(usize, Response)>, HttpError> {
+    fn feed_all(
+        p: &mut ResponseParser,
+        data: &[u8],
+        step: usize,
+    ) -> Result<Option<(usize, Response)>, HttpError> {
         let mut off = 0;
         while off < data.len() {
             let end = (off + step).min(data.len());
@@ -410,7 +451,9 @@ mod tests {
     #[test]
     fn short_body_is_closed_error() {
         let mut p = ResponseParser::new();
-        let fed = p.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc").unwrap();
+        let fed = p
+            .feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+            .unwrap();
         assert!(fed.done.is_none());
         assert!(matches!(p.eof(), Err(HttpError::Closed { .. })));
         let mut p = ResponseParser::new();
@@ -435,7 +478,9 @@ mod tests {
     #[test]
     fn connection_close_and_http10() {
         let mut p = ResponseParser::new();
-        let r = p.feed(b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").unwrap();
+        let r = p
+            .feed(b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
         let r = r.done.unwrap();
         assert_eq!(r.status, 404);
         assert!(!r.keep_alive);
@@ -458,14 +503,22 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\naXY",
         ] {
             let mut p = ResponseParser::new();
-            assert!(matches!(p.feed(bad), Err(HttpError::Malformed(_))), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                matches!(p.feed(bad), Err(HttpError::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
     #[test]
     fn no_body_statuses() {
         let mut p = ResponseParser::new();
-        let r = p.feed(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n").unwrap().done.unwrap();
+        let r = p
+            .feed(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n")
+            .unwrap()
+            .done
+            .unwrap();
         assert_eq!(r.body_len, 0);
     }
 

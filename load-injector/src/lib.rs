@@ -114,7 +114,10 @@ impl Report {
             })
             .collect();
         let last = by_step.last().map(|(_, r)| r.as_slice()).unwrap_or(&[]);
-        let runs: Vec<RunSummary> = by_step.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
+        let runs: Vec<RunSummary> = by_step
+            .iter()
+            .flat_map(|(_, r)| r.iter().cloned())
+            .collect();
         Report {
             median: median(last),
             spread: spread(last),
@@ -139,13 +142,21 @@ pub fn run_local(plan: &Plan, progress: Progress) -> Result<Report> {
             let live = Live::default();
             let label = format!("{clients}c run {r}/{}", plan.runs);
             let stats = progress.track(&label, total, &live, || {
-                let window = Window::new(Instant::now() + LOCAL_START_DELAY, plan.warmup_s, plan.duration_s);
+                let window = Window::new(
+                    Instant::now() + LOCAL_START_DELAY,
+                    plan.warmup_s,
+                    plan.duration_s,
+                );
                 run_window(plan, clients, window, &live, &stop)
             })?;
             runs.push(stats.summarize(r, clients, plan.duration_s));
         }
         by_step.push((clients, runs));
     }
-    let config = Config { mode: "run".into(), plan: plan.clone(), slaves: Vec::new() };
+    let config = Config {
+        mode: "run".into(),
+        plan: plan.clone(),
+        slaves: Vec::new(),
+    };
     Ok(Report::build(config, Env::collect(), by_step))
 }

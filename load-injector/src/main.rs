@@ -123,13 +123,18 @@ impl LoadArgs {
         let (addr, host_header) = parse_target(&self.target)?;
         let paths = match &self.paths {
             Some(f) => read_paths_file(f)?,
-            None if self.path.is_empty() => bail!("give the request paths: --path P (repeatable) or --paths FILE"),
+            None if self.path.is_empty() => {
+                bail!("give the request paths: --path P (repeatable) or --paths FILE")
+            }
             None => self
                 .path
                 .iter()
                 .map(|p| {
                     check_path(p).with_context(|| format!("--path {p:?}"))?;
-                    Ok(WeightedPath { path: p.clone(), weight: 1.0 })
+                    Ok(WeightedPath {
+                        path: p.clone(),
+                        weight: 1.0,
+                    })
                 })
                 .collect::<Result<_>>()?,
         };
@@ -189,12 +194,18 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Slave { listen, sessions } => {
-            let l = TcpListener::bind(&listen).with_context(|| format!("--listen {listen:?}: cannot bind"))?;
+            let l = TcpListener::bind(&listen)
+                .with_context(|| format!("--listen {listen:?}: cannot bind"))?;
             eprintln!("slave: listening on {}", l.local_addr()?);
             slave::serve(l, sessions)?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Master { slaves, slave_timeout, slave_grace, load } => {
+        Cmd::Master {
+            slaves,
+            slave_timeout,
+            slave_grace,
+            load,
+        } => {
             let plan = load.plan()?;
             let mut opts = MasterOptions::new(slaves);
             opts.connect_timeout = Duration::from_secs_f64(slave_timeout);
@@ -202,7 +213,11 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let report = run_master(&plan, &opts, Progress::auto())?;
             load.emit(&report)?;
             // An incomplete experiment is reported in full but is not a success.
-            Ok(if report.complete { ExitCode::SUCCESS } else { ExitCode::from(3) })
+            Ok(if report.complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
         }
     }
 }

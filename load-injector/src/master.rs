@@ -78,10 +78,19 @@ fn connect(addr: &str, plan: &Plan, timeout: Duration) -> Result<(TcpStream, Env
         .with_context(|| format!("slave address {addr:?}: expected HOST:PORT"))?
         .next()
         .with_context(|| format!("slave address {addr:?} resolved to nothing"))?;
-    let mut s = TcpStream::connect_timeout(&sa, timeout).with_context(|| format!("connecting to {sa}"))?;
+    let mut s =
+        TcpStream::connect_timeout(&sa, timeout).with_context(|| format!("connecting to {sa}"))?;
     s.set_nodelay(true).ok();
     s.set_read_timeout(Some(timeout)).ok();
-    write_msg(&mut s, &Msg::Plan { version: PROTOCOL_VERSION, plan: plan.clone() }, &[]).context("sending the plan")?;
+    write_msg(
+        &mut s,
+        &Msg::Plan {
+            version: PROTOCOL_VERSION,
+            plan: plan.clone(),
+        },
+        &[],
+    )
+    .context("sending the plan")?;
     match read_msg(&mut s).context("waiting for the slave to accept the plan")? {
         (Msg::Ready { env }, _) => Ok((s, env)),
         (Msg::Error { message }, _) => bail!("slave refused the plan: {message}"),
@@ -100,15 +109,28 @@ pub fn run_master(plan: &Plan, opts: &MasterOptions, progress: Progress) -> Resu
         .slaves
         .iter()
         .map(|addr| match connect(addr, plan, opts.connect_timeout) {
-            Ok((s, env)) => Slave { addr: addr.clone(), stream: Some(s), env: Some(env), failure: None },
+            Ok((s, env)) => Slave {
+                addr: addr.clone(),
+                stream: Some(s),
+                env: Some(env),
+                failure: None,
+            },
             Err(e) => {
                 eprintln!("master: slave {addr} failed: {e:#}");
-                Slave { addr: addr.clone(), stream: None, env: None, failure: Some(format!("{e:#}")) }
+                Slave {
+                    addr: addr.clone(),
+                    stream: None,
+                    env: None,
+                    failure: Some(format!("{e:#}")),
+                }
             }
         })
         .collect();
     if slaves.iter().all(|s| s.stream.is_none()) {
-        let why: Vec<String> = slaves.iter().map(|s| format!("{}: {}", s.addr, s.failure.as_deref().unwrap_or("?"))).collect();
+        let why: Vec<String> = slaves
+            .iter()
+            .map(|s| format!("{}: {}", s.addr, s.failure.as_deref().unwrap_or("?")))
+            .collect();
         bail!("no slave answered: {}", why.join("; "));
     }
     let run_len = Duration::from_secs_f64(plan.warmup_s + plan.duration_s);
@@ -120,11 +142,15 @@ pub fn run_master(plan: &Plan, opts: &MasterOptions, progress: Progress) -> Resu
             // Round trips, to correct each slave's start delay.
             let mut rtt = vec![Duration::ZERO; n];
             for (i, s) in slaves.iter_mut().enumerate() {
-                let Some(st) = s.stream.as_mut() else { continue };
+                let Some(st) = s.stream.as_mut() else {
+                    continue;
+                };
                 seq += 1;
                 let t0 = Instant::now();
                 st.set_read_timeout(Some(opts.connect_timeout)).ok();
-                let res = write_msg(st, &Msg::Ping { seq }, &[]).map_err(anyhow::Error::from).and_then(|_| read_msg(st));
+                let res = write_msg(st, &Msg::Ping { seq }, &[])
+                    .map_err(anyhow::Error::from)
+                    .and_then(|_| read_msg(st));
                 match res {
                     Ok((Msg::Pong { seq: got }, _)) if got == seq => rtt[i] = t0.elapsed(),
                     Ok((other, _)) => s.fail(format!("unexpected answer to a ping: {other:?}")),
@@ -132,36 +158,61 @@ pub fn run_master(plan: &Plan, opts: &MasterOptions, progress: Progress) -> Resu
                 }
             }
             for (i, s) in slaves.iter_mut().enumerate() {
-                let Some(st) = s.stream.as_mut() else { continue };
+                let Some(st) = s.stream.as_mut() else {
+                    continue;
+                };
                 let delay = opts.start_delay.saturating_sub(rtt[i] / 2);
-                let msg = Msg::Start { run: r, clients: share(clients, n, i), delay_us: delay.as_micros() as u64 };
+                let msg = Msg::Start {
+                    run: r,
+                    clients: share(clients, n, i),
+                    delay_us: delay.as_micros() as u64,
+                };
                 if let Err(e) = write_msg(st, &msg, &[]) {
                     s.fail(format!("sending the start of run {r}: {e}"));
                 }
             }
-            let deadline = Instant::now() + opts.start_delay + run_len + Duration::from_millis(plan.timeout_ms) + opts.grace;
+            let deadline = Instant::now()
+                + opts.start_delay
+                + run_len
+                + Duration::from_millis(plan.timeout_ms)
+                + opts.grace;
             let live = Live::default();
             let label = format!("{clients}c run {r}/{}", plan.runs);
-            let merged = progress.track(&label, opts.start_delay + run_len, &live, || -> Result<RunStats> {
-                let mut merged = RunStats::default();
-                for s in slaves.iter_mut() {
-                    let Some(st) = s.stream.as_mut() else { continue };
-                    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-                    st.set_read_timeout(Some(left)).ok();
-                    match read_msg(st) {
-                        Ok((Msg::Result { run, counters }, tail)) if run == r => {
-                            match RunStats::histogram_from_bytes(&tail) {
-                                Ok(latency) => merged.merge(&RunStats { counters, latency })?,
-                                Err(e) => s.fail(format!("run {r}: bad histogram: {e:#}")),
+            let merged = progress.track(
+                &label,
+                opts.start_delay + run_len,
+                &live,
+                || -> Result<RunStats> {
+                    let mut merged = RunStats::default();
+                    for s in slaves.iter_mut() {
+                        let Some(st) = s.stream.as_mut() else {
+                            continue;
+                        };
+                        let left = deadline
+                            .saturating_duration_since(Instant::now())
+                            .max(Duration::from_millis(1));
+                        st.set_read_timeout(Some(left)).ok();
+                        match read_msg(st) {
+                            Ok((Msg::Result { run, counters }, tail)) if run == r => {
+                                match RunStats::histogram_from_bytes(&tail) {
+                                    Ok(latency) => merged.merge(&RunStats { counters, latency })?,
+                                    Err(e) => s.fail(format!("run {r}: bad histogram: {e:#}")),
+                                }
                             }
+                            Ok((Msg::Error { message }, _)) => {
+                                s.fail(format!("run {r}: {message}"))
+                            }
+                            Ok((other, _)) => {
+                                s.fail(format!("run {r}: unexpected message {other:?}"))
+                            }
+                            Err(e) => s.fail(format!(
+                                "run {r}: no result before the deadline or connection lost: {e:#}"
+                            )),
                         }
-                        Ok((Msg::Error { message }, _)) => s.fail(format!("run {r}: {message}")),
-                        Ok((other, _)) => s.fail(format!("run {r}: unexpected message {other:?}")),
-                        Err(e) => s.fail(format!("run {r}: no result before the deadline or connection lost: {e:#}")),
                     }
-                }
-                Ok(merged)
-            })?;
+                    Ok(merged)
+                },
+            )?;
             let mut summary = merged.summarize(r, clients, plan.duration_s);
             summary.missing_slaves = slaves
                 .iter()
@@ -187,6 +238,10 @@ pub fn run_master(plan: &Plan, opts: &MasterOptions, progress: Progress) -> Resu
             failure: s.failure.clone(),
         })
         .collect();
-    let config = Config { mode: "master".into(), plan: plan.clone(), slaves: infos };
+    let config = Config {
+        mode: "master".into(),
+        plan: plan.clone(),
+        slaves: infos,
+    };
     Ok(Report::build(config, Env::collect(), by_step))
 }

@@ -43,7 +43,12 @@ pub fn render(report: &Report, format: Format) -> Result<String> {
 fn errors_text(errors: &std::collections::BTreeMap<String, u64>) -> String {
     let parts: Vec<String> = ErrorKind::ALL
         .iter()
-        .filter_map(|k| errors.get(k.name()).filter(|n| **n > 0).map(|n| format!("{}={n}", k.name())))
+        .filter_map(|k| {
+            errors
+                .get(k.name())
+                .filter(|n| **n > 0)
+                .map(|n| format!("{}={n}", k.name()))
+        })
         .collect();
     if parts.is_empty() {
         "0".into()
@@ -110,14 +115,29 @@ fn table(r: &Report) -> String {
             "slave {}: {} clients, {}{}",
             sl.addr,
             sl.clients,
-            sl.env.as_ref().map(|e| format!("{} cores, {}", e.cores, opt(&e.cpu_model))).unwrap_or_else(|| "no answer".into()),
-            sl.failure.as_ref().map(|f| format!(" -- FAILED: {f}")).unwrap_or_default()
+            sl.env
+                .as_ref()
+                .map(|e| format!("{} cores, {}", e.cores, opt(&e.cpu_model)))
+                .unwrap_or_else(|| "no answer".into()),
+            sl.failure
+                .as_ref()
+                .map(|f| format!(" -- FAILED: {f}"))
+                .unwrap_or_default()
         );
     }
     let _ = writeln!(
         s,
         "\n{:>5} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10}  errors",
-        "run", "clients", "req/s", "MB/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "conns", "requests"
+        "run",
+        "clients",
+        "req/s",
+        "MB/s",
+        "p50 us",
+        "p90 us",
+        "p99 us",
+        "p99.9 us",
+        "conns",
+        "requests"
     );
     let row = |s: &mut String, run: &RunSummary| {
         let _ = writeln!(
@@ -134,14 +154,22 @@ fn table(r: &Report) -> String {
             run.connections,
             run.requests,
             errors_text(&run.errors),
-            if run.complete { String::new() } else { format!("  INCOMPLETE (missing {})", run.missing_slaves.join("; ")) }
+            if run.complete {
+                String::new()
+            } else {
+                format!("  INCOMPLETE (missing {})", run.missing_slaves.join("; "))
+            }
         );
     };
     for run in &r.runs {
         row(&mut s, run);
     }
     let m = &r.median;
-    let merr: std::collections::BTreeMap<String, u64> = m.errors.iter().map(|(k, v)| (k.clone(), v.round() as u64)).collect();
+    let merr: std::collections::BTreeMap<String, u64> = m
+        .errors
+        .iter()
+        .map(|(k, v)| (k.clone(), v.round() as u64))
+        .collect();
     let _ = writeln!(
         s,
         "{:>5} {:>7} {:>12.1} {:>9.2} {:>9} {:>9} {:>9} {:>9} {:>8.0} {:>10}  {}",
@@ -185,7 +213,10 @@ fn table(r: &Report) -> String {
         }
     }
     if !r.complete {
-        let _ = writeln!(s, "\nINCOMPLETE: some slaves' results are missing; see above.");
+        let _ = writeln!(
+            s,
+            "\nINCOMPLETE: some slaves' results are missing; see above."
+        );
     }
     s
 }
@@ -199,15 +230,31 @@ fn csv(r: &Report) -> Result<String> {
         let _ = writeln!(s, "# {k}={}", v.replace('\n', " "));
     }
     let mut header = vec![
-        "row", "run", "clients", "requests", "responses_ok", "requests_per_sec", "mbytes_per_sec", "p50_us", "p90_us",
-        "p99_us", "p999_us", "connections",
+        "row",
+        "run",
+        "clients",
+        "requests",
+        "responses_ok",
+        "requests_per_sec",
+        "mbytes_per_sec",
+        "p50_us",
+        "p90_us",
+        "p99_us",
+        "p999_us",
+        "connections",
     ];
-    let err_cols: Vec<String> = ErrorKind::ALL.iter().map(|k| format!("errors_{}", k.name())).collect();
+    let err_cols: Vec<String> = ErrorKind::ALL
+        .iter()
+        .map(|k| format!("errors_{}", k.name()))
+        .collect();
     header.extend(err_cols.iter().map(String::as_str));
     header.extend(["complete", "rps_stdev"]);
     let _ = writeln!(s, "{}", header.join(","));
     for run in &r.runs {
-        let errs: Vec<String> = ErrorKind::ALL.iter().map(|k| run.errors.get(k.name()).copied().unwrap_or(0).to_string()).collect();
+        let errs: Vec<String> = ErrorKind::ALL
+            .iter()
+            .map(|k| run.errors.get(k.name()).copied().unwrap_or(0).to_string())
+            .collect();
         let _ = writeln!(
             s,
             "run,{},{},{},{},{:.3},{:.4},{},{},{},{},{},{},{},",
@@ -227,11 +274,22 @@ fn csv(r: &Report) -> Result<String> {
         );
     }
     let steps: Vec<(usize, &crate::stats::Median, &crate::stats::Spread, bool)> = match &r.steps {
-        Some(st) => st.iter().map(|x| (x.clients, &x.median, &x.spread, x.complete)).collect(),
-        None => vec![(r.runs.last().map(|x| x.clients).unwrap_or(0), &r.median, &r.spread, r.complete)],
+        Some(st) => st
+            .iter()
+            .map(|x| (x.clients, &x.median, &x.spread, x.complete))
+            .collect(),
+        None => vec![(
+            r.runs.last().map(|x| x.clients).unwrap_or(0),
+            &r.median,
+            &r.spread,
+            r.complete,
+        )],
     };
     for (clients, m, sp, complete) in steps {
-        let errs: Vec<String> = ErrorKind::ALL.iter().map(|k| format!("{}", m.errors.get(k.name()).copied().unwrap_or(0.0))).collect();
+        let errs: Vec<String> = ErrorKind::ALL
+            .iter()
+            .map(|k| format!("{}", m.errors.get(k.name()).copied().unwrap_or(0.0)))
+            .collect();
         let _ = writeln!(
             s,
             "median,,{clients},,,{:.3},{:.4},{},{},{},{},{},{},{},{:.3}",

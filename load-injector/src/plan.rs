@@ -36,9 +36,15 @@ impl Ramp {
             bail!("--ramp wants START:END:STEP (e.g. 200:2000:200), got {s:?}");
         }
         let num = |p: &str, what: &str| -> Result<usize> {
-            p.trim().parse().with_context(|| format!("--ramp {what} {p:?} is not a whole number"))
+            p.trim()
+                .parse()
+                .with_context(|| format!("--ramp {what} {p:?} is not a whole number"))
         };
-        let r = Ramp { start: num(parts[0], "START")?, end: num(parts[1], "END")?, step: num(parts[2], "STEP")? };
+        let r = Ramp {
+            start: num(parts[0], "START")?,
+            end: num(parts[1], "END")?,
+            step: num(parts[2], "STEP")?,
+        };
         if r.start == 0 || r.step == 0 || r.end < r.start {
             bail!("--ramp needs 0 < START <= END and STEP > 0, got {s:?}");
         }
@@ -129,13 +135,18 @@ pub fn parse_paths(text: &str) -> Result<Vec<WeightedPath>> {
                 .parse::<f64>()
                 .ok()
                 .filter(|w| w.is_finite() && *w > 0.0)
-                .with_context(|| format!("line {}: weight {w:?} is not a positive number", i + 1))?,
+                .with_context(|| {
+                    format!("line {}: weight {w:?} is not a positive number", i + 1)
+                })?,
         };
         if it.next().is_some() {
             bail!("line {}: expected `PATH [WEIGHT]`, got {line:?}", i + 1);
         }
         check_path(path).with_context(|| format!("line {}", i + 1))?;
-        out.push(WeightedPath { path: path.to_string(), weight });
+        out.push(WeightedPath {
+            path: path.to_string(),
+            weight,
+        });
     }
     if out.is_empty() {
         bail!("no paths in the file");
@@ -145,7 +156,8 @@ pub fn parse_paths(text: &str) -> Result<Vec<WeightedPath>> {
 
 /// Reads [`parse_paths`] from a file.
 pub fn read_paths_file(file: &Path) -> Result<Vec<WeightedPath>> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading --paths {}", file.display()))?;
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading --paths {}", file.display()))?;
     parse_paths(&text).with_context(|| format!("in --paths {}", file.display()))
 }
 
@@ -260,7 +272,11 @@ impl PathPicker {
                 })
                 .collect()
         };
-        PathPicker { cumulative, total: acc, n: paths.len() }
+        PathPicker {
+            cumulative,
+            total: acc,
+            n: paths.len(),
+        }
     }
 
     /// The index of the next path.
@@ -287,7 +303,15 @@ mod tests {
         assert_eq!(a.port(), 8080);
         assert_eq!(h, "127.0.0.1:8080");
         assert!(parse_target("http://127.0.0.1:80/").is_ok());
-        for bad in ["", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999", "https://x:1", "127.0.0.1:80/index.html", "no such host:80"] {
+        for bad in [
+            "",
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "127.0.0.1:99999",
+            "https://x:1",
+            "127.0.0.1:80/index.html",
+            "no such host:80",
+        ] {
             assert!(parse_target(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -295,7 +319,19 @@ mod tests {
     #[test]
     fn paths_file() {
         let p = parse_paths("# comment\n/a 3\n\n/b\n").unwrap();
-        assert_eq!(p, vec![WeightedPath { path: "/a".into(), weight: 3.0 }, WeightedPath { path: "/b".into(), weight: 1.0 }]);
+        assert_eq!(
+            p,
+            vec![
+                WeightedPath {
+                    path: "/a".into(),
+                    weight: 3.0
+                },
+                WeightedPath {
+                    path: "/b".into(),
+                    weight: 1.0
+                }
+            ]
+        );
         assert!(parse_paths("a\n").is_err());
         assert!(parse_paths("/a -1\n").is_err());
         assert!(parse_paths("/a 1 2\n").is_err());
@@ -304,7 +340,10 @@ mod tests {
 
     #[test]
     fn ramp() {
-        assert_eq!(Ramp::parse("200:1000:200").unwrap().steps(), vec![200, 400, 600, 800, 1000]);
+        assert_eq!(
+            Ramp::parse("200:1000:200").unwrap().steps(),
+            vec![200, 400, 600, 800, 1000]
+        );
         assert_eq!(Ramp::parse("1:2:5").unwrap().steps(), vec![1]);
         assert!(Ramp::parse("0:10:1").is_err());
         assert!(Ramp::parse("10:1:1").is_err());
@@ -314,8 +353,14 @@ mod tests {
     #[test]
     fn weighted_pick_follows_weights() {
         let paths = vec![
-            WeightedPath { path: "/a".into(), weight: 1.0 },
-            WeightedPath { path: "/b".into(), weight: 3.0 },
+            WeightedPath {
+                path: "/a".into(),
+                weight: 1.0,
+            },
+            WeightedPath {
+                path: "/b".into(),
+                weight: 3.0,
+            },
         ];
         let picker = PathPicker::new(&paths);
         let mut rng = SmallRng::seed_from_u64(7);
@@ -325,7 +370,13 @@ mod tests {
         }
         let frac = counts[1] as f64 / 40_000.0;
         assert!((0.72..0.78).contains(&frac), "fraction of /b = {frac}");
-        let uni = PathPicker::new(&[paths[0].clone(), WeightedPath { path: "/c".into(), weight: 1.0 }]);
+        let uni = PathPicker::new(&[
+            paths[0].clone(),
+            WeightedPath {
+                path: "/c".into(),
+                weight: 1.0,
+            },
+        ]);
         let mut c = [0u32; 2];
         for _ in 0..40_000 {
             c[uni.pick(&mut rng)] += 1;

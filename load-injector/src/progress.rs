@@ -17,7 +17,9 @@ pub struct Progress {
 impl Progress {
     /// Enabled when stdout is a terminal.
     pub fn auto() -> Progress {
-        Progress { enabled: std::io::stdout().is_terminal() }
+        Progress {
+            enabled: std::io::stdout().is_terminal(),
+        }
     }
 
     /// Never draws.
@@ -31,7 +33,10 @@ impl Progress {
         if !self.enabled {
             return f();
         }
-        let bar = ProgressBar::with_draw_target(Some(total.as_millis() as u64), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(
+            Some(total.as_millis() as u64),
+            ProgressDrawTarget::stderr(),
+        );
         bar.set_style(
             ProgressStyle::with_template("{prefix:>14} [{bar:30}] {elapsed:>4}/{duration:4} {msg}")
                 .expect("valid progress template")
@@ -48,7 +53,8 @@ impl Progress {
                     let now = Instant::now();
                     let n = live.responses.load(Ordering::Relaxed);
                     let e = live.errors.load(Ordering::Relaxed);
-                    let rate = (n - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
+                    let rate =
+                        (n - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
                     last = (now, n);
                     bar.set_position(now.duration_since(start).as_millis() as u64);
                     if n + e > 0 {

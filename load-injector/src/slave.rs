@@ -45,18 +45,36 @@ pub fn session(mut stream: TcpStream) -> Result<()> {
         (Msg::Plan { version, plan }, _) => {
             if version != PROTOCOL_VERSION {
                 let message = format!("protocol version {version} not supported (this slave speaks {PROTOCOL_VERSION})");
-                write_msg(&mut stream, &Msg::Error { message: message.clone() }, &[])?;
+                write_msg(
+                    &mut stream,
+                    &Msg::Error {
+                        message: message.clone(),
+                    },
+                    &[],
+                )?;
                 bail!(message);
             }
             if let Err(e) = plan.validate() {
-                write_msg(&mut stream, &Msg::Error { message: format!("invalid plan: {e:#}") }, &[])?;
+                write_msg(
+                    &mut stream,
+                    &Msg::Error {
+                        message: format!("invalid plan: {e:#}"),
+                    },
+                    &[],
+                )?;
                 return Err(e);
             }
             plan
         }
         (other, _) => bail!("expected a plan, got {other:?}"),
     };
-    write_msg(&mut stream, &Msg::Ready { env: Env::collect() }, &[])?;
+    write_msg(
+        &mut stream,
+        &Msg::Ready {
+            env: Env::collect(),
+        },
+        &[],
+    )?;
     stream.set_read_timeout(None).ok();
     let stop = AtomicBool::new(false);
     loop {
@@ -67,16 +85,38 @@ pub fn session(mut stream: TcpStream) -> Result<()> {
         };
         match msg {
             Msg::Ping { seq } => write_msg(&mut stream, &Msg::Pong { seq }, &[])?,
-            Msg::Start { run, clients, delay_us } => {
+            Msg::Start {
+                run,
+                clients,
+                delay_us,
+            } => {
                 let start = Instant::now() + Duration::from_micros(delay_us);
-                eprintln!("slave: run {run}: {clients} clients against {}", plan.target);
+                eprintln!(
+                    "slave: run {run}: {clients} clients against {}",
+                    plan.target
+                );
                 let live = Live::default();
                 let window = Window::new(start, plan.warmup_s, plan.duration_s);
-                match run_window(&plan, clients, window, &live, &stop).and_then(|s: RunStats| Ok((s.histogram_bytes()?, s))) {
+                match run_window(&plan, clients, window, &live, &stop)
+                    .and_then(|s: RunStats| Ok((s.histogram_bytes()?, s)))
+                {
                     Ok((hist, stats)) => {
-                        write_msg(&mut stream, &Msg::Result { run, counters: stats.counters }, &hist)?;
+                        write_msg(
+                            &mut stream,
+                            &Msg::Result {
+                                run,
+                                counters: stats.counters,
+                            },
+                            &hist,
+                        )?;
                     }
-                    Err(e) => write_msg(&mut stream, &Msg::Error { message: format!("run {run} failed: {e:#}") }, &[])?,
+                    Err(e) => write_msg(
+                        &mut stream,
+                        &Msg::Error {
+                            message: format!("run {run} failed: {e:#}"),
+                        },
+                        &[],
+                    )?,
                 }
             }
             Msg::Bye => return Ok(()),

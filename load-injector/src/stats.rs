@@ -68,9 +68,9 @@ impl ErrorKind {
     pub fn from_io(e: &io::Error) -> ErrorKind {
         match e.kind() {
             io::ErrorKind::ConnectionRefused => ErrorKind::Refused,
-            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
-                ErrorKind::Reset
-            }
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => ErrorKind::Reset,
             io::ErrorKind::TimedOut => ErrorKind::Timeout,
             _ => match e.raw_os_error() {
                 Some(libc::ECONNREFUSED) => ErrorKind::Refused,
@@ -130,7 +130,10 @@ impl Counters {
 
     /// Errors as a name -> count map holding every kind.
     pub fn error_map(&self) -> BTreeMap<String, u64> {
-        ErrorKind::ALL.iter().map(|k| (k.name().to_string(), self.errors_of(*k))).collect()
+        ErrorKind::ALL
+            .iter()
+            .map(|k| (k.name().to_string(), self.errors_of(*k)))
+            .collect()
     }
 }
 
@@ -150,7 +153,10 @@ pub struct RunStats {
 
 impl Default for RunStats {
     fn default() -> Self {
-        RunStats { counters: Counters::default(), latency: new_histogram() }
+        RunStats {
+            counters: Counters::default(),
+            latency: new_histogram(),
+        }
     }
 }
 
@@ -158,7 +164,9 @@ impl RunStats {
     /// Exact merge: counters sum and histograms add.
     pub fn merge(&mut self, o: &RunStats) -> Result<()> {
         self.counters.add(&o.counters);
-        self.latency.add(&o.latency).map_err(|e| anyhow::anyhow!("histogram merge: {e:?}"))?;
+        self.latency
+            .add(&o.latency)
+            .map_err(|e| anyhow::anyhow!("histogram merge: {e:?}"))?;
         Ok(())
     }
 
@@ -180,7 +188,9 @@ impl RunStats {
             .context("decoding a V2 histogram")?;
         // Re-home into the standard bounds so later merges never fail on range.
         let mut std_h = new_histogram();
-        std_h.add(&h).map_err(|e| anyhow::anyhow!("histogram range: {e:?}"))?;
+        std_h
+            .add(&h)
+            .map_err(|e| anyhow::anyhow!("histogram range: {e:?}"))?;
         Ok(std_h)
     }
 
@@ -188,7 +198,13 @@ impl RunStats {
     pub fn summarize(&self, run: usize, clients: usize, duration_s: f64) -> RunSummary {
         let c = &self.counters;
         let h = &self.latency;
-        let pct = |q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
+        let pct = |q: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(q)
+            }
+        };
         RunSummary {
             run,
             clients,
@@ -308,11 +324,16 @@ pub fn median_of(mut v: Vec<f64>) -> f64 {
 /// The field-by-field median of runs.
 pub fn median(runs: &[RunSummary]) -> Median {
     let m = |f: &dyn Fn(&RunSummary) -> f64| median_of(runs.iter().map(f).collect());
-    let mu = |f: &dyn Fn(&RunSummary) -> u64| median_of(runs.iter().map(|r| f(r) as f64).collect()).round() as u64;
+    let mu = |f: &dyn Fn(&RunSummary) -> u64| {
+        median_of(runs.iter().map(|r| f(r) as f64).collect()).round() as u64
+    };
     let mut errors = BTreeMap::new();
     for k in ErrorKind::ALL {
         let name = k.name();
-        errors.insert(name.to_string(), m(&|r| r.errors.get(name).copied().unwrap_or(0) as f64));
+        errors.insert(
+            name.to_string(),
+            m(&|r| r.errors.get(name).copied().unwrap_or(0) as f64),
+        );
     }
     Median {
         requests_per_sec: m(&|r| r.requests_per_sec),
@@ -334,7 +355,12 @@ pub fn median(runs: &[RunSummary]) -> Median {
 pub fn spread(runs: &[RunSummary]) -> Spread {
     let v: Vec<f64> = runs.iter().map(|r| r.requests_per_sec).collect();
     if v.is_empty() {
-        return Spread { min: 0.0, max: 0.0, stdev: 0.0, cv_pct: 0.0 };
+        return Spread {
+            min: 0.0,
+            max: 0.0,
+            stdev: 0.0,
+            cv_pct: 0.0,
+        };
     }
     let min = v.iter().copied().fold(f64::INFINITY, f64::min);
     let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -344,8 +370,17 @@ pub fn spread(runs: &[RunSummary]) -> Spread {
     } else {
         0.0
     };
-    let cv_pct = if mean > 0.0 { stdev / mean * 100.0 } else { 0.0 };
-    Spread { min, max, stdev, cv_pct }
+    let cv_pct = if mean > 0.0 {
+        stdev / mean * 100.0
+    } else {
+        0.0
+    };
+    Spread {
+        min,
+        max,
+        stdev,
+        cv_pct,
+    }
 }
 
 #[cfg(test)]
@@ -367,18 +402,27 @@ mod tests {
         b.counters.requests = 1000;
         b.counters.ok = 1000;
         let bytes = b.histogram_bytes().unwrap();
-        let b2 = RunStats { counters: b.counters, latency: RunStats::histogram_from_bytes(&bytes).unwrap() };
+        let b2 = RunStats {
+            counters: b.counters,
+            latency: RunStats::histogram_from_bytes(&bytes).unwrap(),
+        };
         assert_eq!(b2.latency, b.latency);
         let mut m = RunStats::default();
         m.merge(&a).unwrap();
         m.merge(&b2).unwrap();
         assert_eq!(m.latency.len(), 2000);
         assert_eq!(m.counters.requests, 2002);
-        assert_eq!(m.counters.ok + m.counters.total_errors(), m.counters.requests);
+        assert_eq!(
+            m.counters.ok + m.counters.total_errors(),
+            m.counters.requests
+        );
         let mut direct = new_histogram();
         direct.add(&a.latency).unwrap();
         direct.add(&b.latency).unwrap();
-        assert_eq!(direct.value_at_quantile(0.99), m.latency.value_at_quantile(0.99));
+        assert_eq!(
+            direct.value_at_quantile(0.99),
+            m.latency.value_at_quantile(0.99)
+        );
         let s = m.summarize(1, 10, 2.0);
         assert_eq!(s.requests_per_sec, 1000.0);
         assert_eq!(s.errors["timeout"], 1);
@@ -404,9 +448,21 @@ mod tests {
     #[test]
     fn io_error_classification() {
         use std::io::Error;
-        assert_eq!(ErrorKind::from_io(&Error::from(io::ErrorKind::ConnectionRefused)), ErrorKind::Refused);
-        assert_eq!(ErrorKind::from_io(&Error::from_raw_os_error(libc::ECONNRESET)), ErrorKind::Reset);
-        assert_eq!(ErrorKind::from_io(&Error::from_raw_os_error(libc::EPIPE)), ErrorKind::Reset);
-        assert_eq!(ErrorKind::from_io(&Error::from_raw_os_error(libc::EADDRNOTAVAIL)), ErrorKind::Other);
+        assert_eq!(
+            ErrorKind::from_io(&Error::from(io::ErrorKind::ConnectionRefused)),
+            ErrorKind::Refused
+        );
+        assert_eq!(
+            ErrorKind::from_io(&Error::from_raw_os_error(libc::ECONNRESET)),
+            ErrorKind::Reset
+        );
+        assert_eq!(
+            ErrorKind::from_io(&Error::from_raw_os_error(libc::EPIPE)),
+            ErrorKind::Reset
+        );
+        assert_eq!(
+            ErrorKind::from_io(&Error::from_raw_os_error(libc::EADDRNOTAVAIL)),
+            ErrorKind::Other
+        );
     }
 }

@@ -32,7 +32,13 @@ fn plan(addr: SocketAddr, paths: &[(&str, f64)]) -> Plan {
         timeout_ms: 2_000,
         error_backoff_ms: 1.0,
         expect_status: None,
-        paths: paths.iter().map(|(p, w)| WeightedPath { path: p.to_string(), weight: *w }).collect(),
+        paths: paths
+            .iter()
+            .map(|(p, w)| WeightedPath {
+                path: p.to_string(),
+                weight: *w,
+            })
+            .collect(),
         ramp: None,
     }
 }
@@ -47,7 +53,11 @@ fn total_errors(r: &RunSummary) -> u64 {
 
 /// requests sent = responses checked + errors, exactly.
 fn assert_accounting(r: &RunSummary) {
-    assert_eq!(r.requests, r.responses_ok + total_errors(r), "accounting broken: {r:?}");
+    assert_eq!(
+        r.requests,
+        r.responses_ok + total_errors(r),
+        "accounting broken: {r:?}"
+    );
 }
 
 fn run(p: &Plan) -> Report {
@@ -62,7 +72,11 @@ fn exact_counts_and_reconnect_after_requests_per_conn() {
     let r = &rep.runs[0];
     assert_accounting(r);
     assert_eq!(total_errors(r), 0, "{r:?}");
-    assert!(r.responses_ok > 600, "too few responses to test reconnects: {}", r.responses_ok);
+    assert!(
+        r.responses_ok > 600,
+        "too few responses to test reconnects: {}",
+        r.responses_ok
+    );
     // No warm-up: every request the server saw was measured, and every measured
     // request was followed to its end, so the two counts agree exactly.
     assert_eq!(srv.requests(), r.requests);
@@ -71,7 +85,10 @@ fn exact_counts_and_reconnect_after_requests_per_conn() {
     let closes = srv.stats.close_requests.load(Ordering::SeqCst);
     let conns = srv.stats.connections.load(Ordering::SeqCst);
     // Every connection but those still open at the end carried 150 requests.
-    assert!(closes >= 1 && conns >= closes && conns <= closes + p.clients as u64, "conns {conns}, closes {closes}");
+    assert!(
+        closes >= 1 && conns >= closes && conns <= closes + p.clients as u64,
+        "conns {conns}, closes {closes}"
+    );
     assert_eq!(r.connections, conns);
     // Wire bytes: head (41 bytes, 19 more with Connection: close) + 1 KiB body.
     assert_eq!(r.bytes, r.responses_ok * (1024 + 41) + closes * 19);
@@ -88,7 +105,12 @@ fn warmup_is_excluded() {
     let r = run(&p).runs[0].clone();
     assert_accounting(&r);
     assert!(r.requests > 0);
-    assert!(srv.requests() > r.requests + 50, "warm-up requests must not be counted: server {} vs {}", srv.requests(), r.requests);
+    assert!(
+        srv.requests() > r.requests + 50,
+        "warm-up requests must not be counted: server {} vs {}",
+        srv.requests(),
+        r.requests
+    );
     assert_eq!(srv.stats.max_per_conn.load(Ordering::SeqCst), 10);
 }
 
@@ -110,17 +132,30 @@ fn errors_are_classified() {
         p.timeout_ms = 100;
         let r = run(&p).runs[0].clone();
         assert_accounting(&r);
-        assert_eq!(r.responses_ok, 0, "{path}: a failure counted as success: {r:?}");
+        assert_eq!(
+            r.responses_ok, 0,
+            "{path}: a failure counted as success: {r:?}"
+        );
         assert!(errs(&r, kind) > 0, "{path}: expected {kind}: {r:?}");
-        assert_eq!(errs(&r, kind), total_errors(&r), "{path}: all errors should be {kind}: {r:?}");
-        assert_eq!(r.latency_us.p50, 0, "{path}: failures must not enter the latency histogram");
+        assert_eq!(
+            errs(&r, kind),
+            total_errors(&r),
+            "{path}: all errors should be {kind}: {r:?}"
+        );
+        assert_eq!(
+            r.latency_us.p50, 0,
+            "{path}: failures must not enter the latency histogram"
+        );
     }
     // Refused: nothing listens.
     let mut p = plan(closed_port(), &[("/ok", 1.0)]);
     p.duration_s = 0.3;
     let r = run(&p).runs[0].clone();
     assert_accounting(&r);
-    assert!(errs(&r, "refused") > 0 && errs(&r, "refused") == r.requests, "{r:?}");
+    assert!(
+        errs(&r, "refused") > 0 && errs(&r, "refused") == r.requests,
+        "{r:?}"
+    );
     assert_eq!(r.connections, 0);
 }
 
@@ -160,9 +195,17 @@ fn latency_from_intended_send_and_think_time() {
     let r = run(&p).runs[0].clone();
     assert_accounting(&r);
     let slow = SLOW.as_micros() as u64;
-    assert!(r.latency_us.p50 >= slow && r.latency_us.p50 < 4 * slow, "p50 {}", r.latency_us.p50);
+    assert!(
+        r.latency_us.p50 >= slow && r.latency_us.p50 < 4 * slow,
+        "p50 {}",
+        r.latency_us.p50
+    );
     // Closed loop: at most one request per client per SLOW.
-    assert!(r.requests_per_sec <= 2.0 * 1e6 / slow as f64 + 5.0, "{}", r.requests_per_sec);
+    assert!(
+        r.requests_per_sec <= 2.0 * 1e6 / slow as f64 + 5.0,
+        "{}",
+        r.requests_per_sec
+    );
     // Think time slows the loop down but is not latency.
     let mut p = plan(srv.addr, &[("/ok", 1.0)]);
     p.clients = 2;
@@ -170,8 +213,16 @@ fn latency_from_intended_send_and_think_time() {
     p.think_time_ms = 50.0;
     let r = run(&p).runs[0].clone();
     assert_accounting(&r);
-    assert!(r.requests <= 2 * 11 + 2, "think time ignored: {} requests", r.requests);
-    assert!(r.latency_us.p99 < 50_000, "think time counted as latency: {}", r.latency_us.p99);
+    assert!(
+        r.requests <= 2 * 11 + 2,
+        "think time ignored: {} requests",
+        r.requests
+    );
+    assert!(
+        r.latency_us.p99 < 50_000,
+        "think time counted as latency: {}",
+        r.latency_us.p99
+    );
 }
 
 #[test]
@@ -185,13 +236,20 @@ fn runs_ramp_and_formats() {
     let rep = run(&p);
     assert_eq!(rep.runs.len(), 4);
     let steps = rep.steps.as_ref().expect("ramp rows");
-    assert_eq!(steps.iter().map(|s| s.clients).collect::<Vec<_>>(), vec![1, 3]);
-    assert_eq!(rep.runs.iter().map(|r| r.clients).collect::<Vec<_>>(), vec![1, 1, 3, 3]);
+    assert_eq!(
+        steps.iter().map(|s| s.clients).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    assert_eq!(
+        rep.runs.iter().map(|r| r.clients).collect::<Vec<_>>(),
+        vec![1, 1, 3, 3]
+    );
     assert!(rep.complete);
     for r in &rep.runs {
         assert_accounting(r);
     }
-    let json: serde_json::Value = serde_json::from_str(&render(&rep, Format::Json).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&render(&rep, Format::Json).unwrap()).unwrap();
     for ptr in [
         "/runs/0/requests_per_sec",
         "/median/requests_per_sec",
@@ -220,7 +278,12 @@ fn runs_ramp_and_formats() {
     assert!(csv.lines().any(|l| l.starts_with("# config.target=")));
     let header = csv.lines().find(|l| !l.starts_with('#')).unwrap();
     let cols = header.split(',').count();
-    assert!(csv.lines().filter(|l| !l.starts_with('#')).all(|l| l.split(',').count() == cols), "ragged CSV:\n{csv}");
+    assert!(
+        csv.lines()
+            .filter(|l| !l.starts_with('#'))
+            .all(|l| l.split(',').count() == cols),
+        "ragged CSV:\n{csv}"
+    );
     assert_eq!(csv.lines().filter(|l| l.starts_with("run,")).count(), 4);
     assert_eq!(csv.lines().filter(|l| l.starts_with("median,")).count(), 2);
     let table = render(&rep, Format::Table).unwrap();
@@ -264,8 +327,19 @@ fn master_with_two_loopback_slaves_merges_exactly() {
     // server: the merged totals are the sum of the slaves' work.
     assert_eq!(srv.requests(), merged);
     assert_eq!(srv.stats.max_per_conn.load(Ordering::SeqCst), 50);
-    assert_eq!(rep.config.slaves.iter().map(|s| s.clients).collect::<Vec<_>>(), vec![3, 2]);
-    assert!(rep.config.slaves.iter().all(|s| s.env.is_some() && s.failure.is_none()));
+    assert_eq!(
+        rep.config
+            .slaves
+            .iter()
+            .map(|s| s.clients)
+            .collect::<Vec<_>>(),
+        vec![3, 2]
+    );
+    assert!(rep
+        .config
+        .slaves
+        .iter()
+        .all(|s| s.env.is_some() && s.failure.is_none()));
 }
 
 /// A fake slave that accepts the plan and then misbehaves.
@@ -276,7 +350,14 @@ fn fake_slave(die: bool) -> SocketAddr {
     std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
         let _ = read_msg(&mut s);
-        write_msg(&mut s, &Msg::Ready { env: load_injector::env::Env::collect() }, &[]).unwrap();
+        write_msg(
+            &mut s,
+            &Msg::Ready {
+                env: load_injector::env::Env::collect(),
+            },
+            &[],
+        )
+        .unwrap();
         loop {
             match read_msg(&mut s) {
                 Ok((Msg::Ping { seq }, _)) => write_msg(&mut s, &Msg::Pong { seq }, &[]).unwrap(),
@@ -305,13 +386,24 @@ fn failed_slaves_are_reported_not_averaged() {
     p.threads = 1;
     p.duration_s = 0.3;
     p.timeout_ms = 200;
-    let rep = run_master(&p, &master_opts(&[good, dead, silent, absent]), Progress::hidden()).unwrap();
+    let rep = run_master(
+        &p,
+        &master_opts(&[good, dead, silent, absent]),
+        Progress::hidden(),
+    )
+    .unwrap();
     assert!(!rep.complete);
     let r = &rep.runs[0];
     assert!(!r.complete);
     assert_eq!(r.missing_slaves.len(), 3, "{:?}", r.missing_slaves);
     for a in [dead, silent, absent] {
-        assert!(r.missing_slaves.iter().any(|m| m.starts_with(&a.to_string())), "{a} not reported: {:?}", r.missing_slaves);
+        assert!(
+            r.missing_slaves
+                .iter()
+                .any(|m| m.starts_with(&a.to_string())),
+            "{a} not reported: {:?}",
+            r.missing_slaves
+        );
     }
     // Only the good slave's share is in the figures, nothing is extrapolated.
     assert_accounting(r);
@@ -336,17 +428,27 @@ impl Drop for Netns {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
-        let _ = std::process::Command::new("ip").args(["link", "del", &self.host_if]).output();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
     }
 }
 
 fn sh(args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{args:?}: {e}"))?;
+    let out = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{args:?}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -356,18 +458,54 @@ fn make_netns() -> Result<(Netns, String, String), String> {
         return Err("not root".into());
     }
     let id = std::process::id() % 10_000;
-    let ns = Netns { name: format!("li-test-{id}"), host_if: format!("lih{id}"), child: None };
+    let ns = Netns {
+        name: format!("li-test-{id}"),
+        host_if: format!("lih{id}"),
+        child: None,
+    };
     let peer = format!("lin{id}");
     let net = format!("10.231.{}", id % 250);
     let (host_ip, ns_ip) = (format!("{net}.1"), format!("{net}.2"));
     sh(&["ip", "netns", "add", &ns.name])?;
-    sh(&["ip", "link", "add", &ns.host_if, "type", "veth", "peer", "name", &peer])?;
+    sh(&[
+        "ip",
+        "link",
+        "add",
+        &ns.host_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &peer,
+    ])?;
     sh(&["ip", "link", "set", &peer, "netns", &ns.name])?;
-    sh(&["ip", "addr", "add", &format!("{host_ip}/24"), "dev", &ns.host_if])?;
+    sh(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{host_ip}/24"),
+        "dev",
+        &ns.host_if,
+    ])?;
     sh(&["ip", "link", "set", &ns.host_if, "up"])?;
-    sh(&["ip", "netns", "exec", &ns.name, "ip", "addr", "add", &format!("{ns_ip}/24"), "dev", &peer])?;
-    sh(&["ip", "netns", "exec", &ns.name, "ip", "link", "set", &peer, "up"])?;
-    sh(&["ip", "netns", "exec", &ns.name, "ip", "link", "set", "lo", "up"])?;
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &ns.name,
+        "ip",
+        "addr",
+        "add",
+        &format!("{ns_ip}/24"),
+        "dev",
+        &peer,
+    ])?;
+    sh(&[
+        "ip", "netns", "exec", &ns.name, "ip", "link", "set", &peer, "up",
+    ])?;
+    sh(&[
+        "ip", "netns", "exec", &ns.name, "ip", "link", "set", "lo", "up",
+    ])?;
     Ok((ns, host_ip, ns_ip))
 }
 
@@ -385,7 +523,15 @@ fn master_with_loopback_slaves_and_one_in_a_netns() {
     let srv = TestServer::start(&format!("{host_ip}:0"));
     let ctl = format!("{ns_ip}:7171");
     let child = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_load-injector"), "slave", "--listen", &ctl])
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            env!("CARGO_BIN_EXE_load-injector"),
+            "slave",
+            "--listen",
+            &ctl,
+        ])
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn the netns slave");
@@ -410,6 +556,10 @@ fn master_with_loopback_slaves_and_one_in_a_netns() {
     let r = &rep.runs[0];
     assert_accounting(r);
     assert_eq!(total_errors(r), 0, "{r:?}");
-    assert_eq!(srv.requests(), r.requests, "merged totals must equal the sum of the slaves' requests");
+    assert_eq!(
+        srv.requests(),
+        r.requests,
+        "merged totals must equal the sum of the slaves' requests"
+    );
     assert!(rep.config.slaves.iter().all(|s| s.env.is_some()));
 }

@@ -79,7 +79,10 @@ fn serve_conn(mut s: TcpStream, st: &ServerStats) {
         }
         let conn_hdr = if close { "Connection: close\r\n" } else { "" };
         let ok = |status: &str, body: &str| {
-            format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n{conn_hdr}\r\n{body}", body.len())
+            format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{conn_hdr}\r\n{body}",
+                body.len()
+            )
         };
         let resp = match path.as_str() {
             "/ok" | "/a" | "/b" => ok("200 OK", &"x".repeat(1024)),
