@@ -33,6 +33,8 @@ pub enum FrameError {
 pub struct FrameBuf {
     buf: Vec<u8>,
     start: usize,
+    /// Length before the last [`FrameBuf::spare`] (what [`FrameBuf::commit`] keeps).
+    spare_base: usize,
 }
 
 impl FrameBuf {
@@ -47,23 +49,19 @@ impl FrameBuf {
         self.buf.extend_from_slice(data);
     }
 
-    /// Spare room to read into directly: returns a slice of at least `min` bytes; call
+    /// Spare room to read into directly: returns a slice of `min` bytes; then call
     /// [`FrameBuf::commit`] with the number of bytes actually written.
     pub fn spare(&mut self, min: usize) -> &mut [u8] {
         self.compact();
         let len = self.buf.len();
+        self.spare_base = len;
         self.buf.resize(len + min, 0);
         &mut self.buf[len..]
     }
 
     /// After [`FrameBuf::spare`]: keep `n` of the spare bytes, drop the rest.
-    pub fn commit(&mut self, filled_before: usize, n: usize) {
-        self.buf.truncate(filled_before + n);
-    }
-
-    /// Bytes currently held (the length to pass to `commit` as `filled_before`).
-    pub fn filled(&self) -> usize {
-        self.buf.len()
+    pub fn commit(&mut self, n: usize) {
+        self.buf.truncate(self.spare_base + n);
     }
 
     fn compact(&mut self) {
@@ -168,10 +166,9 @@ mod tests {
                 if c.len() % 2 == 0 {
                     fb.extend(c);
                 } else {
-                    let before = fb.filled();
-                    let sp = fb.spare(c.len());
+                    let sp = fb.spare(c.len() + 7);
                     sp[..c.len()].copy_from_slice(c);
-                    fb.commit(before, c.len());
+                    fb.commit(c.len());
                 }
                 while let Some((_, b)) = fb.next_frame().unwrap() {
                     got.push(b);

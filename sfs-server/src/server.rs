@@ -1,0 +1,727 @@
+//! The SFS server on the colored runtime.
+//!
+//! Coloring, as libasync-smp did it for SFS:
+//! - Each connection has a color `c` (distinct modulo 65536, never 0) with
+//!   `--coloring per-client`, or 0 with `--coloring none`. Everything touching the
+//!   connection's socket and ciphers runs in `c`: reading and decrypting requests
+//!   (`ConnIo`), encrypting and writing replies and callbacks (`Encrypt`). So the crypto
+//!   of different clients runs in parallel.
+//! - Everything else runs in color 0 and is therefore serial: accepting (`Accept`), the
+//!   export (file system), the lease table and the uid mapping (`Dispatch`,
+//!   `Disconnect`, `LeaseTimer`). Color 0 owns [`Core`] in a `ColorCell`; each
+//!   connection owns its `ConnState` in a `ColorCell` of its color, so the color
+//!   discipline is checked at run time, and no lock is taken on either.
+//!
+//! Invariants:
+//! 1. Per connection, frames are decrypted in arrival order (one color, FIFO), and the
+//!    replies color 0 produces are encrypted in the order it produced them (posts from
+//!    one color to another run in posting order). Counter nonces stay in step.
+//! 2. Any security failure (bad proof, bad frame, oversized or truncated frame,
+//!    undecodable message) closes the connection *before* the frame is acted on, and is
+//!    logged with its reason; nothing reaches color 0, so nothing changes on disk.
+//! 3. A conflicting operation's reply is held in the lease table until the other
+//!    holders acknowledge INVALIDATE, disconnect, or their leases expire (a color-0 timer).
+//! 4. A connection is closed once: the `closed` flag in its state; after that its
+//!    pending encrypt events are dropped, and color 0 forgets it (`Disconnect`).
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use colored_runtime::{Color, ColorCell, Ctx, Handle, HandlerId, HandlerSpec, IoToken, Readiness, Runtime, RuntimeConfig, RuntimeStats};
+use mio::net::{TcpListener, TcpStream};
+use mio::Interest;
+
+use crate::fh::HandleData;
+use crate::frame::{FrameBuf, LEN_BYTES};
+use crate::fs::Export;
+use crate::keys::{Key, KeyTable};
+use crate::lease::{Conflict, LeaseTable};
+use crate::proto::{read_reply_frame, ClientMsg, Fh, Reply, Request, ServerMsg, Status};
+use crate::session::{self, RecvCipher, SendCipher, NONCE_LEN};
+
+/// Connection id.
+pub type ConnId = u64;
+
+/// How connections are colored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Coloring {
+    /// Each connection's crypto in its own color (libasync-smp's SFS).
+    PerClient,
+    /// Everything in color 0 (the uniprocessor original).
+    None,
+}
+
+impl std::str::FromStr for Coloring {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "per-client" => Ok(Coloring::PerClient),
+            "none" => Ok(Coloring::None),
+            _ => Err(format!("unknown coloring {s:?} (per-client|none)")),
+        }
+    }
+}
+
+/// Server configuration (parsed once at the edge).
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Export directory.
+    pub export: PathBuf,
+    /// Key table file.
+    pub keys: PathBuf,
+    /// Runtime configuration (workers, queue design, stealing).
+    pub runtime: RuntimeConfig,
+    /// Coloring.
+    pub coloring: Coloring,
+    /// Attribute lease duration.
+    pub lease: Duration,
+}
+
+/// Outgoing bytes are not read past this many queued bytes (back-pressure).
+const OUT_HIGH_WATER: usize = 8 << 20;
+/// Bytes read from a socket per `read` call.
+const READ_CHUNK: usize = 256 * 1024;
+
+#[derive(Clone, Copy)]
+struct Handlers {
+    accept: HandlerId,
+    conn_io: HandlerId,
+    dispatch: HandlerId,
+    encrypt: HandlerId,
+    disconnect: HandlerId,
+    lease_timer: HandlerId,
+}
+
+struct Shared {
+    h: Handlers,
+    keys: KeyTable,
+    coloring: Coloring,
+    lease_ms: u32,
+    server_id: u32,
+    next_conn: AtomicU64,
+    core: ColorCell<Core>,
+}
+
+struct ConnInfo {
+    conn: Arc<Conn>,
+    /// Local identity from the uid mapping table, once authenticated.
+    ident: Option<(u32, u32)>,
+}
+
+/// Color-0 state: the serial part of the server.
+struct Core {
+    export: Export,
+    leases: LeaseTable<Held>,
+    conns: HashMap<ConnId, ConnInfo>,
+    timer_at: Option<Instant>,
+}
+
+/// A reply held until lease holders acknowledge INVALIDATE.
+struct Held {
+    conn: ConnId,
+    frame: Vec<u8>,
+}
+
+struct Conn {
+    id: ConnId,
+    color: Color,
+    peer: SocketAddr,
+    st: ColorCell<ConnState>,
+}
+
+enum Phase {
+    Hello,
+    Proof { user: String, key: Key, nc: [u8; NONCE_LEN], ns: [u8; NONCE_LEN] },
+    Open { send: SendCipher, recv: RecvCipher },
+}
+
+struct ConnState {
+    stream: TcpStream,
+    token: Option<IoToken>,
+    rbuf: FrameBuf,
+    phase: Phase,
+    out: VecDeque<Vec<u8>>,
+    out_off: usize,
+    out_bytes: usize,
+    paused: bool,
+    closed: bool,
+}
+
+/// What a connection event asks for once its state is released.
+#[derive(Default)]
+struct ConnActions {
+    to_core: Vec<ClientMsg>,
+    authenticated: Option<String>,
+    disconnected: bool,
+}
+
+impl ConnState {
+    fn close(&mut self, conn: &Conn, handle: &Handle, reason: &str, acts: &mut ConnActions) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        eprintln!("sfs-server: conn {} ({}): closing: {}", conn.id, conn.peer, reason);
+        if let Some(t) = self.token.take() {
+            let _ = handle.deregister_io(&mut self.stream, t);
+        }
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        self.out.clear();
+        self.out_bytes = 0;
+        acts.disconnected = true;
+    }
+
+    fn queue(&mut self, frame: Vec<u8>) {
+        self.out_bytes += frame.len();
+        self.out.push_back(frame);
+    }
+
+    /// Write queued bytes until done or `WouldBlock`.
+    fn flush(&mut self) -> io::Result<()> {
+        while let Some(front) = self.out.front() {
+            match self.stream.write(&front[self.out_off..]) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket wrote 0 bytes")),
+                Ok(n) => {
+                    self.out_off += n;
+                    self.out_bytes -= n;
+                    if self.out_off == front.len() {
+                        self.out.pop_front();
+                        self.out_off = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Handle one complete frame; `Err` is a reason to close.
+    fn on_frame(&mut self, sh: &Shared, lb: [u8; 4], mut body: Vec<u8>, acts: &mut ConnActions) -> Result<(), String> {
+        match std::mem::replace(&mut self.phase, Phase::Hello) {
+            Phase::Hello => {
+                let (user, nc) = session::parse_client_hello(&body).map_err(|e| e.to_string())?;
+                let key = sh
+                    .keys
+                    .get(&user)
+                    .ok_or_else(|| format!("unknown user {user:?}"))?
+                    .key
+                    .clone();
+                let ns = session::fresh_nonce();
+                let proof = session::server_proof(&key, &user, &nc, &ns);
+                let mut f = (((NONCE_LEN + 32) as u32).to_be_bytes()).to_vec();
+                f.extend_from_slice(&session::server_challenge(&ns, &proof));
+                self.queue(f);
+                self.phase = Phase::Proof { user, key, nc, ns };
+                Ok(())
+            }
+            Phase::Proof { user, key, nc, ns } => {
+                session::verify_client_proof(&key, &user, &nc, &ns, &body)
+                    .map_err(|e| format!("user {user:?}: {e}"))?;
+                let (c2s, s2c) = session::derive_keys(&key, &nc, &ns);
+                let mut send = SendCipher::new(&s2c);
+                let mut f = vec![0u8; LEN_BYTES];
+                ServerMsg::AuthOk { lease_ms: sh.lease_ms, server_id: sh.server_id }.encode_into(&mut f);
+                send.seal_in_place(&mut f).map_err(|e| e.to_string())?;
+                self.queue(f);
+                self.phase = Phase::Open { send, recv: RecvCipher::new(&c2s) };
+                acts.authenticated = Some(user);
+                Ok(())
+            }
+            Phase::Open { send, mut recv } => {
+                let r = recv.open_in_place(&lb, &mut body).map_err(|e| e.to_string());
+                self.phase = Phase::Open { send, recv };
+                r?;
+                let m = ClientMsg::decode(&body).map_err(|e| e.to_string())?;
+                acts.to_core.push(m);
+                Ok(())
+            }
+        }
+    }
+
+    /// Read and process until `WouldBlock`, EOF, back-pressure or an error.
+    fn read_all(&mut self, conn: &Conn, sh: &Shared, handle: &Handle, acts: &mut ConnActions) {
+        while !self.closed && !self.paused {
+            let sp = self.rbuf.spare(READ_CHUNK);
+            match self.stream.read(sp) {
+                Ok(0) => {
+                    self.rbuf.commit(0);
+                    let reason = match self.rbuf.finish() {
+                        Err(e) => e.to_string(),
+                        Ok(()) => "peer closed the connection".to_string(),
+                    };
+                    self.close(conn, handle, &reason, acts);
+                    return;
+                }
+                Ok(n) => {
+                    self.rbuf.commit(n);
+                    loop {
+                        match self.rbuf.next_frame() {
+                            Ok(None) => break,
+                            Ok(Some((lb, body))) => {
+                                if let Err(why) = self.on_frame(sh, lb, body, acts) {
+                                    self.close(conn, handle, &why, acts);
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                self.close(conn, handle, &e.to_string(), acts);
+                                return;
+                            }
+                        }
+                    }
+                    if let Err(e) = self.flush() {
+                        self.close(conn, handle, &format!("write failed: {e}"), acts);
+                        return;
+                    }
+                    if self.out_bytes > OUT_HIGH_WATER {
+                        self.paused = true;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.rbuf.commit(0);
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    self.rbuf.commit(0);
+                }
+                Err(e) => {
+                    self.rbuf.commit(0);
+                    self.close(conn, handle, &format!("read failed: {e}"), acts);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// `ConnIo`: readiness in the connection's color: write what is queued, read and
+    /// decrypt what arrived.
+    fn on_ready(self: &Arc<Self>, sh: &Arc<Shared>, ctx: &mut Ctx<'_>, r: Readiness) {
+        let mut acts = ConnActions::default();
+        self.st.with(ctx, |s| {
+            if s.closed {
+                return;
+            }
+            if r.error {
+                s.close(self, ctx.handle(), "socket error", &mut acts);
+                return;
+            }
+            if let Err(e) = s.flush() {
+                s.close(self, ctx.handle(), &format!("write failed: {e}"), &mut acts);
+                return;
+            }
+            if s.paused && s.out_bytes <= OUT_HIGH_WATER / 2 {
+                s.paused = false;
+            }
+            s.read_all(self, sh, ctx.handle(), &mut acts);
+        });
+        self.after(sh, ctx, acts);
+    }
+
+    /// `Encrypt`: seal a plaintext frame from color 0 and write it.
+    fn send(self: &Arc<Self>, sh: &Arc<Shared>, ctx: &mut Ctx<'_>, mut frame: Vec<u8>) {
+        let mut acts = ConnActions::default();
+        let mut resume = false;
+        self.st.with(ctx, |s| {
+            if s.closed {
+                return;
+            }
+            let Phase::Open { send, .. } = &mut s.phase else {
+                s.close(self, ctx.handle(), "reply before authentication", &mut acts);
+                return;
+            };
+            if let Err(e) = send.seal_in_place(&mut frame) {
+                s.close(self, ctx.handle(), &e.to_string(), &mut acts);
+                return;
+            }
+            s.queue(frame);
+            if let Err(e) = s.flush() {
+                s.close(self, ctx.handle(), &format!("write failed: {e}"), &mut acts);
+                return;
+            }
+            if s.paused && s.out_bytes <= OUT_HIGH_WATER / 2 {
+                s.paused = false;
+                resume = true;
+            }
+        });
+        self.after(sh, ctx, acts);
+        if resume {
+            let me = self.clone();
+            let sh2 = sh.clone();
+            ctx.post(self.color, sh.h.conn_io, move |ctx| {
+                me.on_ready(&sh2, ctx, Readiness { readable: true, writable: true, ..Default::default() })
+            });
+        }
+    }
+
+    fn after(self: &Arc<Self>, sh: &Arc<Shared>, ctx: &mut Ctx<'_>, acts: ConnActions) {
+        let id = self.id;
+        if let Some(user) = acts.authenticated {
+            let sh2 = sh.clone();
+            ctx.post(Color(0), sh.h.dispatch, move |ctx| {
+                sh2.core.with(ctx, |core| {
+                    let ident = sh2.keys.get(&user).map(|e| (e.uid, e.gid));
+                    if let Some(ci) = core.conns.get_mut(&id) {
+                        ci.ident = ident;
+                    }
+                })
+            });
+        }
+        for m in acts.to_core {
+            let sh2 = sh.clone();
+            ctx.post(Color(0), sh.h.dispatch, move |ctx| dispatch(&sh2, ctx, id, m));
+        }
+        if acts.disconnected {
+            let sh2 = sh.clone();
+            ctx.post(Color(0), sh.h.disconnect, move |ctx| {
+                let out = sh2.core.with(ctx, |core| {
+                    core.conns.remove(&id);
+                    let held = core.leases.drop_client(id);
+                    core.release(held)
+                });
+                deliver(&sh2, ctx, out);
+            });
+        }
+    }
+}
+
+type Outgoing = Vec<(Arc<Conn>, Vec<u8>)>;
+
+fn deliver(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, out: Outgoing) {
+    for (conn, frame) in out {
+        let sh2 = sh.clone();
+        let c = conn.color;
+        ctx.post(c, sh.h.encrypt, move |ctx| conn.send(&sh2, ctx, frame));
+    }
+}
+
+fn plain(m: &ServerMsg) -> Vec<u8> {
+    let mut f = vec![0u8; LEN_BYTES];
+    m.encode_into(&mut f);
+    f
+}
+
+impl Core {
+    fn release(&self, held: Vec<Held>) -> Outgoing {
+        held.into_iter()
+            .filter_map(|h| self.conns.get(&h.conn).map(|ci| (ci.conn.clone(), h.frame)))
+            .collect()
+    }
+
+    fn decode(&self, conn: &Conn, fh: &Fh) -> Result<HandleData, Status> {
+        self.export.decode(fh).inspect_err(|_| {
+            eprintln!("sfs-server: conn {} ({}): refused a forged or altered file handle", conn.id, conn.peer);
+        })
+    }
+
+    /// Handle one message; returns frames to send and whether to arm the lease timer.
+    fn handle(&mut self, id: ConnId, msg: ClientMsg) -> (Outgoing, Option<Instant>) {
+        let Some(ci) = self.conns.get(&id) else { return (Vec::new(), None) };
+        let conn = ci.conn.clone();
+        let ident = ci.ident;
+        let now = Instant::now();
+        let (xid, req) = match msg {
+            ClientMsg::CallbackAck { cb_id } => {
+                let out = match self.leases.ack(id, cb_id) {
+                    Some(h) => self.release(vec![h]),
+                    None => Vec::new(),
+                };
+                return (out, None);
+            }
+            ClientMsg::Call { xid, req } => (xid, req),
+        };
+        let mut conflict: Vec<u64> = Vec::new();
+        let reply = |r: Result<Reply, Status>| plain(&ServerMsg::Reply { xid, result: r });
+        let frame = match req {
+            Request::Root => reply(self.export.root()),
+            Request::GetAttr { fh } => reply(self.decode(&conn, &fh).and_then(|h| {
+                let a = self.export.getattr(&h)?;
+                self.leases.grant(id, a.fileid, now);
+                Ok(Reply::Attr(a))
+            })),
+            Request::SetAttr { fh, mode, size, mtime } => reply(self.decode(&conn, &fh).and_then(|h| {
+                let a = self.export.setattr(&h, mode, size, mtime)?;
+                conflict.push(a.fileid);
+                self.leases.grant(id, a.fileid, now);
+                Ok(Reply::Attr(a))
+            })),
+            Request::Lookup { dir, name } => reply(self.decode(&conn, &dir).and_then(|d| {
+                let r = self.export.lookup(&d, &name)?;
+                if let Reply::Handle { attr, .. } = &r {
+                    self.leases.grant(id, attr.fileid, now);
+                }
+                Ok(r)
+            })),
+            Request::Read { fh, offset, count } => match self.decode(&conn, &fh) {
+                Err(s) => reply(Err(s)),
+                Ok(h) => {
+                    let export = &mut self.export;
+                    let f = read_reply_frame(xid, count as usize, |buf| export.read(&h, offset, buf));
+                    self.leases.grant(id, h.ino, now);
+                    f
+                }
+            },
+            Request::Write { fh, offset, stable, data } => reply(self.decode(&conn, &fh).and_then(|h| {
+                let (count, committed) = self.export.write(&h, offset, stable, &data)?;
+                conflict.push(h.ino);
+                Ok(Reply::Write { count, committed, verf: self.export.verifier() })
+            })),
+            Request::Commit { fh } => reply(
+                self.decode(&conn, &fh).and_then(|h| Ok(Reply::Commit { verf: self.export.commit(&h)? })),
+            ),
+            Request::Create { dir, name, mode, exclusive } => reply(self.decode(&conn, &dir).and_then(|d| {
+                let r = self.export.create(&d, &name, mode, exclusive, ident)?;
+                if let Reply::Handle { attr, .. } = &r {
+                    self.leases.grant(id, attr.fileid, now);
+                    if !exclusive {
+                        // An existing file may have been opened: others' caches are suspect.
+                        conflict.push(attr.fileid);
+                    }
+                }
+                Ok(r)
+            })),
+            Request::Remove { dir, name } => reply(self.decode(&conn, &dir).and_then(|d| {
+                conflict.push(self.export.remove(&d, &name)?);
+                Ok(Reply::Done)
+            })),
+            Request::Rename { from_dir, from_name, to_dir, to_name } => {
+                reply(self.decode(&conn, &from_dir).and_then(|f| {
+                    let t = self.decode(&conn, &to_dir)?;
+                    let (moved, replaced) = self.export.rename(&f, &from_name, &t, &to_name)?;
+                    conflict.push(moved);
+                    conflict.extend(replaced);
+                    Ok(Reply::Done)
+                }))
+            }
+            Request::ReadDir { dir, cookie, max_entries } => {
+                reply(self.decode(&conn, &dir).and_then(|d| self.export.readdir(&d, cookie, max_entries)))
+            }
+        };
+        if conflict.is_empty() {
+            return (vec![(conn, frame)], None);
+        }
+        match self.leases.conflict(id, &conflict, now, Held { conn: id, frame }) {
+            Conflict::Proceed(h) => (vec![(conn, h.frame)], None),
+            Conflict::Wait(cbs) => {
+                let mut out = Vec::new();
+                for cb in cbs {
+                    if let Some(ci) = self.conns.get(&cb.client) {
+                        out.push((ci.conn.clone(), plain(&ServerMsg::Invalidate { cb_id: cb.cb_id, fileid: cb.fileid })));
+                    }
+                }
+                let arm = self.leases.next_deadline().filter(|d| self.timer_at.is_none_or(|t| *d < t));
+                if let Some(d) = arm {
+                    self.timer_at = Some(d);
+                }
+                (out, arm)
+            }
+        }
+    }
+}
+
+/// `Dispatch` (color 0).
+fn dispatch(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, id: ConnId, m: ClientMsg) {
+    let (out, arm) = sh.core.with(ctx, |core| core.handle(id, m));
+    deliver(sh, ctx, out);
+    if let Some(d) = arm {
+        arm_timer(sh, ctx, d);
+    }
+}
+
+fn arm_timer(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, at: Instant) {
+    let sh2 = sh.clone();
+    let _ = ctx.handle().post_at(at, Color(0), sh.h.lease_timer, move |ctx| {
+        let (out, next) = sh2.core.with(ctx, |core| {
+            core.timer_at = None;
+            let held = core.leases.expire(Instant::now());
+            let out = core.release(held);
+            let next = core.leases.next_deadline();
+            if next.is_some() {
+                core.timer_at = next;
+            }
+            (out, next)
+        });
+        deliver(&sh2, ctx, out);
+        if let Some(n) = next {
+            arm_timer(&sh2, ctx, n);
+        }
+    });
+}
+
+/// `Accept` (color 0): accept until `WouldBlock`; register each connection in its color.
+fn on_accept(sh: &Arc<Shared>, listener: &parking_lot::Mutex<TcpListener>, ctx: &mut Ctx<'_>) {
+    loop {
+        let accepted = listener.lock().accept();
+        let (mut stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                eprintln!("sfs-server: accept failed: {e}");
+                return;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let id = sh.next_conn.fetch_add(1, Ordering::Relaxed);
+        let color = match sh.coloring {
+            Coloring::PerClient => Color(1 + ((id - 1) % 65535) as u32),
+            Coloring::None => Color(0),
+        };
+        let slot: Arc<OnceLock<Arc<Conn>>> = Arc::new(OnceLock::new());
+        let (slot2, sh2) = (slot.clone(), sh.clone());
+        let tok = ctx.handle().register_io(
+            &mut stream,
+            Interest::READABLE | Interest::WRITABLE,
+            color,
+            sh.h.conn_io,
+            move |ctx, r| {
+                if let Some(c) = slot2.get() {
+                    c.on_ready(&sh2, ctx, r)
+                }
+            },
+        );
+        let tok = match tok {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("sfs-server: registering connection from {peer} failed: {e}");
+                continue;
+            }
+        };
+        let conn = Arc::new(Conn {
+            id,
+            color,
+            peer,
+            st: ColorCell::new(
+                color,
+                ConnState {
+                    stream,
+                    token: Some(tok),
+                    rbuf: FrameBuf::new(),
+                    phase: Phase::Hello,
+                    out: VecDeque::new(),
+                    out_off: 0,
+                    out_bytes: 0,
+                    paused: false,
+                    closed: false,
+                },
+            ),
+        });
+        let _ = slot.set(conn.clone());
+        sh.core.with(ctx, |core| core.conns.insert(id, ConnInfo { conn: conn.clone(), ident: None }));
+        // Readiness that fired before the slot was filled was ignored: look once more.
+        let sh2 = sh.clone();
+        ctx.post(color, sh.h.conn_io, move |ctx| {
+            conn.on_ready(&sh2, ctx, Readiness { readable: true, writable: true, ..Default::default() })
+        });
+    }
+}
+
+/// A running server.
+pub struct Server {
+    rt: Runtime,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Start serving on `listener` (already bound and listening).
+    pub fn start(cfg: ServerConfig, listener: std::net::TcpListener) -> Result<Server> {
+        let keys = KeyTable::load(&cfg.keys)?;
+        let owners = keys_owner_map(&keys);
+        let export = Export::open(&cfg.export, owners)?;
+        let rt = Runtime::new(cfg.runtime.clone()).context("starting the runtime")?;
+        let h = Handlers {
+            accept: rt.register(HandlerSpec::new("Accept")),
+            conn_io: rt.register(HandlerSpec::new("ConnIo(decrypt)")),
+            dispatch: rt.register(HandlerSpec::new("Dispatch(fs)")),
+            encrypt: rt.register(HandlerSpec::new("Encrypt")),
+            disconnect: rt.register(HandlerSpec::new("Disconnect")),
+            lease_timer: rt.register(HandlerSpec::new("LeaseTimer")),
+        };
+        let lease_ms = cfg.lease.as_millis().min(u32::MAX as u128) as u32;
+        let sh = Arc::new(Shared {
+            h,
+            keys,
+            coloring: cfg.coloring,
+            lease_ms,
+            server_id: std::process::id(),
+            next_conn: AtomicU64::new(1),
+            core: ColorCell::new(
+                Color(0),
+                Core {
+                    export,
+                    leases: LeaseTable::new(cfg.lease),
+                    conns: HashMap::new(),
+                    timer_at: None,
+                },
+            ),
+        });
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let listener = Arc::new(parking_lot::Mutex::new(TcpListener::from_std(listener)));
+        let (l2, sh2) = (listener.clone(), sh.clone());
+        let mut guard = listener.lock();
+        rt.handle()
+            .register_io(&mut *guard, Interest::READABLE, Color(0), h.accept, move |ctx, _r| {
+                on_accept(&sh2, &l2, ctx)
+            })
+            .context("registering the listener")?;
+        drop(guard);
+        // Connections that arrived before registration.
+        let (l3, sh3) = (listener.clone(), sh.clone());
+        rt.post(Color(0), h.accept, move |ctx| on_accept(&sh3, &l3, ctx))?;
+        Ok(Server { rt, addr })
+    }
+
+    /// The listening address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Runtime counters.
+    pub fn stats(&self) -> RuntimeStats {
+        self.rt.stats()
+    }
+
+    /// A handle to the runtime.
+    pub fn handle(&self) -> Handle {
+        self.rt.handle()
+    }
+
+    /// Stop and return the final counters.
+    pub fn shutdown(self) -> RuntimeStats {
+        self.rt.shutdown()
+    }
+}
+
+fn keys_owner_map(keys: &KeyTable) -> HashMap<u32, String> {
+    let mut m = HashMap::new();
+    // SAFETY: getuid has no preconditions.
+    let me = unsafe { libc::getuid() };
+    for uid in [me, 0] {
+        if let Some(n) = keys.name_of_uid(uid) {
+            m.insert(uid, n.to_string());
+        }
+    }
+    m
+}
+
+/// Bind a listening socket (with `SO_REUSEPORT` for N-copy servers).
+pub fn bind(addr: SocketAddr, reuseport: bool) -> Result<std::net::TcpListener> {
+    let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    if reuseport {
+        s.set_reuse_port(true)?;
+    }
+    s.bind(&addr.into()).with_context(|| format!("binding {addr}"))?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
