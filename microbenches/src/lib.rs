@@ -1,1 +1,19 @@
-//! The papers' microbenchmarks: unbalanced, penalty, cache-efficient, synthetic, dispatch
+//! The papers' microbenchmarks on the colored runtime (and tokio as the widely used peer).
+//! The binary `microbenches` is a thin CLI over these modules; see DESIGN.md section 3.
+
+pub mod dispatch;
+pub mod env;
+pub mod report;
+
+use serde::Serialize;
+
+/// Which runtime a benchmark runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeArg {
+    Libasync,
+    Mely,
+    Tokio,
+    /// libasync, mely and tokio one after the other, in one run.
+    All,
+}

@@ -1,11 +1,15 @@
 //! The context an event runs with: post more events, find out where it runs.
 
 use crate::color::Color;
+use crate::event::Event;
 use crate::handler::HandlerId;
 use crate::runtime::{with_cores, Handle, Shared};
 use crate::stats::Counters;
 use crate::steal;
 use std::marker::PhantomData;
+
+/// Buffered local posts are flushed at this many.
+pub const LOCAL_FLUSH: usize = 32;
 
 /// Passed to every event. Not `Send`/`Sync`: it belongs to the event running on this worker.
 pub struct Ctx<'w> {
@@ -15,6 +19,8 @@ pub struct Ctx<'w> {
     color: Color,
     counters: &'w mut Counters,
     local_pending: usize,
+    /// Events posted to this worker's own core, flushed under one lock (see `post`).
+    local_buf: &'w mut Vec<Event>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -26,20 +32,47 @@ impl<'w> Ctx<'w> {
         color: Color,
         counters: &'w mut Counters,
         local_pending: usize,
+        local_buf: &'w mut Vec<Event>,
     ) -> Self {
-        Ctx { sh, handle, worker, color, counters, local_pending, _not_send: PhantomData }
+        Ctx { sh, handle, worker, color, counters, local_pending, local_buf, _not_send: PhantomData }
     }
 
     /// Post an event (libasync-smp's `cpucb`). After shutdown the event is dropped and counted.
+    ///
+    /// Events for colors this worker owns are buffered and enqueued under one lock when the
+    /// handler returns (or when [`LOCAL_FLUSH`] are buffered); an event for another core first
+    /// flushes the buffer, so every color still sees its events in posting order.
     #[inline]
     pub fn post<F>(&mut self, color: Color, handler: HandlerId, f: F)
     where
         F: FnOnce(&mut Ctx<'_>) + Send + 'static,
     {
         let ev = self.sh.make_event(color, handler, f);
-        if self.sh.push(ev, Some(&mut self.counters.lock_cycles)).is_err() {
+        self.post_event(ev);
+    }
+
+    #[inline]
+    pub(crate) fn post_event(&mut self, ev: Event) {
+        if self.sh.is_shutdown() {
+            self.counters.dropped += 1;
+            return;
+        }
+        if self.sh.map.get(ev.color.slot()) == self.worker {
+            self.local_buf.push(ev);
+            if self.local_buf.len() >= LOCAL_FLUSH {
+                self.flush();
+            }
+            return;
+        }
+        self.flush();
+        if self.sh.push(ev, Some(&mut *self.counters)).is_err() {
             self.counters.dropped += 1;
         }
+    }
+
+    /// Enqueue the buffered local events now.
+    pub(crate) fn flush(&mut self) {
+        self.sh.flush_local(self.worker, self.local_buf, self.counters);
     }
 
     /// The color of the running event.
@@ -60,7 +93,7 @@ impl<'w> Ctx<'w> {
     /// Events queued on this worker's core, plus the rest of the running batch.
     pub fn local_queue_len(&self) -> usize {
         let own = with_cores!(&self.sh.cores, c => c[self.worker].len.load(crate::loom::Ordering::Relaxed));
-        own + self.local_pending
+        own + self.local_pending + self.local_buf.len()
     }
 
     /// Try one round of stealing into this worker's queue (used by the reactor before it
@@ -75,8 +108,5 @@ impl<'w> Ctx<'w> {
 
     pub(crate) fn shared(&self) -> &'w Shared {
         self.sh
-    }
-    pub(crate) fn counters(&mut self) -> &mut Counters {
-        self.counters
     }
 }

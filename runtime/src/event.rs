@@ -8,7 +8,6 @@
 //! (the baseline of the synthetic benchmark).
 
 use crate::ctx::Ctx;
-use crate::handler::HandlerId;
 use crate::Color;
 use std::mem::{self, ManuallyDrop, MaybeUninit};
 use std::ptr;
@@ -115,11 +114,4 @@ pub(crate) struct Event {
     /// `cost / penalty`: the penalty-weighted time used by penalty-aware stealing.
     pub(crate) wcost: u32,
     pub(crate) task: Task,
-}
-
-impl Event {
-    #[inline]
-    pub(crate) fn handler(&self) -> HandlerId {
-        HandlerId(self.handler)
-    }
 }

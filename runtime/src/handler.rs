@@ -112,6 +112,6 @@ impl Registry {
     pub(crate) fn estimate(&self, id: HandlerId) -> (u32, u32) {
         let h = self.get(id);
         let c = h.cost.unwrap_or_else(|| h.avg_cycles.load(Ordering::Relaxed)).min(u32::MAX as u64) as u32;
-        (c, c / h.penalty)
+        (c, if h.penalty == 1 { c } else { c / h.penalty })
     }
 }

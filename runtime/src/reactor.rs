@@ -209,11 +209,7 @@ fn epoll_event(ctx: &mut Ctx<'_>) {
 }
 
 fn post_ready(ctx: &mut Ctx<'_>, ev: Event) {
-    let sh = ctx.shared();
-    let c = ctx.counters();
-    if sh.push(ev, Some(&mut c.lock_cycles)).is_err() {
-        c.dropped += 1;
-    }
+    ctx.post_event(ev);
 }
 
 impl Handle {

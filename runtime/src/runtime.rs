@@ -23,7 +23,7 @@ use crate::queue::libasync::LibasyncQueue;
 use crate::queue::mely::MelyQueue;
 use crate::queue::{state, CoreShared, Design, QueueParams};
 use crate::reactor::Reactor;
-use crate::stats::{handler_stats, Counters, RuntimeStats, WorkerPublished};
+use crate::stats::{handler_stats, Counters, RuntimeStats, WorkerPublished, LOCK_SAMPLE};
 use crate::topology::Topology;
 use crate::{tsc, worker};
 use crossbeam_utils::CachePadded;
@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     /// Events dropped by posts from outside workers after shutdown.
     pub(crate) dropped_external: AtomicU64,
     pub(crate) force_heap: bool,
+    /// The stealing policy keeps per-color processing time (time-left, penalty, all).
+    pub(crate) track_time: bool,
 }
 
 /// Initial steal-cost estimate before any steal was measured (cycles).
@@ -108,26 +110,31 @@ impl Shared {
     where
         F: FnOnce(&mut Ctx<'_>) + Send + 'static,
     {
-        let (cost, wcost) = self.registry.estimate(handler);
+        // Cost estimates only feed time-left accounting; skip the lookup otherwise.
+        let (cost, wcost) = if self.track_time { self.registry.estimate(handler) } else { (0, 0) };
         Event { handler: handler.0, flags: 0, color, cost, wcost, task: Task::new(f, self.force_heap) }
     }
 
-    /// Enqueue `ev` on the core owning its color. `lock_cycles` accumulates the time spent in
-    /// the core lock when the caller is a worker.
+    /// Enqueue `ev` on the core owning its color. When the caller is a worker, `counters`
+    /// accounts its lock use (one acquisition in `LOCK_SAMPLE` timed).
     #[inline]
-    pub(crate) fn push(&self, ev: Event, lock_cycles: Option<&mut u64>) -> Result<(), Event> {
+    pub(crate) fn push(&self, ev: Event, counters: Option<&mut Counters>) -> Result<(), Event> {
         if self.is_shutdown() {
             return Err(ev);
         }
-        with_cores!(&self.cores, c => self.push_on(c, ev, lock_cycles));
+        with_cores!(&self.cores, c => self.push_on(c, ev, counters));
         Ok(())
     }
 
     #[inline]
-    fn push_on<D: Design>(&self, cores: &[CachePadded<CoreShared<D>>], ev: Event, lock_cycles: Option<&mut u64>) {
+    fn push_on<D: Design>(&self, cores: &[CachePadded<CoreShared<D>>], ev: Event, counters: Option<&mut Counters>) {
         let slot = ev.color.slot();
         let p = self.params();
-        let t0 = if lock_cycles.is_some() { tsc::now() } else { 0 };
+        let timed = match &counters {
+            Some(c) => c.lock_ops & (LOCK_SAMPLE - 1) == 0,
+            None => false,
+        };
+        let t0 = if timed { tsc::now() } else { 0 };
         let mut c = self.map.get(slot);
         loop {
             let core = &cores[c];
@@ -146,8 +153,11 @@ impl Shared {
                 core.state.store(state::NOTIFIED, Ordering::Relaxed);
             }
             drop(q);
-            if let Some(lc) = lock_cycles {
-                *lc += tsc::now().wrapping_sub(t0);
+            if let Some(c) = counters {
+                c.lock_ops += 1;
+                if timed {
+                    c.lock_cycles += tsc::since(t0) * LOCK_SAMPLE;
+                }
             }
             if wake {
                 self.wake(c, st);
@@ -156,6 +166,46 @@ impl Shared {
                 self.wake_thief(c);
             }
             return;
+        }
+    }
+
+    /// Flush the events a worker's handler posted to its own core: one lock for all of them.
+    /// Events whose color moved away meanwhile (a steal) are posted to their new core after the
+    /// lock is released, in order.
+    pub(crate) fn flush_local(&self, w: usize, buf: &mut Vec<Event>, counters: &mut Counters) {
+        if buf.is_empty() {
+            return;
+        }
+        with_cores!(&self.cores, c => self.flush_on(c, w, buf, counters))
+    }
+
+    fn flush_on<D: Design>(&self, cores: &[CachePadded<CoreShared<D>>], w: usize, buf: &mut Vec<Event>, counters: &mut Counters) {
+        let p = self.params();
+        let core = &cores[w];
+        let timed = counters.lock_ops & (LOCK_SAMPLE - 1) == 0;
+        counters.lock_ops += 1;
+        let t0 = if timed { tsc::now() } else { 0 };
+        let mut spill: Vec<Event> = Vec::new();
+        let mut hint = false;
+        {
+            let mut q = core.queue.lock();
+            for ev in buf.drain(..) {
+                if self.map.get(ev.color.slot()) == w {
+                    hint |= q.push(ev, &p);
+                } else {
+                    spill.push(ev);
+                }
+            }
+            core.len.store(q.len(), Ordering::Relaxed);
+        }
+        if timed {
+            counters.lock_cycles += tsc::since(t0) * LOCK_SAMPLE;
+        }
+        if hint && self.cfg.stealing.enabled() && self.parked.load(Ordering::Relaxed) > 0 {
+            self.wake_thief(w);
+        }
+        for ev in spill {
+            self.push_on(cores, ev, Some(counters));
         }
     }
 
@@ -316,6 +366,11 @@ impl Handle {
         &self.sh.cfg
     }
 
+    /// Where the cache topology used by locality-aware stealing came from ("hwloc" or "sysfs").
+    pub fn topology_source(&self) -> &'static str {
+        self.sh.topology.source()
+    }
+
     /// A snapshot of every counter.
     pub fn stats(&self) -> RuntimeStats {
         self.sh.stats()
@@ -366,9 +421,11 @@ impl Runtime {
             blocking: OnceLock::new(),
             dropped_external: AtomicU64::new(0),
             force_heap: cfg.event_storage == crate::EventStorage::Heap,
+            track_time: cfg.stealing.time_left(),
             cfg,
         });
         tsc::cycles_per_sec();
+        tsc::overhead();
         let handle = Handle { sh };
         let mut threads = Vec::with_capacity(n);
         for w in 0..n {

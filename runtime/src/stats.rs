@@ -9,6 +9,9 @@ use crate::handler::MAX_HANDLERS;
 use crate::loom::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
+/// One lock acquisition in this many is timed (power of two).
+pub const LOCK_SAMPLE: u64 = 16;
+
 macro_rules! counters {
     ($($(#[$m:meta])* $name:ident),* $(,)?) => {
         /// A worker's private counters.
@@ -49,9 +52,13 @@ counters! {
     stolen_time_cycles,
     /// Stolen events.
     stolen_events,
-    /// Cycles spent waiting for and holding queue locks.
+    /// Cycles spent waiting for and holding queue locks. Steals are always timed; of the other
+    /// acquisitions one in [`LOCK_SAMPLE`] is timed and scaled, since reading the cycle counter
+    /// costs more than an uncontended lock on some virtual machines.
     lock_cycles,
-    /// Cycles spent running handlers.
+    /// Queue lock acquisitions by this worker (pops, posts, steals).
+    lock_ops,
+    /// Cycles not idle: running handlers and the runtime's own work between them.
     busy_cycles,
     /// Cycles spent with nothing to run (searching, parked, or blocked in the reactor).
     idle_cycles,
@@ -65,6 +72,8 @@ counters! {
 
 pub(crate) struct HandlerCounters {
     events: AtomicU64,
+    /// Events whose run time was measured, and their cycles.
+    sampled: AtomicU64,
     cycles: AtomicU64,
     panics: AtomicU64,
 }
@@ -78,18 +87,26 @@ pub(crate) struct WorkerPublished {
 impl WorkerPublished {
     pub(crate) fn new() -> Self {
         let handlers = (0..MAX_HANDLERS)
-            .map(|_| HandlerCounters { events: AtomicU64::new(0), cycles: AtomicU64::new(0), panics: AtomicU64::new(0) })
+            .map(|_| HandlerCounters {
+                events: AtomicU64::new(0),
+                sampled: AtomicU64::new(0),
+                cycles: AtomicU64::new(0),
+                panics: AtomicU64::new(0),
+            })
             .collect();
         WorkerPublished { counters: CachePadded::new(PublishedCounters::default()), handlers }
     }
 
-    /// Owner only: account one run of handler `h`.
+    /// Owner only: account one run of handler `h`, with its cycles if they were measured.
     #[inline]
-    pub(crate) fn record_handler(&self, h: usize, cycles: u64, panicked: bool) {
+    pub(crate) fn record_handler(&self, h: usize, cycles: Option<u64>, panicked: bool) {
         let e = &self.handlers[h];
         // Single writer: load + store instead of a read-modify-write.
         e.events.store(e.events.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        e.cycles.store(e.cycles.load(Ordering::Relaxed) + cycles, Ordering::Relaxed);
+        if let Some(c) = cycles {
+            e.sampled.store(e.sampled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            e.cycles.store(e.cycles.load(Ordering::Relaxed) + c, Ordering::Relaxed);
+        }
         if panicked {
             e.panics.store(e.panics.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
@@ -101,9 +118,14 @@ impl WorkerPublished {
 pub struct HandlerStats {
     pub name: String,
     pub events: u64,
+    /// Estimated cycles spent in the handler: `avg_cycles * events`.
     pub cycles: u64,
-    /// Mean cycles per event over the whole run.
+    /// Mean measured cycles per event (the first 16 runs per worker and one in 8 after that
+    /// are timed).
     pub avg_cycles: f64,
+    /// Events whose cycles were measured.
+    pub sampled_events: u64,
+    pub sampled_cycles: u64,
     /// Recent moving average used by time-left stealing (0 when annotated or not yet measured).
     pub profiled_cycles: u64,
     /// The cost annotation, when the handler has one.
@@ -170,7 +192,7 @@ impl RuntimeStats {
         let sub = |a: &Counters, b: &Counters| {
             macro_rules! d { ($($f:ident),*) => { Counters { $($f: a.$f.saturating_sub(b.$f),)* } } }
             d!(events, steal_attempts, steals, steal_cost_cycles, stolen_time_cycles, stolen_events, lock_cycles,
-               busy_cycles, idle_cycles, panics, dropped, parks)
+               lock_ops, busy_cycles, idle_cycles, panics, dropped, parks)
         };
         let workers: Vec<Counters> =
             self.workers.iter().zip(&earlier.workers).map(|(a, b)| sub(a, b)).collect();
@@ -178,16 +200,20 @@ impl RuntimeStats {
             .handlers
             .iter()
             .map(|h| {
-                let (e, c, p) = earlier
+                let (e, se, sc, p) = earlier
                     .handler(&h.name)
-                    .map(|o| (o.events, o.cycles, o.panics))
-                    .unwrap_or((0, 0, 0));
+                    .map(|o| (o.events, o.sampled_events, o.sampled_cycles, o.panics))
+                    .unwrap_or((0, 0, 0, 0));
                 let events = h.events - e;
-                let cycles = h.cycles - c;
+                let sampled_events = h.sampled_events - se;
+                let sampled_cycles = h.sampled_cycles - sc;
+                let avg = if sampled_events > 0 { sampled_cycles as f64 / sampled_events as f64 } else { 0.0 };
                 HandlerStats {
                     events,
-                    cycles,
-                    avg_cycles: if events > 0 { cycles as f64 / events as f64 } else { 0.0 },
+                    cycles: (avg * events as f64) as u64,
+                    avg_cycles: avg,
+                    sampled_events,
+                    sampled_cycles,
                     panics: h.panics - p,
                     ..h.clone()
                 }
@@ -204,17 +230,21 @@ pub(crate) fn handler_stats(
     (0..registry.len())
         .map(|i| {
             let info = registry.get(crate::HandlerId(i as u16));
-            let (mut events, mut cycles, mut panics) = (0, 0, 0);
+            let (mut events, mut sampled, mut scycles, mut panics) = (0, 0, 0, 0);
             for w in published {
                 events += w.handlers[i].events.load(Ordering::Relaxed);
-                cycles += w.handlers[i].cycles.load(Ordering::Relaxed);
+                sampled += w.handlers[i].sampled.load(Ordering::Relaxed);
+                scycles += w.handlers[i].cycles.load(Ordering::Relaxed);
                 panics += w.handlers[i].panics.load(Ordering::Relaxed);
             }
+            let avg = if sampled > 0 { scycles as f64 / sampled as f64 } else { 0.0 };
             HandlerStats {
                 name: info.name.clone(),
                 events,
-                cycles,
-                avg_cycles: if events > 0 { cycles as f64 / events as f64 } else { 0.0 },
+                cycles: (avg * events as f64) as u64,
+                avg_cycles: avg,
+                sampled_events: sampled,
+                sampled_cycles: scycles,
                 profiled_cycles: info.avg_cycles.load(Ordering::Relaxed),
                 cost_annotation: info.cost,
                 penalty: info.penalty,

@@ -59,6 +59,7 @@ pub(crate) fn try_steal<D: Design>(
         let mut g_hi = cores[hi].queue.lock();
         let t1 = tsc::now();
         counters.steal_attempts += 1;
+        counters.lock_ops += 1;
         let (victim, thief) = if v == lo { (&mut *g_lo, &mut *g_hi) } else { (&mut *g_hi, &mut *g_lo) };
         let running = cores[v].running.load(Ordering::Acquire);
         let res = D::steal(victim, thief, running, base_choice, &p);
@@ -70,9 +71,9 @@ pub(crate) fn try_steal<D: Design>(
         let t2 = tsc::now();
         drop(g_hi);
         drop(g_lo);
-        counters.lock_cycles += tsc::now().wrapping_sub(t0);
+        counters.lock_cycles += tsc::since(t0);
         if res.is_some() {
-            let cost = t2.wrapping_sub(t1);
+            let cost = t2.wrapping_sub(t1).saturating_sub(tsc::overhead());
             counters.steals += 1;
             counters.steal_cost_cycles += cost;
             let est = sh.steal_cost_est.load(Ordering::Relaxed);

@@ -33,8 +33,8 @@ pub(crate) struct Topology {
     cpu_of: Vec<usize>,
     /// Other workers by increasing distance.
     neighbours: Vec<Vec<usize>>,
-    /// Where the cache map came from.
-    pub(crate) source: &'static str,
+    /// Where the cache map came from ("hwloc" or "sysfs").
+    source: &'static str,
 }
 
 /// The CPUs this process may run on.
@@ -142,6 +142,10 @@ impl Topology {
             })
             .collect();
         Topology { pin, cpu_of, neighbours, source }
+    }
+
+    pub(crate) fn source(&self) -> &'static str {
+        self.source
     }
 
     pub(crate) fn neighbours(&self, w: usize) -> &[usize] {

@@ -38,6 +38,19 @@ pub fn cycles_per_sec() -> f64 {
     })
 }
 
+/// Cycles one reading of the counter adds to a measured interval (calibrated once: the minimum
+/// of back-to-back readings). Timed intervals subtract it.
+pub fn overhead() -> u64 {
+    static OVERHEAD: OnceLock<u64> = OnceLock::new();
+    *OVERHEAD.get_or_init(|| (0..2000).map(|_| { let a = now(); now().wrapping_sub(a) }).min().unwrap_or(0))
+}
+
+/// Cycles between `start` and now, less the counter's own cost.
+#[inline]
+pub fn since(start: u64) -> u64 {
+    now().wrapping_sub(start).saturating_sub(overhead())
+}
+
 /// Busy-waits for `cycles` cycles of the counter (the microbenchmarks' unit of work).
 #[inline]
 pub fn spin_cycles(cycles: u64) {

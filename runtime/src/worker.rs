@@ -16,7 +16,7 @@ use crate::handler::{HandlerId, EWMA_SHIFT, MAX_HANDLERS};
 use crate::loom::Ordering;
 use crate::queue::{state, CoreShared, Design, NOT_RUNNING};
 use crate::runtime::{with_cores, Handle, Shared};
-use crate::stats::Counters;
+use crate::stats::{Counters, LOCK_SAMPLE};
 use crate::{steal, tsc};
 use crossbeam_utils::CachePadded;
 use std::collections::VecDeque;
@@ -24,6 +24,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Publish counters after this many batches (and always before idling).
 const PUBLISH_EVERY: u32 = 32;
+/// Every handler's first runs on a worker are all timed, then one in `SAMPLE_EVERY`.
+const SAMPLE_WARMUP: u32 = 16;
+const SAMPLE_EVERY: u32 = 8;
 
 pub(crate) fn run(h: Handle, w: usize) {
     // Pin first, then allocate this worker's state so it is local to its core.
@@ -43,6 +46,9 @@ pub(crate) struct Worker<'a, D: Design> {
     runs: Box<[u32]>,
     since_publish: u32,
     spin_cycles: u64,
+    local_buf: Vec<Event>,
+    /// When the worker started: busy cycles are wall cycles minus idle cycles.
+    start: u64,
 }
 
 impl<'a, D: Design> Worker<'a, D> {
@@ -58,7 +64,9 @@ impl<'a, D: Design> Worker<'a, D> {
             ewma: vec![0; MAX_HANDLERS].into_boxed_slice(),
             runs: vec![0; MAX_HANDLERS].into_boxed_slice(),
             since_publish: 0,
+            local_buf: Vec::with_capacity(crate::ctx::LOCAL_FLUSH),
             spin_cycles: (sh.cfg.steal_spin_us as f64 * tsc::cycles_per_sec() / 1e6) as u64,
+            start: tsc::now(),
         }
     }
 
@@ -81,6 +89,7 @@ impl<'a, D: Design> Worker<'a, D> {
 
     fn publish(&mut self) {
         self.since_publish = 0;
+        self.counters.busy_cycles = tsc::now().wrapping_sub(self.start).saturating_sub(self.counters.idle_cycles);
         self.sh.published[self.w].counters.publish(&self.counters);
     }
 
@@ -88,7 +97,9 @@ impl<'a, D: Design> Worker<'a, D> {
     fn run_batch(&mut self) -> bool {
         let core = &self.cores[self.w];
         let p = self.sh.params();
-        let t0 = tsc::now();
+        let timed = self.counters.lock_ops & (LOCK_SAMPLE - 1) == 0;
+        self.counters.lock_ops += 1;
+        let t0 = if timed { tsc::now() } else { 0 };
         let popped = {
             let mut q = core.queue.lock();
             let s = q.pop(&mut self.batch, self.sh.cfg.batch, &p);
@@ -98,13 +109,14 @@ impl<'a, D: Design> Worker<'a, D> {
             }
             s
         };
-        let mut t = tsc::now();
-        self.counters.lock_cycles += t.wrapping_sub(t0);
+        if timed {
+            self.counters.lock_cycles += tsc::since(t0) * LOCK_SAMPLE;
+        }
         if popped.is_none() {
             return false;
         }
         while let Some(ev) = self.batch.pop_front() {
-            t = self.run_event(ev, t);
+            self.run_event(ev);
         }
         core.running.store(NOT_RUNNING, Ordering::Release);
         self.since_publish += 1;
@@ -115,35 +127,41 @@ impl<'a, D: Design> Worker<'a, D> {
     }
 
     #[inline]
-    fn run_event(&mut self, ev: Event, start: u64) -> u64 {
+    fn run_event(&mut self, ev: Event) {
         let h = ev.handler as usize;
         let stolen = ev.flags & FLAG_STOLEN != 0;
         let local_pending = self.batch.len();
+        let runs = self.runs[h].wrapping_add(1);
+        self.runs[h] = runs;
+        // Stolen events are always timed (stolen time is a reported figure); others sampled.
+        let sample = stolen || runs <= SAMPLE_WARMUP || runs % SAMPLE_EVERY == 0;
+        let start = if sample { tsc::now() } else { 0 };
         let ok = {
-            let mut ctx = Ctx::new(self.sh, self.h, self.w, ev.color, &mut self.counters, local_pending);
+            let mut ctx =
+                Ctx::new(self.sh, self.h, self.w, ev.color, &mut self.counters, local_pending, &mut self.local_buf);
             let task = ev.task;
-            catch_unwind(AssertUnwindSafe(|| task.run(&mut ctx))).is_ok()
+            let ok = catch_unwind(AssertUnwindSafe(|| task.run(&mut ctx))).is_ok();
+            ctx.flush();
+            ok
         };
-        let end = tsc::now();
-        let dt = end.wrapping_sub(start);
+        let dt = if sample { Some(tsc::since(start)) } else { None };
         let c = &mut self.counters;
         c.events += 1;
-        c.busy_cycles += dt;
-        if stolen {
-            c.stolen_time_cycles += dt;
-            c.stolen_events += 1;
-        }
         if !ok {
             c.panics += 1;
         }
         self.sh.published[self.w].record_handler(h, dt, !ok);
-        let e = &mut self.ewma[h];
-        *e = if *e == 0 { dt } else { *e - (*e >> EWMA_SHIFT) + (dt >> EWMA_SHIFT) };
-        self.runs[h] = self.runs[h].wrapping_add(1);
-        if self.runs[h] & 15 == 1 {
-            self.sh.registry.get(HandlerId(h as u16)).avg_cycles.store(*e, Ordering::Relaxed);
+        if let Some(dt) = dt {
+            if stolen {
+                c.stolen_time_cycles += dt;
+                c.stolen_events += 1;
+            }
+            let e = &mut self.ewma[h];
+            *e = if *e == 0 { dt } else { *e - (*e >> EWMA_SHIFT) + (dt >> EWMA_SHIFT) };
+            if runs <= SAMPLE_WARMUP || runs % (SAMPLE_EVERY * 4) == 0 {
+                self.sh.registry.get(HandlerId(h as u16)).avg_cycles.store(*e, Ordering::Relaxed);
+            }
         }
-        end
     }
 
     fn idle(&mut self) {

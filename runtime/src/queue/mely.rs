@@ -78,7 +78,9 @@ impl MelyQueue {
 
     fn release(&mut self, i: u32) {
         self.unlink(i);
-        self.set_interval(i, NO_INTERVAL);
+        if self.cqs[i as usize].interval != NO_INTERVAL {
+            self.set_interval(i, NO_INTERVAL);
+        }
         let slot = self.cqs[i as usize].slot as usize;
         self.index[slot] = NIL;
         self.free.push(i);

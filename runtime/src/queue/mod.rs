@@ -52,6 +52,8 @@ pub(crate) struct QueueParams {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stolen {
     pub(crate) slot: usize,
+    /// Events moved (the steal's size).
+    #[allow(dead_code)]
     pub(crate) events: usize,
 }
 

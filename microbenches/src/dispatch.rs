@@ -1,0 +1,153 @@
+//! `dispatch`: the cost of posting and running one event.
+//!
+//! A generator event posts rounds of [`ROUND`] empty events (each to its own color, 64 colors
+//! in rotation) and re-posts itself, keeping at most [`WINDOW`] events outstanding; each event
+//! only counts itself. After `seconds`, the generator stops, the outstanding events drain, and
+//! `ns_per_event` = elapsed time / events run.
+//!
+//! - `local` (1 worker): generator and events on the same worker: post + run on one core.
+//! - `cross` (2+ workers): the generator runs on worker 0 and posts to colors owned by worker 1:
+//!   post on one core, run on another (remote lock, wake-ups, cache-line transfers).
+//!
+//! tokio does the same work with `tokio::spawn` of empty tasks (JoinHandles dropped): on a
+//! current-thread runtime for `local`, on a multi-thread runtime with `workers` threads for
+//! `cross`.
+
+use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealPolicy};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+pub const ROUND: u64 = 64;
+pub const WINDOW: u64 = 8192;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Local,
+    Cross,
+}
+
+pub struct Outcome {
+    pub events: u64,
+    pub elapsed: Duration,
+    pub stats: Option<colored_runtime::RuntimeStats>,
+}
+
+impl Outcome {
+    pub fn ns_per_event(&self) -> f64 {
+        self.elapsed.as_nanos() as f64 / self.events.max(1) as f64
+    }
+}
+
+struct Gen {
+    done: AtomicU64,
+    posted: AtomicU64,
+    stop: AtomicBool,
+    stopped: AtomicBool,
+    ev: HandlerId,
+    gen: HandlerId,
+    gen_color: Color,
+    first_color: u32,
+    stride: u32,
+}
+
+fn generate(ctx: &mut Ctx<'_>, g: &'static Gen) {
+    if g.stop.load(Ordering::Relaxed) {
+        g.stopped.store(true, Ordering::Release);
+        return;
+    }
+    let posted = g.posted.load(Ordering::Relaxed);
+    if posted - g.done.load(Ordering::Relaxed) < WINDOW {
+        for i in 0..ROUND {
+            let color = Color(g.first_color + ((posted + i) % 64) as u32 * g.stride);
+            ctx.post(color, g.ev, move |_| {
+                g.done.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        g.posted.store(posted + ROUND, Ordering::Relaxed);
+    }
+    let (c, h) = (g.gen_color, g.gen);
+    ctx.post(c, h, move |ctx| generate(ctx, g));
+}
+
+/// Run the colored runtime's dispatch benchmark.
+pub fn run_colored(queue: QueueKind, stealing: StealPolicy, workers: usize, seconds: f64) -> anyhow::Result<Outcome> {
+    let rt = Runtime::new(RuntimeConfig { workers, queue, stealing, ..Default::default() })?;
+    let mode = if workers == 1 { Mode::Local } else { Mode::Cross };
+    // Colors c map to core c % workers: the generator's color 0 is on core 0; events go to
+    // colors on core 0 (local) or core 1 (cross).
+    let (first_color, stride) = match mode {
+        Mode::Local => (workers as u32, workers as u32),
+        Mode::Cross => (1, workers as u32),
+    };
+    // Leaked (a few bytes per run) so event closures capture a plain reference, as the tokio
+    // side does: the benchmark then measures the runtimes, not reference counting.
+    let g: &'static Gen = Box::leak(Box::new(Gen {
+        done: AtomicU64::new(0),
+        posted: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        stopped: AtomicBool::new(false),
+        ev: rt.register(HandlerSpec::new("event")),
+        gen: rt.register(HandlerSpec::new("generator")),
+        gen_color: Color(0),
+        first_color,
+        stride,
+    }));
+    let before = rt.stats();
+    let start = Instant::now();
+    rt.post(g.gen_color, g.gen, move |ctx| generate(ctx, g))?;
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    g.stop.store(true, Ordering::Relaxed);
+    while !g.stopped.load(Ordering::Acquire) || g.done.load(Ordering::Relaxed) < g.posted.load(Ordering::Relaxed) {
+        std::thread::yield_now();
+    }
+    let elapsed = start.elapsed();
+    let stats = rt.stats().since(&before);
+    drop(rt);
+    Ok(Outcome { events: g.done.load(Ordering::Relaxed), elapsed, stats: Some(stats) })
+}
+
+/// Run the same work on tokio.
+pub fn run_tokio(workers: usize, seconds: f64) -> anyhow::Result<Outcome> {
+    let rt = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(workers).build()?
+    };
+    let done: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let start = Instant::now();
+    let (d, s) = (done, stop);
+    let posted = rt.block_on(async move {
+        let gen = tokio::spawn(async move {
+            let mut posted = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                if posted - d.load(Ordering::Relaxed) < WINDOW {
+                    for _ in 0..ROUND {
+                        drop(tokio::spawn(async move {
+                            d.fetch_add(1, Ordering::Relaxed);
+                        }));
+                    }
+                    posted += ROUND;
+                }
+                tokio::task::yield_now().await;
+            }
+            posted
+        });
+        let stopper = tokio::task::spawn_blocking({
+            move || {
+                std::thread::sleep(Duration::from_secs_f64(seconds));
+                stop.store(true, Ordering::Relaxed);
+            }
+        });
+        let posted = gen.await.expect("generator");
+        let _ = stopper.await;
+        while done.load(Ordering::Relaxed) < posted {
+            tokio::task::yield_now().await;
+        }
+        posted
+    });
+    let elapsed = start.elapsed();
+    drop(rt);
+    Ok(Outcome { events: posted, elapsed, stats: None })
+}

@@ -1,0 +1,144 @@
+//! One benchmark result and its table / JSON / CSV forms.
+
+use crate::env::Env;
+use serde::Serialize;
+use serde_json::Value;
+
+/// The fixed JSON fields of DESIGN.md section 3, plus per-benchmark extras.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    pub bench: String,
+    pub runtime: String,
+    pub stealing: String,
+    pub workers: usize,
+    pub seconds: f64,
+    pub events: u64,
+    pub kevents_per_sec: f64,
+    pub steals: u64,
+    pub steal_attempts: u64,
+    /// Mean cycles a victim stayed locked per steal (null without steals or for tokio).
+    pub steal_cost_cycles: Option<f64>,
+    /// Mean measured processing cycles stolen per steal.
+    pub stolen_time_cycles: Option<f64>,
+    pub locking_time_pct: Option<f64>,
+    /// From perf_event_open where the machine has hardware counters, otherwise null.
+    pub l2_misses_per_event: Option<f64>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
+    pub env: Env,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+fn opt(v: Option<f64>, prec: usize) -> String {
+    match v {
+        Some(x) => format!("{x:.prec$}"),
+        None => "n/a".into(),
+    }
+}
+
+/// Print results in the chosen format. Extra columns are taken from the first result's extras.
+pub fn print(results: &[BenchResult], format: Format) {
+    match format {
+        Format::Json => {
+            if results.len() == 1 {
+                println!("{}", serde_json::to_string_pretty(&results[0]).expect("serialisable"));
+            } else {
+                println!("{}", serde_json::to_string_pretty(results).expect("serialisable"));
+            }
+        }
+        Format::Csv => {
+            let extras: Vec<String> = results.first().map(|r| r.extra.keys().cloned().collect()).unwrap_or_default();
+            println!(
+                "bench,runtime,stealing,workers,seconds,events,kevents_per_sec,steals,steal_cost_cycles,stolen_time_cycles,locking_time_pct,l2_misses_per_event{}",
+                extras.iter().map(|e| format!(",{e}")).collect::<String>()
+            );
+            for r in results {
+                let ex: String = extras.iter().map(|k| format!(",{}", r.extra.get(k).map(csv_value).unwrap_or_default())).collect();
+                println!(
+                    "{},{},{},{},{:.3},{},{:.1},{},{},{},{},{}{}",
+                    r.bench,
+                    r.runtime,
+                    r.stealing,
+                    r.workers,
+                    r.seconds,
+                    r.events,
+                    r.kevents_per_sec,
+                    r.steals,
+                    opt(r.steal_cost_cycles, 0),
+                    opt(r.stolen_time_cycles, 0),
+                    opt(r.locking_time_pct, 2),
+                    opt(r.l2_misses_per_event, 1),
+                    ex
+                );
+            }
+        }
+        Format::Table => {
+            let extras: Vec<String> = results.first().map(|r| r.extra.keys().cloned().collect()).unwrap_or_default();
+            let mut header = vec![
+                "bench", "runtime", "stealing", "workers", "KEvents/s", "steals", "WS cost (cyc)", "stolen (cyc)", "locking %", "L2 miss/ev",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+            header.extend(extras.iter().cloned());
+            let mut rows = vec![header];
+            for r in results {
+                let mut row = vec![
+                    r.bench.clone(),
+                    r.runtime.clone(),
+                    r.stealing.clone(),
+                    r.workers.to_string(),
+                    format!("{:.0}", r.kevents_per_sec),
+                    r.steals.to_string(),
+                    opt(r.steal_cost_cycles, 0),
+                    opt(r.stolen_time_cycles, 0),
+                    opt(r.locking_time_pct, 2),
+                    opt(r.l2_misses_per_event, 1),
+                ];
+                row.extend(extras.iter().map(|k| r.extra.get(k).map(csv_value).unwrap_or_default()));
+                rows.push(row);
+            }
+            print_table(&rows);
+            if let Some(r) = results.first() {
+                println!(
+                    "env: commit {} | {} | {} cores | kernel {} | {}",
+                    r.env.git_commit, r.env.cpu_model, r.env.cores, r.env.kernel, r.env.rustc
+                );
+            }
+        }
+    }
+}
+
+fn csv_value(v: &Value) -> String {
+    match v {
+        Value::Null => "n/a".into(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() => format!("{f:.1}"),
+            _ => n.to_string(),
+        },
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Print rows as an aligned text table (first row is the header).
+pub fn print_table(rows: &[Vec<String>]) {
+    if rows.is_empty() {
+        return;
+    }
+    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.len()).max().unwrap_or(0)).collect();
+    for (i, r) in rows.iter().enumerate() {
+        let line: Vec<String> = r.iter().enumerate().map(|(c, s)| format!("{:>w$}", s, w = widths[c])).collect();
+        println!("{}", line.join("  "));
+        if i == 0 {
+            println!("{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+        }
+    }
+}

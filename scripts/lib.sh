@@ -1,0 +1,35 @@
+# Shared helpers for the scripts; source it, do not run it.
+
+# Install the system packages the build needs (Debian), only when they are missing.
+ensure_build_deps() {
+    local missing=()
+    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    if ! pkg-config --exists hwloc 2>/dev/null; then missing+=(libhwloc-dev); fi
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+    if ((${#missing[@]})); then
+        echo ">> installing ${missing[*]}" >&2
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "error: need root to apt-get install ${missing[*]} (or install them yourself)" >&2
+            return 1
+        fi
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "error: cargo not found; install Rust (https://rustup.rs) first" >&2
+        return 1
+    fi
+}
+
+# Install extra Debian packages (peers for the evaluation) when missing.
+ensure_packages() {
+    local missing=()
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    if ((${#missing[@]})); then
+        echo ">> installing ${missing[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
