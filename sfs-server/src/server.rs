@@ -253,9 +253,10 @@ impl ConnState {
             match self.stream.read(sp) {
                 Ok(0) => {
                     self.rbuf.commit(0);
-                    let reason = match self.rbuf.finish() {
-                        Err(e) => e.to_string(),
-                        Ok(()) => "peer closed the connection".to_string(),
+                    let reason = match (self.rbuf.finish(), &self.phase) {
+                        (Err(e), _) => e.to_string(),
+                        (Ok(()), Phase::Open { .. }) => "peer closed the connection".to_string(),
+                        (Ok(()), _) => "peer closed during the handshake (not authenticated)".to_string(),
                     };
                     self.close(conn, handle, &reason, acts);
                     return;

@@ -1,0 +1,9 @@
+//! Integration tests: real servers (in-process library or the `sfs-server` binary) on
+//! 127.0.0.1 with ephemeral ports and temporary export directories.
+
+mod util;
+
+mod durability;
+mod leases;
+mod roundtrip;
+mod security;

@@ -1,0 +1,237 @@
+//! Test helpers: environments, servers, raw sessions.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use colored_runtime::{QueueKind, RuntimeConfig, StealPolicy};
+use sfs_server::client::{handshake, Client};
+use sfs_server::frame::{read_frame, LEN_BYTES};
+use sfs_server::keys::{keygen, Key};
+use sfs_server::proto::{ClientMsg, Fh, Reply, Request, ServerMsg};
+use sfs_server::server::{bind, Coloring, Server, ServerConfig};
+use sfs_server::session::{RecvCipher, SendCipher};
+
+/// A temporary export, key table and two users.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub export: PathBuf,
+    pub keys: PathBuf,
+    pub alice: Key,
+    pub bob: Key,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let export = dir.path().join("export");
+        std::fs::create_dir(&export).unwrap();
+        let keys = dir.path().join("keys");
+        let alice = keygen("alice", &keys, &dir.path().join("alice.key")).unwrap();
+        let bob = keygen("bob", &keys, &dir.path().join("bob.key")).unwrap();
+        Env { dir, export, keys, alice, bob }
+    }
+
+    pub fn key_file(&self, user: &str) -> PathBuf {
+        self.dir.path().join(format!("{user}.key"))
+    }
+
+    /// An in-process server.
+    pub fn server(&self, coloring: Coloring, queue: QueueKind, stealing: StealPolicy, lease: Duration) -> Server {
+        let cfg = ServerConfig {
+            export: self.export.clone(),
+            keys: self.keys.clone(),
+            runtime: RuntimeConfig { workers: 2, queue, stealing, pin: false, ..RuntimeConfig::default() },
+            coloring,
+            lease,
+        };
+        Server::start(cfg, bind("127.0.0.1:0".parse().unwrap(), false).unwrap()).unwrap()
+    }
+
+    pub fn default_server(&self) -> Server {
+        self.server(Coloring::PerClient, QueueKind::Mely, StealPolicy::All, Duration::from_secs(30))
+    }
+
+    /// A snapshot of every file under the test directory (export and outside it),
+    /// server logs excepted.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        fn walk(p: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            let mut es: Vec<_> = std::fs::read_dir(p).unwrap().map(|e| e.unwrap().path()).collect();
+            es.sort();
+            for e in es {
+                if e.extension().is_some_and(|x| x == "err") {
+                    continue; // server logs
+                }
+                let m = std::fs::symlink_metadata(&e).unwrap();
+                if m.is_dir() {
+                    out.push((e.clone(), b"<dir>".to_vec()));
+                    walk(&e, out);
+                } else if m.file_type().is_symlink() {
+                    out.push((e.clone(), std::fs::read_link(&e).unwrap().into_os_string().into_encoded_bytes()));
+                } else {
+                    out.push((e.clone(), std::fs::read(&e).unwrap()));
+                }
+            }
+        }
+        let mut v = Vec::new();
+        walk(self.dir.path(), &mut v);
+        v
+    }
+}
+
+/// The `sfs-server` binary, killed on drop; stderr goes to a file.
+pub struct BinServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub stderr: PathBuf,
+}
+
+impl BinServer {
+    pub fn start(env: &Env, extra: &[&str], tag: &str) -> BinServer {
+        Self::start_at(env, "127.0.0.1:0", extra, tag)
+    }
+
+    pub fn start_at(env: &Env, listen: &str, extra: &[&str], tag: &str) -> BinServer {
+        let stderr = env.dir.path().join(format!("server-{tag}.err"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sfs-server"))
+            .arg("--export")
+            .arg(&env.export)
+            .args(["--listen", listen])
+            .arg("--keys")
+            .arg(&env.keys)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.parse::<SocketAddr>().ok())
+            .unwrap_or_else(|| panic!("server did not start: {line:?}"));
+        BinServer { child, addr, stderr }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Wait (bounded) until the log contains `what`.
+    pub fn wait_log(&self, what: &str) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if self.log().contains(what) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn sigkill(&mut self) {
+        // SAFETY: kill with the pid of a child we spawned and have not reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for BinServer {
+    fn drop(&mut self) {
+        // SAFETY: as above; SIGTERM lets an N-copy parent stop its children.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn connect(addr: SocketAddr, user: &str, key: &Key) -> Client {
+    Client::connect(addr, user, key).unwrap()
+}
+
+/// A hand-driven session for protocol attacks.
+pub struct Raw {
+    pub s: TcpStream,
+    pub send: SendCipher,
+    pub recv: RecvCipher,
+    pub xid: u32,
+}
+
+impl Raw {
+    pub fn connect(addr: SocketAddr, user: &str, key: &Key) -> Raw {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let est = handshake(&mut s, user, key).unwrap();
+        Raw { s, send: est.send, recv: est.recv, xid: 0 }
+    }
+
+    /// Seal a call into a wire frame without sending it.
+    pub fn seal(&mut self, req: Request) -> Vec<u8> {
+        self.xid += 1;
+        let mut f = vec![0u8; LEN_BYTES];
+        ClientMsg::Call { xid: self.xid, req }.encode_into(&mut f);
+        self.send.seal_in_place(&mut f).unwrap();
+        f
+    }
+
+    pub fn write(&mut self, b: &[u8]) {
+        self.s.write_all(b).unwrap();
+    }
+
+    pub fn recv(&mut self) -> std::io::Result<ServerMsg> {
+        let (lb, mut body) = read_frame(&mut self.s)?;
+        self.recv.open_in_place(&lb, &mut body).map_err(std::io::Error::other)?;
+        ServerMsg::decode(&body).map_err(std::io::Error::other)
+    }
+
+    pub fn call(&mut self, req: Request) -> Result<Reply, sfs_server::proto::Status> {
+        let f = self.seal(req);
+        self.write(&f);
+        match self.recv().unwrap() {
+            ServerMsg::Reply { result, .. } => result,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    pub fn lookup(&mut self, path: &str) -> Fh {
+        let Ok(Reply::Handle { fh: mut cur, .. }) = self.call(Request::Root) else { panic!() };
+        for c in path.split('/').filter(|c| !c.is_empty()) {
+            let Ok(Reply::Handle { fh, .. }) = self.call(Request::Lookup { dir: cur, name: c.into() }) else {
+                panic!("lookup {c}")
+            };
+            cur = fh;
+        }
+        cur
+    }
+
+    /// True when the server closes the connection (EOF or reset) within 10 s without
+    /// sending anything else.
+    pub fn closed_by_server(&mut self) -> bool {
+        let mut b = [0u8; 64];
+        match self.s.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe),
+        }
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn data(n: usize, seed: u64) -> Vec<u8> {
+    use rand::{RngCore, SeedableRng};
+    let mut r = rand::rngs::SmallRng::seed_from_u64(seed);
+    let mut v = vec![0u8; n];
+    r.fill_bytes(&mut v);
+    v
+}
