@@ -127,7 +127,7 @@ fn table(r: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        "\n{:>5} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10}  errors",
+        "\n{:>5} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>8}  errors",
         "run",
         "clients",
         "req/s",
@@ -137,12 +137,13 @@ fn table(r: &Report) -> String {
         "p99 us",
         "p99.9 us",
         "conns",
-        "requests"
+        "requests",
+        "cpu/req"
     );
     let row = |s: &mut String, run: &RunSummary| {
         let _ = writeln!(
             s,
-            "{:>5} {:>7} {:>12.1} {:>9.2} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10}  {}{}",
+            "{:>5} {:>7} {:>12.1} {:>9.2} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>8.1}  {}{}",
             run.run,
             run.clients,
             run.requests_per_sec,
@@ -153,6 +154,7 @@ fn table(r: &Report) -> String {
             run.latency_us.p999,
             run.connections,
             run.requests,
+            run.injector_cpu_us_per_request,
             errors_text(&run.errors),
             if run.complete {
                 String::new()
@@ -172,7 +174,7 @@ fn table(r: &Report) -> String {
         .collect();
     let _ = writeln!(
         s,
-        "{:>5} {:>7} {:>12.1} {:>9.2} {:>9} {:>9} {:>9} {:>9} {:>8.0} {:>10}  {}",
+        "{:>5} {:>7} {:>12.1} {:>9.2} {:>9} {:>9} {:>9} {:>9} {:>8.0} {:>10} {:>8.1}  {}",
         "med",
         r.runs.last().map(|x| x.clients).unwrap_or(0),
         m.requests_per_sec,
@@ -183,6 +185,7 @@ fn table(r: &Report) -> String {
         m.latency_us.p999,
         m.connections,
         "",
+        m.injector_cpu_us_per_request,
         errors_text(&merr)
     );
     let _ = writeln!(
@@ -242,6 +245,7 @@ fn csv(r: &Report) -> Result<String> {
         "p99_us",
         "p999_us",
         "connections",
+        "injector_cpu_us_per_request",
     ];
     let err_cols: Vec<String> = ErrorKind::ALL
         .iter()
@@ -257,7 +261,7 @@ fn csv(r: &Report) -> Result<String> {
             .collect();
         let _ = writeln!(
             s,
-            "run,{},{},{},{},{:.3},{:.4},{},{},{},{},{},{},{},",
+            "run,{},{},{},{},{:.3},{:.4},{},{},{},{},{},{:.2},{},{},",
             run.run,
             run.clients,
             run.requests,
@@ -269,6 +273,7 @@ fn csv(r: &Report) -> Result<String> {
             run.latency_us.p99,
             run.latency_us.p999,
             run.connections,
+            run.injector_cpu_us_per_request,
             errs.join(","),
             run.complete
         );
@@ -292,7 +297,7 @@ fn csv(r: &Report) -> Result<String> {
             .collect();
         let _ = writeln!(
             s,
-            "median,,{clients},,,{:.3},{:.4},{},{},{},{},{},{},{},{:.3}",
+            "median,,{clients},,,{:.3},{:.4},{},{},{},{},{},{:.2},{},{},{:.3}",
             m.requests_per_sec,
             m.mbytes_per_sec,
             m.latency_us.p50,
@@ -300,6 +305,7 @@ fn csv(r: &Report) -> Result<String> {
             m.latency_us.p99,
             m.latency_us.p999,
             m.connections,
+            m.injector_cpu_us_per_request,
             errs.join(","),
             complete,
             sp.stdev

@@ -99,6 +99,10 @@ pub struct Counters {
     pub bytes: u64,
     /// TCP connections established for measured requests.
     pub connections: u64,
+    /// CPU time (user + system) the injection threads used during the run, in
+    /// microseconds (warm-up and drain included).
+    #[serde(default)]
+    pub cpu_us: u64,
 }
 
 impl Counters {
@@ -126,6 +130,7 @@ impl Counters {
         }
         self.bytes += o.bytes;
         self.connections += o.connections;
+        self.cpu_us += o.cpu_us;
     }
 
     /// Errors as a name -> count map holding every kind.
@@ -223,6 +228,11 @@ impl RunStats {
                 max: if h.is_empty() { 0 } else { h.max() },
             },
             connections: c.connections,
+            injector_cpu_us_per_request: if c.requests == 0 {
+                0.0
+            } else {
+                c.cpu_us as f64 / c.requests as f64
+            },
             errors: c.error_map(),
             complete: true,
             missing_slaves: Vec::new(),
@@ -270,6 +280,11 @@ pub struct RunSummary {
     pub latency_us: Latency,
     /// TCP connections opened.
     pub connections: u64,
+    /// CPU time of the injector per measured request, in microseconds: the
+    /// load generator's own cost, to report beside requests/s when it shares
+    /// the cores with the server.
+    #[serde(default)]
+    pub injector_cpu_us_per_request: f64,
     /// Failures by kind (every kind present).
     pub errors: BTreeMap<String, u64>,
     /// False when a slave failed during the run: the figures miss its share.
@@ -290,6 +305,8 @@ pub struct Median {
     pub latency_us: Latency,
     /// Median connections opened.
     pub connections: f64,
+    /// Median injector CPU microseconds per request.
+    pub injector_cpu_us_per_request: f64,
     /// Median count of each error kind.
     pub errors: BTreeMap<String, f64>,
 }
@@ -347,6 +364,7 @@ pub fn median(runs: &[RunSummary]) -> Median {
             max: mu(&|r| r.latency_us.max),
         },
         connections: m(&|r| r.connections as f64),
+        injector_cpu_us_per_request: m(&|r| r.injector_cpu_us_per_request),
         errors,
     }
 }

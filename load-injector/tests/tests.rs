@@ -563,3 +563,192 @@ fn master_with_loopback_slaves_and_one_in_a_netns() {
     );
     assert!(rep.config.slaves.iter().all(|s| s.env.is_some()));
 }
+
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_load-injector"))
+        .args(args)
+        .output()
+        .expect("run the load-injector binary")
+}
+
+#[test]
+fn cli_run_json_and_clear_errors() {
+    let srv = TestServer::start("127.0.0.1:0");
+    let target = srv.addr.to_string();
+    let out = cli(&[
+        "run",
+        "--target",
+        &target,
+        "--clients",
+        "3",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0.1",
+        "--runs",
+        "2",
+        "--path",
+        "/a",
+        "--path",
+        "/b",
+        "--requests-per-conn",
+        "7",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(j["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(j["config"]["requests_per_conn"], 7);
+    assert_eq!(j["config"]["paths"].as_array().unwrap().len(), 2);
+    assert!(j["median"]["requests_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(j["median"]["latency_us"]["p999"].as_u64().unwrap() > 0);
+    assert!(j.get("steps").is_none());
+    assert_eq!(srv.stats.max_per_conn.load(Ordering::SeqCst), 7);
+
+    // A weighted paths file.
+    let dir = std::env::temp_dir().join(format!("li-paths-{}", std::process::id()));
+    std::fs::write(&dir, "# weights\n/a 9\n/bad 1\n").unwrap();
+    let out = cli(&[
+        "run",
+        "--target",
+        &target,
+        "--clients",
+        "2",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0",
+        "--runs",
+        "1",
+        "--paths",
+        dir.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
+    let _ = std::fs::remove_file(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.contains("# config.paths.1.path=/bad"), "{csv}");
+
+    for (args, needle) in [
+        (
+            vec!["run", "--target", "nonsense", "--path", "/"],
+            "--target",
+        ),
+        (
+            vec!["run", "--target", "127.0.0.1:80/x", "--path", "/"],
+            "HOST:PORT",
+        ),
+        (vec!["run", "--target", "127.0.0.1:80"], "--path"),
+        (
+            vec!["run", "--target", "127.0.0.1:80", "--path", "x"],
+            "must start with '/'",
+        ),
+        (
+            vec![
+                "run",
+                "--target",
+                "127.0.0.1:80",
+                "--path",
+                "/",
+                "--clients",
+                "0",
+            ],
+            "--clients",
+        ),
+        (
+            vec![
+                "run",
+                "--target",
+                "127.0.0.1:80",
+                "--path",
+                "/",
+                "--ramp",
+                "5:1:1",
+            ],
+            "--ramp",
+        ),
+        (
+            vec![
+                "run",
+                "--target",
+                "127.0.0.1:80",
+                "--paths",
+                "/nonexistent/paths.txt",
+            ],
+            "/nonexistent/paths.txt",
+        ),
+        (vec!["slave", "--listen", "256.0.0.1:1"], "--listen"),
+    ] {
+        let out = cli(&args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(needle),
+            "{args:?}: error should mention {needle:?}: {err}"
+        );
+    }
+    let help = String::from_utf8(cli(&["--help"]).stdout).unwrap();
+    for sub in ["run", "slave", "master"] {
+        assert!(help.contains(sub), "--help lacks {sub}");
+    }
+    let help = String::from_utf8(cli(&["master", "--help"]).stdout).unwrap();
+    assert!(
+        help.contains("--slaves")
+            && help.contains("--requests-per-conn")
+            && help.contains("--ramp")
+    );
+}
+
+#[test]
+fn cli_master_exit_code_reflects_incomplete_runs() {
+    let srv = TestServer::start("127.0.0.1:0");
+    let good = start_slave();
+    let absent = closed_port();
+    let out = cli(&[
+        "master",
+        "--slaves",
+        &format!("{good},{absent}"),
+        "--target",
+        &srv.addr.to_string(),
+        "--clients",
+        "4",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0",
+        "--runs",
+        "1",
+        "--path",
+        "/ok",
+        "--format",
+        "json",
+        "--slave-timeout",
+        "1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["complete"], false);
+    assert_eq!(j["runs"][0]["complete"], false);
+    assert!(j["runs"][0]["missing_slaves"][0]
+        .as_str()
+        .unwrap()
+        .starts_with(&absent.to_string()));
+    assert_eq!(j["config"]["mode"], "master");
+    assert_eq!(j["runs"][0]["requests"].as_u64().unwrap(), srv.requests());
+}
