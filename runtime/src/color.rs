@@ -16,7 +16,11 @@ use crate::loom::{AtomicU16, Ordering};
 use std::fmt;
 
 /// Number of entries in the color-to-core map (64 Ki, as in libasync-smp and Mely).
+#[cfg(not(loom))]
 pub const MAP_SLOTS: usize = 1 << 16;
+/// Under loom the map shrinks so models stay small (as tokio shrinks its queues).
+#[cfg(loom)]
+pub const MAP_SLOTS: usize = 16;
 
 /// The color of an event: events of one color run serially, others may run in parallel.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, serde::Serialize)]

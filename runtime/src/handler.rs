@@ -13,7 +13,10 @@ use crate::loom::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Most handlers a runtime can register.
+#[cfg(not(loom))]
 pub const MAX_HANDLERS: usize = 512;
+#[cfg(loom)]
+pub const MAX_HANDLERS: usize = 8;
 
 /// A registered handler.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

@@ -36,6 +36,8 @@ mod ctx;
 mod event;
 mod handler;
 mod loom;
+#[doc(hidden)]
+pub mod model;
 pub mod queue;
 mod reactor;
 mod runtime;

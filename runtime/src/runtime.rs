@@ -92,6 +92,33 @@ pub(crate) struct Shared {
 const INITIAL_STEAL_COST: u64 = 2_000;
 
 impl Shared {
+    /// Shared state for a validated configuration (no threads yet).
+    pub(crate) fn new(cfg: RuntimeConfig) -> Arc<Shared> {
+        let n = cfg.workers;
+        let cores = match cfg.queue {
+            QueueKind::Libasync => CoreSet::Libasync((0..n).map(|_| CachePadded::new(CoreShared::new())).collect()),
+            QueueKind::Mely => CoreSet::Mely((0..n).map(|_| CachePadded::new(CoreShared::new())).collect()),
+        };
+        let topology = Topology::detect(n, cfg.pin);
+        Arc::new(Shared {
+            map: ColorMap::new(n),
+            registry: Registry::new(),
+            cores,
+            published: (0..n).map(|_| WorkerPublished::new()).collect(),
+            threads: (0..n).map(|_| OnceLock::new()).collect(),
+            shutdown: AtomicBool::new(false),
+            steal_cost_est: CachePadded::new(AtomicU64::new(INITIAL_STEAL_COST)),
+            parked: CachePadded::new(AtomicUsize::new(0)),
+            topology,
+            reactor: OnceLock::new(),
+            blocking: OnceLock::new(),
+            dropped_external: AtomicU64::new(0),
+            force_heap: cfg.event_storage == crate::EventStorage::Heap,
+            track_time: cfg.stealing.time_left(),
+            cfg,
+        })
+    }
+
     #[inline]
     pub(crate) fn params(&self) -> QueueParams {
         QueueParams {
@@ -402,28 +429,7 @@ impl Runtime {
     pub fn new(cfg: RuntimeConfig) -> Result<Runtime, BuildError> {
         cfg.validate()?;
         let n = cfg.workers;
-        let cores = match cfg.queue {
-            QueueKind::Libasync => CoreSet::Libasync((0..n).map(|_| CachePadded::new(CoreShared::new())).collect()),
-            QueueKind::Mely => CoreSet::Mely((0..n).map(|_| CachePadded::new(CoreShared::new())).collect()),
-        };
-        let topology = Topology::detect(n, cfg.pin);
-        let sh = Arc::new(Shared {
-            map: ColorMap::new(n),
-            registry: Registry::new(),
-            cores,
-            published: (0..n).map(|_| WorkerPublished::new()).collect(),
-            threads: (0..n).map(|_| OnceLock::new()).collect(),
-            shutdown: AtomicBool::new(false),
-            steal_cost_est: CachePadded::new(AtomicU64::new(INITIAL_STEAL_COST)),
-            parked: CachePadded::new(AtomicUsize::new(0)),
-            topology,
-            reactor: OnceLock::new(),
-            blocking: OnceLock::new(),
-            dropped_external: AtomicU64::new(0),
-            force_heap: cfg.event_storage == crate::EventStorage::Heap,
-            track_time: cfg.stealing.time_left(),
-            cfg,
-        });
+        let sh = Shared::new(cfg);
         tsc::cycles_per_sec();
         tsc::overhead();
         let handle = Handle { sh };

@@ -52,7 +52,7 @@ pub(crate) struct Worker<'a, D: Design> {
 }
 
 impl<'a, D: Design> Worker<'a, D> {
-    fn new(h: &'a Handle, cores: &'a [CachePadded<CoreShared<D>>], w: usize) -> Self {
+    pub(crate) fn new(h: &'a Handle, cores: &'a [CachePadded<CoreShared<D>>], w: usize) -> Self {
         let sh = &*h.sh;
         Worker {
             h,
@@ -87,14 +87,14 @@ impl<'a, D: Design> Worker<'a, D> {
         self.publish();
     }
 
-    fn publish(&mut self) {
+    pub(crate) fn publish(&mut self) {
         self.since_publish = 0;
         self.counters.busy_cycles = tsc::now().wrapping_sub(self.start).saturating_sub(self.counters.idle_cycles);
         self.sh.published[self.w].counters.publish(&self.counters);
     }
 
     /// Pop and run one batch; false if the queue was empty.
-    fn run_batch(&mut self) -> bool {
+    pub(crate) fn run_batch(&mut self) -> bool {
         let core = &self.cores[self.w];
         let p = self.sh.params();
         let timed = self.counters.lock_ops & (LOCK_SAMPLE - 1) == 0;

@@ -1,0 +1,79 @@
+//! A runtime's shared state driven step by step, without worker threads: for loom models of the
+//! post/steal protocol and for microbenchmarks of the primitives. Every step runs the runtime's
+//! real code (the post path, `try_steal`, a worker's `run_batch`). Not a stable API.
+
+use crate::color::Color;
+use crate::config::{BuildError, RuntimeConfig};
+use crate::ctx::Ctx;
+use crate::handler::{HandlerId, HandlerSpec};
+use crate::loom::Ordering;
+use crate::runtime::{with_cores, Handle, PostError, Shared};
+use crate::stats::{Counters, RuntimeStats};
+use crate::{steal, worker};
+
+/// Shared state of a runtime whose workers are driven by the caller.
+pub struct Model {
+    handle: Handle,
+}
+
+impl Model {
+    /// Build the shared state for `cfg` (validated like `Runtime::new`) without starting threads.
+    pub fn new(cfg: RuntimeConfig) -> Result<Model, BuildError> {
+        cfg.validate()?;
+        Ok(Model { handle: Handle { sh: Shared::new(cfg) } })
+    }
+
+    pub fn register(&self, name: &str) -> HandlerId {
+        self.handle.register(HandlerSpec::new(name))
+    }
+
+    pub fn register_spec(&self, spec: HandlerSpec) -> HandlerId {
+        self.handle.register(spec)
+    }
+
+    /// The runtime's post path, as from a thread outside the runtime.
+    pub fn post<F>(&self, color: Color, handler: HandlerId, f: F) -> Result<(), PostError>
+    where
+        F: FnOnce(&mut Ctx<'_>) + Send + 'static,
+    {
+        self.handle.post(color, handler, f)
+    }
+
+    /// One stealing round by worker `thief`, with the configured policy. True if it stole.
+    pub fn steal(&self, thief: usize) -> bool {
+        let sh: &Shared = &self.handle.sh;
+        let mut c = Counters::default();
+        with_cores!(&sh.cores, cores => steal::try_steal(sh, cores, thief, &mut c))
+    }
+
+    /// Worker `w` pops and runs one batch with the real worker code. False if its queue was
+    /// empty.
+    pub fn run_batch(&self, w: usize) -> bool {
+        let sh: &Shared = &self.handle.sh;
+        with_cores!(&sh.cores, cores => {
+            let mut wk = worker::Worker::new(&self.handle, cores, w);
+            let ran = wk.run_batch();
+            wk.publish();
+            ran
+        })
+    }
+
+    /// The core the map currently routes `color` to.
+    pub fn core_of(&self, color: Color) -> usize {
+        self.handle.core_of(color)
+    }
+
+    /// Events queued on core `w`.
+    pub fn queued(&self, w: usize) -> usize {
+        let sh: &Shared = &self.handle.sh;
+        with_cores!(&sh.cores, c => c[w].len.load(Ordering::Relaxed))
+    }
+
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    pub fn stats(&self) -> RuntimeStats {
+        self.handle.stats()
+    }
+}
