@@ -42,6 +42,8 @@ use crate::stats::{ErrorKind, RunStats, MAX_LATENCY_US};
 const SCAN_INTERVAL: Duration = Duration::from_millis(50);
 /// Size of the per-thread read buffer.
 const READ_BUF: usize = 64 * 1024;
+/// File descriptors kept free beyond one per client.
+const FD_RESERVE: u64 = 64;
 /// Most readiness events taken from one poll.
 const EVENTS: usize = 1024;
 
@@ -518,6 +520,15 @@ pub fn run_window(
     live: &Live,
     stop: &AtomicBool,
 ) -> Result<RunStats> {
+    if let Some(limit) = raise_fd_limit() {
+        // One descriptor per client, plus polls, wakers and stdio.
+        if clients as u64 + FD_RESERVE > limit {
+            anyhow::bail!(
+                "{clients} clients need about {} open files but the limit is {limit}: raise it (ulimit -n) or use fewer clients per host",
+                clients as u64 + FD_RESERVE
+            );
+        }
+    }
     let threads = if plan.threads == 0 {
         available_cores()
     } else {
@@ -581,4 +592,30 @@ fn thread_cpu_us() -> u64 {
     }
     let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
     tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Raises the soft limit on open files to the hard limit (no privilege
+/// needed) and returns the soft limit in force, if it can be read.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
+pub fn raise_fd_limit() -> Option<u64> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes into `rl`, which we own for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return None;
+    }
+    if rl.rlim_cur < rl.rlim_max {
+        let want = libc::rlimit {
+            rlim_cur: rl.rlim_max,
+            rlim_max: rl.rlim_max,
+        };
+        // SAFETY: setrlimit only reads `want`; raising the soft limit up to the
+        // hard limit is always permitted.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            return Some(want.rlim_cur as u64);
+        }
+    }
+    Some(rl.rlim_cur as u64)
 }

@@ -157,11 +157,16 @@ pub fn run_master(plan: &Plan, opts: &MasterOptions, progress: Progress) -> Resu
                     Err(e) => s.fail(format!("no answer to a ping: {e:#}")),
                 }
             }
+            // One common instant: each slave's delay is counted from the moment its
+            // own Start is sent, less half its round trip (the time to reach it).
+            let common_start = Instant::now() + opts.start_delay;
             for (i, s) in slaves.iter_mut().enumerate() {
                 let Some(st) = s.stream.as_mut() else {
                     continue;
                 };
-                let delay = opts.start_delay.saturating_sub(rtt[i] / 2);
+                let delay = common_start
+                    .saturating_duration_since(Instant::now())
+                    .saturating_sub(rtt[i] / 2);
                 let msg = Msg::Start {
                     run: r,
                     clients: share(clients, n, i),
