@@ -17,6 +17,9 @@ pub const MAX_FRAME: usize = 1 << 20;
 /// Bytes of the length prefix.
 pub const LEN_BYTES: usize = 4;
 
+/// A frame as read: the 4 length bytes (authenticated as AAD) and the body.
+pub type Frame = ([u8; 4], Vec<u8>);
+
 /// Framing errors.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FrameError {
@@ -72,7 +75,7 @@ impl FrameBuf {
     }
 
     /// The next complete frame as `(length prefix, body)`, if any.
-    pub fn next_frame(&mut self) -> Result<Option<([u8; 4], Vec<u8>)>, FrameError> {
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         let avail = &self.buf[self.start..];
         if avail.len() < LEN_BYTES {
             return Ok(None);
@@ -118,7 +121,7 @@ pub fn write_frame<W: Write>(w: &mut W, body: &[u8]) -> io::Result<()> {
 /// Read one frame from a blocking stream: `(length prefix, body)`. A clean EOF before
 /// any byte gives `UnexpectedEof`; EOF inside a frame and oversized lengths give
 /// `InvalidData`.
-pub fn read_frame<R: Read>(r: &mut R) -> io::Result<([u8; 4], Vec<u8>)> {
+pub fn read_frame<R: Read>(r: &mut R) -> io::Result<Frame> {
     let mut lb = [0u8; 4];
     r.read_exact(&mut lb)?;
     let len = u32::from_be_bytes(lb) as usize;

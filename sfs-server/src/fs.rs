@@ -13,6 +13,9 @@
 //! 4. [`Export`] is owned by color 0 (the serial part of the server): `&mut self`.
 //!    Open regular files are cached by (`dev`, `ino`); REMOVE and RENAME evict.
 
+// `stat` field widths differ between targets; the casts are for portability.
+#![allow(clippy::unnecessary_cast)]
+
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;

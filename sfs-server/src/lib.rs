@@ -1,4 +1,24 @@
 //! SFS-like encrypted NFS-style file service on the colored runtime.
+//!
+//! The coarse-grained half of libasync-smp's evaluation: a file server whose CPU time
+//! goes mostly to cryptography. Each connection's decrypt and encrypt run in that
+//! connection's color, so different clients' crypto runs in parallel, while the file
+//! system, the lease table and the uid mapping stay serial in color 0 ([`server`]).
+//!
+//! Modules, one concept each:
+//! - [`keys`]: the per-user 256-bit key file and the server's key / uid mapping table.
+//! - [`frame`]: length-prefixed framing with a size limit, fed by partial reads.
+//! - [`session`]: mutual authentication, HKDF-SHA256 session keys, ChaCha20-Poly1305
+//!   with per-direction counter nonces (replays, reorders and tampering fail).
+//! - [`proto`]: the NFSv3-like messages and their strict, versioned binary encoding.
+//! - [`fh`]: opaque file handles carrying a MAC.
+//! - [`fs`]: export operations confined to the export directory, with durable writes.
+//! - [`lease`]: attribute leases and INVALIDATE bookkeeping.
+//! - [`server`]: the server on the colored runtime (colored or uncolored).
+//! - [`client`]: a blocking client library with a lease-validated cache.
+//! - [`bench`]: the multi-client reader behind `sfs-bench`.
+//!
+//! Binaries: `sfs-server` (also `keygen` and `--mode ncopy`), `sfs-client`, `sfs-bench`.
 
 pub mod bench;
 pub mod client;

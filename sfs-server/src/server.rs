@@ -519,7 +519,7 @@ impl Core {
                         out.push((ci.conn.clone(), plain(&ServerMsg::Invalidate { cb_id: cb.cb_id, fileid: cb.fileid })));
                     }
                 }
-                let arm = self.leases.next_deadline().filter(|d| self.timer_at.is_none_or(|t| *d < t));
+                let arm = self.leases.next_deadline().filter(|d| self.timer_at.map_or(true, |t| *d < t));
                 if let Some(d) = arm {
                     self.timer_at = Some(d);
                 }

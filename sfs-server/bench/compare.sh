@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# SFS experiment in one run: 16 clients reading a cached file, for each server configuration,
+# repeated; prints a table of median MB/s and speedups over `--coloring none`, and writes
+# JSON lines to $OUT (default: sfs-compare.jsonl in the working directory).
+#
+# Usage: sfs-server/bench/compare.sh [SIZE_MB=200] [SECONDS=5] [RUNS=3] [CLIENTS=16]
+# Needs `cargo build --release` first. Client and server share this machine's cores: the
+# client uses --verify sample and its CPU time is reported beside MB/s.
+set -euo pipefail
+SIZE_MB=${1:-200}
+SECONDS_PER_RUN=${2:-5}
+RUNS=${3:-3}
+CLIENTS=${4:-16}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN="$ROOT/target/release"
+OUT=${OUT:-$PWD/sfs-compare.jsonl}
+WORK=$(mktemp -d)
+SRV_PID=""
+cleanup() {
+  if [ -n "$SRV_PID" ]; then kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+mkdir -p "$WORK/export"
+"$BIN/sfs-server" keygen --user bench --keys "$WORK/keys" --key-file "$WORK/bench.key" >/dev/null
+head -c $((SIZE_MB * 1000 * 1000)) /dev/urandom > "$WORK/export/big"
+cat "$WORK/export/big" > /dev/null   # into the page cache
+: > "$OUT"
+
+start_server() { # args...
+  "$BIN/sfs-server" --export "$WORK/export" --listen 127.0.0.1:0 --keys "$WORK/keys" "$@" \
+      > "$WORK/srv.out" 2> "$WORK/srv.err" &
+  SRV_PID=$!
+  for _ in $(seq 1 100); do
+    grep -q "listening on" "$WORK/srv.out" 2>/dev/null && break
+    sleep 0.05
+  done
+  ADDR=$(grep -o '127\.0\.0\.1:[0-9]*' "$WORK/srv.out" | head -1)
+}
+stop_server() {
+  kill "$SRV_PID"; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=""
+}
+
+declare -A CFG
+NAMES=(none none-w1 mely-all mely-off libasync-base libasync-off ncopy)
+CFG[none]="--workers 2 --runtime mely --stealing all --coloring none"
+CFG[none-w1]="--workers 1 --runtime mely --stealing off --coloring none"
+CFG[mely-all]="--workers 2 --runtime mely --stealing all --coloring per-client"
+CFG[mely-off]="--workers 2 --runtime mely --stealing off --coloring per-client"
+CFG[libasync-base]="--workers 2 --runtime libasync --stealing base --coloring per-client"
+CFG[libasync-off]="--workers 2 --runtime libasync --stealing off --coloring per-client"
+CFG[ncopy]="--workers 2 --runtime mely --stealing off --mode ncopy"
+
+declare -A RES
+for run in $(seq 1 "$RUNS"); do
+  for name in "${NAMES[@]}"; do
+    # shellcheck disable=SC2086
+    start_server ${CFG[$name]}
+    json=$("$BIN/sfs-bench" --server "$ADDR" --user bench --key-file "$WORK/bench.key" --clients "$CLIENTS" \
+        --file big --seconds "$SECONDS_PER_RUN" --verify sample --format json --label "$name")
+    stop_server
+    echo "$json" >> "$OUT"
+    mbs=$(echo "$json" | sed -E 's/.*"mbytes_per_sec":([0-9.eE+-]+).*/\1/')
+    RES[$name]="${RES[$name]:-} $mbs"
+    echo "run $run $name: $mbs MB/s" >&2
+  done
+done
+limit=$("$BIN/sfs-bench" --crypto-limit --seconds 2 --format json)
+echo "$limit" >> "$OUT"
+limit_mbs=$(echo "$limit" | sed -E 's/.*"mbytes_per_sec":([0-9.eE+-]+).*/\1/')
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+base=$(echo "${RES[none]}" | median)
+echo
+echo "# SFS: $CLIENTS clients reading a ${SIZE_MB} MB cached file, --verify sample, ${SECONDS_PER_RUN}s x $RUNS runs"
+echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
+echo "# commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown); client and server share the cores"
+printf "%-16s %10s %10s   %s\n" config "median MB/s" speedup "runs"
+for name in "${NAMES[@]}"; do
+  m=$(echo "${RES[$name]}" | median)
+  printf "%-16s %10.1f %9.2fx   %s\n" "$name" "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN{print a/b}')" "${RES[$name]}"
+done
+printf "%-16s %10.1f %9.2fx   (single-core ChaCha20-Poly1305 seal, 128 KiB)\n" crypto-limit "$limit_mbs" "$(awk -v a="$limit_mbs" -v b="$base" 'BEGIN{print a/b}')"
