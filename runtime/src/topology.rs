@@ -105,7 +105,48 @@ fn sys_cpu_info(cpu: usize) -> CpuInfo {
     info
 }
 
-// The hwloc reader is added with locality-aware stealing; until then /sys is the source.
+/// The cache map from hwloc: for each CPU, the CPUs sharing its L2 and L3, its package and its
+/// NUMA node. `None` when hwloc cannot load the topology or finds no caches or packages.
+#[cfg(feature = "hwloc")]
+fn hwloc_cpu_infos(cpus: &[usize]) -> Option<Vec<CpuInfo>> {
+    use hwloc2::{ObjectType, Topology as Hw};
+    let topo = Hw::new()?;
+    let sets = |t: ObjectType| -> Vec<Vec<usize>> {
+        // Only ordinary depths: hwloc2 panics on the virtual (negative) depths of memory and I/O
+        // objects, so NUMA nodes come from /sys instead.
+        let Ok(depth) = topo.depth_for_type(&t) else { return Vec::new() };
+        if depth >= topo.depth() {
+            return Vec::new();
+        }
+        Some(topo.objects_at_depth(depth))
+            .map(|objs| {
+                objs.iter()
+                    .filter_map(|o| o.cpuset())
+                    .map(|cs| {
+                        let last = cs.last().max(0) as u32;
+                        (0..=last).filter(|&i| cs.is_set(i)).map(|i| i as usize).collect()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (l2, l3, pkg) = (sets(ObjectType::L2Cache), sets(ObjectType::L3Cache), sets(ObjectType::Package));
+    if l2.is_empty() && l3.is_empty() && pkg.is_empty() {
+        return None;
+    }
+    let find = |v: &Vec<Vec<usize>>, c: usize| v.iter().position(|s| s.contains(&c));
+    Some(
+        cpus.iter()
+            .map(|&c| CpuInfo {
+                l2: find(&l2, c).map(|i| l2[i].clone()).unwrap_or_default(),
+                l3: find(&l3, c).map(|i| l3[i].clone()).unwrap_or_default(),
+                package: find(&pkg, c),
+                node: sys_cpu_info(c).node,
+            })
+            .collect(),
+    )
+}
+#[cfg(not(feature = "hwloc"))]
 fn hwloc_cpu_infos(_cpus: &[usize]) -> Option<Vec<CpuInfo>> {
     None
 }
@@ -130,7 +171,9 @@ impl Topology {
     pub(crate) fn detect(workers: usize, pin: bool) -> Topology {
         let allowed = allowed_cpus();
         let cpu_of: Vec<usize> = (0..workers).map(|w| allowed[w % allowed.len()]).collect();
-        let (infos, source) = match hwloc_cpu_infos(&cpu_of) {
+        // hwloc is a C library behind a young binding: never let it take the runtime down.
+        let from_hwloc = std::panic::catch_unwind(|| hwloc_cpu_infos(&cpu_of)).ok().flatten();
+        let (infos, source) = match from_hwloc {
             Some(i) => (i, "hwloc"),
             None => (cpu_of.iter().map(|&c| sys_cpu_info(c)).collect(), "sysfs"),
         };
