@@ -141,14 +141,20 @@ pub fn run_local(plan: &Plan, progress: Progress) -> Result<Report> {
         for r in 1..=plan.runs {
             let live = Live::default();
             let label = format!("{clients}c run {r}/{}", plan.runs);
-            let stats = progress.track(&label, total, &live, || {
-                let window = Window::new(
-                    Instant::now() + LOCAL_START_DELAY,
-                    plan.warmup_s,
-                    plan.duration_s,
-                );
-                run_window(plan, clients, window, &live, &stop)
-            })?;
+            let stats = progress.track(
+                &label,
+                Duration::from_secs_f64(plan.warmup_s),
+                total,
+                &live,
+                || {
+                    let window = Window::new(
+                        Instant::now() + LOCAL_START_DELAY,
+                        plan.warmup_s,
+                        plan.duration_s,
+                    );
+                    run_window(plan, clients, window, &live, &stop)
+                },
+            )?;
             runs.push(stats.summarize(r, clients, plan.duration_s));
         }
         by_step.push((clients, runs));

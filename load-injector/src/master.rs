@@ -185,6 +185,7 @@ pub fn run_master(plan: &Plan, opts: &MasterOptions, progress: Progress) -> Resu
             let label = format!("{clients}c run {r}/{}", plan.runs);
             let merged = progress.track(
                 &label,
+                opts.start_delay + Duration::from_secs_f64(plan.warmup_s),
                 opts.start_delay + run_len,
                 &live,
                 || -> Result<RunStats> {

@@ -27,9 +27,17 @@ impl Progress {
         Progress { enabled: false }
     }
 
-    /// Runs `f` while a bar shows the elapsed part of `total` and the live
-    /// response rate read from `live` (if the counters are fed locally).
-    pub fn track<T>(&self, label: &str, total: Duration, live: &Live, f: impl FnOnce() -> T) -> T {
+    /// Runs `f` while a bar shows the elapsed part of `total` (the first
+    /// `warmup` of it labelled as warm-up) and the live response rate read
+    /// from `live` (when the counters are fed locally).
+    pub fn track<T>(
+        &self,
+        label: &str,
+        warmup: Duration,
+        total: Duration,
+        live: &Live,
+        f: impl FnOnce() -> T,
+    ) -> T {
         if !self.enabled {
             return f();
         }
@@ -38,7 +46,7 @@ impl Progress {
             ProgressDrawTarget::stderr(),
         );
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>14} [{bar:30}] {elapsed:>4}/{duration:4} {msg}")
+            ProgressStyle::with_template("{prefix:>14} [{bar:20}] {msg}")
                 .expect("valid progress template")
                 .progress_chars("=> "),
         );
@@ -56,10 +64,18 @@ impl Progress {
                     let rate =
                         (n - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
                     last = (now, n);
-                    bar.set_position(now.duration_since(start).as_millis() as u64);
+                    let el = now.duration_since(start);
+                    bar.set_position(el.as_millis() as u64);
+                    let phase = if el < warmup { "warm-up" } else { "measuring" };
+                    let mut msg = format!(
+                        "{phase} {:.0}/{:.0}s",
+                        el.as_secs_f64(),
+                        total.as_secs_f64()
+                    );
                     if n + e > 0 {
-                        bar.set_message(format!("{rate:>9.0} req/s  {n} responses  {e} errors"));
+                        msg += &format!(" {rate:.0} req/s {e} err");
                     }
+                    bar.set_message(msg);
                 }
             });
             let out = f();
