@@ -176,6 +176,15 @@ impl KeyTable {
         self.users.iter().find(|(_, e)| e.uid == uid).map(|(n, _)| n.as_str())
     }
 
+    /// Reverse uid mapping: each mapped uid to its first user in name order.
+    pub fn uid_names(&self) -> std::collections::HashMap<u32, String> {
+        let mut m = std::collections::HashMap::new();
+        for (n, e) in &self.users {
+            m.entry(e.uid).or_insert_with(|| n.clone());
+        }
+        m
+    }
+
     /// Number of users.
     pub fn len(&self) -> usize {
         self.users.len()

@@ -704,15 +704,7 @@ impl Server {
 }
 
 fn keys_owner_map(keys: &KeyTable) -> HashMap<u32, String> {
-    let mut m = HashMap::new();
-    // SAFETY: getuid has no preconditions.
-    let me = unsafe { libc::getuid() };
-    for uid in [me, 0] {
-        if let Some(n) = keys.name_of_uid(uid) {
-            m.insert(uid, n.to_string());
-        }
-    }
-    m
+    keys.uid_names()
 }
 
 /// Bind a listening socket (with `SO_REUSEPORT` for N-copy servers).

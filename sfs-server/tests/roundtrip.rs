@@ -115,3 +115,31 @@ fn many_clients_in_parallel() {
     let s = serde_json::to_value(&stats).unwrap();
     assert!(s.to_string().contains("Encrypt"), "per-handler stats name the crypto handlers");
 }
+
+#[test]
+fn uid_mapping_table_sets_owner() {
+    let env = Env::new();
+    // Map bob to a uid of his own.
+    let mut t = sfs_server::keys::KeyTable::load(&env.keys).unwrap();
+    let mut e = t.get("bob").unwrap().clone();
+    e.uid = 4242;
+    e.gid = 4243;
+    t.insert("bob", e).unwrap();
+    t.save(&env.keys).unwrap();
+    let srv = env.default_server();
+    let b = connect(srv.local_addr(), "bob", &env.bob);
+    let (root, _) = b.root().unwrap();
+    let (_, attr) = b.create(&root, "bobs", 0o644, true).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(env.export.join("bobs")).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // The server may change ownership: the file belongs to bob's mapped identity.
+        assert_eq!((md.uid(), md.gid()), (4242, 4243));
+        assert_eq!((attr.uid, attr.owner.as_str()), (4242, "bob"));
+    } else {
+        // Without privilege the server's own uid owns it, reported under alice's name.
+        assert_eq!(md.uid(), attr.uid);
+        assert_eq!(attr.owner, "alice");
+    }
+}
