@@ -522,6 +522,49 @@ mod tests {
         assert_eq!(r.body_len, 0);
     }
 
+    /// Mutated and truncated responses never panic the parser, and a complete
+    /// response never claims more bytes than it was given.
+    #[test]
+    fn random_mutations_never_panic() {
+        use rand::{rngs::SmallRng, Rng, SeedableRng};
+        let seeds: [&[u8]; 3] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            b"HTTP/1.0 404 Not Found\r\n\r\nbody",
+        ];
+        let mut rng = SmallRng::seed_from_u64(42);
+        for i in 0..20_000 {
+            let mut msg = seeds[i % seeds.len()].to_vec();
+            for _ in 0..rng.gen_range(0..4) {
+                let at = rng.gen_range(0..msg.len());
+                match rng.gen_range(0..3) {
+                    0 => msg[at] = rng.gen(),
+                    1 => {
+                        msg.remove(at);
+                    }
+                    _ => msg.insert(at, rng.gen()),
+                }
+            }
+            let cut = rng.gen_range(0..=msg.len());
+            let mut p = ResponseParser::new();
+            let mut off = 0;
+            while off < cut {
+                let end = (off + rng.gen_range(1..8)).min(cut);
+                match p.feed(&msg[off..end]) {
+                    Err(_) => break,
+                    Ok(fed) => {
+                        off += fed.consumed;
+                        if let Some(r) = fed.done {
+                            assert!(r.wire_len as usize <= off);
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = p.eof();
+        }
+    }
+
     #[test]
     fn reset_reuses() {
         let mut p = ResponseParser::new();

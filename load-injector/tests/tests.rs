@@ -178,6 +178,19 @@ fn expected_status_and_weighted_mix() {
     assert_accounting(&r);
     assert_eq!(r.responses_ok, 0);
     assert_eq!(errs(&r, "bad_status"), r.requests);
+    // A response arriving in pieces is assembled, not cut short.
+    let mut p = plan(srv.addr, &[("/pieces", 1.0)]);
+    p.duration_s = 0.3;
+    p.requests_per_conn = 5;
+    let r = run(&p).runs[0].clone();
+    assert_accounting(&r);
+    assert_eq!(total_errors(&r), 0, "{r:?}");
+    assert!(r.responses_ok > 10 && r.bytes > r.responses_ok * 3000);
+    assert!(
+        r.latency_us.p50 >= 4_000,
+        "two 2 ms pauses per response: p50 {}",
+        r.latency_us.p50
+    );
     // Chunked bodies are complete responses.
     let mut p = plan(srv.addr, &[("/chunked", 1.0)]);
     p.duration_s = 0.3;

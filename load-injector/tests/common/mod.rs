@@ -93,6 +93,24 @@ fn serve_conn(mut s: TcpStream, st: &ServerStats) {
             "/bad" => ok("500 Internal Server Error", "oops"),
             "/missing" => ok("404 Not Found", "no"),
             "/chunked" => format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n{conn_hdr}\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"),
+            "/pieces" => {
+                // Head, then the body in two writes: the client must assemble
+                // the response across reads.
+                let body = "y".repeat(3000);
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{conn_hdr}\r\n", body.len());
+                for (i, part) in [head.as_str(), &body[..1000], &body[1000..]].iter().enumerate() {
+                    if i > 0 {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    if s.write_all(part.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+                if close {
+                    return;
+                }
+                continue;
+            }
             "/short" => {
                 let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..");
                 return;
