@@ -633,7 +633,10 @@ pub struct CacheColors {
 impl CacheColors {
     pub fn new(workers: usize) -> CacheColors {
         let w = workers.max(1) as u32;
-        CacheColors { base: CACHE_COLOR_BASE.div_ceil(w) * w, count: CACHE_COLORS.div_ceil(w) * w }
+        // The runtime places slot `color % 65536` on core `slot % workers`: align the slot.
+        const SLOTS: u32 = colored_runtime::MAP_SLOTS as u32;
+        let slot = (CACHE_COLOR_BASE % SLOTS).div_ceil(w) * w;
+        CacheColors { base: CACHE_COLOR_BASE - CACHE_COLOR_BASE % SLOTS + slot, count: CACHE_COLORS.div_ceil(w) * w }
     }
 
     pub fn of(&self, conn: Color) -> Color {
