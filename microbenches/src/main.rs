@@ -4,6 +4,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use colored_runtime::{QueueKind, StealPolicy};
 use microbenches::report::{self, BenchResult, Format};
+use microbenches::common::Outcome;
+use microbenches::synthetic::{self, Config as SynConfig};
+use microbenches::unbalanced::{self, Costs};
+use microbenches::{cache_efficient, penalty, tables};
 use microbenches::{dispatch, env::Env, RuntimeArg};
 use serde_json::json;
 
@@ -19,6 +23,48 @@ enum Bench {
     /// Cost of post + run of one empty event: on one worker (--workers 1) or posted on worker 0
     /// and run on worker 1 (--workers 2); tokio spawn for comparison.
     Dispatch(Common),
+    /// Mely's `unbalanced` (Tables III-IV): fork/join rounds of 50 000 events posted on core 0,
+    /// 98% of 100 cycles and 2% of 10-50 Kcycles. tokio runs the same fork/join for comparison.
+    Unbalanced {
+        #[command(flatten)]
+        common: Common,
+        /// Where time-left stealing gets handler costs: annotations or automatic profiling.
+        #[arg(long, value_enum, default_value = "annotated")]
+        costs: Costs,
+    },
+    /// Mely's `penalty` (Table V): A events of distinct colors on core 0 allocate cache-sized
+    /// arrays walked by chains of B events of penalty 1000.
+    Penalty(Common),
+    /// Mely's `cache-efficient` (Table VI): per pair of cores, 100 A events each posting two
+    /// sorting B events and merging C events.
+    CacheEfficient(Common),
+    /// libasync-smp's library-optimisation table: shared queue, per-thread queues, per-thread
+    /// free lists, stealing (all four unless --config is given; --runtime/--stealing ignored).
+    Synthetic {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, value_enum)]
+        config: Option<SynConfig>,
+    },
+    /// Run every configuration of Tables III-VI and the synthetic table and print each beside
+    /// the paper's figures (Markdown).
+    PaperTables {
+        /// Worker threads.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Measured seconds per configuration and repetition.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Repetitions per configuration (median and min-max are reported).
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+        /// Write every raw result as JSON here.
+        #[arg(long)]
+        json_out: Option<std::path::PathBuf>,
+        /// Write the Markdown tables here too.
+        #[arg(long)]
+        markdown_out: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -127,13 +173,185 @@ fn run_dispatch(a: &Common) -> Result<Vec<BenchResult>> {
     Ok(out)
 }
 
+fn outcome_result(bench: &str, rt: RuntimeArg, a: &Common, o: &Outcome, env: &Env) -> BenchResult {
+    let mut r = base_result(bench, rt, a.stealing, a.workers, o.events, o.elapsed.as_secs_f64(), o.stats.as_ref(), env);
+    r.l2_misses_per_event = o.llc_misses_per_event;
+    r.extra.insert("rounds".into(), json!(o.rounds));
+    if let Some(s) = &o.stats {
+        r.extra.insert("steal_threshold_cycles".into(), json!(s.steal_cost_estimate_cycles));
+    }
+    r
+}
+
+fn check_policy(rt: RuntimeArg, p: StealPolicy) -> Result<()> {
+    if rt == RuntimeArg::Libasync && !matches!(p, StealPolicy::Off | StealPolicy::Base) {
+        bail!("libasync supports only --stealing off or base (got {p})");
+    }
+    Ok(())
+}
+
+fn run_unbalanced(a: &Common, costs: Costs) -> Result<Vec<BenchResult>> {
+    let env = Env::detect();
+    let p = unbalanced::Params::default();
+    let mut out = Vec::new();
+    for rt in a.runtimes() {
+        check_policy(rt, a.stealing)?;
+        let o = match rt {
+            RuntimeArg::Tokio => unbalanced::run_tokio(a.workers, a.seconds, &p)?,
+            _ => unbalanced::run_colored(queue_of(rt), a.stealing, a.workers, a.seconds, costs, &p)?,
+        };
+        let mut r = outcome_result("unbalanced", rt, a, &o, &env);
+        r.extra.insert("costs".into(), json!(if rt == RuntimeArg::Tokio { "n/a" } else if costs == Costs::Annotated { "annotated" } else { "profiled" }));
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn run_fork_join(bench: &str, a: &Common) -> Result<Vec<BenchResult>> {
+    let env = Env::detect();
+    let mut out = Vec::new();
+    for rt in a.runtimes() {
+        if rt == RuntimeArg::Tokio {
+            bail!("{bench} runs on libasync or mely (tokio is the peer for dispatch and unbalanced)");
+        }
+        check_policy(rt, a.stealing)?;
+        let o = match bench {
+            "penalty" => penalty::run(queue_of(rt), a.stealing, a.workers, a.seconds, &penalty::Params::default())?,
+            _ => cache_efficient::run(queue_of(rt), a.stealing, a.workers, a.seconds, &cache_efficient::Params::default())?,
+        };
+        out.push(outcome_result(bench, rt, a, &o, &env));
+    }
+    Ok(out)
+}
+
+fn run_synthetic(a: &Common, config: Option<SynConfig>) -> Result<Vec<BenchResult>> {
+    let env = Env::detect();
+    let configs = config.map(|c| vec![c]).unwrap_or_else(|| SynConfig::ALL.to_vec());
+    let mut out = Vec::new();
+    for c in configs {
+        let o = synthetic::run(c, a.workers, a.seconds, &synthetic::Params::default())?;
+        let stealing = if c == SynConfig::Stealing { StealPolicy::Base } else { StealPolicy::Off };
+        let mut r = base_result("synthetic", RuntimeArg::Libasync, stealing, a.workers, o.events, o.elapsed.as_secs_f64(), o.stats.as_ref(), &env);
+        r.extra.insert("config".into(), json!(c.label()));
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Median and spread of one configuration over repetitions.
+fn measure(results: &[BenchResult], metric: &str) -> tables::Measured {
+    let mut k: Vec<f64> = results.iter().map(|r| r.kevents_per_sec).collect();
+    k.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let median = k[k.len() / 2];
+    let mid = results.iter().min_by(|a, b| (a.kevents_per_sec - median).abs().partial_cmp(&(b.kevents_per_sec - median).abs()).unwrap()).unwrap();
+    let m = match metric {
+        "WS cost (cycles)" => mid.steal_cost_cycles,
+        "locking time %" => mid.locking_time_pct,
+        "stolen time (cycles)" => mid.stolen_time_cycles,
+        "L2 misses/event" => mid.l2_misses_per_event,
+        _ => None,
+    };
+    tables::Measured { kevents: median, kevents_spread: (k[0], k[k.len() - 1]), metric: m }
+}
+
+fn run_paper_tables(workers: usize, seconds: f64, repeat: usize, json_out: Option<&std::path::Path>, md_out: Option<&std::path::Path>) -> Result<()> {
+    let env = Env::detect();
+    let mut raw: Vec<BenchResult> = Vec::new();
+    let mut cache: std::collections::HashMap<(String, String, String), Vec<BenchResult>> = Default::default();
+    let mut md = String::new();
+    md.push_str(&format!(
+        "Measured on: {} ({} cores), kernel {}, commit {}, {}; {} workers, {} s x {} per configuration. \
+         Ratios are to each table's first row.\n\n",
+        env.cpu_model, env.cores, env.kernel, env.git_commit, env.rustc, workers, seconds, repeat
+    ));
+    for t in tables::specs() {
+        let mut measured = Vec::new();
+        for r in &t.rows {
+            let key = (t.bench.to_string(), r.runtime.to_string(), r.stealing.to_string());
+            if !cache.contains_key(&key) {
+                let mut runs = Vec::new();
+                for _ in 0..repeat.max(1) {
+                    let common = Common {
+                        runtime: match r.runtime { "libasync" => RuntimeArg::Libasync, "tokio" => RuntimeArg::Tokio, _ => RuntimeArg::Mely },
+                        stealing: r.stealing.trim_end_matches("-profiled").parse().unwrap_or(StealPolicy::Off),
+                        workers,
+                        seconds,
+                        format: Format::Table,
+                        json_out: None,
+                    };
+                    eprintln!(">> {} {} {}", t.bench, r.runtime, r.stealing);
+                    let mut res = match t.bench {
+                        "unbalanced" => {
+                            let costs = if r.stealing.ends_with("-profiled") { Costs::Profiled } else { Costs::Annotated };
+                            run_unbalanced(&common, costs)?
+                        }
+                        "synthetic" => {
+                            let c = match r.stealing {
+                                "base-config" => SynConfig::Base,
+                                "per-thread-queues" => SynConfig::PerThreadQueues,
+                                "free-lists" => SynConfig::FreeLists,
+                                _ => SynConfig::Stealing,
+                            };
+                            run_synthetic(&common, Some(c))?
+                        }
+                        b => run_fork_join(b, &common)?,
+                    };
+                    runs.append(&mut res);
+                }
+                raw.extend(runs.iter().cloned());
+                cache.insert(key.clone(), runs);
+            }
+            measured.push(Some(measure(&cache[&key], t.metric)));
+        }
+        let table = tables::render(&t, &measured);
+        println!("{table}");
+        md.push_str(&table);
+        md.push('\n');
+    }
+    if !microbenches::perf::LlcCounter::available() {
+        let note = "L2 misses: this machine exposes no hardware cache counters (perf_event_open failed), so they are n/a.\n";
+        println!("{note}");
+        md.push_str(note);
+    }
+    if let Some(p) = json_out {
+        std::fs::write(p, serde_json::to_string_pretty(&raw)?).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = md_out {
+        std::fs::write(p, md).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Bench::PaperTables { workers, seconds, repeat, json_out, markdown_out } = &cli.bench {
+        if *workers == 0 || !(*seconds > 0.0) {
+            bail!("--workers must be >= 1 and --seconds > 0");
+        }
+        return run_paper_tables(*workers, *seconds, *repeat, json_out.as_deref(), markdown_out.as_deref());
+    }
     let (results, common) = match &cli.bench {
         Bench::Dispatch(a) => {
             a.validate()?;
             (run_dispatch(a)?, a)
         }
+        Bench::Unbalanced { common, costs } => {
+            common.validate()?;
+            (run_unbalanced(common, *costs)?, common)
+        }
+        Bench::Penalty(a) => {
+            a.validate()?;
+            (run_fork_join("penalty", a)?, a)
+        }
+        Bench::CacheEfficient(a) => {
+            a.validate()?;
+            (run_fork_join("cache-efficient", a)?, a)
+        }
+        Bench::Synthetic { common, config } => {
+            common.validate()?;
+            (run_synthetic(common, *config)?, common)
+        }
+        Bench::PaperTables { .. } => unreachable!("handled above"),
     };
     report::print(&results, common.format);
     if let Some(path) = &common.json_out {

@@ -76,8 +76,12 @@ pub(crate) fn try_steal<D: Design>(
             let cost = t2.wrapping_sub(t1).saturating_sub(tsc::overhead());
             counters.steals += 1;
             counters.steal_cost_cycles += cost;
+            // Moving average of steal costs, the time-left threshold. Samples are clamped so a
+            // thief preempted while holding the locks (common on shared VMs) cannot inflate the
+            // threshold until nothing looks worth stealing.
             let est = sh.steal_cost_est.load(Ordering::Relaxed);
-            sh.steal_cost_est.store(est - (est >> 3) + (cost >> 3), Ordering::Relaxed);
+            let sample = cost.min(est * 4 + 1_000);
+            sh.steal_cost_est.store(est - (est >> 3) + (sample >> 3), Ordering::Relaxed);
             return true;
         }
     }

@@ -1,0 +1,60 @@
+//! Pieces shared by the fork/join benchmarks: measured outcome, runtime construction, waiting.
+
+use colored_runtime::{QueueKind, Runtime, RuntimeConfig, RuntimeStats, StealPolicy};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// What one benchmark run measured.
+pub struct Outcome {
+    pub events: u64,
+    pub elapsed: Duration,
+    /// Runtime counters over the measured interval (None for tokio).
+    pub stats: Option<RuntimeStats>,
+    /// Last-level-cache misses per event, when the machine has hardware counters.
+    pub llc_misses_per_event: Option<f64>,
+    pub rounds: u64,
+}
+
+impl Outcome {
+    pub fn kevents_per_sec(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64() / 1e3
+    }
+}
+
+pub fn runtime(queue: QueueKind, stealing: StealPolicy, workers: usize) -> anyhow::Result<Runtime> {
+    Ok(Runtime::new(RuntimeConfig { workers, queue, stealing, ..Default::default() })?)
+}
+
+/// Fork/join control shared by a benchmark's events: the fork checks `stop`, the run ends when
+/// the round in progress completes.
+pub struct Control {
+    pub stop: AtomicBool,
+    pub finished: AtomicBool,
+    pub rounds: AtomicU64,
+    pub events: AtomicU64,
+}
+
+impl Control {
+    pub fn leak() -> &'static Control {
+        Box::leak(Box::new(Control {
+            stop: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            rounds: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+        }))
+    }
+
+    /// Sleep `seconds`, ask the benchmark to stop, wait for its round to finish (at most 120 s).
+    pub fn run_for(&self, seconds: f64) -> anyhow::Result<()> {
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        self.stop.store(true, Ordering::Release);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.finished.load(Ordering::Acquire) {
+            if Instant::now() > deadline {
+                anyhow::bail!("the benchmark's last round did not finish within 120 s");
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,300 @@
+//! Loom models of the post / steal / run protocol, on the runtime's real code (the hidden
+//! [`Model`] drives `Handle::post`, `steal::try_steal` and a worker's `run_batch` without worker
+//! threads). Run with
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p colored-runtime --test loom --release
+//! ```
+//!
+//! Under `cfg(loom)` the crate's atomics and core locks are loom's, the color map has 16 slots
+//! and the handler table 8 entries. Colors used below (2 workers, map initialised to
+//! `slot % 2`): even colors start on core 0, odd colors on core 1.
+//!
+//! What the models check, after every interleaving loom explores:
+//! - `post_races_steal_*`: a post that reads the map just before a steal remaps its color
+//!   retries, so every event of the color ends up on the one core the map names, and the color's
+//!   events run once each, in posting order.
+//! - `two_thieves_*`: two workers stealing from each other at once lock in core order (loom
+//!   reports a deadlock otherwise) and lose or duplicate nothing.
+//! - `steal_during_run_*`: a thief never takes the color its victim is running, so events of
+//!   one color never overlap and keep their order even when the color moves mid-run.
+//!
+//! Events record what ran where in a plain `std` mutex: it is instrumentation, not part of the
+//! protocol under test, and a loom lock there would only add branch points. The per-color
+//! "in use" flags that detect overlapping runs are loom atomics, so loom can interleave inside an
+//! event.
+#![cfg(loom)]
+
+use colored_runtime::model::Model;
+use colored_runtime::{Color, HandlerId, HandlerSpec, QueueKind, RuntimeConfig, StealPolicy};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// The color every model watches; starts on core 0.
+const A: Color = Color(2);
+/// Other colors of core 0.
+const B: Color = Color(4);
+const C: Color = Color(6);
+const D: Color = Color(8);
+/// Colors of core 1.
+const E: Color = Color(3);
+const F: Color = Color(5);
+
+/// Cost annotation of the watched color's handler: far above the initial steal-cost estimate
+/// (2 000 cycles), so under time-left stealing its color-queue is worthy and the others are not.
+const HEAVY_CYCLES: u64 = 1 << 30;
+
+/// Explores every interleaving of `f` (up to `preemptions` preemptions, unless
+/// `LOOM_MAX_PREEMPTIONS` says otherwise) and reports how many there were (`--nocapture`).
+fn explore(name: &str, preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(preemptions);
+    }
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = runs.clone();
+    let start = std::time::Instant::now();
+    b.check(move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        f()
+    });
+    let n = runs.load(std::sync::atomic::Ordering::Relaxed);
+    println!("{name}: {n} interleavings in {:.1} s", start.elapsed().as_secs_f64());
+    // A model whose threads never interleave would check nothing concurrent.
+    assert!(n > 1, "{name}: loom explored a single interleaving");
+}
+
+fn model(queue: QueueKind, stealing: StealPolicy, batch: usize) -> Model {
+    Model::new(RuntimeConfig { workers: 2, queue, stealing, batch, pin: false, ..Default::default() })
+        .expect("valid model configuration")
+}
+
+/// One event's run: (color, sequence number within its color, worker that ran it).
+type Run = (u32, u32, usize);
+
+/// What the events of a model did.
+#[derive(Default)]
+struct Log {
+    runs: Mutex<Vec<Run>>,
+    /// Runs that started while another event of their color was running.
+    overlaps: AtomicUsize,
+    /// One "in use" flag per color (indexed by color number; the models use colors < 16).
+    in_use: [AtomicBool; 16],
+}
+
+impl Log {
+    fn runs(&self) -> Vec<Run> {
+        self.runs.lock().unwrap().clone()
+    }
+}
+
+/// Post event `seq` of `color`; when it runs it flags itself in use, logs itself and clears
+/// the flag (a second event of the color running meanwhile is counted in `overlaps`).
+fn post(m: &Model, log: &Arc<Log>, color: Color, h: HandlerId, seq: u32) {
+    let log = log.clone();
+    m.post(color, h, move |ctx| {
+        let flag = &log.in_use[color.0 as usize];
+        if flag.swap(true, Ordering::AcqRel) {
+            log.overlaps.fetch_add(1, Ordering::Relaxed);
+        }
+        log.runs.lock().unwrap().push((color.0, seq, ctx.worker()));
+        flag.store(false, Ordering::Release);
+    })
+    .expect("post to a live model");
+}
+
+/// Run everything still queued: core 0 until empty, then core 1 (nothing steals meanwhile, so
+/// each event runs on the core it was queued on).
+fn drain(m: &Model) {
+    for w in 0..2 {
+        while m.run_batch(w) {}
+        assert_eq!(m.queued(w), 0, "core {w} empty after draining");
+    }
+}
+
+/// Every color in `expected` (color, events posted) ran each of its events exactly once, in
+/// sequence order, and no two of its events overlapped. Every run from index `drained_from` of
+/// the log on (the runs of [`drain`]) of a color in `owners` was on the core the map named for
+/// it before draining: a color's queued events all sit on the core that owns it.
+fn check(m: &Model, log: &Log, expected: &[(Color, u32)], owners: &BTreeMap<u32, usize>, drained_from: usize) {
+    let runs = log.runs();
+    assert_eq!(log.overlaps.load(Ordering::Relaxed), 0, "two events of one color ran at once: {runs:?}");
+    for &(color, n) in expected {
+        let seqs: Vec<u32> = runs.iter().filter(|r| r.0 == color.0).map(|r| r.1).collect();
+        assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "color {color}: each event once, in order; runs {runs:?}");
+    }
+    assert_eq!(runs.len(), expected.iter().map(|e| e.1 as usize).sum::<usize>(), "no stray runs: {runs:?}");
+    for &(color, _, w) in &runs[drained_from..] {
+        if let Some(&owner) = owners.get(&color) {
+            assert_eq!(w, owner, "color {color} was queued on core {w}, but the map names core {owner}; runs {runs:?}");
+        }
+    }
+    for w in 0..2 {
+        assert_eq!(m.queued(w), 0);
+    }
+}
+
+/// Snapshot of the map for `colors`.
+fn owners(m: &Model, colors: &[Color]) -> BTreeMap<u32, usize> {
+    colors.iter().map(|&c| (c.0, m.core_of(c))).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// a. A post racing a steal of its color.
+// ---------------------------------------------------------------------------------------------
+
+/// Core 0 holds A#0, B#0, C#0, D#0. Thread 1 posts A#1 and A#2 from outside the runtime; thread 2
+/// is worker 1 stealing. With this mix the steal always takes A (base: A is first and never holds
+/// more than half of the queue; time-left: only A's handler is heavy), so the posts race the
+/// remap of their own color.
+fn post_races_steal(queue: QueueKind, stealing: StealPolicy) {
+    explore(&format!("post_races_steal {queue} {stealing}"), 3, move || {
+        let m = Arc::new(model(queue, stealing, 10));
+        let heavy = m.register_spec(HandlerSpec::new("heavy").cost_cycles(HEAVY_CYCLES));
+        let light = m.register("light");
+        let log = Arc::new(Log::default());
+        post(&m, &log, A, heavy, 0);
+        for c in [B, C, D] {
+            post(&m, &log, c, light, 0);
+        }
+        assert_eq!(m.queued(0), 4);
+
+        let poster = {
+            let (m, log) = (m.clone(), log.clone());
+            thread::spawn(move || {
+                post(&m, &log, A, heavy, 1);
+                post(&m, &log, A, heavy, 2);
+            })
+        };
+        let thief = {
+            let m = m.clone();
+            thread::spawn(move || m.steal(1))
+        };
+        poster.join().unwrap();
+        assert!(thief.join().unwrap(), "core 0 holds four colors: the steal succeeds");
+        assert_eq!(m.core_of(A), 1, "the steal took A");
+        assert_eq!(m.queued(0) + m.queued(1), 6);
+
+        let owned = owners(&m, &[A, B, C, D]);
+        drain(&m);
+        check(&m, &log, &[(A, 3), (B, 1), (C, 1), (D, 1)], &owned, 0);
+    });
+}
+
+#[test]
+fn post_races_steal_libasync_base() {
+    post_races_steal(QueueKind::Libasync, StealPolicy::Base);
+}
+
+#[test]
+fn post_races_steal_mely_base() {
+    post_races_steal(QueueKind::Mely, StealPolicy::Base);
+}
+
+#[test]
+fn post_races_steal_mely_time_left() {
+    post_races_steal(QueueKind::Mely, StealPolicy::TimeLeft);
+}
+
+// ---------------------------------------------------------------------------------------------
+// b. Two thieves stealing from each other.
+// ---------------------------------------------------------------------------------------------
+
+/// Core 0 holds A#0, A#1, B#0; core 1 holds E#0, E#1, F#0. Worker 0 and worker 1 steal at the
+/// same time, each from the other (both cores hold two colors whatever happens first, so both
+/// steals succeed). Then everything drains.
+fn two_thieves(queue: QueueKind) {
+    explore(&format!("two_thieves {queue}"), 3, move || {
+        let m = Arc::new(model(queue, StealPolicy::Base, 10));
+        let h = m.register("h");
+        let log = Arc::new(Log::default());
+        for (c, n) in [(A, 2), (B, 1), (E, 2), (F, 1)] {
+            for seq in 0..n {
+                post(&m, &log, c, h, seq);
+            }
+        }
+        assert_eq!((m.queued(0), m.queued(1)), (3, 3));
+
+        let thieves: Vec<_> = (0..2)
+            .map(|w| {
+                let m = m.clone();
+                thread::spawn(move || m.steal(w))
+            })
+            .collect();
+        for t in thieves {
+            assert!(t.join().unwrap(), "the other core always holds two colors: the steal succeeds");
+        }
+        assert_eq!(m.queued(0) + m.queued(1), 6);
+
+        let owned = owners(&m, &[A, B, E, F]);
+        drain(&m);
+        check(&m, &log, &[(A, 2), (B, 1), (E, 2), (F, 1)], &owned, 0);
+    });
+}
+
+#[test]
+fn two_thieves_libasync() {
+    two_thieves(QueueKind::Libasync);
+}
+
+#[test]
+fn two_thieves_mely() {
+    two_thieves(QueueKind::Mely);
+}
+
+// ---------------------------------------------------------------------------------------------
+// c. A worker running a batch while another steals.
+// ---------------------------------------------------------------------------------------------
+
+/// Batches of one event. Core 0 holds A#0, A#1, B#0, B#1, B#2. Worker 0 (thread 1) runs one
+/// batch: it pops A#0 and runs it. Worker 1 (thread 2) steals once and runs one batch.
+///
+/// A is the color a thief would choose whenever it may (it is first and holds at most half of the
+/// queue, while B holds more than half once A#0 is popped), so the only thing that keeps the
+/// thief off A#1 while A#0 runs is the running check. If it failed, worker 1 would run A#1 while
+/// A#0 runs (an overlap) or before it (out of order).
+fn steal_during_run(queue: QueueKind) {
+    explore(&format!("steal_during_run {queue}"), 2, move || {
+        let m = Arc::new(model(queue, StealPolicy::Base, 1));
+        let h = m.register("h");
+        let log = Arc::new(Log::default());
+        for (c, n) in [(A, 2), (B, 3)] {
+            for seq in 0..n {
+                post(&m, &log, c, h, seq);
+            }
+        }
+
+        let owner = {
+            let m = m.clone();
+            thread::spawn(move || assert!(m.run_batch(0), "core 0 had events"))
+        };
+        let thief = {
+            let m = m.clone();
+            thread::spawn(move || {
+                let stole = m.steal(1);
+                let ran = m.run_batch(1);
+                assert_eq!(stole, ran, "worker 1 runs what it stole");
+            })
+        };
+        owner.join().unwrap();
+        thief.join().unwrap();
+        let before_drain = log.runs().len();
+
+        let owned = owners(&m, &[A, B]);
+        drain(&m);
+        check(&m, &log, &[(A, 2), (B, 3)], &owned, before_drain);
+    });
+}
+
+#[test]
+fn steal_during_run_libasync() {
+    steal_during_run(QueueKind::Libasync);
+}
+
+#[test]
+fn steal_during_run_mely() {
+    steal_during_run(QueueKind::Mely);
+}
