@@ -41,6 +41,16 @@ stop_server() {
   kill "$SRV_PID"; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=""
 }
 
+TICK=$(getconf CLK_TCK)
+server_cpu() { # CPU seconds (user+system) of the server and its N-copy children
+  local t=0 p
+  for p in $SRV_PID $(pgrep -P "$SRV_PID" || true); do
+    [ -r "/proc/$p/stat" ] || continue
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  awk -v t="$t" -v k="$TICK" 'BEGIN{printf "%.2f", t/k}'
+}
+
 declare -A CFG
 NAMES=(none none-w1 mely-all mely-off libasync-base libasync-off ncopy)
 CFG[none]="--workers 2 --runtime mely --stealing all --coloring none"
@@ -56,13 +66,17 @@ for run in $(seq 1 "$RUNS"); do
   for name in "${NAMES[@]}"; do
     # shellcheck disable=SC2086
     start_server ${CFG[$name]}
+    cpu0=$(server_cpu)
     json=$("$BIN/sfs-bench" --server "$ADDR" --user bench --key-file "$WORK/bench.key" --clients "$CLIENTS" \
         --file big --seconds "$SECONDS_PER_RUN" --verify sample --format json --label "$name")
+    cpu1=$(server_cpu)
     stop_server
+    scpu=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{printf "%.2f", b-a}')
+    json="${json%\}},\"server_cpu_secs\":$scpu}"
     echo "$json" >> "$OUT"
     mbs=$(echo "$json" | sed -E 's/.*"mbytes_per_sec":([0-9.eE+-]+).*/\1/')
     RES[$name]="${RES[$name]:-} $mbs"
-    echo "run $run $name: $mbs MB/s" >&2
+    echo "run $run $name: $mbs MB/s (server CPU ${scpu}s incl. warm-up)" >&2
   done
 done
 limit=$("$BIN/sfs-bench" --crypto-limit --seconds 2 --format json)
