@@ -64,6 +64,10 @@ pub struct Cli {
     /// Idle time after which a connection is answered 408 and closed.
     #[arg(long, default_value_t = 30_000, hide = true)]
     pub idle_timeout_ms: u64,
+    /// Runtime tuning: how long an idle worker tries to steal before parking (microseconds;
+    /// default: the runtime's).
+    #[arg(long, hide = true)]
+    pub steal_spin_us: Option<u64>,
     /// Internal: this process is child number N of an N-copy parent.
     #[arg(long, hide = true)]
     pub ncopy_child: Option<usize>,
@@ -71,7 +75,14 @@ pub struct Cli {
 
 impl Cli {
     pub fn runtime_config(&self, workers: usize) -> RuntimeConfig {
-        RuntimeConfig { workers, queue: self.runtime, stealing: self.stealing, ..RuntimeConfig::default() }
+        let d = RuntimeConfig::default();
+        RuntimeConfig {
+            workers,
+            queue: self.runtime,
+            stealing: self.stealing,
+            steal_spin_us: self.steal_spin_us.unwrap_or(d.steal_spin_us),
+            ..d
+        }
     }
 
     pub fn server_config(&self, max_clients: usize, reuse_port: bool) -> ServerConfig {

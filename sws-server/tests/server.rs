@@ -463,3 +463,34 @@ fn malformed_requests_over_sockets() {
     let stats = srv.stop();
     assert!(stats["errors"]["bad_request_400"].as_u64().unwrap() > 0);
 }
+
+/// SIGINT stops an N-copy server: the parent forwards it, every child exits and is reaped,
+/// and the summed statistics count every child's requests.
+#[test]
+fn sigint_stops_ncopy_parent_and_children() {
+    let srv = Server::start(Config { mode: "ncopy", runtime: "libasync", stealing: "off", workers: 2 }, 100, 5000);
+    for _ in 0..20 {
+        assert_eq!(fetch(&srv, &get("/1k.txt")).status, 200);
+    }
+    let stats = srv.stop_with(libc::SIGINT);
+    assert_eq!(stats["mode"], "ncopy");
+    assert_eq!(stats["requests_served"], 20);
+    let children = stats["children"].as_array().unwrap();
+    assert_eq!(children.len(), 2);
+    let per_child: u64 = children.iter().map(|c| c["requests_served"].as_u64().unwrap()).sum();
+    assert_eq!(per_child, 20);
+    for c in children {
+        let pid = c["pid"].as_u64().unwrap();
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "child {pid} still exists");
+    }
+}
+
+/// SIGINT stops a colored server cleanly, with its statistics written.
+#[test]
+fn sigint_stops_colored() {
+    let srv = Server::start(Config { mode: "colored", runtime: "mely", stealing: "time-left", workers: 2 }, 100, 5000);
+    assert_eq!(fetch(&srv, &head("/1k.txt")).status, 200);
+    let stats = srv.stop_with(libc::SIGINT);
+    assert_eq!(stats["requests_served"], 1);
+    assert_eq!(stats["runtime_stats"]["stealing"], "time-left");
+}

@@ -119,9 +119,14 @@ impl Server {
     }
 
     /// SIGTERM, wait (bounded), and return the statistics document.
-    pub fn stop(mut self) -> serde_json::Value {
+    pub fn stop(self) -> serde_json::Value {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Stops the server with `sig`, waits (bounded), returns the statistics document.
+    pub fn stop_with(mut self, sig: i32) -> serde_json::Value {
         let mut child = self.child.take().unwrap();
-        terminate(&mut child);
+        terminate(&mut child, sig);
         let st = child.wait().unwrap();
         assert!(st.success(), "server exited with {st}");
         let bytes = std::fs::read(&self.stats_path).expect("stats written");
@@ -129,10 +134,10 @@ impl Server {
     }
 }
 
-fn terminate(child: &mut Child) {
+fn terminate(child: &mut Child, sig: i32) {
     // SAFETY: kill(2) on our own child, not yet reaped.
     unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        libc::kill(child.id() as libc::pid_t, sig);
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -142,7 +147,7 @@ fn terminate(child: &mut Child) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = child.kill();
-    panic!("server did not stop within 20 s of SIGTERM");
+    panic!("server did not stop within 20 s of signal {sig}");
 }
 
 impl Drop for Server {
