@@ -22,7 +22,7 @@ use crate::engine::Live;
 use crate::env::Env;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::stats::RunStats;
+use crate::stats::{RunStats, SlaveRun};
 use crate::{Config, Report, SlaveInfo};
 
 /// How the master talks to its slaves.
@@ -188,8 +188,9 @@ pub fn run_master(plan: &Plan, opts: &MasterOptions, progress: Progress) -> Resu
                 opts.start_delay + Duration::from_secs_f64(plan.warmup_s),
                 opts.start_delay + run_len,
                 &live,
-                || -> Result<RunStats> {
+                || -> Result<(RunStats, Vec<SlaveRun>)> {
                     let mut merged = RunStats::default();
+                    let mut per_slave = Vec::new();
                     for s in slaves.iter_mut() {
                         let Some(st) = s.stream.as_mut() else {
                             continue;
@@ -201,7 +202,15 @@ pub fn run_master(plan: &Plan, opts: &MasterOptions, progress: Progress) -> Resu
                         match read_msg(st) {
                             Ok((Msg::Result { run, counters }, tail)) if run == r => {
                                 match RunStats::histogram_from_bytes(&tail) {
-                                    Ok(latency) => merged.merge(&RunStats { counters, latency })?,
+                                    Ok(latency) => {
+                                        let one = RunStats { counters, latency };
+                                        per_slave.push(SlaveRun::of(
+                                            &s.addr,
+                                            &one,
+                                            plan.duration_s,
+                                        ));
+                                        merged.merge(&one)?;
+                                    }
                                     Err(e) => s.fail(format!("run {r}: bad histogram: {e:#}")),
                                 }
                             }
@@ -216,10 +225,12 @@ pub fn run_master(plan: &Plan, opts: &MasterOptions, progress: Progress) -> Resu
                             )),
                         }
                     }
-                    Ok(merged)
+                    Ok((merged, per_slave))
                 },
             )?;
+            let (merged, per_slave) = merged;
             let mut summary = merged.summarize(r, clients, plan.duration_s);
+            summary.slaves = per_slave;
             summary.missing_slaves = slaves
                 .iter()
                 .filter_map(|s| s.failure.as_ref().map(|f| format!("{}: {f}", s.addr)))

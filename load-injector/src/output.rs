@@ -165,6 +165,19 @@ fn table(r: &Report) -> String {
     };
     for run in &r.runs {
         row(&mut s, run);
+        for sl in &run.slaves {
+            let _ = writeln!(
+                s,
+                "{:>13} {:>12.1} req/s  {} requests  {} errors  p50 {} us  p99 {} us  (slave {})",
+                "",
+                sl.requests_per_sec,
+                sl.requests,
+                sl.errors,
+                sl.p50_us,
+                sl.p99_us,
+                sl.addr
+            );
+        }
     }
     let m = &r.median;
     let merr: std::collections::BTreeMap<String, u64> = m

@@ -236,6 +236,7 @@ impl RunStats {
             errors: c.error_map(),
             complete: true,
             missing_slaves: Vec::new(),
+            slaves: Vec::new(),
         }
     }
 }
@@ -292,6 +293,55 @@ pub struct RunSummary {
     /// Slaves whose results are missing, with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_slaves: Vec<String>,
+    /// Master mode: each answering slave's own figures (the run's figures are
+    /// their exact merge).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slaves: Vec<SlaveRun>,
+}
+
+/// One slave's share of a run, as it reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaveRun {
+    /// The slave's control address.
+    pub addr: String,
+    /// Measured requests it attempted.
+    pub requests: u64,
+    /// Its successful responses.
+    pub responses_ok: u64,
+    /// Its failures (all kinds).
+    pub errors: u64,
+    /// Its successful responses per second.
+    pub requests_per_sec: f64,
+    /// Latency values in its histogram (equals `responses_ok`).
+    pub latency_count: u64,
+    /// Its median latency, microseconds.
+    pub p50_us: u64,
+    /// Its 99th percentile latency, microseconds.
+    pub p99_us: u64,
+}
+
+impl SlaveRun {
+    /// The figures of one slave's raw results.
+    pub fn of(addr: &str, s: &RunStats, duration_s: f64) -> SlaveRun {
+        let h = &s.latency;
+        let q = |x: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(x)
+            }
+        };
+        SlaveRun {
+            addr: addr.to_string(),
+            requests: s.counters.requests,
+            responses_ok: s.counters.ok,
+            errors: s.counters.total_errors(),
+            requests_per_sec: s.counters.ok as f64 / duration_s,
+            latency_count: h.len(),
+            p50_us: q(0.5),
+            p99_us: q(0.99),
+        }
+    }
 }
 
 /// The median over runs of every figure, taken field by field.

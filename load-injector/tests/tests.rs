@@ -129,7 +129,9 @@ fn errors_are_classified() {
         let mut p = plan(srv.addr, &[(path, 1.0)]);
         p.duration_s = 0.4;
         p.clients = 2;
-        p.timeout_ms = 100;
+        // Short only where a timeout is the point: elsewhere a loaded machine
+        // must not turn a slow answer into a timeout.
+        p.timeout_ms = if *path == "/hang" { 100 } else { 3_000 };
         let r = run(&p).runs[0].clone();
         assert_accounting(&r);
         assert_eq!(
@@ -339,6 +341,18 @@ fn master_with_two_loopback_slaves_merges_exactly() {
     // Every request any slave sent was measured (no warm-up) and reached the
     // server: the merged totals are the sum of the slaves' work.
     assert_eq!(srv.requests(), merged);
+    for r in &rep.runs {
+        assert_eq!(r.slaves.len(), 2);
+        assert_eq!(r.slaves.iter().map(|s| s.requests).sum::<u64>(), r.requests);
+        assert_eq!(
+            r.slaves.iter().map(|s| s.responses_ok).sum::<u64>(),
+            r.responses_ok
+        );
+        assert!(r
+            .slaves
+            .iter()
+            .all(|s| s.requests > 0 && s.latency_count == s.responses_ok));
+    }
     assert_eq!(srv.stats.max_per_conn.load(Ordering::SeqCst), 50);
     assert_eq!(
         rep.config
@@ -575,6 +589,21 @@ fn master_with_loopback_slaves_and_one_in_a_netns() {
         "merged totals must equal the sum of the slaves' requests"
     );
     assert!(rep.config.slaves.iter().all(|s| s.env.is_some()));
+    assert_eq!(r.slaves.len(), 3);
+    assert_eq!(
+        r.slaves.iter().map(|s| s.requests).sum::<u64>(),
+        r.requests,
+        "merged = sum of the slaves"
+    );
+    assert_eq!(
+        r.slaves.iter().map(|s| s.responses_ok).sum::<u64>(),
+        r.responses_ok
+    );
+    assert!(
+        r.slaves.iter().all(|s| s.requests > 0),
+        "every slave, the netns one included, did work: {:?}",
+        r.slaves
+    );
 }
 
 fn cli(args: &[&str]) -> std::process::Output {
