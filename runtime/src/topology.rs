@@ -107,7 +107,9 @@ fn sys_cpu_info(cpu: usize) -> CpuInfo {
 
 /// The cache map from hwloc: for each CPU, the CPUs sharing its L2 and L3, its package and its
 /// NUMA node. `None` when hwloc cannot load the topology or finds no caches or packages.
-#[cfg(feature = "hwloc")]
+/// Not under loom: every model iteration builds a runtime, and hwloc's topology load (~12 ms)
+/// would dominate the model's run time; /sys is read instead.
+#[cfg(all(feature = "hwloc", not(loom)))]
 fn hwloc_cpu_infos(cpus: &[usize]) -> Option<Vec<CpuInfo>> {
     use hwloc2::{ObjectType, Topology as Hw};
     let topo = Hw::new()?;
@@ -146,7 +148,7 @@ fn hwloc_cpu_infos(cpus: &[usize]) -> Option<Vec<CpuInfo>> {
             .collect(),
     )
 }
-#[cfg(not(feature = "hwloc"))]
+#[cfg(any(not(feature = "hwloc"), loom))]
 fn hwloc_cpu_infos(_cpus: &[usize]) -> Option<Vec<CpuInfo>> {
     None
 }

@@ -249,15 +249,15 @@ fn two_thieves_mely() {
 // c. A worker running a batch while another steals.
 // ---------------------------------------------------------------------------------------------
 
-/// Batches of one event. Core 0 holds A#0, A#1, B#0, B#1, B#2. Worker 0 (thread 1) runs one
-/// batch: it pops A#0 and runs it. Worker 1 (thread 2) steals once and runs one batch.
+/// Batches of one event. Core 0 holds A#0, A#1, B#0, B#1, B#2. Worker 0 (thread 1) runs two
+/// batches (A#0 first unless A was stolen). Worker 1 (thread 2) steals once and runs one batch.
 ///
 /// A is the color a thief would choose whenever it may (it is first and holds at most half of the
 /// queue, while B holds more than half once A#0 is popped), so the only thing that keeps the
 /// thief off A#1 while A#0 runs is the running check. If it failed, worker 1 would run A#1 while
 /// A#0 runs (an overlap) or before it (out of order).
 fn steal_during_run(queue: QueueKind) {
-    explore(&format!("steal_during_run {queue}"), 2, move || {
+    explore(&format!("steal_during_run {queue}"), 3, move || {
         let m = Arc::new(model(queue, StealPolicy::Base, 1));
         let h = m.register("h");
         let log = Arc::new(Log::default());
@@ -269,7 +269,11 @@ fn steal_during_run(queue: QueueKind) {
 
         let owner = {
             let m = m.clone();
-            thread::spawn(move || assert!(m.run_batch(0), "core 0 had events"))
+            thread::spawn(move || {
+                assert!(m.run_batch(0), "core 0 had events");
+                // Core 0 still holds events whatever was stolen (at most one color of two).
+                assert!(m.run_batch(0), "core 0 had events left");
+            })
         };
         let thief = {
             let m = m.clone();
