@@ -11,7 +11,9 @@
 //! - `push_pop/{libasync,mely}`: the queue alone, no worker thread: [`Model::post`] (the real
 //!   post path: map read, core lock, re-read, enqueue) then [`Model::run_batch`] (a real
 //!   worker's pop and run of that one event). `run_batch` builds the worker's state each call
-//!   (two handler tables), which is included.
+//!   (two handler tables, a few hundred ns), which is included.
+//! - `push/{libasync,mely}`: [`Model::post`] alone, [`BATCH`] events at a time onto a queue
+//!   drained (untimed) between batches: the post path without the pop.
 //! - `steal/{libasync,mely}`: one successful steal ([`Model::steal`], the real `try_steal`,
 //!   policy `base`) by worker 1 from core 0, which holds [`STEAL_QUEUED`] events of each of two
 //!   colors; between measured steals (untimed) the stolen color is placed back on core 0.
@@ -155,6 +157,39 @@ fn push_pop(c: &mut Criterion) {
     g.finish();
 }
 
+fn push(c: &mut Criterion) {
+    let mut g = c.benchmark_group("push");
+    g.throughput(Throughput::Elements(1));
+    for queue in QUEUES {
+        let m = Model::new(RuntimeConfig { workers: 1, queue, pin: false, ..Default::default() }).expect("model");
+        let h = m.register("empty");
+        let done: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+        g.bench_function(queue.as_str(), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(BATCH);
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        m.post(Color(1), h, move |_| {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        })
+                        .expect("model is live");
+                    }
+                    total += start.elapsed();
+                    left -= n;
+                    // Drain (untimed) so the queue does not grow across batches.
+                    while m.run_batch(0) {}
+                }
+                total
+            })
+        });
+        assert_eq!(m.queued(0), 0);
+    }
+    g.finish();
+}
+
 fn steal(c: &mut Criterion) {
     let mut g = c.benchmark_group("steal");
     g.throughput(Throughput::Elements(1));
@@ -211,6 +246,7 @@ fn benches(c: &mut Criterion) {
     tokio_spawn(c);
     color_map(c);
     push_pop(c);
+    push(c);
     steal(c);
 }
 

@@ -1,7 +1,8 @@
 //! `dispatch`: the cost of posting and running one event.
 //!
-//! A generator event posts rounds of [`ROUND`] empty events (each to its own color, 64 colors
-//! in rotation) and re-posts itself, keeping at most [`WINDOW`] events outstanding; each event
+//! A generator event posts rounds of [`ROUND`] empty events (over `colors` colors in rotation;
+//! 64 by default, so most color-queues hold one event: Mely's worst case of short-lived colors;
+//! `--colors 1` lets Mely batch) and re-posts itself, keeping at most [`WINDOW`] events outstanding; each event
 //! only counts itself. After `seconds`, the generator stops, the outstanding events drain, and
 //! `ns_per_event` = elapsed time / events run.
 //!
@@ -49,6 +50,7 @@ struct Gen {
     gen_color: Color,
     first_color: u32,
     stride: u32,
+    colors: u64,
 }
 
 fn generate(ctx: &mut Ctx<'_>, g: &'static Gen) {
@@ -59,7 +61,7 @@ fn generate(ctx: &mut Ctx<'_>, g: &'static Gen) {
     let posted = g.posted.load(Ordering::Relaxed);
     if posted - g.done.load(Ordering::Relaxed) < WINDOW {
         for i in 0..ROUND {
-            let color = Color(g.first_color + ((posted + i) % 64) as u32 * g.stride);
+            let color = Color(g.first_color + ((posted + i) % g.colors) as u32 * g.stride);
             ctx.post(color, g.ev, move |_| {
                 g.done.fetch_add(1, Ordering::Relaxed);
             });
@@ -71,7 +73,7 @@ fn generate(ctx: &mut Ctx<'_>, g: &'static Gen) {
 }
 
 /// Run the colored runtime's dispatch benchmark.
-pub fn run_colored(queue: QueueKind, stealing: StealPolicy, workers: usize, seconds: f64) -> anyhow::Result<Outcome> {
+pub fn run_colored(queue: QueueKind, stealing: StealPolicy, workers: usize, seconds: f64, colors: u64) -> anyhow::Result<Outcome> {
     let rt = Runtime::new(RuntimeConfig { workers, queue, stealing, ..Default::default() })?;
     let mode = if workers == 1 { Mode::Local } else { Mode::Cross };
     // Colors c map to core c % workers: the generator's color 0 is on core 0; events go to
@@ -92,6 +94,7 @@ pub fn run_colored(queue: QueueKind, stealing: StealPolicy, workers: usize, seco
         gen_color: Color(0),
         first_color,
         stride,
+        colors: colors.max(1),
     }));
     let before = rt.stats();
     let start = Instant::now();

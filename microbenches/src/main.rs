@@ -22,7 +22,13 @@ struct Cli {
 enum Bench {
     /// Cost of post + run of one empty event: on one worker (--workers 1) or posted on worker 0
     /// and run on worker 1 (--workers 2); tokio spawn for comparison.
-    Dispatch(Common),
+    Dispatch {
+        #[command(flatten)]
+        common: Common,
+        /// Colors the events rotate over (64: mostly one event per color-queue; 1: batches).
+        #[arg(long, default_value_t = 64)]
+        colors: u64,
+    },
     /// Mely's `unbalanced` (Tables III-IV): fork/join rounds of 50 000 events posted on core 0,
     /// 98% of 100 cycles and 2% of 10-50 Kcycles. tokio runs the same fork/join for comparison.
     Unbalanced {
@@ -139,7 +145,7 @@ fn base_result(bench: &str, runtime: RuntimeArg, stealing: StealPolicy, workers:
     }
 }
 
-fn run_dispatch(a: &Common) -> Result<Vec<BenchResult>> {
+fn run_dispatch(a: &Common, colors: u64) -> Result<Vec<BenchResult>> {
     let env = Env::detect();
     let mut out = Vec::new();
     for rt in a.runtimes() {
@@ -148,7 +154,7 @@ fn run_dispatch(a: &Common) -> Result<Vec<BenchResult>> {
         }
         let o = match rt {
             RuntimeArg::Tokio => dispatch::run_tokio(a.workers, a.seconds)?,
-            _ => dispatch::run_colored(queue_of(rt), a.stealing, a.workers, a.seconds)
+            _ => dispatch::run_colored(queue_of(rt), a.stealing, a.workers, a.seconds, colors)
                 .with_context(|| format!("dispatch on {rt:?}"))?,
         };
         let secs = o.elapsed.as_secs_f64();
@@ -156,6 +162,7 @@ fn run_dispatch(a: &Common) -> Result<Vec<BenchResult>> {
         let mode = if a.workers == 1 { "local" } else { "cross" };
         let tokio_flavor = if a.workers == 1 { "current-thread" } else { "multi-thread" };
         r.extra.insert("mode".into(), json!(mode));
+        r.extra.insert("colors".into(), json!(colors));
         r.extra.insert("ns_per_event".into(), json!((o.ns_per_event() * 10.0).round() / 10.0));
         if rt == RuntimeArg::Tokio {
             r.extra.insert("tokio_runtime".into(), json!(tokio_flavor));
@@ -331,9 +338,12 @@ fn main() -> Result<()> {
         return run_paper_tables(*workers, *seconds, *repeat, json_out.as_deref(), markdown_out.as_deref());
     }
     let (results, common) = match &cli.bench {
-        Bench::Dispatch(a) => {
-            a.validate()?;
-            (run_dispatch(a)?, a)
+        Bench::Dispatch { common, colors } => {
+            common.validate()?;
+            if *colors == 0 {
+                bail!("--colors must be at least 1");
+            }
+            (run_dispatch(common, *colors)?, common)
         }
         Bench::Unbalanced { common, costs } => {
             common.validate()?;

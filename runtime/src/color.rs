@@ -15,7 +15,8 @@
 use crate::loom::{AtomicU16, Ordering};
 use std::fmt;
 
-/// Number of entries in the color-to-core map (64 Ki, as in libasync-smp and Mely).
+/// Number of entries in the color-to-core map (64 Ki, as in libasync-smp and Mely); a power of
+/// two.
 #[cfg(not(loom))]
 pub const MAP_SLOTS: usize = 1 << 16;
 /// Under loom the map shrinks so models stay small (as tokio shrinks its queues).
@@ -51,23 +52,20 @@ pub(crate) struct ColorMap {
 impl ColorMap {
     /// Every slot starts on `slot % workers`, libasync-smp's initial distribution.
     pub(crate) fn new(workers: usize) -> Self {
-        Self::with_slots(workers, MAP_SLOTS)
-    }
-
-    pub(crate) fn with_slots(workers: usize, slots: usize) -> Self {
         assert!(workers > 0 && workers <= u16::MAX as usize);
-        let cores = (0..slots).map(|s| AtomicU16::new((s % workers) as u16)).collect();
+        let cores = (0..MAP_SLOTS).map(|s| AtomicU16::new((s % workers) as u16)).collect();
         ColorMap { cores }
     }
 
     #[inline]
     pub(crate) fn get(&self, slot: usize) -> usize {
-        self.cores[slot % self.cores.len()].load(Ordering::Acquire) as usize
+        // MAP_SLOTS is a power of two: a mask, not a division, on the post path.
+        self.cores[slot & (MAP_SLOTS - 1)].load(Ordering::Acquire) as usize
     }
 
     /// Caller holds the lock of the core currently named by the entry and of `core`.
     #[inline]
     pub(crate) fn set(&self, slot: usize, core: usize) {
-        self.cores[slot % self.cores.len()].store(core as u16, Ordering::Release);
+        self.cores[slot & (MAP_SLOTS - 1)].store(core as u16, Ordering::Release);
     }
 }

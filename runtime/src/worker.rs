@@ -19,7 +19,6 @@ use crate::runtime::{with_cores, Handle, Shared};
 use crate::stats::{Counters, LOCK_SAMPLE};
 use crate::{steal, tsc};
 use crossbeam_utils::CachePadded;
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Publish counters after this many batches (and always before idling).
@@ -40,7 +39,7 @@ pub(crate) struct Worker<'a, D: Design> {
     cores: &'a [CachePadded<CoreShared<D>>],
     w: usize,
     counters: Counters,
-    batch: VecDeque<Event>,
+    batch: Vec<Event>,
     /// Per-handler moving average of cycles per event, published every 16 runs.
     ewma: Box<[u64]>,
     runs: Box<[u32]>,
@@ -60,7 +59,7 @@ impl<'a, D: Design> Worker<'a, D> {
             cores,
             w,
             counters: Counters::default(),
-            batch: VecDeque::with_capacity(sh.cfg.batch.max(1)),
+            batch: Vec::with_capacity(sh.cfg.batch.max(1)),
             ewma: vec![0; MAX_HANDLERS].into_boxed_slice(),
             runs: vec![0; MAX_HANDLERS].into_boxed_slice(),
             since_publish: 0,
@@ -115,9 +114,12 @@ impl<'a, D: Design> Worker<'a, D> {
         if popped.is_none() {
             return false;
         }
-        while let Some(ev) = self.batch.pop_front() {
-            self.run_event(ev);
+        let mut batch = std::mem::take(&mut self.batch);
+        let n = batch.len();
+        for (i, ev) in batch.drain(..).enumerate() {
+            self.run_event(ev, n - 1 - i);
         }
+        self.batch = batch;
         core.running.store(NOT_RUNNING, Ordering::Release);
         self.since_publish += 1;
         if self.since_publish >= PUBLISH_EVERY {
@@ -127,10 +129,9 @@ impl<'a, D: Design> Worker<'a, D> {
     }
 
     #[inline]
-    fn run_event(&mut self, ev: Event) {
+    fn run_event(&mut self, ev: Event, local_pending: usize) {
         let h = ev.handler as usize;
         let stolen = ev.flags & FLAG_STOLEN != 0;
-        let local_pending = self.batch.len();
         let runs = self.runs[h].wrapping_add(1);
         self.runs[h] = runs;
         // Stolen events are always timed (stolen time is a reported figure); others sampled.

@@ -62,11 +62,11 @@ impl Design for LibasyncQueue {
     }
 
     #[inline]
-    fn pop(&mut self, out: &mut VecDeque<Event>, _batch: usize, _p: &QueueParams) -> Option<usize> {
+    fn pop(&mut self, out: &mut Vec<Event>, _batch: usize, _p: &QueueParams) -> Option<usize> {
         let ev = self.fifo.pop_front()?;
         let slot = ev.color.slot();
         self.account_out(slot);
-        out.push_back(ev);
+        out.push(ev);
         Some(slot)
     }
 

@@ -267,7 +267,7 @@ impl Design for MelyQueue {
     }
 
     #[inline]
-    fn pop(&mut self, out: &mut VecDeque<Event>, batch: usize, p: &QueueParams) -> Option<usize> {
+    fn pop(&mut self, out: &mut Vec<Event>, batch: usize, p: &QueueParams) -> Option<usize> {
         let i = self.head;
         if i == NIL {
             return None;
@@ -281,7 +281,7 @@ impl Design for MelyQueue {
                 ev.flags |= FLAG_STOLEN;
             }
             cq.time = cq.time.saturating_sub(Self::weight(&ev, p));
-            out.push_back(ev);
+            out.push(ev);
         }
         let slot = cq.slot as usize;
         let empty = cq.events.is_empty();

@@ -21,7 +21,6 @@ pub(crate) mod mely;
 
 use crate::event::Event;
 use crate::loom::{AtomicU32, AtomicU8, AtomicUsize, Lock};
-use std::collections::VecDeque;
 
 /// `running` when the owner runs nothing.
 pub(crate) const NOT_RUNNING: u32 = u32::MAX;
@@ -67,7 +66,7 @@ pub(crate) trait Design: Send + Sized + 'static {
     fn push(&mut self, ev: Event, p: &QueueParams) -> bool;
     /// Move the next events to run (all of one color, at most `batch`) into `out`; returns their
     /// slot.
-    fn pop(&mut self, out: &mut VecDeque<Event>, batch: usize, p: &QueueParams) -> Option<usize>;
+    fn pop(&mut self, out: &mut Vec<Event>, batch: usize, p: &QueueParams) -> Option<usize>;
     /// Choose a color of `victim` (never the `running` slot), move all its queued events to
     /// `thief`, marked stolen. The caller remaps the slot while both locks are held.
     fn steal(victim: &mut Self, thief: &mut Self, running: u32, base_choice: bool, p: &QueueParams) -> Option<Stolen>;

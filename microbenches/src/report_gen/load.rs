@@ -1,0 +1,356 @@
+//! Reading a results directory into typed rows. A file that cannot be read or parsed is recorded
+//! as a missing experiment with the reason, never skipped silently and never turned into zeros.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// One repetition of one microbenchmark configuration.
+#[derive(Clone, Debug)]
+pub struct Rep {
+    pub kevents: f64,
+    pub steal_cost_cycles: Option<f64>,
+    pub stolen_time_cycles: Option<f64>,
+    pub locking_time_pct: Option<f64>,
+    pub l2_misses_per_event: Option<f64>,
+}
+
+/// One configuration of `microbenches paper-tables` with its repetitions.
+#[derive(Clone, Debug)]
+pub struct MicroRow {
+    pub bench: String,
+    pub runtime: String,
+    /// The stealing policy, with `-profiled` appended for unbalanced runs on profiled costs
+    /// (the tables' row key).
+    pub stealing: String,
+    /// Synthetic configuration label (`config` in the JSON), if any.
+    pub config: Option<String>,
+    pub reps: Vec<Rep>,
+}
+
+impl MicroRow {
+    /// Experiment name of this configuration.
+    pub fn name(&self) -> String {
+        match &self.config {
+            Some(c) => format!("microbench/{}/{}", self.bench, c),
+            None => format!("microbench/{}/{}/{}", self.bench, self.runtime, self.stealing),
+        }
+    }
+    pub fn kevents_median(&self) -> Option<f64> {
+        super::median(self.reps.iter().map(|r| r.kevents))
+    }
+    pub fn kevents_spread(&self) -> Option<(f64, f64)> {
+        let k = self.reps.iter().map(|r| r.kevents);
+        let lo = k.clone().fold(f64::INFINITY, f64::min);
+        let hi = k.fold(f64::NEG_INFINITY, f64::max);
+        (lo.is_finite() && hi.is_finite()).then_some((lo, hi))
+    }
+    /// The repetition whose rate is closest to the median: its metrics go with the median
+    /// rate (as in the microbenches table printer).
+    pub fn median_rep(&self) -> Option<&Rep> {
+        let m = self.kevents_median()?;
+        self.reps.iter().min_by(|a, b| (a.kevents - m).abs().partial_cmp(&(b.kevents - m).abs()).expect("finite"))
+    }
+    pub fn steal_cost_cycles(&self) -> Option<f64> {
+        self.median_rep().and_then(|r| r.steal_cost_cycles)
+    }
+    pub fn stolen_time_cycles(&self) -> Option<f64> {
+        self.median_rep().and_then(|r| r.stolen_time_cycles)
+    }
+    pub fn locking_time_pct(&self) -> Option<f64> {
+        self.median_rep().and_then(|r| r.locking_time_pct)
+    }
+    pub fn l2_misses_per_event(&self) -> Option<f64> {
+        self.median_rep().and_then(|r| r.l2_misses_per_event)
+    }
+}
+
+/// One runtime of `microbenches dispatch`.
+#[derive(Clone, Debug)]
+pub struct DispatchRow {
+    pub workers: usize,
+    pub runtime: String,
+    pub ns_per_event: Option<f64>,
+}
+
+/// Runtime counters a server wrote with `--stats-json` (absent for peers and N-copy).
+#[derive(Clone, Debug, Default)]
+pub struct ServerStats {
+    pub steals: Option<f64>,
+    pub steal_cost_cycles: Option<f64>,
+    pub stolen_time_cycles: Option<f64>,
+    pub locking_time_pct: Option<f64>,
+}
+
+/// One SWS (or peer web server) measurement at one client count.
+#[derive(Clone, Debug)]
+pub struct SwsRun {
+    pub config: String,
+    pub workers: usize,
+    pub clients: usize,
+    pub requests_per_sec: Option<f64>,
+    pub mbytes_per_sec: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub errors: Option<f64>,
+    pub stats: ServerStats,
+}
+
+/// One SFS (or sftp) measurement.
+#[derive(Clone, Debug)]
+pub struct SfsRun {
+    pub config: String,
+    /// Server workers; `None` for sftp (one sshd process per connection).
+    pub workers: Option<usize>,
+    pub mbytes_per_sec: Option<f64>,
+    pub errors: Option<f64>,
+    pub stats: ServerStats,
+}
+
+/// Everything in one results directory.
+#[derive(Clone, Debug, Default)]
+pub struct Results {
+    pub dir: PathBuf,
+    /// `env.json` as written by the script (strings and numbers).
+    pub env: BTreeMap<String, Value>,
+    pub micro: Vec<MicroRow>,
+    pub dispatch: Vec<DispatchRow>,
+    pub sws: Vec<SwsRun>,
+    pub sfs: Vec<SfsRun>,
+    /// Experiments that failed or could not run, with the reason.
+    pub missing: BTreeMap<String, String>,
+}
+
+fn num(v: &Value, path: &[&str]) -> Option<f64> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(*p)?;
+    }
+    cur.as_f64().filter(|x| x.is_finite())
+}
+
+fn read_json(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))
+}
+
+fn stats_of(path: &Path) -> ServerStats {
+    let Ok(v) = read_json(path) else { return ServerStats::default() };
+    let rs = v.get("runtime_stats").unwrap_or(&v);
+    ServerStats {
+        steals: num(rs, &["total", "steals"]),
+        steal_cost_cycles: num(rs, &["steal_cost_cycles_avg"]),
+        stolen_time_cycles: num(rs, &["stolen_time_cycles_avg"]),
+        locking_time_pct: num(rs, &["locking_time_pct"]),
+    }
+}
+
+/// `mely-all-w2-c200` -> (`mely-all`, 2, Some(200)); `colored-w2` -> (`colored`, 2, None).
+pub fn parse_run_name(stem: &str) -> Option<(String, usize, Option<usize>)> {
+    let (rest, clients) = match stem.rfind("-c") {
+        Some(i) if stem[i + 2..].chars().all(|c| c.is_ascii_digit()) && i + 2 < stem.len() => {
+            (&stem[..i], Some(stem[i + 2..].parse().ok()?))
+        }
+        _ => (stem, None),
+    };
+    let i = rest.rfind("-w")?;
+    let workers = rest[i + 2..].parse().ok()?;
+    Some((rest[..i].to_string(), workers, clients))
+}
+
+impl Results {
+    /// Load a results directory. Fails only when the directory itself cannot be read.
+    pub fn load(dir: &Path) -> anyhow::Result<Results> {
+        anyhow::ensure!(dir.is_dir(), "{} is not a results directory", dir.display());
+        let mut r = Results { dir: dir.to_path_buf(), ..Default::default() };
+        if let Ok(Value::Object(m)) = read_json(&dir.join("env.json")) {
+            r.env = m.into_iter().collect();
+        }
+        let mut files = Vec::new();
+        collect_files(dir, dir, &mut files)?;
+        files.sort();
+        for rel in files {
+            let path = dir.join(&rel);
+            let rel_s = rel.to_string_lossy().replace('\\', "/");
+            if let Some(name) = rel_s.strip_suffix(".error") {
+                let msg = std::fs::read_to_string(&path).unwrap_or_default();
+                let msg = msg.trim();
+                r.missing.insert(name.to_string(), if msg.is_empty() { "failed (no message)".into() } else { msg.to_string() });
+                continue;
+            }
+            let Some(name) = rel_s.strip_suffix(".json") else { continue };
+            if name == "env" || name.ends_with(".stats") {
+                continue;
+            }
+            if let Err(e) = r.load_one(name, &path) {
+                r.missing.insert(name.to_string(), e);
+            }
+        }
+        Ok(r)
+    }
+
+    fn load_one(&mut self, name: &str, path: &Path) -> Result<(), String> {
+        let v = read_json(path)?;
+        let stats_path = path.with_extension("stats.json");
+        if name == "microbench/paper-tables" {
+            let arr = v.as_array().ok_or("paper-tables JSON is not an array")?;
+            for item in arr {
+                self.add_micro(item)?;
+            }
+            return Ok(());
+        }
+        if let Some(w) = name.strip_prefix("microbench/dispatch-w") {
+            let workers: usize = w.parse().map_err(|_| format!("bad dispatch file name {name}"))?;
+            let arr = v.as_array().ok_or("dispatch JSON is not an array")?;
+            for item in arr {
+                let runtime = item.get("runtime").and_then(Value::as_str).ok_or("dispatch result without runtime")?;
+                self.dispatch.push(DispatchRow { workers, runtime: runtime.into(), ns_per_event: num(item, &["ns_per_event"]) });
+            }
+            return Ok(());
+        }
+        if let Some(stem) = name.strip_prefix("sws/") {
+            let (config, workers, clients) = parse_run_name(stem).ok_or(format!("bad SWS file name {name}"))?;
+            let clients = clients.ok_or(format!("SWS file name without -c<clients>: {name}"))?;
+            let med = v.get("median").ok_or("load-injector JSON without median")?;
+            let errors = med.get("errors").and_then(Value::as_object).map(|m| m.values().filter_map(Value::as_f64).sum());
+            self.sws.push(SwsRun {
+                config,
+                workers,
+                clients,
+                requests_per_sec: num(med, &["requests_per_sec"]),
+                mbytes_per_sec: num(med, &["mbytes_per_sec"]),
+                p99_us: num(med, &["latency_us", "p99"]),
+                errors,
+                stats: stats_of(&stats_path),
+            });
+            return Ok(());
+        }
+        if let Some(stem) = name.strip_prefix("sfs/") {
+            let (config, workers) = match parse_run_name(stem) {
+                Some((c, w, None)) => (c, Some(w)),
+                _ => (stem.to_string(), None),
+            };
+            let mbps = num(&v, &["mbytes_per_sec"]);
+            if mbps.is_none() {
+                return Err(format!("{name}: no mbytes_per_sec"));
+            }
+            self.sfs.push(SfsRun { config, workers, mbytes_per_sec: mbps, errors: num(&v, &["errors"]), stats: stats_of(&stats_path) });
+            return Ok(());
+        }
+        Err(format!("unknown experiment file {name}.json"))
+    }
+
+    fn add_micro(&mut self, item: &Value) -> Result<(), String> {
+        let s = |k: &str| item.get(k).and_then(Value::as_str).map(String::from);
+        let bench = s("bench").ok_or("result without bench")?;
+        let runtime = s("runtime").ok_or("result without runtime")?;
+        let mut stealing = s("stealing").ok_or("result without stealing")?;
+        if bench == "unbalanced" && s("costs").as_deref() == Some("profiled") {
+            stealing.push_str("-profiled");
+        }
+        let config = if bench == "synthetic" { s("config") } else { None };
+        let Some(kevents) = num(item, &["kevents_per_sec"]) else {
+            return Err(format!("{bench} {runtime} {stealing}: no kevents_per_sec"));
+        };
+        let rep = Rep {
+            kevents,
+            steal_cost_cycles: num(item, &["steal_cost_cycles"]),
+            stolen_time_cycles: num(item, &["stolen_time_cycles"]),
+            locking_time_pct: num(item, &["locking_time_pct"]),
+            l2_misses_per_event: num(item, &["l2_misses_per_event"]),
+        };
+        match self.micro.iter_mut().find(|m| m.bench == bench && m.runtime == runtime && m.stealing == stealing && m.config == config) {
+            Some(row) => row.reps.push(rep),
+            None => self.micro.push(MicroRow { bench, runtime, stealing, config, reps: vec![rep] }),
+        }
+        Ok(())
+    }
+
+    /// Names of every experiment that produced a figure.
+    pub fn experiments(&self) -> BTreeSet<String> {
+        let mut s = BTreeSet::new();
+        for m in &self.micro {
+            s.insert(m.name());
+        }
+        for d in &self.dispatch {
+            s.insert(format!("microbench/dispatch-w{}/{}", d.workers, d.runtime));
+        }
+        for w in &self.sws {
+            s.insert(format!("sws/{}-w{}-c{}", w.config, w.workers, w.clients));
+        }
+        for f in &self.sfs {
+            s.insert(sfs_name(f));
+        }
+        s
+    }
+
+    /// An environment field as text (`unknown` when the script did not record it).
+    pub fn env_str(&self, key: &str) -> String {
+        match self.env.get(key) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) if !v.is_null() => v.to_string(),
+            _ => "unknown".into(),
+        }
+    }
+
+    pub fn micro_row(&self, bench: &str, runtime: &str, stealing: &str) -> Option<&MicroRow> {
+        self.micro.iter().find(|m| m.bench == bench && m.runtime == runtime && m.stealing == stealing && m.config.is_none())
+    }
+
+    pub fn sws_rps(&self, config: &str, workers: usize, clients: usize) -> Option<f64> {
+        self.sws.iter().find(|r| r.config == config && r.workers == workers && r.clients == clients).and_then(|r| r.requests_per_sec)
+    }
+
+    pub fn sfs_mbps(&self, config: &str, workers: Option<usize>) -> Option<f64> {
+        self.sfs.iter().find(|r| r.config == config && r.workers == workers).and_then(|r| r.mbytes_per_sec)
+    }
+
+    /// SWS configurations in a stable, meaningful order (ours first, then peers).
+    pub fn sws_configs(&self) -> Vec<String> {
+        let order = ["libasync-off", "libasync-base", "mely-off", "mely-all", "ncopy", "nginx", "apache"];
+        let mut v: Vec<String> = self.sws.iter().map(|r| r.config.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        v.sort_by_key(|c| (order.iter().position(|o| o == c).unwrap_or(order.len()), c.clone()));
+        v
+    }
+
+    pub fn sws_clients(&self, workers: usize) -> Vec<usize> {
+        self.sws.iter().filter(|r| r.workers == workers).map(|r| r.clients).collect::<BTreeSet<_>>().into_iter().collect()
+    }
+
+    /// Peak requests/s of a configuration at `workers`, over the client counts in `clients`
+    /// where it was measured.
+    pub fn sws_peak(&self, config: &str, workers: usize, clients: &[usize]) -> Option<f64> {
+        self.sws
+            .iter()
+            .filter(|r| r.config == config && r.workers == workers && clients.contains(&r.clients))
+            .filter_map(|r| r.requests_per_sec)
+            .fold(None, |acc: Option<f64>, x| Some(acc.map_or(x, |a| a.max(x))))
+    }
+
+    pub fn dispatch_ns(&self, workers: usize, runtime: &str) -> Option<f64> {
+        self.dispatch.iter().find(|d| d.workers == workers && d.runtime == runtime).and_then(|d| d.ns_per_event)
+    }
+}
+
+pub fn sfs_name(f: &SfsRun) -> String {
+    match f.workers {
+        Some(w) => format!("sfs/{}-w{}", f.config, w),
+        None => format!("sfs/{}", f.config),
+    }
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let p = e.path();
+        if p.is_dir() {
+            // Our own outputs (plots, csv) hold no experiments.
+            let name = e.file_name();
+            if name != "plots" && name != "csv" {
+                collect_files(root, &p, out)?;
+            }
+        } else if let Ok(rel) = p.strip_prefix(root) {
+            out.push(rel.to_path_buf());
+        }
+    }
+    Ok(())
+}
