@@ -52,7 +52,8 @@ server_cpu() { # CPU seconds (user+system) of the server and its N-copy children
 }
 
 declare -A CFG
-NAMES=(none none-w1 mely-all mely-off libasync-base libasync-off ncopy)
+# CONFIGS="a b" selects a subset.
+NAMES=(${CONFIGS:-none none-w1 mely-all mely-off libasync-base libasync-off ncopy})
 CFG[none]="--workers 2 --runtime mely --stealing all --coloring none"
 CFG[none-w1]="--workers 1 --runtime mely --stealing off --coloring none"
 CFG[mely-all]="--workers 2 --runtime mely --stealing all --coloring per-client"

@@ -850,12 +850,13 @@ impl ServerMsg {
 
 /// Build a successful READ reply frame without an intermediate copy: the result has
 /// [`LEN_BYTES`] reserved bytes (for [`crate::session::SendCipher::seal_in_place`]),
-/// the reply header, and `fill`'s data. `fill` receives a buffer of `count` bytes and
-/// returns `(bytes filled, eof)`; an error becomes an error reply.
+/// the reply header, and the data `fill` appends. `fill` receives the frame and the
+/// byte budget (`count`, capped at [`MAX_IO`]), appends at most that many bytes and
+/// returns `eof`; an error becomes an error reply.
 pub fn read_reply_frame(
     xid: u32,
     count: usize,
-    fill: impl FnOnce(&mut [u8]) -> Result<(usize, bool), Status>,
+    fill: impl FnOnce(&mut Vec<u8>, usize) -> Result<bool, Status>,
 ) -> Vec<u8> {
     let count = count.min(MAX_IO);
     let mut v = Vec::with_capacity(LEN_BYTES + 16 + count + 16);
@@ -871,10 +872,10 @@ pub fn read_reply_frame(
         e.u32(0); // length, patched below
     }
     let hdr = v.len();
-    v.resize(hdr + count, 0);
-    match fill(&mut v[hdr..]) {
-        Ok((n, eof)) => {
-            v.truncate(hdr + n);
+    match fill(&mut v, count) {
+        Ok(eof) => {
+            let n = v.len() - hdr;
+            assert!(n <= count, "fill appended more than its budget");
             v[hdr - 5] = eof as u8;
             v[hdr - 4..hdr].copy_from_slice(&(n as u32).to_be_bytes());
             v
@@ -1015,16 +1016,17 @@ mod tests {
 
     #[test]
     fn read_reply_frame_matches_encoding() {
-        let f = read_reply_frame(42, 10, |b| {
-            b[..4].copy_from_slice(b"abcd");
-            Ok((4, true))
+        let f = read_reply_frame(42, 10, |b, budget| {
+            assert_eq!(budget, 10);
+            b.extend_from_slice(b"abcd");
+            Ok(true)
         });
         let m = ServerMsg::decode(&f[LEN_BYTES..]).unwrap();
         assert_eq!(
             m,
             ServerMsg::Reply { xid: 42, result: Ok(Reply::Read { eof: true, data: b"abcd".to_vec() }) }
         );
-        let f = read_reply_frame(7, 10, |_| Err(Status::Stale));
+        let f = read_reply_frame(7, 10, |_, _| Err(Status::Stale));
         assert_eq!(
             ServerMsg::decode(&f[LEN_BYTES..]).unwrap(),
             ServerMsg::Reply { xid: 7, result: Err(Status::Stale) }

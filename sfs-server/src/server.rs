@@ -466,7 +466,7 @@ impl Core {
                 Err(s) => reply(Err(s)),
                 Ok(h) => {
                     let export = &mut self.export;
-                    let f = read_reply_frame(xid, count as usize, |buf| export.read(&h, offset, buf));
+                    let f = read_reply_frame(xid, count as usize, |buf, n| export.read_append(&h, offset, n, buf));
                     self.leases.grant(id, h.ino, now);
                     f
                 }
