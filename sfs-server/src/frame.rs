@@ -24,8 +24,8 @@ pub type Frame = ([u8; 4], Vec<u8>);
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FrameError {
     /// The length prefix announced more than [`MAX_FRAME`] bytes.
-    #[error("oversized frame: {0} bytes announced, limit {MAX_FRAME}")]
-    Oversized(usize),
+    #[error("oversized frame: {0} bytes announced, limit {1}")]
+    Oversized(usize, usize),
     /// The stream ended inside a frame.
     #[error("truncated frame: stream ended with {0} bytes of a partial frame")]
     Truncated(usize),
@@ -38,12 +38,28 @@ pub struct FrameBuf {
     start: usize,
     /// Length before the last [`FrameBuf::spare`] (what [`FrameBuf::commit`] keeps).
     spare_base: usize,
+    /// Largest body accepted now (0 means [`MAX_FRAME`]).
+    limit: usize,
 }
 
 impl FrameBuf {
     /// An empty parser.
     pub fn new() -> FrameBuf {
         FrameBuf::default()
+    }
+
+    /// Accept bodies of at most `limit` bytes (capped at [`MAX_FRAME`]), e.g. small
+    /// handshake messages before authentication.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(MAX_FRAME);
+    }
+
+    fn limit(&self) -> usize {
+        if self.limit == 0 {
+            MAX_FRAME
+        } else {
+            self.limit
+        }
     }
 
     /// Append bytes read from the stream.
@@ -82,8 +98,8 @@ impl FrameBuf {
         }
         let lb = [avail[0], avail[1], avail[2], avail[3]];
         let len = u32::from_be_bytes(lb) as usize;
-        if len > MAX_FRAME {
-            return Err(FrameError::Oversized(len));
+        if len > self.limit() {
+            return Err(FrameError::Oversized(len, self.limit()));
         }
         if avail.len() < LEN_BYTES + len {
             return Ok(None);
@@ -128,7 +144,7 @@ pub fn read_frame<R: Read>(r: &mut R) -> io::Result<Frame> {
     if len > MAX_FRAME {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            FrameError::Oversized(len).to_string(),
+            FrameError::Oversized(len, MAX_FRAME).to_string(),
         ));
     }
     let mut body = vec![0u8; len];
@@ -186,7 +202,11 @@ mod tests {
     fn oversized_refused_before_body() {
         let mut fb = FrameBuf::new();
         fb.extend(&((MAX_FRAME as u32) + 1).to_be_bytes());
-        assert_eq!(fb.next_frame(), Err(FrameError::Oversized(MAX_FRAME + 1)));
+        assert_eq!(fb.next_frame(), Err(FrameError::Oversized(MAX_FRAME + 1, MAX_FRAME)));
+        let mut fb = FrameBuf::new();
+        fb.set_limit(100);
+        fb.extend(&101u32.to_be_bytes());
+        assert_eq!(fb.next_frame(), Err(FrameError::Oversized(101, 100)));
         let mut r: &[u8] = &u32::MAX.to_be_bytes();
         assert_eq!(read_frame(&mut r).unwrap_err().kind(), io::ErrorKind::InvalidData);
     }

@@ -81,12 +81,18 @@ pub struct ServerConfig {
     pub coloring: Coloring,
     /// Attribute lease duration.
     pub lease: Duration,
+    /// Connections not authenticated within this time are closed.
+    pub handshake_timeout: Duration,
 }
 
 /// Outgoing bytes are not read past this many queued bytes (back-pressure).
 const OUT_HIGH_WATER: usize = 8 << 20;
 /// Bytes read from a socket per `read` call.
 const READ_CHUNK: usize = 256 * 1024;
+/// Largest handshake message (hello with the longest user name, or a proof).
+const HANDSHAKE_FRAME_MAX: usize = 256;
+/// Default time a connection has to authenticate.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy)]
 struct Handlers {
@@ -103,6 +109,7 @@ struct Shared {
     keys: KeyTable,
     coloring: Coloring,
     lease_ms: u32,
+    handshake_timeout: Duration,
     server_id: u32,
     next_conn: AtomicU64,
     core: ColorCell<Core>,
@@ -232,6 +239,7 @@ impl ConnState {
                 send.seal_in_place(&mut f).map_err(|e| e.to_string())?;
                 self.queue(f);
                 self.phase = Phase::Open { send, recv: RecvCipher::new(&c2s) };
+                self.rbuf.set_limit(crate::frame::MAX_FRAME);
                 acts.authenticated = Some(user);
                 Ok(())
             }
@@ -606,7 +614,11 @@ fn on_accept(sh: &Arc<Shared>, listener: &parking_lot::Mutex<TcpListener>, ctx: 
                 ConnState {
                     stream,
                     token: Some(tok),
-                    rbuf: FrameBuf::new(),
+                    rbuf: {
+                        let mut b = FrameBuf::new();
+                        b.set_limit(HANDSHAKE_FRAME_MAX);
+                        b
+                    },
                     phase: Phase::Hello,
                     out: VecDeque::new(),
                     out_off: 0,
@@ -617,6 +629,16 @@ fn on_accept(sh: &Arc<Shared>, listener: &parking_lot::Mutex<TcpListener>, ctx: 
             ),
         });
         let _ = slot.set(conn.clone());
+        let (c2, sh2) = (conn.clone(), sh.clone());
+        let _ = ctx.handle().post_after(sh.handshake_timeout, color, sh.h.conn_io, move |ctx| {
+            let mut acts = ConnActions::default();
+            c2.st.with(ctx, |s| {
+                if !s.closed && !matches!(s.phase, Phase::Open { .. }) {
+                    s.close(&c2, ctx.handle(), "handshake timed out", &mut acts);
+                }
+            });
+            c2.after(&sh2, ctx, acts);
+        });
         sh.core.with(ctx, |core| core.conns.insert(id, ConnInfo { conn: conn.clone(), ident: None }));
         // Readiness that fired before the slot was filled was ignored: look once more.
         let sh2 = sh.clone();
@@ -653,6 +675,7 @@ impl Server {
             keys,
             coloring: cfg.coloring,
             lease_ms,
+            handshake_timeout: cfg.handshake_timeout,
             server_id: std::process::id(),
             next_conn: AtomicU64::new(1),
             core: ColorCell::new(

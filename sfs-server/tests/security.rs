@@ -190,3 +190,29 @@ fn no_path_escapes() {
     assert_eq!(env.snapshot(), before);
     assert_eq!(std::fs::read(env.dir.path().join("outside")).unwrap(), b"secret");
 }
+
+#[test]
+fn silent_or_oversized_handshakes_are_cut_off() {
+    let env = Env::new();
+    let srv = env.server_with(
+        sfs_server::server::Coloring::PerClient,
+        colored_runtime::QueueKind::Mely,
+        colored_runtime::StealPolicy::All,
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+    );
+    // Says nothing: closed after the handshake timeout.
+    let mut s = TcpStream::connect(srv.local_addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = std::time::Instant::now();
+    let mut b = [0u8; 8];
+    assert!(matches!(std::io::Read::read(&mut s, &mut b), Ok(0) | Err(_)));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // A hello far larger than any real one is refused before it is buffered.
+    let mut s = TcpStream::connect(srv.local_addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&4096u32.to_be_bytes()).unwrap();
+    assert!(matches!(std::io::Read::read(&mut s, &mut b), Ok(0) | Err(_)));
+    // A real client still gets in.
+    assert!(Client::connect(srv.local_addr(), "alice", &env.alice).is_ok());
+}

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod cli;
 mod durability;
 mod leases;
 mod roundtrip;

@@ -112,6 +112,7 @@ fn serve(s: Serve) -> Result<()> {
         runtime: RuntimeConfig { workers: s.workers, queue: s.runtime, stealing: s.stealing, ..RuntimeConfig::default() },
         coloring: s.coloring,
         lease: Duration::from_millis(s.lease_ms),
+        handshake_timeout: sfs_server::server::HANDSHAKE_TIMEOUT,
     };
     let server = Server::start(cfg, listener)?;
     println!(

@@ -42,7 +42,19 @@ impl Env {
 
     /// An in-process server.
     pub fn server(&self, coloring: Coloring, queue: QueueKind, stealing: StealPolicy, lease: Duration) -> Server {
+        self.server_with(coloring, queue, stealing, lease, Duration::from_secs(10))
+    }
+
+    pub fn server_with(
+        &self,
+        coloring: Coloring,
+        queue: QueueKind,
+        stealing: StealPolicy,
+        lease: Duration,
+        handshake_timeout: Duration,
+    ) -> Server {
         let cfg = ServerConfig {
+            handshake_timeout,
             export: self.export.clone(),
             keys: self.keys.clone(),
             runtime: RuntimeConfig { workers: 2, queue, stealing, pin: false, ..RuntimeConfig::default() },
