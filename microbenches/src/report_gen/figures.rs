@@ -73,7 +73,7 @@ pub fn sfs_main_workers(r: &Results) -> Option<usize> {
 
 /// Peak requests/s of `a` over `b`, both at the main worker count and over the client counts
 /// where both were measured.
-fn sws_peak_ratio(r: &Results, a: &str, b: &str) -> Option<f64> {
+pub fn sws_peak_ratio(r: &Results, a: &str, b: &str) -> Option<f64> {
     let w = sws_main_workers(r);
     let clients: Vec<usize> = r
         .sws_clients(w)

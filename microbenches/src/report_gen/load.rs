@@ -135,7 +135,7 @@ fn read_json(path: &Path) -> Result<Value, String> {
 
 fn stats_of(path: &Path) -> ServerStats {
     let Ok(v) = read_json(path) else { return ServerStats::default() };
-    let rs = v.get("runtime_stats").unwrap_or(&v);
+    let rs = v.get("runtime_stats").filter(|x| x.is_object()).unwrap_or(&v);
     ServerStats {
         steals: num(rs, &["total", "steals"]),
         steal_cost_cycles: num(rs, &["steal_cost_cycles_avg"]),

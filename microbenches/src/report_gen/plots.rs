@@ -95,6 +95,8 @@ fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, l: &Lines) -> Re
         .configure_mesh()
         .x_desc(l.x_desc)
         .y_desc(l.y_desc)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| if y1 >= 100.0 { format!("{y:.0}") } else { format!("{y:.2}") })
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(err)?;
@@ -162,6 +164,7 @@ fn draw_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, b: &Bars) -> Resu
                 .disable_x_mesh()
                 .x_labels(n + 1)
                 .x_label_formatter(&fmt_x)
+                .y_label_formatter(&|y: &f64| if b.log { format!("{y:.0}") } else { format!("{y:.2}") })
                 .y_desc(b.y_desc)
                 .label_style(("sans-serif", 13))
                 .draw()
@@ -224,8 +227,10 @@ fn render(dir: &Path, stem: &str, chart: &Chart) -> Result<Vec<String>> {
             draw_lines(BitMapBackend::new(&png, (W, H)).into_drawing_area(), l)?;
         }
         Chart::Bars(b) => {
-            draw_bars(SVGBackend::new(&svg, (W, H)).into_drawing_area(), b)?;
-            draw_bars(BitMapBackend::new(&png, (W, H)).into_drawing_area(), b)?;
+            // Room for each category's label under its bars.
+            let w = W.max(130 * b.categories.len() as u32);
+            draw_bars(SVGBackend::new(&svg, (w, H)).into_drawing_area(), b)?;
+            draw_bars(BitMapBackend::new(&png, (w, H)).into_drawing_area(), b)?;
         }
     }
     Ok(vec![format!("{stem}.svg"), format!("{stem}.png")])
