@@ -162,7 +162,7 @@ RESULTS="$TMP/results.txt"
 echo "# vs-nginx: ${DUR}s x ${REPEATS} per configuration, ${CONNS} connections, wrk -t${WRK_THREADS}, ${WORKERS} server workers, 1 KB file"
 echo "# $(date -u +%FT%TZ) commit $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
     "cpu \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\" cores $(nproc) kernel $(uname -r)"
-echo "# $("$NGINX" -v 2>&1) / $(wrk -v 2>&1 | head -1 | cut -c1-40)"
+echo "# $("$NGINX" -v 2>&1) / $(wrk -v 2>&1 | head -1 | cut -c1-40) / load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 for rep in $(seq 1 "$REPEATS"); do
     for cfg in $CONFIGS; do
@@ -187,6 +187,7 @@ for rep in $(seq 1 "$REPEATS"); do
     done
 done
 
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 python3 - "$RESULTS" "$CONFIGS" <<'EOF'
 import sys, statistics
