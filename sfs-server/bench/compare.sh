@@ -62,7 +62,7 @@ CFG[libasync-base]="--workers 2 --runtime libasync --stealing base --coloring pe
 CFG[libasync-off]="--workers 2 --runtime libasync --stealing off --coloring per-client"
 CFG[ncopy]="--workers 2 --runtime mely --stealing off --mode ncopy"
 
-declare -A RES
+declare -A RES CORES MSMB
 for run in $(seq 1 "$RUNS"); do
   for name in "${NAMES[@]}"; do
     # shellcheck disable=SC2086
@@ -77,6 +77,10 @@ for run in $(seq 1 "$RUNS"); do
     echo "$json" >> "$OUT"
     mbs=$(echo "$json" | sed -E 's/.*"mbytes_per_sec":([0-9.eE+-]+).*/\1/')
     RES[$name]="${RES[$name]:-} $mbs"
+    # Server CPU over warm-up + measurement, as cores and as ms per MB served.
+    span=$(awk -v s="$SECONDS_PER_RUN" 'BEGIN{w=s*0.1; if (w>2) w=2; print s+w}')
+    CORES[$name]="${CORES[$name]:-} $(awk -v c="$scpu" -v t="$span" 'BEGIN{printf "%.2f", c/t}')"
+    MSMB[$name]="${MSMB[$name]:-} $(awk -v c="$scpu" -v t="$span" -v m="$mbs" 'BEGIN{printf "%.3f", 1000*c/(m*t)}')"
     echo "run $run $name: $mbs MB/s (server CPU ${scpu}s incl. warm-up)" >&2
   done
 done
@@ -85,14 +89,17 @@ echo "$limit" >> "$OUT"
 limit_mbs=$(echo "$limit" | sed -E 's/.*"mbytes_per_sec":([0-9.eE+-]+).*/\1/')
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-base=$(echo "${RES[none]}" | median)
+base=$(echo "${RES[none]:-}" | median)
+[ -n "$base" ] && [ "$base" != "0" ] || base=1   # without `none`, speedups are plain MB/s
 echo
 echo "# SFS: $CLIENTS clients reading a ${SIZE_MB} MB cached file, --verify sample, ${SECONDS_PER_RUN}s x $RUNS runs"
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
 echo "# commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown); client and server share the cores"
-printf "%-16s %10s %10s   %s\n" config "median MB/s" speedup "runs"
+printf "%-16s %11s %8s %13s %13s   %s\n" config "median MB/s" speedup "server cores" "server ms/MB" "runs (MB/s)"
 for name in "${NAMES[@]}"; do
   m=$(echo "${RES[$name]}" | median)
-  printf "%-16s %10.1f %9.2fx   %s\n" "$name" "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN{print a/b}')" "${RES[$name]}"
+  printf "%-16s %11.1f %7.2fx %13.2f %13.3f   %s\n" "$name" "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN{print a/b}')" \
+    "$(echo "${CORES[$name]}" | median)" "$(echo "${MSMB[$name]}" | median)" \
+    "$(echo "${RES[$name]}" | awk '{for (i=1;i<=NF;i++) printf "%.0f ", $i}')"
 done
-printf "%-16s %10.1f %9.2fx   (single-core ChaCha20-Poly1305 seal, 128 KiB)\n" crypto-limit "$limit_mbs" "$(awk -v a="$limit_mbs" -v b="$base" 'BEGIN{print a/b}')"
+printf "%-16s %11.1f %7.2fx   (single-core ChaCha20-Poly1305 seal, 128 KiB)\n" crypto-limit "$limit_mbs" "$(awk -v a="$limit_mbs" -v b="$base" 'BEGIN{print a/b}')"
