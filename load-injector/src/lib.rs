@@ -25,7 +25,7 @@ pub mod progress;
 pub mod slave;
 pub mod stats;
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -95,6 +95,10 @@ pub struct Report {
     pub steps: Option<Vec<StepRow>>,
     /// False when any run missed a slave's results.
     pub complete: bool,
+    /// True when the command was stopped (SIGINT/SIGTERM) before all runs:
+    /// only the runs completed are reported.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
     /// What was run.
     pub config: Config,
     /// Where it was run (the master's host in master mode).
@@ -122,6 +126,7 @@ impl Report {
             median: median(last),
             spread: spread(last),
             complete: runs.iter().all(|r| r.complete),
+            interrupted: false,
             steps: config.plan.ramp.is_some().then_some(steps),
             runs,
             config,
@@ -132,11 +137,19 @@ impl Report {
 
 /// Runs the plan on this host alone: every step, every run.
 pub fn run_local(plan: &Plan, progress: Progress) -> Result<Report> {
+    run_local_until(plan, progress, &AtomicBool::new(false))
+}
+
+/// [`run_local`] that stops early when `stop` becomes true (e.g. on SIGINT):
+/// the run under way is abandoned, not reported (its window was cut short and
+/// its in-flight requests were given up), and the report holds the runs
+/// completed so far with `interrupted: true`.
+pub fn run_local_until(plan: &Plan, progress: Progress, stop: &AtomicBool) -> Result<Report> {
     plan.validate()?;
-    let stop = AtomicBool::new(false);
     let total = Duration::from_secs_f64(plan.warmup_s + plan.duration_s);
     let mut by_step = Vec::new();
-    for clients in plan.client_steps() {
+    let mut interrupted = false;
+    'steps: for clients in plan.client_steps() {
         let mut runs = Vec::new();
         for r in 1..=plan.runs {
             let live = Live::default();
@@ -152,17 +165,29 @@ pub fn run_local(plan: &Plan, progress: Progress) -> Result<Report> {
                         plan.warmup_s,
                         plan.duration_s,
                     );
-                    run_window(plan, clients, window, &live, &stop)
+                    run_window(plan, clients, window, &live, stop)
                 },
             )?;
+            if stop.load(Ordering::Relaxed) {
+                interrupted = true;
+                if !runs.is_empty() {
+                    by_step.push((clients, runs));
+                }
+                break 'steps;
+            }
             runs.push(stats.summarize(r, clients, plan.duration_s));
         }
         by_step.push((clients, runs));
+    }
+    if by_step.is_empty() {
+        anyhow::bail!("interrupted before the first run completed: nothing to report");
     }
     let config = Config {
         mode: "run".into(),
         plan: plan.clone(),
         slaves: Vec::new(),
     };
-    Ok(Report::build(config, Env::collect(), by_step))
+    let mut report = Report::build(config, Env::collect(), by_step);
+    report.interrupted = interrupted;
+    Ok(report)
 }

@@ -4,6 +4,8 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -13,7 +15,7 @@ use load_injector::master::{run_master, MasterOptions};
 use load_injector::output::{render, Format};
 use load_injector::plan::{check_path, parse_target, read_paths_file, Plan, Ramp, WeightedPath};
 use load_injector::progress::Progress;
-use load_injector::{run_local, slave};
+use load_injector::{run_local_until, slave};
 
 /// Closed-loop HTTP/1.1 load injector.
 ///
@@ -189,9 +191,22 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Run(load) => {
             let plan = load.plan()?;
-            let report = run_local(&plan, Progress::auto())?;
+            // SIGINT/SIGTERM stop the injection; the runs already complete are
+            // still reported (a second signal kills the process as usual).
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register_conditional_default(sig, stop.clone())
+                    .context("installing a signal handler")?;
+                signal_hook::flag::register(sig, stop.clone())
+                    .context("installing a signal handler")?;
+            }
+            let report = run_local_until(&plan, Progress::auto(), &stop)?;
             load.emit(&report)?;
-            Ok(ExitCode::SUCCESS)
+            Ok(if report.interrupted {
+                ExitCode::from(130)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Cmd::Slave { listen, sessions } => {
             let l = TcpListener::bind(&listen)

@@ -169,13 +169,7 @@ fn table(r: &Report) -> String {
             let _ = writeln!(
                 s,
                 "{:>13} {:>12.1} req/s  {} requests  {} errors  p50 {} us  p99 {} us  (slave {})",
-                "",
-                sl.requests_per_sec,
-                sl.requests,
-                sl.errors,
-                sl.p50_us,
-                sl.p99_us,
-                sl.addr
+                "", sl.requests_per_sec, sl.requests, sl.errors, sl.p50_us, sl.p99_us, sl.addr
             );
         }
     }
@@ -227,6 +221,12 @@ fn table(r: &Report) -> String {
                 if st.complete { "yes" } else { "NO" }
             );
         }
+    }
+    if r.interrupted {
+        let _ = writeln!(
+            s,
+            "\nINTERRUPTED: only the runs completed before the signal are reported."
+        );
     }
     if !r.complete {
         let _ = writeln!(

@@ -794,3 +794,36 @@ fn cli_master_exit_code_reflects_incomplete_runs() {
     assert_eq!(j["config"]["mode"], "master");
     assert_eq!(j["runs"][0]["requests"].as_u64().unwrap(), srv.requests());
 }
+
+#[test]
+fn interruption_keeps_completed_runs_only() {
+    use std::sync::atomic::AtomicBool;
+    let srv = TestServer::start("127.0.0.1:0");
+    let mut p = plan(srv.addr, &[("/ok", 1.0)]);
+    p.duration_s = 0.25;
+    p.runs = 10;
+    let stop = AtomicBool::new(false);
+    let rep = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(650));
+            stop.store(true, Ordering::Relaxed);
+        });
+        load_injector::run_local_until(&p, Progress::hidden(), &stop).unwrap()
+    });
+    assert!(rep.interrupted);
+    assert!((1..10).contains(&rep.runs.len()), "{} runs", rep.runs.len());
+    for r in &rep.runs {
+        assert_accounting(r);
+        assert_eq!(
+            total_errors(r),
+            0,
+            "an abandoned run leaked into the report: {r:?}"
+        );
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&render(&rep, Format::Json).unwrap()).unwrap();
+    assert_eq!(json["interrupted"], true);
+    // Stopped before anything completed: an error, not an empty report.
+    let stop = AtomicBool::new(true);
+    assert!(load_injector::run_local_until(&p, Progress::hidden(), &stop).is_err());
+}
