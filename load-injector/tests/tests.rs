@@ -827,3 +827,59 @@ fn interruption_keeps_completed_runs_only() {
     let stop = AtomicBool::new(true);
     assert!(load_injector::run_local_until(&p, Progress::hidden(), &stop).is_err());
 }
+
+#[test]
+fn master_starts_slaves_together_and_ramps() {
+    // One client per slave and a think time longer than the run: each slave
+    // sends exactly one request, at the common start instant.
+    let srv = TestServer::start("127.0.0.1:0");
+    let slaves = [start_slave(), start_slave()];
+    let mut p = plan(srv.addr, &[("/stamp", 1.0)]);
+    p.clients = 2;
+    p.threads = 1;
+    p.duration_s = 0.3;
+    p.think_time_ms = 60_000.0;
+    let mut opts = master_opts(&slaves);
+    // The slaves get their Start messages one after the other; a long common
+    // delay makes the gap between the sends irrelevant only if it is honoured.
+    opts.start_delay = Duration::from_millis(400);
+    let t0 = std::time::Instant::now();
+    let rep = run_master(&p, &opts, Progress::hidden()).unwrap();
+    assert!(rep.complete);
+    assert_eq!(rep.runs[0].requests, 2);
+    let stamps = srv.stats.stamps.lock().unwrap().clone();
+    assert_eq!(stamps.len(), 2);
+    let skew = if stamps[0] > stamps[1] {
+        stamps[0] - stamps[1]
+    } else {
+        stamps[1] - stamps[0]
+    };
+    assert!(
+        skew < Duration::from_millis(40),
+        "slaves started {skew:?} apart"
+    );
+
+    // A ramp through the master: one row per step, each run the merge of both slaves.
+    let srv = TestServer::start("127.0.0.1:0");
+    let slaves = [start_slave(), start_slave()];
+    let mut p = plan(srv.addr, &[("/ok", 1.0)]);
+    p.threads = 1;
+    p.duration_s = 0.2;
+    p.ramp = Some(Ramp::parse("2:4:2").unwrap());
+    p.clients = 2;
+    let rep = run_master(&p, &master_opts(&slaves), Progress::hidden()).unwrap();
+    assert!(rep.complete);
+    let steps = rep.steps.as_ref().unwrap();
+    assert_eq!(
+        steps.iter().map(|s| s.clients).collect::<Vec<_>>(),
+        vec![2, 4]
+    );
+    assert_eq!(
+        rep.runs.iter().map(|r| r.requests).sum::<u64>(),
+        srv.requests()
+    );
+    for r in &rep.runs {
+        assert_accounting(r);
+        assert_eq!(r.slaves.iter().map(|s| s.requests).sum::<u64>(), r.requests);
+    }
+}

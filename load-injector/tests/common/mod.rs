@@ -19,6 +19,8 @@ pub struct ServerStats {
     pub max_per_conn: AtomicU64,
     /// Requests carrying `Connection: close`.
     pub close_requests: AtomicU64,
+    /// Arrival time of every `/stamp` request.
+    pub stamps: std::sync::Mutex<Vec<std::time::Instant>>,
 }
 
 pub struct TestServer {
@@ -86,6 +88,10 @@ fn serve_conn(mut s: TcpStream, st: &ServerStats) {
         };
         let resp = match path.as_str() {
             "/ok" | "/a" | "/b" => ok("200 OK", &"x".repeat(1024)),
+            "/stamp" => {
+                st.stamps.lock().unwrap().push(std::time::Instant::now());
+                ok("200 OK", "stamped")
+            }
             "/slow" => {
                 std::thread::sleep(SLOW);
                 ok("200 OK", "slow")
