@@ -16,6 +16,8 @@
 //!   than [`MAX_HEADERS`] headers gives 431. So a connection never buffers more than
 //!   `max(max_request_line, max_head) + max_body` bytes of one request.
 //! * Only `GET` and `HEAD` succeed; any other well-formed method gets 405.
+//! * The target is origin form (`/path?query`) or absolute form (`http://host/path`, reduced
+//!   to its path); anything else is a 400.
 //! * HTTP/1.1 needs exactly one `Host`; `Transfer-Encoding` is refused (400) so that request
 //!   smuggling through a body we do not parse is impossible; a `Content-Length` body (up to
 //!   [`Limits::max_body`]) is skipped.
@@ -149,9 +151,7 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parse {
         None => return Parse::Error(HttpError::BadRequest),
     };
     let Some(path) = req.path else { return Parse::Error(HttpError::BadRequest) };
-    if !path.starts_with('/') {
-        return Parse::Error(HttpError::BadRequest);
-    }
+    let Some(path) = origin_form(path) else { return Parse::Error(HttpError::BadRequest) };
     // `path` borrows from `buf`, so its offset is a pointer difference within `buf`.
     let start = path.as_ptr() as usize - buf.as_ptr() as usize;
     let target = start..start + path.len();
@@ -196,6 +196,23 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parse {
         return Parse::Partial;
     }
     Parse::Complete(Request { method, target, keep_alive, consumed })
+}
+
+/// The origin-form part of a request target: the target itself when it starts with `/`, the
+/// path of an absolute-form target (`http://host/path`, which HTTP/1.1 servers must accept),
+/// `None` otherwise (authority form, asterisk form, an absolute URI without a path).
+fn origin_form(target: &str) -> Option<&str> {
+    if target.starts_with('/') {
+        return Some(target);
+    }
+    let scheme_end = target.find("://")?;
+    let scheme = &target[..scheme_end];
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return None;
+    }
+    let rest = &target[scheme_end + 3..];
+    let slash = rest.find('/')?;
+    Some(&rest[slash..])
 }
 
 /// Index of the first `\n` among the first `limit` bytes.
@@ -255,6 +272,18 @@ mod tests {
     }
 
     #[test]
+    fn absolute_form_targets() {
+        let s = b"GET http://example.com/a/b.txt?q HTTP/1.1\r\nHost: example.com\r\n\r\n";
+        let r = complete(s);
+        assert_eq!(&s[r.target.clone()], b"/a/b.txt?q");
+        let s = b"HEAD HTTPS://example.com:8080/ HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(&s[complete(s).target], b"/");
+        for bad in [&b"GET http://example.com HTTP/1.1\r\nHost: x\r\n\r\n"[..], b"GET ftp://x/y HTTP/1.1\r\nHost: x\r\n\r\n", b"GET * HTTP/1.1\r\nHost: x\r\n\r\n"] {
+            assert_eq!(p(bad), Parse::Error(HttpError::BadRequest));
+        }
+    }
+
+    #[test]
     fn keep_alive_rules() {
         assert!(!complete(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").keep_alive);
         assert!(!complete(b"GET / HTTP/1.0\r\n\r\n").keep_alive);
@@ -311,6 +340,7 @@ mod tests {
         assert_eq!(e(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), BadRequest);
         assert_eq!(e(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n"), BadRequest);
         assert_eq!(e(b"GET index.html HTTP/1.1\r\nHost: x\r\n\r\n"), BadRequest);
+        assert_eq!(e(b"GET example.com:80 HTTP/1.1\r\nHost: x\r\n\r\n"), BadRequest);
         assert_eq!(e(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"), BadRequest);
         assert_eq!(e(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"), BadRequest);
         assert_eq!(

@@ -10,7 +10,7 @@
 //!    child's `listening` line;
 //! 3. prints its own `sws-server listening on ADDR` line and waits for SIGINT/SIGTERM (or a
 //!    child dying), forwards SIGTERM to every child, waits for them (SIGKILL after
-//!    [`CHILD_EXIT_TIMEOUT`]), and sums their statistics into `--stats-json`.
+//!    `CHILD_EXIT_TIMEOUT` (10 s)), and sums their statistics into `--stats-json`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;

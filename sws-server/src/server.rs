@@ -647,7 +647,7 @@ impl CacheColors {
 
     /// The cache color for a lookup posted from `worker` for connection `conn`: `of(conn)`
     /// if the runtime still places it on `worker`, otherwise the next cache color that it
-    /// does place there (at most [`PICK_TRIES`] looked at). After stealing has moved the
+    /// does place there (at most `PICK_TRIES` looked at). After stealing has moved the
     /// connection's color to another core, this keeps the lookup beside the connection
     /// instead of bouncing to the core the connection came from and back.
     pub fn pick(&self, handle: &Handle, worker: usize, conn: Color) -> Color {
