@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::client::handshake;
-use crate::frame::{read_frame, LEN_BYTES};
+use crate::frame::{read_frame, read_frame_into, LEN_BYTES};
 use crate::keys::Key;
 use crate::proto::{ClientMsg, FileType, Fh, Reply, Request, ServerMsg};
 use crate::session::{RecvCipher, SendCipher, TAG_LEN};
@@ -168,6 +168,7 @@ fn client_loop(cfg: &BenchConfig, key: &Key, start: &AtomicBool, measuring: &Ato
     let mut out = ClientOut { ops: 0, bytes: 0, errors: 0, server_id };
     let mut off = 0u64;
     let mut n: u64 = 0;
+    let mut body = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         c.xid += 1;
         let xid = c.xid;
@@ -175,7 +176,7 @@ fn client_loop(cfg: &BenchConfig, key: &Key, start: &AtomicBool, measuring: &Ato
         // Replies only; callbacks cannot arrive for a reader-only benchmark unless a writer
         // runs meanwhile, and are then handled on the verified path.
         loop {
-            let (lb, mut body) = read_frame(&mut c.stream)?;
+            let lb = read_frame_into(&mut c.stream, &mut body)?;
             n += 1;
             let verify = cfg.verify == Verify::Full || n % SAMPLE_EVERY == 0;
             let got = if verify {

@@ -32,12 +32,14 @@ pub enum FrameError {
 }
 
 /// Incremental frame parser fed with whatever the socket returns.
+///
+/// `buf[start..end]` holds received, unparsed bytes; `buf[end..]` is initialised spare
+/// room that is reused, so reading into it never zero-fills again.
 #[derive(Debug, Default)]
 pub struct FrameBuf {
     buf: Vec<u8>,
     start: usize,
-    /// Length before the last [`FrameBuf::spare`] (what [`FrameBuf::commit`] keeps).
-    spare_base: usize,
+    end: usize,
     /// Largest body accepted now (0 means [`MAX_FRAME`]).
     limit: usize,
 }
@@ -64,35 +66,38 @@ impl FrameBuf {
 
     /// Append bytes read from the stream.
     pub fn extend(&mut self, data: &[u8]) {
-        self.compact();
-        self.buf.extend_from_slice(data);
+        let sp = self.spare(data.len());
+        sp[..data.len()].copy_from_slice(data);
+        self.commit(data.len());
     }
 
-    /// Spare room to read into directly: returns a slice of `min` bytes; then call
-    /// [`FrameBuf::commit`] with the number of bytes actually written.
+    /// Spare room to read into directly: at least `min` bytes (possibly more); then
+    /// call [`FrameBuf::commit`] with the number of bytes actually written.
     pub fn spare(&mut self, min: usize) -> &mut [u8] {
         self.compact();
-        let len = self.buf.len();
-        self.spare_base = len;
-        self.buf.resize(len + min, 0);
-        &mut self.buf[len..]
+        if self.buf.len() < self.end + min {
+            self.buf.resize(self.end + min, 0);
+        }
+        &mut self.buf[self.end..]
     }
 
-    /// After [`FrameBuf::spare`]: keep `n` of the spare bytes, drop the rest.
+    /// After [`FrameBuf::spare`]: keep the first `n` spare bytes.
     pub fn commit(&mut self, n: usize) {
-        self.buf.truncate(self.spare_base + n);
+        assert!(self.end + n <= self.buf.len(), "commit past the spare room");
+        self.end += n;
     }
 
     fn compact(&mut self) {
-        if self.start > 0 && (self.start == self.buf.len() || self.start > 64 * 1024) {
-            self.buf.drain(..self.start);
+        if self.start > 0 && (self.start == self.end || self.start > 64 * 1024) {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
     }
 
     /// The next complete frame as `(length prefix, body)`, if any.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
-        let avail = &self.buf[self.start..];
+        let avail = &self.buf[self.start..self.end];
         if avail.len() < LEN_BYTES {
             return Ok(None);
         }
@@ -111,7 +116,7 @@ impl FrameBuf {
 
     /// Bytes of an incomplete frame still buffered (non-zero at EOF means truncation).
     pub fn pending(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
     }
 
     /// Check at end of stream.
@@ -132,6 +137,26 @@ pub fn write_frame<W: Write>(w: &mut W, body: &[u8]) -> io::Result<()> {
     v.extend_from_slice(&(body.len() as u32).to_be_bytes());
     v.extend_from_slice(body);
     w.write_all(&v)
+}
+
+/// Read one frame into `body` (reused: grown, never zero-filled when already large
+/// enough); returns the length prefix. Errors as [`read_frame`].
+pub fn read_frame_into<R: Read>(r: &mut R, body: &mut Vec<u8>) -> io::Result<[u8; 4]> {
+    let mut lb = [0u8; 4];
+    r.read_exact(&mut lb)?;
+    let len = u32::from_be_bytes(lb) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, FrameError::Oversized(len, MAX_FRAME).to_string()));
+    }
+    body.resize(len, 0);
+    r.read_exact(body).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            io::Error::new(io::ErrorKind::InvalidData, "truncated frame")
+        } else {
+            e
+        }
+    })?;
+    Ok(lb)
 }
 
 /// Read one frame from a blocking stream: `(length prefix, body)`. A clean EOF before
@@ -186,6 +211,7 @@ mod tests {
                     fb.extend(c);
                 } else {
                     let sp = fb.spare(c.len() + 7);
+                    assert!(sp.len() >= c.len() + 7);
                     sp[..c.len()].copy_from_slice(c);
                     fb.commit(c.len());
                 }
@@ -220,5 +246,11 @@ mod tests {
         assert_eq!(fb.finish(), Err(FrameError::Truncated(6)));
         let mut r: &[u8] = &wire[..6];
         assert_eq!(read_frame(&mut r).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let mut r: &[u8] = &wire[..6];
+        let mut body = Vec::new();
+        assert_eq!(read_frame_into(&mut r, &mut body).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let mut r: &[u8] = &wire;
+        assert_eq!(read_frame_into(&mut r, &mut body).unwrap(), 5u32.to_be_bytes());
+        assert_eq!(body, [1, 2, 3, 4, 5]);
     }
 }
