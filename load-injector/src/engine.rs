@@ -21,6 +21,12 @@
 //! 4. Timeouts are found by scanning the thread's clients every
 //!    `SCAN_INTERVAL` (or a tenth of the timeout if shorter): O(clients) per
 //!    scan, nothing per request.
+//! 5. Readiness is edge-triggered (mio): a client reads until `WouldBlock`,
+//!    or until a short read once the socket is drained, since any later data
+//!    raises a new event; after the poll reported the peer's close it reads
+//!    until 0, because a FIN that came with the data raises no further event.
+//!    A readiness seen while the client is busy writing is remembered in
+//!    `readable` and used when it turns to reading.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
