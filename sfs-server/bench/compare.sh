@@ -31,11 +31,14 @@ start_server() { # args...
   "$BIN/sfs-server" --export "$WORK/export" --listen 127.0.0.1:0 --keys "$WORK/keys" "$@" \
       > "$WORK/srv.out" 2> "$WORK/srv.err" &
   SRV_PID=$!
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 600); do
     grep -q "listening on" "$WORK/srv.out" 2>/dev/null && break
     sleep 0.05
   done
-  ADDR=$(grep -o '127\.0\.0\.1:[0-9]*' "$WORK/srv.out" | head -1)
+  ADDR=$(grep -o '127\.0\.0\.1:[0-9]*' "$WORK/srv.out" | head -1 || true)
+  if [ -z "$ADDR" ]; then
+    echo "server did not start ($*):" >&2; cat "$WORK/srv.err" >&2; exit 1
+  fi
 }
 stop_server() {
   kill "$SRV_PID"; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=""
@@ -88,7 +91,7 @@ limit=$("$BIN/sfs-bench" --crypto-limit --seconds 2 --format json)
 echo "$limit" >> "$OUT"
 limit_mbs=$(echo "$limit" | sed -E 's/.*"mbytes_per_sec":([0-9.eE+-]+).*/\1/')
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 base=$(echo "${RES[none]:-}" | median)
 [ -n "$base" ] && [ "$base" != "0" ] || base=1   # without `none`, speedups are plain MB/s
 echo
