@@ -55,3 +55,39 @@ fn keygen_client_and_bench_command_lines() {
     let v: serde_json::Value = serde_json::from_str(lim.trim()).unwrap();
     assert!(v["mbytes_per_sec"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn bench_library_full_and_sample_verification() {
+    use sfs_server::bench::{run, BenchConfig, Verify};
+    let env = Env::new();
+    std::fs::write(env.export.join("f"), data(3_000_000, 9)).unwrap();
+    let srv = env.default_server();
+    for verify in [Verify::Full, Verify::Sample] {
+        let cfg = BenchConfig {
+            server: srv.local_addr().to_string(),
+            user: "alice".into(),
+            clients: 3,
+            file: "f".into(),
+            seconds: 0.4,
+            verify,
+            chunk: 100_000,
+        };
+        let r = run(&cfg, &env.alice).unwrap();
+        assert_eq!(r.errors, 0, "{verify:?}");
+        assert!(r.ops > 0 && r.bytes > 0, "{verify:?}: {r:?}");
+        // Every reply carries exactly `chunk` bytes or the file's tail, never more.
+        assert!(r.bytes <= r.ops * 100_000, "{verify:?}: {r:?}");
+        assert_eq!(r.server_ids.len(), 1);
+    }
+    // A wrong key makes every client fail, and the benchmark says so.
+    let cfg = BenchConfig {
+        server: srv.local_addr().to_string(),
+        user: "alice".into(),
+        clients: 2,
+        file: "f".into(),
+        seconds: 0.2,
+        verify: Verify::Full,
+        chunk: 100_000,
+    };
+    assert!(run(&cfg, &env.bob).is_err());
+}
