@@ -52,6 +52,16 @@ enum Bench {
         #[arg(long, value_enum)]
         config: Option<SynConfig>,
     },
+    /// Start a runtime (reactor and a timer running, stealing on), leave it idle, and report
+    /// the process's CPU time over the idle interval: an idle runtime must not spin.
+    IdleCpu {
+        #[arg(long, default_value = "mely")]
+        runtime: colored_runtime::QueueKind,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
     /// Run every configuration of Tables III-VI and the synthetic table and print each beside
     /// the paper's figures (Markdown).
     PaperTables {
@@ -329,8 +339,40 @@ fn run_paper_tables(workers: usize, seconds: f64, repeat: usize, json_out: Optio
     Ok(())
 }
 
+fn cpu_time() -> std::time::Duration {
+    // SAFETY: getrusage fills the zeroed struct we pass; RUSAGE_SELF is always valid.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn run_idle_cpu(queue: colored_runtime::QueueKind, workers: usize, seconds: f64) -> Result<()> {
+    let stealing = if queue == colored_runtime::QueueKind::Libasync { StealPolicy::Base } else { StealPolicy::All };
+    let rt = colored_runtime::Runtime::new(colored_runtime::RuntimeConfig { workers, queue, stealing, ..Default::default() })?;
+    let h = rt.register(colored_runtime::HandlerSpec::new("tick"));
+    // Start the reactor with a timer far in the future, then let everything go idle.
+    rt.handle().post_after(std::time::Duration::from_secs(3600), colored_runtime::Color(1), h, |_| {})?;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let before = cpu_time();
+    std::thread::sleep(std::time::Duration::from_secs_f64(seconds));
+    let used = cpu_time() - before;
+    println!(
+        "idle {queue} runtime, {workers} workers, stealing {stealing}: {:.1} ms of CPU in {seconds} s ({:.3}% of one core)",
+        used.as_secs_f64() * 1e3,
+        100.0 * used.as_secs_f64() / seconds
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Bench::IdleCpu { runtime, workers, seconds } = &cli.bench {
+        return run_idle_cpu(*runtime, *workers, *seconds);
+    }
     if let Bench::PaperTables { workers, seconds, repeat, json_out, markdown_out } = &cli.bench {
         if *workers == 0 || !(*seconds > 0.0) {
             bail!("--workers must be >= 1 and --seconds > 0");
@@ -361,7 +403,7 @@ fn main() -> Result<()> {
             common.validate()?;
             (run_synthetic(common, *config)?, common)
         }
-        Bench::PaperTables { .. } => unreachable!("handled above"),
+        Bench::PaperTables { .. } | Bench::IdleCpu { .. } => unreachable!("handled above"),
     };
     report::print(&results, common.format);
     if let Some(path) = &common.json_out {

@@ -14,13 +14,31 @@ use crate::{steal, worker};
 /// Shared state of a runtime whose workers are driven by the caller.
 pub struct Model {
     handle: Handle,
+    /// Counters accumulated over the steps of each worker (published after every step).
+    acc: std::sync::Mutex<Vec<Counters>>,
 }
 
 impl Model {
     /// Build the shared state for `cfg` (validated like `Runtime::new`) without starting threads.
     pub fn new(cfg: RuntimeConfig) -> Result<Model, BuildError> {
         cfg.validate()?;
-        Ok(Model { handle: Handle { sh: Shared::new(cfg) } })
+        let n = cfg.workers;
+        Ok(Model { handle: Handle { sh: Shared::new(cfg) }, acc: std::sync::Mutex::new(vec![Counters::default(); n]) })
+    }
+
+    fn account(&self, w: usize, c: &Counters) {
+        let mut c = *c;
+        // Busy/idle time of a step is not meaningful in a model.
+        c.busy_cycles = 0;
+        c.idle_cycles = 0;
+        let total = {
+            let mut acc = self.acc.lock().unwrap_or_else(|e| e.into_inner());
+            acc[w].add(&c);
+            acc[w]
+        };
+        // Published after the (non-loom) mutex is released, so a loom model never switches
+        // threads while holding it.
+        self.handle.sh.published[w].counters.publish(&total);
     }
 
     pub fn register(&self, name: &str) -> HandlerId {
@@ -43,7 +61,9 @@ impl Model {
     pub fn steal(&self, thief: usize) -> bool {
         let sh: &Shared = &self.handle.sh;
         let mut c = Counters::default();
-        with_cores!(&sh.cores, cores => steal::try_steal(sh, cores, thief, &mut c))
+        let stole = with_cores!(&sh.cores, cores => steal::try_steal(sh, cores, thief, &mut c));
+        self.account(thief, &c);
+        stole
     }
 
     /// Worker `w` pops and runs one batch with the real worker code. False if its queue was
@@ -53,7 +73,7 @@ impl Model {
         with_cores!(&sh.cores, cores => {
             let mut wk = worker::Worker::new(&self.handle, cores, w);
             let ran = wk.run_batch();
-            wk.publish();
+            self.account(w, wk.counters());
             ran
         })
     }

@@ -86,6 +86,11 @@ impl<'a, D: Design> Worker<'a, D> {
         self.publish();
     }
 
+    /// The worker's counters so far (for the step-by-step model).
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
     pub(crate) fn publish(&mut self) {
         self.since_publish = 0;
         self.counters.busy_cycles = tsc::now().wrapping_sub(self.start).saturating_sub(self.counters.idle_cycles);

@@ -271,30 +271,3 @@ fn handlers_are_profiled_and_annotations_reported() {
     let a = s.handler("annotated").unwrap();
     assert_eq!((a.cost_annotation, a.penalty), (Some(1234), 10));
 }
-
-fn process_cpu_time() -> Duration {
-    // SAFETY: getrusage fills the zeroed struct we pass; RUSAGE_SELF is always valid.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-/// An idle runtime (with its reactor started, stealing on) burns no CPU: measured with the
-/// process's CPU time over an idle interval (1 s here; `examples/idle_cpu` does 5 s).
-#[test]
-fn idle_runtime_uses_no_cpu() {
-    let rt = Runtime::new(RuntimeConfig { workers: 2, stealing: StealPolicy::All, ..Default::default() }).unwrap();
-    let h = rt.register(HandlerSpec::new("x"));
-    rt.handle().post_after(Duration::from_millis(1), Color(1), h, |_| {}).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    let before = process_cpu_time();
-    std::thread::sleep(Duration::from_secs(1));
-    let used = process_cpu_time() - before;
-    // The test binary's other threads may run concurrently; allow a little noise, far below one
-    // spinning core (1 s).
-    assert!(used < Duration::from_millis(150), "idle runtime used {used:?} of CPU in 1 s");
-}

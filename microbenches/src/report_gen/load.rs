@@ -343,9 +343,10 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Res
         let e = e?;
         let p = e.path();
         if p.is_dir() {
-            // Our own outputs (plots, csv) hold no experiments.
+            // Our own outputs (plots, csv) and the script's logs (per-run files) hold no
+            // experiments.
             let name = e.file_name();
-            if name != "plots" && name != "csv" {
+            if name != "plots" && name != "csv" && name != "logs" {
                 collect_files(root, &p, out)?;
             }
         } else if let Ok(rel) = p.strip_prefix(root) {

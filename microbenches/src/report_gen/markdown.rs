@@ -79,7 +79,7 @@ fn table_one(r: &Results, out: &mut String) {
             fmt_opt(pt),
             fmt_opt(st.steal_cost_cycles),
             fmt_opt(st.stolen_time_cycles),
-            fmt_opt(st.steals)
+            st.steals.map_or_else(|| "n/a".into(), |s| format!("{s:.0}"))
         );
     }
     out.push('\n');
