@@ -27,18 +27,23 @@ head -c $((SIZE_MB * 1000 * 1000)) /dev/urandom > "$WORK/export/big"
 cat "$WORK/export/big" > /dev/null   # into the page cache
 : > "$OUT"
 
-start_server() { # args...
-  "$BIN/sfs-server" --export "$WORK/export" --listen 127.0.0.1:0 --keys "$WORK/keys" "$@" \
-      > "$WORK/srv.out" 2> "$WORK/srv.err" &
-  SRV_PID=$!
-  for _ in $(seq 1 600); do
-    grep -q "listening on" "$WORK/srv.out" 2>/dev/null && break
-    sleep 0.05
+start_server() { # args...; retried: a shared target dir may be relinking the binary
+  local attempt
+  ADDR=""
+  for attempt in 1 2 3; do
+    "$BIN/sfs-server" --export "$WORK/export" --listen 127.0.0.1:0 --keys "$WORK/keys" "$@" \
+        > "$WORK/srv.out" 2> "$WORK/srv.err" &
+    SRV_PID=$!
+    for _ in $(seq 1 400); do
+      grep -q "listening on" "$WORK/srv.out" 2>/dev/null && break
+      sleep 0.05
+    done
+    ADDR=$(grep -o '127\.0\.0\.1:[0-9]*' "$WORK/srv.out" | head -1 || true)
+    [ -n "$ADDR" ] && return 0
+    echo "server did not start (attempt $attempt: $*):" >&2; cat "$WORK/srv.err" >&2
+    kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=""
   done
-  ADDR=$(grep -o '127\.0\.0\.1:[0-9]*' "$WORK/srv.out" | head -1 || true)
-  if [ -z "$ADDR" ]; then
-    echo "server did not start ($*):" >&2; cat "$WORK/srv.err" >&2; exit 1
-  fi
+  exit 1
 }
 stop_server() {
   kill "$SRV_PID"; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=""
@@ -64,6 +69,11 @@ CFG[mely-off]="--workers 2 --runtime mely --stealing off --coloring per-client"
 CFG[libasync-base]="--workers 2 --runtime libasync --stealing base --coloring per-client"
 CFG[libasync-off]="--workers 2 --runtime libasync --stealing off --coloring per-client"
 CFG[ncopy]="--workers 2 --runtime mely --stealing off --mode ncopy"
+# Unpinned variants (not in the default set): is the baseline handicapped by pinning?
+CFG[none-nopin]="${CFG[none]} --no-pin"
+CFG[none-w1-nopin]="${CFG[none-w1]} --no-pin"
+CFG[mely-all-nopin]="${CFG[mely-all]} --no-pin"
+CFG[ncopy-nopin]="${CFG[ncopy]} --no-pin"
 
 declare -A RES CORES MSMB
 for run in $(seq 1 "$RUNS"); do

@@ -67,6 +67,9 @@ struct Serve {
     /// Attribute lease duration in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     lease_ms: u64,
+    /// Do not pin workers to CPUs (the runtime pins by default).
+    #[arg(long)]
+    no_pin: bool,
     /// Write the runtime counters as JSON here on exit.
     #[arg(long)]
     stats_json: Option<PathBuf>,
@@ -101,7 +104,7 @@ fn term_flag() -> Result<Arc<AtomicBool>> {
 }
 
 fn serve(s: Serve) -> Result<()> {
-    if let Some(cpu) = s.pin_cpu {
+    if let (Some(cpu), false) = (s.pin_cpu, s.no_pin) {
         pin_to(cpu)?;
     }
     let stop = term_flag()?;
@@ -109,7 +112,13 @@ fn serve(s: Serve) -> Result<()> {
     let cfg = ServerConfig {
         export: s.export.clone(),
         keys: s.keys.clone(),
-        runtime: RuntimeConfig { workers: s.workers, queue: s.runtime, stealing: s.stealing, ..RuntimeConfig::default() },
+        runtime: RuntimeConfig {
+            workers: s.workers,
+            queue: s.runtime,
+            stealing: s.stealing,
+            pin: !s.no_pin,
+            ..RuntimeConfig::default()
+        },
         coloring: s.coloring,
         lease: Duration::from_millis(s.lease_ms),
         handshake_timeout: sfs_server::server::HANDSHAKE_TIMEOUT,
@@ -183,6 +192,9 @@ fn ncopy(s: Serve) -> Result<()> {
             .stdout(Stdio::piped());
         if let Some(p) = &s.stats_json {
             cmd.arg("--stats-json").arg(format!("{}.{i}", p.display()));
+        }
+        if s.no_pin {
+            cmd.arg("--no-pin");
         }
         // SAFETY: prctl in the forked child before exec only sets its parent-death signal.
         unsafe {
