@@ -489,8 +489,14 @@ fn sigint_stops_ncopy_parent_and_children() {
 #[test]
 fn sigint_stops_colored() {
     let srv = Server::start(Config { mode: "colored", runtime: "mely", stealing: "time-left", workers: 2 }, 100, 5000);
-    assert_eq!(fetch(&srv, &head("/1k.txt")).status, 200);
+    // The Date header is refreshed once a second (prebuilt responses, patched Date slot).
+    let d1 = fetch(&srv, &head("/1k.txt"));
+    assert_eq!(d1.status, 200);
+    std::thread::sleep(Duration::from_millis(1100));
+    let d2 = fetch(&srv, &head("/1k.txt"));
+    assert_ne!(d1.header("date"), d2.header("date"));
+    assert!(d2.header("date").unwrap().ends_with(" GMT"));
     let stats = srv.stop_with(libc::SIGINT);
-    assert_eq!(stats["requests_served"], 1);
+    assert_eq!(stats["requests_served"], 2);
     assert_eq!(stats["runtime_stats"]["stealing"], "time-left");
 }
