@@ -500,3 +500,28 @@ fn sigint_stops_colored() {
     assert_eq!(stats["requests_served"], 2);
     assert_eq!(stats["runtime_stats"]["stealing"], "time-left");
 }
+
+/// When an N-copy child dies, the parent stops the other children and exits with an error
+/// instead of serving on with part of its capacity.
+#[test]
+fn ncopy_parent_exits_when_a_child_dies() {
+    let srv = Server::start(Config { mode: "ncopy", runtime: "mely", stealing: "off", workers: 2 }, 100, 5000);
+    let pid = srv.pid();
+    let children: Vec<u32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(children.len(), 2, "{children:?}");
+    // SAFETY: kill(2) has no memory-safety preconditions; the pid was just listed by /proc as
+    // a child of the server we started, which only reaps its children when they exit.
+    unsafe {
+        libc::kill(children[0] as libc::pid_t, libc::SIGKILL);
+    }
+    assert_eq!(srv.wait_exit(Duration::from_secs(20)), Some(false), "the parent must exit with an error");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{}", children[1])).exists() {
+        assert!(Instant::now() < deadline, "the surviving child was not stopped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -110,6 +110,25 @@ impl Server {
         Server { child: Some(child), addr, stats_path, root }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Waits (bounded) for the process to exit on its own; returns whether it succeeded.
+    pub fn wait_exit(mut self, timeout: Duration) -> Option<bool> {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(st.success());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     pub fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(self.addr).expect("connect");
         s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
