@@ -394,6 +394,23 @@ impl Export {
         Ok((data.len() as u32, stable))
     }
 
+    /// WRITE without syncing: `(count, file)`; the caller makes it durable (the server
+    /// fsyncs on the blocking pool before it replies to a stable WRITE).
+    pub fn write_nosync(&mut self, h: &HandleData, offset: u64, data: &[u8]) -> FsResult<(u32, Arc<File>)> {
+        if data.len() > MAX_IO {
+            return Err(Status::Inval);
+        }
+        offset.checked_add(data.len() as u64).ok_or(Status::FBig)?;
+        let f = self.file(h)?;
+        f.write_all_at(data, offset).map_err(io_err)?;
+        Ok((data.len() as u32, f))
+    }
+
+    /// The open regular file a handle names (for a COMMIT's fsync off color 0).
+    pub fn open_file(&mut self, h: &HandleData) -> FsResult<Arc<File>> {
+        self.file(h)
+    }
+
     /// COMMIT: everything written to the file is on disk.
     pub fn commit(&mut self, h: &HandleData) -> FsResult<u64> {
         let f = self.file(h)?;

@@ -23,6 +23,10 @@
 //!    holders acknowledge INVALIDATE, disconnect, or their leases expire (a color-0 timer).
 //! 4. A connection is closed once: the `closed` flag in its state; after that its
 //!    pending encrypt events are dropped, and color 0 forgets it (`Disconnect`).
+//! 5. A stable WRITE's data is written in color 0 (so later operations see it) but
+//!    its fsync, like COMMIT's, runs on the runtime's blocking pool; the reply is built
+//!    in color 0 when the fsync completes (`SyncDone`), so no acknowledgement of a
+//!    stable write precedes its fsync, and color 0 never waits for the disk.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -42,7 +46,7 @@ use crate::frame::{FrameBuf, LEN_BYTES};
 use crate::fs::Export;
 use crate::keys::{Key, KeyTable};
 use crate::lease::{Conflict, LeaseTable};
-use crate::proto::{read_reply_frame, ClientMsg, Fh, Reply, Request, ServerMsg, Status};
+use crate::proto::{read_reply_frame, ClientMsg, Fh, Reply, Request, ServerMsg, Stable, Status};
 use crate::session::{self, RecvCipher, SendCipher, NONCE_LEN};
 
 /// Connection id.
@@ -102,6 +106,7 @@ struct Handlers {
     encrypt: HandlerId,
     disconnect: HandlerId,
     lease_timer: HandlerId,
+    sync_done: HandlerId,
 }
 
 struct Shared {
@@ -127,6 +132,17 @@ struct Core {
     leases: LeaseTable<Held>,
     conns: HashMap<ConnId, ConnInfo>,
     timer_at: Option<Instant>,
+}
+
+/// A durable WRITE or COMMIT whose data is written (in color 0) and whose fsync runs
+/// on the blocking pool; the reply is built when it completes, back in color 0.
+struct SyncJob {
+    conn: ConnId,
+    xid: u32,
+    file: Arc<std::fs::File>,
+    data_only: bool,
+    reply: Reply,
+    conflict: Vec<u64>,
 }
 
 /// A reply held until lease holders acknowledge INVALIDATE.
@@ -432,9 +448,10 @@ impl Core {
         })
     }
 
-    /// Handle one message; returns frames to send and whether to arm the lease timer.
-    fn handle(&mut self, id: ConnId, msg: ClientMsg) -> (Outgoing, Option<Instant>) {
-        let Some(ci) = self.conns.get(&id) else { return (Vec::new(), None) };
+    /// Handle one message; returns frames to send, whether to arm the lease timer, and
+    /// an fsync to run off color 0 before replying.
+    fn handle(&mut self, id: ConnId, msg: ClientMsg) -> (Outgoing, Option<Instant>, Option<SyncJob>) {
+        let Some(ci) = self.conns.get(&id) else { return (Vec::new(), None, None) };
         let conn = ci.conn.clone();
         let ident = ci.ident;
         let now = Instant::now();
@@ -444,7 +461,7 @@ impl Core {
                     Some(h) => self.release(vec![h]),
                     None => Vec::new(),
                 };
-                return (out, None);
+                return (out, None, None);
             }
             ClientMsg::Call { xid, req } => (xid, req),
         };
@@ -479,14 +496,34 @@ impl Core {
                     f
                 }
             },
-            Request::Write { fh, offset, stable, data } => reply(self.decode(&conn, &fh).and_then(|h| {
-                let (count, committed) = self.export.write(&h, offset, stable, &data)?;
-                conflict.push(h.ino);
-                Ok(Reply::Write { count, committed, verf: self.export.verifier() })
-            })),
-            Request::Commit { fh } => reply(
-                self.decode(&conn, &fh).and_then(|h| Ok(Reply::Commit { verf: self.export.commit(&h)? })),
-            ),
+            Request::Write { fh, offset, stable, data } => {
+                let written = self.decode(&conn, &fh).and_then(|h| {
+                    let (count, file) = self.export.write_nosync(&h, offset, &data)?;
+                    Ok((h, count, file))
+                });
+                match written {
+                    Err(s) => reply(Err(s)),
+                    Ok((h, count, file)) => {
+                        let r = Reply::Write { count, committed: stable, verf: self.export.verifier() };
+                        if stable == Stable::Unstable {
+                            conflict.push(h.ino);
+                            reply(Ok(r))
+                        } else {
+                            let data_only = stable == Stable::DataSync;
+                            let job = SyncJob { conn: id, xid, file, data_only, reply: r, conflict: vec![h.ino] };
+                            return (Vec::new(), None, Some(job));
+                        }
+                    }
+                }
+            }
+            Request::Commit { fh } => match self.decode(&conn, &fh).and_then(|h| self.export.open_file(&h)) {
+                Err(s) => reply(Err(s)),
+                Ok(file) => {
+                    let r = Reply::Commit { verf: self.export.verifier() };
+                    let job = SyncJob { conn: id, xid, file, data_only: false, reply: r, conflict: Vec::new() };
+                    return (Vec::new(), None, Some(job));
+                }
+            },
             Request::Create { dir, name, mode, exclusive } => reply(self.decode(&conn, &dir).and_then(|d| {
                 let r = self.export.create(&d, &name, mode, exclusive, ident)?;
                 if let Reply::Handle { attr, .. } = &r {
@@ -515,10 +552,38 @@ impl Core {
                 reply(self.decode(&conn, &dir).and_then(|d| self.export.readdir(&d, cookie, max_entries)))
             }
         };
+        let (out, arm) = self.conclude(id, conn, frame, &conflict, now);
+        (out, arm, None)
+    }
+
+    /// A durable WRITE or COMMIT's fsync finished: reply (through the lease check).
+    fn finish_sync(&mut self, job: SyncJob, res: std::io::Result<()>) -> (Outgoing, Option<Instant>) {
+        let Some(conn) = self.conns.get(&job.conn).map(|ci| ci.conn.clone()) else { return (Vec::new(), None) };
+        let result = match res {
+            Ok(()) => Ok(job.reply),
+            Err(e) => {
+                eprintln!("sfs-server: conn {}: fsync failed: {e}", job.conn);
+                Err(Status::from_io(&e))
+            }
+        };
+        let frame = plain(&ServerMsg::Reply { xid: job.xid, result });
+        self.conclude(job.conn, conn, frame, &job.conflict, Instant::now())
+    }
+
+    /// Send `frame` to `conn` now, or hold it until other holders of `conflict`'s
+    /// leases acknowledge INVALIDATE.
+    fn conclude(
+        &mut self,
+        id: ConnId,
+        conn: Arc<Conn>,
+        frame: Vec<u8>,
+        conflict: &[u64],
+        now: Instant,
+    ) -> (Outgoing, Option<Instant>) {
         if conflict.is_empty() {
             return (vec![(conn, frame)], None);
         }
-        match self.leases.conflict(id, &conflict, now, Held { conn: id, frame }) {
+        match self.leases.conflict(id, conflict, now, Held { conn: id, frame }) {
             Conflict::Proceed(h) => (vec![(conn, h.frame)], None),
             Conflict::Wait(cbs) => {
                 let mut out = Vec::new();
@@ -539,10 +604,31 @@ impl Core {
 
 /// `Dispatch` (color 0).
 fn dispatch(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, id: ConnId, m: ClientMsg) {
-    let (out, arm) = sh.core.with(ctx, |core| core.handle(id, m));
+    let (out, arm, sync) = sh.core.with(ctx, |core| core.handle(id, m));
     deliver(sh, ctx, out);
     if let Some(d) = arm {
         arm_timer(sh, ctx, d);
+    }
+    if let Some(job) = sync {
+        // fsync blocks: run it on the blocking pool so color 0 keeps serving; the
+        // reply is built back in color 0 when it completes.
+        let (file, data_only) = (job.file.clone(), job.data_only);
+        let sh2 = sh.clone();
+        let r = ctx.handle().spawn_blocking(
+            Color(0),
+            sh.h.sync_done,
+            move || if data_only { file.sync_data() } else { file.sync_all() },
+            move |ctx, res| {
+                let (out, arm) = sh2.core.with(ctx, |core| core.finish_sync(job, res));
+                deliver(&sh2, ctx, out);
+                if let Some(d) = arm {
+                    arm_timer(&sh2, ctx, d);
+                }
+            },
+        );
+        if r.is_err() {
+            eprintln!("sfs-server: conn {id}: runtime shut down before an fsync could run; no reply");
+        }
     }
 }
 
@@ -668,6 +754,7 @@ impl Server {
             encrypt: rt.register(HandlerSpec::new("Encrypt")),
             disconnect: rt.register(HandlerSpec::new("Disconnect")),
             lease_timer: rt.register(HandlerSpec::new("LeaseTimer")),
+            sync_done: rt.register(HandlerSpec::new("SyncDone(fs)")),
         };
         let lease_ms = cfg.lease.as_millis().min(u32::MAX as u128) as u32;
         let sh = Arc::new(Shared {
