@@ -208,6 +208,9 @@ struct Conn {
     /// The peer vanished (reset or broken pipe); counted once at finalization.
     client_gone: bool,
     last_activity: Instant,
+    /// When the first bytes of the request being received arrived (None between requests):
+    /// the whole head must arrive within the idle timeout.
+    request_started: Option<Instant>,
 }
 
 /// Everything about one connection that its events share.
@@ -324,7 +327,10 @@ impl Conn {
                         self.phase = Phase::Draining;
                         next.write = true;
                     }
-                } else if self.read_paused {
+                } else if self.request_started.is_none() && self.start < self.end {
+                    self.request_started = Some(Instant::now());
+                }
+                if self.read_paused && !self.peer_eof && !self.in_flight {
                     // Full buffer and still partial: cannot happen within the limits, but
                     // never wait forever on it.
                     self.in_flight = true;
@@ -333,6 +339,7 @@ impl Conn {
             }
             Parse::Complete(req) => {
                 self.in_flight = true;
+                self.request_started = None;
                 let target = &input[req.target.clone()];
                 match normalize_target(target) {
                     Ok(key) => next.check = Some((key, req.method, req.keep_alive)),
@@ -459,12 +466,21 @@ impl Conn {
             }
             Phase::Open | Phase::Draining => {}
         }
+        let timeout = srv.cfg.idle_timeout;
         let idle = now.duration_since(self.last_activity);
-        if idle < srv.cfg.idle_timeout {
-            next.rearm = Some(srv.cfg.idle_timeout - idle);
+        let waiting = self.phase == Phase::Open && !self.in_flight && self.out.is_empty();
+        // A request head that trickles in (slowloris) gets the same budget in total.
+        let partial_for = self.request_started.map(|t| now.duration_since(t));
+        let partial_expired = waiting && partial_for.is_some_and(|d| d >= timeout);
+        if idle < timeout && !partial_expired {
+            let mut left = timeout - idle;
+            if let (true, Some(d)) = (waiting, partial_for) {
+                left = left.min(timeout - d);
+            }
+            next.rearm = Some(left);
             return next;
         }
-        if self.phase == Phase::Open && !self.in_flight && self.out.is_empty() {
+        if waiting {
             // Idle (between requests or inside a partial one): answer 408 and close. If the
             // 408 itself cannot be written, the next expiry aborts.
             self.in_flight = true;
@@ -745,6 +761,7 @@ fn register_fd(ctx: &mut Ctx<'_>, srv: &Arc<Server>, stream: mio::net::TcpStream
         refused,
         client_gone: false,
         last_activity: Instant::now(),
+        request_started: None,
     };
     let shared = Arc::new(ConnShared { cell: ColorCell::new(color, conn), token: OnceLock::new(), fd, color, srv: srv.clone() });
     let c = shared.clone();

@@ -339,6 +339,44 @@ fn limits_and_timeouts(cfg: Config) {
     assert!(t.elapsed() >= Duration::from_millis(400), "408 too early: {:?}", t.elapsed());
     assert!(rd.closed(&mut s, Duration::from_secs(5)));
     drop(s);
+    // Slowloris: a head trickling in one byte per 100 ms (never idle) still gets 408 once
+    // the request has taken longer than the timeout.
+    let slowloris = || {
+        let mut s = srv.connect();
+        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let t = Instant::now();
+        let mut got = Vec::new();
+        let trickle = b"GET /1k.txt HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+        for i in 0.. {
+            assert!(t.elapsed() < Duration::from_secs(10), "no 408 for a trickled request");
+            let b = trickle.get(i).copied().unwrap_or(b'z');
+            if s.write_all(&[b]).is_err() {
+                break;
+            }
+            let mut tmp = [0u8; 1024];
+            match s.read(&mut tmp) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&tmp[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+            if got.len() >= 12 {
+                break;
+            }
+        }
+        (got, t.elapsed())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (got, took) = loop {
+        let (got, took) = slowloris();
+        // The slot of the connection above may still be lingering (ncopy: one per process).
+        if !got.starts_with(b"HTTP/1.1 503") || Instant::now() > deadline {
+            break (got, took);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(got.starts_with(b"HTTP/1.1 408"), "{:?}", String::from_utf8_lossy(&got));
+    assert!(took >= Duration::from_millis(500), "408 too early: {took:?}");
     // 408 also for a connection that never sends anything. (Its slot may still be taken
     // for a moment by the connection above, lingering: retry a 503.)
     let deadline = Instant::now() + Duration::from_secs(10);
