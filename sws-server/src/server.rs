@@ -13,7 +13,9 @@
 //! | DecClientAccepted   | 1                    | one client less                                  |
 //!
 //! A tenth handler, `IdleTimeout` (connection color), is the per-connection timer that sends
-//! 408 and closes idle connections; it is separate so the per-handler statistics stay honest.
+//! 408 and closes connections that are idle, or whose request head takes longer than the
+//! timeout in total (slowloris), and aborts ones whose reader stopped reading; it is separate
+//! so the per-handler statistics stay honest.
 //!
 //! Invariants (why there is no lock on the request path):
 //! 1. A connection's state lives in a `ColorCell` of the connection's color, and every event
