@@ -9,7 +9,7 @@ use std::fmt::Write;
 /// The microbenchmark tables (III-VI, synthetic) with our medians beside the paper's figures.
 fn micro_tables(r: &Results, out: &mut String) {
     if r.micro.is_empty() {
-        let _ = writeln!(out, "No microbenchmark results (see Missing).\n");
+        let _ = writeln!(out, "No microbenchmark results (not run, or see Missing experiments).\n");
         return;
     }
     let _ = writeln!(
@@ -88,7 +88,7 @@ fn table_one(r: &Results, out: &mut String) {
 fn sws_section(r: &Results, out: &mut String) {
     let w = sws_main_workers(r);
     if r.sws.is_empty() {
-        let _ = writeln!(out, "No SWS results (see Missing).\n");
+        let _ = writeln!(out, "No SWS results (not run, or see Missing experiments).\n");
         return;
     }
     let configs = r.sws_configs();
@@ -183,7 +183,7 @@ fn scaling_section(r: &Results, out: &mut String) {
 
 fn sfs_section(r: &Results, out: &mut String) {
     let Some(w) = sfs_main_workers(r) else {
-        let _ = writeln!(out, "No SFS results (see Missing).\n");
+        let _ = writeln!(out, "No SFS results (not run, or see Missing experiments).\n");
         return;
     };
     let none = r.sfs_mbps("none", Some(w));
@@ -218,7 +218,7 @@ fn sfs_section(r: &Results, out: &mut String) {
 
 fn dispatch_section(r: &Results, out: &mut String) {
     if r.dispatch.is_empty() {
-        let _ = writeln!(out, "No dispatch results (see Missing).\n");
+        let _ = writeln!(out, "No dispatch results (not run, or see Missing experiments).\n");
         return;
     }
     let _ = writeln!(out, "| workers | libasync ns/event | mely ns/event | tokio ns/event | tokio / mely |\n|---:|---:|---:|---:|---:|");

@@ -95,7 +95,8 @@ fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, l: &Lines) -> Re
         .configure_mesh()
         .x_desc(l.x_desc)
         .y_desc(l.y_desc)
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        // Clients and workers are whole numbers: label only whole ticks.
+        .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-9 { format!("{x:.0}") } else { String::new() })
         .y_label_formatter(&|y| if y1 >= 100.0 { format!("{y:.0}") } else { format!("{y:.2}") })
         .label_style(("sans-serif", 14))
         .draw()
@@ -143,7 +144,7 @@ fn draw_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, b: &Bars) -> Resu
     if vals.is_empty() {
         bail!("no data");
     }
-    let ymax = vals.iter().copied().fold(b.reference.unwrap_or(0.0), f64::max) * if b.log { 3.0 } else { 1.15 };
+    let ymax = vals.iter().copied().fold(b.reference.unwrap_or(0.0), f64::max) * if b.log { 20.0 } else { 1.25 };
     let n = b.categories.len();
     let cats = b.categories.clone();
     let fmt_x = move |x: &f64| {
@@ -228,7 +229,7 @@ fn render(dir: &Path, stem: &str, chart: &Chart) -> Result<Vec<String>> {
         }
         Chart::Bars(b) => {
             // Room for each category's label under its bars.
-            let w = W.max(130 * b.categories.len() as u32);
+            let w = W.max(150 * b.categories.len() as u32);
             draw_bars(SVGBackend::new(&svg, (w, H)).into_drawing_area(), b)?;
             draw_bars(BitMapBackend::new(&png, (w, H)).into_drawing_area(), b)?;
         }
@@ -314,7 +315,7 @@ fn charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
         if m.config.is_some() || m.runtime == "tokio" || m.stealing == "off" {
             continue;
         }
-        cats.push(format!("{} {}/{}", short_bench(&m.bench), m.runtime, m.stealing.replace("-profiled", "-prof")));
+        cats.push(format!("{} {}/{}", short_bench(&m.bench), m.runtime, m.stealing.replace("time-left-profiled", "tl-prof")));
         cost.push(m.steal_cost_cycles());
         stolen.push(m.stolen_time_cycles());
     }
