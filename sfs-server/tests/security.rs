@@ -199,7 +199,7 @@ fn silent_or_oversized_handshakes_are_cut_off() {
         colored_runtime::QueueKind::Mely,
         colored_runtime::StealPolicy::All,
         Duration::from_secs(30),
-        Duration::from_millis(300),
+        Duration::from_millis(1000),
     );
     // Says nothing: closed after the handshake timeout.
     let mut s = TcpStream::connect(srv.local_addr()).unwrap();
@@ -207,7 +207,7 @@ fn silent_or_oversized_handshakes_are_cut_off() {
     let t = std::time::Instant::now();
     let mut b = [0u8; 8];
     assert!(matches!(std::io::Read::read(&mut s, &mut b), Ok(0) | Err(_)));
-    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(t.elapsed() < Duration::from_secs(8));
     // A hello far larger than any real one is refused before it is buffered.
     let mut s = TcpStream::connect(srv.local_addr()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
