@@ -58,6 +58,31 @@ impl<T> ColorCell<T> {
         f(unsafe { &mut *self.value.get() })
     }
 
+    /// Like [`with`](Self::with), but the closure also gets the context, so it can post events
+    /// while it holds the value. Using the cell again from inside panics (the borrow flag).
+    pub fn with_ctx<'w, R>(&self, ctx: &mut Ctx<'w>, f: impl FnOnce(&mut T, &mut Ctx<'w>) -> R) -> R {
+        assert_eq!(
+            ctx.color(),
+            self.color,
+            "ColorCell of color {} used from an event of color {}",
+            self.color,
+            ctx.color()
+        );
+        if self.borrowed.swap(true, Ordering::Acquire) {
+            panic!("ColorCell of color {} borrowed twice", self.color);
+        }
+        struct Release<'a>(&'a AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _release = Release(&self.borrowed);
+        // SAFETY: as in `with`: the borrow flag is ours and only events of `self.color` reach
+        // this point, so this is the only reference to the value.
+        f(unsafe { &mut *self.value.get() }, ctx)
+    }
+
     pub fn get_mut(&mut self) -> &mut T {
         self.value.get_mut()
     }

@@ -21,6 +21,8 @@ pub struct Ctx<'w> {
     local_pending: usize,
     /// Events posted to this worker's own core, flushed under one lock (see `post`).
     local_buf: &'w mut Vec<Event>,
+    /// Cycles this event spent blocked (the reactor's poll): idle, not busy or handler time.
+    pub(crate) blocked_cycles: u64,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -34,7 +36,7 @@ impl<'w> Ctx<'w> {
         local_pending: usize,
         local_buf: &'w mut Vec<Event>,
     ) -> Self {
-        Ctx { sh, handle, worker, color, counters, local_pending, local_buf, _not_send: PhantomData }
+        Ctx { sh, handle, worker, color, counters, local_pending, local_buf, blocked_cycles: 0, _not_send: PhantomData }
     }
 
     /// Post an event (libasync-smp's `cpucb`). After shutdown the event is dropped and counted.
@@ -68,6 +70,12 @@ impl<'w> Ctx<'w> {
         if self.sh.push(ev, Some(&mut *self.counters)).is_err() {
             self.counters.dropped += 1;
         }
+    }
+
+    /// Account `cycles` this event spent blocked waiting for I/O as idle time.
+    pub(crate) fn add_blocked(&mut self, cycles: u64) {
+        self.counters.idle_cycles += cycles;
+        self.blocked_cycles += cycles;
     }
 
     /// Enqueue the buffered local events now.

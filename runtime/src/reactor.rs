@@ -171,6 +171,8 @@ fn epoll_event(ctx: &mut Ctx<'_>) {
         }
     }
     let mut ready: Vec<(usize, Readiness)> = Vec::new();
+    let blocking = timeout != Some(Duration::ZERO);
+    let t0 = if blocking { crate::tsc::now() } else { 0 };
     {
         let mut g = r.poll.lock().unwrap_or_else(|e| e.into_inner());
         let (poll, events) = &mut *g;
@@ -186,6 +188,10 @@ fn epoll_event(ctx: &mut Ctx<'_>) {
         }
     }
     r.sleep_until.store(u64::MAX, Ordering::Release);
+    if blocking {
+        // Time blocked in the poll is the worker's idle time, not the Epoll handler's.
+        ctx.add_blocked(crate::tsc::since(t0));
+    }
     if polling {
         end_polling(sh, w);
     }

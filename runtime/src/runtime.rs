@@ -264,9 +264,8 @@ impl Shared {
     pub(crate) fn wake_all(&self) {
         with_cores!(&self.cores, c => {
             for (w, core) in c.iter().enumerate() {
-                let st = core.state.swap(state::NOTIFIED, Ordering::AcqRel);
+                core.state.store(state::NOTIFIED, Ordering::Release);
                 // Unpark unconditionally: a worker about to park consumes the token.
-                let _ = st;
                 if let Some(t) = self.threads[w].get() {
                     t.unpark();
                 }

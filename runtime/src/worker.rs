@@ -148,9 +148,10 @@ impl<'a, D: Design> Worker<'a, D> {
             let task = ev.task;
             let ok = catch_unwind(AssertUnwindSafe(|| task.run(&mut ctx))).is_ok();
             ctx.flush();
-            ok
+            (ok, ctx.blocked_cycles)
         };
-        let dt = if sample { Some(tsc::since(start)) } else { None };
+        let (ok, blocked) = ok;
+        let dt = if sample { Some(tsc::since(start).saturating_sub(blocked)) } else { None };
         let c = &mut self.counters;
         c.events += 1;
         if !ok {

@@ -222,6 +222,36 @@ fn color_cell_checks_the_running_color() {
 }
 
 #[test]
+fn color_cell_with_ctx_posts_while_holding_the_value_and_rejects_reentry() {
+    let rt = rt(QueueKind::Mely, 2);
+    let h = rt.register(HandlerSpec::new("x"));
+    let cell = Arc::new(ColorCell::new(Color(3), Vec::<u32>::new()));
+    let (tx, rx) = mpsc::channel();
+    let c = cell.clone();
+    rt.post(Color(3), h, move |ctx| {
+        c.with_ctx(ctx, |v, ctx| {
+            v.push(1);
+            let c2 = c.clone();
+            ctx.post(Color(3), h, move |ctx| tx.send(c2.with(ctx, |v| v.clone())).unwrap());
+        })
+    })
+    .unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), vec![1]);
+    // Re-entrant use from inside with_ctx panics (counted by the runtime), never aliases.
+    let c = cell.clone();
+    rt.post(Color(3), h, move |ctx| c.with_ctx(ctx, |_, ctx| c.with(ctx, |v| v.push(2)))).unwrap();
+    let t = Instant::now();
+    while rt.stats().total.panics == 0 {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (tx, rx) = mpsc::channel();
+    let c = cell.clone();
+    rt.post(Color(3), h, move |ctx| tx.send(c.with(ctx, |v| v.clone())).unwrap()).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), vec![1], "the re-entrant push never happened");
+}
+
+#[test]
 fn place_moves_queued_events_in_order() {
     for q in [QueueKind::Libasync, QueueKind::Mely] {
         let rt = rt(q, 2);
@@ -270,4 +300,18 @@ fn handlers_are_profiled_and_annotations_reported() {
     assert!(slow.profiled_cycles >= 40_000 && slow.profiled_cycles < 5_000_000, "{slow:?}");
     let a = s.handler("annotated").unwrap();
     assert_eq!((a.cost_annotation, a.penalty), (Some(1234), 10));
+}
+
+#[test]
+fn time_blocked_in_the_reactor_is_idle_not_busy() {
+    let rt = rt(QueueKind::Mely, 1);
+    let h = rt.register(HandlerSpec::new("tick"));
+    rt.handle().post_after(Duration::from_millis(400), Color(1), h, |_| {}).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let s = rt.shutdown();
+    let epoll = s.handler("Epoll").unwrap();
+    let per_sec = s.cycles_per_sec;
+    // The Epoll event blocked ~0.4 s waiting for the timer: that is idle time.
+    assert!(s.total.idle_cycles as f64 > 0.3 * per_sec, "idle {} cycles", s.total.idle_cycles);
+    assert!((epoll.avg_cycles) < 0.05 * per_sec, "Epoll handler time includes blocking: {epoll:?}");
 }

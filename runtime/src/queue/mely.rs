@@ -179,16 +179,16 @@ impl MelyQueue {
         let n = events.len();
         let i = self.alloc(slot);
         let cq = &mut self.cqs[i as usize];
+        // O(1): the moved queue's buffer becomes this entry's; the entry's old, empty buffer is
+        // dropped below.
         mem::swap(&mut cq.events, &mut events);
-        // `events` is now this entry's old (empty) buffer; it goes back to the victim's slab.
         cq.time = time;
         cq.stolen = stolen;
         self.len += n;
         if p.time_left {
             self.classify(i, p);
         }
-        // Give the empty buffer back to the caller's slab through the thread-local spare.
-        drop(events);
+        debug_assert!(events.is_empty());
     }
 
     /// Detach color-queue `i`: returns its events and time; the entry goes back to the slab.
