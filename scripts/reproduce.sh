@@ -80,6 +80,8 @@ mkdir -p "$OUT/microbench" "$OUT/sws" "$OUT/sfs" "$OUT/logs"
 OUT=$(cd "$OUT" && pwd)
 log "results -> $OUT"
 
+# Up to 2000 clients and as many server connections, plus the injector's own sockets.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 TMP=$(mktemp -d /tmp/reproduce.XXXXXX)
 chmod 755 "$TMP"
 SERVER_PID=""
@@ -153,18 +155,34 @@ run_json() {
 
 # ---------------------------------------------------------------------------------------------
 # Servers.
+# A port nobody listens on, below the kernel's ephemeral range (client sockets of the injector
+# and of other programs take ports from that range and could grab ours in between).
 free_port() {
-    local p i
+    local p i low
+    low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "$low" -gt 12000 ] 2>/dev/null || low=32768
     for i in $(seq 1 200); do
-        p=$(( 20000 + RANDOM % 40000 ))
+        p=$(( 10000 + RANDOM % (low - 10000) ))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
     done
     return 1
 }
 
+# The error a failed server printed (its "Error:" line), else the last lines of its log.
+why_failed() {
+    local f
+    for f in "$@"; do
+        [ -s "$f" ] || continue
+        if grep -m1 -E '^(Error|error|\[emerg\]|AH[0-9]+)' "$f" 2>/dev/null; then return; fi
+        grep -m1 -E 'emerg|Address already in use' "$f" 2>/dev/null && return
+    done
+    for f in "$@"; do [ -s "$f" ] && tail -n 2 "$f"; done | tr '\n' ' '
+}
+
 # wait_listen PORT: until something accepts on 127.0.0.1:PORT (10 s), while SERVER_PID lives.
 wait_listen() {
     local port=$1 i
+    [ -n "$port" ] || return 1
     for i in $(seq 1 200); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
         kill -0 "$SERVER_PID" 2>/dev/null || return 1
@@ -195,6 +213,7 @@ stop_server() {
 start_sws() {
     local cfg=$1 workers=$2 stats=$3 logf=$4 args
     PORT=$(free_port) || { echo "no free port" >"$logf"; return 1; }
+    : >"$logf"
     case $cfg in
         libasync-off) args="--mode colored --runtime libasync --stealing off" ;;
         libasync-base) args="--mode colored --runtime libasync --stealing base" ;;
@@ -212,9 +231,17 @@ start_sws() {
         *) echo "unknown SWS configuration $cfg" >"$logf"; return 1 ;;
     esac
     # shellcheck disable=SC2086
-    "$BIN/sws-server" --root "$TMP/www" --listen "127.0.0.1:$PORT" --workers "$workers" $args \
+    # Port 0: the server binds any free port and prints it ("listening on 127.0.0.1:PORT").
+    "$BIN/sws-server" --root "$TMP/www" --listen "127.0.0.1:0" --workers "$workers" $args \
         --max-clients 20000 --stats-json "$stats" >"$logf" 2>&1 &
     SERVER_PID=$!
+    local i
+    for i in $(seq 1 200); do
+        PORT=$(grep -m1 'listening on' "$logf" | grep -o '127\.0\.0\.1:[0-9]*' | cut -d: -f2)
+        [ -n "$PORT" ] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || return 0 # wait_listen reports it
+        sleep 0.05
+    done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -251,17 +278,24 @@ sws_point() {
     local name="sws/$cfg-w$workers-c$clients" logf="$OUT/logs/sws_$cfg-w$workers-c$clients.server.log"
     local stats="$OUT/$name.stats.json"
     rm -f "$stats" "$OUT/$name.error"
-    if ! start_sws "$cfg" "$workers" "$stats" "$logf"; then
-        record_missing "$name" "could not start $cfg: $(tail -n 2 "$logf" 2>/dev/null | tr '\n' ' ')"
-        return
-    fi
-    if ! wait_listen "$PORT"; then
+    # Up to three attempts: a peer's port can still be taken between the check and its bind.
+    local attempt why=""
+    for attempt in 1 2 3; do
+        if ! start_sws "$cfg" "$workers" "$stats" "$logf"; then
+            stop_server
+            why="could not start $cfg: $(why_failed "$logf")"
+            continue
+        fi
+        if wait_listen "$PORT"; then
+            why=""
+            break
+        fi
         stop_server
-        local why
-        why=$(tail -n 3 "$logf" 2>/dev/null | tr '\n' ' ')
-        [ "$cfg" = nginx ] && why="$why $(tail -n 2 "$TMP/nginx/logs/stderr.log" "$TMP/nginx/logs/error.log" 2>/dev/null | tr '\n' ' ')"
-        [ "$cfg" = apache ] && why="$why $(tail -n 2 "$TMP/apache/logs/stderr.log" "$TMP/apache/logs/error.log" 2>/dev/null | tr '\n' ' ')"
-        record_missing "$name" "$cfg did not listen on 127.0.0.1:$PORT: $why"
+        why="$cfg did not listen on 127.0.0.1:$PORT: $(why_failed "$logf" "$TMP/nginx/logs/stderr.log" "$TMP/nginx/logs/error.log" "$TMP/apache/logs/stderr.log" "$TMP/apache/logs/error.log")"
+        rm -f "$TMP"/nginx/logs/*.log "$TMP"/apache/logs/*.log
+    done
+    if [ -n "$why" ]; then
+        record_missing "$name" "$why"
         return
     fi
     log "SWS $cfg, $workers worker(s), $clients clients (${SECS} s x $RUNS)"
@@ -332,7 +366,7 @@ sfs_point() {
     rm -f "$OUT/$name.error" "$OUT/$name.stats.json"
     if ! start_sfs "$cfg" "$workers" "$OUT/$name.stats.json" "$logf"; then
         stop_server
-        record_missing "$name" "sfs-server $cfg did not start: $(tail -n 3 "$logf" | tr '\n' ' ')"
+        record_missing "$name" "sfs-server $cfg did not start: $(why_failed "$logf")"
         return
     fi
     log "SFS $cfg, $workers worker(s), $SFS_CLIENTS clients (${SECS} s x $RUNS)"
