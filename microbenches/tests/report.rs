@@ -264,3 +264,10 @@ fn plots_are_written_as_svg_and_png() {
     assert!(md.contains("- [plots/sws-throughput.svg](plots/sws-throughput.svg)"), "{md}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn comparing_with_no_results_directory_is_an_error_not_a_pass() {
+    let o = run(&["compare", fixture().to_str().unwrap(), "/nonexistent/results"]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a results directory"));
+}

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! colored-report report  DIR             # DIR/report.md, DIR/csv/*.csv, DIR/plots/*.{svg,png}
-//! colored-report compare BASE NEW [--threshold PCT]   # exit 1 on a regression or a missing experiment
+//! colored-report compare BASE NEW [--threshold PCT]   # exit 1 on a regression or a missing
+//!                                                      # experiment, 2 when it cannot compare
 //! ```
 
 #[path = "../report_gen/mod.rs"]
@@ -45,8 +46,17 @@ enum Cmd {
     },
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().cmd {
+/// Exit status: 0 report written / comparison passed, 1 comparison failed (a ratio regressed or
+/// an experiment is missing), 2 the tool itself failed (unreadable directory, bad flag).
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("colored-report: error: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
         Cmd::Report { dir, no_plots, print } => {
             let r = Results::load(&dir)?;
             let csv_dir = dir.join("csv");
