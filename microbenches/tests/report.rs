@@ -205,6 +205,8 @@ fn report_has_the_papers_figures_beside_ours() {
     assert!(md.contains("| clients | libasync-off | libasync-base | mely-all | ncopy | nginx | apache |"), "{md}");
     assert!(md.contains("| 200 | 40000 | 30000 | 48000 | 60000 | 55000 | 35000 |"), "{md}");
     assert!(md.contains("| 50 | 38000 | n/a | 45000 | n/a | n/a | n/a |"), "{md}");
+    // p99 latency in ms beside the injector's CPU time per request.
+    assert!(md.contains("| 200 | 4.00 | 4.00 | 4.00 | 4.00 | 4.00 | 4.00 | 17.0 |"), "{md}");
     assert!(md.contains("| OpenSSH sftp, chacha20-poly1305 (4 sessions) | 200 |"), "{md}");
     // Scaling with workers.
     assert!(md.contains("| SWS mely-all (req/s) | 30000 | 48000 | 1.60 | n/a |"), "{md}");

@@ -92,6 +92,8 @@ pub struct SwsRun {
     pub mbytes_per_sec: Option<f64>,
     pub p99_us: Option<f64>,
     pub errors: Option<f64>,
+    /// The injector's own CPU time per request: it shares the cores with the server.
+    pub injector_cpu_us_per_request: Option<f64>,
     pub stats: ServerStats,
 }
 
@@ -220,6 +222,7 @@ impl Results {
                 mbytes_per_sec: num(med, &["mbytes_per_sec"]),
                 p99_us: num(med, &["latency_us", "p99"]),
                 errors,
+                injector_cpu_us_per_request: num(med, &["injector_cpu_us_per_request"]),
                 stats: stats_of(&stats_path),
             });
             return Ok(());

@@ -115,6 +115,27 @@ fn sws_section(r: &Results, out: &mut String) {
         out.push('\n');
     }
     out.push('\n');
+    let _ = writeln!(out, "p99 latency (ms) at the same points, and the injector's own CPU time per request (us), which it takes from the server's cores:\n");
+    let _ = write!(out, "| clients |");
+    for c in &configs {
+        let _ = write!(out, " {c} p99 |");
+    }
+    let _ = write!(out, " injector CPU us/req (median over configurations) |\n|---:|");
+    for _ in &configs {
+        out.push_str("---:|");
+    }
+    out.push_str("---:|\n");
+    for n in r.sws_clients(w) {
+        let _ = write!(out, "| {n} |");
+        let mut cpu = Vec::new();
+        for c in &configs {
+            let run = r.sws.iter().find(|s| s.config == *c && s.workers == w && s.clients == n);
+            let _ = write!(out, " {} |", fmt_opt(run.and_then(|s| s.p99_us).map(|us| us / 1000.0)));
+            cpu.extend(run.and_then(|s| s.injector_cpu_us_per_request));
+        }
+        let _ = writeln!(out, " {} |", fmt_opt(super::median(cpu)));
+    }
+    out.push('\n');
     let errs: Vec<String> = r
         .sws
         .iter()
@@ -331,11 +352,11 @@ pub fn csvs(r: &Results) -> Vec<(String, String)> {
         let _ = writeln!(s, "{},{},{}", csv_field(k.name), csv_num(k.paper), csv_num(k.value));
     }
     v.push(("ratios.csv".into(), s));
-    let mut s = String::from("config,workers,clients,requests_per_sec,mbytes_per_sec,p99_us,errors,steals,steal_cost_cycles,stolen_time_cycles,locking_time_pct\n");
+    let mut s = String::from("config,workers,clients,requests_per_sec,mbytes_per_sec,p99_us,errors,injector_cpu_us_per_request,steals,steal_cost_cycles,stolen_time_cycles,locking_time_pct\n");
     for w in &r.sws {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{}",
             w.config,
             w.workers,
             w.clients,
@@ -343,6 +364,7 @@ pub fn csvs(r: &Results) -> Vec<(String, String)> {
             csv_num(w.mbytes_per_sec),
             csv_num(w.p99_us),
             csv_num(w.errors),
+            csv_num(w.injector_cpu_us_per_request),
             csv_num(w.stats.steals),
             csv_num(w.stats.steal_cost_cycles),
             csv_num(w.stats.stolen_time_cycles),
