@@ -21,8 +21,14 @@ impl Outcome {
     }
 }
 
+/// A runtime for a benchmark. `COLORED_STEAL_SPIN_US` overrides how long an idle worker keeps
+/// trying to steal before it parks (a tuning experiment; the default is the runtime's).
 pub fn runtime(queue: QueueKind, stealing: StealPolicy, workers: usize) -> anyhow::Result<Runtime> {
-    Ok(Runtime::new(RuntimeConfig { workers, queue, stealing, ..Default::default() })?)
+    let mut cfg = RuntimeConfig { workers, queue, stealing, ..Default::default() };
+    if let Some(us) = std::env::var("COLORED_STEAL_SPIN_US").ok().and_then(|v| v.parse().ok()) {
+        cfg.steal_spin_us = us;
+    }
+    Ok(Runtime::new(cfg)?)
 }
 
 /// Fork/join control shared by a benchmark's events: the fork checks `stop`, the run ends when

@@ -137,7 +137,8 @@ pub struct RuntimeConfig {
     /// Threads in the blocking-I/O helper pool (started on first use).
     pub blocking_threads: usize,
     pub event_storage: EventStorage,
-    /// Time an idle worker keeps trying to steal before it parks, in microseconds.
+    /// Time an idle worker keeps searching for work to steal (attempts separated by short
+    /// naps) before it parks, in microseconds.
     pub steal_spin_us: u64,
 }
 
@@ -151,7 +152,7 @@ impl Default for RuntimeConfig {
             pin: true,
             blocking_threads: 4,
             event_storage: EventStorage::Inline,
-            steal_spin_us: 50,
+            steal_spin_us: 200,
         }
     }
 }

@@ -26,6 +26,8 @@ const PUBLISH_EVERY: u32 = 32;
 /// Every handler's first runs on a worker are all timed, then one in `SAMPLE_EVERY`.
 const SAMPLE_WARMUP: u32 = 16;
 const SAMPLE_EVERY: u32 = 8;
+/// How long a searching thief sleeps between steal attempts.
+const SEARCH_NAP: std::time::Duration = std::time::Duration::from_micros(20);
 
 pub(crate) fn run(h: Handle, w: usize) {
     // Pin first, then allocate this worker's state so it is local to its core.
@@ -175,7 +177,11 @@ impl<'a, D: Design> Worker<'a, D> {
         let t0 = tsc::now();
         self.publish();
         if self.sh.cfg.stealing.enabled() && self.cores.len() > 1 {
-            let mut spins = 0u32;
+            // Search for work to steal for up to `steal_spin_us`. Between attempts the worker
+            // naps (SEARCH_NAP) instead of spinning: on virtual machines a spinning vCPU slows
+            // its sibling, and a searching worker is not PARKED, so posters never pay a futex
+            // wake-up (an IPI, several microseconds in a VM) for it. A post to its own queue
+            // waits at most one nap.
             loop {
                 if steal::try_steal(self.sh, self.cores, self.w, &mut self.counters) {
                     self.counters.idle_cycles += tsc::now().wrapping_sub(t0);
@@ -188,14 +194,7 @@ impl<'a, D: Design> Worker<'a, D> {
                 if tsc::now().wrapping_sub(t0) > self.spin_cycles {
                     break;
                 }
-                spins += 1;
-                if spins % 8 == 0 {
-                    std::thread::yield_now();
-                } else {
-                    for _ in 0..64 {
-                        std::hint::spin_loop();
-                    }
-                }
+                std::thread::park_timeout(SEARCH_NAP);
             }
         }
         self.park();
