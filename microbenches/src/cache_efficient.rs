@@ -4,7 +4,7 @@
 //! color); when both Cs of an array ran, the merge finishes the sort. Locality-aware stealing
 //! should keep an array's B events on cores that share a cache with the A's core.
 
-use crate::common::{runtime, Control, Outcome};
+use crate::common::{measure_fork_join, runtime, Control, Outcome};
 use crate::perf::LlcCounter;
 use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec, QueueKind, StealPolicy};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -137,19 +137,8 @@ pub fn run(queue: QueueKind, stealing: StealPolicy, workers: usize, seconds: f64
         b: rt.register(HandlerSpec::new("B").cost_cycles(30_000)),
         c: rt.register(HandlerSpec::new("C").cost_cycles(5_000)),
     }));
-    let before = rt.stats();
-    let start = Instant::now();
-    rt.post(Color(0), st.fork, move |ctx| fork(ctx, st))?;
-    ctl.run_for(seconds)?;
-    let elapsed = start.elapsed();
-    let stats = rt.stats().since(&before);
-    drop(rt);
-    let events = ctl.events.load(Ordering::Relaxed);
-    Ok(Outcome {
-        events,
-        elapsed,
-        llc_misses_per_event: llc.and_then(|c| c.read()).map(|m| m as f64 / events.max(1) as f64),
-        stats: Some(stats),
-        rounds: ctl.rounds.load(Ordering::Relaxed),
+    measure_fork_join(rt, ctl, seconds, llc, |rt| {
+        rt.post(Color(0), st.fork, move |ctx| fork(ctx, st))?;
+        Ok(())
     })
 }

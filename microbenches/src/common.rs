@@ -1,5 +1,6 @@
 //! Pieces shared by the fork/join benchmarks: measured outcome, runtime construction, waiting.
 
+use crate::perf::LlcCounter;
 use colored_runtime::{QueueKind, Runtime, RuntimeConfig, RuntimeStats, StealPolicy};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -63,4 +64,32 @@ impl Control {
         }
         Ok(())
     }
+}
+
+/// Measure a fork/join benchmark: `start` posts its first fork; after `seconds` the control asks
+/// it to stop and waits for the round in progress; the runtime's counters over the interval and
+/// the cache misses (opened before the runtime was built) go into the outcome.
+pub fn measure_fork_join(
+    rt: Runtime,
+    ctl: &'static Control,
+    seconds: f64,
+    llc: Option<LlcCounter>,
+    start: impl FnOnce(&Runtime) -> anyhow::Result<()>,
+) -> anyhow::Result<Outcome> {
+    let before = rt.stats();
+    let t0 = Instant::now();
+    start(&rt)?;
+    ctl.run_for(seconds)?;
+    let elapsed = t0.elapsed();
+    let stats = rt.stats().since(&before);
+    // Dropping the runtime joins the workers, so the inherited counter includes them.
+    drop(rt);
+    let events = ctl.events.load(Ordering::Relaxed);
+    Ok(Outcome {
+        events,
+        elapsed,
+        llc_misses_per_event: llc.and_then(|c| c.read()).map(|m| m as f64 / events.max(1) as f64),
+        stats: Some(stats),
+        rounds: ctl.rounds.load(Ordering::Relaxed),
+    })
 }

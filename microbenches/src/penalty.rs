@@ -4,7 +4,7 @@
 //! stealing penalty of 1000, so penalty-aware stealing takes A events (fresh arrays) and leaves
 //! the B chains, whose arrays are warm in their core's cache, where they are.
 
-use crate::common::{runtime, Control, Outcome};
+use crate::common::{measure_fork_join, runtime, Control, Outcome};
 use crate::perf::LlcCounter;
 use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec, QueueKind, StealPolicy};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,19 +88,8 @@ pub fn run(queue: QueueKind, stealing: StealPolicy, workers: usize, seconds: f64
         a: rt.register(HandlerSpec::new("A").cost_cycles(30_000)),
         b: rt.register(HandlerSpec::new("B").cost_cycles(2_000).penalty(p.b_penalty)),
     }));
-    let before = rt.stats();
-    let start = Instant::now();
-    rt.post(Color(0), st.fork, move |ctx| fork(ctx, st))?;
-    ctl.run_for(seconds)?;
-    let elapsed = start.elapsed();
-    let stats = rt.stats().since(&before);
-    drop(rt);
-    let events = ctl.events.load(Ordering::Relaxed);
-    Ok(Outcome {
-        events,
-        elapsed,
-        llc_misses_per_event: llc.and_then(|c| c.read()).map(|m| m as f64 / events.max(1) as f64),
-        stats: Some(stats),
-        rounds: ctl.rounds.load(Ordering::Relaxed),
+    measure_fork_join(rt, ctl, seconds, llc, |rt| {
+        rt.post(Color(0), st.fork, move |ctx| fork(ctx, st))?;
+        Ok(())
     })
 }

@@ -5,7 +5,7 @@
 //! cost annotations (`--costs annotated`) or from the runtime's automatic profiling
 //! (`--costs profiled`).
 
-use crate::common::{runtime, Control, Outcome};
+use crate::common::{measure_fork_join, runtime, Control, Outcome};
 use crate::perf::LlcCounter;
 use colored_runtime::{tsc, Color, Ctx, HandlerId, HandlerSpec, QueueKind, StealPolicy};
 use rand::rngs::SmallRng;
@@ -100,20 +100,9 @@ pub fn run_colored(queue: QueueKind, stealing: StealPolicy, workers: usize, seco
         short,
         long,
     }));
-    let before = rt.stats();
-    let start = Instant::now();
-    rt.post(Color(0), st.fork, move |ctx| fork(ctx, st))?;
-    ctl.run_for(seconds)?;
-    let elapsed = start.elapsed();
-    let stats = rt.stats().since(&before);
-    drop(rt);
-    let events = ctl.events.load(Ordering::Relaxed);
-    Ok(Outcome {
-        events,
-        elapsed,
-        llc_misses_per_event: llc.and_then(|c| c.read()).map(|m| m as f64 / events.max(1) as f64),
-        stats: Some(stats),
-        rounds: ctl.rounds.load(Ordering::Relaxed),
+    measure_fork_join(rt, ctl, seconds, llc, |rt| {
+        rt.post(Color(0), st.fork, move |ctx| fork(ctx, st))?;
+        Ok(())
     })
 }
 

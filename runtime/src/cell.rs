@@ -13,6 +13,15 @@ use crate::ctx::Ctx;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Releases a cell's borrow flag, also when the closure panics.
+struct Borrow<'a>(&'a AtomicBool);
+
+impl Drop for Borrow<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 pub struct ColorCell<T> {
     color: Color,
     borrowed: AtomicBool,
@@ -33,26 +42,19 @@ impl<T> ColorCell<T> {
         self.color
     }
 
-    /// Run `f` with the value. Panics if the running event is not of this cell's color or if
-    /// the cell is already borrowed.
-    pub fn with<R>(&self, ctx: &Ctx<'_>, f: impl FnOnce(&mut T) -> R) -> R {
-        assert_eq!(
-            ctx.color(),
-            self.color,
-            "ColorCell of color {} used from an event of color {}",
-            self.color,
-            ctx.color()
-        );
+    /// Check the running color and take the borrow flag (released when the guard drops).
+    fn enter(&self, running: Color) -> Borrow<'_> {
+        assert_eq!(running, self.color, "ColorCell of color {} used from an event of color {}", self.color, running);
         if self.borrowed.swap(true, Ordering::Acquire) {
             panic!("ColorCell of color {} borrowed twice", self.color);
         }
-        struct Release<'a>(&'a AtomicBool);
-        impl Drop for Release<'_> {
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::Release);
-            }
-        }
-        let _release = Release(&self.borrowed);
+        Borrow(&self.borrowed)
+    }
+
+    /// Run `f` with the value. Panics if the running event is not of this cell's color or if
+    /// the cell is already borrowed.
+    pub fn with<R>(&self, ctx: &Ctx<'_>, f: impl FnOnce(&mut T) -> R) -> R {
+        let _borrow = self.enter(ctx.color());
         // SAFETY: we hold the borrow flag, and only events of `self.color` (serialised by the
         // runtime) can get here, so this is the only live reference to the value.
         f(unsafe { &mut *self.value.get() })
@@ -61,23 +63,7 @@ impl<T> ColorCell<T> {
     /// Like [`with`](Self::with), but the closure also gets the context, so it can post events
     /// while it holds the value. Using the cell again from inside panics (the borrow flag).
     pub fn with_ctx<'w, R>(&self, ctx: &mut Ctx<'w>, f: impl FnOnce(&mut T, &mut Ctx<'w>) -> R) -> R {
-        assert_eq!(
-            ctx.color(),
-            self.color,
-            "ColorCell of color {} used from an event of color {}",
-            self.color,
-            ctx.color()
-        );
-        if self.borrowed.swap(true, Ordering::Acquire) {
-            panic!("ColorCell of color {} borrowed twice", self.color);
-        }
-        struct Release<'a>(&'a AtomicBool);
-        impl Drop for Release<'_> {
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::Release);
-            }
-        }
-        let _release = Release(&self.borrowed);
+        let _borrow = self.enter(ctx.color());
         // SAFETY: as in `with`: the borrow flag is ours and only events of `self.color` reach
         // this point, so this is the only reference to the value.
         f(unsafe { &mut *self.value.get() }, ctx)
