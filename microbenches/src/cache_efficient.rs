@@ -9,7 +9,6 @@ use crate::perf::LlcCounter;
 use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec, QueueKind, StealPolicy};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 #[derive(Clone, Debug)]
 pub struct Params {

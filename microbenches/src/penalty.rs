@@ -8,7 +8,6 @@ use crate::common::{measure_fork_join, runtime, Control, Outcome};
 use crate::perf::LlcCounter;
 use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec, QueueKind, StealPolicy};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 #[derive(Clone, Debug)]
 pub struct Params {
