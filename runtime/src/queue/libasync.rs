@@ -3,7 +3,8 @@
 //! Stealing is libasync-smp's, kept deliberately as it was (its cost is a result the Mely paper
 //! measures, Table III): `can_be_stolen` needs events of at least two colors;
 //! `choose_color_to_steal` scans from the head for the first color that is not running and owns
-//! at most half of the queued events; `construct_event_set` walks the **whole** queue, moving
+//! at most half of the queued events (the paper says "less than half"; with two events of two
+//! colors that would forbid every steal, so we read it as "not a majority"); `construct_event_set` walks the **whole** queue, moving
 //! every event, to pull that color's events out; the set is appended to the thief's queue.
 
 use super::{Design, QueueParams, Stolen};
