@@ -58,8 +58,13 @@ fn post_run(c: &mut Criterion) {
     let mut g = c.benchmark_group("post_run");
     g.throughput(Throughput::Elements(1));
     for queue in QUEUES {
-        let rt = Runtime::new(RuntimeConfig { workers: 1, queue, stealing: StealPolicy::Off, ..Default::default() })
-            .expect("1-worker runtime");
+        let rt = Runtime::new(RuntimeConfig {
+            workers: 1,
+            queue,
+            stealing: StealPolicy::Off,
+            ..Default::default()
+        })
+        .expect("1-worker runtime");
         let h = rt.register(HandlerSpec::new("empty"));
         let done: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
         g.bench_function(queue.as_str(), |b| {
@@ -91,7 +96,9 @@ fn post_run(c: &mut Criterion) {
 fn tokio_spawn(c: &mut Criterion) {
     let mut g = c.benchmark_group("tokio_spawn");
     g.throughput(Throughput::Elements(1));
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio runtime");
     let done: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
     g.bench_function("current_thread", |b| {
         b.iter_custom(|iters| {
@@ -122,7 +129,12 @@ fn tokio_spawn(c: &mut Criterion) {
 fn color_map(c: &mut Criterion) {
     let mut g = c.benchmark_group("color_map");
     g.throughput(Throughput::Elements(1));
-    let m = Model::new(RuntimeConfig { workers: 2, pin: false, ..Default::default() }).expect("model");
+    let m = Model::new(RuntimeConfig {
+        workers: 2,
+        pin: false,
+        ..Default::default()
+    })
+    .expect("model");
     let h: &Handle = m.handle();
     let mut color = 0u32;
     g.bench_function("core_of", |b| {
@@ -139,7 +151,13 @@ fn push_pop(c: &mut Criterion) {
     let mut g = c.benchmark_group("push_pop");
     g.throughput(Throughput::Elements(1));
     for queue in QUEUES {
-        let m = Model::new(RuntimeConfig { workers: 1, queue, pin: false, ..Default::default() }).expect("model");
+        let m = Model::new(RuntimeConfig {
+            workers: 1,
+            queue,
+            pin: false,
+            ..Default::default()
+        })
+        .expect("model");
         let h = m.register("empty");
         let done: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
         g.bench_function(queue.as_str(), |b| {
@@ -161,7 +179,13 @@ fn push(c: &mut Criterion) {
     let mut g = c.benchmark_group("push");
     g.throughput(Throughput::Elements(1));
     for queue in QUEUES {
-        let m = Model::new(RuntimeConfig { workers: 1, queue, pin: false, ..Default::default() }).expect("model");
+        let m = Model::new(RuntimeConfig {
+            workers: 1,
+            queue,
+            pin: false,
+            ..Default::default()
+        })
+        .expect("model");
         let h = m.register("empty");
         let done: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
         g.bench_function(queue.as_str(), |b| {
@@ -194,8 +218,14 @@ fn steal(c: &mut Criterion) {
     let mut g = c.benchmark_group("steal");
     g.throughput(Throughput::Elements(1));
     for queue in QUEUES {
-        let m = Model::new(RuntimeConfig { workers: 2, queue, stealing: StealPolicy::Base, pin: false, ..Default::default() })
-            .expect("model");
+        let m = Model::new(RuntimeConfig {
+            workers: 2,
+            queue,
+            stealing: StealPolicy::Base,
+            pin: false,
+            ..Default::default()
+        })
+        .expect("model");
         let h = m.register("never-run");
         // Colors 2 and 4 start on core 0 (the map starts at color % workers).
         let colors = [Color(2), Color(4)];

@@ -19,7 +19,10 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { a_per_pair: 100, elements: 1024 }
+        Params {
+            a_per_pair: 100,
+            elements: 1024,
+        }
     }
 }
 
@@ -58,7 +61,9 @@ fn fork(ctx: &mut Ctx<'_>, st: &'static State) {
     for k in 0..total as u32 {
         let core = 2 * (k as usize / st.p.a_per_pair);
         let (a, b1, b2) = colors(k);
-        ctx.handle().place_all([a, b1, b2], core).expect("core exists");
+        ctx.handle()
+            .place_all([a, b1, b2], core)
+            .expect("core exists");
     }
     st.remaining.store(total as u64, Ordering::Relaxed);
     st.ctl.rounds.fetch_add(1, Ordering::Relaxed);
@@ -76,7 +81,10 @@ fn fork(ctx: &mut Ctx<'_>, st: &'static State) {
                 })
                 .collect();
             let (lo, hi) = data.split_at(n / 2);
-            let arr = Arc::new(Array { halves: Mutex::new([lo.to_vec(), hi.to_vec()]), sorted: AtomicU32::new(0) });
+            let arr = Arc::new(Array {
+                halves: Mutex::new([lo.to_vec(), hi.to_vec()]),
+                sorted: AtomicU32::new(0),
+            });
             for (half, color) in [(0usize, b1), (1, b2)] {
                 let arr = arr.clone();
                 ctx.post(color, st.b, move |ctx| {
@@ -91,7 +99,9 @@ fn fork(ctx: &mut Ctx<'_>, st: &'static State) {
                             std::hint::black_box(&merged);
                             drop(h);
                             if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                                st.ctl.events.fetch_add(st.events_per_round, Ordering::Relaxed);
+                                st.ctl
+                                    .events
+                                    .fetch_add(st.events_per_round, Ordering::Relaxed);
                                 ctx.post(Color(0), st.fork, move |ctx| fork(ctx, st));
                             }
                         }
@@ -119,7 +129,13 @@ fn merge(a: &[u32], b: &[u32]) -> Vec<u32> {
     out
 }
 
-pub fn run(queue: QueueKind, stealing: StealPolicy, workers: usize, seconds: f64, p: &Params) -> anyhow::Result<Outcome> {
+pub fn run(
+    queue: QueueKind,
+    stealing: StealPolicy,
+    workers: usize,
+    seconds: f64,
+    p: &Params,
+) -> anyhow::Result<Outcome> {
     let llc = LlcCounter::open();
     let rt = runtime(queue, stealing, workers)?;
     let ctl = Control::leak();

@@ -25,8 +25,16 @@ impl Outcome {
 /// A runtime for a benchmark. `COLORED_STEAL_SPIN_US` overrides how long an idle worker keeps
 /// trying to steal before it parks (a tuning experiment; the default is the runtime's).
 pub fn runtime(queue: QueueKind, stealing: StealPolicy, workers: usize) -> anyhow::Result<Runtime> {
-    let mut cfg = RuntimeConfig { workers, queue, stealing, ..Default::default() };
-    if let Some(us) = std::env::var("COLORED_STEAL_SPIN_US").ok().and_then(|v| v.parse().ok()) {
+    let mut cfg = RuntimeConfig {
+        workers,
+        queue,
+        stealing,
+        ..Default::default()
+    };
+    if let Some(us) = std::env::var("COLORED_STEAL_SPIN_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         cfg.steal_spin_us = us;
     }
     Ok(Runtime::new(cfg)?)
@@ -88,7 +96,9 @@ pub fn measure_fork_join(
     Ok(Outcome {
         events,
         elapsed,
-        llc_misses_per_event: llc.and_then(|c| c.read()).map(|m| m as f64 / events.max(1) as f64),
+        llc_misses_per_event: llc
+            .and_then(|c| c.read())
+            .map(|m| m as f64 / events.max(1) as f64),
         stats: Some(stats),
         rounds: ctl.rounds.load(Ordering::Relaxed),
     })

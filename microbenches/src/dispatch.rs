@@ -14,7 +14,9 @@
 //! current-thread runtime for `local`, on a multi-thread runtime with `workers` threads for
 //! `cross`.
 
-use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealPolicy};
+use colored_runtime::{
+    Color, Ctx, HandlerId, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealPolicy,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -73,9 +75,24 @@ fn generate(ctx: &mut Ctx<'_>, g: &'static Gen) {
 }
 
 /// Run the colored runtime's dispatch benchmark.
-pub fn run_colored(queue: QueueKind, stealing: StealPolicy, workers: usize, seconds: f64, colors: u64) -> anyhow::Result<Outcome> {
-    let rt = Runtime::new(RuntimeConfig { workers, queue, stealing, ..Default::default() })?;
-    let mode = if workers == 1 { Mode::Local } else { Mode::Cross };
+pub fn run_colored(
+    queue: QueueKind,
+    stealing: StealPolicy,
+    workers: usize,
+    seconds: f64,
+    colors: u64,
+) -> anyhow::Result<Outcome> {
+    let rt = Runtime::new(RuntimeConfig {
+        workers,
+        queue,
+        stealing,
+        ..Default::default()
+    })?;
+    let mode = if workers == 1 {
+        Mode::Local
+    } else {
+        Mode::Cross
+    };
     // Colors c map to core c % workers: the generator's color 0 is on core 0; events go to
     // colors on core 0 (local) or core 1 (cross).
     let (first_color, stride) = match mode {
@@ -101,13 +118,19 @@ pub fn run_colored(queue: QueueKind, stealing: StealPolicy, workers: usize, seco
     rt.post(g.gen_color, g.gen, move |ctx| generate(ctx, g))?;
     std::thread::sleep(Duration::from_secs_f64(seconds));
     g.stop.store(true, Ordering::Relaxed);
-    while !g.stopped.load(Ordering::Acquire) || g.done.load(Ordering::Relaxed) < g.posted.load(Ordering::Relaxed) {
+    while !g.stopped.load(Ordering::Acquire)
+        || g.done.load(Ordering::Relaxed) < g.posted.load(Ordering::Relaxed)
+    {
         std::thread::yield_now();
     }
     let elapsed = start.elapsed();
     let stats = rt.stats().since(&before);
     drop(rt);
-    Ok(Outcome { events: g.done.load(Ordering::Relaxed), elapsed, stats: Some(stats) })
+    Ok(Outcome {
+        events: g.done.load(Ordering::Relaxed),
+        elapsed,
+        stats: Some(stats),
+    })
 }
 
 /// Run the same work on tokio.
@@ -115,7 +138,9 @@ pub fn run_tokio(workers: usize, seconds: f64) -> anyhow::Result<Outcome> {
     let rt = if workers == 1 {
         tokio::runtime::Builder::new_current_thread().build()?
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(workers).build()?
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .build()?
     };
     let done: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
     let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
@@ -152,5 +177,9 @@ pub fn run_tokio(workers: usize, seconds: f64) -> anyhow::Result<Outcome> {
     });
     let elapsed = start.elapsed();
     drop(rt);
-    Ok(Outcome { events: posted, elapsed, stats: None })
+    Ok(Outcome {
+        events: posted,
+        elapsed,
+        stats: None,
+    })
 }

@@ -1,16 +1,16 @@
 //! The papers' microbenchmarks on the colored runtime (and tokio as the widely used peer).
 //! The binary `microbenches` is a thin CLI over these modules; see DESIGN.md section 3.
 
+pub mod cache_efficient;
 pub mod common;
 pub mod dispatch;
 pub mod env;
+pub mod penalty;
 pub mod perf;
 pub mod report;
-pub mod unbalanced;
-pub mod penalty;
-pub mod cache_efficient;
 pub mod synthetic;
 pub mod tables;
+pub mod unbalanced;
 
 use serde::Serialize;
 

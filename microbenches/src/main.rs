@@ -3,8 +3,8 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use colored_runtime::{QueueKind, StealPolicy};
-use microbenches::report::{self, BenchResult, Format};
 use microbenches::common::Outcome;
+use microbenches::report::{self, BenchResult, Format};
 use microbenches::synthetic::{self, Config as SynConfig};
 use microbenches::unbalanced::{self, Costs};
 use microbenches::{cache_efficient, penalty, tables};
@@ -12,7 +12,11 @@ use microbenches::{dispatch, env::Env, RuntimeArg};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "microbenches", version, about = "Microbenchmarks of the colored runtime (libasync-smp and Mely designs) beside tokio")]
+#[command(
+    name = "microbenches",
+    version,
+    about = "Microbenchmarks of the colored runtime (libasync-smp and Mely designs) beside tokio"
+)]
 struct Cli {
     #[command(subcommand)]
     bench: Bench,
@@ -129,7 +133,16 @@ fn queue_of(r: RuntimeArg) -> QueueKind {
     }
 }
 
-fn base_result(bench: &str, runtime: RuntimeArg, stealing: StealPolicy, workers: usize, events: u64, secs: f64, stats: Option<&colored_runtime::RuntimeStats>, env: &Env) -> BenchResult {
+fn base_result(
+    bench: &str,
+    runtime: RuntimeArg,
+    stealing: StealPolicy,
+    workers: usize,
+    events: u64,
+    secs: f64,
+    stats: Option<&colored_runtime::RuntimeStats>,
+    env: &Env,
+) -> BenchResult {
     let runtime_name = match runtime {
         RuntimeArg::Libasync => "libasync",
         RuntimeArg::Mely => "mely",
@@ -139,15 +152,23 @@ fn base_result(bench: &str, runtime: RuntimeArg, stealing: StealPolicy, workers:
     BenchResult {
         bench: bench.into(),
         runtime: runtime_name.into(),
-        stealing: if runtime == RuntimeArg::Tokio { "tokio".into() } else { stealing.to_string() },
+        stealing: if runtime == RuntimeArg::Tokio {
+            "tokio".into()
+        } else {
+            stealing.to_string()
+        },
         workers,
         seconds: secs,
         events,
         kevents_per_sec: events as f64 / secs / 1e3,
         steals: stats.map_or(0, |s| s.total.steals),
         steal_attempts: stats.map_or(0, |s| s.total.steal_attempts),
-        steal_cost_cycles: stats.filter(|s| s.total.steals > 0).map(|s| s.steal_cost_cycles_avg),
-        stolen_time_cycles: stats.filter(|s| s.total.steals > 0).map(|s| s.stolen_time_cycles_avg),
+        steal_cost_cycles: stats
+            .filter(|s| s.total.steals > 0)
+            .map(|s| s.steal_cost_cycles_avg),
+        stolen_time_cycles: stats
+            .filter(|s| s.total.steals > 0)
+            .map(|s| s.stolen_time_cycles_avg),
         locking_time_pct: stats.map(|s| s.locking_time_pct),
         l2_misses_per_event: None,
         extra: Default::default(),
@@ -159,7 +180,8 @@ fn run_dispatch(a: &Common, colors: u64) -> Result<Vec<BenchResult>> {
     let env = Env::detect();
     let mut out = Vec::new();
     for rt in a.runtimes() {
-        if rt == RuntimeArg::Libasync && !matches!(a.stealing, StealPolicy::Off | StealPolicy::Base) {
+        if rt == RuntimeArg::Libasync && !matches!(a.stealing, StealPolicy::Off | StealPolicy::Base)
+        {
             bail!("libasync supports only --stealing off or base");
         }
         let o = match rt {
@@ -168,22 +190,45 @@ fn run_dispatch(a: &Common, colors: u64) -> Result<Vec<BenchResult>> {
                 .with_context(|| format!("dispatch on {rt:?}"))?,
         };
         let secs = o.elapsed.as_secs_f64();
-        let mut r = base_result("dispatch", rt, a.stealing, a.workers, o.events, secs, o.stats.as_ref(), &env);
+        let mut r = base_result(
+            "dispatch",
+            rt,
+            a.stealing,
+            a.workers,
+            o.events,
+            secs,
+            o.stats.as_ref(),
+            &env,
+        );
         let mode = if a.workers == 1 { "local" } else { "cross" };
-        let tokio_flavor = if a.workers == 1 { "current-thread" } else { "multi-thread" };
+        let tokio_flavor = if a.workers == 1 {
+            "current-thread"
+        } else {
+            "multi-thread"
+        };
         r.extra.insert("mode".into(), json!(mode));
         r.extra.insert("colors".into(), json!(colors));
-        r.extra.insert("ns_per_event".into(), json!((o.ns_per_event() * 10.0).round() / 10.0));
+        r.extra.insert(
+            "ns_per_event".into(),
+            json!((o.ns_per_event() * 10.0).round() / 10.0),
+        );
         if rt == RuntimeArg::Tokio {
             r.extra.insert("tokio_runtime".into(), json!(tokio_flavor));
         }
         out.push(r);
     }
     if out.len() > 1 {
-        if let Some(t) = out.iter().find(|r| r.runtime == "tokio").map(|r| r.extra["ns_per_event"].as_f64().unwrap_or(0.0)) {
+        if let Some(t) = out
+            .iter()
+            .find(|r| r.runtime == "tokio")
+            .map(|r| r.extra["ns_per_event"].as_f64().unwrap_or(0.0))
+        {
             for r in &mut out {
                 let ns = r.extra["ns_per_event"].as_f64().unwrap_or(0.0);
-                r.extra.insert("x_cheaper_than_tokio".into(), json!(((t / ns) * 100.0).round() / 100.0));
+                r.extra.insert(
+                    "x_cheaper_than_tokio".into(),
+                    json!(((t / ns) * 100.0).round() / 100.0),
+                );
             }
         }
     }
@@ -191,11 +236,23 @@ fn run_dispatch(a: &Common, colors: u64) -> Result<Vec<BenchResult>> {
 }
 
 fn outcome_result(bench: &str, rt: RuntimeArg, a: &Common, o: &Outcome, env: &Env) -> BenchResult {
-    let mut r = base_result(bench, rt, a.stealing, a.workers, o.events, o.elapsed.as_secs_f64(), o.stats.as_ref(), env);
+    let mut r = base_result(
+        bench,
+        rt,
+        a.stealing,
+        a.workers,
+        o.events,
+        o.elapsed.as_secs_f64(),
+        o.stats.as_ref(),
+        env,
+    );
     r.l2_misses_per_event = o.llc_misses_per_event;
     r.extra.insert("rounds".into(), json!(o.rounds));
     if let Some(s) = &o.stats {
-        r.extra.insert("steal_threshold_cycles".into(), json!(s.steal_cost_estimate_cycles));
+        r.extra.insert(
+            "steal_threshold_cycles".into(),
+            json!(s.steal_cost_estimate_cycles),
+        );
     }
     r
 }
@@ -215,10 +272,21 @@ fn run_unbalanced(a: &Common, costs: Costs) -> Result<Vec<BenchResult>> {
         check_policy(rt, a.stealing)?;
         let o = match rt {
             RuntimeArg::Tokio => unbalanced::run_tokio(a.workers, a.seconds, &p)?,
-            _ => unbalanced::run_colored(queue_of(rt), a.stealing, a.workers, a.seconds, costs, &p)?,
+            _ => {
+                unbalanced::run_colored(queue_of(rt), a.stealing, a.workers, a.seconds, costs, &p)?
+            }
         };
         let mut r = outcome_result("unbalanced", rt, a, &o, &env);
-        r.extra.insert("costs".into(), json!(if rt == RuntimeArg::Tokio { "n/a" } else if costs == Costs::Annotated { "annotated" } else { "profiled" }));
+        r.extra.insert(
+            "costs".into(),
+            json!(if rt == RuntimeArg::Tokio {
+                "n/a"
+            } else if costs == Costs::Annotated {
+                "annotated"
+            } else {
+                "profiled"
+            }),
+        );
         out.push(r);
     }
     Ok(out)
@@ -229,12 +297,26 @@ fn run_fork_join(bench: &str, a: &Common) -> Result<Vec<BenchResult>> {
     let mut out = Vec::new();
     for rt in a.runtimes() {
         if rt == RuntimeArg::Tokio {
-            bail!("{bench} runs on libasync or mely (tokio is the peer for dispatch and unbalanced)");
+            bail!(
+                "{bench} runs on libasync or mely (tokio is the peer for dispatch and unbalanced)"
+            );
         }
         check_policy(rt, a.stealing)?;
         let o = match bench {
-            "penalty" => penalty::run(queue_of(rt), a.stealing, a.workers, a.seconds, &penalty::Params::default())?,
-            _ => cache_efficient::run(queue_of(rt), a.stealing, a.workers, a.seconds, &cache_efficient::Params::default())?,
+            "penalty" => penalty::run(
+                queue_of(rt),
+                a.stealing,
+                a.workers,
+                a.seconds,
+                &penalty::Params::default(),
+            )?,
+            _ => cache_efficient::run(
+                queue_of(rt),
+                a.stealing,
+                a.workers,
+                a.seconds,
+                &cache_efficient::Params::default(),
+            )?,
         };
         out.push(outcome_result(bench, rt, a, &o, &env));
     }
@@ -243,12 +325,27 @@ fn run_fork_join(bench: &str, a: &Common) -> Result<Vec<BenchResult>> {
 
 fn run_synthetic(a: &Common, config: Option<SynConfig>) -> Result<Vec<BenchResult>> {
     let env = Env::detect();
-    let configs = config.map(|c| vec![c]).unwrap_or_else(|| SynConfig::ALL.to_vec());
+    let configs = config
+        .map(|c| vec![c])
+        .unwrap_or_else(|| SynConfig::ALL.to_vec());
     let mut out = Vec::new();
     for c in configs {
         let o = synthetic::run(c, a.workers, a.seconds, &synthetic::Params::default())?;
-        let stealing = if c == SynConfig::Stealing { StealPolicy::Base } else { StealPolicy::Off };
-        let mut r = base_result("synthetic", RuntimeArg::Libasync, stealing, a.workers, o.events, o.elapsed.as_secs_f64(), o.stats.as_ref(), &env);
+        let stealing = if c == SynConfig::Stealing {
+            StealPolicy::Base
+        } else {
+            StealPolicy::Off
+        };
+        let mut r = base_result(
+            "synthetic",
+            RuntimeArg::Libasync,
+            stealing,
+            a.workers,
+            o.events,
+            o.elapsed.as_secs_f64(),
+            o.stats.as_ref(),
+            &env,
+        );
         r.extra.insert("config".into(), json!(c.label()));
         out.push(r);
     }
@@ -260,7 +357,15 @@ fn measure(results: &[BenchResult], metric: &str) -> tables::Measured {
     let mut k: Vec<f64> = results.iter().map(|r| r.kevents_per_sec).collect();
     k.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let median = k[k.len() / 2];
-    let mid = results.iter().min_by(|a, b| (a.kevents_per_sec - median).abs().partial_cmp(&(b.kevents_per_sec - median).abs()).unwrap()).unwrap();
+    let mid = results
+        .iter()
+        .min_by(|a, b| {
+            (a.kevents_per_sec - median)
+                .abs()
+                .partial_cmp(&(b.kevents_per_sec - median).abs())
+                .unwrap()
+        })
+        .unwrap();
     let m = match metric {
         "WS cost (cycles)" => mid.steal_cost_cycles,
         "locking time %" => mid.locking_time_pct,
@@ -268,13 +373,24 @@ fn measure(results: &[BenchResult], metric: &str) -> tables::Measured {
         "L2 misses/event" => mid.l2_misses_per_event,
         _ => None,
     };
-    tables::Measured { kevents: median, kevents_spread: (k[0], k[k.len() - 1]), metric: m }
+    tables::Measured {
+        kevents: median,
+        kevents_spread: (k[0], k[k.len() - 1]),
+        metric: m,
+    }
 }
 
-fn run_paper_tables(workers: usize, seconds: f64, repeat: usize, json_out: Option<&std::path::Path>, md_out: Option<&std::path::Path>) -> Result<()> {
+fn run_paper_tables(
+    workers: usize,
+    seconds: f64,
+    repeat: usize,
+    json_out: Option<&std::path::Path>,
+    md_out: Option<&std::path::Path>,
+) -> Result<()> {
     let env = Env::detect();
     let mut raw: Vec<BenchResult> = Vec::new();
-    let mut cache: std::collections::HashMap<(String, String, String), Vec<BenchResult>> = Default::default();
+    let mut cache: std::collections::HashMap<(String, String, String), Vec<BenchResult>> =
+        Default::default();
     let mut md = String::new();
     md.push_str(&format!(
         "Measured on: {} ({} cores), kernel {}, commit {}, {}; {} workers, {} s x {} per configuration. \
@@ -284,13 +400,25 @@ fn run_paper_tables(workers: usize, seconds: f64, repeat: usize, json_out: Optio
     for t in tables::specs() {
         let mut measured = Vec::new();
         for r in &t.rows {
-            let key = (t.bench.to_string(), r.runtime.to_string(), r.stealing.to_string());
+            let key = (
+                t.bench.to_string(),
+                r.runtime.to_string(),
+                r.stealing.to_string(),
+            );
             if !cache.contains_key(&key) {
                 let mut runs = Vec::new();
                 for _ in 0..repeat.max(1) {
                     let common = Common {
-                        runtime: match r.runtime { "libasync" => RuntimeArg::Libasync, "tokio" => RuntimeArg::Tokio, _ => RuntimeArg::Mely },
-                        stealing: r.stealing.trim_end_matches("-profiled").parse().unwrap_or(StealPolicy::Off),
+                        runtime: match r.runtime {
+                            "libasync" => RuntimeArg::Libasync,
+                            "tokio" => RuntimeArg::Tokio,
+                            _ => RuntimeArg::Mely,
+                        },
+                        stealing: r
+                            .stealing
+                            .trim_end_matches("-profiled")
+                            .parse()
+                            .unwrap_or(StealPolicy::Off),
                         workers,
                         seconds,
                         format: Format::Table,
@@ -299,7 +427,11 @@ fn run_paper_tables(workers: usize, seconds: f64, repeat: usize, json_out: Optio
                     eprintln!(">> {} {} {}", t.bench, r.runtime, r.stealing);
                     let mut res = match t.bench {
                         "unbalanced" => {
-                            let costs = if r.stealing.ends_with("-profiled") { Costs::Profiled } else { Costs::Annotated };
+                            let costs = if r.stealing.ends_with("-profiled") {
+                                Costs::Profiled
+                            } else {
+                                Costs::Annotated
+                            };
                             run_unbalanced(&common, costs)?
                         }
                         "synthetic" => {
@@ -331,7 +463,8 @@ fn run_paper_tables(workers: usize, seconds: f64, repeat: usize, json_out: Optio
         md.push_str(note);
     }
     if let Some(p) = json_out {
-        std::fs::write(p, serde_json::to_string_pretty(&raw)?).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, serde_json::to_string_pretty(&raw)?)
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     if let Some(p) = md_out {
         std::fs::write(p, md).with_context(|| format!("writing {}", p.display()))?;
@@ -351,11 +484,25 @@ fn cpu_time() -> std::time::Duration {
 }
 
 fn run_idle_cpu(queue: colored_runtime::QueueKind, workers: usize, seconds: f64) -> Result<()> {
-    let stealing = if queue == colored_runtime::QueueKind::Libasync { StealPolicy::Base } else { StealPolicy::All };
-    let rt = colored_runtime::Runtime::new(colored_runtime::RuntimeConfig { workers, queue, stealing, ..Default::default() })?;
+    let stealing = if queue == colored_runtime::QueueKind::Libasync {
+        StealPolicy::Base
+    } else {
+        StealPolicy::All
+    };
+    let rt = colored_runtime::Runtime::new(colored_runtime::RuntimeConfig {
+        workers,
+        queue,
+        stealing,
+        ..Default::default()
+    })?;
     let h = rt.register(colored_runtime::HandlerSpec::new("tick"));
     // Start the reactor with a timer far in the future, then let everything go idle.
-    rt.handle().post_after(std::time::Duration::from_secs(3600), colored_runtime::Color(1), h, |_| {})?;
+    rt.handle().post_after(
+        std::time::Duration::from_secs(3600),
+        colored_runtime::Color(1),
+        h,
+        |_| {},
+    )?;
     std::thread::sleep(std::time::Duration::from_millis(200));
     let before = cpu_time();
     std::thread::sleep(std::time::Duration::from_secs_f64(seconds));
@@ -370,14 +517,32 @@ fn run_idle_cpu(queue: colored_runtime::QueueKind, workers: usize, seconds: f64)
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Bench::IdleCpu { runtime, workers, seconds } = &cli.bench {
+    if let Bench::IdleCpu {
+        runtime,
+        workers,
+        seconds,
+    } = &cli.bench
+    {
         return run_idle_cpu(*runtime, *workers, *seconds);
     }
-    if let Bench::PaperTables { workers, seconds, repeat, json_out, markdown_out } = &cli.bench {
+    if let Bench::PaperTables {
+        workers,
+        seconds,
+        repeat,
+        json_out,
+        markdown_out,
+    } = &cli.bench
+    {
         if *workers == 0 || !(*seconds > 0.0) {
             bail!("--workers must be >= 1 and --seconds > 0");
         }
-        return run_paper_tables(*workers, *seconds, *repeat, json_out.as_deref(), markdown_out.as_deref());
+        return run_paper_tables(
+            *workers,
+            *seconds,
+            *repeat,
+            json_out.as_deref(),
+            markdown_out.as_deref(),
+        );
     }
     let (results, common) = match &cli.bench {
         Bench::Dispatch { common, colors } => {
@@ -407,7 +572,8 @@ fn main() -> Result<()> {
     };
     report::print(&results, common.format);
     if let Some(path) = &common.json_out {
-        std::fs::write(path, serde_json::to_string_pretty(&results)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&results)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

@@ -22,7 +22,12 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { a_events: 64, array_bytes: 128 * 1024, slice_bytes: 4 * 1024, b_penalty: 1000 }
+        Params {
+            a_events: 64,
+            array_bytes: 128 * 1024,
+            slice_bytes: 4 * 1024,
+            b_penalty: 1000,
+        }
     }
 }
 
@@ -68,12 +73,20 @@ fn touch(ctx: &mut Ctx<'_>, st: &'static State, mut arr: Vec<u64>, offset: usize
         let color = ctx.color();
         ctx.post(color, st.b, move |ctx| touch(ctx, st, arr, end));
     } else if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-        st.ctl.events.fetch_add(st.events_per_round, Ordering::Relaxed);
+        st.ctl
+            .events
+            .fetch_add(st.events_per_round, Ordering::Relaxed);
         ctx.post(Color(0), st.fork, move |ctx| fork(ctx, st));
     }
 }
 
-pub fn run(queue: QueueKind, stealing: StealPolicy, workers: usize, seconds: f64, p: &Params) -> anyhow::Result<Outcome> {
+pub fn run(
+    queue: QueueKind,
+    stealing: StealPolicy,
+    workers: usize,
+    seconds: f64,
+    p: &Params,
+) -> anyhow::Result<Outcome> {
     let llc = LlcCounter::open();
     let rt = runtime(queue, stealing, workers)?;
     let slices = p.array_bytes.div_ceil(p.slice_bytes);
@@ -85,7 +98,11 @@ pub fn run(queue: QueueKind, stealing: StealPolicy, workers: usize, seconds: f64
         events_per_round: (p.a_events * (1 + slices)) as u64,
         fork: rt.register(HandlerSpec::new("fork")),
         a: rt.register(HandlerSpec::new("A").cost_cycles(30_000)),
-        b: rt.register(HandlerSpec::new("B").cost_cycles(2_000).penalty(p.b_penalty)),
+        b: rt.register(
+            HandlerSpec::new("B")
+                .cost_cycles(2_000)
+                .penalty(p.b_penalty),
+        ),
     }));
     measure_fork_join(rt, ctl, seconds, llc, |rt| {
         rt.post(Color(0), st.fork, move |ctx| fork(ctx, st))?;

@@ -51,18 +51,31 @@ impl LlcCounter {
         let attr = PerfEventAttr {
             type_: PERF_TYPE_HW_CACHE,
             size: std::mem::size_of::<PerfEventAttr>() as u32,
-            config: PERF_COUNT_HW_CACHE_LL | (PERF_COUNT_HW_CACHE_OP_READ << 8) | (PERF_COUNT_HW_CACHE_RESULT_MISS << 16),
+            config: PERF_COUNT_HW_CACHE_LL
+                | (PERF_COUNT_HW_CACHE_OP_READ << 8)
+                | (PERF_COUNT_HW_CACHE_RESULT_MISS << 16),
             flags: DISABLED | INHERIT | EXCLUDE_KERNEL | EXCLUDE_HV,
             ..Default::default()
         };
         // SAFETY: `attr` is a properly sized, initialised perf_event_attr that outlives the call;
         // pid 0 / cpu -1 / group -1 / flags 0 are valid arguments; the result is checked.
-        let fd = unsafe { libc::syscall(libc::SYS_perf_event_open, &attr as *const PerfEventAttr, 0, -1, -1, 0) } as i32;
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_perf_event_open,
+                &attr as *const PerfEventAttr,
+                0,
+                -1,
+                -1,
+                0,
+            )
+        } as i32;
         if fd < 0 {
             return None;
         }
         // SAFETY: `fd` is a perf event fd we own; PERF_EVENT_IOC_ENABLE takes no argument.
-        let ok = unsafe { libc::ioctl(fd, 0x2400 /* PERF_EVENT_IOC_ENABLE */, 0) } == 0;
+        let ok = unsafe {
+            libc::ioctl(fd, 0x2400 /* PERF_EVENT_IOC_ENABLE */, 0)
+        } == 0;
         if !ok {
             // SAFETY: closing the fd we just opened.
             unsafe { libc::close(fd) };

@@ -47,19 +47,31 @@ pub fn print(results: &[BenchResult], format: Format) {
     match format {
         Format::Json => {
             if results.len() == 1 {
-                println!("{}", serde_json::to_string_pretty(&results[0]).expect("serialisable"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&results[0]).expect("serialisable")
+                );
             } else {
-                println!("{}", serde_json::to_string_pretty(results).expect("serialisable"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(results).expect("serialisable")
+                );
             }
         }
         Format::Csv => {
-            let extras: Vec<String> = results.first().map(|r| r.extra.keys().cloned().collect()).unwrap_or_default();
+            let extras: Vec<String> = results
+                .first()
+                .map(|r| r.extra.keys().cloned().collect())
+                .unwrap_or_default();
             println!(
                 "bench,runtime,stealing,workers,seconds,events,kevents_per_sec,steals,steal_cost_cycles,stolen_time_cycles,locking_time_pct,l2_misses_per_event{}",
                 extras.iter().map(|e| format!(",{e}")).collect::<String>()
             );
             for r in results {
-                let ex: String = extras.iter().map(|k| format!(",{}", r.extra.get(k).map(csv_value).unwrap_or_default())).collect();
+                let ex: String = extras
+                    .iter()
+                    .map(|k| format!(",{}", r.extra.get(k).map(csv_value).unwrap_or_default()))
+                    .collect();
                 println!(
                     "{},{},{},{},{:.3},{},{:.1},{},{},{},{},{}{}",
                     r.bench,
@@ -79,9 +91,21 @@ pub fn print(results: &[BenchResult], format: Format) {
             }
         }
         Format::Table => {
-            let extras: Vec<String> = results.first().map(|r| r.extra.keys().cloned().collect()).unwrap_or_default();
+            let extras: Vec<String> = results
+                .first()
+                .map(|r| r.extra.keys().cloned().collect())
+                .unwrap_or_default();
             let mut header = vec![
-                "bench", "runtime", "stealing", "workers", "KEvents/s", "steals", "WS cost (cyc)", "stolen (cyc)", "locking %", "L2 miss/ev",
+                "bench",
+                "runtime",
+                "stealing",
+                "workers",
+                "KEvents/s",
+                "steals",
+                "WS cost (cyc)",
+                "stolen (cyc)",
+                "locking %",
+                "L2 miss/ev",
             ]
             .into_iter()
             .map(String::from)
@@ -101,7 +125,11 @@ pub fn print(results: &[BenchResult], format: Format) {
                     opt(r.locking_time_pct, 2),
                     opt(r.l2_misses_per_event, 1),
                 ];
-                row.extend(extras.iter().map(|k| r.extra.get(k).map(csv_value).unwrap_or_default()));
+                row.extend(
+                    extras
+                        .iter()
+                        .map(|k| r.extra.get(k).map(csv_value).unwrap_or_default()),
+                );
                 rows.push(row);
             }
             print_table(&rows);
@@ -133,12 +161,31 @@ pub fn print_table(rows: &[Vec<String>]) {
         return;
     }
     let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     for (i, r) in rows.iter().enumerate() {
-        let line: Vec<String> = r.iter().enumerate().map(|(c, s)| format!("{:>w$}", s, w = widths[c])).collect();
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, s)| format!("{:>w$}", s, w = widths[c]))
+            .collect();
         println!("{}", line.join("  "));
         if i == 0 {
-            println!("{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+            println!(
+                "{}",
+                widths
+                    .iter()
+                    .map(|w| "-".repeat(*w))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            );
         }
     }
 }

@@ -13,7 +13,10 @@
 //! 4. `stealing`: 3 plus libasync-smp's work stealing.
 
 use crate::common::Outcome;
-use colored_runtime::{tsc, Color, Ctx, EventStorage, HandlerId, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealPolicy};
+use colored_runtime::{
+    tsc, Color, Ctx, EventStorage, HandlerId, HandlerSpec, QueueKind, Runtime, RuntimeConfig,
+    StealPolicy,
+};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -29,7 +32,12 @@ pub enum Config {
 }
 
 impl Config {
-    pub const ALL: [Config; 4] = [Config::Base, Config::PerThreadQueues, Config::FreeLists, Config::Stealing];
+    pub const ALL: [Config; 4] = [
+        Config::Base,
+        Config::PerThreadQueues,
+        Config::FreeLists,
+        Config::Stealing,
+    ];
     pub fn label(self) -> &'static str {
         match self {
             Config::Base => "base (one shared queue)",
@@ -50,7 +58,10 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { chains: 256, work_cycles: 200 }
+        Params {
+            chains: 256,
+            work_cycles: 200,
+        }
     }
 }
 
@@ -79,8 +90,16 @@ fn run_runtime(cfg: Config, workers: usize, seconds: f64, p: &Params) -> anyhow:
     let rt = Runtime::new(RuntimeConfig {
         workers,
         queue: QueueKind::Libasync,
-        stealing: if cfg == Config::Stealing { StealPolicy::Base } else { StealPolicy::Off },
-        event_storage: if cfg == Config::PerThreadQueues { EventStorage::Heap } else { EventStorage::Inline },
+        stealing: if cfg == Config::Stealing {
+            StealPolicy::Base
+        } else {
+            StealPolicy::Off
+        },
+        event_storage: if cfg == Config::PerThreadQueues {
+            EventStorage::Heap
+        } else {
+            EventStorage::Inline
+        },
         ..Default::default()
     })?;
     let st: &'static Chains = Box::leak(Box::new(Chains {
@@ -103,12 +122,21 @@ fn run_runtime(cfg: Config, workers: usize, seconds: f64, p: &Params) -> anyhow:
     st.stop.store(true, Ordering::Relaxed);
     let stats = rt.stats().since(&before);
     drop(rt);
-    Ok(Outcome { events, elapsed, stats: Some(stats), llc_misses_per_event: None, rounds: 0 })
+    Ok(Outcome {
+        events,
+        elapsed,
+        stats: Some(stats),
+        llc_misses_per_event: None,
+        rounds: 0,
+    })
 }
 
 /// libasync-smp's original single queue, shared by every worker thread.
 struct SharedQueue {
-    q: Mutex<(VecDeque<(u32, Box<dyn FnOnce(&SharedQueue, u32) + Send>)>, Vec<u32>)>,
+    q: Mutex<(
+        VecDeque<(u32, Box<dyn FnOnce(&SharedQueue, u32) + Send>)>,
+        Vec<u32>,
+    )>,
     cv: Condvar,
     stop: AtomicBool,
 }
@@ -137,7 +165,11 @@ impl SharedQueue {
                         running[w] = t.0;
                         break t;
                     }
-                    g = self.cv.wait_timeout(g, Duration::from_millis(10)).unwrap().0;
+                    g = self
+                        .cv
+                        .wait_timeout(g, Duration::from_millis(10))
+                        .unwrap()
+                        .0;
                 }
             };
             f(self, color);
@@ -148,7 +180,11 @@ impl SharedQueue {
 }
 
 fn run_shared(workers: usize, seconds: f64, p: &Params) -> anyhow::Result<Outcome> {
-    let sq = Arc::new(SharedQueue { q: Mutex::new((VecDeque::new(), vec![NONE; workers])), cv: Condvar::new(), stop: AtomicBool::new(false) });
+    let sq = Arc::new(SharedQueue {
+        q: Mutex::new((VecDeque::new(), vec![NONE; workers])),
+        cv: Condvar::new(),
+        stop: AtomicBool::new(false),
+    });
     let done: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
     let work = p.work_cycles;
     fn step(sq: &SharedQueue, color: u32, done: &'static AtomicU64, work: u64) {
@@ -176,7 +212,13 @@ fn run_shared(workers: usize, seconds: f64, p: &Params) -> anyhow::Result<Outcom
     for t in threads {
         let _ = t.join();
     }
-    Ok(Outcome { events, elapsed, stats: None, llc_misses_per_event: None, rounds: 0 })
+    Ok(Outcome {
+        events,
+        elapsed,
+        stats: None,
+        llc_misses_per_event: None,
+        rounds: 0,
+    })
 }
 
 pub fn run(cfg: Config, workers: usize, seconds: f64, p: &Params) -> anyhow::Result<Outcome> {

@@ -26,8 +26,20 @@ pub struct TableSpec {
     pub rows: Vec<RowSpec>,
 }
 
-const fn row(label: &'static str, runtime: &'static str, stealing: &'static str, k: Option<f64>, m: Option<f64>) -> RowSpec {
-    RowSpec { label, runtime, stealing, paper_kevents: k, paper_metric: m }
+const fn row(
+    label: &'static str,
+    runtime: &'static str,
+    stealing: &'static str,
+    k: Option<f64>,
+    m: Option<f64>,
+) -> RowSpec {
+    RowSpec {
+        label,
+        runtime,
+        stealing,
+        paper_kevents: k,
+        paper_metric: m,
+    }
 }
 
 pub fn specs() -> Vec<TableSpec> {
@@ -143,7 +155,9 @@ pub fn render(t: &TableSpec, measured: &[Option<Measured>]) -> String {
             Some(m) => (
                 format!("{:.0}", m.kevents),
                 format!(" ({:.0}-{:.0})", m.kevents_spread.0, m.kevents_spread.1),
-                o0.filter(|b| *b > 0.0).map(|b| format!("{:.2}", m.kevents / b)).unwrap_or_else(|| "n/a".into()),
+                o0.filter(|b| *b > 0.0)
+                    .map(|b| format!("{:.2}", m.kevents / b))
+                    .unwrap_or_else(|| "n/a".into()),
                 fmt(m.metric),
             ),
             None => ("n/a".into(), String::new(), "n/a".into(), "n/a".into()),

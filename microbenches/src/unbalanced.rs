@@ -33,7 +33,13 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { events_per_round: 50_000, long_fraction: 0.02, short_cycles: 100, long_cycles: (10_000, 50_000), seed: 42 }
+        Params {
+            events_per_round: 50_000,
+            long_fraction: 0.02,
+            short_cycles: 100,
+            long_cycles: (10_000, 50_000),
+            seed: 42,
+        }
     }
 }
 
@@ -43,7 +49,11 @@ pub fn plan(p: &Params) -> Vec<(u32, u32, bool)> {
     (0..p.events_per_round)
         .map(|i| {
             let long = rng.gen_bool(p.long_fraction);
-            let cycles = if long { rng.gen_range(p.long_cycles.0..=p.long_cycles.1) } else { p.short_cycles };
+            let cycles = if long {
+                rng.gen_range(p.long_cycles.0..=p.long_cycles.1)
+            } else {
+                p.short_cycles
+            };
             (i as u32 + 1, cycles as u32, long)
         })
         .collect()
@@ -73,14 +83,23 @@ fn fork(ctx: &mut Ctx<'_>, st: &'static State) {
         ctx.post(Color(color), h, move |ctx| {
             tsc::spin_cycles(cycles as u64);
             if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                st.ctl.events.fetch_add(st.plan.len() as u64, Ordering::Relaxed);
+                st.ctl
+                    .events
+                    .fetch_add(st.plan.len() as u64, Ordering::Relaxed);
                 ctx.post(Color(0), st.fork, move |ctx| fork(ctx, st));
             }
         });
     }
 }
 
-pub fn run_colored(queue: QueueKind, stealing: StealPolicy, workers: usize, seconds: f64, costs: Costs, p: &Params) -> anyhow::Result<Outcome> {
+pub fn run_colored(
+    queue: QueueKind,
+    stealing: StealPolicy,
+    workers: usize,
+    seconds: f64,
+    costs: Costs,
+    p: &Params,
+) -> anyhow::Result<Outcome> {
     let llc = LlcCounter::open();
     let rt = runtime(queue, stealing, workers)?;
     let mean_long = (p.long_cycles.0 + p.long_cycles.1) / 2;
@@ -89,7 +108,10 @@ pub fn run_colored(queue: QueueKind, stealing: StealPolicy, workers: usize, seco
             rt.register(HandlerSpec::new("short").cost_cycles(p.short_cycles)),
             rt.register(HandlerSpec::new("long").cost_cycles(mean_long)),
         ),
-        Costs::Profiled => (rt.register(HandlerSpec::new("short")), rt.register(HandlerSpec::new("long"))),
+        Costs::Profiled => (
+            rt.register(HandlerSpec::new("short")),
+            rt.register(HandlerSpec::new("long")),
+        ),
     };
     let ctl = Control::leak();
     let st: &'static State = Box::leak(Box::new(State {
@@ -110,7 +132,9 @@ pub fn run_colored(queue: QueueKind, stealing: StealPolicy, workers: usize, seco
 /// work stealing spreads them.
 pub fn run_tokio(workers: usize, seconds: f64, p: &Params) -> anyhow::Result<Outcome> {
     let llc = LlcCounter::open();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .build()?;
     let plan: &'static Vec<(u32, u32, bool)> = Box::leak(Box::new(plan(p)));
     let start = Instant::now();
     let deadline = start + std::time::Duration::from_secs_f64(seconds);
@@ -118,7 +142,8 @@ pub fn run_tokio(workers: usize, seconds: f64, p: &Params) -> anyhow::Result<Out
         tokio::spawn(async move {
             let (mut rounds, mut events) = (0u64, 0u64);
             while Instant::now() < deadline {
-                let remaining: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(plan.len() as u64)));
+                let remaining: &'static AtomicU64 =
+                    Box::leak(Box::new(AtomicU64::new(plan.len() as u64)));
                 let done = std::sync::Arc::new(tokio::sync::Notify::new());
                 for &(_, cycles, _) in plan.iter() {
                     let done = done.clone();
@@ -144,7 +169,9 @@ pub fn run_tokio(workers: usize, seconds: f64, p: &Params) -> anyhow::Result<Out
         events,
         elapsed,
         stats: None,
-        llc_misses_per_event: llc.and_then(|c| c.read()).map(|m| m as f64 / events.max(1) as f64),
+        llc_misses_per_event: llc
+            .and_then(|c| c.read())
+            .map(|m| m as f64 / events.max(1) as f64),
         rounds,
     })
 }

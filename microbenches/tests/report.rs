@@ -17,7 +17,11 @@ fn fixture() -> PathBuf {
 /// A fresh copy of the base fixture.
 fn copy_of_base(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("colored-report-test-{}-{}-{tag}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let dir = std::env::temp_dir().join(format!(
+        "colored-report-test-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(&fixture(), &dir);
     dir
@@ -59,7 +63,11 @@ fn edit_micro(dir: &Path, bench: &str, runtime: &str, stealing: &str, f: impl Fn
     let mut v = read(&p);
     let mut hit = 0;
     for item in v.as_array_mut().unwrap() {
-        if item["bench"] == bench && item["runtime"] == runtime && item["stealing"] == stealing && item.get("costs").and_then(Value::as_str) != Some("profiled") {
+        if item["bench"] == bench
+            && item["runtime"] == runtime
+            && item["stealing"] == stealing
+            && item.get("costs").and_then(Value::as_str) != Some("profiled")
+        {
             f(item);
             hit += 1;
         }
@@ -69,7 +77,10 @@ fn edit_micro(dir: &Path, bench: &str, runtime: &str, stealing: &str, f: impl Fn
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run colored-report")
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run colored-report")
 }
 
 fn compare(base: &Path, new: &Path, extra: &[&str]) -> (bool, String) {
@@ -82,7 +93,9 @@ fn compare(base: &Path, new: &Path, extra: &[&str]) -> (bool, String) {
 
 /// The Markdown row of the comparison whose first cell is `name`.
 fn row<'a>(out: &'a str, name: &str) -> &'a str {
-    out.lines().find(|l| l.starts_with(&format!("| {name} |"))).unwrap_or_else(|| panic!("no row {name:?} in:\n{out}"))
+    out.lines()
+        .find(|l| l.starts_with(&format!("| {name} |")))
+        .unwrap_or_else(|| panic!("no row {name:?} in:\n{out}"))
 }
 
 #[test]
@@ -91,9 +104,22 @@ fn identical_runs_pass() {
     assert!(ok, "{out}");
     assert!(out.contains("PASS: 0 ratio(s) regressed"), "{out}");
     // Ratios computed from the fixture: 1500/1000 (median of 1400, 1500, 1600), 48000/40000.
-    assert!(row(&out, "unbalanced: mely time-left / libasync off (KEvents/s)").contains("| 1.50 | 1.50 | +0.0% | ok |"), "{out}");
-    assert!(row(&out, "SWS: mely all / libasync off (peak req/s)").contains("| 1.20 | 1.20 |"), "{out}");
-    assert!(row(&out, "dispatch, 1 worker: tokio ns / mely ns").contains("| 2.50 | 2.50 |"), "{out}");
+    assert!(
+        row(
+            &out,
+            "unbalanced: mely time-left / libasync off (KEvents/s)"
+        )
+        .contains("| 1.50 | 1.50 | +0.0% | ok |"),
+        "{out}"
+    );
+    assert!(
+        row(&out, "SWS: mely all / libasync off (peak req/s)").contains("| 1.20 | 1.20 |"),
+        "{out}"
+    );
+    assert!(
+        row(&out, "dispatch, 1 worker: tokio ns / mely ns").contains("| 2.50 | 2.50 |"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -106,12 +132,21 @@ fn regressed_ratio_fails() {
     assert!(!ok, "a 20% fall must fail:\n{out}");
     let r = row(&out, "SWS: mely all / libasync off (peak req/s)");
     assert!(r.contains("| 1.20 | 0.96 | -20.0% | REGRESSED"), "{r}");
-    assert!(row(&out, "SWS: colored (mely all) / N-copy (peak req/s)").contains("REGRESSED"), "{out}");
+    assert!(
+        row(&out, "SWS: colored (mely all) / N-copy (peak req/s)").contains("REGRESSED"),
+        "{out}"
+    );
     // Ratios not involving mely all are untouched.
-    assert!(row(&out, "SFS: colored / none (MB/s)").contains("| ok |"), "{out}");
+    assert!(
+        row(&out, "SFS: colored / none (MB/s)").contains("| ok |"),
+        "{out}"
+    );
     assert!(out.contains("FAIL:"), "{out}");
     // The figure itself is listed with its change and marked worse.
-    assert!(row(&out, "sws/mely-all-w2-c200 req/s").contains("| 48000 | 38400 | -20.0% | worse |"), "{out}");
+    assert!(
+        row(&out, "sws/mely-all-w2-c200 req/s").contains("| 48000 | 38400 | -20.0% | worse |"),
+        "{out}"
+    );
     std::fs::remove_dir_all(new).ok();
 }
 
@@ -124,7 +159,14 @@ fn improved_ratio_passes() {
     });
     let (ok, out) = compare(&fixture(), &new, &[]);
     assert!(ok, "an improvement must pass:\n{out}");
-    assert!(row(&out, "unbalanced: mely time-left / libasync off (KEvents/s)").contains("| 1.50 | 1.95 | +30.0% | improved |"), "{out}");
+    assert!(
+        row(
+            &out,
+            "unbalanced: mely time-left / libasync off (KEvents/s)"
+        )
+        .contains("| 1.50 | 1.95 | +30.0% | improved |"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -139,7 +181,10 @@ fn threshold_decides() {
     assert!(ok, "3% is within the default 5%:\n{out}");
     let (ok, out) = compare(&fixture(), &new, &["--threshold", "2"]);
     assert!(!ok, "3% is past 2%:\n{out}");
-    assert!(row(&out, "SFS: colored / none (MB/s)").contains("-3.0% | REGRESSED"), "{out}");
+    assert!(
+        row(&out, "SFS: colored / none (MB/s)").contains("-3.0% | REGRESSED"),
+        "{out}"
+    );
     std::fs::remove_dir_all(new).ok();
 }
 
@@ -148,15 +193,31 @@ fn missing_experiments_are_reported_and_fail() {
     let new = copy_of_base("missing");
     // nginx failed (the script wrote the error), SFS N-copy left nothing at all.
     std::fs::remove_file(new.join("sws/nginx-w2-c200.json")).unwrap();
-    std::fs::write(new.join("sws/nginx-w2-c200.error"), "nginx did not start: bind() to 127.0.0.1 failed\n").unwrap();
+    std::fs::write(
+        new.join("sws/nginx-w2-c200.error"),
+        "nginx did not start: bind() to 127.0.0.1 failed\n",
+    )
+    .unwrap();
     std::fs::remove_file(new.join("sfs/ncopy-w2.json")).unwrap();
     let (ok, out) = compare(&fixture(), &new, &[]);
     assert!(!ok, "{out}");
-    assert!(out.contains("- MISSING sws/nginx-w2-c200: nginx did not start: bind() to 127.0.0.1 failed"), "{out}");
-    assert!(out.contains("- MISSING sfs/ncopy-w2: no result in NEW"), "{out}");
+    assert!(
+        out.contains(
+            "- MISSING sws/nginx-w2-c200: nginx did not start: bind() to 127.0.0.1 failed"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("- MISSING sfs/ncopy-w2: no result in NEW"),
+        "{out}"
+    );
     assert!(out.contains("2 experiment(s) missing"), "{out}");
     // The ratio that needed N-copy is n/a in NEW and not compared (never taken as 0).
-    assert!(row(&out, "SFS: colored / N-copy (MB/s)").contains("| 0.92 | n/a | n/a | not compared (n/a) |"), "{out}");
+    assert!(
+        row(&out, "SFS: colored / N-copy (MB/s)")
+            .contains("| 0.92 | n/a | n/a | not compared (n/a) |"),
+        "{out}"
+    );
     // Missing the other way round (an experiment only in NEW) is not a failure.
     let (ok, out) = compare(&new, &fixture(), &[]);
     assert!(ok, "{out}");
@@ -168,56 +229,138 @@ fn missing_experiments_are_reported_and_fail() {
 fn na_stays_na() {
     let new = copy_of_base("na");
     // No steals in NEW: the steal cost becomes null.
-    edit_micro(&new, "unbalanced", "mely", "time-left", |v| v["steal_cost_cycles"] = Value::Null);
+    edit_micro(&new, "unbalanced", "mely", "time-left", |v| {
+        v["steal_cost_cycles"] = Value::Null
+    });
     let (ok, out) = compare(&fixture(), &new, &[]);
     assert!(ok, "a null figure is not a regression:\n{out}");
-    assert!(row(&out, "microbench/unbalanced/mely/time-left steal cost").contains("| cycles | 1234 | n/a | n/a |"), "{out}");
+    assert!(
+        row(&out, "microbench/unbalanced/mely/time-left steal cost")
+            .contains("| cycles | 1234 | n/a | n/a |"),
+        "{out}"
+    );
     // L2 misses are null on both sides: n/a, never 0.
     let l2 = row(&out, "microbench/penalty/mely/penalty L2 misses/event");
     assert!(l2.contains("| n/a | n/a | n/a |"), "{l2}");
     // A ratio absent from both runs (no 2-worker dispatch in the fixture) stays n/a.
-    assert!(row(&out, "dispatch, 2 workers: tokio ns / mely ns").contains("| n/a | n/a | n/a | not compared (n/a) |"), "{out}");
+    assert!(
+        row(&out, "dispatch, 2 workers: tokio ns / mely ns")
+            .contains("| n/a | n/a | n/a | not compared (n/a) |"),
+        "{out}"
+    );
     std::fs::remove_dir_all(new).ok();
 }
 
 #[test]
 fn report_has_the_papers_figures_beside_ours() {
     let dir = copy_of_base("report");
-    std::fs::write(dir.join("sws/apache-w1-c200.error"), "apache2 is not installed and apt-get failed\n").unwrap();
+    std::fs::write(
+        dir.join("sws/apache-w1-c200.error"),
+        "apache2 is not installed and apt-get failed\n",
+    )
+    .unwrap();
     let o = run(&["report", dir.to_str().unwrap(), "--no-plots"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     // Table III: the paper's 1310 and 122 KEvents/s beside ours (1000, 150), ratios to row 1.
-    assert!(md.contains("**Table III: Impact of the base workstealing (unbalanced)**"), "{md}");
-    assert!(md.contains("| Libasync-smp | 1310 | 1.00 | 1000 (1000-1000) | 1.00 | n/a | n/a |"), "{md}");
-    assert!(md.contains("| Libasync-smp - WS | 122 | 0.09 | 150 (150-150) | 0.15 | 28329 | 30000 |"), "{md}");
+    assert!(
+        md.contains("**Table III: Impact of the base workstealing (unbalanced)**"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| Libasync-smp | 1310 | 1.00 | 1000 (1000-1000) | 1.00 | n/a | n/a |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| Libasync-smp - WS | 122 | 0.09 | 150 (150-150) | 0.15 | 28329 | 30000 |"),
+        "{md}"
+    );
     // Table IV: median and spread of three repetitions.
-    assert!(md.contains("| Mely - time-aware WS | 2042 | 1.56 | 1500 (1400-1600) | 1.50 | 49987 | 50000 |"), "{md}");
+    assert!(
+        md.contains(
+            "| Mely - time-aware WS | 2042 | 1.56 | 1500 (1400-1600) | 1.50 | 49987 | 50000 |"
+        ),
+        "{md}"
+    );
     // Table V: the paper's L2 misses beside our n/a (no counters in the fixture).
-    assert!(md.contains("| Mely - penalty-aware WS | 2122 | 1.92 | 1000 (1000-1000) | 1.43 | 2000 | n/a |"), "{md}");
+    assert!(
+        md.contains(
+            "| Mely - penalty-aware WS | 2122 | 1.92 | 1000 (1000-1000) | 1.43 | 2000 | n/a |"
+        ),
+        "{md}"
+    );
     // The ratios that matter: paper, ours, ours / paper.
-    assert!(md.contains("| SWS: mely all / libasync off (peak req/s) | 1.25 | 1.20 | 0.96 |"), "{md}");
-    assert!(md.contains("| SFS: libasync base / libasync off (MB/s) | 1.35 | 1.31 | 0.97 |"), "{md}");
+    assert!(
+        md.contains("| SWS: mely all / libasync off (peak req/s) | 1.25 | 1.20 | 0.96 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| SFS: libasync base / libasync off (MB/s) | 1.35 | 1.31 | 0.97 |"),
+        "{md}"
+    );
     // Table I from the servers' counters.
-    assert!(md.contains("| Web server, libasync base WS | 197000 | 20000 | 190000 | 21000 | 300 |"), "{md}");
-    assert!(md.contains("| SFS, mely all | n/a | n/a | 3500 | 760000 | 325 |"), "{md}");
+    assert!(
+        md.contains("| Web server, libasync base WS | 197000 | 20000 | 190000 | 21000 | 300 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| SFS, mely all | n/a | n/a | 3500 | 760000 | 325 |"),
+        "{md}"
+    );
     // Figure 7 table with the peers, sftp beside SFS.
-    assert!(md.contains("| clients | libasync-off | libasync-base | mely-all | ncopy | nginx | apache |"), "{md}");
-    assert!(md.contains("| 200 | 40000 | 30000 | 48000 | 60000 | 55000 | 35000 |"), "{md}");
-    assert!(md.contains("| 50 | 38000 | n/a | 45000 | n/a | n/a | n/a |"), "{md}");
+    assert!(
+        md.contains(
+            "| clients | libasync-off | libasync-base | mely-all | ncopy | nginx | apache |"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 200 | 40000 | 30000 | 48000 | 60000 | 55000 | 35000 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 50 | 38000 | n/a | 45000 | n/a | n/a | n/a |"),
+        "{md}"
+    );
     // p99 latency in ms beside the injector's CPU time per request.
-    assert!(md.contains("| 200 | 4.00 | 4.00 | 4.00 | 4.00 | 4.00 | 4.00 | 17.0 |"), "{md}");
-    assert!(md.contains("| OpenSSH sftp, chacha20-poly1305 (4 sessions) | 200 |"), "{md}");
+    assert!(
+        md.contains("| 200 | 4.00 | 4.00 | 4.00 | 4.00 | 4.00 | 4.00 | 17.0 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| OpenSSH sftp, chacha20-poly1305 (4 sessions) | 200 |"),
+        "{md}"
+    );
     // Scaling with workers.
-    assert!(md.contains("| SWS mely-all (req/s) | 30000 | 48000 | 1.60 | n/a |"), "{md}");
-    assert!(md.contains("| SFS colored (MB/s) | 330 | 600 | 1.82 | 2.50 |"), "{md}");
+    assert!(
+        md.contains("| SWS mely-all (req/s) | 30000 | 48000 | 1.60 | n/a |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| SFS colored (MB/s) | 330 | 600 | 1.82 | 2.50 |"),
+        "{md}"
+    );
     // Environment and the missing experiment with its error.
-    assert!(md.contains("- commit: fixture0") && md.contains("- CPU: Fixture CPU") && md.contains("- kernel: 6.0.0-fixture"), "{md}");
-    assert!(md.contains("- **sws/apache-w1-c200**: apache2 is not installed and apt-get failed"), "{md}");
+    assert!(
+        md.contains("- commit: fixture0")
+            && md.contains("- CPU: Fixture CPU")
+            && md.contains("- kernel: 6.0.0-fixture"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- **sws/apache-w1-c200**: apache2 is not installed and apt-get failed"),
+        "{md}"
+    );
     // CSVs: n/a stays n/a there too.
     let figures = std::fs::read_to_string(dir.join("csv/figures.csv")).unwrap();
-    assert!(figures.contains("microbench/penalty/mely/penalty,L2 misses/event,n/a,misses,false"), "{figures}");
-    assert!(figures.contains("sws/mely-all-w2-c200,req/s,48000,req/s,true"), "{figures}");
+    assert!(
+        figures.contains("microbench/penalty/mely/penalty,L2 misses/event,n/a,misses,false"),
+        "{figures}"
+    );
+    assert!(
+        figures.contains("sws/mely-all-w2-c200,req/s,48000,req/s,true"),
+        "{figures}"
+    );
     let sws = std::fs::read_to_string(dir.join("csv/sws.csv")).unwrap();
     assert_eq!(sws.lines().count(), 1 + 10, "{sws}");
     std::fs::remove_dir_all(dir).ok();
@@ -231,8 +374,14 @@ fn unreadable_result_is_missing_not_zero() {
     assert!(o.status.success());
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("- **sfs/none-w2**: parsing "), "{md}");
-    assert!(md.contains("| SFS: colored / none (MB/s) | n/a | n/a | n/a |"), "{md}");
-    assert!(md.contains("| none (everything in color 0) | n/a | n/a |"), "{md}");
+    assert!(
+        md.contains("| SFS: colored / none (MB/s) | n/a | n/a | n/a |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| none (everything in color 0) | n/a | n/a |"),
+        "{md}"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -243,16 +392,25 @@ fn plots_are_written_as_svg_and_png() {
     assert!(o.status.success());
     let stderr = String::from_utf8_lossy(&o.stderr);
     let font = std::env::var_os("COLORED_REPORT_FONT").is_some()
-        || ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf"]
-            .iter()
-            .any(|p| Path::new(p).exists());
+        || [
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+        ]
+        .iter()
+        .any(|p| Path::new(p).exists());
     if !font {
         // Without a font the report says why there are no plots instead of failing.
         assert!(stderr.contains("no TrueType font"), "{stderr}");
         return;
     }
-    for stem in ["sws-throughput", "speedup-workers", "ncopy-vs-colored", "steal-cost"] {
-        let svg = std::fs::read_to_string(dir.join(format!("plots/{stem}.svg"))).unwrap_or_else(|e| panic!("{stem}.svg: {e}; {stderr}"));
+    for stem in [
+        "sws-throughput",
+        "speedup-workers",
+        "ncopy-vs-colored",
+        "steal-cost",
+    ] {
+        let svg = std::fs::read_to_string(dir.join(format!("plots/{stem}.svg")))
+            .unwrap_or_else(|e| panic!("{stem}.svg: {e}; {stderr}"));
         assert!(svg.contains("<svg") && svg.len() > 2000, "{stem}.svg");
         let png = std::fs::read(dir.join(format!("plots/{stem}.png"))).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{stem}.png");
@@ -263,13 +421,25 @@ fn plots_are_written_as_svg_and_png() {
         assert!(svg.contains(c), "legend lacks {c}");
     }
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
-    assert!(md.contains("- [plots/sws-throughput.svg](plots/sws-throughput.svg)"), "{md}");
+    assert!(
+        md.contains("- [plots/sws-throughput.svg](plots/sws-throughput.svg)"),
+        "{md}"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
 fn comparing_with_no_results_directory_is_an_error_not_a_pass() {
-    let o = run(&["compare", fixture().to_str().unwrap(), "/nonexistent/results"]);
-    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&[
+        "compare",
+        fixture().to_str().unwrap(),
+        "/nonexistent/results",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not a results directory"));
 }

@@ -20,13 +20,17 @@ impl BlockingPool {
         let (tx, rx) = unbounded::<Job>();
         for i in 0..threads.max(1) {
             let rx = rx.clone();
-            let _ = std::thread::Builder::new().name(format!("colored-blocking-{i}")).spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    job();
-                }
-            });
+            let _ = std::thread::Builder::new()
+                .name(format!("colored-blocking-{i}"))
+                .spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        job();
+                    }
+                });
         }
-        BlockingPool { tx: Mutex::new(Some(tx)) }
+        BlockingPool {
+            tx: Mutex::new(Some(tx)),
+        }
     }
 
     pub(crate) fn close(&self) {
@@ -36,7 +40,13 @@ impl BlockingPool {
 
 impl Handle {
     /// Run `work` on a helper thread; then run `done(ctx, result)` as an event of `color`.
-    pub fn spawn_blocking<T, W, D>(&self, color: Color, handler: HandlerId, work: W, done: D) -> Result<(), PostError>
+    pub fn spawn_blocking<T, W, D>(
+        &self,
+        color: Color,
+        handler: HandlerId,
+        work: W,
+        done: D,
+    ) -> Result<(), PostError>
     where
         T: Send + 'static,
         W: FnOnce() -> T + Send + 'static,
@@ -45,7 +55,10 @@ impl Handle {
         if self.is_shutdown() {
             return Err(PostError::Shutdown);
         }
-        let pool = self.sh.blocking.get_or_init(|| BlockingPool::start(self.sh.cfg.blocking_threads));
+        let pool = self
+            .sh
+            .blocking
+            .get_or_init(|| BlockingPool::start(self.sh.cfg.blocking_threads));
         let h = self.clone();
         let job: Job = Box::new(move || {
             let t = work();

@@ -35,7 +35,11 @@ unsafe impl<T: Send> Sync for ColorCell<T> {}
 
 impl<T> ColorCell<T> {
     pub fn new(color: Color, value: T) -> Self {
-        ColorCell { color, borrowed: AtomicBool::new(false), value: UnsafeCell::new(value) }
+        ColorCell {
+            color,
+            borrowed: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
     }
 
     pub fn color(&self) -> Color {
@@ -44,7 +48,11 @@ impl<T> ColorCell<T> {
 
     /// Check the running color and take the borrow flag (released when the guard drops).
     fn enter(&self, running: Color) -> Borrow<'_> {
-        assert_eq!(running, self.color, "ColorCell of color {} used from an event of color {}", self.color, running);
+        assert_eq!(
+            running, self.color,
+            "ColorCell of color {} used from an event of color {}",
+            self.color, running
+        );
         if self.borrowed.swap(true, Ordering::Acquire) {
             panic!("ColorCell of color {} borrowed twice", self.color);
         }
@@ -62,7 +70,11 @@ impl<T> ColorCell<T> {
 
     /// Like [`with`](Self::with), but the closure also gets the context, so it can post events
     /// while it holds the value. Using the cell again from inside panics (the borrow flag).
-    pub fn with_ctx<'w, R>(&self, ctx: &mut Ctx<'w>, f: impl FnOnce(&mut T, &mut Ctx<'w>) -> R) -> R {
+    pub fn with_ctx<'w, R>(
+        &self,
+        ctx: &mut Ctx<'w>,
+        f: impl FnOnce(&mut T, &mut Ctx<'w>) -> R,
+    ) -> R {
         let _borrow = self.enter(ctx.color());
         // SAFETY: as in `with`: the borrow flag is ours and only events of `self.color` reach
         // this point, so this is the only reference to the value.

@@ -53,7 +53,9 @@ impl ColorMap {
     /// Every slot starts on `slot % workers`, libasync-smp's initial distribution.
     pub(crate) fn new(workers: usize) -> Self {
         assert!(workers > 0 && workers <= u16::MAX as usize);
-        let cores = (0..MAP_SLOTS).map(|s| AtomicU16::new((s % workers) as u16)).collect();
+        let cores = (0..MAP_SLOTS)
+            .map(|s| AtomicU16::new((s % workers) as u16))
+            .collect();
         ColorMap { cores }
     }
 

@@ -48,7 +48,10 @@ impl StealPolicy {
     }
     /// Does it keep the time-left stealing-queue?
     pub fn time_left(self) -> bool {
-        matches!(self, StealPolicy::TimeLeft | StealPolicy::Penalty | StealPolicy::All)
+        matches!(
+            self,
+            StealPolicy::TimeLeft | StealPolicy::Penalty | StealPolicy::All
+        )
     }
     /// Does it weight processing time by the handlers' penalties?
     pub fn penalty_weighted(self) -> bool {
@@ -145,7 +148,9 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
-            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             queue: QueueKind::Mely,
             stealing: StealPolicy::Off,
             batch: 10,
@@ -180,7 +185,9 @@ impl RuntimeConfig {
         if self.workers > u16::MAX as usize {
             return Err(BuildError::TooManyWorkers(self.workers));
         }
-        if self.queue == QueueKind::Libasync && !matches!(self.stealing, StealPolicy::Off | StealPolicy::Base) {
+        if self.queue == QueueKind::Libasync
+            && !matches!(self.stealing, StealPolicy::Off | StealPolicy::Base)
+        {
             return Err(BuildError::PolicyNotSupported(self.stealing));
         }
         if self.batch == 0 {

@@ -36,7 +36,17 @@ impl<'w> Ctx<'w> {
         local_pending: usize,
         local_buf: &'w mut Vec<Event>,
     ) -> Self {
-        Ctx { sh, handle, worker, color, counters, local_pending, local_buf, blocked_cycles: 0, _not_send: PhantomData }
+        Ctx {
+            sh,
+            handle,
+            worker,
+            color,
+            counters,
+            local_pending,
+            local_buf,
+            blocked_cycles: 0,
+            _not_send: PhantomData,
+        }
     }
 
     /// Post an event (libasync-smp's `cpucb`). After shutdown the event is dropped and counted.
@@ -80,7 +90,8 @@ impl<'w> Ctx<'w> {
 
     /// Enqueue the buffered local events now.
     pub(crate) fn flush(&mut self) {
-        self.sh.flush_local(self.worker, self.local_buf, self.counters);
+        self.sh
+            .flush_local(self.worker, self.local_buf, self.counters);
     }
 
     /// The color of the running event.

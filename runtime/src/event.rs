@@ -54,11 +54,17 @@ unsafe fn drop_boxed<F>(p: *mut u8) {
 
 struct Inline<F>(F);
 impl<F: FnOnce(&mut Ctx<'_>)> Inline<F> {
-    const VTABLE: VTable = VTable { call: call_inline::<F>, drop: drop_inline::<F> };
+    const VTABLE: VTable = VTable {
+        call: call_inline::<F>,
+        drop: drop_inline::<F>,
+    };
 }
 struct Boxed<F>(F);
 impl<F: FnOnce(&mut Ctx<'_>)> Boxed<F> {
-    const VTABLE: VTable = VTable { call: call_boxed::<F>, drop: drop_boxed::<F> };
+    const VTABLE: VTable = VTable {
+        call: call_boxed::<F>,
+        drop: drop_boxed::<F>,
+    };
 }
 
 impl Task {
@@ -74,11 +80,17 @@ impl Task {
             // SAFETY: `F` fits in the storage in size and alignment (checked just above), and the
             // storage is uninitialised, so writing does not leak a previous value.
             unsafe { ptr::write(data.as_mut_ptr() as *mut F, f) };
-            Task { data, vtable: &Inline::<F>::VTABLE }
+            Task {
+                data,
+                vtable: &Inline::<F>::VTABLE,
+            }
         } else {
             // SAFETY: a `Box<F>` is one pointer, which always fits in the word-aligned storage.
             unsafe { ptr::write(data.as_mut_ptr() as *mut Box<F>, Box::new(f)) };
-            Task { data, vtable: &Boxed::<F>::VTABLE }
+            Task {
+                data,
+                vtable: &Boxed::<F>::VTABLE,
+            }
         }
     }
 

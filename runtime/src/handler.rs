@@ -42,7 +42,11 @@ pub struct HandlerSpec {
 
 impl HandlerSpec {
     pub fn new(name: impl Into<String>) -> Self {
-        HandlerSpec { name: name.into(), cost_cycles: None, penalty: 1 }
+        HandlerSpec {
+            name: name.into(),
+            cost_cycles: None,
+            penalty: 1,
+        }
     }
     /// Annotate the handler's processing time in cycles (overrides the automatic profile).
     pub fn cost_cycles(mut self, cycles: u64) -> Self {
@@ -76,7 +80,11 @@ pub(crate) const EWMA_SHIFT: u32 = 3;
 impl Registry {
     pub(crate) fn new() -> Self {
         let entries = (0..MAX_HANDLERS).map(|_| OnceLock::new()).collect();
-        let r = Registry { entries, len: AtomicUsize::new(0), lock: Mutex::new(()) };
+        let r = Registry {
+            entries,
+            len: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+        };
         let epoll = r.register(HandlerSpec::new("Epoll"));
         debug_assert_eq!(epoll, HandlerId::EPOLL);
         r
@@ -87,7 +95,10 @@ impl Registry {
     pub(crate) fn register(&self, spec: HandlerSpec) -> HandlerId {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let idx = self.len.load(Ordering::Relaxed);
-        assert!(idx < MAX_HANDLERS, "more than {MAX_HANDLERS} handlers registered");
+        assert!(
+            idx < MAX_HANDLERS,
+            "more than {MAX_HANDLERS} handlers registered"
+        );
         let info = HandlerInfo {
             name: spec.name,
             cost: spec.cost_cycles,
@@ -103,7 +114,9 @@ impl Registry {
 
     #[inline]
     pub(crate) fn get(&self, id: HandlerId) -> &HandlerInfo {
-        self.entries[id.0 as usize].get().expect("handler id from another runtime")
+        self.entries[id.0 as usize]
+            .get()
+            .expect("handler id from another runtime")
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -114,7 +127,10 @@ impl Registry {
     #[inline]
     pub(crate) fn estimate(&self, id: HandlerId) -> (u32, u32) {
         let h = self.get(id);
-        let c = h.cost.unwrap_or_else(|| h.avg_cycles.load(Ordering::Relaxed)).min(u32::MAX as u64) as u32;
+        let c = h
+            .cost
+            .unwrap_or_else(|| h.avg_cycles.load(Ordering::Relaxed))
+            .min(u32::MAX as u64) as u32;
         (c, if h.penalty == 1 { c } else { c / h.penalty })
     }
 }

@@ -4,10 +4,14 @@
 //! locks from here, never from `std` directly.
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{Ordering, AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize};
+pub(crate) use std::sync::atomic::{
+    AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{Ordering, AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize};
+pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 
 /// The per-core queue lock. A short critical section guards each core's queue; a thread that
 /// waits spins briefly and then sleeps (parking_lot), so oversubscribed workers do not burn a

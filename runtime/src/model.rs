@@ -23,7 +23,12 @@ impl Model {
     pub fn new(cfg: RuntimeConfig) -> Result<Model, BuildError> {
         cfg.validate()?;
         let n = cfg.workers;
-        Ok(Model { handle: Handle { sh: Shared::new(cfg) }, acc: std::sync::Mutex::new(vec![Counters::default(); n]) })
+        Ok(Model {
+            handle: Handle {
+                sh: Shared::new(cfg),
+            },
+            acc: std::sync::Mutex::new(vec![Counters::default(); n]),
+        })
     }
 
     fn account(&self, w: usize, c: &Counters) {

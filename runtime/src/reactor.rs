@@ -95,7 +95,9 @@ impl Reactor {
     }
 
     fn nanos(&self, t: Instant) -> u64 {
-        t.saturating_duration_since(self.epoch).as_nanos().min(u64::MAX as u128 - 1) as u64
+        t.saturating_duration_since(self.epoch)
+            .as_nanos()
+            .min(u64::MAX as u128 - 1) as u64
     }
 
     /// Wake the poller if it sleeps past `deadline`.
@@ -145,7 +147,10 @@ fn epoll_event(ctx: &mut Ctx<'_>) {
     if sh.is_shutdown() {
         return;
     }
-    let r = sh.reactor.get().expect("the Epoll event runs only once the reactor exists");
+    let r = sh
+        .reactor
+        .get()
+        .expect("the Epoll event runs only once the reactor exists");
     let w = ctx.worker();
     let now = Instant::now();
     let mut timeout = Some(Duration::ZERO);
@@ -197,7 +202,8 @@ fn epoll_event(ctx: &mut Ctx<'_>) {
     }
     if !ready.is_empty() {
         let sources = r.sources.lock().unwrap_or_else(|e| e.into_inner());
-        let mut posts: Vec<(Color, HandlerId, Callback, Readiness)> = Vec::with_capacity(ready.len());
+        let mut posts: Vec<(Color, HandlerId, Callback, Readiness)> =
+            Vec::with_capacity(ready.len());
         for (tok, rd) in ready {
             if let Some(Some(s)) = sources.entries.get(tok) {
                 posts.push((s.color, s.handler, s.cb.clone(), rd));
@@ -236,7 +242,11 @@ impl Handle {
         let r = reactor(&self.sh).map_err(io::Error::other)?;
         let tok = {
             let mut s = r.sources.lock().unwrap_or_else(|e| e.into_inner());
-            let entry = Source { color, handler, cb: Arc::new(on_ready) };
+            let entry = Source {
+                color,
+                handler,
+                cb: Arc::new(on_ready),
+            };
             match s.free.pop() {
                 Some(i) => {
                     s.entries[i] = Some(entry);
@@ -258,7 +268,12 @@ impl Handle {
     }
 
     /// Change the interest of a registered source.
-    pub fn reregister_io<S>(&self, source: &mut S, token: IoToken, interest: mio::Interest) -> io::Result<()>
+    pub fn reregister_io<S>(
+        &self,
+        source: &mut S,
+        token: IoToken,
+        interest: mio::Interest,
+    ) -> io::Result<()>
     where
         S: mio::event::Source + ?Sized,
     {
@@ -283,7 +298,13 @@ impl Handle {
     }
 
     /// Run `f` in `color` after `delay`.
-    pub fn post_after<F>(&self, delay: Duration, color: Color, handler: HandlerId, f: F) -> Result<(), PostError>
+    pub fn post_after<F>(
+        &self,
+        delay: Duration,
+        color: Color,
+        handler: HandlerId,
+        f: F,
+    ) -> Result<(), PostError>
     where
         F: FnOnce(&mut Ctx<'_>) + Send + 'static,
     {
@@ -291,7 +312,13 @@ impl Handle {
     }
 
     /// Run `f` in `color` at `deadline` (or as soon as possible after it).
-    pub fn post_at<F>(&self, deadline: Instant, color: Color, handler: HandlerId, f: F) -> Result<(), PostError>
+    pub fn post_at<F>(
+        &self,
+        deadline: Instant,
+        color: Color,
+        handler: HandlerId,
+        f: F,
+    ) -> Result<(), PostError>
     where
         F: FnOnce(&mut Ctx<'_>) + Send + 'static,
     {

@@ -96,8 +96,16 @@ impl Shared {
     pub(crate) fn new(cfg: RuntimeConfig) -> Arc<Shared> {
         let n = cfg.workers;
         let cores = match cfg.queue {
-            QueueKind::Libasync => CoreSet::Libasync((0..n).map(|_| CachePadded::new(CoreShared::new())).collect()),
-            QueueKind::Mely => CoreSet::Mely((0..n).map(|_| CachePadded::new(CoreShared::new())).collect()),
+            QueueKind::Libasync => CoreSet::Libasync(
+                (0..n)
+                    .map(|_| CachePadded::new(CoreShared::new()))
+                    .collect(),
+            ),
+            QueueKind::Mely => CoreSet::Mely(
+                (0..n)
+                    .map(|_| CachePadded::new(CoreShared::new()))
+                    .collect(),
+            ),
         };
         let topology = Topology::detect(n, cfg.pin);
         Arc::new(Shared {
@@ -138,8 +146,19 @@ impl Shared {
         F: FnOnce(&mut Ctx<'_>) + Send + 'static,
     {
         // Cost estimates only feed time-left accounting; skip the lookup otherwise.
-        let (cost, wcost) = if self.track_time { self.registry.estimate(handler) } else { (0, 0) };
-        Event { handler: handler.0, flags: 0, color, cost, wcost, task: Task::new(f, self.force_heap) }
+        let (cost, wcost) = if self.track_time {
+            self.registry.estimate(handler)
+        } else {
+            (0, 0)
+        };
+        Event {
+            handler: handler.0,
+            flags: 0,
+            color,
+            cost,
+            wcost,
+            task: Task::new(f, self.force_heap),
+        }
     }
 
     /// Enqueue `ev` on the core owning its color. When the caller is a worker, `counters`
@@ -154,7 +173,12 @@ impl Shared {
     }
 
     #[inline]
-    fn push_on<D: Design>(&self, cores: &[CachePadded<CoreShared<D>>], ev: Event, counters: Option<&mut Counters>) {
+    fn push_on<D: Design>(
+        &self,
+        cores: &[CachePadded<CoreShared<D>>],
+        ev: Event,
+        counters: Option<&mut Counters>,
+    ) {
         let slot = ev.color.slot();
         let p = self.params();
         let timed = match &counters {
@@ -206,7 +230,13 @@ impl Shared {
         with_cores!(&self.cores, c => self.flush_on(c, w, buf, counters))
     }
 
-    fn flush_on<D: Design>(&self, cores: &[CachePadded<CoreShared<D>>], w: usize, buf: &mut Vec<Event>, counters: &mut Counters) {
+    fn flush_on<D: Design>(
+        &self,
+        cores: &[CachePadded<CoreShared<D>>],
+        w: usize,
+        buf: &mut Vec<Event>,
+        counters: &mut Counters,
+    ) {
         let p = self.params();
         let core = &cores[w];
         let timed = counters.lock_ops & (LOCK_SAMPLE - 1) == 0;
@@ -364,7 +394,11 @@ impl Handle {
     }
 
     /// Place many colors, retrying those that are running until they are not.
-    pub fn place_all(&self, colors: impl IntoIterator<Item = Color>, core: usize) -> Result<(), PlaceError> {
+    pub fn place_all(
+        &self,
+        colors: impl IntoIterator<Item = Color>,
+        core: usize,
+    ) -> Result<(), PlaceError> {
         for c in colors {
             loop {
                 match self.place(c, core) {
@@ -452,7 +486,10 @@ impl Runtime {
                 }
             }
         }
-        Ok(Runtime { handle, threads: Mutex::new(threads) })
+        Ok(Runtime {
+            handle,
+            threads: Mutex::new(threads),
+        })
     }
 
     pub fn handle(&self) -> Handle {
@@ -501,6 +538,8 @@ impl Drop for Runtime {
 
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handle").field("workers", &self.sh.cfg.workers).finish()
+        f.debug_struct("Handle")
+            .field("workers", &self.sh.cfg.workers)
+            .finish()
     }
 }

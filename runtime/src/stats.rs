@@ -94,7 +94,10 @@ impl WorkerPublished {
                 panics: AtomicU64::new(0),
             })
             .collect();
-        WorkerPublished { counters: CachePadded::new(PublishedCounters::default()), handlers }
+        WorkerPublished {
+            counters: CachePadded::new(PublishedCounters::default()),
+            handlers,
+        }
     }
 
     /// Owner only: account one run of handler `h`, with its cycles if they were measured.
@@ -102,13 +105,17 @@ impl WorkerPublished {
     pub(crate) fn record_handler(&self, h: usize, cycles: Option<u64>, panicked: bool) {
         let e = &self.handlers[h];
         // Single writer: load + store instead of a read-modify-write.
-        e.events.store(e.events.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        e.events
+            .store(e.events.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         if let Some(c) = cycles {
-            e.sampled.store(e.sampled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            e.cycles.store(e.cycles.load(Ordering::Relaxed) + c, Ordering::Relaxed);
+            e.sampled
+                .store(e.sampled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            e.cycles
+                .store(e.cycles.load(Ordering::Relaxed) + c, Ordering::Relaxed);
         }
         if panicked {
-            e.panics.store(e.panics.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            e.panics
+                .store(e.panics.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
     }
 }
@@ -166,8 +173,18 @@ impl RuntimeStats {
             total.add(w);
         }
         let denom = (total.busy_cycles + total.idle_cycles) as f64;
-        let pct = if denom > 0.0 { 100.0 * total.lock_cycles as f64 / denom } else { 0.0 };
-        let per_steal = |x: u64| if total.steals > 0 { x as f64 / total.steals as f64 } else { 0.0 };
+        let pct = if denom > 0.0 {
+            100.0 * total.lock_cycles as f64 / denom
+        } else {
+            0.0
+        };
+        let per_steal = |x: u64| {
+            if total.steals > 0 {
+                x as f64 / total.steals as f64
+            } else {
+                0.0
+            }
+        };
         RuntimeStats {
             queue,
             stealing,
@@ -191,11 +208,28 @@ impl RuntimeStats {
     pub fn since(&self, earlier: &RuntimeStats) -> RuntimeStats {
         let sub = |a: &Counters, b: &Counters| {
             macro_rules! d { ($($f:ident),*) => { Counters { $($f: a.$f.saturating_sub(b.$f),)* } } }
-            d!(events, steal_attempts, steals, steal_cost_cycles, stolen_time_cycles, stolen_events, lock_cycles,
-               lock_ops, busy_cycles, idle_cycles, panics, dropped, parks)
+            d!(
+                events,
+                steal_attempts,
+                steals,
+                steal_cost_cycles,
+                stolen_time_cycles,
+                stolen_events,
+                lock_cycles,
+                lock_ops,
+                busy_cycles,
+                idle_cycles,
+                panics,
+                dropped,
+                parks
+            )
         };
-        let workers: Vec<Counters> =
-            self.workers.iter().zip(&earlier.workers).map(|(a, b)| sub(a, b)).collect();
+        let workers: Vec<Counters> = self
+            .workers
+            .iter()
+            .zip(&earlier.workers)
+            .map(|(a, b)| sub(a, b))
+            .collect();
         let handlers = self
             .handlers
             .iter()
@@ -207,7 +241,11 @@ impl RuntimeStats {
                 let events = h.events - e;
                 let sampled_events = h.sampled_events - se;
                 let sampled_cycles = h.sampled_cycles - sc;
-                let avg = if sampled_events > 0 { sampled_cycles as f64 / sampled_events as f64 } else { 0.0 };
+                let avg = if sampled_events > 0 {
+                    sampled_cycles as f64 / sampled_events as f64
+                } else {
+                    0.0
+                };
                 HandlerStats {
                     events,
                     cycles: (avg * events as f64) as u64,
@@ -219,7 +257,13 @@ impl RuntimeStats {
                 }
             })
             .collect();
-        RuntimeStats::from_parts(self.queue, self.stealing, workers, handlers, self.steal_cost_estimate_cycles)
+        RuntimeStats::from_parts(
+            self.queue,
+            self.stealing,
+            workers,
+            handlers,
+            self.steal_cost_estimate_cycles,
+        )
     }
 }
 
@@ -237,7 +281,11 @@ pub(crate) fn handler_stats(
                 scycles += w.handlers[i].cycles.load(Ordering::Relaxed);
                 panics += w.handlers[i].panics.load(Ordering::Relaxed);
             }
-            let avg = if sampled > 0 { scycles as f64 / sampled as f64 } else { 0.0 };
+            let avg = if sampled > 0 {
+                scycles as f64 / sampled as f64
+            } else {
+                0.0
+            };
             HandlerStats {
                 name: info.name.clone(),
                 events,

@@ -39,7 +39,9 @@ pub(crate) fn try_steal<D: Design>(
     let order: &[usize] = if policy.locality() {
         sh.topology.neighbours(me)
     } else {
-        let most = (0..n).max_by_key(|&c| cores[c].len.load(Ordering::Relaxed)).unwrap_or(0);
+        let most = (0..n)
+            .max_by_key(|&c| cores[c].len.load(Ordering::Relaxed))
+            .unwrap_or(0);
         let k = n.min(order_buf.len());
         for (i, slot) in order_buf.iter_mut().take(k).enumerate() {
             *slot = (most + i) % n;
@@ -60,7 +62,11 @@ pub(crate) fn try_steal<D: Design>(
         let t1 = tsc::now();
         counters.steal_attempts += 1;
         counters.lock_ops += 1;
-        let (victim, thief) = if v == lo { (&mut *g_lo, &mut *g_hi) } else { (&mut *g_hi, &mut *g_lo) };
+        let (victim, thief) = if v == lo {
+            (&mut *g_lo, &mut *g_hi)
+        } else {
+            (&mut *g_hi, &mut *g_lo)
+        };
         let running = cores[v].running.load(Ordering::Acquire);
         let res = D::steal(victim, thief, running, base_choice, &p);
         if let Some(s) = res {
@@ -81,7 +87,8 @@ pub(crate) fn try_steal<D: Design>(
             // threshold until nothing looks worth stealing.
             let est = sh.steal_cost_est.load(Ordering::Relaxed);
             let sample = cost.min(est * 4 + 1_000);
-            sh.steal_cost_est.store(est - (est >> 3) + (sample >> 3), Ordering::Relaxed);
+            sh.steal_cost_est
+                .store(est - (est >> 3) + (sample >> 3), Ordering::Relaxed);
             return true;
         }
     }

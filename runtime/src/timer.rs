@@ -37,7 +37,9 @@ pub(crate) struct Timers {
 
 impl Timers {
     pub(crate) fn new() -> Self {
-        Timers { heap: Mutex::new((BinaryHeap::new(), 0)) }
+        Timers {
+            heap: Mutex::new((BinaryHeap::new(), 0)),
+        }
     }
 
     pub(crate) fn add(&self, deadline: Instant, ev: Event) {
@@ -48,7 +50,12 @@ impl Timers {
     }
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.heap.lock().unwrap_or_else(|e| e.into_inner()).0.peek().map(|e| e.deadline)
+        self.heap
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .peek()
+            .map(|e| e.deadline)
     }
 
     /// Remove and return every event due at `now`, earliest first.

@@ -44,13 +44,18 @@ pub fn allowed_cpus() -> Vec<usize> {
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
-            let v: Vec<usize> = (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect();
+            let v: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &set))
+                .collect();
             if !v.is_empty() {
                 return v;
             }
         }
     }
-    (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect()
+    (0..std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1))
+        .collect()
 }
 
 fn parse_list(s: &str) -> Vec<usize> {
@@ -77,23 +82,32 @@ fn sys_cpu_info(cpu: usize) -> CpuInfo {
     let mut info = CpuInfo::default();
     for idx in 0..8 {
         let dir = format!("{base}/cache/index{idx}");
-        let Ok(level) = fs::read_to_string(format!("{dir}/level")) else { break };
+        let Ok(level) = fs::read_to_string(format!("{dir}/level")) else {
+            break;
+        };
         let ty = fs::read_to_string(format!("{dir}/type")).unwrap_or_default();
         if ty.trim() == "Instruction" {
             continue;
         }
-        let shared = fs::read_to_string(format!("{dir}/shared_cpu_list")).map(|s| parse_list(&s)).unwrap_or_default();
+        let shared = fs::read_to_string(format!("{dir}/shared_cpu_list"))
+            .map(|s| parse_list(&s))
+            .unwrap_or_default();
         match level.trim() {
             "2" => info.l2 = shared,
             "3" => info.l3 = shared,
             _ => {}
         }
     }
-    info.package = fs::read_to_string(format!("{base}/topology/physical_package_id")).ok().and_then(|s| s.trim().parse().ok());
+    info.package = fs::read_to_string(format!("{base}/topology/physical_package_id"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
     if let Ok(dir) = fs::read_dir("/sys/devices/system/node") {
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            if let Some(n) = name.strip_prefix("node").and_then(|n| n.parse::<usize>().ok()) {
+            if let Some(n) = name
+                .strip_prefix("node")
+                .and_then(|n| n.parse::<usize>().ok())
+            {
                 if let Ok(list) = fs::read_to_string(e.path().join("cpulist")) {
                     if parse_list(&list).contains(&cpu) {
                         info.node = Some(n);
@@ -116,7 +130,9 @@ fn hwloc_cpu_infos(cpus: &[usize]) -> Option<Vec<CpuInfo>> {
     let sets = |t: ObjectType| -> Vec<Vec<usize>> {
         // Only ordinary depths: hwloc2 panics on the virtual (negative) depths of memory and I/O
         // objects, so NUMA nodes come from /sys instead.
-        let Ok(depth) = topo.depth_for_type(&t) else { return Vec::new() };
+        let Ok(depth) = topo.depth_for_type(&t) else {
+            return Vec::new();
+        };
         if depth >= topo.depth() {
             return Vec::new();
         }
@@ -126,13 +142,20 @@ fn hwloc_cpu_infos(cpus: &[usize]) -> Option<Vec<CpuInfo>> {
                     .filter_map(|o| o.cpuset())
                     .map(|cs| {
                         let last = cs.last().max(0) as u32;
-                        (0..=last).filter(|&i| cs.is_set(i)).map(|i| i as usize).collect()
+                        (0..=last)
+                            .filter(|&i| cs.is_set(i))
+                            .map(|i| i as usize)
+                            .collect()
                     })
                     .collect()
             })
             .unwrap_or_default()
     };
-    let (l2, l3, pkg) = (sets(ObjectType::L2Cache), sets(ObjectType::L3Cache), sets(ObjectType::Package));
+    let (l2, l3, pkg) = (
+        sets(ObjectType::L2Cache),
+        sets(ObjectType::L3Cache),
+        sets(ObjectType::Package),
+    );
     if l2.is_empty() && l3.is_empty() && pkg.is_empty() {
         return None;
     }
@@ -174,7 +197,9 @@ impl Topology {
         let allowed = allowed_cpus();
         let cpu_of: Vec<usize> = (0..workers).map(|w| allowed[w % allowed.len()]).collect();
         // hwloc is a C library behind a young binding: never let it take the runtime down.
-        let from_hwloc = std::panic::catch_unwind(|| hwloc_cpu_infos(&cpu_of)).ok().flatten();
+        let from_hwloc = std::panic::catch_unwind(|| hwloc_cpu_infos(&cpu_of))
+            .ok()
+            .flatten();
         let (infos, source) = match from_hwloc {
             Some(i) => (i, "hwloc"),
             None => (cpu_of.iter().map(|&c| sys_cpu_info(c)).collect(), "sysfs"),
@@ -182,11 +207,21 @@ impl Topology {
         let neighbours = (0..workers)
             .map(|w| {
                 let mut others: Vec<usize> = (0..workers).filter(|&o| o != w).collect();
-                others.sort_by_key(|&o| (distance(cpu_of[w], &infos[w], cpu_of[o], &infos[o]), (o + workers - w) % workers));
+                others.sort_by_key(|&o| {
+                    (
+                        distance(cpu_of[w], &infos[w], cpu_of[o], &infos[o]),
+                        (o + workers - w) % workers,
+                    )
+                });
                 others
             })
             .collect();
-        Topology { pin, cpu_of, neighbours, source }
+        Topology {
+            pin,
+            cpu_of,
+            neighbours,
+            source,
+        }
     }
 
     pub(crate) fn source(&self) -> &'static str {
@@ -225,11 +260,36 @@ mod tests {
     #[test]
     fn orders_by_cache_distance() {
         let infos = vec![
-            CpuInfo { l2: vec![0, 1], l3: vec![0, 1, 2, 3], package: Some(0), node: Some(0) },
-            CpuInfo { l2: vec![0, 1], l3: vec![0, 1, 2, 3], package: Some(0), node: Some(0) },
-            CpuInfo { l2: vec![2, 3], l3: vec![0, 1, 2, 3], package: Some(0), node: Some(0) },
-            CpuInfo { l2: vec![2, 3], l3: vec![0, 1, 2, 3], package: Some(0), node: Some(0) },
-            CpuInfo { l2: vec![4], l3: vec![4], package: Some(1), node: Some(1) },
+            CpuInfo {
+                l2: vec![0, 1],
+                l3: vec![0, 1, 2, 3],
+                package: Some(0),
+                node: Some(0),
+            },
+            CpuInfo {
+                l2: vec![0, 1],
+                l3: vec![0, 1, 2, 3],
+                package: Some(0),
+                node: Some(0),
+            },
+            CpuInfo {
+                l2: vec![2, 3],
+                l3: vec![0, 1, 2, 3],
+                package: Some(0),
+                node: Some(0),
+            },
+            CpuInfo {
+                l2: vec![2, 3],
+                l3: vec![0, 1, 2, 3],
+                package: Some(0),
+                node: Some(0),
+            },
+            CpuInfo {
+                l2: vec![4],
+                l3: vec![4],
+                package: Some(1),
+                node: Some(1),
+            },
         ];
         assert_eq!(distance(0, &infos[0], 1, &infos[1]), Distance::SharedL2);
         assert_eq!(distance(0, &infos[0], 2, &infos[2]), Distance::SharedL3);

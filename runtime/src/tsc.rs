@@ -42,7 +42,15 @@ pub fn cycles_per_sec() -> f64 {
 /// of back-to-back readings). Timed intervals subtract it.
 pub fn overhead() -> u64 {
     static OVERHEAD: OnceLock<u64> = OnceLock::new();
-    *OVERHEAD.get_or_init(|| (0..2000).map(|_| { let a = now(); now().wrapping_sub(a) }).min().unwrap_or(0))
+    *OVERHEAD.get_or_init(|| {
+        (0..2000)
+            .map(|_| {
+                let a = now();
+                now().wrapping_sub(a)
+            })
+            .min()
+            .unwrap_or(0)
+    })
 }
 
 /// Cycles between `start` and now, less the counter's own cost.

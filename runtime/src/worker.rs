@@ -95,7 +95,9 @@ impl<'a, D: Design> Worker<'a, D> {
 
     pub(crate) fn publish(&mut self) {
         self.since_publish = 0;
-        self.counters.busy_cycles = tsc::now().wrapping_sub(self.start).saturating_sub(self.counters.idle_cycles);
+        self.counters.busy_cycles = tsc::now()
+            .wrapping_sub(self.start)
+            .saturating_sub(self.counters.idle_cycles);
         self.sh.published[self.w].counters.publish(&self.counters);
     }
 
@@ -145,15 +147,26 @@ impl<'a, D: Design> Worker<'a, D> {
         let sample = stolen || runs <= SAMPLE_WARMUP || runs % SAMPLE_EVERY == 0;
         let start = if sample { tsc::now() } else { 0 };
         let ok = {
-            let mut ctx =
-                Ctx::new(self.sh, self.h, self.w, ev.color, &mut self.counters, local_pending, &mut self.local_buf);
+            let mut ctx = Ctx::new(
+                self.sh,
+                self.h,
+                self.w,
+                ev.color,
+                &mut self.counters,
+                local_pending,
+                &mut self.local_buf,
+            );
             let task = ev.task;
             let ok = catch_unwind(AssertUnwindSafe(|| task.run(&mut ctx))).is_ok();
             ctx.flush();
             (ok, ctx.blocked_cycles)
         };
         let (ok, blocked) = ok;
-        let dt = if sample { Some(tsc::since(start).saturating_sub(blocked)) } else { None };
+        let dt = if sample {
+            Some(tsc::since(start).saturating_sub(blocked))
+        } else {
+            None
+        };
         let c = &mut self.counters;
         c.events += 1;
         if !ok {
@@ -166,9 +179,17 @@ impl<'a, D: Design> Worker<'a, D> {
                 c.stolen_events += 1;
             }
             let e = &mut self.ewma[h];
-            *e = if *e == 0 { dt } else { *e - (*e >> EWMA_SHIFT) + (dt >> EWMA_SHIFT) };
+            *e = if *e == 0 {
+                dt
+            } else {
+                *e - (*e >> EWMA_SHIFT) + (dt >> EWMA_SHIFT)
+            };
             if runs <= SAMPLE_WARMUP || runs % (SAMPLE_EVERY * 4) == 0 {
-                self.sh.registry.get(HandlerId(h as u16)).avg_cycles.store(*e, Ordering::Relaxed);
+                self.sh
+                    .registry
+                    .get(HandlerId(h as u16))
+                    .avg_cycles
+                    .store(*e, Ordering::Relaxed);
             }
         }
     }

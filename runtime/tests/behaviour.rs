@@ -2,7 +2,8 @@
 //! ColorCell, placement, profiling, idle CPU.
 
 use colored_runtime::{
-    BuildError, Color, ColorCell, HandlerSpec, PostError, QueueKind, Runtime, RuntimeConfig, StealPolicy,
+    BuildError, Color, ColorCell, HandlerSpec, PostError, QueueKind, Runtime, RuntimeConfig,
+    StealPolicy,
 };
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,21 +11,41 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 fn rt(queue: QueueKind, workers: usize) -> Runtime {
-    Runtime::new(RuntimeConfig { workers, queue, ..Default::default() }).unwrap()
+    Runtime::new(RuntimeConfig {
+        workers,
+        queue,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 #[test]
 fn zero_workers_is_rejected() {
-    let e = Runtime::new(RuntimeConfig { workers: 0, ..Default::default() }).err().unwrap();
+    let e = Runtime::new(RuntimeConfig {
+        workers: 0,
+        ..Default::default()
+    })
+    .err()
+    .unwrap();
     assert!(matches!(e, BuildError::NoWorkers), "{e}");
 }
 
 #[test]
 fn libasync_rejects_mely_policies() {
-    for p in [StealPolicy::TimeLeft, StealPolicy::Penalty, StealPolicy::Locality, StealPolicy::All] {
-        let e = Runtime::new(RuntimeConfig { workers: 2, queue: QueueKind::Libasync, stealing: p, ..Default::default() })
-            .err()
-            .unwrap();
+    for p in [
+        StealPolicy::TimeLeft,
+        StealPolicy::Penalty,
+        StealPolicy::Locality,
+        StealPolicy::All,
+    ] {
+        let e = Runtime::new(RuntimeConfig {
+            workers: 2,
+            queue: QueueKind::Libasync,
+            stealing: p,
+            ..Default::default()
+        })
+        .err()
+        .unwrap();
         assert!(matches!(e, BuildError::PolicyNotSupported(_)), "{e}");
         assert!(e.to_string().contains(p.as_str()));
     }
@@ -35,8 +56,14 @@ fn policies_parse_and_print() {
     for p in StealPolicy::ALL {
         assert_eq!(p.as_str().parse::<StealPolicy>().unwrap(), p);
     }
-    assert!("greedy".parse::<StealPolicy>().unwrap_err().contains("time-left"));
-    assert_eq!("libasync".parse::<QueueKind>().unwrap(), QueueKind::Libasync);
+    assert!("greedy"
+        .parse::<StealPolicy>()
+        .unwrap_err()
+        .contains("time-left"));
+    assert_eq!(
+        "libasync".parse::<QueueKind>().unwrap(),
+        QueueKind::Libasync
+    );
     assert!("tokio".parse::<QueueKind>().is_err());
 }
 
@@ -48,7 +75,8 @@ fn more_workers_than_cores_run_everything() {
     let (tx, rx) = mpsc::channel();
     for c in 0..1000u32 {
         let tx = tx.clone();
-        rt.post(Color(c), h, move |ctx| tx.send(ctx.worker()).unwrap()).unwrap();
+        rt.post(Color(c), h, move |ctx| tx.send(ctx.worker()).unwrap())
+            .unwrap();
     }
     let mut seen = std::collections::HashSet::new();
     for _ in 0..1000 {
@@ -66,7 +94,10 @@ fn post_after_shutdown_is_an_error() {
         let stats = rt.shutdown();
         assert_eq!(stats.total.events, 0);
         assert_eq!(handle.post(Color(1), h, |_| {}), Err(PostError::Shutdown));
-        assert_eq!(handle.post_after(Duration::from_millis(1), Color(1), h, |_| {}), Err(PostError::Shutdown));
+        assert_eq!(
+            handle.post_after(Duration::from_millis(1), Color(1), h, |_| {}),
+            Err(PostError::Shutdown)
+        );
         assert!(handle.spawn_blocking(Color(1), h, || 1, |_, _| {}).is_err());
     }
 }
@@ -96,7 +127,8 @@ fn panicking_handler_is_counted_and_others_keep_running() {
         let good = rt.register(HandlerSpec::new("good"));
         let done = Arc::new(AtomicU64::new(0));
         for i in 0..100u32 {
-            rt.post(Color(i % 3), bad, |_| panic!("deliberate test panic")).unwrap();
+            rt.post(Color(i % 3), bad, |_| panic!("deliberate test panic"))
+                .unwrap();
             let d = done.clone();
             rt.post(Color(i % 3), good, move |_| {
                 d.fetch_add(1, Ordering::SeqCst);
@@ -130,12 +162,17 @@ fn timers_fire_in_their_color_in_deadline_order() {
             })
             .unwrap();
     }
-    let got: Vec<_> = (0..3).map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap()).collect();
+    let got: Vec<_> = (0..3)
+        .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
+        .collect();
     assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![1, 2, 0]);
     for (i, c, at) in got {
         assert_eq!(c, Color(5));
         let want = [60, 20, 40][i];
-        assert!(at >= Duration::from_millis(want), "timer {i} fired early at {at:?}");
+        assert!(
+            at >= Duration::from_millis(want),
+            "timer {i} fired early at {at:?}"
+        );
     }
 }
 
@@ -174,26 +211,37 @@ fn io_readiness_becomes_a_colored_event() {
     let s2 = stream.clone();
     let tok = rt
         .handle()
-        .register_io(&mut *stream.lock().unwrap(), mio::Interest::READABLE, Color(77), h, move |ctx, r| {
-            let mut buf = [0u8; 64];
-            let mut got = Vec::new();
-            loop {
-                match s2.lock().unwrap().read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) => panic!("{e}"),
+        .register_io(
+            &mut *stream.lock().unwrap(),
+            mio::Interest::READABLE,
+            Color(77),
+            h,
+            move |ctx, r| {
+                let mut buf = [0u8; 64];
+                let mut got = Vec::new();
+                loop {
+                    match s2.lock().unwrap().read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("{e}"),
+                    }
                 }
-            }
-            if !got.is_empty() {
-                tx.send((ctx.color(), r.readable, got)).unwrap();
-            }
-        })
+                if !got.is_empty() {
+                    tx.send((ctx.color(), r.readable, got)).unwrap();
+                }
+            },
+        )
         .unwrap();
     client.write_all(b"hello").unwrap();
     let (c, readable, got) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
-    assert_eq!((c, readable, got.as_slice()), (Color(77), true, &b"hello"[..]));
-    rt.handle().deregister_io(&mut *stream.lock().unwrap(), tok).unwrap();
+    assert_eq!(
+        (c, readable, got.as_slice()),
+        (Color(77), true, &b"hello"[..])
+    );
+    rt.handle()
+        .deregister_io(&mut *stream.lock().unwrap(), tok)
+        .unwrap();
     let stats = rt.stats();
     assert!(stats.handler("Epoll").unwrap().events >= 1);
 }
@@ -206,14 +254,19 @@ fn color_cell_checks_the_running_color() {
     let (tx, rx) = mpsc::channel();
     for _ in 0..1000 {
         let c = cell.clone();
-        rt.post(Color(3), h, move |ctx| c.with(ctx, |v| *v += 1)).unwrap();
+        rt.post(Color(3), h, move |ctx| c.with(ctx, |v| *v += 1))
+            .unwrap();
     }
     let c = cell.clone();
-    rt.post(Color(3), h, move |ctx| tx.send(c.with(ctx, |v| *v)).unwrap()).unwrap();
+    rt.post(Color(3), h, move |ctx| {
+        tx.send(c.with(ctx, |v| *v)).unwrap()
+    })
+    .unwrap();
     assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), 1000);
     // From the wrong color: the handler panics (and the runtime counts it).
     let c = cell.clone();
-    rt.post(Color(4), h, move |ctx| c.with(ctx, |v| *v += 1)).unwrap();
+    rt.post(Color(4), h, move |ctx| c.with(ctx, |v| *v += 1))
+        .unwrap();
     let t = Instant::now();
     while rt.stats().total.panics == 0 {
         assert!(t.elapsed() < Duration::from_secs(5));
@@ -232,14 +285,19 @@ fn color_cell_with_ctx_posts_while_holding_the_value_and_rejects_reentry() {
         c.with_ctx(ctx, |v, ctx| {
             v.push(1);
             let c2 = c.clone();
-            ctx.post(Color(3), h, move |ctx| tx.send(c2.with(ctx, |v| v.clone())).unwrap());
+            ctx.post(Color(3), h, move |ctx| {
+                tx.send(c2.with(ctx, |v| v.clone())).unwrap()
+            });
         })
     })
     .unwrap();
     assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), vec![1]);
     // Re-entrant use from inside with_ctx panics (counted by the runtime), never aliases.
     let c = cell.clone();
-    rt.post(Color(3), h, move |ctx| c.with_ctx(ctx, |_, ctx| c.with(ctx, |v| v.push(2)))).unwrap();
+    rt.post(Color(3), h, move |ctx| {
+        c.with_ctx(ctx, |_, ctx| c.with(ctx, |v| v.push(2)))
+    })
+    .unwrap();
     let t = Instant::now();
     while rt.stats().total.panics == 0 {
         assert!(t.elapsed() < Duration::from_secs(5));
@@ -247,8 +305,15 @@ fn color_cell_with_ctx_posts_while_holding_the_value_and_rejects_reentry() {
     }
     let (tx, rx) = mpsc::channel();
     let c = cell.clone();
-    rt.post(Color(3), h, move |ctx| tx.send(c.with(ctx, |v| v.clone())).unwrap()).unwrap();
-    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), vec![1], "the re-entrant push never happened");
+    rt.post(Color(3), h, move |ctx| {
+        tx.send(c.with(ctx, |v| v.clone())).unwrap()
+    })
+    .unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+        vec![1],
+        "the re-entrant push never happened"
+    );
 }
 
 #[test]
@@ -260,16 +325,23 @@ fn place_moves_queued_events_in_order() {
         let (gate_tx, gate_rx) = mpsc::channel::<()>();
         let (tx, rx) = mpsc::channel();
         // Block core 0 so events of color 2 queue up behind it.
-        rt.post(Color(0), h, move |_| gate_rx.recv().unwrap()).unwrap();
+        rt.post(Color(0), h, move |_| gate_rx.recv().unwrap())
+            .unwrap();
         std::thread::sleep(Duration::from_millis(20));
         for i in 0..50 {
             let tx = tx.clone();
-            rt.post(Color(2), h, move |ctx| tx.send((i, ctx.worker())).unwrap()).unwrap();
+            rt.post(Color(2), h, move |ctx| tx.send((i, ctx.worker())).unwrap())
+                .unwrap();
         }
         handle.place(Color(2), 1).unwrap();
         assert_eq!(handle.core_of(Color(2)), 1);
-        let got: Vec<_> = (0..50).map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap()).collect();
-        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), (0..50).collect::<Vec<_>>());
+        let got: Vec<_> = (0..50)
+            .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
+            .collect();
+        assert_eq!(
+            got.iter().map(|g| g.0).collect::<Vec<_>>(),
+            (0..50).collect::<Vec<_>>()
+        );
         assert!(got.iter().all(|g| g.1 == 1), "moved events ran on core 1");
         gate_tx.send(()).unwrap();
         assert!(handle.place(Color(2), 7).is_err());
@@ -297,7 +369,10 @@ fn handlers_are_profiled_and_annotations_reported() {
     let s = rt.shutdown();
     let slow = s.handler("slow").unwrap();
     assert!(slow.avg_cycles >= 50_000.0, "{slow:?}");
-    assert!(slow.profiled_cycles >= 40_000 && slow.profiled_cycles < 5_000_000, "{slow:?}");
+    assert!(
+        slow.profiled_cycles >= 40_000 && slow.profiled_cycles < 5_000_000,
+        "{slow:?}"
+    );
     let a = s.handler("annotated").unwrap();
     assert_eq!((a.cost_annotation, a.penalty), (Some(1234), 10));
 }
@@ -306,12 +381,21 @@ fn handlers_are_profiled_and_annotations_reported() {
 fn time_blocked_in_the_reactor_is_idle_not_busy() {
     let rt = rt(QueueKind::Mely, 1);
     let h = rt.register(HandlerSpec::new("tick"));
-    rt.handle().post_after(Duration::from_millis(400), Color(1), h, |_| {}).unwrap();
+    rt.handle()
+        .post_after(Duration::from_millis(400), Color(1), h, |_| {})
+        .unwrap();
     std::thread::sleep(Duration::from_millis(600));
     let s = rt.shutdown();
     let epoll = s.handler("Epoll").unwrap();
     let per_sec = s.cycles_per_sec;
     // The Epoll event blocked ~0.4 s waiting for the timer: that is idle time.
-    assert!(s.total.idle_cycles as f64 > 0.3 * per_sec, "idle {} cycles", s.total.idle_cycles);
-    assert!((epoll.avg_cycles) < 0.05 * per_sec, "Epoll handler time includes blocking: {epoll:?}");
+    assert!(
+        s.total.idle_cycles as f64 > 0.3 * per_sec,
+        "idle {} cycles",
+        s.total.idle_cycles
+    );
+    assert!(
+        (epoll.avg_cycles) < 0.05 * per_sec,
+        "Epoll handler time includes blocking: {epoll:?}"
+    );
 }

@@ -29,13 +29,22 @@ struct Checks {
 }
 
 fn events_per_config() -> u64 {
-    std::env::var("COLORED_STRESS_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000)
+    std::env::var("COLORED_STRESS_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000)
 }
 
 fn run_config(queue: QueueKind, stealing: StealPolicy, seed: u64) {
     let total = events_per_config();
-    let rt = Runtime::new(RuntimeConfig { workers: 4, queue, stealing, steal_spin_us: 20, ..Default::default() })
-        .expect("runtime");
+    let rt = Runtime::new(RuntimeConfig {
+        workers: 4,
+        queue,
+        stealing,
+        steal_spin_us: 20,
+        ..Default::default()
+    })
+    .expect("runtime");
     let h = rt.handle();
     let light = rt.register(HandlerSpec::new("light"));
     let heavy = rt.register(HandlerSpec::new("heavy").cost_cycles(200_000));
@@ -62,10 +71,18 @@ fn run_config(queue: QueueKind, stealing: StealPolicy, seed: u64) {
                 let mut rng = SmallRng::seed_from_u64(seed ^ (p as u64 * 0x9E37_79B9));
                 let mut seqs = vec![0u64; COLORS];
                 for i in 0..per_producer {
-                    let c = if rng.gen_bool(0.5) { rng.gen_range(0..HOT) } else { rng.gen_range(0..COLORS) };
+                    let c = if rng.gen_bool(0.5) {
+                        rng.gen_range(0..HOT)
+                    } else {
+                        rng.gen_range(0..COLORS)
+                    };
                     let seq = seqs[c];
                     seqs[c] += 1;
-                    let work = if rng.gen_ratio(1, 64) { rng.gen_range(1_000..20_000) } else { rng.gen_range(0..300) };
+                    let work = if rng.gen_ratio(1, 64) {
+                        rng.gen_range(1_000..20_000)
+                    } else {
+                        rng.gen_range(0..300)
+                    };
                     let spawn_child = rng.gen_ratio(1, 16);
                     let child_color = rng.gen_range(0..COLORS) as u32;
                     let handler = if c < HOT { heavy } else { light };
@@ -101,7 +118,10 @@ fn run_config(queue: QueueKind, stealing: StealPolicy, seed: u64) {
                     .unwrap();
                     if i % 4096 == 0 {
                         // Keep the backlog bounded so memory stays small at 10^8 events.
-                        while (i * PRODUCERS as u64).saturating_sub(checks.ran.load(Ordering::Relaxed)) > 400_000 {
+                        while (i * PRODUCERS as u64)
+                            .saturating_sub(checks.ran.load(Ordering::Relaxed))
+                            > 400_000
+                        {
                             std::thread::yield_now();
                         }
                     }
@@ -116,7 +136,10 @@ fn run_config(queue: QueueKind, stealing: StealPolicy, seed: u64) {
         if ran == expected {
             break;
         }
-        assert!(Instant::now() < deadline, "{queue}/{stealing}: only {ran} of {expected} events ran");
+        assert!(
+            Instant::now() < deadline,
+            "{queue}/{stealing}: only {ran} of {expected} events ran"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     let stats = rt.shutdown();
@@ -129,12 +152,26 @@ fn run_config(queue: QueueKind, stealing: StealPolicy, seed: u64) {
         checks.overlaps.load(Ordering::Relaxed),
         checks.fifo_violations.load(Ordering::Relaxed)
     );
-    assert_eq!(checks.overlaps.load(Ordering::Relaxed), 0, "{queue}/{stealing}: two events of one color ran at once");
-    assert_eq!(checks.fifo_violations.load(Ordering::Relaxed), 0, "{queue}/{stealing}: FIFO order broken");
-    assert_eq!(stats.total.events, posted, "{queue}/{stealing}: runtime counted a different number of events");
+    assert_eq!(
+        checks.overlaps.load(Ordering::Relaxed),
+        0,
+        "{queue}/{stealing}: two events of one color ran at once"
+    );
+    assert_eq!(
+        checks.fifo_violations.load(Ordering::Relaxed),
+        0,
+        "{queue}/{stealing}: FIFO order broken"
+    );
+    assert_eq!(
+        stats.total.events, posted,
+        "{queue}/{stealing}: runtime counted a different number of events"
+    );
     assert_eq!(stats.total.panics, 0);
     if stealing.enabled() {
-        assert!(stats.total.steals > 0, "{queue}/{stealing}: stealing never happened");
+        assert!(
+            stats.total.steals > 0,
+            "{queue}/{stealing}: stealing never happened"
+        );
     }
 }
 

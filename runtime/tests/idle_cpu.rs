@@ -20,16 +20,30 @@ fn process_cpu_time() -> Duration {
 /// process's CPU time over an idle interval (1 s here; `examples/idle_cpu` does 5 s).
 #[test]
 fn idle_runtime_uses_no_cpu() {
-    for (queue, stealing) in [(QueueKind::Mely, StealPolicy::All), (QueueKind::Libasync, StealPolicy::Base)] {
-    let rt = Runtime::new(RuntimeConfig { workers: 2, queue, stealing, ..Default::default() }).unwrap();
-    let h = rt.register(HandlerSpec::new("x"));
-    rt.handle().post_after(Duration::from_millis(1), Color(1), h, |_| {}).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    let before = process_cpu_time();
-    std::thread::sleep(Duration::from_secs(1));
-    let used = process_cpu_time() - before;
-    // The test binary's other threads may run concurrently; allow a little noise, far below one
-    // spinning core (1 s).
-    assert!(used < Duration::from_millis(100), "idle {queue} runtime used {used:?} of CPU in 1 s");
+    for (queue, stealing) in [
+        (QueueKind::Mely, StealPolicy::All),
+        (QueueKind::Libasync, StealPolicy::Base),
+    ] {
+        let rt = Runtime::new(RuntimeConfig {
+            workers: 2,
+            queue,
+            stealing,
+            ..Default::default()
+        })
+        .unwrap();
+        let h = rt.register(HandlerSpec::new("x"));
+        rt.handle()
+            .post_after(Duration::from_millis(1), Color(1), h, |_| {})
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let before = process_cpu_time();
+        std::thread::sleep(Duration::from_secs(1));
+        let used = process_cpu_time() - before;
+        // The test binary's other threads may run concurrently; allow a little noise, far below one
+        // spinning core (1 s).
+        assert!(
+            used < Duration::from_millis(100),
+            "idle {queue} runtime used {used:?} of CPU in 1 s"
+        );
     }
 }

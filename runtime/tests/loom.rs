@@ -62,14 +62,24 @@ fn explore(name: &str, preemptions: usize, f: impl Fn() + Sync + Send + 'static)
         f()
     });
     let n = runs.load(std::sync::atomic::Ordering::Relaxed);
-    println!("{name}: {n} interleavings in {:.1} s", start.elapsed().as_secs_f64());
+    println!(
+        "{name}: {n} interleavings in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
     // A model whose threads never interleave would check nothing concurrent.
     assert!(n > 1, "{name}: loom explored a single interleaving");
 }
 
 fn model(queue: QueueKind, stealing: StealPolicy, batch: usize) -> Model {
-    Model::new(RuntimeConfig { workers: 2, queue, stealing, batch, pin: false, ..Default::default() })
-        .expect("valid model configuration")
+    Model::new(RuntimeConfig {
+        workers: 2,
+        queue,
+        stealing,
+        batch,
+        pin: false,
+        ..Default::default()
+    })
+    .expect("valid model configuration")
 }
 
 /// One event's run: (color, sequence number within its color, worker that ran it).
@@ -119,14 +129,36 @@ fn drain(m: &Model) {
 /// sequence order, and no two of its events overlapped. Every run from index `drained_from` of
 /// the log on (the runs of [`drain`]) of a color in `owners` was on the core the map named for
 /// it before draining: a color's queued events all sit on the core that owns it.
-fn check(m: &Model, log: &Log, expected: &[(Color, u32)], owners: &BTreeMap<u32, usize>, drained_from: usize) {
+fn check(
+    m: &Model,
+    log: &Log,
+    expected: &[(Color, u32)],
+    owners: &BTreeMap<u32, usize>,
+    drained_from: usize,
+) {
     let runs = log.runs();
-    assert_eq!(log.overlaps.load(Ordering::Relaxed), 0, "two events of one color ran at once: {runs:?}");
+    assert_eq!(
+        log.overlaps.load(Ordering::Relaxed),
+        0,
+        "two events of one color ran at once: {runs:?}"
+    );
     for &(color, n) in expected {
-        let seqs: Vec<u32> = runs.iter().filter(|r| r.0 == color.0).map(|r| r.1).collect();
-        assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "color {color}: each event once, in order; runs {runs:?}");
+        let seqs: Vec<u32> = runs
+            .iter()
+            .filter(|r| r.0 == color.0)
+            .map(|r| r.1)
+            .collect();
+        assert_eq!(
+            seqs,
+            (0..n).collect::<Vec<_>>(),
+            "color {color}: each event once, in order; runs {runs:?}"
+        );
     }
-    assert_eq!(runs.len(), expected.iter().map(|e| e.1 as usize).sum::<usize>(), "no stray runs: {runs:?}");
+    assert_eq!(
+        runs.len(),
+        expected.iter().map(|e| e.1 as usize).sum::<usize>(),
+        "no stray runs: {runs:?}"
+    );
     for &(color, _, w) in &runs[drained_from..] {
         if let Some(&owner) = owners.get(&color) {
             assert_eq!(w, owner, "color {color} was queued on core {w}, but the map names core {owner}; runs {runs:?}");
@@ -151,37 +183,44 @@ fn owners(m: &Model, colors: &[Color]) -> BTreeMap<u32, usize> {
 /// more than half of the queue; time-left: only A's handler is heavy), so the posts race the
 /// remap of their own color.
 fn post_races_steal(queue: QueueKind, stealing: StealPolicy) {
-    explore(&format!("post_races_steal {queue} {stealing}"), 3, move || {
-        let m = Arc::new(model(queue, stealing, 10));
-        let heavy = m.register_spec(HandlerSpec::new("heavy").cost_cycles(HEAVY_CYCLES));
-        let light = m.register("light");
-        let log = Arc::new(Log::default());
-        post(&m, &log, A, heavy, 0);
-        for c in [B, C, D] {
-            post(&m, &log, c, light, 0);
-        }
-        assert_eq!(m.queued(0), 4);
+    explore(
+        &format!("post_races_steal {queue} {stealing}"),
+        3,
+        move || {
+            let m = Arc::new(model(queue, stealing, 10));
+            let heavy = m.register_spec(HandlerSpec::new("heavy").cost_cycles(HEAVY_CYCLES));
+            let light = m.register("light");
+            let log = Arc::new(Log::default());
+            post(&m, &log, A, heavy, 0);
+            for c in [B, C, D] {
+                post(&m, &log, c, light, 0);
+            }
+            assert_eq!(m.queued(0), 4);
 
-        let poster = {
-            let (m, log) = (m.clone(), log.clone());
-            thread::spawn(move || {
-                post(&m, &log, A, heavy, 1);
-                post(&m, &log, A, heavy, 2);
-            })
-        };
-        let thief = {
-            let m = m.clone();
-            thread::spawn(move || m.steal(1))
-        };
-        poster.join().unwrap();
-        assert!(thief.join().unwrap(), "core 0 holds four colors: the steal succeeds");
-        assert_eq!(m.core_of(A), 1, "the steal took A");
-        assert_eq!(m.queued(0) + m.queued(1), 6);
+            let poster = {
+                let (m, log) = (m.clone(), log.clone());
+                thread::spawn(move || {
+                    post(&m, &log, A, heavy, 1);
+                    post(&m, &log, A, heavy, 2);
+                })
+            };
+            let thief = {
+                let m = m.clone();
+                thread::spawn(move || m.steal(1))
+            };
+            poster.join().unwrap();
+            assert!(
+                thief.join().unwrap(),
+                "core 0 holds four colors: the steal succeeds"
+            );
+            assert_eq!(m.core_of(A), 1, "the steal took A");
+            assert_eq!(m.queued(0) + m.queued(1), 6);
 
-        let owned = owners(&m, &[A, B, C, D]);
-        drain(&m);
-        check(&m, &log, &[(A, 3), (B, 1), (C, 1), (D, 1)], &owned, 0);
-    });
+            let owned = owners(&m, &[A, B, C, D]);
+            drain(&m);
+            check(&m, &log, &[(A, 3), (B, 1), (C, 1), (D, 1)], &owned, 0);
+        },
+    );
 }
 
 #[test]
@@ -225,7 +264,10 @@ fn two_thieves(queue: QueueKind) {
             })
             .collect();
         for t in thieves {
-            assert!(t.join().unwrap(), "the other core always holds two colors: the steal succeeds");
+            assert!(
+                t.join().unwrap(),
+                "the other core always holds two colors: the steal succeeds"
+            );
         }
         assert_eq!(m.queued(0) + m.queued(1), 6);
 

@@ -7,14 +7,24 @@ use colored_runtime::{Color, HandlerSpec, QueueKind, RuntimeConfig, StealPolicy}
 use std::sync::{Arc, Mutex};
 
 fn model(queue: QueueKind, stealing: StealPolicy) -> Model {
-    Model::new(RuntimeConfig { workers: 2, queue, stealing, pin: false, ..Default::default() }).unwrap()
+    Model::new(RuntimeConfig {
+        workers: 2,
+        queue,
+        stealing,
+        pin: false,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 type Log = Arc<Mutex<Vec<(u32, u32, usize)>>>;
 
 fn post(m: &Model, log: &Log, color: u32, seq: u32, h: colored_runtime::HandlerId) {
     let log = log.clone();
-    m.post(Color(color), h, move |ctx| log.lock().unwrap().push((ctx.color().0, seq, ctx.worker()))).unwrap();
+    m.post(Color(color), h, move |ctx| {
+        log.lock().unwrap().push((ctx.color().0, seq, ctx.worker()))
+    })
+    .unwrap();
 }
 
 fn drain(m: &Model) {
@@ -35,7 +45,11 @@ fn base_steals_a_minority_color_and_remaps_it() {
         post(&m, &log, 4, 0, h);
         assert_eq!(m.queued(0), 4);
         assert!(m.steal(1), "{q}: a two-color queue can be stolen from");
-        assert_eq!(m.core_of(Color(4)), 1, "{q}: the stolen color now maps to the thief");
+        assert_eq!(
+            m.core_of(Color(4)),
+            1,
+            "{q}: the stolen color now maps to the thief"
+        );
         assert_eq!(m.core_of(Color(2)), 0);
         assert_eq!((m.queued(0), m.queued(1)), (3, 1));
         // New events of the stolen color go to its new core.
@@ -44,8 +58,16 @@ fn base_steals_a_minority_color_and_remaps_it() {
         drain(&m);
         let log = log.lock().unwrap();
         assert_eq!(log.len(), 5, "{q}: every event ran once");
-        let c4: Vec<_> = log.iter().filter(|e| e.0 == 4).map(|e| (e.1, e.2)).collect();
-        assert_eq!(c4, vec![(0, 1), (1, 1)], "{q}: stolen color ran in order on the thief");
+        let c4: Vec<_> = log
+            .iter()
+            .filter(|e| e.0 == 4)
+            .map(|e| (e.1, e.2))
+            .collect();
+        assert_eq!(
+            c4,
+            vec![(0, 1), (1, 1)],
+            "{q}: stolen color ran in order on the thief"
+        );
         let c2: Vec<_> = log.iter().filter(|e| e.0 == 2).map(|e| e.1).collect();
         assert_eq!(c2, vec![0, 1, 2]);
     }
@@ -60,7 +82,10 @@ fn a_single_color_queue_is_not_stolen() {
         for s in 0..5 {
             post(&m, &log, 2, s, h);
         }
-        assert!(!m.steal(1), "{q}: one color cannot be stolen (it would leave nothing to run)");
+        assert!(
+            !m.steal(1),
+            "{q}: one color cannot be stolen (it would leave nothing to run)"
+        );
         assert_eq!(m.core_of(Color(2)), 0);
     }
 }
@@ -98,7 +123,11 @@ fn penalty_makes_long_lived_data_unattractive() {
         post(&m, &log, 2, 0, a);
         post(&m, &log, 4, 0, b);
         assert!(m.steal(1), "{policy}");
-        assert_eq!(m.core_of(Color(expect)), 1, "{policy} should steal color {expect}");
+        assert_eq!(
+            m.core_of(Color(expect)),
+            1,
+            "{policy} should steal color {expect}"
+        );
     }
 }
 

@@ -22,7 +22,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::client::handshake;
 use crate::frame::{read_frame, read_frame_into, LEN_BYTES};
 use crate::keys::Key;
-use crate::proto::{ClientMsg, FileType, Fh, Reply, Request, ServerMsg};
+use crate::proto::{ClientMsg, Fh, FileType, Reply, Request, ServerMsg};
 use crate::session::{RecvCipher, SendCipher, TAG_LEN};
 
 /// Replies verified in `sample` mode: one in this many.
@@ -116,7 +116,9 @@ impl Conn {
             self.recv.open_in_place(&lb, &mut body)?;
             match ServerMsg::decode(&body)? {
                 ServerMsg::Reply { xid: x, result } if x == xid => return Ok(result?),
-                ServerMsg::Invalidate { cb_id, .. } => self.send(&ClientMsg::CallbackAck { cb_id })?,
+                ServerMsg::Invalidate { cb_id, .. } => {
+                    self.send(&ClientMsg::CallbackAck { cb_id })?
+                }
                 other => bail!("unexpected message {other:?}"),
             }
         }
@@ -125,17 +127,35 @@ impl Conn {
 }
 
 fn connect(cfg: &BenchConfig, key: &Key) -> Result<(Conn, u32)> {
-    let mut stream = TcpStream::connect(cfg.server.as_str()).with_context(|| format!("connecting to {}", cfg.server))?;
+    let mut stream = TcpStream::connect(cfg.server.as_str())
+        .with_context(|| format!("connecting to {}", cfg.server))?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let est = handshake(&mut stream, &cfg.user, key)?;
-    Ok((Conn { stream, send: est.send, recv: est.recv, xid: 0 }, est.server_id))
+    Ok((
+        Conn {
+            stream,
+            send: est.send,
+            recv: est.recv,
+            xid: 0,
+        },
+        est.server_id,
+    ))
 }
 
 fn lookup(c: &mut Conn, path: &str) -> Result<(Fh, u64)> {
-    let Reply::Handle { fh: mut cur, mut attr } = c.call(Request::Root)? else { bail!("bad ROOT reply") };
+    let Reply::Handle {
+        fh: mut cur,
+        mut attr,
+    } = c.call(Request::Root)?
+    else {
+        bail!("bad ROOT reply")
+    };
     for comp in path.split('/').filter(|s| !s.is_empty()) {
-        match c.call(Request::Lookup { dir: cur.clone(), name: comp.into() })? {
+        match c.call(Request::Lookup {
+            dir: cur.clone(),
+            name: comp.into(),
+        })? {
             Reply::Handle { fh, attr: a } => {
                 cur = fh;
                 attr = a;
@@ -156,7 +176,13 @@ struct ClientOut {
     server_id: u32,
 }
 
-fn client_loop(cfg: &BenchConfig, key: &Key, start: &AtomicBool, measuring: &AtomicBool, stop: &AtomicBool) -> Result<ClientOut> {
+fn client_loop(
+    cfg: &BenchConfig,
+    key: &Key,
+    start: &AtomicBool,
+    measuring: &AtomicBool,
+    stop: &AtomicBool,
+) -> Result<ClientOut> {
     let (mut c, server_id) = connect(cfg, key)?;
     let (fh, size) = lookup(&mut c, &cfg.file)?;
     if size == 0 {
@@ -165,14 +191,26 @@ fn client_loop(cfg: &BenchConfig, key: &Key, start: &AtomicBool, measuring: &Ato
     while !start.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let mut out = ClientOut { ops: 0, bytes: 0, errors: 0, server_id };
+    let mut out = ClientOut {
+        ops: 0,
+        bytes: 0,
+        errors: 0,
+        server_id,
+    };
     let mut off = 0u64;
     let mut n: u64 = 0;
     let mut body = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         c.xid += 1;
         let xid = c.xid;
-        c.send(&ClientMsg::Call { xid, req: Request::Read { fh: fh.clone(), offset: off, count: cfg.chunk } })?;
+        c.send(&ClientMsg::Call {
+            xid,
+            req: Request::Read {
+                fh: fh.clone(),
+                offset: off,
+                count: cfg.chunk,
+            },
+        })?;
         // Replies only; callbacks cannot arrive for a reader-only benchmark unless a writer
         // runs meanwhile, and are then handled on the verified path.
         loop {
@@ -182,8 +220,14 @@ fn client_loop(cfg: &BenchConfig, key: &Key, start: &AtomicBool, measuring: &Ato
             let got = if verify {
                 c.recv.open_in_place(&lb, &mut body)?;
                 match ServerMsg::decode(&body)? {
-                    ServerMsg::Reply { xid: x, result: Ok(Reply::Read { data, .. }) } if x == xid => data.len() as u64,
-                    ServerMsg::Reply { xid: x, result: Err(_) } if x == xid => {
+                    ServerMsg::Reply {
+                        xid: x,
+                        result: Ok(Reply::Read { data, .. }),
+                    } if x == xid => data.len() as u64,
+                    ServerMsg::Reply {
+                        xid: x,
+                        result: Err(_),
+                    } if x == xid => {
                         out.errors += 1;
                         0
                     }
@@ -246,7 +290,11 @@ pub fn run(cfg: &BenchConfig, key: &Key) -> Result<BenchResult> {
     let elapsed = t0.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu0;
     stop.store(true, Ordering::Release);
-    let mut r = BenchResult { elapsed_secs: elapsed, client_cpu_secs: cpu, ..Default::default() };
+    let mut r = BenchResult {
+        elapsed_secs: elapsed,
+        client_cpu_secs: cpu,
+        ..Default::default()
+    };
     let mut first_err = None;
     for t in threads {
         match t.join().map_err(|_| anyhow!("client thread panicked"))? {

@@ -26,7 +26,9 @@ use thiserror::Error;
 
 use crate::frame::{read_frame, write_frame};
 use crate::keys::Key;
-use crate::proto::{Attr, ClientMsg, DirEntry, FileType, Fh, Reply, Request, ServerMsg, Stable, Status, MAX_IO};
+use crate::proto::{
+    Attr, ClientMsg, DirEntry, Fh, FileType, Reply, Request, ServerMsg, Stable, Status, MAX_IO,
+};
 use crate::session::{self, RecvCipher, SendCipher};
 
 /// Default READ/WRITE transfer size.
@@ -74,7 +76,8 @@ pub fn handshake(stream: &mut TcpStream, user: &str, key: &Key) -> CResult<Estab
     let (_, ch) = read_frame(stream).map_err(|e| {
         ClientError::Disconnected(format!("server refused the hello (unknown user?): {e}"))
     })?;
-    let (ns, sproof) = session::parse_server_challenge(&ch).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let (ns, sproof) =
+        session::parse_server_challenge(&ch).map_err(|e| ClientError::Protocol(e.to_string()))?;
     session::verify_server_proof(key, user, &nc, &ns, &sproof)
         .map_err(|e| ClientError::Disconnected(e.to_string()))?;
     write_frame(stream, &session::client_proof(key, user, &nc, &ns)).map_err(io_dis)?;
@@ -83,15 +86,21 @@ pub fn handshake(stream: &mut TcpStream, user: &str, key: &Key) -> CResult<Estab
     let mut recv = RecvCipher::new(&s2c);
     let (lb, mut body) = read_frame(stream)
         .map_err(|e| ClientError::Disconnected(format!("server refused authentication: {e}")))?;
-    recv.open_in_place(&lb, &mut body).map_err(|e| ClientError::Disconnected(e.to_string()))?;
+    recv.open_in_place(&lb, &mut body)
+        .map_err(|e| ClientError::Disconnected(e.to_string()))?;
     match ServerMsg::decode(&body) {
-        Ok(ServerMsg::AuthOk { lease_ms, server_id }) => Ok(Established {
+        Ok(ServerMsg::AuthOk {
+            lease_ms,
+            server_id,
+        }) => Ok(Established {
             send,
             recv,
             lease: Duration::from_millis(lease_ms as u64),
             server_id,
         }),
-        other => Err(ClientError::Protocol(format!("expected AuthOk, got {other:?}"))),
+        other => Err(ClientError::Protocol(format!(
+            "expected AuthOk, got {other:?}"
+        ))),
     }
 }
 
@@ -122,7 +131,9 @@ impl Shared {
         let mut buf = vec![0u8; crate::frame::LEN_BYTES];
         m.encode_into(&mut buf);
         let mut w = self.writer.lock();
-        w.send.seal_in_place(&mut buf).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        w.send
+            .seal_in_place(&mut buf)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
         w.stream.write_all(&buf).map_err(io_dis)
     }
 
@@ -151,12 +162,17 @@ impl Client {
     pub fn connect(addr: impl ToSocketAddrs, user: &str, key: &Key) -> CResult<Client> {
         let mut stream = TcpStream::connect(addr).map_err(io_dis)?;
         stream.set_nodelay(true).map_err(io_dis)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(io_dis)?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(io_dis)?;
         let est = handshake(&mut stream, user, key)?;
         stream.set_read_timeout(None).map_err(io_dis)?;
         let rstream = stream.try_clone().map_err(io_dis)?;
         let shared = Arc::new(Shared {
-            writer: Mutex::new(Writer { stream, send: est.send }),
+            writer: Mutex::new(Writer {
+                stream,
+                send: est.send,
+            }),
             pending: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -230,7 +246,11 @@ impl Client {
             Err(_) => {
                 self.shared.pending.lock().remove(&xid);
                 Err(ClientError::Disconnected(
-                    self.shared.closed.lock().clone().unwrap_or_else(|| "reply timed out".into()),
+                    self.shared
+                        .closed
+                        .lock()
+                        .clone()
+                        .unwrap_or_else(|| "reply timed out".into()),
                 ))
             }
         }
@@ -271,7 +291,9 @@ impl Client {
                 self.remember(attr.fileid, sent, gen, |e| e.attr = Some(a));
                 Ok((fh, attr))
             }
-            other => Err(ClientError::Protocol(format!("expected a handle, got {other:?}"))),
+            other => Err(ClientError::Protocol(format!(
+                "expected a handle, got {other:?}"
+            ))),
         }
     }
 
@@ -289,7 +311,10 @@ impl Client {
     /// LOOKUP one component.
     pub fn lookup(&self, dir: &Fh, name: &str) -> CResult<(Fh, Attr)> {
         let (sent, gen) = (Instant::now(), self.gen());
-        let r = self.call(Request::Lookup { dir: dir.clone(), name: name.into() })?;
+        let r = self.call(Request::Lookup {
+            dir: dir.clone(),
+            name: name.into(),
+        })?;
         self.handle_reply(r, sent, gen)
     }
 
@@ -332,28 +357,49 @@ impl Client {
                 self.remember(a.fileid, sent, gen, |e| e.attr = Some(c));
                 Ok(a)
             }
-            o => Err(ClientError::Protocol(format!("expected attributes, got {o:?}"))),
+            o => Err(ClientError::Protocol(format!(
+                "expected attributes, got {o:?}"
+            ))),
         }
     }
 
     /// SETATTR.
     pub fn setattr(&self, fh: &Fh, mode: Option<u32>, size: Option<u64>) -> CResult<Attr> {
-        match self.call(Request::SetAttr { fh: fh.clone(), mode, size, mtime: None })? {
+        match self.call(Request::SetAttr {
+            fh: fh.clone(),
+            mode,
+            size,
+            mtime: None,
+        })? {
             Reply::Attr(a) => {
                 self.forget(Some(a.fileid));
                 Ok(a)
             }
-            o => Err(ClientError::Protocol(format!("expected attributes, got {o:?}"))),
+            o => Err(ClientError::Protocol(format!(
+                "expected attributes, got {o:?}"
+            ))),
         }
     }
 
     /// READ (cached under the lease when `fileid` is given): `(data, eof)`.
-    pub fn read(&self, fh: &Fh, fileid: Option<u64>, offset: u64, count: u32) -> CResult<(Vec<u8>, bool)> {
-        if let Some(hit) = fileid.and_then(|id| self.cached(id, |e| e.blocks.get(&(offset, count)).cloned())) {
+    pub fn read(
+        &self,
+        fh: &Fh,
+        fileid: Option<u64>,
+        offset: u64,
+        count: u32,
+    ) -> CResult<(Vec<u8>, bool)> {
+        if let Some(hit) =
+            fileid.and_then(|id| self.cached(id, |e| e.blocks.get(&(offset, count)).cloned()))
+        {
             return Ok(hit);
         }
         let (sent, gen) = (Instant::now(), self.gen());
-        match self.call(Request::Read { fh: fh.clone(), offset, count: count.min(MAX_IO as u32) })? {
+        match self.call(Request::Read {
+            fh: fh.clone(),
+            offset,
+            count: count.min(MAX_IO as u32),
+        })? {
             Reply::Read { eof, data } => {
                 if let Some(id) = fileid {
                     let d = data.clone();
@@ -368,12 +414,29 @@ impl Client {
     }
 
     /// WRITE: `(count, committed, verifier)`.
-    pub fn write(&self, fh: &Fh, offset: u64, data: &[u8], stable: Stable) -> CResult<(u32, Stable, u64)> {
-        let r = self.call(Request::Write { fh: fh.clone(), offset, stable, data: data.to_vec() });
+    pub fn write(
+        &self,
+        fh: &Fh,
+        offset: u64,
+        data: &[u8],
+        stable: Stable,
+    ) -> CResult<(u32, Stable, u64)> {
+        let r = self.call(Request::Write {
+            fh: fh.clone(),
+            offset,
+            stable,
+            data: data.to_vec(),
+        });
         self.forget(None);
         match r? {
-            Reply::Write { count, committed, verf } => Ok((count, committed, verf)),
-            o => Err(ClientError::Protocol(format!("expected a write reply, got {o:?}"))),
+            Reply::Write {
+                count,
+                committed,
+                verf,
+            } => Ok((count, committed, verf)),
+            o => Err(ClientError::Protocol(format!(
+                "expected a write reply, got {o:?}"
+            ))),
         }
     }
 
@@ -381,20 +444,30 @@ impl Client {
     pub fn commit(&self, fh: &Fh) -> CResult<u64> {
         match self.call(Request::Commit { fh: fh.clone() })? {
             Reply::Commit { verf } => Ok(verf),
-            o => Err(ClientError::Protocol(format!("expected a commit reply, got {o:?}"))),
+            o => Err(ClientError::Protocol(format!(
+                "expected a commit reply, got {o:?}"
+            ))),
         }
     }
 
     /// CREATE.
     pub fn create(&self, dir: &Fh, name: &str, mode: u32, exclusive: bool) -> CResult<(Fh, Attr)> {
         let (sent, gen) = (Instant::now(), self.gen());
-        let r = self.call(Request::Create { dir: dir.clone(), name: name.into(), mode, exclusive })?;
+        let r = self.call(Request::Create {
+            dir: dir.clone(),
+            name: name.into(),
+            mode,
+            exclusive,
+        })?;
         self.handle_reply(r, sent, gen)
     }
 
     /// REMOVE.
     pub fn remove(&self, dir: &Fh, name: &str) -> CResult<()> {
-        let r = self.call(Request::Remove { dir: dir.clone(), name: name.into() });
+        let r = self.call(Request::Remove {
+            dir: dir.clone(),
+            name: name.into(),
+        });
         self.forget(None);
         r.map(|_| ())
     }
@@ -416,18 +489,32 @@ impl Client {
         let mut out = Vec::new();
         let mut cookie = 0;
         for _ in 0..1_000_000 {
-            match self.call(Request::ReadDir { dir: dir.clone(), cookie, max_entries: 512 })? {
-                Reply::ReadDir { entries, cookie: c, eof } => {
+            match self.call(Request::ReadDir {
+                dir: dir.clone(),
+                cookie,
+                max_entries: 512,
+            })? {
+                Reply::ReadDir {
+                    entries,
+                    cookie: c,
+                    eof,
+                } => {
                     out.extend(entries);
                     cookie = c;
                     if eof {
                         return Ok(out);
                     }
                 }
-                o => return Err(ClientError::Protocol(format!("expected entries, got {o:?}"))),
+                o => {
+                    return Err(ClientError::Protocol(format!(
+                        "expected entries, got {o:?}"
+                    )))
+                }
             }
         }
-        Err(ClientError::Protocol("directory listing did not end".into()))
+        Err(ClientError::Protocol(
+            "directory listing did not end".into(),
+        ))
     }
 
     fn split_parent(path: &str) -> CResult<(&str, &str)> {
@@ -482,7 +569,9 @@ impl Client {
         }
         let v = self.commit(&fh)?;
         if Some(v) != verf {
-            return Err(ClientError::Protocol("server restarted before commit; retry".into()));
+            return Err(ClientError::Protocol(
+                "server restarted before commit; retry".into(),
+            ));
         }
         Ok(())
     }

@@ -100,7 +100,8 @@ impl FhKey {
         let (body, tag) = b.split_at(b.len() - MAC_LEN);
         let mut m = self.mac();
         m.update(body);
-        m.verify_truncated_left(tag).map_err(|_| Status::BadHandle)?;
+        m.verify_truncated_left(tag)
+            .map_err(|_| Status::BadHandle)?;
         let dev = u64::from_be_bytes(body[1..9].try_into().unwrap());
         let ino = u64::from_be_bytes(body[9..17].try_into().unwrap());
         let plen = u16::from_be_bytes(body[17..19].try_into().unwrap()) as usize;
@@ -113,7 +114,11 @@ impl FhKey {
                 check_name(c).map_err(|_| Status::BadHandle)?;
             }
         }
-        Ok(HandleData { dev, ino, path: path.to_string() })
+        Ok(HandleData {
+            dev,
+            ino,
+            path: path.to_string(),
+        })
     }
 }
 
@@ -122,7 +127,11 @@ mod tests {
     use super::*;
 
     fn hd(path: &str) -> HandleData {
-        HandleData { dev: 3, ino: 99, path: path.into() }
+        HandleData {
+            dev: 3,
+            ino: 99,
+            path: path.into(),
+        }
     }
 
     #[test]

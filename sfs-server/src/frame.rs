@@ -131,7 +131,10 @@ impl FrameBuf {
 /// Write one frame (length prefix and body) to a blocking stream.
 pub fn write_frame<W: Write>(w: &mut W, body: &[u8]) -> io::Result<()> {
     if body.len() > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "frame too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "frame too large",
+        ));
     }
     let mut v = Vec::with_capacity(LEN_BYTES + body.len());
     v.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -146,7 +149,10 @@ pub fn read_frame_into<R: Read>(r: &mut R, body: &mut Vec<u8>) -> io::Result<[u8
     r.read_exact(&mut lb)?;
     let len = u32::from_be_bytes(lb) as usize;
     if len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, FrameError::Oversized(len, MAX_FRAME).to_string()));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            FrameError::Oversized(len, MAX_FRAME).to_string(),
+        ));
     }
     body.resize(len, 0);
     r.read_exact(body).map_err(|e| {
@@ -228,13 +234,19 @@ mod tests {
     fn oversized_refused_before_body() {
         let mut fb = FrameBuf::new();
         fb.extend(&((MAX_FRAME as u32) + 1).to_be_bytes());
-        assert_eq!(fb.next_frame(), Err(FrameError::Oversized(MAX_FRAME + 1, MAX_FRAME)));
+        assert_eq!(
+            fb.next_frame(),
+            Err(FrameError::Oversized(MAX_FRAME + 1, MAX_FRAME))
+        );
         let mut fb = FrameBuf::new();
         fb.set_limit(100);
         fb.extend(&101u32.to_be_bytes());
         assert_eq!(fb.next_frame(), Err(FrameError::Oversized(101, 100)));
         let mut r: &[u8] = &u32::MAX.to_be_bytes();
-        assert_eq!(read_frame(&mut r).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            read_frame(&mut r).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
     }
 
     #[test]
@@ -245,12 +257,21 @@ mod tests {
         assert_eq!(fb.next_frame(), Ok(None));
         assert_eq!(fb.finish(), Err(FrameError::Truncated(6)));
         let mut r: &[u8] = &wire[..6];
-        assert_eq!(read_frame(&mut r).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            read_frame(&mut r).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
         let mut r: &[u8] = &wire[..6];
         let mut body = Vec::new();
-        assert_eq!(read_frame_into(&mut r, &mut body).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            read_frame_into(&mut r, &mut body).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
         let mut r: &[u8] = &wire;
-        assert_eq!(read_frame_into(&mut r, &mut body).unwrap(), 5u32.to_be_bytes());
+        assert_eq!(
+            read_frame_into(&mut r, &mut body).unwrap(),
+            5u32.to_be_bytes()
+        );
         assert_eq!(body, [1, 2, 3, 4, 5]);
     }
 }

@@ -28,7 +28,9 @@ use std::sync::Arc;
 use rand::RngCore;
 
 use crate::fh::{check_name, FhKey, HandleData};
-use crate::proto::{Attr, DirEntry, FileType, Fh, Reply, Stable, Status, Time, MAX_DIR_ENTRIES, MAX_IO};
+use crate::proto::{
+    Attr, DirEntry, Fh, FileType, Reply, Stable, Status, Time, MAX_DIR_ENTRIES, MAX_IO,
+};
 
 /// Most open regular files kept cached.
 const FILE_CACHE_MAX: usize = 256;
@@ -60,7 +62,14 @@ fn openat(dir: RawFd, name: &str, flags: i32, mode: u32) -> io::Result<OwnedFd> 
     let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call; `dir` is a
     // descriptor we own (or AT_FDCWD semantics are not used).
-    let fd = unsafe { libc::openat(dir, c.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) };
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            c.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -159,9 +168,18 @@ impl Export {
             owner: self.owners.get(&st.st_uid).cloned().unwrap_or_default(),
             size: st.st_size as u64,
             fileid: st.st_ino as u64,
-            atime: Time { secs: st.st_atime, nsecs: st.st_atime_nsec as u32 },
-            mtime: Time { secs: st.st_mtime, nsecs: st.st_mtime_nsec as u32 },
-            ctime: Time { secs: st.st_ctime, nsecs: st.st_ctime_nsec as u32 },
+            atime: Time {
+                secs: st.st_atime,
+                nsecs: st.st_atime_nsec as u32,
+            },
+            mtime: Time {
+                secs: st.st_mtime,
+                nsecs: st.st_mtime_nsec as u32,
+            },
+            ctime: Time {
+                secs: st.st_ctime,
+                nsecs: st.st_ctime_nsec as u32,
+            },
         }
     }
 
@@ -170,11 +188,16 @@ impl Export {
         let mut cur = self.root.try_clone().map_err(io_err)?;
         for c in comps {
             check_name(c).map_err(|_| Status::BadHandle)?;
-            cur = openat(cur.as_raw_fd(), c, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)
-                .map_err(|e| match e.raw_os_error() {
-                    Some(libc::ELOOP) | Some(libc::ENOTDIR) | Some(libc::ENOENT) => Status::Stale,
-                    _ => io_err(e),
-                })?;
+            cur = openat(
+                cur.as_raw_fd(),
+                c,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) | Some(libc::ENOTDIR) | Some(libc::ENOENT) => Status::Stale,
+                _ => io_err(e),
+            })?;
         }
         Ok(cur)
     }
@@ -188,17 +211,22 @@ impl Export {
             }
             Some((last, dirs)) => {
                 let p = self.walk_dir(dirs.iter().copied())?;
-                let st = fstatat_nofollow(p.as_raw_fd(), last).map_err(|e| match e.raw_os_error() {
-                    Some(libc::ENOENT) => Status::Stale,
-                    _ => io_err(e),
-                })?;
+                let st =
+                    fstatat_nofollow(p.as_raw_fd(), last).map_err(|e| match e.raw_os_error() {
+                        Some(libc::ENOENT) => Status::Stale,
+                        _ => io_err(e),
+                    })?;
                 (Some(p), last.to_string(), st)
             }
         };
         if (st.st_dev as u64, st.st_ino as u64) != (h.dev, h.ino) {
             return Err(Status::Stale);
         }
-        Ok(Resolved { parent: res_parent, name, st })
+        Ok(Resolved {
+            parent: res_parent,
+            name,
+            st,
+        })
     }
 
     /// Resolve a handle that must be a directory, returning its descriptor.
@@ -209,8 +237,13 @@ impl Export {
         }
         let fd = match &r.parent {
             None => self.root.try_clone().map_err(io_err)?,
-            Some(p) => openat(p.as_raw_fd(), &r.name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)
-                .map_err(io_err)?,
+            Some(p) => openat(
+                p.as_raw_fd(),
+                &r.name,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )
+            .map_err(io_err)?,
         };
         let st = fstat(fd.as_raw_fd()).map_err(io_err)?;
         if (st.st_dev as u64, st.st_ino as u64) != (h.dev, h.ino) {
@@ -231,9 +264,21 @@ impl Export {
             _ => return Err(Status::NotSupp),
         }
         let parent = r.parent.as_ref().ok_or(Status::IsDir)?;
-        let fd = openat(parent.as_raw_fd(), &r.name, libc::O_RDWR | libc::O_NOFOLLOW, 0)
-            .or_else(|_| openat(parent.as_raw_fd(), &r.name, libc::O_RDONLY | libc::O_NOFOLLOW, 0))
-            .map_err(io_err)?;
+        let fd = openat(
+            parent.as_raw_fd(),
+            &r.name,
+            libc::O_RDWR | libc::O_NOFOLLOW,
+            0,
+        )
+        .or_else(|_| {
+            openat(
+                parent.as_raw_fd(),
+                &r.name,
+                libc::O_RDONLY | libc::O_NOFOLLOW,
+                0,
+            )
+        })
+        .map_err(io_err)?;
         let st = fstat(fd.as_raw_fd()).map_err(io_err)?;
         if (st.st_dev as u64, st.st_ino as u64) != (h.dev, h.ino) {
             return Err(Status::Stale);
@@ -249,8 +294,15 @@ impl Export {
     /// ROOT: the export root's handle.
     pub fn root(&self) -> FsResult<Reply> {
         let st = fstat(self.root.as_raw_fd()).map_err(io_err)?;
-        let h = HandleData { dev: self.root_id.0, ino: self.root_id.1, path: String::new() };
-        Ok(Reply::Handle { fh: self.key.seal(&h), attr: self.attr(&st) })
+        let h = HandleData {
+            dev: self.root_id.0,
+            ino: self.root_id.1,
+            path: String::new(),
+        };
+        Ok(Reply::Handle {
+            fh: self.key.seal(&h),
+            attr: self.attr(&st),
+        })
     }
 
     /// GETATTR.
@@ -295,8 +347,14 @@ impl Export {
         }
         if let Some(t) = mtime {
             let ts = [
-                libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
-                libc::timespec { tv_sec: t.secs, tv_nsec: t.nsecs as _ },
+                libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: libc::UTIME_OMIT,
+                },
+                libc::timespec {
+                    tv_sec: t.secs,
+                    tv_nsec: t.nsecs as _,
+                },
             ];
             // SAFETY: `ts` is a valid two-element array for futimens.
             if unsafe { libc::futimens(raw, ts.as_ptr()) } < 0 {
@@ -312,11 +370,18 @@ impl Export {
         check_name(name)?;
         let (dfd, _) = self.resolve_dir(dir)?;
         let st = fstatat_nofollow(dfd.as_raw_fd(), name).map_err(io_err)?;
-        let h = HandleData { dev: st.st_dev as u64, ino: st.st_ino as u64, path: dir.child_path(name) };
+        let h = HandleData {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            path: dir.child_path(name),
+        };
         if h.path.len() > crate::fh::MAX_PATH {
             return Err(Status::NameTooLong);
         }
-        Ok(Reply::Handle { fh: self.key.seal(&h), attr: self.attr(&st) })
+        Ok(Reply::Handle {
+            fh: self.key.seal(&h),
+            attr: self.attr(&st),
+        })
     }
 
     /// READ into `buf` (at most [`MAX_IO`] bytes): `(bytes, eof)`.
@@ -343,7 +408,13 @@ impl Export {
 
     /// READ appending at most `count` (capped at [`MAX_IO`]) bytes to `out` without
     /// zero-filling first: the hot path of the benchmark. Returns `eof`.
-    pub fn read_append(&mut self, h: &HandleData, offset: u64, count: usize, out: &mut Vec<u8>) -> FsResult<bool> {
+    pub fn read_append(
+        &mut self,
+        h: &HandleData,
+        offset: u64,
+        count: usize,
+        out: &mut Vec<u8>,
+    ) -> FsResult<bool> {
         let f = self.file(h)?;
         let want = count.min(MAX_IO);
         out.reserve(want);
@@ -354,7 +425,12 @@ impl Export {
             // SAFETY: `spare` is writable memory of `want - n` bytes owned by `out`;
             // pread writes at most that many bytes into it and reports how many.
             let k = unsafe {
-                libc::pread(f.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), off as libc::off_t)
+                libc::pread(
+                    f.as_raw_fd(),
+                    spare.as_mut_ptr().cast(),
+                    spare.len(),
+                    off as libc::off_t,
+                )
             };
             if k < 0 {
                 let e = io::Error::last_os_error();
@@ -379,7 +455,13 @@ impl Export {
     }
 
     /// WRITE: `(count, committed)`; stable writes are on disk before this returns.
-    pub fn write(&mut self, h: &HandleData, offset: u64, stable: Stable, data: &[u8]) -> FsResult<(u32, Stable)> {
+    pub fn write(
+        &mut self,
+        h: &HandleData,
+        offset: u64,
+        stable: Stable,
+        data: &[u8],
+    ) -> FsResult<(u32, Stable)> {
         if data.len() > MAX_IO {
             return Err(Status::Inval);
         }
@@ -396,7 +478,12 @@ impl Export {
 
     /// WRITE without syncing: `(count, file)`; the caller makes it durable (the server
     /// fsyncs on the blocking pool before it replies to a stable WRITE).
-    pub fn write_nosync(&mut self, h: &HandleData, offset: u64, data: &[u8]) -> FsResult<(u32, Arc<File>)> {
+    pub fn write_nosync(
+        &mut self,
+        h: &HandleData,
+        offset: u64,
+        data: &[u8],
+    ) -> FsResult<(u32, Arc<File>)> {
         if data.len() > MAX_IO {
             return Err(Status::Inval);
         }
@@ -447,19 +534,28 @@ impl Export {
             st = fstat(fd.as_raw_fd()).map_err(io_err)?;
         }
         fsync_fd(dfd.as_raw_fd())?;
-        let h = HandleData { dev: st.st_dev as u64, ino: st.st_ino as u64, path: dir.child_path(name) };
+        let h = HandleData {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            path: dir.child_path(name),
+        };
         if h.path.len() > crate::fh::MAX_PATH {
             return Err(Status::NameTooLong);
         }
         self.files.insert((h.dev, h.ino), Arc::new(File::from(fd)));
-        Ok(Reply::Handle { fh: self.key.seal(&h), attr: self.attr(&st) })
+        Ok(Reply::Handle {
+            fh: self.key.seal(&h),
+            attr: self.attr(&st),
+        })
     }
 
     /// The file id `name` has in `dir`, if it exists (used to find lease conflicts).
     pub fn fileid_of(&self, dir: &HandleData, name: &str) -> Option<u64> {
         check_name(name).ok()?;
         let (dfd, _) = self.resolve_dir(dir).ok()?;
-        fstatat_nofollow(dfd.as_raw_fd(), name).ok().map(|st| st.st_ino as u64)
+        fstatat_nofollow(dfd.as_raw_fd(), name)
+            .ok()
+            .map(|st| st.st_ino as u64)
     }
 
     /// REMOVE a file (not a directory); returns the removed file id.
@@ -496,12 +592,14 @@ impl Export {
         let replaced = fstatat_nofollow(fd2.as_raw_fd(), to_name).ok();
         let (c1, c2) = (cstr(from_name)?, cstr(to_name)?);
         // SAFETY: valid strings and directory descriptors we own.
-        if unsafe { libc::renameat(fd1.as_raw_fd(), c1.as_ptr(), fd2.as_raw_fd(), c2.as_ptr()) } < 0 {
+        if unsafe { libc::renameat(fd1.as_raw_fd(), c1.as_ptr(), fd2.as_raw_fd(), c2.as_ptr()) } < 0
+        {
             return Err(io_err(io::Error::last_os_error()));
         }
         fsync_fd(fd1.as_raw_fd())?;
         fsync_fd(fd2.as_raw_fd())?;
-        self.files.remove(&(moved.st_dev as u64, moved.st_ino as u64));
+        self.files
+            .remove(&(moved.st_dev as u64, moved.st_ino as u64));
         if let Some(r) = &replaced {
             self.files.remove(&(r.st_dev as u64, r.st_ino as u64));
         }
@@ -516,7 +614,9 @@ impl Export {
         let mut all = Vec::new();
         for e in rd {
             let e = e.map_err(io_err)?;
-            let Ok(name) = e.file_name().into_string() else { continue };
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
             let ft = e.file_type().map_err(io_err)?;
             let ftype = if ft.is_file() {
                 FileType::Regular
@@ -528,14 +628,22 @@ impl Export {
                 FileType::Other
             };
             use std::os::unix::fs::DirEntryExt;
-            all.push(DirEntry { name, fileid: e.ino(), ftype });
+            all.push(DirEntry {
+                name,
+                fileid: e.ino(),
+                ftype,
+            });
         }
         all.sort_by(|a, b| a.name.cmp(&b.name));
         let max = max_entries.clamp(1, MAX_DIR_ENTRIES) as usize;
         let start = (cookie as usize).min(all.len());
         let end = (start + max).min(all.len());
         let entries = all[start..end].to_vec();
-        Ok(Reply::ReadDir { entries, cookie: end as u64, eof: end == all.len() })
+        Ok(Reply::ReadDir {
+            entries,
+            cookie: end as u64,
+            eof: end == all.len(),
+        })
     }
 }
 
@@ -547,7 +655,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("exp")).unwrap();
         let e = Export::open(&d.path().join("exp"), HashMap::new()).unwrap();
-        let Reply::Handle { fh, .. } = e.root().unwrap() else { panic!() };
+        let Reply::Handle { fh, .. } = e.root().unwrap() else {
+            panic!()
+        };
         let root = e.decode(&fh).unwrap();
         (d, e, root)
     }
@@ -580,9 +690,14 @@ mod tests {
         assert_eq!(e.getattr(&f), Err(Status::Stale), "old path is stale");
         let b = handle(e.lookup(&root, "b").unwrap(), &e);
         assert_eq!(b.ino, f.ino);
-        let Reply::ReadDir { entries, eof, .. } = e.readdir(&root, 0, 10).unwrap() else { panic!() };
+        let Reply::ReadDir { entries, eof, .. } = e.readdir(&root, 0, 10).unwrap() else {
+            panic!()
+        };
         assert!(eof);
-        assert_eq!(entries.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(), vec!["b"]);
+        assert_eq!(
+            entries.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(),
+            vec!["b"]
+        );
         assert_eq!(e.remove(&root, "b").unwrap(), f.ino);
         assert_eq!(e.lookup(&root, "b"), Err(Status::NoEnt));
     }
@@ -605,7 +720,10 @@ mod tests {
         assert_eq!(e.write(&l, 0, Stable::FileSync, b"x"), Err(Status::NotSupp));
         let up = handle(e.lookup(&root, "up").unwrap(), &e);
         assert_eq!(e.lookup(&up, "secret"), Err(Status::NotDir));
-        assert_eq!(e.create(&root, "link", 0o644, false, None), Err(Status::NotSupp));
+        assert_eq!(
+            e.create(&root, "link", 0o644, false, None),
+            Err(Status::NotSupp)
+        );
         assert_eq!(std::fs::read(d.path().join("secret")).unwrap(), b"outside");
     }
 }

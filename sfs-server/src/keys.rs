@@ -51,7 +51,10 @@ impl Key {
         let s = s.trim();
         let bytes = hex_decode(s).context("key is not hex")?;
         if bytes.len() != 32 {
-            bail!("key must be 32 bytes (64 hex digits), got {} bytes", bytes.len());
+            bail!(
+                "key must be 32 bytes (64 hex digits), got {} bytes",
+                bytes.len()
+            );
         }
         let mut k = [0u8; 32];
         k.copy_from_slice(&bytes);
@@ -133,10 +136,17 @@ impl KeyTable {
                 bail!("line {}: expected `name uid gid hexkey`", i + 1);
             }
             check_user_name(f[0]).with_context(|| format!("line {}", i + 1))?;
-            let uid: u32 = f[1].parse().with_context(|| format!("line {}: uid", i + 1))?;
-            let gid: u32 = f[2].parse().with_context(|| format!("line {}: gid", i + 1))?;
+            let uid: u32 = f[1]
+                .parse()
+                .with_context(|| format!("line {}: uid", i + 1))?;
+            let gid: u32 = f[2]
+                .parse()
+                .with_context(|| format!("line {}: gid", i + 1))?;
             let key = Key::from_hex(f[3]).with_context(|| format!("line {}", i + 1))?;
-            if t.users.insert(f[0].to_string(), UserEntry { uid, gid, key }).is_some() {
+            if t.users
+                .insert(f[0].to_string(), UserEntry { uid, gid, key })
+                .is_some()
+            {
                 bail!("line {}: duplicate user {}", i + 1, f[0]);
             }
         }
@@ -147,7 +157,13 @@ impl KeyTable {
     pub fn to_text(&self) -> String {
         let mut s = String::from("# sfs key table: name uid gid key\n");
         for (name, e) in &self.users {
-            s.push_str(&format!("{} {} {} {}\n", name, e.uid, e.gid, e.key.to_hex()));
+            s.push_str(&format!(
+                "{} {} {} {}\n",
+                name,
+                e.uid,
+                e.gid,
+                e.key.to_hex()
+            ));
         }
         s
     }
@@ -173,7 +189,10 @@ impl KeyTable {
 
     /// The user name mapped to a local uid (first match in name order).
     pub fn name_of_uid(&self, uid: u32) -> Option<&str> {
-        self.users.iter().find(|(_, e)| e.uid == uid).map(|(n, _)| n.as_str())
+        self.users
+            .iter()
+            .find(|(_, e)| e.uid == uid)
+            .map(|(n, _)| n.as_str())
     }
 
     /// Reverse uid mapping: each mapped uid to its first user in name order.
@@ -206,7 +225,14 @@ pub fn keygen(user: &str, keys: &Path, key_file: &Path) -> Result<Key> {
     // SAFETY: getuid/getgid have no preconditions and cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     key.write_file(key_file)?;
-    table.insert(user, UserEntry { uid, gid, key: key.clone() })?;
+    table.insert(
+        user,
+        UserEntry {
+            uid,
+            gid,
+            key: key.clone(),
+        },
+    )?;
     table.save(keys)?;
     Ok(key)
 }
@@ -250,7 +276,9 @@ pub fn hex_decode(s: &str) -> Result<Vec<u8>> {
             _ => bail!("bad hex digit {:?}", c as char),
         })
     }
-    b.chunks(2).map(|p| Ok(nib(p[0])? << 4 | nib(p[1])?)).collect()
+    b.chunks(2)
+        .map(|p| Ok(nib(p[0])? << 4 | nib(p[1])?))
+        .collect()
 }
 
 #[cfg(test)]

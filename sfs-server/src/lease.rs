@@ -81,19 +81,33 @@ impl<T> LeaseTable<T> {
 
     /// Does `client` hold an unexpired lease on `fileid`?
     pub fn holds(&self, client: ClientId, fileid: u64, now: Instant) -> bool {
-        self.leases.get(&fileid).and_then(|h| h.get(&client)).is_some_and(|&e| e > now)
+        self.leases
+            .get(&fileid)
+            .and_then(|h| h.get(&client))
+            .is_some_and(|&e| e > now)
     }
 
     /// `writer` is about to be answered for a conflicting operation on `fileids`.
-    pub fn conflict(&mut self, writer: ClientId, fileids: &[u64], now: Instant, reply: T) -> Conflict<T> {
+    pub fn conflict(
+        &mut self,
+        writer: ClientId,
+        fileids: &[u64],
+        now: Instant,
+        reply: T,
+    ) -> Conflict<T> {
         let mut cbs = Vec::new();
         let mut deadline = now;
         let wid = self.next_id;
         self.next_id += 1;
         for &f in fileids {
-            let Some(holders) = self.leases.get_mut(&f) else { continue };
-            let others: Vec<(ClientId, Instant)> =
-                holders.iter().filter(|(c, _)| **c != writer).map(|(c, e)| (*c, *e)).collect();
+            let Some(holders) = self.leases.get_mut(&f) else {
+                continue;
+            };
+            let others: Vec<(ClientId, Instant)> = holders
+                .iter()
+                .filter(|(c, _)| **c != writer)
+                .map(|(c, e)| (*c, *e))
+                .collect();
             for (c, exp) in others {
                 holders.remove(&c);
                 if exp <= now {
@@ -103,7 +117,11 @@ impl<T> LeaseTable<T> {
                 self.next_id += 1;
                 deadline = deadline.max(exp);
                 self.callbacks.insert(cb_id, (c, wid));
-                cbs.push(Callback { client: c, cb_id, fileid: f });
+                cbs.push(Callback {
+                    client: c,
+                    cb_id,
+                    fileid: f,
+                });
             }
             if holders.is_empty() {
                 self.leases.remove(&f);
@@ -113,7 +131,14 @@ impl<T> LeaseTable<T> {
             return Conflict::Proceed(reply);
         }
         let outstanding = cbs.iter().map(|c| c.cb_id).collect();
-        self.waiters.insert(wid, Waiter { outstanding, deadline, reply });
+        self.waiters.insert(
+            wid,
+            Waiter {
+                outstanding,
+                deadline,
+                reply,
+            },
+        );
         Conflict::Wait(cbs)
     }
 
@@ -139,8 +164,12 @@ impl<T> LeaseTable<T> {
 
     /// Replies whose revoked leases have all expired by `now`.
     pub fn expire(&mut self, now: Instant) -> Vec<T> {
-        let due: Vec<u64> =
-            self.waiters.iter().filter(|(_, w)| w.deadline <= now).map(|(id, _)| *id).collect();
+        let due: Vec<u64> = self
+            .waiters
+            .iter()
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
         let mut out = Vec::new();
         for wid in due {
             if let Some(w) = self.waiters.remove(&wid) {
@@ -159,9 +188,15 @@ impl<T> LeaseTable<T> {
             h.remove(&client);
             !h.is_empty()
         });
-        let mine: Vec<u64> =
-            self.callbacks.iter().filter(|(_, (c, _))| *c == client).map(|(id, _)| *id).collect();
-        mine.into_iter().filter_map(|cb| self.complete(cb)).collect()
+        let mine: Vec<u64> = self
+            .callbacks
+            .iter()
+            .filter(|(_, (c, _))| *c == client)
+            .map(|(id, _)| *id)
+            .collect();
+        mine.into_iter()
+            .filter_map(|cb| self.complete(cb))
+            .collect()
     }
 
     /// Earliest waiter deadline.
@@ -184,7 +219,10 @@ mod tests {
         let mut t = LeaseTable::new(Duration::from_secs(10));
         let now = Instant::now();
         t.grant(1, 100, now);
-        assert!(matches!(t.conflict(1, &[100], now, "r"), Conflict::Proceed("r")));
+        assert!(matches!(
+            t.conflict(1, &[100], now, "r"),
+            Conflict::Proceed("r")
+        ));
         assert!(t.holds(1, 100, now), "writer keeps its own lease");
     }
 
@@ -196,13 +234,19 @@ mod tests {
         t.grant(2, 100, now);
         t.grant(3, 100, now);
         t.grant(2, 200, now);
-        let Conflict::Wait(cbs) = t.conflict(9, &[100, 200], now, "reply") else { panic!() };
+        let Conflict::Wait(cbs) = t.conflict(9, &[100, 200], now, "reply") else {
+            panic!()
+        };
         assert_eq!(cbs.len(), 4);
         assert!(!t.holds(2, 100, now) && !t.holds(2, 200, now));
         let mut done = None;
         for cb in &cbs {
             assert_eq!(done, None);
-            assert_eq!(t.ack(cb.client + 50, cb.cb_id), None, "wrong client ignored");
+            assert_eq!(
+                t.ack(cb.client + 50, cb.cb_id),
+                None,
+                "wrong client ignored"
+            );
             done = t.ack(cb.client, cb.cb_id);
         }
         assert_eq!(done, Some("reply"));
@@ -215,14 +259,21 @@ mod tests {
         let now = Instant::now();
         t.grant(1, 5, now);
         t.grant(2, 6, now);
-        let Conflict::Wait(_) = t.conflict(9, &[5], now, 'a') else { panic!() };
-        let Conflict::Wait(_) = t.conflict(9, &[6], now, 'b') else { panic!() };
+        let Conflict::Wait(_) = t.conflict(9, &[5], now, 'a') else {
+            panic!()
+        };
+        let Conflict::Wait(_) = t.conflict(9, &[6], now, 'b') else {
+            panic!()
+        };
         assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(10)));
         assert!(t.expire(now + Duration::from_secs(9)).is_empty());
         assert_eq!(t.drop_client(2), vec!['b']);
         assert_eq!(t.expire(now + Duration::from_secs(10)), vec!['a']);
         // Expired leases need no callback.
         t.grant(3, 7, now);
-        assert!(matches!(t.conflict(9, &[7], now + Duration::from_secs(11), 'c'), Conflict::Proceed('c')));
+        assert!(matches!(
+            t.conflict(9, &[7], now + Duration::from_secs(11), 'c'),
+            Conflict::Proceed('c')
+        ));
     }
 }

@@ -511,10 +511,17 @@ impl<'a> Dec<'a> {
         Ok(Fh(self.bytes(MAX_FH)?.to_vec()))
     }
     fn time(&mut self) -> DResult<Time> {
-        Ok(Time { secs: self.i64()?, nsecs: self.u32()? })
+        Ok(Time {
+            secs: self.i64()?,
+            nsecs: self.u32()?,
+        })
     }
     fn opt_u32(&mut self) -> DResult<Option<u32>> {
-        Ok(if self.bool()? { Some(self.u32()?) } else { None })
+        Ok(if self.bool()? {
+            Some(self.u32()?)
+        } else {
+            None
+        })
     }
     fn attr(&mut self) -> DResult<Attr> {
         Ok(Attr {
@@ -591,7 +598,12 @@ impl ClientMsg {
                         e.u8(R_GETATTR);
                         e.bytes(&fh.0);
                     }
-                    Request::SetAttr { fh, mode, size, mtime } => {
+                    Request::SetAttr {
+                        fh,
+                        mode,
+                        size,
+                        mtime,
+                    } => {
                         e.u8(R_SETATTR);
                         e.bytes(&fh.0);
                         e.opt_u32(*mode);
@@ -621,7 +633,12 @@ impl ClientMsg {
                         e.u64(*offset);
                         e.u32(*count);
                     }
-                    Request::Write { fh, offset, stable, data } => {
+                    Request::Write {
+                        fh,
+                        offset,
+                        stable,
+                        data,
+                    } => {
                         e.u8(R_WRITE);
                         e.bytes(&fh.0);
                         e.u64(*offset);
@@ -632,7 +649,12 @@ impl ClientMsg {
                         e.u8(R_COMMIT);
                         e.bytes(&fh.0);
                     }
-                    Request::Create { dir, name, mode, exclusive } => {
+                    Request::Create {
+                        dir,
+                        name,
+                        mode,
+                        exclusive,
+                    } => {
                         e.u8(R_CREATE);
                         e.bytes(&dir.0);
                         e.str(name);
@@ -644,14 +666,23 @@ impl ClientMsg {
                         e.bytes(&dir.0);
                         e.str(name);
                     }
-                    Request::Rename { from_dir, from_name, to_dir, to_name } => {
+                    Request::Rename {
+                        from_dir,
+                        from_name,
+                        to_dir,
+                        to_name,
+                    } => {
                         e.u8(R_RENAME);
                         e.bytes(&from_dir.0);
                         e.str(from_name);
                         e.bytes(&to_dir.0);
                         e.str(to_name);
                     }
-                    Request::ReadDir { dir, cookie, max_entries } => {
+                    Request::ReadDir {
+                        dir,
+                        cookie,
+                        max_entries,
+                    } => {
                         e.u8(R_READDIR);
                         e.bytes(&dir.0);
                         e.u64(*cookie);
@@ -684,10 +715,22 @@ impl ClientMsg {
                         let mode = d.opt_u32()?;
                         let size = if d.bool()? { Some(d.u64()?) } else { None };
                         let mtime = if d.bool()? { Some(d.time()?) } else { None };
-                        Request::SetAttr { fh, mode, size, mtime }
+                        Request::SetAttr {
+                            fh,
+                            mode,
+                            size,
+                            mtime,
+                        }
                     }
-                    R_LOOKUP => Request::Lookup { dir: d.fh()?, name: d.name()? },
-                    R_READ => Request::Read { fh: d.fh()?, offset: d.u64()?, count: d.u32()? },
+                    R_LOOKUP => Request::Lookup {
+                        dir: d.fh()?,
+                        name: d.name()?,
+                    },
+                    R_READ => Request::Read {
+                        fh: d.fh()?,
+                        offset: d.u64()?,
+                        count: d.u32()?,
+                    },
                     R_WRITE => Request::Write {
                         fh: d.fh()?,
                         offset: d.u64()?,
@@ -701,7 +744,10 @@ impl ClientMsg {
                         mode: d.u32()?,
                         exclusive: d.bool()?,
                     },
-                    R_REMOVE => Request::Remove { dir: d.fh()?, name: d.name()? },
+                    R_REMOVE => Request::Remove {
+                        dir: d.fh()?,
+                        name: d.name()?,
+                    },
                     R_RENAME => Request::Rename {
                         from_dir: d.fh()?,
                         from_name: d.name()?,
@@ -730,7 +776,10 @@ impl ServerMsg {
         let mut e = Enc(out);
         e.u8(PROTO_VERSION);
         match self {
-            ServerMsg::AuthOk { lease_ms, server_id } => {
+            ServerMsg::AuthOk {
+                lease_ms,
+                server_id,
+            } => {
                 e.u8(S_AUTHOK);
                 e.u32(*lease_ms);
                 e.u32(*server_id);
@@ -762,7 +811,11 @@ impl ServerMsg {
                                 e.u8(*eof as u8);
                                 e.bytes(data);
                             }
-                            Reply::Write { count, committed, verf } => {
+                            Reply::Write {
+                                count,
+                                committed,
+                                verf,
+                            } => {
                                 e.u8(P_WRITE);
                                 e.u32(*count);
                                 e.u8(*committed as u8);
@@ -773,7 +826,11 @@ impl ServerMsg {
                                 e.u64(*verf);
                             }
                             Reply::Done => e.u8(P_DONE),
-                            Reply::ReadDir { entries, cookie, eof } => {
+                            Reply::ReadDir {
+                                entries,
+                                cookie,
+                                eof,
+                            } => {
                                 e.u8(P_READDIR);
                                 e.u32(entries.len() as u32);
                                 for en in entries {
@@ -802,8 +859,14 @@ impl ServerMsg {
     pub fn decode(b: &[u8]) -> DResult<ServerMsg> {
         let mut d = Dec::new(b);
         let m = match d.header()? {
-            S_AUTHOK => ServerMsg::AuthOk { lease_ms: d.u32()?, server_id: d.u32()? },
-            S_INVALIDATE => ServerMsg::Invalidate { cb_id: d.u64()?, fileid: d.u64()? },
+            S_AUTHOK => ServerMsg::AuthOk {
+                lease_ms: d.u32()?,
+                server_id: d.u32()?,
+            },
+            S_INVALIDATE => ServerMsg::Invalidate {
+                cb_id: d.u64()?,
+                fileid: d.u64()?,
+            },
             S_REPLY => {
                 let xid = d.u32()?;
                 let st = d.u32()?;
@@ -811,9 +874,15 @@ impl ServerMsg {
                     Err(Status::from_u32(st)?)
                 } else {
                     Ok(match d.u8()? {
-                        P_HANDLE => Reply::Handle { fh: d.fh()?, attr: d.attr()? },
+                        P_HANDLE => Reply::Handle {
+                            fh: d.fh()?,
+                            attr: d.attr()?,
+                        },
                         P_ATTR => Reply::Attr(d.attr()?),
-                        P_READ => Reply::Read { eof: d.bool()?, data: d.bytes(MAX_IO)?.to_vec() },
+                        P_READ => Reply::Read {
+                            eof: d.bool()?,
+                            data: d.bytes(MAX_IO)?.to_vec(),
+                        },
                         P_WRITE => Reply::Write {
                             count: d.u32()?,
                             committed: Stable::from_u8(d.u8()?)?,
@@ -834,7 +903,11 @@ impl ServerMsg {
                                     ftype: FileType::from_u8(d.u8()?)?,
                                 });
                             }
-                            Reply::ReadDir { entries, cookie: d.u64()?, eof: d.bool()? }
+                            Reply::ReadDir {
+                                entries,
+                                cookie: d.u64()?,
+                                eof: d.bool()?,
+                            }
                         }
                         _ => return Err(DecodeError("unknown reply kind")),
                     })
@@ -882,7 +955,11 @@ pub fn read_reply_frame(
         }
         Err(s) => {
             let mut v = vec![0u8; LEN_BYTES];
-            ServerMsg::Reply { xid, result: Err(s) }.encode_into(&mut v);
+            ServerMsg::Reply {
+                xid,
+                result: Err(s),
+            }
+            .encode_into(&mut v);
             v
         }
     }
@@ -920,7 +997,12 @@ mod tests {
         prop_oneof![
             Just(Request::Root),
             fh_strategy().prop_map(|fh| Request::GetAttr { fh }),
-            (fh_strategy(), any::<Option<u32>>(), any::<Option<u64>>(), any::<Option<(i64, u32)>>())
+            (
+                fh_strategy(),
+                any::<Option<u32>>(),
+                any::<Option<u64>>(),
+                any::<Option<(i64, u32)>>()
+            )
                 .prop_map(|(fh, mode, size, t)| Request::SetAttr {
                     fh,
                     mode,
@@ -930,7 +1012,12 @@ mod tests {
             (fh_strategy(), name()).prop_map(|(dir, name)| Request::Lookup { dir, name }),
             (fh_strategy(), any::<u64>(), any::<u32>())
                 .prop_map(|(fh, offset, count)| Request::Read { fh, offset, count }),
-            (fh_strategy(), any::<u64>(), 0u8..3, proptest::collection::vec(any::<u8>(), 0..500))
+            (
+                fh_strategy(),
+                any::<u64>(),
+                0u8..3,
+                proptest::collection::vec(any::<u8>(), 0..500)
+            )
                 .prop_map(|(fh, offset, s, data)| Request::Write {
                     fh,
                     offset,
@@ -939,14 +1026,29 @@ mod tests {
                 }),
             fh_strategy().prop_map(|fh| Request::Commit { fh }),
             (fh_strategy(), name(), any::<u32>(), any::<bool>()).prop_map(
-                |(dir, name, mode, exclusive)| Request::Create { dir, name, mode, exclusive }
+                |(dir, name, mode, exclusive)| Request::Create {
+                    dir,
+                    name,
+                    mode,
+                    exclusive
+                }
             ),
             (fh_strategy(), name()).prop_map(|(dir, name)| Request::Remove { dir, name }),
             (fh_strategy(), name(), fh_strategy(), name()).prop_map(|(a, b, c, d)| {
-                Request::Rename { from_dir: a, from_name: b, to_dir: c, to_name: d }
+                Request::Rename {
+                    from_dir: a,
+                    from_name: b,
+                    to_dir: c,
+                    to_name: d,
+                }
             }),
-            (fh_strategy(), any::<u64>(), any::<u32>())
-                .prop_map(|(dir, cookie, max_entries)| Request::ReadDir { dir, cookie, max_entries }),
+            (fh_strategy(), any::<u64>(), any::<u32>()).prop_map(|(dir, cookie, max_entries)| {
+                Request::ReadDir {
+                    dir,
+                    cookie,
+                    max_entries,
+                }
+            }),
         ]
     }
 
@@ -954,9 +1056,13 @@ mod tests {
         prop_oneof![
             Just(Err(Status::Stale)),
             Just(Err(Status::BadHandle)),
-            (fh_strategy(), any::<u64>()).prop_map(|(fh, n)| Ok(Reply::Handle { fh, attr: attr(n) })),
+            (fh_strategy(), any::<u64>())
+                .prop_map(|(fh, n)| Ok(Reply::Handle { fh, attr: attr(n) })),
             any::<u64>().prop_map(|n| Ok(Reply::Attr(attr(n)))),
-            (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..500))
+            (
+                any::<bool>(),
+                proptest::collection::vec(any::<u8>(), 0..500)
+            )
                 .prop_map(|(eof, data)| Ok(Reply::Read { eof, data })),
             (any::<u32>(), any::<u64>()).prop_map(|(count, verf)| Ok(Reply::Write {
                 count,
@@ -965,11 +1071,19 @@ mod tests {
             })),
             any::<u64>().prop_map(|verf| Ok(Reply::Commit { verf })),
             Just(Ok(Reply::Done)),
-            (proptest::collection::vec((name(), any::<u64>()), 0..10), any::<u64>(), any::<bool>())
+            (
+                proptest::collection::vec((name(), any::<u64>()), 0..10),
+                any::<u64>(),
+                any::<bool>()
+            )
                 .prop_map(|(es, cookie, eof)| Ok(Reply::ReadDir {
                     entries: es
                         .into_iter()
-                        .map(|(name, fileid)| DirEntry { name, fileid, ftype: FileType::Directory })
+                        .map(|(name, fileid)| DirEntry {
+                            name,
+                            fileid,
+                            ftype: FileType::Directory
+                        })
                         .collect(),
                     cookie,
                     eof
@@ -1007,9 +1121,24 @@ mod tests {
         m[0] = 9;
         assert!(ClientMsg::decode(&m).is_err(), "version");
         let long = "x".repeat(MAX_NAME + 1);
-        let m = ClientMsg::Call { xid: 1, req: Request::Lookup { dir: Fh(vec![]), name: long } };
+        let m = ClientMsg::Call {
+            xid: 1,
+            req: Request::Lookup {
+                dir: Fh(vec![]),
+                name: long,
+            },
+        };
         assert!(ClientMsg::decode(&m.encode()).is_err());
-        for k in [ServerMsg::AuthOk { lease_ms: 5, server_id: 77 }, ServerMsg::Invalidate { cb_id: 1, fileid: 2 }] {
+        for k in [
+            ServerMsg::AuthOk {
+                lease_ms: 5,
+                server_id: 77,
+            },
+            ServerMsg::Invalidate {
+                cb_id: 1,
+                fileid: 2,
+            },
+        ] {
             assert_eq!(ServerMsg::decode(&k.encode()).unwrap(), k);
         }
     }
@@ -1024,12 +1153,21 @@ mod tests {
         let m = ServerMsg::decode(&f[LEN_BYTES..]).unwrap();
         assert_eq!(
             m,
-            ServerMsg::Reply { xid: 42, result: Ok(Reply::Read { eof: true, data: b"abcd".to_vec() }) }
+            ServerMsg::Reply {
+                xid: 42,
+                result: Ok(Reply::Read {
+                    eof: true,
+                    data: b"abcd".to_vec()
+                })
+            }
         );
         let f = read_reply_frame(7, 10, |_, _| Err(Status::Stale));
         assert_eq!(
             ServerMsg::decode(&f[LEN_BYTES..]).unwrap(),
-            ServerMsg::Reply { xid: 7, result: Err(Status::Stale) }
+            ServerMsg::Reply {
+                xid: 7,
+                result: Err(Status::Stale)
+            }
         );
     }
 }

@@ -37,7 +37,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use colored_runtime::{Color, ColorCell, Ctx, Handle, HandlerId, HandlerSpec, IoToken, Readiness, Runtime, RuntimeConfig, RuntimeStats};
+use colored_runtime::{
+    Color, ColorCell, Ctx, Handle, HandlerId, HandlerSpec, IoToken, Readiness, Runtime,
+    RuntimeConfig, RuntimeStats,
+};
 use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
 
@@ -160,8 +163,16 @@ struct Conn {
 
 enum Phase {
     Hello,
-    Proof { user: String, key: Key, nc: [u8; NONCE_LEN], ns: [u8; NONCE_LEN] },
-    Open { send: SendCipher, recv: RecvCipher },
+    Proof {
+        user: String,
+        key: Key,
+        nc: [u8; NONCE_LEN],
+        ns: [u8; NONCE_LEN],
+    },
+    Open {
+        send: SendCipher,
+        recv: RecvCipher,
+    },
 }
 
 struct ConnState {
@@ -190,7 +201,10 @@ impl ConnState {
             return;
         }
         self.closed = true;
-        eprintln!("sfs-server: conn {} ({}): closing: {}", conn.id, conn.peer, reason);
+        eprintln!(
+            "sfs-server: conn {} ({}): closing: {}",
+            conn.id, conn.peer, reason
+        );
         if let Some(t) = self.token.take() {
             let _ = handle.deregister_io(&mut self.stream, t);
         }
@@ -209,7 +223,12 @@ impl ConnState {
     fn flush(&mut self) -> io::Result<()> {
         while let Some(front) = self.out.front() {
             match self.stream.write(&front[self.out_off..]) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket wrote 0 bytes")),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "socket wrote 0 bytes",
+                    ))
+                }
                 Ok(n) => {
                     self.out_off += n;
                     self.out_bytes -= n;
@@ -227,7 +246,13 @@ impl ConnState {
     }
 
     /// Handle one complete frame; `Err` is a reason to close.
-    fn on_frame(&mut self, sh: &Shared, lb: [u8; 4], mut body: Vec<u8>, acts: &mut ConnActions) -> Result<(), String> {
+    fn on_frame(
+        &mut self,
+        sh: &Shared,
+        lb: [u8; 4],
+        mut body: Vec<u8>,
+        acts: &mut ConnActions,
+    ) -> Result<(), String> {
         match std::mem::replace(&mut self.phase, Phase::Hello) {
             Phase::Hello => {
                 let (user, nc) = session::parse_client_hello(&body).map_err(|e| e.to_string())?;
@@ -251,16 +276,25 @@ impl ConnState {
                 let (c2s, s2c) = session::derive_keys(&key, &nc, &ns);
                 let mut send = SendCipher::new(&s2c);
                 let mut f = vec![0u8; LEN_BYTES];
-                ServerMsg::AuthOk { lease_ms: sh.lease_ms, server_id: sh.server_id }.encode_into(&mut f);
+                ServerMsg::AuthOk {
+                    lease_ms: sh.lease_ms,
+                    server_id: sh.server_id,
+                }
+                .encode_into(&mut f);
                 send.seal_in_place(&mut f).map_err(|e| e.to_string())?;
                 self.queue(f);
-                self.phase = Phase::Open { send, recv: RecvCipher::new(&c2s) };
+                self.phase = Phase::Open {
+                    send,
+                    recv: RecvCipher::new(&c2s),
+                };
                 self.rbuf.set_limit(crate::frame::MAX_FRAME);
                 acts.authenticated = Some(user);
                 Ok(())
             }
             Phase::Open { send, mut recv } => {
-                let r = recv.open_in_place(&lb, &mut body).map_err(|e| e.to_string());
+                let r = recv
+                    .open_in_place(&lb, &mut body)
+                    .map_err(|e| e.to_string());
                 self.phase = Phase::Open { send, recv };
                 r?;
                 let m = ClientMsg::decode(&body).map_err(|e| e.to_string())?;
@@ -280,7 +314,9 @@ impl ConnState {
                     let reason = match (self.rbuf.finish(), &self.phase) {
                         (Err(e), _) => e.to_string(),
                         (Ok(()), Phase::Open { .. }) => "peer closed the connection".to_string(),
-                        (Ok(()), _) => "peer closed during the handshake (not authenticated)".to_string(),
+                        (Ok(()), _) => {
+                            "peer closed during the handshake (not authenticated)".to_string()
+                        }
                     };
                     self.close(conn, handle, &reason, acts);
                     return;
@@ -383,7 +419,15 @@ impl Conn {
             let me = self.clone();
             let sh2 = sh.clone();
             ctx.post(self.color, sh.h.conn_io, move |ctx| {
-                me.on_ready(&sh2, ctx, Readiness { readable: true, writable: true, ..Default::default() })
+                me.on_ready(
+                    &sh2,
+                    ctx,
+                    Readiness {
+                        readable: true,
+                        writable: true,
+                        ..Default::default()
+                    },
+                )
             });
         }
     }
@@ -403,7 +447,9 @@ impl Conn {
         }
         for m in acts.to_core {
             let sh2 = sh.clone();
-            ctx.post(Color(0), sh.h.dispatch, move |ctx| dispatch(&sh2, ctx, id, m));
+            ctx.post(Color(0), sh.h.dispatch, move |ctx| {
+                dispatch(&sh2, ctx, id, m)
+            });
         }
         if acts.disconnected {
             let sh2 = sh.clone();
@@ -444,14 +490,23 @@ impl Core {
 
     fn decode(&self, conn: &Conn, fh: &Fh) -> Result<HandleData, Status> {
         self.export.decode(fh).inspect_err(|_| {
-            eprintln!("sfs-server: conn {} ({}): refused a forged or altered file handle", conn.id, conn.peer);
+            eprintln!(
+                "sfs-server: conn {} ({}): refused a forged or altered file handle",
+                conn.id, conn.peer
+            );
         })
     }
 
     /// Handle one message; returns frames to send, whether to arm the lease timer, and
     /// an fsync to run off color 0 before replying.
-    fn handle(&mut self, id: ConnId, msg: ClientMsg) -> (Outgoing, Option<Instant>, Option<SyncJob>) {
-        let Some(ci) = self.conns.get(&id) else { return (Vec::new(), None, None) };
+    fn handle(
+        &mut self,
+        id: ConnId,
+        msg: ClientMsg,
+    ) -> (Outgoing, Option<Instant>, Option<SyncJob>) {
+        let Some(ci) = self.conns.get(&id) else {
+            return (Vec::new(), None, None);
+        };
         let conn = ci.conn.clone();
         let ident = ci.ident;
         let now = Instant::now();
@@ -474,7 +529,12 @@ impl Core {
                 self.leases.grant(id, a.fileid, now);
                 Ok(Reply::Attr(a))
             })),
-            Request::SetAttr { fh, mode, size, mtime } => reply(self.decode(&conn, &fh).and_then(|h| {
+            Request::SetAttr {
+                fh,
+                mode,
+                size,
+                mtime,
+            } => reply(self.decode(&conn, &fh).and_then(|h| {
                 let a = self.export.setattr(&h, mode, size, mtime)?;
                 conflict.push(a.fileid);
                 self.leases.grant(id, a.fileid, now);
@@ -491,12 +551,19 @@ impl Core {
                 Err(s) => reply(Err(s)),
                 Ok(h) => {
                     let export = &mut self.export;
-                    let f = read_reply_frame(xid, count as usize, |buf, n| export.read_append(&h, offset, n, buf));
+                    let f = read_reply_frame(xid, count as usize, |buf, n| {
+                        export.read_append(&h, offset, n, buf)
+                    });
                     self.leases.grant(id, h.ino, now);
                     f
                 }
             },
-            Request::Write { fh, offset, stable, data } => {
+            Request::Write {
+                fh,
+                offset,
+                stable,
+                data,
+            } => {
                 let written = self.decode(&conn, &fh).and_then(|h| {
                     let (count, file) = self.export.write_nosync(&h, offset, &data)?;
                     Ok((h, count, file))
@@ -504,27 +571,55 @@ impl Core {
                 match written {
                     Err(s) => reply(Err(s)),
                     Ok((h, count, file)) => {
-                        let r = Reply::Write { count, committed: stable, verf: self.export.verifier() };
+                        let r = Reply::Write {
+                            count,
+                            committed: stable,
+                            verf: self.export.verifier(),
+                        };
                         if stable == Stable::Unstable {
                             conflict.push(h.ino);
                             reply(Ok(r))
                         } else {
                             let data_only = stable == Stable::DataSync;
-                            let job = SyncJob { conn: id, xid, file, data_only, reply: r, conflict: vec![h.ino] };
+                            let job = SyncJob {
+                                conn: id,
+                                xid,
+                                file,
+                                data_only,
+                                reply: r,
+                                conflict: vec![h.ino],
+                            };
                             return (Vec::new(), None, Some(job));
                         }
                     }
                 }
             }
-            Request::Commit { fh } => match self.decode(&conn, &fh).and_then(|h| self.export.open_file(&h)) {
+            Request::Commit { fh } => match self
+                .decode(&conn, &fh)
+                .and_then(|h| self.export.open_file(&h))
+            {
                 Err(s) => reply(Err(s)),
                 Ok(file) => {
-                    let r = Reply::Commit { verf: self.export.verifier() };
-                    let job = SyncJob { conn: id, xid, file, data_only: false, reply: r, conflict: Vec::new() };
+                    let r = Reply::Commit {
+                        verf: self.export.verifier(),
+                    };
+                    let job = SyncJob {
+                        conn: id,
+                        xid,
+                        file,
+                        data_only: false,
+                        reply: r,
+                        conflict: Vec::new(),
+                    };
                     return (Vec::new(), None, Some(job));
                 }
             },
-            Request::Create { dir, name, mode, exclusive } => reply(self.decode(&conn, &dir).and_then(|d| {
+            Request::Create {
+                dir,
+                name,
+                mode,
+                exclusive,
+            } => reply(self.decode(&conn, &dir).and_then(|d| {
                 let r = self.export.create(&d, &name, mode, exclusive, ident)?;
                 if let Reply::Handle { attr, .. } = &r {
                     self.leases.grant(id, attr.fileid, now);
@@ -539,26 +634,40 @@ impl Core {
                 conflict.push(self.export.remove(&d, &name)?);
                 Ok(Reply::Done)
             })),
-            Request::Rename { from_dir, from_name, to_dir, to_name } => {
-                reply(self.decode(&conn, &from_dir).and_then(|f| {
-                    let t = self.decode(&conn, &to_dir)?;
-                    let (moved, replaced) = self.export.rename(&f, &from_name, &t, &to_name)?;
-                    conflict.push(moved);
-                    conflict.extend(replaced);
-                    Ok(Reply::Done)
-                }))
-            }
-            Request::ReadDir { dir, cookie, max_entries } => {
-                reply(self.decode(&conn, &dir).and_then(|d| self.export.readdir(&d, cookie, max_entries)))
-            }
+            Request::Rename {
+                from_dir,
+                from_name,
+                to_dir,
+                to_name,
+            } => reply(self.decode(&conn, &from_dir).and_then(|f| {
+                let t = self.decode(&conn, &to_dir)?;
+                let (moved, replaced) = self.export.rename(&f, &from_name, &t, &to_name)?;
+                conflict.push(moved);
+                conflict.extend(replaced);
+                Ok(Reply::Done)
+            })),
+            Request::ReadDir {
+                dir,
+                cookie,
+                max_entries,
+            } => reply(
+                self.decode(&conn, &dir)
+                    .and_then(|d| self.export.readdir(&d, cookie, max_entries)),
+            ),
         };
         let (out, arm) = self.conclude(id, conn, frame, &conflict, now);
         (out, arm, None)
     }
 
     /// A durable WRITE or COMMIT's fsync finished: reply (through the lease check).
-    fn finish_sync(&mut self, job: SyncJob, res: std::io::Result<()>) -> (Outgoing, Option<Instant>) {
-        let Some(conn) = self.conns.get(&job.conn).map(|ci| ci.conn.clone()) else { return (Vec::new(), None) };
+    fn finish_sync(
+        &mut self,
+        job: SyncJob,
+        res: std::io::Result<()>,
+    ) -> (Outgoing, Option<Instant>) {
+        let Some(conn) = self.conns.get(&job.conn).map(|ci| ci.conn.clone()) else {
+            return (Vec::new(), None);
+        };
         let result = match res {
             Ok(()) => Ok(job.reply),
             Err(e) => {
@@ -566,7 +675,10 @@ impl Core {
                 Err(Status::from_io(&e))
             }
         };
-        let frame = plain(&ServerMsg::Reply { xid: job.xid, result });
+        let frame = plain(&ServerMsg::Reply {
+            xid: job.xid,
+            result,
+        });
         self.conclude(job.conn, conn, frame, &job.conflict, Instant::now())
     }
 
@@ -583,16 +695,28 @@ impl Core {
         if conflict.is_empty() {
             return (vec![(conn, frame)], None);
         }
-        match self.leases.conflict(id, conflict, now, Held { conn: id, frame }) {
+        match self
+            .leases
+            .conflict(id, conflict, now, Held { conn: id, frame })
+        {
             Conflict::Proceed(h) => (vec![(conn, h.frame)], None),
             Conflict::Wait(cbs) => {
                 let mut out = Vec::new();
                 for cb in cbs {
                     if let Some(ci) = self.conns.get(&cb.client) {
-                        out.push((ci.conn.clone(), plain(&ServerMsg::Invalidate { cb_id: cb.cb_id, fileid: cb.fileid })));
+                        out.push((
+                            ci.conn.clone(),
+                            plain(&ServerMsg::Invalidate {
+                                cb_id: cb.cb_id,
+                                fileid: cb.fileid,
+                            }),
+                        ));
                     }
                 }
-                let arm = self.leases.next_deadline().filter(|d| self.timer_at.map_or(true, |t| *d < t));
+                let arm = self
+                    .leases
+                    .next_deadline()
+                    .filter(|d| self.timer_at.map_or(true, |t| *d < t));
                 if let Some(d) = arm {
                     self.timer_at = Some(d);
                 }
@@ -617,7 +741,13 @@ fn dispatch(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, id: ConnId, m: ClientMsg) {
         let r = ctx.handle().spawn_blocking(
             Color(0),
             sh.h.sync_done,
-            move || if data_only { file.sync_data() } else { file.sync_all() },
+            move || {
+                if data_only {
+                    file.sync_data()
+                } else {
+                    file.sync_all()
+                }
+            },
             move |ctx, res| {
                 let (out, arm) = sh2.core.with(ctx, |core| core.finish_sync(job, res));
                 deliver(&sh2, ctx, out);
@@ -627,29 +757,33 @@ fn dispatch(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, id: ConnId, m: ClientMsg) {
             },
         );
         if r.is_err() {
-            eprintln!("sfs-server: conn {id}: runtime shut down before an fsync could run; no reply");
+            eprintln!(
+                "sfs-server: conn {id}: runtime shut down before an fsync could run; no reply"
+            );
         }
     }
 }
 
 fn arm_timer(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, at: Instant) {
     let sh2 = sh.clone();
-    let _ = ctx.handle().post_at(at, Color(0), sh.h.lease_timer, move |ctx| {
-        let (out, next) = sh2.core.with(ctx, |core| {
-            core.timer_at = None;
-            let held = core.leases.expire(Instant::now());
-            let out = core.release(held);
-            let next = core.leases.next_deadline();
-            if next.is_some() {
-                core.timer_at = next;
+    let _ = ctx
+        .handle()
+        .post_at(at, Color(0), sh.h.lease_timer, move |ctx| {
+            let (out, next) = sh2.core.with(ctx, |core| {
+                core.timer_at = None;
+                let held = core.leases.expire(Instant::now());
+                let out = core.release(held);
+                let next = core.leases.next_deadline();
+                if next.is_some() {
+                    core.timer_at = next;
+                }
+                (out, next)
+            });
+            deliver(&sh2, ctx, out);
+            if let Some(n) = next {
+                arm_timer(&sh2, ctx, n);
             }
-            (out, next)
         });
-        deliver(&sh2, ctx, out);
-        if let Some(n) = next {
-            arm_timer(&sh2, ctx, n);
-        }
-    });
 }
 
 /// `Accept` (color 0): accept until `WouldBlock`; register each connection in its color.
@@ -716,20 +850,38 @@ fn on_accept(sh: &Arc<Shared>, listener: &parking_lot::Mutex<TcpListener>, ctx: 
         });
         let _ = slot.set(conn.clone());
         let (c2, sh2) = (conn.clone(), sh.clone());
-        let _ = ctx.handle().post_after(sh.handshake_timeout, color, sh.h.conn_io, move |ctx| {
-            let mut acts = ConnActions::default();
-            c2.st.with(ctx, |s| {
-                if !s.closed && !matches!(s.phase, Phase::Open { .. }) {
-                    s.close(&c2, ctx.handle(), "handshake timed out", &mut acts);
-                }
+        let _ = ctx
+            .handle()
+            .post_after(sh.handshake_timeout, color, sh.h.conn_io, move |ctx| {
+                let mut acts = ConnActions::default();
+                c2.st.with(ctx, |s| {
+                    if !s.closed && !matches!(s.phase, Phase::Open { .. }) {
+                        s.close(&c2, ctx.handle(), "handshake timed out", &mut acts);
+                    }
+                });
+                c2.after(&sh2, ctx, acts);
             });
-            c2.after(&sh2, ctx, acts);
+        sh.core.with(ctx, |core| {
+            core.conns.insert(
+                id,
+                ConnInfo {
+                    conn: conn.clone(),
+                    ident: None,
+                },
+            )
         });
-        sh.core.with(ctx, |core| core.conns.insert(id, ConnInfo { conn: conn.clone(), ident: None }));
         // Readiness that fired before the slot was filled was ignored: look once more.
         let sh2 = sh.clone();
         ctx.post(color, sh.h.conn_io, move |ctx| {
-            conn.on_ready(&sh2, ctx, Readiness { readable: true, writable: true, ..Default::default() })
+            conn.on_ready(
+                &sh2,
+                ctx,
+                Readiness {
+                    readable: true,
+                    writable: true,
+                    ..Default::default()
+                },
+            )
         });
     }
 }
@@ -781,9 +933,13 @@ impl Server {
         let (l2, sh2) = (listener.clone(), sh.clone());
         let mut guard = listener.lock();
         rt.handle()
-            .register_io(&mut *guard, Interest::READABLE, Color(0), h.accept, move |ctx, _r| {
-                on_accept(&sh2, &l2, ctx)
-            })
+            .register_io(
+                &mut *guard,
+                Interest::READABLE,
+                Color(0),
+                h.accept,
+                move |ctx, _r| on_accept(&sh2, &l2, ctx),
+            )
             .context("registering the listener")?;
         drop(guard);
         // Connections that arrived before registration.
@@ -819,12 +975,17 @@ fn keys_owner_map(keys: &KeyTable) -> HashMap<u32, String> {
 
 /// Bind a listening socket (with `SO_REUSEPORT` for N-copy servers).
 pub fn bind(addr: SocketAddr, reuseport: bool) -> Result<std::net::TcpListener> {
-    let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
     s.set_reuse_address(true)?;
     if reuseport {
         s.set_reuse_port(true)?;
     }
-    s.bind(&addr.into()).with_context(|| format!("binding {addr}"))?;
+    s.bind(&addr.into())
+        .with_context(|| format!("binding {addr}"))?;
     s.listen(1024)?;
     Ok(s.into())
 }

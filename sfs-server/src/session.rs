@@ -136,12 +136,18 @@ fn proof_mac(key: &Key, label: &[u8], user: &str, nc: &[u8], ns: &[u8]) -> HmacS
 
 /// The server's proof of knowing `key`.
 pub fn server_proof(key: &Key, user: &str, nc: &[u8], ns: &[u8]) -> [u8; 32] {
-    proof_mac(key, b"sfs-server-proof", user, nc, ns).finalize().into_bytes().into()
+    proof_mac(key, b"sfs-server-proof", user, nc, ns)
+        .finalize()
+        .into_bytes()
+        .into()
 }
 
 /// The client's proof of knowing `key`.
 pub fn client_proof(key: &Key, user: &str, nc: &[u8], ns: &[u8]) -> [u8; 32] {
-    proof_mac(key, b"sfs-client-proof", user, nc, ns).finalize().into_bytes().into()
+    proof_mac(key, b"sfs-client-proof", user, nc, ns)
+        .finalize()
+        .into_bytes()
+        .into()
 }
 
 /// Constant-time check of the server's proof (run by the client).
@@ -178,8 +184,10 @@ pub fn derive_keys(key: &Key, nc: &[u8], ns: &[u8]) -> ([u8; 32], [u8; 32]) {
     let hk = Hkdf::<Sha256>::new(Some(&salt), &key.0);
     let mut c2s = [0u8; 32];
     let mut s2c = [0u8; 32];
-    hk.expand(b"sfs c2s v1", &mut c2s).expect("32 bytes is a valid HKDF length");
-    hk.expand(b"sfs s2c v1", &mut s2c).expect("32 bytes is a valid HKDF length");
+    hk.expand(b"sfs c2s v1", &mut c2s)
+        .expect("32 bytes is a valid HKDF length");
+    hk.expand(b"sfs s2c v1", &mut s2c)
+        .expect("32 bytes is a valid HKDF length");
     (c2s, s2c)
 }
 
@@ -198,13 +206,19 @@ pub struct SendCipher {
 impl SendCipher {
     /// A sender starting at counter 0.
     pub fn new(key: &[u8; 32]) -> SendCipher {
-        SendCipher { aead: ChaCha20Poly1305::new(key.into()), counter: 0 }
+        SendCipher {
+            aead: ChaCha20Poly1305::new(key.into()),
+            counter: 0,
+        }
     }
 
     /// Seal in place: `frame[..4]` is reserved for the length prefix and `frame[4..]`
     /// holds the plaintext; afterwards `frame` is the complete wire frame.
     pub fn seal_in_place(&mut self, frame: &mut Vec<u8>) -> Result<(), SessionError> {
-        assert!(frame.len() >= LEN_BYTES, "frame must reserve the length prefix");
+        assert!(
+            frame.len() >= LEN_BYTES,
+            "frame must reserve the length prefix"
+        );
         if self.counter == u64::MAX {
             return Err(SessionError::Exhausted);
         }
@@ -244,7 +258,10 @@ pub struct RecvCipher {
 impl RecvCipher {
     /// A receiver expecting counter 0.
     pub fn new(key: &[u8; 32]) -> RecvCipher {
-        RecvCipher { aead: ChaCha20Poly1305::new(key.into()), counter: 0 }
+        RecvCipher {
+            aead: ChaCha20Poly1305::new(key.into()),
+            counter: 0,
+        }
     }
 
     /// Open a sealed body in place (`len_prefix` is the frame's 4 length bytes); on
@@ -263,8 +280,15 @@ impl RecvCipher {
         let split = body.len() - TAG_LEN;
         let tag = Tag::clone_from_slice(&body[split..]);
         self.aead
-            .decrypt_in_place_detached(&nonce_for(self.counter), len_prefix, &mut body[..split], &tag)
-            .map_err(|_| SessionError::BadFrame { counter: self.counter })?;
+            .decrypt_in_place_detached(
+                &nonce_for(self.counter),
+                len_prefix,
+                &mut body[..split],
+                &tag,
+            )
+            .map_err(|_| SessionError::BadFrame {
+                counter: self.counter,
+            })?;
         body.truncate(split);
         self.counter += 1;
         Ok(())
@@ -302,7 +326,10 @@ mod tests {
         let (nc, ns) = (fresh_nonce(), fresh_nonce());
         let sp = server_proof(&k, "u", &nc, &ns);
         assert!(verify_server_proof(&k, "u", &nc, &ns, &sp).is_ok());
-        assert!(verify_client_proof(&k, "u", &nc, &ns, &sp).is_err(), "labels separate");
+        assert!(
+            verify_client_proof(&k, "u", &nc, &ns, &sp).is_err(),
+            "labels separate"
+        );
         let cp = client_proof(&k, "u", &nc, &ns);
         assert!(verify_client_proof(&k, "u", &nc, &ns, &cp).is_ok());
         let wrong = Key::generate();
@@ -313,7 +340,11 @@ mod tests {
         assert!(parse_client_hello(b"XXXX\x01\x00").is_err());
         let (c2s, s2c) = derive_keys(&k, &nc, &ns);
         assert_ne!(c2s, s2c);
-        assert_ne!(derive_keys(&k, &fresh_nonce(), &ns).0, c2s, "fresh per session");
+        assert_ne!(
+            derive_keys(&k, &fresh_nonce(), &ns).0,
+            c2s,
+            "fresh per session"
+        );
     }
 
     #[test]
@@ -334,7 +365,10 @@ mod tests {
         let f1 = s.seal(b"one").unwrap();
         // Reorder: f1 first.
         let (lb, mut b) = split(&f1);
-        assert_eq!(r.open_in_place(&lb, &mut b), Err(SessionError::BadFrame { counter: 0 }));
+        assert_eq!(
+            r.open_in_place(&lb, &mut b),
+            Err(SessionError::BadFrame { counter: 0 })
+        );
         // Tamper.
         let mut t = f0.clone();
         t[5] ^= 1;

@@ -6,7 +6,11 @@ use crate::util::{data, BinServer, Env};
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -15,11 +19,34 @@ fn keygen_client_and_bench_command_lines() {
     let env = Env::new();
     let keys = env.keys.to_str().unwrap().to_string();
     let carol_key = env.dir.path().join("carol.key");
-    run(Command::new(env!("CARGO_BIN_EXE_sfs-server")).args(["keygen", "--user", "carol", "--keys", &keys, "--key-file"]).arg(&carol_key));
-    let srv = BinServer::start(&env, &["--workers", "2", "--runtime", "libasync", "--stealing", "base", "--coloring", "per-client", "--mode", "colored"], "cli");
+    run(Command::new(env!("CARGO_BIN_EXE_sfs-server"))
+        .args(["keygen", "--user", "carol", "--keys", &keys, "--key-file"])
+        .arg(&carol_key));
+    let srv = BinServer::start(
+        &env,
+        &[
+            "--workers",
+            "2",
+            "--runtime",
+            "libasync",
+            "--stealing",
+            "base",
+            "--coloring",
+            "per-client",
+            "--mode",
+            "colored",
+        ],
+        "cli",
+    );
     let client = |args: &[&str]| {
         run(Command::new(env!("CARGO_BIN_EXE_sfs-client"))
-            .args(["--server", &srv.addr.to_string(), "--user", "carol", "--key-file"])
+            .args([
+                "--server",
+                &srv.addr.to_string(),
+                "--user",
+                "carol",
+                "--key-file",
+            ])
             .arg(&carol_key)
             .args(args))
     };
@@ -34,9 +61,26 @@ fn keygen_client_and_bench_command_lines() {
     client(&["get", "remote.bin", back.to_str().unwrap()]);
     assert_eq!(std::fs::read(&back).unwrap(), d);
     let out = run(Command::new(env!("CARGO_BIN_EXE_sfs-bench"))
-        .args(["--server", &srv.addr.to_string(), "--user", "carol", "--key-file"])
+        .args([
+            "--server",
+            &srv.addr.to_string(),
+            "--user",
+            "carol",
+            "--key-file",
+        ])
         .arg(&carol_key)
-        .args(["--clients", "2", "--file", "remote.bin", "--seconds", "0.5", "--verify", "sample", "--format", "json"]));
+        .args([
+            "--clients",
+            "2",
+            "--file",
+            "remote.bin",
+            "--seconds",
+            "0.5",
+            "--verify",
+            "sample",
+            "--format",
+            "json",
+        ]));
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert!(v["mbytes_per_sec"].as_f64().unwrap() > 0.0);
     assert!(v["ops"].as_u64().unwrap() > 0);
@@ -45,13 +89,25 @@ fn keygen_client_and_bench_command_lines() {
     assert!(!client(&["ls"]).contains("remote.bin"));
     // A wrong key is refused by the command too.
     let out = Command::new(env!("CARGO_BIN_EXE_sfs-client"))
-        .args(["--server", &srv.addr.to_string(), "--user", "carol", "--key-file"])
+        .args([
+            "--server",
+            &srv.addr.to_string(),
+            "--user",
+            "carol",
+            "--key-file",
+        ])
         .arg(env.key_file("alice"))
         .arg("ls")
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let lim = run(Command::new(env!("CARGO_BIN_EXE_sfs-bench")).args(["--crypto-limit", "--seconds", "0.2", "--format", "json"]));
+    let lim = run(Command::new(env!("CARGO_BIN_EXE_sfs-bench")).args([
+        "--crypto-limit",
+        "--seconds",
+        "0.2",
+        "--format",
+        "json",
+    ]));
     let v: serde_json::Value = serde_json::from_str(lim.trim()).unwrap();
     assert!(v["mbytes_per_sec"].as_f64().unwrap() > 0.0);
 }

@@ -20,7 +20,10 @@ fn writer_waits_for_invalidate_and_reader_sees_new_data() {
     let (_, attr) = a.lookup_path("shared").unwrap();
     let hits = a.cache_hits();
     assert_eq!(a.get("shared").unwrap(), old);
-    assert!(a.cache_hits() > hits, "second read served from the lease cache");
+    assert!(
+        a.cache_hits() > hits,
+        "second read served from the lease cache"
+    );
     assert!(a.invalidations().is_empty());
     // B writes the same bytes range with new data.
     let new = data(300_000, 2);
@@ -33,7 +36,10 @@ fn writer_waits_for_invalidate_and_reader_sees_new_data() {
         inv.iter().any(|(f, t)| *f == attr.fileid && *t <= acked),
         "A got INVALIDATE before B's write was acknowledged: {inv:?}"
     );
-    assert!(acked - t0 < Duration::from_secs(10), "B did not wait for the 30 s lease: A acknowledged");
+    assert!(
+        acked - t0 < Duration::from_secs(10),
+        "B did not wait for the 30 s lease: A acknowledged"
+    );
     assert_eq!(a.get("shared").unwrap(), new, "A's next read sees B's data");
 }
 
@@ -59,10 +65,16 @@ fn silent_holder_delays_writer_until_lease_expiry() {
     let waited = granted.elapsed();
     // The server's lease started a little before `granted` (the reply's latency), so
     // allow that; without the wait the write would return within milliseconds.
-    assert!(waited >= lease - Duration::from_millis(700), "write acknowledged after {waited:?}, before the lease expired");
+    assert!(
+        waited >= lease - Duration::from_millis(700),
+        "write acknowledged after {waited:?}, before the lease expired"
+    );
     assert!(waited < lease + Duration::from_secs(5));
     // The holder did receive the INVALIDATE.
-    assert!(matches!(holder.recv().unwrap(), sfs_server::proto::ServerMsg::Invalidate { .. }));
+    assert!(matches!(
+        holder.recv().unwrap(),
+        sfs_server::proto::ServerMsg::Invalidate { .. }
+    ));
 }
 
 #[test]
@@ -70,7 +82,20 @@ fn ncopy_servers_serve_a_stale_read() {
     let env = Env::new();
     let old = data(200_000, 3);
     std::fs::write(env.export.join("shared"), &old).unwrap();
-    let srv = BinServer::start(&env, &["--workers", "2", "--runtime", "mely", "--stealing", "off", "--mode", "ncopy"], "ncopy");
+    let srv = BinServer::start(
+        &env,
+        &[
+            "--workers",
+            "2",
+            "--runtime",
+            "mely",
+            "--stealing",
+            "off",
+            "--mode",
+            "ncopy",
+        ],
+        "ncopy",
+    );
     let a = connect(srv.addr, "alice", &env.alice);
     // Find a connection served by the other process (the kernel picks by 4-tuple hash).
     let mut b = None;
@@ -86,10 +111,18 @@ fn ncopy_servers_serve_a_stale_read() {
     let new = data(200_000, 4);
     let (bfh, _) = b.lookup_path("shared").unwrap();
     b.write(&bfh, 0, &new, Stable::FileSync).unwrap();
-    assert_eq!(std::fs::read(env.export.join("shared")).unwrap(), new, "B's write reached the disk");
+    assert_eq!(
+        std::fs::read(env.export.join("shared")).unwrap(),
+        new,
+        "B's write reached the disk"
+    );
     // A's server never heard of B's write: no INVALIDATE, and A's lease cache serves
     // the old bytes: the stale read.
     std::thread::sleep(Duration::from_millis(200));
     assert!(a.invalidations().is_empty());
-    assert_eq!(a.get("shared").unwrap(), old, "expected the N-copy stale read");
+    assert_eq!(
+        a.get("shared").unwrap(),
+        old,
+        "expected the N-copy stale read"
+    );
 }

@@ -15,12 +15,27 @@ fn put_get_sizes_byte_exact() {
     let env = Env::new();
     let srv = env.default_server();
     let c = connect(srv.local_addr(), "alice", &env.alice);
-    for (i, n) in [0usize, 1, 1000, CHUNK - 1, CHUNK, CHUNK + 1, 3 * 1024 * 1024 + 17].into_iter().enumerate() {
+    for (i, n) in [
+        0usize,
+        1,
+        1000,
+        CHUNK - 1,
+        CHUNK,
+        CHUNK + 1,
+        3 * 1024 * 1024 + 17,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let d = data(n, i as u64);
         let name = format!("f{n}");
         c.put(&name, &d).unwrap();
         assert_eq!(c.get(&name).unwrap(), d, "size {n}");
-        assert_eq!(std::fs::read(env.export.join(&name)).unwrap(), d, "on disk, size {n}");
+        assert_eq!(
+            std::fs::read(env.export.join(&name)).unwrap(),
+            d,
+            "on disk, size {n}"
+        );
     }
     // Overwriting with a shorter file truncates.
     c.put("f1000", b"short").unwrap();
@@ -58,7 +73,8 @@ fn random_offsets_and_sizes_match_a_model() {
             let len = rng.gen_range(0..300_000usize);
             if rng.gen_bool(0.5) {
                 let d = data(len, step);
-                let stable = [Stable::Unstable, Stable::DataSync, Stable::FileSync][step as usize % 3];
+                let stable =
+                    [Stable::Unstable, Stable::DataSync, Stable::FileSync][step as usize % 3];
                 let (n, committed, _) = c.write(&fh, off, &d, stable).unwrap();
                 assert_eq!((n as usize, committed), (len, stable));
                 let end = off as usize + len;
@@ -78,9 +94,20 @@ fn random_offsets_and_sizes_match_a_model() {
         assert_eq!(std::fs::read(env.export.join("model")).unwrap(), model);
         // Client-visible namespace operations.
         c.rename(&root, "model", &root, "renamed").unwrap();
-        let names: Vec<String> = c.readdir(&root).unwrap().into_iter().map(|e| e.name).collect();
+        let names: Vec<String> = c
+            .readdir(&root)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
         assert_eq!(names, vec!["renamed".to_string()]);
-        let a = c.setattr(&c.lookup(&root, "renamed").unwrap().0, Some(0o600), Some(10)).unwrap();
+        let a = c
+            .setattr(
+                &c.lookup(&root, "renamed").unwrap().0,
+                Some(0o600),
+                Some(10),
+            )
+            .unwrap();
         assert_eq!((a.mode, a.size), (0o600, 10));
         c.rm("renamed").unwrap();
         assert!(c.readdir(&root).unwrap().is_empty());
@@ -113,7 +140,10 @@ fn many_clients_in_parallel() {
     }
     let stats = srv.shutdown();
     let s = serde_json::to_value(&stats).unwrap();
-    assert!(s.to_string().contains("Encrypt"), "per-handler stats name the crypto handlers");
+    assert!(
+        s.to_string().contains("Encrypt"),
+        "per-handler stats name the crypto handlers"
+    );
 }
 
 #[test]

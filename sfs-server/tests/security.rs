@@ -7,21 +7,30 @@ use std::time::Duration;
 
 use sfs_server::client::{Client, ClientError};
 use sfs_server::frame::{read_frame, write_frame, MAX_FRAME};
-use sfs_server::session;
 use sfs_server::keys::Key;
 use sfs_server::proto::{Fh, Reply, Request, Stable, Status};
+use sfs_server::session;
 
 use crate::util::{BinServer, Env, Raw};
 
 fn write_req(fh: &Fh, data: &[u8]) -> Request {
-    Request::Write { fh: fh.clone(), offset: 0, stable: Stable::FileSync, data: data.to_vec() }
+    Request::Write {
+        fh: fh.clone(),
+        offset: 0,
+        stable: Stable::FileSync,
+        data: data.to_vec(),
+    }
 }
 
 fn setup() -> (Env, BinServer, Fh) {
     let env = Env::new();
     std::fs::write(env.export.join("target"), b"original").unwrap();
     std::fs::write(env.dir.path().join("outside"), b"secret").unwrap();
-    let srv = BinServer::start(&env, &["--workers", "2", "--runtime", "mely", "--stealing", "all"], "sec");
+    let srv = BinServer::start(
+        &env,
+        &["--workers", "2", "--runtime", "mely", "--stealing", "all"],
+        "sec",
+    );
     let mut r = Raw::connect(srv.addr, "alice", &env.alice);
     let fh = r.lookup("target");
     (env, srv, fh)
@@ -39,7 +48,10 @@ fn wrong_key_and_unknown_user_refused() {
     assert!(Client::connect(srv.addr, "mallory", &wrong).is_err());
     // Bob's key does not work for alice.
     assert!(Client::connect(srv.addr, "alice", &env.bob).is_err());
-    assert!(srv.wait_log("peer closed during the handshake"), "the client refused the server's proof");
+    assert!(
+        srv.wait_log("peer closed during the handshake"),
+        "the client refused the server's proof"
+    );
     assert!(srv.wait_log("unknown user"));
     // A client that ignores the server's proof and answers with a wrong key's proof.
     let mut s = TcpStream::connect(srv.addr).unwrap();
@@ -49,7 +61,10 @@ fn wrong_key_and_unknown_user_refused() {
     let (_, ch) = read_frame(&mut s).unwrap();
     let (ns, _) = session::parse_server_challenge(&ch).unwrap();
     write_frame(&mut s, &session::client_proof(&wrong, "alice", &nc, &ns)).unwrap();
-    assert!(read_frame(&mut s).is_err(), "no sealed frame after a wrong proof");
+    assert!(
+        read_frame(&mut s).is_err(),
+        "no sealed frame after a wrong proof"
+    );
     assert!(srv.wait_log("authentication failed: client proof did not verify"));
     assert_eq!(env.snapshot(), before);
 }
@@ -74,7 +89,13 @@ fn replayed_frame_closes_and_changes_nothing() {
     let mut r = Raw::connect(srv.addr, "alice", &env.alice);
     let f = r.seal(write_req(&fh, b"AAAAAAAA"));
     r.write(&f);
-    assert!(matches!(r.recv().unwrap(), sfs_server::proto::ServerMsg::Reply { result: Ok(Reply::Write { .. }), .. }));
+    assert!(matches!(
+        r.recv().unwrap(),
+        sfs_server::proto::ServerMsg::Reply {
+            result: Ok(Reply::Write { .. }),
+            ..
+        }
+    ));
     // Someone else writes; a replay of the first write must not undo it.
     let mut other = Raw::connect(srv.addr, "bob", &env.bob);
     let fh2 = other.lookup("target");
@@ -83,7 +104,10 @@ fn replayed_frame_closes_and_changes_nothing() {
     r.write(&f);
     assert!(r.closed_by_server());
     assert_eq!(env.snapshot(), before);
-    assert_eq!(std::fs::read(env.export.join("target")).unwrap(), b"BBBBBBBB");
+    assert_eq!(
+        std::fs::read(env.export.join("target")).unwrap(),
+        b"BBBBBBBB"
+    );
 }
 
 #[test]
@@ -113,7 +137,10 @@ fn oversized_and_truncated_frames_close_and_change_nothing() {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(&u32::MAX.to_be_bytes()).unwrap();
     let mut b = [0u8; 8];
-    assert!(matches!(std::io::Read::read(&mut s, &mut b), Ok(0) | Err(_)));
+    assert!(matches!(
+        std::io::Read::read(&mut s, &mut b),
+        Ok(0) | Err(_)
+    ));
     // Truncated: half a valid frame, then the client stops sending.
     let mut r = Raw::connect(srv.addr, "alice", &env.alice);
     let f = r.seal(write_req(&fh, b"TRUNCATE"));
@@ -141,15 +168,35 @@ fn forged_handles_refused() {
     for i in (0..fh.0.len()).step_by(3) {
         let mut f = fh.clone();
         f.0[i] ^= 0x40;
-        assert_eq!(r.call(write_req(&f, b"FORGED!!")), Err(Status::BadHandle), "byte {i}");
+        assert_eq!(
+            r.call(write_req(&f, b"FORGED!!")),
+            Err(Status::BadHandle),
+            "byte {i}"
+        );
         assert_eq!(r.call(Request::GetAttr { fh: f }), Err(Status::BadHandle));
     }
-    assert_eq!(r.call(Request::Read { fh: Fh(vec![0; 40]), offset: 0, count: 10 }), Err(Status::BadHandle));
-    assert_eq!(r.call(Request::Remove { dir: Fh(vec![]), name: "target".into() }), Err(Status::BadHandle));
+    assert_eq!(
+        r.call(Request::Read {
+            fh: Fh(vec![0; 40]),
+            offset: 0,
+            count: 10
+        }),
+        Err(Status::BadHandle)
+    );
+    assert_eq!(
+        r.call(Request::Remove {
+            dir: Fh(vec![]),
+            name: "target".into()
+        }),
+        Err(Status::BadHandle)
+    );
     assert!(srv.wait_log("forged or altered file handle"));
     assert_eq!(env.snapshot(), before);
     // The genuine handle still works on the same connection.
-    assert!(matches!(r.call(Request::GetAttr { fh }), Ok(Reply::Attr(_))));
+    assert!(matches!(
+        r.call(Request::GetAttr { fh }),
+        Ok(Reply::Attr(_))
+    ));
 }
 
 #[test]
@@ -162,9 +209,22 @@ fn no_path_escapes() {
     let mut r = Raw::connect(srv.addr, "alice", &env.alice);
     let root = r.lookup("");
     for bad in ["..", ".", "../outside", "sub/../..", "/etc/passwd", ""] {
-        assert!(r.call(Request::Lookup { dir: root.clone(), name: bad.into() }).is_err(), "lookup {bad}");
         assert!(
-            r.call(Request::Create { dir: root.clone(), name: bad.into(), mode: 0o644, exclusive: false }).is_err(),
+            r.call(Request::Lookup {
+                dir: root.clone(),
+                name: bad.into()
+            })
+            .is_err(),
+            "lookup {bad}"
+        );
+        assert!(
+            r.call(Request::Create {
+                dir: root.clone(),
+                name: bad.into(),
+                mode: 0o644,
+                exclusive: false
+            })
+            .is_err(),
             "create {bad}"
         );
         assert!(
@@ -177,18 +237,55 @@ fn no_path_escapes() {
             .is_err(),
             "rename to {bad}"
         );
-        assert!(r.call(Request::Remove { dir: root.clone(), name: bad.into() }).is_err(), "remove {bad}");
+        assert!(
+            r.call(Request::Remove {
+                dir: root.clone(),
+                name: bad.into()
+            })
+            .is_err(),
+            "remove {bad}"
+        );
     }
     // Symlinks can be seen but not followed.
     let link = r.lookup("link-out");
-    assert_eq!(r.call(Request::Read { fh: link.clone(), offset: 0, count: 100 }), Err(Status::NotSupp));
+    assert_eq!(
+        r.call(Request::Read {
+            fh: link.clone(),
+            offset: 0,
+            count: 100
+        }),
+        Err(Status::NotSupp)
+    );
     assert_eq!(r.call(write_req(&link, b"pwned")), Err(Status::NotSupp));
     let up = r.lookup("link-up");
-    assert_eq!(r.call(Request::Lookup { dir: up.clone(), name: "outside".into() }), Err(Status::NotDir));
-    assert!(r.call(Request::Create { dir: up, name: "x".into(), mode: 0o644, exclusive: false }).is_err());
-    assert!(r.call(Request::Create { dir: root.clone(), name: "link-out".into(), mode: 0o644, exclusive: false }).is_err());
+    assert_eq!(
+        r.call(Request::Lookup {
+            dir: up.clone(),
+            name: "outside".into()
+        }),
+        Err(Status::NotDir)
+    );
+    assert!(r
+        .call(Request::Create {
+            dir: up,
+            name: "x".into(),
+            mode: 0o644,
+            exclusive: false
+        })
+        .is_err());
+    assert!(r
+        .call(Request::Create {
+            dir: root.clone(),
+            name: "link-out".into(),
+            mode: 0o644,
+            exclusive: false
+        })
+        .is_err());
     assert_eq!(env.snapshot(), before);
-    assert_eq!(std::fs::read(env.dir.path().join("outside")).unwrap(), b"secret");
+    assert_eq!(
+        std::fs::read(env.dir.path().join("outside")).unwrap(),
+        b"secret"
+    );
 }
 
 #[test]
@@ -206,13 +303,19 @@ fn silent_or_oversized_handshakes_are_cut_off() {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let t = std::time::Instant::now();
     let mut b = [0u8; 8];
-    assert!(matches!(std::io::Read::read(&mut s, &mut b), Ok(0) | Err(_)));
+    assert!(matches!(
+        std::io::Read::read(&mut s, &mut b),
+        Ok(0) | Err(_)
+    ));
     assert!(t.elapsed() < Duration::from_secs(8));
     // A hello far larger than any real one is refused before it is buffered.
     let mut s = TcpStream::connect(srv.local_addr()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(&4096u32.to_be_bytes()).unwrap();
-    assert!(matches!(std::io::Read::read(&mut s, &mut b), Ok(0) | Err(_)));
+    assert!(matches!(
+        std::io::Read::read(&mut s, &mut b),
+        Ok(0) | Err(_)
+    ));
     // A real client still gets in.
     assert!(Client::connect(srv.local_addr(), "alice", &env.alice).is_ok());
 }

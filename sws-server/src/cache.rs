@@ -37,7 +37,10 @@ pub struct CacheLimits {
 
 impl Default for CacheLimits {
     fn default() -> Self {
-        CacheLimits { max_files: 1_000_000, max_bytes: 2 << 30 }
+        CacheLimits {
+            max_files: 1_000_000,
+            max_bytes: 2 << 30,
+        }
     }
 }
 
@@ -64,7 +67,13 @@ pub struct Cache {
 impl Cache {
     /// Walks `root` and prebuilds every file's responses.
     pub fn build(root: &DocRoot, limits: CacheLimits) -> io::Result<(Cache, CacheReport)> {
-        let mut w = Walker { root, limits, cache: Cache::default(), report: CacheReport::default(), seen: HashSet::new() };
+        let mut w = Walker {
+            root,
+            limits,
+            cache: Cache::default(),
+            report: CacheReport::default(),
+            seen: HashSet::new(),
+        };
         w.seen.insert(root.canonical().to_path_buf());
         w.walk(root.canonical(), b"", 0)?;
         Ok((w.cache, w.report))
@@ -251,7 +260,10 @@ mod tests {
         let dr = DocRoot::new(&root).unwrap();
         let (cache, report) = Cache::build(&dr, CacheLimits::default()).unwrap();
         let body = |k: &str| {
-            cache.response(k.as_bytes(), Method::Get, true).and_then(|p| p.body.clone()).map(|b| b.to_vec())
+            cache
+                .response(k.as_bytes(), Method::Get, true)
+                .and_then(|p| p.body.clone())
+                .map(|b| b.to_vec())
         };
         assert_eq!(body("/index.html").unwrap(), b"<h1>home</h1>");
         assert_eq!(body("/").unwrap(), b"<h1>home</h1>");
@@ -278,7 +290,14 @@ mod tests {
             fs::write(base.join(format!("f{i}")), vec![b'x'; 100]).unwrap();
         }
         let dr = DocRoot::new(&base).unwrap();
-        let (c, r) = Cache::build(&dr, CacheLimits { max_files: 10, max_bytes: 250 }).unwrap();
+        let (c, r) = Cache::build(
+            &dr,
+            CacheLimits {
+                max_files: 10,
+                max_bytes: 250,
+            },
+        )
+        .unwrap();
         assert_eq!(c.len(), 2);
         assert_eq!(r.skipped, 3);
         fs::remove_dir_all(&base).unwrap();

@@ -39,7 +39,11 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         // nginx's large_client_header_buffers default is 4 x 8 KiB.
-        Limits { max_request_line: 8 * 1024, max_head: 16 * 1024, max_body: 16 * 1024 }
+        Limits {
+            max_request_line: 8 * 1024,
+            max_head: 16 * 1024,
+            max_body: 16 * 1024,
+        }
     }
 }
 
@@ -110,15 +114,21 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parse {
         None if buf.len() > limits.max_request_line => {
             // No line end within the limit. Say 414 only if what we have looks like the start
             // of a request line; garbage is a 400.
-            return Parse::Error(if looks_like_request_line_prefix(&buf[..limits.max_request_line]) {
-                HttpError::UriTooLong
-            } else {
-                HttpError::BadRequest
-            });
+            return Parse::Error(
+                if looks_like_request_line_prefix(&buf[..limits.max_request_line]) {
+                    HttpError::UriTooLong
+                } else {
+                    HttpError::BadRequest
+                },
+            );
         }
         Some(end) => {
             // `end` is the index of '\n'; the line may end in "\r\n".
-            let len = if end > 0 && buf[end - 1] == b'\r' { end - 1 } else { end };
+            let len = if end > 0 && buf[end - 1] == b'\r' {
+                end - 1
+            } else {
+                end
+            };
             if len > limits.max_request_line {
                 return Parse::Error(HttpError::UriTooLong);
             }
@@ -150,8 +160,12 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parse {
         Some(_) => return Parse::Error(HttpError::MethodNotAllowed),
         None => return Parse::Error(HttpError::BadRequest),
     };
-    let Some(path) = req.path else { return Parse::Error(HttpError::BadRequest) };
-    let Some(path) = origin_form(path) else { return Parse::Error(HttpError::BadRequest) };
+    let Some(path) = req.path else {
+        return Parse::Error(HttpError::BadRequest);
+    };
+    let Some(path) = origin_form(path) else {
+        return Parse::Error(HttpError::BadRequest);
+    };
     // `path` borrows from `buf`, so its offset is a pointer difference within `buf`.
     let start = path.as_ptr() as usize - buf.as_ptr() as usize;
     let target = start..start + path.len();
@@ -195,7 +209,12 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parse {
     if buf.len() < consumed {
         return Parse::Partial;
     }
-    Parse::Complete(Request { method, target, keep_alive, consumed })
+    Parse::Complete(Request {
+        method,
+        target,
+        keep_alive,
+        consumed,
+    })
 }
 
 /// The origin-form part of a request target: the target itself when it starts with `/`, the
@@ -223,7 +242,9 @@ fn memchr_lf(buf: &[u8], limit: usize) -> Option<usize> {
 /// True when `buf` starts like `TOKEN SP /...` with no control characters: a request line
 /// that is merely long.
 fn looks_like_request_line_prefix(buf: &[u8]) -> bool {
-    let Some(sp) = buf.iter().take(32).position(|&b| b == b' ') else { return false };
+    let Some(sp) = buf.iter().take(32).position(|&b| b == b' ') else {
+        return false;
+    };
     sp > 0
         && buf[..sp].iter().all(|b| b.is_ascii_alphabetic())
         && buf.get(sp + 1) == Some(&b'/')
@@ -231,8 +252,14 @@ fn looks_like_request_line_prefix(buf: &[u8]) -> bool {
 }
 
 fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &v[start..end]
 }
 
@@ -241,7 +268,10 @@ fn parse_decimal(v: &[u8]) -> Option<usize> {
     if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(v.iter().fold(0usize, |n, &d| n * 10 + usize::from(d - b'0')))
+    Some(
+        v.iter()
+            .fold(0usize, |n, &d| n * 10 + usize::from(d - b'0')),
+    )
 }
 
 #[cfg(test)]
@@ -255,7 +285,10 @@ mod tests {
     fn complete(s: &[u8]) -> Request {
         match p(s) {
             Parse::Complete(r) => r,
-            other => panic!("expected a request, got {other:?} for {:?}", String::from_utf8_lossy(s)),
+            other => panic!(
+                "expected a request, got {other:?} for {:?}",
+                String::from_utf8_lossy(s)
+            ),
         }
     }
 
@@ -278,7 +311,11 @@ mod tests {
         assert_eq!(&s[r.target.clone()], b"/a/b.txt?q");
         let s = b"HEAD HTTPS://example.com:8080/ HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(&s[complete(s).target], b"/");
-        for bad in [&b"GET http://example.com HTTP/1.1\r\nHost: x\r\n\r\n"[..], b"GET ftp://x/y HTTP/1.1\r\nHost: x\r\n\r\n", b"GET * HTTP/1.1\r\nHost: x\r\n\r\n"] {
+        for bad in [
+            &b"GET http://example.com HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET ftp://x/y HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
             assert_eq!(p(bad), Parse::Error(HttpError::BadRequest));
         }
     }
@@ -288,7 +325,9 @@ mod tests {
         assert!(!complete(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").keep_alive);
         assert!(!complete(b"GET / HTTP/1.0\r\n\r\n").keep_alive);
         assert!(complete(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
-        assert!(!complete(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: foo, close\r\n\r\n").keep_alive);
+        assert!(
+            !complete(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: foo, close\r\n\r\n").keep_alive
+        );
     }
 
     #[test]
@@ -315,7 +354,10 @@ mod tests {
                 Parse::Error(e) => panic!("{e:?}"),
             }
         }
-        assert_eq!(targets, vec![b"/1".to_vec(), b"/2".to_vec(), b"/3".to_vec()]);
+        assert_eq!(
+            targets,
+            vec![b"/1".to_vec(), b"/2".to_vec(), b"/3".to_vec()]
+        );
         assert_eq!(&s[off..], b"GET /4");
     }
 
@@ -337,18 +379,33 @@ mod tests {
         assert_eq!(e(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n"), MethodNotAllowed);
         assert_eq!(e(b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n"), MethodNotAllowed);
         assert_eq!(e(b"GET / HTTP/1.1\r\n\r\n"), BadRequest); // no Host
-        assert_eq!(e(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), BadRequest);
+        assert_eq!(
+            e(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            BadRequest
+        );
         assert_eq!(e(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n"), BadRequest);
         assert_eq!(e(b"GET index.html HTTP/1.1\r\nHost: x\r\n\r\n"), BadRequest);
-        assert_eq!(e(b"GET example.com:80 HTTP/1.1\r\nHost: x\r\n\r\n"), BadRequest);
-        assert_eq!(e(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"), BadRequest);
-        assert_eq!(e(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"), BadRequest);
+        assert_eq!(
+            e(b"GET example.com:80 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            BadRequest
+        );
+        assert_eq!(
+            e(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            BadRequest
+        );
+        assert_eq!(
+            e(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"),
+            BadRequest
+        );
         assert_eq!(
             e(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
             BadRequest
         );
         assert_eq!(e(b"\x00\x01\x02 garbage\r\n\r\n"), BadRequest);
-        assert_eq!(e(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n"), BadRequest);
+        assert_eq!(
+            e(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n"),
+            BadRequest
+        );
 
         let mut long = b"GET /".to_vec();
         long.extend(std::iter::repeat(b'a').take(9000));

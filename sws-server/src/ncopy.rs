@@ -112,7 +112,10 @@ pub fn run_parent(cli: &Cli) -> anyhow::Result<()> {
     let started = Instant::now();
     // 1. The port.
     let placeholder = reserve_port(cli.listen)?;
-    let addr = placeholder.local_addr()?.as_socket().ok_or_else(|| anyhow::anyhow!("not an inet address"))?;
+    let addr = placeholder
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| anyhow::anyhow!("not an inet address"))?;
 
     let stats_dir = std::env::temp_dir().join(format!("sws-ncopy-{}", std::process::id()));
     std::fs::create_dir_all(&stats_dir)?;
@@ -122,16 +125,34 @@ pub fn run_parent(cli: &Cli) -> anyhow::Result<()> {
     let per_child_max = cli.max_clients.div_ceil(n).max(1);
 
     // 2. The children.
-    let mut children = Children { procs: Vec::with_capacity(n), reaped: Vec::with_capacity(n) };
+    let mut children = Children {
+        procs: Vec::with_capacity(n),
+        reaped: Vec::with_capacity(n),
+    };
     let (tx, rx) = mpsc::channel::<(usize, Option<String>)>();
     for i in 0..n {
         let mut cmd = Command::new(&exe);
         cmd.arg("--root")
             .arg(&cli.root)
             .args(["--listen", &addr.to_string(), "--workers", "1"])
-            .args(["--runtime", &cli.runtime.to_string(), "--stealing", &cli.stealing.to_string()])
-            .args(["--mode", "ncopy", "--max-clients", &per_child_max.to_string()])
-            .args(["--idle-timeout-ms", &cli.idle_timeout_ms.to_string(), "--ncopy-child", &i.to_string()])
+            .args([
+                "--runtime",
+                &cli.runtime.to_string(),
+                "--stealing",
+                &cli.stealing.to_string(),
+            ])
+            .args([
+                "--mode",
+                "ncopy",
+                "--max-clients",
+                &per_child_max.to_string(),
+            ])
+            .args([
+                "--idle-timeout-ms",
+                &cli.idle_timeout_ms.to_string(),
+                "--ncopy-child",
+                &i.to_string(),
+            ])
             .arg("--stats-json")
             .arg(stats_dir.join(format!("child-{i}.json")))
             .stdin(Stdio::null())
@@ -190,7 +211,10 @@ pub fn run_parent(cli: &Cli) -> anyhow::Result<()> {
         let mut docs = Vec::new();
         for i in 0..n {
             let p = stats_dir.join(format!("child-{i}.json"));
-            match std::fs::read(&p).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
+            match std::fs::read(&p)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            {
                 Some(v) => docs.push(v),
                 None => eprintln!("sws: ncopy child {i} wrote no statistics"),
             }
@@ -215,6 +239,7 @@ fn reserve_port(addr: SocketAddr) -> anyhow::Result<socket2::Socket> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_reuse_address(true)?;
     sock.set_reuse_port(true)?;
-    sock.bind(&addr.into()).map_err(|e| anyhow::anyhow!("bind {addr}: {e}"))?;
+    sock.bind(&addr.into())
+        .map_err(|e| anyhow::anyhow!("bind {addr}: {e}"))?;
     Ok(sock)
 }

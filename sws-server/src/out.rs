@@ -192,7 +192,11 @@ mod tests {
             }
         }
         assert_eq!(q.pending(), expect.len());
-        let mut w = Trickle { out: vec![], cap: 777, calls: 0 };
+        let mut w = Trickle {
+            out: vec![],
+            cap: 777,
+            calls: 0,
+        };
         let mut rounds = 0;
         while q.write_to(&mut w).unwrap() == Flush::Blocked {
             rounds += 1;

@@ -26,7 +26,10 @@ pub enum PathError {
 
 /// Normalizes a request target (origin form, starting with `/`) into a cache key.
 pub fn normalize_target(target: &[u8]) -> Result<Vec<u8>, PathError> {
-    let end = target.iter().position(|&b| b == b'?' || b == b'#').unwrap_or(target.len());
+    let end = target
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .unwrap_or(target.len());
     let decoded = percent_decode(&target[..end])?;
     if decoded.contains(&0) {
         return Err(PathError::BadRequest);
@@ -93,7 +96,10 @@ impl DocRoot {
     pub fn new(root: &Path) -> io::Result<DocRoot> {
         let canonical = root.canonicalize()?;
         if !canonical.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "document root is not a directory"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "document root is not a directory",
+            ));
         }
         Ok(DocRoot { canonical })
     }
@@ -145,8 +151,17 @@ mod tests {
     #[test]
     fn escapes_are_refused() {
         for t in [
-            "/..", "/../etc/passwd", "/a/../../etc/passwd", "/%2e%2e/etc/passwd", "/%2E%2E%2Fetc",
-            "/a/%2e%2e%2f%2e%2e%2fetc", "/..%2f..%2fetc", "/x%00.html", "/%00", "/bad%zz", "/bad%2",
+            "/..",
+            "/../etc/passwd",
+            "/a/../../etc/passwd",
+            "/%2e%2e/etc/passwd",
+            "/%2E%2E%2Fetc",
+            "/a/%2e%2e%2f%2e%2e%2fetc",
+            "/..%2f..%2fetc",
+            "/x%00.html",
+            "/%00",
+            "/bad%zz",
+            "/bad%2",
             "/bad%",
         ] {
             assert_eq!(n(t), Err(PathError::BadRequest), "{t}");

@@ -45,7 +45,13 @@ impl Prebuilt {
         extra: &str,
     ) -> Prebuilt {
         let mut head = Vec::with_capacity(192 + extra.len());
-        head.extend_from_slice(format!("HTTP/1.1 {status} {}\r\nServer: {SERVER}\r\nDate: ", reason(status)).as_bytes());
+        head.extend_from_slice(
+            format!(
+                "HTTP/1.1 {status} {}\r\nServer: {SERVER}\r\nDate: ",
+                reason(status)
+            )
+            .as_bytes(),
+        );
         let date_at = head.len();
         head.extend_from_slice(&[b'-'; DATE_LEN]);
         head.extend_from_slice(
@@ -257,7 +263,11 @@ mod tests {
             assert!(text(r).starts_with(&format!("HTTP/1.1 {} ", k.status())));
             assert_eq!(r.close, k != ErrorKind::NotFound, "{k:?}");
         }
-        assert!(text(e.get(ErrorKind::MethodNotAllowed, Method::Get, true)).contains("Allow: GET, HEAD\r\n"));
-        assert!(e.get(ErrorKind::NotFound, Method::Head, true).body.is_none());
+        assert!(text(e.get(ErrorKind::MethodNotAllowed, Method::Get, true))
+            .contains("Allow: GET, HEAD\r\n"));
+        assert!(e
+            .get(ErrorKind::NotFound, Method::Head, true)
+            .body
+            .is_none());
     }
 }

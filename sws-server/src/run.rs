@@ -19,7 +19,8 @@ use crate::server::RunningServer;
 
 /// Builds the cache for `--root`, logging what was loaded on stderr.
 pub fn load_cache(cli: &Cli) -> anyhow::Result<Cache> {
-    let root = DocRoot::new(&cli.root).map_err(|e| anyhow::anyhow!("--root {}: {e}", cli.root.display()))?;
+    let root = DocRoot::new(&cli.root)
+        .map_err(|e| anyhow::anyhow!("--root {}: {e}", cli.root.display()))?;
     let (cache, report) = Cache::build(&root, CacheLimits::default())?;
     if cli.ncopy_child.unwrap_or(0) == 0 {
         eprintln!(
@@ -44,7 +45,9 @@ fn pin_process_to(index: usize) {
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) != 0 {
             return;
         }
-        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &allowed)).collect();
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &allowed))
+            .collect();
         if cpus.is_empty() {
             return;
         }
@@ -79,7 +82,11 @@ pub fn run_colored(cli: &Cli) -> anyhow::Result<()> {
     };
     let cache = load_cache(cli)?;
     let started = Instant::now();
-    let server = RunningServer::start(cli.runtime_config(workers), cli.server_config(max_clients, reuse_port), cache)?;
+    let server = RunningServer::start(
+        cli.runtime_config(workers),
+        cli.server_config(max_clients, reuse_port),
+        cache,
+    )?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "sws-server listening on {}", server.local_addr())?;

@@ -40,7 +40,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use colored_runtime::{Color, ColorCell, Ctx, Handle, HandlerId, HandlerSpec, IoToken, Readiness, Runtime, RuntimeConfig};
+use colored_runtime::{
+    Color, ColorCell, Ctx, Handle, HandlerId, HandlerSpec, IoToken, Readiness, Runtime,
+    RuntimeConfig,
+};
 use mio::unix::SourceFd;
 use mio::Interest;
 use serde::Serialize;
@@ -174,8 +177,16 @@ struct Admission {
 /// What the request path hands to WriteResponse.
 #[derive(Clone, Copy, Debug)]
 enum Reply {
-    File { index: u32, method: Method, keep_alive: bool },
-    Error { kind: ErrorKind, method: Method, keep_alive: bool },
+    File {
+        index: u32,
+        method: Method,
+        keep_alive: bool,
+    },
+    Error {
+        kind: ErrorKind,
+        method: Method,
+        keep_alive: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,7 +293,9 @@ impl Conn {
                 }
             }
             let (end, buf) = (self.end, &mut self.inbuf);
-            let Some(s) = self.stream.as_mut() else { return next };
+            let Some(s) = self.stream.as_mut() else {
+                return next;
+            };
             match s.read(&mut buf[end..]) {
                 Ok(0) => {
                     self.peer_eof = true;
@@ -336,7 +349,11 @@ impl Conn {
                     // Full buffer and still partial: cannot happen within the limits, but
                     // never wait forever on it.
                     self.in_flight = true;
-                    next.reply = Some(Reply::Error { kind: ErrorKind::BadRequest, method: Method::Get, keep_alive: false });
+                    next.reply = Some(Reply::Error {
+                        kind: ErrorKind::BadRequest,
+                        method: Method::Get,
+                        keep_alive: false,
+                    });
                 }
             }
             Parse::Complete(req) => {
@@ -346,7 +363,11 @@ impl Conn {
                 match normalize_target(target) {
                     Ok(key) => next.check = Some((key, req.method, req.keep_alive)),
                     Err(_) => {
-                        next.reply = Some(Reply::Error { kind: ErrorKind::BadRequest, method: req.method, keep_alive: false })
+                        next.reply = Some(Reply::Error {
+                            kind: ErrorKind::BadRequest,
+                            method: req.method,
+                            keep_alive: false,
+                        })
                     }
                 }
                 self.start += req.consumed;
@@ -357,7 +378,11 @@ impl Conn {
             }
             Parse::Error(e) => {
                 self.in_flight = true;
-                next.reply = Some(Reply::Error { kind: e.into(), method: Method::Get, keep_alive: false });
+                next.reply = Some(Reply::Error {
+                    kind: e.into(),
+                    method: Method::Get,
+                    keep_alive: false,
+                });
             }
         }
         next
@@ -372,8 +397,16 @@ impl Conn {
         if let Some(reply) = reply {
             self.in_flight = false;
             let p: &Prebuilt = match reply {
-                Reply::File { index, method, keep_alive } => srv.cache.variants(index).get(method, keep_alive),
-                Reply::Error { kind, method, keep_alive } => srv.errors.get(kind, method, keep_alive),
+                Reply::File {
+                    index,
+                    method,
+                    keep_alive,
+                } => srv.cache.variants(index).get(method, keep_alive),
+                Reply::Error {
+                    kind,
+                    method,
+                    keep_alive,
+                } => srv.errors.get(kind, method, keep_alive),
             };
             self.out.push(p, &date::now());
             let c = &srv.counters[worker % srv.counters.len()];
@@ -416,7 +449,10 @@ impl Conn {
             }
             Ok(Flush::Blocked) => {
                 // The reactor reports writability (edge-triggered) and ReadRequest posts us.
-                if self.phase == Phase::Open && !self.in_flight && self.start < self.end && self.out.pending() <= OUT_HIGH_WATER
+                if self.phase == Phase::Open
+                    && !self.in_flight
+                    && self.start < self.end
+                    && self.out.pending() <= OUT_HIGH_WATER
                 {
                     next.parse = true;
                 }
@@ -436,7 +472,9 @@ impl Conn {
             if let Some(s) = self.stream() {
                 let _ = s.shutdown(Shutdown::Write);
             }
-            self.phase = Phase::Lingering { until: Instant::now() + LINGER };
+            self.phase = Phase::Lingering {
+                until: Instant::now() + LINGER,
+            };
             self.inbuf = Vec::new();
             self.start = 0;
             self.end = 0;
@@ -487,7 +525,11 @@ impl Conn {
             // 408 itself cannot be written, the next expiry aborts.
             self.in_flight = true;
             self.last_activity = now;
-            next.reply = Some(Reply::Error { kind: ErrorKind::RequestTimeout, method: Method::Get, keep_alive: false });
+            next.reply = Some(Reply::Error {
+                kind: ErrorKind::RequestTimeout,
+                method: Method::Get,
+                keep_alive: false,
+            });
             next.rearm = Some(srv.cfg.idle_timeout);
         } else {
             // No progress while output is pending (a reader that stopped reading).
@@ -499,7 +541,9 @@ impl Conn {
     /// Reads and drops input while lingering. True when the client's FIN (or an error)
     /// arrived, i.e. the socket can be closed.
     fn discard_input(&mut self) -> bool {
-        let Some(s) = self.stream.as_mut() else { return true };
+        let Some(s) = self.stream.as_mut() else {
+            return true;
+        };
         let mut buf = [0u8; 4096];
         for _ in 0..64 {
             match s.read(&mut buf) {
@@ -543,7 +587,10 @@ impl ConnShared {
         }
         if let Some((key, method, keep_alive)) = next.check {
             let c = self.clone();
-            let color = self.srv.cache_colors.pick(ctx.handle(), ctx.worker(), self.color);
+            let color = self
+                .srv
+                .cache_colors
+                .pick(ctx.handle(), ctx.worker(), self.color);
             ctx.post(color, h.check, move |ctx| {
                 check_in_cache(ctx, c, &key, method, keep_alive)
             });
@@ -576,7 +623,9 @@ impl ConnShared {
         let c = self.clone();
         ctx.post(self.color, self.srv.h.write, move |ctx| {
             let worker = ctx.worker();
-            let next = c.cell.with(ctx, |conn| conn.on_write(&c.srv, reply, worker));
+            let next = c
+                .cell
+                .with(ctx, |conn| conn.on_write(&c.srv, reply, worker));
             c.dispatch(ctx, next);
         });
     }
@@ -584,10 +633,13 @@ impl ConnShared {
     fn arm_timer(self: &Arc<Self>, after: Duration) {
         let c = self.clone();
         // After shutdown the timer is not needed: ignore the error.
-        let _ = self.srv.handle.post_after(after, self.color, self.srv.h.timeout, move |ctx| {
-            let next = c.cell.with(ctx, |conn| conn.on_timer(&c.srv));
-            c.dispatch(ctx, next);
-        });
+        let _ = self
+            .srv
+            .handle
+            .post_after(after, self.color, self.srv.h.timeout, move |ctx| {
+                let next = c.cell.with(ctx, |conn| conn.on_timer(&c.srv));
+                c.dispatch(ctx, next);
+            });
     }
 
     /// Deregisters, closes the socket and posts DecClientAccepted (invariants 3 and 4).
@@ -656,7 +708,10 @@ impl CacheColors {
         // The runtime places slot `color % 65536` on core `slot % workers`: align the slot.
         const SLOTS: u32 = colored_runtime::MAP_SLOTS as u32;
         let slot = (CACHE_COLOR_BASE % SLOTS).div_ceil(w) * w;
-        CacheColors { base: CACHE_COLOR_BASE - CACHE_COLOR_BASE % SLOTS + slot, count: CACHE_COLORS.div_ceil(w) * w }
+        CacheColors {
+            base: CACHE_COLOR_BASE - CACHE_COLOR_BASE % SLOTS + slot,
+            count: CACHE_COLORS.div_ceil(w) * w,
+        }
     }
 
     pub fn of(&self, conn: Color) -> Color {
@@ -689,10 +744,24 @@ fn conn_color(fd: RawFd) -> Color {
 }
 
 /// CheckInCache: look up the prebuilt response; post WriteResponse in the connection's color.
-fn check_in_cache(ctx: &mut Ctx<'_>, conn: Arc<ConnShared>, key: &[u8], method: Method, keep_alive: bool) {
+fn check_in_cache(
+    ctx: &mut Ctx<'_>,
+    conn: Arc<ConnShared>,
+    key: &[u8],
+    method: Method,
+    keep_alive: bool,
+) {
     let reply = match conn.srv.cache.index_of(key) {
-        Some(index) => Reply::File { index, method, keep_alive },
-        None => Reply::Error { kind: ErrorKind::NotFound, method, keep_alive },
+        Some(index) => Reply::File {
+            index,
+            method,
+            keep_alive,
+        },
+        None => Reply::Error {
+            kind: ErrorKind::NotFound,
+            method,
+            keep_alive,
+        },
     };
     conn.post_write(ctx, Some(reply));
 }
@@ -720,7 +789,9 @@ fn accept(ctx: &mut Ctx<'_>, srv: &Arc<Server>) {
                     Some(refused) => {
                         bump(&counters.accepted, 1);
                         let s = srv.clone();
-                        ctx.post(EPOLL_COLOR, srv.h.register, move |ctx| register_fd(ctx, &s, stream, refused));
+                        ctx.post(EPOLL_COLOR, srv.h.register, move |ctx| {
+                            register_fd(ctx, &s, stream, refused)
+                        });
                     }
                     None => {
                         bump(&counters.refused_unanswered, 1);
@@ -729,14 +800,21 @@ fn accept(ctx: &mut Ctx<'_>, srv: &Arc<Server>) {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                ) => {}
             Err(e) => {
                 // Out of descriptors or similar: the edge is consumed, so retry on a timer.
                 eprintln!("sws: accept: {e}");
                 let s = srv.clone();
-                let _ = srv.handle.post_after(Duration::from_millis(20), ACCEPT_COLOR, srv.h.accept, move |ctx| {
-                    accept(ctx, &s)
-                });
+                let _ = srv.handle.post_after(
+                    Duration::from_millis(20),
+                    ACCEPT_COLOR,
+                    srv.h.accept,
+                    move |ctx| accept(ctx, &s),
+                );
                 return;
             }
         }
@@ -765,7 +843,13 @@ fn register_fd(ctx: &mut Ctx<'_>, srv: &Arc<Server>, stream: mio::net::TcpStream
         last_activity: Instant::now(),
         request_started: None,
     };
-    let shared = Arc::new(ConnShared { cell: ColorCell::new(color, conn), token: OnceLock::new(), fd, color, srv: srv.clone() });
+    let shared = Arc::new(ConnShared {
+        cell: ColorCell::new(color, conn),
+        token: OnceLock::new(),
+        fd,
+        color,
+        srv: srv.clone(),
+    });
     let c = shared.clone();
     let res = srv.handle.register_io(
         &mut SourceFd(&fd),
@@ -791,7 +875,14 @@ fn register_fd(ctx: &mut Ctx<'_>, srv: &Arc<Server>, stream: mio::net::TcpStream
         }
     }
     if refused {
-        shared.post_write(ctx, Some(Reply::Error { kind: ErrorKind::ServiceUnavailable, method: Method::Get, keep_alive: false }));
+        shared.post_write(
+            ctx,
+            Some(Reply::Error {
+                kind: ErrorKind::ServiceUnavailable,
+                method: Method::Get,
+                keep_alive: false,
+            }),
+        );
     }
     shared.arm_timer(srv.cfg.idle_timeout);
 }
@@ -803,11 +894,13 @@ fn on_ready(ctx: &mut Ctx<'_>, conn: &Arc<ConnShared>, r: Readiness) {
         if c.phase == Phase::Done {
             return Next::default();
         }
-        let mut next = if r.readable || r.read_closed || r.error || matches!(c.phase, Phase::Lingering { .. }) {
-            c.on_readable(srv)
-        } else {
-            Next::default()
-        };
+        let mut next =
+            if r.readable || r.read_closed || r.error || matches!(c.phase, Phase::Lingering { .. })
+            {
+                c.on_readable(srv)
+            } else {
+                Next::default()
+            };
         if r.writable && !c.out.is_empty() && next.close.is_none() && next.finalize.is_none() {
             next.write = true;
         }
@@ -826,7 +919,11 @@ pub struct RunningServer {
 
 impl RunningServer {
     /// Builds the runtime, the cache is given, binds and starts accepting.
-    pub fn start(rt_cfg: RuntimeConfig, cfg: ServerConfig, cache: Cache) -> anyhow::Result<RunningServer> {
+    pub fn start(
+        rt_cfg: RuntimeConfig,
+        cfg: ServerConfig,
+        cache: Cache,
+    ) -> anyhow::Result<RunningServer> {
         let workers = rt_cfg.workers.max(1);
         let rt = Runtime::new(rt_cfg).map_err(|e| anyhow::anyhow!("runtime: {e}"))?;
         let h = Handlers::register(&rt);
@@ -848,14 +945,25 @@ impl RunningServer {
         let s = srv.clone();
         let lfd = srv.listener.as_raw_fd();
         handle
-            .register_io(&mut SourceFd(&lfd), Interest::READABLE, ACCEPT_COLOR, h.accept, move |ctx: &mut Ctx<'_>, _r: Readiness| {
-                accept(ctx, &s)
-            })
+            .register_io(
+                &mut SourceFd(&lfd),
+                Interest::READABLE,
+                ACCEPT_COLOR,
+                h.accept,
+                move |ctx: &mut Ctx<'_>, _r: Readiness| accept(ctx, &s),
+            )
             .map_err(|e| anyhow::anyhow!("registering the listener: {e}"))?;
         // Connections that arrived before the registration produce no edge: accept once.
         let s = srv.clone();
-        handle.post(ACCEPT_COLOR, h.accept, move |ctx| accept(ctx, &s)).map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(RunningServer { rt: Some(rt), handle, srv, addr })
+        handle
+            .post(ACCEPT_COLOR, h.accept, move |ctx| accept(ctx, &s))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(RunningServer {
+            rt: Some(rt),
+            handle,
+            srv,
+            addr,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -870,7 +978,11 @@ impl RunningServer {
     pub fn server_stats(&self) -> ServerStats {
         let mut s = ServerStats::default();
         let sum = |f: &dyn Fn(&WorkerCounters) -> &AtomicU64| {
-            self.srv.counters.iter().map(|c| f(c).load(Ordering::Relaxed)).sum::<u64>()
+            self.srv
+                .counters
+                .iter()
+                .map(|c| f(c).load(Ordering::Relaxed))
+                .sum::<u64>()
         };
         s.requests_served = sum(&|c| &c.requests);
         s.bytes_queued = sum(&|c| &c.bytes);
@@ -879,7 +991,8 @@ impl RunningServer {
         s.refused_unanswered = sum(&|c| &c.refused_unanswered);
         s.client_gone = sum(&|c| &c.client_gone);
         for k in ErrorKind::ALL {
-            s.errors.insert(k.name().to_string(), sum(&|c| &c.errors[k.index()]));
+            s.errors
+                .insert(k.name().to_string(), sum(&|c| &c.errors[k.index()]));
         }
         s
     }
@@ -902,7 +1015,8 @@ pub fn bind_listener(addr: SocketAddr, reuse_port: bool) -> anyhow::Result<mio::
         sock.set_reuse_port(true)?;
     }
     sock.set_nonblocking(true)?;
-    sock.bind(&addr.into()).map_err(|e| anyhow::anyhow!("bind {addr}: {e}"))?;
+    sock.bind(&addr.into())
+        .map_err(|e| anyhow::anyhow!("bind {addr}: {e}"))?;
     sock.listen(4096)?;
     Ok(mio::net::TcpListener::from_std(sock.into()))
 }
@@ -918,7 +1032,11 @@ mod tests {
             for fd in [3u32, 4, 5, 17, 255, 256, 1000, 40_000] {
                 let c = cc.of(Color(fd));
                 let slot = c.0 as usize % colored_runtime::MAP_SLOTS;
-                assert_eq!(slot % workers, fd as usize % workers, "workers {workers} fd {fd}");
+                assert_eq!(
+                    slot % workers,
+                    fd as usize % workers,
+                    "workers {workers} fd {fd}"
+                );
                 assert!(slot >= 49_152, "cache slots stay clear of connection slots");
             }
         }

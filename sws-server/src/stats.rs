@@ -22,7 +22,10 @@ fn is_derived(key: &str) -> bool {
 
 /// Keys that are configuration, identical in every child: kept, never summed.
 fn is_config(key: &str) -> bool {
-    matches!(key, "penalty" | "cost_annotation" | "name" | "queue" | "stealing" | "runtime")
+    matches!(
+        key,
+        "penalty" | "cost_annotation" | "name" | "queue" | "stealing" | "runtime"
+    )
 }
 
 /// Sums `b` into `a` (see the module documentation for the rules).
@@ -31,8 +34,10 @@ fn add(a: &mut Value, b: &Value) {
         (Value::Number(x), Value::Number(y)) => {
             let sum = match (x.as_u64(), y.as_u64()) {
                 (Some(p), Some(q)) => Value::from(p.saturating_add(q)),
-                _ => serde_json::Number::from_f64(x.as_f64().unwrap_or(0.0) + y.as_f64().unwrap_or(0.0))
-                    .map_or(Value::Null, Value::Number),
+                _ => serde_json::Number::from_f64(
+                    x.as_f64().unwrap_or(0.0) + y.as_f64().unwrap_or(0.0),
+                )
+                .map_or(Value::Null, Value::Number),
             };
             *x = match sum {
                 Value::Number(n) => n,
@@ -92,10 +97,19 @@ fn num(m: &Map<String, Value>, k: &str) -> Option<f64> {
     m.get(k).and_then(Value::as_f64)
 }
 
-fn set_ratio(m: &mut Map<String, Value>, key: &str, num_: Option<f64>, den: Option<f64>, scale: f64) {
+fn set_ratio(
+    m: &mut Map<String, Value>,
+    key: &str,
+    num_: Option<f64>,
+    den: Option<f64>,
+    scale: f64,
+) {
     if let (Some(a), Some(b)) = (num_, den) {
         let r = if b > 0.0 { scale * a / b } else { 0.0 };
-        m.insert(key.to_string(), serde_json::Number::from_f64(r).map_or(Value::Null, Value::Number));
+        m.insert(
+            key.to_string(),
+            serde_json::Number::from_f64(r).map_or(Value::Null, Value::Number),
+        );
     }
 }
 
@@ -103,10 +117,30 @@ fn set_ratio(m: &mut Map<String, Value>, key: &str, num_: Option<f64>, den: Opti
 fn recompute(rs: &mut Value) {
     let Some(m) = rs.as_object_mut() else { return };
     if let Some(total) = m.get("total").and_then(Value::as_object).cloned() {
-        let busy_idle = num(&total, "busy_cycles").zip(num(&total, "idle_cycles")).map(|(a, b)| a + b);
-        set_ratio(m, "locking_time_pct", num(&total, "lock_cycles"), busy_idle, 100.0);
-        set_ratio(m, "steal_cost_cycles_avg", num(&total, "steal_cost_cycles"), num(&total, "steals"), 1.0);
-        set_ratio(m, "stolen_time_cycles_avg", num(&total, "stolen_time_cycles"), num(&total, "steals"), 1.0);
+        let busy_idle = num(&total, "busy_cycles")
+            .zip(num(&total, "idle_cycles"))
+            .map(|(a, b)| a + b);
+        set_ratio(
+            m,
+            "locking_time_pct",
+            num(&total, "lock_cycles"),
+            busy_idle,
+            100.0,
+        );
+        set_ratio(
+            m,
+            "steal_cost_cycles_avg",
+            num(&total, "steal_cost_cycles"),
+            num(&total, "steals"),
+            1.0,
+        );
+        set_ratio(
+            m,
+            "stolen_time_cycles_avg",
+            num(&total, "stolen_time_cycles"),
+            num(&total, "steals"),
+            1.0,
+        );
     }
     if let Some(Value::Array(hs)) = m.get_mut("handlers") {
         for h in hs.iter_mut().filter_map(Value::as_object_mut) {
@@ -123,7 +157,14 @@ pub fn merge_children(children: &[Value]) -> Value {
         let mut c = c.clone();
         if let Some(m) = c.as_object_mut() {
             // Per-child configuration that must not be summed.
-            for k in ["mode", "workers", "max_clients", "listen", "pid", "elapsed_secs"] {
+            for k in [
+                "mode",
+                "workers",
+                "max_clients",
+                "listen",
+                "pid",
+                "elapsed_secs",
+            ] {
                 m.remove(k);
             }
         }
@@ -169,7 +210,10 @@ mod tests {
 
     #[test]
     fn sums_counters_and_recomputes_ratios() {
-        let m = merge_children(&[child(100, 1000, 100, 10, 1000), child(300, 3000, 100, 30, 6000)]);
+        let m = merge_children(&[
+            child(100, 1000, 100, 10, 1000),
+            child(300, 3000, 100, 30, 6000),
+        ]);
         assert_eq!(m["requests_served"], 400);
         assert_eq!(m["errors"]["not_found_404"], 2);
         assert_eq!(m["processes"], 2);
@@ -185,7 +229,10 @@ mod tests {
         assert!((rs["handlers"][0]["profiled_cycles"].as_f64().unwrap() - 100.0).abs() < 1e-9);
         assert!((rs["handlers"][0]["avg_cycles"].as_f64().unwrap() - 175.0).abs() < 1e-9);
         assert!((rs["cycles_per_sec"].as_f64().unwrap() - 2.0e9).abs() < 1.0);
-        assert!(m.get("elapsed_secs").is_none(), "the parent measures its own");
+        assert!(
+            m.get("elapsed_secs").is_none(),
+            "the parent measures its own"
+        );
         assert!(m.get("workers").is_none());
     }
 }

@@ -31,7 +31,10 @@ fn segment() -> impl Strategy<Value = String> {
 }
 
 fn target() -> impl Strategy<Value = String> {
-    (prop::collection::vec(segment(), 0..6), prop::option::of("[a-z=&]{0,8}"))
+    (
+        prop::collection::vec(segment(), 0..6),
+        prop::option::of("[a-z=&]{0,8}"),
+    )
         .prop_map(|(segs, q)| {
             let mut t = format!("/{}", segs.join("/"));
             if let Some(q) = q {
@@ -54,7 +57,9 @@ fn valid_request() -> impl Strategy<Value = Vec<u8>> {
             let mut s = format!("{m} {t} HTTP/{v}\r\nHost: localhost\r\n");
             for (n, val) in hs {
                 let lower = n.to_ascii_lowercase();
-                if ["host", "content-length", "transfer-encoding", "connection"].contains(&lower.as_str()) {
+                if ["host", "content-length", "transfer-encoding", "connection"]
+                    .contains(&lower.as_str())
+                {
                     continue;
                 }
                 s.push_str(&format!("{n}: {}\r\n", val.trim()));
@@ -105,8 +110,13 @@ fn apply(mut req: Vec<u8>, muts: &[Mutation]) -> Vec<u8> {
                 req.splice(at..at, std::iter::repeat(b'a').take(*n));
             }
             Mutation::HeaderFlood(n) => {
-                let at = req.windows(2).position(|w| w == b"\r\n").map_or(0, |p| p + 2);
-                let flood: Vec<u8> = (0..*n).flat_map(|i| format!("X-F{i}: {}\r\n", "z".repeat(100)).into_bytes()).collect();
+                let at = req
+                    .windows(2)
+                    .position(|w| w == b"\r\n")
+                    .map_or(0, |p| p + 2);
+                let flood: Vec<u8> = (0..*n)
+                    .flat_map(|i| format!("X-F{i}: {}\r\n", "z".repeat(100)).into_bytes())
+                    .collect();
                 req.splice(at..at, flood);
             }
             Mutation::Method(m) => {
@@ -124,7 +134,11 @@ fn check_key(key: &[u8]) {
     assert!(key.starts_with(b"/"));
     assert!(!key.contains(&0));
     for seg in key.split(|&b| b == b'/').skip(1) {
-        assert!(seg != b"." && seg != b"..", "{:?}", String::from_utf8_lossy(key));
+        assert!(
+            seg != b"." && seg != b"..",
+            "{:?}",
+            String::from_utf8_lossy(key)
+        );
     }
     if key.len() > 1 {
         assert!(!key.ends_with(b"/") && !key.windows(2).any(|w| w == b"//"));
@@ -141,13 +155,20 @@ fn check_any(input: &[u8], limits: &Limits, cache: &Cache) -> Parse {
             if let Ok(key) = normalize_target(&input[r.target.clone()]) {
                 check_key(&key);
                 if let Some(v) = cache.lookup(&key) {
-                    assert!(v.get(sws_server::http::Method::Get, true).body.as_deref() != Some(&b"SECRET"[..]));
+                    assert!(
+                        v.get(sws_server::http::Method::Get, true).body.as_deref()
+                            != Some(&b"SECRET"[..])
+                    );
                 }
             }
         }
         Parse::Error(e) => assert!((400..500).contains(&e.status())),
         Parse::Partial => {
-            assert!(input.len() <= limits.max_request_bytes(), "partial past every limit: {} bytes", input.len())
+            assert!(
+                input.len() <= limits.max_request_bytes(),
+                "partial past every limit: {} bytes",
+                input.len()
+            )
         }
     }
     out
@@ -202,7 +223,9 @@ fn pipelined_mutations_are_answered_or_closed() {
     let c = cache();
     let mut stream = Vec::new();
     for i in 0..50 {
-        stream.extend_from_slice(format!("GET /index.html?{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        stream.extend_from_slice(
+            format!("GET /index.html?{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        );
     }
     stream.extend_from_slice(b"GET /../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\nBROKEN\x00\r\n\r\n");
     let mut off = 0;

@@ -32,7 +32,10 @@ fn basic_and_errors(cfg: Config) {
     assert_eq!(r.header("content-length"), Some("1024"));
     assert_eq!(r.header("date").map(str::len), Some(29));
     assert_eq!(fetch(&srv, &get("/")).body, srv.root.file("index.html"));
-    assert_eq!(fetch(&srv, &get("/sub/style.css")).header("content-type"), Some("text/css"));
+    assert_eq!(
+        fetch(&srv, &get("/sub/style.css")).header("content-type"),
+        Some("text/css")
+    );
     assert_eq!(fetch(&srv, &get("/hello%20world.txt")).body, b"spaces\n");
     assert_eq!(fetch(&srv, &get("/1k.txt?query=1")).status, 200);
 
@@ -59,7 +62,8 @@ fn basic_and_errors(cfg: Config) {
     // 405 with Allow, then close.
     let mut s = srv.connect();
     let mut rd = Reader::new();
-    s.write_all(b"POST /1k.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc").unwrap();
+    s.write_all(b"POST /1k.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        .unwrap();
     let r = rd.read(&mut s, false).unwrap();
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
@@ -67,7 +71,11 @@ fn basic_and_errors(cfg: Config) {
     assert!(rd.closed(&mut s, Duration::from_secs(5)));
 
     // 400: garbage, missing Host, bad escape.
-    for raw in [&b"\x16\x03\x01 hello\r\n\r\n"[..], b"GET / HTTP/1.1\r\n\r\n", b"GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n"] {
+    for raw in [
+        &b"\x16\x03\x01 hello\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
         let mut s = srv.connect();
         let mut rd = Reader::new();
         s.write_all(raw).unwrap();
@@ -112,12 +120,24 @@ fn basic_and_errors(cfg: Config) {
     }
     // The runtime counters, per handler, are in the document.
     let rs = &stats["runtime_stats"];
-    let names: Vec<&str> = rs["handlers"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = rs["handlers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
     for h in ALL_HANDLERS {
         assert!(names.contains(&h), "handler {h} missing from {names:?}");
     }
     let events = |n: &str| {
-        rs["handlers"].as_array().unwrap().iter().find(|h| h["name"] == n).unwrap()["events"].as_u64().unwrap()
+        rs["handlers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == n)
+            .unwrap()["events"]
+            .as_u64()
+            .unwrap()
     };
     for h in ALL_HANDLERS {
         assert!(events(h) > 0, "handler {h} never ran");
@@ -152,7 +172,10 @@ fn path_traversal(cfg: Config) {
         let raw = format!("GET {a} HTTP/1.1\r\nHost: x\r\n\r\n");
         let r = fetch(&srv, raw.as_bytes());
         assert!(r.status == 400 || r.status == 404, "{a}: {}", r.status);
-        assert!(!r.body.windows(SECRET.len()).any(|w| w == SECRET), "{a} leaked the secret");
+        assert!(
+            !r.body.windows(SECRET.len()).any(|w| w == SECRET),
+            "{a} leaked the secret"
+        );
     }
     // A raw NUL byte in the target is refused by the parser.
     let r = fetch(&srv, b"GET /1k.txt\x00 HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -169,7 +192,11 @@ fn keep_alive_and_pipelining(cfg: Config) {
     let mut s = srv.connect();
     let mut rd = Reader::new();
     for i in 0..150 {
-        let (raw, is_head) = if i % 10 == 9 { (head("/1k.txt"), true) } else { (get("/1k.txt"), false) };
+        let (raw, is_head) = if i % 10 == 9 {
+            (head("/1k.txt"), true)
+        } else {
+            (get("/1k.txt"), false)
+        };
         s.write_all(&raw).unwrap();
         let r = rd.read(&mut s, is_head).unwrap();
         assert_eq!(r.status, 200, "request {i}");
@@ -196,12 +223,17 @@ fn keep_alive_and_pipelining(cfg: Config) {
         } else {
             assert_eq!(r.status, 200, "pipelined {i}");
             if !is_head {
-                assert_eq!(r.body, srv.root.file(p.trim_start_matches('/')), "pipelined {i} {p}");
+                assert_eq!(
+                    r.body,
+                    srv.root.file(p.trim_start_matches('/')),
+                    "pipelined {i} {p}"
+                );
             }
         }
     }
     // Connection: close is honoured, after the response.
-    s.write_all(b"GET /1k.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"GET /1k.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let r = rd.read(&mut s, false).unwrap();
     assert!(r.closes());
     assert!(rd.closed(&mut s, Duration::from_secs(5)));
@@ -271,7 +303,11 @@ fn partial_io(cfg: Config) {
     let r = fetch(&srv, &get("/1k.txt"));
     assert_eq!(r.status, 200);
     let stats = srv.stop();
-    assert!(stats["client_gone"].as_u64().unwrap() >= 1, "{}", stats["client_gone"]);
+    assert!(
+        stats["client_gone"].as_u64().unwrap() >= 1,
+        "{}",
+        stats["client_gone"]
+    );
 }
 
 fn many_connections(cfg: Config) {
@@ -283,7 +319,9 @@ fn many_connections(cfg: Config) {
         s.write_all(&get("/1k.txt")).unwrap();
     }
     for (i, s) in conns.iter_mut().enumerate() {
-        let r = Reader::new().read(s, false).unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        let r = Reader::new()
+            .read(s, false)
+            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
         assert_eq!(r.status, 200);
         assert_eq!(r.body, k);
     }
@@ -336,19 +374,27 @@ fn limits_and_timeouts(cfg: Config) {
     let mut rd = Reader::new();
     let r = rd.read(&mut s, false).unwrap();
     assert_eq!(r.status, 408);
-    assert!(t.elapsed() >= Duration::from_millis(400), "408 too early: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "408 too early: {:?}",
+        t.elapsed()
+    );
     assert!(rd.closed(&mut s, Duration::from_secs(5)));
     drop(s);
     // Slowloris: a head trickling in one byte per 100 ms (never idle) still gets 408 once
     // the request has taken longer than the timeout.
     let slowloris = || {
         let mut s = srv.connect();
-        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let t = Instant::now();
         let mut got = Vec::new();
         let trickle = b"GET /1k.txt HTTP/1.1\r\nHost: x\r\nX-Slow: ";
         for i in 0.. {
-            assert!(t.elapsed() < Duration::from_secs(10), "no 408 for a trickled request");
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "no 408 for a trickled request"
+            );
             let b = trickle.get(i).copied().unwrap_or(b'z');
             if s.write_all(&[b]).is_err() {
                 break;
@@ -357,7 +403,11 @@ fn limits_and_timeouts(cfg: Config) {
             match s.read(&mut tmp) {
                 Ok(0) => break,
                 Ok(n) => got.extend_from_slice(&tmp[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => break,
             }
             if got.len() >= 12 {
@@ -375,8 +425,15 @@ fn limits_and_timeouts(cfg: Config) {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(got.starts_with(b"HTTP/1.1 408"), "{:?}", String::from_utf8_lossy(&got));
-    assert!(took >= Duration::from_millis(500), "408 too early: {took:?}");
+    assert!(
+        got.starts_with(b"HTTP/1.1 408"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(
+        took >= Duration::from_millis(500),
+        "408 too early: {took:?}"
+    );
     // 408 also for a connection that never sends anything. (Its slot may still be taken
     // for a moment by the connection above, lingering: retry a 503.)
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -399,7 +456,12 @@ macro_rules! suite {
     ($name:ident, $mode:literal, $runtime:literal, $stealing:literal) => {
         mod $name {
             use super::*;
-            const CFG: Config = Config { mode: $mode, runtime: $runtime, stealing: $stealing, workers: 2 };
+            const CFG: Config = Config {
+                mode: $mode,
+                runtime: $runtime,
+                stealing: $stealing,
+                workers: 2,
+            };
             #[test]
             fn basic_and_errors() {
                 super::basic_and_errors(CFG)
@@ -436,7 +498,18 @@ suite!(ncopy_mely, "ncopy", "mely", "off");
 #[test]
 fn libasync_rejects_mely_policies() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sws-server"))
-        .args(["--root", "/", "--listen", "127.0.0.1:0", "--workers", "1", "--runtime", "libasync", "--stealing", "all"])
+        .args([
+            "--root",
+            "/",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--runtime",
+            "libasync",
+            "--stealing",
+            "all",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -450,7 +523,16 @@ fn libasync_rejects_mely_policies() {
 fn malformed_requests_over_sockets() {
     use proptest::prelude::*;
     use proptest::test_runner::{Config as PtConfig, TestRunner};
-    let srv = Server::start(Config { mode: "colored", runtime: "mely", stealing: "all", workers: 2 }, 5000, 5000);
+    let srv = Server::start(
+        Config {
+            mode: "colored",
+            runtime: "mely",
+            stealing: "all",
+            workers: 2,
+        },
+        5000,
+        5000,
+    );
     let base = prop_oneof![
         Just(b"GET /1k.txt HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
         Just(b"HEAD /index.html HTTP/1.0\r\n\r\n".to_vec()),
@@ -458,7 +540,11 @@ fn malformed_requests_over_sockets() {
     ];
     let edits = prop::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 0..6);
     let strategy = (base, edits, prop::collection::vec(any::<u8>(), 0..64));
-    let mut runner = TestRunner::new(PtConfig { cases: 150, failure_persistence: None, ..PtConfig::default() });
+    let mut runner = TestRunner::new(PtConfig {
+        cases: 150,
+        failure_persistence: None,
+        ..PtConfig::default()
+    });
     runner
         .run(&strategy, |(mut req, edits, tail)| {
             for (i, b, op) in edits {
@@ -489,8 +575,16 @@ fn malformed_requests_over_sockets() {
             let mut rd = Reader { buf: got };
             while !rd.buf.is_empty() {
                 let mut empty: &[u8] = &[];
-                match rd.read(&mut empty, false).or_else(|_| rd.read(&mut empty, true)) {
-                    Ok(resp) => prop_assert!(resp.status < 500, "{} for {:?}", resp.status, String::from_utf8_lossy(&req)),
+                match rd
+                    .read(&mut empty, false)
+                    .or_else(|_| rd.read(&mut empty, true))
+                {
+                    Ok(resp) => prop_assert!(
+                        resp.status < 500,
+                        "{} for {:?}",
+                        resp.status,
+                        String::from_utf8_lossy(&req)
+                    ),
                     Err(_) => break, // a HEAD response followed by more bytes; statuses checked so far
                 }
             }
@@ -506,7 +600,16 @@ fn malformed_requests_over_sockets() {
 /// and the summed statistics count every child's requests.
 #[test]
 fn sigint_stops_ncopy_parent_and_children() {
-    let srv = Server::start(Config { mode: "ncopy", runtime: "libasync", stealing: "off", workers: 2 }, 100, 5000);
+    let srv = Server::start(
+        Config {
+            mode: "ncopy",
+            runtime: "libasync",
+            stealing: "off",
+            workers: 2,
+        },
+        100,
+        5000,
+    );
     for _ in 0..20 {
         assert_eq!(fetch(&srv, &get("/1k.txt")).status, 200);
     }
@@ -515,18 +618,33 @@ fn sigint_stops_ncopy_parent_and_children() {
     assert_eq!(stats["requests_served"], 20);
     let children = stats["children"].as_array().unwrap();
     assert_eq!(children.len(), 2);
-    let per_child: u64 = children.iter().map(|c| c["requests_served"].as_u64().unwrap()).sum();
+    let per_child: u64 = children
+        .iter()
+        .map(|c| c["requests_served"].as_u64().unwrap())
+        .sum();
     assert_eq!(per_child, 20);
     for c in children {
         let pid = c["pid"].as_u64().unwrap();
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "child {pid} still exists");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "child {pid} still exists"
+        );
     }
 }
 
 /// SIGINT stops a colored server cleanly, with its statistics written.
 #[test]
 fn sigint_stops_colored() {
-    let srv = Server::start(Config { mode: "colored", runtime: "mely", stealing: "time-left", workers: 2 }, 100, 5000);
+    let srv = Server::start(
+        Config {
+            mode: "colored",
+            runtime: "mely",
+            stealing: "time-left",
+            workers: 2,
+        },
+        100,
+        5000,
+    );
     // The Date header is refreshed once a second (prebuilt responses, patched Date slot).
     let d1 = fetch(&srv, &head("/1k.txt"));
     assert_eq!(d1.status, 200);
@@ -543,7 +661,16 @@ fn sigint_stops_colored() {
 /// instead of serving on with part of its capacity.
 #[test]
 fn ncopy_parent_exits_when_a_child_dies() {
-    let srv = Server::start(Config { mode: "ncopy", runtime: "mely", stealing: "off", workers: 2 }, 100, 5000);
+    let srv = Server::start(
+        Config {
+            mode: "ncopy",
+            runtime: "mely",
+            stealing: "off",
+            workers: 2,
+        },
+        100,
+        5000,
+    );
     let pid = srv.pid();
     let children: Vec<u32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .unwrap()
@@ -556,10 +683,17 @@ fn ncopy_parent_exits_when_a_child_dies() {
     unsafe {
         libc::kill(children[0] as libc::pid_t, libc::SIGKILL);
     }
-    assert_eq!(srv.wait_exit(Duration::from_secs(20)), Some(false), "the parent must exit with an error");
+    assert_eq!(
+        srv.wait_exit(Duration::from_secs(20)),
+        Some(false),
+        "the parent must exit with an error"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::path::Path::new(&format!("/proc/{}", children[1])).exists() {
-        assert!(Instant::now() < deadline, "the surviving child was not stopped");
+        assert!(
+            Instant::now() < deadline,
+            "the surviving child was not stopped"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -16,7 +16,11 @@ use report_gen::load::Results;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "colored-report", version, about = "Report (papers' tables beside ours, CSV, plots) and regression comparison of results directories")]
+#[command(
+    name = "colored-report",
+    version,
+    about = "Report (papers' tables beside ours, CSV, plots) and regression comparison of results directories"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -57,12 +61,18 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Report { dir, no_plots, print } => {
+        Cmd::Report {
+            dir,
+            no_plots,
+            print,
+        } => {
             let r = Results::load(&dir)?;
             let csv_dir = dir.join("csv");
-            std::fs::create_dir_all(&csv_dir).with_context(|| format!("creating {}", csv_dir.display()))?;
+            std::fs::create_dir_all(&csv_dir)
+                .with_context(|| format!("creating {}", csv_dir.display()))?;
             for (name, content) in report_gen::markdown::csvs(&r) {
-                std::fs::write(csv_dir.join(&name), content).with_context(|| format!("writing {name}"))?;
+                std::fs::write(csv_dir.join(&name), content)
+                    .with_context(|| format!("writing {name}"))?;
             }
             let mut plots = Vec::new();
             if !no_plots {
@@ -90,8 +100,15 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Compare { base, new, threshold } => {
-            anyhow::ensure!(threshold >= 0.0 && threshold.is_finite(), "--threshold must be a non-negative number");
+        Cmd::Compare {
+            base,
+            new,
+            threshold,
+        } => {
+            anyhow::ensure!(
+                threshold >= 0.0 && threshold.is_finite(),
+                "--threshold must be a non-negative number"
+            );
             let b = Results::load(&base)?;
             let n = Results::load(&new)?;
             let c = report_gen::compare::compare(&b, &n, threshold);

@@ -33,7 +33,9 @@ impl Comparison {
 /// Change from `a` to `b` in percent of `|a|`; `None` when either is absent or `a` is 0.
 pub fn change_pct(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
-        (Some(a), Some(b)) if a != 0.0 && a.is_finite() && b.is_finite() => Some((b - a) / a.abs() * 100.0),
+        (Some(a), Some(b)) if a != 0.0 && a.is_finite() && b.is_finite() => {
+            Some((b - a) / a.abs() * 100.0)
+        }
         _ => None,
     }
 }
@@ -47,12 +49,27 @@ pub fn compare(base: &Results, new: &Results, threshold_pct: f64) -> Comparison 
     let mut c = Comparison::default();
     let mut t = String::new();
     let _ = writeln!(t, "# Comparison (threshold {threshold_pct}%)\n");
-    let _ = writeln!(t, "- BASE: {} (commit {}, {})", base.dir.display(), base.env_str("commit"), base.env_str("date"));
-    let _ = writeln!(t, "- NEW:  {} (commit {}, {})\n", new.dir.display(), new.env_str("commit"), new.env_str("date"));
+    let _ = writeln!(
+        t,
+        "- BASE: {} (commit {}, {})",
+        base.dir.display(),
+        base.env_str("commit"),
+        base.env_str("date")
+    );
+    let _ = writeln!(
+        t,
+        "- NEW:  {} (commit {}, {})\n",
+        new.dir.display(),
+        new.env_str("commit"),
+        new.env_str("date")
+    );
 
     // Ratios first: they decide the verdict.
     let _ = writeln!(t, "## Ratios that matter (higher is better)\n");
-    let _ = writeln!(t, "| ratio | paper | BASE | NEW | change | verdict |\n|---|---:|---:|---:|---:|---|");
+    let _ = writeln!(
+        t,
+        "| ratio | paper | BASE | NEW | change | verdict |\n|---|---:|---:|---:|---:|---|"
+    );
     let br = key_ratios(base);
     let nr = key_ratios(new);
     for (b, n) in br.iter().zip(&nr) {
@@ -63,7 +80,12 @@ pub fn compare(base: &Results, new: &Results, threshold_pct: f64) -> Comparison 
                 "not compared (n/a)".to_string()
             }
             Some(p) if p < -threshold_pct => {
-                c.regressions.push((b.name.to_string(), b.value.unwrap_or_default(), n.value.unwrap_or_default(), p));
+                c.regressions.push((
+                    b.name.to_string(),
+                    b.value.unwrap_or_default(),
+                    n.value.unwrap_or_default(),
+                    p,
+                ));
                 format!("REGRESSED (fell more than {threshold_pct}%)")
             }
             Some(p) if p > threshold_pct => {
@@ -72,7 +94,16 @@ pub fn compare(base: &Results, new: &Results, threshold_pct: f64) -> Comparison 
             }
             Some(_) => "ok".into(),
         };
-        let _ = writeln!(t, "| {} | {} | {} | {} | {} | {} |", b.name, fmt_opt(b.paper), fmt_opt(b.value), fmt_opt(n.value), pct(ch), verdict);
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} | {} |",
+            b.name,
+            fmt_opt(b.paper),
+            fmt_opt(b.value),
+            fmt_opt(n.value),
+            pct(ch),
+            verdict
+        );
     }
 
     // Missing experiments.
@@ -82,7 +113,9 @@ pub fn compare(base: &Results, new: &Results, threshold_pct: f64) -> Comparison 
             let why = new
                 .missing
                 .iter()
-                .find(|(k, _)| e == **k || e.starts_with(&format!("{k}/")) || e.starts_with(&format!("{k}-")))
+                .find(|(k, _)| {
+                    e == **k || e.starts_with(&format!("{k}/")) || e.starts_with(&format!("{k}-"))
+                })
                 .map(|(_, v)| v.clone())
                 .unwrap_or_else(|| "no result in NEW".into());
             c.missing.push((e, why));
@@ -98,9 +131,18 @@ pub fn compare(base: &Results, new: &Results, threshold_pct: f64) -> Comparison 
 
     // Every figure.
     let _ = writeln!(t, "\n## Every figure\n");
-    let _ = writeln!(t, "| figure | unit | BASE | NEW | change | |\n|---|---|---:|---:|---:|---|");
-    let bf: BTreeMap<String, _> = figures(base).into_iter().map(|f| (f.key.clone(), f)).collect();
-    let nf: BTreeMap<String, _> = figures(new).into_iter().map(|f| (f.key.clone(), f)).collect();
+    let _ = writeln!(
+        t,
+        "| figure | unit | BASE | NEW | change | |\n|---|---|---:|---:|---:|---|"
+    );
+    let bf: BTreeMap<String, _> = figures(base)
+        .into_iter()
+        .map(|f| (f.key.clone(), f))
+        .collect();
+    let nf: BTreeMap<String, _> = figures(new)
+        .into_iter()
+        .map(|f| (f.key.clone(), f))
+        .collect();
     let mut keys: Vec<&String> = bf.keys().chain(nf.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -114,11 +156,22 @@ pub fn compare(base: &Results, new: &Results, threshold_pct: f64) -> Comparison 
             (true, false, _) => "missing in NEW".to_string(),
             (false, true, _) => "new".to_string(),
             (_, _, Some(p)) if p.abs() >= threshold_pct => {
-                if (p > 0.0) == f.higher_is_better { "better".into() } else { "worse".into() }
+                if (p > 0.0) == f.higher_is_better {
+                    "better".into()
+                } else {
+                    "worse".into()
+                }
             }
             _ => String::new(),
         };
-        let _ = writeln!(t, "| {k} | {} | {} | {} | {} | {note} |", f.unit, fmt_opt(bv), fmt_opt(nv), pct(ch));
+        let _ = writeln!(
+            t,
+            "| {k} | {} | {} | {} | {} | {note} |",
+            f.unit,
+            fmt_opt(bv),
+            fmt_opt(nv),
+            pct(ch)
+        );
     }
 
     let _ = writeln!(

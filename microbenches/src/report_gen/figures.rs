@@ -27,8 +27,21 @@ pub struct KeyRatio {
     pub value: Option<f64>,
 }
 
-fn fig(out: &mut Vec<Figure>, experiment: String, metric: &str, value: Option<f64>, unit: &'static str, higher_is_better: bool) {
-    out.push(Figure { key: format!("{experiment} {metric}"), experiment, value, unit, higher_is_better });
+fn fig(
+    out: &mut Vec<Figure>,
+    experiment: String,
+    metric: &str,
+    value: Option<f64>,
+    unit: &'static str,
+    higher_is_better: bool,
+) {
+    out.push(Figure {
+        key: format!("{experiment} {metric}"),
+        experiment,
+        value,
+        unit,
+        higher_is_better,
+    });
 }
 
 /// Every figure of a results directory, in a stable order.
@@ -36,27 +49,104 @@ pub fn figures(r: &Results) -> Vec<Figure> {
     let mut out = Vec::new();
     for m in &r.micro {
         let e = m.name();
-        fig(&mut out, e.clone(), "KEvents/s", m.kevents_median(), "KEvents/s", true);
-        fig(&mut out, e.clone(), "steal cost", m.steal_cost_cycles(), "cycles", false);
-        fig(&mut out, e.clone(), "stolen time", m.stolen_time_cycles(), "cycles", true);
-        fig(&mut out, e.clone(), "locking time", m.locking_time_pct(), "%", false);
-        fig(&mut out, e, "L2 misses/event", m.l2_misses_per_event(), "misses", false);
+        fig(
+            &mut out,
+            e.clone(),
+            "KEvents/s",
+            m.kevents_median(),
+            "KEvents/s",
+            true,
+        );
+        fig(
+            &mut out,
+            e.clone(),
+            "steal cost",
+            m.steal_cost_cycles(),
+            "cycles",
+            false,
+        );
+        fig(
+            &mut out,
+            e.clone(),
+            "stolen time",
+            m.stolen_time_cycles(),
+            "cycles",
+            true,
+        );
+        fig(
+            &mut out,
+            e.clone(),
+            "locking time",
+            m.locking_time_pct(),
+            "%",
+            false,
+        );
+        fig(
+            &mut out,
+            e,
+            "L2 misses/event",
+            m.l2_misses_per_event(),
+            "misses",
+            false,
+        );
     }
     for d in &r.dispatch {
-        fig(&mut out, format!("microbench/dispatch-w{}/{}", d.workers, d.runtime), "ns/event", d.ns_per_event, "ns", false);
+        fig(
+            &mut out,
+            format!("microbench/dispatch-w{}/{}", d.workers, d.runtime),
+            "ns/event",
+            d.ns_per_event,
+            "ns",
+            false,
+        );
     }
     for w in &r.sws {
         let e = format!("sws/{}-w{}-c{}", w.config, w.workers, w.clients);
-        fig(&mut out, e.clone(), "req/s", w.requests_per_sec, "req/s", true);
+        fig(
+            &mut out,
+            e.clone(),
+            "req/s",
+            w.requests_per_sec,
+            "req/s",
+            true,
+        );
         fig(&mut out, e.clone(), "p99 latency", w.p99_us, "us", false);
-        fig(&mut out, e.clone(), "steal cost", w.stats.steal_cost_cycles, "cycles", false);
-        fig(&mut out, e, "stolen time", w.stats.stolen_time_cycles, "cycles", true);
+        fig(
+            &mut out,
+            e.clone(),
+            "steal cost",
+            w.stats.steal_cost_cycles,
+            "cycles",
+            false,
+        );
+        fig(
+            &mut out,
+            e,
+            "stolen time",
+            w.stats.stolen_time_cycles,
+            "cycles",
+            true,
+        );
     }
     for f in &r.sfs {
         let e = sfs_name(f);
         fig(&mut out, e.clone(), "MB/s", f.mbytes_per_sec, "MB/s", true);
-        fig(&mut out, e.clone(), "steal cost", f.stats.steal_cost_cycles, "cycles", false);
-        fig(&mut out, e, "stolen time", f.stats.stolen_time_cycles, "cycles", true);
+        fig(
+            &mut out,
+            e.clone(),
+            "steal cost",
+            f.stats.steal_cost_cycles,
+            "cycles",
+            false,
+        );
+        fig(
+            &mut out,
+            e,
+            "stolen time",
+            f.stats.stolen_time_cycles,
+            "cycles",
+            true,
+        );
     }
     out
 }
@@ -101,7 +191,10 @@ pub fn sws_speedup(r: &Results, config: &str) -> Option<f64> {
     if clients.is_empty() {
         return None;
     }
-    ratio(r.sws_peak(config, w, &clients), r.sws_peak(config, 1, &clients))
+    ratio(
+        r.sws_peak(config, w, &clients),
+        r.sws_peak(config, 1, &clients),
+    )
 }
 
 /// Speedup of an SFS configuration from 1 worker to the main worker count.
@@ -124,19 +217,28 @@ pub fn key_ratios(r: &Results) -> Vec<KeyRatio> {
             name: "unbalanced: mely time-left / libasync off (KEvents/s)",
             paper: Some(2042.0 / 1310.0),
             paper_note: "Mely Table IV: 2042 / Table III: 1310",
-            value: ratio(kev("unbalanced", "mely", "time-left"), kev("unbalanced", "libasync", "off")),
+            value: ratio(
+                kev("unbalanced", "mely", "time-left"),
+                kev("unbalanced", "libasync", "off"),
+            ),
         },
         KeyRatio {
             name: "penalty: mely penalty / mely base (KEvents/s)",
             paper: Some(2122.0 / 1386.0),
             paper_note: "Mely Table V: 2122 / 1386",
-            value: ratio(kev("penalty", "mely", "penalty"), kev("penalty", "mely", "base")),
+            value: ratio(
+                kev("penalty", "mely", "penalty"),
+                kev("penalty", "mely", "base"),
+            ),
         },
         KeyRatio {
             name: "cache-efficient: mely locality / mely base (KEvents/s)",
             paper: Some(1869.0 / 1426.0),
             paper_note: "Mely Table VI: 1869 / 1426",
-            value: ratio(kev("cache-efficient", "mely", "locality"), kev("cache-efficient", "mely", "base")),
+            value: ratio(
+                kev("cache-efficient", "mely", "locality"),
+                kev("cache-efficient", "mely", "base"),
+            ),
         },
         KeyRatio {
             name: "SWS: mely all / libasync off (peak req/s)",
@@ -166,19 +268,26 @@ pub fn key_ratios(r: &Results) -> Vec<KeyRatio> {
             name: "SFS: colored / none (MB/s)",
             paper: None,
             paper_note: "libasync-smp: 2.5x on 4 CPUs over 1 CPU (ours: 2 workers, same run)",
-            value: sfs_w.and_then(|w| ratio(r.sfs_mbps("colored", Some(w)), r.sfs_mbps("none", Some(w)))),
+            value: sfs_w
+                .and_then(|w| ratio(r.sfs_mbps("colored", Some(w)), r.sfs_mbps("none", Some(w)))),
         },
         KeyRatio {
             name: "SFS: colored / N-copy (MB/s)",
             paper: None,
             paper_note: "no figure; N-copy is the upper bound (libasync-smp: close to it)",
-            value: sfs_w.and_then(|w| ratio(r.sfs_mbps("colored", Some(w)), r.sfs_mbps("ncopy", Some(w)))),
+            value: sfs_w
+                .and_then(|w| ratio(r.sfs_mbps("colored", Some(w)), r.sfs_mbps("ncopy", Some(w)))),
         },
         KeyRatio {
             name: "SFS: libasync base / libasync off (MB/s)",
             paper: Some(1.35),
             paper_note: "Mely Fig. 3/8: about +35%",
-            value: sfs_w.and_then(|w| ratio(r.sfs_mbps("libasync-base", Some(w)), r.sfs_mbps("libasync-off", Some(w)))),
+            value: sfs_w.and_then(|w| {
+                ratio(
+                    r.sfs_mbps("libasync-base", Some(w)),
+                    r.sfs_mbps("libasync-off", Some(w)),
+                )
+            }),
         },
         KeyRatio {
             name: "SFS: colored, speedup over 1 worker",

@@ -33,7 +33,10 @@ impl MicroRow {
     pub fn name(&self) -> String {
         match &self.config {
             Some(c) => format!("microbench/{}/{}", self.bench, c),
-            None => format!("microbench/{}/{}/{}", self.bench, self.runtime, self.stealing),
+            None => format!(
+                "microbench/{}/{}/{}",
+                self.bench, self.runtime, self.stealing
+            ),
         }
     }
     pub fn kevents_median(&self) -> Option<f64> {
@@ -49,7 +52,12 @@ impl MicroRow {
     /// rate (as in the microbenches table printer).
     pub fn median_rep(&self) -> Option<&Rep> {
         let m = self.kevents_median()?;
-        self.reps.iter().min_by(|a, b| (a.kevents - m).abs().partial_cmp(&(b.kevents - m).abs()).expect("finite"))
+        self.reps.iter().min_by(|a, b| {
+            (a.kevents - m)
+                .abs()
+                .partial_cmp(&(b.kevents - m).abs())
+                .expect("finite")
+        })
     }
     pub fn steal_cost_cycles(&self) -> Option<f64> {
         self.median_rep().and_then(|r| r.steal_cost_cycles)
@@ -131,13 +139,19 @@ fn num(v: &Value, path: &[&str]) -> Option<f64> {
 }
 
 fn read_json(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))
 }
 
 fn stats_of(path: &Path) -> ServerStats {
-    let Ok(v) = read_json(path) else { return ServerStats::default() };
-    let rs = v.get("runtime_stats").filter(|x| x.is_object()).unwrap_or(&v);
+    let Ok(v) = read_json(path) else {
+        return ServerStats::default();
+    };
+    let rs = v
+        .get("runtime_stats")
+        .filter(|x| x.is_object())
+        .unwrap_or(&v);
     ServerStats {
         steals: num(rs, &["total", "steals"]),
         steal_cost_cycles: num(rs, &["steal_cost_cycles_avg"]),
@@ -163,7 +177,10 @@ impl Results {
     /// Load a results directory. Fails only when the directory itself cannot be read.
     pub fn load(dir: &Path) -> anyhow::Result<Results> {
         anyhow::ensure!(dir.is_dir(), "{} is not a results directory", dir.display());
-        let mut r = Results { dir: dir.to_path_buf(), ..Default::default() };
+        let mut r = Results {
+            dir: dir.to_path_buf(),
+            ..Default::default()
+        };
         if let Ok(Value::Object(m)) = read_json(&dir.join("env.json")) {
             r.env = m.into_iter().collect();
         }
@@ -176,10 +193,19 @@ impl Results {
             if let Some(name) = rel_s.strip_suffix(".error") {
                 let msg = std::fs::read_to_string(&path).unwrap_or_default();
                 let msg = msg.trim();
-                r.missing.insert(name.to_string(), if msg.is_empty() { "failed (no message)".into() } else { msg.to_string() });
+                r.missing.insert(
+                    name.to_string(),
+                    if msg.is_empty() {
+                        "failed (no message)".into()
+                    } else {
+                        msg.to_string()
+                    },
+                );
                 continue;
             }
-            let Some(name) = rel_s.strip_suffix(".json") else { continue };
+            let Some(name) = rel_s.strip_suffix(".json") else {
+                continue;
+            };
             if name == "env" || name.ends_with(".stats") {
                 continue;
             }
@@ -201,19 +227,32 @@ impl Results {
             return Ok(());
         }
         if let Some(w) = name.strip_prefix("microbench/dispatch-w") {
-            let workers: usize = w.parse().map_err(|_| format!("bad dispatch file name {name}"))?;
+            let workers: usize = w
+                .parse()
+                .map_err(|_| format!("bad dispatch file name {name}"))?;
             let arr = v.as_array().ok_or("dispatch JSON is not an array")?;
             for item in arr {
-                let runtime = item.get("runtime").and_then(Value::as_str).ok_or("dispatch result without runtime")?;
-                self.dispatch.push(DispatchRow { workers, runtime: runtime.into(), ns_per_event: num(item, &["ns_per_event"]) });
+                let runtime = item
+                    .get("runtime")
+                    .and_then(Value::as_str)
+                    .ok_or("dispatch result without runtime")?;
+                self.dispatch.push(DispatchRow {
+                    workers,
+                    runtime: runtime.into(),
+                    ns_per_event: num(item, &["ns_per_event"]),
+                });
             }
             return Ok(());
         }
         if let Some(stem) = name.strip_prefix("sws/") {
-            let (config, workers, clients) = parse_run_name(stem).ok_or(format!("bad SWS file name {name}"))?;
+            let (config, workers, clients) =
+                parse_run_name(stem).ok_or(format!("bad SWS file name {name}"))?;
             let clients = clients.ok_or(format!("SWS file name without -c<clients>: {name}"))?;
             let med = v.get("median").ok_or("load-injector JSON without median")?;
-            let errors = med.get("errors").and_then(Value::as_object).map(|m| m.values().filter_map(Value::as_f64).sum());
+            let errors = med
+                .get("errors")
+                .and_then(Value::as_object)
+                .map(|m| m.values().filter_map(Value::as_f64).sum());
             self.sws.push(SwsRun {
                 config,
                 workers,
@@ -236,7 +275,13 @@ impl Results {
             if mbps.is_none() {
                 return Err(format!("{name}: no mbytes_per_sec"));
             }
-            self.sfs.push(SfsRun { config, workers, mbytes_per_sec: mbps, errors: num(&v, &["errors"]), stats: stats_of(&stats_path) });
+            self.sfs.push(SfsRun {
+                config,
+                workers,
+                mbytes_per_sec: mbps,
+                errors: num(&v, &["errors"]),
+                stats: stats_of(&stats_path),
+            });
             return Ok(());
         }
         Err(format!("unknown experiment file {name}.json"))
@@ -250,7 +295,11 @@ impl Results {
         if bench == "unbalanced" && s("costs").as_deref() == Some("profiled") {
             stealing.push_str("-profiled");
         }
-        let config = if bench == "synthetic" { s("config") } else { None };
+        let config = if bench == "synthetic" {
+            s("config")
+        } else {
+            None
+        };
         let Some(kevents) = num(item, &["kevents_per_sec"]) else {
             return Err(format!("{bench} {runtime} {stealing}: no kevents_per_sec"));
         };
@@ -261,9 +310,17 @@ impl Results {
             locking_time_pct: num(item, &["locking_time_pct"]),
             l2_misses_per_event: num(item, &["l2_misses_per_event"]),
         };
-        match self.micro.iter_mut().find(|m| m.bench == bench && m.runtime == runtime && m.stealing == stealing && m.config == config) {
+        match self.micro.iter_mut().find(|m| {
+            m.bench == bench && m.runtime == runtime && m.stealing == stealing && m.config == config
+        }) {
             Some(row) => row.reps.push(rep),
-            None => self.micro.push(MicroRow { bench, runtime, stealing, config, reps: vec![rep] }),
+            None => self.micro.push(MicroRow {
+                bench,
+                runtime,
+                stealing,
+                config,
+                reps: vec![rep],
+            }),
         }
         Ok(())
     }
@@ -296,27 +353,60 @@ impl Results {
     }
 
     pub fn micro_row(&self, bench: &str, runtime: &str, stealing: &str) -> Option<&MicroRow> {
-        self.micro.iter().find(|m| m.bench == bench && m.runtime == runtime && m.stealing == stealing && m.config.is_none())
+        self.micro.iter().find(|m| {
+            m.bench == bench && m.runtime == runtime && m.stealing == stealing && m.config.is_none()
+        })
     }
 
     pub fn sws_rps(&self, config: &str, workers: usize, clients: usize) -> Option<f64> {
-        self.sws.iter().find(|r| r.config == config && r.workers == workers && r.clients == clients).and_then(|r| r.requests_per_sec)
+        self.sws
+            .iter()
+            .find(|r| r.config == config && r.workers == workers && r.clients == clients)
+            .and_then(|r| r.requests_per_sec)
     }
 
     pub fn sfs_mbps(&self, config: &str, workers: Option<usize>) -> Option<f64> {
-        self.sfs.iter().find(|r| r.config == config && r.workers == workers).and_then(|r| r.mbytes_per_sec)
+        self.sfs
+            .iter()
+            .find(|r| r.config == config && r.workers == workers)
+            .and_then(|r| r.mbytes_per_sec)
     }
 
     /// SWS configurations in a stable, meaningful order (ours first, then peers).
     pub fn sws_configs(&self) -> Vec<String> {
-        let order = ["libasync-off", "libasync-base", "mely-off", "mely-all", "ncopy", "nginx", "apache"];
-        let mut v: Vec<String> = self.sws.iter().map(|r| r.config.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-        v.sort_by_key(|c| (order.iter().position(|o| o == c).unwrap_or(order.len()), c.clone()));
+        let order = [
+            "libasync-off",
+            "libasync-base",
+            "mely-off",
+            "mely-all",
+            "ncopy",
+            "nginx",
+            "apache",
+        ];
+        let mut v: Vec<String> = self
+            .sws
+            .iter()
+            .map(|r| r.config.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        v.sort_by_key(|c| {
+            (
+                order.iter().position(|o| o == c).unwrap_or(order.len()),
+                c.clone(),
+            )
+        });
         v
     }
 
     pub fn sws_clients(&self, workers: usize) -> Vec<usize> {
-        self.sws.iter().filter(|r| r.workers == workers).map(|r| r.clients).collect::<BTreeSet<_>>().into_iter().collect()
+        self.sws
+            .iter()
+            .filter(|r| r.workers == workers)
+            .map(|r| r.clients)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
     }
 
     /// Peak requests/s of a configuration at `workers`, over the client counts in `clients`
@@ -326,11 +416,16 @@ impl Results {
             .iter()
             .filter(|r| r.config == config && r.workers == workers && clients.contains(&r.clients))
             .filter_map(|r| r.requests_per_sec)
-            .fold(None, |acc: Option<f64>, x| Some(acc.map_or(x, |a| a.max(x))))
+            .fold(None, |acc: Option<f64>, x| {
+                Some(acc.map_or(x, |a| a.max(x)))
+            })
     }
 
     pub fn dispatch_ns(&self, workers: usize, runtime: &str) -> Option<f64> {
-        self.dispatch.iter().find(|d| d.workers == workers && d.runtime == runtime).and_then(|d| d.ns_per_event)
+        self.dispatch
+            .iter()
+            .find(|d| d.workers == workers && d.runtime == runtime)
+            .and_then(|d| d.ns_per_event)
     }
 }
 

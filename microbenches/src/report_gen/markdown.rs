@@ -1,6 +1,9 @@
 //! `report.md` (each paper table beside ours, the environment, what is missing) and the CSVs.
 
-use super::figures::{figures, key_ratios, sfs_main_workers, sfs_speedup, sws_main_workers, sws_peak_ratio, sws_speedup};
+use super::figures::{
+    figures, key_ratios, sfs_main_workers, sfs_speedup, sws_main_workers, sws_peak_ratio,
+    sws_speedup,
+};
 use super::load::Results;
 use super::{fmt_opt, ratio};
 use microbenches::tables::{self, Measured};
@@ -9,7 +12,10 @@ use std::fmt::Write;
 /// The microbenchmark tables (III-VI, synthetic) with our medians beside the paper's figures.
 fn micro_tables(r: &Results, out: &mut String) {
     if r.micro.is_empty() {
-        let _ = writeln!(out, "No microbenchmark results (not run, or see Missing experiments).\n");
+        let _ = writeln!(
+            out,
+            "No microbenchmark results (not run, or see Missing experiments).\n"
+        );
         return;
     }
     let _ = writeln!(
@@ -23,7 +29,9 @@ fn micro_tables(r: &Results, out: &mut String) {
             .iter()
             .map(|row| {
                 let m = if t.bench == "synthetic" {
-                    r.micro.iter().find(|m| m.bench == "synthetic" && m.config.as_deref() == Some(row.label))
+                    r.micro
+                        .iter()
+                        .find(|m| m.bench == "synthetic" && m.config.as_deref() == Some(row.label))
                 } else {
                     r.micro_row(t.bench, row.runtime, row.stealing)
                 }?;
@@ -34,14 +42,21 @@ fn micro_tables(r: &Results, out: &mut String) {
                     "L2 misses/event" => m.l2_misses_per_event(),
                     _ => None,
                 };
-                Some(Measured { kevents: m.kevents_median()?, kevents_spread: m.kevents_spread()?, metric })
+                Some(Measured {
+                    kevents: m.kevents_median()?,
+                    kevents_spread: m.kevents_spread()?,
+                    metric,
+                })
             })
             .collect();
         out.push_str(&tables::render(&t, &measured));
         out.push('\n');
     }
     if r.micro.iter().all(|m| m.l2_misses_per_event().is_none()) {
-        let _ = writeln!(out, "L2 misses are n/a: this machine exposes no hardware cache counters.\n");
+        let _ = writeln!(
+            out,
+            "L2 misses are n/a: this machine exposes no hardware cache counters.\n"
+        );
     }
 }
 
@@ -64,11 +79,36 @@ fn table_one(r: &Results, out: &mut String) {
          cycles per steal)\n"
     );
     let _ = writeln!(out, "| system | paper stealing (cycles) | paper stolen (cycles) | ours stealing (cycles) | ours stolen (cycles) | ours steals |\n|---|---:|---:|---:|---:|---:|");
-    let rows: [(&str, Option<f64>, Option<f64>, Option<super::load::ServerStats>); 4] = [
-        ("SFS, libasync base WS", Some(4_800.0), Some(1_200_000.0), sfs("libasync-base").map(|s| s.stats.clone())),
-        ("SFS, mely all", None, None, sfs("colored").map(|s| s.stats.clone())),
-        ("Web server, libasync base WS", Some(197_000.0), Some(20_000.0), sws("libasync-base").map(|s| s.stats.clone())),
-        ("Web server, mely all", Some(6_000.0), Some(23_000.0), sws("mely-all").map(|s| s.stats.clone())),
+    let rows: [(
+        &str,
+        Option<f64>,
+        Option<f64>,
+        Option<super::load::ServerStats>,
+    ); 4] = [
+        (
+            "SFS, libasync base WS",
+            Some(4_800.0),
+            Some(1_200_000.0),
+            sfs("libasync-base").map(|s| s.stats.clone()),
+        ),
+        (
+            "SFS, mely all",
+            None,
+            None,
+            sfs("colored").map(|s| s.stats.clone()),
+        ),
+        (
+            "Web server, libasync base WS",
+            Some(197_000.0),
+            Some(20_000.0),
+            sws("libasync-base").map(|s| s.stats.clone()),
+        ),
+        (
+            "Web server, mely all",
+            Some(6_000.0),
+            Some(23_000.0),
+            sws("mely-all").map(|s| s.stats.clone()),
+        ),
     ];
     for (name, ps, pt, st) in rows {
         let st = st.unwrap_or_default();
@@ -79,7 +119,8 @@ fn table_one(r: &Results, out: &mut String) {
             fmt_opt(pt),
             fmt_opt(st.steal_cost_cycles),
             fmt_opt(st.stolen_time_cycles),
-            st.steals.map_or_else(|| "n/a".into(), |s| format!("{s:.0}"))
+            st.steals
+                .map_or_else(|| "n/a".into(), |s| format!("{s:.0}"))
         );
     }
     out.push('\n');
@@ -88,7 +129,10 @@ fn table_one(r: &Results, out: &mut String) {
 fn sws_section(r: &Results, out: &mut String) {
     let w = sws_main_workers(r);
     if r.sws.is_empty() {
-        let _ = writeln!(out, "No SWS results (not run, or see Missing experiments).\n");
+        let _ = writeln!(
+            out,
+            "No SWS results (not run, or see Missing experiments).\n"
+        );
         return;
     }
     let configs = r.sws_configs();
@@ -120,7 +164,10 @@ fn sws_section(r: &Results, out: &mut String) {
     for c in &configs {
         let _ = write!(out, " {c} p99 |");
     }
-    let _ = write!(out, " injector CPU us/req (median over configurations) |\n|---:|");
+    let _ = write!(
+        out,
+        " injector CPU us/req (median over configurations) |\n|---:|"
+    );
     for _ in &configs {
         out.push_str("---:|");
     }
@@ -129,8 +176,15 @@ fn sws_section(r: &Results, out: &mut String) {
         let _ = write!(out, "| {n} |");
         let mut cpu = Vec::new();
         for c in &configs {
-            let run = r.sws.iter().find(|s| s.config == *c && s.workers == w && s.clients == n);
-            let _ = write!(out, " {} |", fmt_opt(run.and_then(|s| s.p99_us).map(|us| us / 1000.0)));
+            let run = r
+                .sws
+                .iter()
+                .find(|s| s.config == *c && s.workers == w && s.clients == n);
+            let _ = write!(
+                out,
+                " {} |",
+                fmt_opt(run.and_then(|s| s.p99_us).map(|us| us / 1000.0))
+            );
             cpu.extend(run.and_then(|s| s.injector_cpu_us_per_request));
         }
         let _ = writeln!(out, " {} |", fmt_opt(super::median(cpu)));
@@ -140,23 +194,67 @@ fn sws_section(r: &Results, out: &mut String) {
         .sws
         .iter()
         .filter(|s| s.errors.unwrap_or(0.0) > 0.0)
-        .map(|s| format!("{} w{} c{}: {:.0}", s.config, s.workers, s.clients, s.errors.unwrap_or(0.0)))
+        .map(|s| {
+            format!(
+                "{} w{} c{}: {:.0}",
+                s.config,
+                s.workers,
+                s.clients,
+                s.errors.unwrap_or(0.0)
+            )
+        })
         .collect();
     if !errs.is_empty() {
-        let _ = writeln!(out, "Injector errors (not counted as requests): {}.\n", errs.join("; "));
+        let _ = writeln!(
+            out,
+            "Injector errors (not counted as requests): {}.\n",
+            errs.join("; ")
+        );
     }
-    let _ = writeln!(out, "Ratios compare peaks over the client counts where both configurations were measured.\n");
-    let _ = writeln!(out, "| SWS ratio (peak req/s) | paper | ours | ours / paper |\n|---|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "Ratios compare peaks over the client counts where both configurations were measured.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| SWS ratio (peak req/s) | paper | ours | ours / paper |\n|---|---:|---:|---:|"
+    );
     let rows: [(&str, &str, &str, Option<f64>); 5] = [
-        ("libasync base / libasync off", "libasync-base", "libasync-off", Some(0.67)),
-        ("mely all / libasync off", "mely-all", "libasync-off", Some(1.25)),
-        ("mely all / libasync base", "mely-all", "libasync-base", Some(1.73)),
-        ("mely off / libasync off", "mely-off", "libasync-off", Some(0.87)),
+        (
+            "libasync base / libasync off",
+            "libasync-base",
+            "libasync-off",
+            Some(0.67),
+        ),
+        (
+            "mely all / libasync off",
+            "mely-all",
+            "libasync-off",
+            Some(1.25),
+        ),
+        (
+            "mely all / libasync base",
+            "mely-all",
+            "libasync-base",
+            Some(1.73),
+        ),
+        (
+            "mely off / libasync off",
+            "mely-off",
+            "libasync-off",
+            Some(0.87),
+        ),
         ("mely all / N-copy", "mely-all", "ncopy", None),
     ];
     for (name, a, b, paper) in rows {
         let ours = sws_peak_ratio(r, a, b);
-        let _ = writeln!(out, "| {name} | {} | {} | {} |", fmt_opt(paper), fmt_opt(ours), fmt_opt(ratio(ours, paper)));
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} |",
+            fmt_opt(paper),
+            fmt_opt(ours),
+            fmt_opt(ratio(ours, paper))
+        );
     }
     for peer in ["nginx", "apache"] {
         let ours = sws_peak_ratio(r, "mely-all", peer);
@@ -181,7 +279,14 @@ fn scaling_section(r: &Results, out: &mut String) {
         let one = r.sws_peak(&c, 1, &clients);
         let many = r.sws_peak(&c, w, &clients);
         let paper = if c == "libasync-off" { Some(1.5) } else { None };
-        let _ = writeln!(out, "| SWS {c} (req/s) | {} | {} | {} | {} |", fmt_opt(one), fmt_opt(many), fmt_opt(sws_speedup(r, &c)), fmt_opt(paper));
+        let _ = writeln!(
+            out,
+            "| SWS {c} (req/s) | {} | {} | {} | {} |",
+            fmt_opt(one),
+            fmt_opt(many),
+            fmt_opt(sws_speedup(r, &c)),
+            fmt_opt(paper)
+        );
     }
     if let Some(sw) = sfs_main_workers(r) {
         for c in ["colored", "none", "ncopy", "libasync-off", "libasync-base"] {
@@ -204,7 +309,10 @@ fn scaling_section(r: &Results, out: &mut String) {
 
 fn sfs_section(r: &Results, out: &mut String) {
     let Some(w) = sfs_main_workers(r) else {
-        let _ = writeln!(out, "No SFS results (not run, or see Missing experiments).\n");
+        let _ = writeln!(
+            out,
+            "No SFS results (not run, or see Missing experiments).\n"
+        );
         return;
     };
     let none = r.sfs_mbps("none", Some(w));
@@ -229,17 +337,30 @@ fn sfs_section(r: &Results, out: &mut String) {
         let label = match c {
             "colored" => "colored (mely all, per-client colors)".to_string(),
             "none" => "none (everything in color 0)".to_string(),
-            "sftp" => format!("OpenSSH sftp, chacha20-poly1305 ({} sessions)", r.env_str("sftp_clients")),
+            "sftp" => format!(
+                "OpenSSH sftp, chacha20-poly1305 ({} sessions)",
+                r.env_str("sftp_clients")
+            ),
             _ => c.to_string(),
         };
-        let _ = writeln!(out, "| {label} | {} | {} | {} | {} |", fmt_opt(v), fmt_opt(ratio(v, none)), fmt_opt(ratio(v, loff)), fmt_opt(paper));
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {} | {} |",
+            fmt_opt(v),
+            fmt_opt(ratio(v, none)),
+            fmt_opt(ratio(v, loff)),
+            fmt_opt(paper)
+        );
     }
     let _ = writeln!(out, "\nPaper: Mely Sec. II and V-C, libasync WS about +35% over no WS; Mely all about equal to libasync WS.\n");
 }
 
 fn dispatch_section(r: &Results, out: &mut String) {
     if r.dispatch.is_empty() {
-        let _ = writeln!(out, "No dispatch results (not run, or see Missing experiments).\n");
+        let _ = writeln!(
+            out,
+            "No dispatch results (not run, or see Missing experiments).\n"
+        );
         return;
     }
     let _ = writeln!(out, "| workers | libasync ns/event | mely ns/event | tokio ns/event | tokio / mely |\n|---:|---:|---:|---:|---:|");
@@ -262,7 +383,10 @@ fn dispatch_section(r: &Results, out: &mut String) {
 /// The whole report.
 pub fn report(r: &Results, plots: &[String]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Colored events: the papers' evaluation beside ours\n");
+    let _ = writeln!(
+        out,
+        "# Colored events: the papers' evaluation beside ours\n"
+    );
     let _ = writeln!(out, "## Environment\n");
     for (k, label) in [
         ("commit", "commit"),
@@ -289,7 +413,11 @@ pub fn report(r: &Results, plots: &[String]) -> String {
         let _ = writeln!(out, "None: every experiment ran.\n");
     } else {
         for (k, v) in &r.missing {
-            let _ = writeln!(out, "- **{k}**: {}", v.lines().take(3).collect::<Vec<_>>().join(" / "));
+            let _ = writeln!(
+                out,
+                "- **{k}**: {}",
+                v.lines().take(3).collect::<Vec<_>>().join(" / ")
+            );
         }
         out.push('\n');
     }
@@ -297,11 +425,22 @@ pub fn report(r: &Results, plots: &[String]) -> String {
     let _ = writeln!(out, "## The ratios that matter\n");
     let _ = writeln!(out, "| ratio | paper | ours | ours / paper | source of the paper's figure |\n|---|---:|---:|---:|---|");
     for k in key_ratios(r) {
-        let _ = writeln!(out, "| {} | {} | {} | {} | {} |", k.name, fmt_opt(k.paper), fmt_opt(k.value), fmt_opt(ratio(k.value, k.paper)), k.paper_note);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            k.name,
+            fmt_opt(k.paper),
+            fmt_opt(k.value),
+            fmt_opt(ratio(k.value, k.paper)),
+            k.paper_note
+        );
     }
     out.push('\n');
 
-    let _ = writeln!(out, "## Microbenchmarks (Mely Tables III-VI, libasync-smp synthetic)\n");
+    let _ = writeln!(
+        out,
+        "## Microbenchmarks (Mely Tables III-VI, libasync-smp synthetic)\n"
+    );
     micro_tables(r, &mut out);
     let _ = writeln!(out, "## Workstealing cost in the servers (Mely Table I)\n");
     table_one(r, &mut out);
@@ -322,7 +461,10 @@ pub fn report(r: &Results, plots: &[String]) -> String {
             let _ = writeln!(out, "- [{p}]({p})");
         }
     }
-    let _ = writeln!(out, "\nPNG twins sit beside each SVG. Raw data: the JSON files of this directory and `csv/`.");
+    let _ = writeln!(
+        out,
+        "\nPNG twins sit beside each SVG. Raw data: the JSON files of this directory and `csv/`."
+    );
     out
 }
 
@@ -343,13 +485,31 @@ pub fn csvs(r: &Results) -> Vec<(String, String)> {
     let mut v = Vec::new();
     let mut s = String::from("experiment,figure,value,unit,higher_is_better\n");
     for f in figures(r) {
-        let metric = f.key.strip_prefix(&format!("{} ", f.experiment)).unwrap_or(&f.key).to_string();
-        let _ = writeln!(s, "{},{},{},{},{}", csv_field(&f.experiment), csv_field(&metric), csv_num(f.value), f.unit, f.higher_is_better);
+        let metric = f
+            .key
+            .strip_prefix(&format!("{} ", f.experiment))
+            .unwrap_or(&f.key)
+            .to_string();
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{}",
+            csv_field(&f.experiment),
+            csv_field(&metric),
+            csv_num(f.value),
+            f.unit,
+            f.higher_is_better
+        );
     }
     v.push(("figures.csv".into(), s));
     let mut s = String::from("ratio,paper,ours\n");
     for k in key_ratios(r) {
-        let _ = writeln!(s, "{},{},{}", csv_field(k.name), csv_num(k.paper), csv_num(k.value));
+        let _ = writeln!(
+            s,
+            "{},{},{}",
+            csv_field(k.name),
+            csv_num(k.paper),
+            csv_num(k.value)
+        );
     }
     v.push(("ratios.csv".into(), s));
     let mut s = String::from("config,workers,clients,requests_per_sec,mbytes_per_sec,p99_us,errors,injector_cpu_us_per_request,steals,steal_cost_cycles,stolen_time_cycles,locking_time_pct\n");
@@ -372,7 +532,9 @@ pub fn csvs(r: &Results) -> Vec<(String, String)> {
         );
     }
     v.push(("sws.csv".into(), s));
-    let mut s = String::from("config,workers,mbytes_per_sec,errors,steals,steal_cost_cycles,stolen_time_cycles\n");
+    let mut s = String::from(
+        "config,workers,mbytes_per_sec,errors,steals,steal_cost_cycles,stolen_time_cycles\n",
+    );
     for f in &r.sfs {
         let _ = writeln!(
             s,

@@ -40,7 +40,11 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
     }
     v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 /// `a / b` when both are measured and `b` is positive.

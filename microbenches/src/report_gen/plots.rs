@@ -25,9 +25,13 @@ const FONT_CANDIDATES: &[&str] = &[
 
 /// Register a font for plotters once (from `COLORED_REPORT_FONT` or the usual paths).
 pub fn register_font() -> Result<PathBuf> {
-    static DONE: std::sync::OnceLock<std::result::Result<PathBuf, String>> = std::sync::OnceLock::new();
+    static DONE: std::sync::OnceLock<std::result::Result<PathBuf, String>> =
+        std::sync::OnceLock::new();
     DONE.get_or_init(|| {
-        let mut candidates: Vec<PathBuf> = std::env::var_os("COLORED_REPORT_FONT").map(PathBuf::from).into_iter().collect();
+        let mut candidates: Vec<PathBuf> = std::env::var_os("COLORED_REPORT_FONT")
+            .map(PathBuf::from)
+            .into_iter()
+            .collect();
         candidates.extend(FONT_CANDIDATES.iter().map(PathBuf::from));
         for c in candidates {
             if let Ok(bytes) = std::fs::read(&c) {
@@ -37,7 +41,10 @@ pub fn register_font() -> Result<PathBuf> {
                 }
             }
         }
-        Err("no TrueType font found (install fonts-dejavu-core or set COLORED_REPORT_FONT)".to_string())
+        Err(
+            "no TrueType font found (install fonts-dejavu-core or set COLORED_REPORT_FONT)"
+                .to_string(),
+        )
     })
     .clone()
     .map_err(|e| anyhow!(e))
@@ -96,24 +103,45 @@ fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, l: &Lines) -> Re
         .x_desc(l.x_desc)
         .y_desc(l.y_desc)
         // Clients and workers are whole numbers: label only whole ticks.
-        .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-9 { format!("{x:.0}") } else { String::new() })
-        .y_label_formatter(&|y| if y1 >= 100.0 { format!("{y:.0}") } else { format!("{y:.2}") })
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-9 {
+                format!("{x:.0}")
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| {
+            if y1 >= 100.0 {
+                format!("{y:.0}")
+            } else {
+                format!("{y:.2}")
+            }
+        })
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(err)?;
     if l.ideal {
         chart
-            .draw_series(DashedLineSeries::new(vec![(x0, x0), (x1, x1)], 6, 4, BLACK.mix(0.5).stroke_width(1)))
+            .draw_series(DashedLineSeries::new(
+                vec![(x0, x0), (x1, x1)],
+                6,
+                4,
+                BLACK.mix(0.5).stroke_width(1),
+            ))
             .map_err(err)?
             .label("ideal (linear)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
     }
     for (i, (name, p)) in l.series.iter().enumerate() {
         let c = PALETTE[i % PALETTE.len()];
-        chart.draw_series(LineSeries::new(p.clone(), c.stroke_width(2))).map_err(err)?.label(name).legend(move |(x, y)| {
-            PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-        });
-        chart.draw_series(p.iter().map(|&(x, y)| Circle::new((x, y), 4, c.filled()))).map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(p.clone(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart
+            .draw_series(p.iter().map(|&(x, y)| Circle::new((x, y), 4, c.filled())))
+            .map_err(err)?;
     }
     chart
         .configure_series_labels()
@@ -140,11 +168,20 @@ struct Bars<'a> {
 
 fn draw_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, b: &Bars) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
-    let vals: Vec<f64> = b.series.iter().flat_map(|(_, v)| v.iter().flatten().copied()).filter(|v| v.is_finite() && (!b.log || *v > 0.0)).collect();
+    let vals: Vec<f64> = b
+        .series
+        .iter()
+        .flat_map(|(_, v)| v.iter().flatten().copied())
+        .filter(|v| v.is_finite() && (!b.log || *v > 0.0))
+        .collect();
     if vals.is_empty() {
         bail!("no data");
     }
-    let ymax = vals.iter().copied().fold(b.reference.unwrap_or(0.0), f64::max) * if b.log { 20.0 } else { 1.25 };
+    let ymax = vals
+        .iter()
+        .copied()
+        .fold(b.reference.unwrap_or(0.0), f64::max)
+        * if b.log { 20.0 } else { 1.25 };
     let n = b.categories.len();
     let cats = b.categories.clone();
     let fmt_x = move |x: &f64| {
@@ -165,7 +202,13 @@ fn draw_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, b: &Bars) -> Resu
                 .disable_x_mesh()
                 .x_labels(n + 1)
                 .x_label_formatter(&fmt_x)
-                .y_label_formatter(&|y: &f64| if b.log { format!("{y:.0}") } else { format!("{y:.2}") })
+                .y_label_formatter(&|y: &f64| {
+                    if b.log {
+                        format!("{y:.0}")
+                    } else {
+                        format!("{y:.2}")
+                    }
+                })
                 .y_desc(b.y_desc)
                 .label_style(("sans-serif", 13))
                 .draw()
@@ -180,15 +223,25 @@ fn draw_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, b: &Bars) -> Resu
                             return None;
                         }
                         let x = i as f64 + left;
-                        Some(Rectangle::new([(x, $y0), (x + width * 0.95, y)], c.filled()))
+                        Some(Rectangle::new(
+                            [(x, $y0), (x + width * 0.95, y)],
+                            c.filled(),
+                        ))
                     }))
                     .map_err(err)?
                     .label(name.as_str())
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled())
+                    });
             }
             if let Some(r) = b.reference {
                 chart
-                    .draw_series(DashedLineSeries::new(vec![(-0.5, r), (n as f64 - 0.5, r)], 6, 4, BLACK.stroke_width(1)))
+                    .draw_series(DashedLineSeries::new(
+                        vec![(-0.5, r), (n as f64 - 0.5, r)],
+                        6,
+                        4,
+                        BLACK.stroke_width(1),
+                    ))
                     .map_err(err)?;
             }
             chart
@@ -202,12 +255,26 @@ fn draw_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, b: &Bars) -> Resu
         }};
     }
     let mut builder = ChartBuilder::on(&root);
-    builder.caption(b.title, ("sans-serif", 22)).margin(15).x_label_area_size(45).y_label_area_size(80);
+    builder
+        .caption(b.title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(80);
     if b.log {
         let ymin = vals.iter().copied().fold(f64::INFINITY, f64::min).max(1e-9) / 3.0;
-        body!(builder.build_cartesian_2d(-0.5..(n as f64 - 0.5), (ymin..ymax).log_scale()).map_err(err)?, ymin);
+        body!(
+            builder
+                .build_cartesian_2d(-0.5..(n as f64 - 0.5), (ymin..ymax).log_scale())
+                .map_err(err)?,
+            ymin
+        );
     } else {
-        body!(builder.build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..ymax).map_err(err)?, 0.0);
+        body!(
+            builder
+                .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..ymax)
+                .map_err(err)?,
+            0.0
+        );
     }
     root.present().map_err(err)?;
     Ok(())
@@ -246,7 +313,11 @@ fn charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
         .sws_configs()
         .into_iter()
         .map(|c| {
-            let pts = r.sws_clients(w).into_iter().filter_map(|n| r.sws_rps(&c, w, n).map(|y| (n as f64, y))).collect::<Vec<_>>();
+            let pts = r
+                .sws_clients(w)
+                .into_iter()
+                .filter_map(|n| r.sws_rps(&c, w, n).map(|y| (n as f64, y)))
+                .collect::<Vec<_>>();
             (c, pts)
         })
         .filter(|(_, p)| !p.is_empty())
@@ -254,28 +325,50 @@ fn charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
     if !series.is_empty() {
         out.push((
             "sws-throughput",
-            Chart::Lines(Lines { title: "SWS: throughput vs clients (1 KB file)", x_desc: "virtual clients", y_desc: "requests/s", series, ideal: false }),
+            Chart::Lines(Lines {
+                title: "SWS: throughput vs clients (1 KB file)",
+                x_desc: "virtual clients",
+                y_desc: "requests/s",
+                series,
+                ideal: false,
+            }),
         ));
     }
     // Speedup vs workers.
     let mut series = Vec::new();
     let w1_clients = r.sws_clients(1);
     for c in r.sws_configs() {
-        let mut ws: Vec<usize> = r.sws.iter().filter(|s| s.config == c).map(|s| s.workers).collect();
+        let mut ws: Vec<usize> = r
+            .sws
+            .iter()
+            .filter(|s| s.config == c)
+            .map(|s| s.workers)
+            .collect();
         ws.sort();
         ws.dedup();
         let one = r.sws_peak(&c, 1, &w1_clients);
-        let pts: Vec<(f64, f64)> = ws.iter().filter_map(|&k| ratio(r.sws_peak(&c, k, &w1_clients), one).map(|s| (k as f64, s))).collect();
+        let pts: Vec<(f64, f64)> = ws
+            .iter()
+            .filter_map(|&k| ratio(r.sws_peak(&c, k, &w1_clients), one).map(|s| (k as f64, s)))
+            .collect();
         if pts.len() >= 2 {
             series.push((format!("SWS {c}"), pts));
         }
     }
     for c in ["colored", "none", "ncopy", "libasync-off", "libasync-base"] {
-        let mut ws: Vec<usize> = r.sfs.iter().filter(|s| s.config == c).filter_map(|s| s.workers).collect();
+        let mut ws: Vec<usize> = r
+            .sfs
+            .iter()
+            .filter(|s| s.config == c)
+            .filter_map(|s| s.workers)
+            .collect();
         ws.sort();
         ws.dedup();
         let one = r.sfs_mbps(c, Some(1));
-        let pts: Vec<(f64, f64)> = ws.iter().filter_map(|&k| ratio(r.sfs_mbps(c, Some(k)), one).map(|s| (k as f64, s))).collect();
+        let pts: Vec<(f64, f64)> = ws
+            .iter()
+            .filter_map(|&k| ratio(r.sfs_mbps(c, Some(k)), one).map(|s| (k as f64, s)))
+            .collect();
         if pts.len() >= 2 {
             series.push((format!("SFS {c}"), pts));
         }
@@ -283,17 +376,41 @@ fn charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
     if !series.is_empty() {
         out.push((
             "speedup-workers",
-            Chart::Lines(Lines { title: "Speedup vs workers (over 1 worker)", x_desc: "workers", y_desc: "speedup", series, ideal: true }),
+            Chart::Lines(Lines {
+                title: "Speedup vs workers (over 1 worker)",
+                x_desc: "workers",
+                y_desc: "speedup",
+                series,
+                ideal: true,
+            }),
         ));
     }
     // Colored vs N-copy, each server relative to its N-copy.
     let sws_clients = r.sws_clients(w);
     let sfs_w = sfs_main_workers(r);
     let pairs: Vec<(String, Option<f64>)> = vec![
-        ("SWS mely-all".into(), ratio(r.sws_peak("mely-all", w, &sws_clients), r.sws_peak("ncopy", w, &sws_clients))),
-        ("SWS libasync-off".into(), ratio(r.sws_peak("libasync-off", w, &sws_clients), r.sws_peak("ncopy", w, &sws_clients))),
-        ("SFS colored".into(), sfs_w.and_then(|k| ratio(r.sfs_mbps("colored", Some(k)), r.sfs_mbps("ncopy", Some(k))))),
-        ("SFS none".into(), sfs_w.and_then(|k| ratio(r.sfs_mbps("none", Some(k)), r.sfs_mbps("ncopy", Some(k))))),
+        (
+            "SWS mely-all".into(),
+            ratio(
+                r.sws_peak("mely-all", w, &sws_clients),
+                r.sws_peak("ncopy", w, &sws_clients),
+            ),
+        ),
+        (
+            "SWS libasync-off".into(),
+            ratio(
+                r.sws_peak("libasync-off", w, &sws_clients),
+                r.sws_peak("ncopy", w, &sws_clients),
+            ),
+        ),
+        (
+            "SFS colored".into(),
+            sfs_w.and_then(|k| ratio(r.sfs_mbps("colored", Some(k)), r.sfs_mbps("ncopy", Some(k)))),
+        ),
+        (
+            "SFS none".into(),
+            sfs_w.and_then(|k| ratio(r.sfs_mbps("none", Some(k)), r.sfs_mbps("ncopy", Some(k)))),
+        ),
     ];
     if pairs.iter().any(|(_, v)| v.is_some()) {
         out.push((
@@ -302,7 +419,10 @@ fn charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
                 title: "Colored vs N-copy (throughput / N-copy's, same workers)",
                 y_desc: "relative to N-copy",
                 categories: pairs.iter().map(|(n, _)| n.clone()).collect(),
-                series: vec![("colored / N-copy".into(), pairs.iter().map(|(_, v)| *v).collect())],
+                series: vec![(
+                    "colored / N-copy".into(),
+                    pairs.iter().map(|(_, v)| *v).collect(),
+                )],
                 log: false,
                 reference: Some(1.0),
             }),
@@ -315,13 +435,22 @@ fn charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
         if m.config.is_some() || m.runtime == "tokio" || m.stealing == "off" {
             continue;
         }
-        cats.push(format!("{} {}/{}", short_bench(&m.bench), m.runtime, m.stealing.replace("time-left-profiled", "tl-prof")));
+        cats.push(format!(
+            "{} {}/{}",
+            short_bench(&m.bench),
+            m.runtime,
+            m.stealing.replace("time-left-profiled", "tl-prof")
+        ));
         cost.push(m.steal_cost_cycles());
         stolen.push(m.stolen_time_cycles());
     }
     let sws_n = sws_clients.iter().max().copied();
     for c in ["libasync-base", "mely-all"] {
-        if let Some(s) = r.sws.iter().find(|s| s.config == c && s.workers == w && Some(s.clients) == sws_n) {
+        if let Some(s) = r
+            .sws
+            .iter()
+            .find(|s| s.config == c && s.workers == w && Some(s.clients) == sws_n)
+        {
             cats.push(format!("SWS {c}"));
             cost.push(s.stats.steal_cost_cycles);
             stolen.push(s.stats.stolen_time_cycles);

@@ -71,7 +71,13 @@ impl Design for LibasyncQueue {
         Some(slot)
     }
 
-    fn steal(victim: &mut Self, thief: &mut Self, running: u32, _base: bool, _p: &QueueParams) -> Option<Stolen> {
+    fn steal(
+        victim: &mut Self,
+        thief: &mut Self,
+        running: u32,
+        _base: bool,
+        _p: &QueueParams,
+    ) -> Option<Stolen> {
         // can_be_stolen: events of at least two colors.
         if victim.distinct < 2 {
             return None;
@@ -79,9 +85,11 @@ impl Design for LibasyncQueue {
         // choose_color_to_steal: first color from the head, not running, with at most half of
         // the queued events.
         let len = victim.fifo.len();
-        let chosen = victim.fifo.iter().map(|e| e.color.slot()).find(|&s| {
-            s as u32 != running && (victim.pending[s] as usize) * 2 <= len
-        })?;
+        let chosen = victim
+            .fifo
+            .iter()
+            .map(|e| e.color.slot())
+            .find(|&s| s as u32 != running && (victim.pending[s] as usize) * 2 <= len)?;
         // construct_event_set: walk the whole queue, moving every event.
         let mut kept = mem::take(&mut victim.scratch);
         kept.clear();
@@ -99,7 +107,10 @@ impl Design for LibasyncQueue {
         victim.scratch = mem::replace(&mut victim.fifo, kept);
         victim.pending[chosen] = 0;
         victim.distinct -= 1;
-        Some(Stolen { slot: chosen, events: moved })
+        Some(Stolen {
+            slot: chosen,
+            events: moved,
+        })
     }
 
     fn move_slot(from: &mut Self, to: &mut Self, slot: usize, _p: &QueueParams) -> usize {

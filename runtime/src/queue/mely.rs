@@ -174,7 +174,14 @@ impl MelyQueue {
     }
 
     /// Append a color-queue's events to this core (the slot must not be here yet).
-    fn adopt(&mut self, slot: usize, mut events: VecDeque<Event>, time: u64, stolen: u32, p: &QueueParams) {
+    fn adopt(
+        &mut self,
+        slot: usize,
+        mut events: VecDeque<Event>,
+        time: u64,
+        stolen: u32,
+        p: &QueueParams,
+    ) {
         debug_assert_eq!(self.index[slot], NIL);
         let n = events.len();
         let i = self.alloc(slot);
@@ -275,7 +282,10 @@ impl Design for MelyQueue {
         let cq = &mut self.cqs[i as usize];
         let n = batch.min(cq.events.len());
         for _ in 0..n {
-            let mut ev = cq.events.pop_front().expect("color-queue in core-queue is never empty");
+            let mut ev = cq
+                .events
+                .pop_front()
+                .expect("color-queue in core-queue is never empty");
             if cq.stolen > 0 {
                 cq.stolen -= 1;
                 ev.flags |= FLAG_STOLEN;
@@ -301,8 +311,18 @@ impl Design for MelyQueue {
         Some(slot)
     }
 
-    fn steal(victim: &mut Self, thief: &mut Self, running: u32, base_choice: bool, p: &QueueParams) -> Option<Stolen> {
-        let i = if base_choice { victim.choose_base(running)? } else { victim.choose_time_left(running, p)? };
+    fn steal(
+        victim: &mut Self,
+        thief: &mut Self,
+        running: u32,
+        base_choice: bool,
+        p: &QueueParams,
+    ) -> Option<Stolen> {
+        let i = if base_choice {
+            victim.choose_base(running)?
+        } else {
+            victim.choose_time_left(running, p)?
+        };
         let slot = victim.cqs[i as usize].slot as usize;
         let (events, time) = victim.detach(i);
         let n = events.len();

@@ -69,7 +69,13 @@ pub(crate) trait Design: Send + Sized + 'static {
     fn pop(&mut self, out: &mut Vec<Event>, batch: usize, p: &QueueParams) -> Option<usize>;
     /// Choose a color of `victim` (never the `running` slot), move all its queued events to
     /// `thief`, marked stolen. The caller remaps the slot while both locks are held.
-    fn steal(victim: &mut Self, thief: &mut Self, running: u32, base_choice: bool, p: &QueueParams) -> Option<Stolen>;
+    fn steal(
+        victim: &mut Self,
+        thief: &mut Self,
+        running: u32,
+        base_choice: bool,
+        p: &QueueParams,
+    ) -> Option<Stolen>;
     /// Move every queued event of `slot` from `from` to `to`, in order (placement). Returns how
     /// many moved.
     fn move_slot(from: &mut Self, to: &mut Self, slot: usize, p: &QueueParams) -> usize;

@@ -8,7 +8,10 @@ use sfs_server::bench::{crypto_limit, run, BenchConfig, Verify};
 use sfs_server::keys::Key;
 
 #[derive(Parser, Debug)]
-#[command(name = "sfs-bench", about = "N clients reading one file from an SFS server; MB/s")]
+#[command(
+    name = "sfs-bench",
+    about = "N clients reading one file from an SFS server; MB/s"
+)]
 struct Cli {
     /// Server address.
     #[arg(long)]
@@ -56,11 +59,16 @@ fn main() -> Result<()> {
                                    "seconds": cli.seconds, "mbytes_per_sec": mbs, "label": cli.label})
             );
         } else {
-            println!("single-core ChaCha20-Poly1305 seal, {} B messages: {:.1} MB/s", cli.chunk, mbs);
+            println!(
+                "single-core ChaCha20-Poly1305 seal, {} B messages: {:.1} MB/s",
+                cli.chunk, mbs
+            );
         }
         return Ok(());
     }
-    let (Some(server), Some(user), Some(kf), Some(file)) = (cli.server, cli.user, cli.key_file, cli.file) else {
+    let (Some(server), Some(user), Some(kf), Some(file)) =
+        (cli.server, cli.user, cli.key_file, cli.file)
+    else {
         bail!("--server, --user, --key-file and --file are required (or use --crypto-limit)");
     };
     if cli.clients == 0 || cli.seconds <= 0.0 || cli.chunk == 0 {
@@ -88,10 +96,17 @@ fn main() -> Result<()> {
             })
         );
     } else {
-        println!("{:<24} {:>10} {:>10} {:>8} {:>10} {:>9}", "label", "MB/s", "ops", "errors", "client_cpu", "servers");
+        println!(
+            "{:<24} {:>10} {:>10} {:>8} {:>10} {:>9}",
+            "label", "MB/s", "ops", "errors", "client_cpu", "servers"
+        );
         println!(
             "{:<24} {:>10.1} {:>10} {:>8} {:>9.2}s {:>9}",
-            if cli.label.is_empty() { "-" } else { &cli.label },
+            if cli.label.is_empty() {
+                "-"
+            } else {
+                &cli.label
+            },
             r.mbytes_per_sec,
             r.ops,
             r.errors,

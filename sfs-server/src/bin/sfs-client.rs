@@ -8,7 +8,10 @@ use sfs_server::client::Client;
 use sfs_server::keys::Key;
 
 #[derive(Parser, Debug)]
-#[command(name = "sfs-client", about = "Client for the SFS-like encrypted file server")]
+#[command(
+    name = "sfs-client",
+    about = "Client for the SFS-like encrypted file server"
+)]
 struct Cli {
     /// Server address.
     #[arg(long)]
@@ -79,11 +82,13 @@ fn main() -> Result<()> {
                 use std::io::Write;
                 std::io::stdout().write_all(&data)?;
             } else {
-                std::fs::write(&local, &data).with_context(|| format!("writing {}", local.display()))?;
+                std::fs::write(&local, &data)
+                    .with_context(|| format!("writing {}", local.display()))?;
             }
         }
         Cmd::Put { local, remote } => {
-            let data = std::fs::read(&local).with_context(|| format!("reading {}", local.display()))?;
+            let data =
+                std::fs::read(&local).with_context(|| format!("reading {}", local.display()))?;
             c.put(&remote, &data)?;
         }
         Cmd::Rm { path } => c.rm(&path)?,

@@ -14,7 +14,10 @@ use colored_runtime::{QueueKind, RuntimeConfig, StealPolicy};
 use sfs_server::server::{bind, Coloring, Server, ServerConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "sfs-server", about = "SFS-like encrypted NFS-style file server on the colored runtime")]
+#[command(
+    name = "sfs-server",
+    about = "SFS-like encrypted NFS-style file server on the colored runtime"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
@@ -84,9 +87,20 @@ struct Serve {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match (cli.cmd, cli.serve) {
-        (Some(Cmd::Keygen { user, keys, key_file }), _) => {
+        (
+            Some(Cmd::Keygen {
+                user,
+                keys,
+                key_file,
+            }),
+            _,
+        ) => {
             sfs_server::keys::keygen(&user, &keys, &key_file)?;
-            println!("added user {user} to {}; key written to {} (mode 0600)", keys.display(), key_file.display());
+            println!(
+                "added user {user} to {}; key written to {} (mode 0600)",
+                keys.display(),
+                key_file.display()
+            );
             Ok(())
         }
         (None, Some(s)) if s.mode == "ncopy" => ncopy(s),
@@ -139,13 +153,16 @@ fn serve(s: Serve) -> Result<()> {
     }
     let stats = server.shutdown();
     if let Some(p) = s.stats_json {
-        std::fs::write(&p, serde_json::to_string_pretty(&stats)?).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(&p, serde_json::to_string_pretty(&stats)?)
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
 }
 
 fn pin_to(cpu: usize) -> Result<()> {
-    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     // SAFETY: cpu_set_t is plain old data; CPU_ZERO/CPU_SET only write inside it, and
     // sched_setaffinity reads it for this process (pid 0).
     unsafe {
@@ -164,11 +181,20 @@ fn pin_to(cpu: usize) -> Result<()> {
 fn ncopy(s: Serve) -> Result<()> {
     let stop = term_flag()?;
     // Reserve the port (bound, never listening, so it receives no connections).
-    let reserve = socket2::Socket::new(socket2::Domain::for_address(s.listen), socket2::Type::STREAM, None)?;
+    let reserve = socket2::Socket::new(
+        socket2::Domain::for_address(s.listen),
+        socket2::Type::STREAM,
+        None,
+    )?;
     reserve.set_reuse_address(true)?;
     reserve.set_reuse_port(true)?;
-    reserve.bind(&s.listen.into()).with_context(|| format!("binding {}", s.listen))?;
-    let addr = reserve.local_addr()?.as_socket().context("not an inet address")?;
+    reserve
+        .bind(&s.listen.into())
+        .with_context(|| format!("binding {}", s.listen))?;
+    let addr = reserve
+        .local_addr()?
+        .as_socket()
+        .context("not an inet address")?;
     let exe = std::env::current_exe()?;
     let mut children: Vec<Child> = Vec::new();
     let kill_all = |children: &mut Vec<Child>| {
@@ -182,13 +208,25 @@ fn ncopy(s: Serve) -> Result<()> {
     };
     for i in 0..s.workers {
         let mut cmd = Command::new(&exe);
-        cmd.arg("--export").arg(&s.export)
-            .arg("--listen").arg(addr.to_string())
-            .arg("--keys").arg(&s.keys)
-            .args(["--workers", "1", "--runtime", &s.runtime.to_string(), "--stealing", "off"])
+        cmd.arg("--export")
+            .arg(&s.export)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--keys")
+            .arg(&s.keys)
+            .args([
+                "--workers",
+                "1",
+                "--runtime",
+                &s.runtime.to_string(),
+                "--stealing",
+                "off",
+            ])
             .args(["--coloring", "none", "--mode", "colored", "--reuseport"])
-            .arg("--pin-cpu").arg(i.to_string())
-            .arg("--lease-ms").arg(s.lease_ms.to_string())
+            .arg("--pin-cpu")
+            .arg(i.to_string())
+            .arg("--lease-ms")
+            .arg(s.lease_ms.to_string())
             .stdout(Stdio::piped());
         if let Some(p) = &s.stats_json {
             cmd.arg("--stats-json").arg(format!("{}.{i}", p.display()));
@@ -220,7 +258,11 @@ fn ncopy(s: Serve) -> Result<()> {
             bail!("N-copy server {i} failed to start");
         }
     }
-    println!("sfs-server listening on {addr} (ncopy: {} processes, pid {})", s.workers, std::process::id());
+    println!(
+        "sfs-server listening on {addr} (ncopy: {} processes, pid {})",
+        s.workers,
+        std::process::id()
+    );
     std::io::stdout().flush()?;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));

@@ -33,7 +33,13 @@ impl Env {
         let keys = dir.path().join("keys");
         let alice = keygen("alice", &keys, &dir.path().join("alice.key")).unwrap();
         let bob = keygen("bob", &keys, &dir.path().join("bob.key")).unwrap();
-        Env { dir, export, keys, alice, bob }
+        Env {
+            dir,
+            export,
+            keys,
+            alice,
+            bob,
+        }
     }
 
     pub fn key_file(&self, user: &str) -> PathBuf {
@@ -41,7 +47,13 @@ impl Env {
     }
 
     /// An in-process server.
-    pub fn server(&self, coloring: Coloring, queue: QueueKind, stealing: StealPolicy, lease: Duration) -> Server {
+    pub fn server(
+        &self,
+        coloring: Coloring,
+        queue: QueueKind,
+        stealing: StealPolicy,
+        lease: Duration,
+    ) -> Server {
         self.server_with(coloring, queue, stealing, lease, Duration::from_secs(10))
     }
 
@@ -57,7 +69,13 @@ impl Env {
             handshake_timeout,
             export: self.export.clone(),
             keys: self.keys.clone(),
-            runtime: RuntimeConfig { workers: 2, queue, stealing, pin: false, ..RuntimeConfig::default() },
+            runtime: RuntimeConfig {
+                workers: 2,
+                queue,
+                stealing,
+                pin: false,
+                ..RuntimeConfig::default()
+            },
             coloring,
             lease,
         };
@@ -65,14 +83,22 @@ impl Env {
     }
 
     pub fn default_server(&self) -> Server {
-        self.server(Coloring::PerClient, QueueKind::Mely, StealPolicy::All, Duration::from_secs(30))
+        self.server(
+            Coloring::PerClient,
+            QueueKind::Mely,
+            StealPolicy::All,
+            Duration::from_secs(30),
+        )
     }
 
     /// A snapshot of every file under the test directory (export and outside it),
     /// server logs excepted.
     pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
         fn walk(p: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-            let mut es: Vec<_> = std::fs::read_dir(p).unwrap().map(|e| e.unwrap().path()).collect();
+            let mut es: Vec<_> = std::fs::read_dir(p)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
             es.sort();
             for e in es {
                 if e.extension().is_some_and(|x| x == "err") {
@@ -83,7 +109,13 @@ impl Env {
                     out.push((e.clone(), b"<dir>".to_vec()));
                     walk(&e, out);
                 } else if m.file_type().is_symlink() {
-                    out.push((e.clone(), std::fs::read_link(&e).unwrap().into_os_string().into_encoded_bytes()));
+                    out.push((
+                        e.clone(),
+                        std::fs::read_link(&e)
+                            .unwrap()
+                            .into_os_string()
+                            .into_encoded_bytes(),
+                    ));
                 } else {
                     out.push((e.clone(), std::fs::read(&e).unwrap()));
                 }
@@ -121,12 +153,18 @@ impl BinServer {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let addr = line
             .split_whitespace()
             .find_map(|w| w.parse::<SocketAddr>().ok())
             .unwrap_or_else(|| panic!("server did not start: {line:?}"));
-        BinServer { child, addr, stderr }
+        BinServer {
+            child,
+            addr,
+            stderr,
+        }
     }
 
     pub fn log(&self) -> String {
@@ -185,7 +223,12 @@ impl Raw {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let est = handshake(&mut s, user, key).unwrap();
-        Raw { s, send: est.send, recv: est.recv, xid: 0 }
+        Raw {
+            s,
+            send: est.send,
+            recv: est.recv,
+            xid: 0,
+        }
     }
 
     /// Seal a call into a wire frame without sending it.
@@ -203,7 +246,9 @@ impl Raw {
 
     pub fn recv(&mut self) -> std::io::Result<ServerMsg> {
         let (lb, mut body) = read_frame(&mut self.s)?;
-        self.recv.open_in_place(&lb, &mut body).map_err(std::io::Error::other)?;
+        self.recv
+            .open_in_place(&lb, &mut body)
+            .map_err(std::io::Error::other)?;
         ServerMsg::decode(&body).map_err(std::io::Error::other)
     }
 
@@ -217,9 +262,14 @@ impl Raw {
     }
 
     pub fn lookup(&mut self, path: &str) -> Fh {
-        let Ok(Reply::Handle { fh: mut cur, .. }) = self.call(Request::Root) else { panic!() };
+        let Ok(Reply::Handle { fh: mut cur, .. }) = self.call(Request::Root) else {
+            panic!()
+        };
         for c in path.split('/').filter(|c| !c.is_empty()) {
-            let Ok(Reply::Handle { fh, .. }) = self.call(Request::Lookup { dir: cur, name: c.into() }) else {
+            let Ok(Reply::Handle { fh, .. }) = self.call(Request::Lookup {
+                dir: cur,
+                name: c.into(),
+            }) else {
                 panic!("lookup {c}")
             };
             cur = fh;
@@ -234,7 +284,10 @@ impl Raw {
         match self.s.read(&mut b) {
             Ok(0) => true,
             Ok(_) => false,
-            Err(e) => matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe),
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            ),
         }
     }
 }

@@ -23,7 +23,9 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// Deterministic content of `n` bytes.
 pub fn content(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| b'a' + ((i * 7 + seed as usize) % 26) as u8).collect()
+    (0..n)
+        .map(|i| b'a' + ((i * 7 + seed as usize) % 26) as u8)
+        .collect()
 }
 
 impl DocRoot {
@@ -82,9 +84,26 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sws-server"))
             .arg("--root")
             .arg(&root.root)
-            .args(["--listen", "127.0.0.1:0", "--workers", &cfg.workers.to_string()])
-            .args(["--runtime", cfg.runtime, "--stealing", cfg.stealing, "--mode", cfg.mode])
-            .args(["--max-clients", &max_clients.to_string(), "--idle-timeout-ms", &idle_ms.to_string()])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--workers",
+                &cfg.workers.to_string(),
+            ])
+            .args([
+                "--runtime",
+                cfg.runtime,
+                "--stealing",
+                cfg.stealing,
+                "--mode",
+                cfg.mode,
+            ])
+            .args([
+                "--max-clients",
+                &max_clients.to_string(),
+                "--idle-timeout-ms",
+                &idle_ms.to_string(),
+            ])
             .arg("--stats-json")
             .arg(&stats_path)
             .stdin(Stdio::null())
@@ -102,12 +121,19 @@ impl Server {
             let mut sink = Vec::new();
             let _ = r.read_to_end(&mut sink);
         });
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("server did not start");
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not start");
         let addr = line
             .split_whitespace()
             .find_map(|w| w.parse::<SocketAddr>().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Server { child: Some(child), addr, stats_path, root }
+        Server {
+            child: Some(child),
+            addr,
+            stats_path,
+            root,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -196,10 +222,14 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn closes(&self) -> bool {
-        self.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        self.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
     }
 }
 
@@ -218,13 +248,19 @@ impl Reader {
         loop {
             let mut hs = [httparse::EMPTY_HEADER; 32];
             let mut r = httparse::Response::new(&mut hs);
-            if let httparse::Status::Complete(n) =
-                r.parse(&self.buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+            if let httparse::Status::Complete(n) = r
+                .parse(&self.buf)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
             {
                 let headers: Vec<(String, String)> = r
                     .headers
                     .iter()
-                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
                     .collect();
                 let status = r.code.unwrap();
                 let cl: usize = headers
@@ -238,7 +274,11 @@ impl Reader {
                 }
                 let body = self.buf[n..n + body_len].to_vec();
                 self.buf.drain(..n + body_len);
-                return Ok(Resp { status, headers, body });
+                return Ok(Resp {
+                    status,
+                    headers,
+                    body,
+                });
             }
             self.fill(s)?;
         }
@@ -265,7 +305,10 @@ impl Reader {
                 self.buf.extend_from_slice(&tmp[..n]);
                 false
             }
-            Err(e) => matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted),
+            Err(e) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+            ),
         };
         s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         r
@@ -284,7 +327,9 @@ pub fn head(path: &str) -> Vec<u8> {
 pub fn fetch(srv: &Server, raw: &[u8]) -> Resp {
     let mut s = srv.connect();
     s.write_all(raw).unwrap();
-    Reader::new().read(&mut s, raw.starts_with(b"HEAD ")).expect("a response")
+    Reader::new()
+        .read(&mut s, raw.starts_with(b"HEAD "))
+        .expect("a response")
 }
 
 /// Raises this process's open-file limit to its hard limit (1,000 connections need it).
