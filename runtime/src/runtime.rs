@@ -48,6 +48,19 @@ pub enum PlaceError {
     Running(Color),
 }
 
+/// Called with `core`'s lock held after giving it work: if its worker sleeps (parked or blocked
+/// in the reactor), mark it notified and return the state it slept in, for `Shared::wake` once
+/// the lock is released. Only one poster gets `Some` per sleep.
+fn claim_wake<D>(core: &CoreShared<D>) -> Option<u8> {
+    let st = core.state.load(Ordering::Relaxed);
+    if st == state::PARKED || st == state::POLLING {
+        core.state.store(state::NOTIFIED, Ordering::Relaxed);
+        Some(st)
+    } else {
+        None
+    }
+}
+
 pub(crate) type Cores<D> = Box<[CachePadded<CoreShared<D>>]>;
 
 pub(crate) enum CoreSet {
@@ -198,11 +211,7 @@ impl Shared {
             }
             let hint = q.push(ev, &p);
             core.len.store(q.len(), Ordering::Relaxed);
-            let st = core.state.load(Ordering::Relaxed);
-            let wake = st == state::PARKED || st == state::POLLING;
-            if wake {
-                core.state.store(state::NOTIFIED, Ordering::Relaxed);
-            }
+            let wake = claim_wake(core);
             drop(q);
             if let Some(c) = counters {
                 c.lock_ops += 1;
@@ -210,7 +219,7 @@ impl Shared {
                     c.lock_cycles += tsc::since(t0) * LOCK_SAMPLE;
                 }
             }
-            if wake {
+            if let Some(st) = wake {
                 self.wake(c, st);
             }
             if hint && self.cfg.stealing.enabled() && self.parked.load(Ordering::Relaxed) > 0 {
@@ -333,28 +342,22 @@ impl Shared {
                 if from == core {
                     return Ok(());
                 }
-                let (lo, hi) = if from < core { (from, core) } else { (core, from) };
-                let mut g_lo = c[lo].queue.lock();
-                let mut g_hi = c[hi].queue.lock();
+                let (mut g_src, mut g_dst) = crate::queue::lock_pair(c, from, core);
                 if self.map.get(slot) != from {
                     continue;
                 }
                 if c[from].running.load(Ordering::Acquire) == slot as u32 {
                     return Err(PlaceError::Running(color));
                 }
-                let (src, dst) = if from == lo { (&mut *g_lo, &mut *g_hi) } else { (&mut *g_hi, &mut *g_lo) };
+                let (src, dst) = (&mut *g_src, &mut *g_dst);
                 let moved = Design::move_slot(src, dst, slot, &p);
                 self.map.set(slot, core);
                 c[from].len.store(src.len(), Ordering::Relaxed);
                 c[core].len.store(dst.len(), Ordering::Relaxed);
-                let st = c[core].state.load(Ordering::Relaxed);
-                let wake = moved > 0 && (st == state::PARKED || st == state::POLLING);
-                if wake {
-                    c[core].state.store(state::NOTIFIED, Ordering::Relaxed);
-                }
-                drop(g_hi);
-                drop(g_lo);
-                if wake {
+                let wake = if moved > 0 { claim_wake(&c[core]) } else { None };
+                drop(g_dst);
+                drop(g_src);
+                if let Some(st) = wake {
                     self.wake(core, st);
                 }
                 return Ok(());

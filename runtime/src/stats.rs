@@ -35,6 +35,11 @@ macro_rules! counters {
             pub(crate) fn add(&mut self, o: &Counters) {
                 $(self.$name += o.$name;)*
             }
+
+            /// Field by field `self - earlier` (saturating).
+            pub(crate) fn since(&self, earlier: &Counters) -> Counters {
+                Counters { $($name: self.$name.saturating_sub(earlier.$name),)* }
+            }
         }
     };
 }
@@ -199,36 +204,18 @@ impl RuntimeStats {
         }
     }
 
-    /// Sum the counters of several snapshots' handlers into name-indexed stats (for N-copy).
+    /// The statistics of the handler registered under `name`.
     pub fn handler(&self, name: &str) -> Option<&HandlerStats> {
         self.handlers.iter().find(|h| h.name == name)
     }
 
     /// Counters accumulated between `earlier` and `self` (for measuring an interval).
     pub fn since(&self, earlier: &RuntimeStats) -> RuntimeStats {
-        let sub = |a: &Counters, b: &Counters| {
-            macro_rules! d { ($($f:ident),*) => { Counters { $($f: a.$f.saturating_sub(b.$f),)* } } }
-            d!(
-                events,
-                steal_attempts,
-                steals,
-                steal_cost_cycles,
-                stolen_time_cycles,
-                stolen_events,
-                lock_cycles,
-                lock_ops,
-                busy_cycles,
-                idle_cycles,
-                panics,
-                dropped,
-                parks
-            )
-        };
         let workers: Vec<Counters> = self
             .workers
             .iter()
             .zip(&earlier.workers)
-            .map(|(a, b)| sub(a, b))
+            .map(|(a, b)| a.since(b))
             .collect();
         let handlers = self
             .handlers

@@ -14,7 +14,7 @@
 //! victims whose published length is 0 without locking them.
 
 use crate::loom::Ordering;
-use crate::queue::{CoreShared, Design};
+use crate::queue::{lock_pair, CoreShared, Design};
 use crate::runtime::Shared;
 use crate::stats::Counters;
 use crate::tsc;
@@ -56,17 +56,11 @@ pub(crate) fn try_steal<D: Design>(
             continue;
         }
         let t0 = tsc::now();
-        let (lo, hi) = if v < me { (v, me) } else { (me, v) };
-        let mut g_lo = cores[lo].queue.lock();
-        let mut g_hi = cores[hi].queue.lock();
+        let (mut g_victim, mut g_thief) = lock_pair(cores, v, me);
         let t1 = tsc::now();
         counters.steal_attempts += 1;
         counters.lock_ops += 1;
-        let (victim, thief) = if v == lo {
-            (&mut *g_lo, &mut *g_hi)
-        } else {
-            (&mut *g_hi, &mut *g_lo)
-        };
+        let (victim, thief) = (&mut *g_victim, &mut *g_thief);
         let running = cores[v].running.load(Ordering::Acquire);
         let res = D::steal(victim, thief, running, base_choice, &p);
         if let Some(s) = res {
@@ -75,8 +69,8 @@ pub(crate) fn try_steal<D: Design>(
             cores[me].len.store(thief.len(), Ordering::Relaxed);
         }
         let t2 = tsc::now();
-        drop(g_hi);
-        drop(g_lo);
+        drop(g_thief);
+        drop(g_victim);
         counters.lock_cycles += tsc::since(t0);
         if res.is_some() {
             let cost = t2.wrapping_sub(t1).saturating_sub(tsc::overhead());

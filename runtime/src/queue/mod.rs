@@ -20,7 +20,8 @@ pub(crate) mod libasync;
 pub(crate) mod mely;
 
 use crate::event::Event;
-use crate::loom::{AtomicU32, AtomicU8, AtomicUsize, Lock};
+use crate::loom::{AtomicU32, AtomicU8, AtomicUsize, Lock, LockGuard};
+use crossbeam_utils::CachePadded;
 
 /// `running` when the owner runs nothing.
 pub(crate) const NOT_RUNNING: u32 = u32::MAX;
@@ -99,5 +100,23 @@ impl<D: Design> CoreShared<D> {
             running: AtomicU32::new(NOT_RUNNING),
             state: AtomicU8::new(state::RUNNING),
         }
+    }
+}
+
+/// Lock cores `a` and `b` (distinct) in core index order, so two threads locking the same pair
+/// (two thieves stealing from each other, a steal racing a placement) cannot deadlock. Returns
+/// `a`'s guard, then `b`'s.
+pub(crate) fn lock_pair<D>(
+    cores: &[CachePadded<CoreShared<D>>],
+    a: usize,
+    b: usize,
+) -> (LockGuard<'_, D>, LockGuard<'_, D>) {
+    debug_assert_ne!(a, b);
+    if a < b {
+        let ga = cores[a].queue.lock();
+        (ga, cores[b].queue.lock())
+    } else {
+        let gb = cores[b].queue.lock();
+        (cores[a].queue.lock(), gb)
     }
 }
