@@ -859,6 +859,14 @@ fn master_starts_slaves_together_and_ramps() {
         skew < Duration::from_millis(40),
         "slaves started {skew:?} apart"
     );
+    // ... and not before the announced delay (less half a loopback round trip of estimate).
+    for s in &stamps {
+        assert!(
+            *s >= t0 + Duration::from_millis(350),
+            "a slave started {:?} after the master began, before the 400 ms delay",
+            s.duration_since(t0)
+        );
+    }
 
     // A ramp through the master: one row per step, each run the merge of both slaves.
     let srv = TestServer::start("127.0.0.1:0");
