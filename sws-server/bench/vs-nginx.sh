@@ -100,39 +100,12 @@ wait_port() {
     return 1
 }
 
+# The nginx peer is configured exactly as scripts/reproduce.sh configures it.
+source "$REPO/scripts/peers/nginx.sh"
+
 start_nginx() {
-    local port=$1 dir="$TMP/nginx"
-    mkdir -p "$dir/logs"
-    cat >"$dir/nginx.conf" <<EOF
-worker_processes $WORKERS;
-worker_cpu_affinity auto;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-daemon off;
-events { worker_connections 10240; multi_accept on; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 75s;
-    keepalive_requests 100000000;
-    open_file_cache max=1000 inactive=60s;
-    open_file_cache_valid 60s;
-    types { text/html html; }
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    server {
-        listen 127.0.0.1:$port;
-        root $TMP/www;
-    }
-}
-EOF
-    "$NGINX" -p "$dir" -c "$dir/nginx.conf" >/dev/null 2>>"$dir/logs/stderr.log" &
-    STARTED=$!
+    peer_nginx_start "$1" "$WORKERS" "$TMP/www"
+    STARTED=$PEER_PID
 }
 
 start_sws() {
