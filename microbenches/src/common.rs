@@ -90,6 +90,11 @@ pub fn measure_fork_join(
     ctl.run_for(seconds)?;
     let elapsed = t0.elapsed();
     let stats = rt.stats().since(&before);
+    if std::env::var_os("COLORED_DEBUG_STATS").is_some() {
+        for (w, c) in stats.workers.iter().enumerate() {
+            eprintln!("worker {w}: {c:?}");
+        }
+    }
     // Dropping the runtime joins the workers, so the inherited counter includes them.
     drop(rt);
     let events = ctl.events.load(Ordering::Relaxed);

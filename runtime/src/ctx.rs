@@ -59,23 +59,43 @@ impl<'w> Ctx<'w> {
     where
         F: FnOnce(&mut Ctx<'_>) + Send + 'static,
     {
-        let ev = self.sh.make_event(color, handler, f);
-        self.post_event(ev);
+        if self.sh.is_shutdown() {
+            self.counters.dropped += 1;
+            return;
+        }
+        if self.sh.map.get(color.slot()) == self.worker {
+            self.sh.push_new_event(self.local_buf, color, handler, f);
+            if self.local_buf.len() >= LOCAL_FLUSH {
+                self.flush();
+            }
+        } else {
+            let ev = self.sh.make_event(color, handler, f);
+            self.post_remote(ev);
+        }
     }
 
     #[inline]
     pub(crate) fn post_event(&mut self, ev: Event) {
         if self.sh.is_shutdown() {
             self.counters.dropped += 1;
-            return;
+        } else if self.sh.map.get(ev.color().slot()) == self.worker {
+            self.push_local(ev);
+        } else {
+            self.post_remote(ev);
         }
-        if self.sh.map.get(ev.color.slot()) == self.worker {
-            self.local_buf.push(ev);
-            if self.local_buf.len() >= LOCAL_FLUSH {
-                self.flush();
-            }
-            return;
+    }
+
+    #[inline(always)]
+    fn push_local(&mut self, ev: Event) {
+        self.local_buf.push(ev);
+        if self.local_buf.len() >= LOCAL_FLUSH {
+            self.flush();
         }
+    }
+
+    /// An event for another core: flush the local buffer first (per-color order), then post.
+    #[inline(never)]
+    fn post_remote(&mut self, ev: Event) {
         self.flush();
         if self.sh.push(ev, Some(&mut *self.counters)).is_err() {
             self.counters.dropped += 1;
@@ -89,9 +109,12 @@ impl<'w> Ctx<'w> {
     }
 
     /// Enqueue the buffered local events now.
+    #[inline]
     pub(crate) fn flush(&mut self) {
-        self.sh
-            .flush_local(self.worker, self.local_buf, self.counters);
+        if !self.local_buf.is_empty() {
+            self.sh
+                .flush_local(self.worker, self.local_buf, self.counters);
+        }
     }
 
     /// The color of the running event.

@@ -9,7 +9,7 @@
 
 use crate::ctx::Ctx;
 use crate::Color;
-use std::mem::{self, ManuallyDrop, MaybeUninit};
+use std::mem::{self, MaybeUninit};
 use std::ptr;
 
 /// Closures up to this many words (and at most word-aligned) are stored inline.
@@ -73,36 +73,55 @@ impl Task {
     where
         F: FnOnce(&mut Ctx<'_>) + Send + 'static,
     {
-        let mut data = MaybeUninit::<[usize; INLINE_WORDS]>::uninit();
+        let mut t = MaybeUninit::<Task>::uninit();
+        // SAFETY: `t` is valid for writes and initialised by `write_at`.
+        unsafe {
+            Task::write_at(t.as_mut_ptr(), f, force_heap);
+            t.assume_init()
+        }
+    }
+
+    /// Builds the task for `f` at `dst`, field by field (no temporary `Task`).
+    ///
+    /// # Safety
+    /// `dst` is valid for writes and holds no live `Task` (it is overwritten, not dropped).
+    #[inline]
+    pub(crate) unsafe fn write_at<F>(dst: *mut Task, f: F, force_heap: bool)
+    where
+        F: FnOnce(&mut Ctx<'_>) + Send + 'static,
+    {
         let fits = mem::size_of::<F>() <= mem::size_of::<[usize; INLINE_WORDS]>()
             && mem::align_of::<F>() <= mem::align_of::<usize>();
-        if fits && !force_heap {
-            // SAFETY: `F` fits in the storage in size and alignment (checked just above), and the
-            // storage is uninitialised, so writing does not leak a previous value.
-            unsafe { ptr::write(data.as_mut_ptr() as *mut F, f) };
-            Task {
-                data,
-                vtable: &Inline::<F>::VTABLE,
-            }
-        } else {
-            // SAFETY: a `Box<F>` is one pointer, which always fits in the word-aligned storage.
-            unsafe { ptr::write(data.as_mut_ptr() as *mut Box<F>, Box::new(f)) };
-            Task {
-                data,
-                vtable: &Boxed::<F>::VTABLE,
+        // SAFETY: `dst` is valid for writes (caller's contract). An inline `F` fits the word-aligned
+        // storage in size and alignment (checked just above); a `Box<F>` is one pointer, which
+        // always fits. The vtable written beside the storage matches what was stored.
+        unsafe {
+            let data = ptr::addr_of_mut!((*dst).data) as *mut u8;
+            if fits && !force_heap {
+                ptr::write(data as *mut F, f);
+                ptr::addr_of_mut!((*dst).vtable).write(&Inline::<F>::VTABLE);
+            } else {
+                ptr::write(data as *mut Box<F>, Box::new(f));
+                ptr::addr_of_mut!((*dst).vtable).write(&Boxed::<F>::VTABLE);
             }
         }
     }
 
-    /// Runs the continuation, consuming it.
+    /// Runs the continuation stored at `task` without moving the `Task` itself (the run loop
+    /// calls events where the queue copied them, instead of moving 56 bytes per event again).
+    ///
+    /// # Safety
+    /// `task` points to a live `Task` that the caller owns and treats as moved-out afterwards:
+    /// it is never read, run or dropped again (the caller forgets its storage).
     #[inline]
-    pub(crate) fn run(self, ctx: &mut Ctx<'_>) {
-        let mut this = ManuallyDrop::new(self);
-        let call = this.vtable.call;
-        // SAFETY: `this` is never dropped (ManuallyDrop), so `call`, which moves the closure out
-        // of the storage, is the only consumer of it. If the closure panics, the moved-out closure
-        // is dropped by unwinding inside `call`, not here.
-        unsafe { call(this.data.as_mut_ptr() as *mut u8, ctx) }
+    pub(crate) unsafe fn run_in_place(task: *mut Task, ctx: &mut Ctx<'_>) {
+        // SAFETY: `task` is live (caller's contract); `call` moves the closure out of its storage
+        // and is its only consumer, since the caller never drops or reads this `Task` again. A
+        // panicking closure is dropped by unwinding inside `call`.
+        unsafe {
+            let call = (*task).vtable.call;
+            call(ptr::addr_of_mut!((*task).data) as *mut u8, ctx)
+        }
     }
 }
 
@@ -117,13 +136,83 @@ impl Drop for Task {
 pub(crate) const FLAG_STOLEN: u16 = 1;
 
 /// A queued event.
+///
+/// The small fields are packed in two words that are always written and read whole: events are
+/// built on the stack and copied into queues, and a copy that reads a word assembled from
+/// narrower stores cannot be store-forwarded (a stall of a dozen cycles on every post).
 pub(crate) struct Event {
-    pub(crate) handler: u16,
-    pub(crate) flags: u16,
-    pub(crate) color: Color,
-    /// Estimated processing time in cycles when posted (annotation or profile).
-    pub(crate) cost: u32,
-    /// `cost / penalty`: the penalty-weighted time used by penalty-aware stealing.
-    pub(crate) wcost: u32,
+    /// Handler (bits 0-15), flags (16-31), color (32-63).
+    head: u64,
+    /// Estimated processing time in cycles when posted (annotation or profile, bits 0-31) and
+    /// `cost / penalty`, the penalty-weighted time penalty-aware stealing uses (bits 32-63).
+    costs: u64,
     pub(crate) task: Task,
+}
+
+impl Event {
+    #[inline]
+    pub(crate) fn new(handler: u16, color: Color, cost: u32, wcost: u32, task: Task) -> Event {
+        Event {
+            head: handler as u64 | (color.0 as u64) << 32,
+            costs: cost as u64 | (wcost as u64) << 32,
+            task,
+        }
+    }
+
+    /// Builds an event directly at the end of `buf`: a post to the worker's own core writes its
+    /// event once, where the flush will read it, instead of building it on the stack and copying.
+    #[inline]
+    pub(crate) fn push_new<F>(
+        buf: &mut Vec<Event>,
+        handler: u16,
+        color: Color,
+        cost: u32,
+        wcost: u32,
+        f: F,
+        force_heap: bool,
+    ) where
+        F: FnOnce(&mut Ctx<'_>) + Send + 'static,
+    {
+        buf.reserve(1);
+        let len = buf.len();
+        // SAFETY: `reserve` left room for one more event at `len`; every field is written before
+        // `set_len` makes the vector own it (if `Box::new` panics, the slot is simply unused).
+        unsafe {
+            let dst = buf.as_mut_ptr().add(len);
+            ptr::addr_of_mut!((*dst).head).write(handler as u64 | (color.0 as u64) << 32);
+            ptr::addr_of_mut!((*dst).costs).write(cost as u64 | (wcost as u64) << 32);
+            Task::write_at(ptr::addr_of_mut!((*dst).task), f, force_heap);
+            buf.set_len(len + 1);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn handler(&self) -> u16 {
+        self.head as u16
+    }
+
+    #[inline]
+    pub(crate) fn flags(&self) -> u16 {
+        (self.head >> 16) as u16
+    }
+
+    #[inline]
+    pub(crate) fn set_flags(&mut self, flags: u16) {
+        self.head |= (flags as u64) << 16;
+    }
+
+    #[inline]
+    pub(crate) fn color(&self) -> Color {
+        Color((self.head >> 32) as u32)
+    }
+
+    #[inline]
+    pub(crate) fn cost(&self) -> u32 {
+        self.costs as u32
+    }
+
+    #[inline]
+    pub(crate) fn wcost(&self) -> u32 {
+        (self.costs >> 32) as u32
+    }
 }

@@ -153,25 +153,39 @@ impl Shared {
         self.shutdown.load(Ordering::Acquire)
     }
 
+    /// The event's cost estimates: they only feed time-left accounting, so the lookup is skipped
+    /// otherwise.
+    #[inline]
+    fn costs(&self, handler: HandlerId) -> (u32, u32) {
+        if self.track_time {
+            self.registry.estimate(handler)
+        } else {
+            (0, 0)
+        }
+    }
+
     #[inline]
     pub(crate) fn make_event<F>(&self, color: Color, handler: HandlerId, f: F) -> Event
     where
         F: FnOnce(&mut Ctx<'_>) + Send + 'static,
     {
-        // Cost estimates only feed time-left accounting; skip the lookup otherwise.
-        let (cost, wcost) = if self.track_time {
-            self.registry.estimate(handler)
-        } else {
-            (0, 0)
-        };
-        Event {
-            handler: handler.0,
-            flags: 0,
-            color,
-            cost,
-            wcost,
-            task: Task::new(f, self.force_heap),
-        }
+        let (cost, wcost) = self.costs(handler);
+        Event::new(handler.0, color, cost, wcost, Task::new(f, self.force_heap))
+    }
+
+    /// Like `make_event`, building the event at the end of `buf`.
+    #[inline]
+    pub(crate) fn push_new_event<F>(
+        &self,
+        buf: &mut Vec<Event>,
+        color: Color,
+        handler: HandlerId,
+        f: F,
+    ) where
+        F: FnOnce(&mut Ctx<'_>) + Send + 'static,
+    {
+        let (cost, wcost) = self.costs(handler);
+        Event::push_new(buf, handler.0, color, cost, wcost, f, self.force_heap);
     }
 
     /// Enqueue `ev` on the core owning its color. When the caller is a worker, `counters`
@@ -192,7 +206,7 @@ impl Shared {
         ev: Event,
         counters: Option<&mut Counters>,
     ) {
-        let slot = ev.color.slot();
+        let slot = ev.color().slot();
         let p = self.params();
         let timed = match &counters {
             Some(c) => c.lock_ops & (LOCK_SAMPLE - 1) == 0,
@@ -256,7 +270,7 @@ impl Shared {
         {
             let mut q = core.queue.lock();
             for ev in buf.drain(..) {
-                if self.map.get(ev.color.slot()) == w {
+                if self.map.get(ev.color().slot()) == w {
                     hint |= q.push(ev, &p);
                 } else {
                     spill.push(ev);

@@ -132,7 +132,7 @@ pub struct HandlerStats {
     pub events: u64,
     /// Estimated cycles spent in the handler: `avg_cycles * events`.
     pub cycles: u64,
-    /// Mean measured cycles per event (the first 16 runs per worker and one in 8 after that
+    /// Mean measured cycles per event (the first 16 runs per worker and one in 32 after that
     /// are timed).
     pub avg_cycles: f64,
     /// Events whose cycles were measured.

@@ -57,7 +57,7 @@ impl Design for LibasyncQueue {
 
     #[inline]
     fn push(&mut self, ev: Event, _p: &QueueParams) -> bool {
-        self.account_in(ev.color.slot());
+        self.account_in(ev.color().slot());
         self.fifo.push_back(ev);
         self.distinct >= 2
     }
@@ -65,7 +65,7 @@ impl Design for LibasyncQueue {
     #[inline]
     fn pop(&mut self, out: &mut Vec<Event>, _batch: usize, _p: &QueueParams) -> Option<usize> {
         let ev = self.fifo.pop_front()?;
-        let slot = ev.color.slot();
+        let slot = ev.color().slot();
         self.account_out(slot);
         out.push(ev);
         Some(slot)
@@ -88,15 +88,15 @@ impl Design for LibasyncQueue {
         let chosen = victim
             .fifo
             .iter()
-            .map(|e| e.color.slot())
+            .map(|e| e.color().slot())
             .find(|&s| s as u32 != running && (victim.pending[s] as usize) * 2 <= len)?;
         // construct_event_set: walk the whole queue, moving every event.
         let mut kept = mem::take(&mut victim.scratch);
         kept.clear();
         let mut moved = 0;
         for mut ev in victim.fifo.drain(..) {
-            if ev.color.slot() == chosen {
-                ev.flags |= FLAG_STOLEN;
+            if ev.color().slot() == chosen {
+                ev.set_flags(FLAG_STOLEN);
                 thief.account_in(chosen);
                 thief.fifo.push_back(ev);
                 moved += 1;
@@ -121,7 +121,7 @@ impl Design for LibasyncQueue {
         kept.clear();
         let mut moved = 0;
         for ev in from.fifo.drain(..) {
-            if ev.color.slot() == slot {
+            if ev.color().slot() == slot {
                 to.account_in(slot);
                 to.fifo.push_back(ev);
                 moved += 1;

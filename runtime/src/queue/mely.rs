@@ -167,9 +167,9 @@ impl MelyQueue {
     #[inline]
     fn weight(ev: &Event, p: &QueueParams) -> u64 {
         if p.weighted {
-            ev.wcost as u64
+            ev.wcost() as u64
         } else {
-            ev.cost as u64
+            ev.cost() as u64
         }
     }
 
@@ -256,7 +256,7 @@ impl Design for MelyQueue {
 
     #[inline]
     fn push(&mut self, ev: Event, p: &QueueParams) -> bool {
-        let slot = ev.color.slot();
+        let slot = ev.color().slot();
         let mut i = self.index[slot];
         if i == NIL {
             i = self.alloc(slot);
@@ -281,17 +281,20 @@ impl Design for MelyQueue {
         }
         let cq = &mut self.cqs[i as usize];
         let n = batch.min(cq.events.len());
-        for _ in 0..n {
-            let mut ev = cq
-                .events
-                .pop_front()
-                .expect("color-queue in core-queue is never empty");
-            if cq.stolen > 0 {
-                cq.stolen -= 1;
-                ev.flags |= FLAG_STOLEN;
+        debug_assert!(n > 0, "a color-queue in the core-queue is never empty");
+        let first = out.len();
+        super::move_front(&mut cq.events, n, out);
+        let popped = &mut out[first..];
+        if cq.stolen > 0 {
+            let k = (cq.stolen as usize).min(n);
+            cq.stolen -= k as u32;
+            for ev in &mut popped[..k] {
+                ev.set_flags(FLAG_STOLEN);
             }
-            cq.time = cq.time.saturating_sub(Self::weight(&ev, p));
-            out.push(ev);
+        }
+        if p.time_left {
+            let w: u64 = popped.iter().map(|ev| Self::weight(ev, p)).sum();
+            cq.time = cq.time.saturating_sub(w);
         }
         let slot = cq.slot as usize;
         let empty = cq.events.is_empty();
