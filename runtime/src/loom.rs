@@ -13,21 +13,22 @@ pub(crate) use loom::sync::atomic::{
     AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 
-/// The per-core queue lock: a ticket spin lock (FIFO-fair) with exponential backoff that yields
-/// the CPU once the backoff is exhausted.
+/// The per-core queue lock: a test-and-test-and-set spin lock with exponential backoff that
+/// yields the CPU once the backoff is exhausted.
 ///
 /// Critical sections are a few hundred cycles (a push, a pop, a steal of one color-queue). A
 /// sleeping lock (parking_lot) made a waiting thief park on a victim's lock, and every later
 /// unlock by the victim then paid a futex wake-up, several microseconds on a virtual machine;
 /// the victim of the `unbalanced` benchmark spent half its time in such unlocks. Waiters here
 /// never sleep in the kernel: after the backoff they `yield`, so an oversubscribed holder that was
-/// preempted still gets the CPU back. Tickets make the lock fair: with an unfair spin lock a thief
-/// that steals in a loop (libasync's whole-queue scans) re-took the victim's lock before the
-/// victim, spinning in backoff, ever got it back.
+/// preempted still gets the CPU back. It is not fair, on purpose: a ticket lock (tried) hands the
+/// lock to the next waiter in line even when that thread is preempted, which made the
+/// oversubscribed stress test (8 threads on 2 cores) six times slower, and fairness did not help
+/// the one case that looked like it needed it (libasync's back-to-back whole-queue steals).
 #[cfg(not(loom))]
-pub(crate) struct Lock<T>(lock_api::Mutex<RawTicketLock, T>);
+pub(crate) struct Lock<T>(lock_api::Mutex<RawSpinLock, T>);
 #[cfg(not(loom))]
-pub(crate) type LockGuard<'a, T> = lock_api::MutexGuard<'a, RawTicketLock, T>;
+pub(crate) type LockGuard<'a, T> = lock_api::MutexGuard<'a, RawSpinLock, T>;
 
 #[cfg(not(loom))]
 impl<T> Lock<T> {
@@ -41,59 +42,55 @@ impl<T> Lock<T> {
 }
 
 #[cfg(not(loom))]
-pub(crate) struct RawTicketLock {
-    /// The next ticket to hand out.
-    next: AtomicU32,
-    /// The ticket allowed to hold the lock.
-    serving: AtomicU32,
+pub(crate) struct RawSpinLock {
+    locked: AtomicBool,
 }
 
 #[cfg(not(loom))]
-impl RawTicketLock {
+impl RawSpinLock {
     #[cold]
-    fn wait_for(&self, ticket: u32) {
+    fn lock_contended(&self) {
         let backoff = crossbeam_utils::Backoff::new();
-        while self.serving.load(Ordering::Acquire) != ticket {
-            backoff.snooze();
+        loop {
+            // Wait on a plain load (the line stays shared) until the lock looks free.
+            while self.locked.load(Ordering::Relaxed) {
+                backoff.snooze();
+            }
+            if lock_api::RawMutex::try_lock(self) {
+                return;
+            }
         }
     }
 }
 
-// SAFETY: every locker takes a distinct ticket (`fetch_add` on `next`; `try_lock` takes ticket
-// `serving` only if no other ticket is outstanding) and holds the lock exactly while `serving`
-// equals its ticket (observed with Acquire); only the holder advances `serving` (Release) when it
-// unlocks. So at most one thread holds the lock, and it sees everything the previous holder wrote.
+// SAFETY: `try_lock` and `lock` succeed only for the one thread whose compare-exchange moved
+// `locked` from false to true (Acquire), and `unlock` (Release) is called only by that holder, so
+// at most one thread holds the lock and the holder sees everything the previous holder wrote.
 #[cfg(not(loom))]
-unsafe impl lock_api::RawMutex for RawTicketLock {
+unsafe impl lock_api::RawMutex for RawSpinLock {
     #[allow(clippy::declare_interior_mutable_const)]
-    const INIT: RawTicketLock = RawTicketLock {
-        next: AtomicU32::new(0),
-        serving: AtomicU32::new(0),
+    const INIT: RawSpinLock = RawSpinLock {
+        locked: AtomicBool::new(false),
     };
     type GuardMarker = lock_api::GuardSend;
 
     #[inline]
     fn lock(&self) {
-        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
-        if self.serving.load(Ordering::Acquire) != ticket {
-            self.wait_for(ticket);
+        if !self.try_lock() {
+            self.lock_contended();
         }
     }
 
     #[inline]
     fn try_lock(&self) -> bool {
-        // Acquire: synchronises with the unlock that started serving `s`. If `next` is still
-        // `s`, no ticket is outstanding and `s` cannot stop being served before it is issued.
-        let s = self.serving.load(Ordering::Acquire);
-        self.next
-            .compare_exchange(s, s.wrapping_add(1), Ordering::Relaxed, Ordering::Relaxed)
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
     }
 
     #[inline]
     unsafe fn unlock(&self) {
-        let s = self.serving.load(Ordering::Relaxed);
-        self.serving.store(s.wrapping_add(1), Ordering::Release);
+        self.locked.store(false, Ordering::Release);
     }
 }
 
@@ -120,7 +117,7 @@ mod tests {
     /// Mutual exclusion under contention (more threads than cores): a non-atomic
     /// read-modify-write under the lock loses no update.
     #[test]
-    fn ticket_lock_excludes() {
+    fn spin_lock_excludes() {
         let lock = Arc::new(Lock::new(0u64));
         let threads: Vec<_> = (0..4)
             .map(|_| {

@@ -105,13 +105,20 @@ impl WorkerPublished {
         }
     }
 
-    /// Owner only: account one run of handler `h`, with its cycles if they were measured.
+    /// Owner only: account `events` runs of handler `h`, with the cycles of the last one if they
+    /// were measured.
     #[inline]
-    pub(crate) fn record_handler(&self, h: usize, cycles: Option<u64>, panicked: bool) {
+    pub(crate) fn record_handler(
+        &self,
+        h: usize,
+        events: u64,
+        cycles: Option<u64>,
+        panicked: bool,
+    ) {
         let e = &self.handlers[h];
         // Single writer: load + store instead of a read-modify-write.
         e.events
-            .store(e.events.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            .store(e.events.load(Ordering::Relaxed) + events, Ordering::Relaxed);
         if let Some(c) = cycles {
             e.sampled
                 .store(e.sampled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);

@@ -48,6 +48,9 @@ pub(crate) struct Worker<'a, D: Design> {
     /// warm-up, then on every fourth.
     ewma: Box<[u64]>,
     runs: Box<[u32]>,
+    /// Runs per handler not yet added to the published per-handler counts (they are published
+    /// with each timed run and whenever the worker publishes its counters).
+    unrecorded: Box<[u32]>,
     since_publish: u32,
     spin_cycles: u64,
     local_buf: Vec<Event>,
@@ -67,6 +70,7 @@ impl<'a, D: Design> Worker<'a, D> {
             batch: Vec::with_capacity(sh.cfg.batch.max(1)),
             ewma: vec![0; MAX_HANDLERS].into_boxed_slice(),
             runs: vec![0; MAX_HANDLERS].into_boxed_slice(),
+            unrecorded: vec![0; MAX_HANDLERS].into_boxed_slice(),
             since_publish: 0,
             local_buf: Vec::with_capacity(crate::ctx::LOCAL_FLUSH),
             spin_cycles: (sh.cfg.steal_spin_us as f64 * tsc::cycles_per_sec() / 1e6) as u64,
@@ -98,6 +102,14 @@ impl<'a, D: Design> Worker<'a, D> {
 
     pub(crate) fn publish(&mut self) {
         self.since_publish = 0;
+        let published = &self.sh.published[self.w];
+        let n = self.sh.registry.len().min(MAX_HANDLERS);
+        for (h, pending) in self.unrecorded[..n].iter_mut().enumerate() {
+            if *pending > 0 {
+                published.record_handler(h, *pending as u64, None, false);
+                *pending = 0;
+            }
+        }
         self.counters.busy_cycles = tsc::now()
             .wrapping_sub(self.start)
             .saturating_sub(self.counters.idle_cycles);
@@ -192,7 +204,11 @@ impl<'a, D: Design> Worker<'a, D> {
         if !ok {
             c.panics += 1;
         }
-        self.sh.published[self.w].record_handler(h, dt, !ok);
+        self.unrecorded[h] += 1;
+        if dt.is_some() || !ok {
+            let events = std::mem::take(&mut self.unrecorded[h]) as u64;
+            self.sh.published[self.w].record_handler(h, events, dt, !ok);
+        }
         if let Some(dt) = dt {
             if stolen {
                 c.stolen_time_cycles += dt;

@@ -328,9 +328,10 @@ impl Design for MelyQueue {
         if i == NIL {
             i = self.alloc(slot);
         }
-        let w = Self::weight(&ev, p);
         let cq = &mut self.cqs[i as usize];
-        cq.time += w;
+        if p.time_left {
+            cq.time += Self::weight(&ev, p);
+        }
         cq.events.push_back(ev);
         self.len += 1;
         if p.time_left {
