@@ -153,8 +153,8 @@ impl Event {
     #[inline]
     pub(crate) fn new(handler: u16, color: Color, cost: u32, wcost: u32, task: Task) -> Event {
         Event {
-            head: handler as u64 | (color.0 as u64) << 32,
-            costs: cost as u64 | (wcost as u64) << 32,
+            head: Self::pack_head(handler, color),
+            costs: Self::pack_costs(cost, wcost),
             task,
         }
     }
@@ -179,11 +179,22 @@ impl Event {
         // `set_len` makes the vector own it (if `Box::new` panics, the slot is simply unused).
         unsafe {
             let dst = buf.as_mut_ptr().add(len);
-            ptr::addr_of_mut!((*dst).head).write(handler as u64 | (color.0 as u64) << 32);
-            ptr::addr_of_mut!((*dst).costs).write(cost as u64 | (wcost as u64) << 32);
+            ptr::addr_of_mut!((*dst).head).write(Self::pack_head(handler, color));
+            ptr::addr_of_mut!((*dst).costs).write(Self::pack_costs(cost, wcost));
             Task::write_at(ptr::addr_of_mut!((*dst).task), f, force_heap);
             buf.set_len(len + 1);
         }
+    }
+
+    /// `head` for a new event: no flags set.
+    #[inline]
+    fn pack_head(handler: u16, color: Color) -> u64 {
+        handler as u64 | (color.0 as u64) << 32
+    }
+
+    #[inline]
+    fn pack_costs(cost: u32, wcost: u32) -> u64 {
+        cost as u64 | (wcost as u64) << 32
     }
 
     #[inline]
