@@ -10,7 +10,7 @@ use crate::loom::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
 /// One lock acquisition in this many is timed (power of two).
-pub const LOCK_SAMPLE: u64 = 16;
+pub const LOCK_SAMPLE: u64 = 64;
 
 macro_rules! counters {
     ($($(#[$m:meta])* $name:ident),* $(,)?) => {
@@ -139,7 +139,7 @@ pub struct HandlerStats {
     pub events: u64,
     /// Estimated cycles spent in the handler: `avg_cycles * events`.
     pub cycles: u64,
-    /// Mean measured cycles per event (the first 16 runs per worker and one in 32 after that
+    /// Mean measured cycles per event (the first 16 runs per worker and one in 64 after that
     /// are timed).
     pub avg_cycles: f64,
     /// Events whose cycles were measured.
