@@ -3,11 +3,18 @@
 //! B touches the next slice of the array and posts the next B, until the array is done. B has a
 //! stealing penalty of 1000, so penalty-aware stealing takes A events (fresh arrays) and leaves
 //! the B chains, whose arrays are warm in their core's cache, where they are.
+//!
+//! Each color's array is allocated once, before the first round, and A *creates* it by writing
+//! every element: that is what puts it in the cache of A's core. (Allocating a fresh 128 KB
+//! vector per A made every A an mmap, 32 page faults and, when the chain ended, an munmap whose
+//! TLB shootdown interrupted the other core: on a virtual machine those costs, not cache
+//! locality, decided the benchmark.)
 
 use crate::common::{measure_fork_join, runtime, Control, Outcome};
 use crate::perf::LlcCounter;
 use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec, QueueKind, StealPolicy};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 #[derive(Clone, Debug)]
 pub struct Params {
@@ -39,6 +46,9 @@ struct State {
     fork: HandlerId,
     a: HandlerId,
     b: HandlerId,
+    /// Color `c`'s array, at index `c - 1`: taken by A, handed down its B chain, put back by the
+    /// last B (so each lock is uncontended: one color's events never run at once).
+    arrays: Vec<Mutex<Option<Vec<u64>>>>,
 }
 
 fn fork(ctx: &mut Ctx<'_>, st: &'static State) {
@@ -52,9 +62,15 @@ fn fork(ctx: &mut Ctx<'_>, st: &'static State) {
     st.ctl.rounds.fetch_add(1, Ordering::Relaxed);
     for c in 1..=st.p.a_events as u32 {
         ctx.post(Color(c), st.a, move |ctx| {
-            let words = st.p.array_bytes / 8;
-            let arr: Vec<u64> = (0..words as u64).collect();
             let color = ctx.color();
+            let mut arr = st.arrays[color.0 as usize - 1]
+                .lock()
+                .expect("array lock")
+                .take()
+                .expect("a color's array is back before its next A");
+            for (i, v) in arr.iter_mut().enumerate() {
+                *v = i as u64;
+            }
             ctx.post(color, st.b, move |ctx| touch(ctx, st, arr, 0));
         });
     }
@@ -69,10 +85,13 @@ fn touch(ctx: &mut Ctx<'_>, st: &'static State, mut arr: Vec<u64>, offset: usize
         *v = acc;
     }
     std::hint::black_box(acc);
+    let color = ctx.color();
     if end < arr.len() {
-        let color = ctx.color();
         ctx.post(color, st.b, move |ctx| touch(ctx, st, arr, end));
-    } else if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+        return;
+    }
+    *st.arrays[color.0 as usize - 1].lock().expect("array lock") = Some(arr);
+    if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
         st.ctl
             .events
             .fetch_add(st.events_per_round, Ordering::Relaxed);
@@ -103,6 +122,9 @@ pub fn run(
                 .cost_cycles(2_000)
                 .penalty(p.b_penalty),
         ),
+        arrays: (0..p.a_events)
+            .map(|_| Mutex::new(Some(vec![0u64; p.array_bytes / 8])))
+            .collect(),
     }));
     measure_fork_join(rt, ctl, seconds, llc, |rt| {
         rt.post(Color(0), st.fork, move |ctx| fork(ctx, st))?;
