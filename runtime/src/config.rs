@@ -23,7 +23,8 @@ pub enum StealPolicy {
     Off,
     /// libasync-smp's algorithm: core set from the most loaded core, first color not running.
     Base,
-    /// Mely: steal only colors whose queued processing time exceeds the steal cost.
+    /// Mely: steal only colors whose queued processing time exceeds the steal cost (several per
+    /// steal, up to half of the victim's queued time).
     TimeLeft,
     /// Mely: time-left with penalty-weighted processing time.
     Penalty,

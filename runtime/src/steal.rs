@@ -62,9 +62,10 @@ pub(crate) fn try_steal<D: Design>(
         counters.lock_ops += 1;
         let (victim, thief) = (&mut *g_victim, &mut *g_thief);
         let running = cores[v].running.load(Ordering::Acquire);
-        let res = D::steal(victim, thief, running, base_choice, &p);
-        if let Some(s) = res {
-            sh.map.set(s.slot, me);
+        let res = D::steal(victim, thief, running, base_choice, &p, &mut |slot| {
+            sh.map.set(slot, me)
+        });
+        if res.is_some() {
             cores[v].len.store(victim.len(), Ordering::Relaxed);
             cores[me].len.store(thief.len(), Ordering::Relaxed);
         }
@@ -72,15 +73,15 @@ pub(crate) fn try_steal<D: Design>(
         drop(g_thief);
         drop(g_victim);
         counters.lock_cycles += tsc::since(t0);
-        if res.is_some() {
+        if let Some(s) = res {
             let cost = t2.wrapping_sub(t1).saturating_sub(tsc::overhead());
             counters.steals += 1;
             counters.steal_cost_cycles += cost;
-            // Moving average of steal costs, the time-left threshold. Samples are clamped so a
-            // thief preempted while holding the locks (common on shared VMs) cannot inflate the
-            // threshold until nothing looks worth stealing.
+            // Moving average of the cost of stealing one color, the time-left threshold. Samples
+            // are clamped so a thief preempted while holding the locks (common on shared VMs)
+            // cannot inflate the threshold until nothing looks worth stealing.
             let est = sh.steal_cost_est.load(Ordering::Relaxed);
-            let sample = cost.min(est * 4 + 1_000);
+            let sample = (cost / s.colors.max(1) as u64).min(est * 4 + 1_000);
             sh.steal_cost_est
                 .store(est - (est >> 3) + (sample >> 3), Ordering::Relaxed);
             return true;

@@ -77,6 +77,7 @@ impl Design for LibasyncQueue {
         running: u32,
         _base: bool,
         _p: &QueueParams,
+        remap: &mut dyn FnMut(usize),
     ) -> Option<Stolen> {
         // can_be_stolen: events of at least two colors.
         if victim.distinct < 2 {
@@ -107,8 +108,9 @@ impl Design for LibasyncQueue {
         victim.scratch = mem::replace(&mut victim.fifo, kept);
         victim.pending[chosen] = 0;
         victim.distinct -= 1;
+        remap(chosen);
         Some(Stolen {
-            slot: chosen,
+            colors: 1,
             events: moved,
         })
     }

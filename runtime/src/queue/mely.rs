@@ -6,7 +6,9 @@
 //! With a time-left policy the core also keeps a *stealing-queue*: the color-queues whose queued
 //! processing time (raw, or divided by the handlers' penalties) exceeds the current steal cost
 //! estimate, in three intervals (`[T, 4T)`, `[4T, 16T)`, `[16T, ∞)`), unordered within an
-//! interval. A thief takes from the highest non-empty interval.
+//! interval. A thief takes worthy color-queues from the highest non-empty interval down, until it
+//! holds half of the victim's queued time or [`MAX_STEAL_COLORS`] color-queues (the paper takes
+//! one per steal; see `steal` for why we take more).
 //!
 //! Invariants: `index[slot]` names the color-queue of `slot` on this core, or `NIL` when the
 //! core holds no event of that slot; a color-queue is in the core-queue iff it has events; it is
@@ -19,6 +21,8 @@ use std::collections::VecDeque;
 use std::{mem, ptr};
 
 const NIL: u32 = u32::MAX;
+/// Most colors one time-left steal takes (bounds how long the victim's lock is held).
+pub(crate) const MAX_STEAL_COLORS: usize = 32;
 const NO_INTERVAL: u8 = u8::MAX;
 const INTERVALS: usize = 3;
 
@@ -109,6 +113,8 @@ pub(crate) struct MelyQueue {
     /// Estimated time of the batch last popped (time-left policies): how long the owner stays
     /// busy with its running color.
     running_time: u64,
+    /// Sum of the queued color-queues' `time` (time-left policies).
+    total_time: u64,
 }
 
 impl MelyQueue {
@@ -152,6 +158,7 @@ impl MelyQueue {
         let slot = self.cqs[i as usize].slot as usize;
         self.index[slot] = NIL;
         if self.ncq == 0 {
+            self.total_time = 0;
             // Every entry is free: hand them out in address order again. A LIFO free list alone
             // scrambles the slab over time (steals release entries out of order, each round
             // allocates in reverse release order), and with tens of thousands of colors every
@@ -263,6 +270,7 @@ impl MelyQueue {
         cq.time = time;
         cq.stolen = stolen;
         self.len += n;
+        self.total_time += time;
         if p.time_left {
             self.classify(i, p);
         }
@@ -276,8 +284,26 @@ impl MelyQueue {
         let time = cq.time;
         cq.time = 0;
         self.len -= events.len();
+        self.total_time = self.total_time.saturating_sub(time);
         self.release(i);
         (events, time)
+    }
+
+    /// Move color-queue `i` of `victim` to `thief` (its events marked stolen); returns how many
+    /// events moved.
+    fn take(
+        victim: &mut Self,
+        thief: &mut Self,
+        i: u32,
+        p: &QueueParams,
+        remap: &mut dyn FnMut(usize),
+    ) -> usize {
+        let slot = victim.cqs[i as usize].slot as usize;
+        let (events, time) = victim.detach(i);
+        let n = events.len();
+        thief.adopt(slot, events, time, n as u32, p);
+        remap(slot);
+        n
     }
 
     fn choose_base(&self, running: u32) -> Option<u32> {
@@ -332,6 +358,7 @@ impl Design for MelyQueue {
             len: 0,
             steal_q: Default::default(),
             running_time: 0,
+            total_time: 0,
         }
     }
 
@@ -348,7 +375,9 @@ impl Design for MelyQueue {
         }
         let cq = &mut self.cqs[i as usize];
         if p.time_left {
-            cq.time += Self::weight(&ev, p);
+            let w = Self::weight(&ev, p);
+            cq.time += w;
+            self.total_time += w;
         }
         cq.events.push_back(ev);
         self.len += 1;
@@ -381,6 +410,7 @@ impl Design for MelyQueue {
         if p.time_left {
             let w: u64 = popped.iter().map(|ev| Self::weight(ev, p)).sum();
             cq.time = cq.time.saturating_sub(w);
+            self.total_time = self.total_time.saturating_sub(w);
             self.running_time = w;
         }
         let slot = cq.slot as usize;
@@ -401,23 +431,35 @@ impl Design for MelyQueue {
         Some(slot)
     }
 
+    /// `base`: libasync-smp's choice, one color. Time-left: worthy colors, best interval first,
+    /// until the thief holds half of the victim's queued time (or [`MAX_STEAL_COLORS`]). One
+    /// worthy color at a time (the paper's choice) left a lone thief behind: it runs the color
+    /// it took while the victim reaches the next long colors itself (`unbalanced`: the victim ran
+    /// a quarter of the long events while the thief idled a quarter of the time).
     fn steal(
         victim: &mut Self,
         thief: &mut Self,
         running: u32,
         base_choice: bool,
         p: &QueueParams,
+        remap: &mut dyn FnMut(usize),
     ) -> Option<Stolen> {
-        let i = if base_choice {
-            victim.choose_base(running)?
-        } else {
-            victim.choose_time_left(running, p)?
-        };
-        let slot = victim.cqs[i as usize].slot as usize;
-        let (events, time) = victim.detach(i);
-        let n = events.len();
-        thief.adopt(slot, events, time, n as u32, p);
-        Some(Stolen { slot, events: n })
+        if base_choice {
+            let i = victim.choose_base(running)?;
+            let events = Self::take(victim, thief, i, p, remap);
+            return Some(Stolen { colors: 1, events });
+        }
+        let goal = victim.total_time / 2;
+        let (mut got, mut time) = (Stolen::default(), 0);
+        while got.colors < MAX_STEAL_COLORS && (got.colors == 0 || time < goal) {
+            let Some(i) = victim.choose_time_left(running, p) else {
+                break;
+            };
+            time += victim.cqs[i as usize].time;
+            got.events += Self::take(victim, thief, i, p, remap);
+            got.colors += 1;
+        }
+        (got.colors > 0).then_some(got)
     }
 
     fn move_slot(from: &mut Self, to: &mut Self, slot: usize, p: &QueueParams) -> usize {
@@ -494,11 +536,14 @@ mod tests {
     #[test]
     fn slab_reuse_keeps_colors_apart_under_random_ops() {
         use rand::{Rng, SeedableRng};
+        // Time-left accounting on: an event's cost (its sequence number here) is its weight, so
+        // colors become worthy as the run goes on and both steal choices get exercised.
         const Q: QueueParams = QueueParams {
-            time_left: false,
+            time_left: true,
             weighted: false,
-            threshold: 1_000,
+            threshold: 10,
         };
+        let mut multi = 0;
         for seed in 0..20u64 {
             let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
             let mut qs = [MelyQueue::new(), MelyQueue::new()];
@@ -542,7 +587,11 @@ mod tests {
                         } else {
                             (&mut b[0], &mut a[0])
                         };
-                        MelyQueue::steal(v, t, NOT_RUNNING, true, &Q);
+                        if let Some(s) =
+                            MelyQueue::steal(v, t, NOT_RUNNING, rng.gen_bool(0.5), &Q, &mut |_| {})
+                        {
+                            multi += (s.colors > 1) as usize;
+                        }
                     }
                 }
                 for q in &qs {
@@ -560,10 +609,21 @@ mod tests {
                 }
             }
         }
+        assert!(multi > 0, "no steal took several colors");
+    }
+
+    /// A steal through the trait, collecting the slots it remaps.
+    fn steal(victim: &mut MelyQueue, thief: &mut MelyQueue, running: u32) -> Option<Vec<usize>> {
+        let mut slots = Vec::new();
+        let s = MelyQueue::steal(victim, thief, running, false, &P, &mut |slot| {
+            slots.push(slot)
+        })?;
+        assert_eq!(s.colors, slots.len());
+        Some(slots)
     }
 
     /// Time-left stealing takes a victim's only color only while the victim is busy for longer
-    /// than a steal; two worthy colors are always stealable; short colors never are.
+    /// than a steal; worthy colors go when there are two; short colors never do.
     #[test]
     fn time_left_takes_a_lone_color_only_from_a_busy_victim() {
         let mut thief = MelyQueue::new();
@@ -571,7 +631,7 @@ mod tests {
         // Idle victim with one worthy color: leave it.
         let mut victim = MelyQueue::new();
         victim.push(ev(1, 50_000), &P);
-        assert!(MelyQueue::steal(&mut victim, &mut thief, NOT_RUNNING, false, &P).is_none());
+        assert!(steal(&mut victim, &mut thief, NOT_RUNNING).is_none());
 
         // The victim pops and runs a short event of color 2: still leave color 1.
         victim.push(ev(2, 100), &P);
@@ -580,7 +640,7 @@ mod tests {
         assert_eq!(victim.pop(&mut out, 10, &P), Some(1));
         victim.push(out.pop().unwrap(), &P);
         assert_eq!(victim.pop(&mut out, 10, &P), Some(2));
-        assert!(MelyQueue::steal(&mut victim, &mut thief, 2, false, &P).is_none());
+        assert!(steal(&mut victim, &mut thief, 2).is_none());
 
         // Running a long batch of color 3: now color 1 is worth taking.
         victim.push(ev(3, 40_000), &P);
@@ -589,20 +649,51 @@ mod tests {
         assert_eq!(victim.pop(&mut out, 10, &P), Some(1));
         victim.push(out.pop().unwrap(), &P);
         assert_eq!(victim.pop(&mut out, 10, &P), Some(3));
-        let s = MelyQueue::steal(&mut victim, &mut thief, 3, false, &P).expect("stolen");
-        assert_eq!((s.slot, s.events), (1, 1));
+        assert_eq!(steal(&mut victim, &mut thief, 3), Some(vec![1]));
         assert_eq!(thief.len(), 1);
 
-        // Two worthy colors on an idle victim: one of them goes.
+        // Two worthy colors and a short one on an idle victim: both worthy ones go (together they
+        // are the victim's queued time), the short one stays.
         let mut victim = MelyQueue::new();
         victim.push(ev(4, 50_000), &P);
         victim.push(ev(5, 50_000), &P);
         victim.push(ev(6, 10), &P);
-        assert!(MelyQueue::steal(&mut victim, &mut thief, NOT_RUNNING, false, &P).is_some());
-        // One worthy color and one short one left: the victim has other work, the long one goes.
-        assert!(MelyQueue::steal(&mut victim, &mut thief, NOT_RUNNING, false, &P).is_some());
-        // Only the short color is left: not worth a steal.
-        assert!(MelyQueue::steal(&mut victim, &mut thief, NOT_RUNNING, false, &P).is_none());
+        let mut got = steal(&mut victim, &mut thief, NOT_RUNNING).expect("stolen");
+        got.sort_unstable();
+        assert_eq!(got, vec![4, 5]);
+        assert!(steal(&mut victim, &mut thief, NOT_RUNNING).is_none());
         assert_eq!(victim.len(), 1);
+    }
+
+    /// A time-left steal takes worthy colors until the thief holds half of the victim's queued
+    /// time, and never more than `MAX_STEAL_COLORS`; the thief's queue then holds exactly them.
+    #[test]
+    fn time_left_steals_half_the_queued_time() {
+        let mut victim = MelyQueue::new();
+        let mut thief = MelyQueue::new();
+        for c in 1..=40 {
+            victim.push(ev(c, 10_000), &P);
+            victim.push(ev(1_000 + c, 100), &P);
+        }
+        // Queued: 400 000 cycles worthy + 4 000 short; half is 202 000: 21 colors of 10 000.
+        let got = steal(&mut victim, &mut thief, NOT_RUNNING).expect("stolen");
+        assert_eq!(got.len(), 21);
+        assert!(
+            got.iter().all(|&s| (1..=40).contains(&s)),
+            "only worthy colors: {got:?}"
+        );
+        assert_eq!(thief.len(), 21);
+        assert_eq!(victim.len(), 80 - 21);
+        for &s in &got {
+            assert_eq!(victim.index[s], NIL);
+            assert_ne!(thief.index[s], NIL);
+        }
+
+        let mut victim = MelyQueue::new();
+        for c in 1..=100 {
+            victim.push(ev(c, 10_000), &P);
+        }
+        let got = steal(&mut victim, &mut MelyQueue::new(), NOT_RUNNING).expect("stolen");
+        assert_eq!(got.len(), MAX_STEAL_COLORS);
     }
 }

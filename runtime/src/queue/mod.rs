@@ -51,11 +51,11 @@ pub(crate) struct QueueParams {
 }
 
 /// The result of a successful steal.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Stolen {
-    pub(crate) slot: usize,
+    /// Colors moved.
+    pub(crate) colors: usize,
     /// Events moved (the steal's size).
-    #[allow(dead_code)]
     pub(crate) events: usize,
 }
 
@@ -70,14 +70,17 @@ pub(crate) trait Design: Send + Sized + 'static {
     /// Move the next events to run (all of one color, at most `batch`) into `out`; returns their
     /// slot.
     fn pop(&mut self, out: &mut Vec<Event>, batch: usize, p: &QueueParams) -> Option<usize>;
-    /// Choose a color of `victim` (never the `running` slot), move all its queued events to
-    /// `thief`, marked stolen. The caller remaps the slot while both locks are held.
+    /// Choose colors of `victim` (never the `running` slot) and move all their queued events to
+    /// `thief`, marked stolen, calling `remap(slot)` for each moved color so the caller remaps
+    /// it while both locks are held. `base_choice` is libasync-smp's choice of one color;
+    /// otherwise Mely's time-left choice (see `mely`).
     fn steal(
         victim: &mut Self,
         thief: &mut Self,
         running: u32,
         base_choice: bool,
         p: &QueueParams,
+        remap: &mut dyn FnMut(usize),
     ) -> Option<Stolen>;
     /// Move every queued event of `slot` from `from` to `to`, in order (placement). Returns how
     /// many moved.
