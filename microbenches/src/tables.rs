@@ -24,6 +24,8 @@ pub struct TableSpec {
     /// Name of the second metric column.
     pub metric: &'static str,
     pub rows: Vec<RowSpec>,
+    /// Where and why our shape differs from the paper's (printed under the table).
+    pub notes: &'static str,
 }
 
 const fn row(
@@ -55,6 +57,10 @@ pub fn specs() -> Vec<TableSpec> {
                 row("Mely", "mely", "off", Some(1265.0), None),
                 row("Mely - base WS", "mely", "base", Some(1195.0), Some(2261.0)),
             ],
+            notes: "libasync-smp's steal collapses deeper here (about 0.01x instead of 0.09x): every \
+                    one-color steal rescans the victim's 50 000-event queue (hundreds of Kcycles) under \
+                    the victim's spin lock, and the victim runs about one event between two steals. \
+                    Mely base stays near Mely off, as in the paper.",
         },
         TableSpec {
             id: "III-locking",
@@ -67,6 +73,8 @@ pub fn specs() -> Vec<TableSpec> {
                 row("Mely", "mely", "off", Some(1265.0), Some(0.89)),
                 row("Mely - base WS", "mely", "base", Some(1195.0), Some(1.42)),
             ],
+            notes: "locking time is sampled (one lock acquisition in 64 timed and scaled, steals always), \
+                    so it can exceed 100% for libasync base, where a few sampled waits are very long.",
         },
         TableSpec {
             id: "IV",
@@ -81,6 +89,10 @@ pub fn specs() -> Vec<TableSpec> {
                 row("Mely - time-aware WS (profiled costs)", "mely", "time-left-profiled", None, None),
                 row("tokio (multi-thread, same fork/join)", "tokio", "tokio", None, None),
             ],
+            notes: "Our time-left steal takes worthy colors until the thief holds half of the victim's \
+                    queued time (at most 32 colors) where the paper took one color: stolen time is per \
+                    steal, so ours counts every color moved. The paper's 1.56x over Libasync-smp came \
+                    from 8 cores; with 2 cores the ceiling is 2x.",
         },
         TableSpec {
             id: "V",
@@ -93,6 +105,11 @@ pub fn specs() -> Vec<TableSpec> {
                 row("Mely - base WS", "mely", "base", Some(1386.0), Some(42_000.0)),
                 row("Mely - penalty-aware WS", "mely", "penalty", Some(2122.0), Some(2_000.0)),
             ],
+            notes: "Penalty-aware is about level with base here: the 2 vCPUs share the L3, and the arrays \
+                    in flight on a core (tens of 128 KB arrays) exceed its 512 KB L2 anyway, so a \
+                    migrated B chain costs little; penalty-aware keeps every B chain where its A ran, \
+                    so the thief idles once the A events are gone. L2 misses need hardware counters \
+                    (n/a on virtual machines without them).",
         },
         TableSpec {
             id: "VI",
@@ -105,6 +122,8 @@ pub fn specs() -> Vec<TableSpec> {
                 row("Mely - base WS", "mely", "base", Some(1426.0), Some(12.0)),
                 row("Mely - locality-aware WS", "mely", "locality", Some(1869.0), Some(2.0)),
             ],
+            notes: "With 2 cores every thief has one neighbour: locality-aware stealing has no choice to \
+                    make, so it measures as base.",
         },
         TableSpec {
             id: "synthetic",
@@ -117,6 +136,8 @@ pub fn specs() -> Vec<TableSpec> {
                 row("per-thread free lists (inline events)", "libasync", "free-lists", None, None),
                 row("stealing", "libasync", "stealing", None, None),
             ],
+            notes: "The paper's text lost this table's numbers; our rows show the direction of each \
+                    optimisation.",
         },
     ]
 }
@@ -173,6 +194,9 @@ pub fn render(t: &TableSpec, measured: &[Option<Measured>]) -> String {
             fmt(r.paper_metric),
             om
         ));
+    }
+    if !t.notes.is_empty() {
+        s.push_str(&format!("\n{}\n", t.notes));
     }
     s
 }
