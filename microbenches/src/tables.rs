@@ -105,11 +105,13 @@ pub fn specs() -> Vec<TableSpec> {
                 row("Mely - base WS", "mely", "base", Some(1386.0), Some(42_000.0)),
                 row("Mely - penalty-aware WS", "mely", "penalty", Some(2122.0), Some(2_000.0)),
             ],
-            notes: "Penalty-aware is about level with base here: the 2 vCPUs share the L3, and the arrays \
+            notes: "Penalty-aware's gain over base is smaller and less stable here than the paper's \
+                    (from level to about 1.4x between runs): the 2 vCPUs share the L3, and the arrays \
                     in flight on a core (tens of 128 KB arrays) exceed its 512 KB L2 anyway, so a \
                     migrated B chain costs little; penalty-aware keeps every B chain where its A ran, \
-                    so the thief idles once the A events are gone. L2 misses need hardware counters \
-                    (n/a on virtual machines without them).",
+                    so the thief idles once the A events are gone, and how many A events it took \
+                    before that decides the run. L2 misses need hardware counters (n/a on virtual \
+                    machines without them).",
         },
         TableSpec {
             id: "VI",
