@@ -238,6 +238,51 @@ fn post_races_steal_mely_time_left() {
     post_races_steal(QueueKind::Mely, StealPolicy::TimeLeft);
 }
 
+/// Core 0 holds A#0 and B#0 (both heavy) and C#0, D#0 (light). Thread 1 posts A#1 and B#1;
+/// thread 2 is worker 1 stealing under time-left, which takes worthy colors until it holds half
+/// of the victim's queued time: A, and B as well unless A#1 landed first (then A alone is half).
+/// The posts race the remap of both colors; every color keeps its order and its events stay on
+/// the core that owns it.
+#[test]
+fn post_races_multi_color_steal() {
+    explore("post_races_multi_color_steal", 3, move || {
+        let m = Arc::new(model(QueueKind::Mely, StealPolicy::TimeLeft, 10));
+        let heavy = m.register_spec(HandlerSpec::new("heavy").cost_cycles(HEAVY_CYCLES));
+        let light = m.register("light");
+        let log = Arc::new(Log::default());
+        post(&m, &log, A, heavy, 0);
+        post(&m, &log, B, heavy, 0);
+        for c in [C, D] {
+            post(&m, &log, c, light, 0);
+        }
+
+        let poster = {
+            let (m, log) = (m.clone(), log.clone());
+            thread::spawn(move || {
+                post(&m, &log, A, heavy, 1);
+                post(&m, &log, B, heavy, 1);
+            })
+        };
+        let thief = {
+            let m = m.clone();
+            thread::spawn(move || m.steal(1))
+        };
+        poster.join().unwrap();
+        assert!(
+            thief.join().unwrap(),
+            "two worthy colors: the steal succeeds"
+        );
+        assert_eq!(m.core_of(A), 1, "the steal took A first");
+        assert_eq!(m.core_of(C), 0, "light colors are not worth a steal");
+        assert_eq!(m.core_of(D), 0, "light colors are not worth a steal");
+        assert_eq!(m.queued(0) + m.queued(1), 6);
+
+        let owned = owners(&m, &[A, B, C, D]);
+        drain(&m);
+        check(&m, &log, &[(A, 2), (B, 2), (C, 1), (D, 1)], &owned, 0);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // b. Two thieves stealing from each other.
 // ---------------------------------------------------------------------------------------------
