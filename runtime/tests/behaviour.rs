@@ -242,8 +242,16 @@ fn io_readiness_becomes_a_colored_event() {
     rt.handle()
         .deregister_io(&mut *stream.lock().unwrap(), tok)
         .unwrap();
-    let stats = rt.stats();
-    assert!(stats.handler("Epoll").unwrap().events >= 1);
+    // Workers publish a handler's counts after its run returns, so the Epoll run that delivered
+    // the readiness may not be counted the instant its event has been handled: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while rt.stats().handler("Epoll").unwrap().events < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the Epoll handler's run was never counted"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]
