@@ -1,8 +1,9 @@
 //! `penalty` (Mely paper, Table V): core 0 starts each round with many type-A events of distinct
-//! colors. An A allocates an array that fits in the core's cache and posts a B of its color; each
-//! B touches the next slice of the array and posts the next B, until the array is done. B has a
-//! stealing penalty of 1000, so penalty-aware stealing takes A events (fresh arrays) and leaves
-//! the B chains, whose arrays are warm in their core's cache, where they are.
+//! colors. An A creates an array that fits in the core's cache (writes every element) and posts a
+//! B of its color; each B touches the next slice of the array and posts the next B, until the
+//! array is done. B has a stealing penalty of 1000, so penalty-aware stealing takes A events
+//! (arrays not yet in any cache) and leaves the B chains, whose arrays are warm in their core's
+//! cache, where they are.
 //!
 //! Each color's array is allocated once, before the first round, and A *creates* it by writing
 //! every element: that is what puts it in the cache of A's core. (Allocating a fresh 128 KB
@@ -77,7 +78,7 @@ fn fork(ctx: &mut Ctx<'_>, st: &'static State) {
 }
 
 fn touch(ctx: &mut Ctx<'_>, st: &'static State, mut arr: Vec<u64>, offset: usize) {
-    let n = st.p.slice_bytes / 8;
+    let n = (st.p.slice_bytes / 8).max(1);
     let end = (offset + n).min(arr.len());
     let mut acc = 0u64;
     for v in &mut arr[offset..end] {

@@ -16,7 +16,8 @@ pub(crate) use loom::sync::atomic::{
 /// The per-core queue lock: a test-and-test-and-set spin lock with exponential backoff that
 /// yields the CPU once the backoff is exhausted.
 ///
-/// Critical sections are a few hundred cycles (a push, a pop, a steal of one color-queue). A
+/// Critical sections are a few hundred cycles (a push, a pop, a steal of one color-queue; a
+/// time-left steal of up to 32 color-queues holds the victim's lock some microseconds). A
 /// sleeping lock (parking_lot) made a waiting thief park on a victim's lock, and every later
 /// unlock by the victim then paid a futex wake-up, several microseconds on a virtual machine;
 /// the victim of the `unbalanced` benchmark spent half its time in such unlocks. Waiters here

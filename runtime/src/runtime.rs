@@ -87,7 +87,8 @@ pub(crate) struct Shared {
     pub(crate) published: Box<[WorkerPublished]>,
     pub(crate) threads: Box<[OnceLock<Thread>]>,
     pub(crate) shutdown: AtomicBool,
-    /// Moving average of measured steal costs (cycles): the time-left threshold.
+    /// Moving average of the measured cost of stealing one color (cycles): the time-left
+    /// threshold.
     pub(crate) steal_cost_est: CachePadded<AtomicU64>,
     /// Workers parked in `thread::park`.
     pub(crate) parked: CachePadded<AtomicUsize>,

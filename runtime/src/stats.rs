@@ -164,9 +164,10 @@ pub struct RuntimeStats {
     pub locking_time_pct: f64,
     /// Mean cycles a victim stayed locked per steal (0 without steals).
     pub steal_cost_cycles_avg: f64,
-    /// Mean measured processing cycles stolen per steal.
+    /// Mean measured processing cycles stolen per steal (a time-left steal can take several
+    /// colors).
     pub stolen_time_cycles_avg: f64,
-    /// Current estimate of one steal's cost, the time-left threshold.
+    /// Current estimate of the cost of stealing one color, the time-left threshold.
     pub steal_cost_estimate_cycles: u64,
     pub handlers: Vec<HandlerStats>,
     pub cycles_per_sec: f64,

@@ -1,8 +1,8 @@
 //! A worker: one thread per core, pinned, running its core's queue.
 //!
 //! Loop: pop a batch (Mely: up to `batch` events of one color; libasync: one event) under the
-//! core lock and mark its slot running; run the batch, timing every event with the cycle
-//! counter; clear the running slot. With nothing queued, try to steal (if a policy is on) for up
+//! core lock and mark its slot running; run the batch, timing a sample of the events with the
+//! cycle counter (all stolen ones); clear the running slot. With nothing queued, try to steal (if a policy is on) for up
 //! to `steal_spin_us`, then park.
 //!
 //! Parking: the worker takes its own lock, checks the queue is empty, stores `PARKED` and

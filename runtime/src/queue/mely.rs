@@ -30,7 +30,7 @@ const INTERVALS: usize = 3;
 ///
 /// The oldest event lives inline in the color-queue's slab entry. Most color-queues hold one event
 /// at a time (a color's next event is usually posted by the one that runs), so most events never
-/// touch a separate buffer: the slab is reused LIFO and stays warm, where a ring per color put
+/// touch a separate buffer: the slab's entries are reused and stay warm, where a ring per color put
 /// every event on its own cold cache line (perf: the first load of each popped event dominated
 /// Mely's pop with 50 000 colors).
 #[derive(Default)]
@@ -98,7 +98,8 @@ struct ColorQueue {
 }
 
 pub(crate) struct MelyQueue {
-    /// Slab of color-queues; freed entries keep their ring's capacity. Entries at and above
+    /// Slab of color-queues; an entry freed by a pop keeps its ring's capacity (one that was moved
+    /// away by a steal or placement gave its ring to the other core). Entries at and above
     /// `fresh` are free and not on `free`; below it, an entry is free iff it is on `free`.
     cqs: Vec<ColorQueue>,
     free: Vec<u32>,
