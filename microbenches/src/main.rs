@@ -163,6 +163,7 @@ fn base_result(
         kevents_per_sec: events as f64 / secs / 1e3,
         steals: stats.map_or(0, |s| s.total.steals),
         steal_attempts: stats.map_or(0, |s| s.total.steal_attempts),
+        stolen_colors: stats.map_or(0, |s| s.total.stolen_colors),
         steal_cost_cycles: stats
             .filter(|s| s.total.steals > 0)
             .map(|s| s.steal_cost_cycles_avg),

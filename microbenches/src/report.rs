@@ -16,6 +16,8 @@ pub struct BenchResult {
     pub kevents_per_sec: f64,
     pub steals: u64,
     pub steal_attempts: u64,
+    /// Colors moved by those steals (a time-left steal can take several).
+    pub stolen_colors: u64,
     /// Mean cycles a victim stayed locked per steal (null without steals or for tokio).
     pub steal_cost_cycles: Option<f64>,
     /// Mean measured processing cycles stolen per steal.

@@ -51,6 +51,9 @@ counters! {
     steal_attempts,
     /// Successful steals.
     steals,
+    /// Colors moved by successful steals (one per steal, except time-left steals, which can take
+    /// several).
+    stolen_colors,
     /// Cycles victims stayed locked while a steal built and moved its event set.
     steal_cost_cycles,
     /// Measured processing cycles of stolen events.

@@ -81,6 +81,7 @@ pub(crate) fn try_steal<D: Design>(
         if let Some(s) = res {
             let cost = t2.wrapping_sub(t1).saturating_sub(tsc::overhead());
             counters.steals += 1;
+            counters.stolen_colors += s.colors as u64;
             counters.steal_cost_cycles += cost;
             // Moving average of the cost of stealing one color, the time-left threshold. Samples
             // are clamped so a thief preempted while holding the locks (common on shared VMs)
