@@ -52,6 +52,15 @@ struct State {
     arrays: Vec<Mutex<Option<Vec<u64>>>>,
 }
 
+impl State {
+    /// Color `color`'s array slot (colors 1..=a_events).
+    fn array(&self, color: Color) -> std::sync::MutexGuard<'_, Option<Vec<u64>>> {
+        self.arrays[color.0 as usize - 1]
+            .lock()
+            .expect("array lock")
+    }
+}
+
 fn fork(ctx: &mut Ctx<'_>, st: &'static State) {
     if st.ctl.stop.load(Ordering::Acquire) {
         st.ctl.finished.store(true, Ordering::Release);
@@ -64,9 +73,8 @@ fn fork(ctx: &mut Ctx<'_>, st: &'static State) {
     for c in 1..=st.p.a_events as u32 {
         ctx.post(Color(c), st.a, move |ctx| {
             let color = ctx.color();
-            let mut arr = st.arrays[color.0 as usize - 1]
-                .lock()
-                .expect("array lock")
+            let mut arr = st
+                .array(color)
                 .take()
                 .expect("a color's array is back before its next A");
             for (i, v) in arr.iter_mut().enumerate() {
@@ -91,7 +99,7 @@ fn touch(ctx: &mut Ctx<'_>, st: &'static State, mut arr: Vec<u64>, offset: usize
         ctx.post(color, st.b, move |ctx| touch(ctx, st, arr, end));
         return;
     }
-    *st.arrays[color.0 as usize - 1].lock().expect("array lock") = Some(arr);
+    *st.array(color) = Some(arr);
     if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
         st.ctl
             .events

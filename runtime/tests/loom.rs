@@ -178,6 +178,25 @@ fn owners(m: &Model, colors: &[Color]) -> BTreeMap<u32, usize> {
 // a. A post racing a steal of its color.
 // ---------------------------------------------------------------------------------------------
 
+/// Thread 1 posts `posts` (color, handler, sequence number) from outside the runtime while thread
+/// 2, as worker 1, steals; returns whether the steal succeeded.
+fn posts_race_steal(m: &Arc<Model>, log: &Arc<Log>, posts: Vec<(Color, HandlerId, u32)>) -> bool {
+    let poster = {
+        let (m, log) = (m.clone(), log.clone());
+        thread::spawn(move || {
+            for (color, h, seq) in posts {
+                post(&m, &log, color, h, seq);
+            }
+        })
+    };
+    let thief = {
+        let m = m.clone();
+        thread::spawn(move || m.steal(1))
+    };
+    poster.join().unwrap();
+    thief.join().unwrap()
+}
+
 /// Core 0 holds A#0, B#0, C#0, D#0. Thread 1 posts A#1 and A#2 from outside the runtime; thread 2
 /// is worker 1 stealing. With this mix the steal always takes A (base: A is first and never holds
 /// more than half of the queue; time-left: only A's handler is heavy), so the posts race the
@@ -197,22 +216,8 @@ fn post_races_steal(queue: QueueKind, stealing: StealPolicy) {
             }
             assert_eq!(m.queued(0), 4);
 
-            let poster = {
-                let (m, log) = (m.clone(), log.clone());
-                thread::spawn(move || {
-                    post(&m, &log, A, heavy, 1);
-                    post(&m, &log, A, heavy, 2);
-                })
-            };
-            let thief = {
-                let m = m.clone();
-                thread::spawn(move || m.steal(1))
-            };
-            poster.join().unwrap();
-            assert!(
-                thief.join().unwrap(),
-                "core 0 holds four colors: the steal succeeds"
-            );
+            let stole = posts_race_steal(&m, &log, vec![(A, heavy, 1), (A, heavy, 2)]);
+            assert!(stole, "core 0 holds four colors: the steal succeeds");
             assert_eq!(m.core_of(A), 1, "the steal took A");
             assert_eq!(m.queued(0) + m.queued(1), 6);
 
@@ -256,22 +261,8 @@ fn post_races_multi_color_steal() {
             post(&m, &log, c, light, 0);
         }
 
-        let poster = {
-            let (m, log) = (m.clone(), log.clone());
-            thread::spawn(move || {
-                post(&m, &log, A, heavy, 1);
-                post(&m, &log, B, heavy, 1);
-            })
-        };
-        let thief = {
-            let m = m.clone();
-            thread::spawn(move || m.steal(1))
-        };
-        poster.join().unwrap();
-        assert!(
-            thief.join().unwrap(),
-            "two worthy colors: the steal succeeds"
-        );
+        let stole = posts_race_steal(&m, &log, vec![(A, heavy, 1), (B, heavy, 1)]);
+        assert!(stole, "two worthy colors: the steal succeeds");
         assert_eq!(m.core_of(A), 1, "the steal took A first");
         assert_eq!(m.core_of(C), 0, "light colors are not worth a steal");
         assert_eq!(m.core_of(D), 0, "light colors are not worth a steal");

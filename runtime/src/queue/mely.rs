@@ -290,8 +290,32 @@ impl MelyQueue {
         (events, time)
     }
 
-    /// Move color-queue `i` of `victim` to `thief` (its events marked stolen); returns how many
-    /// events moved.
+    /// Move color-queue `i` of `from` to `to`, with its queued time. With `steal`, all its events
+    /// are marked stolen; otherwise (placement) the marks it had carry over. Returns its slot and
+    /// how many events moved.
+    fn transfer(
+        from: &mut Self,
+        to: &mut Self,
+        i: u32,
+        steal: bool,
+        p: &QueueParams,
+    ) -> (usize, usize) {
+        let slot = from.cqs[i as usize].slot as usize;
+        let carried = from.cqs[i as usize].stolen;
+        let (events, time) = from.detach(i);
+        let n = events.len();
+        to.adopt(
+            slot,
+            events,
+            time,
+            if steal { n as u32 } else { carried },
+            p,
+        );
+        (slot, n)
+    }
+
+    /// Steal color-queue `i` of `victim` for `thief` and remap its slot; returns how many events
+    /// moved.
     fn take(
         victim: &mut Self,
         thief: &mut Self,
@@ -299,10 +323,7 @@ impl MelyQueue {
         p: &QueueParams,
         remap: &mut dyn FnMut(usize),
     ) -> usize {
-        let slot = victim.cqs[i as usize].slot as usize;
-        let (events, time) = victim.detach(i);
-        let n = events.len();
-        thief.adopt(slot, events, time, n as u32, p);
+        let (slot, n) = Self::transfer(victim, thief, i, true, p);
         remap(slot);
         n
     }
@@ -468,11 +489,7 @@ impl Design for MelyQueue {
         if i == NIL {
             return 0;
         }
-        let stolen = from.cqs[i as usize].stolen;
-        let (events, time) = from.detach(i);
-        let n = events.len();
-        to.adopt(slot, events, time, stolen, p);
-        n
+        Self::transfer(from, to, i, false, p).1
     }
 
     fn clear(&mut self) -> usize {
