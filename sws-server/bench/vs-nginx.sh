@@ -12,6 +12,7 @@
 #   sws-libasync-off   sws-server --mode colored --runtime libasync --stealing off
 #   sws-mely-off       sws-server --mode colored --runtime mely --stealing off
 #   sws-ncopy          sws-server --mode ncopy --runtime mely --stealing off (N single-worker copies)
+#   sws-R-P            any other runtime R and policy P, e.g. sws-mely-time-left, sws-mely-locality
 #
 # Every repeat runs every configuration once (interleaved, so drift in a shared VM hits all
 # alike); after a 1 s warm-up, wrk runs SECONDS_PER_RUN. Reported per configuration: median
@@ -119,11 +120,12 @@ start_config() {
     local cfg=$1 port=$2
     case $cfg in
         nginx) start_nginx "$port" ;;
-        sws-mely-all) start_sws colored mely all "$port" ;;
-        sws-libasync-off) start_sws colored libasync off "$port" ;;
-        sws-libasync-base) start_sws colored libasync base "$port" ;;
-        sws-mely-off) start_sws colored mely off "$port" ;;
         sws-ncopy) start_sws ncopy mely off "$port" ;;
+        sws-mely-* | sws-libasync-*)
+            # sws-RUNTIME-POLICY, any policy sws-server accepts (e.g. sws-mely-time-left).
+            local rest=${cfg#sws-}
+            start_sws colored "${rest%%-*}" "${rest#*-}" "$port"
+            ;;
         *) echo "unknown configuration $cfg" >&2; exit 2 ;;
     esac
 }
