@@ -258,6 +258,38 @@ fn partial_io(cfg: Config) {
     let r = Reader::new().read(&mut s, false).unwrap();
     assert_eq!((r.status, r.body.as_slice()), (200, &b"body{}\n"[..]));
 
+    // The server stops reading at a short read; what arrives afterwards on its own must still be
+    // seen: a request in two writes, its answer, then a lone FIN, which must close the
+    // connection (well before the 5 s idle timeout).
+    let mut s = srv.connect();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(b"GET /1k.txt HTTP/1.1\r\nHost: x\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    s.write_all(b"\r\n").unwrap();
+    let mut rd = Reader::new();
+    assert_eq!(rd.read(&mut s, false).unwrap().status, 200);
+    std::thread::sleep(Duration::from_millis(30));
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest)
+        .expect("the server closes after a lone FIN");
+    assert!(rest.is_empty() && t.elapsed() < Duration::from_secs(2));
+    // A request and the FIN together (one readiness event that reports the closed read side):
+    // answered, then closed, without waiting for the idle timeout.
+    for _ in 0..20 {
+        let mut s = srv.connect();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.write_all(&get("/1k.txt")).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let t = Instant::now();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all)
+            .expect("answered and closed after request + FIN");
+        assert!(all.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
     // A slow reader: 4 x 2 MiB pipelined, read 64 KiB at a time with pauses.
     let big = srv.root.file("big.bin");
     let mut s = srv.connect();
