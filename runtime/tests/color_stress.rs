@@ -145,10 +145,11 @@ fn run_config(queue: QueueKind, stealing: StealPolicy, seed: u64) {
     let stats = rt.shutdown();
     let posted = per_producer * PRODUCERS as u64 + children.load(Ordering::Relaxed);
     eprintln!(
-        "{queue:>8}/{stealing:<9} events={posted} in {:?}: steals={} attempts={} overlaps={} fifo_violations={}",
+        "{queue:>8}/{stealing:<9} events={posted} in {:?}: steals={} attempts={} steal_cost_estimate={} overlaps={} fifo_violations={}",
         start.elapsed(),
         stats.total.steals,
         stats.total.steal_attempts,
+        stats.steal_cost_estimate_cycles,
         checks.overlaps.load(Ordering::Relaxed),
         checks.fifo_violations.load(Ordering::Relaxed)
     );
