@@ -11,8 +11,15 @@
 //! one per steal; see `steal` for why we take more).
 //!
 //! Invariants: `index[slot]` names the color-queue of `slot` on this core, or `NIL` when the
-//! core holds no event of that slot; a color-queue is in the core-queue iff it has events; it is
-//! in interval `k` of the stealing-queue iff `interval == k`, at position `ipos`.
+//! core holds no event of that slot; a color-queue is in the core-queue iff it has events. It is
+//! in interval `k` of the stealing-queue iff `interval == k`; then `steal_q[k]` lists it.
+//!
+//! The stealing-queue is kept lazily: leaving an interval only rewrites `interval`, and the
+//! stale entry stays in `steal_q[k]` until a thief's scan drops it. Bit `k` of `listed` says
+//! whether `steal_q[k]` holds an entry for the color-queue (valid or stale), so an entry is never
+//! listed twice and each list stays within the slab's size. (Removing eagerly, a swap-remove and
+//! a fix-up of the moved entry on every pop, was the largest cost time-left stealing added to a
+//! web server's requests, where most color-queues are worthy and hold one event.)
 
 use super::{Design, QueueParams, Stolen};
 use crate::color::MAP_SLOTS;
@@ -92,7 +99,8 @@ struct ColorQueue {
     /// Queued processing time (raw or penalty-weighted, per the policy), cycles.
     time: u64,
     interval: u8,
-    ipos: u32,
+    /// Bit `k`: `steal_q[k]` lists this entry (maybe stale).
+    listed: u8,
     /// The first `stolen` events arrived by a steal.
     stolen: u32,
 }
@@ -135,7 +143,7 @@ impl MelyQueue {
                     next: NIL,
                     time: 0,
                     interval: NO_INTERVAL,
-                    ipos: 0,
+                    listed: 0,
                     stolen: 0,
                 });
                 (self.cqs.len() - 1) as u32
@@ -153,9 +161,7 @@ impl MelyQueue {
 
     fn release(&mut self, i: u32) {
         self.unlink(i);
-        if self.cqs[i as usize].interval != NO_INTERVAL {
-            self.set_interval(i, NO_INTERVAL);
-        }
+        self.cqs[i as usize].interval = NO_INTERVAL;
         let slot = self.cqs[i as usize].slot as usize;
         self.index[slot] = NIL;
         if self.ncq == 0 {
@@ -206,26 +212,28 @@ impl MelyQueue {
         self.ncq -= 1;
     }
 
+    /// Put color-queue `i` in interval `iv` (or none): O(1), lazily (see the module doc).
+    #[inline]
     fn set_interval(&mut self, i: u32, iv: u8) {
-        let old = self.cqs[i as usize].interval;
-        if old == iv {
-            return;
+        let cq = &mut self.cqs[i as usize];
+        cq.interval = iv;
+        if iv != NO_INTERVAL && cq.listed & (1 << iv) == 0 {
+            cq.listed |= 1 << iv;
+            self.steal_q[iv as usize].push(i);
         }
-        if old != NO_INTERVAL {
-            let q = &mut self.steal_q[old as usize];
-            let pos = self.cqs[i as usize].ipos as usize;
-            q.swap_remove(pos);
-            if pos < q.len() {
-                let moved = q[pos];
-                self.cqs[moved as usize].ipos = pos as u32;
+    }
+
+    /// Drop the stale entries of interval `iv` (color-queues that left it).
+    fn prune(&mut self, iv: usize) {
+        let cqs = &mut self.cqs;
+        self.steal_q[iv].retain(|&i| {
+            let cq = &mut cqs[i as usize];
+            let keep = cq.interval as usize == iv;
+            if !keep {
+                cq.listed &= !(1 << iv);
             }
-        }
-        if iv != NO_INTERVAL {
-            let q = &mut self.steal_q[iv as usize];
-            self.cqs[i as usize].ipos = q.len() as u32;
-            q.push(i);
-        }
-        self.cqs[i as usize].interval = iv;
+            keep
+        });
     }
 
     fn interval_for(time: u64, threshold: u64) -> u8 {
@@ -358,7 +366,8 @@ impl MelyQueue {
         for iv in (0..INTERVALS).rev() {
             for &i in &self.steal_q[iv] {
                 let cq = &self.cqs[i as usize];
-                if cq.slot != running && cq.time > p.threshold {
+                // Stale entries (see the module doc) are skipped.
+                if cq.interval as usize == iv && cq.slot != running && cq.time > p.threshold {
                     return Some(i);
                 }
             }
@@ -470,6 +479,9 @@ impl Design for MelyQueue {
             let i = victim.choose_base(running)?;
             let events = Self::take(victim, thief, i, p, remap);
             return Some(Stolen { colors: 1, events });
+        }
+        for iv in 0..INTERVALS {
+            victim.prune(iv);
         }
         let goal = victim.total_time / 2;
         let (mut got, mut time) = (Stolen::default(), 0);
@@ -624,6 +636,22 @@ mod tests {
                     assert_eq!(used.len(), n, "seed {seed}: an entry serves two colors");
                     assert_eq!(n, q.ncq);
                     assert!(used.iter().all(|i| !q.free.contains(i) && *i < q.fresh));
+                    // The lazy stealing-queue: every color-queue in an interval is listed there;
+                    // a list names an entry at most once, and exactly the entries whose bit is set.
+                    for (k, list) in q.steal_q.iter().enumerate() {
+                        let mut l = list.clone();
+                        l.sort_unstable();
+                        l.dedup();
+                        assert_eq!(l.len(), list.len(), "seed {seed}: listed twice");
+                        for (i, cq) in q.cqs.iter().enumerate() {
+                            let listed = l.binary_search(&(i as u32)).is_ok();
+                            assert_eq!(listed, cq.listed & (1 << k) != 0, "seed {seed}");
+                            if cq.interval as usize == k {
+                                assert!(listed, "seed {seed}: worthy but not listed");
+                                assert!(used.contains(&(i as u32)), "seed {seed}: free entry filed");
+                            }
+                        }
+                    }
                 }
             }
         }
