@@ -106,10 +106,10 @@ pub fn specs() -> Vec<TableSpec> {
                 row("Mely - penalty-aware WS", "mely", "penalty", Some(2122.0), Some(2_000.0)),
             ],
             notes: "Penalty-aware's gain over base is smaller and less stable here than the paper's \
-                    (from 0.9x to about 1.4x between runs and machines): the 2 vCPUs share the L3, and \
-                    the arrays in flight on a core (tens of 128 KB arrays) exceed its L2 (512 KB to \
-                    1 MB on the VMs measured) anyway, so a migrated B chain costs little; penalty-aware keeps every B chain where its A ran, \
-                    so the thief idles once the A events are gone, and how many A events it took \
+                    (from 0.9x to about 1.4x between runs and machines): the 2 vCPUs share the L3, \
+                    and the arrays in flight on a core (tens of 128 KB arrays) exceed its L2 (512 KB \
+                    to 1 MB on the VMs measured) anyway, so a migrated B chain costs little; \
+                    penalty-aware keeps every B chain where its A ran, so the thief idles once the A events are gone, and how many A events it took \
                     before that decides the run. L2 misses need hardware counters (n/a on virtual \
                     machines without them).",
         },

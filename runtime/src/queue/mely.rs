@@ -653,7 +653,10 @@ mod tests {
                             assert_eq!(listed, cq.listed & (1 << k) != 0, "seed {seed}");
                             if cq.interval as usize == k {
                                 assert!(listed, "seed {seed}: worthy but not listed");
-                                assert!(used.contains(&(i as u32)), "seed {seed}: free entry filed");
+                                assert!(
+                                    used.contains(&(i as u32)),
+                                    "seed {seed}: free entry filed"
+                                );
                             }
                         }
                     }
