@@ -68,6 +68,12 @@ pub struct Cli {
     /// default: the runtime's).
     #[arg(long, hide = true)]
     pub steal_spin_us: Option<u64>,
+    /// Stealing penalty of the per-connection handlers and CheckInCache under the `penalty` and
+    /// `all` policies: their queued time counts 1/N toward making a color worth stealing, so a
+    /// connection moves to another core only with a large backlog (1: no penalty). See
+    /// sws-server/bench/RESULTS.md for the measurements behind the default.
+    #[arg(long, default_value_t = crate::server::DEFAULT_CONN_PENALTY, value_parser = clap::value_parser!(u32).range(1..))]
+    pub conn_penalty: u32,
     /// Internal: this process is child number N of an N-copy parent.
     #[arg(long, hide = true)]
     pub ncopy_child: Option<usize>,
@@ -92,6 +98,7 @@ impl Cli {
             idle_timeout: Duration::from_millis(self.idle_timeout_ms.max(1)),
             limits: Limits::default(),
             reuse_port,
+            conn_penalty: self.conn_penalty,
         }
     }
 

@@ -150,6 +150,8 @@ pub fn run_parent(cli: &Cli) -> anyhow::Result<()> {
             .args([
                 "--idle-timeout-ms",
                 &cli.idle_timeout_ms.to_string(),
+                "--conn-penalty",
+                &cli.conn_penalty.to_string(),
                 "--ncopy-child",
                 &i.to_string(),
             ])

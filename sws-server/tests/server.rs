@@ -689,6 +689,47 @@ fn sigint_stops_colored() {
     assert_eq!(stats["runtime_stats"]["stealing"], "time-left");
 }
 
+/// The connection handlers' stealing penalty reaches the runtime (its per-handler statistics),
+/// by default and from `--conn-penalty`; the other handlers keep penalty 1.
+#[test]
+fn conn_penalty_reaches_the_runtime() {
+    let cfg = Config {
+        mode: "colored",
+        runtime: "mely",
+        stealing: "all",
+        workers: 2,
+    };
+    for (extra, want) in [(&[][..], 1000), (&["--conn-penalty", "7"][..], 7)] {
+        let srv = Server::start_args(cfg, 100, 5000, extra);
+        assert_eq!(fetch(&srv, &get("/1k.txt")).status, 200);
+        let stats = srv.stop();
+        let handlers = stats["runtime_stats"]["handlers"]
+            .as_array()
+            .expect("per-handler statistics");
+        let penalty = |name: &str| {
+            handlers
+                .iter()
+                .find(|h| h["name"] == name)
+                .unwrap_or_else(|| panic!("no handler {name}"))["penalty"]
+                .as_u64()
+                .unwrap()
+        };
+        for name in [
+            "ReadRequest",
+            "ParseRequest",
+            "CheckInCache",
+            "WriteResponse",
+            "Close",
+            "IdleTimeout",
+        ] {
+            assert_eq!(penalty(name), want, "{name} with {extra:?}");
+        }
+        for name in ["Epoll", "Accept", "RegisterFdInEpoll", "DecClientAccepted"] {
+            assert_eq!(penalty(name), 1, "{name} with {extra:?}");
+        }
+    }
+}
+
 /// When an N-copy child dies, the parent stops the other children and exits with an error
 /// instead of serving on with part of its capacity.
 #[test]

@@ -79,6 +79,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(cfg: Config, max_clients: usize, idle_ms: u64) -> Server {
+        Server::start_args(cfg, max_clients, idle_ms, &[])
+    }
+
+    /// `start` with more command-line arguments.
+    pub fn start_args(cfg: Config, max_clients: usize, idle_ms: u64, extra: &[&str]) -> Server {
         let root = DocRoot::new();
         let stats_path = root.base.join("stats.json");
         let mut child = Command::new(env!("CARGO_BIN_EXE_sws-server"))
@@ -106,6 +111,7 @@ impl Server {
             ])
             .arg("--stats-json")
             .arg(&stats_path)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
