@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn orders_by_cache_distance() {
-        let infos = vec![
+        let infos = [
             CpuInfo {
                 l2: vec![0, 1],
                 l3: vec![0, 1, 2, 3],
