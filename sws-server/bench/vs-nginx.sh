@@ -198,10 +198,16 @@ for rep in $(seq 1 "$REPEATS"); do
         wait_port "$port"
         client_run "$port" 1 >/dev/null 2>&1 || true
         before=$(cpu_ticks "$pid")
-        read -r reqs rps errs < <(client_run "$port" "$DUR")
+        reqs= rps= errs=
+        read -r reqs rps errs < <(client_run "$port" "$DUR") || true
         after=$(cpu_ticks "$pid")
         kill -TERM "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
+        if [ -z "$rps" ]; then
+            echo "  run $rep $cfg: the client reported nothing; skipped. Last server log lines:" >&2
+            tail -n 3 "$TMP/sws.log" >&2 2>/dev/null || true
+            continue
+        fi
         cpu_ms=$(( (after - before) * 1000 / CLK ))
         per_k=$(awk -v c="$cpu_ms" -v r="$reqs" 'BEGIN { if (r > 0) printf "%.3f", c * 1000 / r; else print "nan" }')
         echo "$cfg $rps $per_k $rep" >>"$RESULTS"
@@ -216,8 +222,10 @@ import sys, statistics
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 order = sys.argv[2].split()
 by = {}
+runs = {}
 for cfg, rps, cpu, rep in rows:
     by.setdefault(cfg, []).append((float(rps), float(cpu)))
+    runs[(cfg, rep)] = (float(rps), float(cpu))
 med = {c: statistics.median(r for r, _ in v) for c, v in by.items()}
 base = med.get("nginx")
 print(f"| configuration | req/s median | min-max | server CPU ms per 1k req (median) | vs nginx |")
@@ -231,9 +239,10 @@ for c in order:
     ratio = f"{med[c] / base:.2f}x" if base else "n/a"
     print(f"| {c} | {med[c]:.0f} | {min(rs):.0f}-{max(rs):.0f} | {cpu:.3f} | {ratio} |")
 a, b = "sws-mely-all", "sws-libasync-off"
-if a in by and b in by and len(by[a]) == len(by[b]):
-    r = [x[0] / y[0] for x, y in zip(by[a], by[b])]
-    c = [x[1] / y[1] for x, y in zip(by[a], by[b])]
+pairs = [(runs[(a, rep)], runs[(b, rep)]) for (cfg, rep) in runs if cfg == a and (b, rep) in runs]
+if pairs:
+    r = [x[0] / y[0] for x, y in pairs]
+    c = [x[1] / y[1] for x, y in pairs]
     print()
     print(f"paired, {a} / {b} in each repeat: req/s {statistics.median(r):.3f} "
           f"(min {min(r):.3f}, max {max(r):.3f}, >= 1 in {sum(x >= 1 for x in r)} of {len(r)}); "
