@@ -109,9 +109,9 @@ pub fn specs() -> Vec<TableSpec> {
                     (from 0.9x to about 1.4x between runs and machines): the 2 vCPUs share the L3, \
                     and the arrays in flight on a core (tens of 128 KB arrays) exceed its L2 (512 KB \
                     to 1 MB on the VMs measured) anyway, so a migrated B chain costs little; \
-                    penalty-aware keeps every B chain where its A ran, so the thief idles once the A events are gone, and how many A events it took \
-                    before that decides the run. L2 misses need hardware counters (n/a on virtual \
-                    machines without them).",
+                    penalty-aware keeps every B chain where its A ran, so the thief idles once the \
+                    A events are gone, and how many A events it took before that decides the run. \
+                    L2 misses need hardware counters (n/a on virtual machines without them).",
         },
         TableSpec {
             id: "VI",
