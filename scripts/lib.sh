@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the scripts; source it, do not run it.
 
 # Install the system packages the build needs (Debian), only when they are missing.

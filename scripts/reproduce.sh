@@ -55,8 +55,14 @@ SFS_CONFIGS=${REPRO_SFS_CONFIGS:-"colored none ncopy libasync-off libasync-base"
 SFS_CLIENTS=16
 WORKERS=2
 
+# shellcheck source=scripts/lib.sh
 source scripts/lib.sh
-for f in scripts/peers/*.sh; do source "$f"; done
+# shellcheck source=scripts/peers/nginx.sh
+source scripts/peers/nginx.sh
+# shellcheck source=scripts/peers/apache.sh
+source scripts/peers/apache.sh
+# shellcheck source=scripts/peers/sshd.sh
+source scripts/peers/sshd.sh
 
 log() { echo ">> $*" >&2; }
 
@@ -279,8 +285,8 @@ sws_point() {
     local stats="$OUT/$name.stats.json"
     rm -f "$stats" "$OUT/$name.error"
     # Up to three attempts: a peer's port can still be taken between the check and its bind.
-    local attempt why=""
-    for attempt in 1 2 3; do
+    local why=""
+    for _ in 1 2 3; do
         if ! start_sws "$cfg" "$workers" "$stats" "$logf"; then
             stop_server
             why="could not start $cfg: $(why_failed "$logf")"
@@ -474,6 +480,6 @@ else
     echo "error: colored-report failed; the raw results are in $OUT" >&2
     exit 1
 fi
-missing=$(find "$OUT" -name '*.error' | wc -l)
+n_missing=$(find "$OUT" -name '*.error' | wc -l)
 echo
-echo "results: $OUT ($missing experiment(s) missing; see report.md)"
+echo "results: $OUT ($n_missing experiment(s) missing; see report.md)"

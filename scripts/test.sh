@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: builds everything in release mode, runs every package's tests,
 # the color-invariant stress test (COLORED_STRESS_EVENTS events per configuration, default
-# 10^6) and the loom model of the post/steal protocol.
+# 10^6), the loom model of the post/steal protocol, clippy with warnings as errors, and the
+# shell linter (shellcheck) over every script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 ensure_build_deps
+ensure_packages shellcheck
 
 echo ">> cargo build --release (every binary)"
 cargo build --release --workspace --locked
@@ -18,4 +21,14 @@ if [ -f runtime/tests/loom.rs ]; then
     RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
         cargo test -p colored-runtime --test loom --release --locked
 fi
+
+echo ">> cargo clippy (warnings are errors)"
+if ! cargo clippy --version >/dev/null 2>&1; then
+    echo ">> installing clippy (rustup component add clippy)" >&2
+    rustup component add clippy
+fi
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo ">> shellcheck"
+shellcheck -x scripts/*.sh scripts/peers/*.sh sws-server/bench/*.sh .ci/run
 echo ">> all tests passed"

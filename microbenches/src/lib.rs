@@ -8,6 +8,7 @@ pub mod env;
 pub mod penalty;
 pub mod perf;
 pub mod report;
+pub mod report_gen;
 pub mod synthetic;
 pub mod tables;
 pub mod unbalanced;

@@ -133,16 +133,26 @@ fn queue_of(r: RuntimeArg) -> QueueKind {
     }
 }
 
+/// What one benchmark run measured: events run, seconds, the runtime's counters (tokio: none).
+struct Ran<'a> {
+    events: u64,
+    secs: f64,
+    stats: Option<&'a colored_runtime::RuntimeStats>,
+}
+
 fn base_result(
     bench: &str,
     runtime: RuntimeArg,
     stealing: StealPolicy,
     workers: usize,
-    events: u64,
-    secs: f64,
-    stats: Option<&colored_runtime::RuntimeStats>,
+    ran: Ran<'_>,
     env: &Env,
 ) -> BenchResult {
+    let Ran {
+        events,
+        secs,
+        stats,
+    } = ran;
     let runtime_name = match runtime {
         RuntimeArg::Libasync => "libasync",
         RuntimeArg::Mely => "mely",
@@ -196,9 +206,11 @@ fn run_dispatch(a: &Common, colors: u64) -> Result<Vec<BenchResult>> {
             rt,
             a.stealing,
             a.workers,
-            o.events,
-            secs,
-            o.stats.as_ref(),
+            Ran {
+                events: o.events,
+                secs,
+                stats: o.stats.as_ref(),
+            },
             &env,
         );
         let mode = if a.workers == 1 { "local" } else { "cross" };
@@ -242,9 +254,11 @@ fn outcome_result(bench: &str, rt: RuntimeArg, a: &Common, o: &Outcome, env: &En
         rt,
         a.stealing,
         a.workers,
-        o.events,
-        o.elapsed.as_secs_f64(),
-        o.stats.as_ref(),
+        Ran {
+            events: o.events,
+            secs: o.elapsed.as_secs_f64(),
+            stats: o.stats.as_ref(),
+        },
         env,
     );
     r.l2_misses_per_event = o.llc_misses_per_event;
@@ -342,9 +356,11 @@ fn run_synthetic(a: &Common, config: Option<SynConfig>) -> Result<Vec<BenchResul
             RuntimeArg::Libasync,
             stealing,
             a.workers,
-            o.events,
-            o.elapsed.as_secs_f64(),
-            o.stats.as_ref(),
+            Ran {
+                events: o.events,
+                secs: o.elapsed.as_secs_f64(),
+                stats: o.stats.as_ref(),
+            },
             &env,
         );
         r.extra.insert("config".into(), json!(c.label()));
@@ -534,7 +550,7 @@ fn main() -> Result<()> {
         markdown_out,
     } = &cli.bench
     {
-        if *workers == 0 || !(*seconds > 0.0) {
+        if *workers == 0 || seconds.is_nan() || *seconds <= 0.0 {
             bail!("--workers must be >= 1 and --seconds > 0");
         }
         return run_paper_tables(

@@ -131,12 +131,15 @@ fn run_runtime(cfg: Config, workers: usize, seconds: f64, p: &Params) -> anyhow:
     })
 }
 
+/// A callback of the shared-queue configuration: run with the queue and its color.
+type SharedTask = Box<dyn FnOnce(&SharedQueue, u32) + Send>;
+/// The queued callbacks with their colors.
+type SharedFifo = VecDeque<(u32, SharedTask)>;
+
 /// libasync-smp's original single queue, shared by every worker thread.
 struct SharedQueue {
-    q: Mutex<(
-        VecDeque<(u32, Box<dyn FnOnce(&SharedQueue, u32) + Send>)>,
-        Vec<u32>,
-    )>,
+    /// The queued callbacks with their colors, and the colors running now.
+    q: Mutex<(SharedFifo, Vec<u32>)>,
     cv: Condvar,
     stop: AtomicBool,
 }
@@ -144,7 +147,7 @@ struct SharedQueue {
 const NONE: u32 = u32::MAX;
 
 impl SharedQueue {
-    fn post(&self, color: u32, f: Box<dyn FnOnce(&SharedQueue, u32) + Send>) {
+    fn post(&self, color: u32, f: SharedTask) {
         self.q.lock().unwrap().0.push_back((color, f));
         self.cv.notify_one();
     }

@@ -26,7 +26,6 @@
 //! rt.post(Color(7), hello, move |ctx| tx.send(ctx.color()).unwrap()).unwrap();
 //! assert_eq!(rx.recv().unwrap(), Color(7));
 //! ```
-#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod blocking;
 mod cell;

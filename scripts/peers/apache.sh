@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Apache httpd with the worker MPM (threads) as the SWS peer; source it, do not run it.
 # Needs TMP (a private temporary directory).
 #
@@ -54,5 +55,6 @@ CONF
     local cpus
     cpus="0-$(( workers - 1 ))"
     taskset -c "$cpus" "$bin" -f "$dir/httpd.conf" -DFOREGROUND >"$dir/logs/stdout.log" 2>"$dir/logs/stderr.log" &
+    # shellcheck disable=SC2034 # read by the script that sourced this file
     PEER_PID=$!
 }

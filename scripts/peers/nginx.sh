@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # nginx as the SWS peer; source it, do not run it. Needs TMP (a private temporary directory).
 #
 # peer_nginx_start PORT WORKERS WWW: writes $TMP/nginx/nginx.conf (127.0.0.1 only, access log
@@ -39,5 +40,6 @@ http {
 }
 CONF
     "$bin" -p "$dir" -c "$dir/nginx.conf" >"$dir/logs/stdout.log" 2>"$dir/logs/stderr.log" &
+    # shellcheck disable=SC2034 # read by the script that sourced this file
     PEER_PID=$!
 }

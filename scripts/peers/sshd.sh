@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # A temporary OpenSSH server for the sftp peer of SFS; source it, do not run it.
 # Needs TMP (a private temporary directory).
 #
@@ -38,13 +39,14 @@ Ciphers chacha20-poly1305@openssh.com
 Subsystem sftp internal-sftp
 CONF
     "$bin" -D -e -f "$dir/sshd_config" >"$dir/sshd.log" 2>&1 &
+    # shellcheck disable=SC2034 # read by the script that sourced this file
     PEER_PID=$!
 }
 
 peer_sftp_get() {
-    local port=$1 remote=$2 count=$3 dir="$TMP/ssh" batch i
+    local port=$1 remote=$2 count=$3 dir="$TMP/ssh" batch
     batch=$(mktemp "$dir/batch.XXXXXX")
-    for i in $(seq 1 "$count"); do printf 'get %s /dev/null\n' "$remote"; done >"$batch"
+    for _ in $(seq 1 "$count"); do printf 'get %s /dev/null\n' "$remote"; done >"$batch"
     sftp -q -b "$batch" -i "$dir/client_key" -P "$port" \
         -o Ciphers=chacha20-poly1305@openssh.com -o StrictHostKeyChecking=no \
         -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR \

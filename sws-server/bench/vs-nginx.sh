@@ -64,7 +64,7 @@ chmod 755 "$TMP"
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]:-}"; do
-        [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
+        if [ -n "$p" ]; then kill -TERM "$p" 2>/dev/null || true; fi
     done
     sleep 0.3
     rm -rf "$TMP"
@@ -104,14 +104,16 @@ cpu_ticks() {
 descendants() {
     local p=$1 c
     echo "$p"
+    # The children files hold space-separated pids (words, not lines).
+    # shellcheck disable=SC2013
     for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do
         descendants "$c"
     done
 }
 
 wait_port() {
-    local port=$1 i
-    for i in $(seq 1 100); do
+    local port=$1
+    for _ in $(seq 1 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
         sleep 0.05
     done
@@ -198,7 +200,7 @@ for rep in $(seq 1 "$REPEATS"); do
         wait_port "$port"
         client_run "$port" 1 >/dev/null 2>&1 || true
         before=$(cpu_ticks "$pid")
-        reqs= rps= errs=
+        reqs='' rps='' errs=''
         read -r reqs rps errs < <(client_run "$port" "$DUR") || true
         after=$(cpu_ticks "$pid")
         kill -TERM "$pid" 2>/dev/null || true

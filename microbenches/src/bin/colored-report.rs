@@ -7,12 +7,9 @@
 //!                                                      # experiment, 2 when it cannot compare
 //! ```
 
-#[path = "../report_gen/mod.rs"]
-mod report_gen;
-
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use report_gen::load::Results;
+use microbenches::report_gen::{self, load::Results};
 use std::path::PathBuf;
 
 #[derive(Parser)]

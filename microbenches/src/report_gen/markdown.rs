@@ -6,7 +6,7 @@ use super::figures::{
 };
 use super::load::Results;
 use super::{fmt_opt, ratio};
-use microbenches::tables::{self, Measured};
+use crate::tables::{self, Measured};
 use std::fmt::Write;
 
 /// The microbenchmark tables (III-VI, synthetic) with our medians beside the paper's figures.
@@ -79,12 +79,14 @@ fn table_one(r: &Results, out: &mut String) {
          cycles per steal)\n"
     );
     let _ = writeln!(out, "| system | paper stealing (cycles) | paper stolen (cycles) | ours stealing (cycles) | ours stolen (cycles) | ours steals |\n|---|---:|---:|---:|---:|---:|");
-    let rows: [(
-        &str,
+    // (system, the paper's stealing cycles, the paper's stolen cycles, our server's counters)
+    type Row<'a> = (
+        &'a str,
         Option<f64>,
         Option<f64>,
         Option<super::load::ServerStats>,
-    ); 4] = [
+    );
+    let rows: [Row; 4] = [
         (
             "SFS, libasync base WS",
             Some(4_800.0),
