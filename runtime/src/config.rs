@@ -23,8 +23,8 @@ pub enum StealPolicy {
     Off,
     /// libasync-smp's algorithm: core set from the most loaded core, first color not running.
     Base,
-    /// Mely: steal only colors whose queued processing time exceeds the steal cost (several per
-    /// steal, up to half of the victim's queued time).
+    /// Mely: steal only colors whose queued processing time exceeds the steal cost (how many per
+    /// steal: [`StealAmount`]).
     TimeLeft,
     /// Mely: time-left with penalty-weighted processing time.
     Penalty,
@@ -115,6 +115,45 @@ impl FromStr for QueueKind {
     }
 }
 
+/// How much a time-left steal (`time-left`, `penalty`, `all`) takes from its victim.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StealAmount {
+    /// The Mely paper's (section IV-B): one color, the best worthy one (from the highest
+    /// non-empty time-left interval).
+    #[default]
+    One,
+    /// Ours: worthy colors, best interval first, until the thief holds half of the victim's
+    /// queued time (at most 32 colors per steal).
+    Half,
+}
+
+impl StealAmount {
+    pub const ALL: [StealAmount; 2] = [StealAmount::One, StealAmount::Half];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StealAmount::One => "one",
+            StealAmount::Half => "half",
+        }
+    }
+}
+
+impl fmt::Display for StealAmount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StealAmount {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        StealAmount::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("unknown steal amount {s:?} (expected one or half)"))
+    }
+}
+
 /// Where event closures live.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -134,6 +173,9 @@ pub struct RuntimeConfig {
     pub workers: usize,
     pub queue: QueueKind,
     pub stealing: StealPolicy,
+    /// What a time-left steal takes: one color (the paper's) or up to half the victim's queued
+    /// time (ours). Ignored by the other policies.
+    pub steal_amount: StealAmount,
     /// Mely: events of one color run before moving to the next color-queue.
     pub batch: usize,
     /// Pin worker `i` to the `i`-th allowed CPU (modulo their number).
@@ -154,6 +196,7 @@ impl Default for RuntimeConfig {
                 .unwrap_or(1),
             queue: QueueKind::Mely,
             stealing: StealPolicy::Off,
+            steal_amount: StealAmount::One,
             batch: 10,
             pin: true,
             blocking_threads: 4,
@@ -186,9 +229,15 @@ impl RuntimeConfig {
         if self.workers > u16::MAX as usize {
             return Err(BuildError::TooManyWorkers(self.workers));
         }
-        if self.queue == QueueKind::Libasync
-            && !matches!(self.stealing, StealPolicy::Off | StealPolicy::Base)
-        {
+        use crate::queue::{libasync::LibasyncQueue, mely::MelyQueue, Design};
+        let time_left = match self.queue {
+            QueueKind::Libasync => LibasyncQueue::TIME_LEFT,
+            QueueKind::Mely => MelyQueue::TIME_LEFT,
+        };
+        // Locality-aware stealing is one of Mely's heuristics: the libasync design steals as
+        // libasync-smp did, or not at all.
+        let mely_only = self.stealing.locality() && self.queue == QueueKind::Libasync;
+        if self.stealing.time_left() && !time_left || mely_only {
             return Err(BuildError::PolicyNotSupported(self.stealing));
         }
         if self.batch == 0 {

@@ -49,7 +49,7 @@ mod worker;
 
 pub use cell::ColorCell;
 pub use color::{Color, MAP_SLOTS};
-pub use config::{BuildError, EventStorage, QueueKind, RuntimeConfig, StealPolicy};
+pub use config::{BuildError, EventStorage, QueueKind, RuntimeConfig, StealAmount, StealPolicy};
 pub use ctx::Ctx;
 pub use handler::{HandlerId, HandlerSpec, MAX_HANDLERS};
 pub use reactor::{IoToken, Readiness};

@@ -1,30 +1,73 @@
 //! The stealing driver, shared by both queue designs.
 //!
-//! 1. Build the core set: libasync-smp's (`base`, `time-left`, `penalty`): the most loaded core
-//!    first, then the following core numbers; Mely's locality-aware (`locality`, `all`): cores by
-//!    cache distance from the thief (shared L2, shared L3, same package, same NUMA node, rest).
+//! 1. Build the core set ([`core_set`]): libasync-smp's (`base`, `time-left`, `penalty`): the
+//!    most loaded core first, then the following core numbers; Mely's locality-aware
+//!    (`locality`, `all`): cores by cache distance from the thief (shared L2, shared L3, same
+//!    package, same NUMA node, rest).
 //! 2. For each victim: lock the victim and the thief (in core index order, so two thieves
 //!    stealing from each other cannot deadlock), let the design choose colors that are not
-//!    running (one for `base` and libasync; for time-left, worthy colors up to half of the
-//!    victim's queued time, see `queue::mely`) and move their events, remap each slot to the
-//!    thief, unlock. Holding both locks while the map changes is what keeps posts racing the
-//!    steal in order (see `color`).
+//!    running ([`StealChoice`]: libasync-smp's one color, or time-left's worthy colors) and move
+//!    their events, remap each slot to the thief, unlock. Holding both locks while the map
+//!    changes is what keeps posts racing the steal in order (see `color`).
 //! 3. The victim-locked time of successful steals feeds `steal_cost_cycles` (per steal) and the
-//!    moving average of the cost per stolen color that time-left stealing uses as its threshold.
-//!    (Dividing by the colors spreads a steal's fixed cost over them, so the estimate leans low
-//!    after multi-color steals; in `unbalanced` it stays at 0.9-1.1 Kcycles, within the range
-//!    one-color steals gave, 0.9-2.2.)
+//!    moving average of the cost per stolen color that time-left stealing uses as its threshold
+//!    ([`next_estimate`]). (Dividing by the colors spreads a multi-color steal's fixed cost over
+//!    them, so the estimate leans low after such steals; in `unbalanced` it stays at 0.9-1.1
+//!    Kcycles, within the range one-color steals gave, 0.9-2.2.)
 //!
-//! libasync's design locks each victim before looking (as libasync-smp did); Mely's skips
-//! victims whose published length is 0 without locking them.
+//! [`core_set`] and [`next_estimate`] are pure: they are the policy's decisions, and anything
+//! that drives the designs without threads (the simulator) calls them rather than a copy.
+//!
+//! A design with [`Design::PEEKS_LENGTH`] (Mely) skips victims whose published length is 0
+//! without locking them; libasync's locks each victim before looking, as libasync-smp did.
 
+use crate::config::StealPolicy;
 use crate::loom::Ordering;
-use crate::queue::{lock_pair, CoreShared, Design};
+use crate::queue::{lock_pair, CoreShared, Design, StealChoice};
 use crate::runtime::Shared;
 use crate::stats::Counters;
+use crate::topology::Topology;
 use crate::tsc;
 use crossbeam_utils::CachePadded;
-use std::any::TypeId;
+
+/// Most victims one stealing round examines (the core set is cut there).
+pub(crate) const MAX_CORE_SET: usize = 64;
+
+/// The victims thief `me` examines, in order, written into `buf` (it may include `me`, which
+/// callers skip). `len_of(c)` is core `c`'s published queue length (a hint). With a locality
+/// policy the order is the topology's cache distance from `me`; otherwise libasync-smp's: the
+/// most loaded core, then the following core numbers.
+pub(crate) fn core_set<'a>(
+    policy: StealPolicy,
+    me: usize,
+    n: usize,
+    len_of: impl Fn(usize) -> usize,
+    topology: &'a Topology,
+    buf: &'a mut [usize; MAX_CORE_SET],
+) -> &'a [usize] {
+    if policy.locality() {
+        return topology.neighbours(me);
+    }
+    let most = (0..n).max_by_key(|&c| len_of(c)).unwrap_or(0);
+    let k = n.min(MAX_CORE_SET);
+    for (i, slot) in buf.iter_mut().take(k).enumerate() {
+        *slot = (most + i) % n;
+    }
+    &buf[..k]
+}
+
+/// The time-left threshold after a steal that kept the victim locked `cost` cycles and moved
+/// `colors` colors, from the estimate `est`: a moving average (weight 1/8) of the cost per
+/// color. Samples are clamped so a thief preempted while holding the locks (common on shared
+/// VMs) cannot inflate the threshold until nothing looks worth stealing: at 1.5x the estimate,
+/// a clamped sample raises it 6%, a normal one (far below) lowers it 12%, so it drifts up only
+/// while over two steals in three are preempted. (At 4x it rose 37% a sample; 4 workers on 2
+/// vCPUs in the stress test drove it to 365 Kcycles, where only colors with two 200-Kcycle
+/// events queued still looked worth stealing.)
+pub(crate) fn next_estimate(est: u64, cost: u64, colors: usize) -> u64 {
+    let sample = (cost / colors.max(1) as u64).min(est + est / 2 + 1_000);
+    est - (est >> 3) + (sample >> 3)
+}
 
 pub(crate) fn try_steal<D: Design>(
     sh: &Shared,
@@ -37,27 +80,22 @@ pub(crate) fn try_steal<D: Design>(
         return false;
     }
     let policy = sh.cfg.stealing;
-    let base_choice = !policy.time_left();
-    let precheck = TypeId::of::<D>() == TypeId::of::<crate::queue::mely::MelyQueue>();
+    let choice = StealChoice::of(policy, sh.cfg.steal_amount);
     let p = sh.params();
-    let mut order_buf = [0usize; 64];
-    let order: &[usize] = if policy.locality() {
-        sh.topology.neighbours(me)
-    } else {
-        let most = (0..n)
-            .max_by_key(|&c| cores[c].len.load(Ordering::Relaxed))
-            .unwrap_or(0);
-        let k = n.min(order_buf.len());
-        for (i, slot) in order_buf.iter_mut().take(k).enumerate() {
-            *slot = (most + i) % n;
-        }
-        &order_buf[..k]
-    };
+    let mut buf = [0usize; MAX_CORE_SET];
+    let order = core_set(
+        policy,
+        me,
+        n,
+        |c| cores[c].len.load(Ordering::Relaxed),
+        &sh.topology,
+        &mut buf,
+    );
     for &v in order {
         if v == me {
             continue;
         }
-        if precheck && cores[v].len.load(Ordering::Relaxed) == 0 {
+        if D::PEEKS_LENGTH && cores[v].len.load(Ordering::Relaxed) == 0 {
             continue;
         }
         let t0 = tsc::now();
@@ -67,7 +105,7 @@ pub(crate) fn try_steal<D: Design>(
         counters.lock_ops += 1;
         let (victim, thief) = (&mut *g_victim, &mut *g_thief);
         let running = cores[v].running.load(Ordering::Acquire);
-        let res = D::steal(victim, thief, running, base_choice, &p, &mut |slot| {
+        let res = D::steal(victim, thief, running, choice, &p, &mut |slot| {
             sh.map.set(slot, me)
         });
         if res.is_some() {
@@ -83,17 +121,9 @@ pub(crate) fn try_steal<D: Design>(
             counters.steals += 1;
             counters.stolen_colors += s.colors as u64;
             counters.steal_cost_cycles += cost;
-            // Moving average of the cost of stealing one color, the time-left threshold. Samples
-            // are clamped so a thief preempted while holding the locks (common on shared VMs)
-            // cannot inflate the threshold until nothing looks worth stealing: at 1.5x the
-            // estimate, a clamped sample raises it 6%, a normal one (far below) lowers it 12%, so
-            // it drifts up only while over two steals in three are preempted. (At 4x it rose 37%
-            // a sample; 4 workers on 2 vCPUs in the stress test drove it to 365 Kcycles, where
-            // only colors with two 200-Kcycle events queued still looked worth stealing.)
             let est = sh.steal_cost_est.load(Ordering::Relaxed);
-            let sample = (cost / s.colors.max(1) as u64).min(est + est / 2 + 1_000);
             sh.steal_cost_est
-                .store(est - (est >> 3) + (sample >> 3), Ordering::Relaxed);
+                .store(next_estimate(est, cost, s.colors), Ordering::Relaxed);
             return true;
         }
     }

@@ -9,7 +9,9 @@
 //! `COLORED_STRESS_EVENTS` sets the events posted per configuration (default 1 000 000; run
 //! 100 000 000 outside CI with `--release`).
 
-use colored_runtime::{Color, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealPolicy};
+use colored_runtime::{
+    Color, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealAmount, StealPolicy,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -36,11 +38,17 @@ fn events_per_config() -> u64 {
 }
 
 fn run_config(queue: QueueKind, stealing: StealPolicy, seed: u64) {
+    run_config_taking(queue, stealing, StealAmount::One, seed)
+}
+
+/// Like `run_config`, with time-left steals taking `amount`.
+fn run_config_taking(queue: QueueKind, stealing: StealPolicy, amount: StealAmount, seed: u64) {
     let total = events_per_config();
     let rt = Runtime::new(RuntimeConfig {
         workers: 4,
         queue,
         stealing,
+        steal_amount: amount,
         steal_spin_us: 20,
         ..Default::default()
     })
@@ -138,14 +146,14 @@ fn run_config(queue: QueueKind, stealing: StealPolicy, seed: u64) {
         }
         assert!(
             Instant::now() < deadline,
-            "{queue}/{stealing}: only {ran} of {expected} events ran"
+            "{queue}/{stealing}/{amount}: only {ran} of {expected} events ran"
         );
         std::thread::sleep(Duration::from_millis(2));
     }
     let stats = rt.shutdown();
     let posted = per_producer * PRODUCERS as u64 + children.load(Ordering::Relaxed);
     eprintln!(
-        "{queue:>8}/{stealing:<9} events={posted} in {:?}: steals={} attempts={} steal_cost_estimate={} overlaps={} fifo_violations={}",
+        "{queue:>8}/{stealing:<9}/{amount} events={posted} in {:?}: steals={} attempts={} steal_cost_estimate={} overlaps={} fifo_violations={}",
         start.elapsed(),
         stats.total.steals,
         stats.total.steal_attempts,
@@ -156,22 +164,22 @@ fn run_config(queue: QueueKind, stealing: StealPolicy, seed: u64) {
     assert_eq!(
         checks.overlaps.load(Ordering::Relaxed),
         0,
-        "{queue}/{stealing}: two events of one color ran at once"
+        "{queue}/{stealing}/{amount}: two events of one color ran at once"
     );
     assert_eq!(
         checks.fifo_violations.load(Ordering::Relaxed),
         0,
-        "{queue}/{stealing}: FIFO order broken"
+        "{queue}/{stealing}/{amount}: FIFO order broken"
     );
     assert_eq!(
         stats.total.events, posted,
-        "{queue}/{stealing}: runtime counted a different number of events"
+        "{queue}/{stealing}/{amount}: runtime counted a different number of events"
     );
     assert_eq!(stats.total.panics, 0);
     if stealing.enabled() {
         assert!(
             stats.total.steals > 0,
-            "{queue}/{stealing}: stealing never happened"
+            "{queue}/{stealing}/{amount}: stealing never happened"
         );
     }
 }
@@ -199,6 +207,18 @@ fn mely_time_left() {
 #[test]
 fn mely_penalty() {
     run_config(QueueKind::Mely, StealPolicy::Penalty, 6);
+}
+#[test]
+fn mely_time_left_half() {
+    run_config_taking(QueueKind::Mely, StealPolicy::TimeLeft, StealAmount::Half, 9);
+}
+#[test]
+fn mely_penalty_half() {
+    run_config_taking(QueueKind::Mely, StealPolicy::Penalty, StealAmount::Half, 10);
+}
+#[test]
+fn mely_all_half() {
+    run_config_taking(QueueKind::Mely, StealPolicy::All, StealAmount::Half, 11);
 }
 #[test]
 fn mely_locality() {

@@ -26,7 +26,9 @@
 #![cfg(loom)]
 
 use colored_runtime::model::Model;
-use colored_runtime::{Color, HandlerId, HandlerSpec, QueueKind, RuntimeConfig, StealPolicy};
+use colored_runtime::{
+    Color, HandlerId, HandlerSpec, QueueKind, RuntimeConfig, StealAmount, StealPolicy,
+};
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
@@ -71,10 +73,21 @@ fn explore(name: &str, preemptions: usize, f: impl Fn() + Sync + Send + 'static)
 }
 
 fn model(queue: QueueKind, stealing: StealPolicy, batch: usize) -> Model {
+    model_taking(queue, stealing, StealAmount::One, batch)
+}
+
+/// A model whose time-left steals take `amount`.
+fn model_taking(
+    queue: QueueKind,
+    stealing: StealPolicy,
+    amount: StealAmount,
+    batch: usize,
+) -> Model {
     Model::new(RuntimeConfig {
         workers: 2,
         queue,
         stealing,
+        steal_amount: amount,
         batch,
         pin: false,
         ..Default::default()
@@ -244,14 +257,20 @@ fn post_races_steal_mely_time_left() {
 }
 
 /// Core 0 holds A#0 and B#0 (both heavy) and C#0, D#0 (light). Thread 1 posts A#1 and B#1;
-/// thread 2 is worker 1 stealing under time-left, which takes worthy colors until it holds half
-/// of the victim's queued time: A, and B as well unless A#1 landed first (then A alone is half).
+/// thread 2 is worker 1 stealing under time-left with our multi-color steal
+/// ([`StealAmount::Half`]), which takes worthy colors until it holds half of the victim's queued
+/// time: A, and B as well unless A#1 landed first (then A alone is half).
 /// The posts race the remap of both colors; every color keeps its order and its events stay on
 /// the core that owns it.
 #[test]
 fn post_races_multi_color_steal() {
     explore("post_races_multi_color_steal", 3, move || {
-        let m = Arc::new(model(QueueKind::Mely, StealPolicy::TimeLeft, 10));
+        let m = Arc::new(model_taking(
+            QueueKind::Mely,
+            StealPolicy::TimeLeft,
+            StealAmount::Half,
+            10,
+        ));
         let heavy = m.register_spec(HandlerSpec::new("heavy").cost_cycles(HEAVY_CYCLES));
         let light = m.register("light");
         let log = Arc::new(Log::default());

@@ -7,7 +7,7 @@
 //! colors that would forbid every steal, so we read it as "not a majority"); `construct_event_set` walks the **whole** queue, moving
 //! every event, to pull that color's events out; the set is appended to the thief's queue.
 
-use super::{Design, QueueParams, Stolen};
+use super::{Design, QueueParams, StealChoice, Stolen};
 use crate::color::MAP_SLOTS;
 use crate::event::{Event, FLAG_STOLEN};
 use std::collections::VecDeque;
@@ -71,14 +71,23 @@ impl Design for LibasyncQueue {
         Some(slot)
     }
 
+    /// One FIFO keeps no per-color time: libasync-smp steals with its own choice only.
+    const TIME_LEFT: bool = false;
+    const PEEKS_LENGTH: bool = false;
+
     fn steal(
         victim: &mut Self,
         thief: &mut Self,
         running: u32,
-        _base: bool,
+        choice: StealChoice,
         _p: &QueueParams,
         remap: &mut dyn FnMut(usize),
     ) -> Option<Stolen> {
+        debug_assert_eq!(
+            choice,
+            StealChoice::Base,
+            "rejected by RuntimeConfig::validate"
+        );
         // can_be_stolen: events of at least two colors.
         if victim.distinct < 2 {
             return None;

@@ -6,9 +6,10 @@
 //! With a time-left policy the core also keeps a *stealing-queue*: the color-queues whose queued
 //! processing time (raw, or divided by the handlers' penalties) exceeds the current steal cost
 //! estimate, in three intervals (`[T, 4T)`, `[4T, 16T)`, `[16T, ∞)`), unordered within an
-//! interval. A thief takes worthy color-queues from the highest non-empty interval down, until it
-//! holds half of the victim's queued time or [`MAX_STEAL_COLORS`] color-queues (the paper takes
-//! one per steal; see `steal` for why we take more).
+//! interval. A thief takes the best worthy color-queue (from the highest non-empty interval), as
+//! the paper does ([`StealAmount::One`]); or, our variant ([`StealAmount::Half`]), worthy
+//! color-queues from the highest interval down until it holds half of the victim's queued time or
+//! [`MAX_STEAL_COLORS`] color-queues (see `steal` for why).
 //!
 //! Invariants: `index[slot]` names the color-queue of `slot` on this core, or `NIL` when the
 //! core holds no event of that slot; a color-queue is in the core-queue iff it has events. It is
@@ -21,14 +22,16 @@
 //! a fix-up of the moved entry on every pop, was the largest cost time-left stealing added to a
 //! web server's requests, where most color-queues are worthy and hold one event.)
 
-use super::{Design, QueueParams, Stolen};
+use super::{Design, QueueParams, StealChoice, Stolen};
 use crate::color::MAP_SLOTS;
+use crate::config::StealAmount;
 use crate::event::{Event, FLAG_STOLEN};
 use std::collections::VecDeque;
 use std::{mem, ptr};
 
 const NIL: u32 = u32::MAX;
-/// Most colors one time-left steal takes (bounds how long the victim's lock is held).
+/// Most colors one time-left steal takes with [`StealAmount::Half`] (bounds how long the
+/// victim's lock is held).
 pub(crate) const MAX_STEAL_COLORS: usize = 32;
 const NO_INTERVAL: u8 = u8::MAX;
 const INTERVALS: usize = 3;
@@ -467,30 +470,38 @@ impl Design for MelyQueue {
         Some(slot)
     }
 
-    /// `base`: libasync-smp's choice, one color. Time-left: worthy colors, best interval first,
-    /// until the thief holds half of the victim's queued time (or [`MAX_STEAL_COLORS`]). One
-    /// worthy color at a time (the paper's choice) left a lone thief behind: it runs the color
-    /// it took while the victim reaches the next long colors itself (`unbalanced`: the victim ran
-    /// a quarter of the long events while the thief idled a quarter of the time).
+    const TIME_LEFT: bool = true;
+    const PEEKS_LENGTH: bool = true;
+
+    /// `Base`: libasync-smp's choice, one color. `TimeLeft(One)`: the best worthy color, the
+    /// paper's. `TimeLeft(Half)`: worthy colors, best interval first, until the thief holds half
+    /// of the victim's queued time (or [`MAX_STEAL_COLORS`]). One worthy color at a time left a
+    /// lone thief behind: it runs the color it took while the victim reaches the next long
+    /// colors itself (`unbalanced`, 2 workers: the victim ran a quarter of the long events while
+    /// the thief idled a quarter of the time).
     fn steal(
         victim: &mut Self,
         thief: &mut Self,
         running: u32,
-        base_choice: bool,
+        choice: StealChoice,
         p: &QueueParams,
         remap: &mut dyn FnMut(usize),
     ) -> Option<Stolen> {
-        if base_choice {
-            let i = victim.choose_base(running)?;
-            let events = Self::take(victim, thief, i, p, remap);
-            return Some(Stolen { colors: 1, events });
-        }
+        let max_colors = match choice {
+            StealChoice::Base => {
+                let i = victim.choose_base(running)?;
+                let events = Self::take(victim, thief, i, p, remap);
+                return Some(Stolen { colors: 1, events });
+            }
+            StealChoice::TimeLeft(StealAmount::One) => 1,
+            StealChoice::TimeLeft(StealAmount::Half) => MAX_STEAL_COLORS,
+        };
         for iv in 0..INTERVALS {
             victim.prune(iv);
         }
         let goal = victim.total_time / 2;
         let (mut got, mut time) = (Stolen::default(), 0);
-        while got.colors < MAX_STEAL_COLORS && (got.colors == 0 || time < goal) {
+        while got.colors < max_colors && (got.colors == 0 || time < goal) {
             let Some(i) = victim.choose_time_left(running, p) else {
                 break;
             };
@@ -622,8 +633,13 @@ mod tests {
                         } else {
                             (&mut b[0], &mut a[0])
                         };
+                        let choice = match rng.gen_range(0..3) {
+                            0 => StealChoice::Base,
+                            1 => StealChoice::TimeLeft(StealAmount::One),
+                            _ => StealChoice::TimeLeft(StealAmount::Half),
+                        };
                         if let Some(s) =
-                            MelyQueue::steal(v, t, NOT_RUNNING, rng.gen_bool(0.5), &Q, &mut |_| {})
+                            MelyQueue::steal(v, t, NOT_RUNNING, choice, &Q, &mut |_| {})
                         {
                             multi += (s.colors > 1) as usize;
                         }
@@ -666,14 +682,48 @@ mod tests {
         assert!(multi > 0, "no steal took several colors");
     }
 
-    /// A steal through the trait, collecting the slots it remaps.
-    fn steal(victim: &mut MelyQueue, thief: &mut MelyQueue, running: u32) -> Option<Vec<usize>> {
+    /// A time-left steal of `amount` through the trait, collecting the slots it remaps.
+    fn steal_amount(
+        victim: &mut MelyQueue,
+        thief: &mut MelyQueue,
+        running: u32,
+        amount: StealAmount,
+    ) -> Option<Vec<usize>> {
         let mut slots = Vec::new();
-        let s = MelyQueue::steal(victim, thief, running, false, &P, &mut |slot| {
+        let choice = StealChoice::TimeLeft(amount);
+        let s = MelyQueue::steal(victim, thief, running, choice, &P, &mut |slot| {
             slots.push(slot)
         })?;
         assert_eq!(s.colors, slots.len());
         Some(slots)
+    }
+
+    /// Our multi-color time-left steal.
+    fn steal(victim: &mut MelyQueue, thief: &mut MelyQueue, running: u32) -> Option<Vec<usize>> {
+        steal_amount(victim, thief, running, StealAmount::Half)
+    }
+
+    /// The paper's time-left steal takes one color, from the highest non-empty interval, and
+    /// leaves the rest; short colors never go.
+    #[test]
+    fn paper_time_left_takes_the_best_color_only() {
+        let mut victim = MelyQueue::new();
+        let mut thief = MelyQueue::new();
+        // Thresholds 1 000: color 1 in [T, 4T), color 2 in [16T, inf), color 3 in [4T, 16T).
+        victim.push(ev(1, 2_000), &P);
+        victim.push(ev(2, 50_000), &P);
+        victim.push(ev(3, 5_000), &P);
+        victim.push(ev(4, 10), &P);
+        let one = |v: &mut MelyQueue, t: &mut MelyQueue| {
+            steal_amount(v, t, NOT_RUNNING, StealAmount::One)
+        };
+        assert_eq!(one(&mut victim, &mut thief), Some(vec![2]));
+        assert_eq!(one(&mut victim, &mut thief), Some(vec![3]));
+        // Color 1 is the only worthy one left, beside a short one: still worth a steal (two
+        // colors queued), then nothing is.
+        assert_eq!(one(&mut victim, &mut thief), Some(vec![1]));
+        assert_eq!(one(&mut victim, &mut thief), None);
+        assert_eq!((victim.len(), thief.len()), (1, 3));
     }
 
     /// Time-left stealing takes a victim's only color only while the victim is busy for longer

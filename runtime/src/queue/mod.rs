@@ -19,6 +19,7 @@
 pub(crate) mod libasync;
 pub(crate) mod mely;
 
+use crate::config::{StealAmount, StealPolicy};
 use crate::event::Event;
 use crate::loom::{AtomicU32, AtomicU8, AtomicUsize, Lock, LockGuard};
 use crossbeam_utils::CachePadded;
@@ -50,8 +51,31 @@ pub(crate) struct QueueParams {
     pub(crate) threshold: u64,
 }
 
+/// Which colors of a victim a steal takes (the core set is `steal`'s business).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StealChoice {
+    /// libasync-smp's: the first color from the head that is not running and holds at most half
+    /// of the queued events.
+    Base,
+    /// Mely's time-left: worthy colors (queued time above the steal-cost threshold), best
+    /// interval first; `amount` says how many.
+    TimeLeft(StealAmount),
+}
+
+impl StealChoice {
+    /// The choice a policy makes (`off` never steals; callers check that first).
+    pub(crate) fn of(policy: StealPolicy, amount: StealAmount) -> StealChoice {
+        if policy.time_left() {
+            StealChoice::TimeLeft(amount)
+        } else {
+            StealChoice::Base
+        }
+    }
+}
+
 /// The result of a successful steal.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use = "a steal moved events and remapped colors; account it"]
 pub(crate) struct Stolen {
     /// Colors moved.
     pub(crate) colors: usize,
@@ -70,15 +94,23 @@ pub(crate) trait Design: Send + Sized + 'static {
     /// Move the next events to run (all of one color, at most `batch`) into `out`; returns their
     /// slot.
     fn pop(&mut self, out: &mut Vec<Event>, batch: usize, p: &QueueParams) -> Option<usize>;
-    /// Choose colors of `victim` (never the `running` slot) and move all their queued events to
-    /// `thief`, marked stolen, calling `remap(slot)` for each moved color so the caller remaps
-    /// it while both locks are held. `base_choice` is libasync-smp's choice of one color;
-    /// otherwise Mely's time-left choice (see `mely`).
+    /// Whether the design keeps per-color queued time and can make the time-left choice
+    /// ([`StealChoice::TimeLeft`]); a runtime configuration asking for it on a design without it
+    /// is rejected when built.
+    const TIME_LEFT: bool;
+
+    /// Whether a thief reads the victim's published length and skips an empty victim without
+    /// locking it (Mely). libasync-smp locked every victim of the core set before looking.
+    const PEEKS_LENGTH: bool;
+
+    /// Choose colors of `victim` (never the `running` slot) as `choice` says and move all their
+    /// queued events to `thief`, marked stolen, calling `remap(slot)` for each moved color so the
+    /// caller remaps it while both locks are held. `None` when nothing could be taken.
     fn steal(
         victim: &mut Self,
         thief: &mut Self,
         running: u32,
-        base_choice: bool,
+        choice: StealChoice,
         p: &QueueParams,
         remap: &mut dyn FnMut(usize),
     ) -> Option<Stolen>;
