@@ -77,6 +77,51 @@ fn parse_list(s: &str) -> Vec<usize> {
     out
 }
 
+/// Data-cache sizes of one CPU, in bytes (`None` where the machine does not say).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheSizes {
+    /// The L2 (unified or data) cache the CPU uses.
+    pub l2_bytes: Option<u64>,
+    /// The L3 cache the CPU uses.
+    pub l3_bytes: Option<u64>,
+}
+
+/// Parses a sysfs cache size such as `2048K` or `32M` into bytes.
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.as_bytes().last()? {
+        b'K' => (&s[..s.len() - 1], 1 << 10),
+        b'M' => (&s[..s.len() - 1], 1 << 20),
+        b'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>().ok().map(|n| n * mult)
+}
+
+/// The L2 and L3 sizes of `cpu`, from Linux's `/sys/devices/system/cpu/cpu*/cache`.
+pub fn cache_sizes(cpu: usize) -> CacheSizes {
+    let mut sizes = CacheSizes::default();
+    for idx in 0..8 {
+        let dir = format!("/sys/devices/system/cpu/cpu{cpu}/cache/index{idx}");
+        let Ok(level) = fs::read_to_string(format!("{dir}/level")) else {
+            break;
+        };
+        let ty = fs::read_to_string(format!("{dir}/type")).unwrap_or_default();
+        if ty.trim() == "Instruction" {
+            continue;
+        }
+        let size = fs::read_to_string(format!("{dir}/size"))
+            .ok()
+            .and_then(|s| parse_size(&s));
+        match level.trim() {
+            "2" => sizes.l2_bytes = size,
+            "3" => sizes.l3_bytes = size,
+            _ => {}
+        }
+    }
+    sizes
+}
+
 fn sys_cpu_info(cpu: usize) -> CpuInfo {
     let base = format!("/sys/devices/system/cpu/cpu{cpu}");
     let mut info = CpuInfo::default();
@@ -250,6 +295,15 @@ impl Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_cache_sizes() {
+        assert_eq!(parse_size("2048K\n"), Some(2 << 20));
+        assert_eq!(parse_size("32M"), Some(32 << 20));
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("K"), None);
+    }
 
     #[test]
     fn parses_cpu_lists() {
