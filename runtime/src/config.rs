@@ -184,8 +184,9 @@ pub struct RuntimeConfig {
     pub blocking_threads: usize,
     pub event_storage: EventStorage,
     /// Time an idle worker keeps searching for work to steal (attempts separated by short
-    /// naps) before it parks, in microseconds.
-    pub steal_spin_us: u64,
+    /// naps, not a spin) before it sleeps, in microseconds. Only workers allowed to search do
+    /// (at most half of them at once, see the idle protocol).
+    pub search_us: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -201,7 +202,7 @@ impl Default for RuntimeConfig {
             pin: true,
             blocking_threads: 4,
             event_storage: EventStorage::Inline,
-            steal_spin_us: 200,
+            search_us: 200,
         }
     }
 }

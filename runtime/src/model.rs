@@ -6,10 +6,12 @@ use crate::color::Color;
 use crate::config::{BuildError, RuntimeConfig};
 use crate::ctx::Ctx;
 use crate::handler::{HandlerId, HandlerSpec};
-use crate::loom::Ordering;
-use crate::runtime::{with_cores, Handle, PostError, Shared};
+use crate::shared::{with_queues, Shared};
 use crate::stats::{Counters, RuntimeStats};
-use crate::{steal, worker};
+use crate::steal::{self, Look};
+use crate::topology::Topology;
+use crate::worker::Worker;
+use crate::{Handle, PostError};
 
 /// Shared state of a runtime whose workers are driven by the caller.
 pub struct Model {
@@ -23,9 +25,11 @@ impl Model {
     pub fn new(cfg: RuntimeConfig) -> Result<Model, BuildError> {
         cfg.validate()?;
         let n = cfg.workers;
+        let queues = Shared::local_queues(&cfg);
+        let topology = Topology::detect(n);
         Ok(Model {
             handle: Handle {
-                sh: Shared::new(cfg),
+                sh: Shared::new(cfg, queues, topology),
             },
             acc: std::sync::Mutex::new(vec![Counters::default(); n]),
         })
@@ -63,20 +67,26 @@ impl Model {
     }
 
     /// One stealing round by worker `thief`, with the configured policy. True if it stole.
+    ///
+    /// The model makes the core's owner handle for the step: a caller must not drive the same
+    /// worker from two threads at once (each model thread plays one worker).
     pub fn steal(&self, thief: usize) -> bool {
         let sh: &Shared = &self.handle.sh;
         let mut c = Counters::default();
-        let stole = with_cores!(&sh.cores, cores => steal::try_steal(sh, cores, thief, &mut c));
+        let stole = with_queues!(&sh.queues, q => {
+            let mut owner = sh.owner(q, thief);
+            steal::try_steal(sh, q, &mut owner, &mut c, Look::AsDesigned)
+        });
         self.account(thief, &c);
         stole
     }
 
     /// Worker `w` pops and runs one batch with the real worker code. False if its queue was
-    /// empty.
+    /// empty. (One thread per worker, as for [`Model::steal`].)
     pub fn run_batch(&self, w: usize) -> bool {
         let sh: &Shared = &self.handle.sh;
-        with_cores!(&sh.cores, cores => {
-            let mut wk = worker::Worker::new(&self.handle, cores, w);
+        with_queues!(&sh.queues, q => {
+            let mut wk = Worker::new(&self.handle, q, sh.owner(q, w));
             let ran = wk.run_batch();
             self.account(w, wk.counters());
             ran
@@ -90,8 +100,7 @@ impl Model {
 
     /// Events queued on core `w`.
     pub fn queued(&self, w: usize) -> usize {
-        let sh: &Shared = &self.handle.sh;
-        with_cores!(&sh.cores, c => c[w].len.load(Ordering::Relaxed))
+        self.handle.sh.states[w].len()
     }
 
     pub fn handle(&self) -> &Handle {

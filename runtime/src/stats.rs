@@ -76,6 +76,8 @@ counters! {
     dropped,
     /// Times the worker parked.
     parks,
+    /// Reactor polls that failed (other than by a signal), each followed by a back-off.
+    poll_errors,
 }
 
 pub(crate) struct HandlerCounters {
@@ -156,6 +158,17 @@ pub struct HandlerStats {
     pub panics: u64,
 }
 
+/// A worker that runs unpinned because pinning it failed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Unpinned {
+    /// The worker.
+    pub worker: usize,
+    /// The CPU it should have been pinned to.
+    pub cpu: usize,
+    /// Why pinning failed.
+    pub error: String,
+}
+
 /// A snapshot of the runtime's counters.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct RuntimeStats {
@@ -174,6 +187,8 @@ pub struct RuntimeStats {
     pub steal_cost_estimate_cycles: u64,
     pub handlers: Vec<HandlerStats>,
     pub cycles_per_sec: f64,
+    /// Workers whose pinning failed at start-up (empty when all are pinned or pinning is off).
+    pub unpinned: Vec<Unpinned>,
 }
 
 impl RuntimeStats {
@@ -183,6 +198,7 @@ impl RuntimeStats {
         workers: Vec<Counters>,
         handlers: Vec<HandlerStats>,
         steal_cost_estimate_cycles: u64,
+        unpinned: Vec<Unpinned>,
     ) -> Self {
         let mut total = Counters::default();
         for w in &workers {
@@ -212,6 +228,7 @@ impl RuntimeStats {
             total,
             handlers,
             cycles_per_sec: crate::tsc::cycles_per_sec(),
+            unpinned,
         }
     }
 
@@ -261,6 +278,7 @@ impl RuntimeStats {
             workers,
             handlers,
             self.steal_cost_estimate_cycles,
+            self.unpinned.clone(),
         )
     }
 }

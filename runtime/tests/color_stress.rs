@@ -49,7 +49,7 @@ fn run_config_taking(queue: QueueKind, stealing: StealPolicy, amount: StealAmoun
         queue,
         stealing,
         steal_amount: amount,
-        steal_spin_us: 20,
+        search_us: 20,
         ..Default::default()
     })
     .expect("runtime");
