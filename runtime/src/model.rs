@@ -10,8 +10,25 @@ use crate::shared::{with_queues, Shared};
 use crate::stats::{Counters, RuntimeStats};
 use crate::steal::{self, Look};
 use crate::topology::Topology;
-use crate::worker::Worker;
+pub use crate::worker::Step;
+use crate::worker::{Search, Worker};
 use crate::{Handle, PostError};
+
+/// Runs `$body` with `$wk` bound to worker `$w` of model `$m`, built for the step (with its
+/// core's owner handle), then accounts the worker's counters.
+macro_rules! on_worker {
+    ($m:ident, $w:expr, $wk:ident => $body:expr) => {{
+        let sh: &Shared = &$m.handle.sh;
+        let w = $w;
+        with_queues!(&sh.queues, q => {
+            #[allow(unused_mut)]
+            let mut $wk = Worker::new(&$m.handle, q, sh.owner(q, w));
+            let r = $body;
+            $m.account(w, $wk.counters());
+            r
+        })
+    }};
+}
 
 /// Shared state of a runtime whose workers are driven by the caller.
 pub struct Model {
@@ -84,13 +101,35 @@ impl Model {
     /// Worker `w` pops and runs one batch with the real worker code. False if its queue was
     /// empty. (One thread per worker, as for [`Model::steal`].)
     pub fn run_batch(&self, w: usize) -> bool {
-        let sh: &Shared = &self.handle.sh;
-        with_queues!(&sh.queues, q => {
-            let mut wk = Worker::new(&self.handle, q, sh.owner(q, w));
-            let ran = wk.run_batch();
-            self.account(w, wk.counters());
-            ran
-        })
+        on_worker!(self, w, wk => wk.run_batch())
+    }
+
+    /// Worker `w` finds its queue empty and follows the real idle protocol, with one steal
+    /// attempt as its search, up to where it would park: [`Step::Asleep`] means its core is
+    /// now marked asleep (check [`Model::is_asleep`] later: a wake-up clears it). Call
+    /// [`Model::end_sleep`] before driving the worker again.
+    pub fn idle_step(&self, w: usize) -> Step {
+        on_worker!(self, w, wk => wk.idle_step(|wk| if wk.steal_once() {
+            Search::Stole
+        } else {
+            Search::TimeUp
+        }))
+    }
+
+    /// Worker `w`'s reactor is about to block in its poll (the Epoll event's path): true if the
+    /// worker is now marked polling. Call [`Model::end_sleep`] afterwards.
+    pub fn begin_polling(&self, w: usize) -> bool {
+        on_worker!(self, w, wk => wk.begin_polling())
+    }
+
+    /// Is worker `w` still marked asleep (nobody has woken it)?
+    pub fn is_asleep(&self, w: usize) -> bool {
+        on_worker!(self, w, wk => wk.is_asleep())
+    }
+
+    /// Worker `w` wakes from the sleep an `idle_step` or `begin_polling` began.
+    pub fn end_sleep(&self, w: usize) {
+        on_worker!(self, w, wk => wk.end_sleep())
     }
 
     /// The core the map currently routes `color` to.

@@ -248,63 +248,47 @@ impl<'a, D: Design> Worker<'a, D> {
     fn idle(&mut self) {
         let t0 = tsc::now();
         self.publish();
-        let stealing = self.sh.cfg.stealing.enabled() && self.queues.len() > 1;
-        let searching = stealing && self.sh.idle.try_begin_search();
-        if searching {
-            if self.search(t0) {
-                let last = self.sh.idle.end_search();
-                if self.sh.idle.should_wake_successor(last) {
-                    self.sh.wake_thief(self.w());
-                }
-                self.counters.idle_cycles += tsc::now().wrapping_sub(t0);
-                return;
+        if self.idle_step(|w| w.search(t0)) == Step::Asleep {
+            self.counters.parks += 1;
+            self.publish();
+            while self.owner.is_asleep() && !self.sh.is_shutdown() {
+                std::thread::park();
             }
-            if self.sh.is_shutdown() || self.owner.state().len() > 0 {
-                self.sh.idle.end_search();
-                self.counters.idle_cycles += tsc::now().wrapping_sub(t0);
-                return;
-            }
+            self.sh.idle.end_sleep();
+            self.owner.wake_up();
         }
-        self.sleep(searching);
         self.counters.idle_cycles += tsc::now().wrapping_sub(t0);
     }
 
-    /// Steal attempts separated by naps until one succeeds (true), work arrives in the own
-    /// queue, shutdown, or the search time is over (false). Between attempts the worker naps
-    /// (SEARCH_NAP) instead of spinning: on virtual machines a spinning vCPU slows its sibling,
-    /// and a searching worker is not asleep, so posters never pay a futex wake-up (an IPI,
-    /// several microseconds in a VM) for it. A post to its own queue waits at most one nap.
-    fn search(&mut self, t0: u64) -> bool {
-        loop {
-            if steal::try_steal(
-                self.sh,
-                self.queues,
-                &mut self.owner,
-                &mut self.counters,
-                Look::AsDesigned,
-            ) {
-                return true;
-            }
-            if self.owner.state().len() > 0 || self.sh.is_shutdown() {
-                return false;
-            }
-            if tsc::now().wrapping_sub(t0) > self.search_cycles {
-                return false;
-            }
-            std::thread::park_timeout(SEARCH_NAP);
-        }
-    }
-
-    /// Sleep until a poster or a thief-wake notifies this worker (rule 3 of `idle`).
-    /// `searching`: the worker is still counted as a searcher and stops here.
-    fn sleep(&mut self, searching: bool) {
+    /// The idle protocol up to the actual sleep (rules 1-3 of `idle`): search with `search` if
+    /// this worker may, then, if that found nothing, mark the core asleep and take the last
+    /// look. `Step::Asleep`: the caller must wait until the owner is no longer asleep, then call
+    /// `sh.idle.end_sleep()` and `owner.wake_up()`.
+    pub(crate) fn idle_step(&mut self, search: impl FnOnce(&mut Self) -> Search) -> Step {
         let sh = self.sh;
+        let searching = self.stealing() && sh.idle.try_begin_search();
+        if searching {
+            match search(self) {
+                Search::Stole => {
+                    let last = sh.idle.end_search();
+                    if sh.idle.should_wake_successor(last) {
+                        sh.wake_thief(self.w());
+                    }
+                    return Step::Stole;
+                }
+                Search::Stopped => {
+                    sh.idle.end_search();
+                    return Step::Awake;
+                }
+                Search::TimeUp => {}
+            }
+        }
         let asleep = self.owner.begin_sleep(sleep::PARKED, || !sh.is_shutdown());
         if !asleep {
             if searching {
                 sh.idle.end_search();
             }
-            return;
+            return Step::Awake;
         }
         sh.idle.begin_sleep();
         if searching {
@@ -313,22 +297,51 @@ impl<'a, D: Design> Worker<'a, D> {
         if self.last_look() {
             self.owner.wake_up();
             sh.idle.end_sleep();
-            return;
+            return Step::Stole;
         }
-        self.counters.parks += 1;
-        self.publish();
-        while self.owner.is_asleep() && !sh.is_shutdown() {
-            std::thread::park();
-        }
-        sh.idle.end_sleep();
-        self.owner.wake_up();
+        Step::Asleep
     }
 
-    /// Before sleeping, when no worker searches any more: one steal round locking every victim.
-    /// True if it stole.
+    /// Does this runtime steal (a policy is on and there is someone to steal from)?
+    fn stealing(&self) -> bool {
+        self.sh.cfg.stealing.enabled() && self.queues.len() > 1
+    }
+
+    /// One steal attempt over the core set, as a search makes it.
+    pub(crate) fn steal_once(&mut self) -> bool {
+        steal::try_steal(
+            self.sh,
+            self.queues,
+            &mut self.owner,
+            &mut self.counters,
+            Look::AsDesigned,
+        )
+    }
+
+    /// Steal attempts separated by naps until one succeeds, work arrives in the own queue,
+    /// shutdown, or the search time is over. Between attempts the worker naps (SEARCH_NAP)
+    /// instead of spinning: on virtual machines a spinning vCPU slows its sibling, and a
+    /// searching worker is not asleep, so posters never pay a futex wake-up (an IPI, several
+    /// microseconds in a VM) for it. A post to its own queue waits at most one nap.
+    fn search(&mut self, t0: u64) -> Search {
+        loop {
+            if self.steal_once() {
+                return Search::Stole;
+            }
+            if self.owner.state().len() > 0 || self.sh.is_shutdown() {
+                return Search::Stopped;
+            }
+            if tsc::now().wrapping_sub(t0) > self.search_cycles {
+                return Search::TimeUp;
+            }
+            std::thread::park_timeout(SEARCH_NAP);
+        }
+    }
+
+    /// Before sleeping, when no worker searches any more: one steal round locking every victim
+    /// (rule 3 of `idle`). True if it stole.
     fn last_look(&mut self) -> bool {
-        let stealing = self.sh.cfg.stealing.enabled() && self.queues.len() > 1;
-        stealing
+        self.stealing()
             && self.sh.idle.searching() == 0
             && steal::try_steal(
                 self.sh,
@@ -338,6 +351,49 @@ impl<'a, D: Design> Worker<'a, D> {
                 Look::LockEvery,
             )
     }
+
+    /// Still asleep (for the model, which cannot park)?
+    pub(crate) fn is_asleep(&self) -> bool {
+        self.owner.is_asleep()
+    }
+
+    /// Back from a sleep `idle_step` or `begin_polling` began (for the model).
+    pub(crate) fn end_sleep(&mut self) {
+        self.sh.idle.end_sleep();
+        self.owner.wake_up();
+    }
+
+    /// The reactor's path to blocking in its poll, as its Epoll event takes it (for the model):
+    /// true if the worker is now marked polling.
+    pub(crate) fn begin_polling(&mut self) -> bool {
+        let mut ops = Ops {
+            sh: self.sh,
+            queues: self.queues,
+            owner: &mut self.owner,
+        };
+        ops.begin_polling(&mut self.counters)
+    }
+}
+
+/// How a search ended.
+pub(crate) enum Search {
+    /// It stole: there is work in the own queue.
+    Stole,
+    /// Work arrived in the own queue, or the runtime shuts down.
+    Stopped,
+    /// Nothing found within the search time.
+    TimeUp,
+}
+
+/// Where the idle protocol left a worker ([`Worker::idle_step`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// It stole work (in the search or the last look).
+    Stole,
+    /// It did not sleep: work arrived in its queue, or shutdown.
+    Awake,
+    /// Its core is marked asleep: it must wait for a wake-up.
+    Asleep,
 }
 
 /// What an event running on this worker may ask of the worker ([`WorkerOps`]), without knowing

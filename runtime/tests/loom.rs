@@ -18,6 +18,11 @@
 //!   reports a deadlock otherwise) and lose or duplicate nothing.
 //! - `steal_during_run_*`: a thief never takes the color its victim is running, so events of
 //!   one color never overlap and keep their order even when the color moves mid-run.
+//! - `idle_race_*`: a post that leaves something to steal, racing a worker on its way to sleep
+//!   (parking, or the reactor about to block in its poll), never leaves that worker asleep
+//!   beside the stealable work (the idle protocol's last look, or the post's thief wake-up).
+//! - `owner_wake_race_*`: a post to a core racing its owner on its way to sleep never leaves
+//!   the owner asleep on a queued event.
 //!
 //! Events record what ran where in a plain `std` mutex: it is instrumentation, not part of the
 //! protocol under test, and a loom lock there would only add branch points. The per-color
@@ -25,7 +30,7 @@
 //! event.
 #![cfg(loom)]
 
-use colored_runtime::model::Model;
+use colored_runtime::model::{Model, Step};
 use colored_runtime::{
     Color, HandlerId, HandlerSpec, QueueKind, RuntimeConfig, StealAmount, StealPolicy,
 };
@@ -398,4 +403,120 @@ fn steal_during_run_libasync() {
 #[test]
 fn steal_during_run_mely() {
     steal_during_run(QueueKind::Mely);
+}
+
+// ---------------------------------------------------------------------------------------------
+// d. The idle protocol: a post racing a worker on its way to sleep.
+// ---------------------------------------------------------------------------------------------
+
+/// How the sleeping worker gets there.
+#[derive(Clone, Copy, Debug)]
+enum Sleep {
+    /// An idle worker: it searches (one steal attempt), then marks its core parked and takes
+    /// the last look.
+    Park,
+    /// The reactor's Epoll event about to block in its poll.
+    Poll,
+}
+
+/// Worker `w` on its way to sleep, as `how` says; true if it ended up asleep.
+fn go_to_sleep(m: &Model, w: usize, how: Sleep) -> bool {
+    match how {
+        Sleep::Park => m.idle_step(w) == Step::Asleep,
+        Sleep::Poll => m.begin_polling(w),
+    }
+}
+
+/// Core 0's owner is busy (it never sleeps here). Thread 1 posts A#0 and B#0 to core 0 from
+/// outside the runtime, which leaves core 0 with two colors, something to steal; thread 2 is
+/// worker 1 finding nothing and going to sleep. Whatever the interleaving, worker 1 must not end
+/// up asleep (parked or polling, not notified) while core 0 holds both colors: it either stole
+/// one (its search or its last look saw the posts), or a post saw it asleep with nobody
+/// searching and woke it. (Before the idle protocol, a thief's sleep rechecked only its own
+/// queue and posters woke a thief only if one was already counted parked: the post landing
+/// between the thief's last attempt and its sleep left it asleep beside stealable work.)
+fn idle_race(queue: QueueKind, how: Sleep) {
+    explore(&format!("idle_race {queue} {how:?}"), 3, move || {
+        let m = Arc::new(model(queue, StealPolicy::Base, 10));
+        let h = m.register("h");
+        let log = Arc::new(Log::default());
+        let poster = {
+            let (m, log) = (m.clone(), log.clone());
+            thread::spawn(move || {
+                post(&m, &log, A, h, 0);
+                post(&m, &log, B, h, 0);
+            })
+        };
+        let sleeper = {
+            let m = m.clone();
+            thread::spawn(move || go_to_sleep(&m, 1, how))
+        };
+        poster.join().unwrap();
+        let slept = sleeper.join().unwrap();
+        assert!(
+            !(slept && m.is_asleep(1) && m.queued(0) == 2),
+            "worker 1 sleeps while core 0 holds two colors to steal"
+        );
+        if slept {
+            m.end_sleep(1);
+        }
+        let owned = owners(&m, &[A, B]);
+        drain(&m);
+        check(&m, &log, &[(A, 1), (B, 1)], &owned, 0);
+    });
+}
+
+#[test]
+fn idle_race_park_libasync() {
+    idle_race(QueueKind::Libasync, Sleep::Park);
+}
+
+#[test]
+fn idle_race_park_mely() {
+    idle_race(QueueKind::Mely, Sleep::Park);
+}
+
+#[test]
+fn idle_race_poll_mely() {
+    idle_race(QueueKind::Mely, Sleep::Poll);
+}
+
+/// Thread 1 posts A#0 to core 0; thread 2 is core 0's own worker finding its queue empty and
+/// going to sleep (stealing off). Its core must not end up asleep with the event queued: either
+/// it saw the event under its lock and did not sleep, or the post saw it asleep and notified it.
+fn owner_wake_race(queue: QueueKind, how: Sleep) {
+    explore(&format!("owner_wake_race {queue} {how:?}"), 3, move || {
+        let m = Arc::new(model(queue, StealPolicy::Off, 10));
+        let h = m.register("h");
+        let log = Arc::new(Log::default());
+        let poster = {
+            let (m, log) = (m.clone(), log.clone());
+            thread::spawn(move || post(&m, &log, A, h, 0))
+        };
+        let owner = {
+            let m = m.clone();
+            thread::spawn(move || go_to_sleep(&m, 0, how))
+        };
+        poster.join().unwrap();
+        let slept = owner.join().unwrap();
+        assert!(
+            !(slept && m.is_asleep(0) && m.queued(0) == 1),
+            "core 0's worker sleeps on a queued event"
+        );
+        if slept {
+            m.end_sleep(0);
+        }
+        drain(&m);
+        check(&m, &log, &[(A, 1)], &owners(&m, &[A]), 0);
+    });
+}
+
+#[test]
+fn owner_wake_race_park() {
+    owner_wake_race(QueueKind::Mely, Sleep::Park);
+}
+
+#[test]
+fn owner_wake_race_poll() {
+    owner_wake_race(QueueKind::Libasync, Sleep::Poll);
 }
