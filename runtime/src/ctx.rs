@@ -107,6 +107,17 @@ impl<'w> Ctx<'w> {
         }
     }
 
+    /// Post an I/O callback (readiness, the reactor's own re-post): like [`Ctx::post`], marked
+    /// as I/O so the libasync design queues it behind `cpucb` callbacks.
+    pub(crate) fn post_io<F>(&mut self, color: Color, handler: HandlerId, f: F)
+    where
+        F: FnOnce(&mut Ctx<'_>) + Send + 'static,
+    {
+        let mut ev = self.sh.make_event(color, handler, f);
+        ev.add_flags(crate::event::FLAG_IO);
+        self.post_event(ev);
+    }
+
     #[inline]
     pub(crate) fn post_event(&mut self, ev: Event) {
         if self.sh.is_shutdown() {

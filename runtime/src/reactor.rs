@@ -15,7 +15,7 @@
 
 use crate::color::Color;
 use crate::ctx::Ctx;
-use crate::event::Event;
+use crate::event::{Event, FLAG_IO};
 use crate::handler::HandlerId;
 use crate::loom::{AtomicBool, AtomicU64, Ordering};
 use crate::shared::Shared;
@@ -183,7 +183,8 @@ pub(crate) fn reactor(sh: &Shared) -> Result<&Reactor, PostError> {
         }
     };
     if !r.started.load(Ordering::Acquire) && !r.started.swap(true, Ordering::AcqRel) {
-        let ev = sh.make_event(Color::DEFAULT, HandlerId::EPOLL, epoll_event);
+        let mut ev = sh.make_event(Color::DEFAULT, HandlerId::EPOLL, epoll_event);
+        ev.add_flags(FLAG_IO);
         sh.push(ev, None).map_err(|_| PostError::Shutdown)?;
     }
     Ok(r)
@@ -261,17 +262,14 @@ fn epoll_event(ctx: &mut Ctx<'_>) {
         }
         drop(sources);
         for (color, handler, cb, rd) in posts {
-            ctx.post(color, handler, move |ctx| cb(ctx, rd));
+            ctx.post_io(color, handler, move |ctx| cb(ctx, rd));
         }
     }
-    for ev in r.timers.expired(Instant::now()) {
-        post_ready(ctx, ev);
+    for mut ev in r.timers.expired(Instant::now()) {
+        ev.add_flags(FLAG_IO);
+        ctx.post_event(ev);
     }
-    ctx.post(Color::DEFAULT, HandlerId::EPOLL, epoll_event);
-}
-
-fn post_ready(ctx: &mut Ctx<'_>, ev: Event) {
-    ctx.post_event(ev);
+    ctx.post_io(Color::DEFAULT, HandlerId::EPOLL, epoll_event);
 }
 
 /// Register a mio source with `sh`'s reactor (see [`Handle::register_io`](crate::Handle)).

@@ -443,7 +443,7 @@ impl Design for MelyQueue {
             let k = (cq.stolen as usize).min(n);
             cq.stolen -= k as u32;
             for ev in &mut popped[..k] {
-                ev.set_flags(FLAG_STOLEN);
+                ev.add_flags(FLAG_STOLEN);
             }
         }
         if p.time_left {
