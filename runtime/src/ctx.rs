@@ -85,7 +85,7 @@ impl<'w> Ctx<'w> {
     /// Post an event (libasync-smp's `cpucb`). After shutdown the event is dropped and counted.
     ///
     /// Events for colors this worker owns are buffered and enqueued under one lock when the
-    /// handler returns (or when [`LOCAL_FLUSH`] are buffered); an event for another core first
+    /// handler returns (or when 32 are buffered); an event for another core first
     /// flushes the buffer, so every color still sees its events in posting order.
     #[inline]
     pub fn post<F>(&mut self, color: Color, handler: HandlerId, f: F)

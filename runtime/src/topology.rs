@@ -11,11 +11,17 @@ use std::fs;
 /// Distance classes between two CPUs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub enum Distance {
+    /// The same CPU.
     SameCpu = 0,
+    /// CPUs sharing an L2 cache.
     SharedL2 = 1,
+    /// CPUs sharing an L3 cache.
     SharedL3 = 2,
+    /// CPUs of one package, no cache in common.
     SamePackage = 3,
+    /// CPUs of one NUMA node.
     SameNode = 4,
+    /// Anything farther.
     Remote = 5,
 }
 

@@ -385,7 +385,7 @@ pub(crate) enum Search {
     TimeUp,
 }
 
-/// Where the idle protocol left a worker ([`Worker::idle_step`]).
+/// Where the idle protocol left a worker (see `Model::idle_step`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     /// It stole work (in the search or the last look).
