@@ -107,19 +107,37 @@ fn post_after_shutdown_is_an_error() {
 
 #[test]
 fn posts_from_handlers_during_shutdown_are_dropped_and_counted() {
-    let rt = rt(QueueKind::Mely, 1);
-    let h = rt.register(HandlerSpec::new("x"));
-    let handle = rt.handle();
-    let (tx, rx) = mpsc::channel();
-    rt.post(Color(1), h, move |ctx| {
-        ctx.handle().shutdown();
-        ctx.post(Color(2), h, |_| panic!("must not run"));
-        tx.send(()).unwrap();
-    })
-    .unwrap();
-    rx.recv_timeout(Duration::from_secs(5)).unwrap();
-    rt.join();
-    assert!(handle.stats().total.dropped >= 1);
+    for q in [QueueKind::Libasync, QueueKind::Mely] {
+        let rt = rt(q, 1);
+        let h = rt.register(HandlerSpec::new("x"));
+        let handle = rt.handle();
+        let (tx, rx) = mpsc::channel();
+        let ran = Arc::new(AtomicU64::new(0));
+        let ran2 = ran.clone();
+        rt.post(Color(1), h, move |ctx| {
+            ctx.handle().shutdown();
+            // Both the local path (color 1 is this worker's) and the path of any color.
+            ctx.post(Color(1), h, move |_| {
+                ran2.fetch_add(1, Ordering::Relaxed);
+            });
+            tx.send(()).unwrap();
+        })
+        .unwrap();
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        rt.join();
+        let stats = handle.stats();
+        assert_eq!(
+            ran.load(Ordering::Relaxed),
+            0,
+            "{q}: a post after shutdown ran"
+        );
+        assert_eq!(
+            stats.total.dropped, 1,
+            "{q}: the post was dropped and counted"
+        );
+        assert_eq!(stats.total.events, 1, "{q}: only the first event ran");
+        assert_eq!(stats.total.panics, 0);
+    }
 }
 
 #[test]

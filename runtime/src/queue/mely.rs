@@ -595,6 +595,9 @@ mod tests {
             let mut qs = [MelyQueue::new(), MelyQueue::new()];
             let mut next = [0u32; 64];
             let mut expect = [0u32; 64];
+            // The slot each queue's owner popped last, taken as still running half the time
+            // when the queue is stolen from.
+            let mut last = [NOT_RUNNING; 2];
             let mut out = Vec::new();
             for _ in 0..5_000 {
                 let k = rng.gen_range(0..2);
@@ -614,7 +617,8 @@ mod tests {
                     }
                     5..=8 => {
                         out.clear();
-                        if qs[k].pop(&mut out, rng.gen_range(1..4), &Q).is_some() {
+                        if let Some(slot) = qs[k].pop(&mut out, rng.gen_range(1..4), &Q) {
+                            last[k] = slot as u32;
                             for e in out.drain(..) {
                                 let c = e.color().0 as usize;
                                 assert_eq!(
@@ -638,9 +642,15 @@ mod tests {
                             1 => StealChoice::TimeLeft(StealAmount::One),
                             _ => StealChoice::TimeLeft(StealAmount::Half),
                         };
-                        if let Some(s) =
-                            MelyQueue::steal(v, t, NOT_RUNNING, choice, &Q, &mut |_| {})
-                        {
+                        let running = if rng.gen_bool(0.5) {
+                            last[k]
+                        } else {
+                            NOT_RUNNING
+                        };
+                        let stolen = MelyQueue::steal(v, t, running, choice, &Q, &mut |slot| {
+                            assert_ne!(slot as u32, running, "seed {seed}: took the running color")
+                        });
+                        if let Some(s) = stolen {
                             multi += (s.colors > 1) as usize;
                         }
                     }
@@ -678,6 +688,18 @@ mod tests {
                     }
                 }
             }
+            // Drain: every event posted comes out, once, in order per color.
+            for q in &mut qs {
+                out.clear();
+                while q.pop(&mut out, 10, &Q).is_some() {}
+                for e in out.drain(..) {
+                    let c = e.color().0 as usize;
+                    assert_eq!(e.cost(), expect[c], "seed {seed}: color {c} out of order");
+                    expect[c] += 1;
+                }
+                assert_eq!((q.len(), q.ncq), (0, 0), "seed {seed}: drained");
+            }
+            assert_eq!(next, expect, "seed {seed}: every event came out once");
         }
         assert!(multi > 0, "no steal took several colors");
     }
