@@ -230,6 +230,19 @@ fn run_dispatch(a: &Common, colors: u64) -> Result<Vec<BenchResult>> {
         }
         out.push(r);
     }
+    // The floor, in the same run: one thread, boxed closures in a VecDeque.
+    let floor = dispatch::run_floor(a.seconds).ns_per_event();
+    for r in &mut out {
+        let ns = r.extra["ns_per_event"].as_f64().unwrap_or(0.0);
+        r.extra.insert(
+            "floor_ns_per_event".into(),
+            json!((floor * 10.0).round() / 10.0),
+        );
+        r.extra.insert(
+            "x_floor".into(),
+            json!(((ns / floor) * 100.0).round() / 100.0),
+        );
+    }
     if out.len() > 1 {
         if let Some(t) = out
             .iter()

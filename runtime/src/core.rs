@@ -5,13 +5,13 @@
 //! queue design:
 //! - a [`CoreQueue<D>`]: the design's queue state behind the core lock (generic over
 //!   [`Design`]);
-//! - a [`CoreState`]: the published queue length, the running slot and the owning worker's
-//!   sleep state (plain atomics, not generic).
+//! - a [`CoreState`]: the published queue length and the owning worker's sleep state (plain
+//!   atomics, not generic).
 //!
 //! The handles, as tokio's `Local`/`Steal` and crossbeam's `Worker`/`Stealer`:
 //! - [`Owner`]: held by the one worker that owns the core (made once per core, by the runtime's
 //!   start-up or the step-by-step model, and never cloned). Only it pops a batch, marks and
-//!   clears the running slot, and moves its sleep state to `PARKED` or `POLLING`.
+//!   clears the running set, and moves its sleep state to `PARKED` or `POLLING`.
 //! - [`Stealer`]: one per core, shared. Its only operation steals from that core *into an
 //!   [`Owner`]*, so a thief can only steal into the queue it owns.
 //! - [`Poster`]: one per core, shared. Pushes events (the post protocol re-checks the color map
@@ -21,11 +21,13 @@
 //! - The queue state is only touched with the core lock held: by the owner (pop), by a poster
 //!   (push), by a thief (steal, holding the victim's *and* its own lock, taken in core index
 //!   order so two thieves cannot deadlock), and by a placement (same two locks).
-//! - `running` names the slot whose events the owner is running (or [`NOT_RUNNING`]). The owner
-//!   sets it under the lock when it pops a batch and clears it with a `Release` store after the
-//!   batch ran; a thief reads it (`Acquire`) under the victim's lock and never takes that slot.
-//!   So a stolen color's next event runs only after the previous one finished (the clear
-//!   happens-before the thief's read).
+//! - The running set (the slots of the batch the owner popped and has not finished; one slot
+//!   for libasync, up to 16 for Mely's multi-color batches) lives under the lock. The owner
+//!   replaces it when it pops the next batch, in the same critical section that first enqueues
+//!   what the finished batch posted to its own core, and empties it when it finds nothing to
+//!   pop. A thief (or a placement) reads it under the victim's lock and never takes a slot of
+//!   it. So a stolen color's next event runs only after the previous one finished, and after
+//!   the events that one posted to this core were enqueued (the lock orders both).
 //! - `len` mirrors the number of queued events and is written under the lock; reads without the
 //!   lock are hints (most-loaded victim, a thief skipping an empty victim).
 //! - `sleep` is written to `PARKED`/`POLLING` only by the owner under its lock after it saw its
@@ -35,10 +37,10 @@
 //!   `PARKED`), `RUNNING` by the owner when it wakes.
 
 use crate::event::Event;
-use crate::loom::{AtomicU32, AtomicU8, AtomicUsize, Lock, LockGuard, Ordering};
-use crate::queue::{Design, QueueParams, StealChoice, Stolen};
+use crate::loom::{AtomicU8, AtomicUsize, Lock, LockGuard, Ordering};
+use crate::queue::{Design, QueueParams, Running, StealChoice, Stolen};
 
-/// `running` when the owner runs nothing.
+/// A slot value that names no slot.
 pub(crate) const NOT_RUNNING: u32 = u32::MAX;
 
 /// Worker sleep states, kept in [`CoreState::sleep`].
@@ -56,14 +58,26 @@ pub(crate) mod sleep {
 /// The design's queue state of one core, behind the core lock. Reached only through the
 /// handles below.
 pub(crate) struct CoreQueue<D> {
-    queue: Lock<D>,
+    queue: Lock<Locked<D>>,
+}
+
+/// What the core lock protects.
+struct Locked<D> {
+    /// The design's queue.
+    q: D,
+    /// The slots of the batch the owner popped and has not finished (empty when it runs
+    /// nothing).
+    running: Running,
 }
 
 impl<D: Design> CoreQueue<D> {
     /// A core queue holding `queue` (allocated by the worker that will own it, after pinning).
     pub(crate) fn new(queue: D) -> Self {
         CoreQueue {
-            queue: Lock::new(queue),
+            queue: Lock::new(Locked {
+                q: queue,
+                running: Running::NONE,
+            }),
         }
     }
 }
@@ -72,8 +86,6 @@ impl<D: Design> CoreQueue<D> {
 pub(crate) struct CoreState {
     /// Events queued (written under the core lock; a hint when read without it).
     len: AtomicUsize,
-    /// Slot of the batch the owner is running, or [`NOT_RUNNING`].
-    running: AtomicU32,
     /// The owner's sleep state ([`sleep`]).
     sleep: AtomicU8,
 }
@@ -82,7 +94,6 @@ impl CoreState {
     pub(crate) fn new() -> Self {
         CoreState {
             len: AtomicUsize::new(0),
-            running: AtomicU32::new(NOT_RUNNING),
             sleep: AtomicU8::new(sleep::RUNNING),
         }
     }
@@ -131,7 +142,7 @@ fn lock_pair<'x, 'y, D>(
     qa: &'x CoreQueue<D>,
     b: usize,
     qb: &'y CoreQueue<D>,
-) -> (LockGuard<'x, D>, LockGuard<'y, D>) {
+) -> (LockGuard<'x, Locked<D>>, LockGuard<'y, Locked<D>>) {
     debug_assert_ne!(a, b);
     if a < b {
         let ga = qa.queue.lock();
@@ -200,30 +211,44 @@ impl<'a, D: Design> Owner<'a, D> {
         self.core.state
     }
 
-    /// Move the next batch (all of one color, at most `batch` events) into `out` and mark its
-    /// slot running. False when the queue is empty.
+    /// Under one lock: enqueue the events the finished batch posted to this core (`local`,
+    /// those for which `owns(slot)` still holds; the others, whose color moved meanwhile, go to
+    /// `moved` in order), then move the next batch into `out` and make it the running set (see
+    /// [`Design::pop`]; empty when nothing was popped). Returns whether a batch was popped and
+    /// whether the flush left something a thief could take. The finished batch's colors stay
+    /// unstealable until here, so a thief never runs a color's next event before the events its
+    /// previous one posted to this core are queued.
     #[inline]
-    pub(crate) fn pop(&mut self, out: &mut Vec<Event>, batch: usize, p: &QueueParams) -> bool {
+    pub(crate) fn flush_and_pop(
+        &mut self,
+        local: &mut Vec<Event>,
+        owns: impl Fn(usize) -> bool,
+        mut moved: impl FnMut(Event),
+        out: &mut Vec<Event>,
+        batch: usize,
+        p: &QueueParams,
+    ) -> (bool, bool) {
         let st = self.core.state;
-        let mut q = self.core.queue.queue.lock();
-        match q.pop(out, batch, p) {
-            Some(slot) => {
-                st.running.store(slot as u32, Ordering::Relaxed);
-                st.len.store(q.len(), Ordering::Relaxed);
-                true
+        let mut g = self.core.queue.queue.lock();
+        let locked = &mut *g;
+        let mut stealable = false;
+        for ev in local.drain(..) {
+            if owns(ev.color().slot()) {
+                stealable |= locked.q.push(ev, p);
+            } else {
+                moved(ev);
             }
-            None => false,
         }
+        locked.running = Running::NONE;
+        let popped = locked.q.pop(out, batch, p, &mut locked.running);
+        st.len.store(locked.q.len(), Ordering::Relaxed);
+        (popped, stealable)
     }
 
-    /// The popped batch ran: its slot may be stolen again. The `Release` store orders the
-    /// batch's effects before any thief's read of `running`.
-    #[inline]
+    /// The finished batch's colors may be stolen again (for a caller that does not pop next:
+    /// the model's steps). Its posts to this core must be enqueued first.
     pub(crate) fn finish_batch(&mut self) {
-        self.core
-            .state
-            .running
-            .store(NOT_RUNNING, Ordering::Release);
+        self.core.queue.queue.lock().running = Running::NONE;
     }
 
     /// Put the owner to sleep in state `how` (`PARKED` or `POLLING`) if its queue is empty and
@@ -232,7 +257,7 @@ impl<'a, D: Design> Owner<'a, D> {
     pub(crate) fn begin_sleep(&mut self, how: u8, may_sleep: impl FnOnce() -> bool) -> bool {
         debug_assert!(how == sleep::PARKED || how == sleep::POLLING);
         let q = self.core.queue.queue.lock();
-        if q.len() > 0 || !may_sleep() {
+        if q.q.len() > 0 || !may_sleep() {
             return false;
         }
         self.core.state.sleep.store(how, Ordering::Relaxed);
@@ -257,7 +282,7 @@ impl<'a, D: Design> Owner<'a, D> {
     /// Drop everything queued (shutdown); returns how many events were dropped.
     pub(crate) fn clear(&mut self) -> usize {
         let mut q = self.core.queue.queue.lock();
-        let n = q.clear();
+        let n = q.q.clear();
         self.core.state.len.store(0, Ordering::Relaxed);
         n
     }
@@ -296,9 +321,9 @@ impl<'a, D: Design> Stealer<'a, D> {
         let t0 = clock();
         let (mut g_victim, mut g_thief) = lock_pair(v.index, v.queue, t.index, t.queue);
         let t1 = clock();
-        let (victim, dest) = (&mut *g_victim, &mut *g_thief);
-        let running = v.state.running.load(Ordering::Acquire);
-        let stolen = D::steal(victim, dest, running, choice, p, remap);
+        let running = g_victim.running;
+        let (victim, dest) = (&mut g_victim.q, &mut g_thief.q);
+        let stolen = D::steal(victim, dest, &running, choice, p, remap);
         if stolen.is_some() {
             v.state.len.store(victim.len(), Ordering::Relaxed);
             t.state.len.store(dest.len(), Ordering::Relaxed);
@@ -357,7 +382,8 @@ impl<'a, D: Design> Poster<'a, D> {
         mut moved: impl FnMut(Event),
     ) -> Pushed {
         let st = self.core.state;
-        let mut q = self.core.queue.queue.lock();
+        let mut g = self.core.queue.queue.lock();
+        let q = &mut g.q;
         let mut stealable = false;
         let mut pushed = false;
         for ev in events {
@@ -374,7 +400,7 @@ impl<'a, D: Design> Poster<'a, D> {
         } else {
             None
         };
-        drop(q);
+        drop(g);
         Pushed { wake, stealable }
     }
 
@@ -396,10 +422,10 @@ impl<'a, D: Design> Poster<'a, D> {
         if !owns() {
             return None;
         }
-        if from.state.running.load(Ordering::Acquire) == slot as u32 {
+        if g_src.running.contains(slot) {
             return Some(Err(()));
         }
-        let (src, dest) = (&mut *g_src, &mut *g_dst);
+        let (src, dest) = (&mut g_src.q, &mut g_dst.q);
         let moved = D::move_slot(src, dest, slot, p);
         remap();
         from.state.len.store(src.len(), Ordering::Relaxed);

@@ -101,7 +101,11 @@ impl Model {
     /// Worker `w` pops and runs one batch with the real worker code. False if its queue was
     /// empty. (One thread per worker, as for [`Model::steal`].)
     pub fn run_batch(&self, w: usize) -> bool {
-        on_worker!(self, w, wk => wk.run_batch())
+        on_worker!(self, w, wk => {
+            let ran = wk.run_batch();
+            wk.finish_batch();
+            ran
+        })
     }
 
     /// Worker `w` finds its queue empty and follows the real idle protocol, with one steal

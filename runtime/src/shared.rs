@@ -219,12 +219,14 @@ impl Shared {
         if self.is_shutdown() {
             return Err(ev);
         }
-        with_queues!(&self.queues, q => self.push_on(q, ev, counters));
+        with_queues!(&self.queues, q => self.push_to_owner(q, ev, counters));
         Ok(())
     }
 
+    /// Enqueue `ev` on the core that owns its color (the post protocol), with `queues` the
+    /// concrete queues.
     #[inline]
-    fn push_on<D: Design>(
+    pub(crate) fn push_to_owner<D: Design>(
         &self,
         queues: &[CachePadded<CoreQueue<D>>],
         ev: Event,
@@ -303,7 +305,7 @@ impl Shared {
             self.wake_thief_for(w);
         }
         for ev in spill {
-            self.push_on(queues, ev, Some(counters));
+            self.push_to_owner(queues, ev, Some(counters));
         }
     }
 
@@ -321,7 +323,7 @@ impl Shared {
     /// Core `c`'s queue now holds something to steal: wake a sleeping worker to take it, unless
     /// a worker is searching already (the rules are in `idle`).
     #[inline]
-    fn wake_thief_for(&self, c: usize) {
+    pub(crate) fn wake_thief_for(&self, c: usize) {
         if self.cfg.stealing.enabled() && self.idle.should_wake_thief() {
             self.wake_thief(c);
         }

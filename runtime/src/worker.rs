@@ -109,9 +109,19 @@ impl<'a, D: Design> Worker<'a, D> {
                 self.idle();
             }
         }
-        let dropped = self.owner.clear();
+        let dropped = self.owner.clear() + self.local_buf.len();
+        self.local_buf.clear();
         self.counters.dropped += dropped as u64;
         self.publish();
+    }
+
+    /// End the batch without popping the next: enqueue what it posted to this core, then let
+    /// its colors be stolen (the model's steps end here; the worker's loop does both in its
+    /// next pop).
+    pub(crate) fn finish_batch(&mut self) {
+        self.sh
+            .flush_local(self.w(), &mut self.local_buf, &mut self.counters);
+        self.owner.finish_batch();
     }
 
     /// The worker's counters so far (for the step-by-step model).
@@ -136,15 +146,33 @@ impl<'a, D: Design> Worker<'a, D> {
         published.counters.publish(&self.counters);
     }
 
-    /// Pop and run one batch; false if the queue was empty.
+    /// Flush what the previous batch posted to this core and pop the next batch, under one
+    /// lock; run it. False if the queue was empty (then nothing is left buffered either). The
+    /// events the batch posts to this core stay in `local_buf` until the next call (or
+    /// [`Worker::flush_local`]).
     pub(crate) fn run_batch(&mut self) -> bool {
         let p = self.sh.params();
         let timed = self.counters.lock_ops & (LOCK_SAMPLE - 1) == 0;
         self.counters.lock_ops += 1;
         let t0 = if timed { tsc::now() } else { 0 };
-        let popped = self.owner.pop(&mut self.batch, self.sh.cfg.batch, &p);
+        let (sh, w) = (self.sh, self.w());
+        let mut spill = Vec::new();
+        let (popped, stealable) = self.owner.flush_and_pop(
+            &mut self.local_buf,
+            |slot| sh.map.get(slot) == w,
+            |ev| spill.push(ev),
+            &mut self.batch,
+            sh.cfg.batch,
+            &p,
+        );
         if timed {
             self.counters.lock_cycles += tsc::since(t0) * LOCK_SAMPLE;
+        }
+        if stealable {
+            sh.wake_thief_for(w);
+        }
+        for ev in spill {
+            sh.push_to_owner(self.queues, ev, Some(&mut self.counters));
         }
         if !popped {
             return false;
@@ -163,7 +191,6 @@ impl<'a, D: Design> Worker<'a, D> {
             // SAFETY: `i < n`: element `i` is initialised and not consumed yet.
             unsafe { self.run_event(base.add(i), n - 1 - i) };
         }
-        self.owner.finish_batch();
         self.since_publish += 1;
         if self.since_publish >= PUBLISH_EVERY {
             self.publish();
@@ -205,7 +232,6 @@ impl<'a, D: Design> Worker<'a, D> {
                 crate::event::Task::run_in_place(task, &mut ctx)
             }))
             .is_ok();
-            ctx.flush();
             (ok, ctx.blocked_cycles)
         };
         let dt = if sample {

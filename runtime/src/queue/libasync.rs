@@ -26,7 +26,7 @@
 //! with the set) or follows the new map entry: a color's events stay in order and on one core
 //! (see `color` and `core`).
 
-use super::{Design, QueueParams, StealChoice, Stolen};
+use super::{Design, QueueParams, Running, StealChoice, Stolen};
 use crate::color::MAP_SLOTS;
 use crate::event::{Event, FLAG_IO, FLAG_STOLEN};
 
@@ -251,10 +251,16 @@ impl Design for LibasyncQueue {
 
     /// One callback: the first of the color run last within [`SCHED_WINDOW`], else the first.
     #[inline]
-    fn pop(&mut self, out: &mut Vec<Event>, _batch: usize, _p: &QueueParams) -> Option<usize> {
+    fn pop(
+        &mut self,
+        out: &mut Vec<Event>,
+        _batch: usize,
+        _p: &QueueParams,
+        running: &mut Running,
+    ) -> bool {
         let head = self.first();
         if head == NIL {
-            return None;
+            return false;
         }
         let mut pick = head;
         if self.last != NIL && self.pending[self.last as usize].all > 0 {
@@ -274,13 +280,14 @@ impl Design for LibasyncQueue {
         let slot = ev.color().slot();
         self.last = slot as u32;
         out.push(ev);
-        Some(slot)
+        running.push(slot);
+        true
     }
 
     fn steal(
         victim: &mut Self,
         thief: &mut Self,
-        running: u32,
+        running: &Running,
         choice: StealChoice,
         _p: &QueueParams,
         remap: &mut dyn FnMut(usize),
@@ -300,7 +307,7 @@ impl Design for LibasyncQueue {
         let mut i = victim.first();
         while i != NIL {
             let s = victim.slot_of(i);
-            if s as u32 != running && (victim.pending[s].all as usize) * 2 <= len {
+            if !running.contains(s) && (victim.pending[s].all as usize) * 2 <= len {
                 break;
             }
             i = victim.after(i);
@@ -378,7 +385,7 @@ mod tests {
     fn pop_all(q: &mut LibasyncQueue) -> Vec<(u32, u32)> {
         let mut out = Vec::new();
         let mut got = Vec::new();
-        while q.pop(&mut out, 1, &P).is_some() {
+        while q.pop(&mut out, 1, &P, &mut Running::NONE.clone()) {
             let e = out.pop().unwrap();
             got.push((e.color().0, e.cost()));
         }
@@ -396,13 +403,13 @@ mod tests {
         q.push(ev(1, 1, false), &P); // cpucb, color 1: behind color 1's I/O callback
         q.last = NIL;
         let mut out = Vec::new();
-        assert_eq!(q.pop(&mut out, 1, &P), Some(3));
+        assert!(q.pop(&mut out, 1, &P, &mut Running::NONE.clone()));
         q.last = NIL;
-        assert_eq!(q.pop(&mut out, 1, &P), Some(1));
+        assert!(q.pop(&mut out, 1, &P, &mut Running::NONE.clone()));
         q.last = NIL;
-        assert_eq!(q.pop(&mut out, 1, &P), Some(2));
+        assert!(q.pop(&mut out, 1, &P, &mut Running::NONE.clone()));
         q.last = NIL;
-        assert_eq!(q.pop(&mut out, 1, &P), Some(1));
+        assert!(q.pop(&mut out, 1, &P, &mut Running::NONE.clone()));
         let order: Vec<_> = out.iter().map(|e| (e.color().0, e.cost())).collect();
         assert_eq!(order, [(3, 0), (1, 0), (2, 0), (1, 1)]);
     }
@@ -463,7 +470,7 @@ mod tests {
         let s = LibasyncQueue::steal(
             &mut victim,
             &mut thief,
-            1,
+            &Running::one(1),
             StealChoice::Base,
             &P,
             &mut |slot| remapped.push(slot),
@@ -473,7 +480,7 @@ mod tests {
         assert_eq!(remapped, [2]);
         assert_eq!(victim.len(), 101);
         let mut out = Vec::new();
-        while thief.pop(&mut out, 1, &P).is_some() {}
+        while thief.pop(&mut out, 1, &P, &mut Running::NONE.clone()) {}
         assert!(out.iter().all(|e| e.flags() & FLAG_STOLEN != 0));
         let got: Vec<_> = out.iter().map(|e| (e.color().0, e.cost())).collect();
         assert_eq!(got, [(2, 0), (2, 1)]);
@@ -487,7 +494,7 @@ mod tests {
         assert!(LibasyncQueue::steal(
             &mut v,
             &mut thief,
-            NOT_RUNNING,
+            &Running::NONE,
             StealChoice::Base,
             &P,
             &mut |_| {}
@@ -518,7 +525,7 @@ mod tests {
                         next[c] += 1;
                     }
                     5..=7 => {
-                        if qs[k].pop(&mut out, 1, &P).is_some() {
+                        if qs[k].pop(&mut out, 1, &P, &mut Running::NONE.clone()) {
                             let e = out.pop().unwrap();
                             let c = e.color().0 as usize;
                             assert_eq!(e.cost(), expect[c], "seed {seed}: color {c} order");
@@ -537,14 +544,19 @@ mod tests {
                         } else {
                             rng.gen_range(1..32)
                         };
-                        if let Some(s) =
-                            LibasyncQueue::steal(v, t, running, StealChoice::Base, &P, &mut |s| {
+                        if let Some(s) = LibasyncQueue::steal(
+                            v,
+                            t,
+                            &Running::one(running),
+                            StealChoice::Base,
+                            &P,
+                            &mut |s| {
                                 assert_ne!(
                                     s as u32, running,
                                     "seed {seed}: stole the running color"
                                 )
-                            })
-                        {
+                            },
+                        ) {
                             assert_eq!(s.colors, 1);
                         }
                     }

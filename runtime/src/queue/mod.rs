@@ -46,6 +46,61 @@ impl StealChoice {
     }
 }
 
+/// Most colors one batch may span (the size of [`Running`]).
+pub(crate) const MAX_RUNNING: usize = 16;
+
+/// The slots of the batch an owner is running (popped, not finished): a thief never takes one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Running {
+    slots: [u32; MAX_RUNNING],
+    n: u8,
+}
+
+impl Running {
+    /// Nothing running.
+    pub(crate) const NONE: Running = Running {
+        slots: [NOT_RUNNING; MAX_RUNNING],
+        n: 0,
+    };
+
+    /// `slot` alone running (`NOT_RUNNING`: nothing).
+    #[cfg(test)]
+    pub(crate) fn one(slot: u32) -> Running {
+        let mut r = Running::NONE;
+        if slot != NOT_RUNNING {
+            r.push(slot as usize);
+        }
+        r
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, slot: usize) -> bool {
+        self.slots[..self.n as usize].contains(&(slot as u32))
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.n as usize == MAX_RUNNING
+    }
+
+    /// Add `slot` (the set must not be full).
+    #[inline]
+    pub(crate) fn push(&mut self, slot: usize) {
+        debug_assert!(!self.is_full());
+        self.slots[self.n as usize] = slot as u32;
+        self.n += 1;
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slots[..self.n as usize].iter().map(|&s| s as usize)
+    }
+}
+
 /// The result of a successful steal.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[must_use = "a steal moved events and remapped colors; account it"]
@@ -65,9 +120,17 @@ pub(crate) trait Design: Send + Sized + 'static {
     /// Enqueue. Returns true when the queue now holds something a thief could take (a hint
     /// used to wake a parked thief).
     fn push(&mut self, ev: Event, p: &QueueParams) -> bool;
-    /// Move the next events to run (all of one color, at most `batch`) into `out`; returns their
-    /// slot.
-    fn pop(&mut self, out: &mut Vec<Event>, batch: usize, p: &QueueParams) -> Option<usize>;
+    /// Move the next events to run into `out` and add their slots to `running` (empty on
+    /// entry); false when the queue is empty. libasync: one event. Mely: batches of up to
+    /// `batch` events of one color, from successive color-queues until `batch` events or
+    /// [`MAX_RUNNING`] colors are out (the order sequential pops would give, under one lock).
+    fn pop(
+        &mut self,
+        out: &mut Vec<Event>,
+        batch: usize,
+        p: &QueueParams,
+        running: &mut Running,
+    ) -> bool;
     /// Whether the design keeps per-color queued time and can make the time-left choice
     /// ([`StealChoice::TimeLeft`]); a runtime configuration asking for it on a design without it
     /// is rejected when built.
@@ -77,13 +140,13 @@ pub(crate) trait Design: Send + Sized + 'static {
     /// locking it (Mely). libasync-smp locked every victim of the core set before looking.
     const PEEKS_LENGTH: bool;
 
-    /// Choose colors of `victim` (never the `running` slot) as `choice` says and move all their
+    /// Choose colors of `victim` (never one in `running`) as `choice` says and move all their
     /// queued events to `thief`, marked stolen, calling `remap(slot)` for each moved color so the
     /// caller remaps it while both locks are held. `None` when nothing could be taken.
     fn steal(
         victim: &mut Self,
         thief: &mut Self,
-        running: u32,
+        running: &Running,
         choice: StealChoice,
         p: &QueueParams,
         remap: &mut dyn FnMut(usize),
