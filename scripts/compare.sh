@@ -59,9 +59,13 @@ fi
 
 OUT=target/ab/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT/A/samples" "$OUT/B/samples" "$OUT/logs"
+# The same revision twice (an A/A check) needs one worktree and one build.
+WT_A=target/ab/wt-a WT_B=target/ab/wt-b
+[ "$SHA_A" = "$SHA_B" ] && WT_B=$WT_A
 for side in a b; do
     sha=$SHA_A
     [ "$side" = b ] && sha=$SHA_B
+    [ "$side" = b ] && [ "$WT_B" = "$WT_A" ] && break
     echo ">> worktree target/ab/wt-$side at ${sha:0:10}, building" >&2
     tracker_checkout "target/ab/wt-$side" "$sha" || { echo "error: could not check out $sha" >&2; exit 2; }
     (cd "target/ab/wt-$side" && cargo build --release --workspace -q) >"$OUT/logs/build-$side.log" 2>&1 \
@@ -69,7 +73,8 @@ for side in a b; do
 done
 for i in $(seq 1 "$PAIRS"); do
     for side in A B; do
-        wt=target/ab/wt-${side,,}
+        wt=$WT_A
+        [ "$side" = B ] && wt=$WT_B
         echo ">> pair $i/$PAIRS: $side ($TRACK_ONLY)" >&2
         if ! tracker_sample "$wt" "$PWD/$OUT/$side/samples/$i" "$OUT/logs/$side-$i.log"; then
             echo "warning: sample $side $i failed (see $OUT/logs/$side-$i.log); its experiments count as missing" >&2

@@ -36,6 +36,7 @@ pub fn total_ir(valgrind: &Path, exe: &Path, op: &str, iters: u64, dir: &Path) -
         .arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out.display()))
         .args(["--dump-instr=no", "--compress-strings=no"])
+        .arg(format!("--zero-before={}", crate::ops::MEASURED))
         .arg(exe)
         .args(["op", op, "--iters", &iters.to_string()])
         .output()

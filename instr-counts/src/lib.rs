@@ -6,8 +6,10 @@
 //! How a count is taken ([`measure`]): the binary runs itself under
 //! `valgrind --tool=callgrind` twice per operation, with `n` and `2n` iterations of the
 //! operation's body ([`ops`]), and the count per operation is the difference of the two totals
-//! divided by `n`. Setup (process start, runtime construction, key schedules) is the same in
-//! both runs and cancels out; what remains is the loop body, allocations included.
+//! divided by `n`. Counters are zeroed when the measured loop starts (`--zero-before`), and
+//! what follows it (teardown) is the same in both runs and cancels out; what remains is the
+//! loop body, allocations included. (The runtime's one-off cycle-counter calibration, a 20 ms
+//! spin whose length varies, runs before the loop: counted, it made dispatch vary by 10%.)
 //!
 //! Derived operations: `mely-steal` is `mely-steal-and-place` minus half of `mely-place-twice`
 //! (the steal alone, without the placement that restores the imbalance).

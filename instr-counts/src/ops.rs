@@ -80,8 +80,24 @@ pub fn op(name: &str) -> Result<&'static Op> {
     })
 }
 
+/// The measured loop: `body` run `iters` times. Never inlined, so callgrind can zero its
+/// counters on entry ([`MEASURED`]): what ran before (process start, setup) is not counted.
+#[inline(never)]
+fn measured(iters: u64, mut body: impl FnMut() -> Result<()>) -> Result<()> {
+    for _ in 0..iters {
+        body()?;
+    }
+    Ok(())
+}
+
+/// The symbol (callgrind pattern) of [`measured`], for `--zero-before`.
+pub const MEASURED: &str = "instr_counts::ops::measured*";
+
 /// Run `op` `iters` times (the body measured under callgrind).
 pub fn run(op: &Op, iters: u64) -> Result<()> {
+    // The runtime calibrates its cycle counter once per process with a 20 ms spin: a number of
+    // instructions that varies run to run. Done here, before the measured loop.
+    colored_runtime::tsc::cycles_per_sec();
     match op.name {
         "dispatch-mely" => dispatch(QueueKind::Mely, iters),
         "http-parse" => http_parse(iters),
@@ -107,7 +123,7 @@ fn dispatch(queue: QueueKind, iters: u64) -> Result<()> {
     .context("1-worker model")?;
     let h = m.register("empty");
     let done: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
-    for _ in 0..iters {
+    measured(iters, || {
         for _ in 0..DISPATCH_BATCH {
             m.post(Color(1), h, move |_| {
                 done.fetch_add(1, Ordering::Relaxed);
@@ -116,7 +132,8 @@ fn dispatch(queue: QueueKind, iters: u64) -> Result<()> {
         }
         ensure!(m.run_batch(0), "the posted events did not run");
         while m.run_batch(0) {}
-    }
+        Ok(())
+    })?;
     ensure!(
         done.load(Ordering::Relaxed) == iters * DISPATCH_BATCH,
         "events lost"
@@ -131,15 +148,13 @@ pub const REQUEST: &[u8] =
 fn http_parse(iters: u64) -> Result<()> {
     use sws_server::http::{parse, Limits, Parse};
     let limits = Limits::default();
-    for _ in 0..iters {
-        match parse(black_box(REQUEST), &limits) {
-            Parse::Complete(r) => {
-                ensure!(r.consumed == REQUEST.len() && r.keep_alive, "bad parse")
-            }
-            other => bail!("the injector's request did not parse: {other:?}"),
+    measured(iters, || match parse(black_box(REQUEST), &limits) {
+        Parse::Complete(r) => {
+            ensure!(r.consumed == REQUEST.len() && r.keep_alive, "bad parse");
+            Ok(())
         }
-    }
-    Ok(())
+        other => bail!("the injector's request did not parse: {other:?}"),
+    })
 }
 
 fn seal_open(body: usize, iters: u64) -> Result<()> {
@@ -150,7 +165,7 @@ fn seal_open(body: usize, iters: u64) -> Result<()> {
     let plain: Vec<u8> = (0..body).map(|i| i as u8).collect();
     let mut frame = Vec::with_capacity(LEN_BYTES + body + 16);
     let mut received = Vec::with_capacity(body + 16);
-    for _ in 0..iters {
+    measured(iters, || {
         frame.clear();
         frame.extend_from_slice(&[0u8; LEN_BYTES]);
         frame.extend_from_slice(&plain);
@@ -160,7 +175,8 @@ fn seal_open(body: usize, iters: u64) -> Result<()> {
         received.extend_from_slice(&frame[LEN_BYTES..]);
         rx.open_in_place(&len, &mut received).context("opening")?;
         ensure!(received.len() == body, "the frame did not round-trip");
-    }
+        Ok(())
+    })?;
     ensure!(
         received == plain || iters == 0,
         "the frame did not round-trip"
@@ -189,7 +205,7 @@ fn mely_steal(iters: u64, steal: bool) -> Result<()> {
             m.post(color, h, |_| {}).context("posting to the model")?;
         }
     }
-    for _ in 0..iters {
+    measured(iters, || {
         if steal {
             ensure!(
                 m.steal(1),
@@ -203,7 +219,8 @@ fn mely_steal(iters: u64, steal: bool) -> Result<()> {
                 m.handle().place(color, 0).context("placing back")?;
             }
         }
-    }
+        Ok(())
+    })?;
     ensure!(m.queued(0) == 2 * QUEUED as usize, "events lost");
     Ok(())
 }

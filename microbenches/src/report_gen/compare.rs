@@ -305,6 +305,83 @@ fn row(t: &mut String, first: &str, c: &Change, gated: Option<bool>) {
     t.push('\n');
 }
 
+/// Experiments of BASE without figures in NEW, with NEW's error where it recorded one.
+fn missing(base: &SampleSet, new: &SampleSet) -> Vec<(String, String)> {
+    base.experiments
+        .iter()
+        .filter(|e| !new.experiments.contains(*e))
+        .map(|e| {
+            let why = new
+                .missing
+                .iter()
+                .find(|(k, _)| {
+                    e == *k || e.starts_with(&format!("{k}/")) || e.starts_with(&format!("{k}-"))
+                })
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| "no result in NEW".into());
+            (e.clone(), why)
+        })
+        .collect()
+}
+
+/// Judge every figure of either side (by key); returns the changes and their units.
+fn judge_figures(
+    base: &SampleSet,
+    new: &SampleSet,
+    opts: &Options,
+    absolute_gated: bool,
+) -> (Vec<Change>, Vec<String>) {
+    let instr_gated = same_compiler(base, new);
+    let keys: std::collections::BTreeSet<&String> =
+        base.figures.keys().chain(new.figures.keys()).collect();
+    let (mut out, mut units) = (Vec::new(), Vec::new());
+    for k in keys {
+        let (b, n) = (base.figures.get(k), new.figures.get(k));
+        let f = b.or(n).expect("key from one side");
+        let empty = Vec::new();
+        let bs = b.map_or(&empty, |f| &f.by_sample);
+        let ns = n.map_or(&empty, |f| &f.by_sample);
+        let mut ch = judge(k, bs, ns, f.higher_is_better, opts);
+        match (b.is_some(), n.is_some()) {
+            (true, false) => ch.verdict = Verdict::MissingInNew,
+            (false, true) => ch.verdict = Verdict::New,
+            _ => {}
+        }
+        ch.gated = if f.unit == instr::UNIT {
+            instr_gated
+        } else {
+            absolute_gated
+        };
+        units.push(f.unit.clone());
+        out.push(ch);
+    }
+    (out, units)
+}
+
+/// The last line: verdict and counts.
+fn summary(c: &Comparison, untested: usize) -> String {
+    let ratio_reg = c
+        .ratios
+        .iter()
+        .filter(|x| x.verdict == Verdict::Regressed)
+        .count();
+    let fig_reg = c
+        .figures
+        .iter()
+        .filter(|x| x.gated && x.verdict == Verdict::Regressed)
+        .count();
+    format!(
+        "{}: {ratio_reg} ratio(s) regressed, {fig_reg} gated figure(s) regressed, {} improved, {} ~ not significant, \
+         {untested} untested (threshold only), {} not compared (n/a), {} new figure(s), {} experiment(s) missing",
+        if c.failed() { "FAIL" } else { "PASS" },
+        c.count(|x| x.verdict == Verdict::Improved),
+        c.count(|x| x.verdict == Verdict::NotSignificant),
+        c.count(|x| x.verdict == Verdict::NotCompared),
+        c.count(|x| x.verdict == Verdict::New),
+        c.missing.len()
+    )
+}
+
 /// Compare two sample sets.
 pub fn compare(base: &SampleSet, new: &SampleSet, opts: &Options) -> Comparison {
     let same = same_machine(base, new);
@@ -358,31 +435,8 @@ pub fn compare(base: &SampleSet, new: &SampleSet, opts: &Options) -> Comparison 
         ch.gated = true;
         c.ratios.push(ch);
     }
-    // Every figure, by key.
-    let instr_gated = same_compiler(base, new);
-    let keys: std::collections::BTreeSet<&String> =
-        base.figures.keys().chain(new.figures.keys()).collect();
-    let mut units = Vec::new();
-    for k in keys {
-        let (b, n) = (base.figures.get(k), new.figures.get(k));
-        let f = b.or(n).expect("key from one side");
-        let empty = Vec::new();
-        let bs = b.map_or(&empty, |f| &f.by_sample);
-        let ns = n.map_or(&empty, |f| &f.by_sample);
-        let mut ch = judge(k, bs, ns, f.higher_is_better, opts);
-        match (b.is_some(), n.is_some()) {
-            (true, false) => ch.verdict = Verdict::MissingInNew,
-            (false, true) => ch.verdict = Verdict::New,
-            _ => {}
-        }
-        ch.gated = if f.unit == instr::UNIT {
-            instr_gated
-        } else {
-            c.absolute_gated
-        };
-        units.push(f.unit.clone());
-        c.figures.push(ch);
-    }
+    let (figures, units) = judge_figures(base, new, opts, c.absolute_gated);
+    c.figures = figures;
 
     let untested = c.count(|x| x.change_pct.is_some() && !x.testable);
     let single = c.count(|x| x.change_pct.is_some() && x.n.0 <= 1 && x.n.1 <= 1);
@@ -412,20 +466,7 @@ pub fn compare(base: &SampleSet, new: &SampleSet, opts: &Options) -> Comparison 
         );
     }
 
-    // Missing experiments.
-    for e in &base.experiments {
-        if !new.experiments.contains(e) {
-            let why = new
-                .missing
-                .iter()
-                .find(|(k, _)| {
-                    e == *k || e.starts_with(&format!("{k}/")) || e.starts_with(&format!("{k}-"))
-                })
-                .map(|(_, v)| v.clone())
-                .unwrap_or_else(|| "no result in NEW".into());
-            c.missing.push((e.clone(), why));
-        }
-    }
+    c.missing = missing(base, new);
     let _ = writeln!(t, "\n## Experiments in BASE missing from NEW\n");
     if c.missing.is_empty() {
         let _ = writeln!(t, "none");
@@ -459,27 +500,7 @@ pub fn compare(base: &SampleSet, new: &SampleSet, opts: &Options) -> Comparison 
         row(&mut t, &format!("{} | {unit}", ch.name), ch, Some(ch.gated));
     }
 
-    let ratio_reg = c
-        .ratios
-        .iter()
-        .filter(|x| x.verdict == Verdict::Regressed)
-        .count();
-    let fig_reg = c
-        .figures
-        .iter()
-        .filter(|x| x.gated && x.verdict == Verdict::Regressed)
-        .count();
-    let _ = writeln!(
-        t,
-        "\n{}: {ratio_reg} ratio(s) regressed, {fig_reg} gated figure(s) regressed, {} improved, {} ~ not significant, \
-         {untested} untested (threshold only), {} not compared (n/a), {} new figure(s), {} experiment(s) missing",
-        if c.failed() { "FAIL" } else { "PASS" },
-        c.count(|x| x.verdict == Verdict::Improved),
-        c.count(|x| x.verdict == Verdict::NotSignificant),
-        c.count(|x| x.verdict == Verdict::NotCompared),
-        c.count(|x| x.verdict == Verdict::New),
-        c.missing.len()
-    );
+    let _ = writeln!(t, "\n{}", summary(&c, untested));
     c.text = t;
     c
 }
