@@ -9,7 +9,10 @@
 //!    ratio (Hodges-Lehmann, level 1 - alpha).
 //!
 //! When the sample counts cannot reach `alpha` at all (one sample per side; 4 vs 4 at 0.01),
-//! the change cannot be tested: the threshold alone decides, and the report warns.
+//! the change cannot be tested and the report warns: the threshold decides, provided the
+//! samples are completely separated (the test's most extreme outcome, which one sample per
+//! side always is); otherwise the change is "~ not significant". (Threshold alone, 7 pairs of
+//! noisy steal-cost counters flagged a same-commit A/A on 2026-12-01.)
 //!
 //! What is gated (can fail the comparison): the ratios that matter, always; the absolute
 //! figures only when BASE and NEW come from the same machine (CPU model, cores, kernel in
@@ -202,10 +205,13 @@ pub fn judge(
     };
     c.testable = c.test.is_some_and(|t| t.can_reach(opts.alpha));
     let significant = c.test.is_some_and(|t| t.p <= opts.alpha);
+    // Untestable counts: only the test's most extreme outcome (every sample on one side of
+    // every other; always so with one sample per side) lets the threshold decide.
+    let extreme = c.test.is_some_and(|t| t.p <= t.min_p * (1.0 + 1e-9));
     let worse = (p < 0.0) == higher_is_better;
     c.verdict = if p.abs() <= opts.threshold_pct {
         Verdict::Ok
-    } else if c.testable && !significant {
+    } else if (c.testable && !significant) || (!c.testable && !extreme) {
         Verdict::NotSignificant
     } else if worse {
         Verdict::Regressed
@@ -554,6 +560,20 @@ mod tests {
             &Options::default(),
         );
         assert_eq!(c.verdict, Verdict::Ok);
+    }
+
+    #[test]
+    fn too_few_samples_need_complete_separation() {
+        // 3 vs 3 cannot reach 0.01; overlapping sets past the threshold are not flagged ...
+        let b = some(&[100.0, 80.0, 120.0]);
+        let n = some(&[85.0, 70.0, 101.0]);
+        let c = judge("x", &b, &n, true, &Options::default());
+        assert!(!c.testable);
+        assert_eq!(c.verdict, Verdict::NotSignificant, "{c:?}");
+        // ... separated ones are.
+        let n = some(&[75.0, 70.0, 78.0]);
+        let c = judge("x", &b, &n, true, &Options::default());
+        assert_eq!(c.verdict, Verdict::Regressed, "{c:?}");
     }
 
     #[test]
