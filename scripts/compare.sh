@@ -22,7 +22,7 @@
 # Exit: 0 pass, 1 a gated regression or an experiment missing from NEW, 2 the tool failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 case "${1:-}" in
     -h|--help) usage; exit 0 ;;
 esac

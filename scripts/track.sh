@@ -27,7 +27,7 @@
 # closeness with a warning. Every step prints its evidence. LIST defaults to the figure's group.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
 CMD=${1:-}
 case "$CMD" in
     -h|--help|"") usage; [ -n "$CMD" ]; exit $? ;;
