@@ -10,9 +10,14 @@
 # (worker MPM) under load-injector, stepping the virtual clients, 1 KB file; SFS colored / none /
 # N-copy / libasync off / libasync base under sfs-bench (16 clients) beside OpenSSH sftp
 # (chacha20-poly1305@openssh.com) reading the same file over loopback; scaling with 1 and 2
-# workers. Then `colored-report report` writes report.md, csv/ and plots/ (SVG and PNG).
+# workers; instruction counts (callgrind) of the single-threaded paths (instr-counts). Then
+# `colored-report report` writes report.md, csv/ and plots/ (SVG and PNG).
 #
 # Output: results/<date>-<commit>/ (raw JSON per experiment, logs/, csv/, plots/, report.md).
+# Every sample is kept: with REPRO_RUNS=N, samples/<i>/ (i = 1..N) is a results directory of
+# the i-th run of each experiment (the top-level file holds the median), and samples/order.jsonl
+# lists the sample files in the order they were measured (env.json's "interleaving" says how).
+# Paper-tables keeps its repetitions inside microbench/paper-tables.json.
 # An experiment that cannot run or fails leaves <name>.error with the reason instead of its
 # JSON, and the script goes on; nothing is ever estimated. Every server it starts listens on
 # 127.0.0.1 only and is stopped on exit, failure or interrupt (trap).
@@ -25,6 +30,7 @@
 #   REPRO_SFTP_GETS reads of the file per sftp session (amortises the SSH handshake)
 #   REPRO_ONLY      subset of "micro sws sfs" to run   REPRO_SWS_CONFIGS / REPRO_SFS_CONFIGS
 #   REPRO_OUT       output directory                   REPRO_NO_INSTALL=1  never apt-get
+#   REPRO_ONLY may name "instr" too (instruction counts under callgrind; in the default set)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
@@ -36,7 +42,7 @@ case "$MODE" in
     full)
         SECS=30 RUNS=3 WARMUP=5 CLIENTS="200 400 600 800 1000 1200 1400 1600 1800 2000" SCALE_CLIENTS=1000
         PT_SECONDS=5 PT_REPEAT=3 DISPATCH_SECONDS=10 SFS_MB=200 SFTP_CLIENTS=16 SFTP_GETS=2 ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown mode '$MODE' (expected quick or full)" >&2; exit 2 ;;
 esac
 SECS=${REPRO_SECONDS:-$SECS}
@@ -49,7 +55,7 @@ SFTP_CLIENTS=${REPRO_SFTP_CLIENTS:-$SFTP_CLIENTS}
 SFTP_GETS=${REPRO_SFTP_GETS:-$SFTP_GETS}
 if [ -n "${REPRO_SECONDS:-}" ]; then PT_SECONDS=$SECS DISPATCH_SECONDS=$SECS; fi
 if [ -n "${REPRO_RUNS:-}" ]; then PT_REPEAT=$RUNS; fi
-ONLY=${REPRO_ONLY:-"micro sws sfs"}
+ONLY=${REPRO_ONLY:-"micro sws sfs instr"}
 SWS_CONFIGS=${REPRO_SWS_CONFIGS:-"libasync-off libasync-base mely-off mely-all ncopy nginx apache"}
 SFS_CONFIGS=${REPRO_SFS_CONFIGS:-"colored none ncopy libasync-off libasync-base"}
 SFS_CLIENTS=16
@@ -69,6 +75,10 @@ log() { echo ">> $*" >&2; }
 # ---------------------------------------------------------------------------------------------
 # Build and install what is missing.
 ensure_build_deps || exit 1
+if ! command -v jq >/dev/null 2>&1; then
+    if [ "${REPRO_NO_INSTALL:-0}" != 1 ]; then ensure_packages jq || exit 1; fi
+    command -v jq >/dev/null 2>&1 || { echo "error: jq is needed to keep the samples (apt-get install jq)" >&2; exit 1; }
+fi
 if [ "${REPRO_NO_INSTALL:-0}" != 1 ] && [ "$(id -u)" -eq 0 ]; then
     # Peers and the plots' font; a failure here only makes those experiments missing.
     for p in nginx apache2 openssh-server openssh-client fonts-dejavu-core; do
@@ -113,10 +123,12 @@ json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | 
     printf '  "mode": %s,\n' "$(json_str "$MODE")"
     printf '  "cpu_model": %s,\n' "$(json_str "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')")"
     printf '  "cores": %s,\n' "$(nproc)"
+    printf '  "loadavg_start": %s,\n' "$(cut -d' ' -f1 /proc/loadavg)"
     printf '  "kernel": %s,\n' "$(json_str "$(uname -r)")"
     printf '  "rustc": %s,\n' "$(json_str "$(rustc --version 2>/dev/null || echo unknown)")"
     printf '  "seconds": %s,\n' "$SECS"
     printf '  "runs": %s,\n' "$RUNS"
+    printf '  "interleaving": %s,\n' "$(json_str "grouped: the $RUNS samples of each configuration run back to back (injector runs and SFS runs against one server start, paper-tables repetitions in a row); configurations one after another; order in samples/order.jsonl")"
     printf '  "warmup": %s,\n' "$WARMUP"
     printf '  "clients": %s,\n' "$(json_str "$CLIENTS")"
     printf '  "paper_tables_seconds": %s,\n' "$PT_SECONDS"
@@ -137,6 +149,7 @@ record_missing() {
     shift
     rm -f "$OUT/$name.json"
     printf '%s\n' "$*" >"$OUT/$name.error"
+    rm -f "$OUT"/samples/*/"$name.json"
     log "MISSING $name: $*"
 }
 
@@ -157,6 +170,38 @@ run_json() {
     rm -f "$out.tmp"
     record_missing "$name" "exit $rc: ${*##*/} :: $(tail -n 3 "$err" | tr '\n' ' ')"
     return 1
+}
+
+# keep_sample NAME I FILE: FILE is the I-th sample of experiment NAME; copies it into the
+# sample tree (samples/I/NAME.json) and appends the sample to samples/order.jsonl.
+SAMPLE_SEQ=0
+keep_sample() {
+    local name=$1 i=$2 file=$3
+    mkdir -p "$(dirname "$OUT/samples/$i/$name.json")"
+    cp "$file" "$OUT/samples/$i/$name.json"
+    SAMPLE_SEQ=$((SAMPLE_SEQ + 1))
+    jq -cn --argjson seq "$SAMPLE_SEQ" --arg e "$name" --argjson i "$i" --arg t "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+        '{seq: $seq, experiment: $e, sample: $i, finished: $t}' >>"$OUT/samples/order.jsonl"
+}
+
+# median_by KEY FIELD OUT FILES...: FILES are JSON arrays of objects told apart by KEY; writes
+# to OUT, per KEY, the object whose FIELD is the median over the files (lower middle when even).
+median_by() {
+    local key=$1 field=$2 out=$3
+    shift 3
+    jq -s --arg k "$key" --arg f "$field" \
+        'add | group_by(.[$k]) | map(sort_by(.[$f]) | .[(length - 1) / 2 | floor])' "$@" >"$out"
+}
+
+# keep_injector_samples NAME: one sample per run of a load-injector result (its "runs" array;
+# a run has the fields of the median).
+keep_injector_samples() {
+    local name=$1 n i
+    n=$(jq '.runs | length' "$OUT/$name.json") || return 0
+    for i in $(seq 1 "$n"); do
+        jq --argjson k "$((i - 1))" '{median: .runs[$k], runs: [.runs[$k]], config, env}' \
+            "$OUT/$name.json" >"$TMP/sample.json" && keep_sample "$name" "$i" "$TMP/sample.json"
+    done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -266,14 +311,22 @@ run_micro() {
     local w
     for w in 1 2; do
         log "microbenchmarks: dispatch, $w worker(s), libasync/mely/tokio (${DISPATCH_SECONDS} s each)"
-        local d=microbench/dispatch-w$w
+        local d=microbench/dispatch-w$w r runs=()
         rm -f "$OUT/$d.error"
-        if "$BIN/microbenches" dispatch --runtime all --workers "$w" --seconds "$DISPATCH_SECONDS" \
-            --json-out "$OUT/$d.json" >"$OUT/logs/dispatch-w$w.out" 2>"$OUT/logs/dispatch-w$w.log" && [ -s "$OUT/$d.json" ]; then
-            cat "$OUT/logs/dispatch-w$w.out" >&2
-        else
-            record_missing "$d" "microbenches dispatch failed: $(tail -n 3 "$OUT/logs/dispatch-w$w.log" | tr '\n' ' ')"
-        fi
+        for r in $(seq 1 "$RUNS"); do
+            if "$BIN/microbenches" dispatch --runtime all --workers "$w" --seconds "$DISPATCH_SECONDS" \
+                --json-out "$TMP/dispatch.$r.json" >"$OUT/logs/dispatch-w$w.out" 2>"$OUT/logs/dispatch-w$w.log" && [ -s "$TMP/dispatch.$r.json" ]; then
+                cat "$OUT/logs/dispatch-w$w.out" >&2
+                keep_sample "$d" "$r" "$TMP/dispatch.$r.json"
+                runs+=("$TMP/dispatch.$r.json")
+            else
+                record_missing "$d" "microbenches dispatch failed: $(tail -n 3 "$OUT/logs/dispatch-w$w.log" | tr '\n' ' ')"
+                runs=()
+                break
+            fi
+        done
+        # The top-level file: per runtime, the run with the median ns/event.
+        if ((${#runs[@]})); then median_by runtime ns_per_event "$OUT/$d.json" "${runs[@]}"; fi
     done
 }
 
@@ -308,6 +361,7 @@ sws_point() {
     run_json "$name" "$BIN/load-injector" run --target "127.0.0.1:$PORT" --clients "$clients" \
         --duration "$SECS" --warmup "$WARMUP" --runs "$RUNS" --path /1k.html --format json
     stop_server
+    if [ -f "$OUT/$name.json" ]; then keep_injector_samples "$name"; fi
     if [ -f "$OUT/$name.json" ]; then
         sed -n 's/.*"requests_per_sec": *\([0-9.]*\).*/   req\/s \1/p' "$OUT/$name.json" | tail -1 >&2
     fi
@@ -381,6 +435,7 @@ sfs_point() {
         if run_json "$name.run$r" "$BIN/sfs-bench" --server "$SFS_ADDR" --user bench --key-file "$TMP/bench.key" \
             --clients "$SFS_CLIENTS" --file big --seconds "$SECS" --verify sample --format json --label "$cfg-w$workers"; then
             files+=("$OUT/$name.run$r.json")
+            keep_sample "$name" "$r" "$OUT/$name.run$r.json"
         else
             ok=0
             mv "$OUT/$name.run$r.error" "$OUT/$name.error" 2>/dev/null
@@ -439,6 +494,7 @@ sftp_point() {
             printf "{\"tool\":\"sftp\",\"cipher\":\"chacha20-poly1305@openssh.com\",\"run\":%d,\"clients\":%d,\"gets_per_session\":%d,\"bytes\":%.0f,\"seconds\":%.3f,\"mbytes_per_sec\":%.3f,\"errors\":0}\n", r, n, g, b * n * g, s, b * n * g / s / 1e6
         }' >"$OUT/logs/sftp.run$r.json"
         files+=("$OUT/logs/sftp.run$r.json")
+        keep_sample "$name" "$r" "$OUT/logs/sftp.run$r.json"
     done
     stop_server
     median_json "$OUT/$name.json" "${files[@]}"
@@ -463,10 +519,38 @@ run_sfs() {
     if [ -f "$TMP/export/big" ]; then sftp_point; fi
 }
 
+# ---------------------------------------------------------------------------------------------
+# Instruction counts (callgrind) of the single-threaded paths: work per operation, noise-free.
+run_instr() {
+    local name=instr/counts r runs=()
+    mkdir -p "$OUT/instr"
+    rm -f "$OUT/$name.error"
+    if ! command -v valgrind >/dev/null 2>&1 && [ "${REPRO_NO_INSTALL:-0}" != 1 ]; then
+        ensure_packages valgrind || log "could not install valgrind"
+    fi
+    if ! command -v valgrind >/dev/null 2>&1; then
+        record_missing "$name" "valgrind is not installed (apt-get install valgrind)"
+        return
+    fi
+    log "instruction counts under callgrind ($RUNS run(s))"
+    for r in $(seq 1 "$RUNS"); do
+        if "$BIN/instr-counts" --json-out "$TMP/instr.$r.json" >"$OUT/logs/instr.out" 2>"$OUT/logs/instr.log"; then
+            cat "$OUT/logs/instr.out" >&2
+            keep_sample "$name" "$r" "$TMP/instr.$r.json"
+            runs+=("$TMP/instr.$r.json")
+        else
+            record_missing "$name" "instr-counts failed: $(tail -n 3 "$OUT/logs/instr.log" | tr '\n' ' ')"
+            return
+        fi
+    done
+    median_by op instructions_per_op "$OUT/$name.json" "${runs[@]}"
+}
+
 START=$(date +%s)
 case " $ONLY " in *" micro "*) run_micro ;; esac
 case " $ONLY " in *" sws "*) run_sws ;; esac
 case " $ONLY " in *" sfs "*) run_sfs ;; esac
+case " $ONLY " in *" instr "*) run_instr ;; esac
 log "experiments took $(( $(date +%s) - START )) s"
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 ensure_build_deps
-ensure_packages shellcheck
+ensure_packages shellcheck jq valgrind
 
 echo ">> cargo build --release (every binary)"
 cargo build --release --workspace --locked

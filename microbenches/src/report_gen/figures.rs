@@ -148,6 +148,11 @@ pub fn figures(r: &Results) -> Vec<Figure> {
             true,
         );
     }
+    for i in &r.instr {
+        let e = super::instr::experiment(i);
+        let (m, u) = (super::instr::METRIC, super::instr::UNIT);
+        fig(&mut out, e, m, i.instructions, u, false);
+    }
     out
 }
 

@@ -126,6 +126,8 @@ pub struct Results {
     pub dispatch: Vec<DispatchRow>,
     pub sws: Vec<SwsRun>,
     pub sfs: Vec<SfsRun>,
+    /// Instruction counts per operation (`instr/counts.json`).
+    pub instr: Vec<super::instr::InstrRow>,
     /// Experiments that failed or could not run, with the reason.
     pub missing: BTreeMap<String, String>,
 }
@@ -284,6 +286,10 @@ impl Results {
             });
             return Ok(());
         }
+        if name == "instr/counts" {
+            self.instr = super::instr::parse(&v)?;
+            return Ok(());
+        }
         Err(format!("unknown experiment file {name}.json"))
     }
 
@@ -340,6 +346,7 @@ impl Results {
         for f in &self.sfs {
             s.insert(sfs_name(f));
         }
+        s.extend(self.instr.iter().map(super::instr::experiment));
         s
     }
 
@@ -444,7 +451,8 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Res
             // Our own outputs (plots, csv) and the script's logs (per-run files) hold no
             // experiments.
             let name = e.file_name();
-            if name != "plots" && name != "csv" && name != "logs" {
+            // `samples/` holds one results directory per sample (see `samples`).
+            if name != "plots" && name != "csv" && name != "logs" && name != "samples" {
                 collect_files(root, &p, out)?;
             }
         } else if let Ok(rel) = p.strip_prefix(root) {

@@ -10,16 +10,26 @@
 //!   server's `--stats-json` beside it as `....stats.json` where the server wrote one;
 //! - `sfs/<config>-w<W>.json`: `sfs-bench --format json` (and `.stats.json`), `sfs/sftp.json`:
 //!   OpenSSH sftp over loopback, measured by the script (bytes and seconds);
+//! - `instr/counts.json`: `instr-counts --json-out` (instructions per operation, callgrind);
+//! - `samples/<i>/`: the i-th sample of every repeated experiment, itself a results directory
+//!   in this layout, and `samples/order.jsonl`, the order they were measured in (see `samples`);
 //! - `<experiment>.error`: the experiment failed or could not run; the file holds the error.
 //!
 //! Invariant: a value that was not measured is `None` and prints `n/a`; it is never a number,
 //! never compared, never plotted.
 
+pub mod bisect;
+pub mod changepoint;
 pub mod compare;
 pub mod figures;
+pub mod history;
+pub mod history_report;
+pub mod instr;
 pub mod load;
 pub mod markdown;
 pub mod plots;
+pub mod samples;
+pub mod stats;
 
 /// Format an optional number for a table: `n/a` when absent.
 pub fn fmt_opt(v: Option<f64>) -> String {

@@ -11,8 +11,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
-const W: u32 = 1000;
-const H: u32 = 600;
+pub(crate) const W: u32 = 1000;
+pub(crate) const H: u32 = 600;
 
 /// Where `colored-report` looks for a TrueType font (text in plots needs one).
 const FONT_CANDIDATES: &[&str] = &[
@@ -50,7 +50,7 @@ pub fn register_font() -> Result<PathBuf> {
     .map_err(|e| anyhow!(e))
 }
 
-const PALETTE: [RGBColor; 8] = [
+pub(crate) const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -61,7 +61,7 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+pub(crate) fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("plotting: {e:?}")
 }
 
