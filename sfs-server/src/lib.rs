@@ -22,6 +22,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod dispatch;
 pub mod fh;
 pub mod frame;
 pub mod fs;
