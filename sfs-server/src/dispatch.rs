@@ -27,6 +27,7 @@ use crate::fh::HandleData;
 use crate::frame::LEN_BYTES;
 use crate::fs::Export;
 use crate::lease::{Conflict, LeaseTable};
+use crate::perm::Ident;
 use crate::proto::{read_reply_frame, ClientMsg, Fh, Reply, Request, ServerMsg, Stable, Status};
 
 /// Connection id.
@@ -77,7 +78,7 @@ struct Held {
 /// A connected client.
 struct Session {
     /// Local identity from the uid mapping table, once authenticated.
-    ident: Option<(u32, u32)>,
+    ident: Option<Ident>,
 }
 
 /// What one call produces before the lease check.
@@ -111,6 +112,10 @@ fn reply_frame(xid: u32, r: Result<Reply, Status>) -> Vec<u8> {
     plain(&ServerMsg::Reply { xid, result: r })
 }
 
+fn frame(xid: u32, r: Result<Reply, Status>, conflict: Vec<u64>) -> Step {
+    Step::Frame(reply_frame(xid, r), conflict)
+}
+
 impl Dispatcher {
     /// A dispatcher serving `export` with leases of `lease`.
     pub fn new(export: Export, lease: Duration) -> Dispatcher {
@@ -130,7 +135,7 @@ impl Dispatcher {
     /// Connection `id` authenticated as a user mapped to `ident` (uid, gid).
     pub fn authenticate(&mut self, id: ConnId, ident: Option<(u32, u32)>) {
         if let Some(s) = self.sessions.get_mut(&id) {
-            s.ident = ident;
+            s.ident = ident.map(|(uid, gid)| Ident { uid, gid });
         }
     }
 
@@ -162,7 +167,7 @@ impl Dispatcher {
 
     /// Handle one message from connection `id`.
     pub fn handle(&mut self, id: ConnId, msg: ClientMsg, now: Instant) -> Outcome {
-        let Some(ident) = self.sessions.get(&id).map(|s| s.ident) else {
+        let Some(who) = self.sessions.get(&id).map(|s| s.ident) else {
             return Outcome::default();
         };
         let (xid, req) = match msg {
@@ -179,7 +184,8 @@ impl Dispatcher {
             ClientMsg::Call { xid, req } => (xid, req),
         };
         let mut warnings = Vec::new();
-        match self.call(id, ident, xid, req, now, &mut warnings) {
+        let who = who.unwrap_or(Ident::NOBODY);
+        match self.call(id, who, xid, req, now, &mut warnings) {
             Step::Sync(job) => Outcome {
                 sync: Some(job),
                 warnings,
@@ -212,7 +218,71 @@ impl Dispatcher {
     fn call(
         &mut self,
         id: ConnId,
-        ident: Option<(u32, u32)>,
+        who: Ident,
+        xid: u32,
+        req: Request,
+        now: Instant,
+        warnings: &mut Vec<(ConnId, String)>,
+    ) -> Step {
+        let (fh, rest) = match req {
+            Request::Root => return frame(xid, self.export.root(), Vec::new()),
+            Request::WhoAmI => {
+                let r = Reply::Ident {
+                    uid: who.uid,
+                    gid: who.gid,
+                };
+                return frame(xid, Ok(r), Vec::new());
+            }
+            Request::GetAttr { ref fh }
+            | Request::SetAttr { ref fh, .. }
+            | Request::Access { ref fh, .. }
+            | Request::ReadLink { ref fh }
+            | Request::Read { ref fh, .. }
+            | Request::Write { ref fh, .. }
+            | Request::Commit { ref fh }
+            | Request::StatFs { ref fh } => (fh.clone(), req),
+            other => return self.namespace_call(id, who, xid, other, now, warnings),
+        };
+        let h = match self.decode(id, &fh, warnings) {
+            Ok(h) => h,
+            Err(s) => return frame(xid, Err(s), Vec::new()),
+        };
+        let mut conflict = Vec::new();
+        let r = match rest {
+            Request::GetAttr { .. } => self.export.getattr(&h).map(|a| {
+                self.leases.grant(id, a.fileid, now);
+                Reply::Attr(a)
+            }),
+            Request::SetAttr { attrs, .. } => self.export.setattr(who, &h, &attrs).map(|a| {
+                conflict.push(a.fileid);
+                self.leases.grant(id, a.fileid, now);
+                Reply::Attr(a)
+            }),
+            Request::Access { mask, .. } => self.export.access(who, &h, mask).map(Reply::Access),
+            Request::ReadLink { .. } => self.export.readlink(&h).map(Reply::Target),
+            Request::StatFs { .. } => self.export.statfs().map(Reply::StatFs),
+            Request::Read { offset, count, .. } => {
+                return Step::Frame(self.read(id, who, &h, xid, offset, count, now), conflict)
+            }
+            Request::Write {
+                offset,
+                stable,
+                data,
+                ..
+            } => return self.write(id, who, xid, &h, offset, stable, &data),
+            Request::Commit { .. } => return self.commit(id, xid, &h),
+            _ => unreachable!("only requests on one handle get here"),
+        };
+        frame(xid, r, conflict)
+    }
+
+    /// A call that adds, removes or lists directory entries. Each change conflicts on
+    /// the directories it changes and on the files whose link count it changes, so
+    /// other clients drop their cached entries and attributes before it is answered.
+    fn namespace_call(
+        &mut self,
+        id: ConnId,
+        who: Ident,
         xid: u32,
         req: Request,
         now: Instant,
@@ -220,67 +290,60 @@ impl Dispatcher {
     ) -> Step {
         let mut conflict: Vec<u64> = Vec::new();
         let r = match req {
-            Request::Root => self.export.root(),
-            Request::GetAttr { fh } => self.decode(id, &fh, warnings).and_then(|h| {
-                let a = self.export.getattr(&h)?;
-                self.leases.grant(id, a.fileid, now);
-                Ok(Reply::Attr(a))
-            }),
-            Request::SetAttr {
-                fh,
-                mode,
-                size,
-                mtime,
-            } => self.decode(id, &fh, warnings).and_then(|h| {
-                let a = self.export.setattr(&h, mode, size, mtime)?;
-                conflict.push(a.fileid);
-                self.leases.grant(id, a.fileid, now);
-                Ok(Reply::Attr(a))
-            }),
             Request::Lookup { dir, name } => self.decode(id, &dir, warnings).and_then(|d| {
-                let r = self.export.lookup(&d, &name)?;
+                let r = self.export.lookup(who, &d, &name)?;
                 self.grant_handle(id, &r, now);
                 Ok(r)
             }),
-            Request::Read { fh, offset, count } => {
-                return match self.decode(id, &fh, warnings) {
-                    Err(s) => Step::Frame(reply_frame(xid, Err(s)), conflict),
-                    Ok(h) => Step::Frame(self.read(id, &h, xid, offset, count, now), conflict),
-                }
-            }
-            Request::Write {
-                fh,
-                offset,
-                stable,
-                data,
-            } => {
-                return match self.decode(id, &fh, warnings) {
-                    Err(s) => Step::Frame(reply_frame(xid, Err(s)), conflict),
-                    Ok(h) => self.write(id, xid, &h, offset, stable, &data),
-                }
-            }
-            Request::Commit { fh } => {
-                return match self.decode(id, &fh, warnings) {
-                    Err(s) => Step::Frame(reply_frame(xid, Err(s)), conflict),
-                    Ok(h) => self.commit(id, xid, &h),
-                }
-            }
+            Request::ReadDir {
+                dir,
+                cookie,
+                max_entries,
+            } => self
+                .decode(id, &dir, warnings)
+                .and_then(|d| self.export.readdir(who, &d, cookie, max_entries)),
             Request::Create {
                 dir,
                 name,
                 mode,
                 exclusive,
             } => self.decode(id, &dir, warnings).and_then(|d| {
-                let r = self.export.create(&d, &name, mode, exclusive, ident)?;
+                let r = self.export.create(who, &d, &name, mode, exclusive)?;
                 self.grant_handle(id, &r, now);
+                conflict.push(d.ino);
                 if let (Reply::Handle { attr, .. }, false) = (&r, exclusive) {
                     // An existing file may have been opened: others' caches are suspect.
                     conflict.push(attr.fileid);
                 }
                 Ok(r)
             }),
+            Request::Mkdir { dir, name, mode } => self.decode(id, &dir, warnings).and_then(|d| {
+                let r = self.export.mkdir(who, &d, &name, mode)?;
+                self.grant_handle(id, &r, now);
+                conflict.push(d.ino);
+                Ok(r)
+            }),
+            Request::Symlink { dir, name, target } => {
+                self.decode(id, &dir, warnings).and_then(|d| {
+                    let r = self.export.symlink(who, &d, &name, &target)?;
+                    self.grant_handle(id, &r, now);
+                    conflict.push(d.ino);
+                    Ok(r)
+                })
+            }
+            Request::Link { fh, dir, name } => self.decode(id, &fh, warnings).and_then(|h| {
+                let d = self.decode(id, &dir, warnings)?;
+                let r = self.export.link(who, &h, &d, &name)?;
+                self.grant_handle(id, &r, now);
+                conflict.extend([h.ino, d.ino]);
+                Ok(r)
+            }),
             Request::Remove { dir, name } => self.decode(id, &dir, warnings).and_then(|d| {
-                conflict.push(self.export.remove(&d, &name)?);
+                conflict.extend([self.export.remove(who, &d, &name)?, d.ino]);
+                Ok(Reply::Done)
+            }),
+            Request::Rmdir { dir, name } => self.decode(id, &dir, warnings).and_then(|d| {
+                conflict.extend([self.export.rmdir(who, &d, &name)?, d.ino]);
                 Ok(Reply::Done)
             }),
             Request::Rename {
@@ -290,20 +353,16 @@ impl Dispatcher {
                 to_name,
             } => self.decode(id, &from_dir, warnings).and_then(|f| {
                 let t = self.decode(id, &to_dir, warnings)?;
-                let (moved, replaced) = self.export.rename(&f, &from_name, &t, &to_name)?;
-                conflict.push(moved);
+                let (moved, replaced) = self.export.rename(who, &f, &from_name, &t, &to_name)?;
+                conflict.extend([moved, f.ino, t.ino]);
                 conflict.extend(replaced);
                 Ok(Reply::Done)
             }),
-            Request::ReadDir {
-                dir,
-                cookie,
-                max_entries,
-            } => self
-                .decode(id, &dir, warnings)
-                .and_then(|d| self.export.readdir(&d, cookie, max_entries)),
+            _ => unreachable!("call handles every other request"),
         };
-        Step::Frame(reply_frame(xid, r), conflict)
+        conflict.sort_unstable();
+        conflict.dedup();
+        frame(xid, r, conflict)
     }
 
     /// A handle reply grants its file's lease.
@@ -314,9 +373,11 @@ impl Dispatcher {
     }
 
     /// READ straight into the reply frame; grants the file's lease.
+    #[allow(clippy::too_many_arguments)]
     fn read(
         &mut self,
         id: ConnId,
+        who: Ident,
         h: &HandleData,
         xid: u32,
         offset: u64,
@@ -325,23 +386,25 @@ impl Dispatcher {
     ) -> Vec<u8> {
         let export = &mut self.export;
         let f = read_reply_frame(xid, count as usize, |buf, n| {
-            export.read_append(h, offset, n, buf)
+            export.read_append(who, h, offset, n, buf)
         });
         self.leases.grant(id, h.ino, now);
         f
     }
 
     /// WRITE: unstable writes reply now; stable ones after their fsync.
+    #[allow(clippy::too_many_arguments)]
     fn write(
         &mut self,
         id: ConnId,
+        who: Ident,
         xid: u32,
         h: &HandleData,
         offset: u64,
         stable: Stable,
         data: &[u8],
     ) -> Step {
-        let (count, file) = match self.export.write_nosync(h, offset, data) {
+        let (count, file) = match self.export.write_nosync(who, h, offset, data) {
             Ok(x) => x,
             Err(s) => return Step::Frame(reply_frame(xid, Err(s)), Vec::new()),
         };
@@ -670,5 +733,53 @@ mod tests {
             }
         ));
         assert!(o.warnings[0].1.contains("fsync failed"));
+    }
+
+    #[test]
+    fn directory_changes_invalidate_the_directory_and_whoami_answers() {
+        let mut t = setup(Duration::from_secs(30));
+        let Ok(Reply::Handle { fh: root, .. }) = t.call(1, Request::Root) else {
+            panic!()
+        };
+        let Ok(Reply::Handle { fh: dir, attr }) = t.call(
+            1,
+            Request::Mkdir {
+                dir: root.clone(),
+                name: "d".into(),
+                mode: 0o755,
+            },
+        ) else {
+            panic!()
+        };
+        let (dir2, _) = t.lookup(2, "d");
+        let _ = dir;
+        // 1 holds the directory's lease (from MKDIR); 2 adds an entry to it.
+        let o = t.send(
+            2,
+            Request::Symlink {
+                dir: dir2,
+                name: "l".into(),
+                target: b"anywhere".to_vec(),
+            },
+        );
+        assert_eq!(o.out.len(), 1);
+        assert_eq!(o.out[0].0, 1);
+        assert!(
+            matches!(decode(&o.out[0].1), ServerMsg::Invalidate { fileid, .. } if fileid == attr.fileid),
+            "the directory's holder is told"
+        );
+        assert_eq!(
+            t.call(2, Request::WhoAmI),
+            Ok(Reply::Ident { uid: 0, gid: 0 })
+        );
+        t.d.connect(3);
+        assert_eq!(
+            t.call(3, Request::WhoAmI),
+            Ok(Reply::Ident {
+                uid: Ident::NOBODY.uid,
+                gid: Ident::NOBODY.gid
+            }),
+            "an unmapped connection acts as nobody"
+        );
     }
 }

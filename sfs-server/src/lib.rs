@@ -13,7 +13,9 @@
 //! - [`proto`]: the NFSv3-like messages and their strict, versioned binary encoding.
 //! - [`fh`]: opaque file handles carrying a MAC.
 //! - [`fs`]: export operations confined to the export directory, with durable writes.
+//! - [`perm`]: POSIX permission checks for the identity a connection acts as.
 //! - [`lease`]: attribute leases and INVALIDATE bookkeeping.
+//! - [`dispatch`]: the serial request dispatch (export, leases, sessions), free of sockets.
 //! - [`server`]: the server on the colored runtime (colored or uncolored).
 //! - [`client`]: a blocking client library with a lease-validated cache.
 //! - [`bench`]: the multi-client reader behind `sfs-bench`.
@@ -28,6 +30,7 @@ pub mod frame;
 pub mod fs;
 pub mod keys;
 pub mod lease;
+pub mod perm;
 pub mod proto;
 pub mod server;
 pub mod session;
