@@ -28,6 +28,7 @@ pub mod dispatch;
 pub mod fh;
 pub mod frame;
 pub mod fs;
+pub mod fuse;
 pub mod keys;
 pub mod lease;
 pub mod perm;

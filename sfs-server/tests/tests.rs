@@ -6,5 +6,6 @@ mod util;
 mod cli;
 mod durability;
 mod leases;
+mod mount;
 mod roundtrip;
 mod security;
