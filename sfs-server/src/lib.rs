@@ -19,8 +19,11 @@
 //! - [`server`]: the server on the colored runtime (colored or uncolored).
 //! - [`client`]: a blocking client library with a lease-validated cache.
 //! - [`bench`]: the multi-client reader behind `sfs-bench`.
+//! - [`multiio`]: the same through the kernel, one reader process per mounted file.
+//! - [`fuse`]: the FUSE client behind `sfs-client mount`.
 //!
-//! Binaries: `sfs-server` (also `keygen` and `--mode ncopy`), `sfs-client`, `sfs-bench`.
+//! Binaries: `sfs-server` (also `keygen` and `--mode ncopy`), `sfs-client` (also
+//! `mount`), `sfs-bench` (also `--read-files`).
 
 pub mod bench;
 pub mod client;
@@ -31,6 +34,7 @@ pub mod fs;
 pub mod fuse;
 pub mod keys;
 pub mod lease;
+pub mod multiio;
 pub mod perm;
 pub mod proto;
 pub mod server;

@@ -393,6 +393,34 @@ fn a_lost_connection_fails_with_eio_then_reconnects_and_resends() {
 }
 
 #[test]
+fn a_hung_server_fails_calls_with_eio_within_the_timeout() {
+    if !can_run("a_hung_server_fails_calls_with_eio_within_the_timeout", &[]) {
+        return;
+    }
+    let env = Env::new();
+    std::fs::write(env.export.join("f"), b"x").unwrap();
+    let srv = BinServer::start(&env, &["--workers", "2", "--no-pin"], "hung");
+    let m = Mount::new(
+        &srv.addr.to_string(),
+        "alice",
+        &env.key_file("alice"),
+        &["--timeout", "2", "--reconnect", "2"],
+    );
+    assert_eq!(std::fs::read(m.path("f")).unwrap(), b"x");
+    let pid = srv.child.id() as i32;
+    // SAFETY: signals to the server process this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let t = Instant::now();
+    let r = std::fs::write(m.path("g"), b"y");
+    let took = t.elapsed();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(errno(&r.unwrap_err()), libc::EIO);
+    assert!(took < Duration::from_secs(12), "failed after {took:?}");
+    assert_eq!(std::fs::read(m.path("f")).unwrap(), b"x", "works again");
+}
+
+#[test]
 fn unmounting_by_signal_and_by_fusermount() {
     if !can_run("unmounting_by_signal_and_by_fusermount", &[]) {
         return;

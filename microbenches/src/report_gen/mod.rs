@@ -10,6 +10,8 @@
 //!   server's `--stats-json` beside it as `....stats.json` where the server wrote one;
 //! - `sfs/<config>-w<W>.json`: `sfs-bench --format json` (and `.stats.json`), `sfs/sftp.json`:
 //!   OpenSSH sftp over loopback, measured by the script (bytes and seconds);
+//! - `sfs/mount-<config>-w<W>.json`, `sfs/mount-sshfs.json`: `sfs-bench --read-files` through
+//!   FUSE mounts of each SFS server configuration, and through sshfs (same file and readers);
 //! - `<experiment>.error`: the experiment failed or could not run; the file holds the error.
 //!
 //! Invariant: a value that was not measured is `None` and prints `n/a`; it is never a number,

@@ -162,6 +162,10 @@ impl Sfs {
             key: cfg.key.clone(),
             opts: ClientOptions {
                 call_timeout: cfg.call_timeout,
+                // One attempt never outlasts the time reconnecting may take (a hung
+                // server accepts TCP connections but never answers the handshake).
+                connect_timeout: crate::client::CONNECT_TIMEOUT
+                    .min(cfg.reconnect_for.max(Duration::from_secs(1))),
                 on_invalidate: Some(hook),
                 ..ClientOptions::default()
             },

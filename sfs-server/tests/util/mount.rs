@@ -153,10 +153,15 @@ impl Mount {
             .arg(key_file)
             .arg("mount")
             .arg(&dir)
-            .args(["--foreground", "--timeout", "20", "--reconnect", "3"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .arg("--foreground")
+            .args(extra);
+        // Test defaults, short enough that a failure shows quickly.
+        for (opt, v) in [("--timeout", "20"), ("--reconnect", "3")] {
+            if !extra.contains(&opt) {
+                cmd.args([opt, v]);
+            }
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         // SAFETY: prctl in the forked child before exec only sets its parent-death
         // signal: if the test process dies, the mount process unmounts.
         unsafe {
