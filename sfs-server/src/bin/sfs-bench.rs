@@ -69,6 +69,15 @@ struct Cli {
     window: Option<String>,
 }
 
+/// The label column: `-` when there is none.
+fn label(l: &str) -> &str {
+    if l.is_empty() {
+        "-"
+    } else {
+        l
+    }
+}
+
 fn read_files(cli: &Cli) -> Result<()> {
     let cfg = ReadFilesConfig {
         files: cli.read_files.clone(),
@@ -101,11 +110,7 @@ fn read_files(cli: &Cli) -> Result<()> {
         );
         println!(
             "{:<24} {:>10.1} {:>8} {:>8} {:>16}",
-            if cli.label.is_empty() {
-                "-"
-            } else {
-                &cli.label
-            },
+            label(&cli.label),
             r.mbytes_per_sec,
             r.passes,
             r.errors,
@@ -198,11 +203,7 @@ fn main() -> Result<()> {
         );
         println!(
             "{:<24} {:>10.1} {:>10} {:>8} {:>9.2}s {:>9}",
-            if cli.label.is_empty() {
-                "-"
-            } else {
-                &cli.label
-            },
+            label(&cli.label),
             r.mbytes_per_sec,
             r.ops,
             r.errors,
