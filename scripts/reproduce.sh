@@ -9,8 +9,10 @@
 # SWS in libasync off / libasync base / mely off / mely all / N-copy against nginx and Apache
 # (worker MPM) under load-injector, stepping the virtual clients, 1 KB file; SFS colored / none /
 # N-copy / libasync off / libasync base under sfs-bench (16 clients) beside OpenSSH sftp
-# (chacha20-poly1305@openssh.com) reading the same file over loopback; scaling with 1 and 2
-# workers; instruction counts (callgrind) of the single-threaded paths (instr-counts). Then
+# (chacha20-poly1305@openssh.com) reading the same file over loopback; the same file through
+# the kernel (multiio): 16 reader processes on 16 FUSE mounts (sfs-client mount) of SFS colored
+# / none / N-copy, and on 16 sshfs mounts; scaling with 1 and 2 workers; instruction counts
+# (callgrind) of the single-threaded paths (instr-counts). Then
 # `colored-report report` writes report.md, csv/ and plots/ (SVG and PNG).
 #
 # Output: results/<date>-<commit>/ (raw JSON per experiment, logs/, csv/, plots/, report.md).
@@ -29,6 +31,7 @@
 #   REPRO_SFS_MB    size of the SFS file (MB)          REPRO_SFTP_CLIENTS  parallel sftp sessions
 #   REPRO_SFTP_GETS reads of the file per sftp session (amortises the SSH handshake)
 #   REPRO_ONLY      subset of "micro sws sfs" to run   REPRO_SWS_CONFIGS / REPRO_SFS_CONFIGS
+#   REPRO_SFS_MOUNT_CONFIGS  through-the-kernel runs, subset of "colored none ncopy sshfs"
 #   REPRO_OUT       output directory                   REPRO_NO_INSTALL=1  never apt-get
 #   REPRO_ONLY may name "instr" too (instruction counts under callgrind; in the default set)
 set -uo pipefail
@@ -58,6 +61,7 @@ if [ -n "${REPRO_RUNS:-}" ]; then PT_REPEAT=$RUNS; fi
 ONLY=${REPRO_ONLY:-"micro sws sfs instr"}
 SWS_CONFIGS=${REPRO_SWS_CONFIGS:-"libasync-off libasync-base mely-off mely-all ncopy nginx apache"}
 SFS_CONFIGS=${REPRO_SFS_CONFIGS:-"colored none ncopy libasync-off libasync-base"}
+SFS_MOUNT_CONFIGS=${REPRO_SFS_MOUNT_CONFIGS:-"colored none ncopy sshfs"}
 SFS_CLIENTS=16
 WORKERS=2
 
@@ -69,6 +73,8 @@ source scripts/peers/nginx.sh
 source scripts/peers/apache.sh
 # shellcheck source=scripts/peers/sshd.sh
 source scripts/peers/sshd.sh
+# shellcheck source=scripts/peers/sshfs.sh
+source scripts/peers/sshfs.sh
 
 log() { echo ">> $*" >&2; }
 
@@ -81,7 +87,7 @@ if ! command -v jq >/dev/null 2>&1; then
 fi
 if [ "${REPRO_NO_INSTALL:-0}" != 1 ] && [ "$(id -u)" -eq 0 ]; then
     # Peers and the plots' font; a failure here only makes those experiments missing.
-    for p in nginx apache2 openssh-server openssh-client fonts-dejavu-core; do
+    for p in nginx apache2 openssh-server openssh-client fonts-dejavu-core fuse3 sshfs; do
         ensure_packages "$p" || log "could not install $p (its experiments will be recorded as missing)"
     done
 fi
@@ -101,8 +107,10 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 TMP=$(mktemp -d /tmp/reproduce.XXXXXX)
 chmod 755 "$TMP"
 SERVER_PID=""
+MOUNTS=()
 cleanup() {
     local rc=$?
+    unmount_all
     if [ -n "$SERVER_PID" ]; then stop_server; fi
     # Anything else this script started and left behind (its children only).
     local p
@@ -137,6 +145,8 @@ json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | 
     printf '  "sfs_file_mb": %s,\n' "$SFS_MB"
     printf '  "sftp_clients": %s,\n' "$SFTP_CLIENTS"
     printf '  "sftp_gets_per_session": %s,\n' "$SFTP_GETS"
+    printf '  "sfs_mount_readers": %s,\n' "$SFS_CLIENTS"
+    printf '  "sshfs": %s,\n' "$(json_str "$(sshfs --version 2>&1 | head -1)")"
     printf '  "nginx": %s,\n' "$(json_str "$( (nginx -v || /usr/sbin/nginx -v) 2>&1 | head -1)")"
     printf '  "apache": %s,\n' "$(json_str "$( (apache2 -v || /usr/sbin/apache2 -v) 2>/dev/null | head -1)")"
     printf '  "openssh": %s\n' "$(json_str "$(ssh -V 2>&1 | head -1)")"
@@ -501,6 +511,108 @@ sftp_point() {
     sed -n 's/.*"mbytes_per_sec": *\([0-9.]*\).*/   MB\/s \1/p' "$OUT/$name.json" >&2
 }
 
+# ---------------------------------------------------------------------------------------------
+# SFS through the kernel (multiio): SFS_CLIENTS reader processes, each on its own mount of the
+# server (one connection each, as the paper's client machines), reading the file in the
+# server's page cache with the mount's cache dropped before every pass; sshfs the same way.
+
+# unmount_all: every mount this script made (lazily if busy); their daemons then exit.
+unmount_all() {
+    local m
+    for m in "${MOUNTS[@]}"; do
+        fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done
+    MOUNTS=()
+}
+
+# mount_readers CFG LOG: SFS_CLIENTS mounts of the running server (or of sshd for sshfs); sets
+# MOUNT_FILES (the file in each, comma-separated).
+mount_readers() {
+    local cfg=$1 logf=$2 i m
+    MOUNT_FILES=""
+    for i in $(seq 1 "$SFS_CLIENTS"); do
+        m="$TMP/mnt/$cfg-$i"
+        mkdir -p "$m"
+        if [ "$cfg" = sshfs ]; then
+            peer_sshfs_mount "$SSH_PORT" "$TMP/export" "$m" 2>>"$logf" || return 1
+        else
+            "$BIN/sfs-client" --server "$SFS_ADDR" --user bench --key-file "$TMP/bench.key" mount "$m" \
+                --log "$logf.daemons" >>"$logf" 2>&1 || return 1
+        fi
+        MOUNTS+=("$m")
+        MOUNT_FILES="$MOUNT_FILES${MOUNT_FILES:+,}$m/big"
+    done
+}
+
+# mount_server CFG LOG: starts the server a configuration reads from; sets SERVER_PID.
+mount_server() {
+    local cfg=$1 logf=$2
+    if [ "$cfg" = sshfs ]; then
+        SSH_PORT=$(free_port) || return 1
+        peer_sshd_start "$SSH_PORT" 2>"$logf" || return 1
+        SERVER_PID=$PEER_PID
+        wait_listen "$SSH_PORT"
+    else
+        start_sfs "$cfg" "$WORKERS" "$OUT/logs/sfs_mount-$cfg.stats.json" "$logf"
+    fi
+}
+
+# sfs_mount_point CFG RUN: one measurement (server start, mounts, readers, unmount, stop).
+sfs_mount_point() {
+    local cfg=$1 r=$2 name logf
+    if [ "$cfg" = sshfs ]; then name=sfs/mount-sshfs; else name="sfs/mount-$cfg-w$WORKERS"; fi
+    logf="$OUT/logs/${name//\//_}.run$r.log"
+    if ! mount_server "$cfg" "$logf"; then
+        stop_server
+        record_missing "$name.run$r" "$cfg server did not start: $(why_failed "$logf" "$TMP/ssh/sshd.log")"
+        return
+    fi
+    if ! mount_readers "$cfg" "$logf"; then
+        unmount_all
+        stop_server
+        record_missing "$name.run$r" "mounting for $cfg failed: $(tail -n 3 "$logf" | tr '\n' ' ')"
+        return
+    fi
+    log "SFS through the kernel: $cfg, $SFS_CLIENTS mounts and readers (${SECS} s, run $r of $RUNS)"
+    run_json "$name.run$r" "$BIN/sfs-bench" --read-files "$MOUNT_FILES" --seconds "$SECS" --chunk 1048576 \
+        --verify-against "$TMP/export/big" --server-pid "$SERVER_PID" --format json --label "mount-$cfg"
+    unmount_all
+    stop_server
+}
+
+# run_sfs_mounts: every configuration once per run, interleaved (A B C A B C ...); the median
+# run of each becomes its result.
+run_sfs_mounts() {
+    local cfg r name files
+    mkdir -p "$TMP/mnt"
+    if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
+        for cfg in $SFS_MOUNT_CONFIGS; do
+            if [ "$cfg" = sshfs ]; then name=sfs/mount-sshfs; else name="sfs/mount-$cfg-w$WORKERS"; fi
+            record_missing "$name" "no /dev/fuse or no fusermount3 (package fuse3): cannot mount"
+        done
+        return
+    fi
+    for r in $(seq 1 "$RUNS"); do
+        for cfg in $SFS_MOUNT_CONFIGS; do sfs_mount_point "$cfg" "$r"; done
+    done
+    for cfg in $SFS_MOUNT_CONFIGS; do
+        if [ "$cfg" = sshfs ]; then name=sfs/mount-sshfs; else name="sfs/mount-$cfg-w$WORKERS"; fi
+        files=()
+        for r in $(seq 1 "$RUNS"); do
+            if [ -f "$OUT/$name.run$r.json" ]; then
+                files+=("$OUT/$name.run$r.json")
+            elif [ -f "$OUT/$name.run$r.error" ]; then
+                mv "$OUT/$name.run$r.error" "$OUT/$name.error"
+            fi
+        done
+        if ((${#files[@]})); then
+            rm -f "$OUT/$name.error"
+            median_json "$OUT/$name.json" "${files[@]}"
+        fi
+        for r in "${files[@]}"; do mv "$r" "$OUT/logs/$(basename "$r")"; done
+    done
+}
+
 run_sfs() {
     mkdir -p "$TMP/export"
     if ! "$BIN/sfs-server" keygen --user bench --keys "$TMP/keys" --key-file "$TMP/bench.key" >"$OUT/logs/sfs-keygen.log" 2>&1; then
@@ -516,7 +628,10 @@ run_sfs() {
             case " $SFS_CONFIGS " in *" $cfg "*) sfs_point "$cfg" 1 ;; esac
         done
     fi
-    if [ -f "$TMP/export/big" ]; then sftp_point; fi
+    if [ -f "$TMP/export/big" ]; then
+        sftp_point
+        run_sfs_mounts
+    fi
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@
 //!   of different clients runs in parallel.
 //! - Everything else runs in color 0 and is therefore serial: accepting (`Accept`), the
 //!   export (file system), the lease table and the uid mapping (`Dispatch`,
-//!   `Disconnect`, `LeaseTimer`). Color 0 owns [`Core`] in a `ColorCell`; each
+//!   `Disconnect`, `LeaseTimer`), which [`crate::dispatch`] implements. Color 0 owns
+//!   `Core` (the dispatcher and the live connections) in a `ColorCell`; each
 //!   connection owns its `ConnState` in a `ColorCell` of its color, so the color
 //!   discipline is checked at run time, and no lock is taken on either.
 //!
@@ -44,16 +45,13 @@ use colored_runtime::{
 use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
 
-use crate::fh::HandleData;
+pub use crate::dispatch::ConnId;
+use crate::dispatch::{Dispatcher, Outcome, Outgoing, SyncJob};
 use crate::frame::{FrameBuf, LEN_BYTES};
 use crate::fs::Export;
 use crate::keys::{Key, KeyTable};
-use crate::lease::{Conflict, LeaseTable};
-use crate::proto::{read_reply_frame, ClientMsg, Fh, Reply, Request, ServerMsg, Stable, Status};
+use crate::proto::{ClientMsg, ServerMsg};
 use crate::session::{self, RecvCipher, SendCipher, NONCE_LEN};
-
-/// Connection id.
-pub type ConnId = u64;
 
 /// How connections are colored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -123,35 +121,12 @@ struct Shared {
     core: ColorCell<Core>,
 }
 
-struct ConnInfo {
-    conn: Arc<Conn>,
-    /// Local identity from the uid mapping table, once authenticated.
-    ident: Option<(u32, u32)>,
-}
-
 /// Color-0 state: the serial part of the server.
 struct Core {
-    export: Export,
-    leases: LeaseTable<Held>,
-    conns: HashMap<ConnId, ConnInfo>,
-    timer_at: Option<Instant>,
-}
-
-/// A durable WRITE or COMMIT whose data is written (in color 0) and whose fsync runs
-/// on the blocking pool; the reply is built when it completes, back in color 0.
-struct SyncJob {
-    conn: ConnId,
-    xid: u32,
-    file: Arc<std::fs::File>,
-    data_only: bool,
-    reply: Reply,
-    conflict: Vec<u64>,
-}
-
-/// A reply held until lease holders acknowledge INVALIDATE.
-struct Held {
-    conn: ConnId,
-    frame: Vec<u8>,
+    /// Export, leases and sessions ([`crate::dispatch`]).
+    dispatch: Dispatcher,
+    /// Live connections, to deliver the dispatcher's frames to.
+    conns: HashMap<ConnId, Arc<Conn>>,
 }
 
 struct Conn {
@@ -437,12 +412,9 @@ impl Conn {
         if let Some(user) = acts.authenticated {
             let sh2 = sh.clone();
             ctx.post(Color(0), sh.h.dispatch, move |ctx| {
-                sh2.core.with(ctx, |core| {
-                    let ident = sh2.keys.get(&user).map(|e| (e.uid, e.gid));
-                    if let Some(ci) = core.conns.get_mut(&id) {
-                        ci.ident = ident;
-                    }
-                })
+                let ident = sh2.keys.get(&user).map(|e| (e.uid, e.gid));
+                sh2.core
+                    .with(ctx, |core| core.dispatch.authenticate(id, ident))
             });
         }
         for m in acts.to_core {
@@ -455,9 +427,9 @@ impl Conn {
             let sh2 = sh.clone();
             ctx.post(Color(0), sh.h.disconnect, move |ctx| {
                 let out = sh2.core.with(ctx, |core| {
+                    let out = core.dispatch.disconnect(id);
                     core.conns.remove(&id);
-                    let held = core.leases.drop_client(id);
-                    core.release(held)
+                    core.route(out)
                 });
                 deliver(&sh2, ctx, out);
             });
@@ -465,9 +437,31 @@ impl Conn {
     }
 }
 
-type Outgoing = Vec<(Arc<Conn>, Vec<u8>)>;
+/// Frames addressed to live connections.
+type Routed = Vec<(Arc<Conn>, Vec<u8>)>;
 
-fn deliver(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, out: Outgoing) {
+impl Core {
+    /// Address the dispatcher's frames to live connections (frames to connections
+    /// that closed meanwhile are dropped).
+    fn route(&self, out: Outgoing) -> Routed {
+        out.into_iter()
+            .filter_map(|(id, f)| self.conns.get(&id).map(|c| (c.clone(), f)))
+            .collect()
+    }
+
+    /// Route an outcome's frames and log its warnings with the peer's address.
+    fn conclude(&self, o: Outcome) -> (Routed, Option<Instant>, Option<SyncJob>) {
+        for (id, w) in &o.warnings {
+            match self.conns.get(id) {
+                Some(c) => eprintln!("sfs-server: conn {} ({}): {w}", c.id, c.peer),
+                None => eprintln!("sfs-server: conn {id}: {w}"),
+            }
+        }
+        (self.route(o.out), o.arm, o.sync)
+    }
+}
+
+fn deliver(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, out: Routed) {
     for (conn, frame) in out {
         let sh2 = sh.clone();
         let c = conn.color;
@@ -475,292 +469,53 @@ fn deliver(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, out: Outgoing) {
     }
 }
 
-fn plain(m: &ServerMsg) -> Vec<u8> {
-    let mut f = vec![0u8; LEN_BYTES];
-    m.encode_into(&mut f);
-    f
-}
-
-impl Core {
-    fn release(&self, held: Vec<Held>) -> Outgoing {
-        held.into_iter()
-            .filter_map(|h| self.conns.get(&h.conn).map(|ci| (ci.conn.clone(), h.frame)))
-            .collect()
-    }
-
-    fn decode(&self, conn: &Conn, fh: &Fh) -> Result<HandleData, Status> {
-        self.export.decode(fh).inspect_err(|_| {
-            eprintln!(
-                "sfs-server: conn {} ({}): refused a forged or altered file handle",
-                conn.id, conn.peer
-            );
-        })
-    }
-
-    /// Handle one message; returns frames to send, whether to arm the lease timer, and
-    /// an fsync to run off color 0 before replying.
-    fn handle(
-        &mut self,
-        id: ConnId,
-        msg: ClientMsg,
-    ) -> (Outgoing, Option<Instant>, Option<SyncJob>) {
-        let Some(ci) = self.conns.get(&id) else {
-            return (Vec::new(), None, None);
-        };
-        let conn = ci.conn.clone();
-        let ident = ci.ident;
-        let now = Instant::now();
-        let (xid, req) = match msg {
-            ClientMsg::CallbackAck { cb_id } => {
-                let out = match self.leases.ack(id, cb_id) {
-                    Some(h) => self.release(vec![h]),
-                    None => Vec::new(),
-                };
-                return (out, None, None);
-            }
-            ClientMsg::Call { xid, req } => (xid, req),
-        };
-        let mut conflict: Vec<u64> = Vec::new();
-        let reply = |r: Result<Reply, Status>| plain(&ServerMsg::Reply { xid, result: r });
-        let frame = match req {
-            Request::Root => reply(self.export.root()),
-            Request::GetAttr { fh } => reply(self.decode(&conn, &fh).and_then(|h| {
-                let a = self.export.getattr(&h)?;
-                self.leases.grant(id, a.fileid, now);
-                Ok(Reply::Attr(a))
-            })),
-            Request::SetAttr {
-                fh,
-                mode,
-                size,
-                mtime,
-            } => reply(self.decode(&conn, &fh).and_then(|h| {
-                let a = self.export.setattr(&h, mode, size, mtime)?;
-                conflict.push(a.fileid);
-                self.leases.grant(id, a.fileid, now);
-                Ok(Reply::Attr(a))
-            })),
-            Request::Lookup { dir, name } => reply(self.decode(&conn, &dir).and_then(|d| {
-                let r = self.export.lookup(&d, &name)?;
-                if let Reply::Handle { attr, .. } = &r {
-                    self.leases.grant(id, attr.fileid, now);
-                }
-                Ok(r)
-            })),
-            Request::Read { fh, offset, count } => match self.decode(&conn, &fh) {
-                Err(s) => reply(Err(s)),
-                Ok(h) => {
-                    let export = &mut self.export;
-                    let f = read_reply_frame(xid, count as usize, |buf, n| {
-                        export.read_append(&h, offset, n, buf)
-                    });
-                    self.leases.grant(id, h.ino, now);
-                    f
-                }
-            },
-            Request::Write {
-                fh,
-                offset,
-                stable,
-                data,
-            } => {
-                let written = self.decode(&conn, &fh).and_then(|h| {
-                    let (count, file) = self.export.write_nosync(&h, offset, &data)?;
-                    Ok((h, count, file))
-                });
-                match written {
-                    Err(s) => reply(Err(s)),
-                    Ok((h, count, file)) => {
-                        let r = Reply::Write {
-                            count,
-                            committed: stable,
-                            verf: self.export.verifier(),
-                        };
-                        if stable == Stable::Unstable {
-                            conflict.push(h.ino);
-                            reply(Ok(r))
-                        } else {
-                            let data_only = stable == Stable::DataSync;
-                            let job = SyncJob {
-                                conn: id,
-                                xid,
-                                file,
-                                data_only,
-                                reply: r,
-                                conflict: vec![h.ino],
-                            };
-                            return (Vec::new(), None, Some(job));
-                        }
-                    }
-                }
-            }
-            Request::Commit { fh } => match self
-                .decode(&conn, &fh)
-                .and_then(|h| self.export.open_file(&h))
-            {
-                Err(s) => reply(Err(s)),
-                Ok(file) => {
-                    let r = Reply::Commit {
-                        verf: self.export.verifier(),
-                    };
-                    let job = SyncJob {
-                        conn: id,
-                        xid,
-                        file,
-                        data_only: false,
-                        reply: r,
-                        conflict: Vec::new(),
-                    };
-                    return (Vec::new(), None, Some(job));
-                }
-            },
-            Request::Create {
-                dir,
-                name,
-                mode,
-                exclusive,
-            } => reply(self.decode(&conn, &dir).and_then(|d| {
-                let r = self.export.create(&d, &name, mode, exclusive, ident)?;
-                if let Reply::Handle { attr, .. } = &r {
-                    self.leases.grant(id, attr.fileid, now);
-                    if !exclusive {
-                        // An existing file may have been opened: others' caches are suspect.
-                        conflict.push(attr.fileid);
-                    }
-                }
-                Ok(r)
-            })),
-            Request::Remove { dir, name } => reply(self.decode(&conn, &dir).and_then(|d| {
-                conflict.push(self.export.remove(&d, &name)?);
-                Ok(Reply::Done)
-            })),
-            Request::Rename {
-                from_dir,
-                from_name,
-                to_dir,
-                to_name,
-            } => reply(self.decode(&conn, &from_dir).and_then(|f| {
-                let t = self.decode(&conn, &to_dir)?;
-                let (moved, replaced) = self.export.rename(&f, &from_name, &t, &to_name)?;
-                conflict.push(moved);
-                conflict.extend(replaced);
-                Ok(Reply::Done)
-            })),
-            Request::ReadDir {
-                dir,
-                cookie,
-                max_entries,
-            } => reply(
-                self.decode(&conn, &dir)
-                    .and_then(|d| self.export.readdir(&d, cookie, max_entries)),
-            ),
-        };
-        let (out, arm) = self.conclude(id, conn, frame, &conflict, now);
-        (out, arm, None)
-    }
-
-    /// A durable WRITE or COMMIT's fsync finished: reply (through the lease check).
-    fn finish_sync(
-        &mut self,
-        job: SyncJob,
-        res: std::io::Result<()>,
-    ) -> (Outgoing, Option<Instant>) {
-        let Some(conn) = self.conns.get(&job.conn).map(|ci| ci.conn.clone()) else {
-            return (Vec::new(), None);
-        };
-        let result = match res {
-            Ok(()) => Ok(job.reply),
-            Err(e) => {
-                eprintln!("sfs-server: conn {}: fsync failed: {e}", job.conn);
-                Err(Status::from_io(&e))
-            }
-        };
-        let frame = plain(&ServerMsg::Reply {
-            xid: job.xid,
-            result,
-        });
-        self.conclude(job.conn, conn, frame, &job.conflict, Instant::now())
-    }
-
-    /// Send `frame` to `conn` now, or hold it until other holders of `conflict`'s
-    /// leases acknowledge INVALIDATE.
-    fn conclude(
-        &mut self,
-        id: ConnId,
-        conn: Arc<Conn>,
-        frame: Vec<u8>,
-        conflict: &[u64],
-        now: Instant,
-    ) -> (Outgoing, Option<Instant>) {
-        if conflict.is_empty() {
-            return (vec![(conn, frame)], None);
-        }
-        match self
-            .leases
-            .conflict(id, conflict, now, Held { conn: id, frame })
-        {
-            Conflict::Proceed(h) => (vec![(conn, h.frame)], None),
-            Conflict::Wait(cbs) => {
-                let mut out = Vec::new();
-                for cb in cbs {
-                    if let Some(ci) = self.conns.get(&cb.client) {
-                        out.push((
-                            ci.conn.clone(),
-                            plain(&ServerMsg::Invalidate {
-                                cb_id: cb.cb_id,
-                                fileid: cb.fileid,
-                            }),
-                        ));
-                    }
-                }
-                let arm = self
-                    .leases
-                    .next_deadline()
-                    .filter(|d| self.timer_at.map_or(true, |t| *d < t));
-                if let Some(d) = arm {
-                    self.timer_at = Some(d);
-                }
-                (out, arm)
-            }
-        }
-    }
-}
-
 /// `Dispatch` (color 0).
 fn dispatch(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, id: ConnId, m: ClientMsg) {
-    let (out, arm, sync) = sh.core.with(ctx, |core| core.handle(id, m));
+    let done = sh.core.with(ctx, |core| {
+        let o = core.dispatch.handle(id, m, Instant::now());
+        core.conclude(o)
+    });
+    carry_out(sh, ctx, id, done);
+}
+
+/// Deliver an outcome's frames, arm the lease timer, and run its fsync off color 0.
+fn carry_out(
+    sh: &Arc<Shared>,
+    ctx: &mut Ctx<'_>,
+    id: ConnId,
+    (out, arm, sync): (Routed, Option<Instant>, Option<SyncJob>),
+) {
     deliver(sh, ctx, out);
     if let Some(d) = arm {
         arm_timer(sh, ctx, d);
     }
-    if let Some(job) = sync {
-        // fsync blocks: run it on the blocking pool so color 0 keeps serving; the
-        // reply is built back in color 0 when it completes.
-        let (file, data_only) = (job.file.clone(), job.data_only);
-        let sh2 = sh.clone();
-        let r = ctx.handle().spawn_blocking(
-            Color(0),
-            sh.h.sync_done,
-            move || {
-                if data_only {
-                    file.sync_data()
-                } else {
-                    file.sync_all()
-                }
-            },
-            move |ctx, res| {
-                let (out, arm) = sh2.core.with(ctx, |core| core.finish_sync(job, res));
-                deliver(&sh2, ctx, out);
-                if let Some(d) = arm {
-                    arm_timer(&sh2, ctx, d);
-                }
-            },
-        );
-        if r.is_err() {
-            eprintln!(
-                "sfs-server: conn {id}: runtime shut down before an fsync could run; no reply"
-            );
-        }
+    let Some(job) = sync else {
+        return;
+    };
+    // fsync blocks: run it on the blocking pool so color 0 keeps serving; the reply is
+    // built back in color 0 when it completes.
+    let (file, data_only) = (job.file.clone(), job.data_only);
+    let sh2 = sh.clone();
+    let r = ctx.handle().spawn_blocking(
+        Color(0),
+        sh.h.sync_done,
+        move || {
+            if data_only {
+                file.sync_data()
+            } else {
+                file.sync_all()
+            }
+        },
+        move |ctx, res| {
+            let done = sh2.core.with(ctx, |core| {
+                let o = core.dispatch.finish_sync(job, res);
+                core.conclude(o)
+            });
+            carry_out(&sh2, ctx, id, done);
+        },
+    );
+    if r.is_err() {
+        eprintln!("sfs-server: conn {id}: runtime shut down before an fsync could run; no reply");
     }
 }
 
@@ -770,14 +525,8 @@ fn arm_timer(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, at: Instant) {
         .handle()
         .post_at(at, Color(0), sh.h.lease_timer, move |ctx| {
             let (out, next) = sh2.core.with(ctx, |core| {
-                core.timer_at = None;
-                let held = core.leases.expire(Instant::now());
-                let out = core.release(held);
-                let next = core.leases.next_deadline();
-                if next.is_some() {
-                    core.timer_at = next;
-                }
-                (out, next)
+                let (out, next) = core.dispatch.on_timer(Instant::now());
+                (core.route(out), next)
             });
             deliver(&sh2, ctx, out);
             if let Some(n) = next {
@@ -862,13 +611,8 @@ fn on_accept(sh: &Arc<Shared>, listener: &parking_lot::Mutex<TcpListener>, ctx: 
                 c2.after(&sh2, ctx, acts);
             });
         sh.core.with(ctx, |core| {
-            core.conns.insert(
-                id,
-                ConnInfo {
-                    conn: conn.clone(),
-                    ident: None,
-                },
-            )
+            core.dispatch.connect(id);
+            core.conns.insert(id, conn.clone())
         });
         // Readiness that fired before the slot was filled was ignored: look once more.
         let sh2 = sh.clone();
@@ -920,10 +664,8 @@ impl Server {
             core: ColorCell::new(
                 Color(0),
                 Core {
-                    export,
-                    leases: LeaseTable::new(cfg.lease),
+                    dispatch: Dispatcher::new(export, cfg.lease),
                     conns: HashMap::new(),
-                    timer_at: None,
                 },
             ),
         });

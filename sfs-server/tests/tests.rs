@@ -5,6 +5,9 @@ mod util;
 
 mod cli;
 mod durability;
+mod fsx;
 mod leases;
+mod mount;
+mod programs;
 mod roundtrip;
 mod security;

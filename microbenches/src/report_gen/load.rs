@@ -114,6 +114,11 @@ pub struct SfsRun {
     pub mbytes_per_sec: Option<f64>,
     pub errors: Option<f64>,
     pub stats: ServerStats,
+    /// Server CPU (its process tree) per MB read: the through-the-kernel runs
+    /// (`sfs-bench --read-files`, configurations `mount-*`).
+    pub server_cpu_ms_per_mb: Option<f64>,
+    /// Reader processes of a through-the-kernel run.
+    pub readers: Option<f64>,
 }
 
 /// Everything in one results directory.
@@ -283,6 +288,8 @@ impl Results {
                 mbytes_per_sec: mbps,
                 errors: num(&v, &["errors"]),
                 stats: stats_of(&stats_path),
+                server_cpu_ms_per_mb: num(&v, &["server_cpu_ms_per_mb"]),
+                readers: num(&v, &["readers"]),
             });
             return Ok(());
         }

@@ -13,6 +13,8 @@
 //! - `instr/counts.json`: `instr-counts --json-out` (instructions per operation, callgrind);
 //! - `samples/<i>/`: the i-th sample of every repeated experiment, itself a results directory
 //!   in this layout, and `samples/order.jsonl`, the order they were measured in (see `samples`);
+//! - `sfs/mount-<config>-w<W>.json`, `sfs/mount-sshfs.json`: `sfs-bench --read-files` through
+//!   FUSE mounts of each SFS server configuration, and through sshfs (same file and readers);
 //! - `<experiment>.error`: the experiment failed or could not run; the file holds the error.
 //!
 //! Invariant: a value that was not measured is `None` and prints `n/a`; it is never a number,

@@ -463,6 +463,7 @@ fn charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
             stolen.push(s.stats.stolen_time_cycles);
         }
     }
+    out.extend(sfs_mount_charts(r));
     if cost.iter().chain(&stolen).any(|v| v.is_some()) {
         out.push((
             "steal-cost",
@@ -477,6 +478,53 @@ fn charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
         ));
     }
     out
+}
+
+/// SFS through the kernel against sshfs: MB/s, and server CPU per MB.
+fn sfs_mount_charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
+    use super::markdown::SFS_MOUNT_ROWS;
+    let run = |c: &str| r.sfs.iter().find(|s| s.config == c);
+    let present: Vec<_> = SFS_MOUNT_ROWS
+        .iter()
+        .filter(|(c, _)| run(c).is_some_and(|s| s.mbytes_per_sec.is_some()))
+        .collect();
+    if present.is_empty() {
+        return Vec::new();
+    }
+    let cats: Vec<String> = present
+        .iter()
+        .map(|(c, _)| c.trim_start_matches("mount-").to_string())
+        .collect();
+    let mbps = present
+        .iter()
+        .map(|(c, _)| run(c).and_then(|s| s.mbytes_per_sec));
+    let cpu = present
+        .iter()
+        .map(|(c, _)| run(c).and_then(|s| s.server_cpu_ms_per_mb));
+    vec![
+        (
+            "sfs-mounts",
+            Chart::Bars(Bars {
+                title: "SFS through FUSE mounts vs sshfs: readers' MB/s",
+                y_desc: "MB/s",
+                categories: cats.clone(),
+                series: vec![("MB/s".into(), mbps.collect())],
+                log: false,
+                reference: None,
+            }),
+        ),
+        (
+            "sfs-mounts-cpu",
+            Chart::Bars(Bars {
+                title: "SFS through FUSE mounts vs sshfs: server CPU per MB",
+                y_desc: "server CPU ms per MB",
+                categories: cats,
+                series: vec![("server ms/MB".into(), cpu.collect())],
+                log: false,
+                reference: None,
+            }),
+        ),
+    ]
 }
 
 fn short_bench(b: &str) -> &str {

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod mount;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -44,6 +46,27 @@ impl Env {
 
     pub fn key_file(&self, user: &str) -> PathBuf {
         self.dir.path().join(format!("{user}.key"))
+    }
+
+    /// The uid `user` is mapped to.
+    pub fn keys_uid(&self, user: &str) -> u32 {
+        let t = sfs_server::keys::KeyTable::load(&self.keys).unwrap();
+        t.get(user).unwrap().uid
+    }
+
+    /// Map `user` to (`uid`, `gid`) in the key table (before starting a server).
+    pub fn map_user(&self, user: &str, uid: u32, gid: u32) {
+        let mut t = sfs_server::keys::KeyTable::load(&self.keys).unwrap();
+        let mut e = t.get(user).unwrap().clone();
+        (e.uid, e.gid) = (uid, gid);
+        t.insert(user, e).unwrap();
+        t.save(&self.keys).unwrap();
+    }
+
+    /// Servers started by this test run as root (and so give files to their users).
+    pub fn server_is_root(&self) -> bool {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
     }
 
     /// An in-process server.

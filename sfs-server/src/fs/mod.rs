@@ -3,24 +3,34 @@
 //! Invariants:
 //! 1. Every path is resolved with `openat` one component at a time from the export
 //!    root's descriptor, with `O_NOFOLLOW`: no symlink is ever followed (a symlink can be
-//!    looked up and stat'ed, never opened), and names are single components
-//!    ([`check_name`]), so nothing outside the export is reachable.
+//!    looked up, stat'ed, read with READLINK and created with SYMLINK, never opened or
+//!    traversed), and names are single components ([`check_name`]), so nothing outside
+//!    the export is reachable, whatever a link in it points to.
 //! 2. A handle resolves only if its path still leads to the same (`dev`, `ino`); else
 //!    [`Status::Stale`].
 //! 3. Durability: a WRITE with `DataSync` is `fdatasync`ed and with `FileSync` is
-//!    `fsync`ed before the reply; COMMIT `fsync`s. CREATE, REMOVE and RENAME `fsync`
-//!    the directories they change. The write verifier is random per server start.
+//!    `fsync`ed before the reply; COMMIT `fsync`s. Every operation that changes a
+//!    directory (CREATE, MKDIR, SYMLINK, LINK, REMOVE, RMDIR, RENAME) `fsync`s it. The
+//!    write verifier is random per server start.
 //! 4. [`Export`] is owned by color 0 (the serial part of the server): `&mut self`.
-//!    Open regular files are cached by (`dev`, `ino`); REMOVE and RENAME evict.
+//!    Open regular files are cached by (`dev`, `ino`); REMOVE, RMDIR and RENAME evict.
+//! 5. Every operation is checked for the identity it acts as ([`crate::perm`]); new
+//!    files, directories and links belong to that identity when the server runs as root
+//!    (group from a set-group-id directory), and get exactly the mode asked for (the
+//!    server's umask does not apply: the client applied its own).
+//!
+//! The namespace operations live in [`namespace`], the system calls in [`sys`].
 
 // `stat` field widths differ between targets; the casts are for portability.
 #![allow(clippy::unnecessary_cast)]
 
+mod namespace;
+pub mod sys;
+
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -28,9 +38,12 @@ use std::sync::Arc;
 use rand::RngCore;
 
 use crate::fh::{check_name, FhKey, HandleData};
+use crate::perm::{self, Ident, Owner};
 use crate::proto::{
-    Attr, DirEntry, Fh, FileType, Reply, Stable, Status, Time, MAX_DIR_ENTRIES, MAX_IO,
+    Attr, Fh, FileType, FsStat, Reply, SetAttrs, SetTime, Stable, Status, Time, ACCESS_EXEC,
+    ACCESS_READ, ACCESS_WRITE, MAX_IO,
 };
+use sys::{fstat, fstatat_nofollow, openat};
 
 /// Most open regular files kept cached.
 const FILE_CACHE_MAX: usize = 256;
@@ -54,50 +67,6 @@ pub struct Export {
     owners: HashMap<u32, String>,
 }
 
-fn cstr(name: &str) -> FsResult<CString> {
-    CString::new(name).map_err(|_| Status::Inval)
-}
-
-fn openat(dir: RawFd, name: &str, flags: i32, mode: u32) -> io::Result<OwnedFd> {
-    let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call; `dir` is a
-    // descriptor we own (or AT_FDCWD semantics are not used).
-    let fd = unsafe {
-        libc::openat(
-            dir,
-            c.as_ptr(),
-            flags | libc::O_CLOEXEC,
-            mode as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn fstat(fd: RawFd) -> io::Result<libc::stat> {
-    // SAFETY: `st` is plain old data; fstat fills it or fails.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is a valid, writable stat buffer.
-    if unsafe { libc::fstat(fd, &mut st) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st)
-}
-
-fn fstatat_nofollow(dir: RawFd, name: &str) -> io::Result<libc::stat> {
-    let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: plain old data, filled by fstatat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid string and buffer; AT_SYMLINK_NOFOLLOW stats a symlink itself.
-    if unsafe { libc::fstatat(dir, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st)
-}
-
 fn io_err(e: io::Error) -> Status {
     Status::from_io(&e)
 }
@@ -111,12 +80,8 @@ fn ftype(mode: u32) -> FileType {
     }
 }
 
-fn fsync_fd(fd: RawFd) -> FsResult<()> {
-    // SAFETY: fsync on a descriptor we own.
-    if unsafe { libc::fsync(fd) } < 0 {
-        return Err(io_err(io::Error::last_os_error()));
-    }
-    Ok(())
+fn fsync_fd(fd: &OwnedFd) -> FsResult<()> {
+    sys::fsync(fd.as_raw_fd()).map_err(io_err)
 }
 
 /// A resolved object: its parent directory (None for the root) and its stat.
@@ -317,59 +282,77 @@ impl Export {
         Ok(self.attr(&r.st))
     }
 
-    /// SETATTR.
-    pub fn setattr(
-        &mut self,
-        h: &HandleData,
-        mode: Option<u32>,
-        size: Option<u64>,
-        mtime: Option<Time>,
-    ) -> FsResult<Attr> {
+    /// ACCESS: the bits of `mask` that `who` holds.
+    pub fn access(&mut self, who: Ident, h: &HandleData, mask: u32) -> FsResult<u32> {
         let r = self.resolve(h)?;
+        Ok(perm::granted(Owner::of(&r.st), who, mask))
+    }
+
+    /// SETATTR, checked for `who` (see [`perm::check_setattr`]).
+    pub fn setattr(&mut self, who: Ident, h: &HandleData, a: &SetAttrs) -> FsResult<Attr> {
+        let r = self.resolve(h)?;
+        let mode = perm::check_setattr(Owner::of(&r.st), who, a)?;
+        let utime = |t: Option<SetTime>| {
+            t.map(|t| match t {
+                SetTime::Now => None,
+                SetTime::At(t) => Some(t),
+            })
+        };
+        let (atime, mtime) = (utime(a.atime), utime(a.mtime));
+        let chown = (a.uid.unwrap_or(u32::MAX), a.gid.unwrap_or(u32::MAX));
         let ft = ftype(r.st.st_mode);
+        if ft == FileType::Symlink {
+            // A link has no mode or size of its own; owner and times are set on the
+            // link itself, never on what it names.
+            if mode.is_some() || a.size.is_some() {
+                return Err(Status::NotSupp);
+            }
+            let p = r.parent.as_ref().ok_or(Status::Inval)?.as_raw_fd();
+            if a.uid.is_some() || a.gid.is_some() {
+                sys::lchownat(p, &r.name, chown.0, chown.1).map_err(io_err)?;
+            }
+            if atime.is_some() || mtime.is_some() {
+                sys::lutimensat(p, &r.name, atime, mtime).map_err(io_err)?;
+            }
+            let st = fstatat_nofollow(p, &r.name).map_err(io_err)?;
+            return Ok(self.attr(&st));
+        }
         let fd: Arc<File> = match ft {
             FileType::Regular => self.file(h)?,
             FileType::Directory => Arc::new(File::from(self.resolve_dir(h)?.0)),
             _ => return Err(Status::NotSupp),
         };
         let raw = fd.as_raw_fd();
-        if let Some(m) = mode {
-            // SAFETY: fchmod on a descriptor we own.
-            if unsafe { libc::fchmod(raw, (m & 0o7777) as libc::mode_t) } < 0 {
-                return Err(io_err(io::Error::last_os_error()));
-            }
+        if a.uid.is_some() || a.gid.is_some() {
+            sys::fchown(raw, chown.0, chown.1).map_err(io_err)?;
         }
-        if let Some(s) = size {
+        if let Some(m) = mode {
+            sys::fchmod(raw, m).map_err(io_err)?;
+        }
+        if let Some(s) = a.size {
             if ft != FileType::Regular {
                 return Err(Status::IsDir);
             }
             fd.set_len(s).map_err(io_err)?;
         }
-        if let Some(t) = mtime {
-            let ts = [
-                libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: libc::UTIME_OMIT,
-                },
-                libc::timespec {
-                    tv_sec: t.secs,
-                    tv_nsec: t.nsecs as _,
-                },
-            ];
-            // SAFETY: `ts` is a valid two-element array for futimens.
-            if unsafe { libc::futimens(raw, ts.as_ptr()) } < 0 {
-                return Err(io_err(io::Error::last_os_error()));
-            }
+        if atime.is_some() || mtime.is_some() {
+            sys::futimens(raw, atime, mtime).map_err(io_err)?;
         }
         let st = fstat(raw).map_err(io_err)?;
         Ok(self.attr(&st))
     }
 
-    /// LOOKUP.
-    pub fn lookup(&mut self, dir: &HandleData, name: &str) -> FsResult<Reply> {
+    /// LOOKUP: needs search permission on the directory.
+    pub fn lookup(&mut self, who: Ident, dir: &HandleData, name: &str) -> FsResult<Reply> {
         check_name(name)?;
-        let (dfd, _) = self.resolve_dir(dir)?;
+        let (dfd, dst) = self.resolve_dir(dir)?;
+        perm::check(Owner::of(&dst), who, ACCESS_EXEC)?;
         let st = fstatat_nofollow(dfd.as_raw_fd(), name).map_err(io_err)?;
+        self.handle_reply(dir, name, &st)
+    }
+
+    /// The handle reply for `name` in `dir`, whose stat is `st`.
+    fn handle_reply(&self, dir: &HandleData, name: &str, st: &libc::stat) -> FsResult<Reply> {
         let h = HandleData {
             dev: st.st_dev as u64,
             ino: st.st_ino as u64,
@@ -380,13 +363,39 @@ impl Export {
         }
         Ok(Reply::Handle {
             fh: self.key.seal(&h),
-            attr: self.attr(&st),
+            attr: self.attr(st),
         })
     }
 
+    /// READLINK: the stored target, never resolved.
+    pub fn readlink(&mut self, h: &HandleData) -> FsResult<Vec<u8>> {
+        let r = self.resolve(h)?;
+        if ftype(r.st.st_mode) != FileType::Symlink {
+            return Err(Status::Inval);
+        }
+        let p = r.parent.as_ref().ok_or(Status::Inval)?;
+        sys::readlinkat(p.as_raw_fd(), &r.name).map_err(io_err)
+    }
+
+    /// READ or WRITE permission of `who` on an open file (root needs no `fstat`).
+    fn check_io(&self, who: Ident, f: &File, mask: u32) -> FsResult<()> {
+        if who.is_root() {
+            return Ok(());
+        }
+        let st = fstat(f.as_raw_fd()).map_err(io_err)?;
+        perm::check_io(Owner::of(&st), who, mask)
+    }
+
     /// READ into `buf` (at most [`MAX_IO`] bytes): `(bytes, eof)`.
-    pub fn read(&mut self, h: &HandleData, offset: u64, buf: &mut [u8]) -> FsResult<(usize, bool)> {
+    pub fn read(
+        &mut self,
+        who: Ident,
+        h: &HandleData,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> FsResult<(usize, bool)> {
         let f = self.file(h)?;
+        self.check_io(who, &f, ACCESS_READ)?;
         let want = buf.len().min(MAX_IO);
         let mut n = 0;
         while n < want {
@@ -410,12 +419,14 @@ impl Export {
     /// zero-filling first: the hot path of the benchmark. Returns `eof`.
     pub fn read_append(
         &mut self,
+        who: Ident,
         h: &HandleData,
         offset: u64,
         count: usize,
         out: &mut Vec<u8>,
     ) -> FsResult<bool> {
         let f = self.file(h)?;
+        self.check_io(who, &f, ACCESS_READ)?;
         let want = count.min(MAX_IO);
         out.reserve(want);
         let mut n = 0usize;
@@ -457,29 +468,26 @@ impl Export {
     /// WRITE: `(count, committed)`; stable writes are on disk before this returns.
     pub fn write(
         &mut self,
+        who: Ident,
         h: &HandleData,
         offset: u64,
         stable: Stable,
         data: &[u8],
     ) -> FsResult<(u32, Stable)> {
-        if data.len() > MAX_IO {
-            return Err(Status::Inval);
-        }
-        offset.checked_add(data.len() as u64).ok_or(Status::FBig)?;
-        let f = self.file(h)?;
-        f.write_all_at(data, offset).map_err(io_err)?;
+        let (n, f) = self.write_nosync(who, h, offset, data)?;
         match stable {
             Stable::Unstable => {}
             Stable::DataSync => f.sync_data().map_err(io_err)?,
             Stable::FileSync => f.sync_all().map_err(io_err)?,
         }
-        Ok((data.len() as u32, stable))
+        Ok((n, stable))
     }
 
     /// WRITE without syncing: `(count, file)`; the caller makes it durable (the server
     /// fsyncs on the blocking pool before it replies to a stable WRITE).
     pub fn write_nosync(
         &mut self,
+        who: Ident,
         h: &HandleData,
         offset: u64,
         data: &[u8],
@@ -489,6 +497,7 @@ impl Export {
         }
         offset.checked_add(data.len() as u64).ok_or(Status::FBig)?;
         let f = self.file(h)?;
+        self.check_io(who, &f, ACCESS_WRITE)?;
         f.write_all_at(data, offset).map_err(io_err)?;
         Ok((data.len() as u32, f))
     }
@@ -505,144 +514,18 @@ impl Export {
         Ok(self.verf)
     }
 
-    /// CREATE a regular file (owned by `owner` when the server runs as root).
-    pub fn create(
-        &mut self,
-        dir: &HandleData,
-        name: &str,
-        mode: u32,
-        exclusive: bool,
-        owner: Option<(u32, u32)>,
-    ) -> FsResult<Reply> {
-        check_name(name)?;
-        let (dfd, _) = self.resolve_dir(dir)?;
-        let mut flags = libc::O_CREAT | libc::O_RDWR | libc::O_NOFOLLOW;
-        if exclusive {
-            flags |= libc::O_EXCL;
-        }
-        let fd = openat(dfd.as_raw_fd(), name, flags, mode & 0o7777).map_err(io_err)?;
-        let mut st = fstat(fd.as_raw_fd()).map_err(io_err)?;
-        if ftype(st.st_mode) != FileType::Regular {
-            return Err(Status::Exist);
-        }
-        // SAFETY: geteuid has no preconditions.
-        if let (Some((uid, gid)), 0) = (owner, unsafe { libc::geteuid() }) {
-            // SAFETY: fchown on a descriptor we own.
-            if unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) } < 0 {
-                return Err(io_err(io::Error::last_os_error()));
-            }
-            st = fstat(fd.as_raw_fd()).map_err(io_err)?;
-        }
-        fsync_fd(dfd.as_raw_fd())?;
-        let h = HandleData {
-            dev: st.st_dev as u64,
-            ino: st.st_ino as u64,
-            path: dir.child_path(name),
-        };
-        if h.path.len() > crate::fh::MAX_PATH {
-            return Err(Status::NameTooLong);
-        }
-        self.files.insert((h.dev, h.ino), Arc::new(File::from(fd)));
-        Ok(Reply::Handle {
-            fh: self.key.seal(&h),
-            attr: self.attr(&st),
-        })
-    }
-
-    /// The file id `name` has in `dir`, if it exists (used to find lease conflicts).
-    pub fn fileid_of(&self, dir: &HandleData, name: &str) -> Option<u64> {
-        check_name(name).ok()?;
-        let (dfd, _) = self.resolve_dir(dir).ok()?;
-        fstatat_nofollow(dfd.as_raw_fd(), name)
-            .ok()
-            .map(|st| st.st_ino as u64)
-    }
-
-    /// REMOVE a file (not a directory); returns the removed file id.
-    pub fn remove(&mut self, dir: &HandleData, name: &str) -> FsResult<u64> {
-        check_name(name)?;
-        let (dfd, _) = self.resolve_dir(dir)?;
-        let st = fstatat_nofollow(dfd.as_raw_fd(), name).map_err(io_err)?;
-        if ftype(st.st_mode) == FileType::Directory {
-            return Err(Status::IsDir);
-        }
-        let c = cstr(name)?;
-        // SAFETY: valid string, our directory descriptor.
-        if unsafe { libc::unlinkat(dfd.as_raw_fd(), c.as_ptr(), 0) } < 0 {
-            return Err(io_err(io::Error::last_os_error()));
-        }
-        fsync_fd(dfd.as_raw_fd())?;
-        self.files.remove(&(st.st_dev as u64, st.st_ino as u64));
-        Ok(st.st_ino as u64)
-    }
-
-    /// RENAME; returns the moved file id and the replaced target's, if any.
-    pub fn rename(
-        &mut self,
-        from: &HandleData,
-        from_name: &str,
-        to: &HandleData,
-        to_name: &str,
-    ) -> FsResult<(u64, Option<u64>)> {
-        check_name(from_name)?;
-        check_name(to_name)?;
-        let (fd1, _) = self.resolve_dir(from)?;
-        let (fd2, _) = self.resolve_dir(to)?;
-        let moved = fstatat_nofollow(fd1.as_raw_fd(), from_name).map_err(io_err)?;
-        let replaced = fstatat_nofollow(fd2.as_raw_fd(), to_name).ok();
-        let (c1, c2) = (cstr(from_name)?, cstr(to_name)?);
-        // SAFETY: valid strings and directory descriptors we own.
-        if unsafe { libc::renameat(fd1.as_raw_fd(), c1.as_ptr(), fd2.as_raw_fd(), c2.as_ptr()) } < 0
-        {
-            return Err(io_err(io::Error::last_os_error()));
-        }
-        fsync_fd(fd1.as_raw_fd())?;
-        fsync_fd(fd2.as_raw_fd())?;
-        self.files
-            .remove(&(moved.st_dev as u64, moved.st_ino as u64));
-        if let Some(r) = &replaced {
-            self.files.remove(&(r.st_dev as u64, r.st_ino as u64));
-        }
-        Ok((moved.st_ino as u64, replaced.map(|r| r.st_ino as u64)))
-    }
-
-    /// READDIR, in name order; `cookie` is the number of entries already returned.
-    pub fn readdir(&mut self, dir: &HandleData, cookie: u64, max_entries: u32) -> FsResult<Reply> {
-        let (dfd, _) = self.resolve_dir(dir)?;
-        // /proc/self/fd/N names exactly our already-resolved descriptor.
-        let rd = std::fs::read_dir(format!("/proc/self/fd/{}", dfd.as_raw_fd())).map_err(io_err)?;
-        let mut all = Vec::new();
-        for e in rd {
-            let e = e.map_err(io_err)?;
-            let Ok(name) = e.file_name().into_string() else {
-                continue;
-            };
-            let ft = e.file_type().map_err(io_err)?;
-            let ftype = if ft.is_file() {
-                FileType::Regular
-            } else if ft.is_dir() {
-                FileType::Directory
-            } else if ft.is_symlink() {
-                FileType::Symlink
-            } else {
-                FileType::Other
-            };
-            use std::os::unix::fs::DirEntryExt;
-            all.push(DirEntry {
-                name,
-                fileid: e.ino(),
-                ftype,
-            });
-        }
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        let max = max_entries.clamp(1, MAX_DIR_ENTRIES) as usize;
-        let start = (cookie as usize).min(all.len());
-        let end = (start + max).min(all.len());
-        let entries = all[start..end].to_vec();
-        Ok(Reply::ReadDir {
-            entries,
-            cookie: end as u64,
-            eof: end == all.len(),
+    /// STATFS of the file system holding the export.
+    pub fn statfs(&self) -> FsResult<FsStat> {
+        let v = sys::fstatvfs(self.root.as_raw_fd()).map_err(io_err)?;
+        Ok(FsStat {
+            bsize: v.f_bsize as u32,
+            frsize: v.f_frsize as u32,
+            blocks: v.f_blocks as u64,
+            bfree: v.f_bfree as u64,
+            bavail: v.f_bavail as u64,
+            files: v.f_files as u64,
+            ffree: v.f_ffree as u64,
+            namemax: (v.f_namemax as u32).min(crate::proto::MAX_NAME as u32),
         })
     }
 }
@@ -672,25 +555,40 @@ mod tests {
     #[test]
     fn create_write_read_rename_remove() {
         let (_d, mut e, root) = setup();
-        let f = handle(e.create(&root, "a", 0o644, true, None).unwrap(), &e);
-        assert_eq!(e.create(&root, "a", 0o644, true, None), Err(Status::Exist));
-        e.write(&f, 0, Stable::FileSync, b"hello world").unwrap();
+        let f = handle(e.create(Ident::ROOT, &root, "a", 0o644, true).unwrap(), &e);
+        assert_eq!(
+            e.create(Ident::ROOT, &root, "a", 0o644, true),
+            Err(Status::Exist)
+        );
+        e.write(Ident::ROOT, &f, 0, Stable::FileSync, b"hello world")
+            .unwrap();
         let mut buf = vec![0; 100];
-        let (n, eof) = e.read(&f, 6, &mut buf).unwrap();
+        let (n, eof) = e.read(Ident::ROOT, &f, 6, &mut buf).unwrap();
         assert_eq!((&buf[..n], eof), (&b"world"[..], true));
         let mut v = b"head".to_vec();
-        assert!(!e.read_append(&f, 0, 5, &mut v).unwrap());
-        assert!(e.read_append(&f, 6, 100, &mut v).unwrap());
+        assert!(!e.read_append(Ident::ROOT, &f, 0, 5, &mut v).unwrap());
+        assert!(e.read_append(Ident::ROOT, &f, 6, 100, &mut v).unwrap());
         assert_eq!(v, b"headhelloworld");
         assert_eq!(e.getattr(&f).unwrap().size, 11);
-        let a = e.setattr(&f, Some(0o600), Some(5), None).unwrap();
+        let a = e
+            .setattr(
+                Ident::ROOT,
+                &f,
+                &SetAttrs {
+                    mode: Some(0o600),
+                    size: Some(5),
+                    ..SetAttrs::default()
+                },
+            )
+            .unwrap();
         assert_eq!((a.size, a.mode), (5, 0o600));
-        let (moved, replaced) = e.rename(&root, "a", &root, "b").unwrap();
+        let (moved, replaced) = e.rename(Ident::ROOT, &root, "a", &root, "b").unwrap();
         assert_eq!((moved, replaced), (f.ino, None));
         assert_eq!(e.getattr(&f), Err(Status::Stale), "old path is stale");
-        let b = handle(e.lookup(&root, "b").unwrap(), &e);
+        let b = handle(e.lookup(Ident::ROOT, &root, "b").unwrap(), &e);
         assert_eq!(b.ino, f.ino);
-        let Reply::ReadDir { entries, eof, .. } = e.readdir(&root, 0, 10).unwrap() else {
+        let Reply::ReadDir { entries, eof, .. } = e.readdir(Ident::ROOT, &root, 0, 10).unwrap()
+        else {
             panic!()
         };
         assert!(eof);
@@ -698,8 +596,8 @@ mod tests {
             entries.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(),
             vec!["b"]
         );
-        assert_eq!(e.remove(&root, "b").unwrap(), f.ino);
-        assert_eq!(e.lookup(&root, "b"), Err(Status::NoEnt));
+        assert_eq!(e.remove(Ident::ROOT, &root, "b").unwrap(), f.ino);
+        assert_eq!(e.lookup(Ident::ROOT, &root, "b"), Err(Status::NoEnt));
     }
 
     #[test]
@@ -709,21 +607,204 @@ mod tests {
         std::os::unix::fs::symlink("../secret", d.path().join("exp/link")).unwrap();
         std::os::unix::fs::symlink("..", d.path().join("exp/up")).unwrap();
         for bad in ["..", ".", "a/b", ""] {
-            assert!(e.lookup(&root, bad).is_err(), "{bad}");
-            assert!(e.create(&root, bad, 0o644, false, None).is_err(), "{bad}");
+            assert!(e.lookup(Ident::ROOT, &root, bad).is_err(), "{bad}");
+            assert!(
+                e.create(Ident::ROOT, &root, bad, 0o644, false).is_err(),
+                "{bad}"
+            );
         }
         // The symlink can be looked up but never followed.
-        let l = handle(e.lookup(&root, "link").unwrap(), &e);
+        let l = handle(e.lookup(Ident::ROOT, &root, "link").unwrap(), &e);
         assert_eq!(e.getattr(&l).unwrap().ftype, FileType::Symlink);
         let mut buf = [0u8; 16];
-        assert_eq!(e.read(&l, 0, &mut buf), Err(Status::NotSupp));
-        assert_eq!(e.write(&l, 0, Stable::FileSync, b"x"), Err(Status::NotSupp));
-        let up = handle(e.lookup(&root, "up").unwrap(), &e);
-        assert_eq!(e.lookup(&up, "secret"), Err(Status::NotDir));
+        assert_eq!(e.read(Ident::ROOT, &l, 0, &mut buf), Err(Status::NotSupp));
         assert_eq!(
-            e.create(&root, "link", 0o644, false, None),
+            e.write(Ident::ROOT, &l, 0, Stable::FileSync, b"x"),
+            Err(Status::NotSupp)
+        );
+        let up = handle(e.lookup(Ident::ROOT, &root, "up").unwrap(), &e);
+        assert_eq!(e.lookup(Ident::ROOT, &up, "secret"), Err(Status::NotDir));
+        assert_eq!(
+            e.create(Ident::ROOT, &root, "link", 0o644, false),
             Err(Status::NotSupp)
         );
         assert_eq!(std::fs::read(d.path().join("secret")).unwrap(), b"outside");
+    }
+
+    const CAROL: Ident = Ident {
+        uid: 4242,
+        gid: 4242,
+    };
+
+    #[test]
+    fn directories_symlinks_and_hard_links() {
+        let (d, mut e, root) = setup();
+        let sub = handle(e.mkdir(Ident::ROOT, &root, "sub", 0o750).unwrap(), &e);
+        let st = std::fs::metadata(d.path().join("exp/sub")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            st.permissions().mode() & 0o7777,
+            0o750,
+            "exact mode, no umask"
+        );
+        assert_eq!(
+            e.mkdir(Ident::ROOT, &root, "sub", 0o750),
+            Err(Status::Exist)
+        );
+        let f = handle(e.create(Ident::ROOT, &sub, "f", 0o600, true).unwrap(), &e);
+        assert_eq!(e.rmdir(Ident::ROOT, &root, "sub"), Err(Status::NotEmpty));
+        assert_eq!(e.rmdir(Ident::ROOT, &sub, "f"), Err(Status::NotDir));
+        assert_eq!(e.remove(Ident::ROOT, &root, "sub"), Err(Status::IsDir));
+        // A hard link: same file id, two links.
+        let Reply::Handle { attr, .. } = e.link(Ident::ROOT, &f, &root, "hard").unwrap() else {
+            panic!()
+        };
+        assert_eq!((attr.fileid, attr.nlink), (f.ino, 2));
+        assert_eq!(
+            e.link(Ident::ROOT, &sub, &root, "dirlink"),
+            Err(Status::Perm)
+        );
+        // Symlinks are stored as given and read back, never resolved.
+        let l = handle(
+            e.symlink(Ident::ROOT, &root, "l", b"../../etc/passwd")
+                .unwrap(),
+            &e,
+        );
+        assert_eq!(e.readlink(&l).unwrap(), b"../../etc/passwd");
+        assert_eq!(e.readlink(&f), Err(Status::Inval), "not a link");
+        assert_eq!(
+            e.symlink(Ident::ROOT, &root, "empty", b""),
+            Err(Status::NoEnt)
+        );
+        assert_eq!(
+            std::fs::read_link(d.path().join("exp/l")).unwrap(),
+            std::path::Path::new("../../etc/passwd")
+        );
+        e.remove(Ident::ROOT, &sub, "f").unwrap();
+        assert_eq!(e.rmdir(Ident::ROOT, &root, "sub").unwrap(), sub.ino);
+        let fs = e.statfs().unwrap();
+        assert!(fs.blocks > 0 && fs.bsize > 0 && fs.namemax > 0, "{fs:?}");
+    }
+
+    #[test]
+    fn setattr_times_owner_and_symlinks() {
+        let (_d, mut e, root) = setup();
+        let f = handle(e.create(Ident::ROOT, &root, "f", 0o644, true).unwrap(), &e);
+        let t = Time {
+            secs: 1_000_000_000,
+            nsecs: 5,
+        };
+        let a = e
+            .setattr(
+                Ident::ROOT,
+                &f,
+                &SetAttrs {
+                    atime: Some(SetTime::At(t)),
+                    mtime: Some(SetTime::At(t)),
+                    ..SetAttrs::default()
+                },
+            )
+            .unwrap();
+        assert_eq!((a.atime, a.mtime), (t, t));
+        let l = handle(e.symlink(Ident::ROOT, &root, "l", b"f").unwrap(), &e);
+        let chmod = SetAttrs {
+            mode: Some(0o600),
+            ..SetAttrs::default()
+        };
+        assert_eq!(e.setattr(Ident::ROOT, &l, &chmod), Err(Status::NotSupp));
+        let a = e
+            .setattr(
+                Ident::ROOT,
+                &l,
+                &SetAttrs {
+                    mtime: Some(SetTime::At(t)),
+                    ..SetAttrs::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(a.mtime, t, "the link's own time");
+        assert_ne!(e.getattr(&f).unwrap().mode, 0o600);
+        if sys::privileged() {
+            let a = e
+                .setattr(
+                    Ident::ROOT,
+                    &f,
+                    &SetAttrs {
+                        uid: Some(CAROL.uid),
+                        gid: Some(CAROL.gid),
+                        ..SetAttrs::default()
+                    },
+                )
+                .unwrap();
+            assert_eq!((a.uid, a.gid), (CAROL.uid, CAROL.gid));
+        }
+    }
+
+    #[test]
+    fn every_operation_is_checked_for_the_caller() {
+        let (d, mut e, root) = setup();
+        use std::os::unix::fs::PermissionsExt;
+        let exp = d.path().join("exp");
+        std::fs::set_permissions(&exp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(exp.join("secret"), b"s").unwrap();
+        std::fs::set_permissions(exp.join("secret"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        let secret = handle(e.lookup(CAROL, &root, "secret").unwrap(), &e);
+        let mut buf = [0u8; 4];
+        assert_eq!(e.read(CAROL, &secret, 0, &mut buf), Err(Status::Access));
+        assert_eq!(
+            e.write(CAROL, &secret, 0, Stable::Unstable, b"x"),
+            Err(Status::Access)
+        );
+        assert_eq!(e.access(CAROL, &secret, 7).unwrap(), 0);
+        assert_eq!(e.access(Ident::ROOT, &secret, 7).unwrap(), 6);
+        for r in [
+            e.create(CAROL, &root, "new", 0o644, true).map(|_| ()),
+            e.mkdir(CAROL, &root, "dir", 0o755).map(|_| ()),
+            e.symlink(CAROL, &root, "sl", b"x").map(|_| ()),
+            e.link(CAROL, &secret, &root, "hl").map(|_| ()),
+            e.remove(CAROL, &root, "secret").map(|_| ()),
+            e.rename(CAROL, &root, "secret", &root, "moved").map(|_| ()),
+        ] {
+            assert_eq!(
+                r,
+                Err(Status::Access),
+                "no write permission on the directory"
+            );
+        }
+        let chmod = SetAttrs {
+            mode: Some(0o666),
+            ..SetAttrs::default()
+        };
+        assert_eq!(e.setattr(CAROL, &secret, &chmod), Err(Status::Perm));
+        std::fs::set_permissions(&exp, std::fs::Permissions::from_mode(0o700)).unwrap();
+        if !sys::privileged() {
+            return;
+        }
+        // Root-run servers give new files to the caller.
+        std::fs::set_permissions(&exp, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let Reply::Handle { attr, .. } = e.create(CAROL, &root, "mine", 0o640, true).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (attr.uid, attr.gid, attr.mode),
+            (CAROL.uid, CAROL.gid, 0o640)
+        );
+        let mine = handle(e.lookup(CAROL, &root, "mine").unwrap(), &e);
+        let ro = SetAttrs {
+            mode: Some(0o400),
+            ..SetAttrs::default()
+        };
+        e.setattr(CAROL, &mine, &ro).unwrap();
+        assert!(
+            e.write(CAROL, &mine, 0, Stable::Unstable, b"ok").is_ok(),
+            "the owner writes a read-only file it holds open"
+        );
+        assert_eq!(
+            e.readdir(CAROL, &root, 0, 10).map(|_| ()),
+            Ok(()),
+            "0777 directory is readable"
+        );
     }
 }
