@@ -78,6 +78,7 @@ impl Env {
             },
             coloring,
             lease,
+            max_unauthenticated: sfs_server::server::MAX_UNAUTHENTICATED,
         };
         Server::start(cfg, bind("127.0.0.1:0".parse().unwrap(), false).unwrap()).unwrap()
     }
