@@ -27,6 +27,26 @@
 //!    its fsync, like COMMIT's, runs on the runtime's blocking pool; the reply is built
 //!    in color 0 when the fsync completes (`SyncDone`), so no acknowledgement of a
 //!    stable write precedes its fsync, and color 0 never waits for the disk.
+//! 6. A connection's memory grows with what it has earned. Before authentication it reads
+//!    at most one handshake frame's worth at a time (`HANDSHAKE_READ` bytes, frames of at
+//!    most 256 bytes), so an idle or half-hello connection holds a few hundred bytes of
+//!    buffer. Authenticated, it reads what the frame in progress needs (16 KiB to 256 KiB
+//!    per call, up to one maximal frame buffered) and frees a large empty buffer. Its
+//!    output is budgeted: each call forwarded to color 0 reserves the most its reply can
+//!    take (`reply_reservation`; a READ its count), released when the reply is queued;
+//!    while queued plus reserved bytes exceed [`OUT_CAP`] (or 256 calls are in flight) no
+//!    further request is read, neither from the buffer nor from the socket, until half the
+//!    budget is free: a client that requests READs and never reads its socket holds at
+//!    most the budget, and TCP flow control stops it. Unsolicited output (INVALIDATE) past
+//!    4 x [`OUT_CAP`] closes the connection. A call that repeats the xid of a call in
+//!    flight closes it too, since the budget tracks calls by xid.
+//! 7. At most `max_unauthenticated` connections are between accept and authentication
+//!    (`Shared::unauthenticated`, counted from admission to authentication or close); past
+//!    it new connections are closed at once, counted and logged (at most once a second).
+//!    The handshake timeout closes the others.
+//! 8. Accept runs the shared accept loop ([`edge::accept`]): a hard error (EMFILE...)
+//!    arms one retry timer with backoff instead of ending accepting, since the listener's
+//!    readiness edge it consumed will not come again for clients already queued.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -1250,3 +1270,49 @@ fn keys_owner_map(keys: &KeyTable) -> HashMap<u32, String> {
 /// Bind a listening socket (with `SO_REUSEPORT` for N-copy servers): the shared listener
 /// set-up.
 pub use edge::listener::bind;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{MAX_IO, MAX_NAME};
+
+    #[test]
+    fn reservations_bound_the_replies() {
+        let fh = Fh(vec![0; 16]);
+        let read = |count| Request::Read {
+            fh: fh.clone(),
+            offset: 0,
+            count,
+        };
+        assert!(reply_reservation(&read(100)) >= 100);
+        assert!(reply_reservation(&read(u32::MAX)) >= MAX_IO);
+        assert!(reply_reservation(&read(u32::MAX)) < MAX_IO + 1024);
+        let big = reply_reservation(&Request::ReadDir {
+            dir: fh.clone(),
+            cookie: 0,
+            max_entries: u32::MAX,
+        });
+        assert!(big >= crate::proto::MAX_DIR_ENTRIES as usize * MAX_NAME);
+        assert!(reply_reservation(&Request::Root) >= crate::proto::MAX_FH);
+    }
+
+    #[test]
+    fn reply_frames_name_their_call() {
+        let reply = plain(&ServerMsg::Reply {
+            xid: 0xdead_beef,
+            result: Ok(Reply::Done),
+        });
+        assert_eq!(crate::proto::reply_xid(&reply), Some(0xdead_beef));
+        let read = read_reply_frame(7, 10, |buf, n| {
+            buf.extend(std::iter::repeat(1).take(n));
+            Ok(true)
+        });
+        assert_eq!(crate::proto::reply_xid(&read), Some(7));
+        let cb = plain(&ServerMsg::Invalidate {
+            cb_id: 1,
+            fileid: 2,
+        });
+        assert_eq!(crate::proto::reply_xid(&cb), None);
+        assert_eq!(crate::proto::reply_xid(&[0, 0]), None);
+    }
+}

@@ -184,6 +184,29 @@ impl BinServer {
         false
     }
 
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit: the statistics file is written.
+    pub fn terminate(&mut self) {
+        // SAFETY: kill with the pid of a child we spawned and have not reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                assert!(st.success(), "server exited with {st}");
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(15),
+                "server ignored SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn sigkill(&mut self) {
         // SAFETY: kill with the pid of a child we spawned and have not reaped.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
@@ -279,7 +302,7 @@ impl Raw {
     }
 
     /// True when the server closes the connection (EOF or reset) within 10 s without
-    /// sending anything else.
+    /// sending anything else (see [`closed_within`] for a tighter bound).
     pub fn closed_by_server(&mut self) -> bool {
         let mut b = [0u8; 64];
         match self.s.read(&mut b) {
@@ -300,4 +323,33 @@ pub fn data(n: usize, seed: u64) -> Vec<u8> {
     let mut v = vec![0u8; n];
     r.fill_bytes(&mut v);
     v
+}
+
+/// True when the server closes `s` (EOF or reset) within `limit` without sending anything.
+pub fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut b = [0u8; 64];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+    }
+}
+
+/// Raises this process's open-file limit so that it can hold `n` descriptors (the soft limit
+/// up to the hard one; as root, the hard limit too). False when it cannot.
+pub fn nofile_at_least(n: u64) -> bool {
+    if edge::limits::raise_nofile().is_ok_and(|soft| soft >= n) {
+        return true;
+    }
+    let r = libc::rlimit {
+        rlim_cur: n as libc::rlim_t,
+        rlim_max: n as libc::rlim_t,
+    };
+    // SAFETY: setrlimit only reads `r`, initialised above; raising the hard limit needs
+    // CAP_SYS_RESOURCE and fails harmlessly without it.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 }
 }
