@@ -130,7 +130,11 @@ impl Env {
 
 /// The `sfs-server` binary, killed on drop; stderr goes to a file.
 pub struct BinServer {
+    /// The process started: the server, or the program that runs it (see
+    /// [`BinServer::start_under`]).
     pub child: Child,
+    /// The server's own pid, from its `listening` line.
+    pub server_pid: u32,
     pub addr: SocketAddr,
     pub stderr: PathBuf,
 }
@@ -141,8 +145,33 @@ impl BinServer {
     }
 
     pub fn start_at(env: &Env, listen: &str, extra: &[&str], tag: &str) -> BinServer {
+        Self::start_cmd(env, &[], listen, extra, tag)
+    }
+
+    /// The server run by `wrapper` (a program and its arguments, e.g. `strace -f ...`),
+    /// which must run the server as a descendant and pass its stdout through.
+    pub fn start_under(env: &Env, wrapper: &[&str], extra: &[&str], tag: &str) -> BinServer {
+        Self::start_cmd(env, wrapper, "127.0.0.1:0", extra, tag)
+    }
+
+    fn start_cmd(
+        env: &Env,
+        wrapper: &[&str],
+        listen: &str,
+        extra: &[&str],
+        tag: &str,
+    ) -> BinServer {
         let stderr = env.dir.path().join(format!("server-{tag}.err"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sfs-server"))
+        let bin = env!("CARGO_BIN_EXE_sfs-server");
+        let mut cmd = match wrapper {
+            [] => Command::new(bin),
+            [w, rest @ ..] => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(bin);
+                c
+            }
+        };
+        let mut child = cmd
             .arg("--export")
             .arg(&env.export)
             .args(["--listen", listen])
@@ -161,8 +190,16 @@ impl BinServer {
             .split_whitespace()
             .find_map(|w| w.parse::<SocketAddr>().ok())
             .unwrap_or_else(|| panic!("server did not start: {line:?}"));
+        // "... (pid N, ..." or "... (ncopy: K processes, pid N)".
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let server_pid = words
+            .windows(2)
+            .find(|w| w[0] == "pid" || w[0] == "(pid")
+            .and_then(|w| w[1].trim_end_matches([',', ')']).parse().ok())
+            .unwrap_or_else(|| child.id());
         BinServer {
             child,
+            server_pid,
             addr,
             stderr,
         }
@@ -186,13 +223,12 @@ impl BinServer {
 
     /// The server's pid.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server_pid
     }
 
     /// SIGTERM, then wait (bounded) for a clean exit: the statistics file is written.
     pub fn terminate(&mut self) {
-        // SAFETY: kill with the pid of a child we spawned and have not reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.signal(libc::SIGTERM);
         let t = Instant::now();
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
@@ -208,16 +244,41 @@ impl BinServer {
     }
 
     pub fn sigkill(&mut self) {
-        // SAFETY: kill with the pid of a child we spawned and have not reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        self.signal(libc::SIGKILL);
         let _ = self.child.wait();
+    }
+
+    /// Sends `sig` to the server while it is certainly ours: `child` has not exited, and
+    /// under a wrapper the server is still the wrapper's child (so its pid is not recycled).
+    fn signal(&mut self, sig: i32) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        if self.server_pid != self.child.id() {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.server_pid));
+            // Fields after the ")" of the command: state, then the parent's pid.
+            let ppid = stat.ok().and_then(|st| {
+                let rest = st
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .to_string();
+                rest.parse::<u32>().ok()
+            });
+            if ppid != Some(self.child.id()) {
+                return;
+            }
+        }
+        // SAFETY: kill(2) has no memory preconditions; the pid is our server's (checked above).
+        unsafe { libc::kill(self.server_pid as i32, sig) };
     }
 }
 
 impl Drop for BinServer {
     fn drop(&mut self) {
-        // SAFETY: as above; SIGTERM lets an N-copy parent stop its children.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        // SIGTERM lets an N-copy parent stop its children.
+        self.signal(libc::SIGTERM);
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(5) {
             if let Ok(Some(_)) = self.child.try_wait() {
