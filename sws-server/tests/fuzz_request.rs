@@ -234,7 +234,7 @@ proptest! {
     fn valid_requests_parse_and_prefixes_are_partial(req in valid_request()) {
         let limits = Limits::default();
         let c = cache();
-        match check_any(&req, &limits, &c) {
+        match check_any(&req, &limits, c) {
             Parse::Complete(r) => prop_assert_eq!(r.consumed, req.len()),
             other => prop_assert!(false, "valid request refused: {:?} {:?}", other, String::from_utf8_lossy(&req)),
         }
@@ -246,18 +246,18 @@ proptest! {
     #[test]
     fn mutated_requests_never_panic(req in valid_request(), muts in prop::collection::vec(mutation(), 1..4)) {
         let input = apply(req, &muts);
-        check_any(&input, &Limits::default(), &cache());
+        check_any(&input, &Limits::default(), cache());
     }
 
     #[test]
     fn arbitrary_bytes_never_panic(input in prop::collection::vec(any::<u8>(), 0..600)) {
-        check_any(&input, &Limits::default(), &cache());
+        check_any(&input, &Limits::default(), cache());
     }
 
     #[test]
     fn traversal_targets_stay_in_root(t in target()) {
         let req = format!("GET {t} HTTP/1.1\r\nHost: x\r\n\r\n");
-        check_any(req.as_bytes(), &Limits::default(), &cache());
+        check_any(req.as_bytes(), &Limits::default(), cache());
         if let Ok(key) = normalize_target(t.as_bytes()) {
             check_key(&key);
         }
@@ -280,7 +280,7 @@ fn pipelined_mutations_are_answered_or_closed() {
     let mut off = 0;
     let mut served = 0;
     loop {
-        match check_any(&stream[off..], &limits, &c) {
+        match check_any(&stream[off..], &limits, c) {
             Parse::Complete(r) => {
                 off += r.consumed;
                 served += 1;
