@@ -132,6 +132,25 @@ pub struct RunParams {
     pub openssh: Option<String>,
 }
 
+impl RunParams {
+    /// The same with empty strings (e.g. the version line of a peer that is not installed)
+    /// left out, as absent.
+    pub fn without_empty(mut self) -> RunParams {
+        for f in [
+            &mut self.mode,
+            &mut self.clients,
+            &mut self.nginx,
+            &mut self.apache,
+            &mut self.openssh,
+        ] {
+            if f.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                *f = None;
+            }
+        }
+        self
+    }
+}
+
 /// CPU numbers, in the order given.
 pub type CpuList = Vec<usize>;
 
@@ -235,6 +254,22 @@ impl Env {
     }
 }
 
+impl Env {
+    /// One line for the header of a table: commit, CPU, cores, kernel, host, compiler.
+    pub fn summary(&self) -> String {
+        let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
+        format!(
+            "commit {} | {} | {} cores | kernel {} | host {} | {}",
+            self.short_commit(),
+            or(&self.cpu_model),
+            self.cores,
+            or(&self.kernel),
+            or(&self.hostname),
+            self.rustc
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +298,9 @@ mod tests {
         e.run.workers = Some(4);
         e.run.server_cpus = Some(vec![0, 1]);
         e.run.mode = Some("quick".into());
+        e.run.nginx = Some(" ".into());
+        e.run = e.run.clone().without_empty();
+        assert_eq!(e.run.nginx, None);
         let v = serde_json::to_value(&e).unwrap();
         // Run parameters sit at the top level, beside the machine fields.
         assert_eq!(v["workers"], 4);
@@ -292,5 +330,9 @@ mod tests {
         assert_eq!(e.short_commit(), "0123456789ab-dirty");
         e.commit = None;
         assert_eq!(e.short_commit(), "unknown");
+        e.cpu_model = None;
+        let line = e.summary();
+        assert!(line.starts_with("commit unknown | unknown | "), "{line}");
+        assert!(line.contains(&format!("{} cores", e.cores)), "{line}");
     }
 }

@@ -19,10 +19,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::control::{read_msg, write_msg, Msg, PROTOCOL_VERSION};
 use crate::engine::Live;
-use crate::env::Env;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::stats::{RunStats, SlaveRun};
+use crate::Env;
 use crate::{Config, Report, SlaveInfo};
 
 /// How the master talks to its slaves.
@@ -92,7 +92,7 @@ fn connect(addr: &str, plan: &Plan, timeout: Duration) -> Result<(TcpStream, Env
     )
     .context("sending the plan")?;
     match read_msg(&mut s).context("waiting for the slave to accept the plan")? {
-        (Msg::Ready { env }, _) => Ok((s, env)),
+        (Msg::Ready { env }, _) => Ok((s, *env)),
         (Msg::Error { message }, _) => bail!("slave refused the plan: {message}"),
         (other, _) => bail!("unexpected answer to the plan: {other:?}"),
     }
@@ -260,5 +260,5 @@ pub fn run_master(plan: &Plan, opts: &MasterOptions, progress: Progress) -> Resu
         plan: plan.clone(),
         slaves: infos,
     };
-    Ok(Report::build(config, Env::collect(), by_step))
+    Ok(Report::build(config, crate::environment(), by_step))
 }

@@ -103,7 +103,7 @@ fn table(r: &Report) -> String {
     let _ = writeln!(
         s,
         "env: commit {}, cpu {}, {} cores, kernel {}, host {}",
-        opt(&e.git_commit),
+        e.short_commit(),
         opt(&e.cpu_model),
         e.cores,
         opt(&e.kernel),

@@ -381,7 +381,7 @@ fn fake_slave(die: bool) -> SocketAddr {
         write_msg(
             &mut s,
             &Msg::Ready {
-                env: load_injector::env::Env::collect(),
+                env: Box::new(load_injector::environment()),
             },
             &[],
         )

@@ -13,7 +13,7 @@ use edge::env::{Env, RunParams};
     long_about = "Print the environment of this machine and working directory (commit, CPU, \
                   cores, kernel, compiler, date) as one JSON object in the project's env \
                   schema, documented in results/README.md, with the run parameters given as \
-                  options. Options not given are left out of the object."
+                  options. Options not given, or given empty, are left out of the object."
 )]
 struct Cli {
     /// The program the results come from, recorded as `tool`.
@@ -26,7 +26,7 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut env = Env::collect(&cli.tool);
-    env.run = cli.run;
+    env.run = cli.run.without_empty();
     println!("{}", serde_json::to_string_pretty(&env)?);
     Ok(())
 }
