@@ -16,6 +16,7 @@
 //! - [`lease`]: attribute leases and INVALIDATE bookkeeping.
 //! - [`server`]: the server on the colored runtime (colored or uncolored).
 //! - [`client`]: a blocking client library with a lease-validated cache.
+//! - [`listing`]: what `sfs-client ls` and `ls --long` print.
 //! - [`bench`]: the multi-client reader behind `sfs-bench`.
 //!
 //! Binaries: `sfs-server` (also `keygen` and `--mode ncopy`), `sfs-client`, `sfs-bench`.
@@ -27,6 +28,7 @@ pub mod frame;
 pub mod fs;
 pub mod keys;
 pub mod lease;
+pub mod listing;
 pub mod proto;
 pub mod server;
 pub mod session;
