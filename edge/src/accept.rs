@@ -70,6 +70,21 @@ pub enum Report {
     },
 }
 
+impl std::fmt::Display for Report {
+    /// The log line (without the program's prefix).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Report::Failing(e) => write!(f, "accept failed ({e}); retrying until it works"),
+            Report::Recovered { failures, lasted } => {
+                write!(
+                    f,
+                    "accepting again after {failures} failures over {lasted:?}"
+                )
+            }
+        }
+    }
+}
+
 /// The outcome of one run.
 #[derive(Debug)]
 pub struct Outcome {
@@ -329,6 +344,11 @@ mod tests {
         );
         assert_eq!((o.accepted, o.end), (1, End::RetryAfter(MIN_RETRY)));
         assert!(matches!(o.report, Some(Report::Failing(_))));
+        let line = o.report.unwrap().to_string();
+        assert!(
+            line.starts_with("accept failed (") && line.contains("retrying"),
+            "{line}"
+        );
         // New connections while the retry is pending do not start a second timer.
         let o = a.run(Trigger::Ready, script(vec![Ok(9)]), |_| panic!("accepted"));
         assert_eq!(o.end, End::Waiting);

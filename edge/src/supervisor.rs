@@ -71,10 +71,48 @@ pub enum Stop {
 pub struct Finished {
     /// Children that exited non-zero, were killed, or exited before being asked to.
     pub failed: usize,
+    /// A child exited before it was asked to.
+    pub child_died: bool,
     /// Each child's statistics document, `None` when it wrote none.
     pub stats: Vec<Option<Value>>,
     /// From [`Supervisor::start`] to the last child's exit.
     pub elapsed: Duration,
+    /// The address the children listened on.
+    pub addr: SocketAddr,
+}
+
+impl Finished {
+    /// The children's statistics summed ([`crate::stats_file::merge_children`]), with the
+    /// parent's own `mode` (`ncopy`), `listen`, `elapsed_secs` and the `fields` given.
+    pub fn merged_stats(&self, fields: &[(&str, Value)]) -> Value {
+        let docs: Vec<Value> = self.stats.iter().flatten().cloned().collect();
+        let mut merged = crate::stats_file::merge_children(&docs);
+        merged["mode"] = Value::from("ncopy");
+        merged["listen"] = Value::from(self.addr.to_string());
+        merged["elapsed_secs"] = Value::from(self.elapsed.as_secs_f64());
+        for (k, v) in fields {
+            merged[*k] = v.clone();
+        }
+        merged
+    }
+
+    /// The children that wrote no statistics.
+    pub fn without_stats(&self) -> Vec<usize> {
+        (0..self.stats.len())
+            .filter(|&i| self.stats[i].is_none())
+            .collect()
+    }
+
+    /// Ok when every child ran until asked to stop and then exited cleanly.
+    pub fn outcome(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.child_died, "an N-copy child exited unexpectedly");
+        anyhow::ensure!(
+            self.failed == 0,
+            "{} N-copy children did not exit cleanly",
+            self.failed
+        );
+        Ok(())
+    }
 }
 
 struct Children {
@@ -302,8 +340,10 @@ impl Supervisor {
         let _ = std::fs::remove_dir_all(&self.stats_dir);
         Finished {
             failed,
+            child_died: self.child_died,
             stats,
             elapsed,
+            addr: self.addr,
         }
     }
 }
@@ -360,7 +400,8 @@ mod tests {
         }
         let f = sup.stop();
         assert_eq!(f.failed, 1);
-        assert!(f.stats.iter().all(Option::is_none));
+        assert!(f.outcome().is_err());
+        assert_eq!(f.without_stats(), [0, 1]);
     }
 
     #[test]

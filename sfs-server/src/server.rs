@@ -62,7 +62,7 @@ use colored_runtime::{
     Color, ColorCell, Ctx, Handle, HandlerId, HandlerSpec, IoToken, Readiness, Runtime,
     RuntimeConfig, RuntimeStats,
 };
-use edge::accept::{Acceptor, End, Report as AcceptReport, Trigger};
+use edge::accept::{Acceptor, End, Trigger};
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::Interest;
@@ -420,6 +420,23 @@ impl ConnState {
         Ok(())
     }
 
+    /// [`ConnState::flush`], closing the connection on an error; true while it is open.
+    fn flush_or_close(
+        &mut self,
+        conn: &Conn,
+        sh: &Shared,
+        handle: &Handle,
+        acts: &mut ConnActions,
+    ) -> bool {
+        match self.flush() {
+            Ok(()) => true,
+            Err(e) => {
+                self.close(conn, sh, handle, &format!("write failed: {e}"), acts);
+                false
+            }
+        }
+    }
+
     /// Handle one complete frame; `Err` is a reason to close.
     fn on_frame(
         &mut self,
@@ -524,8 +541,7 @@ impl ConnState {
                 self.close(conn, sh, handle, &why, acts);
                 return;
             }
-            if let Err(e) = self.flush() {
-                self.close(conn, sh, handle, &format!("write failed: {e}"), acts);
+            if !self.flush_or_close(conn, sh, handle, acts) {
                 return;
             }
             if self.closed || self.paused {
@@ -580,14 +596,7 @@ impl Conn {
                 s.close(self, sh, ctx.handle(), "socket error", &mut acts);
                 return;
             }
-            if let Err(e) = s.flush() {
-                s.close(
-                    self,
-                    sh,
-                    ctx.handle(),
-                    &format!("write failed: {e}"),
-                    &mut acts,
-                );
+            if !s.flush_or_close(self, sh, ctx.handle(), &mut acts) {
                 return;
             }
             if s.paused && s.may_resume() {
@@ -627,14 +636,7 @@ impl Conn {
                 return;
             }
             s.queue(frame);
-            if let Err(e) = s.flush() {
-                s.close(
-                    self,
-                    sh,
-                    ctx.handle(),
-                    &format!("write failed: {e}"),
-                    &mut acts,
-                );
+            if !s.flush_or_close(self, sh, ctx.handle(), &mut acts) {
                 return;
             }
             if s.out_bytes > OUT_HARD_CAP {
@@ -1035,14 +1037,8 @@ fn on_accept(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, trigger: Trigger) {
             |(stream, peer)| admit(sh, ctx, stream, peer),
         )
     });
-    match outcome.report {
-        Some(AcceptReport::Failing(e)) => {
-            eprintln!("sfs-server: accept failed ({e}); retrying until it works")
-        }
-        Some(AcceptReport::Recovered { failures, lasted }) => {
-            eprintln!("sfs-server: accepting again after {failures} failures over {lasted:?}")
-        }
-        None => {}
+    if let Some(report) = outcome.report {
+        eprintln!("sfs-server: {report}");
     }
     let sh2 = sh.clone();
     match outcome.end {

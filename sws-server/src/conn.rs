@@ -87,6 +87,24 @@ pub enum Reply {
     },
 }
 
+impl Reply {
+    /// CheckInCache's answer for `key`: the file's response, or 404.
+    pub fn lookup(cache: &Cache, key: &[u8], method: Method, keep_alive: bool) -> Reply {
+        match cache.index_of(key) {
+            Some(index) => Reply::File {
+                index,
+                method,
+                keep_alive,
+            },
+            None => Reply::Error {
+                kind: ErrorKind::NotFound,
+                method,
+                keep_alive,
+            },
+        }
+    }
+}
+
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -659,18 +677,7 @@ mod tests {
     /// Plays CheckInCache for a `check` request: the reply WriteResponse would get.
     fn looked_up(site: &Site, next: &Next<Mem>) -> Option<Reply> {
         let (key, method, keep_alive) = next.check.clone()?;
-        Some(match site.cache.index_of(&key) {
-            Some(index) => Reply::File {
-                index,
-                method,
-                keep_alive,
-            },
-            None => Reply::Error {
-                kind: ErrorKind::NotFound,
-                method,
-                keep_alive,
-            },
-        })
+        Some(Reply::lookup(&site.cache, &key, method, keep_alive))
     }
 
     const READY: Readiness = Readiness {

@@ -51,29 +51,14 @@ pub fn run_parent(cli: &Cli) -> anyhow::Result<()> {
     }
     let finished = sup.stop();
     if let Some(path) = &cli.stats_json {
-        let mut docs = Vec::new();
-        for (i, doc) in finished.stats.into_iter().enumerate() {
-            match doc {
-                Some(v) => docs.push(v),
-                None => eprintln!("sws: ncopy child {i} wrote no statistics"),
-            }
+        for i in finished.without_stats() {
+            eprintln!("sws: ncopy child {i} wrote no statistics");
         }
-        let mut merged = edge::stats_file::merge_children(&docs);
-        merged["mode"] = Value::from("ncopy");
-        merged["workers"] = Value::from(n);
-        merged["max_clients"] = Value::from(cli.max_clients);
-        merged["listen"] = Value::from(addr.to_string());
-        merged["elapsed_secs"] = Value::from(finished.elapsed.as_secs_f64());
+        let merged = finished.merged_stats(&[
+            ("workers", Value::from(n)),
+            ("max_clients", Value::from(cli.max_clients)),
+        ]);
         edge::stats_file::write_json(path, &merged)?;
     }
-    anyhow::ensure!(
-        !matches!(stop, Stop::ChildExited { .. }),
-        "an ncopy child exited unexpectedly"
-    );
-    anyhow::ensure!(
-        finished.failed == 0,
-        "{} ncopy children did not exit cleanly",
-        finished.failed
-    );
-    Ok(())
+    finished.outcome()
 }

@@ -46,7 +46,7 @@ use colored_runtime::{
     Color, ColorCell, Ctx, Handle, HandlerId, HandlerSpec, IoToken, Readiness, Runtime,
     RuntimeConfig,
 };
-use edge::accept::{Acceptor, End, Report, Trigger};
+use edge::accept::{Acceptor, End, Trigger};
 use mio::unix::SourceFd;
 use mio::Interest;
 
@@ -349,18 +349,7 @@ fn check_in_cache(
     method: Method,
     keep_alive: bool,
 ) {
-    let reply = match conn.srv.site.cache.index_of(key) {
-        Some(index) => Reply::File {
-            index,
-            method,
-            keep_alive,
-        },
-        None => Reply::Error {
-            kind: ErrorKind::NotFound,
-            method,
-            keep_alive,
-        },
-    };
+    let reply = Reply::lookup(&conn.srv.site.cache, key, method, keep_alive);
     conn.post_write(ctx, Some(reply));
 }
 
@@ -373,12 +362,8 @@ fn accept(ctx: &mut Ctx<'_>, srv: &Arc<Server>, trigger: Trigger) {
             |(stream, _peer)| admit(ctx, srv, stream),
         )
     });
-    match outcome.report {
-        Some(Report::Failing(e)) => eprintln!("sws: accept failed ({e}); retrying until it works"),
-        Some(Report::Recovered { failures, lasted }) => {
-            eprintln!("sws: accepting again after {failures} failures over {lasted:?}")
-        }
-        None => {}
+    if let Some(report) = outcome.report {
+        eprintln!("sws: {report}");
     }
     let s = srv.clone();
     match outcome.end {

@@ -217,25 +217,13 @@ fn ncopy(s: Serve) -> Result<()> {
     if let Stop::ChildExited { index, status } = &stop {
         eprintln!("sfs-server: N-copy server {index} exited: {status}; stopping the others");
     }
-    let addr = sup.addr();
     let finished = sup.stop();
     if let Some(p) = &s.stats_json {
-        let docs: Vec<Value> = finished.stats.into_iter().flatten().collect();
-        let mut merged = edge::stats_file::merge_children(&docs);
-        merged["mode"] = Value::from("ncopy");
-        merged["workers"] = Value::from(s.workers);
-        merged["listen"] = Value::from(addr.to_string());
-        merged["elapsed_secs"] = Value::from(finished.elapsed.as_secs_f64());
+        for i in finished.without_stats() {
+            eprintln!("sfs-server: N-copy server {i} wrote no statistics");
+        }
+        let merged = finished.merged_stats(&[("workers", Value::from(s.workers))]);
         edge::stats_file::write_json(p, &merged)?;
     }
-    anyhow::ensure!(
-        !matches!(stop, Stop::ChildExited { .. }),
-        "an N-copy server exited unexpectedly"
-    );
-    anyhow::ensure!(
-        finished.failed == 0,
-        "{} N-copy servers did not exit cleanly",
-        finished.failed
-    );
-    Ok(())
+    finished.outcome()
 }
