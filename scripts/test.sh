@@ -2,14 +2,14 @@
 # Runs the whole test suite: builds everything in release mode, runs every package's tests,
 # the color-invariant stress test (COLORED_STRESS_EVENTS events per configuration, default
 # 10^6), the loom model of the post/steal protocol, clippy with warnings as errors, and the
-# shell linter (shellcheck) over every script. What the tests need is installed when missing
-# (strace for the durability test, a TrueType font for the plots); under CI=true a test that
-# cannot run fails instead of saying SKIPPED.
+# shell linter (shellcheck) over every script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 ensure_build_deps
+# What the tests need, installed when missing (strace for the SFS durability test, a TrueType
+# font for the plots): under CI=true a test that cannot run fails instead of saying SKIPPED.
 ensure_packages shellcheck strace fonts-dejavu-core
 
 echo ">> cargo build --release (every binary)"

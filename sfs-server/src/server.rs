@@ -657,20 +657,25 @@ impl Conn {
         });
         self.after(sh, ctx, acts);
         if resume {
-            let me = self.clone();
-            let sh2 = sh.clone();
-            ctx.post(self.color, sh.h.conn_io, move |ctx| {
-                me.on_ready(
-                    &sh2,
-                    ctx,
-                    Readiness {
-                        readable: true,
-                        writable: true,
-                        ..Default::default()
-                    },
-                )
-            });
+            self.post_ready(sh, ctx);
         }
+    }
+
+    /// Posts a `ConnIo` as if the socket were readable and writable: reading resumes (the
+    /// data already in the socket raises no new edge).
+    fn post_ready(self: &Arc<Self>, sh: &Arc<Shared>, ctx: &mut Ctx<'_>) {
+        let (me, sh2) = (self.clone(), sh.clone());
+        ctx.post(self.color, sh.h.conn_io, move |ctx| {
+            me.on_ready(
+                &sh2,
+                ctx,
+                Readiness {
+                    readable: true,
+                    writable: true,
+                    ..Default::default()
+                },
+            )
+        });
     }
 
     fn after(self: &Arc<Self>, sh: &Arc<Shared>, ctx: &mut Ctx<'_>, acts: ConnActions) {
@@ -1141,18 +1146,7 @@ fn admit(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, mut stream: TcpStream, peer: Socke
         )
     });
     // Readiness that fired before the slot was filled was ignored: look once more.
-    let sh2 = sh.clone();
-    ctx.post(color, sh.h.conn_io, move |ctx| {
-        conn.on_ready(
-            &sh2,
-            ctx,
-            Readiness {
-                readable: true,
-                writable: true,
-                ..Default::default()
-            },
-        )
-    });
+    conn.post_ready(sh, ctx);
 }
 
 /// A running server.
