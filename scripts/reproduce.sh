@@ -81,10 +81,8 @@ log() { echo ">> $*" >&2; }
 # ---------------------------------------------------------------------------------------------
 # Build and install what is missing.
 ensure_build_deps || exit 1
-if ! command -v jq >/dev/null 2>&1; then
-    if [ "${REPRO_NO_INSTALL:-0}" != 1 ]; then ensure_packages jq || exit 1; fi
-    command -v jq >/dev/null 2>&1 || { echo "error: jq is needed to keep the samples (apt-get install jq)" >&2; exit 1; }
-fi
+if [ "${REPRO_NO_INSTALL:-0}" != 1 ]; then ensure_jq || exit 1; fi
+require_tools jq awk grep sed cut tr head tail sort seq find date mktemp stat git || exit 1
 if [ "${REPRO_NO_INSTALL:-0}" != 1 ] && [ "$(id -u)" -eq 0 ]; then
     # Peers and the plots' font; a failure here only makes those experiments missing.
     for p in nginx apache2 openssh-server openssh-client fonts-dejavu-core fuse3 sshfs; do
@@ -121,37 +119,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr -d '\n\r\t')"; }
-
-# Environment of this run.
-{
-    printf '{\n'
-    printf '  "commit": %s,\n' "$(json_str "$COMMIT")"
-    printf '  "date": %s,\n' "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
-    printf '  "mode": %s,\n' "$(json_str "$MODE")"
-    printf '  "cpu_model": %s,\n' "$(json_str "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')")"
-    printf '  "cores": %s,\n' "$(nproc)"
-    printf '  "loadavg_start": %s,\n' "$(cut -d' ' -f1 /proc/loadavg)"
-    printf '  "kernel": %s,\n' "$(json_str "$(uname -r)")"
-    printf '  "rustc": %s,\n' "$(json_str "$(rustc --version 2>/dev/null || echo unknown)")"
-    printf '  "seconds": %s,\n' "$SECS"
-    printf '  "runs": %s,\n' "$RUNS"
-    printf '  "interleaving": %s,\n' "$(json_str "grouped: the $RUNS samples of each configuration run back to back (injector runs and SFS runs against one server start, paper-tables repetitions in a row); configurations one after another; order in samples/order.jsonl")"
-    printf '  "warmup": %s,\n' "$WARMUP"
-    printf '  "clients": %s,\n' "$(json_str "$CLIENTS")"
-    printf '  "paper_tables_seconds": %s,\n' "$PT_SECONDS"
-    printf '  "paper_tables_repeat": %s,\n' "$PT_REPEAT"
-    printf '  "sfs_clients": %s,\n' "$SFS_CLIENTS"
-    printf '  "sfs_file_mb": %s,\n' "$SFS_MB"
-    printf '  "sftp_clients": %s,\n' "$SFTP_CLIENTS"
-    printf '  "sftp_gets_per_session": %s,\n' "$SFTP_GETS"
-    printf '  "sfs_mount_readers": %s,\n' "$SFS_CLIENTS"
-    printf '  "sshfs": %s,\n' "$(json_str "$(sshfs --version 2>&1 | head -1)")"
-    printf '  "nginx": %s,\n' "$(json_str "$( (nginx -v || /usr/sbin/nginx -v) 2>&1 | head -1)")"
-    printf '  "apache": %s,\n' "$(json_str "$( (apache2 -v || /usr/sbin/apache2 -v) 2>/dev/null | head -1)")"
-    printf '  "openssh": %s\n' "$(json_str "$(ssh -V 2>&1 | head -1)")"
-    printf '}\n'
-} >"$OUT/env.json"
+# Environment of this run, in the project's env schema (results/README.md).
+peer_version() { "$@" 2>&1 | head -1 || true; }
+"$BIN/results-env" --tool "scripts/reproduce.sh" --mode "$MODE" --seconds "$SECS" --runs "$RUNS" \
+    --warmup "$WARMUP" --clients "$CLIENTS" --workers "$WORKERS" \
+    --paper-tables-seconds "$PT_SECONDS" --paper-tables-repeat "$PT_REPEAT" \
+    --sfs-clients "$SFS_CLIENTS" --sfs-file-mb "$SFS_MB" \
+    --sftp-clients "$SFTP_CLIENTS" --sftp-gets-per-session "$SFTP_GETS" \
+    --sfs-mount-readers "$SFS_CLIENTS" --sshfs "$(peer_version sshfs --version)" \
+    --loadavg-start "$(cut -d' ' -f1 /proc/loadavg)" \
+    --interleaving "grouped: the $RUNS samples of each configuration run back to back (injector runs and SFS runs against one server start, paper-tables repetitions in a row); configurations one after another; order in samples/order.jsonl" \
+    --nginx "$(peer_version "$(command -v nginx || echo /usr/sbin/nginx)" -v)" \
+    --apache "$(peer_version "$(command -v apache2 || echo /usr/sbin/apache2)" -v)" \
+    --openssh "$(peer_version ssh -V)" >"$OUT/env.json" || { echo "error: results-env failed" >&2; exit 1; }
 
 # Record an experiment as missing: record_missing NAME MESSAGE...
 record_missing() {
@@ -216,18 +196,7 @@ keep_injector_samples() {
 
 # ---------------------------------------------------------------------------------------------
 # Servers.
-# A port nobody listens on, below the kernel's ephemeral range (client sockets of the injector
-# and of other programs take ports from that range and could grab ours in between).
-free_port() {
-    local p i low
-    low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-    [ "$low" -gt 12000 ] 2>/dev/null || low=32768
-    for i in $(seq 1 200); do
-        p=$(( 10000 + RANDOM % (low - 10000) ))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-    done
-    return 1
-}
+# free_port and stop_server are in scripts/lib.sh.
 
 # The error a failed server printed (its "Error:" line), else the last lines of its log.
 why_failed() {
@@ -250,24 +219,6 @@ wait_listen() {
         sleep 0.05
     done
     return 1
-}
-
-# stop_server: SIGTERM, then SIGKILL after 10 s; waits for it.
-stop_server() {
-    local pid=$SERVER_PID i
-    SERVER_PID=""
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "server $pid ignored SIGTERM; killing it"
-        pkill -KILL -P "$pid" 2>/dev/null || true
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
 }
 
 # start_sws CONFIG WORKERS STATS_FILE LOG: starts one configuration; sets SERVER_PID and PORT.
@@ -373,7 +324,7 @@ sws_point() {
     stop_server
     if [ -f "$OUT/$name.json" ]; then keep_injector_samples "$name"; fi
     if [ -f "$OUT/$name.json" ]; then
-        sed -n 's/.*"requests_per_sec": *\([0-9.]*\).*/   req\/s \1/p' "$OUT/$name.json" | tail -1 >&2
+        echo "   req/s $(json_get "$OUT/$name.json" .median.requests_per_sec)" >&2
     fi
 }
 
@@ -421,13 +372,9 @@ start_sfs() {
 
 # median_json OUT FILES...: copies the file whose mbytes_per_sec is the median to OUT.
 median_json() {
-    local out=$1
+    local out=$1 pick
     shift
-    local f pick
-    pick=$(for f in "$@"; do
-        printf '%s %s\n' "$(sed -n 's/.*"mbytes_per_sec": *\([0-9.eE+-]*\).*/\1/p' "$f" | head -1)" "$f"
-    done | sort -g | awk '{a[NR]=$2} END {print a[int((NR+1)/2)]}')
-    [ -n "$pick" ] && cp "$pick" "$out"
+    pick=$(median_file mbytes_per_sec "$@") && cp "$pick" "$out"
 }
 
 sfs_point() {
@@ -455,7 +402,7 @@ sfs_point() {
     stop_server
     if [ "$ok" = 1 ] && ((${#files[@]})); then
         median_json "$OUT/$name.json" "${files[@]}"
-        sed -n 's/.*"mbytes_per_sec": *\([0-9.]*\).*/   MB\/s \1/p' "$OUT/$name.json" >&2
+        echo "   MB/s $(json_get "$OUT/$name.json" .mbytes_per_sec)" >&2
     fi
     for r in "${files[@]}"; do mv "$r" "$OUT/logs/$(basename "$r")"; done
 }
@@ -508,7 +455,7 @@ sftp_point() {
     done
     stop_server
     median_json "$OUT/$name.json" "${files[@]}"
-    sed -n 's/.*"mbytes_per_sec": *\([0-9.]*\).*/   MB\/s \1/p' "$OUT/$name.json" >&2
+    echo "   MB/s $(json_get "$OUT/$name.json" .mbytes_per_sec)" >&2
 }
 
 # ---------------------------------------------------------------------------------------------

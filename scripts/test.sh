@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 ensure_build_deps
-ensure_packages shellcheck jq valgrind
+# What the tests need, installed when missing (strace for the SFS durability test, a TrueType
+# font for the plots, jq and valgrind for the tracker's tests): under CI=true a test that
+# cannot run fails instead of saying SKIPPED.
+ensure_packages shellcheck strace fonts-dejavu-core jq valgrind
 
 echo ">> cargo build --release (every binary)"
 cargo build --release --workspace --locked

@@ -8,7 +8,7 @@ use microbenches::report::{self, BenchResult, Format};
 use microbenches::synthetic::{self, Config as SynConfig};
 use microbenches::unbalanced::{self, Costs};
 use microbenches::{cache_efficient, penalty, tables};
-use microbenches::{dispatch, env::Env, RuntimeArg};
+use microbenches::{dispatch, env, env::Env, RuntimeArg};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -188,7 +188,7 @@ fn base_result(
 }
 
 fn run_dispatch(a: &Common, colors: u64) -> Result<Vec<BenchResult>> {
-    let env = Env::detect();
+    let env = env::detect();
     let mut out = Vec::new();
     for rt in a.runtimes() {
         if rt == RuntimeArg::Libasync && !matches!(a.stealing, StealPolicy::Off | StealPolicy::Base)
@@ -293,7 +293,7 @@ fn check_policy(rt: RuntimeArg, p: StealPolicy) -> Result<()> {
 }
 
 fn run_unbalanced(a: &Common, costs: Costs) -> Result<Vec<BenchResult>> {
-    let env = Env::detect();
+    let env = env::detect();
     let p = unbalanced::Params::default();
     let mut out = Vec::new();
     for rt in a.runtimes() {
@@ -321,7 +321,7 @@ fn run_unbalanced(a: &Common, costs: Costs) -> Result<Vec<BenchResult>> {
 }
 
 fn run_fork_join(bench: &str, a: &Common) -> Result<Vec<BenchResult>> {
-    let env = Env::detect();
+    let env = env::detect();
     let mut out = Vec::new();
     for rt in a.runtimes() {
         if rt == RuntimeArg::Tokio {
@@ -352,7 +352,7 @@ fn run_fork_join(bench: &str, a: &Common) -> Result<Vec<BenchResult>> {
 }
 
 fn run_synthetic(a: &Common, config: Option<SynConfig>) -> Result<Vec<BenchResult>> {
-    let env = Env::detect();
+    let env = env::detect();
     let configs = config
         .map(|c| vec![c])
         .unwrap_or_else(|| SynConfig::ALL.to_vec());
@@ -417,15 +417,18 @@ fn run_paper_tables(
     json_out: Option<&std::path::Path>,
     md_out: Option<&std::path::Path>,
 ) -> Result<()> {
-    let env = Env::detect();
+    let env = env::detect();
     let mut raw: Vec<BenchResult> = Vec::new();
     let mut cache: std::collections::HashMap<(String, String, String), Vec<BenchResult>> =
         Default::default();
     let mut md = String::new();
     md.push_str(&format!(
-        "Measured on: {} ({} cores), kernel {}, commit {}, {}; {} workers, {} s x {} per configuration. \
+        "Measured on: {}; {} workers, {} s x {} per configuration. \
          Ratios are to each table's first row.\n\n",
-        env.cpu_model, env.cores, env.kernel, env.git_commit, env.rustc, workers, seconds, repeat
+        env.summary(),
+        workers,
+        seconds,
+        repeat
     ));
     for t in tables::specs() {
         let mut measured = Vec::new();
@@ -503,14 +506,7 @@ fn run_paper_tables(
 }
 
 fn cpu_time() -> std::time::Duration {
-    // SAFETY: getrusage fills the zeroed struct we pass; RUSAGE_SELF is always valid.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    edge::rusage::cpu_time(edge::rusage::Who::Process)
 }
 
 fn run_idle_cpu(queue: colored_runtime::QueueKind, workers: usize, seconds: f64) -> Result<()> {

@@ -6,14 +6,7 @@ use colored_runtime::{Color, HandlerSpec, QueueKind, Runtime, RuntimeConfig, Ste
 use std::time::Duration;
 
 fn process_cpu_time() -> Duration {
-    // SAFETY: getrusage fills the zeroed struct we pass; RUSAGE_SELF is always valid.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    edge::rusage::cpu_time(edge::rusage::Who::Process)
 }
 
 /// An idle runtime (with its reactor started, a timer pending, stealing on) burns no CPU:

@@ -256,17 +256,7 @@ fn client_loop(
 }
 
 fn cpu_secs() -> f64 {
-    rusage_secs(libc::RUSAGE_SELF)
-}
-
-/// CPU time (user + system) of `who` (`RUSAGE_SELF` or `RUSAGE_CHILDREN`), seconds.
-pub(crate) fn rusage_secs(who: i32) -> f64 {
-    // SAFETY: rusage is plain old data filled by getrusage.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to a rusage buffer.
-    unsafe { libc::getrusage(who, &mut ru) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    edge::rusage::cpu_time(edge::rusage::Who::Process).as_secs_f64()
 }
 
 /// Run the benchmark: connect all clients, a short warm-up (10% of the time, at most

@@ -18,6 +18,7 @@
 //! - [`dispatch`]: the serial request dispatch (export, leases, sessions), free of sockets.
 //! - [`server`]: the server on the colored runtime (colored or uncolored).
 //! - [`client`]: a blocking client library with a lease-validated cache.
+//! - [`listing`]: what `sfs-client ls` and `ls --long` print.
 //! - [`bench`]: the multi-client reader behind `sfs-bench`.
 //! - [`multiio`]: the same through the kernel, one reader process per mounted file.
 //! - [`fuse`]: the FUSE client behind `sfs-client mount`.
@@ -34,6 +35,7 @@ pub mod fs;
 pub mod fuse;
 pub mod keys;
 pub mod lease;
+pub mod listing;
 pub mod multiio;
 pub mod perm;
 pub mod proto;

@@ -197,7 +197,7 @@ pub fn run(cfg: &ReadFilesConfig, exe: &Path) -> Result<ReadFilesResult> {
             r.first_error = rep.first_error;
         }
     }
-    r.reader_cpu_secs = crate::bench::rusage_secs(libc::RUSAGE_CHILDREN);
+    r.reader_cpu_secs = edge::rusage::cpu_time(edge::rusage::Who::Children).as_secs_f64();
     r.mbytes_per_sec = r.bytes as f64 / 1e6 / cfg.seconds;
     if let (Some(a), Some(b)) = (cpu0, cpu1) {
         let secs = b.saturating_sub(a) as f64 / ticks_per_sec();

@@ -1271,6 +1271,16 @@ pub fn read_reply_frame(
     }
 }
 
+/// The xid of an encoded [`ServerMsg::Reply`] frame (the plaintext after its
+/// [`LEN_BYTES`] prefix, as [`read_reply_frame`] and `encode_into` leave it), `None` for any
+/// other message: what the connection layer needs to give back a call's output reservation.
+pub fn reply_xid(frame: &[u8]) -> Option<u32> {
+    match frame.get(LEN_BYTES..LEN_BYTES + 6)? {
+        [PROTO_VERSION, S_REPLY, x0, x1, x2, x3] => Some(u32::from_be_bytes([*x0, *x1, *x2, *x3])),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

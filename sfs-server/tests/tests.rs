@@ -5,6 +5,7 @@ mod util;
 
 mod cli;
 mod durability;
+mod edges;
 mod fsx;
 mod leases;
 mod mount;

@@ -44,20 +44,8 @@ pub fn fmt_opt(v: Option<f64>) -> String {
     }
 }
 
-/// Median of the finite values, `None` when there are none.
-pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
-    let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
+/// Median of the finite values, `None` when there are none (the project's one median).
+pub use edge::median::median;
 
 /// `a / b` when both are measured and `b` is positive.
 pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {

@@ -157,7 +157,8 @@ fn main() -> Result<()> {
             println!(
                 "{}",
                 serde_json::json!({"mode": "crypto-limit", "cipher": "chacha20poly1305", "chunk": cli.chunk,
-                                   "seconds": cli.seconds, "mbytes_per_sec": mbs, "label": cli.label})
+                                   "seconds": cli.seconds, "mbytes_per_sec": mbs, "label": cli.label,
+                                   "env": edge::env::Env::collect(concat!("sfs-bench ", env!("CARGO_PKG_VERSION")))})
             );
         } else {
             println!(
@@ -193,7 +194,7 @@ fn main() -> Result<()> {
                 "mbytes_per_sec": r.mbytes_per_sec, "ops": r.ops, "errors": r.errors,
                 "bytes": r.bytes, "elapsed_secs": r.elapsed_secs, "client_cpu_secs": r.client_cpu_secs,
                 "server_ids": r.server_ids, "config": cfg, "label": cli.label,
-                "env": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}
+                "env": edge::env::Env::collect(concat!("sfs-bench ", env!("CARGO_PKG_VERSION")))
             })
         );
     } else {

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use sfs_server::client::Client;
 use sfs_server::fuse::{MountConfig, MountInfo};
 use sfs_server::keys::Key;
+use sfs_server::listing;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -34,10 +35,21 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// List a directory.
+    /// List a directory (its entries' names, sorted; a file path names the file).
+    #[command(
+        long_about = "List a directory: its entries' names, sorted, one per line (a file path \
+                      names the file).\n\nWith -l/--long, one line per entry as `ls -l` prints \
+                      it: type and permission bits (e.g. -rw-r--r--, drwxr-xr-x), link count, \
+                      owner (the server's user name for the file's uid, else the uid), size in \
+                      bytes, modification time in UTC (YYYY-MM-DD HH:MM) and name."
+    )]
     Ls {
+        /// Directory (or file) to list, from the export's root.
         #[arg(default_value = "")]
         path: String,
+        /// Type, mode, link count, owner, size, mtime (UTC) and name, as `ls -l`.
+        #[arg(short = 'l', long)]
+        long: bool,
     },
     /// Show attributes.
     Stat { path: String },
@@ -89,16 +101,14 @@ fn main() -> Result<()> {
     let c = Client::connect(cli.server.as_str(), &cli.user, &key)
         .with_context(|| format!("connecting to {} as {}", cli.server, cli.user))?;
     match cli.cmd {
-        Cmd::Ls { path } => {
-            for e in c.ls(&path)? {
-                let t = match e.ftype {
-                    sfs_server::proto::FileType::Directory => "d",
-                    sfs_server::proto::FileType::Symlink => "l",
-                    sfs_server::proto::FileType::Regular => "-",
-                    sfs_server::proto::FileType::Other => "?",
-                };
-                println!("{t} {:>12} {}", e.fileid, e.name);
-            }
+        Cmd::Ls { path, long } => {
+            let entries = listing::list(&c, &path)?;
+            let out = if long {
+                listing::long(&entries)
+            } else {
+                listing::short(&entries)
+            };
+            print!("{out}");
         }
         Cmd::Stat { path } => {
             let (_, a) = c.lookup_path(&path)?;

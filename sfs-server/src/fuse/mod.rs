@@ -466,16 +466,11 @@ mod signals {
         mountpoint: PathBuf,
         unmounter: Arc<Mutex<fuser::SessionUnmounter>>,
     ) -> Result<()> {
-        let mut sigs = signal_hook::iterator::Signals::new([
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-        ])?;
+        let mut sigs = edge::signals::StopSignals::hook()?;
         std::thread::Builder::new()
             .name("sfs-signals".into())
             .spawn(move || {
-                if sigs.forever().next().is_none() {
-                    return;
-                }
+                sigs.wait();
                 let _ = sfs.commit_all();
                 if unmount(&mountpoint).is_err() {
                     let _ = unmounter.lock().unmount();

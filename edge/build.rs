@@ -1,4 +1,4 @@
-// Records the compiler version for the environment block of every report.
+// Records the compiler that builds the tools, for the `rustc` field of the results' env.
 fn main() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let v = std::process::Command::new(rustc)
@@ -6,7 +6,10 @@ fn main() {
         .output()
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=MICROBENCHES_RUSTC={}", v.trim());
+    println!("cargo:rustc-env=EDGE_RUSTC={v}");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=RUSTC");
 }

@@ -1,14 +1,28 @@
-//! The `--stats-json` document, and summing N-copy children's documents into one.
+//! The `--stats-json` document: written atomically, and N-copy children's documents summed
+//! into one.
 //!
-//! A colored server writes one object: the configuration, the server's counters (requests
-//! served, errors by kind, connections) and `runtime_stats`, the runtime's counters including
-//! per-handler time and steals. The N-copy parent sums its children's objects with
-//! [`merge_children`]: counters add up, per-worker arrays are concatenated (one entry per
-//! child worker), per-handler entries are matched by `name`, and derived figures (averages,
-//! percentages, rates) are recomputed from the summed counters where the inputs allow it
-//! and averaged otherwise. The children's own documents are kept under `children`.
+//! A server writes one JSON object when it stops: its configuration, its own counters and
+//! `runtime_stats`, the runtime's counters including per-handler time and steals. The N-copy
+//! parent sums its children's objects with [`merge_children`]: counters add up, per-worker
+//! arrays are concatenated (one entry per child worker), per-handler entries are matched by
+//! `name`, and derived figures (averages, percentages, rates) are recomputed from the summed
+//! counters where the inputs allow it and averaged otherwise. The children's own documents
+//! are kept under `children`.
 
+use std::path::Path;
+
+use anyhow::Context;
 use serde_json::{Map, Value};
+
+/// Writes `doc` to `path` atomically (a temporary file beside it, then a rename), so a
+/// reader never sees half a document.
+pub fn write_json(path: &Path, doc: &impl serde::Serialize) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(doc).context("encoding the statistics")?;
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
 
 /// Keys whose values are averages or ratios, not counters: averaged over children, never
 /// summed.
@@ -206,6 +220,18 @@ mod tests {
                 "cycles_per_sec": 2.0e9
             }
         })
+    }
+
+    #[test]
+    fn written_atomically() {
+        let dir = std::env::temp_dir().join(format!("edge-stats-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("s.json");
+        write_json(&p, &json!({"a": 1})).unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["a"], 1);
+        assert!(!dir.join("s.json.tmp").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
