@@ -824,7 +824,7 @@ fn admit(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, mut stream: TcpStream, peer: Socke
             + 1;
         drop(stream);
         sh.refusal_log.with(ctx, |last| {
-            if last.map_or(true, |t| t.elapsed() >= REFUSAL_LOG_EVERY) {
+            if last.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
                 *last = Some(Instant::now());
                 eprintln!(
                     "sfs-server: refused a connection from {peer}: {} connections have not \
@@ -1037,7 +1037,7 @@ mod tests {
         });
         assert_eq!(crate::proto::reply_xid(&reply), Some(0xdead_beef));
         let read = read_reply_frame(7, 10, |buf, n| {
-            buf.extend(std::iter::repeat(1).take(n));
+            buf.extend(std::iter::repeat_n(1, n));
             Ok(true)
         });
         assert_eq!(crate::proto::reply_xid(&read), Some(7));
