@@ -99,6 +99,8 @@ tracker_env() {
     first=$(find "$dir/samples" -mindepth 2 -maxdepth 2 -name env.json 2>/dev/null | sort -V | head -1)
     [ -n "$first" ] || { echo "error: no sample of $dir has an env.json" >&2; return 1; }
     jq --arg n "$note" '.interleaving = $n' "$first" >"$dir/env.json"
+}
+
 # require_tools TOOL...: fails (naming every one) when a tool is not on the PATH. Call it before
 # the script starts work, with every tool the script runs.
 require_tools() {
