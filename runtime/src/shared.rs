@@ -234,36 +234,35 @@ impl Shared {
     ) {
         let slot = ev.color().slot();
         let p = self.params();
-        let timed = match &counters {
-            Some(c) => c.lock_ops & (LOCK_SAMPLE - 1) == 0,
-            None => false,
-        };
+        let timed = counters
+            .as_ref()
+            .is_some_and(|k| k.lock_ops & (LOCK_SAMPLE - 1) == 0);
         let t0 = if timed { tsc::now() } else { 0 };
-        let mut c = self.map.get(slot);
+        let mut core = self.map.get(slot);
         let mut ev = Some(ev);
         loop {
-            let pushed = self.poster(queues, c).push_owned(
+            let pushed = self.poster(queues, core).push_owned(
                 ev.take().into_iter(),
                 &p,
-                |s| self.map.get(s) == c,
+                |s| self.map.get(s) == core,
                 |back| ev = Some(back),
             );
             if ev.is_some() {
                 // The color moved between reading the map and locking the core: follow it.
-                c = self.map.get(slot);
+                core = self.map.get(slot);
                 continue;
             }
-            if let Some(c) = counters {
-                c.lock_ops += 1;
+            if let Some(k) = counters {
+                k.lock_ops += 1;
                 if timed {
-                    c.lock_cycles += tsc::since(t0) * LOCK_SAMPLE;
+                    k.lock_cycles += tsc::since(t0) * LOCK_SAMPLE;
                 }
             }
-            if let Some(st) = pushed.wake {
-                self.wake(c, st);
+            if let Some(how) = pushed.wake {
+                self.wake(core, how);
             }
             if pushed.stealable {
-                self.wake_thief_for(c);
+                self.wake_thief_for(core);
             }
             return;
         }

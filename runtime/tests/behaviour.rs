@@ -428,3 +428,39 @@ fn time_blocked_in_the_reactor_is_idle_not_busy() {
         "Epoll handler time includes blocking: {epoll:?}"
     );
 }
+
+/// With the reactor running (a timer far away keeps the Epoll event re-posting itself), events
+/// posted from outside still run, on each design with one worker: the reactor polls without
+/// blocking while they wait, and must not be scheduled ahead of them forever (libasync's
+/// same-color preference once starved them this way).
+#[test]
+fn the_reactor_never_starves_queued_events() {
+    for queue in [QueueKind::Libasync, QueueKind::Mely] {
+        let rt = rt(queue, 1);
+        let h = rt.register(HandlerSpec::new("work"));
+        let handle = rt.handle();
+        handle
+            .post_after(Duration::from_secs(60), Color(1), h, |_| {})
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        for i in 0..200u32 {
+            let tx = tx.clone();
+            // Several colors, some re-posting once, so the queue holds more than one callback
+            // beside the Epoll event.
+            handle
+                .post(Color(2 + i % 5), h, move |ctx| {
+                    let tx = tx.clone();
+                    ctx.post(ctx.color(), h, move |_| tx.send(i).unwrap());
+                })
+                .unwrap();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let mut got = 0;
+        while got < 200 {
+            rx.recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("{queue:?}: {got} of 200 events ran in time"));
+            got += 1;
+        }
+        rt.shutdown();
+    }
+}

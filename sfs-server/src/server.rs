@@ -907,6 +907,12 @@ impl Server {
         let owners = keys_owner_map(&keys);
         let export = Export::open(&cfg.export, owners)?;
         let rt = Runtime::new(cfg.runtime.clone()).context("starting the runtime")?;
+        for u in rt.stats().unpinned {
+            eprintln!(
+                "sfs-server: worker {} runs unpinned (CPU {}): {}",
+                u.worker, u.cpu, u.error
+            );
+        }
         let h = Handlers {
             accept: rt.register(HandlerSpec::new("Accept")),
             conn_io: rt.register(HandlerSpec::new("ConnIo(decrypt)")),

@@ -489,6 +489,12 @@ impl RunningServer {
     ) -> anyhow::Result<RunningServer> {
         let workers = rt_cfg.workers.max(1);
         let rt = Runtime::new(rt_cfg).map_err(|e| anyhow::anyhow!("runtime: {e}"))?;
+        for u in rt.stats().unpinned {
+            eprintln!(
+                "sws: worker {} runs unpinned (CPU {}): {}",
+                u.worker, u.cpu, u.error
+            );
+        }
         let h = Handlers::register(&rt, cfg.conn_penalty);
         let listener =
             mio::net::TcpListener::from_std(edge::listener::bind(cfg.listen, cfg.reuse_port)?);

@@ -11,6 +11,13 @@
 //! paper's window size is lost from our copy of its text; the choice of 16 is ours). Taking the
 //! first of its color keeps that color's order.
 //!
+//! Two bounds on that preference are ours, because without them one color can starve the rest
+//! of its core: the reactor's Epoll event is never preferred (it re-posts itself after every
+//! non-blocking poll, so preferring it would poll forever while a callback waits), and the head
+//! is passed over at most [`SCHED_WINDOW`] times in a row (a callback that re-posts its own
+//! color could otherwise run forever ahead of it). So every queued callback runs within a
+//! bounded number of pops.
+//!
 //! Stealing is libasync-smp's as the Mely paper describes it (Figure 2 and its footnote 1):
 //! `can_be_stolen` needs events of at least two colors; `choose_color_to_steal` scans from the
 //! head for the first color that is not running and owns at most half of the queued events (the
@@ -29,6 +36,7 @@
 use super::{Design, QueueParams, Running, StealChoice, Stolen};
 use crate::color::MAP_SLOTS;
 use crate::event::{Event, FLAG_IO, FLAG_STOLEN};
+use crate::handler::HandlerId;
 
 /// How many callbacks from the head the scheduler examines for one of the color it ran last.
 pub(crate) const SCHED_WINDOW: usize = 16;
@@ -79,6 +87,8 @@ pub(crate) struct LibasyncQueue {
     distinct: usize,
     /// Slot of the callback popped last (the scheduler's preference), or `NIL`.
     last: u32,
+    /// Pops in a row that took a callback other than the head (at most [`SCHED_WINDOW`]).
+    passed: u32,
 }
 
 impl LibasyncQueue {
@@ -236,6 +246,7 @@ impl Design for LibasyncQueue {
             pending: vec![Pending::default(); MAP_SLOTS].into_boxed_slice(),
             distinct: 0,
             last: NIL,
+            passed: 0,
         }
     }
 
@@ -263,7 +274,10 @@ impl Design for LibasyncQueue {
             return false;
         }
         let mut pick = head;
-        if self.last != NIL && self.pending[self.last as usize].all > 0 {
+        if self.last != NIL
+            && self.pending[self.last as usize].all > 0
+            && (self.passed as usize) < SCHED_WINDOW
+        {
             let mut i = head;
             for _ in 0..SCHED_WINDOW {
                 if i == NIL {
@@ -276,9 +290,14 @@ impl Design for LibasyncQueue {
                 i = self.after(i);
             }
         }
+        self.passed = if pick == head { 0 } else { self.passed + 1 };
         let ev = self.unlink(pick);
         let slot = ev.color().slot();
-        self.last = slot as u32;
+        self.last = if ev.handler() == HandlerId::EPOLL.0 {
+            NIL
+        } else {
+            slot as u32
+        };
         out.push(ev);
         running.push(slot);
         true
@@ -356,6 +375,7 @@ impl Design for LibasyncQueue {
         self.len = 0;
         self.distinct = 0;
         self.last = NIL;
+        self.passed = 0;
         n
     }
 }
@@ -373,9 +393,10 @@ mod tests {
         threshold: 0,
     };
 
-    /// An event of `color` whose cost field carries `seq` (to check order), I/O or `cpucb`.
+    /// An event of `color` (handler 1) whose cost field carries `seq` (to check order), I/O
+    /// or `cpucb`.
     fn ev(color: u32, seq: u32, io: bool) -> Event {
-        let mut e = Event::new(0, Color(color), seq, 0, Task::new(|_| {}, false));
+        let mut e = Event::new(1, Color(color), seq, 0, Task::new(|_| {}, false));
         if io {
             e.add_flags(FLAG_IO);
         }
@@ -434,6 +455,51 @@ mod tests {
         assert_eq!(got[0], (1, 0));
         assert_eq!(got[1], (2, 0), "color 1's next event is outside the window");
         assert_eq!(*got.last().unwrap(), (1, 1));
+    }
+
+    /// The preference cannot starve the head: a color that re-posts itself after each pop
+    /// passes the head at most `SCHED_WINDOW` times in a row, and the reactor's Epoll event
+    /// (which re-posts itself after every poll) is never preferred.
+    #[test]
+    fn preference_is_bounded_and_skips_the_reactor() {
+        let mut q = LibasyncQueue::new();
+        q.push(ev(1, 0, false), &P);
+        q.push(ev(2, 0, false), &P);
+        let mut out = Vec::new();
+        assert!(q.pop(&mut out, 1, &P, &mut Running::NONE.clone()));
+        assert_eq!(out.pop().unwrap().color().0, 1);
+        // Color 1 re-posts itself after each run; color 2 waits at the head.
+        let mut runs_before_2 = 0;
+        for s in 1..100 {
+            q.push(ev(1, s, false), &P);
+            assert!(q.pop(&mut out, 1, &P, &mut Running::NONE.clone()));
+            if out.pop().unwrap().color().0 == 2 {
+                break;
+            }
+            runs_before_2 += 1;
+        }
+        assert_eq!(
+            runs_before_2, SCHED_WINDOW,
+            "the head waits one window, no more"
+        );
+
+        // The Epoll event (color 0) re-posting itself beside a waiting callback.
+        let epoll = || {
+            let mut e = Event::new(HandlerId::EPOLL.0, Color(0), 0, 0, Task::new(|_| {}, false));
+            e.add_flags(FLAG_IO);
+            e
+        };
+        let mut q = LibasyncQueue::new();
+        q.push(epoll(), &P);
+        assert!(q.pop(&mut out, 1, &P, &mut Running::NONE.clone()));
+        q.push(ev(5, 0, true), &P);
+        q.push(epoll(), &P);
+        assert!(q.pop(&mut out, 1, &P, &mut Running::NONE.clone()));
+        assert_eq!(
+            out.pop().unwrap().color().0,
+            5,
+            "the waiting callback runs next"
+        );
     }
 
     /// `construct_event_set` stops at the color's pending count: taking color 2 from
