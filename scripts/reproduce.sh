@@ -134,7 +134,7 @@ json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | 
     printf '  "sftp_clients": %s,\n' "$SFTP_CLIENTS"
     printf '  "sftp_gets_per_session": %s,\n' "$SFTP_GETS"
     printf '  "sfs_mount_readers": %s,\n' "$SFS_CLIENTS"
-    printf '  "sshfs": %s,\n' "$(json_str "$(sshfs --version 2>&1 | head -1)")"
+    printf '  "sshfs": %s,\n' "$(json_str "$(sshfs --version 2>&1 | grep -m1 '^SSHFS')")"
     printf '  "nginx": %s,\n' "$(json_str "$( (nginx -v || /usr/sbin/nginx -v) 2>&1 | head -1)")"
     printf '  "apache": %s,\n' "$(json_str "$( (apache2 -v || /usr/sbin/apache2 -v) 2>/dev/null | head -1)")"
     printf '  "openssh": %s\n' "$(json_str "$(ssh -V 2>&1 | head -1)")"
