@@ -126,7 +126,7 @@ peer_version() { "$@" 2>&1 | head -1 || true; }
     --paper-tables-seconds "$PT_SECONDS" --paper-tables-repeat "$PT_REPEAT" \
     --sfs-clients "$SFS_CLIENTS" --sfs-file-mb "$SFS_MB" \
     --sftp-clients "$SFTP_CLIENTS" --sftp-gets-per-session "$SFTP_GETS" \
-    --sfs-mount-readers "$SFS_CLIENTS" --sshfs "$(peer_version sshfs --version)" \
+    --sfs-mount-readers "$SFS_CLIENTS" --sshfs "$(sshfs --version 2>&1 | grep -m1 '^SSHFS' || true)" \
     --loadavg-start "$(cut -d' ' -f1 /proc/loadavg)" \
     --interleaving "grouped: the $RUNS samples of each configuration run back to back (injector runs and SFS runs against one server start, paper-tables repetitions in a row); configurations one after another; order in samples/order.jsonl" \
     --nginx "$(peer_version "$(command -v nginx || echo /usr/sbin/nginx)" -v)" \
