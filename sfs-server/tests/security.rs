@@ -302,11 +302,7 @@ fn silent_or_oversized_handshakes_are_cut_off() {
         closed_within(&mut s, Duration::from_secs(3)),
         "not closed at once"
     );
-    assert!(
-        t.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     assert!(srv.wait_log("oversized frame: 4096 bytes announced, limit 256"));
     assert!(closed_within(&mut silent, Duration::from_secs(10)));
     let waited = t.elapsed();
