@@ -82,7 +82,8 @@ log() { echo ">> $*" >&2; }
 # Build and install what is missing.
 ensure_build_deps || exit 1
 if [ "${REPRO_NO_INSTALL:-0}" != 1 ]; then ensure_jq || exit 1; fi
-require_tools jq awk grep sed cut tr head tail sort seq find date mktemp stat git || exit 1
+require_tools jq awk grep sed cut tr head tail seq find date mktemp stat git tee wc basename \
+    sleep cat cp mv rm mkdir chmod id pkill || exit 1
 if [ "${REPRO_NO_INSTALL:-0}" != 1 ] && [ "$(id -u)" -eq 0 ]; then
     # Peers and the plots' font; a failure here only makes those experiments missing.
     for p in nginx apache2 openssh-server openssh-client fonts-dejavu-core fuse3 sshfs; do

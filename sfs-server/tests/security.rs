@@ -137,7 +137,7 @@ fn oversized_and_truncated_frames_close_and_change_nothing() {
     let mut s = TcpStream::connect(srv.addr).unwrap();
     s.write_all(&u32::MAX.to_be_bytes()).unwrap();
     assert!(
-        closed_within(&mut s, Duration::from_secs(1)),
+        closed_within(&mut s, Duration::from_secs(3)),
         "not closed at once"
     );
     assert!(srv.wait_log("oversized frame: 4294967295 bytes announced, limit 256"));
@@ -291,7 +291,7 @@ fn no_path_escapes() {
 #[test]
 fn silent_or_oversized_handshakes_are_cut_off() {
     let env = Env::new();
-    let srv = BinServer::start(&env, &["--handshake-timeout-ms", "2000"], "hs");
+    let srv = BinServer::start(&env, &["--handshake-timeout-ms", "5000"], "hs");
     // Says nothing: closed by the handshake timeout, not before.
     let mut silent = TcpStream::connect(srv.addr).unwrap();
     let t = std::time::Instant::now();
@@ -299,19 +299,15 @@ fn silent_or_oversized_handshakes_are_cut_off() {
     let mut s = TcpStream::connect(srv.addr).unwrap();
     s.write_all(&4096u32.to_be_bytes()).unwrap();
     assert!(
-        closed_within(&mut s, Duration::from_secs(1)),
+        closed_within(&mut s, Duration::from_secs(3)),
         "not closed at once"
     );
-    assert!(
-        t.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     assert!(srv.wait_log("oversized frame: 4096 bytes announced, limit 256"));
-    assert!(closed_within(&mut silent, Duration::from_secs(8)));
+    assert!(closed_within(&mut silent, Duration::from_secs(10)));
     let waited = t.elapsed();
     assert!(
-        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(8),
+        waited >= Duration::from_millis(4900) && waited < Duration::from_secs(10),
         "{waited:?}"
     );
     assert!(srv.wait_log("closing: handshake timed out"));

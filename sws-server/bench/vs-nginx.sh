@@ -54,7 +54,8 @@ case $CLIENT in
 esac
 # Every tool this script runs (nginx is often in /usr/sbin, outside a user's PATH).
 PATH=$PATH:/usr/sbin
-require_tools nginx python3 cargo awk sed getconf nproc cut grep seq mktemp uname date "${CLIENT_TOOLS[@]}" || exit 2
+require_tools nginx python3 cargo git awk sed getconf nproc cut grep seq mktemp uname date head \
+    tail tr chmod rm sleep cat pkill mkdir "${CLIENT_TOOLS[@]}" || exit 2
 NGINX=$(command -v nginx)
 
 (cd "$REPO" && cargo build --release -q -p sws-server -p load-injector)
