@@ -74,9 +74,10 @@ struct Pending {
 }
 
 pub(crate) struct LibasyncQueue {
-    /// Entries; free ones are on `free`.
+    /// Entries; free ones are chained through their `next` from `free`.
     nodes: Vec<Node>,
-    free: Vec<u32>,
+    /// First free entry, or `NIL`.
+    free: u32,
     /// `cpucb` callbacks, then I/O callbacks.
     segs: [Seg; 2],
     /// Queued events.
@@ -126,7 +127,7 @@ impl LibasyncQueue {
     }
 
     /// Append `ev` in its segment (see the module doc) and account it.
-    #[inline]
+    #[inline(always)]
     fn link(&mut self, ev: Event) {
         let slot = ev.color().slot();
         let p = &mut self.pending[slot];
@@ -148,15 +149,15 @@ impl LibasyncQueue {
             next: NIL,
             seg: seg as u8,
         };
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.nodes[i as usize] = node;
-                i
-            }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
-            }
+        let i = if self.free != NIL {
+            let i = self.free;
+            let n = &mut self.nodes[i as usize];
+            self.free = n.next;
+            *n = node;
+            i
+        } else {
+            self.nodes.push(node);
+            (self.nodes.len() - 1) as u32
         };
         if tail == NIL {
             self.segs[seg].head = i;
@@ -167,7 +168,7 @@ impl LibasyncQueue {
     }
 
     /// Unlink entry `i`, free it and return its event.
-    #[inline]
+    #[inline(always)]
     fn unlink(&mut self, i: u32) -> Event {
         let (prev, next, seg) = {
             let n = &self.nodes[i as usize];
@@ -187,7 +188,8 @@ impl LibasyncQueue {
             .ev
             .take()
             .expect("a linked entry holds an event");
-        self.free.push(i);
+        self.nodes[i as usize].next = self.free;
+        self.free = i;
         let p = &mut self.pending[ev.color().slot()];
         p.all -= 1;
         if seg == IO {
@@ -237,7 +239,7 @@ impl Design for LibasyncQueue {
     fn new() -> Self {
         LibasyncQueue {
             nodes: Vec::with_capacity(1024),
-            free: Vec::with_capacity(1024),
+            free: NIL,
             segs: [Seg {
                 head: NIL,
                 tail: NIL,
@@ -364,7 +366,7 @@ impl Design for LibasyncQueue {
     fn clear(&mut self) -> usize {
         let n = self.len;
         self.nodes.clear();
-        self.free.clear();
+        self.free = NIL;
         self.segs = [Seg {
             head: NIL,
             tail: NIL,
