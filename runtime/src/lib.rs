@@ -40,6 +40,9 @@ pub mod model;
 pub mod queue;
 mod reactor;
 mod runtime;
+#[doc(hidden)]
+#[cfg(not(loom))]
+pub mod sim;
 mod stats;
 mod steal;
 mod timer;

@@ -108,6 +108,12 @@ const INITIAL_STEAL_COST: u64 = 2_000;
 impl Shared {
     /// Shared state for a validated configuration (no threads yet).
     pub(crate) fn new(cfg: RuntimeConfig) -> Arc<Shared> {
+        let topology = Topology::detect(cfg.workers, cfg.pin);
+        Shared::with_topology(cfg, topology)
+    }
+
+    /// Like `new`, on a given topology (the simulator's machine instead of this one).
+    pub(crate) fn with_topology(cfg: RuntimeConfig, topology: Topology) -> Arc<Shared> {
         let n = cfg.workers;
         let cores = match cfg.queue {
             QueueKind::Libasync => CoreSet::Libasync(
@@ -121,7 +127,6 @@ impl Shared {
                     .collect(),
             ),
         };
-        let topology = Topology::detect(n, cfg.pin);
         Arc::new(Shared {
             map: ColorMap::new(n),
             registry: Registry::new(),

@@ -29,7 +29,7 @@ const PUBLISH_EVERY: u32 = 64;
 const SAMPLE_WARMUP: u32 = 16;
 const SAMPLE_EVERY: u32 = 64;
 /// How long a searching thief sleeps between steal attempts.
-const SEARCH_NAP: std::time::Duration = std::time::Duration::from_micros(20);
+pub(crate) const SEARCH_NAP: std::time::Duration = std::time::Duration::from_micros(20);
 
 pub(crate) fn run(h: Handle, w: usize) {
     // Pin first, then allocate this worker's state so it is local to its core.
