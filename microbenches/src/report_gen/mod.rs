@@ -10,6 +10,7 @@
 //!   server's `--stats-json` beside it as `....stats.json` where the server wrote one;
 //! - `sfs/<config>-w<W>.json`: `sfs-bench --format json` (and `.stats.json`), `sfs/sftp.json`:
 //!   OpenSSH sftp over loopback, measured by the script (bytes and seconds);
+//! - `sim/...`: the simulator's calibration, validation and simulated runs (see [`sim`]);
 //! - `<experiment>.error`: the experiment failed or could not run; the file holds the error.
 //!
 //! Invariant: a value that was not measured is `None` and prints `n/a`; it is never a number,
@@ -20,6 +21,7 @@ pub mod figures;
 pub mod load;
 pub mod markdown;
 pub mod plots;
+pub mod sim;
 
 /// Format an optional number for a table: `n/a` when absent.
 pub fn fmt_opt(v: Option<f64>) -> String {

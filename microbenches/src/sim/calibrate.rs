@@ -234,20 +234,32 @@ fn one_round(s: &mut SimRuntime, h: colored_runtime::HandlerId) -> Result<(f64, 
     Ok((trimmed_mean(posts), trimmed_mean(pops), trimmed_mean(runs)))
 }
 
-/// Time to flush `k` events a handler posted to its own core.
-fn flush_of(queue: QueueKind, k: usize) -> Result<f64> {
+/// Time to flush `k` events a handler posted to its own core: the median of `samples` flushes
+/// after one warm-up on the same runtime.
+fn flush_of(queue: QueueKind, k: usize, samples: usize) -> Result<f64> {
     let mut s = sim(queue, StealPolicy::Off, 1)?;
     let h = s.register(HandlerSpec::new("e"));
-    s.handle().post(Color(0), h, move |ctx| {
-        for c in 1..=k as u32 {
-            ctx.post(Color(c), h, |_| {});
+    let mut v = Vec::new();
+    for i in 0..=samples {
+        s.handle().post(Color(0), h, move |ctx| {
+            for c in 1..=k as u32 {
+                ctx.post(Color(c), h, |_| {});
+            }
+        })?;
+        s.pop(0).context("queued")?;
+        s.run_next(0);
+        let (t, n) = time(|| s.flush(0));
+        anyhow::ensure!(n == k, "flushed {n} of {k}");
+        s.finish_batch(0);
+        while s.pop(0).is_some() {
+            while s.run_next(0).is_some() {}
+            s.finish_batch(0);
         }
-    })?;
-    s.pop(0).context("queued")?;
-    s.run_next(0);
-    let (t, n) = time(|| s.flush(0));
-    anyhow::ensure!(n == k, "flushed {n} of {k}");
-    Ok(t as f64)
+        if i > 0 {
+            v.push(t as f64);
+        }
+    }
+    Ok(median(v))
 }
 
 /// A handler on core 0 posting one event to a color of core 1, through the post path.
@@ -275,9 +287,10 @@ fn place_cost(queue: QueueKind) -> Result<f64> {
     Ok(t as f64 / n as f64)
 }
 
-/// Victim core 0 of a 2-core runtime holding `colors` colors of `per_color` events each (and a
-/// spare color of one event, so libasync-smp's "at most half" rule allows the steal); the time
-/// of one steal by core 1 and what it took.
+/// Victim core 0 of a 2-core runtime holding `colors` colors of `per_color` events each (and
+/// spare colors of one event, so libasync-smp's "at most half" rule allows the steals); one steal
+/// by core 1 warms the structures a steal reuses (libasync's scratch queue, the thief's
+/// color-queue slab), then the second is timed: its time and what it took.
 fn steal_once(
     queue: QueueKind,
     policy: StealPolicy,
@@ -286,12 +299,18 @@ fn steal_once(
 ) -> Result<(f64, StealTry)> {
     let mut s = sim(queue, policy, 2)?;
     let h = s.register(HandlerSpec::new("e").cost_cycles(100_000));
-    let mine: Vec<u32> = colors_of(0, 2, colors + 1).collect();
-    for (i, &c) in mine.iter().enumerate() {
-        let n = if i == colors { 1 } else { per_color };
-        for _ in 0..n {
+    let spare: Vec<u32> = colors_of(0, 2, 2).collect();
+    let mine: Vec<u32> = colors_of(0, 2, colors + 2).skip(2).collect();
+    // A spare color first: the warm-up steal takes it (every rule allows a one-event color).
+    s.handle().post(Color(spare[0]), h, |_| {})?;
+    for &c in &mine {
+        for _ in 0..per_color {
             s.handle().post(Color(c), h, |_| {})?;
         }
+    }
+    s.handle().post(Color(spare[1]), h, |_| {})?;
+    if !matches!(s.steal_from(1, 0), StealTry::Stole { .. }) {
+        bail!("{queue}: the warm-up steal took nothing");
     }
     let (t, r) = time(|| s.steal_from(1, 0));
     Ok((t as f64, r))
@@ -336,14 +355,8 @@ fn design_costs(queue: QueueKind, samples: usize) -> Result<DesignCosts> {
     let post_local = median(fork.iter().map(|f| f.0).collect());
     let pop = median(fork.iter().map(|f| f.1).collect());
     let run_event = median(fork.iter().map(|f| f.2).collect());
-    let mut f1 = Vec::new();
-    let mut f16 = Vec::new();
-    for _ in 0..samples {
-        f1.push(flush_of(queue, 1)?);
-        f16.push(flush_of(queue, 16)?);
-    }
-    let flush_one = median(f1);
-    let push = ((median(f16) - flush_one) / 15.0).max(0.0);
+    let flush_one = flush_of(queue, 1, 10 * samples)?;
+    let push = ((flush_of(queue, 16, 10 * samples)? - flush_one) / 15.0).max(0.0);
     let mut pr = Vec::new();
     for _ in 0..samples {
         pr.push(post_remote(queue)?);
@@ -364,30 +377,17 @@ fn design_costs(queue: QueueKind, samples: usize) -> Result<DesignCosts> {
         }
         Ok(best)
     };
-    let c = match queue {
+    // (fixed part, per color, per event moved, per event queued on the victim)
+    let (steal_base, steal_per_color, steal_per_event, steal_per_queued) = match queue {
         QueueKind::Libasync => {
             // libasync-smp's steal walks the whole queue: its cost grows with the victim's length.
+            // Moved events are part of that walk (each is pushed to one queue or the other).
             let mut pts = Vec::new();
             for len in [1_000usize, 10_000, 50_000] {
                 pts.push((len as f64, steal(StealPolicy::Base, len, 1)?));
             }
-            // Moved events are part of that walk (each is pushed to one queue or the other).
             let (base, per_queued) = fit(&pts);
-            let fail = steal_fail(queue, samples)?;
-            DesignCosts {
-                run_event,
-                pop,
-                post_local,
-                flush_one,
-                push,
-                post_remote,
-                steal_base: base.max(0.0),
-                steal_per_color: 0.0,
-                steal_per_event: 0.0,
-                steal_per_queued: per_queued.max(0.0),
-                steal_fail: fail,
-                place,
-            }
+            (base.max(0.0), 0.0, 0.0, per_queued.max(0.0))
         }
         QueueKind::Mely => {
             let one = steal(StealPolicy::Base, 4, 1)?;
@@ -400,27 +400,32 @@ fn design_costs(queue: QueueKind, samples: usize) -> Result<DesignCosts> {
                 many_colors = many_colors.min(steal_half(32)?);
             }
             let per_color = ((many_colors - one) / 31.0).max(0.0);
-            let fail = steal_fail(queue, samples)?;
-            DesignCosts {
-                run_event,
-                pop,
-                post_local,
-                flush_one,
-                push,
-                post_remote,
-                steal_base: (one - per_event - per_color).max(0.0),
-                steal_per_color: per_color,
-                steal_per_event: per_event,
-                steal_per_queued: 0.0,
-                steal_fail: fail,
-                place,
-            }
+            (
+                (one - per_event - per_color).max(0.0),
+                per_color,
+                per_event,
+                0.0,
+            )
         }
     };
-    Ok(c)
+    Ok(DesignCosts {
+        run_event,
+        pop,
+        post_local,
+        flush_one,
+        push,
+        post_remote,
+        steal_base,
+        steal_per_color,
+        steal_per_event,
+        steal_per_queued,
+        steal_fail: steal_fail(queue, samples)?,
+        place,
+    })
 }
 
-/// A `Half` time-left steal of `colors` worthy one-event colors.
+/// A `Half` time-left steal of `colors` worthy one-event colors (`colors` at most
+/// `MAX_STEAL_COLORS`), after a warm-up steal of as many.
 fn steal_half(colors: usize) -> Result<f64> {
     let cfg = RuntimeConfig {
         workers: 2,
@@ -431,9 +436,10 @@ fn steal_half(colors: usize) -> Result<f64> {
     };
     let mut s = SimRuntime::new(cfg, &Machine::from_sysfs().resized(2))?;
     let h = s.register(HandlerSpec::new("e").cost_cycles(1_000_000));
-    for c in colors_of(0, 2, 2 * colors) {
+    for c in colors_of(0, 2, 4 * colors) {
         s.handle().post(Color(c), h, |_| {})?;
     }
+    s.steal_from(1, 0);
     let (t, r) = time(|| s.steal_from(1, 0));
     match r {
         StealTry::Stole { colors: k, .. } if k == colors => Ok(t as f64),

@@ -234,6 +234,7 @@ fn print_sim(r: &BenchResult, format: Format) {
     }
     let mut short = r.clone();
     let params = short.extra.remove("parameters").unwrap_or(Value::Null);
+    short.extra.remove("per_core");
     let mut flat = Vec::new();
     flatten(&params, "", &mut flat);
     match format {

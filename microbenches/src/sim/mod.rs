@@ -373,6 +373,7 @@ pub fn to_result(run: &SimRun, calibration: &str) -> BenchResult {
             }),
         );
     }
+    extra.insert("per_core".into(), json!(o.cores));
     extra.insert("parameters".into(), parameters(run, calibration));
     BenchResult {
         bench: run.spec.bench.name().into(),

@@ -232,6 +232,8 @@ fn validation_ratios_follow_the_tables() {
                 real: 100.0,
                 simulated: if c.stealing == "off" { 100.0 } else { 110.0 },
                 error_pct: None,
+                real_runs: vec![100.0],
+                load_after: vec![0.5],
             })
         })
         .collect();

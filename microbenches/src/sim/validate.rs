@@ -112,6 +112,10 @@ pub struct Entry {
     pub real: f64,
     pub simulated: f64,
     pub error_pct: Option<f64>,
+    /// The real runs' KEvents/s, in the order run.
+    pub real_runs: Vec<f64>,
+    /// The 1-minute load average after each real run (this machine's business beside ours).
+    pub load_after: Vec<f64>,
 }
 
 /// One ratio of a table (a row over the table's first row) at one core count.
@@ -136,6 +140,12 @@ pub struct Validation {
     pub calibration: String,
     pub seconds: f64,
     pub repeat: usize,
+    /// CPUs this process may use, and the largest 1-minute load average seen after a real
+    /// run: above the CPUs, other work took CPU time from the real runs (their rates are then
+    /// low and noisy, and their errors say more about the machine than about the simulator).
+    pub cpus: usize,
+    pub max_load: f64,
+    pub machine_busy: bool,
     pub entries: Vec<Entry>,
     pub ratios: Vec<RatioEntry>,
     /// The largest |error| of a ratio, over every table, ratio and core count.
@@ -155,8 +165,17 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Run every configuration for real (`repeat` times, `seconds` each) and simulated (`seconds`
-/// of virtual time) at 1 and 2 cores; `log` hears of progress.
+/// The 1-minute load average.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// Run every configuration for real (`repeat` rounds over all of them, so a burst of load on the
+/// machine spreads over configurations instead of hitting one; `seconds` each) and simulated
+/// (`seconds` of virtual time) at 1 and 2 cores; `log` hears of progress.
 pub fn validate(
     cal: &Calibration,
     calibration: &str,
@@ -164,33 +183,47 @@ pub fn validate(
     repeat: usize,
     log: &mut dyn FnMut(&str),
 ) -> Result<Validation> {
-    let mut entries = Vec::new();
-    for cores in CORES {
-        for c in configs() {
+    let jobs: Vec<(usize, Config)> = CORES
+        .iter()
+        .flat_map(|&cores| configs().into_iter().map(move |c| (cores, c)))
+        .collect();
+    let mut runs: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); jobs.len()];
+    for rep in 0..repeat.max(1) {
+        for ((cores, c), (k, load)) in jobs.iter().zip(&mut runs) {
             log(&format!(
-                "{} {} {} on {cores} core(s)",
-                c.bench, c.runtime, c.stealing
+                "real {} {} {} on {cores} core(s), round {}",
+                c.bench,
+                c.runtime,
+                c.stealing,
+                rep + 1
             ));
-            let mut reals = Vec::new();
-            for _ in 0..repeat.max(1) {
-                reals.push(
-                    real_kevents(&c, cores, seconds)
-                        .with_context(|| format!("real run of {c:?} on {cores} core(s)"))?,
-                );
-            }
-            let real = median(reals);
-            let simulated = simulated_kevents(&c, cores, seconds, cal)
-                .with_context(|| format!("simulation of {c:?} on {cores} core(s)"))?;
-            entries.push(Entry {
-                bench: c.bench,
-                runtime: c.runtime,
-                stealing: c.stealing,
-                cores,
-                real,
-                simulated,
-                error_pct: error_pct(simulated, real),
-            });
+            k.push(
+                real_kevents(c, *cores, seconds)
+                    .with_context(|| format!("real run of {c:?} on {cores} core(s)"))?,
+            );
+            load.push(load_average());
         }
+    }
+    let mut entries = Vec::new();
+    for ((cores, c), (k, load)) in jobs.into_iter().zip(runs) {
+        log(&format!(
+            "simulated {} {} {} on {cores} core(s)",
+            c.bench, c.runtime, c.stealing
+        ));
+        let simulated = simulated_kevents(&c, cores, seconds, cal)
+            .with_context(|| format!("simulation of {c:?} on {cores} core(s)"))?;
+        let real = median(k.clone());
+        entries.push(Entry {
+            bench: c.bench,
+            runtime: c.runtime,
+            stealing: c.stealing,
+            cores,
+            real,
+            simulated,
+            error_pct: error_pct(simulated, real),
+            real_runs: k,
+            load_after: load,
+        });
     }
     let ratios = ratios(&entries);
     let mut by = std::collections::BTreeMap::new();
@@ -206,11 +239,20 @@ pub fn validate(
         .iter()
         .filter_map(|r| r.error_pct.map(f64::abs))
         .fold(None, |m: Option<f64>, e| Some(m.map_or(e, |m| m.max(e))));
+    let cpus = colored_runtime::topology::allowed_cpus().len();
+    let max_load = entries
+        .iter()
+        .flat_map(|e| e.load_after.iter().copied())
+        .filter(|l| l.is_finite())
+        .fold(0.0, f64::max);
     Ok(Validation {
         simulated_topology: "this",
         calibration: calibration.to_string(),
         seconds,
         repeat: repeat.max(1),
+        cpus,
+        max_load,
+        machine_busy: max_load > cpus as f64 + 0.5,
         entries,
         ratios,
         max_ratio_error_pct: max,

@@ -27,6 +27,17 @@ pub struct Rounds {
     pub events: AtomicU64,
 }
 
+impl Rounds {
+    /// The fork's check: after `stop`, mark the run finished and start no round.
+    fn stopping(&self) -> bool {
+        let stop = self.stop.load(Ordering::Acquire);
+        if stop {
+            self.finished.store(true, Ordering::Release);
+        }
+        stop
+    }
+}
+
 /// A simulated benchmark.
 pub trait Workload {
     /// Register the handlers and post the first event.
@@ -78,8 +89,7 @@ impl Unbalanced {
 /// The fork: a color-0 event of no declared work (its cost is its posts and placements).
 fn unbalanced_fork(st: Arc<UnbalancedState>) -> Job {
     Job::work(0.0).then(move |fx| {
-        if st.ctl.stop.load(Ordering::Acquire) {
-            st.ctl.finished.store(true, Ordering::Release);
+        if st.ctl.stopping() {
             return;
         }
         // Every round starts with all its colors on core 0 (steals of the last round moved some).
@@ -104,21 +114,10 @@ fn unbalanced_fork(st: Arc<UnbalancedState>) -> Job {
 
 impl Workload for Unbalanced {
     fn start(&mut self, rt: &SimRuntime) -> anyhow::Result<()> {
-        let p = &self.p;
-        let mean_long = (p.long_cycles.0 + p.long_cycles.1) / 2;
-        let (short, long) = match self.costs {
-            Costs::Annotated => (
-                rt.register(HandlerSpec::new("short").cost_cycles(p.short_cycles)),
-                rt.register(HandlerSpec::new("long").cost_cycles(mean_long)),
-            ),
-            Costs::Profiled => (
-                rt.register(HandlerSpec::new("short")),
-                rt.register(HandlerSpec::new("long")),
-            ),
-        };
+        let [short, long] = unbalanced::handler_specs(self.costs, &self.p).map(|h| rt.register(h));
         let st = Arc::new(UnbalancedState {
             ctl: self.ctl.clone(),
-            plan: unbalanced::plan(p),
+            plan: unbalanced::plan(&self.p),
             remaining: AtomicU64::new(0),
             k: self.k.clone(),
             fork: rt.register(HandlerSpec::new("fork")),
@@ -178,8 +177,7 @@ impl Penalty {
 
 fn penalty_fork(st: Arc<PenaltyState>) -> Job {
     Job::work(0.0).then(move |fx| {
-        if st.ctl.stop.load(Ordering::Acquire) {
-            st.ctl.finished.store(true, Ordering::Release);
+        if st.ctl.stopping() {
             return;
         }
         fx.place_all((1..=st.p.a_events as u32).map(Color), 0);
@@ -304,8 +302,7 @@ fn ce_ids(round: u64, k: u32) -> [u64; 3] {
 
 fn ce_fork(st: Arc<CeState>) -> Job {
     Job::work(0.0).then(move |fx| {
-        if st.ctl.stop.load(Ordering::Acquire) {
-            st.ctl.finished.store(true, Ordering::Release);
+        if st.ctl.stopping() {
             return;
         }
         let total = st.p.a_per_pair * cache_efficient::pairs(st.cores);
