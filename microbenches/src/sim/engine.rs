@@ -97,7 +97,11 @@ impl CoreStats {
 pub struct StepCosts {
     pub design: DesignCosts,
     pub lock: f64,
-    pub line_transfer: f64,
+    /// Moving one cache line from core `a`'s caches to core `b` (`transfer[a * cores + b]`):
+    /// what a steal (the victim's lock and queue: two lines) and a post to another core (one)
+    /// add for the lines that live on the other core.
+    pub transfer: Vec<f64>,
+    pub cores: usize,
     pub wake_latency: f64,
     pub wake_post: f64,
     pub search_nap: f64,
@@ -106,11 +110,19 @@ pub struct StepCosts {
 }
 
 impl StepCosts {
-    pub fn new(cal: &Calibration, queue: QueueKind, search_cycles: f64) -> StepCosts {
+    pub fn new(
+        cal: &Calibration,
+        queue: QueueKind,
+        search_cycles: f64,
+        transfer: Vec<f64>,
+    ) -> StepCosts {
+        let cores = (transfer.len() as f64).sqrt() as usize;
+        assert_eq!(cores * cores, transfer.len(), "a square transfer matrix");
         StepCosts {
             design: cal.design(queue).clone(),
             lock: cal.lock,
-            line_transfer: cal.line_transfer,
+            transfer,
+            cores,
             wake_latency: cal.wake_latency,
             wake_post: cal.wake_post,
             search_nap: cal.search_nap,
@@ -135,6 +147,8 @@ enum Phase {
     Pop,
     Run,
     AfterWork,
+    /// Retry moving colors that were running (`Effects::place_all`), then post.
+    Place(Vec<(Color, usize)>),
     Posts,
     /// Flush the local buffer, then go on with the given phase.
     Flush(Box<Phase>),
@@ -362,6 +376,7 @@ impl<'w> Engine<'w> {
             Phase::Pop => return Ok(Some(self.pop(w))),
             Phase::Run => self.run_event(w)?,
             Phase::AfterWork => self.after_work(w),
+            Phase::Place(colors) => self.place(w, colors),
             Phase::Posts => self.posts(w),
             Phase::Flush(then) => {
                 if let Some(at) = self.wait_for(w, &[w]) {
@@ -487,13 +502,41 @@ impl<'w> Engine<'w> {
         let place = self.costs.design.place;
         let mut fx = Effects::new(self.rt.handle(), w, color, place);
         then(&mut fx);
-        let (posts, work, errors) = (fx.posts, fx.work, fx.errors);
+        let (posts, work, errors, unplaced) = (fx.posts, fx.work, fx.errors, fx.unplaced);
         self.violations.extend(errors);
         let core = &mut self.cores[w];
         core.held.extend(posts);
         let cur = core.current.as_mut().expect("running");
         cur.exec += work;
-        (self.now + work.round() as u64, Phase::Posts)
+        let at = self.now + work.round() as u64;
+        if unplaced.is_empty() {
+            (at, Phase::Posts)
+        } else {
+            (at, Phase::Place(unplaced))
+        }
+    }
+
+    /// One more attempt for each color that was running, as `place_all`'s retry loop.
+    fn place(&mut self, w: usize, colors: Vec<(Color, usize)>) -> (u64, Phase) {
+        let color = self.cores[w].current.as_ref().expect("running").color;
+        let place = self.costs.design.place;
+        let mut fx = Effects::new(self.rt.handle(), w, color, place);
+        let left: Vec<(Color, usize)> = colors
+            .into_iter()
+            .filter(|&(c, core)| !fx.place(c, core))
+            .collect();
+        let (work, errors) = (fx.work, fx.errors);
+        let dt = self.jit(work);
+        self.violations.extend(errors);
+        if let Some(c) = self.cores[w].current.as_mut() {
+            c.exec += dt as f64;
+        }
+        let phase = if left.is_empty() {
+            Phase::Posts
+        } else {
+            Phase::Place(left)
+        };
+        (self.now + dt.max(1), phase)
     }
 
     /// Send the event's next posts: as many local ones as fit before the next flush, or one
@@ -548,7 +591,8 @@ impl<'w> Engine<'w> {
                 .push(format!("a post to color {} was refused", h.color.0));
         }
         self.claimed_wake = true;
-        let hold = self.jit(self.costs.design.post_remote + self.costs.line_transfer);
+        let line = self.costs.transfer[target * self.costs.cores + w];
+        let hold = self.jit(self.costs.design.post_remote + line);
         self.hold(w, &[target], hold);
         if let Some(c) = self.cores[w].current.as_mut() {
             c.exec += hold as f64;
@@ -595,7 +639,7 @@ impl<'w> Engine<'w> {
             }
             self.cores[w].stats.steal_attempts += 1;
             let d = &self.costs.design;
-            let transfer = 2.0 * self.costs.line_transfer;
+            let transfer = 2.0 * self.costs.transfer[v * self.costs.cores + w];
             match self.rt.steal_from(w, v) {
                 StealTry::Skipped => next += 1,
                 StealTry::Failed { .. } => {

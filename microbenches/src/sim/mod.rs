@@ -9,8 +9,11 @@
 //! - per event: the benchmark's own work ([`workload`]: 100 cycles, 10-50 Kcycles, array passes
 //!   from the calibrated kernels), the runtime's per-event, post, flush and pop costs, lock hold
 //!   and wait times (a lock held until cycle T makes others wait until T), steal costs per
-//!   operation, color, event moved and event queued, cross-core cache-line transfers, wake-ups,
-//!   the search nap, all measured here ([`calibrate`]);
+//!   operation, color, event moved and event queued, wake-ups, the search nap, all measured here
+//!   ([`calibrate`]), and the cache lines a steal or a remote post moves between cores (two and
+//!   one): this machine's measured transfer, or, where the topology file gives latencies, the
+//!   latency of the nearest cache the two cores share (memory's when none: Table II's distant
+//!   cores);
 //! - cache misses ([`cache`]): each core's caches from the topology, each event's data set
 //!   resident where it was last used, a cost per missed line from the level that holds it: for
 //!   a topology file that gives latencies, that latency (Table II for `e5410`: access times, so
@@ -83,6 +86,9 @@ pub struct Platform {
     pub latency_source: String,
     /// What one missed line costs when served by each level, cycles.
     pub line_cost: BTreeMap<String, f64>,
+    /// Whether the topology file gave latencies (then they also price the cache lines a steal
+    /// or a remote post moves between cores, by the nearest cache the two share).
+    pub file_latencies: bool,
 }
 
 /// The latency key of cache level `level` in a calibration or a topology file.
@@ -167,7 +173,33 @@ impl Platform {
             latency,
             latency_source,
             line_cost,
+            file_latencies: from_topology,
         })
+    }
+
+    /// What moving one cache line from core `a` to core `b` costs, for every pair of the first
+    /// `cores` CPUs (`a * cores + b`): with a topology file's latencies, the latency of the
+    /// nearest cache level they share, or memory's when they share none (e5410: 15 cycles within
+    /// a pair, 110 across pairs, Table II's "7.3 times slower"); otherwise this machine's
+    /// measured transfer (its two CPUs share their L3).
+    pub fn transfers(&self, cores: usize, cal: &Calibration) -> Vec<f64> {
+        let mut t = vec![0.0; cores * cores];
+        for a in 0..cores {
+            for b in (0..cores).filter(|&b| b != a) {
+                t[a * cores + b] = if self.file_latencies {
+                    self.machine.cpus[a]
+                        .caches
+                        .iter()
+                        .find(|c| c.level >= 2 && c.cpus.contains(&b))
+                        .and_then(|c| self.latency.get(&level_key(c.level)))
+                        .copied()
+                        .unwrap_or(self.latency["memory"])
+                } else {
+                    cal.line_transfer
+                };
+            }
+        }
+        t
     }
 
     /// The cache model of the first `cores` CPUs.
@@ -300,7 +332,7 @@ pub fn simulate_with(
     let rt = SimRuntime::new(cfg, &platform.machine)
         .with_context(|| format!("{} with stealing {}", spec.queue, spec.stealing))?;
     let caches = platform.caches(spec.cores);
-    let costs = StepCosts::new(cal, spec.queue, search);
+    let costs = StepCosts::new(cal, spec.queue, search, platform.transfers(spec.cores, cal));
     let engine = Engine::new(rt, workload, caches, costs.clone(), spec.seed, spec.jitter);
     let outcome = engine.run(spec.seconds, platform.hz)?;
     Ok(SimRun {
@@ -343,7 +375,7 @@ pub fn parameters(run: &SimRun, calibration: &str) -> Value {
         "runtime_costs_cycles": {
             "design": c.design,
             "lock": c.lock,
-            "line_transfer": c.line_transfer,
+            "line_transfer_from_core_0": &c.transfer[..c.cores],
             "wake_latency": c.wake_latency,
             "wake_post": c.wake_post,
             "search_nap": c.search_nap,

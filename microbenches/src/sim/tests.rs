@@ -110,6 +110,24 @@ fn benchmarks_keep_the_color_guarantee() {
     }
 }
 
+/// 64 cores: a round's last event posts the next fork while other cores still finish their
+/// batches, so the fork's placements have to wait for running colors, as `place_all` does.
+#[test]
+fn forks_wait_for_running_colors_on_many_cores() {
+    let cal = Calibration::example();
+    for p in [
+        StealPolicy::Penalty,
+        StealPolicy::All,
+        StealPolicy::TimeLeft,
+    ] {
+        for seed in 0..3 {
+            let s = spec(SimBench::Penalty, QueueKind::Mely, p, 64, "e5410", seed);
+            let run = simulate(&s, &cal).unwrap_or_else(|e| panic!("{p}/{seed}: {e:#}"));
+            assert!(run.outcome.rounds >= 2, "{p}/{seed}");
+        }
+    }
+}
+
 /// A seed reproduces a run exactly (every counter of every core); another seed changes it.
 #[test]
 fn a_seed_reproduces_a_run() {
@@ -205,6 +223,18 @@ fn platforms_take_their_costs_where_the_model_says() {
     assert_eq!(n.line_cost["3"], 6.0);
     assert_eq!(n.line_cost["memory"], 8.0);
     assert_eq!(n.hz, cal.cycles_per_sec);
+    // Lines between cores: Table II's L2 latency within a pair, memory's across pairs; this
+    // machine's measured transfer where the topology gives no latencies.
+    let t = e.transfers(8, &cal);
+    assert_eq!(
+        &t[..8],
+        &[0.0, 15.0, 110.0, 110.0, 110.0, 110.0, 110.0, 110.0]
+    );
+    assert_eq!(t[5 * 8 + 4], 15.0);
+    assert!(n
+        .transfers(16, &cal)
+        .iter()
+        .all(|&x| x == 0.0 || x == cal.line_transfer));
     let big = Platform::resolve("e5410", 64, &cal).unwrap();
     assert!(big.replicated);
     assert_eq!(big.machine.cpus.len(), 64);

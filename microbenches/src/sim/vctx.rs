@@ -89,6 +89,8 @@ pub struct Effects<'a> {
     pub(crate) posts: Vec<Held>,
     pub(crate) work: f64,
     pub(crate) errors: Vec<String>,
+    /// Colors that could not move yet because they were running (and where they go).
+    pub(crate) unplaced: Vec<(Color, usize)>,
 }
 
 impl<'a> Effects<'a> {
@@ -101,6 +103,7 @@ impl<'a> Effects<'a> {
             posts: Vec::new(),
             work: 0.0,
             errors: Vec::new(),
+            unplaced: Vec::new(),
         }
     }
 
@@ -128,22 +131,30 @@ impl<'a> Effects<'a> {
         self.work += cycles;
     }
 
-    /// Move `colors` to `core` (`Handle::place`), charging each color that moved. A color that
-    /// is running elsewhere cannot move: in virtual time nothing would ever stop it from
-    /// running, so it is reported as an error instead of waited for.
+    /// Move `colors` to `core` (`Handle::place_all`), charging each attempt. A color whose
+    /// batch is still running elsewhere (its last event just posted, say, the next fork) cannot
+    /// move yet: as `place_all` retries until it can, the engine retries it, and the event's
+    /// posts wait until every color moved.
     pub fn place_all(&mut self, colors: impl IntoIterator<Item = Color>, core: usize) {
         for c in colors {
-            if self.handle.core_of(c) == core {
-                continue;
+            if !self.place(c, core) {
+                self.unplaced.push((c, core));
             }
-            match self.handle.place(c, core) {
-                Ok(()) => self.work += self.place_cost,
-                Err(PlaceError::Running(_)) => self.errors.push(format!(
-                    "color {} was placed on core {core} while it ran on core {}",
-                    c.0,
-                    self.handle.core_of(c)
-                )),
-                Err(e) => self.errors.push(e.to_string()),
+        }
+    }
+
+    /// One attempt to move `color` to `core`; false while it is running elsewhere.
+    pub(crate) fn place(&mut self, color: Color, core: usize) -> bool {
+        if self.handle.core_of(color) == core {
+            return true;
+        }
+        self.work += self.place_cost;
+        match self.handle.place(color, core) {
+            Ok(()) => true,
+            Err(PlaceError::Running(_)) => false,
+            Err(e) => {
+                self.errors.push(e.to_string());
+                true
             }
         }
     }
