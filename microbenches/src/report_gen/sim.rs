@@ -260,9 +260,10 @@ fn validation_summary(v: &Value, out: &mut String) {
     if v["machine_busy"].as_bool() == Some(true) {
         let _ = writeln!(
             out,
-            "**The machine was busy during the real runs** (1-minute load average up to {} on {} CPUs): \
-             other work took CPU time from them, so their rates, and these errors, describe the machine's \
-             load as much as the simulator.\n",
+            "**The machine was busy during the real runs** (1-minute load average up to {} on {} CPUs; a \
+             1-core run keeps its core busy, so its CPU / wall below 1 is the share of a CPU it got): other \
+             work took CPU time from them, so their rates, and these errors, describe the machine's load as \
+             much as the simulator.\n",
             fmt_opt(v["max_load"].as_f64()),
             v["cpus"]
         );
@@ -278,19 +279,27 @@ fn validation_summary(v: &Value, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "\n| bench | runtime | stealing | cores | real KEvents/s | simulated KEvents/s | error |\n|---|---|---|---:|---:|---:|---:|"
+        "\n| bench | runtime | stealing | cores | real KEvents/s | simulated KEvents/s | error | real runs' CPU / wall |\n|---|---|---|---:|---:|---:|---:|---:|"
     );
     for e in v["entries"].as_array().into_iter().flatten() {
+        let cpu = super::median(
+            e["cpu_per_wall"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_f64),
+        );
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} (sim) | {} |",
+            "| {} | {} | {} | {} | {} | {} (sim) | {} | {} |",
             e["bench"].as_str().unwrap_or("?"),
             e["runtime"].as_str().unwrap_or("?"),
             e["stealing"].as_str().unwrap_or("?"),
             e["cores"],
             fmt_opt(e["real"].as_f64()),
             fmt_opt(e["simulated"].as_f64()),
-            pct(e["error_pct"].as_f64())
+            pct(e["error_pct"].as_f64()),
+            fmt_opt(cpu)
         );
     }
     out.push('\n');

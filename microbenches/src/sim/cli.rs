@@ -277,8 +277,11 @@ fn print_validation(v: &Validation) {
         "real KEv/s".into(),
         "sim KEv/s".into(),
         "error".into(),
+        "real CPU/wall".into(),
     ]];
     for e in &v.entries {
+        let mut cpu = e.cpu_per_wall.clone();
+        cpu.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
         rows.push(vec![
             e.bench.into(),
             e.runtime.into(),
@@ -287,6 +290,8 @@ fn print_validation(v: &Validation) {
             format!("{:.0}", e.real),
             format!("{:.0}", e.simulated),
             pct(e.error_pct),
+            cpu.get(cpu.len() / 2)
+                .map_or("n/a".into(), |c| format!("{c:.2}")),
         ]);
     }
     print_table(&rows);

@@ -264,6 +264,7 @@ fn validation_ratios_follow_the_tables() {
                 error_pct: None,
                 real_runs: vec![100.0],
                 load_after: vec![0.5],
+                cpu_per_wall: vec![1.0],
             })
         })
         .collect();

@@ -66,9 +66,11 @@ pub fn configs() -> Vec<Config> {
     out
 }
 
-/// A real run's KEvents/s.
-pub fn real_kevents(c: &Config, workers: usize, seconds: f64) -> Result<f64> {
+/// A real run: its KEvents/s and the CPU time it got over its wall time (both cores' worth
+/// for 2 workers), measured around the whole run.
+pub fn real_kevents(c: &Config, workers: usize, seconds: f64) -> Result<(f64, f64)> {
     let (bench, queue, policy) = c.parts()?;
+    let (cpu0, t0) = (crate::common::cpu_time(), std::time::Instant::now());
     let o = match bench {
         SimBench::Unbalanced(costs) => {
             unbalanced::run_colored(queue, policy, workers, seconds, costs, &Default::default())?
@@ -78,7 +80,8 @@ pub fn real_kevents(c: &Config, workers: usize, seconds: f64) -> Result<f64> {
             cache_efficient::run(queue, policy, workers, seconds, &Default::default())?
         }
     };
-    Ok(o.kevents_per_sec())
+    let cpu = (crate::common::cpu_time() - cpu0).as_secs_f64();
+    Ok((o.kevents_per_sec(), cpu / t0.elapsed().as_secs_f64()))
 }
 
 /// The simulator's KEvents/s for `c` on this machine's topology.
@@ -116,6 +119,9 @@ pub struct Entry {
     pub real_runs: Vec<f64>,
     /// The 1-minute load average after each real run (this machine's business beside ours).
     pub load_after: Vec<f64>,
+    /// CPU seconds each real run used per wall second. On 1 core, the benchmarks keep their
+    /// worker busy: well below 1, the machine gave the run only that share of a CPU.
+    pub cpu_per_wall: Vec<f64>,
 }
 
 /// One ratio of a table (a row over the table's first row) at one core count.
@@ -141,8 +147,9 @@ pub struct Validation {
     pub seconds: f64,
     pub repeat: usize,
     /// CPUs this process may use, and the largest 1-minute load average seen after a real
-    /// run: above the CPUs, other work took CPU time from the real runs (their rates are then
-    /// low and noisy, and their errors say more about the machine than about the simulator).
+    /// run; `machine_busy` when that load exceeded the CPUs or a 1-core run got less than 90%
+    /// of a CPU: other work took CPU time from the real runs (their rates are then low and
+    /// noisy, and their errors say more about the machine than about the simulator).
     pub cpus: usize,
     pub max_load: f64,
     pub machine_busy: bool,
@@ -187,9 +194,9 @@ pub fn validate(
         .iter()
         .flat_map(|&cores| configs().into_iter().map(move |c| (cores, c)))
         .collect();
-    let mut runs: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); jobs.len()];
+    let mut runs: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> = vec![Default::default(); jobs.len()];
     for rep in 0..repeat.max(1) {
-        for ((cores, c), (k, load)) in jobs.iter().zip(&mut runs) {
+        for ((cores, c), (k, load, cpu)) in jobs.iter().zip(&mut runs) {
             log(&format!(
                 "real {} {} {} on {cores} core(s), round {}",
                 c.bench,
@@ -197,15 +204,15 @@ pub fn validate(
                 c.stealing,
                 rep + 1
             ));
-            k.push(
-                real_kevents(c, *cores, seconds)
-                    .with_context(|| format!("real run of {c:?} on {cores} core(s)"))?,
-            );
+            let (kev, share) = real_kevents(c, *cores, seconds)
+                .with_context(|| format!("real run of {c:?} on {cores} core(s)"))?;
+            k.push(kev);
+            cpu.push(share);
             load.push(load_average());
         }
     }
     let mut entries = Vec::new();
-    for ((cores, c), (k, load)) in jobs.into_iter().zip(runs) {
+    for ((cores, c), (k, load, cpu)) in jobs.into_iter().zip(runs) {
         log(&format!(
             "simulated {} {} {} on {cores} core(s)",
             c.bench, c.runtime, c.stealing
@@ -223,6 +230,7 @@ pub fn validate(
             error_pct: error_pct(simulated, real),
             real_runs: k,
             load_after: load,
+            cpu_per_wall: cpu,
         });
     }
     let ratios = ratios(&entries);
@@ -245,6 +253,12 @@ pub fn validate(
         .flat_map(|e| e.load_after.iter().copied())
         .filter(|l| l.is_finite())
         .fold(0.0, f64::max);
+    // One-core runs keep their worker busy: less than 90% of a CPU means the machine was shared.
+    let starved = entries
+        .iter()
+        .filter(|e| e.cores == 1)
+        .flat_map(|e| e.cpu_per_wall.iter())
+        .any(|&s| s < 0.9);
     Ok(Validation {
         simulated_topology: "this",
         calibration: calibration.to_string(),
@@ -252,7 +266,7 @@ pub fn validate(
         repeat: repeat.max(1),
         cpus,
         max_load,
-        machine_busy: max_load > cpus as f64 + 0.5,
+        machine_busy: starved || max_load > cpus as f64 + 0.5,
         entries,
         ratios,
         max_ratio_error_pct: max,
