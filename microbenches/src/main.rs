@@ -8,7 +8,7 @@ use microbenches::report::{self, BenchResult, Format};
 use microbenches::synthetic::{self, Config as SynConfig};
 use microbenches::unbalanced::{self, Costs};
 use microbenches::{cache_efficient, penalty, tables};
-use microbenches::{dispatch, env::Env, RuntimeArg};
+use microbenches::{dispatch, env, env::Env, RuntimeArg};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -190,7 +190,7 @@ fn base_result(
 }
 
 fn run_dispatch(a: &Common, colors: u64) -> Result<Vec<BenchResult>> {
-    let env = Env::detect();
+    let env = env::detect();
     let mut out = Vec::new();
     for rt in a.runtimes() {
         if rt == RuntimeArg::Libasync && !matches!(a.stealing, StealPolicy::Off | StealPolicy::Base)
@@ -231,6 +231,19 @@ fn run_dispatch(a: &Common, colors: u64) -> Result<Vec<BenchResult>> {
             r.extra.insert("tokio_runtime".into(), json!(tokio_flavor));
         }
         out.push(r);
+    }
+    // The floor, in the same run: one thread, boxed closures in a VecDeque.
+    let floor = dispatch::run_floor(a.seconds).ns_per_event();
+    for r in &mut out {
+        let ns = r.extra["ns_per_event"].as_f64().unwrap_or(0.0);
+        r.extra.insert(
+            "floor_ns_per_event".into(),
+            json!((floor * 10.0).round() / 10.0),
+        );
+        r.extra.insert(
+            "x_floor".into(),
+            json!(((ns / floor) * 100.0).round() / 100.0),
+        );
     }
     if out.len() > 1 {
         if let Some(t) = out
@@ -282,7 +295,7 @@ fn check_policy(rt: RuntimeArg, p: StealPolicy) -> Result<()> {
 }
 
 fn run_unbalanced(a: &Common, costs: Costs) -> Result<Vec<BenchResult>> {
-    let env = Env::detect();
+    let env = env::detect();
     let p = unbalanced::Params::default();
     let mut out = Vec::new();
     for rt in a.runtimes() {
@@ -310,7 +323,7 @@ fn run_unbalanced(a: &Common, costs: Costs) -> Result<Vec<BenchResult>> {
 }
 
 fn run_fork_join(bench: &str, a: &Common) -> Result<Vec<BenchResult>> {
-    let env = Env::detect();
+    let env = env::detect();
     let mut out = Vec::new();
     for rt in a.runtimes() {
         if rt == RuntimeArg::Tokio {
@@ -341,7 +354,7 @@ fn run_fork_join(bench: &str, a: &Common) -> Result<Vec<BenchResult>> {
 }
 
 fn run_synthetic(a: &Common, config: Option<SynConfig>) -> Result<Vec<BenchResult>> {
-    let env = Env::detect();
+    let env = env::detect();
     let configs = config
         .map(|c| vec![c])
         .unwrap_or_else(|| SynConfig::ALL.to_vec());
@@ -406,15 +419,18 @@ fn run_paper_tables(
     json_out: Option<&std::path::Path>,
     md_out: Option<&std::path::Path>,
 ) -> Result<()> {
-    let env = Env::detect();
+    let env = env::detect();
     let mut raw: Vec<BenchResult> = Vec::new();
     let mut cache: std::collections::HashMap<(String, String, String), Vec<BenchResult>> =
         Default::default();
     let mut md = String::new();
     md.push_str(&format!(
-        "Measured on: {} ({} cores), kernel {}, commit {}, {}; {} workers, {} s x {} per configuration. \
+        "Measured on: {}; {} workers, {} s x {} per configuration. \
          Ratios are to each table's first row.\n\n",
-        env.cpu_model, env.cores, env.kernel, env.git_commit, env.rustc, workers, seconds, repeat
+        env.summary(),
+        workers,
+        seconds,
+        repeat
     ));
     for t in tables::specs() {
         let mut measured = Vec::new();
@@ -492,14 +508,7 @@ fn run_paper_tables(
 }
 
 fn cpu_time() -> std::time::Duration {
-    // SAFETY: getrusage fills the zeroed struct we pass; RUSAGE_SELF is always valid.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    edge::rusage::cpu_time(edge::rusage::Who::Process)
 }
 
 fn run_idle_cpu(queue: colored_runtime::QueueKind, workers: usize, seconds: f64) -> Result<()> {

@@ -41,6 +41,7 @@ pub struct HandlerSpec {
 }
 
 impl HandlerSpec {
+    /// A handler called `name`, profiled automatically, with penalty 1.
     pub fn new(name: impl Into<String>) -> Self {
         HandlerSpec {
             name: name.into(),
@@ -76,6 +77,17 @@ pub(crate) struct Registry {
 
 /// Weight of a new sample in the moving average: 1/8.
 pub(crate) const EWMA_SHIFT: u32 = 3;
+
+/// The profile's moving average (weight 1/2^EWMA_SHIFT) after a run of `sample` cycles, from
+/// `prev` (0: no run yet).
+#[inline]
+pub(crate) fn ewma(prev: u64, sample: u64) -> u64 {
+    if prev == 0 {
+        sample
+    } else {
+        prev - (prev >> EWMA_SHIFT) + (sample >> EWMA_SHIFT)
+    }
+}
 
 impl Registry {
     pub(crate) fn new() -> Self {

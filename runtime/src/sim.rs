@@ -2,48 +2,56 @@
 //! simulate`). Not a stable API.
 //!
 //! Every step runs the runtime's real code on its real shared state (the color map, the handler
-//! registry, each core's queue design behind its lock); there are no worker threads and nothing
-//! here reads the cycle counter. The caller (the simulator's engine) owns the virtual clock: it
-//! decides when each step happens, charges what it costs, and feeds the two inputs the policies
-//! take from measurements with virtual values: the time-left threshold ([`SimRuntime::record_steal`]
-//! runs `steal::next_estimate` on a virtual cost) and the handler profiles
-//! ([`SimRuntime::profile`], the worker's moving average of a virtual duration).
+//! registry, each core's queue design behind its lock) through the handles of `core`: an
+//! [`Owner`](crate::core::Owner) made for the step, as the loom model (`model`) makes one, a
+//! `Stealer` per victim, the post protocol of `shared`, and the idle protocol's own steps
+//! (`worker::begin_idle`, `found_work`, `fall_asleep`, `cancel_sleep`). There are no worker
+//! threads and nothing here reads the cycle counter. The caller (the simulator's engine) owns
+//! the virtual clock: it decides when each step happens, charges what it costs, and feeds the
+//! two inputs the policies take from measurements with virtual values: the time-left threshold
+//! ([`SimRuntime::record_steal`] runs `steal::next_estimate` on a virtual cost) and the handler
+//! profiles ([`SimRuntime::profile`], the worker's moving average of a virtual duration).
 //!
-//! Steps, for virtual core `w`:
-//! - owner: [`pop`](SimRuntime::pop) (the design's pop under `w`'s lock; the batch's slot becomes
-//!   `w`'s running slot), [`run_next`](SimRuntime::run_next) (one event of the batch with a real
-//!   [`Ctx`]: its posts to `w`'s own colors wait in `w`'s local buffer, as a worker's do),
-//!   [`post_local`](SimRuntime::post_local) (an event built in that buffer, as `Ctx::post` does),
-//!   [`flush`](SimRuntime::flush) (that buffer under one lock, `Shared::flush_local`),
-//!   [`post_from`](SimRuntime::post_from) (a post from `w` to another core, `Shared::push`),
-//!   [`finish_batch`](SimRuntime::finish_batch) (the running slot cleared);
+//! Steps, for virtual core `w` (a worker's loop, cut where a worker takes or waits for a lock):
+//! - owner: [`pop`](SimRuntime::pop) (`Owner::flush_and_pop`: what the finished batch posted
+//!   to `w`'s own colors is enqueued and the next batch popped under one lock, the batch
+//!   becoming `w`'s running set), [`run_next`](SimRuntime::run_next) (one event of the batch
+//!   with a real [`Ctx`]), [`post_local`](SimRuntime::post_local) (an event built in `w`'s
+//!   local buffer, as `Ctx::post` builds it), [`flush`](SimRuntime::flush) (that buffer under
+//!   one lock, `Shared::flush_local`), [`post_from`](SimRuntime::post_from) (a post to another
+//!   core, `Shared::push`), [`finish_batch`](SimRuntime::finish_batch) (flush, then the running
+//!   set cleared, for a caller that does not pop next);
 //! - thief: [`core_set`](SimRuntime::core_set) (`steal::core_set`: the policy's victim order,
-//!   the topology's for locality), [`steal_from`](SimRuntime::steal_from) (one victim: both
-//!   locks, the design's steal with the policy's [`StealChoice`], the colors remapped while both
-//!   are held: one iteration of `steal::try_steal`'s loop);
-//! - idle: [`try_park`](SimRuntime::try_park), [`notified`](SimRuntime::notified),
-//!   [`unpark`](SimRuntime::unpark): the worker's parking protocol; posters claim wake-ups through
-//!   the real post path (`claim_wake`, `wake_thief`), and the engine sees the claim as a state
-//!   that is no longer `PARKED`.
+//!   the topology's for locality), [`skips`](SimRuntime::skips) (`steal::skips`: an empty victim
+//!   a peeking design passes over unlocked), [`steal_from`](SimRuntime::steal_from)
+//!   (`Stealer::steal_into` with the policy's [`StealChoice`], the moved colors remapped while
+//!   both locks are held: one iteration of `steal::try_steal`'s loop);
+//! - idle (the rules of `idle`): [`begin_idle`](SimRuntime::begin_idle) (may it search?),
+//!   [`found_work`](SimRuntime::found_work) / [`stop_search`](SimRuntime::stop_search) (a search
+//!   ends), [`fall_asleep`](SimRuntime::fall_asleep) (the core marked asleep; whether the last
+//!   look is due), [`cancel_sleep`](SimRuntime::cancel_sleep) (the last look stole),
+//!   [`is_asleep`](SimRuntime::is_asleep) (a poster or a thief-waking post claimed the
+//!   wake-up once this is false), [`end_sleep`](SimRuntime::end_sleep).
 //!
-//! Invariant (the color guarantee, as in the threaded runtime): between `pop` and `finish_batch`
-//! the batch's slot is the core's running slot, so no thief takes it. The engine calls
-//! `finish_batch` when the batch's last event has ended in virtual time, and runs a stolen
-//! color's events only after the steal's virtual end, so one color never runs on two virtual
-//! cores at once; the simulator checks this on every event.
+//! Invariant (the color guarantee, as in the threaded runtime): from `pop` to the next `pop`
+//! (or `finish_batch`) the batch's colors are `w`'s running set, so no thief takes them. The
+//! engine pops again only once the batch's last event has ended in virtual time, and runs a
+//! stolen color's events only after the steal's virtual end, so one color never runs on two
+//! virtual cores at once; the simulator checks this on every event.
 
 use crate::color::Color;
 use crate::config::{BuildError, RuntimeConfig, StealPolicy};
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, Lent};
 use crate::event::{Event, Task, FLAG_STOLEN};
-use crate::handler::{HandlerId, HandlerSpec, EWMA_SHIFT, MAX_HANDLERS};
+use crate::handler::{ewma, HandlerId, HandlerSpec, MAX_HANDLERS};
 use crate::loom::Ordering;
-use crate::queue::{lock_pair, state, CoreShared, Design, StealChoice, NOT_RUNNING};
-use crate::runtime::{with_cores, Handle, Shared};
+use crate::queue::{Design, StealChoice};
+use crate::shared::{with_queues, Shared};
 use crate::stats::Counters;
-use crate::steal::{self, MAX_CORE_SET};
+use crate::steal::{self, Look, MAX_CORE_SET};
 use crate::topology::{Machine, Topology};
-use crossbeam_utils::CachePadded;
+use crate::worker::{self, Ops};
+use crate::Handle;
 use std::collections::VecDeque;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -59,12 +67,32 @@ pub const LOCAL_FLUSH: usize = crate::ctx::LOCAL_FLUSH;
 /// One event that [`SimRuntime::run_next`] ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ran {
+    /// Its handler.
     pub handler: HandlerId,
+    /// Its color.
     pub color: Color,
     /// It reached this core by a steal (its time counts as stolen time).
     pub stolen: bool,
     /// Its closure panicked (caught, as a worker catches it).
     pub panicked: bool,
+}
+
+/// Which stealing round a thief is in (`steal::Look`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Round {
+    /// A search's ordinary round: a design that peeks skips empty victims unlocked.
+    Search,
+    /// The last searcher's round before it sleeps: every victim is locked.
+    LastLook,
+}
+
+impl Round {
+    fn look(self) -> Look {
+        match self {
+            Round::Search => Look::AsDesigned,
+            Round::LastLook => Look::LockEvery,
+        }
+    }
 }
 
 /// What one victim gave a thief ([`SimRuntime::steal_from`]).
@@ -79,10 +107,25 @@ pub enum StealTry {
     },
     /// Both locks taken, colors moved and remapped to the thief.
     Stole {
+        /// Colors moved.
         colors: usize,
+        /// Events moved.
         events: usize,
         /// Events queued on the victim before the steal.
         victim_len: usize,
+    },
+}
+
+/// Where [`SimRuntime::fall_asleep`] left a core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sleep {
+    /// Work arrived (or shutdown): it did not sleep.
+    Awake,
+    /// Its core is marked asleep. `last_look`: no worker searches any more, so it must take one
+    /// [`Round::LastLook`] first and [`SimRuntime::cancel_sleep`] if that steals.
+    Asleep {
+        /// The last look is due.
+        last_look: bool,
     },
 }
 
@@ -94,17 +137,21 @@ struct SimCore {
     batch: VecDeque<Event>,
     /// Where the design's pop writes the batch.
     pop_buf: Vec<Event>,
-    /// Posts of the running event to this core's own colors, until [`SimRuntime::flush`].
+    /// Posts of the running batch to this core's own colors, until the next flush or pop.
     local_buf: Vec<Event>,
     /// Per-handler moving average of virtual cycles per event (the worker's profile).
     ewma: Box<[u64]>,
-    /// True while this core is parked (between `try_park` and `unpark`).
-    parked: bool,
+    /// Searching for work to steal (between `begin_idle` and the search's end).
+    searching: bool,
+    /// Counted as a sleeper (between `fall_asleep` and `end_sleep` or `cancel_sleep`).
+    asleep: bool,
 }
 
 /// A runtime's shared state with virtual cores instead of worker threads (see the module doc).
 pub struct SimRuntime {
+    /// The runtime's handle (its shared state).
     handle: Handle,
+    /// Each virtual core's private state.
     cores: Vec<SimCore>,
 }
 
@@ -115,19 +162,20 @@ impl SimRuntime {
         cfg.pin = false;
         cfg.validate()?;
         let topology = Topology::for_machine(machine, cfg.workers);
-        let n = cfg.workers;
-        let batch = cfg.batch;
+        let (n, batch) = (cfg.workers, cfg.batch);
+        let queues = Shared::local_queues(&cfg);
         let handle = Handle {
-            sh: Shared::with_topology(cfg, topology),
+            sh: Shared::new(cfg, queues, topology),
         };
         let cores = (0..n)
             .map(|_| SimCore {
                 counters: Counters::default(),
                 batch: VecDeque::with_capacity(batch),
                 pop_buf: Vec::with_capacity(batch),
-                local_buf: Vec::new(),
+                local_buf: Vec::with_capacity(LOCAL_FLUSH),
                 ewma: vec![0; MAX_HANDLERS].into_boxed_slice(),
-                parked: false,
+                searching: false,
+                asleep: false,
             })
             .collect();
         Ok(SimRuntime { handle, cores })
@@ -138,38 +186,31 @@ impl SimRuntime {
         &self.handle
     }
 
+    /// Register a handler.
     pub fn register(&self, spec: HandlerSpec) -> HandlerId {
         self.handle.register(spec)
     }
 
+    /// Virtual cores.
     pub fn workers(&self) -> usize {
         self.cores.len()
     }
 
+    /// The configured stealing policy.
     pub fn stealing(&self) -> StealPolicy {
         self.handle.sh.cfg.stealing
     }
 
-    /// Whether the design's thieves skip a victim whose published length is 0 without locking
-    /// it (`Design::PEEKS_LENGTH`).
-    pub fn peeks_length(&self) -> bool {
-        with_cores!(&self.handle.sh.cores, c => peeks(c))
-    }
-
     /// Events queued on core `w` (its published length).
     pub fn queued(&self, w: usize) -> usize {
-        with_cores!(&self.handle.sh.cores, c => c[w].len.load(Ordering::Relaxed))
+        self.handle.sh.states[w].len()
     }
 
-    /// The slot core `w` is running, if any.
-    pub fn running(&self, w: usize) -> Option<usize> {
-        let r = with_cores!(&self.handle.sh.cores, c => c[w].running.load(Ordering::Relaxed));
-        (r != NOT_RUNNING).then_some(r as usize)
-    }
-
-    /// Owner step: pop core `w`'s next batch (the design's pop, `cfg.batch` at most, under `w`'s
-    /// lock) and mark its slot running. Returns how many events it holds; `None` when the queue
-    /// was empty. The previous batch must have been finished.
+    /// Owner step: under core `w`'s lock, enqueue what the previous batch posted to `w`'s own
+    /// colors (see [`buffered`](Self::buffered); events whose color moved away go to their new
+    /// core after the lock), then pop the next batch (`cfg.batch` events at most) and make its
+    /// colors `w`'s running set. Returns how many events the batch holds; `None` when the queue
+    /// was empty (the running set is then empty). The previous batch must have been run.
     pub fn pop(&mut self, w: usize) -> Option<usize> {
         let sh: &Shared = &self.handle.sh;
         let core = &mut self.cores[w];
@@ -178,17 +219,28 @@ impl SimRuntime {
             "core {w}: the previous batch is not finished"
         );
         let p = sh.params();
-        let slot = with_cores!(&sh.cores, c => {
-            let cs = &c[w];
-            let mut q = cs.queue.lock();
-            let s = q.pop(&mut core.pop_buf, sh.cfg.batch, &p);
-            if let Some(s) = s {
-                cs.running.store(s as u32, Ordering::Relaxed);
-                cs.len.store(q.len(), Ordering::Relaxed);
+        let mut spill = Vec::new();
+        let (popped, stealable) = with_queues!(&sh.queues, q => {
+            let r = sh.owner(q, w).flush_and_pop(
+                &mut core.local_buf,
+                |slot| sh.map.get(slot) == w,
+                |ev| spill.push(ev),
+                &mut core.pop_buf,
+                sh.cfg.batch,
+                &p,
+            );
+            for ev in spill {
+                sh.push_to_owner(q, ev, Some(&mut core.counters));
             }
-            s
+            r
         });
-        slot?;
+        core.counters.lock_ops += 1;
+        if stealable {
+            sh.wake_thief_for(w);
+        }
+        if !popped {
+            return None;
+        }
         core.batch.extend(core.pop_buf.drain(..));
         Some(core.batch.len())
     }
@@ -199,11 +251,13 @@ impl SimRuntime {
     }
 
     /// Owner step: run the batch's next event on core `w` with a real `Ctx`. Its posts to colors
-    /// `w` owns stay in `w`'s local buffer ([`flush`](Self::flush) enqueues them), unless the
-    /// `Ctx` flushes them itself (a full buffer, or a post to another core, which goes straight
-    /// through the post path). `None` when the batch is done.
+    /// `w` owns stay in `w`'s local buffer (the next [`pop`](Self::pop) or
+    /// [`flush`](Self::flush) enqueues them), unless the `Ctx` flushes them itself (a full
+    /// buffer, or a post to another core, which goes straight through the post path). `None`
+    /// when the batch is done.
     pub fn run_next(&mut self, w: usize) -> Option<Ran> {
         let sh: &Shared = &self.handle.sh;
+        let handle = &self.handle;
         let core = &mut self.cores[w];
         let ev = core.batch.pop_front()?;
         let (handler, flags, color) = (ev.handler(), ev.flags(), ev.color());
@@ -211,16 +265,20 @@ impl SimRuntime {
         // leaks nothing.
         let mut ev = ManuallyDrop::new(ev);
         let task: *mut Task = &mut ev.task;
-        let ok = {
-            let mut ctx = Ctx::new(
+        let pending = core.batch.len();
+        let ok = with_queues!(&sh.queues, q => {
+            let mut owner = sh.owner(q, w);
+            let mut ops = Ops {
                 sh,
-                &self.handle,
-                w,
-                color,
-                &mut core.counters,
-                core.batch.len(),
-                &mut core.local_buf,
-            );
+                queues: q,
+                owner: &mut owner,
+            };
+            let lent = Lent {
+                counters: &mut core.counters,
+                local_buf: &mut core.local_buf,
+                ops: &mut ops,
+            };
+            let mut ctx = Ctx::new(sh, handle, w, color, pending, lent);
             // SAFETY: `task` points into `ev`, a live event this function owns and never
             // touches again (it is `ManuallyDrop`), so the task is run exactly once and never
             // dropped after; a panicking closure is dropped by the unwinding inside
@@ -229,7 +287,7 @@ impl SimRuntime {
                 Task::run_in_place(task, &mut ctx)
             }))
             .is_ok()
-        };
+        });
         if !ok {
             core.counters.panics += 1;
         }
@@ -248,7 +306,8 @@ impl SimRuntime {
     }
 
     /// Owner step: enqueue core `w`'s local buffer under one lock (events whose color moved away
-    /// go to their new core). Returns how many events it held.
+    /// go to their new core), as `Ctx` does when the buffer is full or before a post to another
+    /// core. Returns how many events it held.
     pub fn flush(&mut self, w: usize) -> usize {
         let core = &mut self.cores[w];
         let n = core.local_buf.len();
@@ -259,7 +318,8 @@ impl SimRuntime {
     }
 
     /// A post from a handler on core `w` to a color `w` owns: the event is built in `w`'s local
-    /// buffer, as `Ctx::post` builds it; [`flush`](Self::flush) enqueues it.
+    /// buffer, as `Ctx::post` builds it; [`pop`](Self::pop) or [`flush`](Self::flush) enqueues
+    /// it.
     pub fn post_local<F>(&mut self, w: usize, color: Color, handler: HandlerId, f: F)
     where
         F: FnOnce(&mut Ctx<'_>) + Send + 'static,
@@ -269,8 +329,8 @@ impl SimRuntime {
     }
 
     /// A post from a handler on core `w` to a color another core owns: the real post path (map
-    /// read, lock, re-read, enqueue, wake claim), as `Ctx::post` does for such a post. False if
-    /// the runtime was shut down (the event is dropped).
+    /// read, lock, re-read, enqueue, wake claims), as `Ctx::post` does for such a post after its
+    /// flush. False if the runtime was shut down (the event is dropped).
     pub fn post_from<F>(&mut self, w: usize, color: Color, handler: HandlerId, f: F) -> bool
     where
         F: FnOnce(&mut Ctx<'_>) + Send + 'static,
@@ -285,27 +345,25 @@ impl SimRuntime {
         ok
     }
 
-    /// Owner step: the batch's last event ended; clear core `w`'s running slot.
+    /// Owner step for a caller that does not pop next (as the model's `run_batch` ends): flush
+    /// core `w`'s local buffer, then let the finished batch's colors be stolen again.
     pub fn finish_batch(&mut self, w: usize) {
         assert!(
             self.cores[w].batch.is_empty(),
             "core {w}: batch finished with events left"
         );
-        with_cores!(&self.handle.sh.cores, c => c[w].running.store(NOT_RUNNING, Ordering::Release));
+        self.flush(w);
+        let sh: &Shared = &self.handle.sh;
+        with_queues!(&sh.queues, q => sh.owner(q, w).finish_batch());
     }
 
     /// Feed a handler's profile: core `w` ran an event of `handler` for `cycles` virtual cycles.
-    /// The worker's moving average (weight 1/2^EWMA_SHIFT), published to the registry at every
-    /// event (a worker times one event in 64 because reading the clock costs; a virtual clock
-    /// costs nothing). Annotated handlers keep their annotation, as in the threaded runtime.
+    /// The worker's moving average, published to the registry at every event (a worker times
+    /// a sample of the events because reading the clock costs; a virtual clock costs nothing).
+    /// Annotated handlers keep their annotation, as in the threaded runtime.
     pub fn profile(&mut self, w: usize, handler: HandlerId, cycles: u64) {
-        let h = handler.index();
-        let e = &mut self.cores[w].ewma[h];
-        *e = if *e == 0 {
-            cycles
-        } else {
-            *e - (*e >> EWMA_SHIFT) + (cycles >> EWMA_SHIFT)
-        };
+        let e = &mut self.cores[w].ewma[handler.index()];
+        *e = ewma(*e, cycles);
         self.handle
             .sh
             .registry
@@ -319,30 +377,54 @@ impl SimRuntime {
     pub fn core_set(&self, thief: usize) -> Vec<usize> {
         let sh: &Shared = &self.handle.sh;
         let mut buf = [0usize; MAX_CORE_SET];
-        with_cores!(&sh.cores, c => {
-            steal::core_set(
-                sh.cfg.stealing,
-                thief,
-                c.len(),
-                |v| c[v].len.load(Ordering::Relaxed),
-                &sh.topology,
-                &mut buf,
-            )
-            .iter()
-            .copied()
-            .filter(|&v| v != thief)
-            .collect()
-        })
+        steal::core_set(
+            sh.cfg.stealing,
+            thief,
+            self.cores.len(),
+            |v| sh.states[v].len(),
+            &sh.topology,
+            &mut buf,
+        )
+        .iter()
+        .copied()
+        .filter(|&v| v != thief)
+        .collect()
+    }
+
+    /// Whether a thief in `round` passes over `victim` without locking it (`steal::skips`).
+    pub fn skips(&self, victim: usize, round: Round) -> bool {
+        let sh: &Shared = &self.handle.sh;
+        with_queues!(&sh.queues, q => skips_in(sh, q, victim, round.look()))
     }
 
     /// Thief step: core `thief` tries victim `victim` once, as one iteration of the runtime's
-    /// stealing round (skip an empty victim unlocked if the design peeks; lock both in index
-    /// order; the design's steal with the policy's choice; remap the moved colors to the thief
-    /// under both locks; publish both lengths). Counts are left to the caller (virtual costs).
-    pub fn steal_from(&mut self, thief: usize, victim: usize) -> StealTry {
-        let sh: &Shared = &self.handle.sh;
+    /// stealing round (a victim [`skips`](Self::skips) passes over is not locked; else both
+    /// locks in index order, the design's steal with the policy's choice, the moved colors
+    /// remapped to the thief under both locks, both lengths published). Counts and costs are
+    /// left to the caller (virtual time).
+    pub fn steal_from(&mut self, thief: usize, victim: usize, round: Round) -> StealTry {
         assert_ne!(thief, victim, "a core does not steal from itself");
-        with_cores!(&sh.cores, c => steal_one(sh, c, thief, victim))
+        let sh: &Shared = &self.handle.sh;
+        if self.skips(victim, round) {
+            return StealTry::Skipped;
+        }
+        let choice = StealChoice::of(sh.cfg.stealing, sh.cfg.steal_amount);
+        let p = sh.params();
+        let victim_len = sh.states[victim].len();
+        let stolen = with_queues!(&sh.queues, q => {
+            let mut owner = sh.owner(q, thief);
+            sh.stealer(q, victim)
+                .steal_into(&mut owner, choice, &p, || 0, &mut |slot| sh.map.set(slot, thief))
+                .stolen
+        });
+        match stolen {
+            Some(s) => StealTry::Stole {
+                colors: s.colors,
+                events: s.events,
+                victim_len,
+            },
+            None => StealTry::Failed { victim_len },
+        }
     }
 
     /// A successful steal kept the victim locked `cost` virtual cycles and moved `colors` colors:
@@ -358,278 +440,84 @@ impl SimRuntime {
         self.handle.sh.steal_cost_est.load(Ordering::Relaxed)
     }
 
-    /// Idle step: the worker's parking check (under `w`'s lock: nothing queued, so `w` becomes
-    /// `PARKED` and counts as parked). False when there is work (the caller runs it instead).
-    pub fn try_park(&mut self, w: usize) -> bool {
+    /// Idle step (rule 1): core `w` found nothing to pop; true if it now searches (at most half
+    /// the cores search; none when stealing is off or there is one core).
+    pub fn begin_idle(&mut self, w: usize) -> bool {
+        let n = self.cores.len();
+        let core = &mut self.cores[w];
+        assert!(!core.searching && !core.asleep, "core {w} is idle already");
+        core.searching = worker::begin_idle(&self.handle.sh, n);
+        core.searching
+    }
+
+    /// Idle step (rule 2): core `w`'s search stole; it stops searching (waking a sleeper to
+    /// search in its place if it was the last searcher).
+    pub fn found_work(&mut self, w: usize) {
+        assert!(self.cores[w].searching, "core {w} is not searching");
+        self.cores[w].searching = false;
+        worker::found_work(&self.handle.sh, w);
+    }
+
+    /// Idle step: work arrived in core `w`'s own queue during its search; it stops searching.
+    pub fn stop_search(&mut self, w: usize) {
+        assert!(self.cores[w].searching, "core {w} is not searching");
+        self.cores[w].searching = false;
+        self.handle.sh.idle.end_search();
+    }
+
+    /// Idle step (rule 3): core `w` (searching or not, its search over) goes to sleep under its
+    /// own lock if its queue is still empty.
+    pub fn fall_asleep(&mut self, w: usize) -> Sleep {
         let sh: &Shared = &self.handle.sh;
-        let parked = with_cores!(&sh.cores, c => {
-            let q = c[w].queue.lock();
-            if q.len() > 0 || sh.is_shutdown() {
-                false
-            } else {
-                c[w].state.store(state::PARKED, Ordering::Relaxed);
-                sh.parked.fetch_add(1, Ordering::SeqCst);
-                true
-            }
+        let n = self.cores.len();
+        let core = &mut self.cores[w];
+        let searching = std::mem::take(&mut core.searching);
+        let r = with_queues!(&sh.queues, q => {
+            worker::fall_asleep(sh, &mut sh.owner(q, w), searching, n)
         });
-        self.cores[w].parked = parked;
-        parked
-    }
-
-    /// Whether parked core `w` has been woken (a poster or a stealable post claimed it).
-    pub fn notified(&self, w: usize) -> bool {
-        let st = with_cores!(&self.handle.sh.cores, c => c[w].state.load(Ordering::Acquire));
-        self.cores[w].parked && st != state::PARKED
-    }
-
-    /// Parked core `w` resumes (the end of the worker's `park`).
-    pub fn unpark(&mut self, w: usize) {
-        assert!(self.cores[w].parked, "core {w} is not parked");
-        self.cores[w].parked = false;
-        let sh: &Shared = &self.handle.sh;
-        sh.parked.fetch_sub(1, Ordering::SeqCst);
-        with_cores!(&sh.cores, c => c[w].state.store(state::RUNNING, Ordering::Relaxed));
-    }
-}
-
-fn peeks<D: Design>(_: &[CachePadded<CoreShared<D>>]) -> bool {
-    D::PEEKS_LENGTH
-}
-
-/// One victim of a stealing round (see [`SimRuntime::steal_from`]); the body of `try_steal`'s
-/// loop without its clock readings.
-fn steal_one<D: Design>(
-    sh: &Shared,
-    cores: &[CachePadded<CoreShared<D>>],
-    thief: usize,
-    victim: usize,
-) -> StealTry {
-    if D::PEEKS_LENGTH && cores[victim].len.load(Ordering::Relaxed) == 0 {
-        return StealTry::Skipped;
-    }
-    let choice = StealChoice::of(sh.cfg.stealing, sh.cfg.steal_amount);
-    let p = sh.params();
-    let (mut g_victim, mut g_thief) = lock_pair(cores, victim, thief);
-    let (v, t) = (&mut *g_victim, &mut *g_thief);
-    let victim_len = v.len();
-    let running = cores[victim].running.load(Ordering::Acquire);
-    let res = D::steal(v, t, running, choice, &p, &mut |slot| {
-        sh.map.set(slot, thief)
-    });
-    match res {
-        Some(s) => {
-            cores[victim].len.store(v.len(), Ordering::Relaxed);
-            cores[thief].len.store(t.len(), Ordering::Relaxed);
-            StealTry::Stole {
-                colors: s.colors,
-                events: s.events,
-                victim_len,
+        match r {
+            None => Sleep::Awake,
+            Some(last_look) => {
+                core.asleep = true;
+                core.counters.parks += 1;
+                Sleep::Asleep { last_look }
             }
         }
-        None => StealTry::Failed { victim_len },
     }
+
+    /// Idle step: core `w`'s last look stole; its sleep is cancelled.
+    pub fn cancel_sleep(&mut self, w: usize) {
+        assert!(self.cores[w].asleep, "core {w} is not asleep");
+        self.cores[w].asleep = false;
+        let sh: &Shared = &self.handle.sh;
+        with_queues!(&sh.queues, q => worker::cancel_sleep(sh, &mut sh.owner(q, w)));
+    }
+
+    /// Whether sleeping core `w` is still marked asleep: false once a poster (or a post waking
+    /// a thief) claimed its wake-up.
+    pub fn is_asleep(&self, w: usize) -> bool {
+        let sh: &Shared = &self.handle.sh;
+        self.cores[w].asleep && with_queues!(&sh.queues, q => sh.owner(q, w).is_asleep())
+    }
+
+    /// Idle step: sleeping core `w` resumes (the end of the worker's sleep).
+    pub fn end_sleep(&mut self, w: usize) {
+        assert!(self.cores[w].asleep, "core {w} is not asleep");
+        self.cores[w].asleep = false;
+        let sh: &Shared = &self.handle.sh;
+        with_queues!(&sh.queues, q => worker::cancel_sleep(sh, &mut sh.owner(q, w)));
+    }
+}
+
+/// `steal::skips` for the concrete design of `queues`.
+fn skips_in<D: Design>(
+    sh: &Shared,
+    _queues: &[crossbeam_utils::CachePadded<crate::core::CoreQueue<D>>],
+    victim: usize,
+    look: Look,
+) -> bool {
+    steal::skips::<D>(sh, victim, look)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::QueueKind;
-    use std::sync::atomic::AtomicUsize;
-    use std::sync::Arc;
-
-    fn sim(queue: QueueKind, stealing: StealPolicy, machine: &str, n: usize) -> SimRuntime {
-        let cfg = RuntimeConfig {
-            workers: n,
-            queue,
-            stealing,
-            ..Default::default()
-        };
-        SimRuntime::new(cfg, &Machine::builtin(machine).unwrap()).unwrap()
-    }
-
-    /// Run every batch queued on `w` to the end (pop, run, flush, finish).
-    fn drain(s: &mut SimRuntime, w: usize) -> usize {
-        let mut ran = 0;
-        while s.pop(w).is_some() {
-            while s.run_next(w).is_some() {
-                s.flush(w);
-                ran += 1;
-            }
-            s.finish_batch(w);
-        }
-        ran
-    }
-
-    /// `locality` and `all` examine victims in the topology's neighbour order (the paper's
-    /// machine: the L2 partner, the package, the other package); `base` and `time-left` start at
-    /// the most loaded core.
-    #[test]
-    fn locality_policies_use_the_topology_order() {
-        for policy in [StealPolicy::Locality, StealPolicy::All] {
-            let s = sim(QueueKind::Mely, policy, "e5410", 8);
-            assert_eq!(s.core_set(0), vec![1, 2, 3, 4, 5, 6, 7], "{policy}");
-            assert_eq!(s.core_set(6), vec![7, 4, 5, 0, 1, 2, 3], "{policy}");
-        }
-        let m = Machine::builtin("numa2").unwrap();
-        let s = sim(QueueKind::Mely, StealPolicy::All, "numa2", 16);
-        assert_eq!(s.core_set(9), m.neighbours(16, 9));
-        for policy in [StealPolicy::Base, StealPolicy::TimeLeft] {
-            let mut s = sim(QueueKind::Mely, policy, "e5410", 8);
-            let h = s.register(HandlerSpec::new("h"));
-            // Colors 5 and 13 map to core 5: it becomes the most loaded core.
-            for c in [5, 13] {
-                s.handle().post(Color(c), h, |_| {}).unwrap();
-            }
-            assert_eq!(s.core_set(0), vec![5, 6, 7, 1, 2, 3, 4], "{policy}");
-            drain(&mut s, 5);
-        }
-    }
-
-    /// A locality thief takes from its L2 partner although a distant core holds more.
-    #[test]
-    fn locality_thief_prefers_the_l2_partner() {
-        let mut s = sim(QueueKind::Mely, StealPolicy::Locality, "e5410", 8);
-        let h = s.register(HandlerSpec::new("h"));
-        for c in [1u32, 9, 4, 12, 20, 28] {
-            s.handle().post(Color(c), h, |_| {}).unwrap();
-        }
-        assert_eq!((s.queued(1), s.queued(4)), (2, 4));
-        assert_eq!(
-            s.steal_from(0, 2),
-            StealTry::Skipped,
-            "empty victim, not locked"
-        );
-        let order = s.core_set(0);
-        let victim = order.iter().copied().find(|&v| s.queued(v) > 0).unwrap();
-        assert_eq!(victim, 1);
-        assert!(matches!(
-            s.steal_from(0, victim),
-            StealTry::Stole { colors: 1, .. }
-        ));
-        assert_eq!(
-            s.handle().core_of(Color(1)),
-            0,
-            "the stolen color is remapped"
-        );
-    }
-
-    /// A popped batch's color is running until `finish_batch`: no thief takes it, and its
-    /// children posted meanwhile stay behind it.
-    #[test]
-    fn a_running_batch_is_never_stolen() {
-        for queue in [QueueKind::Libasync, QueueKind::Mely] {
-            let mut s = sim(queue, StealPolicy::Base, "e5410", 2);
-            let h = s.register(HandlerSpec::new("h"));
-            let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-            for i in 0..3 {
-                let o = order.clone();
-                s.handle()
-                    .post(Color(2), h, move |_| o.lock().unwrap().push(i))
-                    .unwrap();
-            }
-            for c in [4, 6] {
-                s.handle().post(Color(c), h, |_| {}).unwrap();
-            }
-            let n = s.pop(0).unwrap();
-            assert_eq!(s.running(0), Some(2));
-            // Steal until nothing is left to take: colors 4 (and, from libasync's FIFO, 6) go,
-            // color 2 never does, although libasync still queues two of its events.
-            let mut stolen = 0;
-            while let StealTry::Stole { colors: 1, .. } = s.steal_from(1, 0) {
-                stolen += 1;
-            }
-            assert!(stolen >= 1, "{queue:?}");
-            assert_eq!(s.handle().core_of(Color(4)), 1, "{queue:?}");
-            assert_eq!(
-                s.handle().core_of(Color(2)),
-                0,
-                "{queue:?}: running color stolen"
-            );
-            for _ in 0..n {
-                s.run_next(0).unwrap();
-            }
-            s.finish_batch(0);
-            assert_eq!(s.running(0), None);
-            drain(&mut s, 0);
-            drain(&mut s, 1);
-            assert_eq!(*order.lock().unwrap(), vec![0, 1, 2], "{queue:?}");
-        }
-    }
-
-    /// Children go to the local buffer and reach the queue at `flush`; a post to another core's
-    /// color goes through the post path at once.
-    #[test]
-    fn local_posts_wait_for_the_flush() {
-        let mut s = sim(QueueKind::Mely, StealPolicy::Off, "e5410", 2);
-        let h = s.register(HandlerSpec::new("h"));
-        let ran = Arc::new(AtomicUsize::new(0));
-        let r = ran.clone();
-        s.handle()
-            .post(Color(2), h, move |ctx| {
-                for c in [4u32, 6, 8] {
-                    let r = r.clone();
-                    ctx.post(
-                        Color(c),
-                        ctx.handle().register(HandlerSpec::new("x")),
-                        move |_| {
-                            r.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        },
-                    );
-                }
-            })
-            .unwrap();
-        s.pop(0).unwrap();
-        let ev = s.run_next(0).unwrap();
-        assert_eq!((ev.color, ev.stolen, ev.panicked), (Color(2), false, false));
-        assert_eq!((s.buffered(0), s.queued(0)), (3, 0));
-        assert_eq!(s.flush(0), 3);
-        assert_eq!(s.queued(0), 3);
-        s.finish_batch(0);
-        let r = ran.clone();
-        assert!(s.post_from(0, Color(3), h, move |_| {
-            r.fetch_add(10, std::sync::atomic::Ordering::Relaxed);
-        }));
-        assert_eq!(s.queued(1), 1);
-        assert_eq!(drain(&mut s, 0) + drain(&mut s, 1), 4);
-        assert_eq!(ran.load(std::sync::atomic::Ordering::Relaxed), 13);
-    }
-
-    /// Parking: refused while work is queued; a post to a parked core's color claims its
-    /// wake-up; with stealing on, a stealable post also wakes a parked thief.
-    #[test]
-    fn park_and_wake() {
-        let mut s = sim(QueueKind::Mely, StealPolicy::Base, "e5410", 2);
-        let h = s.register(HandlerSpec::new("h"));
-        assert!(s.try_park(1));
-        assert!(!s.notified(1));
-        s.handle().post(Color(1), h, |_| {}).unwrap();
-        assert!(s.notified(1), "a post to its color wakes it");
-        s.unpark(1);
-        assert!(!s.try_park(1), "work queued: no parking");
-        drain(&mut s, 1);
-        assert!(s.try_park(1));
-        s.handle().post(Color(2), h, |_| {}).unwrap();
-        assert!(!s.notified(1), "one color on core 0: nothing to steal");
-        s.handle().post(Color(4), h, |_| {}).unwrap();
-        assert!(s.notified(1), "two colors on core 0: the thief is woken");
-        s.unpark(1);
-    }
-
-    /// The threshold follows the runtime's moving average of the virtual costs fed to it, and
-    /// unannotated handlers get their profile from virtual durations.
-    #[test]
-    fn virtual_costs_feed_the_policies() {
-        let mut s = sim(QueueKind::Mely, StealPolicy::TimeLeft, "e5410", 2);
-        let t0 = s.steal_threshold();
-        s.record_steal(800, 1);
-        assert_eq!(s.steal_threshold(), steal::next_estimate(t0, 800, 1));
-        let h = s.register(HandlerSpec::new("profiled"));
-        let a = s.register(HandlerSpec::new("annotated").cost_cycles(500));
-        s.profile(0, h, 40_000);
-        s.profile(0, h, 40_000);
-        s.profile(0, a, 40_000);
-        let reg = &s.handle().sh.registry;
-        assert_eq!(reg.estimate(h).0, 40_000);
-        assert_eq!(reg.estimate(a).0, 500);
-    }
-}
+mod tests;

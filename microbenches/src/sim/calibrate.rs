@@ -11,7 +11,7 @@
 //! Every figure is the median of repeated samples, in cycles of the time-stamp counter.
 
 use anyhow::{bail, Context, Result};
-use colored_runtime::sim::{SimRuntime, StealTry, SEARCH_NAP};
+use colored_runtime::sim::{Round, SimRuntime, Sleep, StealTry, SEARCH_NAP};
 use colored_runtime::topology::Machine;
 use colored_runtime::{tsc, Color, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealPolicy};
 use serde::{Deserialize, Serialize};
@@ -309,10 +309,10 @@ fn steal_once(
         }
     }
     s.handle().post(Color(spare[1]), h, |_| {})?;
-    if !matches!(s.steal_from(1, 0), StealTry::Stole { .. }) {
+    if !matches!(s.steal_from(1, 0, Round::Search), StealTry::Stole { .. }) {
         bail!("{queue}: the warm-up steal took nothing");
     }
-    let (t, r) = time(|| s.steal_from(1, 0));
+    let (t, r) = time(|| s.steal_from(1, 0, Round::Search));
     Ok((t as f64, r))
 }
 
@@ -323,8 +323,9 @@ fn steal_fail(queue: QueueKind, samples: usize) -> Result<f64> {
     s.handle().post(Color(2), h, |_| {})?;
     let mut v = Vec::new();
     for _ in 0..samples {
-        let (t, failed) =
-            time(|| (0..100).all(|_| matches!(s.steal_from(1, 0), StealTry::Failed { .. })));
+        let (t, failed) = time(|| {
+            (0..100).all(|_| matches!(s.steal_from(1, 0, Round::Search), StealTry::Failed { .. }))
+        });
         anyhow::ensure!(failed, "{queue}: a one-color victim gave a steal");
         v.push(t as f64 / 100.0);
     }
@@ -439,8 +440,8 @@ fn steal_half(colors: usize) -> Result<f64> {
     for c in colors_of(0, 2, 4 * colors) {
         s.handle().post(Color(c), h, |_| {})?;
     }
-    s.steal_from(1, 0);
-    let (t, r) = time(|| s.steal_from(1, 0));
+    s.steal_from(1, 0, Round::Search);
+    let (t, r) = time(|| s.steal_from(1, 0, Round::Search));
     match r {
         StealTry::Stole { colors: k, .. } if k == colors => Ok(t as f64),
         other => bail!("a half steal of {colors} colors took {other:?}"),
@@ -456,7 +457,7 @@ fn lock_cost(samples: usize) -> Result<f64> {
         let (t, parked) = time(|| {
             let mut p = false;
             for _ in 0..100 {
-                p |= s.try_park(0);
+                p |= s.fall_asleep(0) != Sleep::Awake;
             }
             p
         });
@@ -757,7 +758,7 @@ fn memory_costs(samples: usize) -> MemoryCosts {
 
 /// Measure everything (about 10-30 s, most of it in the memory levels and the threaded parts).
 pub fn calibrate(samples: usize, log: &mut dyn FnMut(&str)) -> Result<Calibration> {
-    let env = crate::env::Env::detect();
+    let env = crate::env::detect();
     tsc::cycles_per_sec();
     let mut designs = BTreeMap::new();
     for q in [QueueKind::Libasync, QueueKind::Mely] {
@@ -775,10 +776,10 @@ pub fn calibrate(samples: usize, log: &mut dyn FnMut(&str)) -> Result<Calibratio
     let memory = memory_costs(samples);
     Ok(Calibration {
         version: VERSION,
-        cpu_model: env.cpu_model,
+        cpu_model: env.cpu_model.unwrap_or_default(),
         cores: env.cores,
-        kernel: env.kernel,
-        git_commit: env.git_commit,
+        kernel: env.kernel.unwrap_or_default(),
+        git_commit: env.commit.unwrap_or_default(),
         cycles_per_sec: tsc::cycles_per_sec(),
         designs,
         lock,

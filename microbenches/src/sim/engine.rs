@@ -3,18 +3,22 @@
 //!
 //! Each virtual core is a worker's loop as a state machine (one pending step in the agenda at
 //! a time, or parked):
-//! 1. `Pop` (under its own lock): a batch, or nothing, which starts the idle search.
+//! 1. `Pop` (under its own lock): what the previous batch posted to this core is enqueued and
+//!    the next batch popped, which becomes the core's running set (`Owner::flush_and_pop`); or
+//!    nothing, which starts the idle protocol.
 //! 2. `Run` each event: the runtime runs its closure, which hands over the event's [`Job`]; the
 //!    event lasts the runtime's per-event cost plus its work plus its cache misses (the cache
 //!    model, from the data it touches). `AfterWork`: its continuation runs ([`Effects`]), then
-//!    its posts go out in order (`Posts`): local ones into the core's buffer, a flush under the
-//!    own lock every 32 (as `Ctx` does) and at the end, remote ones under the target's lock.
-//!    `Done`: the next event, or the batch's running slot cleared.
-//! 3. Idle: `Search` rounds over the policy's core set (one victim per step, both locks; a
-//!    design that peeks skips empty victims unlocked); between rounds the search nap; past the
-//!    runtime's search interval, `Park` (the parking check under the own lock). A parked core is
-//!    woken when a post claims it (the real post path marks it notified) and resumes after the
-//!    calibrated wake-up latency; the poster pays the wake-up.
+//!    its posts go out in order (`Posts`): local ones into the core's buffer (a flush under the
+//!    own lock at 32, as `Ctx` does; the rest waits for the next `Pop`), remote ones under the
+//!    target's lock after a flush. `Done`: the next event, or the next `Pop`.
+//! 3. Idle, the runtime's protocol (`idle`): `Search` rounds over the policy's core set (one
+//!    victim per step, both locks; a design that peeks skips empty victims unlocked) if fewer
+//!    than half the cores search, the search nap between rounds; past the runtime's search
+//!    interval (or at once when it may not search), `Sleep` (under the own lock); the last
+//!    searcher to sleep takes the last look (a round locking every victim). A sleeping core is
+//!    woken when a post claims it (the real post path, or a stealable post waking a thief) and
+//!    resumes after the calibrated wake-up latency; the poster pays the wake-up.
 //!
 //! Locks: each core's lock is free from a virtual cycle on; a step that needs a held lock is put
 //! back until it is free (the wait and the hold count as locking time), so a victim locked by a
@@ -32,7 +36,7 @@ use super::calibrate::{Calibration, DesignCosts};
 use super::vctx::{self, Effects, Held, Job, Then};
 use super::workload::Workload;
 use anyhow::{bail, Result};
-use colored_runtime::sim::{SimRuntime, StealTry};
+use colored_runtime::sim::{Round, SimRuntime, Sleep, StealTry};
 use colored_runtime::{Color, HandlerId, QueueKind};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -105,7 +109,7 @@ pub struct StepCosts {
     pub wake_latency: f64,
     pub wake_post: f64,
     pub search_nap: f64,
-    /// The runtime's search interval before parking (`steal_spin_us`), in cycles.
+    /// The runtime's search interval before parking (`search_us`), in cycles.
     pub search: f64,
 }
 
@@ -154,11 +158,14 @@ enum Phase {
     Flush(Box<Phase>),
     Remote,
     Done,
+    /// One victim of a stealing round (a search's, or the last look before sleeping).
     Search {
         order: Option<Vec<usize>>,
         next: usize,
+        round: Round,
     },
-    Park,
+    /// Go to sleep under the own lock (the idle protocol's rule 3).
+    Sleep,
     Parked,
     Wake,
 }
@@ -174,6 +181,8 @@ struct VCore {
     held: VecDeque<Held>,
     /// Local posts in the buffer since the last flush.
     buffered: usize,
+    /// Asleep in `Phase::Parked` (until the wake-up's latency has passed).
+    parked: bool,
     /// Woken, waiting for the wake-up latency to pass.
     waking: bool,
 }
@@ -199,7 +208,6 @@ pub struct Engine<'w> {
     work: &'w mut dyn Workload,
     caches: Caches,
     costs: StepCosts,
-    peeks: bool,
     agenda: BinaryHeap<Reverse<(u64, u64, usize)>>,
     seq: u64,
     now: u64,
@@ -235,16 +243,15 @@ impl<'w> Engine<'w> {
                 current: None,
                 held: VecDeque::new(),
                 buffered: 0,
+                parked: false,
                 waking: false,
             })
             .collect();
-        let peeks = rt.peeks_length();
         Engine {
             rt,
             work,
             caches,
             costs,
-            peeks,
             agenda: BinaryHeap::new(),
             seq: 0,
             now: 0,
@@ -337,8 +344,15 @@ impl<'w> Engine<'w> {
             let phase = std::mem::replace(&mut self.cores[w].phase, Phase::Parked);
             let next = self.step(w, phase)?;
             let extra = self.wake_claimed(w);
-            if let Some((at, phase)) = next {
-                self.schedule(w, at + extra, phase);
+            match next {
+                Some((_, Phase::Parked)) => {
+                    let c = &mut self.cores[w];
+                    c.stats.parks += 1;
+                    c.phase = Phase::Parked;
+                    c.parked = true;
+                }
+                Some((at, phase)) => self.schedule(w, at + extra, phase),
+                None => {}
             }
             let r = self.work.rounds();
             if r.finished.load(std::sync::atomic::Ordering::Acquire) {
@@ -352,10 +366,7 @@ impl<'w> Engine<'w> {
     fn wake_claimed(&mut self, w: usize) -> u64 {
         let mut claimed = false;
         for v in 0..self.cores.len() {
-            if matches!(self.cores[v].phase, Phase::Parked)
-                && !self.cores[v].waking
-                && self.rt.notified(v)
-            {
+            if self.cores[v].parked && !self.cores[v].waking && !self.rt.is_asleep(v) {
                 self.cores[v].waking = true;
                 self.cores[v].stats.wakeups += 1;
                 let at = self.now + self.jit(self.costs.wake_latency);
@@ -396,34 +407,48 @@ impl<'w> Engine<'w> {
             }
             Phase::Remote => return Ok(Some(self.remote(w))),
             Phase::Done => self.done(w),
-            Phase::Search { order, next } => return Ok(Some(self.search(w, order, next))),
-            Phase::Park => {
+            Phase::Search { order, next, round } => {
+                return Ok(Some(self.search(w, order, next, round)))
+            }
+            Phase::Sleep => {
                 if let Some(at) = self.wait_for(w, &[w]) {
-                    return Ok(Some((at, Phase::Park)));
+                    return Ok(Some((at, Phase::Sleep)));
                 }
                 let hold = self.jit(self.costs.lock);
                 self.hold(w, &[w], hold);
-                if self.rt.try_park(w) {
-                    self.cores[w].stats.parks += 1;
-                    self.cores[w].phase = Phase::Parked;
-                    return Ok(None);
+                match self.rt.fall_asleep(w) {
+                    Sleep::Awake => (now + hold, Phase::Pop),
+                    Sleep::Asleep { last_look: true } => (now + hold, Self::round(Round::LastLook)),
+                    Sleep::Asleep { last_look: false } => (now + hold, Phase::Parked),
                 }
-                (now + hold, Phase::Pop)
             }
             Phase::Wake => {
-                self.rt.unpark(w);
+                self.rt.end_sleep(w);
                 self.cores[w].waking = false;
+                self.cores[w].parked = false;
                 (now, Phase::Pop)
             }
             Phase::Parked => bail!("core {w}: a parked core was scheduled"),
         }))
     }
 
+    /// A new stealing round.
+    fn round(round: Round) -> Phase {
+        Phase::Search {
+            order: None,
+            next: 0,
+            round,
+        }
+    }
+
+    /// Enqueue what the finished batch posted to this core and pop the next, under one lock.
     fn pop(&mut self, w: usize) -> (u64, Phase) {
         if let Some(at) = self.wait_for(w, &[w]) {
             return (at, Phase::Pop);
         }
-        let hold = self.jit(self.costs.design.pop);
+        let d = &self.costs.design;
+        let flushed = std::mem::take(&mut self.cores[w].buffered);
+        let hold = self.jit(d.pop + d.push * flushed as f64);
         self.hold(w, &[w], hold);
         let at = self.now + hold;
         let core = &mut self.cores[w];
@@ -434,17 +459,11 @@ impl<'w> Engine<'w> {
             return (at, Phase::Run);
         }
         core.idle_since.get_or_insert(self.now);
-        if self.rt.stealing().enabled() && self.cores.len() > 1 {
+        if self.rt.begin_idle(w) {
             self.cores[w].search_start = at;
-            (
-                at,
-                Phase::Search {
-                    order: None,
-                    next: 0,
-                },
-            )
+            (at, Self::round(Round::Search))
         } else {
-            (at, Phase::Park)
+            (at, Phase::Sleep)
         }
     }
 
@@ -569,8 +588,8 @@ impl<'w> Engine<'w> {
         match (more, core.buffered > 0) {
             (true, true) => (at, Phase::Flush(Box::new(Phase::Remote))),
             (true, false) => (at, Phase::Remote),
-            (false, true) => (at, Phase::Flush(Box::new(Phase::Done))),
-            (false, false) => (at, Phase::Done),
+            // What is left in the buffer is enqueued by the next pop, under the same lock.
+            (false, _) => (at, Phase::Done),
         }
     }
 
@@ -614,33 +633,38 @@ impl<'w> Engine<'w> {
         if self.rt.batch_left(w) > 0 {
             (self.now, Phase::Run)
         } else {
-            self.rt.finish_batch(w);
             (self.now, Phase::Pop)
         }
     }
 
-    /// One victim of a stealing round (or the round's end: nap, park, or own work).
-    fn search(&mut self, w: usize, order: Option<Vec<usize>>, mut next: usize) -> (u64, Phase) {
+    /// One victim of a stealing round, or the round's end: in a search, a nap, sleep, or the own
+    /// work; after the last look, sleep (or the wake-up claimed meanwhile).
+    fn search(
+        &mut self,
+        w: usize,
+        order: Option<Vec<usize>>,
+        mut next: usize,
+        round: Round,
+    ) -> (u64, Phase) {
         let order = order.unwrap_or_else(|| self.rt.core_set(w));
         while next < order.len() {
             let v = order[next];
-            if self.peeks && self.rt.queued(v) == 0 {
+            if self.rt.skips(v, round) {
                 next += 1;
                 continue;
             }
             if let Some(at) = self.wait_for(w, &[v, w]) {
-                return (
-                    at,
-                    Phase::Search {
-                        order: Some(order),
-                        next,
-                    },
-                );
+                let phase = Phase::Search {
+                    order: Some(order),
+                    next,
+                    round,
+                };
+                return (at, phase);
             }
             self.cores[w].stats.steal_attempts += 1;
             let d = &self.costs.design;
             let transfer = 2.0 * self.costs.transfer[v * self.costs.cores + w];
-            match self.rt.steal_from(w, v) {
+            match self.rt.steal_from(w, v, round) {
                 StealTry::Skipped => next += 1,
                 StealTry::Failed { .. } => {
                     let hold = self.jit(d.steal_fail + transfer);
@@ -648,6 +672,7 @@ impl<'w> Engine<'w> {
                     let phase = Phase::Search {
                         order: Some(order),
                         next: next + 1,
+                        round,
                     };
                     return (self.now + hold, phase);
                 }
@@ -668,24 +693,31 @@ impl<'w> Engine<'w> {
                     s.steals += 1;
                     s.stolen_colors += colors as u64;
                     s.steal_cost_cycles += hold;
+                    match round {
+                        Round::Search => self.rt.found_work(w),
+                        Round::LastLook => self.rt.cancel_sleep(w),
+                    }
                     return (self.now + hold, Phase::Pop);
                 }
             }
         }
+        if round == Round::LastLook {
+            if self.rt.is_asleep(w) {
+                return (self.now, Phase::Parked);
+            }
+            // A post claimed the wake-up during the look: the worker never parks.
+            self.rt.end_sleep(w);
+            return (self.now, Phase::Pop);
+        }
         if self.rt.queued(w) > 0 {
+            self.rt.stop_search(w);
             return (self.now, Phase::Pop);
         }
         if (self.now - self.cores[w].search_start) as f64 >= self.costs.search {
-            return (self.now, Phase::Park);
+            return (self.now, Phase::Sleep);
         }
         let nap = self.jit(self.costs.search_nap);
-        (
-            self.now + nap,
-            Phase::Search {
-                order: None,
-                next: 0,
-            },
-        )
+        (self.now + nap, Self::round(Round::Search))
     }
 
     fn outcome(&mut self) -> Outcome {

@@ -37,7 +37,6 @@ pub mod workload;
 #[cfg(test)]
 mod tests;
 
-use crate::env::Env;
 use crate::report::BenchResult;
 use crate::unbalanced::Costs;
 use anyhow::{bail, Context, Result};
@@ -328,7 +327,7 @@ pub fn simulate_with(
     }
     let platform = Platform::resolve(&spec.topology, spec.cores, cal)?;
     let cfg = runtime_config(spec);
-    let search = cfg.steal_spin_us as f64 * 1e-6 * platform.hz;
+    let search = cfg.search_us as f64 * 1e-6 * platform.hz;
     let rt = SimRuntime::new(cfg, &platform.machine)
         .with_context(|| format!("{} with stealing {}", spec.queue, spec.stealing))?;
     let caches = platform.caches(spec.cores);
@@ -423,6 +422,6 @@ pub fn to_result(run: &SimRun, calibration: &str) -> BenchResult {
         locking_time_pct: (denom > 0.0).then(|| 100.0 * t.lock_cycles as f64 / denom),
         l2_misses_per_event: (o.events > 0).then(|| t.l2_misses as f64 / o.events as f64),
         extra,
-        env: Env::detect(),
+        env: crate::env::detect(),
     }
 }
