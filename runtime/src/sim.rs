@@ -3,7 +3,7 @@
 //!
 //! Every step runs the runtime's real code on its real shared state (the color map, the handler
 //! registry, each core's queue design behind its lock) through the handles of `core`: an
-//! [`Owner`](crate::core::Owner) made for the step, as the loom model (`model`) makes one, a
+//! `Owner` made for the step, as the loom model (`model`) makes one, a
 //! `Stealer` per victim, the post protocol of `shared`, and the idle protocol's own steps
 //! (`worker::begin_idle`, `found_work`, `fall_asleep`, `cancel_sleep`). There are no worker
 //! threads and nothing here reads the cycle counter. The caller (the simulator's engine) owns
@@ -24,7 +24,7 @@
 //! - thief: [`core_set`](SimRuntime::core_set) (`steal::core_set`: the policy's victim order,
 //!   the topology's for locality), [`skips`](SimRuntime::skips) (`steal::skips`: an empty victim
 //!   a peeking design passes over unlocked), [`steal_from`](SimRuntime::steal_from)
-//!   (`Stealer::steal_into` with the policy's [`StealChoice`], the moved colors remapped while
+//!   (`Stealer::steal_into` with the policy's `StealChoice`, the moved colors remapped while
 //!   both locks are held: one iteration of `steal::try_steal`'s loop);
 //! - idle (the rules of `idle`): [`begin_idle`](SimRuntime::begin_idle) (may it search?),
 //!   [`found_work`](SimRuntime::found_work) / [`stop_search`](SimRuntime::stop_search) (a search

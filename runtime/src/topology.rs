@@ -587,7 +587,7 @@ impl Machine {
     }
 
     /// The order in which a locality-aware thief on worker `w` of `workers` (one per CPU, as
-    /// [`Topology`] places them) looks at the others: the runtime's own neighbour sort.
+    /// `Topology` places them) looks at the others: the runtime's own neighbour sort.
     pub fn neighbours(&self, workers: usize, w: usize) -> Vec<usize> {
         Topology::for_machine(self, workers).neighbours(w).to_vec()
     }
