@@ -12,7 +12,9 @@
 # (chacha20-poly1305@openssh.com) reading the same file over loopback; the same file through
 # the kernel (multiio): 16 reader processes on 16 FUSE mounts (sfs-client mount) of SFS colored
 # / none / N-copy, and on 16 sshfs mounts; scaling with 1 and 2 workers; instruction counts
-# (callgrind) of the single-threaded paths (instr-counts). Then
+# (callgrind) of the single-threaded paths (instr-counts); the simulator (calibration,
+# validation against real runs at 1 and 2 cores, Tables III-VI at 8 simulated cores on the Mely
+# paper's e5410, scaling to 64 simulated cores). Then
 # `colored-report report` writes report.md, csv/ and plots/ (SVG and PNG).
 #
 # Output: results/<date>-<commit>/ (raw JSON per experiment, logs/, csv/, plots/, report.md).
@@ -30,8 +32,9 @@
 #   REPRO_SCALE_CLIENTS  client count of the 1-worker runs
 #   REPRO_SFS_MB    size of the SFS file (MB)          REPRO_SFTP_CLIENTS  parallel sftp sessions
 #   REPRO_SFTP_GETS reads of the file per sftp session (amortises the SSH handshake)
-#   REPRO_ONLY      subset of "micro sws sfs" to run   REPRO_SWS_CONFIGS / REPRO_SFS_CONFIGS
+#   REPRO_ONLY      subset of "micro sws sfs instr sim" to run   REPRO_SWS_CONFIGS / REPRO_SFS_CONFIGS
 #   REPRO_SFS_MOUNT_CONFIGS  through-the-kernel runs, subset of "colored none ncopy sshfs"
+#   REPRO_SIM_SECONDS  virtual seconds per simulated table row (scaling points: a tenth of it)
 #   REPRO_OUT       output directory                   REPRO_NO_INSTALL=1  never apt-get
 #   REPRO_ONLY may name "instr" too (instruction counts under callgrind; in the default set)
 set -uo pipefail
@@ -45,7 +48,7 @@ case "$MODE" in
     full)
         SECS=30 RUNS=3 WARMUP=5 CLIENTS="200 400 600 800 1000 1200 1400 1600 1800 2000" SCALE_CLIENTS=1000
         PT_SECONDS=5 PT_REPEAT=3 DISPATCH_SECONDS=10 SFS_MB=200 SFTP_CLIENTS=16 SFTP_GETS=2 ;;
-    -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "error: unknown mode '$MODE' (expected quick or full)" >&2; exit 2 ;;
 esac
 SECS=${REPRO_SECONDS:-$SECS}
@@ -57,8 +60,13 @@ SFS_MB=${REPRO_SFS_MB:-$SFS_MB}
 SFTP_CLIENTS=${REPRO_SFTP_CLIENTS:-$SFTP_CLIENTS}
 SFTP_GETS=${REPRO_SFTP_GETS:-$SFTP_GETS}
 if [ -n "${REPRO_SECONDS:-}" ]; then PT_SECONDS=$SECS DISPATCH_SECONDS=$SECS; fi
+# Simulator: seconds per validation run (real and virtual), virtual seconds per table row and
+# per scaling point.
+if [ "$MODE" = full ]; then SIM_VALIDATE_SECONDS=3 SIM_SECONDS=2; else SIM_VALIDATE_SECONDS=1 SIM_SECONDS=0.3; fi
+SIM_SECONDS=${REPRO_SIM_SECONDS:-$SIM_SECONDS}
+SIM_SCALE_SECONDS=$(awk -v s="$SIM_SECONDS" 'BEGIN { printf "%g", s / 10 }')
 if [ -n "${REPRO_RUNS:-}" ]; then PT_REPEAT=$RUNS; fi
-ONLY=${REPRO_ONLY:-"micro sws sfs instr"}
+ONLY=${REPRO_ONLY:-"micro sws sfs instr sim"}
 SWS_CONFIGS=${REPRO_SWS_CONFIGS:-"libasync-off libasync-base mely-off mely-all ncopy nginx apache"}
 SFS_CONFIGS=${REPRO_SFS_CONFIGS:-"colored none ncopy libasync-off libasync-base"}
 SFS_MOUNT_CONFIGS=${REPRO_SFS_MOUNT_CONFIGS:-"colored none ncopy sshfs"}
@@ -609,11 +617,58 @@ run_instr() {
     median_by op instructions_per_op "$OUT/$name.json" "${runs[@]}"
 }
 
+# ---------------------------------------------------------------------------------------------
+# The simulator (microbenches simulate): every figure it writes is simulated.
+# Table rows as "bench runtime stealing" (stealing time-left-profiled: unbalanced on profiled costs).
+SIM_ROWS="unbalanced:libasync:off unbalanced:libasync:base unbalanced:mely:off unbalanced:mely:base
+unbalanced:mely:time-left unbalanced:mely:time-left-profiled penalty:libasync:off penalty:libasync:base
+penalty:mely:base penalty:mely:penalty cache-efficient:libasync:off cache-efficient:libasync:base
+cache-efficient:mely:base cache-efficient:mely:locality"
+SIM_SCALE_CORES="1 2 4 8 16 32 64"
+SIM_SCALE_POLICIES="off base time-left penalty locality all"
+
+# sim_point NAME BENCH RUNTIME STEALING CORES SECONDS: one simulation on e5410, as JSON.
+sim_point() {
+    local name=$1 bench=$2 runtime=$3 stealing=$4 cores=$5 secs=$6 extra=()
+    if [ "$stealing" = time-left-profiled ]; then stealing=time-left extra=(--costs profiled); fi
+    run_json "$name" "$BIN/microbenches" simulate "$bench" --runtime "$runtime" --stealing "$stealing" \
+        --cores "$cores" --topology e5410 --seconds "$secs" --calibration "$OUT/sim/calibration.json" \
+        --format json "${extra[@]}"
+}
+
+run_sim() {
+    mkdir -p "$OUT/sim/e5410-c8" "$OUT/sim/scaling"
+    log "simulator: calibrating this machine"
+    rm -f "$OUT/sim/calibration.error"
+    if ! "$BIN/microbenches" simulate calibrate --out "$OUT/sim/calibration.json" 2>"$OUT/logs/sim-calibrate.log"; then
+        record_missing sim/calibration "microbenches simulate calibrate failed: $(tail -n 3 "$OUT/logs/sim-calibrate.log" | tr '\n' ' ')"
+        return
+    fi
+    log "simulator: validation against real runs on 1 and 2 cores (${SIM_VALIDATE_SECONDS} s each)"
+    run_json sim/validate "$BIN/microbenches" simulate validate --calibration "$OUT/sim/calibration.json" \
+        --seconds "$SIM_VALIDATE_SECONDS" --format json
+    local row bench runtime stealing cores p
+    log "simulator: Tables III-VI on 8 simulated cores (e5410, ${SIM_SECONDS} virtual s)"
+    for row in $SIM_ROWS; do
+        IFS=: read -r bench runtime stealing <<<"$row"
+        sim_point "sim/e5410-c8/$bench-$runtime-$stealing" "$bench" "$runtime" "$stealing" 8 "$SIM_SECONDS"
+    done
+    log "simulator: scaling, 1 to 64 simulated cores (${SIM_SCALE_SECONDS} virtual s per point)"
+    for bench in unbalanced penalty; do
+        for cores in $SIM_SCALE_CORES; do
+            for p in $SIM_SCALE_POLICIES; do
+                sim_point "sim/scaling/$bench-mely-$p-c$cores" "$bench" mely "$p" "$cores" "$SIM_SCALE_SECONDS"
+            done
+        done
+    done
+}
+
 START=$(date +%s)
 case " $ONLY " in *" micro "*) run_micro ;; esac
 case " $ONLY " in *" sws "*) run_sws ;; esac
 case " $ONLY " in *" sfs "*) run_sfs ;; esac
 case " $ONLY " in *" instr "*) run_instr ;; esac
+case " $ONLY " in *" sim "*) run_sim ;; esac
 log "experiments took $(( $(date +%s) - START )) s"
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,11 @@ use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec, QueueKind, StealPolicy
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Cost annotations of the A, B and C handlers (cycles).
+pub const A_COST_CYCLES: u64 = 10_000;
+pub const B_COST_CYCLES: u64 = 30_000;
+pub const C_COST_CYCLES: u64 = 5_000;
+
 #[derive(Clone, Debug)]
 pub struct Params {
     pub a_per_pair: usize,
@@ -44,11 +49,12 @@ struct Array {
 }
 
 /// Colors of round items: A (and its C) = 1 + 3k, the two Bs = 2 + 3k and 3 + 3k.
-fn colors(k: u32) -> (Color, Color, Color) {
+pub fn colors(k: u32) -> (Color, Color, Color) {
     (Color(1 + 3 * k), Color(2 + 3 * k), Color(3 + 3 * k))
 }
 
-fn pairs(workers: usize) -> usize {
+/// Pairs of cores (each gets `a_per_pair` A events on its first core).
+pub fn pairs(workers: usize) -> usize {
     (workers / 2).max(1)
 }
 
@@ -70,19 +76,8 @@ fn fork(ctx: &mut Ctx<'_>, st: &'static State) {
     for k in 0..total as u32 {
         let (a, b1, b2) = colors(k);
         ctx.post(a, st.a, move |ctx| {
-            let n = st.p.elements;
-            let mut x = 0x9E37_79B9u32.wrapping_mul(k + 1);
-            let data: Vec<u32> = (0..n)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    x
-                })
-                .collect();
-            let (lo, hi) = data.split_at(n / 2);
             let arr = Arc::new(Array {
-                halves: Mutex::new([lo.to_vec(), hi.to_vec()]),
+                halves: Mutex::new(generate(k, st.p.elements)),
                 sorted: AtomicU32::new(0),
             });
             for (half, color) in [(0usize, b1), (1, b2)] {
@@ -112,7 +107,23 @@ fn fork(ctx: &mut Ctx<'_>, st: &'static State) {
     }
 }
 
-fn merge(a: &[u32], b: &[u32]) -> Vec<u32> {
+/// A's work: array `k`'s `n` pseudo-random elements, split into the halves the two Bs sort.
+pub fn generate(k: u32, n: usize) -> [Vec<u32>; 2] {
+    let mut x = 0x9E37_79B9u32.wrapping_mul(k + 1);
+    let data: Vec<u32> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        })
+        .collect();
+    let (lo, hi) = data.split_at(n / 2);
+    [lo.to_vec(), hi.to_vec()]
+}
+
+/// The final C's work: merge the two sorted halves.
+pub fn merge(a: &[u32], b: &[u32]) -> Vec<u32> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
@@ -148,9 +159,9 @@ pub fn run(
         // A + 2 B + 2 C per array.
         events_per_round: (total * 5) as u64,
         fork: rt.register(HandlerSpec::new("fork")),
-        a: rt.register(HandlerSpec::new("A").cost_cycles(10_000)),
-        b: rt.register(HandlerSpec::new("B").cost_cycles(30_000)),
-        c: rt.register(HandlerSpec::new("C").cost_cycles(5_000)),
+        a: rt.register(HandlerSpec::new("A").cost_cycles(A_COST_CYCLES)),
+        b: rt.register(HandlerSpec::new("B").cost_cycles(B_COST_CYCLES)),
+        c: rt.register(HandlerSpec::new("C").cost_cycles(C_COST_CYCLES)),
     }));
     measure_fork_join(rt, ctl, seconds, llc, |rt| {
         rt.post(Color(0), st.fork, move |ctx| fork(ctx, st))?;

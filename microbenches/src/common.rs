@@ -108,3 +108,15 @@ pub fn measure_fork_join(
         rounds: ctl.rounds.load(Ordering::Relaxed),
     })
 }
+
+/// CPU time (user and system) this process has used so far, its exited threads included.
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct we pass; RUSAGE_SELF is always valid.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}

@@ -9,6 +9,7 @@ pub mod penalty;
 pub mod perf;
 pub mod report;
 pub mod report_gen;
+pub mod sim;
 pub mod synthetic;
 pub mod tables;
 pub mod unbalanced;

@@ -85,6 +85,8 @@ enum Bench {
         #[arg(long)]
         markdown_out: Option<std::path::PathBuf>,
     },
+    /// The simulator: the real queues and policies on virtual cores (`simulate --help`).
+    Simulate(microbenches::sim::cli::SimulateArgs),
 }
 
 #[derive(Args, Clone)]
@@ -543,6 +545,9 @@ fn run_idle_cpu(queue: colored_runtime::QueueKind, workers: usize, seconds: f64)
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Bench::Simulate(a) = &cli.bench {
+        return microbenches::sim::cli::run(a);
+    }
     if let Bench::IdleCpu {
         runtime,
         workers,
@@ -594,7 +599,9 @@ fn main() -> Result<()> {
             common.validate()?;
             (run_synthetic(common, *config)?, common)
         }
-        Bench::PaperTables { .. } | Bench::IdleCpu { .. } => unreachable!("handled above"),
+        Bench::PaperTables { .. } | Bench::IdleCpu { .. } | Bench::Simulate(_) => {
+            unreachable!("handled above")
+        }
     };
     report::print(&results, common.format);
     if let Some(path) = &common.json_out {

@@ -17,6 +17,11 @@ use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec, QueueKind, StealPolicy
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// A's cost annotation (cycles): Mely's time-left annotation of the handler.
+pub const A_COST_CYCLES: u64 = 30_000;
+/// B's cost annotation (cycles).
+pub const B_COST_CYCLES: u64 = 2_000;
+
 #[derive(Clone, Debug)]
 pub struct Params {
     /// A events per round.
@@ -77,23 +82,33 @@ fn fork(ctx: &mut Ctx<'_>, st: &'static State) {
                 .array(color)
                 .take()
                 .expect("a color's array is back before its next A");
-            for (i, v) in arr.iter_mut().enumerate() {
-                *v = i as u64;
-            }
+            fill(&mut arr);
             ctx.post(color, st.b, move |ctx| touch(ctx, st, arr, 0));
         });
     }
 }
 
-fn touch(ctx: &mut Ctx<'_>, st: &'static State, mut arr: Vec<u64>, offset: usize) {
-    let n = (st.p.slice_bytes / 8).max(1);
-    let end = (offset + n).min(arr.len());
+/// A's work: create the array (write every element).
+pub fn fill(arr: &mut [u64]) {
+    for (i, v) in arr.iter_mut().enumerate() {
+        *v = i as u64;
+    }
+}
+
+/// B's work: a running sum over `slice`, written back.
+pub fn touch_slice(slice: &mut [u64]) -> u64 {
     let mut acc = 0u64;
-    for v in &mut arr[offset..end] {
+    for v in slice {
         acc = acc.wrapping_add(*v);
         *v = acc;
     }
-    std::hint::black_box(acc);
+    acc
+}
+
+fn touch(ctx: &mut Ctx<'_>, st: &'static State, mut arr: Vec<u64>, offset: usize) {
+    let n = (st.p.slice_bytes / 8).max(1);
+    let end = (offset + n).min(arr.len());
+    std::hint::black_box(touch_slice(&mut arr[offset..end]));
     let color = ctx.color();
     if end < arr.len() {
         ctx.post(color, st.b, move |ctx| touch(ctx, st, arr, end));
@@ -125,10 +140,10 @@ pub fn run(
         remaining: AtomicU64::new(0),
         events_per_round: (p.a_events * (1 + slices)) as u64,
         fork: rt.register(HandlerSpec::new("fork")),
-        a: rt.register(HandlerSpec::new("A").cost_cycles(30_000)),
+        a: rt.register(HandlerSpec::new("A").cost_cycles(A_COST_CYCLES)),
         b: rt.register(
             HandlerSpec::new("B")
-                .cost_cycles(2_000)
+                .cost_cycles(B_COST_CYCLES)
                 .penalty(p.b_penalty),
         ),
         arrays: (0..p.a_events)

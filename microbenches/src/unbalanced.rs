@@ -43,6 +43,19 @@ impl Default for Params {
     }
 }
 
+/// The short and long events' handlers: annotated with their costs (the long ones' mean), or
+/// left to the runtime's profiling.
+pub fn handler_specs(costs: Costs, p: &Params) -> [HandlerSpec; 2] {
+    let mean_long = (p.long_cycles.0 + p.long_cycles.1) / 2;
+    match costs {
+        Costs::Annotated => [
+            HandlerSpec::new("short").cost_cycles(p.short_cycles),
+            HandlerSpec::new("long").cost_cycles(mean_long),
+        ],
+        Costs::Profiled => [HandlerSpec::new("short"), HandlerSpec::new("long")],
+    }
+}
+
 /// One round's events, identical every round: (color, cycles, long?).
 pub fn plan(p: &Params) -> Vec<(u32, u32, bool)> {
     let mut rng = SmallRng::seed_from_u64(p.seed);
@@ -102,17 +115,7 @@ pub fn run_colored(
 ) -> anyhow::Result<Outcome> {
     let llc = LlcCounter::open();
     let rt = runtime(queue, stealing, workers)?;
-    let mean_long = (p.long_cycles.0 + p.long_cycles.1) / 2;
-    let (short, long) = match costs {
-        Costs::Annotated => (
-            rt.register(HandlerSpec::new("short").cost_cycles(p.short_cycles)),
-            rt.register(HandlerSpec::new("long").cost_cycles(mean_long)),
-        ),
-        Costs::Profiled => (
-            rt.register(HandlerSpec::new("short")),
-            rt.register(HandlerSpec::new("long")),
-        ),
-    };
+    let [short, long] = handler_specs(costs, p).map(|h| rt.register(h));
     let ctl = Control::leak();
     let st: &'static State = Box::leak(Box::new(State {
         ctl,

@@ -78,6 +78,17 @@ pub(crate) struct Registry {
 /// Weight of a new sample in the moving average: 1/8.
 pub(crate) const EWMA_SHIFT: u32 = 3;
 
+/// The profile's moving average (weight 1/2^EWMA_SHIFT) after a run of `sample` cycles, from
+/// `prev` (0: no run yet).
+#[inline]
+pub(crate) fn ewma(prev: u64, sample: u64) -> u64 {
+    if prev == 0 {
+        sample
+    } else {
+        prev - (prev >> EWMA_SHIFT) + (sample >> EWMA_SHIFT)
+    }
+}
+
 impl Registry {
     pub(crate) fn new() -> Self {
         let entries = (0..MAX_HANDLERS).map(|_| OnceLock::new()).collect();

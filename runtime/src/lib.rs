@@ -67,6 +67,9 @@ mod queue;
 mod reactor;
 mod runtime;
 mod shared;
+#[doc(hidden)]
+#[cfg(not(loom))]
+pub mod sim;
 mod stats;
 mod steal;
 mod timer;

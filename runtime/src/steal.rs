@@ -81,6 +81,13 @@ pub(crate) enum Look {
     LockEvery,
 }
 
+/// Whether a round with `look` passes over victim `v` without locking it: the design peeks
+/// ([`Design::PEEKS_LENGTH`]) and the victim's published length is 0.
+#[inline]
+pub(crate) fn skips<D: Design>(sh: &Shared, v: usize, look: Look) -> bool {
+    D::PEEKS_LENGTH && look == Look::AsDesigned && sh.states[v].len() == 0
+}
+
 /// One stealing round by `thief` over the policy's core set: true if it stole (the events are
 /// then in the thief's queue). Accounts attempts, steals and their cost in `counters`.
 pub(crate) fn try_steal<D: Design>(
@@ -98,7 +105,6 @@ pub(crate) fn try_steal<D: Design>(
     let policy = sh.cfg.stealing;
     let choice = StealChoice::of(policy, sh.cfg.steal_amount);
     let p = sh.params();
-    let peek = D::PEEKS_LENGTH && look == Look::AsDesigned;
     let mut buf = [0usize; MAX_CORE_SET];
     let order = core_set(
         policy,
@@ -109,7 +115,7 @@ pub(crate) fn try_steal<D: Design>(
         &mut buf,
     );
     for &v in order {
-        if v == me || peek && sh.states[v].len() == 0 {
+        if v == me || skips::<D>(sh, v, look) {
             continue;
         }
         let attempt = sh

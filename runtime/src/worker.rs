@@ -17,7 +17,7 @@
 use crate::core::{sleep, CoreQueue, Owner};
 use crate::ctx::{Ctx, Lent, WorkerOps};
 use crate::event::{Event, FLAG_STOLEN};
-use crate::handler::{HandlerId, EWMA_SHIFT, MAX_HANDLERS};
+use crate::handler::{ewma, HandlerId, MAX_HANDLERS};
 use crate::loom::Ordering;
 use crate::queue::Design;
 use crate::shared::Shared;
@@ -35,7 +35,7 @@ const PUBLISH_EVERY: u32 = 64;
 const SAMPLE_WARMUP: u32 = 16;
 const SAMPLE_EVERY: u32 = 64;
 /// How long a searching thief sleeps between steal attempts.
-const SEARCH_NAP: std::time::Duration = std::time::Duration::from_micros(20);
+pub(crate) const SEARCH_NAP: std::time::Duration = std::time::Duration::from_micros(20);
 
 /// A worker's state. Owned by its thread (or by one step of the model); nothing in it is shared
 /// except through `sh`.
@@ -255,11 +255,7 @@ impl<'a, D: Design> Worker<'a, D> {
                 c.stolen_events += 1;
             }
             let e = &mut self.ewma[h];
-            *e = if *e == 0 {
-                dt
-            } else {
-                *e - (*e >> EWMA_SHIFT) + (dt >> EWMA_SHIFT)
-            };
+            *e = ewma(*e, dt);
             if runs <= SAMPLE_WARMUP || runs % (SAMPLE_EVERY * 4) == 0 {
                 self.sh
                     .registry
@@ -292,14 +288,11 @@ impl<'a, D: Design> Worker<'a, D> {
     /// `sh.idle.end_sleep()` and `owner.wake_up()`.
     pub(crate) fn idle_step(&mut self, search: impl FnOnce(&mut Self) -> Search) -> Step {
         let sh = self.sh;
-        let searching = self.stealing() && sh.idle.try_begin_search();
+        let searching = begin_idle(sh, self.queues.len());
         if searching {
             match search(self) {
                 Search::Stole => {
-                    let last = sh.idle.end_search();
-                    if sh.idle.should_wake_successor(last) {
-                        sh.wake_thief(self.w());
-                    }
+                    found_work(sh, self.w());
                     return Step::Stole;
                 }
                 Search::Stopped => {
@@ -309,28 +302,14 @@ impl<'a, D: Design> Worker<'a, D> {
                 Search::TimeUp => {}
             }
         }
-        let asleep = self.owner.begin_sleep(sleep::PARKED, || !sh.is_shutdown());
-        if !asleep {
-            if searching {
-                sh.idle.end_search();
-            }
+        let Some(last_look) = fall_asleep(sh, &mut self.owner, searching, self.queues.len()) else {
             return Step::Awake;
-        }
-        sh.idle.begin_sleep();
-        if searching {
-            sh.idle.end_search();
-        }
-        if self.last_look() {
-            self.owner.wake_up();
-            sh.idle.end_sleep();
+        };
+        if last_look && self.last_look() {
+            cancel_sleep(sh, &mut self.owner);
             return Step::Stole;
         }
         Step::Asleep
-    }
-
-    /// Does this runtime steal (a policy is on and there is someone to steal from)?
-    fn stealing(&self) -> bool {
-        self.sh.cfg.stealing.enabled() && self.queues.len() > 1
     }
 
     /// One steal attempt over the core set, as a search makes it.
@@ -367,15 +346,13 @@ impl<'a, D: Design> Worker<'a, D> {
     /// Before sleeping, when no worker searches any more: one steal round locking every victim
     /// (rule 3 of `idle`). True if it stole.
     fn last_look(&mut self) -> bool {
-        self.stealing()
-            && self.sh.idle.searching() == 0
-            && steal::try_steal(
-                self.sh,
-                self.queues,
-                &mut self.owner,
-                &mut self.counters,
-                Look::LockEvery,
-            )
+        steal::try_steal(
+            self.sh,
+            self.queues,
+            &mut self.owner,
+            &mut self.counters,
+            Look::LockEvery,
+        )
     }
 
     /// Still asleep (for the model, which cannot park)?
@@ -401,6 +378,60 @@ impl<'a, D: Design> Worker<'a, D> {
     }
 }
 
+/// Does a runtime of `cores` cores steal (a policy is on and there is someone to steal from)?
+pub(crate) fn stealing(sh: &Shared, cores: usize) -> bool {
+    sh.cfg.stealing.enabled() && cores > 1
+}
+
+// The idle protocol's steps (rules 1-3 of `idle`), shared by the worker's `idle_step` and by
+// whatever drives a worker step by step in virtual time (the simulator's seam, `sim`).
+
+/// Rule 1: an idle worker of a runtime with `cores` cores starts searching if it may. True if
+/// it now searches (it must end with [`found_work`], `sh.idle.end_search()` or
+/// [`fall_asleep`]).
+pub(crate) fn begin_idle(sh: &Shared, cores: usize) -> bool {
+    stealing(sh, cores) && sh.idle.try_begin_search()
+}
+
+/// Rule 2: the searcher on core `w` stole; it stops searching and, if it was the last
+/// searcher, wakes a sleeper to search in its place.
+pub(crate) fn found_work(sh: &Shared, w: usize) {
+    let last = sh.idle.end_search();
+    if sh.idle.should_wake_successor(last) {
+        sh.wake_thief(w);
+    }
+}
+
+/// Rule 3 up to the last look: mark `owner`'s core asleep (if its queue is still empty), count
+/// it a sleeper, stop searching if it was. `None`: it did not fall asleep (work or shutdown).
+/// `Some(true)`: it is asleep and must take the last look (one steal round locking every
+/// victim), calling [`cancel_sleep`] if that steals; `Some(false)`: asleep, no look needed.
+pub(crate) fn fall_asleep<D: Design>(
+    sh: &Shared,
+    owner: &mut Owner<'_, D>,
+    searching: bool,
+    cores: usize,
+) -> Option<bool> {
+    let asleep = owner.begin_sleep(sleep::PARKED, || !sh.is_shutdown());
+    if !asleep {
+        if searching {
+            sh.idle.end_search();
+        }
+        return None;
+    }
+    sh.idle.begin_sleep();
+    if searching {
+        sh.idle.end_search();
+    }
+    Some(stealing(sh, cores) && sh.idle.searching() == 0)
+}
+
+/// The last look stole: the sleep [`fall_asleep`] began is cancelled.
+pub(crate) fn cancel_sleep<D: Design>(sh: &Shared, owner: &mut Owner<'_, D>) {
+    owner.wake_up();
+    sh.idle.end_sleep();
+}
+
 /// How a search ended.
 pub(crate) enum Search {
     /// It stole: there is work in the own queue.
@@ -424,10 +455,13 @@ pub enum Step {
 
 /// What an event running on this worker may ask of the worker ([`WorkerOps`]), without knowing
 /// the queue design.
-struct Ops<'r, 'a, D: Design> {
-    sh: &'a Shared,
-    queues: &'a [CachePadded<CoreQueue<D>>],
-    owner: &'r mut Owner<'a, D>,
+pub(crate) struct Ops<'r, 'a, D: Design> {
+    /// The runtime's shared state.
+    pub(crate) sh: &'a Shared,
+    /// Every core's queue.
+    pub(crate) queues: &'a [CachePadded<CoreQueue<D>>],
+    /// The handle on the running worker's core.
+    pub(crate) owner: &'r mut Owner<'a, D>,
 }
 
 impl<D: Design> WorkerOps for Ops<'_, '_, D> {

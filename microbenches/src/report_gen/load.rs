@@ -216,6 +216,10 @@ impl Results {
             if name == "env" || name.ends_with(".stats") {
                 continue;
             }
+            // The simulator's files: read by `report_gen::sim`.
+            if name.starts_with("sim/") {
+                continue;
+            }
             if let Err(e) = r.load_one(name, &path) {
                 r.missing.insert(name.to_string(), e);
             }

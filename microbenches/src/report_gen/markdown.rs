@@ -442,6 +442,12 @@ fn dispatch_section(r: &Results, out: &mut String) {
     let _ = writeln!(out, "\n1 worker: post and run on one core (tokio current-thread spawn); 2 workers: posted on worker 0, run on worker 1 (tokio multi-thread).\n");
 }
 
+/// The simulator: Tables III-VI at 8 simulated cores on the paper's machine, its validation
+/// and the scaling to 64 cores (every figure labelled simulated).
+fn sim_section(r: &Results, out: &mut String) {
+    super::sim::markdown(r, out);
+}
+
 /// The whole report.
 pub fn report(r: &Results, plots: &[String]) -> String {
     let mut out = String::new();
@@ -514,6 +520,11 @@ pub fn report(r: &Results, plots: &[String]) -> String {
     scaling_section(r, &mut out);
     let _ = writeln!(out, "## Dispatch cost (ours vs tokio)\n");
     dispatch_section(r, &mut out);
+    let _ = writeln!(
+        out,
+        "## SIMULATED: the papers' 8-core machine, and up to 64 cores\n"
+    );
+    sim_section(r, &mut out);
     let _ = writeln!(out, "## Plots\n");
     if plots.is_empty() {
         let _ = writeln!(out, "none written (see the report generator's output)\n");

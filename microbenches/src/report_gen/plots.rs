@@ -480,6 +480,39 @@ fn charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
     out
 }
 
+/// The simulator's scaling plots: KEvents/s of each policy against simulated cores.
+fn sim_charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
+    let s = super::sim::SimResults::load(&r.dir);
+    let mut out = Vec::new();
+    for (stem, bench, title) in [
+        (
+            "sim-scaling-unbalanced",
+            "unbalanced",
+            "SIMULATED: unbalanced, KEvents/s vs cores (e5410 packages)",
+        ),
+        (
+            "sim-scaling-penalty",
+            "penalty",
+            "SIMULATED: penalty, KEvents/s vs cores (e5410 packages)",
+        ),
+    ] {
+        let series = s.scaling_series(bench);
+        if !series.is_empty() {
+            out.push((
+                stem,
+                Chart::Lines(Lines {
+                    title,
+                    x_desc: "simulated cores, log2 (0: 1 core ... 6: 64 cores)",
+                    y_desc: "KEvents/s (simulated)",
+                    series,
+                    ideal: false,
+                }),
+            ));
+        }
+    }
+    out
+}
+
 /// SFS through the kernel against sshfs: MB/s, and server CPU per MB.
 fn sfs_mount_charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
     use super::markdown::SFS_MOUNT_ROWS;
@@ -543,7 +576,7 @@ pub fn write_all(r: &Results, dir: &Path) -> Result<(Vec<String>, Vec<String>)> 
     register_font()?;
     let mut files = Vec::new();
     let mut failed = Vec::new();
-    for (stem, chart) in charts(r) {
+    for (stem, chart) in charts(r).into_iter().chain(sim_charts(r)) {
         match render(dir, stem, &chart) {
             Ok(mut f) => files.append(&mut f),
             Err(e) => failed.push(format!("{stem}: {e:#}")),

@@ -1,0 +1,327 @@
+//! The `simulate` subcommand of `microbenches` (DESIGN.md section 9):
+//!
+//! ```text
+//! microbenches simulate <unbalanced|penalty|cache-efficient> --runtime <libasync|mely>
+//!     --stealing POLICY --cores N [--topology e5410|this|FILE.xml] [--seconds S]
+//!     [--calibration FILE] [--format table|json|csv]
+//! microbenches simulate validate [--calibration FILE] [--format table|json]
+//! microbenches simulate calibrate --out FILE
+//! ```
+
+use super::calibrate::{self, Calibration};
+use super::validate::{self, Validation};
+use super::{simulate, to_result, SimBench, SimSpec, JITTER};
+use crate::report::{self, print_table, BenchResult, Format};
+use crate::unbalanced::Costs;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use colored_runtime::{QueueKind, StealPolicy};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct SimulateArgs {
+    #[command(subcommand)]
+    pub cmd: SimCommand,
+}
+
+#[derive(Subcommand)]
+pub enum SimCommand {
+    /// Simulated `unbalanced` (Tables III-IV).
+    Unbalanced {
+        #[command(flatten)]
+        opts: SimOpts,
+        /// Where time-left stealing gets handler costs: annotations or the runtime's profiles
+        /// (fed virtual durations).
+        #[arg(long, value_enum, default_value = "annotated")]
+        costs: Costs,
+    },
+    /// Simulated `penalty` (Table V).
+    Penalty(SimOpts),
+    /// Simulated `cache-efficient` (Table VI).
+    CacheEfficient(SimOpts),
+    /// The simulator as this machine (1 and 2 cores) beside real runs of the same
+    /// configurations: the error of each KEvents/s and of each ratio the report uses.
+    Validate {
+        #[arg(long)]
+        calibration: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ValidateFormat,
+        /// Seconds per real run, and virtual seconds per simulation.
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+        /// Real runs per configuration (their median is compared).
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+        /// Also write the JSON here.
+        #[arg(long)]
+        json_out: Option<PathBuf>,
+    },
+    /// Measure this machine's costs (runtime steps, wake-ups, kernels, memory levels) and write
+    /// them as the calibration file simulations read.
+    Calibrate {
+        #[arg(long)]
+        out: PathBuf,
+        /// Samples per median.
+        #[arg(long, default_value_t = 7)]
+        samples: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ValidateFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Clone)]
+pub struct SimOpts {
+    /// Queue design: libasync or mely.
+    #[arg(long)]
+    runtime: QueueKind,
+    /// Stealing policy (off, base, time-left, penalty, locality, all); libasync takes off or base.
+    #[arg(long)]
+    stealing: StealPolicy,
+    /// Simulated cores.
+    #[arg(long)]
+    cores: usize,
+    /// The machine: `e5410` (the Mely paper's), `numa2`, `this`, or an hwloc XML file
+    /// (`lstopo --of xml`). Past its CPUs, copies of it are added.
+    #[arg(long, default_value = "e5410")]
+    topology: String,
+    /// Virtual seconds (then the round in progress finishes).
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+    /// Calibration file (`simulate calibrate`); without one, this machine is calibrated first.
+    #[arg(long)]
+    calibration: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Seed of the cost jitter (and of `unbalanced`'s plan): a seed reproduces a run exactly.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Relative jitter of the runtime's step costs.
+    #[arg(long, default_value_t = JITTER)]
+    jitter: f64,
+    /// Also write the JSON here.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+}
+
+/// Load `path`, or calibrate now when there is none. Returns it and how to name it.
+fn calibration(path: Option<&Path>) -> Result<(Calibration, String)> {
+    match path {
+        Some(p) => Ok((Calibration::load(p)?, p.display().to_string())),
+        None => {
+            eprintln!("no --calibration: calibrating this machine first (simulate calibrate --out FILE saves one)");
+            let c = calibrate::calibrate(5, &mut |m| eprintln!(">> calibrate: {m}"))?;
+            Ok((c, "measured at start (no file)".into()))
+        }
+    }
+}
+
+pub fn run(args: &SimulateArgs) -> Result<()> {
+    match &args.cmd {
+        SimCommand::Unbalanced { opts, costs } => run_one(SimBench::Unbalanced(*costs), opts),
+        SimCommand::Penalty(o) => run_one(SimBench::Penalty, o),
+        SimCommand::CacheEfficient(o) => run_one(SimBench::CacheEfficient, o),
+        SimCommand::Validate {
+            calibration: cal,
+            format,
+            seconds,
+            repeat,
+            json_out,
+        } => {
+            if !(*seconds > 0.0 && seconds.is_finite()) || *repeat == 0 {
+                bail!("--seconds must be positive and --repeat at least 1");
+            }
+            let (cal, name) = calibration(cal.as_deref())?;
+            let v = validate::validate(&cal, &name, *seconds, *repeat, &mut |m| {
+                eprintln!(">> validate: {m}")
+            })?;
+            let json = serde_json::to_string_pretty(&v)?;
+            if let Some(p) = json_out {
+                std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
+            }
+            match format {
+                ValidateFormat::Json => println!("{json}"),
+                ValidateFormat::Table => print_validation(&v),
+            }
+            Ok(())
+        }
+        SimCommand::Calibrate { out, samples } => {
+            if *samples == 0 {
+                bail!("--samples must be at least 1");
+            }
+            let c = calibrate::calibrate(*samples, &mut |m| eprintln!(">> calibrate: {m}"))?;
+            let json = serde_json::to_string_pretty(&c)?;
+            std::fs::write(out, json).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("calibration written to {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+fn run_one(bench: SimBench, o: &SimOpts) -> Result<()> {
+    if o.queue_checks() {
+        bail!(
+            "libasync supports only --stealing off or base (got {})",
+            o.stealing
+        );
+    }
+    if !(0.0..1.0).contains(&o.jitter) {
+        bail!("--jitter must be in [0, 1)");
+    }
+    let (cal, name) = calibration(o.calibration.as_deref())?;
+    let spec = SimSpec {
+        bench,
+        queue: o.runtime,
+        stealing: o.stealing,
+        cores: o.cores,
+        topology: o.topology.clone(),
+        seconds: o.seconds,
+        seed: o.seed,
+        jitter: o.jitter,
+    };
+    let run = simulate(&spec, &cal)?;
+    let r = to_result(&run, &name);
+    if let Some(p) = &o.json_out {
+        std::fs::write(p, serde_json::to_string_pretty(&r)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    print_sim(&r, o.format);
+    Ok(())
+}
+
+impl SimOpts {
+    /// True when the design cannot take the policy (libasync: off and base only).
+    fn queue_checks(&self) -> bool {
+        self.runtime == QueueKind::Libasync
+            && !matches!(self.stealing, StealPolicy::Off | StealPolicy::Base)
+    }
+}
+
+/// `prefix.key = value` for every scalar in `v`.
+fn flatten(v: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(x, &p, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                flatten(x, &format!("{prefix}.{i}"), out);
+            }
+        }
+        Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        Value::Null => out.push((prefix.to_string(), "n/a".into())),
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+/// A simulated result: the microbenchmarks' table or CSV with the parameters spelled out, or
+/// the whole JSON.
+fn print_sim(r: &BenchResult, format: Format) {
+    if format == Format::Json {
+        report::print(std::slice::from_ref(r), Format::Json);
+        return;
+    }
+    let mut short = r.clone();
+    let params = short.extra.remove("parameters").unwrap_or(Value::Null);
+    short.extra.remove("per_core");
+    let mut flat = Vec::new();
+    flatten(&params, "", &mut flat);
+    match format {
+        Format::Csv => {
+            for (k, v) in &flat {
+                short
+                    .extra
+                    .insert(format!("param.{k}"), Value::String(v.clone()));
+            }
+            report::print(&[short], Format::Csv);
+        }
+        _ => {
+            report::print(&[short], Format::Table);
+            println!(
+                "SIMULATED ({} cores on {}); parameters:",
+                r.workers, r.extra["topology"]
+            );
+            let rows: Vec<Vec<String>> = flat.into_iter().map(|(k, v)| vec![k, v]).collect();
+            let mut all = vec![vec!["parameter".to_string(), "value".to_string()]];
+            all.extend(rows);
+            print_table(&all);
+        }
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |e| format!("{e:+.1}%"))
+}
+
+fn print_validation(v: &Validation) {
+    println!(
+        "Simulator (topology `this`) against real runs on this machine; {} s per run, {} real run(s) per configuration; calibration: {}\n",
+        v.seconds, v.repeat, v.calibration
+    );
+    let mut rows = vec![vec![
+        "bench".to_string(),
+        "runtime".into(),
+        "stealing".into(),
+        "cores".into(),
+        "real KEv/s".into(),
+        "sim KEv/s".into(),
+        "error".into(),
+        "real CPU/wall".into(),
+    ]];
+    for e in &v.entries {
+        let mut cpu = e.cpu_per_wall.clone();
+        cpu.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+        rows.push(vec![
+            e.bench.into(),
+            e.runtime.into(),
+            e.stealing.into(),
+            e.cores.to_string(),
+            format!("{:.0}", e.real),
+            format!("{:.0}", e.simulated),
+            pct(e.error_pct),
+            cpu.get(cpu.len() / 2)
+                .map_or("n/a".into(), |c| format!("{c:.2}")),
+        ]);
+    }
+    print_table(&rows);
+    println!();
+    let mut rows = vec![vec![
+        "table".to_string(),
+        "ratio".into(),
+        "cores".into(),
+        "real".into(),
+        "simulated".into(),
+        "error".into(),
+    ]];
+    for r in &v.ratios {
+        rows.push(vec![
+            r.table.into(),
+            format!("{} / {}", r.row, r.over),
+            r.cores.to_string(),
+            format!("{:.3}", r.real),
+            format!("{:.3}", r.simulated),
+            pct(r.error_pct),
+        ]);
+    }
+    print_table(&rows);
+    println!();
+    for (k, e) in &v.max_ratio_error_pct_by {
+        println!("max |ratio error| {k}: {e:.1}%");
+    }
+    println!(
+        "max_ratio_error_pct: {}",
+        v.max_ratio_error_pct
+            .map_or("n/a".into(), |e| format!("{e:.1}"))
+    );
+}

@@ -1,0 +1,744 @@
+//! The discrete-event engine: virtual cores on a virtual cycle clock, driving the runtime's real
+//! queues and stealing decisions through `colored_runtime::sim::SimRuntime`.
+//!
+//! Each virtual core is a worker's loop as a state machine (one pending step in the agenda at
+//! a time, or parked):
+//! 1. `Pop` (under its own lock): what the previous batch posted to this core is enqueued and
+//!    the next batch popped, which becomes the core's running set (`Owner::flush_and_pop`); or
+//!    nothing, which starts the idle protocol.
+//! 2. `Run` each event: the runtime runs its closure, which hands over the event's [`Job`]; the
+//!    event lasts the runtime's per-event cost plus its work plus its cache misses (the cache
+//!    model, from the data it touches). `AfterWork`: its continuation runs ([`Effects`]), then
+//!    its posts go out in order (`Posts`): local ones into the core's buffer (a flush under the
+//!    own lock at 32, as `Ctx` does; the rest waits for the next `Pop`), remote ones under the
+//!    target's lock after a flush. `Done`: the next event, or the next `Pop`.
+//! 3. Idle, the runtime's protocol (`idle`): `Search` rounds over the policy's core set (one
+//!    victim per step, both locks; a design that peeks skips empty victims unlocked) if fewer
+//!    than half the cores search, the search nap between rounds; past the runtime's search
+//!    interval (or at once when it may not search), `Sleep` (under the own lock); the last
+//!    searcher to sleep takes the last look (a round locking every victim). A sleeping core is
+//!    woken when a post claims it (the real post path, or a stealable post waking a thief) and
+//!    resumes after the calibrated wake-up latency; the poster pays the wake-up.
+//!
+//! Locks: each core's lock is free from a virtual cycle on; a step that needs a held lock is put
+//! back until it is free (the wait and the hold count as locking time), so a victim locked by a
+//! thief until cycle T makes its owner and every other thief wait until T. The real operation
+//! runs when the lock is acquired, so it sees the queues as they are at that virtual time.
+//!
+//! Checked on every event: no two cores run one color at once in virtual time (a color is busy
+//! from an event's start to its end, posts included), and events one core posted to one color
+//! start in the order posted ([`vctx`]). A run is deterministic: the agenda orders equal times by
+//! insertion, and the only randomness, the jitter of the runtime's step costs, comes from the
+//! seed.
+
+use super::cache::{Caches, Served};
+use super::calibrate::{Calibration, DesignCosts};
+use super::vctx::{self, Effects, Held, Job, Then};
+use super::workload::Workload;
+use anyhow::{bail, Result};
+use colored_runtime::sim::{Round, SimRuntime, Sleep, StealTry};
+use colored_runtime::{Color, HandlerId, QueueKind};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+/// Local posts a `Ctx` buffers before it flushes (`colored_runtime::ctx::LOCAL_FLUSH`).
+const LOCAL_FLUSH: usize = colored_runtime::sim::LOCAL_FLUSH;
+
+/// Virtual time allowed past `seconds` for the round in progress to finish (the real
+/// benchmarks' `Control::run_for` waits 120 s).
+const GRACE_SECONDS: f64 = 120.0;
+
+/// What one virtual core counted, in virtual cycles.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CoreStats {
+    pub events: u64,
+    pub steal_attempts: u64,
+    pub steals: u64,
+    pub stolen_colors: u64,
+    /// Cycles victims stayed locked by successful steals.
+    pub steal_cost_cycles: u64,
+    /// Processing cycles of stolen events.
+    pub stolen_time_cycles: u64,
+    pub stolen_events: u64,
+    /// Waiting for and holding queue locks.
+    pub lock_cycles: u64,
+    pub busy_cycles: u64,
+    pub idle_cycles: u64,
+    pub parks: u64,
+    pub wakeups: u64,
+    /// Cache lines missed in L1, and in L1 and L2.
+    pub l1_misses: u64,
+    pub l2_misses: u64,
+    /// Cycles the misses cost.
+    pub miss_cycles: u64,
+}
+
+impl CoreStats {
+    fn add(&mut self, o: &CoreStats) {
+        self.events += o.events;
+        self.steal_attempts += o.steal_attempts;
+        self.steals += o.steals;
+        self.stolen_colors += o.stolen_colors;
+        self.steal_cost_cycles += o.steal_cost_cycles;
+        self.stolen_time_cycles += o.stolen_time_cycles;
+        self.stolen_events += o.stolen_events;
+        self.lock_cycles += o.lock_cycles;
+        self.busy_cycles += o.busy_cycles;
+        self.idle_cycles += o.idle_cycles;
+        self.parks += o.parks;
+        self.wakeups += o.wakeups;
+        self.l1_misses += o.l1_misses;
+        self.l2_misses += o.l2_misses;
+        self.miss_cycles += o.miss_cycles;
+    }
+}
+
+/// The costs the engine charges, from the calibration (cycles).
+#[derive(Clone, Debug)]
+pub struct StepCosts {
+    pub design: DesignCosts,
+    pub lock: f64,
+    /// Moving one cache line from core `a`'s caches to core `b` (`transfer[a * cores + b]`):
+    /// what a steal (the victim's lock and queue: two lines) and a post to another core (one)
+    /// add for the lines that live on the other core.
+    pub transfer: Vec<f64>,
+    pub cores: usize,
+    pub wake_latency: f64,
+    pub wake_post: f64,
+    pub search_nap: f64,
+    /// The runtime's search interval before parking (`search_us`), in cycles.
+    pub search: f64,
+}
+
+impl StepCosts {
+    pub fn new(
+        cal: &Calibration,
+        queue: QueueKind,
+        search_cycles: f64,
+        transfer: Vec<f64>,
+    ) -> StepCosts {
+        let cores = (transfer.len() as f64).sqrt() as usize;
+        assert_eq!(cores * cores, transfer.len(), "a square transfer matrix");
+        StepCosts {
+            design: cal.design(queue).clone(),
+            lock: cal.lock,
+            transfer,
+            cores,
+            wake_latency: cal.wake_latency,
+            wake_post: cal.wake_post,
+            search_nap: cal.search_nap,
+            search: search_cycles,
+        }
+    }
+}
+
+/// The event a core is running.
+struct Current {
+    color: Color,
+    handler: HandlerId,
+    stolen: bool,
+    /// Cycles of the event so far, without the runtime's per-event cost (what a worker's
+    /// profile measures).
+    exec: f64,
+    then: Option<Then>,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Pop,
+    Run,
+    AfterWork,
+    /// Retry moving colors that were running (`Effects::place_all`), then post.
+    Place(Vec<(Color, usize)>),
+    Posts,
+    /// Flush the local buffer, then go on with the given phase.
+    Flush(Box<Phase>),
+    Remote,
+    Done,
+    /// One victim of a stealing round (a search's, or the last look before sleeping).
+    Search {
+        order: Option<Vec<usize>>,
+        next: usize,
+        round: Round,
+    },
+    /// Go to sleep under the own lock (the idle protocol's rule 3).
+    Sleep,
+    Parked,
+    Wake,
+}
+
+struct VCore {
+    phase: Phase,
+    stats: CoreStats,
+    /// Lock wait of the step in progress (added to the locking time when the lock is taken).
+    waited: u64,
+    idle_since: Option<u64>,
+    search_start: u64,
+    current: Option<Current>,
+    held: VecDeque<Held>,
+    /// Local posts in the buffer since the last flush.
+    buffered: usize,
+    /// Asleep in `Phase::Parked` (until the wake-up's latency has passed).
+    parked: bool,
+    /// Woken, waiting for the wake-up latency to pass.
+    waking: bool,
+}
+
+/// The outcome of a simulation.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Events of completed rounds (what the benchmarks count).
+    pub events: u64,
+    pub rounds: u64,
+    /// Virtual cycles until the last round finished.
+    pub cycles: u64,
+    pub cores: Vec<CoreStats>,
+    pub total: CoreStats,
+    /// The time-left threshold at the end.
+    pub steal_threshold: u64,
+    /// Broken color guarantees and workload errors (none in a correct run).
+    pub violations: Vec<String>,
+}
+
+pub struct Engine<'w> {
+    rt: SimRuntime,
+    work: &'w mut dyn Workload,
+    caches: Caches,
+    costs: StepCosts,
+    agenda: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    seq: u64,
+    now: u64,
+    cores: Vec<VCore>,
+    /// Per core lock: free from this cycle on.
+    locks: Vec<u64>,
+    rng: SmallRng,
+    jitter: f64,
+    /// Per color: busy until (u64::MAX while an event runs) and on which core.
+    busy: HashMap<u32, (u64, usize)>,
+    violations: Vec<String>,
+    /// The step in progress claimed a wake-up (the stepping core pays for it).
+    claimed_wake: bool,
+}
+
+impl<'w> Engine<'w> {
+    pub fn new(
+        rt: SimRuntime,
+        work: &'w mut dyn Workload,
+        caches: Caches,
+        costs: StepCosts,
+        seed: u64,
+        jitter: f64,
+    ) -> Engine<'w> {
+        let n = rt.workers();
+        let cores = (0..n)
+            .map(|_| VCore {
+                phase: Phase::Pop,
+                stats: CoreStats::default(),
+                waited: 0,
+                idle_since: None,
+                search_start: 0,
+                current: None,
+                held: VecDeque::new(),
+                buffered: 0,
+                parked: false,
+                waking: false,
+            })
+            .collect();
+        Engine {
+            rt,
+            work,
+            caches,
+            costs,
+            agenda: BinaryHeap::new(),
+            seq: 0,
+            now: 0,
+            cores,
+            locks: vec![0; n],
+            rng: SmallRng::seed_from_u64(seed),
+            jitter,
+            busy: HashMap::new(),
+            violations: Vec::new(),
+            claimed_wake: false,
+        }
+    }
+
+    fn schedule(&mut self, w: usize, at: u64, phase: Phase) {
+        self.cores[w].phase = phase;
+        self.seq += 1;
+        self.agenda.push(Reverse((at, self.seq, w)));
+    }
+
+    /// A step cost with the seeded jitter applied.
+    fn jit(&mut self, cycles: f64) -> u64 {
+        let f = if self.jitter > 0.0 {
+            1.0 + self.jitter * (2.0 * self.rng.gen::<f64>() - 1.0)
+        } else {
+            1.0
+        };
+        (cycles * f).max(0.0).round() as u64
+    }
+
+    /// When `locks` are all free: `None` if now, else the cycle to retry at (the wait counts).
+    fn wait_for(&mut self, w: usize, locks: &[usize]) -> Option<u64> {
+        let free = locks.iter().map(|&l| self.locks[l]).max().unwrap_or(0);
+        if free > self.now {
+            self.cores[w].waited += free - self.now;
+            Some(free)
+        } else {
+            None
+        }
+    }
+
+    /// Core `w` holds `locks` from now for `hold` cycles.
+    fn hold(&mut self, w: usize, locks: &[usize], hold: u64) {
+        for &l in locks {
+            self.locks[l] = self.now + hold;
+        }
+        let c = &mut self.cores[w];
+        c.stats.lock_cycles += c.waited + hold;
+        c.waited = 0;
+    }
+
+    /// Run the workload until it has finished its last round after `seconds` of virtual time at
+    /// `hz` (or, for a workload that ends by itself, until it drained).
+    pub fn run(mut self, seconds: f64, hz: f64) -> Result<Outcome> {
+        vctx::open();
+        let result = self.run_inner(seconds, hz);
+        let fifo = vctx::close();
+        let mut out = result?;
+        out.violations.extend(fifo);
+        Ok(out)
+    }
+
+    fn run_inner(&mut self, seconds: f64, hz: f64) -> Result<Outcome> {
+        self.work.start(&self.rt)?;
+        for w in 0..self.cores.len() {
+            self.schedule(w, 0, Phase::Pop);
+        }
+        let stop_at = (seconds * hz) as u64;
+        let deadline = stop_at + (GRACE_SECONDS * hz) as u64;
+        loop {
+            let Some(Reverse((t, _, w))) = self.agenda.pop() else {
+                if self.work.drained() {
+                    break;
+                }
+                bail!(
+                    "every virtual core is parked at cycle {} and the workload is not done",
+                    self.now
+                );
+            };
+            self.now = t;
+            if t >= stop_at {
+                self.work
+                    .rounds()
+                    .stop
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+            if t > deadline {
+                bail!("the last round did not finish within {GRACE_SECONDS} s of virtual time");
+            }
+            self.claimed_wake = false;
+            let phase = std::mem::replace(&mut self.cores[w].phase, Phase::Parked);
+            let next = self.step(w, phase)?;
+            let extra = self.wake_claimed(w);
+            match next {
+                Some((_, Phase::Parked)) => {
+                    let c = &mut self.cores[w];
+                    c.stats.parks += 1;
+                    c.phase = Phase::Parked;
+                    c.parked = true;
+                }
+                Some((at, phase)) => self.schedule(w, at + extra, phase),
+                None => {}
+            }
+            let r = self.work.rounds();
+            if r.finished.load(std::sync::atomic::Ordering::Acquire) {
+                break;
+            }
+        }
+        Ok(self.outcome())
+    }
+
+    /// Wake every parked core a post claimed; returns what the claim costs the poster `w`.
+    fn wake_claimed(&mut self, w: usize) -> u64 {
+        let mut claimed = false;
+        for v in 0..self.cores.len() {
+            if self.cores[v].parked && !self.cores[v].waking && !self.rt.is_asleep(v) {
+                self.cores[v].waking = true;
+                self.cores[v].stats.wakeups += 1;
+                let at = self.now + self.jit(self.costs.wake_latency);
+                self.schedule(v, at, Phase::Wake);
+                claimed |= v != w;
+            }
+        }
+        if claimed && self.claimed_wake {
+            self.jit(self.costs.wake_post)
+        } else {
+            0
+        }
+    }
+
+    fn step(&mut self, w: usize, phase: Phase) -> Result<Option<(u64, Phase)>> {
+        let now = self.now;
+        Ok(Some(match phase {
+            Phase::Pop => return Ok(Some(self.pop(w))),
+            Phase::Run => self.run_event(w)?,
+            Phase::AfterWork => self.after_work(w),
+            Phase::Place(colors) => self.place(w, colors),
+            Phase::Posts => self.posts(w),
+            Phase::Flush(then) => {
+                if let Some(at) = self.wait_for(w, &[w]) {
+                    return Ok(Some((at, Phase::Flush(then))));
+                }
+                let n = self.rt.flush(w);
+                self.claimed_wake = true;
+                let d = &self.costs.design;
+                let cost = d.flush_one + d.push * n.saturating_sub(1) as f64;
+                let hold = self.jit(cost);
+                self.hold(w, &[w], hold);
+                self.cores[w].buffered = 0;
+                if let Some(c) = self.cores[w].current.as_mut() {
+                    c.exec += hold as f64;
+                }
+                (now + hold, *then)
+            }
+            Phase::Remote => return Ok(Some(self.remote(w))),
+            Phase::Done => self.done(w),
+            Phase::Search { order, next, round } => {
+                return Ok(Some(self.search(w, order, next, round)))
+            }
+            Phase::Sleep => {
+                if let Some(at) = self.wait_for(w, &[w]) {
+                    return Ok(Some((at, Phase::Sleep)));
+                }
+                let hold = self.jit(self.costs.lock);
+                self.hold(w, &[w], hold);
+                match self.rt.fall_asleep(w) {
+                    Sleep::Awake => (now + hold, Phase::Pop),
+                    Sleep::Asleep { last_look: true } => (now + hold, Self::round(Round::LastLook)),
+                    Sleep::Asleep { last_look: false } => (now + hold, Phase::Parked),
+                }
+            }
+            Phase::Wake => {
+                self.rt.end_sleep(w);
+                self.cores[w].waking = false;
+                self.cores[w].parked = false;
+                (now, Phase::Pop)
+            }
+            Phase::Parked => bail!("core {w}: a parked core was scheduled"),
+        }))
+    }
+
+    /// A new stealing round.
+    fn round(round: Round) -> Phase {
+        Phase::Search {
+            order: None,
+            next: 0,
+            round,
+        }
+    }
+
+    /// Enqueue what the finished batch posted to this core and pop the next, under one lock.
+    fn pop(&mut self, w: usize) -> (u64, Phase) {
+        if let Some(at) = self.wait_for(w, &[w]) {
+            return (at, Phase::Pop);
+        }
+        let d = &self.costs.design;
+        let flushed = std::mem::take(&mut self.cores[w].buffered);
+        let hold = self.jit(d.pop + d.push * flushed as f64);
+        self.hold(w, &[w], hold);
+        let at = self.now + hold;
+        let core = &mut self.cores[w];
+        if self.rt.pop(w).is_some() {
+            if let Some(since) = core.idle_since.take() {
+                core.stats.idle_cycles += self.now - since;
+            }
+            return (at, Phase::Run);
+        }
+        core.idle_since.get_or_insert(self.now);
+        if self.rt.begin_idle(w) {
+            self.cores[w].search_start = at;
+            (at, Self::round(Round::Search))
+        } else {
+            (at, Phase::Sleep)
+        }
+    }
+
+    fn run_event(&mut self, w: usize) -> Result<(u64, Phase)> {
+        vctx::begin(w, self.now);
+        let Some(ran) = self.rt.run_next(w) else {
+            bail!("core {w}: Run with an empty batch");
+        };
+        let job = vctx::end().unwrap_or_else(|| Job::work(0.0));
+        if ran.panicked {
+            self.violations
+                .push(format!("an event of color {} panicked", ran.color.0));
+        }
+        if let Some(&(until, core)) = self.busy.get(&ran.color.0) {
+            if until > self.now && core != w {
+                self.violations.push(format!(
+                    "color {} started on core {w} at cycle {} while core {core} ran it until {}",
+                    ran.color.0,
+                    self.now,
+                    if until == u64::MAX {
+                        "later".to_string()
+                    } else {
+                        until.to_string()
+                    }
+                ));
+            }
+        }
+        self.busy.insert(ran.color.0, (u64::MAX, w));
+        let mut served = Served::default();
+        for a in &job.accesses {
+            served += self.caches.access(w, a.array, a.offset, a.bytes, a.how);
+        }
+        let s = &mut self.cores[w].stats;
+        s.l1_misses += served.l1_misses;
+        s.l2_misses += served.l2_misses;
+        s.miss_cycles += served.cycles as u64;
+        let exec = job.work + served.cycles;
+        let cost = self.jit(self.costs.design.run_event) + exec.round() as u64;
+        self.cores[w].current = Some(Current {
+            color: ran.color,
+            handler: ran.handler,
+            stolen: ran.stolen,
+            exec,
+            then: job.then,
+        });
+        Ok((self.now + cost, Phase::AfterWork))
+    }
+
+    fn after_work(&mut self, w: usize) -> (u64, Phase) {
+        let cur = self.cores[w].current.as_mut().expect("an event is running");
+        let Some(then) = cur.then.take() else {
+            return (self.now, Phase::Posts);
+        };
+        let color = cur.color;
+        let place = self.costs.design.place;
+        let mut fx = Effects::new(self.rt.handle(), w, color, place);
+        then(&mut fx);
+        let (posts, work, errors, unplaced) = (fx.posts, fx.work, fx.errors, fx.unplaced);
+        self.violations.extend(errors);
+        let core = &mut self.cores[w];
+        core.held.extend(posts);
+        let cur = core.current.as_mut().expect("running");
+        cur.exec += work;
+        let at = self.now + work.round() as u64;
+        if unplaced.is_empty() {
+            (at, Phase::Posts)
+        } else {
+            (at, Phase::Place(unplaced))
+        }
+    }
+
+    /// One more attempt for each color that was running, as `place_all`'s retry loop.
+    fn place(&mut self, w: usize, colors: Vec<(Color, usize)>) -> (u64, Phase) {
+        let color = self.cores[w].current.as_ref().expect("running").color;
+        let place = self.costs.design.place;
+        let mut fx = Effects::new(self.rt.handle(), w, color, place);
+        let left: Vec<(Color, usize)> = colors
+            .into_iter()
+            .filter(|&(c, core)| !fx.place(c, core))
+            .collect();
+        let (work, errors) = (fx.work, fx.errors);
+        let dt = self.jit(work);
+        self.violations.extend(errors);
+        if let Some(c) = self.cores[w].current.as_mut() {
+            c.exec += dt as f64;
+        }
+        let phase = if left.is_empty() {
+            Phase::Posts
+        } else {
+            Phase::Place(left)
+        };
+        (self.now + dt.max(1), phase)
+    }
+
+    /// Send the event's next posts: as many local ones as fit before the next flush, or one
+    /// remote (after flushing the buffer, which keeps each color's order), or finish.
+    fn posts(&mut self, w: usize) -> (u64, Phase) {
+        let mut local = 0;
+        while self.cores[w].buffered < LOCAL_FLUSH {
+            let Some(h) = self.cores[w].held.front() else {
+                break;
+            };
+            if self.rt.handle().core_of(h.color) != w {
+                break;
+            }
+            let h = self.cores[w].held.pop_front().expect("front exists");
+            let task = vctx::closure(h.color, w, h.job);
+            self.rt.post_local(w, h.color, h.handler, task);
+            self.cores[w].buffered += 1;
+            local += 1;
+        }
+        let dt = self.jit(self.costs.design.post_local * local as f64);
+        if let Some(c) = self.cores[w].current.as_mut() {
+            c.exec += dt as f64;
+        }
+        let at = self.now + dt;
+        let core = &self.cores[w];
+        let more = !core.held.is_empty();
+        if core.buffered >= LOCAL_FLUSH {
+            return (at, Phase::Flush(Box::new(Phase::Posts)));
+        }
+        match (more, core.buffered > 0) {
+            (true, true) => (at, Phase::Flush(Box::new(Phase::Remote))),
+            (true, false) => (at, Phase::Remote),
+            // What is left in the buffer is enqueued by the next pop, under the same lock.
+            (false, _) => (at, Phase::Done),
+        }
+    }
+
+    fn remote(&mut self, w: usize) -> (u64, Phase) {
+        let color = self.cores[w]
+            .held
+            .front()
+            .expect("a remote post is held")
+            .color;
+        let target = self.rt.handle().core_of(color);
+        if let Some(at) = self.wait_for(w, &[target]) {
+            return (at, Phase::Remote);
+        }
+        let h = self.cores[w].held.pop_front().expect("front exists");
+        let task = vctx::closure(h.color, w, h.job);
+        if !self.rt.post_from(w, h.color, h.handler, task) {
+            self.violations
+                .push(format!("a post to color {} was refused", h.color.0));
+        }
+        self.claimed_wake = true;
+        let line = self.costs.transfer[target * self.costs.cores + w];
+        let hold = self.jit(self.costs.design.post_remote + line);
+        self.hold(w, &[target], hold);
+        if let Some(c) = self.cores[w].current.as_mut() {
+            c.exec += hold as f64;
+        }
+        (self.now + hold, Phase::Posts)
+    }
+
+    fn done(&mut self, w: usize) -> (u64, Phase) {
+        let cur = self.cores[w].current.take().expect("an event ran");
+        self.busy.insert(cur.color.0, (self.now, w));
+        let exec = cur.exec.round() as u64;
+        self.rt.profile(w, cur.handler, exec);
+        let s = &mut self.cores[w].stats;
+        s.events += 1;
+        if cur.stolen {
+            s.stolen_time_cycles += exec;
+            s.stolen_events += 1;
+        }
+        if self.rt.batch_left(w) > 0 {
+            (self.now, Phase::Run)
+        } else {
+            (self.now, Phase::Pop)
+        }
+    }
+
+    /// One victim of a stealing round, or the round's end: in a search, a nap, sleep, or the own
+    /// work; after the last look, sleep (or the wake-up claimed meanwhile).
+    fn search(
+        &mut self,
+        w: usize,
+        order: Option<Vec<usize>>,
+        mut next: usize,
+        round: Round,
+    ) -> (u64, Phase) {
+        let order = order.unwrap_or_else(|| self.rt.core_set(w));
+        while next < order.len() {
+            let v = order[next];
+            if self.rt.skips(v, round) {
+                next += 1;
+                continue;
+            }
+            if let Some(at) = self.wait_for(w, &[v, w]) {
+                let phase = Phase::Search {
+                    order: Some(order),
+                    next,
+                    round,
+                };
+                return (at, phase);
+            }
+            self.cores[w].stats.steal_attempts += 1;
+            let d = &self.costs.design;
+            let transfer = 2.0 * self.costs.transfer[v * self.costs.cores + w];
+            match self.rt.steal_from(w, v, round) {
+                StealTry::Skipped => next += 1,
+                StealTry::Failed { .. } => {
+                    let hold = self.jit(d.steal_fail + transfer);
+                    self.hold(w, &[v, w], hold);
+                    let phase = Phase::Search {
+                        order: Some(order),
+                        next: next + 1,
+                        round,
+                    };
+                    return (self.now + hold, phase);
+                }
+                StealTry::Stole {
+                    colors,
+                    events,
+                    victim_len,
+                } => {
+                    let cost = d.steal_base
+                        + d.steal_per_color * colors as f64
+                        + d.steal_per_event * events as f64
+                        + d.steal_per_queued * victim_len as f64
+                        + transfer;
+                    let hold = self.jit(cost);
+                    self.hold(w, &[v, w], hold);
+                    self.rt.record_steal(hold, colors);
+                    let s = &mut self.cores[w].stats;
+                    s.steals += 1;
+                    s.stolen_colors += colors as u64;
+                    s.steal_cost_cycles += hold;
+                    match round {
+                        Round::Search => self.rt.found_work(w),
+                        Round::LastLook => self.rt.cancel_sleep(w),
+                    }
+                    return (self.now + hold, Phase::Pop);
+                }
+            }
+        }
+        if round == Round::LastLook {
+            if self.rt.is_asleep(w) {
+                return (self.now, Phase::Parked);
+            }
+            // A post claimed the wake-up during the look: the worker never parks.
+            self.rt.end_sleep(w);
+            return (self.now, Phase::Pop);
+        }
+        if self.rt.queued(w) > 0 {
+            self.rt.stop_search(w);
+            return (self.now, Phase::Pop);
+        }
+        if (self.now - self.cores[w].search_start) as f64 >= self.costs.search {
+            return (self.now, Phase::Sleep);
+        }
+        let nap = self.jit(self.costs.search_nap);
+        (self.now + nap, Self::round(Round::Search))
+    }
+
+    fn outcome(&mut self) -> Outcome {
+        let now = self.now;
+        let mut total = CoreStats::default();
+        for c in &mut self.cores {
+            if let Some(since) = c.idle_since.take() {
+                c.stats.idle_cycles += now - since;
+            }
+            c.stats.busy_cycles = now.saturating_sub(c.stats.idle_cycles);
+            total.add(&c.stats);
+        }
+        let r = self.work.rounds();
+        Outcome {
+            events: r.events.load(std::sync::atomic::Ordering::Relaxed),
+            rounds: r.rounds.load(std::sync::atomic::Ordering::Relaxed),
+            cycles: now,
+            cores: self.cores.iter().map(|c| c.stats.clone()).collect(),
+            total,
+            steal_threshold: self.rt.steal_threshold(),
+            violations: std::mem::take(&mut self.violations),
+        }
+    }
+}

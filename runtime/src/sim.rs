@@ -1,0 +1,523 @@
+//! The runtime driven step by step on virtual cores: the simulator's seam (`microbenches
+//! simulate`). Not a stable API.
+//!
+//! Every step runs the runtime's real code on its real shared state (the color map, the handler
+//! registry, each core's queue design behind its lock) through the handles of `core`: an
+//! `Owner` made for the step, as the loom model (`model`) makes one, a
+//! `Stealer` per victim, the post protocol of `shared`, and the idle protocol's own steps
+//! (`worker::begin_idle`, `found_work`, `fall_asleep`, `cancel_sleep`). There are no worker
+//! threads and nothing here reads the cycle counter. The caller (the simulator's engine) owns
+//! the virtual clock: it decides when each step happens, charges what it costs, and feeds the
+//! two inputs the policies take from measurements with virtual values: the time-left threshold
+//! ([`SimRuntime::record_steal`] runs `steal::next_estimate` on a virtual cost) and the handler
+//! profiles ([`SimRuntime::profile`], the worker's moving average of a virtual duration).
+//!
+//! Steps, for virtual core `w` (a worker's loop, cut where a worker takes or waits for a lock):
+//! - owner: [`pop`](SimRuntime::pop) (`Owner::flush_and_pop`: what the finished batch posted
+//!   to `w`'s own colors is enqueued and the next batch popped under one lock, the batch
+//!   becoming `w`'s running set), [`run_next`](SimRuntime::run_next) (one event of the batch
+//!   with a real [`Ctx`]), [`post_local`](SimRuntime::post_local) (an event built in `w`'s
+//!   local buffer, as `Ctx::post` builds it), [`flush`](SimRuntime::flush) (that buffer under
+//!   one lock, `Shared::flush_local`), [`post_from`](SimRuntime::post_from) (a post to another
+//!   core, `Shared::push`), [`finish_batch`](SimRuntime::finish_batch) (flush, then the running
+//!   set cleared, for a caller that does not pop next);
+//! - thief: [`core_set`](SimRuntime::core_set) (`steal::core_set`: the policy's victim order,
+//!   the topology's for locality), [`skips`](SimRuntime::skips) (`steal::skips`: an empty victim
+//!   a peeking design passes over unlocked), [`steal_from`](SimRuntime::steal_from)
+//!   (`Stealer::steal_into` with the policy's `StealChoice`, the moved colors remapped while
+//!   both locks are held: one iteration of `steal::try_steal`'s loop);
+//! - idle (the rules of `idle`): [`begin_idle`](SimRuntime::begin_idle) (may it search?),
+//!   [`found_work`](SimRuntime::found_work) / [`stop_search`](SimRuntime::stop_search) (a search
+//!   ends), [`fall_asleep`](SimRuntime::fall_asleep) (the core marked asleep; whether the last
+//!   look is due), [`cancel_sleep`](SimRuntime::cancel_sleep) (the last look stole),
+//!   [`is_asleep`](SimRuntime::is_asleep) (a poster or a thief-waking post claimed the
+//!   wake-up once this is false), [`end_sleep`](SimRuntime::end_sleep).
+//!
+//! Invariant (the color guarantee, as in the threaded runtime): from `pop` to the next `pop`
+//! (or `finish_batch`) the batch's colors are `w`'s running set, so no thief takes them. The
+//! engine pops again only once the batch's last event has ended in virtual time, and runs a
+//! stolen color's events only after the steal's virtual end, so one color never runs on two
+//! virtual cores at once; the simulator checks this on every event.
+
+use crate::color::Color;
+use crate::config::{BuildError, RuntimeConfig, StealPolicy};
+use crate::ctx::{Ctx, Lent};
+use crate::event::{Event, Task, FLAG_STOLEN};
+use crate::handler::{ewma, HandlerId, HandlerSpec, MAX_HANDLERS};
+use crate::loom::Ordering;
+use crate::queue::{Design, StealChoice};
+use crate::shared::{with_queues, Shared};
+use crate::stats::Counters;
+use crate::steal::{self, Look, MAX_CORE_SET};
+use crate::topology::{Machine, Topology};
+use crate::worker::{self, Ops};
+use crate::Handle;
+use std::collections::VecDeque;
+use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+/// How long an idle worker naps between two steal attempts while it searches (the worker's
+/// constant).
+pub const SEARCH_NAP: Duration = crate::worker::SEARCH_NAP;
+
+/// Local posts a `Ctx` buffers before it flushes them (`ctx::LOCAL_FLUSH`).
+pub const LOCAL_FLUSH: usize = crate::ctx::LOCAL_FLUSH;
+
+/// One event that [`SimRuntime::run_next`] ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ran {
+    /// Its handler.
+    pub handler: HandlerId,
+    /// Its color.
+    pub color: Color,
+    /// It reached this core by a steal (its time counts as stolen time).
+    pub stolen: bool,
+    /// Its closure panicked (caught, as a worker catches it).
+    pub panicked: bool,
+}
+
+/// Which stealing round a thief is in (`steal::Look`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Round {
+    /// A search's ordinary round: a design that peeks skips empty victims unlocked.
+    Search,
+    /// The last searcher's round before it sleeps: every victim is locked.
+    LastLook,
+}
+
+impl Round {
+    fn look(self) -> Look {
+        match self {
+            Round::Search => Look::AsDesigned,
+            Round::LastLook => Look::LockEvery,
+        }
+    }
+}
+
+/// What one victim gave a thief ([`SimRuntime::steal_from`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StealTry {
+    /// Not locked: the design reads the published length first and it was 0 (Mely).
+    Skipped,
+    /// Both locks taken, nothing worth taking.
+    Failed {
+        /// Events queued on the victim when it was examined.
+        victim_len: usize,
+    },
+    /// Both locks taken, colors moved and remapped to the thief.
+    Stole {
+        /// Colors moved.
+        colors: usize,
+        /// Events moved.
+        events: usize,
+        /// Events queued on the victim before the steal.
+        victim_len: usize,
+    },
+}
+
+/// Where [`SimRuntime::fall_asleep`] left a core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sleep {
+    /// Work arrived (or shutdown): it did not sleep.
+    Awake,
+    /// Its core is marked asleep. `last_look`: no worker searches any more, so it must take one
+    /// [`Round::LastLook`] first and [`SimRuntime::cancel_sleep`] if that steals.
+    Asleep {
+        /// The last look is due.
+        last_look: bool,
+    },
+}
+
+/// A virtual core's private state: what a worker keeps on its stack and in `Worker`.
+struct SimCore {
+    /// The counters the real paths account into (lock operations, drops).
+    counters: Counters,
+    /// The popped batch not yet run, oldest first.
+    batch: VecDeque<Event>,
+    /// Where the design's pop writes the batch.
+    pop_buf: Vec<Event>,
+    /// Posts of the running batch to this core's own colors, until the next flush or pop.
+    local_buf: Vec<Event>,
+    /// Per-handler moving average of virtual cycles per event (the worker's profile).
+    ewma: Box<[u64]>,
+    /// Searching for work to steal (between `begin_idle` and the search's end).
+    searching: bool,
+    /// Counted as a sleeper (between `fall_asleep` and `end_sleep` or `cancel_sleep`).
+    asleep: bool,
+}
+
+/// A runtime's shared state with virtual cores instead of worker threads (see the module doc).
+pub struct SimRuntime {
+    /// The runtime's handle (its shared state).
+    handle: Handle,
+    /// Each virtual core's private state.
+    cores: Vec<SimCore>,
+}
+
+impl SimRuntime {
+    /// The shared state for `cfg` (validated like `Runtime::new`; never pinned) on `machine`: its
+    /// topology gives the locality order of `cfg.workers` virtual cores.
+    pub fn new(mut cfg: RuntimeConfig, machine: &Machine) -> Result<SimRuntime, BuildError> {
+        cfg.pin = false;
+        cfg.validate()?;
+        let topology = Topology::for_machine(machine, cfg.workers);
+        let (n, batch) = (cfg.workers, cfg.batch);
+        let queues = Shared::local_queues(&cfg);
+        let handle = Handle {
+            sh: Shared::new(cfg, queues, topology),
+        };
+        let cores = (0..n)
+            .map(|_| SimCore {
+                counters: Counters::default(),
+                batch: VecDeque::with_capacity(batch),
+                pop_buf: Vec::with_capacity(batch),
+                local_buf: Vec::with_capacity(LOCAL_FLUSH),
+                ewma: vec![0; MAX_HANDLERS].into_boxed_slice(),
+                searching: false,
+                asleep: false,
+            })
+            .collect();
+        Ok(SimRuntime { handle, cores })
+    }
+
+    /// The runtime's handle: register handlers, post from outside, place colors, read the map.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Register a handler.
+    pub fn register(&self, spec: HandlerSpec) -> HandlerId {
+        self.handle.register(spec)
+    }
+
+    /// Virtual cores.
+    pub fn workers(&self) -> usize {
+        self.cores.len()
+    }
+
+    /// The configured stealing policy.
+    pub fn stealing(&self) -> StealPolicy {
+        self.handle.sh.cfg.stealing
+    }
+
+    /// Events queued on core `w` (its published length).
+    pub fn queued(&self, w: usize) -> usize {
+        self.handle.sh.states[w].len()
+    }
+
+    /// Owner step: under core `w`'s lock, enqueue what the previous batch posted to `w`'s own
+    /// colors (see [`buffered`](Self::buffered); events whose color moved away go to their new
+    /// core after the lock), then pop the next batch (`cfg.batch` events at most) and make its
+    /// colors `w`'s running set. Returns how many events the batch holds; `None` when the queue
+    /// was empty (the running set is then empty). The previous batch must have been run.
+    pub fn pop(&mut self, w: usize) -> Option<usize> {
+        let sh: &Shared = &self.handle.sh;
+        let core = &mut self.cores[w];
+        assert!(
+            core.batch.is_empty(),
+            "core {w}: the previous batch is not finished"
+        );
+        let p = sh.params();
+        let mut spill = Vec::new();
+        let (popped, stealable) = with_queues!(&sh.queues, q => {
+            let r = sh.owner(q, w).flush_and_pop(
+                &mut core.local_buf,
+                |slot| sh.map.get(slot) == w,
+                |ev| spill.push(ev),
+                &mut core.pop_buf,
+                sh.cfg.batch,
+                &p,
+            );
+            for ev in spill {
+                sh.push_to_owner(q, ev, Some(&mut core.counters));
+            }
+            r
+        });
+        core.counters.lock_ops += 1;
+        if stealable {
+            sh.wake_thief_for(w);
+        }
+        if !popped {
+            return None;
+        }
+        core.batch.extend(core.pop_buf.drain(..));
+        Some(core.batch.len())
+    }
+
+    /// Events of the popped batch not run yet.
+    pub fn batch_left(&self, w: usize) -> usize {
+        self.cores[w].batch.len()
+    }
+
+    /// Owner step: run the batch's next event on core `w` with a real `Ctx`. Its posts to colors
+    /// `w` owns stay in `w`'s local buffer (the next [`pop`](Self::pop) or
+    /// [`flush`](Self::flush) enqueues them), unless the `Ctx` flushes them itself (a full
+    /// buffer, or a post to another core, which goes straight through the post path). `None`
+    /// when the batch is done.
+    pub fn run_next(&mut self, w: usize) -> Option<Ran> {
+        let sh: &Shared = &self.handle.sh;
+        let handle = &self.handle;
+        let core = &mut self.cores[w];
+        let ev = core.batch.pop_front()?;
+        let (handler, flags, color) = (ev.handler(), ev.flags(), ev.color());
+        // The task is consumed below; the rest of an event is plain data, so not dropping it
+        // leaks nothing.
+        let mut ev = ManuallyDrop::new(ev);
+        let task: *mut Task = &mut ev.task;
+        let pending = core.batch.len();
+        let ok = with_queues!(&sh.queues, q => {
+            let mut owner = sh.owner(q, w);
+            let mut ops = Ops {
+                sh,
+                queues: q,
+                owner: &mut owner,
+            };
+            let lent = Lent {
+                counters: &mut core.counters,
+                local_buf: &mut core.local_buf,
+                ops: &mut ops,
+            };
+            let mut ctx = Ctx::new(sh, handle, w, color, pending, lent);
+            // SAFETY: `task` points into `ev`, a live event this function owns and never
+            // touches again (it is `ManuallyDrop`), so the task is run exactly once and never
+            // dropped after; a panicking closure is dropped by the unwinding inside
+            // `run_in_place`.
+            catch_unwind(AssertUnwindSafe(|| unsafe {
+                Task::run_in_place(task, &mut ctx)
+            }))
+            .is_ok()
+        });
+        if !ok {
+            core.counters.panics += 1;
+        }
+        core.counters.events += 1;
+        Some(Ran {
+            handler: HandlerId(handler),
+            color,
+            stolen: flags & FLAG_STOLEN != 0,
+            panicked: !ok,
+        })
+    }
+
+    /// Posts waiting in core `w`'s local buffer.
+    pub fn buffered(&self, w: usize) -> usize {
+        self.cores[w].local_buf.len()
+    }
+
+    /// Owner step: enqueue core `w`'s local buffer under one lock (events whose color moved away
+    /// go to their new core), as `Ctx` does when the buffer is full or before a post to another
+    /// core. Returns how many events it held.
+    pub fn flush(&mut self, w: usize) -> usize {
+        let core = &mut self.cores[w];
+        let n = core.local_buf.len();
+        self.handle
+            .sh
+            .flush_local(w, &mut core.local_buf, &mut core.counters);
+        n
+    }
+
+    /// A post from a handler on core `w` to a color `w` owns: the event is built in `w`'s local
+    /// buffer, as `Ctx::post` builds it; [`pop`](Self::pop) or [`flush`](Self::flush) enqueues
+    /// it.
+    pub fn post_local<F>(&mut self, w: usize, color: Color, handler: HandlerId, f: F)
+    where
+        F: FnOnce(&mut Ctx<'_>) + Send + 'static,
+    {
+        let sh: &Shared = &self.handle.sh;
+        sh.push_new_event(&mut self.cores[w].local_buf, color, handler, f);
+    }
+
+    /// A post from a handler on core `w` to a color another core owns: the real post path (map
+    /// read, lock, re-read, enqueue, wake claims), as `Ctx::post` does for such a post after its
+    /// flush. False if the runtime was shut down (the event is dropped).
+    pub fn post_from<F>(&mut self, w: usize, color: Color, handler: HandlerId, f: F) -> bool
+    where
+        F: FnOnce(&mut Ctx<'_>) + Send + 'static,
+    {
+        let sh: &Shared = &self.handle.sh;
+        let core = &mut self.cores[w];
+        let ev = sh.make_event(color, handler, f);
+        let ok = sh.push(ev, Some(&mut core.counters)).is_ok();
+        if !ok {
+            core.counters.dropped += 1;
+        }
+        ok
+    }
+
+    /// Owner step for a caller that does not pop next (as the model's `run_batch` ends): flush
+    /// core `w`'s local buffer, then let the finished batch's colors be stolen again.
+    pub fn finish_batch(&mut self, w: usize) {
+        assert!(
+            self.cores[w].batch.is_empty(),
+            "core {w}: batch finished with events left"
+        );
+        self.flush(w);
+        let sh: &Shared = &self.handle.sh;
+        with_queues!(&sh.queues, q => sh.owner(q, w).finish_batch());
+    }
+
+    /// Feed a handler's profile: core `w` ran an event of `handler` for `cycles` virtual cycles.
+    /// The worker's moving average, published to the registry at every event (a worker times
+    /// a sample of the events because reading the clock costs; a virtual clock costs nothing).
+    /// Annotated handlers keep their annotation, as in the threaded runtime.
+    pub fn profile(&mut self, w: usize, handler: HandlerId, cycles: u64) {
+        let e = &mut self.cores[w].ewma[handler.index()];
+        *e = ewma(*e, cycles);
+        self.handle
+            .sh
+            .registry
+            .get(handler)
+            .avg_cycles
+            .store(*e, Ordering::Relaxed);
+    }
+
+    /// Thief step: the victims core `thief` examines in one stealing round, in order, itself
+    /// left out (`steal::core_set` on the published lengths).
+    pub fn core_set(&self, thief: usize) -> Vec<usize> {
+        let sh: &Shared = &self.handle.sh;
+        let mut buf = [0usize; MAX_CORE_SET];
+        steal::core_set(
+            sh.cfg.stealing,
+            thief,
+            self.cores.len(),
+            |v| sh.states[v].len(),
+            &sh.topology,
+            &mut buf,
+        )
+        .iter()
+        .copied()
+        .filter(|&v| v != thief)
+        .collect()
+    }
+
+    /// Whether a thief in `round` passes over `victim` without locking it (`steal::skips`).
+    pub fn skips(&self, victim: usize, round: Round) -> bool {
+        let sh: &Shared = &self.handle.sh;
+        with_queues!(&sh.queues, q => skips_in(sh, q, victim, round.look()))
+    }
+
+    /// Thief step: core `thief` tries victim `victim` once, as one iteration of the runtime's
+    /// stealing round (a victim [`skips`](Self::skips) passes over is not locked; else both
+    /// locks in index order, the design's steal with the policy's choice, the moved colors
+    /// remapped to the thief under both locks, both lengths published). Counts and costs are
+    /// left to the caller (virtual time).
+    pub fn steal_from(&mut self, thief: usize, victim: usize, round: Round) -> StealTry {
+        assert_ne!(thief, victim, "a core does not steal from itself");
+        let sh: &Shared = &self.handle.sh;
+        if self.skips(victim, round) {
+            return StealTry::Skipped;
+        }
+        let choice = StealChoice::of(sh.cfg.stealing, sh.cfg.steal_amount);
+        let p = sh.params();
+        let victim_len = sh.states[victim].len();
+        let stolen = with_queues!(&sh.queues, q => {
+            let mut owner = sh.owner(q, thief);
+            sh.stealer(q, victim)
+                .steal_into(&mut owner, choice, &p, || 0, &mut |slot| sh.map.set(slot, thief))
+                .stolen
+        });
+        match stolen {
+            Some(s) => StealTry::Stole {
+                colors: s.colors,
+                events: s.events,
+                victim_len,
+            },
+            None => StealTry::Failed { victim_len },
+        }
+    }
+
+    /// A successful steal kept the victim locked `cost` virtual cycles and moved `colors` colors:
+    /// update the time-left threshold with the runtime's moving average.
+    pub fn record_steal(&mut self, cost: u64, colors: usize) {
+        let est = &self.handle.sh.steal_cost_est;
+        let next = steal::next_estimate(est.load(Ordering::Relaxed), cost, colors);
+        est.store(next, Ordering::Relaxed);
+    }
+
+    /// The time-left threshold now (the estimated cost of stealing one color, cycles).
+    pub fn steal_threshold(&self) -> u64 {
+        self.handle.sh.steal_cost_est.load(Ordering::Relaxed)
+    }
+
+    /// Idle step (rule 1): core `w` found nothing to pop; true if it now searches (at most half
+    /// the cores search; none when stealing is off or there is one core).
+    pub fn begin_idle(&mut self, w: usize) -> bool {
+        let n = self.cores.len();
+        let core = &mut self.cores[w];
+        assert!(!core.searching && !core.asleep, "core {w} is idle already");
+        core.searching = worker::begin_idle(&self.handle.sh, n);
+        core.searching
+    }
+
+    /// Idle step (rule 2): core `w`'s search stole; it stops searching (waking a sleeper to
+    /// search in its place if it was the last searcher).
+    pub fn found_work(&mut self, w: usize) {
+        assert!(self.cores[w].searching, "core {w} is not searching");
+        self.cores[w].searching = false;
+        worker::found_work(&self.handle.sh, w);
+    }
+
+    /// Idle step: work arrived in core `w`'s own queue during its search; it stops searching.
+    pub fn stop_search(&mut self, w: usize) {
+        assert!(self.cores[w].searching, "core {w} is not searching");
+        self.cores[w].searching = false;
+        self.handle.sh.idle.end_search();
+    }
+
+    /// Idle step (rule 3): core `w` (searching or not, its search over) goes to sleep under its
+    /// own lock if its queue is still empty.
+    pub fn fall_asleep(&mut self, w: usize) -> Sleep {
+        let sh: &Shared = &self.handle.sh;
+        let n = self.cores.len();
+        let core = &mut self.cores[w];
+        let searching = std::mem::take(&mut core.searching);
+        let r = with_queues!(&sh.queues, q => {
+            worker::fall_asleep(sh, &mut sh.owner(q, w), searching, n)
+        });
+        match r {
+            None => Sleep::Awake,
+            Some(last_look) => {
+                core.asleep = true;
+                core.counters.parks += 1;
+                Sleep::Asleep { last_look }
+            }
+        }
+    }
+
+    /// Idle step: core `w`'s last look stole; its sleep is cancelled.
+    pub fn cancel_sleep(&mut self, w: usize) {
+        assert!(self.cores[w].asleep, "core {w} is not asleep");
+        self.cores[w].asleep = false;
+        let sh: &Shared = &self.handle.sh;
+        with_queues!(&sh.queues, q => worker::cancel_sleep(sh, &mut sh.owner(q, w)));
+    }
+
+    /// Whether sleeping core `w` is still marked asleep: false once a poster (or a post waking
+    /// a thief) claimed its wake-up.
+    pub fn is_asleep(&self, w: usize) -> bool {
+        let sh: &Shared = &self.handle.sh;
+        self.cores[w].asleep && with_queues!(&sh.queues, q => sh.owner(q, w).is_asleep())
+    }
+
+    /// Idle step: sleeping core `w` resumes (the end of the worker's sleep).
+    pub fn end_sleep(&mut self, w: usize) {
+        assert!(self.cores[w].asleep, "core {w} is not asleep");
+        self.cores[w].asleep = false;
+        let sh: &Shared = &self.handle.sh;
+        with_queues!(&sh.queues, q => worker::cancel_sleep(sh, &mut sh.owner(q, w)));
+    }
+}
+
+/// `steal::skips` for the concrete design of `queues`.
+fn skips_in<D: Design>(
+    sh: &Shared,
+    _queues: &[crossbeam_utils::CachePadded<crate::core::CoreQueue<D>>],
+    victim: usize,
+    look: Look,
+) -> bool {
+    steal::skips::<D>(sh, victim, look)
+}
+
+#[cfg(test)]
+mod tests;
