@@ -4,9 +4,9 @@
 //! color); when both Cs of an array ran, the merge finishes the sort. Locality-aware stealing
 //! should keep an array's B events on cores that share a cache with the A's core.
 
-use crate::common::{measure_fork_join, runtime, Control, Outcome};
+use crate::common::{measure_fork_join, runtime, Control, Outcome, Setup};
 use crate::perf::LlcCounter;
-use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec, QueueKind, StealPolicy};
+use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -129,21 +129,15 @@ fn merge(a: &[u32], b: &[u32]) -> Vec<u32> {
     out
 }
 
-pub fn run(
-    queue: QueueKind,
-    stealing: StealPolicy,
-    workers: usize,
-    seconds: f64,
-    p: &Params,
-) -> anyhow::Result<Outcome> {
+pub fn run(setup: &Setup, seconds: f64, p: &Params) -> anyhow::Result<Outcome> {
     let llc = LlcCounter::open();
-    let rt = runtime(queue, stealing, workers)?;
+    let rt = runtime(setup)?;
     let ctl = Control::leak();
-    let total = p.a_per_pair * pairs(workers);
+    let total = p.a_per_pair * pairs(setup.workers);
     let st: &'static State = Box::leak(Box::new(State {
         ctl,
         p: p.clone(),
-        workers,
+        workers: setup.workers,
         remaining: AtomicU64::new(0),
         // A + 2 B + 2 C per array.
         events_per_round: (total * 5) as u64,

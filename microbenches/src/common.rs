@@ -1,7 +1,7 @@
 //! Pieces shared by the fork/join benchmarks: measured outcome, runtime construction, waiting.
 
 use crate::perf::LlcCounter;
-use colored_runtime::{QueueKind, Runtime, RuntimeConfig, RuntimeStats, StealPolicy};
+use colored_runtime::{QueueKind, Runtime, RuntimeConfig, RuntimeStats, StealAmount, StealPolicy};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,15 +22,35 @@ impl Outcome {
     }
 }
 
+/// The runtime a colored benchmark runs on: the part of the command line that reaches
+/// [`RuntimeConfig`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setup {
+    pub queue: QueueKind,
+    pub stealing: StealPolicy,
+    /// What a time-left steal takes (ignored by the other policies).
+    pub steal_amount: StealAmount,
+    /// Worker threads; more than the machine's CPUs oversubscribes them.
+    pub workers: usize,
+}
+
+impl Setup {
+    /// The runtime configuration of this setup (everything else at the runtime's defaults).
+    pub fn config(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            workers: self.workers,
+            queue: self.queue,
+            stealing: self.stealing,
+            steal_amount: self.steal_amount,
+            ..Default::default()
+        }
+    }
+}
+
 /// A runtime for a benchmark. `COLORED_STEAL_SPIN_US` overrides how long an idle worker keeps
 /// trying to steal before it parks (a tuning experiment; the default is the runtime's).
-pub fn runtime(queue: QueueKind, stealing: StealPolicy, workers: usize) -> anyhow::Result<Runtime> {
-    let mut cfg = RuntimeConfig {
-        workers,
-        queue,
-        stealing,
-        ..Default::default()
-    };
+pub fn runtime(setup: &Setup) -> anyhow::Result<Runtime> {
+    let mut cfg = setup.config();
     if let Some(us) = std::env::var("COLORED_STEAL_SPIN_US")
         .ok()
         .and_then(|v| v.parse().ok())

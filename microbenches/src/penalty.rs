@@ -11,9 +11,9 @@
 //! TLB shootdown interrupted the other core: on a virtual machine those costs, not cache
 //! locality, decided the benchmark.)
 
-use crate::common::{measure_fork_join, runtime, Control, Outcome};
+use crate::common::{measure_fork_join, runtime, Control, Outcome, Setup};
 use crate::perf::LlcCounter;
-use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec, QueueKind, StealPolicy};
+use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -108,15 +108,9 @@ fn touch(ctx: &mut Ctx<'_>, st: &'static State, mut arr: Vec<u64>, offset: usize
     }
 }
 
-pub fn run(
-    queue: QueueKind,
-    stealing: StealPolicy,
-    workers: usize,
-    seconds: f64,
-    p: &Params,
-) -> anyhow::Result<Outcome> {
+pub fn run(setup: &Setup, seconds: f64, p: &Params) -> anyhow::Result<Outcome> {
     let llc = LlcCounter::open();
-    let rt = runtime(queue, stealing, workers)?;
+    let rt = runtime(setup)?;
     let slices = p.array_bytes.div_ceil(p.slice_bytes);
     let ctl = Control::leak();
     let st: &'static State = Box::leak(Box::new(State {

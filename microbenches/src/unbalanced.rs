@@ -5,9 +5,9 @@
 //! cost annotations (`--costs annotated`) or from the runtime's automatic profiling
 //! (`--costs profiled`).
 
-use crate::common::{measure_fork_join, runtime, Control, Outcome};
+use crate::common::{measure_fork_join, runtime, Control, Outcome, Setup};
 use crate::perf::LlcCounter;
-use colored_runtime::{tsc, Color, Ctx, HandlerId, HandlerSpec, QueueKind, StealPolicy};
+use colored_runtime::{tsc, Color, Ctx, HandlerId, HandlerSpec};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,15 +93,13 @@ fn fork(ctx: &mut Ctx<'_>, st: &'static State) {
 }
 
 pub fn run_colored(
-    queue: QueueKind,
-    stealing: StealPolicy,
-    workers: usize,
+    setup: &Setup,
     seconds: f64,
     costs: Costs,
     p: &Params,
 ) -> anyhow::Result<Outcome> {
     let llc = LlcCounter::open();
-    let rt = runtime(queue, stealing, workers)?;
+    let rt = runtime(setup)?;
     let mean_long = (p.long_cycles.0 + p.long_cycles.1) / 2;
     let (short, long) = match costs {
         Costs::Annotated => (
