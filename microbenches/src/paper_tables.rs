@@ -6,12 +6,11 @@
 
 use crate::report::BenchResult;
 use crate::run::{self, RunOpts};
-use crate::synthetic::Config as SynConfig;
-use crate::tables::{self, Measured, RowSpec};
+use crate::tables::{self, Measured, RowConfig, RowSpec};
 use crate::unbalanced::Costs;
 use crate::RuntimeArg;
 use anyhow::{bail, Result};
-use colored_runtime::StealPolicy;
+use colored_runtime::{StealAmount, StealPolicy};
 use std::collections::HashMap;
 
 /// What `paper-tables` runs with.
@@ -62,38 +61,33 @@ fn measure(results: &[BenchResult], metric: &str) -> Measured {
 
 /// One repetition of the configuration a row stands for.
 fn run_row(bench: &str, r: &RowSpec, o: &Options) -> Result<Vec<BenchResult>> {
-    let opts = RunOpts {
+    let mut opts = RunOpts {
         runtime: match r.runtime {
             "libasync" => RuntimeArg::Libasync,
             "tokio" => RuntimeArg::Tokio,
             _ => RuntimeArg::Mely,
         },
-        stealing: r
-            .stealing
-            .trim_end_matches("-profiled")
-            .parse()
-            .unwrap_or(StealPolicy::Off),
+        stealing: StealPolicy::Off,
+        steal_amount: StealAmount::One,
         workers: o.workers,
         seconds: o.seconds,
     };
+    let mut costs = Costs::Annotated;
+    match r.config {
+        RowConfig::Colored {
+            policy,
+            amount,
+            costs: c,
+        } => {
+            opts.stealing = policy;
+            opts.steal_amount = amount;
+            costs = c;
+        }
+        RowConfig::Tokio => {}
+        RowConfig::Synthetic(c) => return run::synthetic(&opts, Some(c)),
+    }
     match bench {
-        "unbalanced" => {
-            let costs = if r.stealing.ends_with("-profiled") {
-                Costs::Profiled
-            } else {
-                Costs::Annotated
-            };
-            run::unbalanced(&opts, costs)
-        }
-        "synthetic" => {
-            let c = match r.stealing {
-                "base-config" => SynConfig::Base,
-                "per-thread-queues" => SynConfig::PerThreadQueues,
-                "free-lists" => SynConfig::FreeLists,
-                _ => SynConfig::Stealing,
-            };
-            run::synthetic(&opts, Some(c))
-        }
+        "unbalanced" => run::unbalanced(&opts, costs),
         "penalty" => run::fork_join(run::ForkJoin::Penalty, &opts),
         "cache-efficient" => run::fork_join(run::ForkJoin::CacheEfficient, &opts),
         other => bail!("no benchmark {other}"),
@@ -116,15 +110,11 @@ pub fn run(o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Output> {
     for t in tables::specs() {
         let mut measured = Vec::new();
         for r in &t.rows {
-            let key = (
-                t.bench.to_string(),
-                r.runtime.to_string(),
-                r.stealing.to_string(),
-            );
+            let key = (t.bench.to_string(), r.runtime.to_string(), r.config.key());
             if !cache.contains_key(&key) {
                 let mut runs = Vec::new();
                 for _ in 0..o.repeat.max(1) {
-                    progress(&format!("{} {} {}", t.bench, r.runtime, r.stealing));
+                    progress(&format!("{} {} {}", t.bench, r.runtime, key.2));
                     runs.append(&mut run_row(t.bench, r, o)?);
                 }
                 raw.extend(runs.iter().cloned());
@@ -132,7 +122,12 @@ pub fn run(o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Output> {
             }
             measured.push(Some(measure(&cache[&key], t.metric)));
         }
-        markdown.push(tables::render(&t, &measured));
+        let mut table = tables::render(&t, &measured);
+        let sized = raw.iter().find(|r| r.bench == t.bench);
+        if let Some(line) = sized.and_then(|r| tables::sizes_sentence(&r.extra)) {
+            table.push_str(&format!("\n{line}\n"));
+        }
+        markdown.push(table);
     }
     if !crate::perf::LlcCounter::available() {
         markdown.push(

@@ -12,7 +12,7 @@ use crate::synthetic::{self, Config as SynConfig};
 use crate::unbalanced::{self, Costs};
 use crate::{cache_efficient, dispatch, penalty, RuntimeArg};
 use anyhow::{bail, Context, Result};
-use colored_runtime::{QueueKind, RuntimeStats, StealPolicy};
+use colored_runtime::{QueueKind, RuntimeStats, StealAmount, StealPolicy};
 use serde_json::json;
 
 /// The worker count when the command line gives none: one per CPU this process may use.
@@ -29,6 +29,11 @@ pub struct RunOpts {
     /// Stealing policy (off, base, time-left, penalty, locality, all); libasync takes off or base.
     #[arg(long, default_value = "off")]
     pub stealing: StealPolicy,
+    /// What a time-left steal (time-left, penalty, all) takes: `one`, the best worthy color
+    /// (the Mely paper's), or `half`, worthy colors until the thief holds half of the victim's
+    /// queued time, at most 32 (ours). The other policies ignore it.
+    #[arg(long, default_value = "one")]
+    pub steal_amount: StealAmount,
     /// Worker threads, pinned one per CPU (default: the CPUs this process may use; more than
     /// that oversubscribes them).
     #[arg(long, default_value_t = machine_workers())]
@@ -63,7 +68,7 @@ impl RunOpts {
         Setup {
             queue: queue_of(rt),
             stealing: self.stealing,
-            steal_amount: Default::default(),
+            steal_amount: self.steal_amount,
             workers: self.workers,
         }
     }
@@ -121,6 +126,8 @@ fn base_result(
         } else {
             o.stealing.to_string()
         },
+        steal_amount: (runtime != RuntimeArg::Tokio && o.stealing.time_left())
+            .then(|| o.steal_amount.to_string()),
         workers: o.workers,
         seconds: secs,
         events,
@@ -157,6 +164,7 @@ fn outcome_result(
     let mut r = base_result(bench, rt, o, ran, env);
     r.l2_misses_per_event = out.llc_misses_per_event;
     r.extra.insert("rounds".into(), json!(out.rounds));
+    r.extra.extend(out.extra.clone());
     if let Some(s) = &out.stats {
         r.extra.insert(
             "steal_threshold_cycles".into(),
@@ -276,9 +284,12 @@ pub fn fork_join(bench: ForkJoin, o: &RunOpts) -> Result<Vec<BenchResult>> {
         check_policy(rt, o.stealing)?;
         let setup = o.setup(rt);
         let f = match bench {
-            ForkJoin::Penalty => penalty::run(&setup, o.seconds, &penalty::Params::default())?,
+            ForkJoin::Penalty => {
+                penalty::run(&setup, o.seconds, &penalty::Params::for_workers(o.workers))?
+            }
             ForkJoin::CacheEfficient => {
-                cache_efficient::run(&setup, o.seconds, &cache_efficient::Params::default())?
+                let p = cache_efficient::Params::for_workers(o.workers);
+                cache_efficient::run(&setup, o.seconds, &p)?
             }
         };
         out.push(outcome_result(bench.name(), rt, o, &f, &env));

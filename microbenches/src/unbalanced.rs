@@ -171,5 +171,6 @@ pub fn run_tokio(workers: usize, seconds: f64, p: &Params) -> anyhow::Result<Out
             .and_then(|c| c.read())
             .map(|m| m as f64 / events.max(1) as f64),
         rounds,
+        extra: Default::default(),
     })
 }

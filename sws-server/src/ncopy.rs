@@ -140,6 +140,8 @@ pub fn run_parent(cli: &Cli) -> anyhow::Result<()> {
                 &cli.runtime.to_string(),
                 "--stealing",
                 &cli.stealing.to_string(),
+                "--steal-amount",
+                &cli.steal_amount.to_string(),
             ])
             .args([
                 "--mode",

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use colored_runtime::{QueueKind, RuntimeConfig, StealPolicy};
+use colored_runtime::{QueueKind, RuntimeConfig, StealAmount, StealPolicy};
 use sfs_server::server::{bind, Coloring, Server, ServerConfig};
 
 #[derive(Parser, Debug)]
@@ -61,6 +61,11 @@ struct Serve {
     /// Stealing policy.
     #[arg(long, value_parser = clap::value_parser!(StealPolicy), default_value = "off")]
     stealing: StealPolicy,
+    /// What a time-left steal (time-left, penalty, all) takes: `one`, the best worthy color
+    /// (the Mely paper's), or `half`, worthy colors until the thief holds half of the victim's
+    /// queued time, at most 32 (ours).
+    #[arg(long, value_parser = clap::value_parser!(StealAmount), default_value = "one")]
+    steal_amount: StealAmount,
     /// per-client: each connection's crypto in its own color; none: all in color 0.
     #[arg(long, value_parser = clap::value_parser!(Coloring), default_value = "per-client")]
     coloring: Coloring,
@@ -130,6 +135,7 @@ fn serve(s: Serve) -> Result<()> {
             workers: s.workers,
             queue: s.runtime,
             stealing: s.stealing,
+            steal_amount: s.steal_amount,
             pin: !s.no_pin,
             ..RuntimeConfig::default()
         },
@@ -153,7 +159,9 @@ fn serve(s: Serve) -> Result<()> {
     }
     let stats = server.shutdown();
     if let Some(p) = s.stats_json {
-        std::fs::write(&p, serde_json::to_string_pretty(&stats)?)
+        let mut doc = serde_json::to_value(&stats)?;
+        doc["steal_amount"] = s.steal_amount.to_string().into();
+        std::fs::write(&p, serde_json::to_string_pretty(&doc)?)
             .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
@@ -221,6 +229,8 @@ fn ncopy(s: Serve) -> Result<()> {
                 &s.runtime.to_string(),
                 "--stealing",
                 "off",
+                "--steal-amount",
+                &s.steal_amount.to_string(),
             ])
             .args(["--coloring", "none", "--mode", "colored", "--reuseport"])
             .arg("--pin-cpu")
