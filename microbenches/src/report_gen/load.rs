@@ -20,6 +20,8 @@ pub struct Rep {
 pub struct MicroRow {
     pub bench: String,
     pub runtime: String,
+    /// Worker threads it ran with.
+    pub workers: usize,
     /// The stealing policy with the steal amount of a time-left policy and `-profiled` for
     /// unbalanced runs on profiled costs appended (the tables' row key,
     /// [`crate::tables::stealing_key`]).
@@ -340,6 +342,7 @@ impl Results {
             None => self.micro.push(MicroRow {
                 bench,
                 runtime,
+                workers: num(item, &["workers"]).map_or(0, |w| w as usize),
                 stealing,
                 config,
                 sized_to,

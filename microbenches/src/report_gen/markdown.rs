@@ -18,10 +18,20 @@ fn micro_tables(r: &Results, out: &mut String) {
         );
         return;
     }
+    let workers = r.micro.first().map_or(0, |m| m.workers);
+    let oversubscribed = r
+        .env_str("cores")
+        .parse::<usize>()
+        .is_ok_and(|c| workers > c);
     let _ = writeln!(
         out,
-        "The paper ran on an 8-core Xeon E5410; absolute rates do not compare, the shape does: \
-         the ratio columns divide each row by its table's first row.\n"
+        "{workers} workers{}. The paper ran on an 8-core Xeon E5410; absolute rates do not \
+         compare, the shape does: the ratio columns divide each row by its table's first row.\n",
+        if oversubscribed {
+            format!(" on {} cores (oversubscribed)", r.env_str("cores"))
+        } else {
+            String::new()
+        }
     );
     for t in tables::specs() {
         let measured: Vec<Option<Measured>> = t
@@ -577,7 +587,7 @@ fn dispatch_section(r: &Results, out: &mut String) {
             fmt_opt(ratio(r.dispatch_ns(w, "tokio"), r.dispatch_ns(w, "mely")))
         );
     }
-    let _ = writeln!(out, "\n1 worker: post and run on one core (tokio current-thread spawn); 2 workers: posted on worker 0, run on worker 1 (tokio multi-thread).\n");
+    let _ = writeln!(out, "\n1 worker: post and run on one core (tokio current-thread spawn); 2 or more workers: posted on worker 0, run on worker 1 (tokio multi-thread with as many threads).\n");
 }
 
 /// The worker count and where servers and clients ran (`env.json`: `workers`, `server_cpus`,
