@@ -11,8 +11,11 @@
 # (worker MPM) under load-injector, stepping the virtual clients, 1 KB file; SFS colored (one and
 # half) / none / N-copy / libasync off / libasync base under sfs-bench (16 clients) beside OpenSSH
 # sftp (chacha20-poly1305@openssh.com, one session per SFS client) reading the same file over
-# loopback; scaling over 1, 2, 4, ... workers up to the worker count. Then `colored-report
-# report` writes report.md, csv/ and plots/ (SVG and PNG).
+# loopback; the same file through the kernel (multiio): 16 reader processes on 16 FUSE mounts
+# (sfs-client mount) of SFS colored / none / N-copy, and on 16 sshfs mounts; scaling over 1, 2,
+# 4, ... workers up to the worker count; instruction counts (callgrind) of the single-threaded
+# paths (instr-counts). Then `colored-report report` writes report.md, csv/ and plots/ (SVG and
+# PNG).
 #
 # Workers and CPUs: every server (sws-server, sfs-server, nginx, Apache, sshd) and every
 # microbenchmark runs REPRO_WORKERS workers (default: what the machine allows: all the CPUs this
@@ -20,22 +23,28 @@
 # With 4 or more CPUs and fewer workers than CPUs, the servers run on the first REPRO_WORKERS
 # CPUs and the load injector, sfs-bench and the sftp clients on the others (taskset); with fewer
 # CPUs they share them. More workers than server CPUs oversubscribes them; the report says so.
-# env.json records workers, server_cpus, client_cpus, cpu_split, oversubscribed.
+# env.json records workers, server_cpus, client_cpus, cpu_split, oversubscribed, scaling_workers.
 #
 # Output: results/<date>-<commit>/ (raw JSON per experiment, logs/, csv/, plots/, report.md).
+# Every sample is kept: with REPRO_RUNS=N, samples/<i>/ (i = 1..N) is a results directory of
+# the i-th run of each experiment (the top-level file holds the median), and samples/order.jsonl
+# lists the sample files in the order they were measured (env.json's "interleaving" says how).
+# Paper-tables keeps its repetitions inside microbench/paper-tables.json.
 # An experiment that cannot run or fails leaves <name>.error with the reason instead of its
 # JSON, and the script goes on; nothing is ever estimated. Every server it starts listens on
 # 127.0.0.1 only and is stopped on exit, failure or interrupt (trap).
 #
 # Environment overrides (for development; the defaults are the modes above):
-#   REPRO_WORKERS   server workers (and the top of the scaling steps)
+#   REPRO_WORKERS   server workers and the top of the scaling steps (default: see above)
 #   REPRO_SECONDS   measured seconds per run           REPRO_RUNS      runs per configuration
 #   REPRO_WARMUP    warm-up seconds per run            REPRO_CLIENTS   client counts, e.g. "50 200"
 #   REPRO_SCALE_CLIENTS  client count of the scaling runs (fewer workers than REPRO_WORKERS)
 #   REPRO_SFS_MB    size of the SFS file (MB)
 #   REPRO_SFTP_GETS reads of the file per sftp session (amortises the SSH handshake)
 #   REPRO_ONLY      subset of "micro sws sfs" to run   REPRO_SWS_CONFIGS / REPRO_SFS_CONFIGS
+#   REPRO_SFS_MOUNT_CONFIGS  through-the-kernel runs, subset of "colored none ncopy sshfs"
 #   REPRO_OUT       output directory                   REPRO_NO_INSTALL=1  never apt-get
+#   REPRO_ONLY may name "instr" too (instruction counts under callgrind; in the default set)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
@@ -47,7 +56,7 @@ case "$MODE" in
     full)
         SECS=30 RUNS=3 WARMUP=5 CLIENTS="200 400 600 800 1000 1200 1400 1600 1800 2000" SCALE_CLIENTS=1000
         PT_SECONDS=5 PT_REPEAT=3 DISPATCH_SECONDS=10 SFS_MB=200 SFTP_GETS=2 ;;
-    -h|--help) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "error: unknown mode '$MODE' (expected quick or full)" >&2; exit 2 ;;
 esac
 SECS=${REPRO_SECONDS:-$SECS}
@@ -59,9 +68,10 @@ SFS_MB=${REPRO_SFS_MB:-$SFS_MB}
 SFTP_GETS=${REPRO_SFTP_GETS:-$SFTP_GETS}
 if [ -n "${REPRO_SECONDS:-}" ]; then PT_SECONDS=$SECS DISPATCH_SECONDS=$SECS; fi
 if [ -n "${REPRO_RUNS:-}" ]; then PT_REPEAT=$RUNS; fi
-ONLY=${REPRO_ONLY:-"micro sws sfs"}
+ONLY=${REPRO_ONLY:-"micro sws sfs instr"}
 SWS_CONFIGS=${REPRO_SWS_CONFIGS:-"libasync-off libasync-base mely-off mely-all-p1 mely-all-p1000 mely-all-p1000-half ncopy nginx apache"}
 SFS_CONFIGS=${REPRO_SFS_CONFIGS:-"colored colored-half none ncopy libasync-off libasync-base"}
+SFS_MOUNT_CONFIGS=${REPRO_SFS_MOUNT_CONFIGS:-"colored none ncopy sshfs"}
 SFS_CLIENTS=16
 # As many sftp sessions as SFS has clients, so the two MB/s figures compare like for like.
 SFTP_CLIENTS=$SFS_CLIENTS
@@ -74,12 +84,13 @@ source scripts/peers/nginx.sh
 source scripts/peers/apache.sh
 # shellcheck source=scripts/peers/sshd.sh
 source scripts/peers/sshd.sh
+# shellcheck source=scripts/peers/sshfs.sh
+source scripts/peers/sshfs.sh
 
 log() { echo ">> $*" >&2; }
 
-for tool in taskset awk; do
-    command -v "$tool" >/dev/null || { echo "error: $tool is required (util-linux, gawk/mawk)" >&2; exit 2; }
-done
+# The worker count and CPU split need these before anything else runs.
+require_tools taskset awk nproc || exit 2
 
 # ---------------------------------------------------------------------------------------------
 # Workers and the CPU split.
@@ -117,16 +128,20 @@ server_cpus_for() {
     if [ "$n" -gt "${#SERVER_CPU_LIST[@]}" ]; then n=${#SERVER_CPU_LIST[@]}; fi
     join_cpus "${SERVER_CPU_LIST[@]:0:n}"
 }
-# on_clients CMD...: runs a client (injector, sfs-bench, sftp) on the client CPUs.
-on_clients() { taskset -c "$CLIENT_CPUS" "$@"; }
+# on_clients CMD...: runs a client (injector, sfs-bench, a mount daemon; a program or a shell
+# function) in a subshell bound to the client CPUs, which everything it starts inherits.
+on_clients() { ( taskset -pc "$CLIENT_CPUS" "$BASHPID" >/dev/null && "$@" ); }
 log "$WORKERS workers; server CPUs $SERVER_CPUS, client CPUs $CLIENT_CPUS ($CPU_SPLIT$([ "$OVERSUBSCRIBED" = true ] && echo ', oversubscribed')); scaling steps $SCALING_STEPS"
 
 # ---------------------------------------------------------------------------------------------
 # Build and install what is missing.
 ensure_build_deps || exit 1
+if [ "${REPRO_NO_INSTALL:-0}" != 1 ]; then ensure_jq || exit 1; fi
+require_tools jq awk grep sed cut tr head tail seq find date mktemp stat git tee wc basename \
+    sleep cat cp mv rm mkdir chmod id pkill || exit 1
 if [ "${REPRO_NO_INSTALL:-0}" != 1 ] && [ "$(id -u)" -eq 0 ]; then
     # Peers and the plots' font; a failure here only makes those experiments missing.
-    for p in nginx apache2 openssh-server openssh-client fonts-dejavu-core; do
+    for p in nginx apache2 openssh-server openssh-client fonts-dejavu-core fuse3 sshfs; do
         ensure_packages "$p" || log "could not install $p (its experiments will be recorded as missing)"
     done
 fi
@@ -146,8 +161,10 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 TMP=$(mktemp -d /tmp/reproduce.XXXXXX)
 chmod 755 "$TMP"
 SERVER_PID=""
+MOUNTS=()
 cleanup() {
     local rc=$?
+    unmount_all
     if [ -n "$SERVER_PID" ]; then stop_server; fi
     # Anything else this script started and left behind (its children only).
     local p
@@ -158,39 +175,21 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr -d '\n\r\t')"; }
-
-# Environment of this run.
-{
-    printf '{\n'
-    printf '  "commit": %s,\n' "$(json_str "$COMMIT")"
-    printf '  "date": %s,\n' "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
-    printf '  "mode": %s,\n' "$(json_str "$MODE")"
-    printf '  "cpu_model": %s,\n' "$(json_str "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')")"
-    printf '  "cores": %s,\n' "$(nproc)"
-    printf '  "kernel": %s,\n' "$(json_str "$(uname -r)")"
-    printf '  "rustc": %s,\n' "$(json_str "$(rustc --version 2>/dev/null || echo unknown)")"
-    printf '  "seconds": %s,\n' "$SECS"
-    printf '  "runs": %s,\n' "$RUNS"
-    printf '  "warmup": %s,\n' "$WARMUP"
-    printf '  "clients": %s,\n' "$(json_str "$CLIENTS")"
-    printf '  "paper_tables_seconds": %s,\n' "$PT_SECONDS"
-    printf '  "paper_tables_repeat": %s,\n' "$PT_REPEAT"
-    printf '  "workers": %s,\n' "$WORKERS"
-    printf '  "server_cpus": %s,\n' "$(json_str "$SERVER_CPUS")"
-    printf '  "client_cpus": %s,\n' "$(json_str "$CLIENT_CPUS")"
-    printf '  "cpu_split": %s,\n' "$(json_str "$CPU_SPLIT")"
-    printf '  "oversubscribed": %s,\n' "$OVERSUBSCRIBED"
-    printf '  "scaling_workers": %s,\n' "$(json_str "$SCALING_STEPS")"
-    printf '  "sfs_clients": %s,\n' "$SFS_CLIENTS"
-    printf '  "sfs_file_mb": %s,\n' "$SFS_MB"
-    printf '  "sftp_clients": %s,\n' "$SFTP_CLIENTS"
-    printf '  "sftp_gets_per_session": %s,\n' "$SFTP_GETS"
-    printf '  "nginx": %s,\n' "$(json_str "$( (nginx -v || /usr/sbin/nginx -v) 2>&1 | head -1)")"
-    printf '  "apache": %s,\n' "$(json_str "$( (apache2 -v || /usr/sbin/apache2 -v) 2>/dev/null | head -1)")"
-    printf '  "openssh": %s\n' "$(json_str "$(ssh -V 2>&1 | head -1)")"
-    printf '}\n'
-} >"$OUT/env.json"
+# Environment of this run, in the project's env schema (results/README.md).
+peer_version() { "$@" 2>&1 | head -1 || true; }
+"$BIN/results-env" --tool "scripts/reproduce.sh" --mode "$MODE" --seconds "$SECS" --runs "$RUNS" \
+    --warmup "$WARMUP" --clients "$CLIENTS" --workers "$WORKERS" \
+    --server-cpus "$SERVER_CPUS" --client-cpus "$CLIENT_CPUS" --cpu-split "$CPU_SPLIT" \
+    --oversubscribed "$OVERSUBSCRIBED" --scaling-workers "${SCALING_STEPS// /,}" \
+    --paper-tables-seconds "$PT_SECONDS" --paper-tables-repeat "$PT_REPEAT" \
+    --sfs-clients "$SFS_CLIENTS" --sfs-file-mb "$SFS_MB" \
+    --sftp-clients "$SFTP_CLIENTS" --sftp-gets-per-session "$SFTP_GETS" \
+    --sfs-mount-readers "$SFS_CLIENTS" --sshfs "$(sshfs --version 2>&1 | grep -m1 '^SSHFS' || true)" \
+    --loadavg-start "$(cut -d' ' -f1 /proc/loadavg)" \
+    --interleaving "grouped: the $RUNS samples of each configuration run back to back (injector runs and SFS runs against one server start, paper-tables repetitions in a row); configurations one after another; order in samples/order.jsonl" \
+    --nginx "$(peer_version "$(command -v nginx || echo /usr/sbin/nginx)" -v)" \
+    --apache "$(peer_version "$(command -v apache2 || echo /usr/sbin/apache2)" -v)" \
+    --openssh "$(peer_version ssh -V)" >"$OUT/env.json" || { echo "error: results-env failed" >&2; exit 1; }
 
 # Record an experiment as missing: record_missing NAME MESSAGE...
 record_missing() {
@@ -198,6 +197,7 @@ record_missing() {
     shift
     rm -f "$OUT/$name.json"
     printf '%s\n' "$*" >"$OUT/$name.error"
+    rm -f "$OUT"/samples/*/"$name.json"
     log "MISSING $name: $*"
 }
 
@@ -220,20 +220,41 @@ run_json() {
     return 1
 }
 
+# keep_sample NAME I FILE: FILE is the I-th sample of experiment NAME; copies it into the
+# sample tree (samples/I/NAME.json) and appends the sample to samples/order.jsonl.
+SAMPLE_SEQ=0
+keep_sample() {
+    local name=$1 i=$2 file=$3
+    mkdir -p "$(dirname "$OUT/samples/$i/$name.json")"
+    cp "$file" "$OUT/samples/$i/$name.json"
+    SAMPLE_SEQ=$((SAMPLE_SEQ + 1))
+    jq -cn --argjson seq "$SAMPLE_SEQ" --arg e "$name" --argjson i "$i" --arg t "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+        '{seq: $seq, experiment: $e, sample: $i, finished: $t}' >>"$OUT/samples/order.jsonl"
+}
+
+# median_by KEY FIELD OUT FILES...: FILES are JSON arrays of objects told apart by KEY; writes
+# to OUT, per KEY, the object whose FIELD is the median over the files (lower middle when even).
+median_by() {
+    local key=$1 field=$2 out=$3
+    shift 3
+    jq -s --arg k "$key" --arg f "$field" \
+        'add | group_by(.[$k]) | map(sort_by(.[$f]) | .[(length - 1) / 2 | floor])' "$@" >"$out"
+}
+
+# keep_injector_samples NAME: one sample per run of a load-injector result (its "runs" array;
+# a run has the fields of the median).
+keep_injector_samples() {
+    local name=$1 n i
+    n=$(jq '.runs | length' "$OUT/$name.json") || return 0
+    for i in $(seq 1 "$n"); do
+        jq --argjson k "$((i - 1))" '{median: .runs[$k], runs: [.runs[$k]], config, env}' \
+            "$OUT/$name.json" >"$TMP/sample.json" && keep_sample "$name" "$i" "$TMP/sample.json"
+    done
+}
+
 # ---------------------------------------------------------------------------------------------
 # Servers.
-# A port nobody listens on, below the kernel's ephemeral range (client sockets of the injector
-# and of other programs take ports from that range and could grab ours in between).
-free_port() {
-    local p i low
-    low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-    [ "$low" -gt 12000 ] 2>/dev/null || low=32768
-    for i in $(seq 1 200); do
-        p=$(( 10000 + RANDOM % (low - 10000) ))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-    done
-    return 1
-}
+# free_port and stop_server are in scripts/lib.sh.
 
 # The error a failed server printed (its "Error:" line), else the last lines of its log.
 why_failed() {
@@ -256,24 +277,6 @@ wait_listen() {
         sleep 0.05
     done
     return 1
-}
-
-# stop_server: SIGTERM, then SIGKILL after 10 s; waits for it.
-stop_server() {
-    local pid=$SERVER_PID i
-    SERVER_PID=""
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "server $pid ignored SIGTERM; killing it"
-        pkill -KILL -P "$pid" 2>/dev/null || true
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
 }
 
 # start_sws CONFIG WORKERS STATS_FILE LOG: starts one configuration on the first WORKERS server
@@ -334,14 +337,22 @@ run_micro() {
     local w
     for w in $SCALING_STEPS; do
         log "microbenchmarks: dispatch, $w worker(s), libasync/mely/tokio (${DISPATCH_SECONDS} s each)"
-        local d=microbench/dispatch-w$w
+        local d=microbench/dispatch-w$w r runs=()
         rm -f "$OUT/$d.error"
-        if taskset -c "$(server_cpus_for "$w")" "$BIN/microbenches" dispatch --runtime all --workers "$w" --seconds "$DISPATCH_SECONDS" \
-            --json-out "$OUT/$d.json" >"$OUT/logs/dispatch-w$w.out" 2>"$OUT/logs/dispatch-w$w.log" && [ -s "$OUT/$d.json" ]; then
-            cat "$OUT/logs/dispatch-w$w.out" >&2
-        else
-            record_missing "$d" "microbenches dispatch failed: $(tail -n 3 "$OUT/logs/dispatch-w$w.log" | tr '\n' ' ')"
-        fi
+        for r in $(seq 1 "$RUNS"); do
+            if taskset -c "$(server_cpus_for "$w")" "$BIN/microbenches" dispatch --runtime all --workers "$w" --seconds "$DISPATCH_SECONDS" \
+                --json-out "$TMP/dispatch.$r.json" >"$OUT/logs/dispatch-w$w.out" 2>"$OUT/logs/dispatch-w$w.log" && [ -s "$TMP/dispatch.$r.json" ]; then
+                cat "$OUT/logs/dispatch-w$w.out" >&2
+                keep_sample "$d" "$r" "$TMP/dispatch.$r.json"
+                runs+=("$TMP/dispatch.$r.json")
+            else
+                record_missing "$d" "microbenches dispatch failed: $(tail -n 3 "$OUT/logs/dispatch-w$w.log" | tr '\n' ' ')"
+                runs=()
+                break
+            fi
+        done
+        # The top-level file: per runtime, the run with the median ns/event.
+        if ((${#runs[@]})); then median_by runtime ns_per_event "$OUT/$d.json" "${runs[@]}"; fi
     done
 }
 
@@ -376,8 +387,9 @@ sws_point() {
     run_json "$name" on_clients "$BIN/load-injector" run --target "127.0.0.1:$PORT" --clients "$clients" \
         --duration "$SECS" --warmup "$WARMUP" --runs "$RUNS" --path /1k.html --format json
     stop_server
+    if [ -f "$OUT/$name.json" ]; then keep_injector_samples "$name"; fi
     if [ -f "$OUT/$name.json" ]; then
-        sed -n 's/.*"requests_per_sec": *\([0-9.]*\).*/   req\/s \1/p' "$OUT/$name.json" | tail -1 >&2
+        echo "   req/s $(json_get "$OUT/$name.json" .median.requests_per_sec)" >&2
     fi
 }
 
@@ -430,13 +442,9 @@ start_sfs() {
 
 # median_json OUT FILES...: copies the file whose mbytes_per_sec is the median to OUT.
 median_json() {
-    local out=$1
+    local out=$1 pick
     shift
-    local f pick
-    pick=$(for f in "$@"; do
-        printf '%s %s\n' "$(sed -n 's/.*"mbytes_per_sec": *\([0-9.eE+-]*\).*/\1/p' "$f" | head -1)" "$f"
-    done | sort -g | awk '{a[NR]=$2} END {print a[int((NR+1)/2)]}')
-    [ -n "$pick" ] && cp "$pick" "$out"
+    pick=$(median_file mbytes_per_sec "$@") && cp "$pick" "$out"
 }
 
 sfs_point() {
@@ -454,6 +462,7 @@ sfs_point() {
         if run_json "$name.run$r" on_clients "$BIN/sfs-bench" --server "$SFS_ADDR" --user bench --key-file "$TMP/bench.key" \
             --clients "$SFS_CLIENTS" --file big --seconds "$SECS" --verify sample --format json --label "$cfg-w$workers"; then
             files+=("$OUT/$name.run$r.json")
+            keep_sample "$name" "$r" "$OUT/$name.run$r.json"
         else
             ok=0
             mv "$OUT/$name.run$r.error" "$OUT/$name.error" 2>/dev/null
@@ -463,7 +472,7 @@ sfs_point() {
     stop_server
     if [ "$ok" = 1 ] && ((${#files[@]})); then
         median_json "$OUT/$name.json" "${files[@]}"
-        sed -n 's/.*"mbytes_per_sec": *\([0-9.]*\).*/   MB\/s \1/p' "$OUT/$name.json" >&2
+        echo "   MB/s $(json_get "$OUT/$name.json" .mbytes_per_sec)" >&2
     fi
     for r in "${files[@]}"; do mv "$r" "$OUT/logs/$(basename "$r")"; done
 }
@@ -512,10 +521,113 @@ sftp_point() {
             printf "{\"tool\":\"sftp\",\"cipher\":\"chacha20-poly1305@openssh.com\",\"run\":%d,\"clients\":%d,\"gets_per_session\":%d,\"bytes\":%.0f,\"seconds\":%.3f,\"mbytes_per_sec\":%.3f,\"errors\":0}\n", r, n, g, b * n * g, s, b * n * g / s / 1e6
         }' >"$OUT/logs/sftp.run$r.json"
         files+=("$OUT/logs/sftp.run$r.json")
+        keep_sample "$name" "$r" "$OUT/logs/sftp.run$r.json"
     done
     stop_server
     median_json "$OUT/$name.json" "${files[@]}"
-    sed -n 's/.*"mbytes_per_sec": *\([0-9.]*\).*/   MB\/s \1/p' "$OUT/$name.json" >&2
+    echo "   MB/s $(json_get "$OUT/$name.json" .mbytes_per_sec)" >&2
+}
+
+# ---------------------------------------------------------------------------------------------
+# SFS through the kernel (multiio): SFS_CLIENTS reader processes, each on its own mount of the
+# server (one connection each, as the paper's client machines), reading the file in the
+# server's page cache with the mount's cache dropped before every pass; sshfs the same way.
+
+# unmount_all: every mount this script made (lazily if busy); their daemons then exit.
+unmount_all() {
+    local m
+    for m in "${MOUNTS[@]}"; do
+        fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done
+    MOUNTS=()
+}
+
+# mount_readers CFG LOG: SFS_CLIENTS mounts of the running server (or of sshd for sshfs); sets
+# MOUNT_FILES (the file in each, comma-separated).
+mount_readers() {
+    local cfg=$1 logf=$2 i m
+    MOUNT_FILES=""
+    for i in $(seq 1 "$SFS_CLIENTS"); do
+        m="$TMP/mnt/$cfg-$i"
+        mkdir -p "$m"
+        if [ "$cfg" = sshfs ]; then
+            on_clients peer_sshfs_mount "$SSH_PORT" "$TMP/export" "$m" 2>>"$logf" || return 1
+        else
+            on_clients "$BIN/sfs-client" --server "$SFS_ADDR" --user bench --key-file "$TMP/bench.key" mount "$m" \
+                --log "$logf.daemons" >>"$logf" 2>&1 || return 1
+        fi
+        MOUNTS+=("$m")
+        MOUNT_FILES="$MOUNT_FILES${MOUNT_FILES:+,}$m/big"
+    done
+}
+
+# mount_server CFG LOG: starts the server a configuration reads from; sets SERVER_PID.
+mount_server() {
+    local cfg=$1 logf=$2
+    if [ "$cfg" = sshfs ]; then
+        SSH_PORT=$(free_port) || return 1
+        peer_sshd_start "$SSH_PORT" "$(server_cpus_for "$WORKERS")" 2>"$logf" || return 1
+        SERVER_PID=$PEER_PID
+        wait_listen "$SSH_PORT"
+    else
+        start_sfs "$cfg" "$WORKERS" "$OUT/logs/sfs_mount-$cfg.stats.json" "$logf"
+    fi
+}
+
+# sfs_mount_point CFG RUN: one measurement (server start, mounts, readers, unmount, stop).
+sfs_mount_point() {
+    local cfg=$1 r=$2 name logf
+    if [ "$cfg" = sshfs ]; then name=sfs/mount-sshfs; else name="sfs/mount-$cfg-w$WORKERS"; fi
+    logf="$OUT/logs/${name//\//_}.run$r.log"
+    if ! mount_server "$cfg" "$logf"; then
+        stop_server
+        record_missing "$name.run$r" "$cfg server did not start: $(why_failed "$logf" "$TMP/ssh/sshd.log")"
+        return
+    fi
+    if ! mount_readers "$cfg" "$logf"; then
+        unmount_all
+        stop_server
+        record_missing "$name.run$r" "mounting for $cfg failed: $(tail -n 3 "$logf" | tr '\n' ' ')"
+        return
+    fi
+    log "SFS through the kernel: $cfg, $SFS_CLIENTS mounts and readers (${SECS} s, run $r of $RUNS)"
+    run_json "$name.run$r" on_clients "$BIN/sfs-bench" --read-files "$MOUNT_FILES" --seconds "$SECS" --chunk 1048576 \
+        --verify-against "$TMP/export/big" --server-pid "$SERVER_PID" --format json --label "mount-$cfg"
+    unmount_all
+    stop_server
+}
+
+# run_sfs_mounts: every configuration once per run, interleaved (A B C A B C ...); the median
+# run of each becomes its result.
+run_sfs_mounts() {
+    local cfg r name files
+    mkdir -p "$TMP/mnt"
+    if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
+        for cfg in $SFS_MOUNT_CONFIGS; do
+            if [ "$cfg" = sshfs ]; then name=sfs/mount-sshfs; else name="sfs/mount-$cfg-w$WORKERS"; fi
+            record_missing "$name" "no /dev/fuse or no fusermount3 (package fuse3): cannot mount"
+        done
+        return
+    fi
+    for r in $(seq 1 "$RUNS"); do
+        for cfg in $SFS_MOUNT_CONFIGS; do sfs_mount_point "$cfg" "$r"; done
+    done
+    for cfg in $SFS_MOUNT_CONFIGS; do
+        if [ "$cfg" = sshfs ]; then name=sfs/mount-sshfs; else name="sfs/mount-$cfg-w$WORKERS"; fi
+        files=()
+        for r in $(seq 1 "$RUNS"); do
+            if [ -f "$OUT/$name.run$r.json" ]; then
+                files+=("$OUT/$name.run$r.json")
+            elif [ -f "$OUT/$name.run$r.error" ]; then
+                mv "$OUT/$name.run$r.error" "$OUT/$name.error"
+            fi
+        done
+        if ((${#files[@]})); then
+            rm -f "$OUT/$name.error"
+            median_json "$OUT/$name.json" "${files[@]}"
+        fi
+        for r in "${files[@]}"; do mv "$r" "$OUT/logs/$(basename "$r")"; done
+    done
 }
 
 run_sfs() {
@@ -537,13 +649,44 @@ run_sfs() {
             done
         done
     fi
-    if [ -f "$TMP/export/big" ]; then sftp_point; fi
+    if [ -f "$TMP/export/big" ]; then
+        sftp_point
+        run_sfs_mounts
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Instruction counts (callgrind) of the single-threaded paths: work per operation, noise-free.
+run_instr() {
+    local name=instr/counts r runs=()
+    mkdir -p "$OUT/instr"
+    rm -f "$OUT/$name.error"
+    if ! command -v valgrind >/dev/null 2>&1 && [ "${REPRO_NO_INSTALL:-0}" != 1 ]; then
+        ensure_packages valgrind || log "could not install valgrind"
+    fi
+    if ! command -v valgrind >/dev/null 2>&1; then
+        record_missing "$name" "valgrind is not installed (apt-get install valgrind)"
+        return
+    fi
+    log "instruction counts under callgrind ($RUNS run(s))"
+    for r in $(seq 1 "$RUNS"); do
+        if "$BIN/instr-counts" --json-out "$TMP/instr.$r.json" >"$OUT/logs/instr.out" 2>"$OUT/logs/instr.log"; then
+            cat "$OUT/logs/instr.out" >&2
+            keep_sample "$name" "$r" "$TMP/instr.$r.json"
+            runs+=("$TMP/instr.$r.json")
+        else
+            record_missing "$name" "instr-counts failed: $(tail -n 3 "$OUT/logs/instr.log" | tr '\n' ' ')"
+            return
+        fi
+    done
+    median_by op instructions_per_op "$OUT/$name.json" "${runs[@]}"
 }
 
 START=$(date +%s)
 case " $ONLY " in *" micro "*) run_micro ;; esac
 case " $ONLY " in *" sws "*) run_sws ;; esac
 case " $ONLY " in *" sfs "*) run_sfs ;; esac
+case " $ONLY " in *" instr "*) run_instr ;; esac
 log "experiments took $(( $(date +%s) - START )) s"
 
 # ---------------------------------------------------------------------------------------------

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: builds everything in release mode, runs every package's tests,
 # the color-invariant stress test (COLORED_STRESS_EVENTS events per configuration, default
-# 10^6), the loom model of the post/steal protocol, clippy with warnings as errors, and the
+# 10^6), the loom models of the post/steal and idle protocols, the runtime's examples (as
+# processes, over loopback), clippy and the runtime's rustdoc with warnings as errors, and the
 # shell linter (shellcheck) over every script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 ensure_build_deps
-ensure_packages shellcheck
+# What the tests need, installed when missing (strace for the SFS durability test, a TrueType
+# font for the plots, jq and valgrind for the tracker's tests): under CI=true a test that
+# cannot run fails instead of saying SKIPPED.
+ensure_packages shellcheck strace fonts-dejavu-core jq valgrind
 
 echo ">> cargo build --release (every binary)"
 cargo build --release --workspace --locked
@@ -28,6 +32,9 @@ if ! cargo clippy --version >/dev/null 2>&1; then
     rustup component add clippy
 fi
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo ">> cargo doc of the runtime (its API reference; warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc -p colored-runtime --no-deps --locked
 
 echo ">> shellcheck"
 shellcheck -x scripts/*.sh scripts/peers/*.sh sws-server/bench/*.sh .ci/run

@@ -24,12 +24,13 @@ use std::io::{self, Read, Write};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::env::Env;
 use crate::plan::Plan;
 use crate::stats::Counters;
+use crate::Env;
 
-/// Version of the protocol; a mismatch is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the protocol; a mismatch is refused. 2: `Ready` carries the project's env schema
+/// (`edge::env::Env`).
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Largest frame accepted.
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
 
@@ -46,8 +47,8 @@ pub enum Msg {
     },
     /// The slave accepted the plan.
     Ready {
-        /// The slave's environment.
-        env: Env,
+        /// The slave's environment (boxed: by far the largest message).
+        env: Box<Env>,
     },
     /// Round-trip probe.
     Ping {

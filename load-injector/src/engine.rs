@@ -539,7 +539,7 @@ pub fn run_window(
     live: &Live,
     stop: &AtomicBool,
 ) -> Result<RunStats> {
-    if let Some(limit) = raise_fd_limit() {
+    if let Ok(limit) = edge::limits::raise_nofile() {
         // One descriptor per client, plus polls, wakers and stdio.
         if clients as u64 + FD_RESERVE > limit {
             anyhow::bail!(
@@ -549,7 +549,7 @@ pub fn run_window(
         }
     }
     let threads = if plan.threads == 0 {
-        available_cores()
+        edge::env::available_cores()
     } else {
         plan.threads
     };
@@ -592,49 +592,7 @@ pub fn run_window(
     Ok(total)
 }
 
-/// Cores available to this process.
-pub fn available_cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
 /// CPU time (user + system) used so far by the calling thread, in microseconds.
 fn thread_cpu_us() -> u64 {
-    // SAFETY: 1. `rusage` is plain old data, so the all-zero value is valid;
-    // 2. getrusage only writes into the struct we pass, which lives for the call;
-    // 3. RUSAGE_THREAD is valid on Linux; on failure we return 0 (no figure).
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: see above.
-    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
-        return 0;
-    }
-    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-/// Raises the soft limit on open files to the hard limit (no privilege
-/// needed) and returns the soft limit in force, if it can be read.
-#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
-pub fn raise_fd_limit() -> Option<u64> {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes into `rl`, which we own for the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
-        return None;
-    }
-    if rl.rlim_cur < rl.rlim_max {
-        let want = libc::rlimit {
-            rlim_cur: rl.rlim_max,
-            rlim_max: rl.rlim_max,
-        };
-        // SAFETY: setrlimit only reads `want`; raising the soft limit up to the
-        // hard limit is always permitted.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
-            return Some(want.rlim_cur as u64);
-        }
-    }
-    Some(rl.rlim_cur as u64)
+    edge::rusage::cpu_time(edge::rusage::Who::Thread).as_micros() as u64
 }

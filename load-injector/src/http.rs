@@ -244,30 +244,13 @@ impl ResponseParser {
     pub fn feed(&mut self, data: &[u8]) -> Result<Fed, HttpError> {
         let mut pos = 0usize;
         if self.state == State::Head {
-            let prior = self.head.len();
-            let info = if prior == 0 {
-                parse_head(data)?
-            } else {
-                self.head.extend_from_slice(data);
-                parse_head(&self.head)?
-            };
-            match info {
+            match self.feed_head(data)? {
+                Some(body_start) => pos = body_start,
                 None => {
-                    if prior == 0 {
-                        self.head.extend_from_slice(data);
-                    }
                     return Ok(Fed {
                         consumed: data.len(),
                         done: None,
-                    });
-                }
-                Some(info) => {
-                    pos = info.head_len - prior;
-                    self.head.clear();
-                    self.wire_len = info.head_len as u64;
-                    self.status = info.status;
-                    self.keep_alive = info.keep_alive;
-                    self.state = info.body;
+                    })
                 }
             }
         }
@@ -315,70 +298,99 @@ impl ResponseParser {
                             done: None,
                         });
                     }
-                    match c {
-                        Chunk::Size => {
-                            let b = data[pos];
-                            pos += 1;
-                            self.wire_len += 1;
-                            if b == b'\n' {
-                                let size = self.chunk_size()?;
-                                self.line.clear();
-                                self.state = State::Chunked(if size == 0 {
-                                    Chunk::Trailer(0)
-                                } else {
-                                    Chunk::Data(size)
-                                });
-                            } else {
-                                if self.line.len() >= MAX_CHUNK_LINE {
-                                    return Err(malformed("chunk size line too long"));
-                                }
-                                self.line.push(b);
-                            }
-                        }
-                        Chunk::Data(rem) => {
-                            let take = rem.min((data.len() - pos) as u64);
-                            pos += take as usize;
-                            self.body_len += take;
-                            self.wire_len += take;
-                            self.state = State::Chunked(if rem == take {
-                                Chunk::DataEnd(0)
-                            } else {
-                                Chunk::Data(rem - take)
-                            });
-                        }
-                        Chunk::DataEnd(seen) => {
-                            let b = data[pos];
-                            pos += 1;
-                            self.wire_len += 1;
-                            match (seen, b) {
-                                (0, b'\r') => self.state = State::Chunked(Chunk::DataEnd(1)),
-                                (_, b'\n') => self.state = State::Chunked(Chunk::Size),
-                                _ => return Err(malformed("missing CRLF after chunk data")),
-                            }
-                        }
-                        Chunk::Trailer(len) => {
-                            let b = data[pos];
-                            pos += 1;
-                            self.wire_len += 1;
-                            if b == b'\n' {
-                                if len == 0 {
-                                    return Ok(Fed {
-                                        consumed: pos,
-                                        done: Some(self.finish()),
-                                    });
-                                }
-                                self.state = State::Chunked(Chunk::Trailer(0));
-                            } else if b != b'\r' {
-                                if len >= MAX_HEAD_BYTES {
-                                    return Err(malformed("trailer too long"));
-                                }
-                                self.state = State::Chunked(Chunk::Trailer(len + 1));
-                            }
-                        }
+                    if let Some(done) = self.chunk_step(c, data, &mut pos)? {
+                        return Ok(Fed {
+                            consumed: pos,
+                            done: Some(done),
+                        });
                     }
                 }
             }
         }
+    }
+
+    /// Adds `data` to the head being received. Once the head is complete, returns where the
+    /// body starts in `data` and enters the body's state; `None` while the head is
+    /// incomplete (all of `data` is kept).
+    fn feed_head(&mut self, data: &[u8]) -> Result<Option<usize>, HttpError> {
+        let prior = self.head.len();
+        let info = if prior == 0 {
+            parse_head(data)?
+        } else {
+            self.head.extend_from_slice(data);
+            parse_head(&self.head)?
+        };
+        let Some(info) = info else {
+            if prior == 0 {
+                self.head.extend_from_slice(data);
+            }
+            return Ok(None);
+        };
+        self.head.clear();
+        self.wire_len = info.head_len as u64;
+        self.status = info.status;
+        self.keep_alive = info.keep_alive;
+        self.state = info.body;
+        Ok(Some(info.head_len - prior))
+    }
+
+    /// One step of a chunked body in chunk state `c`, from `data[*pos..]` (not empty): a
+    /// run of chunk data, or one byte of a size line, a chunk's CRLF or the trailer. Returns
+    /// the response when the body ends.
+    fn chunk_step(
+        &mut self,
+        c: Chunk,
+        data: &[u8],
+        pos: &mut usize,
+    ) -> Result<Option<Response>, HttpError> {
+        if let Chunk::Data(rem) = c {
+            let take = rem.min((data.len() - *pos) as u64);
+            *pos += take as usize;
+            self.body_len += take;
+            self.wire_len += take;
+            self.state = State::Chunked(if rem == take {
+                Chunk::DataEnd(0)
+            } else {
+                Chunk::Data(rem - take)
+            });
+            return Ok(None);
+        }
+        let b = data[*pos];
+        *pos += 1;
+        self.wire_len += 1;
+        match c {
+            Chunk::Data(_) => unreachable!("handled above"),
+            Chunk::Size if b == b'\n' => {
+                let size = self.chunk_size()?;
+                self.line.clear();
+                self.state = State::Chunked(if size == 0 {
+                    Chunk::Trailer(0)
+                } else {
+                    Chunk::Data(size)
+                });
+            }
+            Chunk::Size => {
+                if self.line.len() >= MAX_CHUNK_LINE {
+                    return Err(malformed("chunk size line too long"));
+                }
+                self.line.push(b);
+            }
+            Chunk::DataEnd(seen) => match (seen, b) {
+                (0, b'\r') => self.state = State::Chunked(Chunk::DataEnd(1)),
+                (_, b'\n') => self.state = State::Chunked(Chunk::Size),
+                _ => return Err(malformed("missing CRLF after chunk data")),
+            },
+            Chunk::Trailer(0) if b == b'\n' => return Ok(Some(self.finish())),
+            Chunk::Trailer(_) if b == b'\n' => self.state = State::Chunked(Chunk::Trailer(0)),
+            Chunk::Trailer(_) if b == b'\r' => {}
+            Chunk::Trailer(len) => {
+                if len >= MAX_HEAD_BYTES {
+                    return Err(malformed("trailer too long"));
+                }
+                self.state = State::Chunked(Chunk::Trailer(len + 1));
+            }
+        }
+        Ok(None)
     }
 
     fn chunk_size(&self) -> Result<u64, HttpError> {

@@ -10,13 +10,13 @@
 //! Module map: [`plan`] (what to inject, parsed once), [`http`] (response
 //! parser), [`engine`] (clients and threads), [`stats`] (counters, histograms,
 //! medians), [`control`] (framed TCP protocol), [`master`] and [`slave`],
-//! [`output`] (table, JSON, CSV), [`env`] (machine description), [`progress`].
+//! [`output`] (table, JSON, CSV), [`progress`]; the machine description in every report is
+//! the project's env schema ([`edge::env::Env`], see [`environment`]).
 
 #![warn(missing_docs)]
 
 pub mod control;
 pub mod engine;
-pub mod env;
 pub mod http;
 pub mod master;
 pub mod output;
@@ -32,10 +32,15 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{run_window, Live, Window};
-use crate::env::Env;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::stats::{median, spread, Median, RunSummary, Spread};
+pub use edge::env::Env;
+
+/// This program's environment, recorded in every report (and each slave's in the master's).
+pub fn environment() -> Env {
+    Env::collect(concat!("load-injector ", env!("CARGO_PKG_VERSION")))
+}
 
 /// Delay between deciding to start a local run and its start, so every thread
 /// is spawned and ready when the clients go.
@@ -187,7 +192,7 @@ pub fn run_local_until(plan: &Plan, progress: Progress, stop: &AtomicBool) -> Re
         plan: plan.clone(),
         slaves: Vec::new(),
     };
-    let mut report = Report::build(config, Env::collect(), by_step);
+    let mut report = Report::build(config, environment(), by_step);
     report.interrupted = interrupted;
     Ok(report)
 }

@@ -19,10 +19,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::control::{read_msg, write_msg, Msg, PROTOCOL_VERSION};
 use crate::engine::Live;
-use crate::env::Env;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::stats::{RunStats, SlaveRun};
+use crate::Env;
 use crate::{Config, Report, SlaveInfo};
 
 /// How the master talks to its slaves.
@@ -92,7 +92,7 @@ fn connect(addr: &str, plan: &Plan, timeout: Duration) -> Result<(TcpStream, Env
     )
     .context("sending the plan")?;
     match read_msg(&mut s).context("waiting for the slave to accept the plan")? {
-        (Msg::Ready { env }, _) => Ok((s, env)),
+        (Msg::Ready { env }, _) => Ok((s, *env)),
         (Msg::Error { message }, _) => bail!("slave refused the plan: {message}"),
         (other, _) => bail!("unexpected answer to the plan: {other:?}"),
     }
@@ -104,8 +104,54 @@ pub fn run_master(plan: &Plan, opts: &MasterOptions, progress: Progress) -> Resu
     if opts.slaves.is_empty() {
         bail!("--slaves needs at least one address");
     }
-    let n = opts.slaves.len();
-    let mut slaves: Vec<Slave> = opts
+    let mut slaves = connect_all(plan, opts)?;
+    let mut by_step = Vec::new();
+    let mut seq = 0u64;
+    for clients in plan.client_steps() {
+        let mut runs = Vec::new();
+        for r in 1..=plan.runs {
+            let rtt = ping_all(&mut slaves, opts, &mut seq);
+            start_all(&mut slaves, opts, &rtt, r, clients);
+            let (merged, per_slave) = collect_all(&mut slaves, plan, opts, &progress, r, clients)?;
+            let mut summary = merged.summarize(r, clients, plan.duration_s);
+            summary.slaves = per_slave;
+            summary.missing_slaves = slaves
+                .iter()
+                .filter_map(|s| s.failure.as_ref().map(|f| format!("{}: {f}", s.addr)))
+                .collect();
+            summary.complete = summary.missing_slaves.is_empty();
+            runs.push(summary);
+        }
+        by_step.push((clients, runs));
+    }
+    for s in slaves.iter_mut() {
+        if let Some(st) = s.stream.as_mut() {
+            let _ = write_msg(st, &Msg::Bye, &[]);
+        }
+    }
+    let n = slaves.len();
+    let infos = slaves
+        .iter()
+        .enumerate()
+        .map(|(i, s)| SlaveInfo {
+            addr: s.addr.clone(),
+            clients: share(plan.client_steps()[0], n, i),
+            env: s.env.clone(),
+            failure: s.failure.clone(),
+        })
+        .collect();
+    let config = Config {
+        mode: "master".into(),
+        plan: plan.clone(),
+        slaves: infos,
+    };
+    Ok(Report::build(config, crate::environment(), by_step))
+}
+
+/// Sends the plan to every slave; fails only when none of them answers (rule 2 marks the
+/// others failed).
+fn connect_all(plan: &Plan, opts: &MasterOptions) -> Result<Vec<Slave>> {
+    let slaves: Vec<Slave> = opts
         .slaves
         .iter()
         .map(|addr| match connect(addr, plan, opts.connect_timeout) {
@@ -133,132 +179,117 @@ pub fn run_master(plan: &Plan, opts: &MasterOptions, progress: Progress) -> Resu
             .collect();
         bail!("no slave answered: {}", why.join("; "));
     }
+    Ok(slaves)
+}
+
+/// One round trip to each live slave, to correct its start delay (zero for the others).
+fn ping_all(slaves: &mut [Slave], opts: &MasterOptions, seq: &mut u64) -> Vec<Duration> {
+    let mut rtt = vec![Duration::ZERO; slaves.len()];
+    for (i, s) in slaves.iter_mut().enumerate() {
+        let Some(st) = s.stream.as_mut() else {
+            continue;
+        };
+        *seq += 1;
+        let t0 = Instant::now();
+        st.set_read_timeout(Some(opts.connect_timeout)).ok();
+        let res = write_msg(st, &Msg::Ping { seq: *seq }, &[])
+            .map_err(anyhow::Error::from)
+            .and_then(|_| read_msg(st));
+        match res {
+            Ok((Msg::Pong { seq: got }, _)) if got == *seq => rtt[i] = t0.elapsed(),
+            Ok((other, _)) => s.fail(format!("unexpected answer to a ping: {other:?}")),
+            Err(e) => s.fail(format!("no answer to a ping: {e:#}")),
+        }
+    }
+    rtt
+}
+
+/// Starts run `r` on every live slave at one common instant: each slave's delay is counted
+/// from the moment its own Start is sent, less half its round trip (the time to reach it).
+fn start_all(
+    slaves: &mut [Slave],
+    opts: &MasterOptions,
+    rtt: &[Duration],
+    r: usize,
+    clients: usize,
+) {
+    let n = slaves.len();
+    let common_start = Instant::now() + opts.start_delay;
+    for (i, s) in slaves.iter_mut().enumerate() {
+        let Some(st) = s.stream.as_mut() else {
+            continue;
+        };
+        let delay = common_start
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(rtt[i] / 2);
+        let msg = Msg::Start {
+            run: r,
+            clients: share(clients, n, i),
+            delay_us: delay.as_micros() as u64,
+        };
+        if let Err(e) = write_msg(st, &msg, &[]) {
+            s.fail(format!("sending the start of run {r}: {e}"));
+        }
+    }
+}
+
+/// Waits (with the progress display) for every live slave's result of run `r` until the
+/// deadline of rule 2, and merges them (rule 3).
+fn collect_all(
+    slaves: &mut [Slave],
+    plan: &Plan,
+    opts: &MasterOptions,
+    progress: &Progress,
+    r: usize,
+    clients: usize,
+) -> Result<(RunStats, Vec<SlaveRun>)> {
     let run_len = Duration::from_secs_f64(plan.warmup_s + plan.duration_s);
-    let mut by_step = Vec::new();
-    let mut seq = 0u64;
-    for clients in plan.client_steps() {
-        let mut runs = Vec::new();
-        for r in 1..=plan.runs {
-            // Round trips, to correct each slave's start delay.
-            let mut rtt = vec![Duration::ZERO; n];
-            for (i, s) in slaves.iter_mut().enumerate() {
-                let Some(st) = s.stream.as_mut() else {
-                    continue;
-                };
-                seq += 1;
-                let t0 = Instant::now();
-                st.set_read_timeout(Some(opts.connect_timeout)).ok();
-                let res = write_msg(st, &Msg::Ping { seq }, &[])
-                    .map_err(anyhow::Error::from)
-                    .and_then(|_| read_msg(st));
-                match res {
-                    Ok((Msg::Pong { seq: got }, _)) if got == seq => rtt[i] = t0.elapsed(),
-                    Ok((other, _)) => s.fail(format!("unexpected answer to a ping: {other:?}")),
-                    Err(e) => s.fail(format!("no answer to a ping: {e:#}")),
+    let deadline = Instant::now()
+        + opts.start_delay
+        + run_len
+        + Duration::from_millis(plan.timeout_ms)
+        + opts.grace;
+    let live = Live::default();
+    let label = format!("{clients}c run {r}/{}", plan.runs);
+    progress.track(
+        &label,
+        opts.start_delay + Duration::from_secs_f64(plan.warmup_s),
+        opts.start_delay + run_len,
+        &live,
+        || -> Result<(RunStats, Vec<SlaveRun>)> {
+            let mut merged = RunStats::default();
+            let mut per_slave = Vec::new();
+            for s in slaves.iter_mut() {
+                if let Some(one) = result_of(s, r, deadline) {
+                    per_slave.push(SlaveRun::of(&s.addr, &one, plan.duration_s));
+                    merged.merge(&one)?;
                 }
             }
-            // One common instant: each slave's delay is counted from the moment its
-            // own Start is sent, less half its round trip (the time to reach it).
-            let common_start = Instant::now() + opts.start_delay;
-            for (i, s) in slaves.iter_mut().enumerate() {
-                let Some(st) = s.stream.as_mut() else {
-                    continue;
-                };
-                let delay = common_start
-                    .saturating_duration_since(Instant::now())
-                    .saturating_sub(rtt[i] / 2);
-                let msg = Msg::Start {
-                    run: r,
-                    clients: share(clients, n, i),
-                    delay_us: delay.as_micros() as u64,
-                };
-                if let Err(e) = write_msg(st, &msg, &[]) {
-                    s.fail(format!("sending the start of run {r}: {e}"));
-                }
+            Ok((merged, per_slave))
+        },
+    )
+}
+
+/// Slave `s`'s result of run `r`, read until `deadline`; a slave that sends anything else,
+/// or nothing in time, has failed.
+fn result_of(s: &mut Slave, r: usize, deadline: Instant) -> Option<RunStats> {
+    let st = s.stream.as_mut()?;
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    st.set_read_timeout(Some(left)).ok();
+    match read_msg(st) {
+        Ok((Msg::Result { run, counters }, tail)) if run == r => {
+            match RunStats::histogram_from_bytes(&tail) {
+                Ok(latency) => return Some(RunStats { counters, latency }),
+                Err(e) => s.fail(format!("run {r}: bad histogram: {e:#}")),
             }
-            let deadline = Instant::now()
-                + opts.start_delay
-                + run_len
-                + Duration::from_millis(plan.timeout_ms)
-                + opts.grace;
-            let live = Live::default();
-            let label = format!("{clients}c run {r}/{}", plan.runs);
-            let merged = progress.track(
-                &label,
-                opts.start_delay + Duration::from_secs_f64(plan.warmup_s),
-                opts.start_delay + run_len,
-                &live,
-                || -> Result<(RunStats, Vec<SlaveRun>)> {
-                    let mut merged = RunStats::default();
-                    let mut per_slave = Vec::new();
-                    for s in slaves.iter_mut() {
-                        let Some(st) = s.stream.as_mut() else {
-                            continue;
-                        };
-                        let left = deadline
-                            .saturating_duration_since(Instant::now())
-                            .max(Duration::from_millis(1));
-                        st.set_read_timeout(Some(left)).ok();
-                        match read_msg(st) {
-                            Ok((Msg::Result { run, counters }, tail)) if run == r => {
-                                match RunStats::histogram_from_bytes(&tail) {
-                                    Ok(latency) => {
-                                        let one = RunStats { counters, latency };
-                                        per_slave.push(SlaveRun::of(
-                                            &s.addr,
-                                            &one,
-                                            plan.duration_s,
-                                        ));
-                                        merged.merge(&one)?;
-                                    }
-                                    Err(e) => s.fail(format!("run {r}: bad histogram: {e:#}")),
-                                }
-                            }
-                            Ok((Msg::Error { message }, _)) => {
-                                s.fail(format!("run {r}: {message}"))
-                            }
-                            Ok((other, _)) => {
-                                s.fail(format!("run {r}: unexpected message {other:?}"))
-                            }
-                            Err(e) => s.fail(format!(
-                                "run {r}: no result before the deadline or connection lost: {e:#}"
-                            )),
-                        }
-                    }
-                    Ok((merged, per_slave))
-                },
-            )?;
-            let (merged, per_slave) = merged;
-            let mut summary = merged.summarize(r, clients, plan.duration_s);
-            summary.slaves = per_slave;
-            summary.missing_slaves = slaves
-                .iter()
-                .filter_map(|s| s.failure.as_ref().map(|f| format!("{}: {f}", s.addr)))
-                .collect();
-            summary.complete = summary.missing_slaves.is_empty();
-            runs.push(summary);
         }
-        by_step.push((clients, runs));
+        Ok((Msg::Error { message }, _)) => s.fail(format!("run {r}: {message}")),
+        Ok((other, _)) => s.fail(format!("run {r}: unexpected message {other:?}")),
+        Err(e) => s.fail(format!(
+            "run {r}: no result before the deadline or connection lost: {e:#}"
+        )),
     }
-    for s in slaves.iter_mut() {
-        if let Some(st) = s.stream.as_mut() {
-            let _ = write_msg(st, &Msg::Bye, &[]);
-        }
-    }
-    let infos = slaves
-        .iter()
-        .enumerate()
-        .map(|(i, s)| SlaveInfo {
-            addr: s.addr.clone(),
-            clients: share(plan.client_steps()[0], n, i),
-            env: s.env.clone(),
-            failure: s.failure.clone(),
-        })
-        .collect();
-    let config = Config {
-        mode: "master".into(),
-        plan: plan.clone(),
-        slaves: infos,
-    };
-    Ok(Report::build(config, Env::collect(), by_step))
+    None
 }

@@ -79,9 +79,9 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>)
     }
 }
 
-fn table(r: &Report) -> String {
+/// The configuration, the environment and the slaves.
+fn table_header(s: &mut String, r: &Report) {
     let p = &r.config.plan;
-    let mut s = String::new();
     let paths: Vec<&str> = p.paths.iter().map(|x| x.path.as_str()).collect();
     let _ = writeln!(
         s,
@@ -99,16 +99,7 @@ fn table(r: &Report) -> String {
         p.timeout_ms,
         if paths.len() > 4 { format!("{} (+{} more)", paths[..4].join(","), paths.len() - 4) } else { paths.join(",") },
     );
-    let e = &r.env;
-    let _ = writeln!(
-        s,
-        "env: commit {}, cpu {}, {} cores, kernel {}, host {}",
-        opt(&e.git_commit),
-        opt(&e.cpu_model),
-        e.cores,
-        opt(&e.kernel),
-        opt(&e.hostname)
-    );
+    let _ = writeln!(s, "env: {}", r.env.summary());
     for sl in &r.config.slaves {
         let _ = writeln!(
             s,
@@ -125,6 +116,10 @@ fn table(r: &Report) -> String {
                 .unwrap_or_default()
         );
     }
+}
+
+/// One row per run (and per slave of a run), the median and the spread.
+fn table_runs(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
         "\n{:>5} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>8}  errors",
@@ -164,7 +159,7 @@ fn table(r: &Report) -> String {
         );
     };
     for run in &r.runs {
-        row(&mut s, run);
+        row(s, run);
         for sl in &run.slaves {
             let _ = writeln!(
                 s,
@@ -200,27 +195,38 @@ fn table(r: &Report) -> String {
         "spread of req/s: min {:.1}, max {:.1}, stdev {:.1} ({:.1}%)",
         r.spread.min, r.spread.max, r.spread.stdev, r.spread.cv_pct
     );
-    if let Some(steps) = &r.steps {
+}
+
+/// The median of each step of a ramp.
+fn table_ramp(s: &mut String, steps: &[crate::StepRow]) {
+    let _ = writeln!(
+        s,
+        "\nramp (median per step)\n{:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}  complete",
+        "clients", "req/s", "MB/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "stdev %"
+    );
+    for st in steps {
         let _ = writeln!(
             s,
-            "\nramp (median per step)\n{:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}  complete",
-            "clients", "req/s", "MB/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "stdev %"
+            "{:>7} {:>12.1} {:>9.2} {:>9} {:>9} {:>9} {:>9} {:>10.1}  {}",
+            st.clients,
+            st.median.requests_per_sec,
+            st.median.mbytes_per_sec,
+            st.median.latency_us.p50,
+            st.median.latency_us.p90,
+            st.median.latency_us.p99,
+            st.median.latency_us.p999,
+            st.spread.cv_pct,
+            if st.complete { "yes" } else { "NO" }
         );
-        for st in steps {
-            let _ = writeln!(
-                s,
-                "{:>7} {:>12.1} {:>9.2} {:>9} {:>9} {:>9} {:>9} {:>10.1}  {}",
-                st.clients,
-                st.median.requests_per_sec,
-                st.median.mbytes_per_sec,
-                st.median.latency_us.p50,
-                st.median.latency_us.p90,
-                st.median.latency_us.p99,
-                st.median.latency_us.p999,
-                st.spread.cv_pct,
-                if st.complete { "yes" } else { "NO" }
-            );
-        }
+    }
+}
+
+fn table(r: &Report) -> String {
+    let mut s = String::new();
+    table_header(&mut s, r);
+    table_runs(&mut s, r);
+    if let Some(steps) = &r.steps {
+        table_ramp(&mut s, steps);
     }
     if r.interrupted {
         let _ = writeln!(

@@ -10,7 +10,6 @@ use anyhow::{bail, Context, Result};
 
 use crate::control::{read_msg, write_msg, Msg, PROTOCOL_VERSION};
 use crate::engine::{run_window, Live, Window};
-use crate::env::Env;
 use crate::plan::Plan;
 use crate::stats::RunStats;
 
@@ -71,7 +70,7 @@ pub fn session(mut stream: TcpStream) -> Result<()> {
     write_msg(
         &mut stream,
         &Msg::Ready {
-            env: Env::collect(),
+            env: Box::new(crate::environment()),
         },
         &[],
     )?;

@@ -374,25 +374,13 @@ pub struct Spread {
     pub cv_pct: f64,
 }
 
-/// Median of a list (mean of the two middle values for an even count).
-pub fn median_of(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// The field-by-field median of runs.
 pub fn median(runs: &[RunSummary]) -> Median {
-    let m = |f: &dyn Fn(&RunSummary) -> f64| median_of(runs.iter().map(f).collect());
+    // No run, or no finite value: 0 (the report shows no runs).
+    let m =
+        |f: &dyn Fn(&RunSummary) -> f64| edge::median::median(runs.iter().map(f)).unwrap_or(0.0);
     let mu = |f: &dyn Fn(&RunSummary) -> u64| {
-        median_of(runs.iter().map(|r| f(r) as f64).collect()).round() as u64
+        edge::median::median(runs.iter().map(|r| f(r) as f64)).map_or(0, |x| x.round() as u64)
     };
     let mut errors = BTreeMap::new();
     for k in ErrorKind::ALL {
@@ -499,8 +487,6 @@ mod tests {
 
     #[test]
     fn median_and_spread() {
-        assert_eq!(median_of(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median_of(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
         let mk = |rps: f64| {
             let mut s = RunStats::default().summarize(1, 1, 1.0);
             s.requests_per_sec = rps;

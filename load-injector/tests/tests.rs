@@ -381,7 +381,7 @@ fn fake_slave(die: bool) -> SocketAddr {
         write_msg(
             &mut s,
             &Msg::Ready {
-                env: load_injector::env::Env::collect(),
+                env: Box::new(load_injector::environment()),
             },
             &[],
         )
@@ -542,7 +542,10 @@ fn master_with_loopback_slaves_and_one_in_a_netns() {
     let (mut ns, host_ip, ns_ip) = match make_netns() {
         Ok(x) => x,
         Err(why) => {
-            eprintln!("SKIPPED master_with_loopback_slaves_and_one_in_a_netns: cannot create a network namespace ({why})");
+            edge::testing::skip(
+                "master_with_loopback_slaves_and_one_in_a_netns",
+                &format!("cannot create a network namespace ({why})"),
+            );
             return;
         }
     };

@@ -258,15 +258,11 @@ fn steal(c: &mut Criterion) {
 }
 
 fn print_env() {
-    let env = microbenches::env::Env::detect();
+    let env = microbenches::env::detect();
     println!(
-        "primitives: commit {} | {} | {} cores | kernel {} | {} | {:.2} GHz cycle counter | batch {BATCH}, steal queue 2x{STEAL_QUEUED}",
-        env.git_commit,
-        env.cpu_model,
-        env.cores,
-        env.kernel,
-        env.rustc,
-        env.cycles_per_sec / 1e9
+        "primitives: {} | {:.2} GHz cycle counter | batch {BATCH}, steal queue 2x{STEAL_QUEUED}",
+        env.summary(),
+        env.cycles_per_sec.unwrap_or(0.0) / 1e9
     );
 }
 

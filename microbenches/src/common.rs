@@ -49,15 +49,15 @@ impl Setup {
     }
 }
 
-/// A runtime for a benchmark. `COLORED_STEAL_SPIN_US` overrides how long an idle worker keeps
-/// trying to steal before it parks (a tuning experiment; the default is the runtime's).
+/// A runtime for a benchmark. `COLORED_SEARCH_US` overrides how long an idle worker searches
+/// for work to steal before it sleeps (a tuning experiment; the default is the runtime's).
 pub fn runtime(setup: &Setup) -> anyhow::Result<Runtime> {
     let mut cfg = setup.config();
-    if let Some(us) = std::env::var("COLORED_STEAL_SPIN_US")
+    if let Some(us) = std::env::var("COLORED_SEARCH_US")
         .ok()
         .and_then(|v| v.parse().ok())
     {
-        cfg.steal_spin_us = us;
+        cfg.search_us = us;
     }
     Ok(Runtime::new(cfg)?)
 }

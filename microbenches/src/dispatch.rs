@@ -13,6 +13,11 @@
 //! tokio does the same work with `tokio::spawn` of empty tasks (JoinHandles dropped): on a
 //! current-thread runtime for `local`, on a multi-thread runtime with `workers` threads for
 //! `cross`.
+//!
+//! The floor ([`run_floor`]): the same generator and events as boxed closures in a plain
+//! `VecDeque` on one thread, pushed and popped with no lock, no color and no runtime: what a
+//! post and a run cost at the least on this machine. Every run reports it beside the runtimes,
+//! measured in the same invocation, and each runtime's ratio to it.
 
 use crate::common::Setup;
 use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec, Runtime};
@@ -120,6 +125,57 @@ pub fn run_colored(setup: &Setup, seconds: f64, colors: u64) -> anyhow::Result<O
         elapsed,
         stats: Some(stats),
     })
+}
+
+/// A boxed event of the floor: it may push more onto the queue.
+type FloorTask = Box<dyn FnOnce(&mut FloorQueue)>;
+
+/// The floor's queue and the generator's bookkeeping (one thread: plain integers).
+struct FloorQueue {
+    fifo: std::collections::VecDeque<FloorTask>,
+    done: u64,
+    posted: u64,
+    stop: bool,
+}
+
+fn floor_generate(q: &mut FloorQueue) {
+    if q.stop {
+        return;
+    }
+    if q.posted - q.done < WINDOW {
+        for _ in 0..ROUND {
+            q.fifo.push_back(Box::new(|q: &mut FloorQueue| q.done += 1));
+        }
+        q.posted += ROUND;
+    }
+    q.fifo.push_back(Box::new(floor_generate));
+}
+
+/// The floor: the local benchmark's work as boxed closures in a `VecDeque` on this thread.
+pub fn run_floor(seconds: f64) -> Outcome {
+    let mut q = FloorQueue {
+        fifo: std::collections::VecDeque::with_capacity(WINDOW as usize * 2),
+        done: 0,
+        posted: 0,
+        stop: false,
+    };
+    q.fifo.push_back(Box::new(floor_generate));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(seconds);
+    let mut n = 0u32;
+    while let Some(task) = q.fifo.pop_front() {
+        task(&mut q);
+        n = n.wrapping_add(1);
+        // Read the clock once per 4096 events, as the runtimes' generator sees `stop` late too.
+        if n % 4096 == 0 && !q.stop && Instant::now() >= deadline {
+            q.stop = true;
+        }
+    }
+    Outcome {
+        events: q.done,
+        elapsed: start.elapsed(),
+        stats: None,
+    }
 }
 
 /// Run the same work on tokio.

@@ -24,14 +24,7 @@ impl IdleCpu {
 
 /// User + system CPU time of this process so far.
 fn cpu_time() -> Duration {
-    // SAFETY: getrusage fills the zeroed struct we pass; RUSAGE_SELF is always valid.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    edge::rusage::cpu_time(edge::rusage::Who::Process)
 }
 
 /// Run the measurement: libasync steals with `base`, mely with `all`.

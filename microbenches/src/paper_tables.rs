@@ -99,13 +99,16 @@ pub fn run(o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Output> {
     if o.workers == 0 || !(o.seconds > 0.0 && o.seconds.is_finite()) {
         bail!("--workers must be >= 1 and --seconds > 0");
     }
-    let env = crate::env::Env::detect();
+    let env = crate::env::detect();
     let mut raw: Vec<BenchResult> = Vec::new();
     let mut cache: HashMap<(String, String, String), Vec<BenchResult>> = HashMap::new();
     let mut markdown = vec![format!(
-        "Measured on: {} ({} cores), kernel {}, commit {}, {}; {} workers, {} s x {} per configuration. \
+        "Measured on: {}; {} workers, {} s x {} per configuration. \
          Ratios are to each table's first row.\n",
-        env.cpu_model, env.cores, env.kernel, env.git_commit, env.rustc, o.workers, o.seconds, o.repeat
+        env.summary(),
+        o.workers,
+        o.seconds,
+        o.repeat
     )];
     for t in tables::specs() {
         let mut measured = Vec::new();
@@ -122,7 +125,7 @@ pub fn run(o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Output> {
             }
             measured.push(Some(measure(&cache[&key], t.metric)));
         }
-        let mut table = tables::render(&t, &measured);
+        let mut table = tables::render(&t, &measured, o.workers);
         let sized = raw.iter().find(|r| r.bench == t.bench);
         if let Some(line) = sized.and_then(|r| tables::sizes_sentence(&r.extra)) {
             table.push_str(&format!("\n{line}\n"));

@@ -142,10 +142,7 @@ pub fn print(results: &[BenchResult], format: Format) {
             }
             print_table(&rows);
             if let Some(r) = results.first() {
-                println!(
-                    "env: commit {} | {} | {} cores | kernel {} | {}",
-                    r.env.git_commit, r.env.cpu_model, r.env.cores, r.env.kernel, r.env.rustc
-                );
+                println!("env: {}", r.env.summary());
             }
         }
     }

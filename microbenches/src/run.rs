@@ -6,7 +6,7 @@
 //! tokio version says so instead of running something else.
 
 use crate::common::{Outcome, Setup};
-use crate::env::Env;
+use crate::env::{self, Env};
 use crate::report::BenchResult;
 use crate::synthetic::{self, Config as SynConfig};
 use crate::unbalanced::{self, Costs};
@@ -180,7 +180,7 @@ pub fn dispatch(o: &RunOpts, colors: u64) -> Result<Vec<BenchResult>> {
     if colors == 0 {
         bail!("--colors must be at least 1");
     }
-    let env = Env::detect();
+    let env = env::detect();
     let mut out = Vec::new();
     for rt in o.runtimes() {
         check_policy(rt, o.stealing)?;
@@ -211,8 +211,25 @@ pub fn dispatch(o: &RunOpts, colors: u64) -> Result<Vec<BenchResult>> {
         }
         out.push(r);
     }
+    add_floor_ratio(&mut out, dispatch::run_floor(o.seconds).ns_per_event());
     add_tokio_ratio(&mut out);
     Ok(out)
+}
+
+/// `floor_ns_per_event` and `x_floor` on every result: the floor is measured in the same run
+/// (one thread, the same events as boxed closures in a VecDeque).
+fn add_floor_ratio(out: &mut [BenchResult], floor: f64) {
+    for r in out.iter_mut() {
+        let ns = r.extra["ns_per_event"].as_f64().unwrap_or(0.0);
+        r.extra.insert(
+            "floor_ns_per_event".into(),
+            json!((floor * 10.0).round() / 10.0),
+        );
+        r.extra.insert(
+            "x_floor".into(),
+            json!(((ns / floor) * 100.0).round() / 100.0),
+        );
+    }
 }
 
 /// `x_cheaper_than_tokio` on every result, when tokio is among them.
@@ -233,7 +250,7 @@ fn add_tokio_ratio(out: &mut [BenchResult]) {
 /// `unbalanced` on every runtime asked for; `costs` says where time-left stealing gets the
 /// handlers' costs.
 pub fn unbalanced(o: &RunOpts, costs: Costs) -> Result<Vec<BenchResult>> {
-    let env = Env::detect();
+    let env = env::detect();
     let p = unbalanced::Params::default();
     let mut out = Vec::new();
     for rt in o.runtimes() {
@@ -272,7 +289,7 @@ impl ForkJoin {
 
 /// `penalty` or `cache-efficient` on every runtime asked for (tokio is refused).
 pub fn fork_join(bench: ForkJoin, o: &RunOpts) -> Result<Vec<BenchResult>> {
-    let env = Env::detect();
+    let env = env::detect();
     let mut out = Vec::new();
     for rt in o.runtimes() {
         if rt == RuntimeArg::Tokio {
@@ -300,7 +317,7 @@ pub fn fork_join(bench: ForkJoin, o: &RunOpts) -> Result<Vec<BenchResult>> {
 /// `synthetic`: the given library configuration, or all four (the runtime and stealing of
 /// `o` are not used: each configuration fixes them).
 pub fn synthetic(o: &RunOpts, config: Option<SynConfig>) -> Result<Vec<BenchResult>> {
-    let env = Env::detect();
+    let env = env::detect();
     let configs = config.map_or_else(|| SynConfig::ALL.to_vec(), |c| vec![c]);
     let mut out = Vec::new();
     for c in configs {

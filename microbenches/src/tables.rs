@@ -223,7 +223,7 @@ pub fn specs() -> Vec<TableSpec> {
                 row("Mely - base WS", "mely", Base, Some(1426.0), Some(12.0)),
                 row("Mely - locality-aware WS", "mely", Locality, Some(1869.0), Some(2.0)),
             ],
-            notes: NOTE_VI,
+            notes: "",
         },
         TableSpec {
             id: "synthetic",
@@ -239,10 +239,10 @@ pub fn specs() -> Vec<TableSpec> {
     ]
 }
 
-const NOTE_III: &str = "libasync-smp's steal collapses deeper here (about 0.01x instead of 0.09x): every \
-    one-color steal rescans the victim's 50 000-event queue (hundreds of Kcycles) under the victim's \
-    spin lock, and the victim runs about one event between two steals. Mely base stays near Mely \
-    off, as in the paper.";
+const NOTE_III: &str = "unbalanced posts every event to worker 0, so every other worker is a \
+    thief of that one victim: the paper's figures come from 7 thieves on one victim (8 cores). WS \
+    cost is the time a thief holds the victim's lock per steal (choosing the color, collecting its \
+    events, unlinking them).";
 
 const NOTE_III_LOCKING: &str = "locking time is sampled (one lock acquisition in 64 timed and \
     scaled, steals always), so it can exceed 100% for libasync base, where a few sampled waits are \
@@ -251,12 +251,9 @@ const NOTE_III_LOCKING: &str = "locking time is sampled (one lock acquisition in
 const NOTE_IV: &str = "Mely - time-aware WS steals one color per steal, the best worthy one, as \
     the paper's Mely did; the row of ours takes worthy colors until the thief holds half of the \
     victim's queued time (at most 32 colors), so its stolen time per steal counts every color it \
-    moved. The paper's 1.56x over Libasync-smp came from 8 cores; with 2 cores the ceiling is 2x.";
+    moved.";
 
 const NOTE_V: &str = "L2 misses need hardware counters (n/a on virtual machines without them).";
-
-const NOTE_VI: &str = "With 2 cores every thief has one neighbour: locality-aware stealing has no \
-    choice to make, so it measures as base.";
 
 const NOTE_SYNTHETIC: &str = "The paper's text lost this table's numbers; our rows show the \
     direction of each optimisation.";
@@ -298,8 +295,9 @@ fn fmt(v: Option<f64>) -> String {
     }
 }
 
-/// Render one table as Markdown (also readable in a terminal).
-pub fn render(t: &TableSpec, measured: &[Option<Measured>]) -> String {
+/// Render one table as Markdown (also readable in a terminal); `workers` is the worker count
+/// the rows ran with.
+pub fn render(t: &TableSpec, measured: &[Option<Measured>], workers: usize) -> String {
     let mut s = format!("**Table {}: {}**\n\n", t.id, t.title);
     s.push_str(&format!(
         "| configuration | paper KEvents/s | paper ratio | ours KEvents/s (min-max) | ours ratio | paper {m} | ours {m} |\n|---|---:|---:|---:|---:|---:|---:|\n",
@@ -341,7 +339,59 @@ pub fn render(t: &TableSpec, measured: &[Option<Measured>]) -> String {
     if !t.notes.is_empty() {
         s.push_str(&format!("\n{}\n", t.notes));
     }
+    if let Some(note) = measured_note(t, measured, workers) {
+        s.push_str(&format!("\n{note}\n"));
+    }
     s
+}
+
+/// The sentence under a table that depends on what was measured and on the worker count
+/// (`None` where a table has none, or its rows were not measured).
+fn measured_note(t: &TableSpec, measured: &[Option<Measured>], workers: usize) -> Option<String> {
+    let of = |label: &str| {
+        t.rows
+            .iter()
+            .zip(measured)
+            .find(|(r, _)| r.label == label)
+            .and_then(|(_, m)| m.as_ref())
+    };
+    let ratio = |a: &str, b: &str| match (of(a), of(b)) {
+        (Some(a), Some(b)) if b.kevents > 0.0 => format!("{:.2}x", a.kevents / b.kevents),
+        _ => "n/a".into(),
+    };
+    let thieves = workers.saturating_sub(1);
+    match t.id {
+        "III" => {
+            let cost = |label: &str| of(label).map_or_else(|| "n/a".into(), |m| fmt(m.metric));
+            Some(format!(
+                "Measured here: {thieves} thief{} on the victim; a libasync-smp steal costs {} \
+                 cycles (the paper's: 28329 with 7 thieves) and a Mely base steal {} (the paper's: \
+                 2261). libasync-smp with WS runs at {} of libasync-smp without (the paper's: \
+                 0.09x): the paper's 7 thieves contend for that one victim's lock and queue, while \
+                 here {}.",
+                if thieves == 1 { "" } else { "s" },
+                cost("Libasync-smp - WS"),
+                cost("Mely - base WS"),
+                ratio("Libasync-smp - WS", "Libasync-smp"),
+                if thieves <= 1 {
+                    "one thief never waits behind another thief"
+                } else {
+                    "fewer thieves share that lock"
+                }
+            ))
+        }
+        "IV" => Some(format!(
+            "The paper's 1.56x over Libasync-smp came from 8 cores; with {workers} workers the \
+             ceiling is {workers}x (measured: {}).",
+            ratio("Mely - time-aware WS", "Libasync-smp")
+        )),
+        "VI" if workers <= 2 => Some(format!(
+            "With {workers} workers every thief has at most one neighbour: locality-aware stealing \
+             has no choice to make (measured: {} of Mely base).",
+            ratio("Mely - locality-aware WS", "Mely - base WS")
+        )),
+        _ => None,
+    }
 }
 
 /// One sentence per row of ours: its measured KEvents/s over the paper's row it varies.

@@ -2,16 +2,18 @@
 //! event of the caller's color. The pool starts on first use and its threads exit once the
 //! runtime shuts down and the queued jobs are drained (their completions are then dropped).
 
-use crate::color::Color;
-use crate::ctx::Ctx;
-use crate::handler::HandlerId;
-use crate::runtime::{Handle, PostError};
+use crate::shared::Shared;
+use crate::PostError;
 use crossbeam_channel::{unbounded, Sender};
 use std::sync::Mutex;
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A piece of blocking work; it posts its own completion.
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
+/// The helper threads' queue.
 pub(crate) struct BlockingPool {
+    /// Jobs for the helpers; `None` once closed (shutdown), which lets the helpers exit after
+    /// draining what was queued.
     tx: Mutex<Option<Sender<Job>>>,
 }
 
@@ -38,36 +40,17 @@ impl BlockingPool {
     }
 }
 
-impl Handle {
-    /// Run `work` on a helper thread; then run `done(ctx, result)` as an event of `color`.
-    pub fn spawn_blocking<T, W, D>(
-        &self,
-        color: Color,
-        handler: HandlerId,
-        work: W,
-        done: D,
-    ) -> Result<(), PostError>
-    where
-        T: Send + 'static,
-        W: FnOnce() -> T + Send + 'static,
-        D: FnOnce(&mut Ctx<'_>, T) + Send + 'static,
-    {
-        if self.is_shutdown() {
-            return Err(PostError::Shutdown);
-        }
-        let pool = self
-            .sh
-            .blocking
-            .get_or_init(|| BlockingPool::start(self.sh.cfg.blocking_threads));
-        let h = self.clone();
-        let job: Job = Box::new(move || {
-            let t = work();
-            let _ = h.post(color, handler, move |ctx| done(ctx, t));
-        });
-        let tx = pool.tx.lock().unwrap_or_else(|e| e.into_inner());
-        match tx.as_ref() {
-            Some(tx) => tx.send(job).map_err(|_| PostError::Shutdown),
-            None => Err(PostError::Shutdown),
-        }
+/// Run `job` on one of `sh`'s helper threads (the pool starts on first use).
+pub(crate) fn submit(sh: &Shared, job: Job) -> Result<(), PostError> {
+    if sh.is_shutdown() {
+        return Err(PostError::Shutdown);
+    }
+    let pool = sh
+        .blocking
+        .get_or_init(|| BlockingPool::start(sh.cfg.blocking_threads));
+    let tx = pool.tx.lock().unwrap_or_else(|e| e.into_inner());
+    match tx.as_ref() {
+        Some(tx) => tx.send(job).map_err(|_| PostError::Shutdown),
+        None => Err(PostError::Shutdown),
     }
 }

@@ -22,9 +22,40 @@ impl Drop for Borrow<'_> {
     }
 }
 
+/// A value owned by one color: events of that color use it without a lock (the runtime runs
+/// them one at a time), events of any other color cannot (it panics).
+///
+/// ```
+/// use colored_runtime::{Color, ColorCell, HandlerSpec, Runtime, RuntimeConfig};
+/// use std::sync::{mpsc, Arc};
+///
+/// let rt = Runtime::new(RuntimeConfig { workers: 2, ..Default::default() }).unwrap();
+/// let add = rt.register(HandlerSpec::new("add"));
+/// // A counter owned by color 5: every event of color 5 may touch it, no lock needed.
+/// let total = Arc::new(ColorCell::new(Color(5), 0u64));
+/// let (tx, rx) = mpsc::channel();
+/// for i in 1..=100u64 {
+///     let (total, tx) = (total.clone(), tx.clone());
+///     rt.post(Color(5), add, move |ctx| {
+///         let now = total.with(ctx, |t| {
+///             *t += i;
+///             *t
+///         });
+///         if i == 100 {
+///             tx.send(now).unwrap();
+///         }
+///     })
+///     .unwrap();
+/// }
+/// // Events of one color posted by one thread run in order: the last one sees the full sum.
+/// assert_eq!(rx.recv().unwrap(), 5050);
+/// ```
 pub struct ColorCell<T> {
+    /// The color whose events may use the value.
     color: Color,
+    /// True while an event holds the value (rejects re-entry).
     borrowed: AtomicBool,
+    /// The value.
     value: UnsafeCell<T>,
 }
 
@@ -34,6 +65,7 @@ pub struct ColorCell<T> {
 unsafe impl<T: Send> Sync for ColorCell<T> {}
 
 impl<T> ColorCell<T> {
+    /// A cell holding `value`, owned by `color`.
     pub fn new(color: Color, value: T) -> Self {
         ColorCell {
             color,
@@ -42,6 +74,7 @@ impl<T> ColorCell<T> {
         }
     }
 
+    /// The color that owns the value.
     pub fn color(&self) -> Color {
         self.color
     }
@@ -81,10 +114,12 @@ impl<T> ColorCell<T> {
         f(unsafe { &mut *self.value.get() }, ctx)
     }
 
+    /// The value, through exclusive access to the cell (no event can be using it).
     pub fn get_mut(&mut self) -> &mut T {
         self.value.get_mut()
     }
 
+    /// The value, consuming the cell.
     pub fn into_inner(self) -> T {
         self.value.into_inner()
     }

@@ -35,6 +35,7 @@ pub enum StealPolicy {
 }
 
 impl StealPolicy {
+    /// Every policy, in the order the tables list them.
     pub const ALL: [StealPolicy; 6] = [
         StealPolicy::Off,
         StealPolicy::Base,
@@ -62,6 +63,7 @@ impl StealPolicy {
     pub fn locality(self) -> bool {
         matches!(self, StealPolicy::Locality | StealPolicy::All)
     }
+    /// The policy's name on the command line and in results.
     pub fn as_str(self) -> &'static str {
         match self {
             StealPolicy::Off => "off",
@@ -75,6 +77,7 @@ impl StealPolicy {
 }
 
 impl QueueKind {
+    /// The design's name on the command line and in results.
     pub fn as_str(self) -> &'static str {
         match self {
             QueueKind::Libasync => "libasync",
@@ -129,7 +132,9 @@ pub enum StealAmount {
 }
 
 impl StealAmount {
+    /// Both amounts, the paper's first.
     pub const ALL: [StealAmount; 2] = [StealAmount::One, StealAmount::Half];
+    /// The amount's name on the command line and in results.
     pub fn as_str(self) -> &'static str {
         match self {
             StealAmount::One => "one",
@@ -171,7 +176,9 @@ pub struct RuntimeConfig {
     /// Worker threads, one per core. More workers than cores is allowed (they are pinned round
     /// robin over the allowed CPUs and share them); 0 is rejected.
     pub workers: usize,
+    /// The queue design.
     pub queue: QueueKind,
+    /// The work-stealing policy.
     pub stealing: StealPolicy,
     /// What a time-left steal takes: one color (the paper's) or up to half the victim's queued
     /// time (ours). Ignored by the other policies.
@@ -182,10 +189,12 @@ pub struct RuntimeConfig {
     pub pin: bool,
     /// Threads in the blocking-I/O helper pool (started on first use).
     pub blocking_threads: usize,
+    /// Where event closures live.
     pub event_storage: EventStorage,
     /// Time an idle worker keeps searching for work to steal (attempts separated by short
-    /// naps) before it parks, in microseconds.
-    pub steal_spin_us: u64,
+    /// naps, not a spin) before it sleeps, in microseconds. Only workers allowed to search do
+    /// (at most half of them at once, see the idle protocol).
+    pub search_us: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -201,7 +210,7 @@ impl Default for RuntimeConfig {
             pin: true,
             blocking_threads: 4,
             event_storage: EventStorage::Inline,
-            steal_spin_us: 200,
+            search_us: 200,
         }
     }
 }
@@ -210,14 +219,19 @@ impl Default for RuntimeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("a runtime needs at least one worker")]
+    /// `workers` is 0.
     NoWorkers,
     #[error("{0} workers requested; at most 65535 are supported")]
+    /// More workers than the color map can name.
     TooManyWorkers(usize),
     #[error("the libasync queues support only stealing off or base, not {0}")]
+    /// The queue design cannot run this stealing policy.
     PolicyNotSupported(StealPolicy),
     #[error("batch must be at least 1")]
+    /// `batch` is 0.
     ZeroBatch,
     #[error("could not start worker thread: {0}")]
+    /// A worker thread could not be started.
     Spawn(#[from] std::io::Error),
 }
 

@@ -134,6 +134,10 @@ impl Drop for Task {
 
 /// Flag: the event was moved by a steal (its run time counts as stolen time).
 pub(crate) const FLAG_STOLEN: u16 = 1;
+/// Flag: the event is an I/O callback (readiness of a source, a timer, the reactor's own Epoll
+/// event), not a `cpucb` posted by code. The libasync design queues `cpucb` callbacks ahead of
+/// I/O callbacks, as libasync-smp did; Mely ignores the flag.
+pub(crate) const FLAG_IO: u16 = 2;
 
 /// A queued event.
 ///
@@ -207,8 +211,9 @@ impl Event {
         (self.head >> 16) as u16
     }
 
+    /// Set `flags` (ORed into the ones already set).
     #[inline]
-    pub(crate) fn set_flags(&mut self, flags: u16) {
+    pub(crate) fn add_flags(&mut self, flags: u16) {
         self.head |= (flags as u64) << 16;
     }
 

@@ -41,6 +41,7 @@ pub struct HandlerSpec {
 }
 
 impl HandlerSpec {
+    /// A handler called `name`, profiled automatically, with penalty 1.
     pub fn new(name: impl Into<String>) -> Self {
         HandlerSpec {
             name: name.into(),

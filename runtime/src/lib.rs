@@ -3,18 +3,25 @@
 //! An event runtime for multicore machines in the style of libasync-smp (Zeldovich et al.,
 //! USENIX ATC 2003) and Mely (Gaud et al., ICDCS 2010). Every event has a **color**: events of
 //! one color never run at the same time and run in the order one thread posted them; events of
-//! different colors may run in parallel on different cores.
+//! different colors may run in parallel on different cores. This documentation is the API
+//! reference (`cargo doc -p colored-runtime --open`); `examples/` holds two small servers.
 //!
-//! - One pinned worker per core, each owning a core queue; a 64 Ki-entry color-to-core map
-//!   routes each color to a core ([`color`]).
-//! - Two queue designs behind one trait ([`queue`]): `libasync` (one FIFO per core) and `mely`
-//!   (color-queues chained in a core-queue, batches per color, a time-left stealing-queue).
-//! - Work stealing policies `off`, `base`, `time-left`, `penalty`, `locality`, `all`
-//!   ([`StealPolicy`], `steal`).
-//! - A mio reactor run as the color-0 "Epoll" event, timers, a blocking-I/O pool whose
-//!   completions come back as colored events, panic isolation, clean shutdown.
-//! - Per-worker counters on their own cache lines and automatic per-handler profiling
-//!   ([`RuntimeStats`]).
+//! ## Using it
+//! - Build a [`Runtime`] from a [`RuntimeConfig`] (plain data: workers, [`QueueKind`],
+//!   [`StealPolicy`], [`StealAmount`], batch size, pinning). A [`Handle`] (cheap to clone, any
+//!   thread) posts events and registers everything else.
+//! - Register each kind of event once as a handler ([`HandlerSpec`]: a name, an optional cost
+//!   annotation in cycles, a stealing penalty), then post closures with a color:
+//!   [`Handle::post`] from any thread, [`Ctx::post`] from inside an event (libasync-smp's
+//!   `cpucb`).
+//! - State that belongs to one color lives in a [`ColorCell`]: no lock, and using it from an
+//!   event of another color panics.
+//! - I/O: [`Handle::register_io`] turns a mio source's readiness into events of its color (the
+//!   reactor is itself an event of color 0, as in libasync-smp and SWS). Timers:
+//!   [`Handle::post_after`], [`Handle::post_at`]. Blocking work: [`Handle::spawn_blocking`],
+//!   whose completion comes back as an event of the caller's color.
+//! - [`Handle::stats`] / [`RuntimeStats`]: per-worker counters (events, steals, steal cost,
+//!   stolen time, lock time, busy/idle, panics, poll errors) and per-handler profiles.
 //!
 //! ```
 //! use colored_runtime::{Color, HandlerSpec, Runtime, RuntimeConfig};
@@ -26,20 +33,40 @@
 //! rt.post(Color(7), hello, move |ctx| tx.send(ctx.color()).unwrap()).unwrap();
 //! assert_eq!(rx.recv().unwrap(), Color(7));
 //! ```
+//!
+//! ## Where each concept lives (for contributors)
+//! - `color`: colors and the color-to-core map (64 Ki slots), with the map's invariant.
+//! - `core`: a core's queue and published state, and the only three ways to touch them: the
+//!   owning worker's `Owner`, a thief's `Stealer`, a poster's `Poster`.
+//! - `queue`: the two designs behind one trait (`queue/libasync`: one list per core, as
+//!   libasync-smp; `queue/mely`: color-queues, a core-queue and a time-left stealing-queue).
+//! - `shared`: the state all threads share and the post protocol; `handle`: every [`Handle`]
+//!   method; `runtime`: start-up (pin, then allocate) and shutdown.
+//! - `worker`: a worker's loop; `idle`: which idle workers search, when they sleep, who wakes
+//!   them; `steal`: the core set, the steal loop, the time-left threshold.
+//! - `reactor`, `timer`, `blocking`: I/O, timers, the helper pool. `handler`, `stats`, `tsc`,
+//!   `topology`, `cell`, `ctx`, `event`: what their names say. `loom`: the facade over atomics
+//!   and locks that lets the protocol run under loom (`tests/loom.rs`).
+
+#![warn(missing_docs)]
 
 mod blocking;
 mod cell;
 pub mod color;
 mod config;
+mod core;
 mod ctx;
 mod event;
+mod handle;
 mod handler;
+mod idle;
 mod loom;
 #[doc(hidden)]
 pub mod model;
-pub mod queue;
+mod queue;
 mod reactor;
 mod runtime;
+mod shared;
 mod stats;
 mod steal;
 mod timer;
@@ -51,7 +78,8 @@ pub use cell::ColorCell;
 pub use color::{Color, MAP_SLOTS};
 pub use config::{BuildError, EventStorage, QueueKind, RuntimeConfig, StealAmount, StealPolicy};
 pub use ctx::Ctx;
+pub use handle::{Handle, PlaceError, PostError};
 pub use handler::{HandlerId, HandlerSpec, MAX_HANDLERS};
 pub use reactor::{IoToken, Readiness};
-pub use runtime::{Handle, PlaceError, PostError, Runtime};
-pub use stats::{Counters, HandlerStats, RuntimeStats};
+pub use runtime::Runtime;
+pub use stats::{Counters, HandlerStats, RuntimeStats, Unpinned};

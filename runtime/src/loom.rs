@@ -1,16 +1,28 @@
-//! Facade over the synchronisation primitives, so the queue and map code can run under
+//! Facade over the synchronisation primitives, so the concurrency core can run under
 //! [loom](https://docs.rs/loom) (`RUSTFLAGS="--cfg loom" cargo test -p colored-runtime --test loom`),
-//! as tokio does. Everything in this crate that other threads can observe imports its atomics and
-//! locks from here, never from `std` directly.
+//! as tokio does.
+//!
+//! What comes from here: every atomic and lock of the protocol that loom models check: the
+//! core locks and queues' published state (`core`), the color map (`color`), the idle
+//! protocol's counters (`idle`), the shutdown flag, the steal-cost estimate and the published
+//! counters (`shared`, `stats`), the handler registry's profile averages (`handler`).
+//!
+//! What deliberately comes from `std` (outside the modelled protocol, each guarded by its own
+//! reasoning in its module): `ColorCell`'s borrow flag (`cell`: a misuse detector inside one
+//! color's event, ordered by the runtime's own hand-off), the timer heap's, the reactor's and
+//! the blocking pool's mutexes (`timer`, `reactor`, `blocking`: I/O side, never taken while a
+//! core lock is held), the handler registry's registration mutex and `OnceLock`s (`handler`),
+//! the threads' `OnceLock`s and the start-up channels (`shared`, `runtime`). The loom models
+//! drive posts, steals, batches and the idle protocol without the reactor or the blocking pool.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{
-    AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    AtomicBool, AtomicU16, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{
-    AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    AtomicBool, AtomicU16, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 
 /// The per-core queue lock: a test-and-test-and-set spin lock with exponential backoff that

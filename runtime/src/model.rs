@@ -6,10 +6,29 @@ use crate::color::Color;
 use crate::config::{BuildError, RuntimeConfig};
 use crate::ctx::Ctx;
 use crate::handler::{HandlerId, HandlerSpec};
-use crate::loom::Ordering;
-use crate::runtime::{with_cores, Handle, PostError, Shared};
+use crate::shared::{with_queues, Shared};
 use crate::stats::{Counters, RuntimeStats};
-use crate::{steal, worker};
+use crate::steal::{self, Look};
+use crate::topology::Topology;
+pub use crate::worker::Step;
+use crate::worker::{Search, Worker};
+use crate::{Handle, PostError};
+
+/// Runs `$body` with `$wk` bound to worker `$w` of model `$m`, built for the step (with its
+/// core's owner handle), then accounts the worker's counters.
+macro_rules! on_worker {
+    ($m:ident, $w:expr, $wk:ident => $body:expr) => {{
+        let sh: &Shared = &$m.handle.sh;
+        let w = $w;
+        with_queues!(&sh.queues, q => {
+            #[allow(unused_mut)]
+            let mut $wk = Worker::new(&$m.handle, q, sh.owner(q, w));
+            let r = $body;
+            $m.account(w, $wk.counters());
+            r
+        })
+    }};
+}
 
 /// Shared state of a runtime whose workers are driven by the caller.
 pub struct Model {
@@ -23,9 +42,11 @@ impl Model {
     pub fn new(cfg: RuntimeConfig) -> Result<Model, BuildError> {
         cfg.validate()?;
         let n = cfg.workers;
+        let queues = Shared::local_queues(&cfg);
+        let topology = Topology::detect(n);
         Ok(Model {
             handle: Handle {
-                sh: Shared::new(cfg),
+                sh: Shared::new(cfg, queues, topology),
             },
             acc: std::sync::Mutex::new(vec![Counters::default(); n]),
         })
@@ -63,24 +84,56 @@ impl Model {
     }
 
     /// One stealing round by worker `thief`, with the configured policy. True if it stole.
+    ///
+    /// The model makes the core's owner handle for the step: a caller must not drive the same
+    /// worker from two threads at once (each model thread plays one worker).
     pub fn steal(&self, thief: usize) -> bool {
         let sh: &Shared = &self.handle.sh;
         let mut c = Counters::default();
-        let stole = with_cores!(&sh.cores, cores => steal::try_steal(sh, cores, thief, &mut c));
+        let stole = with_queues!(&sh.queues, q => {
+            let mut owner = sh.owner(q, thief);
+            steal::try_steal(sh, q, &mut owner, &mut c, Look::AsDesigned)
+        });
         self.account(thief, &c);
         stole
     }
 
     /// Worker `w` pops and runs one batch with the real worker code. False if its queue was
-    /// empty.
+    /// empty. (One thread per worker, as for [`Model::steal`].)
     pub fn run_batch(&self, w: usize) -> bool {
-        let sh: &Shared = &self.handle.sh;
-        with_cores!(&sh.cores, cores => {
-            let mut wk = worker::Worker::new(&self.handle, cores, w);
+        on_worker!(self, w, wk => {
             let ran = wk.run_batch();
-            self.account(w, wk.counters());
+            wk.finish_batch();
             ran
         })
+    }
+
+    /// Worker `w` finds its queue empty and follows the real idle protocol, with one steal
+    /// attempt as its search, up to where it would park: [`Step::Asleep`] means its core is
+    /// now marked asleep (check [`Model::is_asleep`] later: a wake-up clears it). Call
+    /// [`Model::end_sleep`] before driving the worker again.
+    pub fn idle_step(&self, w: usize) -> Step {
+        on_worker!(self, w, wk => wk.idle_step(|wk| if wk.steal_once() {
+            Search::Stole
+        } else {
+            Search::TimeUp
+        }))
+    }
+
+    /// Worker `w`'s reactor is about to block in its poll (the Epoll event's path): true if the
+    /// worker is now marked polling. Call [`Model::end_sleep`] afterwards.
+    pub fn begin_polling(&self, w: usize) -> bool {
+        on_worker!(self, w, wk => wk.begin_polling())
+    }
+
+    /// Is worker `w` still marked asleep (nobody has woken it)?
+    pub fn is_asleep(&self, w: usize) -> bool {
+        on_worker!(self, w, wk => wk.is_asleep())
+    }
+
+    /// Worker `w` wakes from the sleep an `idle_step` or `begin_polling` began.
+    pub fn end_sleep(&self, w: usize) {
+        on_worker!(self, w, wk => wk.end_sleep())
     }
 
     /// The core the map currently routes `color` to.
@@ -90,8 +143,7 @@ impl Model {
 
     /// Events queued on core `w`.
     pub fn queued(&self, w: usize) -> usize {
-        let sh: &Shared = &self.handle.sh;
-        with_cores!(&sh.cores, c => c[w].len.load(Ordering::Relaxed))
+        self.handle.sh.states[w].len()
     }
 
     pub fn handle(&self) -> &Handle {

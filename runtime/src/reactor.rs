@@ -6,28 +6,43 @@
 //! becomes one event of that source's color and handler; expired timers are posted; then the
 //! Epoll event re-posts itself. The reactor starts with the first I/O registration or timer, so
 //! a runtime without I/O has no Epoll event at all.
+//!
+//! A poll that fails (other than by a signal) is counted (`poll_errors` in the statistics), kept
+//! for [`Handle::last_reactor_error`](crate::Handle::last_reactor_error), and followed by a
+//! back-off before the next poll (1 ms, doubling per consecutive failure up to
+//! [`MAX_BACKOFF`]), so a persistent failure costs a little CPU, not a busy loop. The library
+//! prints nothing.
 
 use crate::color::Color;
 use crate::ctx::Ctx;
-use crate::event::Event;
+use crate::event::{Event, FLAG_IO};
 use crate::handler::HandlerId;
 use crate::loom::{AtomicBool, AtomicU64, Ordering};
-use crate::queue::state;
-use crate::runtime::{with_cores, Handle, PostError, Shared};
+use crate::shared::Shared;
 use crate::timer::Timers;
+use crate::PostError;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const WAKER: mio::Token = mio::Token(usize::MAX);
+/// Longest pause after consecutive poll failures.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_millis(100);
+/// First pause after a poll failure.
+const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 
 /// Readiness of an I/O source, passed to its callback.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Readiness {
+    /// The source can be read (until `WouldBlock`).
     pub readable: bool,
+    /// The source can be written (until `WouldBlock`).
     pub writable: bool,
+    /// The peer closed its writing half (a read returns end of file once drained).
     pub read_closed: bool,
+    /// The peer closed its reading half, or the connection is gone.
     pub write_closed: bool,
+    /// The source reports an error (read it with `take_error`).
     pub error: bool,
 }
 
@@ -45,32 +60,53 @@ impl Readiness {
 
 /// A registered I/O source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct IoToken(usize);
+pub struct IoToken(pub(crate) usize);
 
 type Callback = Arc<dyn Fn(&mut Ctx<'_>, Readiness) + Send + Sync>;
 
+/// What a registered source's readiness becomes.
 struct Source {
+    /// Color of the events its readiness posts.
     color: Color,
+    /// Handler they are accounted to.
     handler: HandlerId,
+    /// The callback they run.
     cb: Callback,
 }
 
+/// Registered sources, indexed by token.
 #[derive(Default)]
 struct Sources {
+    /// `Some` for a registered token.
     entries: Vec<Option<Source>>,
+    /// Tokens free for reuse.
     free: Vec<usize>,
 }
 
+/// The reactor of one runtime.
 pub(crate) struct Reactor {
+    /// The poller and its event buffer; only the Epoll event uses them (one at a time: it has
+    /// color 0).
     poll: Mutex<(mio::Poll, mio::Events)>,
+    /// Registers sources from any thread.
     registry: mio::Registry,
+    /// Wakes a blocked poll.
     waker: mio::Waker,
+    /// Registered sources.
     sources: Mutex<Sources>,
+    /// Pending timers, drained by the Epoll event.
     pub(crate) timers: Timers,
+    /// True once the Epoll event was posted.
     started: AtomicBool,
     /// Nanoseconds since `epoch` until which the poller sleeps (u64::MAX: not sleeping).
     sleep_until: AtomicU64,
+    /// Origin of `sleep_until`.
     epoch: Instant,
+    /// The last poll failure, if any.
+    last_error: Mutex<Option<Arc<io::Error>>>,
+    /// Pause before the next poll after consecutive failures (ZERO after a success); only the
+    /// Epoll event touches it.
+    backoff: Mutex<Duration>,
 }
 
 impl Reactor {
@@ -87,7 +123,35 @@ impl Reactor {
             started: AtomicBool::new(false),
             sleep_until: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
+            last_error: Mutex::new(None),
+            backoff: Mutex::new(Duration::ZERO),
         })
+    }
+
+    /// The last poll failure, if any.
+    pub(crate) fn last_error(&self) -> Option<Arc<io::Error>> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Account a poll's outcome: `Some(pause)` when it failed (other than by a signal), the
+    /// time to wait before polling again.
+    fn poll_done(&self, res: io::Result<()>) -> Option<Duration> {
+        let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        match res {
+            Ok(()) => {
+                *backoff = Duration::ZERO;
+                None
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+            Err(e) => {
+                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(e));
+                *backoff = (*backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+                Some(*backoff)
+            }
+        }
     }
 
     pub(crate) fn wake(&self) {
@@ -113,33 +177,17 @@ pub(crate) fn reactor(sh: &Shared) -> Result<&Reactor, PostError> {
     let r = match sh.reactor.get() {
         Some(r) => r,
         None => {
-            let new = Reactor::new().map_err(|e| PostError::Reactor(e.kind()))?;
+            let new = Reactor::new().map_err(PostError::Reactor)?;
             let _ = sh.reactor.set(new);
             sh.reactor.get().expect("just set")
         }
     };
     if !r.started.load(Ordering::Acquire) && !r.started.swap(true, Ordering::AcqRel) {
-        let ev = sh.make_event(Color::DEFAULT, HandlerId::EPOLL, epoll_event);
+        let mut ev = sh.make_event(Color::DEFAULT, HandlerId::EPOLL, epoll_event);
+        ev.add_flags(FLAG_IO);
         sh.push(ev, None).map_err(|_| PostError::Shutdown)?;
     }
     Ok(r)
-}
-
-/// Mark worker `w` as blocked in the reactor if its queue is empty (under its lock).
-fn begin_polling(sh: &Shared, w: usize) -> bool {
-    with_cores!(&sh.cores, c => {
-        let q = c[w].queue.lock();
-        if crate::queue::Design::len(&*q) > 0 || sh.is_shutdown() {
-            return false;
-        }
-        c[w].state.store(state::POLLING, Ordering::Relaxed);
-        drop(q);
-        true
-    })
-}
-
-fn end_polling(sh: &Shared, w: usize) {
-    with_cores!(&sh.cores, c => c[w].state.store(state::RUNNING, Ordering::Relaxed));
 }
 
 fn epoll_event(ctx: &mut Ctx<'_>) {
@@ -151,7 +199,6 @@ fn epoll_event(ctx: &mut Ctx<'_>) {
         .reactor
         .get()
         .expect("the Epoll event runs only once the reactor exists");
-    let w = ctx.worker();
     let now = Instant::now();
     let mut timeout = Some(Duration::ZERO);
     let mut polling = false;
@@ -163,7 +210,7 @@ fn epoll_event(ctx: &mut Ctx<'_>) {
             timeout = None;
             r.sleep_until.store(u64::MAX - 1, Ordering::Release);
         }
-        polling = begin_polling(sh, w);
+        polling = ctx.begin_polling();
         if !polling {
             timeout = Some(Duration::ZERO);
         }
@@ -178,27 +225,31 @@ fn epoll_event(ctx: &mut Ctx<'_>) {
     let mut ready: Vec<(usize, Readiness)> = Vec::new();
     let blocking = timeout != Some(Duration::ZERO);
     let t0 = if blocking { crate::tsc::now() } else { 0 };
-    {
+    let failed = {
         let mut g = r.poll.lock().unwrap_or_else(|e| e.into_inner());
         let (poll, events) = &mut *g;
-        match poll.poll(events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => eprintln!("colored-runtime: epoll failed: {e}"),
-        }
+        let failed = r.poll_done(poll.poll(events, timeout));
         for e in events.iter() {
             if e.token() != WAKER {
                 ready.push((e.token().0, Readiness::from_event(e)));
             }
         }
-    }
+        failed
+    };
     r.sleep_until.store(u64::MAX, Ordering::Release);
     if blocking {
         // Time blocked in the poll is the worker's idle time, not the Epoll handler's.
         ctx.add_blocked(crate::tsc::since(t0));
     }
     if polling {
-        end_polling(sh, w);
+        ctx.end_polling();
+    }
+    if let Some(pause) = failed {
+        // Back off (as idle time): a failing poll must not turn into a busy loop.
+        ctx.count_poll_error();
+        let t = crate::tsc::now();
+        std::thread::sleep(pause);
+        ctx.add_blocked(crate::tsc::since(t));
     }
     if !ready.is_empty() {
         let sources = r.sources.lock().unwrap_or_else(|e| e.into_inner());
@@ -211,124 +262,91 @@ fn epoll_event(ctx: &mut Ctx<'_>) {
         }
         drop(sources);
         for (color, handler, cb, rd) in posts {
-            ctx.post(color, handler, move |ctx| cb(ctx, rd));
+            ctx.post_io(color, handler, move |ctx| cb(ctx, rd));
         }
     }
-    for ev in r.timers.expired(Instant::now()) {
-        post_ready(ctx, ev);
+    for mut ev in r.timers.expired(Instant::now()) {
+        ev.add_flags(FLAG_IO);
+        ctx.post_event(ev);
     }
-    ctx.post(Color::DEFAULT, HandlerId::EPOLL, epoll_event);
+    ctx.post_io(Color::DEFAULT, HandlerId::EPOLL, epoll_event);
 }
 
-fn post_ready(ctx: &mut Ctx<'_>, ev: Event) {
-    ctx.post_event(ev);
-}
-
-impl Handle {
-    /// Register a mio source. Each time it becomes ready (edge-triggered), `on_ready` runs as an
-    /// event of `color` with `handler`; it should read or write until `WouldBlock`.
-    pub fn register_io<S, F>(
-        &self,
-        source: &mut S,
-        interest: mio::Interest,
-        color: Color,
-        handler: HandlerId,
-        on_ready: F,
-    ) -> io::Result<IoToken>
-    where
-        S: mio::event::Source + ?Sized,
-        F: Fn(&mut Ctx<'_>, Readiness) + Send + Sync + 'static,
-    {
-        let r = reactor(&self.sh).map_err(io::Error::other)?;
-        let tok = {
-            let mut s = r.sources.lock().unwrap_or_else(|e| e.into_inner());
-            let entry = Source {
-                color,
-                handler,
-                cb: Arc::new(on_ready),
-            };
-            match s.free.pop() {
-                Some(i) => {
-                    s.entries[i] = Some(entry);
-                    i
-                }
-                None => {
-                    s.entries.push(Some(entry));
-                    s.entries.len() - 1
-                }
-            }
-        };
-        if let Err(e) = r.registry.register(source, mio::Token(tok), interest) {
-            let mut s = r.sources.lock().unwrap_or_else(|e| e.into_inner());
-            s.entries[tok] = None;
-            s.free.push(tok);
-            return Err(e);
-        }
-        Ok(IoToken(tok))
-    }
-
-    /// Change the interest of a registered source.
-    pub fn reregister_io<S>(
-        &self,
-        source: &mut S,
-        token: IoToken,
-        interest: mio::Interest,
-    ) -> io::Result<()>
-    where
-        S: mio::event::Source + ?Sized,
-    {
-        let r = reactor(&self.sh).map_err(io::Error::other)?;
-        r.registry.reregister(source, mio::Token(token.0), interest)
-    }
-
-    /// Deregister a source; events already posted for it may still run.
-    pub fn deregister_io<S>(&self, source: &mut S, token: IoToken) -> io::Result<()>
-    where
-        S: mio::event::Source + ?Sized,
-    {
-        let r = reactor(&self.sh).map_err(io::Error::other)?;
-        let res = r.registry.deregister(source);
+/// Register a mio source with `sh`'s reactor (see [`Handle::register_io`](crate::Handle)).
+pub(crate) fn register<S, F>(
+    sh: &Shared,
+    source: &mut S,
+    interest: mio::Interest,
+    color: Color,
+    handler: HandlerId,
+    on_ready: F,
+) -> io::Result<IoToken>
+where
+    S: mio::event::Source + ?Sized,
+    F: Fn(&mut Ctx<'_>, Readiness) + Send + Sync + 'static,
+{
+    let r = reactor(sh).map_err(io::Error::other)?;
+    let tok = {
         let mut s = r.sources.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = s.entries.get_mut(token.0) {
-            if e.take().is_some() {
-                s.free.push(token.0);
+        let entry = Source {
+            color,
+            handler,
+            cb: Arc::new(on_ready),
+        };
+        match s.free.pop() {
+            Some(i) => {
+                s.entries[i] = Some(entry);
+                i
+            }
+            None => {
+                s.entries.push(Some(entry));
+                s.entries.len() - 1
             }
         }
-        res
+    };
+    if let Err(e) = r.registry.register(source, mio::Token(tok), interest) {
+        let mut s = r.sources.lock().unwrap_or_else(|e| e.into_inner());
+        s.entries[tok] = None;
+        s.free.push(tok);
+        return Err(e);
     }
+    Ok(IoToken(tok))
+}
 
-    /// Run `f` in `color` after `delay`.
-    pub fn post_after<F>(
-        &self,
-        delay: Duration,
-        color: Color,
-        handler: HandlerId,
-        f: F,
-    ) -> Result<(), PostError>
-    where
-        F: FnOnce(&mut Ctx<'_>) + Send + 'static,
-    {
-        self.post_at(Instant::now() + delay, color, handler, f)
-    }
+/// Change the interest of a registered source.
+pub(crate) fn reregister<S>(
+    sh: &Shared,
+    source: &mut S,
+    token: IoToken,
+    interest: mio::Interest,
+) -> io::Result<()>
+where
+    S: mio::event::Source + ?Sized,
+{
+    let r = reactor(sh).map_err(io::Error::other)?;
+    r.registry.reregister(source, mio::Token(token.0), interest)
+}
 
-    /// Run `f` in `color` at `deadline` (or as soon as possible after it).
-    pub fn post_at<F>(
-        &self,
-        deadline: Instant,
-        color: Color,
-        handler: HandlerId,
-        f: F,
-    ) -> Result<(), PostError>
-    where
-        F: FnOnce(&mut Ctx<'_>) + Send + 'static,
-    {
-        if self.sh.is_shutdown() {
-            return Err(PostError::Shutdown);
+/// Deregister a source; events already posted for it may still run.
+pub(crate) fn deregister<S>(sh: &Shared, source: &mut S, token: IoToken) -> io::Result<()>
+where
+    S: mio::event::Source + ?Sized,
+{
+    let r = reactor(sh).map_err(io::Error::other)?;
+    let res = r.registry.deregister(source);
+    let mut s = r.sources.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = s.entries.get_mut(token.0) {
+        if e.take().is_some() {
+            s.free.push(token.0);
         }
-        let r = reactor(&self.sh)?;
-        let ev = self.sh.make_event(color, handler, f);
-        r.timers.add(deadline, ev);
-        r.deadline_added(deadline);
-        Ok(())
     }
+    res
+}
+
+/// Post `ev` when `deadline` passes.
+pub(crate) fn add_timer(sh: &Shared, deadline: Instant, ev: Event) -> Result<(), PostError> {
+    let r = reactor(sh)?;
+    r.timers.add(deadline, ev);
+    r.deadline_added(deadline);
+    Ok(())
 }

@@ -61,7 +61,7 @@ counters! {
     /// Stolen events.
     stolen_events,
     /// Cycles spent waiting for and holding queue locks. Steals are always timed; of the other
-    /// acquisitions one in [`LOCK_SAMPLE`] is timed and scaled, since reading the cycle counter
+    /// acquisitions one in 64 is timed and scaled, since reading the cycle counter
     /// costs more than an uncontended lock on some virtual machines.
     lock_cycles,
     /// Queue lock acquisitions by this worker (pops, posts, steals).
@@ -76,6 +76,8 @@ counters! {
     dropped,
     /// Times the worker parked.
     parks,
+    /// Reactor polls that failed (other than by a signal), each followed by a back-off.
+    poll_errors,
 }
 
 pub(crate) struct HandlerCounters {
@@ -138,7 +140,9 @@ impl WorkerPublished {
 /// One handler's statistics summed over workers.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct HandlerStats {
+    /// The name it was registered with.
     pub name: String,
+    /// Events run.
     pub events: u64,
     /// Estimated cycles spent in the handler: `avg_cycles * events`.
     pub cycles: u64,
@@ -147,21 +151,39 @@ pub struct HandlerStats {
     pub avg_cycles: f64,
     /// Events whose cycles were measured.
     pub sampled_events: u64,
+    /// Cycles of the measured events.
     pub sampled_cycles: u64,
     /// Recent moving average used by time-left stealing (0 when annotated or not yet measured).
     pub profiled_cycles: u64,
     /// The cost annotation, when the handler has one.
     pub cost_annotation: Option<u64>,
+    /// Its stealing penalty.
     pub penalty: u32,
+    /// Runs that panicked (caught).
     pub panics: u64,
+}
+
+/// A worker that runs unpinned because pinning it failed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Unpinned {
+    /// The worker.
+    pub worker: usize,
+    /// The CPU it should have been pinned to.
+    pub cpu: usize,
+    /// Why pinning failed.
+    pub error: String,
 }
 
 /// A snapshot of the runtime's counters.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct RuntimeStats {
+    /// The queue design.
     pub queue: &'static str,
+    /// The stealing policy.
     pub stealing: &'static str,
+    /// Each worker's counters.
     pub workers: Vec<Counters>,
+    /// The workers' counters summed.
     pub total: Counters,
     /// lock cycles / (busy + idle cycles), in percent.
     pub locking_time_pct: f64,
@@ -172,8 +194,12 @@ pub struct RuntimeStats {
     pub stolen_time_cycles_avg: f64,
     /// Current estimate of the cost of stealing one color, the time-left threshold.
     pub steal_cost_estimate_cycles: u64,
+    /// Every registered handler's statistics, in registration order.
     pub handlers: Vec<HandlerStats>,
+    /// Rate of the cycle counter the cycle figures are in.
     pub cycles_per_sec: f64,
+    /// Workers whose pinning failed at start-up (empty when all are pinned or pinning is off).
+    pub unpinned: Vec<Unpinned>,
 }
 
 impl RuntimeStats {
@@ -183,6 +209,7 @@ impl RuntimeStats {
         workers: Vec<Counters>,
         handlers: Vec<HandlerStats>,
         steal_cost_estimate_cycles: u64,
+        unpinned: Vec<Unpinned>,
     ) -> Self {
         let mut total = Counters::default();
         for w in &workers {
@@ -212,6 +239,7 @@ impl RuntimeStats {
             total,
             handlers,
             cycles_per_sec: crate::tsc::cycles_per_sec(),
+            unpinned,
         }
     }
 
@@ -261,6 +289,7 @@ impl RuntimeStats {
             workers,
             handlers,
             self.steal_cost_estimate_cycles,
+            self.unpinned.clone(),
         )
     }
 }

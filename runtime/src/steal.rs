@@ -19,12 +19,14 @@
 //! that drives the designs without threads (the simulator) calls them rather than a copy.
 //!
 //! A design with [`Design::PEEKS_LENGTH`] (Mely) skips victims whose published length is 0
-//! without locking them; libasync's locks each victim before looking, as libasync-smp did.
+//! without locking them; libasync's locks each victim before looking, as libasync-smp did. The
+//! last searcher's round before it sleeps locks every victim whatever the design ([`Look`]).
 
 use crate::config::StealPolicy;
+use crate::core::{CoreQueue, Owner};
 use crate::loom::Ordering;
-use crate::queue::{lock_pair, CoreShared, Design, StealChoice};
-use crate::runtime::Shared;
+use crate::queue::{Design, StealChoice};
+use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::topology::Topology;
 use crate::tsc;
@@ -69,55 +71,60 @@ pub(crate) fn next_estimate(est: u64, cost: u64, colors: usize) -> u64 {
     est - (est >> 3) + (sample >> 3)
 }
 
+/// Whether a stealing round may skip a victim whose published length is 0 without locking it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Look {
+    /// As the design does it ([`Design::PEEKS_LENGTH`]): a search's ordinary round.
+    AsDesigned,
+    /// Lock every victim: the last searcher's round before it sleeps, whose ordering against
+    /// posts rests on the locks (see `idle`).
+    LockEvery,
+}
+
+/// One stealing round by `thief` over the policy's core set: true if it stole (the events are
+/// then in the thief's queue). Accounts attempts, steals and their cost in `counters`.
 pub(crate) fn try_steal<D: Design>(
     sh: &Shared,
-    cores: &[CachePadded<CoreShared<D>>],
-    me: usize,
+    queues: &[CachePadded<CoreQueue<D>>],
+    thief: &mut Owner<'_, D>,
     counters: &mut Counters,
+    look: Look,
 ) -> bool {
-    let n = cores.len();
+    let n = queues.len();
     if n < 2 || sh.is_shutdown() {
         return false;
     }
+    let me = thief.index();
     let policy = sh.cfg.stealing;
     let choice = StealChoice::of(policy, sh.cfg.steal_amount);
     let p = sh.params();
+    let peek = D::PEEKS_LENGTH && look == Look::AsDesigned;
     let mut buf = [0usize; MAX_CORE_SET];
     let order = core_set(
         policy,
         me,
         n,
-        |c| cores[c].len.load(Ordering::Relaxed),
+        |c| sh.states[c].len(),
         &sh.topology,
         &mut buf,
     );
     for &v in order {
-        if v == me {
+        if v == me || peek && sh.states[v].len() == 0 {
             continue;
         }
-        if D::PEEKS_LENGTH && cores[v].len.load(Ordering::Relaxed) == 0 {
-            continue;
-        }
-        let t0 = tsc::now();
-        let (mut g_victim, mut g_thief) = lock_pair(cores, v, me);
-        let t1 = tsc::now();
+        let attempt = sh
+            .stealer(queues, v)
+            .steal_into(thief, choice, &p, tsc::now, &mut |slot| {
+                sh.map.set(slot, me)
+            });
         counters.steal_attempts += 1;
         counters.lock_ops += 1;
-        let (victim, thief) = (&mut *g_victim, &mut *g_thief);
-        let running = cores[v].running.load(Ordering::Acquire);
-        let res = D::steal(victim, thief, running, choice, &p, &mut |slot| {
-            sh.map.set(slot, me)
-        });
-        if res.is_some() {
-            cores[v].len.store(victim.len(), Ordering::Relaxed);
-            cores[me].len.store(thief.len(), Ordering::Relaxed);
-        }
-        let t2 = tsc::now();
-        drop(g_thief);
-        drop(g_victim);
-        counters.lock_cycles += tsc::since(t0);
-        if let Some(s) = res {
-            let cost = t2.wrapping_sub(t1).saturating_sub(tsc::overhead());
+        counters.lock_cycles += tsc::since(attempt.locked_at);
+        if let Some(s) = attempt.stolen {
+            let cost = attempt
+                .moved_at
+                .wrapping_sub(attempt.acquired_at)
+                .saturating_sub(tsc::overhead());
             counters.steals += 1;
             counters.stolen_colors += s.colors as u64;
             counters.steal_cost_cycles += cost;

@@ -11,11 +11,17 @@ use std::fs;
 /// Distance classes between two CPUs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub enum Distance {
+    /// The same CPU.
     SameCpu = 0,
+    /// CPUs sharing an L2 cache.
     SharedL2 = 1,
+    /// CPUs sharing an L3 cache.
     SharedL3 = 2,
+    /// CPUs of one package, no cache in common.
     SamePackage = 3,
+    /// CPUs of one NUMA node.
     SameNode = 4,
+    /// Anything farther.
     Remote = 5,
 }
 
@@ -28,7 +34,6 @@ struct CpuInfo {
 }
 
 pub(crate) struct Topology {
-    pin: bool,
     /// CPU of each worker.
     cpu_of: Vec<usize>,
     /// Other workers by increasing distance.
@@ -238,7 +243,7 @@ fn distance(a: usize, ia: &CpuInfo, b: usize, ib: &CpuInfo) -> Distance {
 }
 
 impl Topology {
-    pub(crate) fn detect(workers: usize, pin: bool) -> Topology {
+    pub(crate) fn detect(workers: usize) -> Topology {
         let allowed = allowed_cpus();
         let cpu_of: Vec<usize> = (0..workers).map(|w| allowed[w % allowed.len()]).collect();
         // hwloc is a C library behind a young binding: never let it take the runtime down.
@@ -262,7 +267,6 @@ impl Topology {
             })
             .collect();
         Topology {
-            pin,
             cpu_of,
             neighbours,
             source,
@@ -277,18 +281,31 @@ impl Topology {
         &self.neighbours[w]
     }
 
-    pub(crate) fn pin_current(&self, w: usize) {
-        if !self.pin {
-            return;
-        }
-        let cpu = self.cpu_of[w];
-        // SAFETY: the set is a zeroed plain-data `cpu_set_t` with one valid CPU index set
-        // (`cpu` < CPU_SETSIZE since it came from sched_getaffinity); pid 0 is this thread.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            let _ = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        }
+    /// The CPU worker `w` is pinned to (when pinning is on).
+    pub(crate) fn cpu_of(&self, w: usize) -> usize {
+        self.cpu_of[w]
+    }
+}
+
+/// Pin the calling thread to `cpu`.
+pub(crate) fn pin_current_thread(cpu: usize) -> std::io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("CPU {cpu} is beyond the affinity mask's size"),
+        ));
+    }
+    // SAFETY: the set is a zeroed plain-data `cpu_set_t` with one CPU index set, checked above
+    // to be below CPU_SETSIZE; pid 0 is the calling thread; the kernel only reads the set.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 

@@ -1,23 +1,29 @@
-//! A worker: one thread per core, pinned, running its core's queue.
+//! A worker: one thread per core, pinned, running its core's queue through the core's
+//! [`Owner`] handle.
 //!
 //! Loop: pop a batch (Mely: up to `batch` events of one color; libasync: one event) under the
 //! core lock and mark its slot running; run the batch, timing a sample of the events with the
-//! cycle counter (all stolen ones); clear the running slot. With nothing queued, try to steal (if a policy is on) for up
-//! to `steal_spin_us`, then park.
+//! cycle counter (all stolen ones); clear the running slot. With nothing queued the worker is
+//! idle and follows the idle protocol (`idle`): search for work to steal if fewer than half the
+//! workers search, for up to `search_us`, napping between attempts; then sleep.
 //!
-//! Parking: the worker takes its own lock, checks the queue is empty, stores `PARKED` and
-//! releases the lock; then it parks until its state is no longer `PARKED`. A poster reads the
-//! state under the same lock, so either it sees `PARKED` (and unparks; the unpark token makes a
-//! late `park` return at once) or the worker sees the event. Nothing spins while idle.
+//! Sleeping: the worker marks its core `PARKED` under its own lock after seeing its queue empty
+//! (see `core`), counts itself a sleeper, and, if no worker searches any more, runs one last
+//! steal round that locks every victim; then it parks until its state is no longer `PARKED`. A
+//! poster reads the state under the same lock, so either it sees `PARKED` (and unparks; the
+//! unpark token makes a late `park` return at once) or the worker sees the event. Nothing spins
+//! while idle.
 
-use crate::ctx::Ctx;
+use crate::core::{sleep, CoreQueue, Owner};
+use crate::ctx::{Ctx, Lent, WorkerOps};
 use crate::event::{Event, FLAG_STOLEN};
 use crate::handler::{HandlerId, EWMA_SHIFT, MAX_HANDLERS};
 use crate::loom::Ordering;
-use crate::queue::{state, CoreShared, Design, NOT_RUNNING};
-use crate::runtime::{with_cores, Handle, Shared};
+use crate::queue::Design;
+use crate::shared::Shared;
 use crate::stats::{Counters, LOCK_SAMPLE};
-use crate::{steal, tsc};
+use crate::steal::{self, Look};
+use crate::{tsc, Handle};
 use crossbeam_utils::CachePadded;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -31,41 +37,54 @@ const SAMPLE_EVERY: u32 = 64;
 /// How long a searching thief sleeps between steal attempts.
 const SEARCH_NAP: std::time::Duration = std::time::Duration::from_micros(20);
 
-pub(crate) fn run(h: Handle, w: usize) {
-    // Pin first, then allocate this worker's state so it is local to its core.
-    h.sh.topology.pin_current(w);
-    with_cores!(&h.sh.cores, c => Worker::new(&h, c, w).run());
-}
-
+/// A worker's state. Owned by its thread (or by one step of the model); nothing in it is shared
+/// except through `sh`.
 pub(crate) struct Worker<'a, D: Design> {
+    /// A handle to the runtime, lent to the events this worker runs.
     h: &'a Handle,
+    /// The runtime's shared state (`h`'s).
     sh: &'a Shared,
-    cores: &'a [CachePadded<CoreShared<D>>],
-    w: usize,
+    /// Every core's queue (this worker steals from the others').
+    queues: &'a [CachePadded<CoreQueue<D>>],
+    /// The handle on this worker's own core: only this worker pops from it.
+    owner: Owner<'a, D>,
+    /// Private counters, published to `sh.published[w]` every `PUBLISH_EVERY` batches and
+    /// before idling.
     counters: Counters,
+    /// The batch being run (reused: it keeps its capacity).
     batch: Vec<Event>,
     /// Per-handler moving average of cycles per event, published on every timed run during the
     /// warm-up, then on every fourth.
     ewma: Box<[u64]>,
+    /// Runs per handler on this worker (decides which runs are timed).
     runs: Box<[u32]>,
     /// Runs per handler not yet added to the published per-handler counts (they are published
     /// with each timed run and whenever the worker publishes its counters).
     unrecorded: Box<[u32]>,
+    /// Batches run since the counters were last published.
     since_publish: u32,
-    spin_cycles: u64,
+    /// How long an idle search lasts before the worker sleeps, in cycles (`search_us`).
+    search_cycles: u64,
+    /// Events the running handler posted to colors this core owns, flushed under one lock.
     local_buf: Vec<Event>,
     /// When the worker started: busy cycles are wall cycles minus idle cycles.
     start: u64,
 }
 
 impl<'a, D: Design> Worker<'a, D> {
-    pub(crate) fn new(h: &'a Handle, cores: &'a [CachePadded<CoreShared<D>>], w: usize) -> Self {
+    /// A worker for the core `owner` owns. Allocates its tables: call it on the worker's
+    /// thread after pinning, so they are local to its core.
+    pub(crate) fn new(
+        h: &'a Handle,
+        queues: &'a [CachePadded<CoreQueue<D>>],
+        owner: Owner<'a, D>,
+    ) -> Self {
         let sh = &*h.sh;
         Worker {
             h,
             sh,
-            cores,
-            w,
+            queues,
+            owner,
             counters: Counters::default(),
             batch: Vec::with_capacity(sh.cfg.batch.max(1)),
             ewma: vec![0; MAX_HANDLERS].into_boxed_slice(),
@@ -73,26 +92,36 @@ impl<'a, D: Design> Worker<'a, D> {
             unrecorded: vec![0; MAX_HANDLERS].into_boxed_slice(),
             since_publish: 0,
             local_buf: Vec::with_capacity(crate::ctx::LOCAL_FLUSH),
-            spin_cycles: (sh.cfg.steal_spin_us as f64 * tsc::cycles_per_sec() / 1e6) as u64,
+            search_cycles: (sh.cfg.search_us as f64 * tsc::cycles_per_sec() / 1e6) as u64,
             start: tsc::now(),
         }
     }
 
-    fn run(mut self) {
+    /// This worker's core.
+    fn w(&self) -> usize {
+        self.owner.index()
+    }
+
+    /// Run until shutdown, then drop what is still queued here.
+    pub(crate) fn run(mut self) {
         while !self.sh.is_shutdown() {
             if !self.run_batch() {
                 self.idle();
             }
         }
-        // Shutdown: drop what is still queued here.
-        let dropped = {
-            let mut q = self.cores[self.w].queue.lock();
-            let n = q.clear();
-            self.cores[self.w].len.store(0, Ordering::Relaxed);
-            n
-        };
+        let dropped = self.owner.clear() + self.local_buf.len();
+        self.local_buf.clear();
         self.counters.dropped += dropped as u64;
         self.publish();
+    }
+
+    /// End the batch without popping the next: enqueue what it posted to this core, then let
+    /// its colors be stolen (the model's steps end here; the worker's loop does both in its
+    /// next pop).
+    pub(crate) fn finish_batch(&mut self) {
+        self.sh
+            .flush_local(self.w(), &mut self.local_buf, &mut self.counters);
+        self.owner.finish_batch();
     }
 
     /// The worker's counters so far (for the step-by-step model).
@@ -100,9 +129,10 @@ impl<'a, D: Design> Worker<'a, D> {
         &self.counters
     }
 
+    /// Publish the counters and the pending per-handler counts.
     pub(crate) fn publish(&mut self) {
         self.since_publish = 0;
-        let published = &self.sh.published[self.w];
+        let published = &self.sh.published[self.w()];
         let n = self.sh.registry.len().min(MAX_HANDLERS);
         for (h, pending) in self.unrecorded[..n].iter_mut().enumerate() {
             if *pending > 0 {
@@ -113,29 +143,38 @@ impl<'a, D: Design> Worker<'a, D> {
         self.counters.busy_cycles = tsc::now()
             .wrapping_sub(self.start)
             .saturating_sub(self.counters.idle_cycles);
-        self.sh.published[self.w].counters.publish(&self.counters);
+        published.counters.publish(&self.counters);
     }
 
-    /// Pop and run one batch; false if the queue was empty.
+    /// Flush what the previous batch posted to this core and pop the next batch, under one
+    /// lock; run it. False if the queue was empty (then nothing is left buffered either). The
+    /// events the batch posts to this core stay in `local_buf` until the next call (or
+    /// [`Worker::flush_local`]).
     pub(crate) fn run_batch(&mut self) -> bool {
-        let core = &self.cores[self.w];
         let p = self.sh.params();
         let timed = self.counters.lock_ops & (LOCK_SAMPLE - 1) == 0;
         self.counters.lock_ops += 1;
         let t0 = if timed { tsc::now() } else { 0 };
-        let popped = {
-            let mut q = core.queue.lock();
-            let s = q.pop(&mut self.batch, self.sh.cfg.batch, &p);
-            if let Some(s) = s {
-                core.running.store(s as u32, Ordering::Relaxed);
-                core.len.store(q.len(), Ordering::Relaxed);
-            }
-            s
-        };
+        let (sh, w) = (self.sh, self.w());
+        let mut spill = Vec::new();
+        let (popped, stealable) = self.owner.flush_and_pop(
+            &mut self.local_buf,
+            |slot| sh.map.get(slot) == w,
+            |ev| spill.push(ev),
+            &mut self.batch,
+            sh.cfg.batch,
+            &p,
+        );
         if timed {
             self.counters.lock_cycles += tsc::since(t0) * LOCK_SAMPLE;
         }
-        if popped.is_none() {
+        if stealable {
+            sh.wake_thief_for(w);
+        }
+        for ev in spill {
+            sh.push_to_owner(self.queues, ev, Some(&mut self.counters));
+        }
+        if !popped {
             return false;
         }
         let n = self.batch.len();
@@ -152,7 +191,6 @@ impl<'a, D: Design> Worker<'a, D> {
             // SAFETY: `i < n`: element `i` is initialised and not consumed yet.
             unsafe { self.run_event(base.add(i), n - 1 - i) };
         }
-        core.running.store(NOT_RUNNING, Ordering::Release);
         self.since_publish += 1;
         if self.since_publish >= PUBLISH_EVERY {
             self.publish();
@@ -174,16 +212,19 @@ impl<'a, D: Design> Worker<'a, D> {
         // Stolen events are always timed (stolen time is a reported figure); others sampled.
         let sample = stolen || runs <= SAMPLE_WARMUP || runs % SAMPLE_EVERY == 0;
         let start = if sample { tsc::now() } else { 0 };
-        let ok = {
-            let mut ctx = Ctx::new(
-                self.sh,
-                self.h,
-                self.w,
-                color,
-                &mut self.counters,
-                local_pending,
-                &mut self.local_buf,
-            );
+        let w = self.w();
+        let (ok, blocked) = {
+            let mut ops = Ops {
+                sh: self.sh,
+                queues: self.queues,
+                owner: &mut self.owner,
+            };
+            let lent = Lent {
+                counters: &mut self.counters,
+                local_buf: &mut self.local_buf,
+                ops: &mut ops,
+            };
+            let mut ctx = Ctx::new(self.sh, self.h, w, color, local_pending, lent);
             // SAFETY: the task is live and consumed here exactly once (caller's contract).
             let task = unsafe { std::ptr::addr_of_mut!((*ev).task) };
             // SAFETY: `task` is live and run exactly once, here; nothing touches it afterwards.
@@ -191,10 +232,8 @@ impl<'a, D: Design> Worker<'a, D> {
                 crate::event::Task::run_in_place(task, &mut ctx)
             }))
             .is_ok();
-            ctx.flush();
             (ok, ctx.blocked_cycles)
         };
-        let (ok, blocked) = ok;
         let dt = if sample {
             Some(tsc::since(start).saturating_sub(blocked))
         } else {
@@ -208,7 +247,7 @@ impl<'a, D: Design> Worker<'a, D> {
         self.unrecorded[h] += 1;
         if dt.is_some() || !ok {
             let events = std::mem::take(&mut self.unrecorded[h]) as u64;
-            self.sh.published[self.w].record_handler(h, events, dt, !ok);
+            self.sh.published[w].record_handler(h, events, dt, !ok);
         }
         if let Some(dt) = dt {
             if stolen {
@@ -231,50 +270,190 @@ impl<'a, D: Design> Worker<'a, D> {
         }
     }
 
+    /// Nothing queued here: search for work to steal (if this worker may search), then sleep.
     fn idle(&mut self) {
         let t0 = tsc::now();
         self.publish();
-        if self.sh.cfg.stealing.enabled() && self.cores.len() > 1 {
-            // Search for work to steal for up to `steal_spin_us`. Between attempts the worker
-            // naps (SEARCH_NAP) instead of spinning: on virtual machines a spinning vCPU slows
-            // its sibling, and a searching worker is not PARKED, so posters never pay a futex
-            // wake-up (an IPI, several microseconds in a VM) for it. A post to its own queue
-            // waits at most one nap.
-            loop {
-                if steal::try_steal(self.sh, self.cores, self.w, &mut self.counters) {
-                    self.counters.idle_cycles += tsc::now().wrapping_sub(t0);
-                    return;
-                }
-                if self.cores[self.w].len.load(Ordering::Relaxed) > 0 || self.sh.is_shutdown() {
-                    self.counters.idle_cycles += tsc::now().wrapping_sub(t0);
-                    return;
-                }
-                if tsc::now().wrapping_sub(t0) > self.spin_cycles {
-                    break;
-                }
-                std::thread::park_timeout(SEARCH_NAP);
+        if self.idle_step(|w| w.search(t0)) == Step::Asleep {
+            self.counters.parks += 1;
+            self.publish();
+            while self.owner.is_asleep() && !self.sh.is_shutdown() {
+                std::thread::park();
             }
+            self.sh.idle.end_sleep();
+            self.owner.wake_up();
         }
-        self.park();
         self.counters.idle_cycles += tsc::now().wrapping_sub(t0);
     }
 
-    fn park(&mut self) {
-        let core = &self.cores[self.w];
-        {
-            let q = core.queue.lock();
-            if q.len() > 0 || self.sh.is_shutdown() {
-                return;
+    /// The idle protocol up to the actual sleep (rules 1-3 of `idle`): search with `search` if
+    /// this worker may, then, if that found nothing, mark the core asleep and take the last
+    /// look. `Step::Asleep`: the caller must wait until the owner is no longer asleep, then call
+    /// `sh.idle.end_sleep()` and `owner.wake_up()`.
+    pub(crate) fn idle_step(&mut self, search: impl FnOnce(&mut Self) -> Search) -> Step {
+        let sh = self.sh;
+        let searching = self.stealing() && sh.idle.try_begin_search();
+        if searching {
+            match search(self) {
+                Search::Stole => {
+                    let last = sh.idle.end_search();
+                    if sh.idle.should_wake_successor(last) {
+                        sh.wake_thief(self.w());
+                    }
+                    return Step::Stole;
+                }
+                Search::Stopped => {
+                    sh.idle.end_search();
+                    return Step::Awake;
+                }
+                Search::TimeUp => {}
             }
-            core.state.store(state::PARKED, Ordering::Relaxed);
-            self.sh.parked.fetch_add(1, Ordering::SeqCst);
         }
-        self.counters.parks += 1;
-        self.publish();
-        while core.state.load(Ordering::Acquire) == state::PARKED && !self.sh.is_shutdown() {
-            std::thread::park();
+        let asleep = self.owner.begin_sleep(sleep::PARKED, || !sh.is_shutdown());
+        if !asleep {
+            if searching {
+                sh.idle.end_search();
+            }
+            return Step::Awake;
         }
-        self.sh.parked.fetch_sub(1, Ordering::SeqCst);
-        core.state.store(state::RUNNING, Ordering::Relaxed);
+        sh.idle.begin_sleep();
+        if searching {
+            sh.idle.end_search();
+        }
+        if self.last_look() {
+            self.owner.wake_up();
+            sh.idle.end_sleep();
+            return Step::Stole;
+        }
+        Step::Asleep
+    }
+
+    /// Does this runtime steal (a policy is on and there is someone to steal from)?
+    fn stealing(&self) -> bool {
+        self.sh.cfg.stealing.enabled() && self.queues.len() > 1
+    }
+
+    /// One steal attempt over the core set, as a search makes it.
+    pub(crate) fn steal_once(&mut self) -> bool {
+        steal::try_steal(
+            self.sh,
+            self.queues,
+            &mut self.owner,
+            &mut self.counters,
+            Look::AsDesigned,
+        )
+    }
+
+    /// Steal attempts separated by naps until one succeeds, work arrives in the own queue,
+    /// shutdown, or the search time is over. Between attempts the worker naps (SEARCH_NAP)
+    /// instead of spinning: on virtual machines a spinning vCPU slows its sibling, and a
+    /// searching worker is not asleep, so posters never pay a futex wake-up (an IPI, several
+    /// microseconds in a VM) for it. A post to its own queue waits at most one nap.
+    fn search(&mut self, t0: u64) -> Search {
+        loop {
+            if self.steal_once() {
+                return Search::Stole;
+            }
+            if self.owner.state().len() > 0 || self.sh.is_shutdown() {
+                return Search::Stopped;
+            }
+            if tsc::now().wrapping_sub(t0) > self.search_cycles {
+                return Search::TimeUp;
+            }
+            std::thread::park_timeout(SEARCH_NAP);
+        }
+    }
+
+    /// Before sleeping, when no worker searches any more: one steal round locking every victim
+    /// (rule 3 of `idle`). True if it stole.
+    fn last_look(&mut self) -> bool {
+        self.stealing()
+            && self.sh.idle.searching() == 0
+            && steal::try_steal(
+                self.sh,
+                self.queues,
+                &mut self.owner,
+                &mut self.counters,
+                Look::LockEvery,
+            )
+    }
+
+    /// Still asleep (for the model, which cannot park)?
+    pub(crate) fn is_asleep(&self) -> bool {
+        self.owner.is_asleep()
+    }
+
+    /// Back from a sleep `idle_step` or `begin_polling` began (for the model).
+    pub(crate) fn end_sleep(&mut self) {
+        self.sh.idle.end_sleep();
+        self.owner.wake_up();
+    }
+
+    /// The reactor's path to blocking in its poll, as its Epoll event takes it (for the model):
+    /// true if the worker is now marked polling.
+    pub(crate) fn begin_polling(&mut self) -> bool {
+        let mut ops = Ops {
+            sh: self.sh,
+            queues: self.queues,
+            owner: &mut self.owner,
+        };
+        ops.begin_polling(&mut self.counters)
+    }
+}
+
+/// How a search ended.
+pub(crate) enum Search {
+    /// It stole: there is work in the own queue.
+    Stole,
+    /// Work arrived in the own queue, or the runtime shuts down.
+    Stopped,
+    /// Nothing found within the search time.
+    TimeUp,
+}
+
+/// Where the idle protocol left a worker (see `Model::idle_step`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// It stole work (in the search or the last look).
+    Stole,
+    /// It did not sleep: work arrived in its queue, or shutdown.
+    Awake,
+    /// Its core is marked asleep: it must wait for a wake-up.
+    Asleep,
+}
+
+/// What an event running on this worker may ask of the worker ([`WorkerOps`]), without knowing
+/// the queue design.
+struct Ops<'r, 'a, D: Design> {
+    sh: &'a Shared,
+    queues: &'a [CachePadded<CoreQueue<D>>],
+    owner: &'r mut Owner<'a, D>,
+}
+
+impl<D: Design> WorkerOps for Ops<'_, '_, D> {
+    fn try_steal(&mut self, counters: &mut Counters) -> bool {
+        steal::try_steal(self.sh, self.queues, self.owner, counters, Look::AsDesigned)
+    }
+
+    fn begin_polling(&mut self, counters: &mut Counters) -> bool {
+        let sh = self.sh;
+        if !self.owner.begin_sleep(sleep::POLLING, || !sh.is_shutdown()) {
+            return false;
+        }
+        sh.idle.begin_sleep();
+        let stealing = sh.cfg.stealing.enabled() && self.queues.len() > 1;
+        if stealing
+            && sh.idle.searching() == 0
+            && steal::try_steal(sh, self.queues, self.owner, counters, Look::LockEvery)
+        {
+            self.end_polling();
+            return false;
+        }
+        true
+    }
+
+    fn end_polling(&mut self) {
+        self.sh.idle.end_sleep();
+        self.owner.wake_up();
     }
 }

@@ -4,7 +4,10 @@
 //! random number of cycles and some post children; there are more workers than cores; hot
 //! colors are placed on core 0 and annotated as expensive so that every policy steals often.
 //! Checked: no two events of one color ever run at once; events one producer posted to one
-//! color run exactly in posting order, each exactly once; every event posted runs.
+//! color run exactly in posting order, each exactly once; children that the events of one color
+//! post to one color (from handlers: the worker's local buffer, its flush, the spill to another
+//! core when the child's color was stolen meanwhile) run in the order they were posted; every
+//! event posted runs.
 //!
 //! `COLORED_STRESS_EVENTS` sets the events posted per configuration (default 1 000 000; run
 //! 100 000 000 outside CI with `--release`).
@@ -21,10 +24,18 @@ use std::time::{Duration, Instant};
 const COLORS: usize = 512;
 const HOT: usize = 4;
 const PRODUCERS: usize = 4;
+/// Handler-posted children go to colors `0..CHILD_COLORS` (the hot ones included, so children
+/// often target a color that is being stolen).
+const CHILD_COLORS: usize = 32;
 
 struct Checks {
     in_use: Vec<AtomicU32>,
     next_seq: Vec<AtomicU64>, // [producer * COLORS + color]
+    /// Children posted by parent color P to child color C so far: [P * CHILD_COLORS + C].
+    /// Written only by P's events, which the runtime serialises.
+    child_posted: Vec<AtomicU64>,
+    /// Children of (P, C) run so far: a child posted n-th must run n-th.
+    child_ran: Vec<AtomicU64>,
     overlaps: AtomicU64,
     fifo_violations: AtomicU64,
     ran: AtomicU64,
@@ -49,7 +60,7 @@ fn run_config_taking(queue: QueueKind, stealing: StealPolicy, amount: StealAmoun
         queue,
         stealing,
         steal_amount: amount,
-        steal_spin_us: 20,
+        search_us: 20,
         ..Default::default()
     })
     .expect("runtime");
@@ -60,6 +71,12 @@ fn run_config_taking(queue: QueueKind, stealing: StealPolicy, amount: StealAmoun
     let checks = Arc::new(Checks {
         in_use: (0..COLORS).map(|_| AtomicU32::new(0)).collect(),
         next_seq: (0..PRODUCERS * COLORS).map(|_| AtomicU64::new(0)).collect(),
+        child_posted: (0..COLORS * CHILD_COLORS)
+            .map(|_| AtomicU64::new(0))
+            .collect(),
+        child_ran: (0..COLORS * CHILD_COLORS)
+            .map(|_| AtomicU64::new(0))
+            .collect(),
         overlaps: AtomicU64::new(0),
         fifo_violations: AtomicU64::new(0),
         ran: AtomicU64::new(0),
@@ -92,7 +109,12 @@ fn run_config_taking(queue: QueueKind, stealing: StealPolicy, amount: StealAmoun
                         rng.gen_range(0..300)
                     };
                     let spawn_child = rng.gen_ratio(1, 16);
-                    let child_color = rng.gen_range(0..COLORS) as u32;
+                    let burst = rng.gen_range(1..=3);
+                    let child_color = if rng.gen_bool(0.5) {
+                        rng.gen_range(0..HOT)
+                    } else {
+                        rng.gen_range(0..CHILD_COLORS)
+                    };
                     let handler = if c < HOT { heavy } else { light };
                     let checks_ev = checks.clone();
                     let children_ev = children.clone();
@@ -109,16 +131,35 @@ fn run_config_taking(queue: QueueKind, stealing: StealPolicy, amount: StealAmoun
                         slot.store(seq + 1, Ordering::Relaxed);
                         colored_runtime::tsc::spin_cycles(work);
                         if spawn_child {
-                            children.fetch_add(1, Ordering::Relaxed);
-                            let checks2 = checks.clone();
-                            ctx.post(Color(child_color), child, move |ctx| {
-                                let k = ctx.color().0 as usize;
-                                if checks2.in_use[k].swap(1, Ordering::AcqRel) != 0 {
-                                    checks2.overlaps.fetch_add(1, Ordering::Relaxed);
+                            // Children of one parent color to one child color must run in the
+                            // order the parent's (serialised) events posted them, also when the
+                            // child color is stolen between the post and the flush of the
+                            // worker's local buffer.
+                            // A burst of children to one color, with a little work between
+                            // posts so the color can be stolen in the middle of the burst.
+                            for b in 0..burst {
+                                if b > 0 {
+                                    colored_runtime::tsc::spin_cycles(20_000);
                                 }
-                                checks2.in_use[k].store(0, Ordering::Release);
-                                checks2.ran.fetch_add(1, Ordering::Relaxed);
-                            });
+                                children.fetch_add(1, Ordering::Relaxed);
+                                let pair = k * CHILD_COLORS + child_color;
+                                let n = checks.child_posted[pair].load(Ordering::Relaxed);
+                                checks.child_posted[pair].store(n + 1, Ordering::Relaxed);
+                                let checks2 = checks.clone();
+                                ctx.post(Color(child_color as u32), child, move |ctx| {
+                                    let k = ctx.color().0 as usize;
+                                    if checks2.in_use[k].swap(1, Ordering::AcqRel) != 0 {
+                                        checks2.overlaps.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    let ran = &checks2.child_ran[pair];
+                                    if ran.load(Ordering::Relaxed) != n {
+                                        checks2.fifo_violations.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    ran.store(n + 1, Ordering::Relaxed);
+                                    checks2.in_use[k].store(0, Ordering::Release);
+                                    checks2.ran.fetch_add(1, Ordering::Relaxed);
+                                });
+                            }
                         }
                         checks.in_use[k].store(0, Ordering::Release);
                         checks.ran.fetch_add(1, Ordering::Relaxed);

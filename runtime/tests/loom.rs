@@ -18,6 +18,16 @@
 //!   reports a deadlock otherwise) and lose or duplicate nothing.
 //! - `steal_during_run_*`: a thief never takes the color its victim is running, so events of
 //!   one color never overlap and keep their order even when the color moves mid-run.
+//! - `idle_race_*`: a post that leaves something to steal, racing a worker on its way to sleep
+//!   (parking, or the reactor about to block in its poll), never leaves that worker asleep
+//!   beside the stealable work (the idle protocol's last look, or the post's thief wake-up).
+//! - `owner_wake_race_*`: a post to a core racing its owner on its way to sleep never leaves
+//!   the owner asleep on a queued event.
+//! - `handler_post_races_steal_*`: an event a handler posts to a color of its own core (the
+//!   worker's local buffer) while a thief steals that color runs after the color's earlier
+//!   events, on the color's core.
+//! - `*_steal_during_run` (time-left one and half, penalty, all): a time-left steal whose best
+//!   color is the one running on the victim never takes it.
 //!
 //! Events record what ran where in a plain `std` mutex: it is instrumentation, not part of the
 //! protocol under test, and a loom lock there would only add branch points. The per-color
@@ -25,7 +35,7 @@
 //! event.
 #![cfg(loom)]
 
-use colored_runtime::model::Model;
+use colored_runtime::model::{Model, Step};
 use colored_runtime::{
     Color, HandlerId, HandlerSpec, QueueKind, RuntimeConfig, StealAmount, StealPolicy,
 };
@@ -129,11 +139,22 @@ fn post(m: &Model, log: &Arc<Log>, color: Color, h: HandlerId, seq: u32) {
     .expect("post to a live model");
 }
 
-/// Run everything still queued: core 0 until empty, then core 1 (nothing steals meanwhile, so
-/// each event runs on the core it was queued on).
+/// Run everything still queued: core 0 until empty, then core 1, again until both are empty
+/// (an event may post to the other core). Nothing steals meanwhile, so each event runs on the
+/// core it was queued on.
 fn drain(m: &Model) {
+    loop {
+        let mut ran = false;
+        for w in 0..2 {
+            while m.run_batch(w) {
+                ran = true;
+            }
+        }
+        if !ran {
+            break;
+        }
+    }
     for w in 0..2 {
-        while m.run_batch(w) {}
         assert_eq!(m.queued(w), 0, "core {w} empty after draining");
     }
 }
@@ -398,4 +419,244 @@ fn steal_during_run_libasync() {
 #[test]
 fn steal_during_run_mely() {
     steal_during_run(QueueKind::Mely);
+}
+
+// ---------------------------------------------------------------------------------------------
+// d. The idle protocol: a post racing a worker on its way to sleep.
+// ---------------------------------------------------------------------------------------------
+
+/// How the sleeping worker gets there.
+#[derive(Clone, Copy, Debug)]
+enum Sleep {
+    /// An idle worker: it searches (one steal attempt), then marks its core parked and takes
+    /// the last look.
+    Park,
+    /// The reactor's Epoll event about to block in its poll.
+    Poll,
+}
+
+/// Worker `w` on its way to sleep, as `how` says; true if it ended up asleep.
+fn go_to_sleep(m: &Model, w: usize, how: Sleep) -> bool {
+    match how {
+        Sleep::Park => m.idle_step(w) == Step::Asleep,
+        Sleep::Poll => m.begin_polling(w),
+    }
+}
+
+/// Core 0's owner is busy (it never sleeps here). Thread 1 posts A#0 and B#0 to core 0 from
+/// outside the runtime, which leaves core 0 with two colors, something to steal; thread 2 is
+/// worker 1 finding nothing and going to sleep. Whatever the interleaving, worker 1 must not end
+/// up asleep (parked or polling, not notified) while core 0 holds both colors: it either stole
+/// one (its search or its last look saw the posts), or a post saw it asleep with nobody
+/// searching and woke it. (Before the idle protocol, a thief's sleep rechecked only its own
+/// queue and posters woke a thief only if one was already counted parked: the post landing
+/// between the thief's last attempt and its sleep left it asleep beside stealable work.)
+fn idle_race(queue: QueueKind, how: Sleep) {
+    explore(&format!("idle_race {queue} {how:?}"), 3, move || {
+        let m = Arc::new(model(queue, StealPolicy::Base, 10));
+        let h = m.register("h");
+        let log = Arc::new(Log::default());
+        let poster = {
+            let (m, log) = (m.clone(), log.clone());
+            thread::spawn(move || {
+                post(&m, &log, A, h, 0);
+                post(&m, &log, B, h, 0);
+            })
+        };
+        let sleeper = {
+            let m = m.clone();
+            thread::spawn(move || go_to_sleep(&m, 1, how))
+        };
+        poster.join().unwrap();
+        let slept = sleeper.join().unwrap();
+        assert!(
+            !(slept && m.is_asleep(1) && m.queued(0) == 2),
+            "worker 1 sleeps while core 0 holds two colors to steal"
+        );
+        if slept {
+            m.end_sleep(1);
+        }
+        let owned = owners(&m, &[A, B]);
+        drain(&m);
+        check(&m, &log, &[(A, 1), (B, 1)], &owned, 0);
+    });
+}
+
+#[test]
+fn idle_race_park_libasync() {
+    idle_race(QueueKind::Libasync, Sleep::Park);
+}
+
+#[test]
+fn idle_race_park_mely() {
+    idle_race(QueueKind::Mely, Sleep::Park);
+}
+
+#[test]
+fn idle_race_poll_mely() {
+    idle_race(QueueKind::Mely, Sleep::Poll);
+}
+
+/// Thread 1 posts A#0 to core 0; thread 2 is core 0's own worker finding its queue empty and
+/// going to sleep (stealing off). Its core must not end up asleep with the event queued: either
+/// it saw the event under its lock and did not sleep, or the post saw it asleep and notified it.
+fn owner_wake_race(queue: QueueKind, how: Sleep) {
+    explore(&format!("owner_wake_race {queue} {how:?}"), 3, move || {
+        let m = Arc::new(model(queue, StealPolicy::Off, 10));
+        let h = m.register("h");
+        let log = Arc::new(Log::default());
+        let poster = {
+            let (m, log) = (m.clone(), log.clone());
+            thread::spawn(move || post(&m, &log, A, h, 0))
+        };
+        let owner = {
+            let m = m.clone();
+            thread::spawn(move || go_to_sleep(&m, 0, how))
+        };
+        poster.join().unwrap();
+        let slept = owner.join().unwrap();
+        assert!(
+            !(slept && m.is_asleep(0) && m.queued(0) == 1),
+            "core 0's worker sleeps on a queued event"
+        );
+        if slept {
+            m.end_sleep(0);
+        }
+        drain(&m);
+        check(&m, &log, &[(A, 1)], &owners(&m, &[A]), 0);
+    });
+}
+
+#[test]
+fn owner_wake_race_park() {
+    owner_wake_race(QueueKind::Mely, Sleep::Park);
+}
+
+#[test]
+fn owner_wake_race_poll() {
+    owner_wake_race(QueueKind::Libasync, Sleep::Poll);
+}
+
+// ---------------------------------------------------------------------------------------------
+// e. Events posted by a handler while their color is stolen; time-left steals beside a running
+//    color.
+// ---------------------------------------------------------------------------------------------
+
+/// Core 0 holds A#0, B#0, C#0; A#0's handler posts B#1 (B belongs to core 0, so the post goes to
+/// worker 0's local buffer and is flushed when A#0 returns, or spills to B's new core if B was
+/// stolen meanwhile). Worker 0 (thread 1) runs one batch; worker 1 (thread 2) steals once. B#1
+/// must run after B#0 and on the core that owns B, whichever color the thief took.
+fn handler_post_races_steal(queue: QueueKind) {
+    explore(&format!("handler_post_races_steal {queue}"), 3, move || {
+        let m = Arc::new(model(queue, StealPolicy::Base, 1));
+        let h = m.register("h");
+        let log = Arc::new(Log::default());
+        {
+            let log = log.clone();
+            m.post(A, h, move |ctx| {
+                log.runs.lock().unwrap().push((A.0, 0, ctx.worker()));
+                let log = log.clone();
+                ctx.post(B, h, move |ctx| {
+                    let flag = &log.in_use[B.0 as usize];
+                    if flag.swap(true, Ordering::AcqRel) {
+                        log.overlaps.fetch_add(1, Ordering::Relaxed);
+                    }
+                    log.runs.lock().unwrap().push((B.0, 1, ctx.worker()));
+                    flag.store(false, Ordering::Release);
+                });
+            })
+            .expect("post to a live model");
+        }
+        post(&m, &log, B, h, 0);
+        post(&m, &log, C, h, 0);
+        let owner = {
+            let m = m.clone();
+            thread::spawn(move || assert!(m.run_batch(0), "core 0 had events"))
+        };
+        let thief = {
+            let m = m.clone();
+            thread::spawn(move || m.steal(1))
+        };
+        owner.join().unwrap();
+        thief.join().unwrap();
+        let before_drain = log.runs().len();
+        let owned = owners(&m, &[A, B, C]);
+        drain(&m);
+        check(&m, &log, &[(A, 1), (B, 2), (C, 1)], &owned, before_drain);
+    });
+}
+
+#[test]
+fn handler_post_races_steal_libasync() {
+    handler_post_races_steal(QueueKind::Libasync);
+}
+
+#[test]
+fn handler_post_races_steal_mely() {
+    handler_post_races_steal(QueueKind::Mely);
+}
+
+/// Batches of one event. Core 0 holds A#0, A#1 (heavy: A is the only color worth a time-left
+/// steal) and B#0, B#1 (light). Worker 0 (thread 1) runs two batches, A#0 first; worker 1
+/// (thread 2) steals once under time-left (`amount`) and runs what it took. A is what the thief
+/// wants, so only the running check keeps it off A#1 while A#0 runs: A must never overlap or
+/// reorder.
+fn time_left_steal_during_run(amount: StealAmount, stealing: StealPolicy) {
+    explore(
+        &format!("time_left_steal_during_run {stealing} {amount}"),
+        3,
+        move || {
+            let m = Arc::new(model_taking(QueueKind::Mely, stealing, amount, 1));
+            let heavy = m.register_spec(HandlerSpec::new("heavy").cost_cycles(HEAVY_CYCLES));
+            let light = m.register("light");
+            let log = Arc::new(Log::default());
+            for seq in 0..2 {
+                post(&m, &log, A, heavy, seq);
+            }
+            for seq in 0..2 {
+                post(&m, &log, B, light, seq);
+            }
+            let owner = {
+                let m = m.clone();
+                thread::spawn(move || {
+                    assert!(m.run_batch(0), "core 0 had events");
+                    let _ = m.run_batch(0);
+                })
+            };
+            let thief = {
+                let m = m.clone();
+                thread::spawn(move || {
+                    if m.steal(1) {
+                        assert!(m.run_batch(1), "worker 1 runs what it stole");
+                    }
+                })
+            };
+            owner.join().unwrap();
+            thief.join().unwrap();
+            let before_drain = log.runs().len();
+            let owned = owners(&m, &[A, B]);
+            drain(&m);
+            check(&m, &log, &[(A, 2), (B, 2)], &owned, before_drain);
+        },
+    );
+}
+
+#[test]
+fn time_left_one_steal_during_run() {
+    time_left_steal_during_run(StealAmount::One, StealPolicy::TimeLeft);
+}
+
+#[test]
+fn time_left_half_steal_during_run() {
+    time_left_steal_during_run(StealAmount::Half, StealPolicy::TimeLeft);
+}
+
+#[test]
+fn penalty_steal_during_run() {
+    time_left_steal_during_run(StealAmount::One, StealPolicy::Penalty);
+}
+
+#[test]
+fn all_steal_during_run() {
+    time_left_steal_during_run(StealAmount::Half, StealPolicy::All);
 }

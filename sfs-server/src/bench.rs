@@ -256,12 +256,7 @@ fn client_loop(
 }
 
 fn cpu_secs() -> f64 {
-    // SAFETY: rusage is plain old data filled by getrusage.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to a rusage buffer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    edge::rusage::cpu_time(edge::rusage::Who::Process).as_secs_f64()
 }
 
 /// Run the benchmark: connect all clients, a short warm-up (10% of the time, at most

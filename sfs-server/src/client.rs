@@ -10,7 +10,11 @@
 //!    invalidation generation is unchanged), so a reply overtaken by an INVALIDATE
 //!    never re-populates the cache with stale data.
 //! 3. Any security or framing failure closes the connection; pending and later calls
-//!    fail with [`ClientError::Disconnected`].
+//!    fail with [`ClientError::Disconnected`] at once, and no call waits longer than
+//!    [`ClientOptions::call_timeout`].
+//! 4. An INVALIDATE runs [`ClientOptions::on_invalidate`] on the reader thread before
+//!    it is acknowledged, so when the writer's reply arrives the hook has run (the FUSE
+//!    mount drops the kernel's cached attributes there).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -27,14 +31,44 @@ use thiserror::Error;
 use crate::frame::{read_frame, write_frame};
 use crate::keys::Key;
 use crate::proto::{
-    Attr, ClientMsg, DirEntry, Fh, FileType, Reply, Request, ServerMsg, Stable, Status, MAX_IO,
+    Attr, ClientMsg, DirEntry, Fh, FileType, FsStat, Reply, Request, ServerMsg, SetAttrs, Stable,
+    Status, MAX_IO,
 };
 use crate::session::{self, RecvCipher, SendCipher};
 
 /// Default READ/WRITE transfer size.
 pub const CHUNK: usize = 256 * 1024;
-/// How long a call may wait for its reply.
+/// How long a call may wait for its reply by default.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long connecting and authenticating may take by default.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Called with the file id of every INVALIDATE, on the reader thread, before the ack.
+pub type InvalidateHook = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// How a [`Client`] connects and behaves.
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// Longest wait for a reply (a reply held for a lease can take the lease's length).
+    pub call_timeout: Duration,
+    /// Longest wait for the TCP connection and the handshake.
+    pub connect_timeout: Duration,
+    /// Serve attributes and data from the lease-validated cache.
+    pub caching: bool,
+    /// Run on every INVALIDATE before it is acknowledged; must not wait on the server.
+    pub on_invalidate: Option<InvalidateHook>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            call_timeout: CALL_TIMEOUT,
+            connect_timeout: CONNECT_TIMEOUT,
+            caching: true,
+            on_invalidate: None,
+        }
+    }
+}
 
 /// Client failures.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -52,6 +86,14 @@ pub enum ClientError {
 
 /// Client result.
 pub type CResult<T> = Result<T, ClientError>;
+
+/// Most INVALIDATEs kept for [`Client::invalidations`] (the oldest half is dropped
+/// beyond it, so a long-lived mount's memory stays bounded).
+const MAX_INVALIDATION_LOG: usize = 4096;
+
+fn unexpected(what: &str, got: Reply) -> ClientError {
+    ClientError::Protocol(format!("expected {what}, got {got:?}"))
+}
 
 fn io_dis(e: std::io::Error) -> ClientError {
     ClientError::Disconnected(e.to_string())
@@ -117,6 +159,7 @@ struct Writer {
 }
 
 struct Shared {
+    on_invalidate: Option<InvalidateHook>,
     writer: Mutex<Writer>,
     pending: Mutex<HashMap<u32, Sender<Result<Reply, Status>>>>,
     cache: Mutex<HashMap<u64, CacheEntry>>,
@@ -155,20 +198,46 @@ pub struct Client {
     server_id: u32,
     next_xid: AtomicU32,
     caching: bool,
+    call_timeout: Duration,
 }
 
 impl Client {
     /// Connect and authenticate as `user` with `key`.
     pub fn connect(addr: impl ToSocketAddrs, user: &str, key: &Key) -> CResult<Client> {
-        let mut stream = TcpStream::connect(addr).map_err(io_dis)?;
+        Client::connect_with(addr, user, key, ClientOptions::default())
+    }
+
+    /// Connect and authenticate as `user` with `key`, with `opts`.
+    pub fn connect_with(
+        addr: impl ToSocketAddrs,
+        user: &str,
+        key: &Key,
+        opts: ClientOptions,
+    ) -> CResult<Client> {
+        let mut last = ClientError::Disconnected("address resolved to nothing".into());
+        let mut stream = None;
+        for a in addr.to_socket_addrs().map_err(io_dis)? {
+            match TcpStream::connect_timeout(&a, opts.connect_timeout) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = io_dis(e),
+            }
+        }
+        let mut stream = stream.ok_or(last)?;
         stream.set_nodelay(true).map_err(io_dis)?;
         stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
+            .set_read_timeout(Some(opts.connect_timeout))
+            .map_err(io_dis)?;
+        stream
+            .set_write_timeout(Some(opts.call_timeout))
             .map_err(io_dis)?;
         let est = handshake(&mut stream, user, key)?;
         stream.set_read_timeout(None).map_err(io_dis)?;
         let rstream = stream.try_clone().map_err(io_dis)?;
         let shared = Arc::new(Shared {
+            on_invalidate: opts.on_invalidate,
             writer: Mutex::new(Writer {
                 stream,
                 send: est.send,
@@ -192,8 +261,15 @@ impl Client {
             lease: est.lease,
             server_id: est.server_id,
             next_xid: AtomicU32::new(1),
-            caching: true,
+            caching: opts.caching,
+            call_timeout: opts.call_timeout,
         })
+    }
+
+    /// Invalidation generation: changes whenever an INVALIDATE arrives. A reply to a
+    /// request sent at generation `g` may be cached only if it is still `g`.
+    pub fn generation(&self) -> u64 {
+        self.gen()
     }
 
     /// Turn the lease-based cache on or off (on by default).
@@ -214,7 +290,7 @@ impl Client {
         self.lease
     }
 
-    /// INVALIDATE callbacks received so far: (file id, when).
+    /// The INVALIDATE callbacks received (the most recent few thousand): (file id, when).
     pub fn invalidations(&self) -> Vec<(u64, Instant)> {
         self.shared.invalidations.lock().clone()
     }
@@ -241,7 +317,7 @@ impl Client {
             self.shared.pending.lock().remove(&xid);
             return Err(e);
         }
-        match rx.recv_timeout(CALL_TIMEOUT) {
+        match rx.recv_timeout(self.call_timeout) {
             Ok(r) => r.map_err(ClientError::Status),
             Err(_) => {
                 self.shared.pending.lock().remove(&xid);
@@ -363,22 +439,111 @@ impl Client {
         }
     }
 
-    /// SETATTR.
+    /// SETATTR of mode and size.
     pub fn setattr(&self, fh: &Fh, mode: Option<u32>, size: Option<u64>) -> CResult<Attr> {
+        self.set_attrs(
+            fh,
+            &SetAttrs {
+                mode,
+                size,
+                ..SetAttrs::default()
+            },
+        )
+    }
+
+    /// SETATTR.
+    pub fn set_attrs(&self, fh: &Fh, attrs: &SetAttrs) -> CResult<Attr> {
         match self.call(Request::SetAttr {
             fh: fh.clone(),
-            mode,
-            size,
-            mtime: None,
+            attrs: attrs.clone(),
         })? {
             Reply::Attr(a) => {
                 self.forget(Some(a.fileid));
                 Ok(a)
             }
-            o => Err(ClientError::Protocol(format!(
-                "expected attributes, got {o:?}"
-            ))),
+            o => Err(unexpected("attributes", o)),
         }
+    }
+
+    /// ACCESS: the bits of `mask` granted.
+    pub fn access(&self, fh: &Fh, mask: u32) -> CResult<u32> {
+        match self.call(Request::Access {
+            fh: fh.clone(),
+            mask,
+        })? {
+            Reply::Access(m) => Ok(m),
+            o => Err(unexpected("access bits", o)),
+        }
+    }
+
+    /// READLINK.
+    pub fn readlink(&self, fh: &Fh) -> CResult<Vec<u8>> {
+        match self.call(Request::ReadLink { fh: fh.clone() })? {
+            Reply::Target(t) => Ok(t),
+            o => Err(unexpected("a link target", o)),
+        }
+    }
+
+    /// STATFS.
+    pub fn statfs(&self, fh: &Fh) -> CResult<FsStat> {
+        match self.call(Request::StatFs { fh: fh.clone() })? {
+            Reply::StatFs(s) => Ok(s),
+            o => Err(unexpected("file system statistics", o)),
+        }
+    }
+
+    /// WHOAMI: the (uid, gid) this connection acts as on the server.
+    pub fn whoami(&self) -> CResult<(u32, u32)> {
+        match self.call(Request::WhoAmI)? {
+            Reply::Ident { uid, gid } => Ok((uid, gid)),
+            o => Err(unexpected("an identity", o)),
+        }
+    }
+
+    /// MKDIR.
+    pub fn mkdir(&self, dir: &Fh, name: &str, mode: u32) -> CResult<(Fh, Attr)> {
+        let (sent, gen) = (Instant::now(), self.gen());
+        let r = self.call(Request::Mkdir {
+            dir: dir.clone(),
+            name: name.into(),
+            mode,
+        });
+        self.forget(None);
+        self.handle_reply(r?, sent, gen)
+    }
+
+    /// SYMLINK.
+    pub fn symlink(&self, dir: &Fh, name: &str, target: &[u8]) -> CResult<(Fh, Attr)> {
+        let (sent, gen) = (Instant::now(), self.gen());
+        let r = self.call(Request::Symlink {
+            dir: dir.clone(),
+            name: name.into(),
+            target: target.to_vec(),
+        });
+        self.forget(None);
+        self.handle_reply(r?, sent, gen)
+    }
+
+    /// LINK: a new name for `fh`.
+    pub fn link(&self, fh: &Fh, dir: &Fh, name: &str) -> CResult<(Fh, Attr)> {
+        let (sent, gen) = (Instant::now(), self.gen());
+        let r = self.call(Request::Link {
+            fh: fh.clone(),
+            dir: dir.clone(),
+            name: name.into(),
+        });
+        self.forget(None);
+        self.handle_reply(r?, sent, gen)
+    }
+
+    /// RMDIR.
+    pub fn rmdir(&self, dir: &Fh, name: &str) -> CResult<()> {
+        let r = self.call(Request::Rmdir {
+            dir: dir.clone(),
+            name: name.into(),
+        });
+        self.forget(None);
+        r.map(|_| ())
     }
 
     /// READ (cached under the lease when `fileid` is given): `(data, eof)`.
@@ -621,7 +786,15 @@ fn reader_loop(sh: Arc<Shared>, mut stream: TcpStream, recv: &mut RecvCipher) {
                     sh.generation.fetch_add(1, Ordering::AcqRel);
                     c.remove(&fileid);
                 }
-                sh.invalidations.lock().push((fileid, Instant::now()));
+                if let Some(hook) = &sh.on_invalidate {
+                    hook(fileid);
+                }
+                let mut inv = sh.invalidations.lock();
+                if inv.len() >= MAX_INVALIDATION_LOG {
+                    inv.drain(..MAX_INVALIDATION_LOG / 2);
+                }
+                inv.push((fileid, Instant::now()));
+                drop(inv);
                 if let Err(e) = sh.send(&ClientMsg::CallbackAck { cb_id }) {
                     return sh.close(e.to_string());
                 }

@@ -114,6 +114,36 @@ impl FrameBuf {
         Ok(Some((lb, body)))
     }
 
+    /// Bytes still missing from the frame in progress: the rest of its length prefix, or of
+    /// its body once the prefix is in (0 when a whole frame is buffered). An oversized
+    /// prefix counts as complete, so that [`FrameBuf::next_frame`] reports it.
+    pub fn wanted(&self) -> usize {
+        let avail = &self.buf[self.start..self.end];
+        if avail.len() < LEN_BYTES {
+            return LEN_BYTES - avail.len();
+        }
+        let len = u32::from_be_bytes([avail[0], avail[1], avail[2], avail[3]]) as usize;
+        if len > self.limit() {
+            return 0;
+        }
+        (LEN_BYTES + len).saturating_sub(avail.len())
+    }
+
+    /// Frees the buffer when nothing is buffered and it holds more than `keep` bytes, so an
+    /// idle connection gives back what its largest frame needed.
+    pub fn release_if_empty(&mut self, keep: usize) {
+        if self.start == self.end && self.buf.len() > keep {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Bytes the buffer holds (buffered or spare).
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Bytes of an incomplete frame still buffered (non-zero at EOF means truncation).
     pub fn pending(&self) -> usize {
         self.end - self.start
@@ -247,6 +277,34 @@ mod tests {
             read_frame(&mut r).unwrap_err().kind(),
             io::ErrorKind::InvalidData
         );
+    }
+
+    #[test]
+    fn wanted_and_release() {
+        let mut fb = FrameBuf::new();
+        assert_eq!(fb.wanted(), LEN_BYTES);
+        fb.extend(&[0, 0]);
+        assert_eq!(fb.wanted(), 2);
+        fb.extend(&[0, 10, 1, 2, 3]);
+        assert_eq!(fb.wanted(), 7);
+        fb.extend(&[0; 7]);
+        assert_eq!(fb.wanted(), 0);
+        let cap = fb.capacity();
+        fb.release_if_empty(0);
+        assert_eq!(fb.capacity(), cap, "a frame is buffered");
+        assert!(fb.next_frame().unwrap().is_some());
+        fb.release_if_empty(cap);
+        assert_eq!(fb.capacity(), cap, "small enough to keep");
+        fb.release_if_empty(0);
+        assert_eq!((fb.capacity(), fb.wanted()), (0, LEN_BYTES));
+        fb.set_limit(8);
+        fb.extend(&100u32.to_be_bytes());
+        assert_eq!(
+            fb.wanted(),
+            0,
+            "oversized: complete, so next_frame refuses it"
+        );
+        assert!(fb.next_frame().is_err());
     }
 
     #[test]

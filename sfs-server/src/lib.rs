@@ -13,20 +13,31 @@
 //! - [`proto`]: the NFSv3-like messages and their strict, versioned binary encoding.
 //! - [`fh`]: opaque file handles carrying a MAC.
 //! - [`fs`]: export operations confined to the export directory, with durable writes.
+//! - [`perm`]: POSIX permission checks for the identity a connection acts as.
 //! - [`lease`]: attribute leases and INVALIDATE bookkeeping.
+//! - [`dispatch`]: the serial request dispatch (export, leases, sessions), free of sockets.
 //! - [`server`]: the server on the colored runtime (colored or uncolored).
 //! - [`client`]: a blocking client library with a lease-validated cache.
+//! - [`listing`]: what `sfs-client ls` and `ls --long` print.
 //! - [`bench`]: the multi-client reader behind `sfs-bench`.
+//! - [`multiio`]: the same through the kernel, one reader process per mounted file.
+//! - [`fuse`]: the FUSE client behind `sfs-client mount`.
 //!
-//! Binaries: `sfs-server` (also `keygen` and `--mode ncopy`), `sfs-client`, `sfs-bench`.
+//! Binaries: `sfs-server` (also `keygen` and `--mode ncopy`), `sfs-client` (also
+//! `mount`), `sfs-bench` (also `--read-files`).
 
 pub mod bench;
 pub mod client;
+pub mod dispatch;
 pub mod fh;
 pub mod frame;
 pub mod fs;
+pub mod fuse;
 pub mod keys;
 pub mod lease;
+pub mod listing;
+pub mod multiio;
+pub mod perm;
 pub mod proto;
 pub mod server;
 pub mod session;

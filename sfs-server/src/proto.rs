@@ -4,26 +4,39 @@
 //! Integers are big-endian; byte strings and names carry a `u32` length; options a
 //! `u8` presence flag. Invariants:
 //! 1. Decoding is strict: unknown versions, kinds or tags, lengths past the end, names
-//!    longer than [`MAX_NAME`], data longer than [`MAX_IO`] and trailing bytes are all
-//!    errors (the server closes the connection on them).
+//!    longer than [`MAX_NAME`], symlink targets longer than [`MAX_TARGET`], data longer
+//!    than [`MAX_IO`] and trailing bytes are all errors (the server closes the
+//!    connection on them).
 //! 2. `decode(encode(m)) == m` for every message (property-tested).
 //! 3. A READ reply can be built without an intermediate copy: the server writes the
 //!    header with [`read_reply_frame`] and reads file data straight into the frame.
+//!
+//! Version 2 added what a mounted file system needs: MKDIR, RMDIR, SYMLINK, READLINK,
+//! LINK, STATFS, ACCESS, WHOAMI, and SETATTR of owner, group and both times.
 
 use thiserror::Error;
 
 use crate::frame::LEN_BYTES;
 
 /// Protocol version.
-pub const PROTO_VERSION: u8 = 1;
+pub const PROTO_VERSION: u8 = 2;
 /// Longest READ or WRITE payload.
 pub const MAX_IO: usize = 512 * 1024;
 /// Longest file name component.
 pub const MAX_NAME: usize = 255;
+/// Longest symbolic link target (Linux's `PATH_MAX` less the terminating NUL).
+pub const MAX_TARGET: usize = 4095;
 /// Longest file handle.
 pub const MAX_FH: usize = 4096 + 64;
 /// Most entries in one READDIR reply.
 pub const MAX_DIR_ENTRIES: u32 = 4096;
+
+/// ACCESS bits (as `access(2)`): read.
+pub const ACCESS_READ: u32 = 4;
+/// ACCESS bits: write.
+pub const ACCESS_WRITE: u32 = 2;
+/// ACCESS bits: execute, or search a directory.
+pub const ACCESS_EXEC: u32 = 1;
 
 /// Decoding failure.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -92,6 +105,32 @@ pub struct Time {
     pub nsecs: u32,
 }
 
+/// A time SETATTR sets (NFSv3 `set_atime`/`set_mtime`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetTime {
+    /// The server's current time (`utimensat`'s `UTIME_NOW`).
+    Now,
+    /// This time.
+    At(Time),
+}
+
+/// What SETATTR changes; `None` leaves a field as it is (NFSv3 `sattr3`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetAttrs {
+    /// New permission bits.
+    pub mode: Option<u32>,
+    /// New owner (a server uid).
+    pub uid: Option<u32>,
+    /// New group (a server gid).
+    pub gid: Option<u32>,
+    /// New size (truncate or extend).
+    pub size: Option<u64>,
+    /// New access time.
+    pub atime: Option<SetTime>,
+    /// New modification time.
+    pub mtime: Option<SetTime>,
+}
+
 /// File attributes (NFSv3 `fattr3` plus the owner's mapped user name).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attr {
@@ -119,6 +158,27 @@ pub struct Attr {
     pub ctime: Time,
 }
 
+/// File system statistics (NFSv3 FSSTAT), in units of `frsize` bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FsStat {
+    /// Preferred I/O size.
+    pub bsize: u32,
+    /// Fragment size: the unit of the block counts.
+    pub frsize: u32,
+    /// Total blocks.
+    pub blocks: u64,
+    /// Free blocks.
+    pub bfree: u64,
+    /// Free blocks for unprivileged users.
+    pub bavail: u64,
+    /// Total inodes.
+    pub files: u64,
+    /// Free inodes.
+    pub ffree: u64,
+    /// Longest name.
+    pub namemax: u32,
+}
+
 /// One READDIR entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
@@ -130,7 +190,7 @@ pub struct DirEntry {
     pub ftype: FileType,
 }
 
-/// Requests (NFSv3 procedures plus ROOT, the mount step).
+/// Requests (NFSv3 procedures plus ROOT, the mount step, and WHOAMI).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// The export's root handle.
@@ -144,12 +204,8 @@ pub enum Request {
     SetAttr {
         /// File.
         fh: Fh,
-        /// New permission bits.
-        mode: Option<u32>,
-        /// New size (truncate or extend).
-        size: Option<u64>,
-        /// New modification time.
-        mtime: Option<Time>,
+        /// What to change.
+        attrs: SetAttrs,
     },
     /// Name to handle (grants an attribute lease).
     Lookup {
@@ -157,6 +213,18 @@ pub enum Request {
         dir: Fh,
         /// Component name.
         name: String,
+    },
+    /// Which of the ACCESS bits `mask` the caller holds on a file.
+    Access {
+        /// File.
+        fh: Fh,
+        /// Bits asked about ([`ACCESS_READ`], [`ACCESS_WRITE`], [`ACCESS_EXEC`]).
+        mask: u32,
+    },
+    /// A symbolic link's target (never followed by the server).
+    ReadLink {
+        /// The link.
+        fh: Fh,
     },
     /// Read bytes.
     Read {
@@ -194,9 +262,43 @@ pub enum Request {
         /// Fail if it exists (else truncate nothing and return it).
         exclusive: bool,
     },
+    /// Create a directory.
+    Mkdir {
+        /// Parent directory.
+        dir: Fh,
+        /// Name.
+        name: String,
+        /// Permission bits.
+        mode: u32,
+    },
+    /// Create a symbolic link holding `target` (stored as given, never resolved).
+    Symlink {
+        /// Directory.
+        dir: Fh,
+        /// Name.
+        name: String,
+        /// Target bytes (at most [`MAX_TARGET`], no NUL).
+        target: Vec<u8>,
+    },
+    /// A new name for an existing non-directory (a hard link).
+    Link {
+        /// The file.
+        fh: Fh,
+        /// Directory of the new name.
+        dir: Fh,
+        /// The new name.
+        name: String,
+    },
     /// Remove a file.
     Remove {
         /// Directory.
+        dir: Fh,
+        /// Name.
+        name: String,
+    },
+    /// Remove an empty directory.
+    Rmdir {
+        /// Parent directory.
         dir: Fh,
         /// Name.
         name: String,
@@ -221,12 +323,19 @@ pub enum Request {
         /// Most entries wanted.
         max_entries: u32,
     },
+    /// File system statistics of the export.
+    StatFs {
+        /// Any handle in the export.
+        fh: Fh,
+    },
+    /// The local identity (uid mapping) this connection acts as.
+    WhoAmI,
 }
 
 /// Successful replies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
-    /// A handle and its attributes (ROOT, LOOKUP, CREATE).
+    /// A handle and its attributes (ROOT, LOOKUP, CREATE, MKDIR, SYMLINK, LINK).
     Handle {
         /// Handle.
         fh: Fh,
@@ -256,7 +365,7 @@ pub enum Reply {
         /// Write verifier.
         verf: u64,
     },
-    /// REMOVE, RENAME.
+    /// REMOVE, RMDIR, RENAME.
     Done,
     /// READDIR.
     ReadDir {
@@ -266,6 +375,19 @@ pub enum Reply {
         cookie: u64,
         /// No more entries.
         eof: bool,
+    },
+    /// ACCESS: the bits of the asked mask that are granted.
+    Access(u32),
+    /// READLINK: the target.
+    Target(Vec<u8>),
+    /// STATFS.
+    StatFs(FsStat),
+    /// WHOAMI: the connection's mapped identity.
+    Ident {
+        /// Local uid.
+        uid: u32,
+        /// Local gid.
+        gid: u32,
     },
 }
 
@@ -287,6 +409,9 @@ pub enum Status {
     /// EEXIST.
     #[error("file exists")]
     Exist = 17,
+    /// EXDEV: a hard link or rename across file systems.
+    #[error("cross-device link")]
+    XDev = 18,
     /// ENOTDIR.
     #[error("not a directory")]
     NotDir = 20,
@@ -302,12 +427,21 @@ pub enum Status {
     /// ENOSPC.
     #[error("no space left")]
     NoSpc = 28,
+    /// EROFS.
+    #[error("read-only file system")]
+    RoFs = 30,
+    /// EMLINK.
+    #[error("too many links")]
+    MLink = 31,
     /// ENAMETOOLONG.
     #[error("name too long")]
     NameTooLong = 63,
     /// ENOTEMPTY.
     #[error("directory not empty")]
     NotEmpty = 66,
+    /// EDQUOT.
+    #[error("disk quota exceeded")]
+    DQuot = 69,
     /// The handle no longer names a file.
     #[error("stale file handle")]
     Stale = 70,
@@ -322,24 +456,30 @@ pub enum Status {
 impl Status {
     fn from_u32(v: u32) -> DResult<Status> {
         use Status::*;
-        Ok(match v {
-            1 => Perm,
-            2 => NoEnt,
-            5 => Io,
-            13 => Access,
-            17 => Exist,
-            20 => NotDir,
-            21 => IsDir,
-            22 => Inval,
-            27 => FBig,
-            28 => NoSpc,
-            63 => NameTooLong,
-            66 => NotEmpty,
-            70 => Stale,
-            10001 => BadHandle,
-            10004 => NotSupp,
-            _ => return Err(DecodeError("bad status")),
-        })
+        const ALL: [Status; 19] = [
+            Perm,
+            NoEnt,
+            Io,
+            Access,
+            Exist,
+            XDev,
+            NotDir,
+            IsDir,
+            Inval,
+            FBig,
+            NoSpc,
+            RoFs,
+            MLink,
+            NameTooLong,
+            NotEmpty,
+            DQuot,
+            Stale,
+            BadHandle,
+            NotSupp,
+        ];
+        ALL.into_iter()
+            .find(|s| *s as u32 == v)
+            .ok_or(DecodeError("bad status"))
     }
 
     /// Map an OS error.
@@ -349,16 +489,45 @@ impl Status {
             Some(libc::ENOENT) => Status::NoEnt,
             Some(libc::EACCES) => Status::Access,
             Some(libc::EEXIST) => Status::Exist,
+            Some(libc::EXDEV) => Status::XDev,
             Some(libc::ENOTDIR) => Status::NotDir,
             Some(libc::EISDIR) => Status::IsDir,
             Some(libc::EINVAL) => Status::Inval,
             Some(libc::EFBIG) => Status::FBig,
             Some(libc::ENOSPC) => Status::NoSpc,
+            Some(libc::EROFS) => Status::RoFs,
+            Some(libc::EMLINK) => Status::MLink,
             Some(libc::ENAMETOOLONG) => Status::NameTooLong,
             Some(libc::ENOTEMPTY) => Status::NotEmpty,
+            Some(libc::EDQUOT) => Status::DQuot,
             Some(libc::ELOOP) => Status::NotSupp,
+            Some(libc::EOPNOTSUPP) => Status::NotSupp,
             Some(libc::ESTALE) => Status::Stale,
             _ => Status::Io,
+        }
+    }
+
+    /// The errno a POSIX file system returns for this status.
+    pub fn errno(self) -> i32 {
+        match self {
+            Status::Perm => libc::EPERM,
+            Status::NoEnt => libc::ENOENT,
+            Status::Io => libc::EIO,
+            Status::Access => libc::EACCES,
+            Status::Exist => libc::EEXIST,
+            Status::XDev => libc::EXDEV,
+            Status::NotDir => libc::ENOTDIR,
+            Status::IsDir => libc::EISDIR,
+            Status::Inval => libc::EINVAL,
+            Status::FBig => libc::EFBIG,
+            Status::NoSpc => libc::ENOSPC,
+            Status::RoFs => libc::EROFS,
+            Status::MLink => libc::EMLINK,
+            Status::NameTooLong => libc::ENAMETOOLONG,
+            Status::NotEmpty => libc::ENOTEMPTY,
+            Status::DQuot => libc::EDQUOT,
+            Status::Stale | Status::BadHandle => libc::ESTALE,
+            Status::NotSupp => libc::EOPNOTSUPP,
         }
     }
 }
@@ -431,18 +600,39 @@ impl Enc<'_> {
     fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
     }
+    fn fh(&mut self, fh: &Fh) {
+        self.bytes(&fh.0);
+    }
     fn time(&mut self, t: Time) {
         self.i64(t.secs);
         self.u32(t.nsecs);
     }
-    fn opt_u32(&mut self, v: Option<u32>) {
+    fn opt<T: Copy>(&mut self, v: Option<T>, f: impl FnOnce(&mut Self, T)) {
         match v {
             Some(x) => {
                 self.u8(1);
-                self.u32(x)
+                f(self, x)
             }
             None => self.u8(0),
         }
+    }
+    fn set_time(&mut self, t: Option<SetTime>) {
+        match t {
+            None => self.u8(0),
+            Some(SetTime::Now) => self.u8(1),
+            Some(SetTime::At(t)) => {
+                self.u8(2);
+                self.time(t)
+            }
+        }
+    }
+    fn set_attrs(&mut self, a: &SetAttrs) {
+        self.opt(a.mode, Self::u32);
+        self.opt(a.uid, Self::u32);
+        self.opt(a.gid, Self::u32);
+        self.opt(a.size, Self::u64);
+        self.set_time(a.atime);
+        self.set_time(a.mtime);
     }
     fn attr(&mut self, a: &Attr) {
         self.u8(a.ftype as u8);
@@ -456,6 +646,14 @@ impl Enc<'_> {
         self.time(a.atime);
         self.time(a.mtime);
         self.time(a.ctime);
+    }
+    fn fsstat(&mut self, s: &FsStat) {
+        self.u32(s.bsize);
+        self.u32(s.frsize);
+        for v in [s.blocks, s.bfree, s.bavail, s.files, s.ffree] {
+            self.u64(v);
+        }
+        self.u32(s.namemax);
     }
 }
 
@@ -507,6 +705,9 @@ impl<'a> Dec<'a> {
         let b = self.bytes(MAX_NAME)?;
         String::from_utf8(b.to_vec()).map_err(|_| DecodeError("name not utf-8"))
     }
+    fn target(&mut self) -> DResult<Vec<u8>> {
+        Ok(self.bytes(MAX_TARGET)?.to_vec())
+    }
     fn fh(&mut self) -> DResult<Fh> {
         Ok(Fh(self.bytes(MAX_FH)?.to_vec()))
     }
@@ -516,11 +717,25 @@ impl<'a> Dec<'a> {
             nsecs: self.u32()?,
         })
     }
-    fn opt_u32(&mut self) -> DResult<Option<u32>> {
-        Ok(if self.bool()? {
-            Some(self.u32()?)
-        } else {
-            None
+    fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> DResult<T>) -> DResult<Option<T>> {
+        Ok(if self.bool()? { Some(f(self)?) } else { None })
+    }
+    fn set_time(&mut self) -> DResult<Option<SetTime>> {
+        Ok(match self.u8()? {
+            0 => None,
+            1 => Some(SetTime::Now),
+            2 => Some(SetTime::At(self.time()?)),
+            _ => return Err(DecodeError("bad set_time")),
+        })
+    }
+    fn set_attrs(&mut self) -> DResult<SetAttrs> {
+        Ok(SetAttrs {
+            mode: self.opt(Self::u32)?,
+            uid: self.opt(Self::u32)?,
+            gid: self.opt(Self::u32)?,
+            size: self.opt(Self::u64)?,
+            atime: self.set_time()?,
+            mtime: self.set_time()?,
         })
     }
     fn attr(&mut self) -> DResult<Attr> {
@@ -537,6 +752,33 @@ impl<'a> Dec<'a> {
             mtime: self.time()?,
             ctime: self.time()?,
         })
+    }
+    fn fsstat(&mut self) -> DResult<FsStat> {
+        Ok(FsStat {
+            bsize: self.u32()?,
+            frsize: self.u32()?,
+            blocks: self.u64()?,
+            bfree: self.u64()?,
+            bavail: self.u64()?,
+            files: self.u64()?,
+            ffree: self.u64()?,
+            namemax: self.u32()?,
+        })
+    }
+    fn dir_entries(&mut self) -> DResult<Vec<DirEntry>> {
+        let n = self.u32()?;
+        if n > MAX_DIR_ENTRIES {
+            return Err(DecodeError("too many entries"));
+        }
+        let mut entries = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            entries.push(DirEntry {
+                name: self.name()?,
+                fileid: self.u64()?,
+                ftype: FileType::from_u8(self.u8()?)?,
+            });
+        }
+        Ok(entries)
     }
     fn header(&mut self) -> DResult<u8> {
         if self.u8()? != PROTO_VERSION {
@@ -559,17 +801,26 @@ const S_AUTHOK: u8 = 1;
 const S_REPLY: u8 = 2;
 const S_INVALIDATE: u8 = 3;
 
+// Procedure numbers: NFSv3's where it has one.
 const R_ROOT: u8 = 0;
 const R_GETATTR: u8 = 1;
 const R_SETATTR: u8 = 2;
 const R_LOOKUP: u8 = 3;
+const R_ACCESS: u8 = 4;
+const R_READLINK: u8 = 5;
 const R_READ: u8 = 6;
 const R_WRITE: u8 = 7;
 const R_CREATE: u8 = 8;
+const R_MKDIR: u8 = 9;
+const R_SYMLINK: u8 = 10;
 const R_REMOVE: u8 = 12;
+const R_RMDIR: u8 = 13;
 const R_RENAME: u8 = 14;
+const R_LINK: u8 = 15;
 const R_READDIR: u8 = 16;
+const R_FSSTAT: u8 = 18;
 const R_COMMIT: u8 = 21;
+const R_WHOAMI: u8 = 100;
 
 const P_HANDLE: u8 = 1;
 const P_ATTR: u8 = 2;
@@ -578,6 +829,295 @@ const P_WRITE: u8 = 4;
 const P_COMMIT: u8 = 5;
 const P_DONE: u8 = 6;
 const P_READDIR: u8 = 7;
+const P_ACCESS: u8 = 8;
+const P_TARGET: u8 = 9;
+const P_FSSTAT: u8 = 10;
+const P_IDENT: u8 = 11;
+
+impl Request {
+    fn encode(&self, e: &mut Enc<'_>) {
+        match self {
+            Request::Root => e.u8(R_ROOT),
+            Request::WhoAmI => e.u8(R_WHOAMI),
+            Request::GetAttr { fh } => {
+                e.u8(R_GETATTR);
+                e.fh(fh);
+            }
+            Request::SetAttr { fh, attrs } => {
+                e.u8(R_SETATTR);
+                e.fh(fh);
+                e.set_attrs(attrs);
+            }
+            Request::Access { fh, mask } => {
+                e.u8(R_ACCESS);
+                e.fh(fh);
+                e.u32(*mask);
+            }
+            Request::ReadLink { fh } => {
+                e.u8(R_READLINK);
+                e.fh(fh);
+            }
+            Request::Read { fh, offset, count } => {
+                e.u8(R_READ);
+                e.fh(fh);
+                e.u64(*offset);
+                e.u32(*count);
+            }
+            Request::Write {
+                fh,
+                offset,
+                stable,
+                data,
+            } => {
+                e.u8(R_WRITE);
+                e.fh(fh);
+                e.u64(*offset);
+                e.u8(*stable as u8);
+                e.bytes(data);
+            }
+            Request::Commit { fh } => {
+                e.u8(R_COMMIT);
+                e.fh(fh);
+            }
+            Request::StatFs { fh } => {
+                e.u8(R_FSSTAT);
+                e.fh(fh);
+            }
+            Request::ReadDir {
+                dir,
+                cookie,
+                max_entries,
+            } => {
+                e.u8(R_READDIR);
+                e.fh(dir);
+                e.u64(*cookie);
+                e.u32(*max_entries);
+            }
+            _ => self.encode_namespace(e),
+        }
+    }
+
+    /// The requests that name an entry of a directory.
+    fn encode_namespace(&self, e: &mut Enc<'_>) {
+        let (proc_, dir, name) = match self {
+            Request::Lookup { dir, name } => (R_LOOKUP, dir, name),
+            Request::Create { dir, name, .. } => (R_CREATE, dir, name),
+            Request::Mkdir { dir, name, .. } => (R_MKDIR, dir, name),
+            Request::Symlink { dir, name, .. } => (R_SYMLINK, dir, name),
+            Request::Remove { dir, name } => (R_REMOVE, dir, name),
+            Request::Rmdir { dir, name } => (R_RMDIR, dir, name),
+            Request::Rename {
+                from_dir,
+                from_name,
+                ..
+            } => (R_RENAME, from_dir, from_name),
+            Request::Link { dir, name, .. } => (R_LINK, dir, name),
+            _ => unreachable!("encode handles every other request"),
+        };
+        e.u8(proc_);
+        e.fh(dir);
+        e.str(name);
+        match self {
+            Request::Create {
+                mode, exclusive, ..
+            } => {
+                e.u32(*mode);
+                e.u8(*exclusive as u8);
+            }
+            Request::Mkdir { mode, .. } => e.u32(*mode),
+            Request::Symlink { target, .. } => e.bytes(target),
+            Request::Rename {
+                to_dir, to_name, ..
+            } => {
+                e.fh(to_dir);
+                e.str(to_name);
+            }
+            Request::Link { fh, .. } => e.fh(fh),
+            _ => {}
+        }
+    }
+
+    fn decode(d: &mut Dec<'_>) -> DResult<Request> {
+        Ok(match d.u8()? {
+            R_ROOT => Request::Root,
+            R_WHOAMI => Request::WhoAmI,
+            R_GETATTR => Request::GetAttr { fh: d.fh()? },
+            R_SETATTR => Request::SetAttr {
+                fh: d.fh()?,
+                attrs: d.set_attrs()?,
+            },
+            R_ACCESS => Request::Access {
+                fh: d.fh()?,
+                mask: d.u32()?,
+            },
+            R_READLINK => Request::ReadLink { fh: d.fh()? },
+            R_READ => Request::Read {
+                fh: d.fh()?,
+                offset: d.u64()?,
+                count: d.u32()?,
+            },
+            R_WRITE => Request::Write {
+                fh: d.fh()?,
+                offset: d.u64()?,
+                stable: Stable::from_u8(d.u8()?)?,
+                data: d.bytes(MAX_IO)?.to_vec(),
+            },
+            R_COMMIT => Request::Commit { fh: d.fh()? },
+            R_FSSTAT => Request::StatFs { fh: d.fh()? },
+            R_READDIR => Request::ReadDir {
+                dir: d.fh()?,
+                cookie: d.u64()?,
+                max_entries: d.u32()?,
+            },
+            p => Request::decode_namespace(p, d)?,
+        })
+    }
+
+    fn decode_namespace(proc_: u8, d: &mut Dec<'_>) -> DResult<Request> {
+        if ![
+            R_LOOKUP, R_CREATE, R_MKDIR, R_SYMLINK, R_REMOVE, R_RMDIR, R_RENAME, R_LINK,
+        ]
+        .contains(&proc_)
+        {
+            return Err(DecodeError("unknown procedure"));
+        }
+        let (dir, name) = (d.fh()?, d.name()?);
+        Ok(match proc_ {
+            R_LOOKUP => Request::Lookup { dir, name },
+            R_CREATE => Request::Create {
+                dir,
+                name,
+                mode: d.u32()?,
+                exclusive: d.bool()?,
+            },
+            R_MKDIR => Request::Mkdir {
+                dir,
+                name,
+                mode: d.u32()?,
+            },
+            R_SYMLINK => Request::Symlink {
+                dir,
+                name,
+                target: d.target()?,
+            },
+            R_REMOVE => Request::Remove { dir, name },
+            R_RMDIR => Request::Rmdir { dir, name },
+            R_RENAME => Request::Rename {
+                from_dir: dir,
+                from_name: name,
+                to_dir: d.fh()?,
+                to_name: d.name()?,
+            },
+            _ => Request::Link {
+                dir,
+                name,
+                fh: d.fh()?,
+            },
+        })
+    }
+}
+
+impl Reply {
+    fn encode(&self, e: &mut Enc<'_>) {
+        match self {
+            Reply::Handle { fh, attr } => {
+                e.u8(P_HANDLE);
+                e.fh(fh);
+                e.attr(attr);
+            }
+            Reply::Attr(a) => {
+                e.u8(P_ATTR);
+                e.attr(a);
+            }
+            Reply::Read { eof, data } => {
+                e.u8(P_READ);
+                e.u8(*eof as u8);
+                e.bytes(data);
+            }
+            Reply::Write {
+                count,
+                committed,
+                verf,
+            } => {
+                e.u8(P_WRITE);
+                e.u32(*count);
+                e.u8(*committed as u8);
+                e.u64(*verf);
+            }
+            Reply::Commit { verf } => {
+                e.u8(P_COMMIT);
+                e.u64(*verf);
+            }
+            Reply::Done => e.u8(P_DONE),
+            Reply::ReadDir {
+                entries,
+                cookie,
+                eof,
+            } => {
+                e.u8(P_READDIR);
+                e.u32(entries.len() as u32);
+                for en in entries {
+                    e.str(&en.name);
+                    e.u64(en.fileid);
+                    e.u8(en.ftype as u8);
+                }
+                e.u64(*cookie);
+                e.u8(*eof as u8);
+            }
+            Reply::Access(m) => {
+                e.u8(P_ACCESS);
+                e.u32(*m);
+            }
+            Reply::Target(t) => {
+                e.u8(P_TARGET);
+                e.bytes(t);
+            }
+            Reply::StatFs(s) => {
+                e.u8(P_FSSTAT);
+                e.fsstat(s);
+            }
+            Reply::Ident { uid, gid } => {
+                e.u8(P_IDENT);
+                e.u32(*uid);
+                e.u32(*gid);
+            }
+        }
+    }
+
+    fn decode(d: &mut Dec<'_>) -> DResult<Reply> {
+        Ok(match d.u8()? {
+            P_HANDLE => Reply::Handle {
+                fh: d.fh()?,
+                attr: d.attr()?,
+            },
+            P_ATTR => Reply::Attr(d.attr()?),
+            P_READ => Reply::Read {
+                eof: d.bool()?,
+                data: d.bytes(MAX_IO)?.to_vec(),
+            },
+            P_WRITE => Reply::Write {
+                count: d.u32()?,
+                committed: Stable::from_u8(d.u8()?)?,
+                verf: d.u64()?,
+            },
+            P_COMMIT => Reply::Commit { verf: d.u64()? },
+            P_DONE => Reply::Done,
+            P_READDIR => Reply::ReadDir {
+                entries: d.dir_entries()?,
+                cookie: d.u64()?,
+                eof: d.bool()?,
+            },
+            P_ACCESS => Reply::Access(d.u32()?),
+            P_TARGET => Reply::Target(d.target()?),
+            P_FSSTAT => Reply::StatFs(d.fsstat()?),
+            P_IDENT => Reply::Ident {
+                uid: d.u32()?,
+                gid: d.u32()?,
+            },
+            _ => return Err(DecodeError("unknown reply kind")),
+        })
+    }
+}
 
 impl ClientMsg {
     /// Encode after `out`'s current contents.
@@ -592,103 +1132,7 @@ impl ClientMsg {
             ClientMsg::Call { xid, req } => {
                 e.u8(C_CALL);
                 e.u32(*xid);
-                match req {
-                    Request::Root => e.u8(R_ROOT),
-                    Request::GetAttr { fh } => {
-                        e.u8(R_GETATTR);
-                        e.bytes(&fh.0);
-                    }
-                    Request::SetAttr {
-                        fh,
-                        mode,
-                        size,
-                        mtime,
-                    } => {
-                        e.u8(R_SETATTR);
-                        e.bytes(&fh.0);
-                        e.opt_u32(*mode);
-                        match size {
-                            Some(s) => {
-                                e.u8(1);
-                                e.u64(*s)
-                            }
-                            None => e.u8(0),
-                        }
-                        match mtime {
-                            Some(t) => {
-                                e.u8(1);
-                                e.time(*t)
-                            }
-                            None => e.u8(0),
-                        }
-                    }
-                    Request::Lookup { dir, name } => {
-                        e.u8(R_LOOKUP);
-                        e.bytes(&dir.0);
-                        e.str(name);
-                    }
-                    Request::Read { fh, offset, count } => {
-                        e.u8(R_READ);
-                        e.bytes(&fh.0);
-                        e.u64(*offset);
-                        e.u32(*count);
-                    }
-                    Request::Write {
-                        fh,
-                        offset,
-                        stable,
-                        data,
-                    } => {
-                        e.u8(R_WRITE);
-                        e.bytes(&fh.0);
-                        e.u64(*offset);
-                        e.u8(*stable as u8);
-                        e.bytes(data);
-                    }
-                    Request::Commit { fh } => {
-                        e.u8(R_COMMIT);
-                        e.bytes(&fh.0);
-                    }
-                    Request::Create {
-                        dir,
-                        name,
-                        mode,
-                        exclusive,
-                    } => {
-                        e.u8(R_CREATE);
-                        e.bytes(&dir.0);
-                        e.str(name);
-                        e.u32(*mode);
-                        e.u8(*exclusive as u8);
-                    }
-                    Request::Remove { dir, name } => {
-                        e.u8(R_REMOVE);
-                        e.bytes(&dir.0);
-                        e.str(name);
-                    }
-                    Request::Rename {
-                        from_dir,
-                        from_name,
-                        to_dir,
-                        to_name,
-                    } => {
-                        e.u8(R_RENAME);
-                        e.bytes(&from_dir.0);
-                        e.str(from_name);
-                        e.bytes(&to_dir.0);
-                        e.str(to_name);
-                    }
-                    Request::ReadDir {
-                        dir,
-                        cookie,
-                        max_entries,
-                    } => {
-                        e.u8(R_READDIR);
-                        e.bytes(&dir.0);
-                        e.u64(*cookie);
-                        e.u32(*max_entries);
-                    }
-                }
+                req.encode(&mut e);
             }
         }
     }
@@ -705,64 +1149,10 @@ impl ClientMsg {
         let mut d = Dec::new(b);
         let m = match d.header()? {
             C_ACK => ClientMsg::CallbackAck { cb_id: d.u64()? },
-            C_CALL => {
-                let xid = d.u32()?;
-                let req = match d.u8()? {
-                    R_ROOT => Request::Root,
-                    R_GETATTR => Request::GetAttr { fh: d.fh()? },
-                    R_SETATTR => {
-                        let fh = d.fh()?;
-                        let mode = d.opt_u32()?;
-                        let size = if d.bool()? { Some(d.u64()?) } else { None };
-                        let mtime = if d.bool()? { Some(d.time()?) } else { None };
-                        Request::SetAttr {
-                            fh,
-                            mode,
-                            size,
-                            mtime,
-                        }
-                    }
-                    R_LOOKUP => Request::Lookup {
-                        dir: d.fh()?,
-                        name: d.name()?,
-                    },
-                    R_READ => Request::Read {
-                        fh: d.fh()?,
-                        offset: d.u64()?,
-                        count: d.u32()?,
-                    },
-                    R_WRITE => Request::Write {
-                        fh: d.fh()?,
-                        offset: d.u64()?,
-                        stable: Stable::from_u8(d.u8()?)?,
-                        data: d.bytes(MAX_IO)?.to_vec(),
-                    },
-                    R_COMMIT => Request::Commit { fh: d.fh()? },
-                    R_CREATE => Request::Create {
-                        dir: d.fh()?,
-                        name: d.name()?,
-                        mode: d.u32()?,
-                        exclusive: d.bool()?,
-                    },
-                    R_REMOVE => Request::Remove {
-                        dir: d.fh()?,
-                        name: d.name()?,
-                    },
-                    R_RENAME => Request::Rename {
-                        from_dir: d.fh()?,
-                        from_name: d.name()?,
-                        to_dir: d.fh()?,
-                        to_name: d.name()?,
-                    },
-                    R_READDIR => Request::ReadDir {
-                        dir: d.fh()?,
-                        cookie: d.u64()?,
-                        max_entries: d.u32()?,
-                    },
-                    _ => return Err(DecodeError("unknown procedure")),
-                };
-                ClientMsg::Call { xid, req }
-            }
+            C_CALL => ClientMsg::Call {
+                xid: d.u32()?,
+                req: Request::decode(&mut d)?,
+            },
             _ => return Err(DecodeError("unknown client message kind")),
         };
         d.end()?;
@@ -796,52 +1186,7 @@ impl ServerMsg {
                     Err(s) => e.u32(*s as u32),
                     Ok(r) => {
                         e.u32(0);
-                        match r {
-                            Reply::Handle { fh, attr } => {
-                                e.u8(P_HANDLE);
-                                e.bytes(&fh.0);
-                                e.attr(attr);
-                            }
-                            Reply::Attr(a) => {
-                                e.u8(P_ATTR);
-                                e.attr(a);
-                            }
-                            Reply::Read { eof, data } => {
-                                e.u8(P_READ);
-                                e.u8(*eof as u8);
-                                e.bytes(data);
-                            }
-                            Reply::Write {
-                                count,
-                                committed,
-                                verf,
-                            } => {
-                                e.u8(P_WRITE);
-                                e.u32(*count);
-                                e.u8(*committed as u8);
-                                e.u64(*verf);
-                            }
-                            Reply::Commit { verf } => {
-                                e.u8(P_COMMIT);
-                                e.u64(*verf);
-                            }
-                            Reply::Done => e.u8(P_DONE),
-                            Reply::ReadDir {
-                                entries,
-                                cookie,
-                                eof,
-                            } => {
-                                e.u8(P_READDIR);
-                                e.u32(entries.len() as u32);
-                                for en in entries {
-                                    e.str(&en.name);
-                                    e.u64(en.fileid);
-                                    e.u8(en.ftype as u8);
-                                }
-                                e.u64(*cookie);
-                                e.u8(*eof as u8);
-                            }
-                        }
+                        r.encode(&mut e);
                     }
                 }
             }
@@ -869,48 +1214,9 @@ impl ServerMsg {
             },
             S_REPLY => {
                 let xid = d.u32()?;
-                let st = d.u32()?;
-                let result = if st != 0 {
-                    Err(Status::from_u32(st)?)
-                } else {
-                    Ok(match d.u8()? {
-                        P_HANDLE => Reply::Handle {
-                            fh: d.fh()?,
-                            attr: d.attr()?,
-                        },
-                        P_ATTR => Reply::Attr(d.attr()?),
-                        P_READ => Reply::Read {
-                            eof: d.bool()?,
-                            data: d.bytes(MAX_IO)?.to_vec(),
-                        },
-                        P_WRITE => Reply::Write {
-                            count: d.u32()?,
-                            committed: Stable::from_u8(d.u8()?)?,
-                            verf: d.u64()?,
-                        },
-                        P_COMMIT => Reply::Commit { verf: d.u64()? },
-                        P_DONE => Reply::Done,
-                        P_READDIR => {
-                            let n = d.u32()?;
-                            if n > MAX_DIR_ENTRIES {
-                                return Err(DecodeError("too many entries"));
-                            }
-                            let mut entries = Vec::with_capacity(n as usize);
-                            for _ in 0..n {
-                                entries.push(DirEntry {
-                                    name: d.name()?,
-                                    fileid: d.u64()?,
-                                    ftype: FileType::from_u8(d.u8()?)?,
-                                });
-                            }
-                            Reply::ReadDir {
-                                entries,
-                                cookie: d.u64()?,
-                                eof: d.bool()?,
-                            }
-                        }
-                        _ => return Err(DecodeError("unknown reply kind")),
-                    })
+                let result = match d.u32()? {
+                    0 => Ok(Reply::decode(&mut d)?),
+                    st => Err(Status::from_u32(st)?),
                 };
                 ServerMsg::Reply { xid, result }
             }
@@ -965,6 +1271,16 @@ pub fn read_reply_frame(
     }
 }
 
+/// The xid of an encoded [`ServerMsg::Reply`] frame (the plaintext after its
+/// [`LEN_BYTES`] prefix, as [`read_reply_frame`] and `encode_into` leave it), `None` for any
+/// other message: what the connection layer needs to give back a call's output reservation.
+pub fn reply_xid(frame: &[u8]) -> Option<u32> {
+    match frame.get(LEN_BYTES..LEN_BYTES + 6)? {
+        [PROTO_VERSION, S_REPLY, x0, x1, x2, x3] => Some(u32::from_be_bytes([*x0, *x1, *x2, *x3])),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -997,18 +1313,28 @@ mod tests {
         prop_oneof![
             Just(Request::Root),
             fh_strategy().prop_map(|fh| Request::GetAttr { fh }),
+            (fh_strategy(), set_attrs()).prop_map(|(fh, attrs)| Request::SetAttr { fh, attrs }),
+            (fh_strategy(), any::<u32>()).prop_map(|(fh, mask)| Request::Access { fh, mask }),
+            fh_strategy().prop_map(|fh| Request::ReadLink { fh }),
+            fh_strategy().prop_map(|fh| Request::StatFs { fh }),
+            Just(Request::WhoAmI),
+            (fh_strategy(), name(), any::<u32>()).prop_map(|(dir, name, mode)| Request::Mkdir {
+                dir,
+                name,
+                mode
+            }),
             (
                 fh_strategy(),
-                any::<Option<u32>>(),
-                any::<Option<u64>>(),
-                any::<Option<(i64, u32)>>()
+                name(),
+                proptest::collection::vec(1u8.., 0..300)
             )
-                .prop_map(|(fh, mode, size, t)| Request::SetAttr {
-                    fh,
-                    mode,
-                    size,
-                    mtime: t.map(|(secs, nsecs)| Time { secs, nsecs })
-                }),
+                .prop_map(|(dir, name, target)| Request::Symlink { dir, name, target }),
+            (fh_strategy(), fh_strategy(), name()).prop_map(|(fh, dir, name)| Request::Link {
+                fh,
+                dir,
+                name
+            }),
+            (fh_strategy(), name()).prop_map(|(dir, name)| Request::Rmdir { dir, name }),
             (fh_strategy(), name()).prop_map(|(dir, name)| Request::Lookup { dir, name }),
             (fh_strategy(), any::<u64>(), any::<u32>())
                 .prop_map(|(fh, offset, count)| Request::Read { fh, offset, count }),
@@ -1052,8 +1378,53 @@ mod tests {
         ]
     }
 
+    fn set_time() -> impl Strategy<Value = Option<SetTime>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(SetTime::Now)),
+            (any::<i64>(), 0u32..1_000_000_000)
+                .prop_map(|(secs, nsecs)| Some(SetTime::At(Time { secs, nsecs }))),
+        ]
+    }
+
+    fn set_attrs() -> impl Strategy<Value = SetAttrs> {
+        (
+            any::<Option<u32>>(),
+            any::<Option<u32>>(),
+            any::<Option<u32>>(),
+            any::<Option<u64>>(),
+            set_time(),
+            set_time(),
+        )
+            .prop_map(|(mode, uid, gid, size, atime, mtime)| SetAttrs {
+                mode,
+                uid,
+                gid,
+                size,
+                atime,
+                mtime,
+            })
+    }
+
     fn reply() -> impl Strategy<Value = Result<Reply, Status>> {
         prop_oneof![
+            Just(Err(Status::NotEmpty)),
+            Just(Err(Status::XDev)),
+            any::<u32>().prop_map(|m| Ok(Reply::Access(m))),
+            proptest::collection::vec(1u8.., 0..300).prop_map(|t| Ok(Reply::Target(t))),
+            (any::<u32>(), any::<u32>()).prop_map(|(uid, gid)| Ok(Reply::Ident { uid, gid })),
+            (any::<u32>(), any::<u64>(), any::<u64>()).prop_map(|(b, n, f)| Ok(Reply::StatFs(
+                FsStat {
+                    bsize: b,
+                    frsize: b / 2,
+                    blocks: n,
+                    bfree: n / 2,
+                    bavail: n / 3,
+                    files: f,
+                    ffree: f / 2,
+                    namemax: 255
+                }
+            ))),
             Just(Err(Status::Stale)),
             Just(Err(Status::BadHandle)),
             (fh_strategy(), any::<u64>())
@@ -1129,6 +1500,15 @@ mod tests {
             },
         };
         assert!(ClientMsg::decode(&m.encode()).is_err());
+        let m = ClientMsg::Call {
+            xid: 1,
+            req: Request::Symlink {
+                dir: Fh(vec![]),
+                name: "l".into(),
+                target: vec![b'a'; MAX_TARGET + 1],
+            },
+        };
+        assert!(ClientMsg::decode(&m.encode()).is_err(), "target too long");
         for k in [
             ServerMsg::AuthOk {
                 lease_ms: 5,
@@ -1141,6 +1521,23 @@ mod tests {
         ] {
             assert_eq!(ServerMsg::decode(&k.encode()).unwrap(), k);
         }
+    }
+
+    #[test]
+    fn statuses_round_trip_and_map_to_their_errno() {
+        for v in 0..20_000u32 {
+            if let Ok(s) = Status::from_u32(v) {
+                assert_eq!(s as u32, v);
+                let back = Status::from_io(&std::io::Error::from_raw_os_error(s.errno()));
+                match s {
+                    // Both become ESTALE, which maps back to Stale.
+                    Status::BadHandle => assert_eq!(back, Status::Stale),
+                    _ => assert_eq!(back, s, "{s:?} -> errno {} -> {back:?}", s.errno()),
+                }
+            }
+        }
+        assert_eq!(Status::NotEmpty.errno(), libc::ENOTEMPTY);
+        assert_eq!(Status::Access.errno(), libc::EACCES);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   of different clients runs in parallel.
 //! - Everything else runs in color 0 and is therefore serial: accepting (`Accept`), the
 //!   export (file system), the lease table and the uid mapping (`Dispatch`,
-//!   `Disconnect`, `LeaseTimer`). Color 0 owns [`Core`] in a `ColorCell`; each
+//!   `Disconnect`, `LeaseTimer`), which [`crate::dispatch`] implements. Color 0 owns
+//!   `Core` (the dispatcher and the live connections) in a `ColorCell`; each
 //!   connection owns its `ConnState` in a `ColorCell` of its color, so the color
 //!   discipline is checked at run time, and no lock is taken on either.
 //!
@@ -27,12 +28,33 @@
 //!    its fsync, like COMMIT's, runs on the runtime's blocking pool; the reply is built
 //!    in color 0 when the fsync completes (`SyncDone`), so no acknowledgement of a
 //!    stable write precedes its fsync, and color 0 never waits for the disk.
+//! 6. A connection's memory grows with what it has earned. Before authentication it reads
+//!    at most one handshake frame's worth at a time (`HANDSHAKE_READ` bytes, frames of at
+//!    most 256 bytes), so an idle or half-hello connection holds a few hundred bytes of
+//!    buffer. Authenticated, it reads what the frame in progress needs (16 KiB to 256 KiB
+//!    per call, up to one maximal frame buffered) and frees a large empty buffer. Its
+//!    output is budgeted: each call forwarded to color 0 reserves the most its reply can
+//!    take (`reply_reservation`; a READ its count), released when the reply is queued;
+//!    while queued plus reserved bytes exceed [`OUT_CAP`] (or 256 calls are in flight) no
+//!    further request is read, neither from the buffer nor from the socket, until half the
+//!    budget is free: a client that requests READs and never reads its socket holds at
+//!    most the budget, and TCP flow control stops it. Unsolicited output (INVALIDATE) past
+//!    4 x [`OUT_CAP`] closes the connection. A call that repeats the xid of a call in
+//!    flight closes it too, since the budget tracks calls by xid.
+//! 7. At most `max_unauthenticated` connections are between accept and authentication
+//!    (`Shared::unauthenticated`, counted from admission to authentication or close); past
+//!    it new connections are closed at once, counted and logged (at most once a second).
+//!    The handshake timeout closes the others.
+//! 8. Accept runs the shared accept loop ([`edge::accept`]): a hard error (EMFILE...)
+//!    arms one retry timer with backoff instead of ending accepting, since the listener's
+//!    readiness edge it consumed will not come again for clients already queued.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -41,19 +63,18 @@ use colored_runtime::{
     Color, ColorCell, Ctx, Handle, HandlerId, HandlerSpec, IoToken, Readiness, Runtime,
     RuntimeConfig, RuntimeStats,
 };
+use edge::accept::{Acceptor, End, Trigger};
 use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
 use mio::Interest;
 
-use crate::fh::HandleData;
+pub use crate::dispatch::ConnId;
+use crate::dispatch::{Dispatcher, Outcome, Outgoing, SyncJob};
 use crate::frame::{FrameBuf, LEN_BYTES};
 use crate::fs::Export;
 use crate::keys::{Key, KeyTable};
-use crate::lease::{Conflict, LeaseTable};
-use crate::proto::{read_reply_frame, ClientMsg, Fh, Reply, Request, ServerMsg, Stable, Status};
+use crate::proto::{ClientMsg, Request, ServerMsg};
 use crate::session::{self, RecvCipher, SendCipher, NONCE_LEN};
-
-/// Connection id.
-pub type ConnId = u64;
 
 /// How connections are colored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -90,16 +111,40 @@ pub struct ServerConfig {
     pub lease: Duration,
     /// Connections not authenticated within this time are closed.
     pub handshake_timeout: Duration,
+    /// Connections accepted but not authenticated yet, at most; past it new connections are
+    /// refused (closed at once), counted and logged. [`MAX_UNAUTHENTICATED`] by default.
+    pub max_unauthenticated: usize,
 }
 
-/// Outgoing bytes are not read past this many queued bytes (back-pressure).
-const OUT_HIGH_WATER: usize = 8 << 20;
-/// Bytes read from a socket per `read` call.
+/// Output a connection may commit to before its requests stop being read: bytes queued for
+/// its socket plus bytes reserved for the replies of its requests in flight (invariant 6).
+pub const OUT_CAP: usize = 4 << 20;
+/// Requests of one connection in flight (sent to color 0, reply not yet queued) at most.
+const MAX_INFLIGHT: usize = 256;
+/// Queued output past which a connection is closed: only callbacks the client did not ask
+/// for, or replies larger than reserved, can get there, and only for a peer that reads
+/// nothing.
+const OUT_HARD_CAP: usize = 4 * OUT_CAP;
+/// Reserved for a reply whose size the request does not bound (attributes, handles, done).
+const SMALL_REPLY: usize = crate::proto::MAX_FH + 512;
+/// Largest read from the socket per `read` call.
 const READ_CHUNK: usize = 256 * 1024;
+/// Smallest read of an authenticated connection (several small requests per call).
+const OPEN_READ: usize = 16 * 1024;
+/// An empty input buffer larger than this is freed, so an idle connection that once sent a
+/// large WRITE does not keep the memory.
+const IDLE_RBUF_KEEP: usize = 64 * 1024;
 /// Largest handshake message (hello with the longest user name, or a proof).
 const HANDSHAKE_FRAME_MAX: usize = 256;
+/// Bytes read per call before authentication: one handshake frame and its length.
+const HANDSHAKE_READ: usize = LEN_BYTES + HANDSHAKE_FRAME_MAX;
 /// Default time a connection has to authenticate.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on connections that have not authenticated yet (see
+/// [`ServerConfig::max_unauthenticated`]).
+pub const MAX_UNAUTHENTICATED: usize = 4096;
+/// At most one log line per this long about refused connections.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy)]
 struct Handlers {
@@ -121,37 +166,55 @@ struct Shared {
     server_id: u32,
     next_conn: AtomicU64,
     core: ColorCell<Core>,
+    /// The listening socket (non-blocking, registered in color 0).
+    listener: TcpListener,
+    /// The accept loop's state (color 0).
+    acceptor: ColorCell<Acceptor>,
+    /// Connections accepted and not authenticated or closed yet (invariant 7).
+    unauthenticated: AtomicUsize,
+    /// The cap on `unauthenticated`.
+    max_unauthenticated: usize,
+    /// When a refusal was last logged (color 0).
+    refusal_log: ColorCell<Option<Instant>>,
+    /// The connection layer's counters.
+    counters: Counters,
 }
 
-struct ConnInfo {
-    conn: Arc<Conn>,
-    /// Local identity from the uid mapping table, once authenticated.
-    ident: Option<(u32, u32)>,
+/// The connection layer's counters; any color adds to them (relaxed: only summed).
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    refused_unauthenticated: AtomicU64,
+    accept_errors: AtomicU64,
+    handshake_timeouts: AtomicU64,
+    reads_paused: AtomicU64,
+    closed_over_output: AtomicU64,
+}
+
+/// The connection layer's counters, as `--stats-json` reports them beside the runtime's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConnStats {
+    /// Connections accepted and admitted.
+    pub connections_accepted: u64,
+    /// Connections refused because too many had not authenticated yet.
+    pub refused_unauthenticated: u64,
+    /// Hard accept errors (EMFILE, ENFILE, ENOMEM...): each one backed off and retried.
+    pub accept_errors: u64,
+    /// Connections closed for not authenticating in time.
+    pub handshake_timeouts: u64,
+    /// Times a connection's requests stopped being read because its output budget
+    /// ([`OUT_CAP`]) was spent.
+    pub reads_paused: u64,
+    /// Connections closed with more than 4 x [`OUT_CAP`] of output queued.
+    pub closed_over_output: u64,
 }
 
 /// Color-0 state: the serial part of the server.
 struct Core {
-    export: Export,
-    leases: LeaseTable<Held>,
-    conns: HashMap<ConnId, ConnInfo>,
-    timer_at: Option<Instant>,
-}
-
-/// A durable WRITE or COMMIT whose data is written (in color 0) and whose fsync runs
-/// on the blocking pool; the reply is built when it completes, back in color 0.
-struct SyncJob {
-    conn: ConnId,
-    xid: u32,
-    file: Arc<std::fs::File>,
-    data_only: bool,
-    reply: Reply,
-    conflict: Vec<u64>,
-}
-
-/// A reply held until lease holders acknowledge INVALIDATE.
-struct Held {
-    conn: ConnId,
-    frame: Vec<u8>,
+    /// Export, leases and sessions ([`crate::dispatch`]).
+    dispatch: Dispatcher,
+    /// Live connections, to deliver the dispatcher's frames to.
+    conns: HashMap<ConnId, Arc<Conn>>,
 }
 
 struct Conn {
@@ -175,16 +238,33 @@ enum Phase {
     },
 }
 
+/// A connection's state, owned by its color.
 struct ConnState {
-    stream: TcpStream,
+    /// The socket; `None` once closed, so its descriptor is released at once rather than
+    /// when the last event that holds the connection (the handshake timer) has run.
+    stream: Option<TcpStream>,
+    /// The reactor registration, until closed.
     token: Option<IoToken>,
+    /// Received, unprocessed bytes; sized by what the connection has earned (invariant 6).
     rbuf: FrameBuf,
+    /// Handshake step, then the session's ciphers.
     phase: Phase,
+    /// Sealed frames not yet written.
     out: VecDeque<Vec<u8>>,
+    /// Bytes of `out`'s front frame already written.
     out_off: usize,
+    /// Unwritten bytes in `out`.
     out_bytes: usize,
+    /// Calls sent to color 0 whose reply is not queued yet: xid -> bytes reserved for it.
+    inflight: HashMap<u32, usize>,
+    /// Sum of `inflight`'s reservations.
+    reserved: usize,
+    /// Requests are not read while the output budget is spent (invariant 6).
     paused: bool,
+    /// Closed (invariant 4).
     closed: bool,
+    /// Counted in `Shared::unauthenticated`: from accept until authentication or close.
+    unauthenticated: bool,
 }
 
 /// What a connection event asks for once its state is released.
@@ -195,8 +275,47 @@ struct ConnActions {
     disconnected: bool,
 }
 
+/// The most a request's reply can take (what it reserves of the output budget).
+fn reply_reservation(req: &Request) -> usize {
+    const HEADER: usize = 64 + crate::session::TAG_LEN;
+    match req {
+        Request::Read { count, .. } => (*count as usize).min(crate::proto::MAX_IO) + HEADER,
+        Request::ReadDir { max_entries, .. } => {
+            let n = (*max_entries).min(crate::proto::MAX_DIR_ENTRIES) as usize;
+            n * (crate::proto::MAX_NAME + 32) + HEADER
+        }
+        _ => SMALL_REPLY,
+    }
+}
+
 impl ConnState {
-    fn close(&mut self, conn: &Conn, handle: &Handle, reason: &str, acts: &mut ConnActions) {
+    fn new(stream: TcpStream, token: IoToken) -> ConnState {
+        let mut rbuf = FrameBuf::new();
+        rbuf.set_limit(HANDSHAKE_FRAME_MAX);
+        ConnState {
+            stream: Some(stream),
+            token: Some(token),
+            rbuf,
+            phase: Phase::Hello,
+            out: VecDeque::new(),
+            out_off: 0,
+            out_bytes: 0,
+            inflight: HashMap::new(),
+            reserved: 0,
+            paused: false,
+            closed: false,
+            unauthenticated: true,
+        }
+    }
+
+    fn close(
+        &mut self,
+        conn: &Conn,
+        sh: &Shared,
+        handle: &Handle,
+        reason: &str,
+        acts: &mut ConnActions,
+    ) {
         if self.closed {
             return;
         }
@@ -205,13 +324,41 @@ impl ConnState {
             "sfs-server: conn {} ({}): closing: {}",
             conn.id, conn.peer, reason
         );
-        if let Some(t) = self.token.take() {
-            let _ = handle.deregister_io(&mut self.stream, t);
+        if let Some(mut stream) = self.stream.take() {
+            if let Some(t) = self.token.take() {
+                let _ = handle.deregister_io(&mut stream, t);
+            }
+            let _ = stream.shutdown(std::net::Shutdown::Both);
         }
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
-        self.out.clear();
+        self.leave_unauthenticated(sh);
+        self.rbuf = FrameBuf::new();
+        self.out = VecDeque::new();
         self.out_bytes = 0;
+        self.inflight = HashMap::new();
+        self.reserved = 0;
         acts.disconnected = true;
+    }
+
+    /// Stops counting this connection as unauthenticated (authenticated, or closed).
+    fn leave_unauthenticated(&mut self, sh: &Shared) {
+        if std::mem::take(&mut self.unauthenticated) {
+            sh.unauthenticated.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Output committed: queued bytes and replies reserved.
+    fn committed(&self) -> usize {
+        self.out_bytes + self.reserved
+    }
+
+    /// The output budget is spent: read no more requests.
+    fn over_budget(&self) -> bool {
+        self.committed() > OUT_CAP || self.inflight.len() >= MAX_INFLIGHT
+    }
+
+    /// Half the budget is free again: reading may resume.
+    fn may_resume(&self) -> bool {
+        self.committed() <= OUT_CAP / 2 && self.inflight.len() < MAX_INFLIGHT / 2
     }
 
     fn queue(&mut self, frame: Vec<u8>) {
@@ -221,8 +368,11 @@ impl ConnState {
 
     /// Write queued bytes until done or `WouldBlock`.
     fn flush(&mut self) -> io::Result<()> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(());
+        };
         while let Some(front) = self.out.front() {
-            match self.stream.write(&front[self.out_off..]) {
+            match stream.write(&front[self.out_off..]) {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::WriteZero,
@@ -243,6 +393,23 @@ impl ConnState {
             }
         }
         Ok(())
+    }
+
+    /// [`ConnState::flush`], closing the connection on an error; true while it is open.
+    fn flush_or_close(
+        &mut self,
+        conn: &Conn,
+        sh: &Shared,
+        handle: &Handle,
+        acts: &mut ConnActions,
+    ) -> bool {
+        match self.flush() {
+            Ok(()) => true,
+            Err(e) => {
+                self.close(conn, sh, handle, &format!("write failed: {e}"), acts);
+                false
+            }
+        }
     }
 
     /// Handle one complete frame; `Err` is a reason to close.
@@ -288,6 +455,7 @@ impl ConnState {
                     recv: RecvCipher::new(&c2s),
                 };
                 self.rbuf.set_limit(crate::frame::MAX_FRAME);
+                self.leave_unauthenticated(sh);
                 acts.authenticated = Some(user);
                 Ok(())
             }
@@ -298,17 +466,69 @@ impl ConnState {
                 self.phase = Phase::Open { send, recv };
                 r?;
                 let m = ClientMsg::decode(&body).map_err(|e| e.to_string())?;
+                if let ClientMsg::Call { xid, req } = &m {
+                    let need = reply_reservation(req);
+                    if self.inflight.insert(*xid, need).is_some() {
+                        return Err(format!("call {xid} repeats the xid of a call in flight"));
+                    }
+                    self.reserved += need;
+                }
                 acts.to_core.push(m);
                 Ok(())
             }
         }
     }
 
-    /// Read and process until `WouldBlock`, EOF, back-pressure or an error.
+    /// Bytes to offer the next `read`: a handshake frame before authentication; then what
+    /// the frame in progress still needs, at least [`OPEN_READ`], at most [`READ_CHUNK`].
+    fn read_size(&self) -> usize {
+        match self.phase {
+            Phase::Open { .. } => self.rbuf.wanted().clamp(OPEN_READ, READ_CHUNK),
+            _ => HANDSHAKE_READ,
+        }
+    }
+
+    /// Process the complete frames buffered, while the output budget allows.
+    fn process_frames(&mut self, sh: &Shared, acts: &mut ConnActions) -> Result<(), String> {
+        while !self.closed {
+            if !self.paused && self.over_budget() {
+                self.paused = true;
+                sh.counters.reads_paused.fetch_add(1, Ordering::Relaxed);
+            }
+            if self.paused {
+                break;
+            }
+            match self.rbuf.next_frame() {
+                Ok(None) => break,
+                Ok(Some((lb, body))) => self.on_frame(sh, lb, body, acts)?,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        self.rbuf.release_if_empty(IDLE_RBUF_KEEP);
+        Ok(())
+    }
+
+    /// Process what is buffered, then read and process until `WouldBlock`, EOF, a spent
+    /// output budget or an error.
     fn read_all(&mut self, conn: &Conn, sh: &Shared, handle: &Handle, acts: &mut ConnActions) {
-        while !self.closed && !self.paused {
-            let sp = self.rbuf.spare(READ_CHUNK);
-            match self.stream.read(sp) {
+        loop {
+            if let Err(why) = self.process_frames(sh, acts) {
+                self.close(conn, sh, handle, &why, acts);
+                return;
+            }
+            if !self.flush_or_close(conn, sh, handle, acts) {
+                return;
+            }
+            if self.closed || self.paused {
+                return;
+            }
+            let want = self.read_size();
+            let Some(stream) = self.stream.as_mut() else {
+                return;
+            };
+            let sp = self.rbuf.spare(want);
+            let n = sp.len().min(want);
+            match stream.read(&mut sp[..n]) {
                 Ok(0) => {
                     self.rbuf.commit(0);
                     let reason = match (self.rbuf.finish(), &self.phase) {
@@ -318,44 +538,19 @@ impl ConnState {
                             "peer closed during the handshake (not authenticated)".to_string()
                         }
                     };
-                    self.close(conn, handle, &reason, acts);
+                    self.close(conn, sh, handle, &reason, acts);
                     return;
                 }
-                Ok(n) => {
-                    self.rbuf.commit(n);
-                    loop {
-                        match self.rbuf.next_frame() {
-                            Ok(None) => break,
-                            Ok(Some((lb, body))) => {
-                                if let Err(why) = self.on_frame(sh, lb, body, acts) {
-                                    self.close(conn, handle, &why, acts);
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                self.close(conn, handle, &e.to_string(), acts);
-                                return;
-                            }
-                        }
-                    }
-                    if let Err(e) = self.flush() {
-                        self.close(conn, handle, &format!("write failed: {e}"), acts);
-                        return;
-                    }
-                    if self.out_bytes > OUT_HIGH_WATER {
-                        self.paused = true;
-                    }
-                }
+                Ok(n) => self.rbuf.commit(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.rbuf.commit(0);
+                    self.rbuf.release_if_empty(IDLE_RBUF_KEEP);
                     return;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    self.rbuf.commit(0);
-                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.rbuf.commit(0),
                 Err(e) => {
                     self.rbuf.commit(0);
-                    self.close(conn, handle, &format!("read failed: {e}"), acts);
+                    self.close(conn, sh, handle, &format!("read failed: {e}"), acts);
                     return;
                 }
             }
@@ -373,14 +568,13 @@ impl Conn {
                 return;
             }
             if r.error {
-                s.close(self, ctx.handle(), "socket error", &mut acts);
+                s.close(self, sh, ctx.handle(), "socket error", &mut acts);
                 return;
             }
-            if let Err(e) = s.flush() {
-                s.close(self, ctx.handle(), &format!("write failed: {e}"), &mut acts);
+            if !s.flush_or_close(self, sh, ctx.handle(), &mut acts) {
                 return;
             }
-            if s.paused && s.out_bytes <= OUT_HIGH_WATER / 2 {
+            if s.paused && s.may_resume() {
                 s.paused = false;
             }
             s.read_all(self, sh, ctx.handle(), &mut acts);
@@ -388,7 +582,8 @@ impl Conn {
         self.after(sh, ctx, acts);
     }
 
-    /// `Encrypt`: seal a plaintext frame from color 0 and write it.
+    /// `Encrypt`: seal a plaintext frame from color 0 and write it; a reply gives back the
+    /// output its call reserved.
     fn send(self: &Arc<Self>, sh: &Arc<Shared>, ctx: &mut Ctx<'_>, mut frame: Vec<u8>) {
         let mut acts = ConnActions::default();
         let mut resume = false;
@@ -396,40 +591,66 @@ impl Conn {
             if s.closed {
                 return;
             }
+            if let Some(xid) = crate::proto::reply_xid(&frame) {
+                if let Some(r) = s.inflight.remove(&xid) {
+                    s.reserved -= r;
+                }
+            }
             let Phase::Open { send, .. } = &mut s.phase else {
-                s.close(self, ctx.handle(), "reply before authentication", &mut acts);
+                s.close(
+                    self,
+                    sh,
+                    ctx.handle(),
+                    "reply before authentication",
+                    &mut acts,
+                );
                 return;
             };
             if let Err(e) = send.seal_in_place(&mut frame) {
-                s.close(self, ctx.handle(), &e.to_string(), &mut acts);
+                s.close(self, sh, ctx.handle(), &e.to_string(), &mut acts);
                 return;
             }
             s.queue(frame);
-            if let Err(e) = s.flush() {
-                s.close(self, ctx.handle(), &format!("write failed: {e}"), &mut acts);
+            if !s.flush_or_close(self, sh, ctx.handle(), &mut acts) {
                 return;
             }
-            if s.paused && s.out_bytes <= OUT_HIGH_WATER / 2 {
+            if s.out_bytes > OUT_HARD_CAP {
+                sh.counters
+                    .closed_over_output
+                    .fetch_add(1, Ordering::Relaxed);
+                let why = format!(
+                    "{} bytes of output queued: the peer does not read",
+                    s.out_bytes
+                );
+                s.close(self, sh, ctx.handle(), &why, &mut acts);
+                return;
+            }
+            if s.paused && s.may_resume() {
                 s.paused = false;
                 resume = true;
             }
         });
         self.after(sh, ctx, acts);
         if resume {
-            let me = self.clone();
-            let sh2 = sh.clone();
-            ctx.post(self.color, sh.h.conn_io, move |ctx| {
-                me.on_ready(
-                    &sh2,
-                    ctx,
-                    Readiness {
-                        readable: true,
-                        writable: true,
-                        ..Default::default()
-                    },
-                )
-            });
+            self.post_ready(sh, ctx);
         }
+    }
+
+    /// Posts a `ConnIo` as if the socket were readable and writable: reading resumes (the
+    /// data already in the socket raises no new edge).
+    fn post_ready(self: &Arc<Self>, sh: &Arc<Shared>, ctx: &mut Ctx<'_>) {
+        let (me, sh2) = (self.clone(), sh.clone());
+        ctx.post(self.color, sh.h.conn_io, move |ctx| {
+            me.on_ready(
+                &sh2,
+                ctx,
+                Readiness {
+                    readable: true,
+                    writable: true,
+                    ..Default::default()
+                },
+            )
+        });
     }
 
     fn after(self: &Arc<Self>, sh: &Arc<Shared>, ctx: &mut Ctx<'_>, acts: ConnActions) {
@@ -437,12 +658,9 @@ impl Conn {
         if let Some(user) = acts.authenticated {
             let sh2 = sh.clone();
             ctx.post(Color(0), sh.h.dispatch, move |ctx| {
-                sh2.core.with(ctx, |core| {
-                    let ident = sh2.keys.get(&user).map(|e| (e.uid, e.gid));
-                    if let Some(ci) = core.conns.get_mut(&id) {
-                        ci.ident = ident;
-                    }
-                })
+                let ident = sh2.keys.get(&user).map(|e| (e.uid, e.gid));
+                sh2.core
+                    .with(ctx, |core| core.dispatch.authenticate(id, ident))
             });
         }
         for m in acts.to_core {
@@ -455,9 +673,9 @@ impl Conn {
             let sh2 = sh.clone();
             ctx.post(Color(0), sh.h.disconnect, move |ctx| {
                 let out = sh2.core.with(ctx, |core| {
+                    let out = core.dispatch.disconnect(id);
                     core.conns.remove(&id);
-                    let held = core.leases.drop_client(id);
-                    core.release(held)
+                    core.route(out)
                 });
                 deliver(&sh2, ctx, out);
             });
@@ -465,9 +683,31 @@ impl Conn {
     }
 }
 
-type Outgoing = Vec<(Arc<Conn>, Vec<u8>)>;
+/// Frames addressed to live connections.
+type Routed = Vec<(Arc<Conn>, Vec<u8>)>;
 
-fn deliver(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, out: Outgoing) {
+impl Core {
+    /// Address the dispatcher's frames to live connections (frames to connections
+    /// that closed meanwhile are dropped).
+    fn route(&self, out: Outgoing) -> Routed {
+        out.into_iter()
+            .filter_map(|(id, f)| self.conns.get(&id).map(|c| (c.clone(), f)))
+            .collect()
+    }
+
+    /// Route an outcome's frames and log its warnings with the peer's address.
+    fn conclude(&self, o: Outcome) -> (Routed, Option<Instant>, Option<SyncJob>) {
+        for (id, w) in &o.warnings {
+            match self.conns.get(id) {
+                Some(c) => eprintln!("sfs-server: conn {} ({}): {w}", c.id, c.peer),
+                None => eprintln!("sfs-server: conn {id}: {w}"),
+            }
+        }
+        (self.route(o.out), o.arm, o.sync)
+    }
+}
+
+fn deliver(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, out: Routed) {
     for (conn, frame) in out {
         let sh2 = sh.clone();
         let c = conn.color;
@@ -475,292 +715,53 @@ fn deliver(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, out: Outgoing) {
     }
 }
 
-fn plain(m: &ServerMsg) -> Vec<u8> {
-    let mut f = vec![0u8; LEN_BYTES];
-    m.encode_into(&mut f);
-    f
-}
-
-impl Core {
-    fn release(&self, held: Vec<Held>) -> Outgoing {
-        held.into_iter()
-            .filter_map(|h| self.conns.get(&h.conn).map(|ci| (ci.conn.clone(), h.frame)))
-            .collect()
-    }
-
-    fn decode(&self, conn: &Conn, fh: &Fh) -> Result<HandleData, Status> {
-        self.export.decode(fh).inspect_err(|_| {
-            eprintln!(
-                "sfs-server: conn {} ({}): refused a forged or altered file handle",
-                conn.id, conn.peer
-            );
-        })
-    }
-
-    /// Handle one message; returns frames to send, whether to arm the lease timer, and
-    /// an fsync to run off color 0 before replying.
-    fn handle(
-        &mut self,
-        id: ConnId,
-        msg: ClientMsg,
-    ) -> (Outgoing, Option<Instant>, Option<SyncJob>) {
-        let Some(ci) = self.conns.get(&id) else {
-            return (Vec::new(), None, None);
-        };
-        let conn = ci.conn.clone();
-        let ident = ci.ident;
-        let now = Instant::now();
-        let (xid, req) = match msg {
-            ClientMsg::CallbackAck { cb_id } => {
-                let out = match self.leases.ack(id, cb_id) {
-                    Some(h) => self.release(vec![h]),
-                    None => Vec::new(),
-                };
-                return (out, None, None);
-            }
-            ClientMsg::Call { xid, req } => (xid, req),
-        };
-        let mut conflict: Vec<u64> = Vec::new();
-        let reply = |r: Result<Reply, Status>| plain(&ServerMsg::Reply { xid, result: r });
-        let frame = match req {
-            Request::Root => reply(self.export.root()),
-            Request::GetAttr { fh } => reply(self.decode(&conn, &fh).and_then(|h| {
-                let a = self.export.getattr(&h)?;
-                self.leases.grant(id, a.fileid, now);
-                Ok(Reply::Attr(a))
-            })),
-            Request::SetAttr {
-                fh,
-                mode,
-                size,
-                mtime,
-            } => reply(self.decode(&conn, &fh).and_then(|h| {
-                let a = self.export.setattr(&h, mode, size, mtime)?;
-                conflict.push(a.fileid);
-                self.leases.grant(id, a.fileid, now);
-                Ok(Reply::Attr(a))
-            })),
-            Request::Lookup { dir, name } => reply(self.decode(&conn, &dir).and_then(|d| {
-                let r = self.export.lookup(&d, &name)?;
-                if let Reply::Handle { attr, .. } = &r {
-                    self.leases.grant(id, attr.fileid, now);
-                }
-                Ok(r)
-            })),
-            Request::Read { fh, offset, count } => match self.decode(&conn, &fh) {
-                Err(s) => reply(Err(s)),
-                Ok(h) => {
-                    let export = &mut self.export;
-                    let f = read_reply_frame(xid, count as usize, |buf, n| {
-                        export.read_append(&h, offset, n, buf)
-                    });
-                    self.leases.grant(id, h.ino, now);
-                    f
-                }
-            },
-            Request::Write {
-                fh,
-                offset,
-                stable,
-                data,
-            } => {
-                let written = self.decode(&conn, &fh).and_then(|h| {
-                    let (count, file) = self.export.write_nosync(&h, offset, &data)?;
-                    Ok((h, count, file))
-                });
-                match written {
-                    Err(s) => reply(Err(s)),
-                    Ok((h, count, file)) => {
-                        let r = Reply::Write {
-                            count,
-                            committed: stable,
-                            verf: self.export.verifier(),
-                        };
-                        if stable == Stable::Unstable {
-                            conflict.push(h.ino);
-                            reply(Ok(r))
-                        } else {
-                            let data_only = stable == Stable::DataSync;
-                            let job = SyncJob {
-                                conn: id,
-                                xid,
-                                file,
-                                data_only,
-                                reply: r,
-                                conflict: vec![h.ino],
-                            };
-                            return (Vec::new(), None, Some(job));
-                        }
-                    }
-                }
-            }
-            Request::Commit { fh } => match self
-                .decode(&conn, &fh)
-                .and_then(|h| self.export.open_file(&h))
-            {
-                Err(s) => reply(Err(s)),
-                Ok(file) => {
-                    let r = Reply::Commit {
-                        verf: self.export.verifier(),
-                    };
-                    let job = SyncJob {
-                        conn: id,
-                        xid,
-                        file,
-                        data_only: false,
-                        reply: r,
-                        conflict: Vec::new(),
-                    };
-                    return (Vec::new(), None, Some(job));
-                }
-            },
-            Request::Create {
-                dir,
-                name,
-                mode,
-                exclusive,
-            } => reply(self.decode(&conn, &dir).and_then(|d| {
-                let r = self.export.create(&d, &name, mode, exclusive, ident)?;
-                if let Reply::Handle { attr, .. } = &r {
-                    self.leases.grant(id, attr.fileid, now);
-                    if !exclusive {
-                        // An existing file may have been opened: others' caches are suspect.
-                        conflict.push(attr.fileid);
-                    }
-                }
-                Ok(r)
-            })),
-            Request::Remove { dir, name } => reply(self.decode(&conn, &dir).and_then(|d| {
-                conflict.push(self.export.remove(&d, &name)?);
-                Ok(Reply::Done)
-            })),
-            Request::Rename {
-                from_dir,
-                from_name,
-                to_dir,
-                to_name,
-            } => reply(self.decode(&conn, &from_dir).and_then(|f| {
-                let t = self.decode(&conn, &to_dir)?;
-                let (moved, replaced) = self.export.rename(&f, &from_name, &t, &to_name)?;
-                conflict.push(moved);
-                conflict.extend(replaced);
-                Ok(Reply::Done)
-            })),
-            Request::ReadDir {
-                dir,
-                cookie,
-                max_entries,
-            } => reply(
-                self.decode(&conn, &dir)
-                    .and_then(|d| self.export.readdir(&d, cookie, max_entries)),
-            ),
-        };
-        let (out, arm) = self.conclude(id, conn, frame, &conflict, now);
-        (out, arm, None)
-    }
-
-    /// A durable WRITE or COMMIT's fsync finished: reply (through the lease check).
-    fn finish_sync(
-        &mut self,
-        job: SyncJob,
-        res: std::io::Result<()>,
-    ) -> (Outgoing, Option<Instant>) {
-        let Some(conn) = self.conns.get(&job.conn).map(|ci| ci.conn.clone()) else {
-            return (Vec::new(), None);
-        };
-        let result = match res {
-            Ok(()) => Ok(job.reply),
-            Err(e) => {
-                eprintln!("sfs-server: conn {}: fsync failed: {e}", job.conn);
-                Err(Status::from_io(&e))
-            }
-        };
-        let frame = plain(&ServerMsg::Reply {
-            xid: job.xid,
-            result,
-        });
-        self.conclude(job.conn, conn, frame, &job.conflict, Instant::now())
-    }
-
-    /// Send `frame` to `conn` now, or hold it until other holders of `conflict`'s
-    /// leases acknowledge INVALIDATE.
-    fn conclude(
-        &mut self,
-        id: ConnId,
-        conn: Arc<Conn>,
-        frame: Vec<u8>,
-        conflict: &[u64],
-        now: Instant,
-    ) -> (Outgoing, Option<Instant>) {
-        if conflict.is_empty() {
-            return (vec![(conn, frame)], None);
-        }
-        match self
-            .leases
-            .conflict(id, conflict, now, Held { conn: id, frame })
-        {
-            Conflict::Proceed(h) => (vec![(conn, h.frame)], None),
-            Conflict::Wait(cbs) => {
-                let mut out = Vec::new();
-                for cb in cbs {
-                    if let Some(ci) = self.conns.get(&cb.client) {
-                        out.push((
-                            ci.conn.clone(),
-                            plain(&ServerMsg::Invalidate {
-                                cb_id: cb.cb_id,
-                                fileid: cb.fileid,
-                            }),
-                        ));
-                    }
-                }
-                let arm = self
-                    .leases
-                    .next_deadline()
-                    .filter(|d| self.timer_at.map_or(true, |t| *d < t));
-                if let Some(d) = arm {
-                    self.timer_at = Some(d);
-                }
-                (out, arm)
-            }
-        }
-    }
-}
-
 /// `Dispatch` (color 0).
 fn dispatch(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, id: ConnId, m: ClientMsg) {
-    let (out, arm, sync) = sh.core.with(ctx, |core| core.handle(id, m));
+    let done = sh.core.with(ctx, |core| {
+        let o = core.dispatch.handle(id, m, Instant::now());
+        core.conclude(o)
+    });
+    carry_out(sh, ctx, id, done);
+}
+
+/// Deliver an outcome's frames, arm the lease timer, and run its fsync off color 0.
+fn carry_out(
+    sh: &Arc<Shared>,
+    ctx: &mut Ctx<'_>,
+    id: ConnId,
+    (out, arm, sync): (Routed, Option<Instant>, Option<SyncJob>),
+) {
     deliver(sh, ctx, out);
     if let Some(d) = arm {
         arm_timer(sh, ctx, d);
     }
-    if let Some(job) = sync {
-        // fsync blocks: run it on the blocking pool so color 0 keeps serving; the
-        // reply is built back in color 0 when it completes.
-        let (file, data_only) = (job.file.clone(), job.data_only);
-        let sh2 = sh.clone();
-        let r = ctx.handle().spawn_blocking(
-            Color(0),
-            sh.h.sync_done,
-            move || {
-                if data_only {
-                    file.sync_data()
-                } else {
-                    file.sync_all()
-                }
-            },
-            move |ctx, res| {
-                let (out, arm) = sh2.core.with(ctx, |core| core.finish_sync(job, res));
-                deliver(&sh2, ctx, out);
-                if let Some(d) = arm {
-                    arm_timer(&sh2, ctx, d);
-                }
-            },
-        );
-        if r.is_err() {
-            eprintln!(
-                "sfs-server: conn {id}: runtime shut down before an fsync could run; no reply"
-            );
-        }
+    let Some(job) = sync else {
+        return;
+    };
+    // fsync blocks: run it on the blocking pool so color 0 keeps serving; the reply is
+    // built back in color 0 when it completes.
+    let (file, data_only) = (job.file.clone(), job.data_only);
+    let sh2 = sh.clone();
+    let r = ctx.handle().spawn_blocking(
+        Color(0),
+        sh.h.sync_done,
+        move || {
+            if data_only {
+                file.sync_data()
+            } else {
+                file.sync_all()
+            }
+        },
+        move |ctx, res| {
+            let done = sh2.core.with(ctx, |core| {
+                let o = core.dispatch.finish_sync(job, res);
+                core.conclude(o)
+            });
+            carry_out(&sh2, ctx, id, done);
+        },
+    );
+    if r.is_err() {
+        eprintln!("sfs-server: conn {id}: runtime shut down before an fsync could run; no reply");
     }
 }
 
@@ -770,14 +771,8 @@ fn arm_timer(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, at: Instant) {
         .handle()
         .post_at(at, Color(0), sh.h.lease_timer, move |ctx| {
             let (out, next) = sh2.core.with(ctx, |core| {
-                core.timer_at = None;
-                let held = core.leases.expire(Instant::now());
-                let out = core.release(held);
-                let next = core.leases.next_deadline();
-                if next.is_some() {
-                    core.timer_at = next;
-                }
-                (out, next)
+                let (out, next) = core.dispatch.on_timer(Instant::now());
+                (core.route(out), next)
             });
             deliver(&sh2, ctx, out);
             if let Some(n) = next {
@@ -786,110 +781,123 @@ fn arm_timer(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, at: Instant) {
         });
 }
 
-/// `Accept` (color 0): accept until `WouldBlock`; register each connection in its color.
-fn on_accept(sh: &Arc<Shared>, listener: &parking_lot::Mutex<TcpListener>, ctx: &mut Ctx<'_>) {
-    loop {
-        let accepted = listener.lock().accept();
-        let (mut stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                eprintln!("sfs-server: accept failed: {e}");
-                return;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let id = sh.next_conn.fetch_add(1, Ordering::Relaxed);
-        let color = match sh.coloring {
-            Coloring::PerClient => Color(1 + ((id - 1) % 65535) as u32),
-            Coloring::None => Color(0),
-        };
-        let slot: Arc<OnceLock<Arc<Conn>>> = Arc::new(OnceLock::new());
-        let (slot2, sh2) = (slot.clone(), sh.clone());
-        let tok = ctx.handle().register_io(
-            &mut stream,
-            Interest::READABLE | Interest::WRITABLE,
-            color,
-            sh.h.conn_io,
-            move |ctx, r| {
-                if let Some(c) = slot2.get() {
-                    c.on_ready(&sh2, ctx, r)
-                }
-            },
-        );
-        let tok = match tok {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("sfs-server: registering connection from {peer} failed: {e}");
-                continue;
-            }
-        };
-        let conn = Arc::new(Conn {
-            id,
-            color,
-            peer,
-            st: ColorCell::new(
-                color,
-                ConnState {
-                    stream,
-                    token: Some(tok),
-                    rbuf: {
-                        let mut b = FrameBuf::new();
-                        b.set_limit(HANDSHAKE_FRAME_MAX);
-                        b
-                    },
-                    phase: Phase::Hello,
-                    out: VecDeque::new(),
-                    out_off: 0,
-                    out_bytes: 0,
-                    paused: false,
-                    closed: false,
-                },
-            ),
-        });
-        let _ = slot.set(conn.clone());
-        let (c2, sh2) = (conn.clone(), sh.clone());
-        let _ = ctx
-            .handle()
-            .post_after(sh.handshake_timeout, color, sh.h.conn_io, move |ctx| {
-                let mut acts = ConnActions::default();
-                c2.st.with(ctx, |s| {
-                    if !s.closed && !matches!(s.phase, Phase::Open { .. }) {
-                        s.close(&c2, ctx.handle(), "handshake timed out", &mut acts);
-                    }
-                });
-                c2.after(&sh2, ctx, acts);
-            });
-        sh.core.with(ctx, |core| {
-            core.conns.insert(
-                id,
-                ConnInfo {
-                    conn: conn.clone(),
-                    ident: None,
-                },
-            )
-        });
-        // Readiness that fired before the slot was filled was ignored: look once more.
-        let sh2 = sh.clone();
-        ctx.post(color, sh.h.conn_io, move |ctx| {
-            conn.on_ready(
-                &sh2,
-                ctx,
-                Readiness {
-                    readable: true,
-                    writable: true,
-                    ..Default::default()
-                },
-            )
-        });
+/// `Accept` (color 0): the shared accept loop ([`edge::accept`]); each connection is admitted
+/// ([`admit`]) or refused.
+fn on_accept(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, trigger: Trigger) {
+    let outcome = sh.acceptor.with_ctx(ctx, |a, ctx| {
+        a.run(
+            trigger,
+            || sh.listener.accept(),
+            |(stream, peer)| admit(sh, ctx, stream, peer),
+        )
+    });
+    if let Some(report) = outcome.report {
+        eprintln!("sfs-server: {report}");
     }
+    let sh2 = sh.clone();
+    match outcome.end {
+        End::Drained | End::Waiting => {}
+        // A full batch: continue in a fresh event so other color-0 work is not starved.
+        End::Full => ctx.post(Color(0), sh.h.accept, move |ctx| {
+            on_accept(&sh2, ctx, Trigger::Ready)
+        }),
+        End::RetryAfter(d) => {
+            sh.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
+            // After shutdown no retry is needed: ignore the error.
+            let _ = ctx
+                .handle()
+                .post_after(d, Color(0), sh.h.accept, move |ctx| {
+                    on_accept(&sh2, ctx, Trigger::Retry)
+                });
+        }
+    }
+}
+
+/// Admission (color 0): refuse the connection past the cap on unauthenticated ones
+/// (invariant 7); otherwise register it in its color and arm its handshake timeout.
+fn admit(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, mut stream: TcpStream, peer: SocketAddr) {
+    if sh.unauthenticated.load(Ordering::Relaxed) >= sh.max_unauthenticated {
+        let n = sh
+            .counters
+            .refused_unauthenticated
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        drop(stream);
+        sh.refusal_log.with(ctx, |last| {
+            if last.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
+                *last = Some(Instant::now());
+                eprintln!(
+                    "sfs-server: refused a connection from {peer}: {} connections have not \
+                     authenticated yet (the cap); {n} refused so far",
+                    sh.max_unauthenticated
+                );
+            }
+        });
+        return;
+    }
+    sh.counters.accepted.fetch_add(1, Ordering::Relaxed);
+    let _ = stream.set_nodelay(true);
+    let id = sh.next_conn.fetch_add(1, Ordering::Relaxed);
+    let color = match sh.coloring {
+        Coloring::PerClient => Color(1 + ((id - 1) % 65535) as u32),
+        Coloring::None => Color(0),
+    };
+    let slot: Arc<OnceLock<Arc<Conn>>> = Arc::new(OnceLock::new());
+    let (slot2, sh2) = (slot.clone(), sh.clone());
+    let tok = ctx.handle().register_io(
+        &mut stream,
+        Interest::READABLE | Interest::WRITABLE,
+        color,
+        sh.h.conn_io,
+        move |ctx, r| {
+            if let Some(c) = slot2.get() {
+                c.on_ready(&sh2, ctx, r)
+            }
+        },
+    );
+    let tok = match tok {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("sfs-server: registering connection from {peer} failed: {e}");
+            return;
+        }
+    };
+    sh.unauthenticated.fetch_add(1, Ordering::Relaxed);
+    let conn = Arc::new(Conn {
+        id,
+        color,
+        peer,
+        st: ColorCell::new(color, ConnState::new(stream, tok)),
+    });
+    let _ = slot.set(conn.clone());
+    let (c2, sh2) = (conn.clone(), sh.clone());
+    let _ = ctx
+        .handle()
+        .post_after(sh.handshake_timeout, color, sh.h.conn_io, move |ctx| {
+            let mut acts = ConnActions::default();
+            c2.st.with(ctx, |s| {
+                if !s.closed && !matches!(s.phase, Phase::Open { .. }) {
+                    sh2.counters
+                        .handshake_timeouts
+                        .fetch_add(1, Ordering::Relaxed);
+                    s.close(&c2, &sh2, ctx.handle(), "handshake timed out", &mut acts);
+                }
+            });
+            c2.after(&sh2, ctx, acts);
+        });
+    sh.core.with(ctx, |core| {
+        core.dispatch.connect(id);
+        core.conns.insert(id, conn.clone())
+    });
+    // Readiness that fired before the slot was filled was ignored: look once more.
+    conn.post_ready(sh, ctx);
 }
 
 /// A running server.
 pub struct Server {
     rt: Runtime,
     addr: SocketAddr,
+    sh: Arc<Shared>,
 }
 
 impl Server {
@@ -899,6 +907,12 @@ impl Server {
         let owners = keys_owner_map(&keys);
         let export = Export::open(&cfg.export, owners)?;
         let rt = Runtime::new(cfg.runtime.clone()).context("starting the runtime")?;
+        for u in rt.stats().unpinned {
+            eprintln!(
+                "sfs-server: worker {} runs unpinned (CPU {}): {}",
+                u.worker, u.cpu, u.error
+            );
+        }
         let h = Handlers {
             accept: rt.register(HandlerSpec::new("Accept")),
             conn_io: rt.register(HandlerSpec::new("ConnIo(decrypt)")),
@@ -909,6 +923,8 @@ impl Server {
             sync_done: rt.register(HandlerSpec::new("SyncDone(fs)")),
         };
         let lease_ms = cfg.lease.as_millis().min(u32::MAX as u128) as u32;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
         let sh = Arc::new(Shared {
             h,
             keys,
@@ -920,32 +936,34 @@ impl Server {
             core: ColorCell::new(
                 Color(0),
                 Core {
-                    export,
-                    leases: LeaseTable::new(cfg.lease),
+                    dispatch: Dispatcher::new(export, cfg.lease),
                     conns: HashMap::new(),
-                    timer_at: None,
                 },
             ),
+            listener: TcpListener::from_std(listener),
+            acceptor: ColorCell::new(Color(0), Acceptor::default()),
+            unauthenticated: AtomicUsize::new(0),
+            max_unauthenticated: cfg.max_unauthenticated,
+            refusal_log: ColorCell::new(Color(0), None),
+            counters: Counters::default(),
         });
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let listener = Arc::new(parking_lot::Mutex::new(TcpListener::from_std(listener)));
-        let (l2, sh2) = (listener.clone(), sh.clone());
-        let mut guard = listener.lock();
+        let sh2 = sh.clone();
+        let lfd = sh.listener.as_raw_fd();
         rt.handle()
             .register_io(
-                &mut *guard,
+                &mut SourceFd(&lfd),
                 Interest::READABLE,
                 Color(0),
                 h.accept,
-                move |ctx, _r| on_accept(&sh2, &l2, ctx),
+                move |ctx, _r| on_accept(&sh2, ctx, Trigger::Ready),
             )
             .context("registering the listener")?;
-        drop(guard);
-        // Connections that arrived before registration.
-        let (l3, sh3) = (listener.clone(), sh.clone());
-        rt.post(Color(0), h.accept, move |ctx| on_accept(&sh3, &l3, ctx))?;
-        Ok(Server { rt, addr })
+        // Connections that arrived before registration produce no edge: accept once.
+        let sh3 = sh.clone();
+        rt.post(Color(0), h.accept, move |ctx| {
+            on_accept(&sh3, ctx, Trigger::Ready)
+        })?;
+        Ok(Server { rt, addr, sh })
     }
 
     /// The listening address.
@@ -956,6 +974,20 @@ impl Server {
     /// Runtime counters.
     pub fn stats(&self) -> RuntimeStats {
         self.rt.stats()
+    }
+
+    /// The connection layer's counters.
+    pub fn conn_stats(&self) -> ConnStats {
+        let c = &self.sh.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ConnStats {
+            connections_accepted: get(&c.accepted),
+            refused_unauthenticated: get(&c.refused_unauthenticated),
+            accept_errors: get(&c.accept_errors),
+            handshake_timeouts: get(&c.handshake_timeouts),
+            reads_paused: get(&c.reads_paused),
+            closed_over_output: get(&c.closed_over_output),
+        }
     }
 
     /// A handle to the runtime.
@@ -973,19 +1005,53 @@ fn keys_owner_map(keys: &KeyTable) -> HashMap<u32, String> {
     keys.uid_names()
 }
 
-/// Bind a listening socket (with `SO_REUSEPORT` for N-copy servers).
-pub fn bind(addr: SocketAddr, reuseport: bool) -> Result<std::net::TcpListener> {
-    let s = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    s.set_reuse_address(true)?;
-    if reuseport {
-        s.set_reuse_port(true)?;
+/// Bind a listening socket (with `SO_REUSEPORT` for N-copy servers): the shared listener
+/// set-up.
+pub use edge::listener::bind;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::plain;
+    use crate::proto::{read_reply_frame, Fh, Reply, MAX_IO, MAX_NAME};
+
+    #[test]
+    fn reservations_bound_the_replies() {
+        let fh = Fh(vec![0; 16]);
+        let read = |count| Request::Read {
+            fh: fh.clone(),
+            offset: 0,
+            count,
+        };
+        assert!(reply_reservation(&read(100)) >= 100);
+        assert!(reply_reservation(&read(u32::MAX)) >= MAX_IO);
+        assert!(reply_reservation(&read(u32::MAX)) < MAX_IO + 1024);
+        let big = reply_reservation(&Request::ReadDir {
+            dir: fh.clone(),
+            cookie: 0,
+            max_entries: u32::MAX,
+        });
+        assert!(big >= crate::proto::MAX_DIR_ENTRIES as usize * MAX_NAME);
+        assert!(reply_reservation(&Request::Root) >= crate::proto::MAX_FH);
     }
-    s.bind(&addr.into())
-        .with_context(|| format!("binding {addr}"))?;
-    s.listen(1024)?;
-    Ok(s.into())
+
+    #[test]
+    fn reply_frames_name_their_call() {
+        let reply = plain(&ServerMsg::Reply {
+            xid: 0xdead_beef,
+            result: Ok(Reply::Done),
+        });
+        assert_eq!(crate::proto::reply_xid(&reply), Some(0xdead_beef));
+        let read = read_reply_frame(7, 10, |buf, n| {
+            buf.extend(std::iter::repeat_n(1, n));
+            Ok(true)
+        });
+        assert_eq!(crate::proto::reply_xid(&read), Some(7));
+        let cb = plain(&ServerMsg::Invalidate {
+            cb_id: 1,
+            fileid: 2,
+        });
+        assert_eq!(crate::proto::reply_xid(&cb), None);
+        assert_eq!(crate::proto::reply_xid(&[0, 0]), None);
+    }
 }

@@ -54,7 +54,17 @@ fn keygen_client_and_bench_command_lines() {
     let d = data(1_500_000, 5);
     std::fs::write(&local, &d).unwrap();
     client(&["put", local.to_str().unwrap(), "remote.bin"]);
-    assert!(client(&["ls"]).contains("remote.bin"));
+    assert_eq!(client(&["ls"]), "remote.bin\n");
+    // `ls -l` shows the size where `ls -l` does, and the type and mode.
+    let long = client(&["ls", "-l"]);
+    let cols: Vec<&str> = long.split_whitespace().collect();
+    assert_eq!(cols.len(), 7, "{long}");
+    assert_eq!(
+        (cols[0], cols[3], cols[6]),
+        ("-rw-r--r--", "1500000", "remote.bin"),
+        "{long}"
+    );
+    assert_eq!(client(&["ls", "--long", "remote.bin"]), long);
     let st = client(&["stat", "remote.bin"]);
     assert!(st.contains("size 1500000"), "{st}");
     let back = env.dir.path().join("back.bin");

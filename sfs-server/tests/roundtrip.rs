@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use colored_runtime::{QueueKind, StealPolicy};
 use rand::{Rng, SeedableRng};
-use sfs_server::client::CHUNK;
-use sfs_server::proto::Stable;
+use sfs_server::client::{ClientError, CHUNK};
+use sfs_server::proto::{Stable, Status};
 use sfs_server::server::Coloring;
 
 use crate::util::{connect, data, Env};
@@ -156,9 +156,16 @@ fn uid_mapping_table_sets_owner() {
     e.gid = 4243;
     t.insert("bob", e).unwrap();
     t.save(&env.keys).unwrap();
+    use std::os::unix::fs::PermissionsExt;
     let srv = env.default_server();
     let b = connect(srv.local_addr(), "bob", &env.bob);
     let (root, _) = b.root().unwrap();
+    // bob acts as uid 4242: the export's owner must let him in, as POSIX says.
+    assert_eq!(
+        b.create(&root, "bobs", 0o644, true).unwrap_err(),
+        ClientError::Status(Status::Access)
+    );
+    std::fs::set_permissions(&env.export, std::fs::Permissions::from_mode(0o777)).unwrap();
     let (_, attr) = b.create(&root, "bobs", 0o644, true).unwrap();
     use std::os::unix::fs::MetadataExt;
     let md = std::fs::metadata(env.export.join("bobs")).unwrap();

@@ -11,7 +11,7 @@ use sfs_server::keys::Key;
 use sfs_server::proto::{Fh, Reply, Request, Stable, Status};
 use sfs_server::session;
 
-use crate::util::{BinServer, Env, Raw};
+use crate::util::{closed_within, BinServer, Env, Raw};
 
 fn write_req(fh: &Fh, data: &[u8]) -> Request {
     Request::Write {
@@ -132,15 +132,15 @@ fn oversized_and_truncated_frames_close_and_change_nothing() {
     r.write(&((MAX_FRAME as u32) + 1).to_be_bytes());
     assert!(r.closed_by_server());
     assert!(srv.wait_log("oversized frame"));
-    // Before authentication.
+    // Before authentication: refused as soon as the length is seen, long before the
+    // handshake timeout (10 s) could have closed it.
     let mut s = TcpStream::connect(srv.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(&u32::MAX.to_be_bytes()).unwrap();
-    let mut b = [0u8; 8];
-    assert!(matches!(
-        std::io::Read::read(&mut s, &mut b),
-        Ok(0) | Err(_)
-    ));
+    assert!(
+        closed_within(&mut s, Duration::from_secs(3)),
+        "not closed at once"
+    );
+    assert!(srv.wait_log("oversized frame: 4294967295 bytes announced, limit 256"));
     // Truncated: half a valid frame, then the client stops sending.
     let mut r = Raw::connect(srv.addr, "alice", &env.alice);
     let f = r.seal(write_req(&fh, b"TRUNCATE"));
@@ -291,31 +291,26 @@ fn no_path_escapes() {
 #[test]
 fn silent_or_oversized_handshakes_are_cut_off() {
     let env = Env::new();
-    let srv = env.server_with(
-        sfs_server::server::Coloring::PerClient,
-        colored_runtime::QueueKind::Mely,
-        colored_runtime::StealPolicy::All,
-        Duration::from_secs(30),
-        Duration::from_millis(1000),
-    );
-    // Says nothing: closed after the handshake timeout.
-    let mut s = TcpStream::connect(srv.local_addr()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let srv = BinServer::start(&env, &["--handshake-timeout-ms", "5000"], "hs");
+    // Says nothing: closed by the handshake timeout, not before.
+    let mut silent = TcpStream::connect(srv.addr).unwrap();
     let t = std::time::Instant::now();
-    let mut b = [0u8; 8];
-    assert!(matches!(
-        std::io::Read::read(&mut s, &mut b),
-        Ok(0) | Err(_)
-    ));
-    assert!(t.elapsed() < Duration::from_secs(8));
-    // A hello far larger than any real one is refused before it is buffered.
-    let mut s = TcpStream::connect(srv.local_addr()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // A hello far larger than any real one is refused before it is buffered, at once.
+    let mut s = TcpStream::connect(srv.addr).unwrap();
     s.write_all(&4096u32.to_be_bytes()).unwrap();
-    assert!(matches!(
-        std::io::Read::read(&mut s, &mut b),
-        Ok(0) | Err(_)
-    ));
+    assert!(
+        closed_within(&mut s, Duration::from_secs(3)),
+        "not closed at once"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(srv.wait_log("oversized frame: 4096 bytes announced, limit 256"));
+    assert!(closed_within(&mut silent, Duration::from_secs(10)));
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(4900) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    assert!(srv.wait_log("closing: handshake timed out"));
     // A real client still gets in.
-    assert!(Client::connect(srv.local_addr(), "alice", &env.alice).is_ok());
+    assert!(Client::connect(srv.addr, "alice", &env.alice).is_ok());
 }

@@ -5,6 +5,10 @@ mod util;
 
 mod cli;
 mod durability;
+mod edges;
+mod fsx;
 mod leases;
+mod mount;
+mod programs;
 mod roundtrip;
 mod security;

@@ -42,18 +42,21 @@ REQUESTS_PER_CONN=${REQUESTS_PER_CONN:-150}
 CONFIGS=${CONFIGS:-"nginx sws-mely-all sws-libasync-off sws-mely-off sws-ncopy"}
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$REPO/scripts/lib.sh"
+# The nginx peer is configured exactly as scripts/reproduce.sh configures it.
+# shellcheck source=scripts/peers/nginx.sh
+source "$REPO/scripts/peers/nginx.sh"
 case $CLIENT in
-    injector) TOOLS=nginx ;;
-    wrk) TOOLS="wrk nginx" ;;
+    injector) CLIENT_TOOLS=() ;;
+    wrk) CLIENT_TOOLS=(wrk) ;;
     *) echo "vs-nginx: CLIENT must be injector or wrk, not $CLIENT" >&2; exit 2 ;;
 esac
-for tool in $TOOLS; do
-    if ! command -v "$tool" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$tool" ]; then
-        echo "vs-nginx: $tool is missing (apt-get install -y $tool)" >&2
-        exit 2
-    fi
-done
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+# Every tool this script runs (nginx is often in /usr/sbin, outside a user's PATH).
+PATH=$PATH:/usr/sbin
+require_tools nginx python3 cargo git awk sed getconf nproc cut grep seq mktemp uname date head \
+    tail tr chmod rm sleep cat pkill mkdir "${CLIENT_TOOLS[@]}" || exit 2
+NGINX=$(command -v nginx)
 
 (cd "$REPO" && cargo build --release -q -p sws-server -p load-injector)
 SWS="$REPO/target/release/sws-server"
@@ -61,12 +64,10 @@ INJECTOR="$REPO/target/release/load-injector"
 
 TMP=$(mktemp -d /tmp/sws-vs-nginx.XXXXXX)
 chmod 755 "$TMP"
-PIDS=()
+# The server running now (only that one: a stopped server's pid may be reused).
+SERVER_PID=
 cleanup() {
-    for p in "${PIDS[@]:-}"; do
-        if [ -n "$p" ]; then kill -TERM "$p" 2>/dev/null || true; fi
-    done
-    sleep 0.3
+    stop_server
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -78,10 +79,6 @@ body = ("<html>" + "x" * 1011 + "</html>")[:1024]
 open(sys.argv[1], "w").write(body)
 EOF
 chmod -R a+rX "$TMP/www"
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # Servers are started in this shell (not in a command substitution) and their pid is left in
 # STARTED, so the EXIT trap and the pid list stay in one place.
@@ -120,9 +117,6 @@ wait_port() {
     echo "vs-nginx: nothing listens on $port" >&2
     return 1
 }
-
-# The nginx peer is configured exactly as scripts/reproduce.sh configures it.
-source "$REPO/scripts/peers/nginx.sh"
 
 start_nginx() {
     peer_nginx_start "$1" "$WORKERS" "$TMP/www"
@@ -196,15 +190,14 @@ for rep in $(seq 1 "$REPEATS"); do
         port=$(free_port)
         start_config "$cfg" "$port"
         pid=$STARTED
-        PIDS+=("$pid")
+        SERVER_PID=$pid
         wait_port "$port"
         client_run "$port" 1 >/dev/null 2>&1 || true
         before=$(cpu_ticks "$pid")
         reqs='' rps='' errs=''
         read -r reqs rps errs < <(client_run "$port" "$DUR") || true
         after=$(cpu_ticks "$pid")
-        kill -TERM "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+        stop_server
         if [ -z "$rps" ]; then
             echo "  run $rep $cfg: the client reported nothing; skipped. Last server log lines:" >&2
             tail -n 3 "$TMP/sws.log" >&2 2>/dev/null || true

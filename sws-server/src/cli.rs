@@ -70,10 +70,10 @@ pub struct Cli {
     /// Idle time after which a connection is answered 408 and closed.
     #[arg(long, default_value_t = 30_000, hide = true)]
     pub idle_timeout_ms: u64,
-    /// Runtime tuning: how long an idle worker tries to steal before parking (microseconds;
-    /// default: the runtime's).
-    #[arg(long, hide = true)]
-    pub steal_spin_us: Option<u64>,
+    /// Runtime tuning: how long an idle worker searches for work to steal (attempts separated
+    /// by naps) before it sleeps (microseconds; default: the runtime's).
+    #[arg(long, alias = "steal-spin-us", hide = true)]
+    pub search_us: Option<u64>,
     /// Stealing penalty of the per-connection handlers and CheckInCache under the `penalty` and
     /// `all` policies: their queued time counts 1/N toward making a color worth stealing, so a
     /// connection moves to another core only with a large backlog (1: no penalty). See
@@ -93,7 +93,7 @@ impl Cli {
             queue: self.runtime,
             stealing: self.stealing,
             steal_amount: self.steal_amount,
-            steal_spin_us: self.steal_spin_us.unwrap_or(d.steal_spin_us),
+            search_us: self.search_us.unwrap_or(d.search_us),
             ..d
         }
     }

@@ -41,7 +41,7 @@ pub fn format(secs: u64) -> [u8; DATE_LEN] {
     ];
     let days = secs / 86_400;
     let sod = secs % 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
+    let (y, m, d) = edge::time::civil_from_days(days as i64);
     let mut out = [0u8; DATE_LEN];
     out[0..3].copy_from_slice(DAYS[(days % 7) as usize]);
     out[3..5].copy_from_slice(b", ");
@@ -65,20 +65,6 @@ pub fn format(secs: u64) -> [u8; DATE_LEN] {
 fn two(dst: &mut [u8], v: u64) {
     dst[0] = b'0' + (v / 10 % 10) as u8;
     dst[1] = b'0' + (v % 10) as u8;
-}
-
-/// Howard Hinnant's days-to-civil algorithm: (year, month 1-12, day 1-31).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

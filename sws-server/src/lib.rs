@@ -15,7 +15,8 @@
 //! `elapsed_secs`, and `runtime_stats`: the runtime's counters (per worker and `total`:
 //! events, steals, steal cost, stolen time, lock/busy/idle cycles) and `handlers`, one entry
 //! per handler with its events and cycles. In N-copy mode the parent writes the sum over its
-//! children (see [`stats`]) plus `processes` and each child's own document in `children`.
+//! children (see [`edge::stats_file::merge_children`]) plus `processes` and each child's own
+//! document in `children`.
 //!
 //! Modules, one concept each:
 //! * [`http`]: request parsing (httparse), pipelining, limits -> 400/405/414/431;
@@ -24,12 +25,16 @@
 //! * [`response`]: prebuilt responses and the error responses;
 //! * [`cache`]: every file under the root, prebuilt at start-up;
 //! * [`out`]: a connection's pending output with partial writes;
+//! * [`conn`]: a connection's state machine (read, parse, write, close, timeouts), without
+//!   sockets;
+//! * [`counters`]: the server's per-worker counters and their sum;
 //! * [`server`]: the nine handlers on the colored runtime;
-//! * [`stats`]: the `--stats-json` document and summing N-copy children;
 //! * [`cli`], [`run`], [`ncopy`]: the command line, one server process, the N-copy parent.
 
 pub mod cache;
 pub mod cli;
+pub mod conn;
+pub mod counters;
 pub mod date;
 pub mod http;
 pub mod ncopy;
@@ -38,4 +43,3 @@ pub mod path;
 pub mod response;
 pub mod run;
 pub mod server;
-pub mod stats;

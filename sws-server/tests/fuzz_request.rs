@@ -9,12 +9,21 @@
 //!   shorter than the limits (the server closes a connection that stays partial past its
 //!   idle timeout with 408);
 //! * a parsed target normalizes to a key that starts with `/` and has no NUL and no `.`/`..`
-//!   segment, and looking it up can only find files inside the root.
+//!   segment, and looking it up can only find files inside the root: the cache is built from
+//!   a real directory whose symlinks lead to a secret file outside it, and the targets name
+//!   those symlinks, so a cache or a normalization that let a path escape would serve the
+//!   secret and fail the check.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use sws_server::cache::Cache;
-use sws_server::http::{parse, Limits, Parse};
-use sws_server::path::normalize_target;
+use sws_server::cache::{Cache, CacheLimits};
+use sws_server::http::{parse, Limits, Method, Parse};
+use sws_server::path::{normalize_target, DocRoot};
+
+/// The content of the file outside the document root.
+const SECRET: &[u8] = b"SECRET outside the root";
 
 fn segment() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -27,6 +36,11 @@ fn segment() -> impl Strategy<Value = String> {
         Just("%zz".to_string()),
         Just("%".to_string()),
         Just("".to_string()),
+        // Names in the fixture's root that lead outside it.
+        Just("secret-link.txt".to_string()),
+        Just("up".to_string()),
+        Just("secret.txt".to_string()),
+        Just("%73ecret-link.txt".to_string()),
     ]
 }
 
@@ -155,9 +169,11 @@ fn check_any(input: &[u8], limits: &Limits, cache: &Cache) -> Parse {
             if let Ok(key) = normalize_target(&input[r.target.clone()]) {
                 check_key(&key);
                 if let Some(v) = cache.lookup(&key) {
+                    let body = v.get(Method::Get, true).body.as_deref().unwrap_or(&[]);
                     assert!(
-                        v.get(sws_server::http::Method::Get, true).body.as_deref()
-                            != Some(&b"SECRET"[..])
+                        body != SECRET,
+                        "{:?} served the file outside the root",
+                        String::from_utf8_lossy(&key)
                     );
                 }
             }
@@ -174,8 +190,41 @@ fn check_any(input: &[u8], limits: &Limits, cache: &Cache) -> Parse {
     out
 }
 
-fn cache() -> Cache {
-    Cache::from_files([("/index.html", &b"home"[..]), ("/a/b.txt", &b"b"[..])])
+/// A document root on disk beside a secret file, with symlinks that try to leave it, and the
+/// cache the server would build from it (once per test binary).
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let base = std::env::temp_dir().join(format!("sws-fuzz-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let root: PathBuf = base.join("www");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::write(root.join("index.html"), b"home").unwrap();
+        std::fs::write(root.join("a/b.txt"), b"b").unwrap();
+        std::fs::write(base.join("secret.txt"), SECRET).unwrap();
+        std::os::unix::fs::symlink(base.join("secret.txt"), root.join("secret-link.txt")).unwrap();
+        std::os::unix::fs::symlink(&base, root.join("up")).unwrap();
+        let (cache, _) =
+            Cache::build(&DocRoot::new(&root).unwrap(), CacheLimits::default()).unwrap();
+        let _ = std::fs::remove_dir_all(&base);
+        cache
+    })
+}
+
+#[test]
+fn the_symlinks_out_of_the_root_are_not_served() {
+    for t in [
+        "/secret-link.txt",
+        "/up/secret.txt",
+        "/up/www/index.html",
+        "/../secret.txt",
+    ] {
+        let req = format!("GET {t} HTTP/1.1\r\nHost: x\r\n\r\n");
+        check_any(req.as_bytes(), &Limits::default(), cache());
+    }
+    // The fixture is what the fuzzing relies on: files inside are served.
+    assert!(cache().lookup(b"/a/b.txt").is_some());
+    assert!(cache().lookup(b"/").is_some());
 }
 
 proptest! {
@@ -185,7 +234,7 @@ proptest! {
     fn valid_requests_parse_and_prefixes_are_partial(req in valid_request()) {
         let limits = Limits::default();
         let c = cache();
-        match check_any(&req, &limits, &c) {
+        match check_any(&req, &limits, c) {
             Parse::Complete(r) => prop_assert_eq!(r.consumed, req.len()),
             other => prop_assert!(false, "valid request refused: {:?} {:?}", other, String::from_utf8_lossy(&req)),
         }
@@ -197,18 +246,18 @@ proptest! {
     #[test]
     fn mutated_requests_never_panic(req in valid_request(), muts in prop::collection::vec(mutation(), 1..4)) {
         let input = apply(req, &muts);
-        check_any(&input, &Limits::default(), &cache());
+        check_any(&input, &Limits::default(), cache());
     }
 
     #[test]
     fn arbitrary_bytes_never_panic(input in prop::collection::vec(any::<u8>(), 0..600)) {
-        check_any(&input, &Limits::default(), &cache());
+        check_any(&input, &Limits::default(), cache());
     }
 
     #[test]
     fn traversal_targets_stay_in_root(t in target()) {
         let req = format!("GET {t} HTTP/1.1\r\nHost: x\r\n\r\n");
-        check_any(req.as_bytes(), &Limits::default(), &cache());
+        check_any(req.as_bytes(), &Limits::default(), cache());
         if let Ok(key) = normalize_target(t.as_bytes()) {
             check_key(&key);
         }
@@ -231,7 +280,7 @@ fn pipelined_mutations_are_answered_or_closed() {
     let mut off = 0;
     let mut served = 0;
     loop {
-        match check_any(&stream[off..], &limits, &c) {
+        match check_any(&stream[off..], &limits, c) {
             Parse::Complete(r) => {
                 off += r.consumed;
                 served += 1;

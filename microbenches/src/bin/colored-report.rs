@@ -3,14 +3,23 @@
 //!
 //! ```text
 //! colored-report report  DIR             # DIR/report.md, DIR/csv/*.csv, DIR/plots/*.{svg,png}
-//! colored-report compare BASE NEW [--threshold PCT]   # exit 1 on a regression or a missing
-//!                                                      # experiment, 2 when it cannot compare
+//! colored-report compare BASE NEW [--threshold PCT] [--alpha A] [--paired]
+//!                                        # exit 1 on a regression or a missing experiment,
+//!                                        # 2 when it cannot compare
+//! colored-report history append DIR --history FILE --commit SHA --commit-date D --subject S
+//! colored-report history report --history FILE [--out DIR] [--no-plots]
+//! colored-report history bisect-step --history FILE --figure KEY --good SHA --bad SHA
+//!                                    --candidate SHA [--machine M] [--since T] [--force]
+//!                                        # exit 0 good, 1 bad, 3 unsure
+//! colored-report history machine DIR     # the machine id of a results directory
 //! ```
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use microbenches::report_gen::{self, load::Results};
-use std::path::PathBuf;
+use microbenches::report_gen::{
+    self, bisect, compare, history, history_report, load::Results, samples::SampleSet,
+};
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(
@@ -35,20 +44,95 @@ enum Cmd {
         #[arg(long)]
         print: bool,
     },
-    /// Compare two results directories: every figure's change and the ratios that matter.
-    /// Exits 1 when a ratio fell by more than the threshold or an experiment of BASE is
-    /// missing from NEW.
+    /// Compare two results directories on their samples: every figure's change and the ratios
+    /// that matter, each with a rank test. Exits 1 when a gated figure or ratio regressed (past
+    /// the threshold and significant, or past the threshold when it cannot be tested) or an
+    /// experiment of BASE is missing from NEW.
     Compare {
         base: PathBuf,
         new: PathBuf,
-        /// Largest tolerated fall of a ratio, in percent.
+        /// Smallest change that counts, in percent of BASE's median.
         #[arg(long, default_value_t = 5.0)]
         threshold: f64,
+        /// Significance level of the rank test (Mann-Whitney U; Wilcoxon signed-rank with
+        /// --paired).
+        #[arg(long, default_value_t = 0.01)]
+        alpha: f64,
+        /// Sample i of BASE and of NEW ran as a pair (A B A B ...): test the pair ratios.
+        #[arg(long)]
+        paired: bool,
+    },
+    /// The history of samples across commits (results/history/history.jsonl).
+    History {
+        #[command(subcommand)]
+        cmd: HistoryCmd,
     },
 }
 
-/// Exit status: 0 report written / comparison passed, 1 comparison failed (a ratio regressed or
-/// an experiment is missing), 2 the tool itself failed (unreadable directory, bad flag).
+#[derive(Subcommand)]
+enum HistoryCmd {
+    /// Append the samples of a results directory, measured at one commit, to the history.
+    Append {
+        dir: PathBuf,
+        #[arg(long)]
+        history: PathBuf,
+        /// Full commit hash.
+        #[arg(long)]
+        commit: String,
+        /// The commit's date (ISO 8601).
+        #[arg(long)]
+        commit_date: String,
+        /// The commit's subject line.
+        #[arg(long, default_value = "")]
+        subject: String,
+        /// When the samples were recorded (default: the results' env.json date, else now).
+        #[arg(long)]
+        recorded: Option<String>,
+    },
+    /// Write report.md and plots/ from the history: every ratio and figure over commits and
+    /// the change points found (E-Divisive means).
+    Report {
+        #[arg(long)]
+        history: PathBuf,
+        /// Output directory (default: the history file's directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        no_plots: bool,
+    },
+    /// Is CANDIDATE on GOOD's or BAD's side of FIGURE's move? Prints the evidence; exits 0
+    /// (good), 1 (bad) or 3 (unsure: take more samples).
+    BisectStep {
+        #[arg(long)]
+        history: PathBuf,
+        /// Figure key (e.g. "instr/http-parse instructions/op") or ratio name.
+        #[arg(long)]
+        figure: String,
+        #[arg(long)]
+        good: String,
+        #[arg(long)]
+        bad: String,
+        #[arg(long)]
+        candidate: String,
+        /// Only samples of this machine (see `history machine`).
+        #[arg(long)]
+        machine: Option<String>,
+        /// Only samples recorded at or after this time (ISO 8601).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 0.01)]
+        alpha: f64,
+        /// Decide an unsure step by closeness alone (and say so).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the machine id (CPU model | cores | kernel) of a results directory.
+    Machine { dir: PathBuf },
+}
+
+/// Exit status: 0 report written / comparison passed, 1 comparison failed (a gated figure or
+/// ratio regressed, or an experiment is missing), 2 the tool itself failed (unreadable
+/// directory, bad flag); `history bisect-step`: 0 good, 1 bad, 3 unsure.
 fn main() {
     if let Err(e) = run(Cli::parse()) {
         eprintln!("colored-report: error: {e:#}");
@@ -101,18 +185,122 @@ fn run(cli: Cli) -> Result<()> {
             base,
             new,
             threshold,
+            alpha,
+            paired,
         } => {
             anyhow::ensure!(
                 threshold >= 0.0 && threshold.is_finite(),
                 "--threshold must be a non-negative number"
             );
-            let b = Results::load(&base)?;
-            let n = Results::load(&new)?;
-            let c = report_gen::compare::compare(&b, &n, threshold);
+            anyhow::ensure!(
+                alpha > 0.0 && alpha < 1.0,
+                "--alpha must be between 0 and 1"
+            );
+            let b = SampleSet::load(&base)?;
+            let n = SampleSet::load(&new)?;
+            if paired {
+                anyhow::ensure!(
+                    b.samples == n.samples,
+                    "--paired needs as many samples on each side ({} in BASE, {} in NEW)",
+                    b.samples,
+                    n.samples
+                );
+            }
+            let opts = compare::Options {
+                threshold_pct: threshold,
+                alpha,
+                paired,
+            };
+            let c = compare::compare(&b, &n, &opts);
             print!("{}", c.text);
             if c.failed() {
                 std::process::exit(1);
             }
+            Ok(())
+        }
+        Cmd::History { cmd } => run_history(cmd),
+    }
+}
+
+fn run_history(cmd: HistoryCmd) -> Result<()> {
+    match cmd {
+        HistoryCmd::Append {
+            dir,
+            history: file,
+            commit,
+            commit_date,
+            subject,
+            recorded,
+        } => {
+            let set = SampleSet::load(&dir)?;
+            anyhow::ensure!(
+                !set.figures.is_empty() || !set.missing.is_empty(),
+                "{} holds no experiment",
+                dir.display()
+            );
+            let recorded = recorded.unwrap_or_else(|| set.env_str("date"));
+            let info = history::CommitInfo {
+                commit,
+                commit_date,
+                subject,
+                recorded,
+            };
+            let recs = history::records(&set, &info);
+            history::append(&file, &recs)?;
+            eprintln!(
+                "colored-report: {} line(s) appended to {} ({} sample(s), {} experiment(s) failed)",
+                recs.len(),
+                file.display(),
+                set.samples,
+                set.missing.len()
+            );
+            Ok(())
+        }
+        HistoryCmd::Report {
+            history: file,
+            out,
+            no_plots,
+        } => {
+            let recs = history::load(&file)?;
+            anyhow::ensure!(!recs.is_empty(), "{} holds no history", file.display());
+            let out = out.unwrap_or_else(|| file.parent().unwrap_or(Path::new(".")).to_path_buf());
+            let (_, failed) = history_report::write(&recs, &out, no_plots)?;
+            for f in failed {
+                eprintln!("colored-report: plot not drawn: {f}");
+            }
+            eprintln!(
+                "colored-report: {} written",
+                out.join("report.md").display()
+            );
+            Ok(())
+        }
+        HistoryCmd::BisectStep {
+            history: file,
+            figure,
+            good,
+            bad,
+            candidate,
+            machine,
+            since,
+            alpha,
+            force,
+        } => {
+            let recs = history::load(&file)?;
+            let all = history::series(&recs, &history::Filter { machine, since });
+            let s = all
+                .get(&figure)
+                .with_context(|| format!("no figure {figure:?} in {}", file.display()))?;
+            let at = |c: &str| history::samples_at(s, c);
+            let step = bisect::classify(&at(&good), &at(&bad), &at(&candidate), alpha, force);
+            print!("{}", step.evidence);
+            std::process::exit(match step.side {
+                bisect::Side::Good => 0,
+                bisect::Side::Bad => 1,
+                bisect::Side::Unsure => 3,
+            });
+        }
+        HistoryCmd::Machine { dir } => {
+            println!("{}", SampleSet::load(&dir)?.machine());
             Ok(())
         }
     }

@@ -131,6 +131,10 @@ pub fn figures(r: &Results) -> Vec<Figure> {
     for f in &r.sfs {
         let e = sfs_name(f);
         fig(&mut out, e.clone(), "MB/s", f.mbytes_per_sec, "MB/s", true);
+        if f.config.starts_with("mount-") {
+            let cpu = f.server_cpu_ms_per_mb;
+            fig(&mut out, e.clone(), "server CPU", cpu, "ms/MB", false);
+        }
         fig(
             &mut out,
             e.clone(),
@@ -147,6 +151,11 @@ pub fn figures(r: &Results) -> Vec<Figure> {
             "cycles",
             true,
         );
+    }
+    for i in &r.instr {
+        let e = super::instr::experiment(i);
+        let (m, u) = (super::instr::METRIC, super::instr::UNIT);
+        fig(&mut out, e, m, i.instructions, u, false);
     }
     out
 }
@@ -336,6 +345,28 @@ pub fn key_ratios(r: &Results) -> Vec<KeyRatio> {
             paper: None,
             paper_note: "libasync-smp: 2.5x on 4 CPUs (over the uncolored server: row above)",
             value: sfs_speedup(r, SFS_COLORED),
+        },
+        KeyRatio {
+            name: "SFS through FUSE: colored / none (MB/s)",
+            paper: None,
+            paper_note: "multiio through the kernel; no paper figure on 2 cores",
+            value: sfs_w.and_then(|w| {
+                ratio(
+                    r.sfs_mbps("mount-colored", Some(w)),
+                    r.sfs_mbps("mount-none", Some(w)),
+                )
+            }),
+        },
+        KeyRatio {
+            name: "SFS through FUSE: colored / sshfs (MB/s)",
+            paper: None,
+            paper_note: "sshfs (chacha20-poly1305) is our peer, not in the papers",
+            value: sfs_w.and_then(|w| {
+                ratio(
+                    r.sfs_mbps("mount-colored", Some(w)),
+                    r.sfs_mbps("mount-sshfs", None),
+                )
+            }),
         },
         KeyRatio {
             name: "dispatch, 1 worker: tokio ns / mely ns",

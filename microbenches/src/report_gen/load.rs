@@ -127,6 +127,11 @@ pub struct SfsRun {
     pub mbytes_per_sec: Option<f64>,
     pub errors: Option<f64>,
     pub stats: ServerStats,
+    /// Server CPU (its process tree) per MB read: the through-the-kernel runs
+    /// (`sfs-bench --read-files`, configurations `mount-*`).
+    pub server_cpu_ms_per_mb: Option<f64>,
+    /// Reader processes of a through-the-kernel run.
+    pub readers: Option<f64>,
 }
 
 /// Everything in one results directory.
@@ -139,6 +144,8 @@ pub struct Results {
     pub dispatch: Vec<DispatchRow>,
     pub sws: Vec<SwsRun>,
     pub sfs: Vec<SfsRun>,
+    /// Instruction counts per operation (`instr/counts.json`).
+    pub instr: Vec<super::instr::InstrRow>,
     /// Experiments that failed or could not run, with the reason.
     pub missing: BTreeMap<String, String>,
 }
@@ -299,7 +306,13 @@ impl Results {
                 mbytes_per_sec: mbps,
                 errors: num(&v, &["errors"]),
                 stats: stats_of(&stats_path),
+                server_cpu_ms_per_mb: num(&v, &["server_cpu_ms_per_mb"]),
+                readers: num(&v, &["readers"]),
             });
+            return Ok(());
+        }
+        if name == "instr/counts" {
+            self.instr = super::instr::parse(&v)?;
             return Ok(());
         }
         Err(format!("unknown experiment file {name}.json"))
@@ -368,13 +381,20 @@ impl Results {
         for f in &self.sfs {
             s.insert(sfs_name(f));
         }
+        s.extend(self.instr.iter().map(super::instr::experiment));
         s
     }
 
-    /// An environment field as text (`unknown` when the script did not record it).
+    /// An environment field as text (`unknown` when the script did not record it); a list,
+    /// such as `server_cpus`, comma-separated.
     pub fn env_str(&self, key: &str) -> String {
         match self.env.get(key) {
             Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(","),
             Some(v) if !v.is_null() => v.to_string(),
             _ => "unknown".into(),
         }
@@ -482,7 +502,8 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Res
             // Our own outputs (plots, csv) and the script's logs (per-run files) hold no
             // experiments.
             let name = e.file_name();
-            if name != "plots" && name != "csv" && name != "logs" {
+            // `samples/` holds one results directory per sample (see `samples`).
+            if name != "plots" && name != "csv" && name != "logs" && name != "samples" {
                 collect_files(root, &p, out)?;
             }
         } else if let Ok(rel) = p.strip_prefix(root) {

@@ -59,7 +59,7 @@ fn micro_tables(r: &Results, out: &mut String) {
                 })
             })
             .collect();
-        out.push_str(&tables::render(&t, &measured));
+        out.push_str(&tables::render(&t, &measured, workers));
         if let Some(line) = sizes_line(r, t.bench) {
             let _ = writeln!(out, "\n{line}");
         }
@@ -542,6 +542,7 @@ fn sfs_section(r: &Results, out: &mut String) {
     }
     let _ = writeln!(out, "\nPaper: Mely Sec. II and V-C, libasync WS about +35% over no WS; Mely all about equal to libasync WS.\n");
     sfs_over_one_uncolored(r, w, out);
+    sfs_mount_table(r, out);
 }
 
 /// libasync-smp's SFS speedup as that paper defined it: the colored server on N CPUs over the
@@ -562,6 +563,65 @@ fn sfs_over_one_uncolored(r: &Results, w: usize, out: &mut String) {
         "libasync-smp's 2.5x is the colored server on 4 CPUs over the uncolored server on one CPU; \
          ours runs {w} workers on {} cores.\n",
         r.env_str("cores")
+    );
+}
+
+/// The through-the-kernel configurations of the multiio benchmark, and their labels.
+pub const SFS_MOUNT_ROWS: [(&str, &str); 4] = [
+    ("mount-colored", "SFS colored (mely all, per-client colors)"),
+    ("mount-none", "SFS --coloring none"),
+    ("mount-ncopy", "SFS N-copy"),
+    ("mount-sshfs", "sshfs (OpenSSH sftp, chacha20-poly1305)"),
+];
+
+/// SFS through the kernel: reader processes on FUSE mounts of each server, and sshfs.
+fn sfs_mount_table(r: &Results, out: &mut String) {
+    let run = |c: &str| r.sfs.iter().find(|s| s.config == c);
+    if SFS_MOUNT_ROWS.iter().all(|(c, _)| run(c).is_none()) {
+        return;
+    }
+    let readers = SFS_MOUNT_ROWS
+        .iter()
+        .find_map(|(c, _)| run(c).and_then(|s| s.readers))
+        .map_or("n/a".to_string(), |n| format!("{n:.0}"));
+    let mb = r.env_str("sfs_file_mb");
+    let _ = writeln!(
+        out,
+        "**SFS through the kernel (multiio)**: {readers} reader processes, each on its own mount \
+         (one connection each) of the server, reading a {mb} MB file with the mount's page cache \
+         dropped before every pass (`posix_fadvise(DONTNEED)`); the file stays in the server's \
+         page cache. sshfs reads the same file over the same loopback with the same readers. \
+         Server CPU is the server's process tree (sshd and its session processes for sshfs). \
+         Mount daemons, readers and servers share this machine's {} cores.{}\n",
+        r.env_str("cores"),
+        if r.env_str("mode") == "quick" {
+            format!(" Quick mode: a {mb} MB file (the paper read 200 MB).")
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        out,
+        "| configuration | MB/s | / sshfs | server CPU ms/MB |\n|---|---:|---:|---:|"
+    );
+    let sshfs = run("mount-sshfs").and_then(|s| s.mbytes_per_sec);
+    for (c, label) in SFS_MOUNT_ROWS {
+        let v = run(c).and_then(|s| s.mbytes_per_sec);
+        let cpu = run(c).and_then(|s| s.server_cpu_ms_per_mb);
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {} |",
+            fmt_opt(v),
+            fmt_opt(ratio(v, sshfs)),
+            fmt_opt(cpu)
+        );
+    }
+    let mbps = |c: &str| run(c).and_then(|s| s.mbytes_per_sec);
+    let _ = writeln!(
+        out,
+        "\ncolored / none through the kernel: {}; colored / N-copy: {}.\n",
+        fmt_opt(ratio(mbps("mount-colored"), mbps("mount-none"))),
+        fmt_opt(ratio(mbps("mount-colored"), mbps("mount-ncopy")))
     );
 }
 

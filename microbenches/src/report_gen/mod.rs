@@ -10,16 +10,28 @@
 //!   server's `--stats-json` beside it as `....stats.json` where the server wrote one;
 //! - `sfs/<config>-w<W>.json`: `sfs-bench --format json` (and `.stats.json`), `sfs/sftp.json`:
 //!   OpenSSH sftp over loopback, measured by the script (bytes and seconds);
+//! - `instr/counts.json`: `instr-counts --json-out` (instructions per operation, callgrind);
+//! - `samples/<i>/`: the i-th sample of every repeated experiment, itself a results directory
+//!   in this layout, and `samples/order.jsonl`, the order they were measured in (see `samples`);
+//! - `sfs/mount-<config>-w<W>.json`, `sfs/mount-sshfs.json`: `sfs-bench --read-files` through
+//!   FUSE mounts of each SFS server configuration, and through sshfs (same file and readers);
 //! - `<experiment>.error`: the experiment failed or could not run; the file holds the error.
 //!
 //! Invariant: a value that was not measured is `None` and prints `n/a`; it is never a number,
 //! never compared, never plotted.
 
+pub mod bisect;
+pub mod changepoint;
 pub mod compare;
 pub mod figures;
+pub mod history;
+pub mod history_report;
+pub mod instr;
 pub mod load;
 pub mod markdown;
 pub mod plots;
+pub mod samples;
+pub mod stats;
 
 /// Format an optional number for a table: `n/a` when absent.
 pub fn fmt_opt(v: Option<f64>) -> String {
@@ -32,20 +44,8 @@ pub fn fmt_opt(v: Option<f64>) -> String {
     }
 }
 
-/// Median of the finite values, `None` when there are none.
-pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
-    let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
+/// Median of the finite values, `None` when there are none (the project's one median).
+pub use edge::median::median;
 
 /// `a / b` when both are measured and `b` is positive.
 pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {

@@ -11,8 +11,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
-const W: u32 = 1000;
-const H: u32 = 600;
+pub(crate) const W: u32 = 1000;
+pub(crate) const H: u32 = 600;
 
 /// Where `colored-report` looks for a TrueType font (text in plots needs one).
 const FONT_CANDIDATES: &[&str] = &[
@@ -50,7 +50,7 @@ pub fn register_font() -> Result<PathBuf> {
     .map_err(|e| anyhow!(e))
 }
 
-const PALETTE: [RGBColor; 8] = [
+pub(crate) const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -61,7 +61,7 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+pub(crate) fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("plotting: {e:?}")
 }
 
@@ -314,6 +314,7 @@ fn charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
     ]
     .into_iter()
     .flatten()
+    .chain(sfs_mount_charts(r))
     .collect()
 }
 
@@ -514,6 +515,53 @@ fn steal_cost_chart(r: &Results) -> Option<(&'static str, Chart<'static>)> {
             reference: None,
         }),
     ))
+}
+
+/// SFS through the kernel against sshfs: MB/s, and server CPU per MB.
+fn sfs_mount_charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
+    use super::markdown::SFS_MOUNT_ROWS;
+    let run = |c: &str| r.sfs.iter().find(|s| s.config == c);
+    let present: Vec<_> = SFS_MOUNT_ROWS
+        .iter()
+        .filter(|(c, _)| run(c).is_some_and(|s| s.mbytes_per_sec.is_some()))
+        .collect();
+    if present.is_empty() {
+        return Vec::new();
+    }
+    let cats: Vec<String> = present
+        .iter()
+        .map(|(c, _)| c.trim_start_matches("mount-").to_string())
+        .collect();
+    let mbps = present
+        .iter()
+        .map(|(c, _)| run(c).and_then(|s| s.mbytes_per_sec));
+    let cpu = present
+        .iter()
+        .map(|(c, _)| run(c).and_then(|s| s.server_cpu_ms_per_mb));
+    vec![
+        (
+            "sfs-mounts",
+            Chart::Bars(Bars {
+                title: "SFS through FUSE mounts vs sshfs: readers' MB/s",
+                y_desc: "MB/s",
+                categories: cats.clone(),
+                series: vec![("MB/s".into(), mbps.collect())],
+                log: false,
+                reference: None,
+            }),
+        ),
+        (
+            "sfs-mounts-cpu",
+            Chart::Bars(Bars {
+                title: "SFS through FUSE mounts vs sshfs: server CPU per MB",
+                y_desc: "server CPU ms per MB",
+                categories: cats,
+                series: vec![("server ms/MB".into(), cpu.collect())],
+                log: false,
+                reference: None,
+            }),
+        ),
+    ]
 }
 
 fn short_bench(b: &str) -> &str {

@@ -22,7 +22,7 @@
 //! a fix-up of the moved entry on every pop, was the largest cost time-left stealing added to a
 //! web server's requests, where most color-queues are worthy and hold one event.)
 
-use super::{Design, QueueParams, StealChoice, Stolen};
+use super::{Design, QueueParams, Running, StealChoice, Stolen};
 use crate::color::MAP_SLOTS;
 use crate::config::StealAmount;
 use crate::event::{Event, FLAG_STOLEN};
@@ -344,13 +344,63 @@ impl MelyQueue {
         n
     }
 
-    fn choose_base(&self, running: u32) -> Option<u32> {
+    /// Pop up to `batch` events of the head color-queue into `out` (one Mely batch); their
+    /// slot and queued time, or `None` when the queue is empty.
+    #[inline]
+    fn pop_color(
+        &mut self,
+        out: &mut Vec<Event>,
+        batch: usize,
+        p: &QueueParams,
+    ) -> Option<(usize, u64)> {
+        let i = self.head;
+        if i == NIL {
+            return None;
+        }
+        let cq = &mut self.cqs[i as usize];
+        let n = batch.min(cq.events.len());
+        debug_assert!(n > 0, "a color-queue in the core-queue is never empty");
+        let first = out.len();
+        cq.events.pop_into(n, out);
+        let popped = &mut out[first..];
+        if cq.stolen > 0 {
+            let k = (cq.stolen as usize).min(n);
+            cq.stolen -= k as u32;
+            for ev in &mut popped[..k] {
+                ev.add_flags(FLAG_STOLEN);
+            }
+        }
+        let mut w = 0;
+        if p.time_left {
+            w = popped.iter().map(|ev| Self::weight(ev, p)).sum();
+            cq.time = cq.time.saturating_sub(w);
+            self.total_time = self.total_time.saturating_sub(w);
+        }
+        let slot = cq.slot as usize;
+        let empty = cq.events.is_empty();
+        self.len -= n;
+        if empty {
+            self.cqs[i as usize].time = 0;
+            self.release(i);
+        } else {
+            if self.ncq > 1 {
+                self.unlink(i);
+                self.link_tail(i);
+            }
+            if p.time_left {
+                self.classify(i, p);
+            }
+        }
+        Some((slot, w))
+    }
+
+    fn choose_base(&self, running: &Running) -> Option<u32> {
         // libasync-smp's choice over the core-queue: first color not running that owns at most
         // half of the queued events.
         let mut i = self.head;
         while i != NIL {
             let cq = &self.cqs[i as usize];
-            if cq.slot != running && cq.events.len() * 2 <= self.len {
+            if !running.contains(cq.slot as usize) && cq.events.len() * 2 <= self.len {
                 return Some(i);
             }
             i = cq.next;
@@ -358,7 +408,7 @@ impl MelyQueue {
         None
     }
 
-    fn choose_time_left(&self, running: u32, p: &QueueParams) -> Option<u32> {
+    fn choose_time_left(&self, running: &Running, p: &QueueParams) -> Option<u32> {
         // With one color to offer, a steal only helps if the victim is busy for longer than the
         // steal takes; otherwise the victim gets to that color first and the steal just moves it
         // away from its cache. (The fork/join benchmarks showed it: the last event of a round
@@ -366,16 +416,19 @@ impl MelyQueue {
         // and the fork then posted 50 000 events across cores.) This extends time-left's
         // "worthy" test to the victim's running batch; libasync-smp's "at least two colors"
         // plays the same role for `base`.
-        let running_queued = running != super::NOT_RUNNING && self.index[running as usize] != NIL;
-        let offered = self.ncq - running_queued as usize;
-        if offered < 2 && (running == super::NOT_RUNNING || self.running_time <= p.threshold) {
+        let running_queued = running.iter().filter(|&s| self.index[s] != NIL).count();
+        let offered = self.ncq - running_queued;
+        if offered < 2 && (running.is_empty() || self.running_time <= p.threshold) {
             return None;
         }
         for iv in (0..INTERVALS).rev() {
             for &i in &self.steal_q[iv] {
                 let cq = &self.cqs[i as usize];
                 // Stale entries (see the module doc) are skipped.
-                if cq.interval as usize == iv && cq.slot != running && cq.time > p.threshold {
+                if cq.interval as usize == iv
+                    && !running.contains(cq.slot as usize)
+                    && cq.time > p.threshold
+                {
                     return Some(i);
                 }
             }
@@ -428,49 +481,34 @@ impl Design for MelyQueue {
     }
 
     #[inline]
-    fn pop(&mut self, out: &mut Vec<Event>, batch: usize, p: &QueueParams) -> Option<usize> {
-        let i = self.head;
-        if i == NIL {
-            return None;
-        }
-        let cq = &mut self.cqs[i as usize];
-        let n = batch.min(cq.events.len());
-        debug_assert!(n > 0, "a color-queue in the core-queue is never empty");
+    /// Batches of up to `batch` events of the head color-queue, then of the next ones, until
+    /// `batch` events or [`MAX_RUNNING`](super::MAX_RUNNING) colors are out: the events
+    /// sequential pops would give, in the same order, for one lock. (With 64 colors of one
+    /// event each, a lock per event was the largest cost of a local post and run.)
+    fn pop(
+        &mut self,
+        out: &mut Vec<Event>,
+        batch: usize,
+        p: &QueueParams,
+        running: &mut Running,
+    ) -> bool {
         let first = out.len();
-        cq.events.pop_into(n, out);
-        let popped = &mut out[first..];
-        if cq.stolen > 0 {
-            let k = (cq.stolen as usize).min(n);
-            cq.stolen -= k as u32;
-            for ev in &mut popped[..k] {
-                ev.set_flags(FLAG_STOLEN);
+        let mut time = 0;
+        while out.len() - first < batch && !running.is_full() {
+            match self.pop_color(out, batch, p) {
+                Some((slot, w)) => {
+                    running.push(slot);
+                    time += w;
+                }
+                None => break,
             }
         }
-        if p.time_left {
-            let w: u64 = popped.iter().map(|ev| Self::weight(ev, p)).sum();
-            cq.time = cq.time.saturating_sub(w);
-            self.total_time = self.total_time.saturating_sub(w);
-            self.running_time = w;
-        }
-        let slot = cq.slot as usize;
-        let empty = cq.events.is_empty();
-        self.len -= n;
-        if empty {
-            self.cqs[i as usize].time = 0;
-            self.release(i);
-        } else {
-            if self.ncq > 1 {
-                self.unlink(i);
-                self.link_tail(i);
-            }
-            if p.time_left {
-                self.classify(i, p);
-            }
-        }
-        Some(slot)
+        self.running_time = time;
+        !running.is_empty()
     }
 
     const TIME_LEFT: bool = true;
+
     const PEEKS_LENGTH: bool = true;
 
     /// `Base`: libasync-smp's choice, one color. `TimeLeft(One)`: the best worthy color, the
@@ -482,7 +520,7 @@ impl Design for MelyQueue {
     fn steal(
         victim: &mut Self,
         thief: &mut Self,
-        running: u32,
+        running: &Running,
         choice: StealChoice,
         p: &QueueParams,
         remap: &mut dyn FnMut(usize),
@@ -535,10 +573,25 @@ mod tests {
     use super::*;
     use crate::color::Color;
     use crate::event::Task;
-    use crate::queue::NOT_RUNNING;
+    use crate::queue::{Running, NOT_RUNNING};
 
     fn ev(color: u32, cost: u32) -> Event {
         Event::new(0, Color(color), cost, cost, Task::new(|_| {}, false))
+    }
+
+    impl MelyQueue {
+        /// One Mely batch of the head color-queue, as a pop of one color would take it: its
+        /// slot.
+        fn pop_one(
+            &mut self,
+            out: &mut Vec<Event>,
+            batch: usize,
+            p: &QueueParams,
+        ) -> Option<usize> {
+            let (slot, w) = self.pop_color(out, batch, p)?;
+            self.running_time = w;
+            Some(slot)
+        }
     }
 
     const P: QueueParams = QueueParams {
@@ -558,7 +611,7 @@ mod tests {
         }
         // Pop half, push more colors: freed entries are reused while the queue is not empty.
         for _ in 0..50 {
-            q.pop(&mut out, 10, &P).unwrap();
+            q.pop_one(&mut out, 10, &P).unwrap();
         }
         for c in 101..=150 {
             q.push(ev(c, 1), &P);
@@ -568,7 +621,7 @@ mod tests {
             100,
             "freed entries are reused before the slab grows"
         );
-        while q.pop(&mut out, 10, &P).is_some() {}
+        while q.pop_one(&mut out, 10, &P).is_some() {}
         assert_eq!(q.len(), 0);
         for c in 1_000..1_100 {
             q.push(ev(c, 1), &P);
@@ -595,6 +648,9 @@ mod tests {
             let mut qs = [MelyQueue::new(), MelyQueue::new()];
             let mut next = [0u32; 64];
             let mut expect = [0u32; 64];
+            // The slot each queue's owner popped last, taken as still running half the time
+            // when the queue is stolen from.
+            let mut last = [Running::NONE; 2];
             let mut out = Vec::new();
             for _ in 0..5_000 {
                 let k = rng.gen_range(0..2);
@@ -614,7 +670,9 @@ mod tests {
                     }
                     5..=8 => {
                         out.clear();
-                        if qs[k].pop(&mut out, rng.gen_range(1..4), &Q).is_some() {
+                        let mut running = Running::NONE;
+                        if qs[k].pop(&mut out, rng.gen_range(1..6), &Q, &mut running) {
+                            last[k] = running;
                             for e in out.drain(..) {
                                 let c = e.color().0 as usize;
                                 assert_eq!(
@@ -638,9 +696,15 @@ mod tests {
                             1 => StealChoice::TimeLeft(StealAmount::One),
                             _ => StealChoice::TimeLeft(StealAmount::Half),
                         };
-                        if let Some(s) =
-                            MelyQueue::steal(v, t, NOT_RUNNING, choice, &Q, &mut |_| {})
-                        {
+                        let running = if rng.gen_bool(0.5) {
+                            last[k]
+                        } else {
+                            Running::NONE
+                        };
+                        let stolen = MelyQueue::steal(v, t, &running, choice, &Q, &mut |slot| {
+                            assert!(!running.contains(slot), "seed {seed}: took a running color")
+                        });
+                        if let Some(s) = stolen {
                             multi += (s.colors > 1) as usize;
                         }
                     }
@@ -678,6 +742,18 @@ mod tests {
                     }
                 }
             }
+            // Drain: every event posted comes out, once, in order per color.
+            for q in &mut qs {
+                out.clear();
+                while q.pop(&mut out, 10, &Q, &mut Running::NONE.clone()) {}
+                for e in out.drain(..) {
+                    let c = e.color().0 as usize;
+                    assert_eq!(e.cost(), expect[c], "seed {seed}: color {c} out of order");
+                    expect[c] += 1;
+                }
+                assert_eq!((q.len(), q.ncq), (0, 0), "seed {seed}: drained");
+            }
+            assert_eq!(next, expect, "seed {seed}: every event came out once");
         }
         assert!(multi > 0, "no steal took several colors");
     }
@@ -691,9 +767,14 @@ mod tests {
     ) -> Option<Vec<usize>> {
         let mut slots = Vec::new();
         let choice = StealChoice::TimeLeft(amount);
-        let s = MelyQueue::steal(victim, thief, running, choice, &P, &mut |slot| {
-            slots.push(slot)
-        })?;
+        let s = MelyQueue::steal(
+            victim,
+            thief,
+            &Running::one(running),
+            choice,
+            &P,
+            &mut |slot| slots.push(slot),
+        )?;
         assert_eq!(s.colors, slots.len());
         Some(slots)
     }
@@ -741,18 +822,18 @@ mod tests {
         victim.push(ev(2, 100), &P);
         let mut out = Vec::new();
         // Pop color 1 first (FIFO of color-queues), push it back so 2 runs next.
-        assert_eq!(victim.pop(&mut out, 10, &P), Some(1));
+        assert_eq!(victim.pop_one(&mut out, 10, &P), Some(1));
         victim.push(out.pop().unwrap(), &P);
-        assert_eq!(victim.pop(&mut out, 10, &P), Some(2));
+        assert_eq!(victim.pop_one(&mut out, 10, &P), Some(2));
         assert!(steal(&mut victim, &mut thief, 2).is_none());
 
         // Running a long batch of color 3: now color 1 is worth taking.
         victim.push(ev(3, 40_000), &P);
         let mut out = Vec::new();
         // Color 1 is at the head; rotate it behind color 3.
-        assert_eq!(victim.pop(&mut out, 10, &P), Some(1));
+        assert_eq!(victim.pop_one(&mut out, 10, &P), Some(1));
         victim.push(out.pop().unwrap(), &P);
-        assert_eq!(victim.pop(&mut out, 10, &P), Some(3));
+        assert_eq!(victim.pop_one(&mut out, 10, &P), Some(3));
         assert_eq!(steal(&mut victim, &mut thief, 3), Some(vec![1]));
         assert_eq!(thief.len(), 1);
 

@@ -1,44 +1,17 @@
-//! The two queue designs behind one trait.
-//!
-//! Each core owns one [`CoreShared`]: the design's queue state behind the core lock, plus a few
-//! atomics other threads read without the lock (queue length, the running color's slot, the
-//! owning worker's sleep state).
-//!
-//! Invariants (who may touch what):
-//! - The queue state is only touched with the core lock held: by the owning worker (pop), by any
-//!   poster (push), by a thief (steal, holding the victim's *and* its own lock, taken in core
-//!   index order so two thieves cannot deadlock), and by a placement (same two locks).
-//! - `running` names the slot whose events the owner is running (or [`NOT_RUNNING`]). The owner
-//!   sets it under the lock when it pops a batch and clears it with a `Release` store after the
-//!   batch ran; a thief reads it under the victim's lock and never takes that slot. So a stolen
-//!   color's next event runs only after the previous one finished (the clear happens-before the
-//!   thief's read).
-//! - `len` mirrors the number of queued events and is written under the lock; reads without the
-//!   lock are hints (most-loaded victim, parking recheck is done under the lock).
+//! The two queue designs behind one trait ([`Design`]): `libasync` (one FIFO per core) and
+//! `mely` (color-queues chained in a core-queue, a stealing-queue). A design is plain data: it
+//! is only ever touched with its core's lock held, through the handles of `core`, which own the
+//! locking, the running slot and the published length.
 
 pub(crate) mod libasync;
 pub(crate) mod mely;
 
 use crate::config::{StealAmount, StealPolicy};
 use crate::event::Event;
-use crate::loom::{AtomicU32, AtomicU8, AtomicUsize, Lock, LockGuard};
-use crossbeam_utils::CachePadded;
 use std::collections::VecDeque;
 use std::{mem, ptr};
 
-/// `running` when the owner runs nothing.
-pub(crate) const NOT_RUNNING: u32 = u32::MAX;
-
-/// Worker sleep states, kept in [`CoreShared::state`].
-pub(crate) mod state {
-    pub(crate) const RUNNING: u8 = 0;
-    /// Parked in `thread::park`; a poster must unpark it.
-    pub(crate) const PARKED: u8 = 1;
-    /// Blocked in the reactor's poll; a poster must wake the mio waker.
-    pub(crate) const POLLING: u8 = 2;
-    /// Someone already woke it.
-    pub(crate) const NOTIFIED: u8 = 3;
-}
+pub(crate) use crate::core::NOT_RUNNING;
 
 /// What a push or a steal needs to know from the runtime.
 #[derive(Clone, Copy)]
@@ -73,6 +46,61 @@ impl StealChoice {
     }
 }
 
+/// Most colors one batch may span (the size of [`Running`]).
+pub(crate) const MAX_RUNNING: usize = 16;
+
+/// The slots of the batch an owner is running (popped, not finished): a thief never takes one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Running {
+    slots: [u32; MAX_RUNNING],
+    n: u8,
+}
+
+impl Running {
+    /// Nothing running.
+    pub(crate) const NONE: Running = Running {
+        slots: [NOT_RUNNING; MAX_RUNNING],
+        n: 0,
+    };
+
+    /// `slot` alone running (`NOT_RUNNING`: nothing).
+    #[cfg(test)]
+    pub(crate) fn one(slot: u32) -> Running {
+        let mut r = Running::NONE;
+        if slot != NOT_RUNNING {
+            r.push(slot as usize);
+        }
+        r
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, slot: usize) -> bool {
+        self.slots[..self.n as usize].contains(&(slot as u32))
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.n as usize == MAX_RUNNING
+    }
+
+    /// Add `slot` (the set must not be full).
+    #[inline]
+    pub(crate) fn push(&mut self, slot: usize) {
+        debug_assert!(!self.is_full());
+        self.slots[self.n as usize] = slot as u32;
+        self.n += 1;
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slots[..self.n as usize].iter().map(|&s| s as usize)
+    }
+}
+
 /// The result of a successful steal.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[must_use = "a steal moved events and remapped colors; account it"]
@@ -85,15 +113,24 @@ pub(crate) struct Stolen {
 
 /// A core's queue state. All methods run with the core lock held.
 pub(crate) trait Design: Send + Sized + 'static {
+    /// An empty queue (allocates its tables: call it on the core's own thread).
     fn new() -> Self;
     /// Queued events.
     fn len(&self) -> usize;
     /// Enqueue. Returns true when the queue now holds something a thief could take (a hint
     /// used to wake a parked thief).
     fn push(&mut self, ev: Event, p: &QueueParams) -> bool;
-    /// Move the next events to run (all of one color, at most `batch`) into `out`; returns their
-    /// slot.
-    fn pop(&mut self, out: &mut Vec<Event>, batch: usize, p: &QueueParams) -> Option<usize>;
+    /// Move the next events to run into `out` and add their slots to `running` (empty on
+    /// entry); false when the queue is empty. libasync: one event. Mely: batches of up to
+    /// `batch` events of one color, from successive color-queues until `batch` events or
+    /// [`MAX_RUNNING`] colors are out (the order sequential pops would give, under one lock).
+    fn pop(
+        &mut self,
+        out: &mut Vec<Event>,
+        batch: usize,
+        p: &QueueParams,
+        running: &mut Running,
+    ) -> bool;
     /// Whether the design keeps per-color queued time and can make the time-left choice
     /// ([`StealChoice::TimeLeft`]); a runtime configuration asking for it on a design without it
     /// is rejected when built.
@@ -103,13 +140,13 @@ pub(crate) trait Design: Send + Sized + 'static {
     /// locking it (Mely). libasync-smp locked every victim of the core set before looking.
     const PEEKS_LENGTH: bool;
 
-    /// Choose colors of `victim` (never the `running` slot) as `choice` says and move all their
+    /// Choose colors of `victim` (never one in `running`) as `choice` says and move all their
     /// queued events to `thief`, marked stolen, calling `remap(slot)` for each moved color so the
     /// caller remaps it while both locks are held. `None` when nothing could be taken.
     fn steal(
         victim: &mut Self,
         thief: &mut Self,
-        running: u32,
+        running: &Running,
         choice: StealChoice,
         p: &QueueParams,
         remap: &mut dyn FnMut(usize),
@@ -149,43 +186,6 @@ pub(crate) fn move_front(src: &mut VecDeque<Event>, n: usize, out: &mut Vec<Even
     // SAFETY: the `n` events after `len` were initialised by the copies above and are owned by
     // nothing else now.
     unsafe { out.set_len(len + n) };
-}
-
-/// One core: its queue and the atomics others read.
-pub(crate) struct CoreShared<D> {
-    pub(crate) queue: Lock<D>,
-    pub(crate) len: AtomicUsize,
-    pub(crate) running: AtomicU32,
-    pub(crate) state: AtomicU8,
-}
-
-impl<D: Design> CoreShared<D> {
-    pub(crate) fn new() -> Self {
-        CoreShared {
-            queue: Lock::new(D::new()),
-            len: AtomicUsize::new(0),
-            running: AtomicU32::new(NOT_RUNNING),
-            state: AtomicU8::new(state::RUNNING),
-        }
-    }
-}
-
-/// Lock cores `a` and `b` (distinct) in core index order, so two threads locking the same pair
-/// (two thieves stealing from each other, a steal racing a placement) cannot deadlock. Returns
-/// `a`'s guard, then `b`'s.
-pub(crate) fn lock_pair<D>(
-    cores: &[CachePadded<CoreShared<D>>],
-    a: usize,
-    b: usize,
-) -> (LockGuard<'_, D>, LockGuard<'_, D>) {
-    debug_assert_ne!(a, b);
-    if a < b {
-        let ga = cores[a].queue.lock();
-        (ga, cores[b].queue.lock())
-    } else {
-        let gb = cores[b].queue.lock();
-        (cores[a].queue.lock(), gb)
-    }
 }
 
 #[cfg(all(test, not(loom)))]

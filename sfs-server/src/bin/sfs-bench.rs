@@ -1,4 +1,6 @@
-//! `sfs-bench`: the multi-client reader of the SFS experiment, and `--crypto-limit`.
+//! `sfs-bench`: the multi-client reader of the SFS experiment, the same through the
+//! kernel (`--read-files`, one reader process per file, e.g. per mount), and
+//! `--crypto-limit`.
 
 use std::path::PathBuf;
 
@@ -6,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use sfs_server::bench::{crypto_limit, run, BenchConfig, Verify};
 use sfs_server::keys::Key;
+use sfs_server::multiio::{self, ReadFilesConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -46,17 +49,116 @@ struct Cli {
     /// Free-form label copied into the output (e.g. the server configuration).
     #[arg(long, default_value = "")]
     label: String,
+    /// Through the kernel instead: one reader process per file (comma-separated, e.g.
+    /// the same file in N mounts), each dropping its page cache before every pass
+    /// (multiio). Uses --seconds, --chunk, --format, --label.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["server", "crypto_limit"])]
+    read_files: Vec<PathBuf>,
+    /// With --read-files: compare samples of every pass with this local file.
+    #[arg(long)]
+    verify_against: Option<PathBuf>,
+    /// With --read-files: the server's process id, for its CPU time per MB (the
+    /// process and all its descendants).
+    #[arg(long, requires = "read_files")]
+    server_pid: Option<u32>,
+    /// (internal) one reader process of --read-files.
+    #[arg(long, hide = true)]
+    reader_child: Option<PathBuf>,
+    /// (internal) the reader's window, `START_NS:END_NS` since the epoch.
+    #[arg(long, hide = true)]
+    window: Option<String>,
+}
+
+/// The label column: `-` when there is none.
+fn label(l: &str) -> &str {
+    if l.is_empty() {
+        "-"
+    } else {
+        l
+    }
+}
+
+fn read_files(cli: &Cli) -> Result<()> {
+    let cfg = ReadFilesConfig {
+        files: cli.read_files.clone(),
+        seconds: cli.seconds,
+        warmup: (cli.seconds * 0.1).min(2.0),
+        chunk: cli.chunk as usize,
+        verify_against: cli.verify_against.clone(),
+        server_pid: cli.server_pid,
+    };
+    let r = multiio::run(&cfg, &std::env::current_exe()?).context("benchmark failed")?;
+    if cli.format == "json" {
+        println!(
+            "{}",
+            serde_json::json!({
+                "mode": "read-files", "mbytes_per_sec": r.mbytes_per_sec, "bytes": r.bytes,
+                "passes": r.passes, "errors": r.errors, "first_error": r.first_error,
+                "readers": r.readers, "elapsed_secs": r.elapsed_secs,
+                "server_cpu_secs": r.server_cpu_secs, "server_cpu_ms_per_mb": r.server_cpu_ms_per_mb,
+                "reader_cpu_secs": r.reader_cpu_secs, "config": cfg, "label": cli.label,
+                "env": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}
+            })
+        );
+    } else {
+        let cpu = r
+            .server_cpu_ms_per_mb
+            .map_or("n/a".to_string(), |c| format!("{c:.2}"));
+        println!(
+            "{:<24} {:>10} {:>8} {:>8} {:>16}",
+            "label", "MB/s", "passes", "errors", "server ms/MB"
+        );
+        println!(
+            "{:<24} {:>10.1} {:>8} {:>8} {:>16}",
+            label(&cli.label),
+            r.mbytes_per_sec,
+            r.passes,
+            r.errors,
+            cpu
+        );
+        if let Some(e) = &r.first_error {
+            println!("# first error: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// The `--reader-child` process: report its counts as one JSON line.
+fn reader_child(cli: &Cli, file: &std::path::Path) -> Result<()> {
+    let w = cli.window.as_deref().unwrap_or_default();
+    let (a, b) = w
+        .split_once(':')
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .context("--window START_NS:END_NS")?;
+    let rep = multiio::reader_child(
+        file,
+        (a, b),
+        cli.chunk as usize,
+        cli.verify_against.as_deref(),
+    );
+    println!("{}", serde_json::to_string(&rep)?);
+    Ok(())
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Some(f) = &cli.reader_child {
+        return reader_child(&cli, f);
+    }
+    if !cli.read_files.is_empty() {
+        if cli.seconds <= 0.0 || cli.chunk == 0 {
+            bail!("--seconds and --chunk must be positive");
+        }
+        return read_files(&cli);
+    }
     if cli.crypto_limit {
         let mbs = crypto_limit(cli.chunk as usize, cli.seconds);
         if cli.format == "json" {
             println!(
                 "{}",
                 serde_json::json!({"mode": "crypto-limit", "cipher": "chacha20poly1305", "chunk": cli.chunk,
-                                   "seconds": cli.seconds, "mbytes_per_sec": mbs, "label": cli.label})
+                                   "seconds": cli.seconds, "mbytes_per_sec": mbs, "label": cli.label,
+                                   "env": edge::env::Env::collect(concat!("sfs-bench ", env!("CARGO_PKG_VERSION")))})
             );
         } else {
             println!(
@@ -92,7 +194,7 @@ fn main() -> Result<()> {
                 "mbytes_per_sec": r.mbytes_per_sec, "ops": r.ops, "errors": r.errors,
                 "bytes": r.bytes, "elapsed_secs": r.elapsed_secs, "client_cpu_secs": r.client_cpu_secs,
                 "server_ids": r.server_ids, "config": cfg, "label": cli.label,
-                "env": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}
+                "env": edge::env::Env::collect(concat!("sfs-bench ", env!("CARGO_PKG_VERSION")))
             })
         );
     } else {
@@ -102,11 +204,7 @@ fn main() -> Result<()> {
         );
         println!(
             "{:<24} {:>10.1} {:>10} {:>8} {:>9.2}s {:>9}",
-            if cli.label.is_empty() {
-                "-"
-            } else {
-                &cli.label
-            },
+            label(&cli.label),
             r.mbytes_per_sec,
             r.ops,
             r.errors,

@@ -1,11 +1,18 @@
-//! `sfs-client`: ls, stat, get, put, rm against an SFS server.
+//! `sfs-client`: ls, stat, get, put, rm against an SFS server, and `mount` (FUSE).
 
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
 use sfs_server::client::Client;
+use sfs_server::fuse::{MountConfig, MountInfo};
 use sfs_server::keys::Key;
+use sfs_server::listing;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -28,10 +35,21 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// List a directory.
+    /// List a directory (its entries' names, sorted; a file path names the file).
+    #[command(
+        long_about = "List a directory: its entries' names, sorted, one per line (a file path \
+                      names the file).\n\nWith -l/--long, one line per entry as `ls -l` prints \
+                      it: type and permission bits (e.g. -rw-r--r--, drwxr-xr-x), link count, \
+                      owner (the server's user name for the file's uid, else the uid), size in \
+                      bytes, modification time in UTC (YYYY-MM-DD HH:MM) and name."
+    )]
     Ls {
+        /// Directory (or file) to list, from the export's root.
         #[arg(default_value = "")]
         path: String,
+        /// Type, mode, link count, owner, size, mtime (UTC) and name, as `ls -l`.
+        #[arg(short = 'l', long)]
+        long: bool,
     },
     /// Show attributes.
     Stat { path: String },
@@ -41,24 +59,56 @@ enum Cmd {
     Put { local: PathBuf, remote: String },
     /// Remove a remote file.
     Rm { path: String },
+    /// Mount the export on MOUNTPOINT (FUSE). Detaches once mounted unless
+    /// --foreground; unmount with `fusermount3 -u MOUNTPOINT`, `umount MOUNTPOINT`
+    /// (root), or SIGINT/SIGTERM to the mounting process, which commits pending
+    /// writes first. Runs as the SFS user's mapped identity on the server; files of
+    /// that identity show as the mounting user's.
+    Mount(MountArgs),
+}
+
+#[derive(Args, Debug)]
+struct MountArgs {
+    /// An existing, empty directory.
+    mountpoint: PathBuf,
+    /// Stay in the foreground (messages on stderr; SIGINT/SIGTERM unmount).
+    #[arg(long)]
+    foreground: bool,
+    /// Threads serving kernel requests (concurrent reads and writes).
+    #[arg(long, default_value_t = 8)]
+    threads: usize,
+    /// Seconds one server call may take before the operation fails with EIO (a
+    /// conflicting write can wait up to the server's lease).
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+    /// Seconds a lost connection is retried before an operation fails with EIO.
+    #[arg(long, default_value_t = 10)]
+    reconnect: u64,
+    /// In the background, append messages to this file (default: discarded).
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// (internal) descriptor on which the detached process reports the mount.
+    #[arg(long, hide = true)]
+    ready_fd: Option<i32>,
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let key = Key::read_file(&cli.key_file)?;
+    if let Cmd::Mount(m) = cli.cmd {
+        return mount(&cli.server, &cli.user, key, m);
+    }
     let c = Client::connect(cli.server.as_str(), &cli.user, &key)
         .with_context(|| format!("connecting to {} as {}", cli.server, cli.user))?;
     match cli.cmd {
-        Cmd::Ls { path } => {
-            for e in c.ls(&path)? {
-                let t = match e.ftype {
-                    sfs_server::proto::FileType::Directory => "d",
-                    sfs_server::proto::FileType::Symlink => "l",
-                    sfs_server::proto::FileType::Regular => "-",
-                    sfs_server::proto::FileType::Other => "?",
-                };
-                println!("{t} {:>12} {}", e.fileid, e.name);
-            }
+        Cmd::Ls { path, long } => {
+            let entries = listing::list(&c, &path)?;
+            let out = if long {
+                listing::long(&entries)
+            } else {
+                listing::short(&entries)
+            };
+            print!("{out}");
         }
         Cmd::Stat { path } => {
             let (_, a) = c.lookup_path(&path)?;
@@ -79,7 +129,6 @@ fn main() -> Result<()> {
         Cmd::Get { remote, local } => {
             let data = c.get(&remote)?;
             if local.as_os_str() == "-" {
-                use std::io::Write;
                 std::io::stdout().write_all(&data)?;
             } else {
                 std::fs::write(&local, &data)
@@ -92,6 +141,128 @@ fn main() -> Result<()> {
             c.put(&remote, &data)?;
         }
         Cmd::Rm { path } => c.rm(&path)?,
+        Cmd::Mount(_) => unreachable!("handled above"),
     }
     Ok(())
+}
+
+fn describe(server: &str, m: &MountArgs, i: &MountInfo) -> String {
+    format!(
+        "sfs-client: mounted {server} at {} (server id {}, lease {} ms, uid {} shown as {}, auto-unmount {})",
+        m.mountpoint.display(),
+        i.server_id,
+        i.lease.as_millis(),
+        i.ids.server_uid,
+        i.ids.local_uid,
+        if i.auto_unmount { "yes" } else { "no" }
+    )
+}
+
+fn mount(server: &str, user: &str, key: Key, m: MountArgs) -> Result<()> {
+    if !m.foreground {
+        return detach(&m);
+    }
+    // SAFETY: the descriptor was passed by our parent (`detach`) for this process
+    // alone; nothing else owns it.
+    let mut ready = m
+        .ready_fd
+        .map(|fd| std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }));
+    if let Some(f) = &ready {
+        // Close-on-exec again, so helpers (fusermount3) do not hold the parent's pipe
+        // open after we report.
+        // SAFETY: fcntl on a descriptor this process owns.
+        unsafe {
+            libc::fcntl(
+                std::os::fd::AsRawFd::as_raw_fd(f),
+                libc::F_SETFD,
+                libc::FD_CLOEXEC,
+            )
+        };
+    }
+    let cfg = MountConfig {
+        server: server.to_string(),
+        user: user.to_string(),
+        key,
+        mountpoint: m.mountpoint.clone(),
+        threads: m.threads,
+        call_timeout: Duration::from_secs(m.timeout.max(1)),
+        reconnect_for: Duration::from_secs(m.reconnect),
+    };
+    let r = sfs_server::fuse::mount(cfg, |info| {
+        let line = describe(server, &m, info);
+        match ready.take() {
+            Some(mut f) => {
+                let _ = writeln!(f, "{line}");
+            }
+            None => {
+                println!("{line}");
+                let _ = std::io::stdout().flush();
+            }
+        }
+    });
+    if let (Err(e), Some(f)) = (&r, ready.as_mut()) {
+        let _ = writeln!(f, "error: {e:#}");
+    }
+    r
+}
+
+/// Run the mount in a detached child (its own session, output to `--log` or
+/// nowhere) and return once it reports the mount, or its error.
+fn detach(m: &MountArgs) -> Result<()> {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a valid two-element array for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("pipe");
+    }
+    // SAFETY: pipe2 just created both descriptors; each is owned once here.
+    let (mut rd, wr) = unsafe {
+        (
+            std::fs::File::from(OwnedFd::from_raw_fd(fds[0])),
+            OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    let wfd = fds[1];
+    let err: Stdio = match &m.log {
+        Some(p) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .with_context(|| format!("log file {}", p.display()))?
+            .into(),
+        None => Stdio::null(),
+    };
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(std::env::args_os().skip(1))
+        .args(["--foreground", "--ready-fd", &wfd.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err);
+    // SAFETY: between fork and exec the child only calls async-signal-safe functions
+    // (setsid, fcntl) on its own state.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            // Keep the write end open across exec (it is close-on-exec here).
+            if libc::fcntl(wfd, libc::F_SETFD, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().context("starting the mount process")?;
+    drop(wr);
+    let mut msg = String::new();
+    rd.read_to_string(&mut msg)?;
+    let msg = msg.trim();
+    if msg.starts_with("sfs-client: mounted") {
+        println!("{msg} (pid {})", child.id());
+        return Ok(());
+    }
+    if msg.is_empty() {
+        bail!(
+            "the mount process (pid {}) exited without mounting",
+            child.id()
+        );
+    }
+    bail!("{}", msg.trim_start_matches("error: "))
 }

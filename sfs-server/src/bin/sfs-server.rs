@@ -1,17 +1,20 @@
 //! `sfs-server`: the SFS-like encrypted file server (colored or N-copy), and `keygen`.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use colored_runtime::{QueueKind, RuntimeConfig, StealAmount, StealPolicy};
-use sfs_server::server::{bind, Coloring, Server, ServerConfig};
+use edge::signals::StopSignals;
+use edge::supervisor::{Stop, Supervisor};
+use serde_json::{json, Value};
+use sfs_server::server::{
+    bind, Coloring, Server, ServerConfig, HANDSHAKE_TIMEOUT, MAX_UNAUTHENTICATED,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -75,18 +78,24 @@ struct Serve {
     /// Attribute lease duration in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     lease_ms: u64,
+    /// A connection that has not authenticated within this many milliseconds is closed.
+    #[arg(long, default_value_t = HANDSHAKE_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    handshake_timeout_ms: u64,
+    /// Connections that have not authenticated yet, at most (per process); past it new
+    /// connections are closed at once, counted (`refused_unauthenticated` in --stats-json)
+    /// and logged.
+    #[arg(long, default_value_t = MAX_UNAUTHENTICATED, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_unauthenticated: usize,
     /// Do not pin workers to CPUs (the runtime pins by default).
     #[arg(long)]
     no_pin: bool,
-    /// Write the runtime counters as JSON here on exit.
+    /// Write the server's counters and the runtime's (`runtime_stats`) as JSON here on exit;
+    /// in ncopy mode, the sum over the processes.
     #[arg(long)]
     stats_json: Option<PathBuf>,
-    /// (internal, N-copy children) listen with SO_REUSEPORT.
+    /// (internal) N-copy child I: listen with SO_REUSEPORT, pin to the I-th allowed CPU.
     #[arg(long, hide = true)]
-    reuseport: bool,
-    /// (internal, N-copy children) restrict this process to one CPU.
-    #[arg(long, hide = true)]
-    pin_cpu: Option<usize>,
+    ncopy_child: Option<usize>,
 }
 
 fn main() -> Result<()> {
@@ -108,26 +117,21 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
-        (None, Some(s)) if s.mode == "ncopy" => ncopy(s),
+        (None, Some(s)) if s.mode == "ncopy" && s.ncopy_child.is_none() => ncopy(s),
         (None, Some(s)) => serve(s),
         (None, None) => bail!("either `keygen` or --export/--listen/--keys; see --help"),
     }
 }
 
-fn term_flag() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())?;
-    }
-    Ok(stop)
-}
-
 fn serve(s: Serve) -> Result<()> {
-    if let (Some(cpu), false) = (s.pin_cpu, s.no_pin) {
-        pin_to(cpu)?;
+    let mut signals = StopSignals::hook()?;
+    if let Err(e) = edge::limits::raise_nofile() {
+        eprintln!("sfs-server: could not raise the open-file limit: {e}");
     }
-    let stop = term_flag()?;
-    let listener = bind(s.listen, s.reuseport)?;
+    if let (Some(i), false) = (s.ncopy_child, s.no_pin) {
+        edge::cpu::pin_process_to(i).context("pinning an N-copy server")?;
+    }
+    let listener = bind(s.listen, s.ncopy_child.is_some())?;
     let cfg = ServerConfig {
         export: s.export.clone(),
         keys: s.keys.clone(),
@@ -141,8 +145,10 @@ fn serve(s: Serve) -> Result<()> {
         },
         coloring: s.coloring,
         lease: Duration::from_millis(s.lease_ms),
-        handshake_timeout: sfs_server::server::HANDSHAKE_TIMEOUT,
+        handshake_timeout: Duration::from_millis(s.handshake_timeout_ms),
+        max_unauthenticated: s.max_unauthenticated,
     };
+    let started = Instant::now();
     let server = Server::start(cfg, listener)?;
     println!(
         "sfs-server listening on {} (pid {}, workers {}, runtime {}, stealing {}, coloring {:?})",
@@ -154,136 +160,79 @@ fn serve(s: Serve) -> Result<()> {
         s.coloring
     );
     std::io::stdout().flush()?;
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    signals.wait();
+    let conn = server.conn_stats();
+    let listen = server.local_addr();
     let stats = server.shutdown();
     if let Some(p) = s.stats_json {
-        let mut doc = serde_json::to_value(&stats)?;
-        doc["steal_amount"] = s.steal_amount.to_string().into();
-        std::fs::write(&p, serde_json::to_string_pretty(&doc)?)
-            .with_context(|| format!("writing {}", p.display()))?;
-    }
-    Ok(())
-}
-
-fn pin_to(cpu: usize) -> Result<()> {
-    let n = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    // SAFETY: cpu_set_t is plain old data; CPU_ZERO/CPU_SET only write inside it, and
-    // sched_setaffinity reads it for this process (pid 0).
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu % n, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error()).context("sched_setaffinity");
+        let mut doc = json!({
+            "mode": s.mode,
+            "runtime": s.runtime.to_string(),
+            "stealing": s.stealing.to_string(),
+            "steal_amount": s.steal_amount.to_string(),
+            "coloring": s.coloring,
+            "workers": s.workers,
+            "listen": listen.to_string(),
+            "pid": std::process::id(),
+            "elapsed_secs": started.elapsed().as_secs_f64(),
+        });
+        if let (Value::Object(d), Value::Object(c)) = (&mut doc, serde_json::to_value(conn)?) {
+            d.extend(c);
         }
+        doc["runtime_stats"] = serde_json::to_value(&stats)?;
+        edge::stats_file::write_json(&p, &doc)?;
     }
     Ok(())
 }
 
 /// N independent single-worker servers (the uniprocessor original, color 0 only) on one
-/// port with SO_REUSEPORT: fast, but each has its own lease table.
+/// port with SO_REUSEPORT, under the shared N-copy supervisor: fast, but each has its own
+/// lease table.
 fn ncopy(s: Serve) -> Result<()> {
-    let stop = term_flag()?;
-    // Reserve the port (bound, never listening, so it receives no connections).
-    let reserve = socket2::Socket::new(
-        socket2::Domain::for_address(s.listen),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    reserve.set_reuse_address(true)?;
-    reserve.set_reuse_port(true)?;
-    reserve
-        .bind(&s.listen.into())
-        .with_context(|| format!("binding {}", s.listen))?;
-    let addr = reserve
-        .local_addr()?
-        .as_socket()
-        .context("not an inet address")?;
     let exe = std::env::current_exe()?;
-    let mut children: Vec<Child> = Vec::new();
-    let kill_all = |children: &mut Vec<Child>| {
-        for c in children.iter_mut() {
-            // SAFETY: kill with a pid we spawned.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        }
-        for c in children.iter_mut() {
-            let _ = c.wait();
-        }
-    };
-    for i in 0..s.workers {
+    let mut sup = Supervisor::start(s.listen, s.workers, |slot| {
         let mut cmd = Command::new(&exe);
         cmd.arg("--export")
             .arg(&s.export)
-            .arg("--listen")
-            .arg(addr.to_string())
+            .args(["--listen", &slot.addr.to_string()])
             .arg("--keys")
             .arg(&s.keys)
+            .args(["--workers", "1", "--runtime", &s.runtime.to_string()])
+            .args(["--stealing", "off", "--coloring", "none", "--mode", "ncopy"])
+            .args(["--lease-ms", &s.lease_ms.to_string()])
             .args([
-                "--workers",
-                "1",
-                "--runtime",
-                &s.runtime.to_string(),
-                "--stealing",
-                "off",
                 "--steal-amount",
                 &s.steal_amount.to_string(),
+                "--handshake-timeout-ms",
+                &s.handshake_timeout_ms.to_string(),
             ])
-            .args(["--coloring", "none", "--mode", "colored", "--reuseport"])
-            .arg("--pin-cpu")
-            .arg(i.to_string())
-            .arg("--lease-ms")
-            .arg(s.lease_ms.to_string())
-            .stdout(Stdio::piped());
-        if let Some(p) = &s.stats_json {
-            cmd.arg("--stats-json").arg(format!("{}.{i}", p.display()));
-        }
+            .args(["--max-unauthenticated", &s.max_unauthenticated.to_string()])
+            .args(["--ncopy-child", &slot.index.to_string()])
+            .arg("--stats-json")
+            .arg(slot.stats_file);
         if s.no_pin {
             cmd.arg("--no-pin");
         }
-        // SAFETY: prctl in the forked child before exec only sets its parent-death signal.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                kill_all(&mut children);
-                return Err(e).context("spawning an N-copy server");
-            }
-        };
-        let out = child.stdout.take().context("child stdout")?;
-        let mut line = String::new();
-        BufReader::new(out).read_line(&mut line)?;
-        children.push(child);
-        if !line.starts_with("sfs-server listening") {
-            kill_all(&mut children);
-            bail!("N-copy server {i} failed to start");
-        }
-    }
+        cmd
+    })?;
     println!(
-        "sfs-server listening on {addr} (ncopy: {} processes, pid {})",
+        "sfs-server listening on {} (ncopy: {} processes, pid {})",
+        sup.addr(),
         s.workers,
         std::process::id()
     );
     std::io::stdout().flush()?;
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-        for c in children.iter_mut() {
-            if let Ok(Some(st)) = c.try_wait() {
-                eprintln!("sfs-server: N-copy server {} exited: {st}", c.id());
-                stop.store(true, Ordering::Relaxed);
-            }
-        }
+    let stop = sup.wait();
+    if let Stop::ChildExited { index, status } = &stop {
+        eprintln!("sfs-server: N-copy server {index} exited: {status}; stopping the others");
     }
-    kill_all(&mut children);
-    drop(reserve);
-    Ok(())
+    let finished = sup.stop();
+    if let Some(p) = &s.stats_json {
+        for i in finished.without_stats() {
+            eprintln!("sfs-server: N-copy server {i} wrote no statistics");
+        }
+        let merged = finished.merged_stats(&[("workers", Value::from(s.workers))]);
+        edge::stats_file::write_json(p, &merged)?;
+    }
+    finished.outcome()
 }

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod mount;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -46,6 +48,27 @@ impl Env {
         self.dir.path().join(format!("{user}.key"))
     }
 
+    /// The uid `user` is mapped to.
+    pub fn keys_uid(&self, user: &str) -> u32 {
+        let t = sfs_server::keys::KeyTable::load(&self.keys).unwrap();
+        t.get(user).unwrap().uid
+    }
+
+    /// Map `user` to (`uid`, `gid`) in the key table (before starting a server).
+    pub fn map_user(&self, user: &str, uid: u32, gid: u32) {
+        let mut t = sfs_server::keys::KeyTable::load(&self.keys).unwrap();
+        let mut e = t.get(user).unwrap().clone();
+        (e.uid, e.gid) = (uid, gid);
+        t.insert(user, e).unwrap();
+        t.save(&self.keys).unwrap();
+    }
+
+    /// Servers started by this test run as root (and so give files to their users).
+    pub fn server_is_root(&self) -> bool {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
+    }
+
     /// An in-process server.
     pub fn server(
         &self,
@@ -78,6 +101,7 @@ impl Env {
             },
             coloring,
             lease,
+            max_unauthenticated: sfs_server::server::MAX_UNAUTHENTICATED,
         };
         Server::start(cfg, bind("127.0.0.1:0".parse().unwrap(), false).unwrap()).unwrap()
     }
@@ -129,7 +153,11 @@ impl Env {
 
 /// The `sfs-server` binary, killed on drop; stderr goes to a file.
 pub struct BinServer {
+    /// The process started: the server, or the program that runs it (see
+    /// [`BinServer::start_under`]).
     pub child: Child,
+    /// The server's own pid, from its `listening` line.
+    pub server_pid: u32,
     pub addr: SocketAddr,
     pub stderr: PathBuf,
 }
@@ -140,8 +168,33 @@ impl BinServer {
     }
 
     pub fn start_at(env: &Env, listen: &str, extra: &[&str], tag: &str) -> BinServer {
+        Self::start_cmd(env, &[], listen, extra, tag)
+    }
+
+    /// The server run by `wrapper` (a program and its arguments, e.g. `strace -f ...`),
+    /// which must run the server as a descendant and pass its stdout through.
+    pub fn start_under(env: &Env, wrapper: &[&str], extra: &[&str], tag: &str) -> BinServer {
+        Self::start_cmd(env, wrapper, "127.0.0.1:0", extra, tag)
+    }
+
+    fn start_cmd(
+        env: &Env,
+        wrapper: &[&str],
+        listen: &str,
+        extra: &[&str],
+        tag: &str,
+    ) -> BinServer {
         let stderr = env.dir.path().join(format!("server-{tag}.err"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sfs-server"))
+        let bin = env!("CARGO_BIN_EXE_sfs-server");
+        let mut cmd = match wrapper {
+            [] => Command::new(bin),
+            [w, rest @ ..] => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(bin);
+                c
+            }
+        };
+        let mut child = cmd
             .arg("--export")
             .arg(&env.export)
             .args(["--listen", listen])
@@ -160,8 +213,16 @@ impl BinServer {
             .split_whitespace()
             .find_map(|w| w.parse::<SocketAddr>().ok())
             .unwrap_or_else(|| panic!("server did not start: {line:?}"));
+        // "... (pid N, ..." or "... (ncopy: K processes, pid N)".
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let server_pid = words
+            .windows(2)
+            .find(|w| w[0] == "pid" || w[0] == "(pid")
+            .and_then(|w| w[1].trim_end_matches([',', ')']).parse().ok())
+            .unwrap_or_else(|| child.id());
         BinServer {
             child,
+            server_pid,
             addr,
             stderr,
         }
@@ -183,17 +244,64 @@ impl BinServer {
         false
     }
 
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.server_pid
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit: the statistics file is written.
+    pub fn terminate(&mut self) {
+        self.signal(libc::SIGTERM);
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                assert!(st.success(), "server exited with {st}");
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(15),
+                "server ignored SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn sigkill(&mut self) {
-        // SAFETY: kill with the pid of a child we spawned and have not reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        self.signal(libc::SIGKILL);
         let _ = self.child.wait();
+    }
+
+    /// Sends `sig` to the server while it is certainly ours: `child` has not exited, and
+    /// under a wrapper the server is still the wrapper's child (so its pid is not recycled).
+    fn signal(&mut self, sig: i32) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        if self.server_pid != self.child.id() {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.server_pid));
+            // Fields after the ")" of the command: state, then the parent's pid.
+            let ppid = stat.ok().and_then(|st| {
+                let rest = st
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .to_string();
+                rest.parse::<u32>().ok()
+            });
+            if ppid != Some(self.child.id()) {
+                return;
+            }
+        }
+        // SAFETY: kill(2) has no memory preconditions; the pid is our server's (checked above).
+        unsafe { libc::kill(self.server_pid as i32, sig) };
     }
 }
 
 impl Drop for BinServer {
     fn drop(&mut self) {
-        // SAFETY: as above; SIGTERM lets an N-copy parent stop its children.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        // SIGTERM lets an N-copy parent stop its children.
+        self.signal(libc::SIGTERM);
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(5) {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -278,7 +386,7 @@ impl Raw {
     }
 
     /// True when the server closes the connection (EOF or reset) within 10 s without
-    /// sending anything else.
+    /// sending anything else (see [`closed_within`] for a tighter bound).
     pub fn closed_by_server(&mut self) -> bool {
         let mut b = [0u8; 64];
         match self.s.read(&mut b) {
@@ -299,4 +407,33 @@ pub fn data(n: usize, seed: u64) -> Vec<u8> {
     let mut v = vec![0u8; n];
     r.fill_bytes(&mut v);
     v
+}
+
+/// True when the server closes `s` (EOF or reset) within `limit` without sending anything.
+pub fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut b = [0u8; 64];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+    }
+}
+
+/// Raises this process's open-file limit so that it can hold `n` descriptors (the soft limit
+/// up to the hard one; as root, the hard limit too). False when it cannot.
+pub fn nofile_at_least(n: u64) -> bool {
+    if edge::limits::raise_nofile().is_ok_and(|soft| soft >= n) {
+        return true;
+    }
+    let r = libc::rlimit {
+        rlim_cur: n as libc::rlim_t,
+        rlim_max: n as libc::rlim_t,
+    };
+    // SAFETY: setrlimit only reads `r`, initialised above; raising the hard limit needs
+    // CAP_SYS_RESOURCE and fails harmlessly without it.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 }
 }

@@ -338,18 +338,6 @@ pub fn fetch(srv: &Server, raw: &[u8]) -> Resp {
         .expect("a response")
 }
 
-/// Raises this process's open-file limit to its hard limit (1,000 connections need it).
-pub fn raise_nofile() {
-    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
-    unsafe {
-        let mut r: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
-            r.rlim_cur = r.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        }
-    }
-}
-
 pub fn root_path(s: &Server) -> &Path {
     &s.root.root
 }

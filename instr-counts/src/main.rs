@@ -1,0 +1,84 @@
+//! `instr-counts`: instruction counts per operation of the single-threaded paths (dispatch of
+//! one event, the HTTP parser, SFS frame seal/open, a Mely steal of one color) under valgrind's
+//! callgrind. See the library's documentation for the method.
+//!
+//! ```text
+//! instr-counts [--ops NAME,NAME] [--scale F] [--json-out FILE]   # measure (needs valgrind)
+//! instr-counts list                                              # the operations
+//! instr-counts op NAME --iters N                                 # one body (what callgrind runs)
+//! ```
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use instr_counts::{callgrind, measure, ops, to_json};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "instr-counts",
+    version,
+    about = "Instructions per operation (callgrind) of dispatch, HTTP parse, SFS seal/open and a Mely steal: work per operation, not parallel speedup"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    /// Operations to measure, comma separated (default: all; see `instr-counts list`).
+    #[arg(long, value_delimiter = ',')]
+    ops: Vec<String>,
+    /// Multiply every operation's iteration count (more: slower, same counts).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Write the counts as JSON here (an array, one object per operation).
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List the operations and what each does.
+    List,
+    /// Run one operation's body ITERS times (this is what runs under callgrind).
+    Op {
+        name: String,
+        #[arg(long)]
+        iters: u64,
+    },
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("instr-counts: error: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Some(Cmd::List) => {
+            for o in ops::OPS {
+                println!("{:<22} {}", o.name, o.what);
+            }
+            Ok(())
+        }
+        Some(Cmd::Op { name, iters }) => ops::run(ops::op(&name)?, iters),
+        None => {
+            anyhow::ensure!(
+                cli.scale.is_finite() && cli.scale > 0.0,
+                "--scale must be a positive number"
+            );
+            let valgrind = callgrind::find_valgrind()?;
+            let version = callgrind::version(&valgrind)?;
+            let exe = std::env::current_exe().context("finding this executable")?;
+            let counts = measure(&valgrind, &exe, &cli.ops, cli.scale)?;
+            for c in &counts {
+                println!("{:<22} {:>12.1} instructions/op", c.op, c.instructions);
+            }
+            if let Some(path) = cli.json_out {
+                let v = to_json(&counts, &version);
+                std::fs::write(&path, serde_json::to_string_pretty(&v)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(())
+        }
+    }
+}
