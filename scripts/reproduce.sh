@@ -164,7 +164,7 @@ SERVER_PID=""
 MOUNTS=()
 cleanup() {
     local rc=$?
-    unmount_all
+    if declare -F unmount_all >/dev/null; then unmount_all; fi
     if [ -n "$SERVER_PID" ]; then stop_server; fi
     # Anything else this script started and left behind (its children only).
     local p

@@ -105,7 +105,7 @@ pub struct RunParams {
     /// The worker counts of the scaling steps (`1,2,4` on the command line).
     #[arg(long, value_parser = parse_cpu_list)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scaling_workers: Option<Vec<usize>>,
+    pub scaling_workers: Option<WorkerCounts>,
     /// `sfs-bench` clients.
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,6 +185,10 @@ impl RunParams {
 
 /// CPU numbers, in the order given.
 pub type CpuList = Vec<usize>;
+
+/// Worker counts, in the order given (parsed as a CPU list is: `1,2,4`). An alias, so that
+/// clap takes the option's value as one list instead of repeated values.
+pub type WorkerCounts = Vec<usize>;
 
 /// Parses a Linux CPU list: `0-3,8`, `1`, `0,2,4`.
 pub fn parse_cpu_list(s: &str) -> Result<CpuList, String> {

@@ -229,6 +229,15 @@ pub mod configs {
     pub const SFS_COLORED: &str = "colored";
     /// SFS, the same with our multi-color steal.
     pub const SFS_COLORED_HALF: &str = "colored-half";
+    /// Every sfs-bench configuration, in the report's order.
+    pub const SFS_ALL: [&str; 6] = [
+        SFS_COLORED,
+        SFS_COLORED_HALF,
+        "none",
+        "ncopy",
+        "libasync-off",
+        "libasync-base",
+    ];
 }
 
 /// KEvents/s of a microbenchmark row; `sized`: only the definition sized to the L2.

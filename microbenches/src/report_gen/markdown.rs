@@ -460,14 +460,7 @@ fn scaling_section(r: &Results, out: &mut String) {
             paper,
         );
     }
-    for c in [
-        "colored",
-        "colored-half",
-        "none",
-        "ncopy",
-        "libasync-off",
-        "libasync-base",
-    ] {
+    for c in super::figures::configs::SFS_ALL {
         if !r.sfs.iter().any(|s| s.config == c && s.workers.is_some()) {
             continue;
         }

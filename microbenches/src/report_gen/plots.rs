@@ -372,14 +372,7 @@ fn speedup_chart(r: &Results) -> Option<(&'static str, Chart<'static>)> {
             r.sws_peak(&c, 1, &w1_clients),
         ));
     }
-    for c in [
-        "colored",
-        "colored-half",
-        "none",
-        "ncopy",
-        "libasync-off",
-        "libasync-base",
-    ] {
+    for c in super::figures::configs::SFS_ALL {
         let ws = distinct(
             r.sfs
                 .iter()
