@@ -364,12 +364,12 @@ fn measured_note(t: &TableSpec, measured: &[Option<Measured>], workers: usize) -
         "III" => {
             let cost = |label: &str| of(label).map_or_else(|| "n/a".into(), |m| fmt(m.metric));
             Some(format!(
-                "Measured here: {thieves} thief{} on the victim; a libasync-smp steal costs {} \
+                "Measured here: {thieves} {} on the victim; a libasync-smp steal costs {} \
                  cycles (the paper's: 28329 with 7 thieves) and a Mely base steal {} (the paper's: \
                  2261). libasync-smp with WS runs at {} of libasync-smp without (the paper's: \
                  0.09x): the paper's 7 thieves contend for that one victim's lock and queue, while \
                  here {}.",
-                if thieves == 1 { "" } else { "s" },
+                if thieves == 1 { "thief" } else { "thieves" },
                 cost("Libasync-smp - WS"),
                 cost("Mely - base WS"),
                 ratio("Libasync-smp - WS", "Libasync-smp"),
@@ -381,8 +381,8 @@ fn measured_note(t: &TableSpec, measured: &[Option<Measured>], workers: usize) -
             ))
         }
         "IV" => Some(format!(
-            "The paper's 1.56x over Libasync-smp came from 8 cores; with {workers} workers the \
-             ceiling is {workers}x (measured: {}).",
+            "The paper's 1.56x over Libasync-smp came from 8 cores; with {workers} workers on as \
+             many cores the ceiling is {workers}x (measured: {}).",
             ratio("Mely - time-aware WS", "Libasync-smp")
         )),
         "VI" if workers <= 2 => Some(format!(

@@ -85,6 +85,13 @@ fn sizes_line(r: &Results, bench: &str) -> Option<String> {
 /// Table I: time spent stealing vs processing time stolen, from the servers' counters.
 fn table_one(r: &Results, out: &mut String) {
     use super::figures::configs::*;
+    if r.sws.is_empty() && r.sfs.is_empty() {
+        let _ = writeln!(
+            out,
+            "No server results (not run, or see Missing experiments).\n"
+        );
+        return;
+    }
     let w = sws_main_workers(r);
     // Per configuration, the run at the most clients whose server reported its counters.
     let sws = |c: &str| {
@@ -427,6 +434,13 @@ fn worker_steps(r: &Results) -> Vec<usize> {
 }
 
 fn scaling_section(r: &Results, out: &mut String) {
+    if r.sws.is_empty() && r.sfs.iter().all(|s| s.workers.is_none()) {
+        let _ = writeln!(
+            out,
+            "No server results to scale (not run, or see Missing experiments).\n"
+        );
+        return;
+    }
     let steps = worker_steps(r);
     let cols = steps
         .iter()
