@@ -181,3 +181,30 @@ stop_server() {
     SERVER_PID=""
     stop_process "$pid"
 }
+
+# The CPUs this shell may run on (its affinity, /proc/self/status), one per line.
+allowed_cpus() {
+    local list part
+    list=$(awk '/^Cpus_allowed_list:/ {print $2}' /proc/self/status 2>/dev/null)
+    if [ -z "$list" ]; then
+        seq 0 $(( $(nproc) - 1 ))
+        return
+    fi
+    local IFS=,
+    for part in $list; do
+        case $part in
+            *-*) seq "${part%-*}" "${part#*-}" ;;
+            *) echo "$part" ;;
+        esac
+    done
+}
+
+# The worker counts of a scaling study up to N: 1, 2, 4, ... and N itself.
+scaling_steps() {
+    local n=$1 s=1 out=""
+    while [ "$s" -lt "$n" ]; do
+        out+="$s "
+        s=$(( s * 2 ))
+    done
+    echo "$out$n"
+}

@@ -5,17 +5,26 @@
 #   scripts/reproduce.sh full    # the papers' durations: 30 s x 3 runs, 200..2000 clients, 200 MB
 #
 # Steps: build (cargo build --release --workspace); the microbenchmarks (Tables III-VI and the
-# synthetic table via `microbenches paper-tables`, dispatch against tokio on 1 and 2 workers);
-# SWS in libasync off / libasync base / mely off / mely all / N-copy against nginx and Apache
-# (worker MPM) under load-injector, stepping the virtual clients, 1 KB file; SFS colored / none /
-# N-copy / libasync off / libasync base under sfs-bench (16 clients) beside OpenSSH sftp
-# (chacha20-poly1305@openssh.com) reading the same file over loopback; the same file through
-# the kernel (multiio): 16 reader processes on 16 FUSE mounts (sfs-client mount) of SFS colored
-# / none / N-copy, and on 16 sshfs mounts; scaling with 1 and 2 workers; instruction counts
-# (callgrind) of the single-threaded paths (instr-counts); the simulator (calibration,
-# validation against real runs at 1 and 2 cores, Tables III-VI at 8 simulated cores on the Mely
-# paper's e5410, scaling to 64 simulated cores). Then
-# `colored-report report` writes report.md, csv/ and plots/ (SVG and PNG).
+# synthetic table via `microbenches paper-tables`, dispatch against tokio at every scaling step);
+# SWS in libasync off / libasync base / mely off / mely all (connection penalty 1, the paper's;
+# penalty 1000, ours; penalty 1000 with our multi-color steal) / N-copy against nginx and Apache
+# (worker MPM) under load-injector, stepping the virtual clients, 1 KB file; SFS colored (one and
+# half) / none / N-copy / libasync off / libasync base under sfs-bench (16 clients) beside OpenSSH
+# sftp (chacha20-poly1305@openssh.com, one session per SFS client) reading the same file over
+# loopback; the same file through the kernel (multiio): 16 reader processes on 16 FUSE mounts
+# (sfs-client mount) of SFS colored / none / N-copy, and on 16 sshfs mounts; scaling over 1, 2,
+# 4, ... workers up to the worker count; instruction counts (callgrind) of the single-threaded
+# paths (instr-counts); the simulator (calibration, validation against real runs at 1 and 2
+# cores, Tables III-VI at 8 simulated cores on the Mely paper's e5410, scaling to 64 simulated
+# cores). Then `colored-report report` writes report.md, csv/ and plots/ (SVG and PNG).
+#
+# Workers and CPUs: every server (sws-server, sfs-server, nginx, Apache, sshd) and every
+# microbenchmark runs REPRO_WORKERS workers (default: what the machine allows: all the CPUs this
+# shell may use, or half of them when it has 4 or more, the other half going to the clients).
+# With 4 or more CPUs and fewer workers than CPUs, the servers run on the first REPRO_WORKERS
+# CPUs and the load injector, sfs-bench and the sftp clients on the others (taskset); with fewer
+# CPUs they share them. More workers than server CPUs oversubscribes them; the report says so.
+# env.json records workers, server_cpus, client_cpus, cpu_split, oversubscribed, scaling_workers.
 #
 # Output: results/<date>-<commit>/ (raw JSON per experiment, logs/, csv/, plots/, report.md).
 # Every sample is kept: with REPRO_RUNS=N, samples/<i>/ (i = 1..N) is a results directory of
@@ -27,10 +36,11 @@
 # 127.0.0.1 only and is stopped on exit, failure or interrupt (trap).
 #
 # Environment overrides (for development; the defaults are the modes above):
+#   REPRO_WORKERS   server workers and the top of the scaling steps (default: see above)
 #   REPRO_SECONDS   measured seconds per run           REPRO_RUNS      runs per configuration
 #   REPRO_WARMUP    warm-up seconds per run            REPRO_CLIENTS   client counts, e.g. "50 200"
-#   REPRO_SCALE_CLIENTS  client count of the 1-worker runs
-#   REPRO_SFS_MB    size of the SFS file (MB)          REPRO_SFTP_CLIENTS  parallel sftp sessions
+#   REPRO_SCALE_CLIENTS  client count of the scaling runs (fewer workers than REPRO_WORKERS)
+#   REPRO_SFS_MB    size of the SFS file (MB)
 #   REPRO_SFTP_GETS reads of the file per sftp session (amortises the SSH handshake)
 #   REPRO_ONLY      subset of "micro sws sfs instr sim" to run   REPRO_SWS_CONFIGS / REPRO_SFS_CONFIGS
 #   REPRO_SFS_MOUNT_CONFIGS  through-the-kernel runs, subset of "colored none ncopy sshfs"
@@ -44,10 +54,10 @@ MODE="${1:-quick}"
 case "$MODE" in
     quick)
         SECS=3 RUNS=1 WARMUP=1 CLIENTS="50 200 400" SCALE_CLIENTS=200
-        PT_SECONDS=1 PT_REPEAT=3 DISPATCH_SECONDS=1 SFS_MB=64 SFTP_CLIENTS=4 SFTP_GETS=4 ;;
+        PT_SECONDS=1 PT_REPEAT=3 DISPATCH_SECONDS=1 SFS_MB=64 SFTP_GETS=2 ;;
     full)
         SECS=30 RUNS=3 WARMUP=5 CLIENTS="200 400 600 800 1000 1200 1400 1600 1800 2000" SCALE_CLIENTS=1000
-        PT_SECONDS=5 PT_REPEAT=3 DISPATCH_SECONDS=10 SFS_MB=200 SFTP_CLIENTS=16 SFTP_GETS=2 ;;
+        PT_SECONDS=5 PT_REPEAT=3 DISPATCH_SECONDS=10 SFS_MB=200 SFTP_GETS=2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "error: unknown mode '$MODE' (expected quick or full)" >&2; exit 2 ;;
 esac
@@ -57,7 +67,6 @@ WARMUP=${REPRO_WARMUP:-$WARMUP}
 CLIENTS=${REPRO_CLIENTS:-$CLIENTS}
 SCALE_CLIENTS=${REPRO_SCALE_CLIENTS:-$SCALE_CLIENTS}
 SFS_MB=${REPRO_SFS_MB:-$SFS_MB}
-SFTP_CLIENTS=${REPRO_SFTP_CLIENTS:-$SFTP_CLIENTS}
 SFTP_GETS=${REPRO_SFTP_GETS:-$SFTP_GETS}
 if [ -n "${REPRO_SECONDS:-}" ]; then PT_SECONDS=$SECS DISPATCH_SECONDS=$SECS; fi
 # Simulator: seconds per validation run (real and virtual), virtual seconds per table row and
@@ -67,11 +76,12 @@ SIM_SECONDS=${REPRO_SIM_SECONDS:-$SIM_SECONDS}
 SIM_SCALE_SECONDS=$(awk -v s="$SIM_SECONDS" 'BEGIN { printf "%g", s / 10 }')
 if [ -n "${REPRO_RUNS:-}" ]; then PT_REPEAT=$RUNS; fi
 ONLY=${REPRO_ONLY:-"micro sws sfs instr sim"}
-SWS_CONFIGS=${REPRO_SWS_CONFIGS:-"libasync-off libasync-base mely-off mely-all ncopy nginx apache"}
-SFS_CONFIGS=${REPRO_SFS_CONFIGS:-"colored none ncopy libasync-off libasync-base"}
+SWS_CONFIGS=${REPRO_SWS_CONFIGS:-"libasync-off libasync-base mely-off mely-all-p1 mely-all-p1000 mely-all-p1000-half ncopy nginx apache"}
+SFS_CONFIGS=${REPRO_SFS_CONFIGS:-"colored colored-half none ncopy libasync-off libasync-base"}
 SFS_MOUNT_CONFIGS=${REPRO_SFS_MOUNT_CONFIGS:-"colored none ncopy sshfs"}
 SFS_CLIENTS=16
-WORKERS=2
+# As many sftp sessions as SFS has clients, so the two MB/s figures compare like for like.
+SFTP_CLIENTS=$SFS_CLIENTS
 
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
@@ -85,6 +95,50 @@ source scripts/peers/sshd.sh
 source scripts/peers/sshfs.sh
 
 log() { echo ">> $*" >&2; }
+
+# The worker count and CPU split need these before anything else runs.
+require_tools taskset awk nproc || exit 2
+
+# ---------------------------------------------------------------------------------------------
+# Workers and the CPU split.
+mapfile -t ALLOWED < <(allowed_cpus)
+NCPU=${#ALLOWED[@]}
+if [ -n "${REPRO_WORKERS:-}" ]; then
+    case $REPRO_WORKERS in
+        '' | *[!0-9]* | 0*) echo "error: REPRO_WORKERS must be a positive integer (got '$REPRO_WORKERS')" >&2; exit 2 ;;
+    esac
+    WORKERS=$REPRO_WORKERS
+elif [ "$NCPU" -ge 4 ]; then
+    WORKERS=$(( NCPU / 2 ))
+else
+    WORKERS=$NCPU
+fi
+if [ "$NCPU" -ge 4 ] && [ "$WORKERS" -lt "$NCPU" ]; then
+    CPU_SPLIT=disjoint
+    SERVER_CPU_LIST=("${ALLOWED[@]:0:WORKERS}")
+    CLIENT_CPU_LIST=("${ALLOWED[@]:WORKERS}")
+else
+    CPU_SPLIT=shared
+    SERVER_CPU_LIST=("${ALLOWED[@]}")
+    CLIENT_CPU_LIST=("${ALLOWED[@]}")
+fi
+OVERSUBSCRIBED=false
+if [ "$WORKERS" -gt "${#SERVER_CPU_LIST[@]}" ]; then OVERSUBSCRIBED=true; fi
+join_cpus() { local IFS=,; echo "$*"; }
+SERVER_CPUS=$(join_cpus "${SERVER_CPU_LIST[@]}")
+CLIENT_CPUS=$(join_cpus "${CLIENT_CPU_LIST[@]}")
+SCALING_STEPS=$(scaling_steps "$WORKERS")
+# server_cpus_for N: the CPUs a server of N workers runs on (the first N server CPUs; all of them
+# when N is more).
+server_cpus_for() {
+    local n=$1
+    if [ "$n" -gt "${#SERVER_CPU_LIST[@]}" ]; then n=${#SERVER_CPU_LIST[@]}; fi
+    join_cpus "${SERVER_CPU_LIST[@]:0:n}"
+}
+# on_clients CMD...: runs a client (injector, sfs-bench, a mount daemon; a program or a shell
+# function) in a subshell bound to the client CPUs, which everything it starts inherits.
+on_clients() { ( taskset -pc "$CLIENT_CPUS" "$BASHPID" >/dev/null && "$@" ); }
+log "$WORKERS workers; server CPUs $SERVER_CPUS, client CPUs $CLIENT_CPUS ($CPU_SPLIT$([ "$OVERSUBSCRIBED" = true ] && echo ', oversubscribed')); scaling steps $SCALING_STEPS"
 
 # ---------------------------------------------------------------------------------------------
 # Build and install what is missing.
@@ -117,7 +171,7 @@ SERVER_PID=""
 MOUNTS=()
 cleanup() {
     local rc=$?
-    unmount_all
+    if declare -F unmount_all >/dev/null; then unmount_all; fi
     if [ -n "$SERVER_PID" ]; then stop_server; fi
     # Anything else this script started and left behind (its children only).
     local p
@@ -132,6 +186,8 @@ trap 'exit 130' INT TERM
 peer_version() { "$@" 2>&1 | head -1 || true; }
 "$BIN/results-env" --tool "scripts/reproduce.sh" --mode "$MODE" --seconds "$SECS" --runs "$RUNS" \
     --warmup "$WARMUP" --clients "$CLIENTS" --workers "$WORKERS" \
+    --server-cpus "$SERVER_CPUS" --client-cpus "$CLIENT_CPUS" --cpu-split "$CPU_SPLIT" \
+    --oversubscribed "$OVERSUBSCRIBED" --scaling-workers "${SCALING_STEPS// /,}" \
     --paper-tables-seconds "$PT_SECONDS" --paper-tables-repeat "$PT_REPEAT" \
     --sfs-clients "$SFS_CLIENTS" --sfs-file-mb "$SFS_MB" \
     --sftp-clients "$SFTP_CLIENTS" --sftp-gets-per-session "$SFTP_GETS" \
@@ -230,30 +286,36 @@ wait_listen() {
     return 1
 }
 
-# start_sws CONFIG WORKERS STATS_FILE LOG: starts one configuration; sets SERVER_PID and PORT.
+# start_sws CONFIG WORKERS STATS_FILE LOG: starts one configuration on the first WORKERS server
+# CPUs; sets SERVER_PID and PORT.
 start_sws() {
-    local cfg=$1 workers=$2 stats=$3 logf=$4 args
+    local cfg=$1 workers=$2 stats=$3 logf=$4 args cpus
+    cpus=$(server_cpus_for "$workers")
     PORT=$(free_port) || { echo "no free port" >"$logf"; return 1; }
     : >"$logf"
     case $cfg in
         libasync-off) args="--mode colored --runtime libasync --stealing off" ;;
         libasync-base) args="--mode colored --runtime libasync --stealing base" ;;
         mely-off) args="--mode colored --runtime mely --stealing off" ;;
-        mely-all) args="--mode colored --runtime mely --stealing all" ;;
+        # The paper's Mely: every heuristic, one color per steal, no connection penalty.
+        mely-all-p1) args="--mode colored --runtime mely --stealing all --conn-penalty 1 --steal-amount one" ;;
+        # Ours: the tuned connection penalty, then also the multi-color steal.
+        mely-all-p1000) args="--mode colored --runtime mely --stealing all --conn-penalty 1000 --steal-amount one" ;;
+        mely-all-p1000-half) args="--mode colored --runtime mely --stealing all --conn-penalty 1000 --steal-amount half" ;;
         ncopy) args="--mode ncopy --runtime mely --stealing off" ;;
         nginx)
-            peer_nginx_start "$PORT" "$workers" "$TMP/www" 2>"$logf" || return 1
+            peer_nginx_start "$PORT" "$workers" "$TMP/www" "$cpus" 2>"$logf" || return 1
             SERVER_PID=$PEER_PID
             return 0 ;;
         apache)
-            peer_apache_start "$PORT" "$workers" "$TMP/www" "$MAX_CLIENTS" 2>"$logf" || return 1
+            peer_apache_start "$PORT" "$workers" "$TMP/www" "$MAX_CLIENTS" "$cpus" 2>"$logf" || return 1
             SERVER_PID=$PEER_PID
             return 0 ;;
         *) echo "unknown SWS configuration $cfg" >"$logf"; return 1 ;;
     esac
     # shellcheck disable=SC2086
     # Port 0: the server binds any free port and prints it ("listening on 127.0.0.1:PORT").
-    "$BIN/sws-server" --root "$TMP/www" --listen "127.0.0.1:0" --workers "$workers" $args \
+    taskset -c "$cpus" "$BIN/sws-server" --root "$TMP/www" --listen "127.0.0.1:0" --workers "$workers" $args \
         --max-clients 20000 --stats-json "$stats" >"$logf" 2>&1 &
     SERVER_PID=$!
     local i
@@ -271,7 +333,8 @@ run_micro() {
     log "microbenchmarks: paper tables (${PT_SECONDS} s x ${PT_REPEAT}), $WORKERS workers"
     local name=microbench/paper-tables err="$OUT/logs/paper-tables.log"
     rm -f "$OUT/$name.error"
-    if "$BIN/microbenches" paper-tables --workers "$WORKERS" --seconds "$PT_SECONDS" --repeat "$PT_REPEAT" \
+    if taskset -c "$(server_cpus_for "$WORKERS")" "$BIN/microbenches" paper-tables --workers "$WORKERS" \
+        --seconds "$PT_SECONDS" --repeat "$PT_REPEAT" \
         --json-out "$OUT/$name.json" --markdown-out "$OUT/microbench/paper-tables.md" 2>"$err" | tee "$OUT/logs/paper-tables.out" >&2 \
         && [ -s "$OUT/$name.json" ]; then
         :
@@ -279,12 +342,12 @@ run_micro() {
         record_missing "$name" "microbenches paper-tables failed: $(tail -n 3 "$err" | tr '\n' ' ')"
     fi
     local w
-    for w in 1 2; do
+    for w in $SCALING_STEPS; do
         log "microbenchmarks: dispatch, $w worker(s), libasync/mely/tokio (${DISPATCH_SECONDS} s each)"
         local d=microbench/dispatch-w$w r runs=()
         rm -f "$OUT/$d.error"
         for r in $(seq 1 "$RUNS"); do
-            if "$BIN/microbenches" dispatch --runtime all --workers "$w" --seconds "$DISPATCH_SECONDS" \
+            if taskset -c "$(server_cpus_for "$w")" "$BIN/microbenches" dispatch --runtime all --workers "$w" --seconds "$DISPATCH_SECONDS" \
                 --json-out "$TMP/dispatch.$r.json" >"$OUT/logs/dispatch-w$w.out" 2>"$OUT/logs/dispatch-w$w.log" && [ -s "$TMP/dispatch.$r.json" ]; then
                 cat "$OUT/logs/dispatch-w$w.out" >&2
                 keep_sample "$d" "$r" "$TMP/dispatch.$r.json"
@@ -328,7 +391,7 @@ sws_point() {
         return
     fi
     log "SWS $cfg, $workers worker(s), $clients clients (${SECS} s x $RUNS)"
-    run_json "$name" "$BIN/load-injector" run --target "127.0.0.1:$PORT" --clients "$clients" \
+    run_json "$name" on_clients "$BIN/load-injector" run --target "127.0.0.1:$PORT" --clients "$clients" \
         --duration "$SECS" --warmup "$WARMUP" --runs "$RUNS" --path /1k.html --format json
     stop_server
     if [ -f "$OUT/$name.json" ]; then keep_injector_samples "$name"; fi
@@ -348,8 +411,12 @@ run_sws() {
     for c in $CLIENTS; do
         for cfg in $SWS_CONFIGS; do sws_point "$cfg" "$WORKERS" "$c"; done
     done
-    # Scaling: the same configurations on 1 worker (peers pinned to one core).
-    for cfg in $SWS_CONFIGS; do sws_point "$cfg" 1 "$SCALE_CLIENTS"; done
+    # Scaling: the same configurations on fewer workers (peers on as many CPUs).
+    local w
+    for w in $SCALING_STEPS; do
+        [ "$w" -lt "$WORKERS" ] || continue
+        for cfg in $SWS_CONFIGS; do sws_point "$cfg" "$w" "$SCALE_CLIENTS"; done
+    done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -357,7 +424,8 @@ run_sws() {
 start_sfs() {
     local cfg=$1 workers=$2 stats=$3 logf=$4 args
     case $cfg in
-        colored) args="--runtime mely --stealing all --coloring per-client" ;;
+        colored) args="--runtime mely --stealing all --steal-amount one --coloring per-client" ;;
+        colored-half) args="--runtime mely --stealing all --steal-amount half --coloring per-client" ;;
         none) args="--runtime mely --stealing all --coloring none" ;;
         ncopy) args="--runtime mely --stealing off --mode ncopy" ;;
         libasync-off) args="--runtime libasync --stealing off --coloring per-client" ;;
@@ -365,8 +433,8 @@ start_sfs() {
         *) echo "unknown SFS configuration $cfg" >"$logf"; return 1 ;;
     esac
     # shellcheck disable=SC2086
-    "$BIN/sfs-server" --export "$TMP/export" --listen 127.0.0.1:0 --keys "$TMP/keys" --workers "$workers" \
-        $args --stats-json "$stats" >"$logf.out" 2>"$logf" &
+    taskset -c "$(server_cpus_for "$workers")" "$BIN/sfs-server" --export "$TMP/export" --listen 127.0.0.1:0 \
+        --keys "$TMP/keys" --workers "$workers" $args --stats-json "$stats" >"$logf.out" 2>"$logf" &
     SERVER_PID=$!
     local i
     SFS_ADDR=""
@@ -398,7 +466,7 @@ sfs_point() {
     log "SFS $cfg, $workers worker(s), $SFS_CLIENTS clients (${SECS} s x $RUNS)"
     local r files=() ok=1
     for r in $(seq 1 "$RUNS"); do
-        if run_json "$name.run$r" "$BIN/sfs-bench" --server "$SFS_ADDR" --user bench --key-file "$TMP/bench.key" \
+        if run_json "$name.run$r" on_clients "$BIN/sfs-bench" --server "$SFS_ADDR" --user bench --key-file "$TMP/bench.key" \
             --clients "$SFS_CLIENTS" --file big --seconds "$SECS" --verify sample --format json --label "$cfg-w$workers"; then
             files+=("$OUT/$name.run$r.json")
             keep_sample "$name" "$r" "$OUT/$name.run$r.json"
@@ -421,7 +489,7 @@ sftp_point() {
     rm -f "$OUT/$name.error"
     local port
     port=$(free_port)
-    if ! peer_sshd_start "$port" 2>"$OUT/logs/sshd.start.log"; then
+    if ! peer_sshd_start "$port" "$(server_cpus_for "$WORKERS")" 2>"$OUT/logs/sshd.start.log"; then
         record_missing "$name" "could not start sshd: $(tail -n 2 "$OUT/logs/sshd.start.log" | tr '\n' ' ')"
         return
     fi
@@ -432,7 +500,7 @@ sftp_point() {
         return
     fi
     # One session first: fails fast (and clearly) when login or the cipher does not work.
-    if ! peer_sftp_get "$port" "$TMP/export/big" 1 2>"$OUT/logs/sftp.log"; then
+    if ! peer_sftp_get "$port" "$TMP/export/big" 1 "$CLIENT_CPUS" 2>"$OUT/logs/sftp.log"; then
         stop_server
         record_missing "$name" "sftp failed: $(tail -n 3 "$OUT/logs/sftp.log" | tr '\n' ' ') $(tail -n 2 "$TMP/ssh/sshd.log" | tr '\n' ' ')"
         return
@@ -444,7 +512,7 @@ sftp_point() {
         local t0 t1 pids=() failed=0
         t0=$(date +%s.%N)
         for i in $(seq 1 "$SFTP_CLIENTS"); do
-            peer_sftp_get "$port" "$TMP/export/big" "$SFTP_GETS" 2>>"$OUT/logs/sftp.log" &
+            peer_sftp_get "$port" "$TMP/export/big" "$SFTP_GETS" "$CLIENT_CPUS" 2>>"$OUT/logs/sftp.log" &
             pids+=($!)
         done
         for i in "${pids[@]}"; do wait "$i" || failed=1; done
@@ -490,9 +558,9 @@ mount_readers() {
         m="$TMP/mnt/$cfg-$i"
         mkdir -p "$m"
         if [ "$cfg" = sshfs ]; then
-            peer_sshfs_mount "$SSH_PORT" "$TMP/export" "$m" 2>>"$logf" || return 1
+            on_clients peer_sshfs_mount "$SSH_PORT" "$TMP/export" "$m" 2>>"$logf" || return 1
         else
-            "$BIN/sfs-client" --server "$SFS_ADDR" --user bench --key-file "$TMP/bench.key" mount "$m" \
+            on_clients "$BIN/sfs-client" --server "$SFS_ADDR" --user bench --key-file "$TMP/bench.key" mount "$m" \
                 --log "$logf.daemons" >>"$logf" 2>&1 || return 1
         fi
         MOUNTS+=("$m")
@@ -505,7 +573,7 @@ mount_server() {
     local cfg=$1 logf=$2
     if [ "$cfg" = sshfs ]; then
         SSH_PORT=$(free_port) || return 1
-        peer_sshd_start "$SSH_PORT" 2>"$logf" || return 1
+        peer_sshd_start "$SSH_PORT" "$(server_cpus_for "$WORKERS")" 2>"$logf" || return 1
         SERVER_PID=$PEER_PID
         wait_listen "$SSH_PORT"
     else
@@ -530,7 +598,7 @@ sfs_mount_point() {
         return
     fi
     log "SFS through the kernel: $cfg, $SFS_CLIENTS mounts and readers (${SECS} s, run $r of $RUNS)"
-    run_json "$name.run$r" "$BIN/sfs-bench" --read-files "$MOUNT_FILES" --seconds "$SECS" --chunk 1048576 \
+    run_json "$name.run$r" on_clients "$BIN/sfs-bench" --read-files "$MOUNT_FILES" --seconds "$SECS" --chunk 1048576 \
         --verify-against "$TMP/export/big" --server-pid "$SERVER_PID" --format json --label "mount-$cfg"
     unmount_all
     stop_server
@@ -577,11 +645,15 @@ run_sfs() {
     else
         head -c $((SFS_MB * 1000 * 1000)) /dev/urandom >"$TMP/export/big"
         cat "$TMP/export/big" >/dev/null # into the page cache
-        local cfg
+        local cfg w
         for cfg in $SFS_CONFIGS; do sfs_point "$cfg" "$WORKERS"; done
-        # Scaling: the colored server and the uniprocessor original on 1 worker.
-        for cfg in colored none; do
-            case " $SFS_CONFIGS " in *" $cfg "*) sfs_point "$cfg" 1 ;; esac
+        # Scaling: the colored server and the uniprocessor original on fewer workers (none on 1
+        # worker is libasync-smp's baseline for its 2.5x).
+        for w in $SCALING_STEPS; do
+            [ "$w" -lt "$WORKERS" ] || continue
+            for cfg in colored none; do
+                case " $SFS_CONFIGS " in *" $cfg "*) sfs_point "$cfg" "$w" ;; esac
+            done
         done
     fi
     if [ -f "$TMP/export/big" ]; then

@@ -94,6 +94,18 @@ pub struct RunParams {
     #[arg(long, value_parser = parse_cpu_list)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cpus: Option<CpuList>,
+    /// `shared` (servers and clients on the same CPUs) or `disjoint` (on separate ones).
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_split: Option<String>,
+    /// More server workers than server CPUs.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oversubscribed: Option<bool>,
+    /// The worker counts of the scaling steps (`1,2,4` on the command line).
+    #[arg(long, value_parser = parse_cpu_list)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling_workers: Option<WorkerCounts>,
     /// `sfs-bench` clients.
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,6 +168,7 @@ impl RunParams {
         for f in [
             &mut self.mode,
             &mut self.clients,
+            &mut self.cpu_split,
             &mut self.nginx,
             &mut self.apache,
             &mut self.openssh,
@@ -172,6 +185,10 @@ impl RunParams {
 
 /// CPU numbers, in the order given.
 pub type CpuList = Vec<usize>;
+
+/// Worker counts, in the order given (parsed as a CPU list is: `1,2,4`). An alias, so that
+/// clap takes the option's value as one list instead of repeated values.
+pub type WorkerCounts = Vec<usize>;
 
 /// Parses a Linux CPU list: `0-3,8`, `1`, `0,2,4`.
 pub fn parse_cpu_list(s: &str) -> Result<CpuList, String> {

@@ -22,6 +22,12 @@ fn prints_the_schema_with_the_run_parameters() {
         "0-1",
         "--client-cpus",
         "2,3",
+        "--cpu-split",
+        "disjoint",
+        "--oversubscribed",
+        "false",
+        "--scaling-workers",
+        "1,2,4",
         "--sfs-clients",
         "16",
         "--sftp-clients",
@@ -36,6 +42,9 @@ fn prints_the_schema_with_the_run_parameters() {
     assert_eq!(env.run.workers, Some(4));
     assert_eq!(env.run.server_cpus, Some(vec![0, 1]));
     assert_eq!(env.run.client_cpus, Some(vec![2, 3]));
+    assert_eq!(env.run.cpu_split.as_deref(), Some("disjoint"));
+    assert_eq!(env.run.oversubscribed, Some(false));
+    assert_eq!(env.run.scaling_workers, Some(vec![1, 2, 4]));
     assert_eq!(
         (env.run.sfs_clients, env.run.sftp_clients),
         (Some(16), Some(4))

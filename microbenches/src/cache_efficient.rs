@@ -1,12 +1,19 @@
-//! `cache-efficient` (Mely paper, Table VI): fork/join rounds; for each pair of cores, the first
-//! core of the pair gets 100 type-A events. An A allocates an array and posts two B events
-//! (different colors, same core) that sort its two halves; each B then posts a C (the array's
-//! color); when both Cs of an array ran, the merge finishes the sort. Locality-aware stealing
-//! should keep an array's B events on cores that share a cache with the A's core.
+//! `cache-efficient` (Mely paper, section V-B, Table VI): fork/join rounds; for each pair of
+//! cores, the first core of the pair gets 100 type-A events. An A allocates an array "fitting in
+//! its cache" and posts two B events (different colors, same core) that sort its two halves;
+//! each B then posts a C (the array's color); when both Cs of an array ran, the merge finishes
+//! the sort. Locality-aware stealing should keep an array's B events on cores that share a cache
+//! with the A's core.
+//!
+//! Sizing (invariant, as in `penalty`): the A core runs its 100 A events before their B events
+//! (the queue runs the colors in turn), so all 100 arrays are in flight on it at once;
+//! [`Params::sized`] makes them at most half of the workers' L2 ([`L2Budget`], from the
+//! topology), where an earlier version used 4 KB arrays whatever the cache.
 
-use crate::common::{measure_fork_join, runtime, Control, Outcome};
+use crate::common::{measure_fork_join, runtime, Control, L2Budget, Outcome, Setup};
 use crate::perf::LlcCounter;
-use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec, QueueKind, StealPolicy};
+use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec};
+use serde_json::json;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,17 +24,69 @@ pub const C_COST_CYCLES: u64 = 5_000;
 
 #[derive(Clone, Debug)]
 pub struct Params {
+    /// A events per pair of cores and round.
     pub a_per_pair: usize,
     /// Array elements (u32).
     pub elements: usize,
+    /// The budget the arrays were sized to (recorded with the results).
+    pub budget: L2Budget,
 }
 
-impl Default for Params {
-    fn default() -> Self {
+/// A events per pair of cores, as in the paper ("a hundred").
+pub const A_PER_PAIR: usize = 100;
+
+impl Params {
+    /// The paper's benchmark sized to `budget`: a pair's arrays together take at most the budget.
+    pub fn sized(budget: L2Budget) -> Params {
+        let bytes = budget.budget_bytes as usize / A_PER_PAIR;
         Params {
-            a_per_pair: 100,
-            elements: 1024,
+            a_per_pair: A_PER_PAIR,
+            elements: (bytes / 4).max(2),
+            budget,
         }
+    }
+
+    /// Sized to the L2 of the CPUs `workers` workers run on.
+    pub fn for_workers(workers: usize) -> Params {
+        Params::sized(L2Budget::for_workers(workers))
+    }
+
+    /// Bytes of each A's array.
+    pub fn array_bytes(&self) -> usize {
+        self.elements * 4
+    }
+
+    // Cost annotations per array element (time-left stealing reads them; only `all` here).
+    // Measured on the 2-vCPU Xeon VM (2026-12-01) with 2621-element arrays: A (fill and split)
+    // 6-10 cycles per element, B (sort a half) 12-28, C (half the Cs merge) 20-55 on a loaded
+    // machine; every result reports the measured means (`handler_cycles`).
+
+    /// A's cost annotation (cycles): fill and split, 6 per element.
+    pub fn a_cost_cycles(&self) -> u64 {
+        6 * self.elements as u64
+    }
+
+    /// B's cost annotation (cycles): sort a half, 12 per element.
+    pub fn b_cost_cycles(&self) -> u64 {
+        12 * self.elements as u64
+    }
+
+    /// C's cost annotation (cycles): the merge, 10 per element.
+    pub fn c_cost_cycles(&self) -> u64 {
+        10 * self.elements as u64
+    }
+
+    /// The sizes, for the results (`sized_to: l2` marks this definition of the benchmark).
+    pub fn describe(&self) -> serde_json::Map<String, serde_json::Value> {
+        let v = json!({
+            "sized_to": "l2",
+            "l2_bytes": self.budget.l2_bytes,
+            "l2_from": self.budget.l2_from,
+            "array_bytes": self.array_bytes(),
+            "arrays_per_round": self.a_per_pair,
+            "in_flight_bytes_per_core": self.a_per_pair * self.array_bytes(),
+        });
+        v.as_object().cloned().unwrap_or_default()
     }
 }
 
@@ -140,31 +199,48 @@ pub fn merge(a: &[u32], b: &[u32]) -> Vec<u32> {
     out
 }
 
-pub fn run(
-    queue: QueueKind,
-    stealing: StealPolicy,
-    workers: usize,
-    seconds: f64,
-    p: &Params,
-) -> anyhow::Result<Outcome> {
+pub fn run(setup: &Setup, seconds: f64, p: &Params) -> anyhow::Result<Outcome> {
     let llc = LlcCounter::open();
-    let rt = runtime(queue, stealing, workers)?;
+    let rt = runtime(setup)?;
     let ctl = Control::leak();
-    let total = p.a_per_pair * pairs(workers);
+    let total = p.a_per_pair * pairs(setup.workers);
     let st: &'static State = Box::leak(Box::new(State {
         ctl,
         p: p.clone(),
-        workers,
+        workers: setup.workers,
         remaining: AtomicU64::new(0),
         // A + 2 B + 2 C per array.
         events_per_round: (total * 5) as u64,
         fork: rt.register(HandlerSpec::new("fork")),
-        a: rt.register(HandlerSpec::new("A").cost_cycles(A_COST_CYCLES)),
-        b: rt.register(HandlerSpec::new("B").cost_cycles(B_COST_CYCLES)),
-        c: rt.register(HandlerSpec::new("C").cost_cycles(C_COST_CYCLES)),
+        a: rt.register(HandlerSpec::new("A").cost_cycles(p.a_cost_cycles())),
+        b: rt.register(HandlerSpec::new("B").cost_cycles(p.b_cost_cycles())),
+        c: rt.register(HandlerSpec::new("C").cost_cycles(p.c_cost_cycles())),
     }));
-    measure_fork_join(rt, ctl, seconds, llc, |rt| {
+    let mut out = measure_fork_join(rt, ctl, seconds, llc, |rt| {
         rt.post(Color(0), st.fork, move |ctx| fork(ctx, st))?;
         Ok(())
-    })
+    })?;
+    out.extra.extend(p.describe());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sized_arrays_of_a_pair_fit_the_budget() {
+        for l2 in [256 << 10, 2 << 20, 6 << 20] {
+            let p = Params::sized(L2Budget::from_l2(Some(l2)));
+            let in_flight = (p.a_per_pair * p.array_bytes()) as u64;
+            assert!(in_flight <= p.budget.budget_bytes, "{p:?}");
+            assert!(
+                in_flight + 4 * p.a_per_pair as u64 > p.budget.budget_bytes,
+                "{p:?}"
+            );
+        }
+        let p = Params::sized(L2Budget::from_l2(Some(2 << 20)));
+        assert_eq!((p.a_per_pair, p.elements), (100, 2621));
+        assert_eq!(p.describe()["in_flight_bytes_per_core"], 100 * 2621 * 4);
+    }
 }

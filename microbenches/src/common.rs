@@ -1,7 +1,7 @@
 //! Pieces shared by the fork/join benchmarks: measured outcome, runtime construction, waiting.
 
 use crate::perf::LlcCounter;
-use colored_runtime::{QueueKind, Runtime, RuntimeConfig, RuntimeStats, StealPolicy};
+use colored_runtime::{QueueKind, Runtime, RuntimeConfig, RuntimeStats, StealAmount, StealPolicy};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,8 @@ pub struct Outcome {
     /// Last-level-cache misses per event, when the machine has hardware counters.
     pub llc_misses_per_event: Option<f64>,
     pub rounds: u64,
+    /// What the benchmark adds to its results (sizes, measured handler costs).
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Outcome {
@@ -22,15 +24,35 @@ impl Outcome {
     }
 }
 
+/// The runtime a colored benchmark runs on: the part of the command line that reaches
+/// [`RuntimeConfig`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setup {
+    pub queue: QueueKind,
+    pub stealing: StealPolicy,
+    /// What a time-left steal takes (ignored by the other policies).
+    pub steal_amount: StealAmount,
+    /// Worker threads; more than the machine's CPUs oversubscribes them.
+    pub workers: usize,
+}
+
+impl Setup {
+    /// The runtime configuration of this setup (everything else at the runtime's defaults).
+    pub fn config(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            workers: self.workers,
+            queue: self.queue,
+            stealing: self.stealing,
+            steal_amount: self.steal_amount,
+            ..Default::default()
+        }
+    }
+}
+
 /// A runtime for a benchmark. `COLORED_SEARCH_US` overrides how long an idle worker searches
 /// for work to steal before it sleeps (a tuning experiment; the default is the runtime's).
-pub fn runtime(queue: QueueKind, stealing: StealPolicy, workers: usize) -> anyhow::Result<Runtime> {
-    let mut cfg = RuntimeConfig {
-        workers,
-        queue,
-        stealing,
-        ..Default::default()
-    };
+pub fn runtime(setup: &Setup) -> anyhow::Result<Runtime> {
+    let mut cfg = setup.config();
     if let Some(us) = std::env::var("COLORED_SEARCH_US")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -98,6 +120,11 @@ pub fn measure_fork_join(
     // Dropping the runtime joins the workers, so the inherited counter includes them.
     drop(rt);
     let events = ctl.events.load(Ordering::Relaxed);
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        "handler_cycles".into(),
+        serde_json::Value::Object(handler_cycles(&stats)),
+    );
     Ok(Outcome {
         events,
         elapsed,
@@ -106,17 +133,65 @@ pub fn measure_fork_join(
             .map(|m| m as f64 / events.max(1) as f64),
         stats: Some(stats),
         rounds: ctl.rounds.load(Ordering::Relaxed),
+        extra,
     })
+}
+
+/// The L2 budget of the cache-sized benchmarks (`penalty`, `cache-efficient`): the paper's
+/// arrays "fit in the core cache", so every array one core holds in flight must fit in that
+/// core's L2. We give them half of it: the other half holds the queues, the events, the stacks
+/// and whatever a stolen chain brings along.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct L2Budget {
+    /// The smallest L2 among the CPUs the workers are pinned to, in bytes.
+    pub l2_bytes: u64,
+    /// Where `l2_bytes` comes from: `sysfs` (the topology) or `assumed` when the machine does
+    /// not say (then [`ASSUMED_L2_BYTES`]).
+    pub l2_from: &'static str,
+    /// Bytes of arrays one core may hold in flight: half of `l2_bytes`.
+    pub budget_bytes: u64,
+}
+
+/// The L2 assumed when sysfs gives no size: small enough to fit any core of the last decade.
+pub const ASSUMED_L2_BYTES: u64 = 256 * 1024;
+
+impl L2Budget {
+    /// The budget for `workers` workers pinned as the runtime pins them (worker `i` on the
+    /// `i`-th allowed CPU, modulo their number).
+    pub fn for_workers(workers: usize) -> L2Budget {
+        let cpus = colored_runtime::topology::allowed_cpus();
+        let l2 = (0..workers.max(1))
+            .filter_map(|i| colored_runtime::topology::cache_sizes(cpus[i % cpus.len()]).l2_bytes)
+            .min();
+        L2Budget::from_l2(l2)
+    }
+
+    /// The budget for an L2 of `l2` bytes (`None`: unknown, [`ASSUMED_L2_BYTES`]).
+    pub fn from_l2(l2: Option<u64>) -> L2Budget {
+        let (l2_bytes, l2_from) = match l2 {
+            Some(b) if b > 0 => (b, "sysfs"),
+            _ => (ASSUMED_L2_BYTES, "assumed"),
+        };
+        L2Budget {
+            l2_bytes,
+            l2_from,
+            budget_bytes: l2_bytes / 2,
+        }
+    }
+}
+
+/// Mean measured cycles per event of every handler that ran, by name (the benchmarks report
+/// them beside their cost annotations, so an annotation that is far off shows).
+pub fn handler_cycles(stats: &RuntimeStats) -> serde_json::Map<String, serde_json::Value> {
+    stats
+        .handlers
+        .iter()
+        .filter(|h| h.events > 0)
+        .map(|h| (h.name.clone(), serde_json::json!(h.avg_cycles.round())))
+        .collect()
 }
 
 /// CPU time (user and system) this process has used so far, its exited threads included.
 pub fn cpu_time() -> Duration {
-    // SAFETY: getrusage fills the zeroed struct we pass; RUSAGE_SELF is always valid.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    edge::rusage::cpu_time(edge::rusage::Who::Process)
 }

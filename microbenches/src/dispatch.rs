@@ -19,9 +19,8 @@
 //! post and a run cost at the least on this machine. Every run reports it beside the runtimes,
 //! measured in the same invocation, and each runtime's ratio to it.
 
-use colored_runtime::{
-    Color, Ctx, HandlerId, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealPolicy,
-};
+use crate::common::Setup;
+use colored_runtime::{Color, Ctx, HandlerId, HandlerSpec, Runtime};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -80,19 +79,9 @@ fn generate(ctx: &mut Ctx<'_>, g: &'static Gen) {
 }
 
 /// Run the colored runtime's dispatch benchmark.
-pub fn run_colored(
-    queue: QueueKind,
-    stealing: StealPolicy,
-    workers: usize,
-    seconds: f64,
-    colors: u64,
-) -> anyhow::Result<Outcome> {
-    let rt = Runtime::new(RuntimeConfig {
-        workers,
-        queue,
-        stealing,
-        ..Default::default()
-    })?;
+pub fn run_colored(setup: &Setup, seconds: f64, colors: u64) -> anyhow::Result<Outcome> {
+    let workers = setup.workers;
+    let rt = Runtime::new(setup.config())?;
     let mode = if workers == 1 {
         Mode::Local
     } else {

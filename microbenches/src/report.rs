@@ -10,6 +10,9 @@ pub struct BenchResult {
     pub bench: String,
     pub runtime: String,
     pub stealing: String,
+    /// What each time-left steal took (`one` or `half`); null for the policies without
+    /// time-left steals, whose steals it does not change.
+    pub steal_amount: Option<String>,
     pub workers: usize,
     pub seconds: f64,
     pub events: u64,
@@ -66,7 +69,7 @@ pub fn print(results: &[BenchResult], format: Format) {
                 .map(|r| r.extra.keys().cloned().collect())
                 .unwrap_or_default();
             println!(
-                "bench,runtime,stealing,workers,seconds,events,kevents_per_sec,steals,steal_cost_cycles,stolen_time_cycles,locking_time_pct,l2_misses_per_event{}",
+                "bench,runtime,stealing,steal_amount,workers,seconds,events,kevents_per_sec,steals,steal_cost_cycles,stolen_time_cycles,locking_time_pct,l2_misses_per_event{}",
                 extras.iter().map(|e| format!(",{e}")).collect::<String>()
             );
             for r in results {
@@ -75,10 +78,11 @@ pub fn print(results: &[BenchResult], format: Format) {
                     .map(|k| format!(",{}", r.extra.get(k).map(csv_value).unwrap_or_default()))
                     .collect();
                 println!(
-                    "{},{},{},{},{:.3},{},{:.1},{},{},{},{},{}{}",
+                    "{},{},{},{},{},{:.3},{},{:.1},{},{},{},{},{}{}",
                     r.bench,
                     r.runtime,
                     r.stealing,
+                    r.steal_amount.as_deref().unwrap_or("n/a"),
                     r.workers,
                     r.seconds,
                     r.events,
@@ -101,6 +105,7 @@ pub fn print(results: &[BenchResult], format: Format) {
                 "bench",
                 "runtime",
                 "stealing",
+                "amount",
                 "workers",
                 "KEvents/s",
                 "steals",
@@ -119,6 +124,7 @@ pub fn print(results: &[BenchResult], format: Format) {
                     r.bench.clone(),
                     r.runtime.clone(),
                     r.stealing.clone(),
+                    r.steal_amount.clone().unwrap_or_else(|| "-".into()),
                     r.workers.to_string(),
                     format!("{:.0}", r.kevents_per_sec),
                     r.steals.to_string(),

@@ -5,9 +5,9 @@
 //! cost annotations (`--costs annotated`) or from the runtime's automatic profiling
 //! (`--costs profiled`).
 
-use crate::common::{measure_fork_join, runtime, Control, Outcome};
+use crate::common::{measure_fork_join, runtime, Control, Outcome, Setup};
 use crate::perf::LlcCounter;
-use colored_runtime::{tsc, Color, Ctx, HandlerId, HandlerSpec, QueueKind, StealPolicy};
+use colored_runtime::{tsc, Color, Ctx, HandlerId, HandlerSpec};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,15 +106,13 @@ fn fork(ctx: &mut Ctx<'_>, st: &'static State) {
 }
 
 pub fn run_colored(
-    queue: QueueKind,
-    stealing: StealPolicy,
-    workers: usize,
+    setup: &Setup,
     seconds: f64,
     costs: Costs,
     p: &Params,
 ) -> anyhow::Result<Outcome> {
     let llc = LlcCounter::open();
-    let rt = runtime(queue, stealing, workers)?;
+    let rt = runtime(setup)?;
     let [short, long] = handler_specs(costs, p).map(|h| rt.register(h));
     let ctl = Control::leak();
     let st: &'static State = Box::leak(Box::new(State {
@@ -176,5 +174,6 @@ pub fn run_tokio(workers: usize, seconds: f64, p: &Params) -> anyhow::Result<Out
             .and_then(|c| c.read())
             .map(|m| m as f64 / events.max(1) as f64),
         rounds,
+        extra: Default::default(),
     })
 }

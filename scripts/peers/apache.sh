@@ -2,12 +2,15 @@
 # Apache httpd with the worker MPM (threads) as the SWS peer; source it, do not run it.
 # Needs TMP (a private temporary directory).
 #
-# peer_apache_start PORT WORKERS WWW MAX_CLIENTS: writes $TMP/apache/httpd.conf (127.0.0.1 only,
-# no access log, keep-alive without a request limit, enough threads for MAX_CLIENTS kept-alive
-# connections) and starts apache2 in the foreground, pinned to WORKERS cores with taskset; its
-# pid is left in PEER_PID. Stop it with kill -TERM (the parent stops its children).
+# peer_apache_start PORT WORKERS WWW MAX_CLIENTS [CPUS]: writes $TMP/apache/httpd.conf (127.0.0.1
+# only, no access log, keep-alive without a request limit, enough threads for MAX_CLIENTS
+# kept-alive connections) and starts apache2 in the foreground, pinned with taskset to the
+# comma-separated CPUS (default: the first WORKERS cores): as many CPUs as SWS has workers. The
+# worker MPM needs a thread per kept-alive connection, so its process count follows MAX_CLIENTS,
+# not WORKERS. Its pid is left in PEER_PID. Stop it with kill -TERM (the parent stops its
+# children).
 peer_apache_start() {
-    local port=$1 workers=$2 www=$3 max_clients=$4 dir="$TMP/apache"
+    local port=$1 workers=$2 www=$3 max_clients=$4 cpus=${5:-} dir="$TMP/apache"
     local bin mods=/usr/lib/apache2/modules
     bin=$(command -v apache2 || echo /usr/sbin/apache2)
     [ -x "$bin" ] || { echo "apache2 is not installed" >&2; return 1; }
@@ -52,8 +55,7 @@ MinSpareThreads $threads
 MaxSpareThreads $(( servers * threads ))
 MaxConnectionsPerChild 0
 CONF
-    local cpus
-    cpus="0-$(( workers - 1 ))"
+    [ -n "$cpus" ] || cpus="0-$(( workers - 1 ))"
     taskset -c "$cpus" "$bin" -f "$dir/httpd.conf" -DFOREGROUND >"$dir/logs/stdout.log" 2>"$dir/logs/stderr.log" &
     # shellcheck disable=SC2034 # read by the script that sourced this file
     PEER_PID=$!

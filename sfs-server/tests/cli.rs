@@ -157,3 +157,46 @@ fn bench_library_full_and_sample_verification() {
     };
     assert!(run(&cfg, &env.bob).is_err());
 }
+
+/// `--steal-amount` reaches the statistics the server writes on exit (`one`, the paper's, by
+/// default); a value that is neither `one` nor `half` is refused.
+#[test]
+fn steal_amount_is_recorded() {
+    let env = Env::new();
+    for (extra, want) in [(&[][..], "one"), (&["--steal-amount", "half"][..], "half")] {
+        let stats = env.dir.path().join(format!("stats-{want}.json"));
+        let mut args = vec![
+            "--workers",
+            "2",
+            "--stealing",
+            "all",
+            "--stats-json",
+            stats.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        // Dropping the server stops it with SIGTERM and waits for it: it writes the stats.
+        drop(BinServer::start(&env, &args, want));
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+        assert_eq!(doc["steal_amount"], want, "{doc}");
+        assert_eq!(doc["stealing"], "all", "{doc}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_sfs-server"))
+        .args([
+            "--export",
+            "/",
+            "--listen",
+            "127.0.0.1:0",
+            "--keys",
+            "/nonexistent",
+        ])
+        .args(["--steal-amount", "all"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown steal amount"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -3,6 +3,7 @@
 //! ```text
 //! sws-server --root DIR --listen ADDR --workers N --runtime <libasync|mely> --stealing POLICY
 //!            [--mode colored|ncopy] [--max-clients N] [--stats-json FILE]
+//!            [--steal-amount one|half] [--conn-penalty N]
 //! ```
 //! Hidden flags: `--idle-timeout-ms` (408 after this much inactivity; tests shorten it) and
 //! the ones the N-copy parent passes to its children.
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use colored_runtime::{QueueKind, RuntimeConfig, StealPolicy};
+use colored_runtime::{QueueKind, RuntimeConfig, StealAmount, StealPolicy};
 
 use crate::http::Limits;
 use crate::server::ServerConfig;
@@ -53,6 +54,11 @@ pub struct Cli {
     /// Stealing policy: off, base, time-left, penalty, locality or all (libasync: off, base).
     #[arg(long, value_parser = clap::value_parser!(StealPolicy))]
     pub stealing: StealPolicy,
+    /// What a time-left steal (time-left, penalty, all) takes: `one`, the best worthy color
+    /// (the Mely paper's), or `half`, worthy colors until the thief holds half of the victim's
+    /// queued time, at most 32 (ours).
+    #[arg(long, default_value_t = StealAmount::One, value_parser = clap::value_parser!(StealAmount))]
+    pub steal_amount: StealAmount,
     #[arg(long, value_enum, default_value_t = Mode::Colored)]
     pub mode: Mode,
     /// Most clients served at once; past it, connections are answered 503 and closed.
@@ -86,6 +92,7 @@ impl Cli {
             workers,
             queue: self.runtime,
             stealing: self.stealing,
+            steal_amount: self.steal_amount,
             search_us: self.search_us.unwrap_or(d.search_us),
             ..d
         }

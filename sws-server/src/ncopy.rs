@@ -29,6 +29,7 @@ pub fn run_parent(cli: &Cli) -> anyhow::Result<()> {
             .args(["--listen", &slot.addr.to_string(), "--workers", "1"])
             .args(["--runtime", &cli.runtime.to_string()])
             .args(["--stealing", &cli.stealing.to_string()])
+            .args(["--steal-amount", &cli.steal_amount.to_string()])
             .args(["--mode", "ncopy"])
             .args(["--max-clients", &per_child_max.to_string()])
             .args(["--idle-timeout-ms", &cli.idle_timeout_ms.to_string()])

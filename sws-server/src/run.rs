@@ -75,6 +75,7 @@ pub fn run_colored(cli: &Cli) -> anyhow::Result<()> {
             "mode": cli.mode.as_str(),
             "runtime": cli.runtime.to_string(),
             "stealing": cli.stealing.to_string(),
+            "steal_amount": cli.steal_amount.to_string(),
             "workers": workers,
             "max_clients": max_clients,
             "listen": cli.listen.to_string(),

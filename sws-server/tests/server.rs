@@ -761,6 +761,40 @@ fn conn_penalty_reaches_the_runtime() {
     }
 }
 
+/// `--steal-amount` is recorded in the statistics (the paper's `one` by default) and forwarded
+/// by an N-copy parent to every child.
+#[test]
+fn steal_amount_is_recorded_and_forwarded() {
+    let colored = Config {
+        mode: "colored",
+        runtime: "mely",
+        stealing: "all",
+        workers: 2,
+    };
+    let ncopy = Config {
+        mode: "ncopy",
+        ..colored
+    };
+    for (cfg, extra, want) in [
+        (colored, &[][..], "one"),
+        (colored, &["--steal-amount", "half"][..], "half"),
+        (ncopy, &["--steal-amount", "half"][..], "half"),
+    ] {
+        let srv = Server::start_args(cfg, 100, 5000, extra);
+        assert_eq!(fetch(&srv, &get("/1k.txt")).status, 200);
+        let stats = srv.stop();
+        if cfg.mode == "ncopy" {
+            let children = stats["children"].as_array().expect("children");
+            assert_eq!(children.len(), 2);
+            for c in children {
+                assert_eq!(c["steal_amount"], want, "{c}");
+            }
+        } else {
+            assert_eq!(stats["steal_amount"], want, "{extra:?}: {stats}");
+        }
+    }
+}
+
 /// When an N-copy child dies, the parent stops the other children and exits with an error
 /// instead of serving on with part of its capacity.
 #[test]

@@ -20,23 +20,34 @@ pub struct Rep {
 pub struct MicroRow {
     pub bench: String,
     pub runtime: String,
-    /// The stealing policy, with `-profiled` appended for unbalanced runs on profiled costs
-    /// (the tables' row key).
+    /// Worker threads it ran with.
+    pub workers: usize,
+    /// The stealing policy with the steal amount of a time-left policy and `-profiled` for
+    /// unbalanced runs on profiled costs appended (the tables' row key,
+    /// [`crate::tables::stealing_key`]).
     pub stealing: String,
     /// Synthetic configuration label (`config` in the JSON), if any.
     pub config: Option<String>,
+    /// What the benchmark's arrays were sized to (`sized_to` in the JSON: `l2` for `penalty`
+    /// and `cache-efficient` sized to the L2; absent in results of the earlier fixed sizes).
+    pub sized_to: Option<String>,
+    /// The array sizes the first repetition reported (`penalty`, `cache-efficient`), as the
+    /// sentence the tables print ([`crate::tables::sizes_sentence`]).
+    pub sizes: Option<String>,
     pub reps: Vec<Rep>,
 }
 
 impl MicroRow {
-    /// Experiment name of this configuration.
+    /// Experiment name of this configuration: a benchmark sized to the cache is named with its
+    /// sizing (`microbench/penalty-l2/...`), so it never compares with the fixed-size one.
     pub fn name(&self) -> String {
+        let bench = match &self.sized_to {
+            Some(t) => format!("{}-{t}", self.bench),
+            None => self.bench.clone(),
+        };
         match &self.config {
-            Some(c) => format!("microbench/{}/{}", self.bench, c),
-            None => format!(
-                "microbench/{}/{}/{}",
-                self.bench, self.runtime, self.stealing
-            ),
+            Some(c) => format!("microbench/{bench}/{c}"),
+            None => format!("microbench/{bench}/{}/{}", self.runtime, self.stealing),
         }
     }
     pub fn kevents_median(&self) -> Option<f64> {
@@ -111,6 +122,8 @@ pub struct SfsRun {
     pub config: String,
     /// Server workers; `None` for sftp (one sshd process per connection).
     pub workers: Option<usize>,
+    /// sftp: parallel sessions (`clients` in its JSON); `None` for sfs-bench runs.
+    pub sessions: Option<usize>,
     pub mbytes_per_sec: Option<f64>,
     pub errors: Option<f64>,
     pub stats: ServerStats,
@@ -286,9 +299,14 @@ impl Results {
             if mbps.is_none() {
                 return Err(format!("{name}: no mbytes_per_sec"));
             }
+            let sessions = workers
+                .is_none()
+                .then(|| num(&v, &["clients"]).map(|n| n as usize))
+                .flatten();
             self.sfs.push(SfsRun {
                 config,
                 workers,
+                sessions,
                 mbytes_per_sec: mbps,
                 errors: num(&v, &["errors"]),
                 stats: stats_of(&stats_path),
@@ -308,15 +326,18 @@ impl Results {
         let s = |k: &str| item.get(k).and_then(Value::as_str).map(String::from);
         let bench = s("bench").ok_or("result without bench")?;
         let runtime = s("runtime").ok_or("result without runtime")?;
-        let mut stealing = s("stealing").ok_or("result without stealing")?;
-        if bench == "unbalanced" && s("costs").as_deref() == Some("profiled") {
-            stealing.push_str("-profiled");
-        }
+        let stealing = crate::tables::stealing_key(
+            &s("stealing").ok_or("result without stealing")?,
+            s("steal_amount").as_deref(),
+            bench == "unbalanced" && s("costs").as_deref() == Some("profiled"),
+        );
         let config = if bench == "synthetic" {
             s("config")
         } else {
             None
         };
+        let sized_to = s("sized_to");
+        let sizes = item.as_object().and_then(crate::tables::sizes_sentence);
         let Some(kevents) = num(item, &["kevents_per_sec"]) else {
             return Err(format!("{bench} {runtime} {stealing}: no kevents_per_sec"));
         };
@@ -328,14 +349,21 @@ impl Results {
             l2_misses_per_event: num(item, &["l2_misses_per_event"]),
         };
         match self.micro.iter_mut().find(|m| {
-            m.bench == bench && m.runtime == runtime && m.stealing == stealing && m.config == config
+            m.bench == bench
+                && m.runtime == runtime
+                && m.stealing == stealing
+                && m.config == config
+                && m.sized_to == sized_to
         }) {
             Some(row) => row.reps.push(rep),
             None => self.micro.push(MicroRow {
                 bench,
                 runtime,
+                workers: num(item, &["workers"]).map_or(0, |w| w as usize),
                 stealing,
                 config,
+                sized_to,
+                sizes,
                 reps: vec![rep],
             }),
         }
@@ -361,19 +389,29 @@ impl Results {
         s
     }
 
-    /// An environment field as text (`unknown` when the script did not record it).
+    /// An environment field as text (`unknown` when the script did not record it); a list,
+    /// such as `server_cpus`, comma-separated.
     pub fn env_str(&self, key: &str) -> String {
         match self.env.get(key) {
             Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(","),
             Some(v) if !v.is_null() => v.to_string(),
             _ => "unknown".into(),
         }
     }
 
+    /// A microbenchmark configuration; where a benchmark ran in several definitions (sized to
+    /// the L2 and not), the sized one.
     pub fn micro_row(&self, bench: &str, runtime: &str, stealing: &str) -> Option<&MicroRow> {
-        self.micro.iter().find(|m| {
+        let mut rows = self.micro.iter().filter(|m| {
             m.bench == bench && m.runtime == runtime && m.stealing == stealing && m.config.is_none()
-        })
+        });
+        let first = rows.next()?;
+        Some(rows.find(|m| m.sized_to.is_some()).unwrap_or(first))
     }
 
     pub fn sws_rps(&self, config: &str, workers: usize, clients: usize) -> Option<f64> {
@@ -396,6 +434,9 @@ impl Results {
             "libasync-off",
             "libasync-base",
             "mely-off",
+            "mely-all-p1",
+            "mely-all-p1000",
+            "mely-all-p1000-half",
             "mely-all",
             "ncopy",
             "nginx",
@@ -447,10 +488,13 @@ impl Results {
     }
 }
 
+/// Experiment name of an SFS run; sftp's carries its session count (`sfs/sftp-s16`), so runs
+/// with different numbers of sessions are different figures.
 pub fn sfs_name(f: &SfsRun) -> String {
-    match f.workers {
-        Some(w) => format!("sfs/{}-w{}", f.config, w),
-        None => format!("sfs/{}", f.config),
+    match (f.workers, f.sessions) {
+        (Some(w), _) => format!("sfs/{}-w{}", f.config, w),
+        (None, Some(n)) => format!("sfs/{}-s{n}", f.config),
+        (None, None) => format!("sfs/{}", f.config),
     }
 }
 

@@ -18,10 +18,20 @@ fn micro_tables(r: &Results, out: &mut String) {
         );
         return;
     }
+    let workers = r.micro.first().map_or(0, |m| m.workers);
+    let oversubscribed = r
+        .env_str("cores")
+        .parse::<usize>()
+        .is_ok_and(|c| workers > c);
     let _ = writeln!(
         out,
-        "The paper ran on an 8-core Xeon E5410; absolute rates do not compare, the shape does: \
-         the ratio columns divide each row by its table's first row.\n"
+        "{workers} workers{}. The paper ran on an 8-core Xeon E5410; absolute rates do not \
+         compare, the shape does: the ratio columns divide each row by its table's first row.\n",
+        if oversubscribed {
+            format!(" on {} cores (oversubscribed)", r.env_str("cores"))
+        } else {
+            String::new()
+        }
     );
     for t in tables::specs() {
         let measured: Vec<Option<Measured>> = t
@@ -33,7 +43,7 @@ fn micro_tables(r: &Results, out: &mut String) {
                         .iter()
                         .find(|m| m.bench == "synthetic" && m.config.as_deref() == Some(row.label))
                 } else {
-                    r.micro_row(t.bench, row.runtime, row.stealing)
+                    r.micro_row(t.bench, row.runtime, &row.config.key())
                 }?;
                 let metric = match t.metric {
                     "WS cost (cycles)" => m.steal_cost_cycles(),
@@ -49,7 +59,10 @@ fn micro_tables(r: &Results, out: &mut String) {
                 })
             })
             .collect();
-        out.push_str(&tables::render(&t, &measured));
+        out.push_str(&tables::render(&t, &measured, workers));
+        if let Some(line) = sizes_line(r, t.bench) {
+            let _ = writeln!(out, "\n{line}");
+        }
         out.push('\n');
     }
     if r.micro.iter().all(|m| m.l2_misses_per_event().is_none()) {
@@ -60,8 +73,25 @@ fn micro_tables(r: &Results, out: &mut String) {
     }
 }
 
+/// The array sizes a cache-sized benchmark ran with, as one sentence (`None` for the others).
+fn sizes_line(r: &Results, bench: &str) -> Option<String> {
+    r.micro
+        .iter()
+        .find(|m| m.bench == bench && m.sizes.is_some())?
+        .sizes
+        .clone()
+}
+
 /// Table I: time spent stealing vs processing time stolen, from the servers' counters.
 fn table_one(r: &Results, out: &mut String) {
+    use super::figures::configs::*;
+    if r.sws.is_empty() && r.sfs.is_empty() {
+        let _ = writeln!(
+            out,
+            "No server results (not run, or see Missing experiments).\n"
+        );
+        return;
+    }
     let w = sws_main_workers(r);
     // Per configuration, the run at the most clients whose server reported its counters.
     let sws = |c: &str| {
@@ -69,9 +99,15 @@ fn table_one(r: &Results, out: &mut String) {
             .iter()
             .filter(|s| s.config == c && s.workers == w && s.stats.steals.is_some())
             .max_by_key(|s| s.clients)
+            .map(|s| s.stats.clone())
     };
     let sfs_w = sfs_main_workers(r);
-    let sfs = |c: &str| r.sfs.iter().find(|s| s.config == c && s.workers == sfs_w);
+    let sfs = |c: &str| {
+        r.sfs
+            .iter()
+            .find(|s| s.config == c && s.workers == sfs_w)
+            .map(|s| s.stats.clone())
+    };
     let _ = writeln!(
         out,
         "**Table I: time spent stealing a set of events vs. processing time of the stolen events** \
@@ -86,30 +122,48 @@ fn table_one(r: &Results, out: &mut String) {
         Option<f64>,
         Option<super::load::ServerStats>,
     );
-    let rows: [Row; 4] = [
+    let rows: [Row; 7] = [
         (
             "SFS, libasync base WS",
             Some(4_800.0),
             Some(1_200_000.0),
-            sfs("libasync-base").map(|s| s.stats.clone()),
+            sfs("libasync-base"),
         ),
         (
-            "SFS, mely all",
+            "SFS, mely all (one color per steal, the paper's)",
             None,
             None,
-            sfs("colored").map(|s| s.stats.clone()),
+            sfs(SFS_COLORED),
+        ),
+        (
+            "SFS, mely all, ours: colors up to half the victim's queued time",
+            None,
+            None,
+            sfs(SFS_COLORED_HALF),
         ),
         (
             "Web server, libasync base WS",
             Some(197_000.0),
             Some(20_000.0),
-            sws("libasync-base").map(|s| s.stats.clone()),
+            sws("libasync-base"),
         ),
         (
-            "Web server, mely all",
+            "Web server, mely all, conn penalty 1 (the paper's)",
             Some(6_000.0),
             Some(23_000.0),
-            sws("mely-all").map(|s| s.stats.clone()),
+            sws(SWS_MELY_PAPER),
+        ),
+        (
+            "Web server, mely all, conn penalty 1000 (ours)",
+            None,
+            None,
+            sws(SWS_MELY_TUNED),
+        ),
+        (
+            "Web server, mely all, conn penalty 1000, ours: colors up to half",
+            None,
+            None,
+            sws(SWS_MELY_HALF),
         ),
     ];
     for (name, ps, pt, st) in rows {
@@ -125,8 +179,42 @@ fn table_one(r: &Results, out: &mut String) {
                 .map_or_else(|| "n/a".into(), |s| format!("{s:.0}"))
         );
     }
-    out.push('\n');
+    let sws_gain = sws_peak_ratio(r, SWS_MELY_HALF, SWS_MELY_TUNED);
+    let sfs_gain = sfs_w.and_then(|w| {
+        ratio(
+            r.sfs_mbps(SFS_COLORED_HALF, Some(w)),
+            r.sfs_mbps(SFS_COLORED, Some(w)),
+        )
+    });
+    let _ = writeln!(
+        out,
+        "\nMeasured gain of our multi-color steal (half) over the paper's one-color steal: SWS \
+         (conn penalty 1000) {} peak req/s, SFS {} MB/s.\n\n{TABLE_ONE_NOTE}\n",
+        fmt_x(sws_gain),
+        fmt_x(sfs_gain)
+    );
 }
+
+/// A ratio as `1.23x`, `n/a` when not measured.
+fn fmt_x(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), |x| format!("{x:.2}x"))
+}
+
+/// What Table I measured and why it differs from the paper's.
+const TABLE_ONE_NOTE: &str = "Stealing time is the time a thief held the victim's lock per \
+    steal (choosing, collecting and moving the events); stolen time is the processing time of \
+    what one steal moved, so a multi-color steal counts every color it took. The paper's Mely \
+    figures (6 Kcycles, 23 Kcycles) come from its section V-C.";
+
+/// The SWS configurations' meaning, for the reader of Figure 7.
+const SWS_LEGEND: &str = "Configurations: `libasync-off` / `libasync-base`: the libasync-smp \
+    design without and with its work stealing; `mely-off`: Mely without stealing; `mely-all-p1`: \
+    Mely with all heuristics, connection penalty 1 and one color per steal, the paper's Mely \
+    (stealing relieves the Epoll core of request processing); `mely-all-p1000`: the same with our \
+    tuned connection penalty 1000 (a connection moves only with a large backlog); \
+    `mely-all-p1000-half`: that with our multi-color steal (colors up to half the victim's \
+    queued time); `ncopy`: N single-worker processes; `nginx`, `apache`: the peers with as many \
+    workers (nginx worker processes; Apache's worker MPM on as many CPUs).";
 
 fn sws_section(r: &Results, out: &mut String) {
     let w = sws_main_workers(r);
@@ -137,47 +225,63 @@ fn sws_section(r: &Results, out: &mut String) {
         );
         return;
     }
-    let configs = r.sws_configs();
+    let disjoint = r.env.get("cpu_split").and_then(|v| v.as_str()) == Some("disjoint");
     let _ = writeln!(
         out,
         "**Figure 7: SWS throughput (requests/s) vs. virtual clients, 1 KB file, {w} workers** \
          (the paper: 8 cores, 200-2000 clients from 8 client machines, 30 s x 3; here the \
-         injector shares the machine's cores with the server)\n"
+         injector runs {} the server)\n\n{SWS_LEGEND}\n",
+        if disjoint {
+            "on CPUs disjoint from"
+        } else {
+            "on the same cores as"
+        }
     );
-    let _ = write!(out, "| clients |");
-    for c in &configs {
-        let _ = write!(out, " {c} |");
+    let configs = r.sws_configs();
+    sws_throughput(r, w, &configs, out);
+    sws_latency(r, w, &configs, out);
+    sws_errors(r, out);
+    sws_ratios(r, out);
+}
+
+/// A Markdown table header: `first`, then one right-aligned column per name.
+fn header(first: &str, cols: impl IntoIterator<Item = String>) -> String {
+    let cols: Vec<String> = cols.into_iter().collect();
+    let mut h = format!("| {first} |");
+    for c in &cols {
+        let _ = write!(h, " {c} |");
     }
-    let _ = write!(out, "\n|---:|");
-    for _ in &configs {
-        out.push_str("---:|");
-    }
-    out.push('\n');
+    h.push_str("\n|---:|");
+    h.push_str(&"---:|".repeat(cols.len()));
+    h.push('\n');
+    h
+}
+
+/// Figure 7 as a table: requests/s per client count and configuration.
+fn sws_throughput(r: &Results, w: usize, configs: &[String], out: &mut String) {
+    out.push_str(&header("clients", configs.iter().cloned()));
     for n in r.sws_clients(w) {
         let _ = write!(out, "| {n} |");
-        for c in &configs {
+        for c in configs {
             let _ = write!(out, " {} |", fmt_opt(r.sws_rps(c, w, n)));
         }
         out.push('\n');
     }
     out.push('\n');
-    let _ = writeln!(out, "p99 latency (ms) at the same points, and the injector's own CPU time per request (us), which it takes from the server's cores:\n");
-    let _ = write!(out, "| clients |");
-    for c in &configs {
-        let _ = write!(out, " {c} p99 |");
-    }
-    let _ = write!(
-        out,
-        " injector CPU us/req (median over configurations) |\n|---:|"
-    );
-    for _ in &configs {
-        out.push_str("---:|");
-    }
-    out.push_str("---:|\n");
+}
+
+/// p99 latency per point and the injector's CPU time per request.
+fn sws_latency(r: &Results, w: usize, configs: &[String], out: &mut String) {
+    let _ = writeln!(out, "p99 latency (ms) at the same points, and the injector's own CPU time per request (us), which it takes from the machine's cores:\n");
+    let cols = configs
+        .iter()
+        .map(|c| format!("{c} p99"))
+        .chain(["injector CPU us/req (median over configurations)".to_string()]);
+    out.push_str(&header("clients", cols));
     for n in r.sws_clients(w) {
         let _ = write!(out, "| {n} |");
         let mut cpu = Vec::new();
-        for c in &configs {
+        for c in configs {
             let run = r
                 .sws
                 .iter()
@@ -192,6 +296,10 @@ fn sws_section(r: &Results, out: &mut String) {
         let _ = writeln!(out, " {} |", fmt_opt(super::median(cpu)));
     }
     out.push('\n');
+}
+
+/// The injector's errors, where there were any.
+fn sws_errors(r: &Results, out: &mut String) {
     let errs: Vec<String> = r
         .sws
         .iter()
@@ -213,6 +321,11 @@ fn sws_section(r: &Results, out: &mut String) {
             errs.join("; ")
         );
     }
+}
+
+/// The SWS ratios beside the paper's.
+fn sws_ratios(r: &Results, out: &mut String) {
+    use super::figures::configs::{SWS_MELY_HALF, SWS_MELY_PAPER, SWS_MELY_TUNED};
     let _ = writeln!(
         out,
         "Ratios compare peaks over the client counts where both configurations were measured.\n"
@@ -221,7 +334,7 @@ fn sws_section(r: &Results, out: &mut String) {
         out,
         "| SWS ratio (peak req/s) | paper | ours | ours / paper |\n|---|---:|---:|---:|"
     );
-    let rows: [(&str, &str, &str, Option<f64>); 5] = [
+    let rows: [(&str, &str, &str, Option<f64>); 11] = [
         (
             "libasync base / libasync off",
             "libasync-base",
@@ -229,16 +342,40 @@ fn sws_section(r: &Results, out: &mut String) {
             Some(0.67),
         ),
         (
-            "mely all / libasync off",
-            "mely-all",
+            "mely all, conn penalty 1 / libasync off",
+            SWS_MELY_PAPER,
             "libasync-off",
             Some(1.25),
         ),
         (
-            "mely all / libasync base",
-            "mely-all",
+            "mely all, conn penalty 1 / libasync base",
+            SWS_MELY_PAPER,
             "libasync-base",
             Some(1.73),
+        ),
+        (
+            "mely all, conn penalty 1000 (ours) / libasync off",
+            SWS_MELY_TUNED,
+            "libasync-off",
+            None,
+        ),
+        (
+            "mely all, conn penalty 1000 (ours) / libasync base",
+            SWS_MELY_TUNED,
+            "libasync-base",
+            None,
+        ),
+        (
+            "mely all, conn penalty 1000 / conn penalty 1",
+            SWS_MELY_TUNED,
+            SWS_MELY_PAPER,
+            None,
+        ),
+        (
+            "mely all, conn penalty 1000: ours (half) / the paper's steal (one)",
+            SWS_MELY_HALF,
+            SWS_MELY_TUNED,
+            None,
         ),
         (
             "mely off / libasync off",
@@ -246,7 +383,24 @@ fn sws_section(r: &Results, out: &mut String) {
             "libasync-off",
             Some(0.87),
         ),
-        ("mely all / N-copy", "mely-all", "ncopy", None),
+        (
+            "mely all, conn penalty 1000 / N-copy",
+            SWS_MELY_TUNED,
+            "ncopy",
+            None,
+        ),
+        (
+            "mely all, conn penalty 1000 / nginx",
+            SWS_MELY_TUNED,
+            "nginx",
+            None,
+        ),
+        (
+            "mely all, conn penalty 1000 / apache",
+            SWS_MELY_TUNED,
+            "apache",
+            None,
+        ),
     ];
     for (name, a, b, paper) in rows {
         let ours = sws_peak_ratio(r, a, b);
@@ -258,55 +412,94 @@ fn sws_section(r: &Results, out: &mut String) {
             fmt_opt(ratio(ours, paper))
         );
     }
-    for peer in ["nginx", "apache"] {
-        let ours = sws_peak_ratio(r, "mely-all", peer);
-        let _ = writeln!(out, "| mely all / {peer} | n/a | {} | n/a |", fmt_opt(ours));
-    }
-    let _ = writeln!(
-        out,
-        "\nPaper figures: Mely Sec. V-C (\"up to -33%\" with libasync WS, \"+25%\", \"up to +73%\"; \
-         mely off is \"-7% to -20%\" below libasync off, 0.87 is the middle). The paper's peers were \
-         Apache worker and userver; ours are nginx and Apache worker.\n"
-    );
+    let _ = writeln!(out, "\n{SWS_NOTE}\n");
+}
+
+/// What the SWS rows measured and where the paper's figures come from.
+const SWS_NOTE: &str = "Paper figures: Mely Sec. V-C (\"up to -33%\" with libasync WS, \
+    \"+25%\", \"up to +73%\"; mely off is \"-7% to -20%\" below libasync off, 0.87 is the \
+    middle). The paper's peers were Apache worker and userver; ours are nginx and Apache worker.";
+
+/// Every worker count the servers ran with (the scaling steps 1, 2, 4, ... and the main one).
+fn worker_steps(r: &Results) -> Vec<usize> {
+    let mut ws: Vec<usize> = r
+        .sws
+        .iter()
+        .map(|s| s.workers)
+        .chain(r.sfs.iter().filter_map(|s| s.workers))
+        .collect();
+    ws.sort();
+    ws.dedup();
+    ws
 }
 
 fn scaling_section(r: &Results, out: &mut String) {
-    let _ = writeln!(out, "| configuration | 1 worker | {} workers | speedup | paper (libasync-smp, 4 CPUs) |\n|---|---:|---:|---:|---:|", sws_main_workers(r).max(sfs_main_workers(r).unwrap_or(0)));
-    let w = sws_main_workers(r);
+    if r.sws.is_empty() && r.sfs.iter().all(|s| s.workers.is_none()) {
+        let _ = writeln!(
+            out,
+            "No server results to scale (not run, or see Missing experiments).\n"
+        );
+        return;
+    }
+    let steps = worker_steps(r);
+    let cols = steps
+        .iter()
+        .map(|w| format!("{w} worker{}", if *w == 1 { "" } else { "s" }))
+        .chain([
+            "speedup (most workers / 1)".into(),
+            "paper (libasync-smp, 4 CPUs)".into(),
+        ]);
+    let h = header("configuration", cols);
+    // The first column holds names: left-aligned.
+    out.push_str(&h.replacen("|---:|", "|---|", 1));
+    let row = |out: &mut String, name: String, vals: Vec<Option<f64>>, speedup, paper| {
+        let _ = write!(out, "| {name} |");
+        for v in vals {
+            let _ = write!(out, " {} |", fmt_opt(v));
+        }
+        let _ = writeln!(out, " {} | {} |", fmt_opt(speedup), fmt_opt(paper));
+    };
+    let clients = r.sws_clients(1);
     for c in r.sws_configs() {
-        let clients: Vec<usize> = r.sws_clients(1);
         if !r.sws.iter().any(|s| s.config == c && s.workers == 1) {
             continue;
         }
-        let one = r.sws_peak(&c, 1, &clients);
-        let many = r.sws_peak(&c, w, &clients);
-        let paper = if c == "libasync-off" { Some(1.5) } else { None };
-        let _ = writeln!(
+        let vals = steps.iter().map(|&w| r.sws_peak(&c, w, &clients)).collect();
+        let paper = (c == "libasync-off").then_some(1.5);
+        row(
             out,
-            "| SWS {c} (req/s) | {} | {} | {} | {} |",
-            fmt_opt(one),
-            fmt_opt(many),
-            fmt_opt(sws_speedup(r, &c)),
-            fmt_opt(paper)
+            format!("SWS {c} (req/s)"),
+            vals,
+            sws_speedup(r, &c),
+            paper,
         );
     }
-    if let Some(sw) = sfs_main_workers(r) {
-        for c in ["colored", "none", "ncopy", "libasync-off", "libasync-base"] {
-            if r.sfs_mbps(c, Some(1)).is_none() && r.sfs_mbps(c, Some(sw)).is_none() {
-                continue;
-            }
-            let paper = if c == "colored" { Some(2.5) } else { None };
-            let _ = writeln!(
-                out,
-                "| SFS {c} (MB/s) | {} | {} | {} | {} |",
-                fmt_opt(r.sfs_mbps(c, Some(1))),
-                fmt_opt(r.sfs_mbps(c, Some(sw))),
-                fmt_opt(sfs_speedup(r, c)),
-                fmt_opt(paper)
-            );
+    for c in super::figures::configs::SFS_ALL {
+        if !r.sfs.iter().any(|s| s.config == c && s.workers.is_some()) {
+            continue;
         }
+        let vals = steps.iter().map(|&w| r.sfs_mbps(c, Some(w))).collect();
+        let paper = (c == "colored").then_some(2.5);
+        row(
+            out,
+            format!("SFS {c} (MB/s)"),
+            vals,
+            sfs_speedup(r, c),
+            paper,
+        );
     }
-    let _ = writeln!(out, "\nThe paper's speedups are on 4 CPUs over 1; this machine has {} cores, so ours stop at its core count.\n", r.env_str("cores"));
+    let _ = writeln!(
+        out,
+        "\nSWS at {} clients on every worker count. The paper's speedups are on 4 CPUs over 1; \
+         this machine has {} cores, so ours stop at its core count unless the run was \
+         oversubscribed (see Environment).\n",
+        clients
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        r.env_str("cores")
+    );
 }
 
 fn sfs_section(r: &Results, out: &mut String) {
@@ -355,7 +548,29 @@ fn sfs_section(r: &Results, out: &mut String) {
         );
     }
     let _ = writeln!(out, "\nPaper: Mely Sec. II and V-C, libasync WS about +35% over no WS; Mely all about equal to libasync WS.\n");
+    sfs_over_one_uncolored(r, w, out);
     sfs_mount_table(r, out);
+}
+
+/// libasync-smp's SFS speedup as that paper defined it: the colored server on N CPUs over the
+/// uncolored server (`--coloring none`) on one, beside the same-worker-count ratio above.
+fn sfs_over_one_uncolored(r: &Results, w: usize, out: &mut String) {
+    use super::figures::configs::SFS_COLORED;
+    let colored = r.sfs_mbps(SFS_COLORED, Some(w));
+    let _ = writeln!(
+        out,
+        "| SFS speedup | paper (libasync-smp, 4 CPUs) | ours |\n|---|---:|---:|\n\
+         | colored on {w} workers / none on {w} workers | n/a | {} |\n\
+         | colored on {w} workers / none on 1 worker | 2.50 | {} |\n",
+        fmt_opt(ratio(colored, r.sfs_mbps("none", Some(w)))),
+        fmt_opt(ratio(colored, r.sfs_mbps("none", Some(1))))
+    );
+    let _ = writeln!(
+        out,
+        "libasync-smp's 2.5x is the colored server on 4 CPUs over the uncolored server on one CPU; \
+         ours runs {w} workers on {} cores.\n",
+        r.env_str("cores")
+    );
 }
 
 /// The through-the-kernel configurations of the multiio benchmark, and their labels.
@@ -439,7 +654,49 @@ fn dispatch_section(r: &Results, out: &mut String) {
             fmt_opt(ratio(r.dispatch_ns(w, "tokio"), r.dispatch_ns(w, "mely")))
         );
     }
-    let _ = writeln!(out, "\n1 worker: post and run on one core (tokio current-thread spawn); 2 workers: posted on worker 0, run on worker 1 (tokio multi-thread).\n");
+    let _ = writeln!(out, "\n1 worker: post and run on one core (tokio current-thread spawn); 2 or more workers: posted on worker 0, run on worker 1 (tokio multi-thread with as many threads).\n");
+}
+
+/// The worker count and where servers and clients ran (`env.json`: `workers`, `server_cpus`,
+/// `client_cpus`, `cpu_split`, `oversubscribed`; results written before they were recorded
+/// ran 2 workers on a shared machine).
+fn cpu_split(r: &Results, out: &mut String) {
+    let workers = r.env_str("workers");
+    let server = r.env_str("server_cpus");
+    let oversubscribed = r.env.get("oversubscribed").and_then(|v| v.as_bool()) == Some(true);
+    let _ = writeln!(
+        out,
+        "- server workers: {workers}{}",
+        if oversubscribed {
+            format!(" (oversubscribed: more workers than the server's CPUs, {server})")
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(out, "- server CPUs: {server}");
+    let _ = writeln!(out, "- client CPUs: {}", r.env_str("client_cpus"));
+    let _ = writeln!(
+        out,
+        "- scaling steps (workers): {}",
+        r.env_str("scaling_workers")
+    );
+    let disjoint = r.env.get("cpu_split").and_then(|v| v.as_str()) == Some("disjoint");
+    let placement = if disjoint {
+        format!(
+            "Load injectors and clients ran on CPUs {} and the servers on CPUs {server}, disjoint \
+             (taskset), on this one machine.",
+            r.env_str("client_cpus")
+        )
+    } else {
+        "Everything ran on this one machine: load injectors and clients share its cores with the \
+         servers (fewer than 4 cores: no CPUs to spare for a split)."
+            .to_string()
+    };
+    let _ = writeln!(
+        out,
+        "\n{placement} Ratios inside one run compare; absolute rates do not compare with the \
+         papers' 8-core Xeon. `n/a` means not measured (never estimated).\n"
+    );
 }
 
 /// The simulator: Tables III-VI at 8 simulated cores on the paper's machine, its validation
@@ -469,12 +726,7 @@ pub fn report(r: &Results, plots: &[String]) -> String {
     ] {
         let _ = writeln!(out, "- {label}: {}", r.env_str(k));
     }
-    let _ = writeln!(
-        out,
-        "\nEverything ran on this one machine: load injectors and clients share its cores with the \
-         servers. Ratios inside one run compare; absolute rates do not compare with the papers' \
-         8-core Xeon. `n/a` means not measured (never estimated).\n"
-    );
+    cpu_split(r, &mut out);
 
     let _ = writeln!(out, "## Missing experiments\n");
     if r.missing.is_empty() {

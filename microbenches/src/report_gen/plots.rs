@@ -306,9 +306,21 @@ fn render(dir: &Path, stem: &str, chart: &Chart) -> Result<Vec<String>> {
 
 /// The charts this results directory has data for.
 fn charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
-    let mut out = Vec::new();
+    [
+        throughput_chart(r),
+        speedup_chart(r),
+        ncopy_chart(r),
+        steal_cost_chart(r),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(sfs_mount_charts(r))
+    .collect()
+}
+
+/// SWS throughput vs clients, one line per configuration incl. the peers.
+fn throughput_chart(r: &Results) -> Option<(&'static str, Chart<'static>)> {
     let w = sws_main_workers(r);
-    // SWS throughput vs clients, one line per configuration incl. the peers.
     let series: Vec<(String, Vec<(f64, f64)>)> = r
         .sws_configs()
         .into_iter()
@@ -322,113 +334,125 @@ fn charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
         })
         .filter(|(_, p)| !p.is_empty())
         .collect();
-    if !series.is_empty() {
-        out.push((
-            "sws-throughput",
-            Chart::Lines(Lines {
-                title: "SWS: throughput vs clients (1 KB file)",
-                x_desc: "virtual clients",
-                y_desc: "requests/s",
-                series,
-                ideal: false,
-            }),
-        ));
+    if series.is_empty() {
+        return None;
     }
-    // Speedup vs workers.
-    let mut series = Vec::new();
+    Some((
+        "sws-throughput",
+        Chart::Lines(Lines {
+            title: "SWS: throughput vs clients (1 KB file)",
+            x_desc: "virtual clients",
+            y_desc: "requests/s",
+            series,
+            ideal: false,
+        }),
+    ))
+}
+
+/// Speedup over 1 worker at every worker count measured: SWS and SFS configurations.
+fn speedup_chart(r: &Results) -> Option<(&'static str, Chart<'static>)> {
+    let line = |name: String, points: Vec<(usize, Option<f64>)>, one: Option<f64>| {
+        let pts: Vec<(f64, f64)> = points
+            .into_iter()
+            .filter_map(|(k, v)| ratio(v, one).map(|s| (k as f64, s)))
+            .collect();
+        (pts.len() >= 2).then_some((name, pts))
+    };
     let w1_clients = r.sws_clients(1);
+    let mut series = Vec::new();
     for c in r.sws_configs() {
-        let mut ws: Vec<usize> = r
-            .sws
-            .iter()
-            .filter(|s| s.config == c)
-            .map(|s| s.workers)
+        let ws = distinct(r.sws.iter().filter(|s| s.config == c).map(|s| s.workers));
+        let pts = ws
+            .into_iter()
+            .map(|k| (k, r.sws_peak(&c, k, &w1_clients)))
             .collect();
-        ws.sort();
-        ws.dedup();
-        let one = r.sws_peak(&c, 1, &w1_clients);
-        let pts: Vec<(f64, f64)> = ws
-            .iter()
-            .filter_map(|&k| ratio(r.sws_peak(&c, k, &w1_clients), one).map(|s| (k as f64, s)))
-            .collect();
-        if pts.len() >= 2 {
-            series.push((format!("SWS {c}"), pts));
-        }
-    }
-    for c in ["colored", "none", "ncopy", "libasync-off", "libasync-base"] {
-        let mut ws: Vec<usize> = r
-            .sfs
-            .iter()
-            .filter(|s| s.config == c)
-            .filter_map(|s| s.workers)
-            .collect();
-        ws.sort();
-        ws.dedup();
-        let one = r.sfs_mbps(c, Some(1));
-        let pts: Vec<(f64, f64)> = ws
-            .iter()
-            .filter_map(|&k| ratio(r.sfs_mbps(c, Some(k)), one).map(|s| (k as f64, s)))
-            .collect();
-        if pts.len() >= 2 {
-            series.push((format!("SFS {c}"), pts));
-        }
-    }
-    if !series.is_empty() {
-        out.push((
-            "speedup-workers",
-            Chart::Lines(Lines {
-                title: "Speedup vs workers (over 1 worker)",
-                x_desc: "workers",
-                y_desc: "speedup",
-                series,
-                ideal: true,
-            }),
+        series.extend(line(
+            format!("SWS {c}"),
+            pts,
+            r.sws_peak(&c, 1, &w1_clients),
         ));
     }
-    // Colored vs N-copy, each server relative to its N-copy.
+    for c in super::figures::configs::SFS_ALL {
+        let ws = distinct(
+            r.sfs
+                .iter()
+                .filter(|s| s.config == c)
+                .filter_map(|s| s.workers),
+        );
+        let pts = ws
+            .into_iter()
+            .map(|k| (k, r.sfs_mbps(c, Some(k))))
+            .collect();
+        series.extend(line(format!("SFS {c}"), pts, r.sfs_mbps(c, Some(1))));
+    }
+    if series.is_empty() {
+        return None;
+    }
+    Some((
+        "speedup-workers",
+        Chart::Lines(Lines {
+            title: "Speedup vs workers (over 1 worker)",
+            x_desc: "workers",
+            y_desc: "speedup",
+            series,
+            ideal: true,
+        }),
+    ))
+}
+
+/// The distinct values, sorted.
+fn distinct(v: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut v: Vec<usize> = v.collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Colored vs N-copy, each server relative to its N-copy at the main worker count.
+fn ncopy_chart(r: &Results) -> Option<(&'static str, Chart<'static>)> {
+    use super::figures::configs::{SFS_COLORED, SWS_MELY_PAPER, SWS_MELY_TUNED};
+    let w = sws_main_workers(r);
     let sws_clients = r.sws_clients(w);
     let sfs_w = sfs_main_workers(r);
+    let sws = |c: &str| {
+        ratio(
+            r.sws_peak(c, w, &sws_clients),
+            r.sws_peak("ncopy", w, &sws_clients),
+        )
+    };
+    let sfs =
+        |c: &str| sfs_w.and_then(|k| ratio(r.sfs_mbps(c, Some(k)), r.sfs_mbps("ncopy", Some(k))));
     let pairs: Vec<(String, Option<f64>)> = vec![
-        (
-            "SWS mely-all".into(),
-            ratio(
-                r.sws_peak("mely-all", w, &sws_clients),
-                r.sws_peak("ncopy", w, &sws_clients),
-            ),
-        ),
-        (
-            "SWS libasync-off".into(),
-            ratio(
-                r.sws_peak("libasync-off", w, &sws_clients),
-                r.sws_peak("ncopy", w, &sws_clients),
-            ),
-        ),
-        (
-            "SFS colored".into(),
-            sfs_w.and_then(|k| ratio(r.sfs_mbps("colored", Some(k)), r.sfs_mbps("ncopy", Some(k)))),
-        ),
-        (
-            "SFS none".into(),
-            sfs_w.and_then(|k| ratio(r.sfs_mbps("none", Some(k)), r.sfs_mbps("ncopy", Some(k)))),
-        ),
+        (format!("SWS {SWS_MELY_PAPER}"), sws(SWS_MELY_PAPER)),
+        (format!("SWS {SWS_MELY_TUNED}"), sws(SWS_MELY_TUNED)),
+        ("SWS libasync-off".into(), sws("libasync-off")),
+        (format!("SFS {SFS_COLORED}"), sfs(SFS_COLORED)),
+        ("SFS none".into(), sfs("none")),
     ];
-    if pairs.iter().any(|(_, v)| v.is_some()) {
-        out.push((
-            "ncopy-vs-colored",
-            Chart::Bars(Bars {
-                title: "Colored vs N-copy (throughput / N-copy's, same workers)",
-                y_desc: "relative to N-copy",
-                categories: pairs.iter().map(|(n, _)| n.clone()).collect(),
-                series: vec![(
-                    "colored / N-copy".into(),
-                    pairs.iter().map(|(_, v)| *v).collect(),
-                )],
-                log: false,
-                reference: Some(1.0),
-            }),
-        ));
+    if !pairs.iter().any(|(_, v)| v.is_some()) {
+        return None;
     }
-    // Steal cost and stolen time per configuration (microbenchmarks, then the servers).
+    Some((
+        "ncopy-vs-colored",
+        Chart::Bars(Bars {
+            title: "Colored vs N-copy (throughput / N-copy's, same workers)",
+            y_desc: "relative to N-copy",
+            categories: pairs.iter().map(|(n, _)| n.clone()).collect(),
+            series: vec![(
+                "colored / N-copy".into(),
+                pairs.iter().map(|(_, v)| *v).collect(),
+            )],
+            log: false,
+            reference: Some(1.0),
+        }),
+    ))
+}
+
+/// Steal cost and stolen time per configuration (microbenchmarks, then the servers).
+fn steal_cost_chart(r: &Results) -> Option<(&'static str, Chart<'static>)> {
+    use super::figures::configs::*;
+    let w = sws_main_workers(r);
+    let sfs_w = sfs_main_workers(r);
     let mut cats = Vec::new();
     let (mut cost, mut stolen) = (Vec::new(), Vec::new());
     for m in &r.micro {
@@ -439,13 +463,20 @@ fn charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
             "{} {}/{}",
             short_bench(&m.bench),
             m.runtime,
-            m.stealing.replace("time-left-profiled", "tl-prof")
+            m.stealing
+                .replace("time-left", "tl")
+                .replace("-profiled", "-prof")
         ));
         cost.push(m.steal_cost_cycles());
         stolen.push(m.stolen_time_cycles());
     }
-    let sws_n = sws_clients.iter().max().copied();
-    for c in ["libasync-base", "mely-all"] {
+    let sws_n = r.sws_clients(w).iter().max().copied();
+    for c in [
+        "libasync-base",
+        SWS_MELY_PAPER,
+        SWS_MELY_TUNED,
+        SWS_MELY_HALF,
+    ] {
         if let Some(s) = r
             .sws
             .iter()
@@ -456,28 +487,27 @@ fn charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
             stolen.push(s.stats.stolen_time_cycles);
         }
     }
-    for c in ["libasync-base", "colored"] {
+    for c in ["libasync-base", SFS_COLORED, SFS_COLORED_HALF] {
         if let Some(s) = r.sfs.iter().find(|s| s.config == c && s.workers == sfs_w) {
             cats.push(format!("SFS {c}"));
             cost.push(s.stats.steal_cost_cycles);
             stolen.push(s.stats.stolen_time_cycles);
         }
     }
-    out.extend(sfs_mount_charts(r));
-    if cost.iter().chain(&stolen).any(|v| v.is_some()) {
-        out.push((
-            "steal-cost",
-            Chart::Bars(Bars {
-                title: "Steal cost vs stolen processing time per steal (cycles, log scale)",
-                y_desc: "cycles per steal",
-                categories: cats,
-                series: vec![("steal cost".into(), cost), ("stolen time".into(), stolen)],
-                log: true,
-                reference: None,
-            }),
-        ));
+    if !cost.iter().chain(&stolen).any(|v| v.is_some()) {
+        return None;
     }
-    out
+    Some((
+        "steal-cost",
+        Chart::Bars(Bars {
+            title: "Steal cost vs stolen processing time per steal (cycles, log scale)",
+            y_desc: "cycles per steal",
+            categories: cats,
+            series: vec![("steal cost".into(), cost), ("stolen time".into(), stolen)],
+            log: true,
+            reference: None,
+        }),
+    ))
 }
 
 /// The simulator's scaling plots: KEvents/s of each policy against simulated cores.

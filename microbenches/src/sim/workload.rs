@@ -232,10 +232,10 @@ impl Workload for Penalty {
             remaining: AtomicU64::new(0),
             events_per_round: (p.a_events * (1 + slices)) as u64,
             fork: rt.register(HandlerSpec::new("fork")),
-            a: rt.register(HandlerSpec::new("A").cost_cycles(penalty::A_COST_CYCLES)),
+            a: rt.register(HandlerSpec::new("A").cost_cycles(self.p.a_cost_cycles())),
             b: rt.register(
                 HandlerSpec::new("B")
-                    .cost_cycles(penalty::B_COST_CYCLES)
+                    .cost_cycles(self.p.b_cost_cycles())
                     .penalty(p.b_penalty),
             ),
         });
@@ -252,8 +252,8 @@ impl Workload for Penalty {
             "array_bytes": p.array_bytes,
             "slice_bytes": p.slice_bytes,
             "b_penalty": p.b_penalty,
-            "a_cost_annotation": penalty::A_COST_CYCLES,
-            "b_cost_annotation": penalty::B_COST_CYCLES,
+            "a_cost_annotation": self.p.a_cost_cycles(),
+            "b_cost_annotation": self.p.b_cost_cycles(),
         })
     }
 }
@@ -374,9 +374,9 @@ impl Workload for CacheEfficient {
             remaining: AtomicU64::new(0),
             events_per_round: (total * 5) as u64,
             fork: rt.register(HandlerSpec::new("fork")),
-            a: rt.register(HandlerSpec::new("A").cost_cycles(cache_efficient::A_COST_CYCLES)),
-            b: rt.register(HandlerSpec::new("B").cost_cycles(cache_efficient::B_COST_CYCLES)),
-            c: rt.register(HandlerSpec::new("C").cost_cycles(cache_efficient::C_COST_CYCLES)),
+            a: rt.register(HandlerSpec::new("A").cost_cycles(self.p.a_cost_cycles())),
+            b: rt.register(HandlerSpec::new("B").cost_cycles(self.p.b_cost_cycles())),
+            c: rt.register(HandlerSpec::new("C").cost_cycles(self.p.c_cost_cycles())),
         });
         let fork = st.fork;
         vctx::post_external(rt, Color(0), fork, ce_fork(st))
@@ -389,9 +389,9 @@ impl Workload for CacheEfficient {
             "a_per_pair": self.p.a_per_pair,
             "elements": self.p.elements,
             "pairs": cache_efficient::pairs(self.cores),
-            "a_cost_annotation": cache_efficient::A_COST_CYCLES,
-            "b_cost_annotation": cache_efficient::B_COST_CYCLES,
-            "c_cost_annotation": cache_efficient::C_COST_CYCLES,
+            "a_cost_annotation": self.p.a_cost_cycles(),
+            "b_cost_annotation": self.p.b_cost_cycles(),
+            "c_cost_annotation": self.p.c_cost_cycles(),
         })
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use colored_runtime::{QueueKind, RuntimeConfig, StealPolicy};
+use colored_runtime::{QueueKind, RuntimeConfig, StealAmount, StealPolicy};
 use edge::signals::StopSignals;
 use edge::supervisor::{Stop, Supervisor};
 use serde_json::{json, Value};
@@ -64,6 +64,11 @@ struct Serve {
     /// Stealing policy.
     #[arg(long, value_parser = clap::value_parser!(StealPolicy), default_value = "off")]
     stealing: StealPolicy,
+    /// What a time-left steal (time-left, penalty, all) takes: `one`, the best worthy color
+    /// (the Mely paper's), or `half`, worthy colors until the thief holds half of the victim's
+    /// queued time, at most 32 (ours).
+    #[arg(long, value_parser = clap::value_parser!(StealAmount), default_value = "one")]
+    steal_amount: StealAmount,
     /// per-client: each connection's crypto in its own color; none: all in color 0.
     #[arg(long, value_parser = clap::value_parser!(Coloring), default_value = "per-client")]
     coloring: Coloring,
@@ -134,6 +139,7 @@ fn serve(s: Serve) -> Result<()> {
             workers: s.workers,
             queue: s.runtime,
             stealing: s.stealing,
+            steal_amount: s.steal_amount,
             pin: !s.no_pin,
             ..RuntimeConfig::default()
         },
@@ -163,6 +169,7 @@ fn serve(s: Serve) -> Result<()> {
             "mode": s.mode,
             "runtime": s.runtime.to_string(),
             "stealing": s.stealing.to_string(),
+            "steal_amount": s.steal_amount.to_string(),
             "coloring": s.coloring,
             "workers": s.workers,
             "listen": listen.to_string(),
@@ -194,6 +201,8 @@ fn ncopy(s: Serve) -> Result<()> {
             .args(["--stealing", "off", "--coloring", "none", "--mode", "ncopy"])
             .args(["--lease-ms", &s.lease_ms.to_string()])
             .args([
+                "--steal-amount",
+                &s.steal_amount.to_string(),
                 "--handshake-timeout-ms",
                 &s.handshake_timeout_ms.to_string(),
             ])
