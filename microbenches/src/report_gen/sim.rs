@@ -67,10 +67,17 @@ fn point(v: &Value) -> Option<SimPoint> {
     if v.get("simulated") != Some(&Value::Bool(true)) {
         return None;
     }
-    let mut stealing = s("stealing")?;
-    if v.get("costs").and_then(Value::as_str) == Some("profiled") {
-        stealing.push_str("-profiled");
-    }
+    // Keyed as the tables key their rows (`time-left-one-profiled`); the simulator runs the
+    // paper's one-color steal only.
+    let policy = s("stealing")?;
+    let time_left = policy
+        .parse::<colored_runtime::StealPolicy>()
+        .is_ok_and(|p| p.time_left());
+    let stealing = crate::tables::stealing_key(
+        &policy,
+        time_left.then_some("one"),
+        v.get("costs").and_then(Value::as_str) == Some("profiled"),
+    );
     Some(SimPoint {
         bench: s("bench")?,
         runtime: s("runtime")?,
@@ -320,21 +327,21 @@ fn table(s: &SimResults, r: &Results, t: &tables::TableSpec, out: &mut String) {
     let first = &t.rows[0];
     let p0 = first.paper_kevents;
     let m0 = r
-        .micro_row(t.bench, first.runtime, first.stealing)
+        .micro_row(t.bench, first.runtime, &first.config.key())
         .and_then(|m| m.kevents_median());
     let s0 = s
-        .table_point(t.bench, first.runtime, first.stealing)
+        .table_point(t.bench, first.runtime, &first.config.key())
         .and_then(|p| p.kevents);
     for row in t.rows.iter().filter(|row| row.runtime != "tokio") {
         let measured = r
-            .micro_row(t.bench, row.runtime, row.stealing)
+            .micro_row(t.bench, row.runtime, &row.config.key())
             .and_then(|m| m.kevents_median());
-        let sim = s.table_point(t.bench, row.runtime, row.stealing);
+        let sim = s.table_point(t.bench, row.runtime, &row.config.key());
         let sk = sim.and_then(|p| p.kevents);
         let err = if std::ptr::eq(row, first) {
             "-".to_string()
         } else {
-            pct(s.ratio_error(t.bench, row.runtime, row.stealing, first.label, 2))
+            pct(s.ratio_error(t.bench, row.runtime, &row.config.key(), first.label, 2))
         };
         let _ = writeln!(
             out,

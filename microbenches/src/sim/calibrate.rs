@@ -598,7 +598,7 @@ fn kernels(samples: usize) -> Kernels {
         });
         t as f64 / 100.0 / (arr.len() * 8) as f64
     });
-    let n = crate::cache_efficient::Params::default().elements;
+    let n = crate::cache_efficient::Params::for_workers(1).elements;
     let generate = med(samples, || {
         let (t, _) = time(|| {
             for k in 0..100 {

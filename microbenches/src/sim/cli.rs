@@ -285,7 +285,7 @@ fn print_validation(v: &Validation) {
         rows.push(vec![
             e.bench.into(),
             e.runtime.into(),
-            e.stealing.into(),
+            e.stealing.clone(),
             e.cores.to_string(),
             format!("{:.0}", e.real),
             format!("{:.0}", e.simulated),

@@ -297,9 +297,9 @@ pub fn runtime_config(spec: &SimSpec) -> RuntimeConfig {
 }
 
 /// The workload of `spec` on `cores` cores with the calibrated kernels.
-pub fn workload_of(spec: &SimSpec, cal: &Calibration) -> Box<dyn Workload> {
+pub fn workload_of(spec: &SimSpec, cal: &Calibration) -> Result<Box<dyn Workload>> {
     let k = cal.kernels.clone();
-    match spec.bench {
+    Ok(match spec.bench {
         SimBench::Unbalanced(costs) => {
             let p = crate::unbalanced::Params {
                 seed: spec.seed,
@@ -307,13 +307,30 @@ pub fn workload_of(spec: &SimSpec, cal: &Calibration) -> Box<dyn Workload> {
             };
             Box::new(workload::Unbalanced::new(p, costs, k))
         }
-        SimBench::Penalty => Box::new(workload::Penalty::new(Default::default(), k)),
+        SimBench::Penalty => Box::new(workload::Penalty::new(
+            crate::penalty::Params::sized(simulated_l2(spec, cal)?),
+            k,
+        )),
         SimBench::CacheEfficient => Box::new(workload::CacheEfficient::new(
-            Default::default(),
+            crate::cache_efficient::Params::sized(simulated_l2(spec, cal)?),
             k,
             spec.cores,
         )),
-    }
+    })
+}
+
+/// The L2 budget of the cache-sized benchmarks on the simulated machine: as the real benchmarks
+/// size them on this one ([`crate::common::L2Budget`]), from the smallest L2 of the simulated
+/// cores.
+fn simulated_l2(spec: &SimSpec, cal: &Calibration) -> Result<crate::common::L2Budget> {
+    let platform = Platform::resolve(&spec.topology, spec.cores, cal)?;
+    let l2 = platform
+        .machine
+        .cpus
+        .iter()
+        .filter_map(|c| c.caches.iter().find(|k| k.level == 2).map(|k| k.bytes))
+        .min();
+    Ok(crate::common::L2Budget::from_l2(l2))
 }
 
 /// Run `workload` as `spec` says (its bench is only a label here).
@@ -345,7 +362,7 @@ pub fn simulate_with(
 
 /// Run one simulation.
 pub fn simulate(spec: &SimSpec, cal: &Calibration) -> Result<SimRun> {
-    let mut w = workload_of(spec, cal);
+    let mut w = workload_of(spec, cal)?;
     let run = simulate_with(spec, cal, w.as_mut())?;
     if let Some(v) = run.outcome.violations.first() {
         bail!(
@@ -410,6 +427,11 @@ pub fn to_result(run: &SimRun, calibration: &str) -> BenchResult {
         bench: run.spec.bench.name().into(),
         runtime: run.spec.queue.as_str().into(),
         stealing: run.spec.stealing.as_str().into(),
+        steal_amount: run
+            .spec
+            .stealing
+            .time_left()
+            .then(|| StealAmount::One.as_str().into()),
         workers: run.spec.cores,
         seconds: run.seconds(),
         events: o.events,

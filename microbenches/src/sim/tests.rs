@@ -80,7 +80,7 @@ fn small(s: &SimSpec, cal: &Calibration) -> Box<dyn Workload> {
             };
             Box::new(workload::Unbalanced::new(p, costs, cal.kernels.clone()))
         }
-        _ => workload_of(s, cal),
+        _ => workload_of(s, cal).unwrap(),
     }
 }
 
@@ -249,7 +249,7 @@ fn validation_ratios_follow_the_tables() {
     let cs = configs();
     assert!(cs
         .iter()
-        .any(|c| c.bench == "penalty" && c.stealing == "penalty"));
+        .any(|c| c.bench == "penalty" && c.stealing == "penalty-one"));
     assert!(cs.iter().all(|c| c.runtime != "tokio"));
     let entries: Vec<Entry> = cs
         .iter()
@@ -257,7 +257,7 @@ fn validation_ratios_follow_the_tables() {
             [1usize, 2].map(|cores| Entry {
                 bench: c.bench,
                 runtime: c.runtime,
-                stealing: c.stealing,
+                stealing: c.stealing.clone(),
                 cores,
                 real: 100.0,
                 simulated: if c.stealing == "off" { 100.0 } else { 110.0 },

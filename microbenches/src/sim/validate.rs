@@ -6,11 +6,12 @@
 
 use super::calibrate::Calibration;
 use super::{simulate, SimBench, SimSpec, JITTER};
+use crate::common::Setup;
 use crate::tables;
 use crate::unbalanced::{self, Costs};
 use crate::{cache_efficient, penalty};
 use anyhow::{Context, Result};
-use colored_runtime::{QueueKind, StealPolicy};
+use colored_runtime::{QueueKind, StealAmount, StealPolicy};
 use serde::Serialize;
 
 /// The core counts validated (this machine's cores).
@@ -21,8 +22,9 @@ pub const CORES: [usize; 2] = [1, 2];
 pub struct Config {
     pub bench: &'static str,
     pub runtime: &'static str,
-    /// As the tables name it (`time-left-profiled`: time-left on profiled handler costs).
-    pub stealing: &'static str,
+    /// The row's key as the tables name it ([`tables::stealing_key`]: `time-left-one`,
+    /// `time-left-one-profiled` for time-left on profiled handler costs, `base`).
+    pub stealing: String,
 }
 
 impl Config {
@@ -31,6 +33,7 @@ impl Config {
         let policy: StealPolicy = self
             .stealing
             .trim_end_matches("-profiled")
+            .trim_end_matches("-one")
             .parse()
             .map_err(anyhow::Error::msg)?;
         let bench = match self.bench {
@@ -45,6 +48,23 @@ impl Config {
     }
 }
 
+/// The row's configuration, if the simulator runs it: a colored runtime, and for the time-left
+/// policies the paper's one-color steal (the simulator does not run our multi-color steal).
+fn config_of(bench: &'static str, r: &tables::RowSpec) -> Option<Config> {
+    match r.config {
+        tables::RowConfig::Colored { policy, amount, .. }
+            if !policy.time_left() || amount == StealAmount::One =>
+        {
+            Some(Config {
+                bench,
+                runtime: r.runtime,
+                stealing: r.config.key(),
+            })
+        }
+        _ => None,
+    }
+}
+
 /// The configurations of Tables III-VI that run on the colored runtime.
 pub fn configs() -> Vec<Config> {
     let mut out: Vec<Config> = Vec::new();
@@ -53,12 +73,10 @@ pub fn configs() -> Vec<Config> {
             continue;
         }
         for r in &t.rows {
-            let c = Config {
-                bench: t.bench,
-                runtime: r.runtime,
-                stealing: r.stealing,
+            let Some(c) = config_of(t.bench, r) else {
+                continue;
             };
-            if r.runtime != "tokio" && !out.contains(&c) {
+            if !out.contains(&c) {
                 out.push(c);
             }
         }
@@ -71,14 +89,22 @@ pub fn configs() -> Vec<Config> {
 pub fn real_kevents(c: &Config, workers: usize, seconds: f64) -> Result<(f64, f64)> {
     let (bench, queue, policy) = c.parts()?;
     let (cpu0, t0) = (crate::common::cpu_time(), std::time::Instant::now());
+    let setup = Setup {
+        queue,
+        stealing: policy,
+        steal_amount: StealAmount::One,
+        workers,
+    };
     let o = match bench {
         SimBench::Unbalanced(costs) => {
-            unbalanced::run_colored(queue, policy, workers, seconds, costs, &Default::default())?
+            unbalanced::run_colored(&setup, seconds, costs, &Default::default())?
         }
-        SimBench::Penalty => penalty::run(queue, policy, workers, seconds, &Default::default())?,
-        SimBench::CacheEfficient => {
-            cache_efficient::run(queue, policy, workers, seconds, &Default::default())?
-        }
+        SimBench::Penalty => penalty::run(&setup, seconds, &penalty::Params::for_workers(workers))?,
+        SimBench::CacheEfficient => cache_efficient::run(
+            &setup,
+            seconds,
+            &cache_efficient::Params::for_workers(workers),
+        )?,
     };
     let cpu = (crate::common::cpu_time() - cpu0).as_secs_f64();
     Ok((o.kevents_per_sec(), cpu / t0.elapsed().as_secs_f64()))
@@ -109,7 +135,7 @@ fn error_pct(simulated: f64, real: f64) -> Option<f64> {
 pub struct Entry {
     pub bench: &'static str,
     pub runtime: &'static str,
-    pub stealing: &'static str,
+    pub stealing: String,
     pub cores: usize,
     /// KEvents/s, real (median of the repetitions) and simulated.
     pub real: f64,
@@ -132,7 +158,7 @@ pub struct RatioEntry {
     pub row: &'static str,
     pub over: &'static str,
     pub runtime: &'static str,
-    pub stealing: &'static str,
+    pub stealing: String,
     pub cores: usize,
     pub real: f64,
     pub simulated: f64,
@@ -281,16 +307,12 @@ pub fn ratios(entries: &[Entry]) -> Vec<RatioEntry> {
         let Some(first) = t.rows.first() else {
             continue;
         };
-        let base = Config {
-            bench: t.bench,
-            runtime: first.runtime,
-            stealing: first.stealing,
+        let Some(base) = config_of(t.bench, first) else {
+            continue;
         };
         for r in t.rows.iter().skip(1) {
-            let c = Config {
-                bench: t.bench,
-                runtime: r.runtime,
-                stealing: r.stealing,
+            let Some(c) = config_of(t.bench, r) else {
+                continue;
             };
             for cores in CORES {
                 let (Some(num), Some(den)) =
@@ -315,7 +337,7 @@ pub fn ratios(entries: &[Entry]) -> Vec<RatioEntry> {
                     row: r.label,
                     over: first.label,
                     runtime: r.runtime,
-                    stealing: r.stealing,
+                    stealing: c.stealing.clone(),
                     cores,
                     real,
                     simulated,
