@@ -15,8 +15,9 @@
 //! of its core: the reactor's Epoll event is never preferred (it re-posts itself after every
 //! non-blocking poll, so preferring it would poll forever while a callback waits), and the head
 //! is passed over at most [`SCHED_WINDOW`] times in a row (a callback that re-posts its own
-//! color could otherwise run forever ahead of it). So every queued callback runs within a
-//! bounded number of pops.
+//! color could otherwise run forever ahead of it). So the head of the list runs at least once
+//! in every `SCHED_WINDOW + 1` pops. (I/O callbacks still wait behind every `cpucb` callback, as
+//! in libasync-smp: a core that never runs out of `cpucb` work never reaches them.)
 //!
 //! Stealing is libasync-smp's as the Mely paper describes it (Figure 2 and its footnote 1):
 //! `can_be_stolen` needs events of at least two colors; `choose_color_to_steal` scans from the
