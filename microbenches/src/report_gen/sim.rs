@@ -156,16 +156,7 @@ impl SimResults {
         stealing: &str,
         cores: usize,
     ) -> Option<f64> {
-        self.validation.as_ref()?["entries"]
-            .as_array()?
-            .iter()
-            .find(|e| {
-                e["bench"] == bench
-                    && e["runtime"] == runtime
-                    && e["stealing"] == stealing
-                    && e["cores"] == cores
-            })?["error_pct"]
-            .as_f64()
+        self.validation_error("entries", bench, runtime, stealing, None, cores)
     }
 
     /// The validation error (percent) of a row's ratio over `over` at `cores`.
@@ -177,14 +168,28 @@ impl SimResults {
         over: &str,
         cores: usize,
     ) -> Option<f64> {
-        self.validation.as_ref()?["ratios"]
+        self.validation_error("ratios", bench, runtime, stealing, Some(over), cores)
+    }
+
+    /// `error_pct` of the validation's `list` entry for a configuration at `cores` (and, for a
+    /// ratio, over the row `over`).
+    fn validation_error(
+        &self,
+        list: &str,
+        bench: &str,
+        runtime: &str,
+        stealing: &str,
+        over: Option<&str>,
+        cores: usize,
+    ) -> Option<f64> {
+        self.validation.as_ref()?[list]
             .as_array()?
             .iter()
             .find(|e| {
                 e["bench"] == bench
                     && e["runtime"] == runtime
                     && e["stealing"] == stealing
-                    && e["over"] == over
+                    && over.map_or(true, |o| e["over"] == o)
                     && e["cores"] == cores
             })?["error_pct"]
             .as_f64()
