@@ -332,6 +332,13 @@ pub fn redefined(experiment: &str) -> Option<&'static str> {
             Some("the same with -one (the paper's one-color steal) or -half (ours)")
         }
         ["sfs", "sftp"] => Some("sfs/sftp-s<sessions>: as many sftp sessions as SFS has clients"),
+        ["sfs", run] if run.starts_with("sftp-s") => Some(
+            "sfs/sftp-s<sessions>: as many sftp sessions as SFS has clients (16), in quick mode too",
+        ),
+        ["microbench", "synthetic", "base (one shared queue)"] => Some(
+            "microbench/synthetic/base (one shared spin-locked queue): the shared queue is spin-locked, \
+             as libasync-smp's was",
+        ),
         _ => None,
     }
 }
@@ -423,7 +430,40 @@ pub fn compare(base: &SampleSet, new: &SampleSet, opts: &Options) -> Comparison 
         absolute_gated: same && (opts.paired || quiet),
         ..Default::default()
     };
-    let level = (1.0 - opts.alpha) * 100.0;
+    // Ratios first: they are always gated.
+    for (b, n) in base.ratios.iter().zip(&new.ratios) {
+        let mut ch = judge(&b.name, &b.by_sample, &n.by_sample, true, opts);
+        ch.gated = true;
+        c.ratios.push(ch);
+    }
+    let (figures, units) = judge_figures(base, new, opts, c.absolute_gated);
+    c.figures = figures;
+    c.missing = missing(base, new);
+
+    let untested = c.count(|x| x.change_pct.is_some() && !x.testable);
+    let mut t = header(&c, base, new, opts, untested);
+    ratios_section(&mut t, &c, base, opts);
+    experiments_section(&mut t, &c, base, new);
+    figures_section(&mut t, &c, &units, opts);
+    let _ = writeln!(t, "\n{}", summary(&c, untested));
+    c.text = t;
+    c
+}
+
+/// The confidence level of the intervals, in percent.
+fn level_pct(opts: &Options) -> f64 {
+    (1.0 - opts.alpha) * 100.0
+}
+
+/// The report's title, both sides' provenance, what is gated and why, and the warning when
+/// changes cannot be tested at `alpha`.
+fn header(
+    c: &Comparison,
+    base: &SampleSet,
+    new: &SampleSet,
+    opts: &Options,
+    untested: usize,
+) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
@@ -460,19 +500,8 @@ pub fn compare(base: &SampleSet, new: &SampleSet, opts: &Options) -> Comparison 
                 .to_string(),
         }
     );
-
-    // Ratios first: they are always gated.
-    for (b, n) in base.ratios.iter().zip(&new.ratios) {
-        let mut ch = judge(&b.name, &b.by_sample, &n.by_sample, true, opts);
-        ch.gated = true;
-        c.ratios.push(ch);
-    }
-    let (figures, units) = judge_figures(base, new, opts, c.absolute_gated);
-    c.figures = figures;
-
-    let untested = c.count(|x| x.change_pct.is_some() && !x.testable);
-    let single = c.count(|x| x.change_pct.is_some() && x.n.0 <= 1 && x.n.1 <= 1);
     if untested > 0 {
+        let single = c.count(|x| x.change_pct.is_some() && x.n.0 <= 1 && x.n.1 <= 1);
         let _ = writeln!(
             t,
             "WARNING: {untested} change(s) cannot be tested at alpha {} ({single} with a single sample per side): \
@@ -480,25 +509,27 @@ pub fn compare(base: &SampleSet, new: &SampleSet, opts: &Options) -> Comparison 
             opts.alpha
         );
     }
+    t
+}
 
+/// The table of the ratios that matter, with the paper's value of each.
+fn ratios_section(t: &mut String, c: &Comparison, base: &SampleSet, opts: &Options) {
     let _ = writeln!(
         t,
         "## Ratios that matter (higher is better; always gated)\n"
     );
     let _ = writeln!(
         t,
-        "| ratio | paper | BASE | NEW | change | verdict | test | {level:.0}% CI of the change | n |\n|---|---:|---:|---:|---:|---|---|---|---:|"
+        "| ratio | paper | BASE | NEW | change | verdict | test | {:.0}% CI of the change | n |\n|---|---:|---:|---:|---:|---|---|---|---:|",
+        level_pct(opts)
     );
     for (ch, b) in c.ratios.iter().zip(&base.ratios) {
-        row(
-            &mut t,
-            &format!("{} | {}", ch.name, fmt_opt(b.paper)),
-            ch,
-            None,
-        );
+        row(t, &format!("{} | {}", ch.name, fmt_opt(b.paper)), ch, None);
     }
+}
 
-    c.missing = missing(base, new);
+/// Experiments missing from NEW, redefined since BASE, and new in NEW.
+fn experiments_section(t: &mut String, c: &Comparison, base: &SampleSet, new: &SampleSet) {
     let _ = writeln!(t, "\n## Experiments in BASE missing from NEW\n");
     if c.missing.is_empty() {
         let _ = writeln!(t, "none");
@@ -506,11 +537,11 @@ pub fn compare(base: &SampleSet, new: &SampleSet, opts: &Options) -> Comparison 
     for (e, why) in &c.missing {
         let _ = writeln!(t, "- MISSING {e}: {}", why.lines().next().unwrap_or(""));
     }
-    let renamed: Vec<&String> = base
+    let renamed: Vec<(&String, &str)> = base
         .experiments
         .iter()
         .filter(|e| !new.experiments.contains(*e))
-        .filter(|e| redefined(e).is_some())
+        .filter_map(|e| Some((e, redefined(e)?)))
         .collect();
     if !renamed.is_empty() {
         let _ = writeln!(
@@ -518,39 +549,31 @@ pub fn compare(base: &SampleSet, new: &SampleSet, opts: &Options) -> Comparison 
             "\n## Experiments of BASE redefined since (not compared)\n"
         );
     }
-    for e in renamed {
-        let now = redefined(e).unwrap_or_default();
+    for (e, now) in renamed {
         let _ = writeln!(t, "- REDEFINED {e}: now {now} (a new figure in NEW)");
     }
-    let added: Vec<&String> = new
+    let added: Vec<&str> = new
         .experiments
         .iter()
         .filter(|e| !base.experiments.contains(*e))
+        .map(String::as_str)
         .collect();
     if !added.is_empty() {
-        let _ = writeln!(
-            t,
-            "\nNew in NEW (not compared): {}",
-            added
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let _ = writeln!(t, "\nNew in NEW (not compared): {}", added.join(", "));
     }
+}
 
+/// The table of every figure, with its unit and whether it is gated.
+fn figures_section(t: &mut String, c: &Comparison, units: &[String], opts: &Options) {
     let _ = writeln!(t, "\n## Every figure\n");
     let _ = writeln!(
         t,
-        "| figure | unit | BASE | NEW | change | verdict | test | {level:.0}% CI of the change | n | gated |\n|---|---|---:|---:|---:|---|---|---|---:|---|"
+        "| figure | unit | BASE | NEW | change | verdict | test | {:.0}% CI of the change | n | gated |\n|---|---|---:|---:|---:|---|---|---|---:|---|",
+        level_pct(opts)
     );
-    for (ch, unit) in c.figures.iter().zip(&units) {
-        row(&mut t, &format!("{} | {unit}", ch.name), ch, Some(ch.gated));
+    for (ch, unit) in c.figures.iter().zip(units) {
+        row(t, &format!("{} | {unit}", ch.name), ch, Some(ch.gated));
     }
-
-    let _ = writeln!(t, "\n{}", summary(&c, untested));
-    c.text = t;
-    c
 }
 
 #[cfg(test)]
@@ -639,5 +662,28 @@ mod tests {
     fn na_is_never_compared() {
         let c = judge("x", &[None], &[Some(1.0)], true, &Options::default());
         assert_eq!(c.verdict, Verdict::NotCompared);
+    }
+
+    #[test]
+    fn redefined_experiments_name_their_successor_and_the_others_do_not() {
+        for e in [
+            "sfs/sftp",
+            "sfs/sftp-s4",
+            "microbench/synthetic/base (one shared queue)",
+            "microbench/penalty/mely/base",
+            "microbench/unbalanced/mely/time-left",
+            "sws/mely-all-w2-c200",
+        ] {
+            assert!(redefined(e).is_some(), "{e} is redefined");
+        }
+        for e in [
+            "microbench/synthetic/base (one shared spin-locked queue)",
+            "microbench/penalty-l2/mely/base",
+            "microbench/unbalanced/mely/time-left-one",
+            "sfs/colored-w2",
+            "sws/mely-all-p1-w2-c200",
+        ] {
+            assert_eq!(redefined(e), None, "{e} is defined as it was");
+        }
     }
 }
