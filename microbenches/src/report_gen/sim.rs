@@ -232,7 +232,7 @@ fn calibration_summary(c: &Value, out: &mut String) {
         "Calibration (this machine, {}, cycles of its {} GHz counter): per event run {} (libasync) / {} (mely), \
          pop {} / {}, local post {} / {}, remote post {} / {}; steal: libasync {} per queued event, mely {} + {} per color; \
          lock {}; cache-line transfer {}; wake-up {} (+{} for the poster); search nap {}; \
-         sequential cost per missed line L2 {}, L3 {}, memory {} (pointer-chase latency {}, {}, {}).\n",
+         sequential cost per missed line L2 {}, L3 {}, memory {}, modified in the other core's cache {} (pointer-chase latency {}, {}, {}).\n",
         c["cpu_model"].as_str().unwrap_or("?"),
         fmt_opt(c["cycles_per_sec"].as_f64().map(|h| h / 1e9)),
         f(&["designs", "libasync", "run_event"]),
@@ -254,6 +254,7 @@ fn calibration_summary(c: &Value, out: &mut String) {
         f(&["memory", "sequential_line", "2"]),
         f(&["memory", "sequential_line", "3"]),
         f(&["memory", "sequential_line", "memory"]),
+        f(&["memory", "remote_dirty_line"]),
         f(&["memory", "latency", "2"]),
         f(&["memory", "latency", "3"]),
         f(&["memory", "latency", "memory"]),

@@ -10,8 +10,18 @@
 //! freshly allocated by the writer (`Fresh`) costs nothing to fill: allocators hand a thread
 //! memory it recently freed, already in its caches.
 //!
+//! Dirty lines in another core's private cache: a block written by core `w` stays modified in
+//! `w`'s caches until another core reads it. When core `c` then finds it only in a cache it
+//! shares with `w` (this machine's L3) while one of `w`'s own caches still holds it, the lines
+//! come from `w`'s cache, not from the shared level: with a `remote_line` cost (this machine's
+//! measured pass over lines another core just wrote) each such line costs that instead. The read
+//! leaves the block clean (shared), so the next reader pays the shared level's cost. Topology
+//! files with latencies give none (`None`): their access times already price a line by the
+//! nearest cache the two cores share, or memory.
+//!
 //! Invariants: an instance's resident bytes never exceed its capacity after an access; `holders`
-//! lists exactly the instances whose `lru` holds the key.
+//! lists exactly the instances whose `lru` holds the key; `writer` names a block only while it
+//! is modified (written, and not read by another core since).
 
 use colored_runtime::topology::Machine;
 use std::collections::{BTreeMap, HashMap};
@@ -69,14 +79,26 @@ pub struct Caches {
     /// Cycles per missed line served by a cache of level `k` (index `k`); past the end, memory.
     line_cost: Vec<f64>,
     memory_line: f64,
+    /// Cycles per line served from another core's private cache where it is modified, when
+    /// priced apart from the shared level (see the module doc).
+    remote_line: Option<f64>,
     holders: HashMap<Key, Vec<usize>>,
+    /// Block -> the core that modified it, until another core reads it.
+    writer: HashMap<Key, usize>,
     stamp: u64,
 }
 
 impl Caches {
     /// The caches of `machine`'s first `cores` CPUs. `line_cost[k]` is the cost of a line served
-    /// by level `k` (index 0 unused), `memory_line` by memory.
-    pub fn new(machine: &Machine, cores: usize, line_cost: Vec<f64>, memory_line: f64) -> Caches {
+    /// by level `k` (index 0 unused), `memory_line` by memory, `remote_line` (if any) from another
+    /// core's private cache that holds it modified.
+    pub fn new(
+        machine: &Machine,
+        cores: usize,
+        line_cost: Vec<f64>,
+        memory_line: f64,
+        remote_line: Option<f64>,
+    ) -> Caches {
         let mut instances: Vec<Instance> = Vec::new();
         let mut ids: BTreeMap<(u8, Vec<usize>), usize> = BTreeMap::new();
         let path = (0..cores)
@@ -104,7 +126,9 @@ impl Caches {
             path,
             line_cost,
             memory_line,
+            remote_line,
             holders: HashMap::new(),
+            writer: HashMap::new(),
             stamp: 0,
         }
     }
@@ -148,15 +172,22 @@ impl Caches {
             };
             let (_, b) = inst.resident.remove(&old).expect("lru and resident agree");
             inst.used -= b;
-            Self::unhold(&mut self.holders, old, i);
+            Self::unhold(&mut self.holders, &mut self.writer, old, i);
         }
     }
 
-    fn unhold(holders: &mut HashMap<Key, Vec<usize>>, key: Key, i: usize) {
+    /// Instance `i` no longer holds `key`; a block no cache holds is nobody's modified block.
+    fn unhold(
+        holders: &mut HashMap<Key, Vec<usize>>,
+        writer: &mut HashMap<Key, usize>,
+        key: Key,
+        i: usize,
+    ) {
         if let Some(h) = holders.get_mut(&key) {
             h.retain(|&x| x != i);
             if h.is_empty() {
                 holders.remove(&key);
+                writer.remove(&key);
             }
         }
     }
@@ -167,6 +198,14 @@ impl Caches {
             inst.lru.remove(&stamp);
             inst.used -= b;
         }
+    }
+
+    /// Whether core `w`'s caches hold `key` in an instance `path` (another core's) does not use.
+    fn held_privately_by(&self, w: usize, key: Key, path: &[usize]) -> bool {
+        self.holders.get(&key).is_some_and(|h| {
+            h.iter()
+                .any(|i| !path.contains(i) && self.path[w].contains(i))
+        })
     }
 
     /// Core `core` uses `bytes` bytes of array `array` from `offset`; what the misses cost.
@@ -190,13 +229,26 @@ impl Caches {
                     .map(|&i| &self.instances[i])
                     .find(|inst| inst.resident.contains_key(&key))
                     .map(|inst| inst.level);
+                let remote = match (self.writer.get(&key), self.remote_line) {
+                    (Some(&w), Some(cost)) if w != core && found.is_some_and(|l| l > 1) => {
+                        self.held_privately_by(w, key, &path).then_some(cost)
+                    }
+                    _ => None,
+                };
                 if found != Some(1) {
                     out.l1_misses += lines;
-                    if found.map_or(true, |l| l > 2) {
+                    if remote.is_some() || found.map_or(true, |l| l > 2) {
                         out.l2_misses += lines;
                     }
-                    out.cycles += lines as f64 * self.cost_of(found);
+                    out.cycles += lines as f64 * remote.unwrap_or_else(|| self.cost_of(found));
                 }
+                if self.writer.get(&key).is_some_and(|&w| w != core) {
+                    // Read by another core: written back, shared, clean.
+                    self.writer.remove(&key);
+                }
+            }
+            if how != Use::Read {
+                self.writer.insert(key, core);
             }
             if how != Use::Read {
                 let others: Vec<usize> = self
@@ -206,7 +258,7 @@ impl Caches {
                     .unwrap_or_default();
                 for i in others {
                     self.drop_from(i, key);
-                    Self::unhold(&mut self.holders, key, i);
+                    Self::unhold(&mut self.holders, &mut self.writer, key, i);
                 }
             }
             for &i in &path {
@@ -226,7 +278,45 @@ mod tests {
     fn e5410(cores: usize) -> Caches {
         let m = Machine::builtin("e5410").unwrap();
         // Line costs: L2 15, memory 110 (Table II).
-        Caches::new(&m, cores, vec![0.0, 0.0, 15.0], 110.0)
+        Caches::new(&m, cores, vec![0.0, 0.0, 15.0], 110.0, None)
+    }
+
+    /// This project's VM: private L1 and L2 per core, one shared L3. Line costs L2 1, L3 2,
+    /// memory 7; 30 from the other core's private cache where it is modified.
+    fn this_vm() -> Caches {
+        let xml = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../runtime/topologies/this-vm-2cpu.xml"
+        );
+        let m = Machine::load_hwloc_xml(std::path::Path::new(xml)).unwrap();
+        Caches::new(&m, 2, vec![0.0, 0.0, 1.0, 2.0], 7.0, Some(30.0))
+    }
+
+    /// A block core 0 wrote costs core 1 the remote price while core 0's L2 holds it modified;
+    /// the read leaves it clean, so core 0 reading it back pays only its shared-level price; a
+    /// block core 0 wrote and its L2 evicted comes from the L3.
+    #[test]
+    fn lines_modified_in_another_cores_cache_cost_the_remote_price() {
+        let mut c = this_vm();
+        assert_eq!(c.access(0, 1, 0, BLOCK, Use::Fresh), Served::default());
+        let stolen = c.access(1, 1, 0, BLOCK, Use::Read);
+        assert_eq!((stolen.l1_misses, stolen.l2_misses), (64, 64));
+        assert_eq!(stolen.cycles, 64.0 * 30.0);
+        assert_eq!(c.access(1, 1, 0, BLOCK, Use::Read), Served::default());
+        // Core 0 still holds it (clean now): no miss.
+        assert_eq!(c.access(0, 1, 0, BLOCK, Use::Read), Served::default());
+        // Core 1 writes it: core 0 loses it and reads it from core 1's cache.
+        c.access(1, 1, 0, BLOCK, Use::Write);
+        assert_eq!(c.access(0, 1, 0, BLOCK, Use::Read).cycles, 64.0 * 30.0);
+        // Written by core 0, then pushed out of core 0's L1 and L2 (2 MB) by other data:
+        // core 1 finds it clean in the L3.
+        c.access(0, 2, 0, BLOCK, Use::Write);
+        for a in 0..(3 << 20) / BLOCK {
+            c.access(0, 100 + a, 0, BLOCK, Use::Fresh);
+        }
+        let s = c.access(1, 2, 0, BLOCK, Use::Read);
+        assert_eq!(s.cycles, 64.0 * 2.0, "{s:?}");
+        assert!(c.writer.len() <= c.holders.len());
     }
 
     #[test]

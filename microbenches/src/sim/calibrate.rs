@@ -80,7 +80,16 @@ pub struct MemoryCosts {
     pub sequential_line: BTreeMap<String, f64>,
     /// Buffer sizes used, bytes.
     pub buffer_bytes: BTreeMap<String, u64>,
+    /// Cycles per line of the same pass over [`REMOTE_BYTES`] that another core has just written
+    /// (modified in its private caches: a stolen `penalty` chain's next slices), beyond the pass
+    /// on L1-resident data; `None` with one CPU, or in a calibration that predates it.
+    #[serde(default)]
+    pub remote_dirty_line: Option<f64>,
 }
+
+/// Bytes of the buffer [`MemoryCosts::remote_dirty_line`] is measured on: a few of the cache
+/// model's blocks, of the order of a `penalty` array sized to a 2 MB L2.
+pub const REMOTE_BYTES: usize = 16 * 1024;
 
 /// A calibration file.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -520,6 +529,57 @@ fn line_transfer(samples: usize) -> Option<f64> {
     Some(median(trips) / 2.0)
 }
 
+/// The `penalty` B pass over [`REMOTE_BYTES`] that a thread pinned to another CPU has just
+/// written, per line, beyond a second pass over the same buffer (then in this core's L1): the
+/// median of `40 * samples` hand-offs, or `None` with a single CPU.
+fn remote_dirty_line(samples: usize) -> Option<f64> {
+    let cpus = colored_runtime::topology::allowed_cpus();
+    if cpus.len() < 2 {
+        return None;
+    }
+    let rounds = 40 * samples as u64;
+    let words = REMOTE_BYTES / 8;
+    let lines = REMOTE_BYTES.div_ceil(64) as f64;
+    let buf = Arc::new(std::sync::Mutex::new(vec![1u64; words]));
+    let turn = Arc::new(AtomicU64::new(0));
+    let (b, t) = (buf.clone(), turn.clone());
+    let other = cpus[1];
+    let writer = std::thread::spawn(move || {
+        pin(other);
+        for i in 0..rounds {
+            while t.load(Ordering::Acquire) != 2 * i {
+                std::hint::spin_loop();
+            }
+            let mut v = b.lock().unwrap_or_else(|e| e.into_inner());
+            for (j, x) in v.iter_mut().enumerate() {
+                *x = j as u64 ^ i;
+            }
+            drop(v);
+            t.store(2 * i + 1, Ordering::Release);
+        }
+    });
+    let first = cpus[0];
+    let reader = std::thread::spawn(move || {
+        pin(first);
+        let mut extra = Vec::with_capacity(rounds as usize);
+        for i in 0..rounds {
+            while turn.load(Ordering::Acquire) != 2 * i + 1 {
+                std::hint::spin_loop();
+            }
+            let mut v = buf.lock().unwrap_or_else(|e| e.into_inner());
+            let (remote, _) = time(|| std::hint::black_box(crate::penalty::touch_slice(&mut v)));
+            let (local, _) = time(|| std::hint::black_box(crate::penalty::touch_slice(&mut v)));
+            drop(v);
+            extra.push((remote as f64 - local as f64).max(0.0) / lines);
+            turn.store(2 * i + 2, Ordering::Release);
+        }
+        extra
+    });
+    let extra = reader.join().ok()?;
+    writer.join().ok()?;
+    Some(median(extra))
+}
+
 /// Wake-up of a parked worker on a threaded runtime: (post to its first instruction, what the
 /// post that wakes costs beyond one that does not).
 fn wake_costs(samples: usize) -> Result<(f64, f64)> {
@@ -743,8 +803,10 @@ fn memory_costs(samples: usize) -> MemoryCosts {
         latency: BTreeMap::new(),
         sequential_line: BTreeMap::new(),
         buffer_bytes: BTreeMap::new(),
+        remote_dirty_line: None,
     };
     let mut l1_line = None;
+    out.remote_dirty_line = remote_dirty_line(samples);
     for (name, bytes) in probe_sizes(&Machine::from_sysfs()) {
         let buf = chase_buffer(bytes, 7);
         let lat = chase(&buf, 50 * samples);
@@ -853,6 +915,7 @@ impl Calibration {
                     .into_iter()
                     .map(|(k, v)| (k, v as u64))
                     .collect(),
+                remote_dirty_line: Some(30.0),
             },
             samples: 1,
         }

@@ -47,6 +47,15 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 /// Local posts a `Ctx` buffers before it flushes (`colored_runtime::ctx::LOCAL_FLUSH`).
 const LOCAL_FLUSH: usize = colored_runtime::sim::LOCAL_FLUSH;
 
+/// Cache lines an owner pulls back when it takes its lock after another core held it: the lock
+/// word and the queue's head, which a steal or a remote post wrote (the steal is charged the
+/// same two lines on its way in).
+const OWNER_LINES_BACK: f64 = 2.0;
+
+/// Cache lines of an event itself (its queue node and its closure's box), written by the core
+/// that posted it and read by the core that runs it.
+const EVENT_LINES: f64 = 2.0;
+
 /// Virtual time allowed past `seconds` for the round in progress to finish (the real
 /// benchmarks' `Control::run_for` waits 120 s).
 const GRACE_SECONDS: f64 = 120.0;
@@ -214,6 +223,9 @@ pub struct Engine<'w> {
     cores: Vec<VCore>,
     /// Per core lock: free from this cycle on.
     locks: Vec<u64>,
+    /// Per core lock: the core that held it last (its line, and the queue lines written under
+    /// it, sit in that core's cache).
+    last_holder: Vec<usize>,
     rng: SmallRng,
     jitter: f64,
     /// Per color: busy until (u64::MAX while an event runs) and on which core.
@@ -257,6 +269,7 @@ impl<'w> Engine<'w> {
             now: 0,
             cores,
             locks: vec![0; n],
+            last_holder: (0..n).collect(),
             rng: SmallRng::seed_from_u64(seed),
             jitter,
             busy: HashMap::new(),
@@ -292,14 +305,26 @@ impl<'w> Engine<'w> {
         }
     }
 
-    /// Core `w` holds `locks` from now for `hold` cycles.
-    fn hold(&mut self, w: usize, locks: &[usize], hold: u64) {
+    /// Core `w` holds `locks` from now for `hold` cycles, plus, when `w` takes its own lock
+    /// after another core held it (a thief, a remote poster), the transfer of the lines that
+    /// core wrote under it back to `w` ([`OWNER_LINES_BACK`]); returns the whole hold. A
+    /// caller taking another core's lock charges its own transfers (a steal's, a remote
+    /// post's).
+    fn hold(&mut self, w: usize, locks: &[usize], hold: u64) -> u64 {
+        let mut hold = hold;
+        if locks.contains(&w) && self.last_holder[w] != w {
+            let from = self.last_holder[w];
+            let back = OWNER_LINES_BACK * self.costs.transfer[from * self.costs.cores + w];
+            hold += self.jit(back);
+        }
         for &l in locks {
             self.locks[l] = self.now + hold;
+            self.last_holder[l] = w;
         }
         let c = &mut self.cores[w];
         c.stats.lock_cycles += c.waited + hold;
         c.waited = 0;
+        hold
     }
 
     /// Run the workload until it has finished its last round after `seconds` of virtual time at
@@ -398,7 +423,7 @@ impl<'w> Engine<'w> {
                 let d = &self.costs.design;
                 let cost = d.flush_one + d.push * n.saturating_sub(1) as f64;
                 let hold = self.jit(cost);
-                self.hold(w, &[w], hold);
+                let hold = self.hold(w, &[w], hold);
                 self.cores[w].buffered = 0;
                 if let Some(c) = self.cores[w].current.as_mut() {
                     c.exec += hold as f64;
@@ -415,7 +440,7 @@ impl<'w> Engine<'w> {
                     return Ok(Some((at, Phase::Sleep)));
                 }
                 let hold = self.jit(self.costs.lock);
-                self.hold(w, &[w], hold);
+                let hold = self.hold(w, &[w], hold);
                 match self.rt.fall_asleep(w) {
                     Sleep::Awake => (now + hold, Phase::Pop),
                     Sleep::Asleep { last_look: true } => (now + hold, Self::round(Round::LastLook)),
@@ -449,7 +474,7 @@ impl<'w> Engine<'w> {
         let d = &self.costs.design;
         let flushed = std::mem::take(&mut self.cores[w].buffered);
         let hold = self.jit(d.pop + d.push * flushed as f64);
-        self.hold(w, &[w], hold);
+        let hold = self.hold(w, &[w], hold);
         let at = self.now + hold;
         let core = &mut self.cores[w];
         if self.rt.pop(w).is_some() {
@@ -472,7 +497,7 @@ impl<'w> Engine<'w> {
         let Some(ran) = self.rt.run_next(w) else {
             bail!("core {w}: Run with an empty batch");
         };
-        let job = vctx::end().unwrap_or_else(|| Job::work(0.0));
+        let (job, poster) = vctx::end().unwrap_or_else(|| (Job::work(0.0), None));
         if ran.panicked {
             self.violations
                 .push(format!("an event of color {} panicked", ran.color.0));
@@ -495,6 +520,11 @@ impl<'w> Engine<'w> {
         let mut served = Served::default();
         for a in &job.accesses {
             served += self.caches.access(w, a.array, a.offset, a.bytes, a.how);
+        }
+        // An event posted on another core (stolen, or posted remotely): its node and closure
+        // were written there, so their lines come over when it runs here.
+        if let Some(p) = poster.filter(|&p| p != w) {
+            served.cycles += EVENT_LINES * self.costs.transfer[p * self.costs.cores + w];
         }
         let s = &mut self.cores[w].stats;
         s.l1_misses += served.l1_misses;
@@ -612,7 +642,7 @@ impl<'w> Engine<'w> {
         self.claimed_wake = true;
         let line = self.costs.transfer[target * self.costs.cores + w];
         let hold = self.jit(self.costs.design.post_remote + line);
-        self.hold(w, &[target], hold);
+        let hold = self.hold(w, &[target], hold);
         if let Some(c) = self.cores[w].current.as_mut() {
             c.exec += hold as f64;
         }
@@ -668,7 +698,7 @@ impl<'w> Engine<'w> {
                 StealTry::Skipped => next += 1,
                 StealTry::Failed { .. } => {
                     let hold = self.jit(d.steal_fail + transfer);
-                    self.hold(w, &[v, w], hold);
+                    let hold = self.hold(w, &[v, w], hold);
                     let phase = Phase::Search {
                         order: Some(order),
                         next: next + 1,
@@ -687,7 +717,7 @@ impl<'w> Engine<'w> {
                         + d.steal_per_queued * victim_len as f64
                         + transfer;
                     let hold = self.jit(cost);
-                    self.hold(w, &[v, w], hold);
+                    let hold = self.hold(w, &[v, w], hold);
                     self.rt.record_steal(hold, colors);
                     let s = &mut self.cores[w].stats;
                     s.steals += 1;

@@ -19,7 +19,9 @@
 //!   a topology file that gives latencies, that latency (Table II for `e5410`: access times, so
 //!   an upper bound for the benchmarks' sequential passes, which a prefetcher partly hides); for
 //!   `this` (and files without latencies), this machine's measured cost per line of the
-//!   benchmarks' own sequential pass at that level.
+//!   benchmarks' own sequential pass at that level, and for lines another core holds modified
+//!   in its private caches (a stolen chain's array), the measured pass over lines another core
+//!   has just written.
 //!
 //! Assumptions (also printed): a simulated machine runs the runtime's code and the kernels in
 //! the cycles this machine does; its clock rate is the topology file's `CPUFrequencyMHz` (this
@@ -85,6 +87,9 @@ pub struct Platform {
     pub latency_source: String,
     /// What one missed line costs when served by each level, cycles.
     pub line_cost: BTreeMap<String, f64>,
+    /// What one line costs when another core's private cache holds it modified (`this`: the
+    /// calibration's measured pass; `None` with a file's latencies, which price it by level).
+    pub remote_dirty_line: Option<f64>,
     /// Whether the topology file gave latencies (then they also price the cache lines a steal
     /// or a remote post moves between cores, by the nearest cache the two share).
     pub file_latencies: bool,
@@ -172,6 +177,11 @@ impl Platform {
             latency,
             latency_source,
             line_cost,
+            remote_dirty_line: if from_topology {
+                None
+            } else {
+                cal.memory.remote_dirty_line
+            },
             file_latencies: from_topology,
         })
     }
@@ -218,7 +228,13 @@ impl Platform {
                     .unwrap_or(if l <= 1 { 0.0 } else { memory })
             })
             .collect();
-        cache::Caches::new(&self.machine, cores, line_cost, memory)
+        cache::Caches::new(
+            &self.machine,
+            cores,
+            line_cost,
+            memory,
+            self.remote_dirty_line,
+        )
     }
 
     /// Its description, as printed with the results.
@@ -240,6 +256,7 @@ impl Platform {
             "latency_cycles": self.latency,
             "latency_source": self.latency_source,
             "miss_line_cycles": self.line_cost,
+            "remote_dirty_line_cycles": self.remote_dirty_line,
         })
     }
 }

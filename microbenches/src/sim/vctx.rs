@@ -167,7 +167,8 @@ struct Recorder {
     /// The core running the event and the virtual cycle it started at (for messages).
     core: usize,
     now: u64,
-    job: Option<Job>,
+    /// The job of the event just run, and the core that posted it (`None`: from outside).
+    job: Option<(Job, Option<usize>)>,
     next_seq: HashMap<(u32, usize), u64>,
     last_started: HashMap<(u32, usize), u64>,
     violations: Vec<String>,
@@ -209,8 +210,9 @@ pub(crate) fn begin(core: usize, now: u64) {
     });
 }
 
-/// The job of the event just run (`None` for a closure that was not a simulated event).
-pub(crate) fn end() -> Option<Job> {
+/// The job of the event just run and the core that posted it (`None` from outside the
+/// runtime); `None` for a closure that was not a simulated event.
+pub(crate) fn end() -> Option<(Job, Option<usize>)> {
     with(|r| r.job.take())
 }
 
@@ -241,7 +243,7 @@ pub(crate) fn closure(
                 r.violations.push(msg);
             }
             *last = (*last).max(seq);
-            r.job = Some(job);
+            r.job = Some((job, (poster != EXTERNAL).then_some(poster)));
         })
     }
 }
