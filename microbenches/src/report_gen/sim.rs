@@ -273,11 +273,19 @@ fn validation_summary(v: &Value, out: &mut String) {
     if v["machine_busy"].as_bool() == Some(true) {
         let _ = writeln!(
             out,
-            "**The machine was busy during the real runs** (1-minute load average up to {} on {} CPUs; a \
-             1-core run keeps its core busy, so its CPU / wall below 1 is the share of a CPU it got): other \
-             work took CPU time from them, so their rates, and these errors, describe the machine's load as \
-             much as the simulator.\n",
-            fmt_opt(v["max_load"].as_f64()),
+            "**The machine was busy during the real runs** (other work used up to {} CPUs' worth of {} \
+             during a run; a 1-core run keeps its core busy, so its CPU / wall below 1 is the share of a CPU \
+             it got): it took CPU time from them, so their rates, and these errors, describe the machine's \
+             load as much as the simulator.\n",
+            fmt_opt(v["max_other_cpus"].as_f64()),
+            v["cpus"]
+        );
+    } else if let Some(o) = v["max_other_cpus"].as_f64() {
+        let _ = writeln!(
+            out,
+            "The real runs had the machine to themselves: other work used at most {} CPUs' worth of {} \
+             during any of them.\n",
+            fmt_opt(Some(o)),
             v["cpus"]
         );
     }

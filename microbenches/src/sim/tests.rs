@@ -265,6 +265,7 @@ fn validation_ratios_follow_the_tables() {
                 real_runs: vec![100.0],
                 load_after: vec![0.5],
                 cpu_per_wall: vec![1.0],
+                other_cpus: vec![0.0],
             })
         })
         .collect();

@@ -84,10 +84,41 @@ pub fn configs() -> Vec<Config> {
     out
 }
 
-/// A real run: its KEvents/s and the CPU time it got over its wall time (both cores' worth
-/// for 2 workers), measured around the whole run.
-pub fn real_kevents(c: &Config, workers: usize, seconds: f64) -> Result<(f64, f64)> {
+/// What one real run measured.
+#[derive(Clone, Copy, Debug)]
+pub struct RealRun {
+    pub kevents_per_sec: f64,
+    /// CPU time the run got over its wall time (both cores' worth for 2 workers).
+    pub cpu_per_wall: f64,
+    /// CPUs' worth of time the rest of the machine used meanwhile (other processes, and the
+    /// hypervisor's steal time); `None` where `/proc/stat` cannot be read.
+    pub other_cpus: Option<f64>,
+}
+
+/// The machine's busy time so far (every CPU's user, nice, system, irq, softirq and steal time),
+/// seconds, from `/proc/stat`.
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| f.get(i))
+        .sum::<f64>();
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| busy / hz as f64)
+}
+
+/// A real run of `c` on `workers` workers, measured around the whole run.
+pub fn real_kevents(c: &Config, workers: usize, seconds: f64) -> Result<RealRun> {
     let (bench, queue, policy) = c.parts()?;
+    let machine0 = machine_busy_seconds();
     let (cpu0, t0) = (crate::common::cpu_time(), std::time::Instant::now());
     let setup = Setup {
         queue,
@@ -107,8 +138,19 @@ pub fn real_kevents(c: &Config, workers: usize, seconds: f64) -> Result<(f64, f6
         )?,
     };
     let cpu = (crate::common::cpu_time() - cpu0).as_secs_f64();
-    Ok((o.kevents_per_sec(), cpu / t0.elapsed().as_secs_f64()))
+    let wall = t0.elapsed().as_secs_f64();
+    let other = machine0
+        .zip(machine_busy_seconds())
+        .map(|(a, b)| ((b - a - cpu) / wall).max(0.0));
+    Ok(RealRun {
+        kevents_per_sec: o.kevents_per_sec(),
+        cpu_per_wall: cpu / wall,
+        other_cpus: other,
+    })
 }
+
+/// Other work beyond this, in CPUs' worth over a real run, marks the machine busy.
+pub const BUSY_OTHER_CPUS: f64 = 0.2;
 
 /// The simulator's KEvents/s for `c` on this machine's topology.
 pub fn simulated_kevents(c: &Config, cores: usize, seconds: f64, cal: &Calibration) -> Result<f64> {
@@ -148,6 +190,8 @@ pub struct Entry {
     /// CPU seconds each real run used per wall second. On 1 core, the benchmarks keep their
     /// worker busy: well below 1, the machine gave the run only that share of a CPU.
     pub cpu_per_wall: Vec<f64>,
+    /// CPUs' worth of time the rest of the machine used during each real run.
+    pub other_cpus: Vec<f64>,
 }
 
 /// One ratio of a table (a row over the table's first row) at one core count.
@@ -172,12 +216,15 @@ pub struct Validation {
     pub calibration: String,
     pub seconds: f64,
     pub repeat: usize,
-    /// CPUs this process may use, and the largest 1-minute load average seen after a real
-    /// run; `machine_busy` when that load exceeded the CPUs or a 1-core run got less than 90%
-    /// of a CPU: other work took CPU time from the real runs (their rates are then low and
-    /// noisy, and their errors say more about the machine than about the simulator).
+    /// CPUs this process may use, the largest 1-minute load average seen after a real run
+    /// (it lags: it still counts what ran before the validation), and the most CPU time other
+    /// work took during a real run; `machine_busy` when that exceeded [`BUSY_OTHER_CPUS`] or a
+    /// 1-core run got less than 90% of a CPU: other work took CPU time from the real runs
+    /// (their rates are then low and noisy, and their errors say more about the machine than
+    /// about the simulator).
     pub cpus: usize,
     pub max_load: f64,
+    pub max_other_cpus: f64,
     pub machine_busy: bool,
     pub entries: Vec<Entry>,
     pub ratios: Vec<RatioEntry>,
@@ -220,9 +267,10 @@ pub fn validate(
         .iter()
         .flat_map(|&cores| configs().into_iter().map(move |c| (cores, c)))
         .collect();
-    let mut runs: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> = vec![Default::default(); jobs.len()];
+    // Per job: every real run, with the load average after it.
+    let mut runs: Vec<Vec<(RealRun, f64)>> = vec![Vec::new(); jobs.len()];
     for rep in 0..repeat.max(1) {
-        for ((cores, c), (k, load, cpu)) in jobs.iter().zip(&mut runs) {
+        for ((cores, c), done) in jobs.iter().zip(&mut runs) {
             log(&format!(
                 "real {} {} {} on {cores} core(s), round {}",
                 c.bench,
@@ -230,15 +278,14 @@ pub fn validate(
                 c.stealing,
                 rep + 1
             ));
-            let (kev, share) = real_kevents(c, *cores, seconds)
+            let run = real_kevents(c, *cores, seconds)
                 .with_context(|| format!("real run of {c:?} on {cores} core(s)"))?;
-            k.push(kev);
-            cpu.push(share);
-            load.push(load_average());
+            done.push((run, load_average()));
         }
     }
     let mut entries = Vec::new();
-    for ((cores, c), (k, load, cpu)) in jobs.into_iter().zip(runs) {
+    for ((cores, c), done) in jobs.into_iter().zip(runs) {
+        let k: Vec<f64> = done.iter().map(|(r, _)| r.kevents_per_sec).collect();
         log(&format!(
             "simulated {} {} {} on {cores} core(s)",
             c.bench, c.runtime, c.stealing
@@ -255,8 +302,9 @@ pub fn validate(
             simulated,
             error_pct: error_pct(simulated, real),
             real_runs: k,
-            load_after: load,
-            cpu_per_wall: cpu,
+            load_after: done.iter().map(|&(_, l)| l).collect(),
+            cpu_per_wall: done.iter().map(|(r, _)| r.cpu_per_wall).collect(),
+            other_cpus: done.iter().filter_map(|(r, _)| r.other_cpus).collect(),
         });
     }
     let ratios = ratios(&entries);
@@ -279,6 +327,10 @@ pub fn validate(
         .flat_map(|e| e.load_after.iter().copied())
         .filter(|l| l.is_finite())
         .fold(0.0, f64::max);
+    let max_other = entries
+        .iter()
+        .flat_map(|e| e.other_cpus.iter().copied())
+        .fold(0.0, f64::max);
     // One-core runs keep their worker busy: less than 90% of a CPU means the machine was shared.
     let starved = entries
         .iter()
@@ -292,7 +344,8 @@ pub fn validate(
         repeat: repeat.max(1),
         cpus,
         max_load,
-        machine_busy: starved || max_load > cpus as f64 + 0.5,
+        max_other_cpus: max_other,
+        machine_busy: starved || max_other > BUSY_OTHER_CPUS,
         entries,
         ratios,
         max_ratio_error_pct: max,
