@@ -223,6 +223,8 @@ pub struct Engine<'w> {
     cores: Vec<VCore>,
     /// Per core lock: free from this cycle on.
     locks: Vec<u64>,
+    /// Shared atomics' lines (workload ids): the core that wrote each last.
+    shared_lines: HashMap<u64, usize>,
     /// Per core lock: the core that held it last (its line, and the queue lines written under
     /// it, sit in that core's cache).
     last_holder: Vec<usize>,
@@ -270,6 +272,7 @@ impl<'w> Engine<'w> {
             cores,
             locks: vec![0; n],
             last_holder: (0..n).collect(),
+            shared_lines: HashMap::new(),
             rng: SmallRng::seed_from_u64(seed),
             jitter,
             busy: HashMap::new(),
@@ -525,6 +528,14 @@ impl<'w> Engine<'w> {
         // were written there, so their lines come over when it runs here.
         if let Some(p) = poster.filter(|&p| p != w) {
             served.cycles += EVENT_LINES * self.costs.transfer[p * self.costs.cores + w];
+        }
+        for &line in &job.shared {
+            match self.shared_lines.insert(line, w) {
+                Some(last) if last != w => {
+                    served.cycles += self.costs.transfer[last * self.costs.cores + w];
+                }
+                _ => {}
+            }
         }
         let s = &mut self.cores[w].stats;
         s.l1_misses += served.l1_misses;

@@ -41,6 +41,9 @@ pub struct Job {
     /// Cycles of computation on cache-resident data.
     pub work: f64,
     pub accesses: Vec<Access>,
+    /// Lines of shared atomics it read-modify-writes (the benchmarks' join counters), by id:
+    /// each costs a cache-line transfer when another core wrote it last.
+    pub shared: Vec<u64>,
     pub then: Option<Then>,
 }
 
@@ -50,6 +53,7 @@ impl Job {
         Job {
             work: cycles,
             accesses: Vec::new(),
+            shared: Vec::new(),
             then: None,
         }
     }
@@ -62,6 +66,12 @@ impl Job {
             bytes,
             how,
         });
+        self
+    }
+
+    /// It also read-modify-writes the shared atomic `line` (an id the workload chooses).
+    pub fn shared(mut self, line: u64) -> Job {
+        self.shared.push(line);
         self
     }
 

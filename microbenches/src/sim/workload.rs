@@ -17,6 +17,10 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// The line of a round's join counter (`remaining`), which the events that end a piece of the
+/// round decrement, as the real benchmarks' do (one `fetch_sub` on a shared atomic).
+pub const JOIN_LINE: u64 = 0;
+
 /// Fork/join control, as `common::Control`: the fork checks `stop`; `finished` once it saw it.
 #[derive(Default)]
 pub struct Rounds {
@@ -99,14 +103,16 @@ fn unbalanced_fork(st: Arc<UnbalancedState>) -> Job {
         for &(color, cycles, long) in &st.plan {
             let h = if long { st.long } else { st.short };
             let st = st.clone();
-            let job = Job::work(cycles as f64 + st.k.spin_overshoot).then(move |fx| {
-                if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    st.ctl
-                        .events
-                        .fetch_add(st.plan.len() as u64, Ordering::Relaxed);
-                    fx.post(Color(0), st.fork, unbalanced_fork(st.clone()));
-                }
-            });
+            let job = Job::work(cycles as f64 + st.k.spin_overshoot)
+                .shared(JOIN_LINE)
+                .then(move |fx| {
+                    if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        st.ctl
+                            .events
+                            .fetch_add(st.plan.len() as u64, Ordering::Relaxed);
+                        fx.post(Color(0), st.fork, unbalanced_fork(st.clone()));
+                    }
+                });
             fx.post(Color(color), h, job);
         }
     })
@@ -203,22 +209,32 @@ fn penalty_fork(st: Arc<PenaltyState>) -> Job {
 fn penalty_touch(st: Arc<PenaltyState>, color: Color, offset: u64) -> Job {
     let (slice, len) = (st.p.slice_bytes as u64, st.p.array_bytes as u64);
     let end = (offset + slice).min(len);
-    Job::work(st.k.penalty_touch_per_byte * (end - offset) as f64)
-        .access(color.0 as u64, offset, end - offset, Use::Write)
-        .then(move |fx| {
-            if end < len {
-                let b = st.b;
-                fx.post(color, b, penalty_touch(st, color, end));
-                return;
-            }
-            if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                st.ctl
-                    .events
-                    .fetch_add(st.events_per_round, Ordering::Relaxed);
-                let fork = st.fork;
-                fx.post(Color(0), fork, penalty_fork(st));
-            }
-        })
+    let job = Job::work(st.k.penalty_touch_per_byte * (end - offset) as f64).access(
+        color.0 as u64,
+        offset,
+        end - offset,
+        Use::Write,
+    );
+    // The chain's last B counts down the round's join counter.
+    let job = if end < len {
+        job
+    } else {
+        job.shared(JOIN_LINE)
+    };
+    job.then(move |fx| {
+        if end < len {
+            let b = st.b;
+            fx.post(color, b, penalty_touch(st, color, end));
+            return;
+        }
+        if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            st.ctl
+                .events
+                .fetch_add(st.events_per_round, Ordering::Relaxed);
+            let fork = st.fork;
+            fx.post(Color(0), fork, penalty_fork(st));
+        }
+    })
 }
 
 impl Workload for Penalty {
@@ -352,6 +368,7 @@ fn ce_merge(st: Arc<CeState>, sorted: Arc<AtomicU64>, ids: [u64; 3], half: u64) 
         .access(ids[0], 0, half, Use::Read)
         .access(ids[1], 0, half, Use::Read)
         .access(ids[2], 0, 2 * half, Use::Fresh)
+        .shared(JOIN_LINE)
         .then(move |fx| {
             if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                 st.ctl
