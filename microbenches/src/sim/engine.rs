@@ -8,7 +8,8 @@
 //!    nothing, which starts the idle protocol.
 //! 2. `Run` each event: the runtime runs its closure, which hands over the event's [`Job`]; the
 //!    event lasts the runtime's per-event cost plus its work plus its cache misses (the cache
-//!    model, from the data it touches). `AfterWork`: its continuation runs ([`Effects`]), then
+//!    model, from the data it touches), plus the lines of the event itself when another core
+//!    posted it and of the shared atomics it updates when another core wrote them last. `AfterWork`: its continuation runs ([`Effects`]), then
 //!    its posts go out in order (`Posts`): local ones into the core's buffer (a flush under the
 //!    own lock at 32, as `Ctx` does; the rest waits for the next `Pop`), remote ones under the
 //!    target's lock after a flush. `Done`: the next event, or the next `Pop`.
@@ -22,7 +23,8 @@
 //!
 //! Locks: each core's lock is free from a virtual cycle on; a step that needs a held lock is put
 //! back until it is free (the wait and the hold count as locking time), so a victim locked by a
-//! thief until cycle T makes its owner and every other thief wait until T. The real operation
+//! thief until cycle T makes its owner and every other thief wait until T, and an owner that
+//! takes its lock after another core held it pulls the lines that core wrote back. The real operation
 //! runs when the lock is acquired, so it sees the queues as they are at that virtual time.
 //!
 //! Checked on every event: no two cores run one color at once in virtual time (a color is busy

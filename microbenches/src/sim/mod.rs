@@ -10,10 +10,13 @@
 //!   from the calibrated kernels), the runtime's per-event, post, flush and pop costs, lock hold
 //!   and wait times (a lock held until cycle T makes others wait until T), steal costs per
 //!   operation, color, event moved and event queued, wake-ups, the search nap, all measured here
-//!   ([`calibrate`]), and the cache lines a steal or a remote post moves between cores (two and
-//!   one): this machine's measured transfer, or, where the topology file gives latencies, the
-//!   latency of the nearest cache the two cores share (memory's when none: Table II's distant
-//!   cores);
+//!   ([`calibrate`]), and the cache lines that move between cores: two for a steal, one for a
+//!   remote post, two when an owner takes its lock back after another core held it (the lock
+//!   and the queue head), two when an event runs off the core that posted it (its node and
+//!   closure), one for a shared atomic another core wrote last (the benchmarks' join
+//!   counter); each this machine's measured transfer, or, where the topology file gives
+//!   latencies, the latency of the nearest cache the two cores share (memory's when none:
+//!   Table II's distant cores);
 //! - cache misses ([`cache`]): each core's caches from the topology, each event's data set
 //!   resident where it was last used, a cost per missed line from the level that holds it: for
 //!   a topology file that gives latencies, that latency (Table II for `e5410`: access times, so
