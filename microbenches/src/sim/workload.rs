@@ -32,6 +32,16 @@ pub struct Rounds {
 }
 
 impl Rounds {
+    /// An event that ends a piece of the round counts down its join counter `remaining`; the
+    /// last one credits the round's `events` and returns true (it then posts the next fork).
+    fn piece_done(&self, remaining: &AtomicU64, events: u64) -> bool {
+        let last = remaining.fetch_sub(1, Ordering::AcqRel) == 1;
+        if last {
+            self.events.fetch_add(events, Ordering::Relaxed);
+        }
+        last
+    }
+
     /// The fork's check: after `stop`, mark the run finished and start no round.
     fn stopping(&self) -> bool {
         let stop = self.stop.load(Ordering::Acquire);
@@ -106,10 +116,7 @@ fn unbalanced_fork(st: Arc<UnbalancedState>) -> Job {
             let job = Job::work(cycles as f64 + st.k.spin_overshoot)
                 .shared(JOIN_LINE)
                 .then(move |fx| {
-                    if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                        st.ctl
-                            .events
-                            .fetch_add(st.plan.len() as u64, Ordering::Relaxed);
+                    if st.ctl.piece_done(&st.remaining, st.plan.len() as u64) {
                         fx.post(Color(0), st.fork, unbalanced_fork(st.clone()));
                     }
                 });
@@ -227,10 +234,7 @@ fn penalty_touch(st: Arc<PenaltyState>, color: Color, offset: u64) -> Job {
             fx.post(color, b, penalty_touch(st, color, end));
             return;
         }
-        if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            st.ctl
-                .events
-                .fetch_add(st.events_per_round, Ordering::Relaxed);
+        if st.ctl.piece_done(&st.remaining, st.events_per_round) {
             let fork = st.fork;
             fx.post(Color(0), fork, penalty_fork(st));
         }
@@ -370,10 +374,7 @@ fn ce_merge(st: Arc<CeState>, sorted: Arc<AtomicU64>, ids: [u64; 3], half: u64) 
         .access(ids[2], 0, 2 * half, Use::Fresh)
         .shared(JOIN_LINE)
         .then(move |fx| {
-            if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                st.ctl
-                    .events
-                    .fetch_add(st.events_per_round, Ordering::Relaxed);
+            if st.ctl.piece_done(&st.remaining, st.events_per_round) {
                 let fork = st.fork;
                 fx.post(Color(0), fork, ce_fork(st));
             }
