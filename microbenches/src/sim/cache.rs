@@ -249,8 +249,6 @@ impl Caches {
             }
             if how != Use::Read {
                 self.writer.insert(key, core);
-            }
-            if how != Use::Read {
                 let others: Vec<usize> = self
                     .holders
                     .get(&key)

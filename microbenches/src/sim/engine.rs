@@ -9,10 +9,11 @@
 //! 2. `Run` each event: the runtime runs its closure, which hands over the event's [`Job`]; the
 //!    event lasts the runtime's per-event cost plus its work plus its cache misses (the cache
 //!    model, from the data it touches), plus the lines of the event itself when another core
-//!    posted it and of the shared atomics it updates when another core wrote them last. `AfterWork`: its continuation runs ([`Effects`]), then
-//!    its posts go out in order (`Posts`): local ones into the core's buffer (a flush under the
-//!    own lock at 32, as `Ctx` does; the rest waits for the next `Pop`), remote ones under the
-//!    target's lock after a flush. `Done`: the next event, or the next `Pop`.
+//!    posted it and of the shared atomics it updates when another core wrote them last.
+//!    `AfterWork`: its continuation runs ([`Effects`]), then its posts go out in order
+//!    (`Posts`): local ones into the core's buffer (a flush under the own lock at 32, as `Ctx`
+//!    does; the rest waits for the next `Pop`), remote ones under the target's lock after a
+//!    flush. `Done`: the next event, or the next `Pop`.
 //! 3. Idle, the runtime's protocol (`idle`): `Search` rounds over the policy's core set (one
 //!    victim per step, both locks; a design that peeks skips empty victims unlocked) if fewer
 //!    than half the cores search, the search nap between rounds; past the runtime's search
@@ -24,8 +25,9 @@
 //! Locks: each core's lock is free from a virtual cycle on; a step that needs a held lock is put
 //! back until it is free (the wait and the hold count as locking time), so a victim locked by a
 //! thief until cycle T makes its owner and every other thief wait until T, and an owner that
-//! takes its lock after another core held it pulls the lines that core wrote back. The real operation
-//! runs when the lock is acquired, so it sees the queues as they are at that virtual time.
+//! takes its lock after another core held it pulls the lines that core wrote back. The real
+//! operation runs when the lock is acquired, so it sees the queues as they are at that virtual
+//! time.
 //!
 //! Checked on every event: no two cores run one color at once in virtual time (a color is busy
 //! from an event's start to its end, posts included), and events one core posted to one color

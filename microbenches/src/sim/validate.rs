@@ -87,6 +87,7 @@ pub fn configs() -> Vec<Config> {
 /// What one real run measured.
 #[derive(Clone, Copy, Debug)]
 pub struct RealRun {
+    /// The benchmark's rate.
     pub kevents_per_sec: f64,
     /// CPU time the run got over its wall time (both cores' worth for 2 workers).
     pub cpu_per_wall: f64,
