@@ -345,16 +345,23 @@ pub fn render(t: &TableSpec, measured: &[Option<Measured>], workers: usize) -> S
     s
 }
 
+/// What was measured for `t`'s row labelled `label` (`measured` is aligned with `t.rows`).
+fn measured_row<'a>(
+    t: &TableSpec,
+    measured: &'a [Option<Measured>],
+    label: &str,
+) -> Option<&'a Measured> {
+    t.rows
+        .iter()
+        .zip(measured)
+        .find(|(r, _)| r.label == label)
+        .and_then(|(_, m)| m.as_ref())
+}
+
 /// The sentence under a table that depends on what was measured and on the worker count
 /// (`None` where a table has none, or its rows were not measured).
 fn measured_note(t: &TableSpec, measured: &[Option<Measured>], workers: usize) -> Option<String> {
-    let of = |label: &str| {
-        t.rows
-            .iter()
-            .zip(measured)
-            .find(|(r, _)| r.label == label)
-            .and_then(|(_, m)| m.as_ref())
-    };
+    let of = |label: &str| measured_row(t, measured, label);
     let ratio = |a: &str, b: &str| match (of(a), of(b)) {
         (Some(a), Some(b)) if b.kevents > 0.0 => format!("{:.2}x", a.kevents / b.kevents),
         _ => "n/a".into(),
@@ -396,13 +403,7 @@ fn measured_note(t: &TableSpec, measured: &[Option<Measured>], workers: usize) -
 
 /// One sentence per row of ours: its measured KEvents/s over the paper's row it varies.
 fn gains(t: &TableSpec, measured: &[Option<Measured>]) -> Vec<String> {
-    let of = |label: &str| {
-        t.rows
-            .iter()
-            .zip(measured)
-            .find(|(r, _)| r.label == label)
-            .and_then(|(_, m)| m.as_ref())
-    };
+    let of = |label: &str| measured_row(t, measured, label);
     t.rows
         .iter()
         .zip(measured)

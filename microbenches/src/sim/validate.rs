@@ -241,11 +241,6 @@ fn find<'a>(entries: &'a [Entry], c: &Config, cores: usize) -> Option<&'a Entry>
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-    v[v.len() / 2]
-}
-
 /// The 1-minute load average.
 fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
@@ -293,7 +288,7 @@ pub fn validate(
         ));
         let simulated = simulated_kevents(&c, cores, seconds, cal)
             .with_context(|| format!("simulation of {c:?} on {cores} core(s)"))?;
-        let real = median(k.clone());
+        let real = edge::median::median(k.iter().copied()).unwrap_or(f64::NAN);
         entries.push(Entry {
             bench: c.bench,
             runtime: c.runtime,
