@@ -2,8 +2,7 @@
 //! event of the caller's color. The pool starts on first use and its threads exit once the
 //! runtime shuts down and the queued jobs are drained (their completions are then dropped).
 
-use crate::shared::Shared;
-use crate::PostError;
+use crate::error::PostError;
 use crossbeam_channel::{unbounded, Sender};
 use std::sync::Mutex;
 
@@ -18,7 +17,8 @@ pub(crate) struct BlockingPool {
 }
 
 impl BlockingPool {
-    fn start(threads: usize) -> BlockingPool {
+    /// A pool of `threads` helpers (at least one).
+    pub(crate) fn start(threads: usize) -> BlockingPool {
         let (tx, rx) = unbounded::<Job>();
         for i in 0..threads.max(1) {
             let rx = rx.clone();
@@ -35,22 +35,19 @@ impl BlockingPool {
         }
     }
 
+    /// Close the queue: the helpers exit once it is drained.
     pub(crate) fn close(&self) {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 
-/// Run `job` on one of `sh`'s helper threads (the pool starts on first use).
-pub(crate) fn submit(sh: &Shared, job: Job) -> Result<(), PostError> {
-    if sh.is_shutdown() {
-        return Err(PostError::Shutdown);
-    }
-    let pool = sh
-        .blocking
-        .get_or_init(|| BlockingPool::start(sh.cfg.blocking_threads));
-    let tx = pool.tx.lock().unwrap_or_else(|e| e.into_inner());
-    match tx.as_ref() {
-        Some(tx) => tx.send(job).map_err(|_| PostError::Shutdown),
-        None => Err(PostError::Shutdown),
+impl BlockingPool {
+    /// Queue `job` for a helper; `Shutdown` once the pool is closed.
+    pub(crate) fn submit(&self, job: Job) -> Result<(), PostError> {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        match tx.as_ref() {
+            Some(tx) => tx.send(job).map_err(|_| PostError::Shutdown),
+            None => Err(PostError::Shutdown),
+        }
     }
 }

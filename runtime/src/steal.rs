@@ -24,8 +24,7 @@
 
 use crate::config::StealPolicy;
 use crate::core::{CoreQueue, Owner};
-use crate::loom::Ordering;
-use crate::queue::{Design, StealChoice};
+use crate::queue::Design;
 use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::topology::Topology;
@@ -85,7 +84,7 @@ pub(crate) enum Look {
 /// ([`Design::PEEKS_LENGTH`]) and the victim's published length is 0.
 #[inline]
 pub(crate) fn skips<D: Design>(sh: &Shared, v: usize, look: Look) -> bool {
-    D::PEEKS_LENGTH && look == Look::AsDesigned && sh.states[v].len() == 0
+    D::PEEKS_LENGTH && look == Look::AsDesigned && sh.state(v).len() == 0
 }
 
 /// One stealing round by `thief` over the policy's core set: true if it stole (the events are
@@ -102,27 +101,26 @@ pub(crate) fn try_steal<D: Design>(
         return false;
     }
     let me = thief.index();
-    let policy = sh.cfg.stealing;
-    let choice = StealChoice::of(policy, sh.cfg.steal_amount);
+    let stealing = sh.stealing();
     let p = sh.params();
     let mut buf = [0usize; MAX_CORE_SET];
     let order = core_set(
-        policy,
+        stealing.policy,
         me,
         n,
-        |c| sh.states[c].len(),
-        &sh.topology,
+        |c| sh.state(c).len(),
+        sh.topology(),
         &mut buf,
     );
     for &v in order {
         if v == me || skips::<D>(sh, v, look) {
             continue;
         }
-        let attempt = sh
-            .stealer(queues, v)
-            .steal_into(thief, choice, &p, tsc::now, &mut |slot| {
-                sh.map.set(slot, me)
-            });
+        let attempt =
+            sh.stealer(queues, v)
+                .steal_into(thief, stealing.choice, &p, tsc::now, &mut |slot| {
+                    sh.map().set(slot, me)
+                });
         counters.steal_attempts += 1;
         counters.lock_ops += 1;
         counters.lock_cycles += tsc::since(attempt.locked_at);
@@ -134,9 +132,7 @@ pub(crate) fn try_steal<D: Design>(
             counters.steals += 1;
             counters.stolen_colors += s.colors as u64;
             counters.steal_cost_cycles += cost;
-            let est = sh.steal_cost_est.load(Ordering::Relaxed);
-            sh.steal_cost_est
-                .store(next_estimate(est, cost, s.colors), Ordering::Relaxed);
+            sh.set_steal_threshold(next_estimate(sh.steal_threshold(), cost, s.colors));
             return true;
         }
     }
