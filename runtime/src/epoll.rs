@@ -87,7 +87,11 @@ fn epoll_event(ctx: &mut Ctx<'_>) {
         ev.add_flags(FLAG_IO);
         ctx.post_event(ev);
     }
-    ctx.post_io(Color::DEFAULT, HandlerId::EPOLL, epoll_event);
+    // After shutdown (which woke the poll) the reactor stops: its own re-post would only be
+    // dropped, and counted as if it were an event of the application's.
+    if !sh.is_shutdown() {
+        ctx.post_io(Color::DEFAULT, HandlerId::EPOLL, epoll_event);
+    }
 }
 
 /// Register a mio source with `sh`'s reactor (see [`Handle::register_io`](crate::Handle)).
@@ -138,10 +142,18 @@ where
         .deregister(source, token)
 }
 
-/// Post `ev` when `deadline` passes.
+/// Post `ev` when `deadline` passes. `Shutdown` (and `ev` dropped) once the runtime stops.
 pub(crate) fn add_timer(sh: &Shared, deadline: Instant, ev: Event) -> Result<(), PostError> {
     let r = reactor(sh)?;
-    r.timers().add(deadline, ev);
+    r.timers()
+        .add(deadline, ev)
+        .map_err(|_| PostError::Shutdown)?;
+    if sh.is_shutdown() {
+        // The shutdown closed the timers before this one was added (or is about to): it is
+        // dropped and counted with the others, never left pending.
+        sh.close_timers();
+        return Err(PostError::Shutdown);
+    }
     r.deadline_added(deadline);
     Ok(())
 }

@@ -11,7 +11,8 @@
 //! Shutdown: `shutdown` is set once; posts from outside the runtime then fail with
 //! [`PostError::Shutdown`](crate::PostError), posts from handlers are dropped and counted; every
 //! worker is woken, finishes the batch it is running and exits; events still queued are dropped
-//! (their closures' destructors run) and counted in `dropped`.
+//! (their closures' destructors run) and counted in `dropped`, and so are timers still pending
+//! (dropped by the thread that asks for the shutdown).
 
 use crate::blocking::BlockingPool;
 use crate::color::{Color, ColorMap};
@@ -143,7 +144,7 @@ pub(crate) struct Shared {
     reactor: OnceLock<Reactor>,
     /// The blocking-work pool, started on first use.
     blocking: OnceLock<BlockingPool>,
-    /// Events dropped by posts from outside workers after shutdown.
+    /// Events dropped outside the workers: timers pending at shutdown.
     dropped_external: AtomicU64,
     /// Workers whose pinning failed (set once at start-up).
     unpinned: Mutex<Vec<Unpinned>>,
@@ -306,8 +307,8 @@ impl Shared {
         self.shutdown.load(Ordering::Acquire)
     }
 
-    /// Ask the runtime to stop: wake every worker and close the blocking pool. False if it was
-    /// asked before.
+    /// Ask the runtime to stop: wake every worker, close the blocking pool, drop the pending
+    /// timers (counted as dropped). False if it was asked before.
     pub(crate) fn begin_shutdown(&self) -> bool {
         if self.shutdown.swap(true, Ordering::AcqRel) {
             return false;
@@ -316,7 +317,17 @@ impl Shared {
         if let Some(b) = self.blocking.get() {
             b.close();
         }
+        self.close_timers();
         true
+    }
+
+    /// Drop the pending timers and refuse new ones, counting them as dropped (at shutdown, and
+    /// after a timer added while the runtime was stopping).
+    pub(crate) fn close_timers(&self) {
+        if let Some(r) = self.reactor.get() {
+            let n = r.timers().close();
+            self.dropped_external.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
 
     // Role handles.
@@ -528,6 +539,7 @@ impl Shared {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            self.blocking.get().map_or(0, BlockingPool::panics),
         )
     }
 
