@@ -138,3 +138,55 @@ pub(crate) fn try_steal<D: Design>(
     }
     false
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::next_estimate;
+
+    #[test]
+    fn the_estimate_moves_an_eighth_of_the_way_to_each_sample() {
+        // 2000 - 2000/8 + 1000/8.
+        assert_eq!(next_estimate(2_000, 1_000, 1), 1_875);
+        // A sample equal to the estimate leaves it (within the shifts' rounding).
+        assert_eq!(next_estimate(2_000, 2_000, 1), 2_000);
+        // Repeated samples converge to them.
+        let mut est = 2_000;
+        for _ in 0..200 {
+            est = next_estimate(est, 800, 1);
+        }
+        // The fixed point of the integer average: est / 8 == 800 / 8.
+        assert!((800..=807).contains(&est), "{est}");
+    }
+
+    #[test]
+    fn the_cost_is_shared_by_the_colors_moved() {
+        assert_eq!(
+            next_estimate(2_000, 4_000, 4),
+            next_estimate(2_000, 1_000, 1)
+        );
+        // No color moved is taken as one.
+        assert_eq!(
+            next_estimate(2_000, 1_000, 0),
+            next_estimate(2_000, 1_000, 1)
+        );
+    }
+
+    #[test]
+    fn a_preempted_thief_cannot_inflate_the_threshold() {
+        // A sample is clamped to 1.5x the estimate + 1000 cycles: 2000 -> 4000.
+        let clamped = next_estimate(2_000, 4_000, 1);
+        assert_eq!(next_estimate(2_000, 1_000_000_000, 1), clamped);
+        assert_eq!(clamped, 2_000 - 250 + 500);
+        // Two clamped samples in three still lower it from a high estimate when the third is
+        // a normal one (far below): 6% up twice, 12% down once (see the doc).
+        let mut est = 100_000;
+        for _ in 0..30 {
+            est = next_estimate(est, u64::MAX, 1);
+            est = next_estimate(est, u64::MAX, 1);
+            est = next_estimate(est, 1_000, 1);
+        }
+        assert!(est < 120_000, "drifted up to {est}");
+        // From zero (no steal measured yet could only ever be low) it rises by the clamp.
+        assert_eq!(next_estimate(0, u64::MAX, 1), 1_000 >> 3);
+    }
+}
