@@ -858,8 +858,13 @@ fn master_starts_slaves_together_and_ramps() {
     } else {
         stamps[1] - stamps[0]
     };
+    // A bound about correctness, not a figure of precision: both slaves start at the common
+    // instant the master announced, not one of them a start delay (400 ms) later or early.
+    // Half the delay separates the two with a margin a loaded 2-vCPU machine cannot eat (a
+    // slave's thread may wait several scheduler quanta to run); how close the starts are is a
+    // measurement, not an assertion.
     assert!(
-        skew < Duration::from_millis(40),
+        skew < Duration::from_millis(200),
         "slaves started {skew:?} apart"
     );
     // ... and not before the announced delay (less half a loopback round trip of estimate).

@@ -77,6 +77,15 @@ impl StealPolicy {
 }
 
 impl QueueKind {
+    /// Whether the design keeps per-color queued time, which the time-left policies need (the
+    /// design's own `Design::TIME_LEFT`; `queue` checks at compile time that they agree).
+    pub(crate) const fn keeps_time_left(self) -> bool {
+        match self {
+            QueueKind::Libasync => false,
+            QueueKind::Mely => true,
+        }
+    }
+
     /// The design's name on the command line and in results.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -243,11 +252,7 @@ impl RuntimeConfig {
         if self.workers > u16::MAX as usize {
             return Err(BuildError::TooManyWorkers(self.workers));
         }
-        use crate::queue::{libasync::LibasyncQueue, mely::MelyQueue, Design};
-        let time_left = match self.queue {
-            QueueKind::Libasync => LibasyncQueue::TIME_LEFT,
-            QueueKind::Mely => MelyQueue::TIME_LEFT,
-        };
+        let time_left = self.queue.keeps_time_left();
         // Locality-aware stealing is one of Mely's heuristics: the libasync design steals as
         // libasync-smp did, or not at all.
         let mely_only = self.stealing.locality() && self.queue == QueueKind::Libasync;

@@ -9,9 +9,11 @@
 //!   atomics, not generic).
 //!
 //! The handles, as tokio's `Local`/`Steal` and crossbeam's `Worker`/`Stealer`:
-//! - [`Owner`]: held by the one worker that owns the core (made once per core, by the runtime's
-//!   start-up or the step-by-step model, and never cloned). Only it pops a batch, marks and
-//!   clears the running set, and moves its sleep state to `PARKED` or `POLLING`.
+//! - [`Owner`]: held by the one worker that owns the core; never cloned. A worker claims it once,
+//!   when it starts, and keeps it until it exits; the step-by-step drivers without threads (the
+//!   model, the simulator) claim it for one step of the core they play and give it back. Claiming
+//!   a core that has an owner panics, so there is never more than one. Only the owner pops a
+//!   batch, marks and clears the running set, and puts its core to sleep ([`Sleep`]).
 //! - [`Stealer`]: one per core, shared. Its only operation steals from that core *into an
 //!   [`Owner`]*, so a thief can only steal into the queue it owns.
 //! - [`Poster`]: one per core, shared. Pushes events (the post protocol re-checks the color map
@@ -30,29 +32,57 @@
 //!   the events that one posted to this core were enqueued (the lock orders both).
 //! - `len` mirrors the number of queued events and is written under the lock; reads without the
 //!   lock are hints (most-loaded victim, a thief skipping an empty victim).
-//! - `sleep` is written to `PARKED`/`POLLING` only by the owner under its lock after it saw its
-//!   queue empty, and read by posters under the same lock after they enqueued: either the poster
-//!   sees the sleep state (and wakes the owner) or the owner sees the event. `NOTIFIED` is
-//!   written by whoever claims the wake-up (a poster under the lock, or a compare-exchange from
-//!   `PARKED`), `RUNNING` by the owner when it wakes.
+//! - The sleep state is set to asleep ([`Sleep::Parked`] or [`Sleep::Polling`]) only by the
+//!   owner under its lock after it saw its queue empty, and read by posters under the same lock
+//!   after they enqueued: either the poster sees the sleep state (and wakes the owner) or the
+//!   owner sees the event. "Notified" is written by whoever claims the wake-up (a poster under
+//!   the lock, or a compare-exchange from asleep), "running" by the owner when it wakes.
 
 use crate::event::Event;
 use crate::loom::{AtomicU8, AtomicUsize, Lock, LockGuard, Ordering};
 use crate::queue::{Design, QueueParams, Running, StealChoice, Stolen};
 
-/// A slot value that names no slot.
-pub(crate) const NOT_RUNNING: u32 = u32::MAX;
+/// How an owner sleeps, which says how to wake it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sleep {
+    /// Parked in `thread::park`: a waker unparks its thread.
+    Parked,
+    /// Blocked in the reactor's poll: a waker wakes the mio waker.
+    Polling,
+}
 
-/// Worker sleep states, kept in [`CoreState::sleep`].
-pub(crate) mod sleep {
+/// The owner's sleep state as [`CoreState`] keeps it in one atomic byte: awake, asleep one of
+/// the two ways, or notified (someone claimed the wake-up; the owner will notice and run).
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum SleepState {
     /// Awake: running, searching for work, or about to sleep.
-    pub(crate) const RUNNING: u8 = 0;
-    /// Parked in `thread::park`; a poster must unpark it.
-    pub(crate) const PARKED: u8 = 1;
-    /// Blocked in the reactor's poll; a poster must wake the mio waker.
-    pub(crate) const POLLING: u8 = 2;
-    /// Someone already woke it (it will notice and go back to `RUNNING`).
-    pub(crate) const NOTIFIED: u8 = 3;
+    Running = 0,
+    /// Parked (see [`Sleep::Parked`]).
+    Parked = 1,
+    /// Blocked in the reactor's poll (see [`Sleep::Polling`]).
+    Polling = 2,
+    /// Someone already woke it (it will notice and go back to running).
+    Notified = 3,
+}
+
+impl SleepState {
+    /// The state of an owner asleep `how`.
+    fn asleep(how: Sleep) -> SleepState {
+        match how {
+            Sleep::Parked => SleepState::Parked,
+            Sleep::Polling => SleepState::Polling,
+        }
+    }
+
+    /// How an owner in state `code` sleeps, if it does.
+    fn sleeping(code: u8) -> Option<Sleep> {
+        match code {
+            c if c == SleepState::Parked as u8 => Some(Sleep::Parked),
+            c if c == SleepState::Polling as u8 => Some(Sleep::Polling),
+            _ => None,
+        }
+    }
 }
 
 /// The design's queue state of one core, behind the core lock. Reached only through the
@@ -86,15 +116,20 @@ impl<D: Design> CoreQueue<D> {
 pub(crate) struct CoreState {
     /// Events queued (written under the core lock; a hint when read without it).
     len: AtomicUsize,
-    /// The owner's sleep state ([`sleep`]).
+    /// The owner's sleep state (a [`SleepState`]).
     sleep: AtomicU8,
+    /// An [`Owner`] of this core exists. Not part of the protocol (a check that there is one
+    /// owner at most), so a plain atomic even under loom.
+    owned: std::sync::atomic::AtomicBool,
 }
 
 impl CoreState {
+    /// A core with nothing queued, its owner awake and not claimed yet.
     pub(crate) fn new() -> Self {
         CoreState {
             len: AtomicUsize::new(0),
-            sleep: AtomicU8::new(sleep::RUNNING),
+            sleep: AtomicU8::new(SleepState::Running as u8),
+            owned: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -104,33 +139,42 @@ impl CoreState {
         self.len.load(Ordering::Relaxed)
     }
 
-    /// Claim the wake-up of an owner that sleeps (parked or polling): `Some(state)` for the one
-    /// caller whose compare-exchange moved it to `NOTIFIED` (it must then wake the owner the way
+    /// Claim the wake-up of an owner that sleeps (parked or polling): `Some(how)` for the one
+    /// caller whose compare-exchange moved it to notified (it must then wake the owner the way
     /// it sleeps).
-    pub(crate) fn claim_sleeper(&self) -> Option<u8> {
-        [sleep::PARKED, sleep::POLLING].into_iter().find(|&how| {
+    pub(crate) fn claim_sleeper(&self) -> Option<Sleep> {
+        [Sleep::Parked, Sleep::Polling].into_iter().find(|&how| {
             self.sleep
-                .compare_exchange(how, sleep::NOTIFIED, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(
+                    SleepState::asleep(how) as u8,
+                    SleepState::Notified as u8,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
         })
     }
 
     /// Mark the owner notified whatever it is doing (shutdown).
     pub(crate) fn notify(&self) {
-        self.sleep.store(sleep::NOTIFIED, Ordering::Release);
+        self.sleep
+            .store(SleepState::Notified as u8, Ordering::Release);
+    }
+
+    /// Is the owner still asleep (nobody has notified it yet)?
+    #[inline]
+    pub(crate) fn is_asleep(&self) -> bool {
+        SleepState::sleeping(self.sleep.load(Ordering::Acquire)).is_some()
     }
 
     /// Called with the core lock held after giving the core work: if its owner sleeps (parked
-    /// or blocked in the reactor), mark it notified and return the state it slept in, for the
-    /// caller to wake it once the lock is released. Only one caller gets `Some` per sleep.
-    fn claim_wake_locked(&self) -> Option<u8> {
-        let st = self.sleep.load(Ordering::Relaxed);
-        if st == sleep::PARKED || st == sleep::POLLING {
-            self.sleep.store(sleep::NOTIFIED, Ordering::Relaxed);
-            Some(st)
-        } else {
-            None
-        }
+    /// or blocked in the reactor), mark it notified and return how it slept, for the caller to
+    /// wake it once the lock is released. Only one caller gets `Some` per sleep.
+    fn claim_wake_locked(&self) -> Option<Sleep> {
+        let how = SleepState::sleeping(self.sleep.load(Ordering::Relaxed))?;
+        self.sleep
+            .store(SleepState::Notified as u8, Ordering::Relaxed);
+        Some(how)
     }
 }
 
@@ -173,23 +217,31 @@ impl<D> Copy for Parts<'_, D> {}
 
 /// What a push did.
 pub(crate) struct Pushed {
-    /// The owner slept and was marked notified in this state: the caller wakes it (after the
-    /// lock is released, which `push` has done).
-    pub(crate) wake: Option<u8>,
+    /// The owner slept this way and was marked notified: the caller wakes it (after the lock
+    /// is released, which `push` has done).
+    pub(crate) wake: Option<Sleep>,
     /// The queue now holds something a thief could take (a hint for waking a thief).
     pub(crate) stealable: bool,
 }
 
-/// The owning worker's handle on its core: the only one that pops, marks the running slot and
-/// puts the owner to sleep. Made once per core; not `Clone`.
+/// The owning worker's handle on its core: the only one that pops, marks the running set and
+/// puts the owner to sleep. At most one exists per core at a time ([`Owner::claim`]); not
+/// `Clone`. Dropping it gives the core up.
 pub(crate) struct Owner<'a, D> {
+    /// The owned core.
     core: Parts<'a, D>,
 }
 
 impl<'a, D: Design> Owner<'a, D> {
-    /// The owner handle of core `index`. Callers (the runtime's start-up and the step-by-step
-    /// model) make exactly one per core and hand it to the thread that runs the core.
-    pub(crate) fn new(index: usize, queue: &'a CoreQueue<D>, state: &'a CoreState) -> Self {
+    /// Claim core `index` (its queue and state): a worker does it once, when it starts; the
+    /// step-by-step drivers for the step of the core they play.
+    ///
+    /// # Panics
+    /// If the core has an owner already (a second worker, or a driver stepping one core from
+    /// two threads at once).
+    pub(crate) fn claim(index: usize, queue: &'a CoreQueue<D>, state: &'a CoreState) -> Self {
+        let taken = state.owned.swap(true, std::sync::atomic::Ordering::Acquire);
+        assert!(!taken, "core {index} already has an owner");
         Owner {
             core: Parts {
                 index,
@@ -251,24 +303,25 @@ impl<'a, D: Design> Owner<'a, D> {
         self.core.queue.queue.lock().running = Running::NONE;
     }
 
-    /// Put the owner to sleep in state `how` (`PARKED` or `POLLING`) if its queue is empty and
-    /// `may_sleep()` (checked under the lock) allows it. True when the state was set: the owner
-    /// must then sleep until the state changes, or call [`Owner::wake_up`].
-    pub(crate) fn begin_sleep(&mut self, how: u8, may_sleep: impl FnOnce() -> bool) -> bool {
-        debug_assert!(how == sleep::PARKED || how == sleep::POLLING);
+    /// Put the owner to sleep `how` if its queue is empty and `may_sleep()` (checked under the
+    /// lock) allows it. True when the state was set: the owner must then sleep until the state
+    /// changes, or call [`Owner::wake_up`].
+    pub(crate) fn begin_sleep(&mut self, how: Sleep, may_sleep: impl FnOnce() -> bool) -> bool {
         let q = self.core.queue.queue.lock();
         if q.q.len() > 0 || !may_sleep() {
             return false;
         }
-        self.core.state.sleep.store(how, Ordering::Relaxed);
+        self.core
+            .state
+            .sleep
+            .store(SleepState::asleep(how) as u8, Ordering::Relaxed);
         true
     }
 
     /// Still asleep (nobody has notified the owner yet)?
     #[inline]
     pub(crate) fn is_asleep(&self) -> bool {
-        let st = self.core.state.sleep.load(Ordering::Acquire);
-        st == sleep::PARKED || st == sleep::POLLING
+        self.core.state.is_asleep()
     }
 
     /// Back to running, whether or not someone notified the owner.
@@ -276,7 +329,7 @@ impl<'a, D: Design> Owner<'a, D> {
         self.core
             .state
             .sleep
-            .store(sleep::RUNNING, Ordering::Relaxed);
+            .store(SleepState::Running as u8, Ordering::Relaxed);
     }
 
     /// Drop everything queued (shutdown); returns how many events were dropped.
@@ -288,12 +341,23 @@ impl<'a, D: Design> Owner<'a, D> {
     }
 }
 
+impl<D> Drop for Owner<'_, D> {
+    fn drop(&mut self) {
+        self.core
+            .state
+            .owned
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// A thief's handle on a victim core: its only operation steals into an [`Owner`].
 pub(crate) struct Stealer<'a, D> {
+    /// The victim core.
     core: Parts<'a, D>,
 }
 
 impl<'a, D: Design> Stealer<'a, D> {
+    /// The thief's handle on core `index`.
     pub(crate) fn new(index: usize, queue: &'a CoreQueue<D>, state: &'a CoreState) -> Self {
         Stealer {
             core: Parts {
@@ -356,10 +420,12 @@ pub(crate) struct StealAttempt {
 
 /// A poster's handle on a core: enqueue events, move a color between cores.
 pub(crate) struct Poster<'a, D> {
+    /// The core posted to.
     core: Parts<'a, D>,
 }
 
 impl<'a, D: Design> Poster<'a, D> {
+    /// The poster's handle on core `index`.
     pub(crate) fn new(index: usize, queue: &'a CoreQueue<D>, state: &'a CoreState) -> Self {
         Poster {
             core: Parts {
@@ -416,7 +482,7 @@ impl<'a, D: Design> Poster<'a, D> {
         p: &QueueParams,
         owns: impl Fn() -> bool,
         remap: impl FnOnce(),
-    ) -> Option<Result<Option<u8>, ()>> {
+    ) -> Option<Result<Option<Sleep>, ()>> {
         let (from, dst) = (self.core, to.core);
         let (mut g_src, mut g_dst) = lock_pair(from.index, from.queue, dst.index, dst.queue);
         if !owns() {

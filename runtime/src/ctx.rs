@@ -1,12 +1,135 @@
-//! The context an event runs with: post more events, find out where it runs.
+//! The context an event runs with: post more events, find out where it runs. And the makers of
+//! events: every event's task is a closure over a `&mut Ctx`, so the code that knows a task's
+//! closure type (building it, running it with a context) is here (see `event`).
 
 use crate::color::Color;
-use crate::event::Event;
+use crate::event::{Event, Task, VTable};
 use crate::handler::HandlerId;
-use crate::shared::Shared;
+use crate::shared::{Handle, Shared};
 use crate::stats::Counters;
-use crate::Handle;
 use std::marker::PhantomData;
+use std::ptr;
+
+unsafe fn call_inline<F: FnOnce(&mut Ctx<'_>)>(p: *mut u8, ctx: *mut ()) {
+    // SAFETY: `p` points to an initialised `F` written by `Task::write_at`, read exactly once
+    // (`Task::run_raw`'s contract); `ctx` is the `&mut Ctx` that `Task::run_in_place` erased,
+    // live and unaliased for this call.
+    unsafe {
+        let f = ptr::read(p as *mut F);
+        f(&mut *(ctx as *mut Ctx<'_>))
+    }
+}
+unsafe fn drop_inline<F>(p: *mut u8) {
+    // SAFETY: `p` points to an initialised `F` that is dropped exactly once (from `Drop`).
+    unsafe { ptr::drop_in_place(p as *mut F) }
+}
+unsafe fn call_boxed<F: FnOnce(&mut Ctx<'_>)>(p: *mut u8, ctx: *mut ()) {
+    // SAFETY: the storage holds a `Box<F>` pointer written by `Task::write_at`, read exactly
+    // once; `ctx` is as in `call_inline`.
+    unsafe {
+        let f = ptr::read(p as *mut Box<F>);
+        f(&mut *(ctx as *mut Ctx<'_>))
+    }
+}
+unsafe fn drop_boxed<F>(p: *mut u8) {
+    // SAFETY: the storage holds a `Box<F>` dropped exactly once.
+    unsafe { ptr::drop_in_place(p as *mut Box<F>) }
+}
+
+/// The vtables of a closure type `F`, stored inline or boxed.
+struct Erased<F>(F);
+impl<F: FnOnce(&mut Ctx<'_>)> Erased<F> {
+    const INLINE: VTable = VTable {
+        call: call_inline::<F>,
+        drop: drop_inline::<F>,
+    };
+    const BOXED: VTable = VTable {
+        call: call_boxed::<F>,
+        drop: drop_boxed::<F>,
+    };
+}
+
+/// The task makers and runner (the only ones: a task's erased argument is always a `Ctx`).
+impl Task {
+    /// The task running `f`, inline when it fits, boxed otherwise or when `force_heap`.
+    #[inline]
+    pub(crate) fn new<F>(f: F, force_heap: bool) -> Task
+    where
+        F: FnOnce(&mut Ctx<'_>) + Send + 'static,
+    {
+        let mut t = std::mem::MaybeUninit::<Task>::uninit();
+        // SAFETY: `t` is valid for writes and initialised by `write_at`.
+        unsafe {
+            Task::write_at(t.as_mut_ptr(), f, force_heap);
+            t.assume_init()
+        }
+    }
+
+    /// Builds the task for `f` at `dst`, field by field (no temporary `Task`).
+    ///
+    /// # Safety
+    /// `dst` is valid for writes and holds no live `Task` (it is overwritten, not dropped).
+    #[inline]
+    pub(crate) unsafe fn write_at<F>(dst: *mut Task, f: F, force_heap: bool)
+    where
+        F: FnOnce(&mut Ctx<'_>) + Send + 'static,
+    {
+        // SAFETY: `dst` is valid for writes (caller's contract). An inline `F` fits (checked
+        // here); a `Box<F>` is one pointer, which always fits. Each vtable's functions treat the
+        // storage as what was written and take the `Ctx` that `run_in_place` passes.
+        unsafe {
+            if Task::fits::<F>() && !force_heap {
+                Task::write_raw(dst, f, &Erased::<F>::INLINE);
+            } else {
+                Task::write_raw(dst, Box::new(f), &Erased::<F>::BOXED);
+            }
+        }
+    }
+
+    /// Runs the continuation stored at `task` with `ctx`, without moving the `Task`.
+    ///
+    /// # Safety
+    /// As [`Task::run_raw`]: `task` points to a live `Task` that the caller owns and never
+    /// reads, runs or drops again.
+    #[inline]
+    pub(crate) unsafe fn run_in_place(task: *mut Task, ctx: &mut Ctx<'_>) {
+        // SAFETY: the caller's contract, and every task was made by `write_at`, whose `call`
+        // takes this erased `&mut Ctx`.
+        unsafe { Task::run_raw(task, ctx as *mut Ctx<'_> as *mut ()) }
+    }
+}
+
+/// The event of `handler` and `color` running `f`, with the cost estimates of `sh`'s registry
+/// and its closure storage.
+#[inline]
+pub(crate) fn event<F>(sh: &Shared, color: Color, handler: HandlerId, f: F) -> Event
+where
+    F: FnOnce(&mut Ctx<'_>) + Send + 'static,
+{
+    let (cost, wcost) = sh.costs(handler);
+    Event::new(handler.0, color, cost, wcost, Task::new(f, sh.force_heap()))
+}
+
+/// Like [`event`], building the event at the end of `buf`.
+#[inline]
+pub(crate) fn push_event<F>(
+    sh: &Shared,
+    buf: &mut Vec<Event>,
+    color: Color,
+    handler: HandlerId,
+    f: F,
+) where
+    F: FnOnce(&mut Ctx<'_>) + Send + 'static,
+{
+    let (cost, wcost) = sh.costs(handler);
+    let heap = sh.force_heap();
+    // SAFETY: `write_at` initialises the task at the slot `push_with` gives (which holds none).
+    unsafe {
+        Event::push_with(buf, handler.0, color, cost, wcost, |dst| {
+            Task::write_at(dst, f, heap)
+        })
+    }
+}
 
 /// What an event may ask of the worker running it, whatever the queue design (implemented by
 /// the worker over its core's owner handle).
@@ -96,13 +219,13 @@ impl<'w> Ctx<'w> {
             self.counters.dropped += 1;
             return;
         }
-        if self.sh.map.get(color.slot()) == self.worker {
-            self.sh.push_new_event(self.local_buf, color, handler, f);
+        if self.sh.map().get(color.slot()) == self.worker {
+            push_event(self.sh, self.local_buf, color, handler, f);
             if self.local_buf.len() >= LOCAL_FLUSH {
                 self.flush();
             }
         } else {
-            let ev = self.sh.make_event(color, handler, f);
+            let ev = event(self.sh, color, handler, f);
             self.post_remote(ev);
         }
     }
@@ -113,16 +236,25 @@ impl<'w> Ctx<'w> {
     where
         F: FnOnce(&mut Ctx<'_>) + Send + 'static,
     {
-        let mut ev = self.sh.make_event(color, handler, f);
+        let mut ev = event(self.sh, color, handler, f);
         ev.add_flags(crate::event::FLAG_IO);
         self.post_event(ev);
     }
 
+    /// Post a ready-made I/O task (a source's readiness): like [`Ctx::post_io`].
+    pub(crate) fn post_io_task(&mut self, color: Color, handler: HandlerId, task: Task) {
+        let (cost, wcost) = self.sh.costs(handler);
+        let mut ev = Event::new(handler.0, color, cost, wcost, task);
+        ev.add_flags(crate::event::FLAG_IO);
+        self.post_event(ev);
+    }
+
+    /// Post a ready-made event (a timer's, an I/O task's).
     #[inline]
     pub(crate) fn post_event(&mut self, ev: Event) {
         if self.sh.is_shutdown() {
             self.counters.dropped += 1;
-        } else if self.sh.map.get(ev.color().slot()) == self.worker {
+        } else if self.sh.map().get(ev.color().slot()) == self.worker {
             self.push_local(ev);
         } else {
             self.post_remote(ev);
@@ -178,13 +310,13 @@ impl<'w> Ctx<'w> {
 
     /// Events queued on this worker's core, plus the rest of the running batch.
     pub fn local_queue_len(&self) -> usize {
-        self.sh.states[self.worker].len() + self.local_pending + self.local_buf.len()
+        self.sh.state(self.worker).len() + self.local_pending + self.local_buf.len()
     }
 
     /// Try one round of stealing into this worker's queue (used by the reactor before it
     /// blocks). False when stealing is off or nothing was worth taking.
     pub fn try_steal(&mut self) -> bool {
-        if !self.sh.cfg.stealing.enabled() {
+        if !self.sh.stealing().on {
             return false;
         }
         self.ops.try_steal(self.counters)
@@ -205,6 +337,7 @@ impl<'w> Ctx<'w> {
         self.ops.end_polling()
     }
 
+    /// The runtime's shared state (for the Epoll event).
     pub(crate) fn shared(&self) -> &'w Shared {
         self.sh
     }

@@ -3,64 +3,23 @@
 //! place colors, read statistics, shut down. All of its methods are here.
 
 use crate::color::Color;
-use crate::ctx::Ctx;
+use crate::config::RuntimeConfig;
+use crate::ctx::{self, Ctx};
+use crate::epoll;
+use crate::error::{PlaceError, PostError};
 use crate::handler::{HandlerId, HandlerSpec};
-use crate::reactor::{self, IoToken, Readiness};
-use crate::shared::Shared;
+use crate::reactor::{IoToken, Readiness};
 use crate::stats::RuntimeStats;
-use crate::{blocking, RuntimeConfig};
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Why an event could not be posted.
-#[derive(Debug, thiserror::Error)]
-pub enum PostError {
-    /// The runtime was asked to stop; nothing more runs.
-    #[error("the runtime is shut down")]
-    Shutdown,
-    /// The reactor (needed by I/O and timers) could not be created.
-    #[error("the reactor could not be created: {0}")]
-    Reactor(#[source] io::Error),
-}
-
-/// Why a color could not be placed on a core.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum PlaceError {
-    /// The runtime has no such core.
-    #[error("core {0} does not exist")]
-    NoSuchCore(usize),
-    /// An event of the color runs right now; try again later.
-    #[error("color {0} is running; it cannot move now")]
-    Running(Color),
-}
-
-/// A handle to a runtime: post events, register handlers and I/O, read statistics. Cheap to
-/// clone, usable from any thread.
-///
-/// ```
-/// use colored_runtime::{Color, HandlerSpec, Runtime, RuntimeConfig};
-/// use std::sync::mpsc;
-///
-/// let rt = Runtime::new(RuntimeConfig { workers: 2, ..Default::default() }).unwrap();
-/// let handle = rt.handle();
-/// let work = handle.register(HandlerSpec::new("work"));
-/// let (tx, rx) = mpsc::channel();
-/// std::thread::spawn(move || {
-///     // From any thread: runs on the core that owns color 3.
-///     handle.post(Color(3), work, move |ctx| tx.send(ctx.worker()).unwrap()).unwrap();
-/// });
-/// assert!(rx.recv().unwrap() < 2);
-/// ```
-#[derive(Clone)]
-pub struct Handle {
-    pub(crate) sh: Arc<Shared>,
-}
+pub use crate::shared::Handle;
 
 impl Handle {
     /// Register a handler (at any time, from any thread).
     pub fn register(&self, spec: HandlerSpec) -> HandlerId {
-        self.sh.registry.register(spec)
+        self.sh.registry().register(spec)
     }
 
     /// Post an event: `f` runs on the core that owns `color`, never at the same time as another
@@ -70,7 +29,7 @@ impl Handle {
     where
         F: FnOnce(&mut Ctx<'_>) + Send + 'static,
     {
-        let ev = self.sh.make_event(color, handler, f);
+        let ev = ctx::event(&self.sh, color, handler, f);
         self.sh.push(ev, None).map_err(|_| PostError::Shutdown)
     }
 
@@ -119,8 +78,8 @@ impl Handle {
         if self.sh.is_shutdown() {
             return Err(PostError::Shutdown);
         }
-        let ev = self.sh.make_event(color, handler, f);
-        reactor::add_timer(&self.sh, deadline, ev)
+        let ev = ctx::event(&self.sh, color, handler, f);
+        epoll::add_timer(&self.sh, deadline, ev)
     }
 
     /// Run `work` on a helper thread; then run `done(ctx, result)` as an event of `color`.
@@ -155,14 +114,14 @@ impl Handle {
         D: FnOnce(&mut Ctx<'_>, T) + Send + 'static,
     {
         let h = self.clone();
-        blocking::submit(
-            &self.sh,
-            Box::new(move || {
-                let t = work();
-                // After shutdown the completion is dropped (and so is `t`).
-                let _ = h.post(color, handler, move |ctx| done(ctx, t));
-            }),
-        )
+        if self.sh.is_shutdown() {
+            return Err(PostError::Shutdown);
+        }
+        self.sh.blocking_pool().submit(Box::new(move || {
+            let t = work();
+            // After shutdown the completion is dropped (and so is `t`).
+            let _ = h.post(color, handler, move |ctx| done(ctx, t));
+        }))
     }
 
     /// Register a mio source. Each time it becomes ready (edge-triggered), `on_ready` runs as an
@@ -206,7 +165,7 @@ impl Handle {
         S: mio::event::Source + ?Sized,
         F: Fn(&mut Ctx<'_>, Readiness) + Send + Sync + 'static,
     {
-        reactor::register(&self.sh, source, interest, color, handler, on_ready)
+        epoll::register(&self.sh, source, interest, color, handler, on_ready)
     }
 
     /// Change the interest of a registered source.
@@ -219,7 +178,7 @@ impl Handle {
     where
         S: mio::event::Source + ?Sized,
     {
-        reactor::reregister(&self.sh, source, token, interest)
+        epoll::reregister(&self.sh, source, token, interest)
     }
 
     /// Deregister a source; events already posted for it may still run.
@@ -227,12 +186,12 @@ impl Handle {
     where
         S: mio::event::Source + ?Sized,
     {
-        reactor::deregister(&self.sh, source, token)
+        epoll::deregister(&self.sh, source, token)
     }
 
     /// The reactor's last poll failure, if any (each one is also counted in `poll_errors`).
     pub fn last_reactor_error(&self) -> Option<Arc<io::Error>> {
-        self.sh.reactor.get().and_then(|r| r.last_error())
+        self.sh.reactor().and_then(|r| r.last_error())
     }
 
     /// Move a color (and its queued events) to `core`; new events of the color go there too.
@@ -263,22 +222,22 @@ impl Handle {
 
     /// The core that currently owns `color`.
     pub fn core_of(&self, color: Color) -> usize {
-        self.sh.map.get(color.slot())
+        self.sh.map().get(color.slot())
     }
 
     /// Number of workers (cores) of the runtime.
     pub fn workers(&self) -> usize {
-        self.sh.cfg.workers
+        self.sh.config().workers
     }
 
     /// The configuration the runtime was built with.
     pub fn config(&self) -> &RuntimeConfig {
-        &self.sh.cfg
+        self.sh.config()
     }
 
     /// Where the cache topology used by locality-aware stealing came from ("hwloc" or "sysfs").
     pub fn topology_source(&self) -> &'static str {
-        self.sh.topology.source()
+        self.sh.topology().source()
     }
 
     /// A snapshot of every counter.
@@ -288,12 +247,7 @@ impl Handle {
 
     /// Ask the runtime to stop (idempotent, from any thread or handler).
     pub fn shutdown(&self) {
-        if !self.sh.shutdown.swap(true, crate::loom::Ordering::AcqRel) {
-            self.sh.wake_all();
-            if let Some(b) = self.sh.blocking.get() {
-                b.close();
-            }
-        }
+        self.sh.begin_shutdown();
     }
 
     /// True once [`Handle::shutdown`] was called.
@@ -305,7 +259,7 @@ impl Handle {
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handle")
-            .field("workers", &self.sh.cfg.workers)
+            .field("workers", &self.sh.config().workers)
             .finish()
     }
 }

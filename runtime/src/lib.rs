@@ -34,19 +34,27 @@
 //! assert_eq!(rx.recv().unwrap(), Color(7));
 //! ```
 //!
-//! ## Where each concept lives (for contributors)
-//! - `color`: colors and the color-to-core map (64 Ki slots), with the map's invariant.
-//! - `core`: a core's queue and published state, and the only three ways to touch them: the
-//!   owning worker's `Owner`, a thief's `Stealer`, a poster's `Poster`.
-//! - `queue`: the two designs behind one trait (`queue/libasync`: one list per core, as
-//!   libasync-smp; `queue/mely`: color-queues, a core-queue and a time-left stealing-queue).
-//! - `shared`: the state all threads share and the post protocol; `handle`: every [`Handle`]
-//!   method; `runtime`: start-up (pin, then allocate) and shutdown.
-//! - `worker`: a worker's loop; `idle`: which idle workers search, when they sleep, who wakes
-//!   them; `steal`: the core set, the steal loop, the time-left threshold.
-//! - `reactor`, `timer`, `blocking`: I/O, timers, the helper pool. `handler`, `stats`, `tsc`,
-//!   `topology`, `cell`, `ctx`, `event`: what their names say. `loom`: the facade over atomics
-//!   and locks that lets the protocol run under loom (`tests/loom.rs`).
+//! ## Layers (for contributors)
+//!
+//! The modules form layers a reader can take bottom-up: a module uses only modules of its own
+//! layer or of lower ones, and no two modules use each other (`tests/layers.rs` reads the
+//! sources and checks both against this table, which it parses).
+//!
+//! | layer | modules | what they hold |
+//! |---|---|---|
+//! | 0 foundations | `loom`, `tsc`, `color`, `config`, `error`, `topology`, `handler`, `stats`, `idle` | the loom facade over atomics and locks; the cycle counter; colors and the color-to-core map (64 Ki slots) with its invariant; configuration as plain data; the error types; the machine's caches and CPUs; handlers and their profiles; counters; the idle protocol's counts and rules |
+//! | 1 events | `event`, `timer`, `reactor`, `blocking` | an event (handler, color, costs, a type-erased task); the timer heap; the reactor's state (mio poll, sources, timers); the blocking helper pool |
+//! | 2 queue designs | `queue`, `queue::libasync`, `queue::mely` | the two designs behind one trait: libasync-smp's one list per core, Mely's color-queues, core-queue and time-left stealing-queue |
+//! | 3 core | `core` | a core's queue behind its lock and its published state, touched only through the owner's, a thief's and a poster's handles; the sleep states |
+//! | 4 shared state | `shared` | what all threads share (private fields, role accessors), the post protocol, wake-ups, shutdown; the [`Handle`] type |
+//! | 5 event context | `ctx`, `cell`, `steal` | the context an event runs with, and the makers of events; [`ColorCell`]; the stealing round and its pure policy decisions |
+//! | 6 worker | `worker`, `epoll` | a worker's loop and the idle protocol's steps; the reactor's Epoll event and I/O registration |
+//! | 7 runtime and handle | `handle`, `runtime`, `model`, `sim`, `lib` | every [`Handle`] method; start-up (pin, then allocate) and shutdown; the step-by-step drivers (the loom model, the simulator's seam) |
+//!
+//! Two places where a type would otherwise pull a higher layer down: a task's closure takes a
+//! [`Ctx`] (layer 5) but events (layer 1) hold tasks, so `event` erases the closure's argument
+//! and `ctx` holds the typed makers and runner; a source's callback takes a `Ctx` too, so the
+//! reactor stores a task maker made by `epoll`.
 
 #![warn(missing_docs)]
 
@@ -56,6 +64,8 @@ pub mod color;
 mod config;
 mod core;
 mod ctx;
+mod epoll;
+mod error;
 mod event;
 mod handle;
 mod handler;
@@ -81,7 +91,8 @@ pub use cell::ColorCell;
 pub use color::{Color, MAP_SLOTS};
 pub use config::{BuildError, EventStorage, QueueKind, RuntimeConfig, StealAmount, StealPolicy};
 pub use ctx::Ctx;
-pub use handle::{Handle, PlaceError, PostError};
+pub use error::{PlaceError, PostError};
+pub use handle::Handle;
 pub use handler::{HandlerId, HandlerSpec, MAX_HANDLERS};
 pub use reactor::{IoToken, Readiness};
 pub use runtime::Runtime;

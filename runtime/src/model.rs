@@ -4,25 +4,26 @@
 
 use crate::color::Color;
 use crate::config::{BuildError, RuntimeConfig};
+use crate::core::Owner;
 use crate::ctx::Ctx;
+use crate::error::PostError;
 use crate::handler::{HandlerId, HandlerSpec};
-use crate::shared::{with_queues, Shared};
+use crate::shared::{with_queues, Handle, Shared};
 use crate::stats::{Counters, RuntimeStats};
 use crate::steal::{self, Look};
 use crate::topology::Topology;
 pub use crate::worker::Step;
 use crate::worker::{Search, Worker};
-use crate::{Handle, PostError};
 
 /// Runs `$body` with `$wk` bound to worker `$w` of model `$m`, built for the step (with its
-/// core's owner handle), then accounts the worker's counters.
+/// core's owner handle, claimed for the step), then accounts the worker's counters.
 macro_rules! on_worker {
     ($m:ident, $w:expr, $wk:ident => $body:expr) => {{
         let sh: &Shared = &$m.handle.sh;
         let w = $w;
-        with_queues!(&sh.queues, q => {
+        with_queues!(sh.queues(), q => {
             #[allow(unused_mut)]
-            let mut $wk = Worker::new(&$m.handle, q, sh.owner(q, w));
+            let mut $wk = Worker::new(&$m.handle, q, Owner::claim(w, &q[w], sh.state(w)));
             let r = $body;
             $m.account(w, $wk.counters());
             r
@@ -64,7 +65,7 @@ impl Model {
         };
         // Published after the (non-loom) mutex is released, so a loom model never switches
         // threads while holding it.
-        self.handle.sh.published[w].counters.publish(&total);
+        self.handle.sh.published(w).counters.publish(&total);
     }
 
     pub fn register(&self, name: &str) -> HandlerId {
@@ -85,13 +86,14 @@ impl Model {
 
     /// One stealing round by worker `thief`, with the configured policy. True if it stole.
     ///
-    /// The model makes the core's owner handle for the step: a caller must not drive the same
-    /// worker from two threads at once (each model thread plays one worker).
+    /// The model claims the core's owner handle for the step: a caller must not drive the same
+    /// worker from two threads at once (each model thread plays one worker; a second claim
+    /// panics).
     pub fn steal(&self, thief: usize) -> bool {
         let sh: &Shared = &self.handle.sh;
         let mut c = Counters::default();
-        let stole = with_queues!(&sh.queues, q => {
-            let mut owner = sh.owner(q, thief);
+        let stole = with_queues!(sh.queues(), q => {
+            let mut owner = Owner::claim(thief, &q[thief], sh.state(thief));
             steal::try_steal(sh, q, &mut owner, &mut c, Look::AsDesigned)
         });
         self.account(thief, &c);
@@ -143,7 +145,7 @@ impl Model {
 
     /// Events queued on core `w`.
     pub fn queued(&self, w: usize) -> usize {
-        self.handle.sh.states[w].len()
+        self.handle.sh.state(w).len()
     }
 
     pub fn handle(&self) -> &Handle {

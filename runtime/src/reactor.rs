@@ -1,4 +1,7 @@
-//! The reactor: mio polling run as an event of color 0 ("Epoll"), as in SWS and libasync-smp.
+//! The reactor: mio polling, the registered sources and the timers, run by an event of color 0
+//! ("Epoll", in `epoll`), as in SWS and libasync-smp. This module holds the reactor's state;
+//! the Epoll event and the registration paths, which post events through the shared state, are
+//! in `epoll`.
 //!
 //! The Epoll event polls without blocking when its core has other work queued (or it could
 //! steal some); otherwise it marks its worker `POLLING` under the core lock (so a poster knows to
@@ -14,13 +17,10 @@
 //! prints nothing.
 
 use crate::color::Color;
-use crate::ctx::Ctx;
-use crate::event::{Event, FLAG_IO};
+use crate::event::Task;
 use crate::handler::HandlerId;
 use crate::loom::{AtomicBool, AtomicU64, Ordering};
-use crate::shared::Shared;
 use crate::timer::Timers;
-use crate::PostError;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,6 +47,7 @@ pub struct Readiness {
 }
 
 impl Readiness {
+    /// The readiness mio reports in `e`.
     fn from_event(e: &mio::event::Event) -> Self {
         Readiness {
             readable: e.is_readable(),
@@ -62,7 +63,9 @@ impl Readiness {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct IoToken(pub(crate) usize);
 
-type Callback = Arc<dyn Fn(&mut Ctx<'_>, Readiness) + Send + Sync>;
+/// Makes the task a source's readiness runs (the source's callback with the readiness; made by
+/// `epoll::register`, which knows the callback's type).
+pub(crate) type OnReady = Arc<dyn Fn(Readiness) -> Task + Send + Sync>;
 
 /// What a registered source's readiness becomes.
 struct Source {
@@ -70,8 +73,8 @@ struct Source {
     color: Color,
     /// Handler they are accounted to.
     handler: HandlerId,
-    /// The callback they run.
-    cb: Callback,
+    /// Makes the task they run.
+    on_ready: OnReady,
 }
 
 /// Registered sources, indexed by token.
@@ -95,7 +98,7 @@ pub(crate) struct Reactor {
     /// Registered sources.
     sources: Mutex<Sources>,
     /// Pending timers, drained by the Epoll event.
-    pub(crate) timers: Timers,
+    timers: Timers,
     /// True once the Epoll event was posted.
     started: AtomicBool,
     /// Nanoseconds since `epoch` until which the poller sleeps (u64::MAX: not sleeping).
@@ -110,7 +113,8 @@ pub(crate) struct Reactor {
 }
 
 impl Reactor {
-    fn new() -> io::Result<Reactor> {
+    /// A reactor with its poller and waker (not started: no Epoll event yet).
+    pub(crate) fn new() -> io::Result<Reactor> {
         let poll = mio::Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
@@ -138,7 +142,7 @@ impl Reactor {
 
     /// Account a poll's outcome: `Some(pause)` when it failed (other than by a signal), the
     /// time to wait before polling again.
-    fn poll_done(&self, res: io::Result<()>) -> Option<Duration> {
+    pub(crate) fn poll_done(&self, res: io::Result<()>) -> Option<Duration> {
         let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
         match res {
             Ok(()) => {
@@ -154,10 +158,12 @@ impl Reactor {
         }
     }
 
+    /// Wake a blocked poll.
     pub(crate) fn wake(&self) {
         let _ = self.waker.wake();
     }
 
+    /// `t` as nanoseconds since `epoch` (below `u64::MAX`, which means "not sleeping").
     fn nanos(&self, t: Instant) -> u64 {
         t.saturating_duration_since(self.epoch)
             .as_nanos()
@@ -170,183 +176,136 @@ impl Reactor {
             self.wake();
         }
     }
-}
 
-/// The reactor of `sh`, created and started on first use.
-pub(crate) fn reactor(sh: &Shared) -> Result<&Reactor, PostError> {
-    let r = match sh.reactor.get() {
-        Some(r) => r,
-        None => {
-            let new = Reactor::new().map_err(PostError::Reactor)?;
-            let _ = sh.reactor.set(new);
-            sh.reactor.get().expect("just set")
-        }
-    };
-    if !r.started.load(Ordering::Acquire) && !r.started.swap(true, Ordering::AcqRel) {
-        let mut ev = sh.make_event(Color::DEFAULT, HandlerId::EPOLL, epoll_event);
-        ev.add_flags(FLAG_IO);
-        sh.push(ev, None).map_err(|_| PostError::Shutdown)?;
+    /// Mark the reactor started: true for the one caller that must post the Epoll event.
+    pub(crate) fn start_once(&self) -> bool {
+        !self.started.load(Ordering::Acquire) && !self.started.swap(true, Ordering::AcqRel)
     }
-    Ok(r)
-}
 
-fn epoll_event(ctx: &mut Ctx<'_>) {
-    let sh = ctx.shared();
-    if sh.is_shutdown() {
-        return;
+    /// Pending timers.
+    pub(crate) fn timers(&self) -> &Timers {
+        &self.timers
     }
-    let r = sh
-        .reactor
-        .get()
-        .expect("the Epoll event runs only once the reactor exists");
-    let now = Instant::now();
-    let mut timeout = Some(Duration::ZERO);
-    let mut polling = false;
-    if ctx.local_queue_len() == 0 && !ctx.try_steal() {
-        if let Some(next) = r.timers.next_deadline() {
-            timeout = Some(next.saturating_duration_since(now));
-            r.sleep_until.store(r.nanos(next), Ordering::Release);
-        } else {
-            timeout = None;
-            r.sleep_until.store(u64::MAX - 1, Ordering::Release);
-        }
-        polling = ctx.begin_polling();
-        if !polling {
-            timeout = Some(Duration::ZERO);
-        }
-        // A timer added between reading the deadline and publishing `sleep_until` must not be
-        // missed: re-check.
-        if let (Some(next), true) = (r.timers.next_deadline(), polling) {
-            if timeout.map_or(true, |t| now + t > next) {
-                timeout = Some(next.saturating_duration_since(Instant::now()));
-            }
-        }
-    }
-    let mut ready: Vec<(usize, Readiness)> = Vec::new();
-    let blocking = timeout != Some(Duration::ZERO);
-    let t0 = if blocking { crate::tsc::now() } else { 0 };
-    let failed = {
-        let mut g = r.poll.lock().unwrap_or_else(|e| e.into_inner());
-        let (poll, events) = &mut *g;
-        let failed = r.poll_done(poll.poll(events, timeout));
-        for e in events.iter() {
-            if e.token() != WAKER {
-                ready.push((e.token().0, Readiness::from_event(e)));
-            }
-        }
-        failed
-    };
-    r.sleep_until.store(u64::MAX, Ordering::Release);
-    if blocking {
-        // Time blocked in the poll is the worker's idle time, not the Epoll handler's.
-        ctx.add_blocked(crate::tsc::since(t0));
-    }
-    if polling {
-        ctx.end_polling();
-    }
-    if let Some(pause) = failed {
-        // Back off (as idle time): a failing poll must not turn into a busy loop.
-        ctx.count_poll_error();
-        let t = crate::tsc::now();
-        std::thread::sleep(pause);
-        ctx.add_blocked(crate::tsc::since(t));
-    }
-    if !ready.is_empty() {
-        let sources = r.sources.lock().unwrap_or_else(|e| e.into_inner());
-        let mut posts: Vec<(Color, HandlerId, Callback, Readiness)> =
-            Vec::with_capacity(ready.len());
-        for (tok, rd) in ready {
-            if let Some(Some(s)) = sources.entries.get(tok) {
-                posts.push((s.color, s.handler, s.cb.clone(), rd));
-            }
-        }
-        drop(sources);
-        for (color, handler, cb, rd) in posts {
-            ctx.post_io(color, handler, move |ctx| cb(ctx, rd));
-        }
-    }
-    for mut ev in r.timers.expired(Instant::now()) {
-        ev.add_flags(FLAG_IO);
-        ctx.post_event(ev);
-    }
-    ctx.post_io(Color::DEFAULT, HandlerId::EPOLL, epoll_event);
-}
 
-/// Register a mio source with `sh`'s reactor (see [`Handle::register_io`](crate::Handle)).
-pub(crate) fn register<S, F>(
-    sh: &Shared,
-    source: &mut S,
-    interest: mio::Interest,
-    color: Color,
-    handler: HandlerId,
-    on_ready: F,
-) -> io::Result<IoToken>
-where
-    S: mio::event::Source + ?Sized,
-    F: Fn(&mut Ctx<'_>, Readiness) + Send + Sync + 'static,
-{
-    let r = reactor(sh).map_err(io::Error::other)?;
-    let tok = {
-        let mut s = r.sources.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = Source {
-            color,
-            handler,
-            cb: Arc::new(on_ready),
+    /// The poller is about to block until `until` (`None`: no deadline), so that a timer added
+    /// for earlier wakes it.
+    pub(crate) fn sleeping_until(&self, until: Option<Instant>) {
+        let v = until.map_or(u64::MAX - 1, |t| self.nanos(t));
+        self.sleep_until.store(v, Ordering::Release);
+    }
+
+    /// Poll once for up to `timeout`, appending each ready source's token and readiness to
+    /// `ready`; the poller is no longer sleeping afterwards. `Some(pause)` when the poll failed
+    /// (see [`Reactor::poll_done`]).
+    pub(crate) fn poll(
+        &self,
+        timeout: Option<Duration>,
+        ready: &mut Vec<(usize, Readiness)>,
+    ) -> Option<Duration> {
+        let failed = {
+            let mut g = self.poll.lock().unwrap_or_else(|e| e.into_inner());
+            let (poll, events) = &mut *g;
+            let failed = self.poll_done(poll.poll(events, timeout));
+            for e in events.iter() {
+                if e.token() != WAKER {
+                    ready.push((e.token().0, Readiness::from_event(e)));
+                }
+            }
+            failed
         };
-        match s.free.pop() {
-            Some(i) => {
-                s.entries[i] = Some(entry);
-                i
+        self.sleep_until.store(u64::MAX, Ordering::Release);
+        failed
+    }
+
+    /// For each ready source still registered: its color, handler and the task its readiness
+    /// runs.
+    pub(crate) fn ready_tasks(
+        &self,
+        ready: Vec<(usize, Readiness)>,
+    ) -> Vec<(Color, HandlerId, Task)> {
+        let makers: Vec<(Color, HandlerId, OnReady, Readiness)> = {
+            let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+            ready
+                .into_iter()
+                .filter_map(|(tok, rd)| match sources.entries.get(tok) {
+                    Some(Some(s)) => Some((s.color, s.handler, s.on_ready.clone(), rd)),
+                    _ => None,
+                })
+                .collect()
+        };
+        // The tasks are made after the lock is released (a maker runs the caller's code).
+        makers
+            .into_iter()
+            .map(|(color, handler, make, rd)| (color, handler, make(rd)))
+            .collect()
+    }
+
+    /// Register `source` for `interest`: its readiness becomes events of `color` and `handler`
+    /// running what `on_ready` makes.
+    pub(crate) fn register<S>(
+        &self,
+        source: &mut S,
+        interest: mio::Interest,
+        color: Color,
+        handler: HandlerId,
+        on_ready: OnReady,
+    ) -> io::Result<IoToken>
+    where
+        S: mio::event::Source + ?Sized,
+    {
+        let tok = {
+            let mut s = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = Source {
+                color,
+                handler,
+                on_ready,
+            };
+            match s.free.pop() {
+                Some(i) => {
+                    s.entries[i] = Some(entry);
+                    i
+                }
+                None => {
+                    s.entries.push(Some(entry));
+                    s.entries.len() - 1
+                }
             }
-            None => {
-                s.entries.push(Some(entry));
-                s.entries.len() - 1
+        };
+        if let Err(e) = self.registry.register(source, mio::Token(tok), interest) {
+            let mut s = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+            s.entries[tok] = None;
+            s.free.push(tok);
+            return Err(e);
+        }
+        Ok(IoToken(tok))
+    }
+
+    /// Change the interest of a registered source.
+    pub(crate) fn reregister<S>(
+        &self,
+        source: &mut S,
+        token: IoToken,
+        interest: mio::Interest,
+    ) -> io::Result<()>
+    where
+        S: mio::event::Source + ?Sized,
+    {
+        self.registry
+            .reregister(source, mio::Token(token.0), interest)
+    }
+
+    /// Deregister a source; events already posted for it may still run.
+    pub(crate) fn deregister<S>(&self, source: &mut S, token: IoToken) -> io::Result<()>
+    where
+        S: mio::event::Source + ?Sized,
+    {
+        let res = self.registry.deregister(source);
+        let mut s = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = s.entries.get_mut(token.0) {
+            if e.take().is_some() {
+                s.free.push(token.0);
             }
         }
-    };
-    if let Err(e) = r.registry.register(source, mio::Token(tok), interest) {
-        let mut s = r.sources.lock().unwrap_or_else(|e| e.into_inner());
-        s.entries[tok] = None;
-        s.free.push(tok);
-        return Err(e);
+        res
     }
-    Ok(IoToken(tok))
-}
-
-/// Change the interest of a registered source.
-pub(crate) fn reregister<S>(
-    sh: &Shared,
-    source: &mut S,
-    token: IoToken,
-    interest: mio::Interest,
-) -> io::Result<()>
-where
-    S: mio::event::Source + ?Sized,
-{
-    let r = reactor(sh).map_err(io::Error::other)?;
-    r.registry.reregister(source, mio::Token(token.0), interest)
-}
-
-/// Deregister a source; events already posted for it may still run.
-pub(crate) fn deregister<S>(sh: &Shared, source: &mut S, token: IoToken) -> io::Result<()>
-where
-    S: mio::event::Source + ?Sized,
-{
-    let r = reactor(sh).map_err(io::Error::other)?;
-    let res = r.registry.deregister(source);
-    let mut s = r.sources.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(e) = s.entries.get_mut(token.0) {
-        if e.take().is_some() {
-            s.free.push(token.0);
-        }
-    }
-    res
-}
-
-/// Post `ev` when `deadline` passes.
-pub(crate) fn add_timer(sh: &Shared, deadline: Instant, ev: Event) -> Result<(), PostError> {
-    let r = reactor(sh)?;
-    r.timers.add(deadline, ev);
-    r.deadline_added(deadline);
-    Ok(())
 }

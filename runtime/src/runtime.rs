@@ -13,18 +13,20 @@
 //! If any thread cannot be spawned, the ones already started are told to exit and
 //! [`Runtime::new`] returns the error.
 
+use crate::color::Color;
 use crate::config::{BuildError, QueueKind, RuntimeConfig};
-use crate::core::CoreQueue;
+use crate::core::{CoreQueue, Owner};
 use crate::ctx::Ctx;
+use crate::error::PostError;
 use crate::handler::{HandlerId, HandlerSpec};
 use crate::queue::libasync::LibasyncQueue;
 use crate::queue::mely::MelyQueue;
 use crate::queue::Design;
-use crate::shared::{with_queues, CoreSet, Queues, Shared};
+use crate::shared::{with_queues, CoreSet, Handle, Queues, Shared};
 use crate::stats::{RuntimeStats, Unpinned};
 use crate::topology::Topology;
+use crate::tsc;
 use crate::worker::Worker;
-use crate::{tsc, Color, Handle, PostError};
 use crossbeam_utils::CachePadded;
 use std::sync::mpsc;
 use std::sync::Mutex;
@@ -204,9 +206,9 @@ fn start<D: Design>(
         })
         .collect();
     let sh = Shared::new(cfg, wrap(queues), topology);
-    *sh.unpinned.lock().unwrap_or_else(|e| e.into_inner()) = unpinned;
+    sh.set_unpinned(unpinned);
     for (w, t) in threads.iter().enumerate() {
-        let _ = sh.threads[w].set(t.thread().clone());
+        sh.set_thread(w, t.thread().clone());
     }
     let handle = Handle { sh };
     for tx in go {
@@ -219,11 +221,12 @@ fn start<D: Design>(
     })
 }
 
-/// A worker thread's life after start-up: build its state here, on its (pinned) thread, and run.
+/// A worker thread's life after start-up: claim its core's owner handle (the one it keeps
+/// until it exits), build its state here, on its (pinned) thread, and run.
 fn run_worker(h: Handle, w: usize) {
     let sh = &*h.sh;
-    with_queues!(&sh.queues, q => {
-        let owner = sh.owner(q, w);
+    with_queues!(sh.queues(), q => {
+        let owner = Owner::claim(w, &q[w], sh.state(w));
         Worker::new(&h, q, owner).run()
     });
 }

@@ -11,26 +11,27 @@
 //! Shutdown: `shutdown` is set once; posts from outside the runtime then fail with
 //! [`PostError::Shutdown`](crate::PostError), posts from handlers are dropped and counted; every
 //! worker is woken, finishes the batch it is running and exits; events still queued are dropped
-//! (their closures' destructors run) and counted in `dropped`.
+//! (their closures' destructors run) and counted in `dropped`, and so are timers still pending
+//! (dropped by the thread that asks for the shutdown).
 
 use crate::blocking::BlockingPool;
 use crate::color::{Color, ColorMap};
-use crate::config::RuntimeConfig;
-use crate::core::{sleep, CoreQueue, CoreState, Owner, Poster, Stealer};
-use crate::ctx::Ctx;
-use crate::event::{Event, Task};
+use crate::config::{QueueKind, RuntimeConfig, StealPolicy};
+use crate::core::{CoreQueue, CoreState, Poster, Sleep, Stealer};
+use crate::error::PlaceError;
+use crate::event::Event;
 use crate::handler::{HandlerId, Registry};
 use crate::idle::Idle;
 use crate::loom::{AtomicBool, AtomicU64, Ordering};
 use crate::queue::libasync::LibasyncQueue;
 use crate::queue::mely::MelyQueue;
-use crate::queue::{Design, QueueParams};
+use crate::queue::{Design, QueueParams, StealChoice};
 use crate::reactor::Reactor;
-use crate::stats::{handler_stats, Counters, RuntimeStats, WorkerPublished, LOCK_SAMPLE};
+use crate::stats::{handler_stats, Counters, RuntimeStats, Unpinned, WorkerPublished, LOCK_SAMPLE};
 use crate::topology::Topology;
 use crate::tsc;
 use crossbeam_utils::CachePadded;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 
 /// The queues of every core, of one design.
@@ -38,7 +39,9 @@ pub(crate) type Queues<D> = Box<[CachePadded<CoreQueue<D>>]>;
 
 /// The cores' queues, of the configured design.
 pub(crate) enum CoreSet {
+    /// libasync-smp's design.
     Libasync(Queues<LibasyncQueue>),
+    /// Mely's design.
     Mely(Queues<MelyQueue>),
 }
 
@@ -53,44 +56,100 @@ macro_rules! with_queues {
 }
 pub(crate) use with_queues;
 
-/// What all threads of a runtime share. Built once (by `Runtime::new` or the model) and never
-/// replaced; every field but the ones noted is immutable after start-up.
+/// A handle to a runtime: post events, register handlers and I/O, read statistics. Cheap to
+/// clone, usable from any thread. (Its methods are in `handle`; the type is here, beside the
+/// state it counts a reference to, so that `ctx` can lend one without importing `handle`.)
+///
+/// ```
+/// use colored_runtime::{Color, HandlerSpec, Runtime, RuntimeConfig};
+/// use std::sync::mpsc;
+///
+/// let rt = Runtime::new(RuntimeConfig { workers: 2, ..Default::default() }).unwrap();
+/// let handle = rt.handle();
+/// let work = handle.register(HandlerSpec::new("work"));
+/// let (tx, rx) = mpsc::channel();
+/// std::thread::spawn(move || {
+///     // From any thread: runs on the core that owns color 3.
+///     handle.post(Color(3), work, move |ctx| tx.send(ctx.worker()).unwrap()).unwrap();
+/// });
+/// assert!(rx.recv().unwrap() < 2);
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    /// The runtime's shared state.
+    pub(crate) sh: Arc<Shared>,
+}
+
+/// What the stealing policy means for one runtime, worked out from the configuration once (in
+/// [`Shared::new`]); every path that steals, wakes a thief or keeps per-color time reads it
+/// from here.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stealing {
+    /// Workers steal: a policy is on and there is another core to steal from.
+    pub(crate) on: bool,
+    /// The policy (its victim order is `steal::core_set`'s).
+    pub(crate) policy: StealPolicy,
+    /// Which colors of a victim a steal takes.
+    pub(crate) choice: StealChoice,
+    /// The queues keep per-color processing time (time-left, penalty, all).
+    pub(crate) time_left: bool,
+    /// That time is penalty-weighted (penalty, all).
+    pub(crate) weighted: bool,
+}
+
+impl Stealing {
+    /// The stealing of a runtime of `cfg.workers` cores under `cfg`'s policy.
+    fn of(cfg: &RuntimeConfig) -> Stealing {
+        let policy = cfg.stealing;
+        Stealing {
+            on: policy.enabled() && cfg.workers > 1,
+            policy,
+            choice: StealChoice::of(policy, cfg.steal_amount),
+            time_left: policy.time_left(),
+            weighted: policy.penalty_weighted(),
+        }
+    }
+}
+
+/// What all threads of a runtime share. Built once (by `Runtime::new`, the model or the
+/// simulator) and never replaced; every field but the ones noted is immutable after start-up.
+/// The fields are private: each role reaches what it needs through the accessors below.
 pub(crate) struct Shared {
     /// The validated configuration.
-    pub(crate) cfg: RuntimeConfig,
+    cfg: RuntimeConfig,
+    /// The stealing policy, worked out once.
+    stealing: Stealing,
     /// The color-to-core map (see `color`).
-    pub(crate) map: ColorMap,
+    map: ColorMap,
     /// Registered handlers and their profiles.
-    pub(crate) registry: Registry,
+    registry: Registry,
     /// Each core's queue, of the configured design.
-    pub(crate) queues: CoreSet,
-    /// Each core's published length, running slot and sleep state.
-    pub(crate) states: Box<[CachePadded<CoreState>]>,
+    queues: CoreSet,
+    /// Each core's published queue length and owner's sleep state.
+    states: Box<[CachePadded<CoreState>]>,
     /// What each worker publishes: counters and per-handler counts.
-    pub(crate) published: Box<[WorkerPublished]>,
+    published: Box<[WorkerPublished]>,
     /// Each worker's thread, set once the worker started (for unparking it).
-    pub(crate) threads: Box<[OnceLock<Thread>]>,
+    threads: Box<[OnceLock<Thread>]>,
     /// True once the runtime was asked to stop.
-    pub(crate) shutdown: AtomicBool,
+    shutdown: AtomicBool,
     /// Moving average of the measured cost of stealing one color (cycles): the time-left
     /// threshold.
-    pub(crate) steal_cost_est: CachePadded<AtomicU64>,
+    steal_cost_est: CachePadded<AtomicU64>,
     /// Searching and sleeping workers (the idle protocol).
-    pub(crate) idle: Idle,
+    idle: Idle,
     /// CPU of each worker and victim order for locality-aware stealing.
-    pub(crate) topology: Topology,
+    topology: Topology,
     /// The reactor, created by the first I/O registration or timer.
-    pub(crate) reactor: OnceLock<Reactor>,
+    reactor: OnceLock<Reactor>,
     /// The blocking-work pool, started on first use.
-    pub(crate) blocking: OnceLock<BlockingPool>,
-    /// Events dropped by posts from outside workers after shutdown.
-    pub(crate) dropped_external: AtomicU64,
+    blocking: OnceLock<BlockingPool>,
+    /// Events dropped outside the workers: timers pending at shutdown.
+    dropped_external: AtomicU64,
     /// Workers whose pinning failed (set once at start-up).
-    pub(crate) unpinned: std::sync::Mutex<Vec<crate::stats::Unpinned>>,
+    unpinned: Mutex<Vec<Unpinned>>,
     /// Box every closure (the configuration's `EventStorage::Heap`).
-    pub(crate) force_heap: bool,
-    /// The stealing policy keeps per-color processing time (time-left, penalty, all).
-    pub(crate) track_time: bool,
+    force_heap: bool,
 }
 
 /// Initial steal-cost estimate before any steal was measured (cycles).
@@ -102,6 +161,7 @@ impl Shared {
     pub(crate) fn new(cfg: RuntimeConfig, queues: CoreSet, topology: Topology) -> Arc<Shared> {
         let n = cfg.workers;
         Arc::new(Shared {
+            stealing: Stealing::of(&cfg),
             map: ColorMap::new(n),
             registry: Registry::new(),
             queues,
@@ -115,9 +175,8 @@ impl Shared {
             reactor: OnceLock::new(),
             blocking: OnceLock::new(),
             dropped_external: AtomicU64::new(0),
-            unpinned: std::sync::Mutex::new(Vec::new()),
+            unpinned: Mutex::new(Vec::new()),
             force_heap: cfg.event_storage == crate::EventStorage::Heap,
-            track_time: cfg.stealing.time_left(),
             cfg,
         })
     }
@@ -130,33 +189,148 @@ impl Shared {
                 .collect()
         }
         match cfg.queue {
-            crate::QueueKind::Libasync => CoreSet::Libasync(make(cfg.workers)),
-            crate::QueueKind::Mely => CoreSet::Mely(make(cfg.workers)),
+            QueueKind::Libasync => CoreSet::Libasync(make(cfg.workers)),
+            QueueKind::Mely => CoreSet::Mely(make(cfg.workers)),
         }
     }
 
-    /// What a push or a steal needs to know from the configuration and the threshold now.
+    // Start-up (the runtime's, once).
+
+    /// Record the workers whose pinning failed.
+    pub(crate) fn set_unpinned(&self, unpinned: Vec<Unpinned>) {
+        *self.unpinned.lock().unwrap_or_else(|e| e.into_inner()) = unpinned;
+    }
+
+    /// Record worker `w`'s thread (for unparking it).
+    pub(crate) fn set_thread(&self, w: usize, t: Thread) {
+        let _ = self.threads[w].set(t);
+    }
+
+    // Read-only parts.
+
+    /// The validated configuration.
+    pub(crate) fn config(&self) -> &RuntimeConfig {
+        &self.cfg
+    }
+
+    /// The stealing policy, worked out once.
     #[inline]
-    pub(crate) fn params(&self) -> QueueParams {
-        QueueParams {
-            time_left: self.cfg.stealing.time_left(),
-            weighted: self.cfg.stealing.penalty_weighted(),
-            threshold: self.steal_cost_est.load(Ordering::Relaxed),
-        }
+    pub(crate) fn stealing(&self) -> &Stealing {
+        &self.stealing
     }
 
+    /// The color-to-core map.
+    #[inline]
+    pub(crate) fn map(&self) -> &ColorMap {
+        &self.map
+    }
+
+    /// The handler registry.
+    #[inline]
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The cores' queues (run code on them with `with_queues!`).
+    #[inline]
+    pub(crate) fn queues(&self) -> &CoreSet {
+        &self.queues
+    }
+
+    /// Core `w`'s published state (its queue length, a hint; its owner's sleep state).
+    #[inline]
+    pub(crate) fn state(&self, w: usize) -> &CoreState {
+        &self.states[w]
+    }
+
+    /// Where worker `w` publishes its counters.
+    #[inline]
+    pub(crate) fn published(&self, w: usize) -> &WorkerPublished {
+        &self.published[w]
+    }
+
+    /// Searching and sleeping workers.
+    #[inline]
+    pub(crate) fn idle(&self) -> &Idle {
+        &self.idle
+    }
+
+    /// The machine's topology as the workers see it.
+    pub(crate) fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Box every closure?
+    #[inline]
+    pub(crate) fn force_heap(&self) -> bool {
+        self.force_heap
+    }
+
+    // The steal-cost threshold.
+
+    /// The time-left threshold now: the estimated cost of stealing one color (cycles).
+    #[inline]
+    pub(crate) fn steal_threshold(&self) -> u64 {
+        self.steal_cost_est.load(Ordering::Relaxed)
+    }
+
+    /// Replace the threshold (by the thief that measured a steal: `steal::next_estimate`).
+    pub(crate) fn set_steal_threshold(&self, est: u64) {
+        self.steal_cost_est.store(est, Ordering::Relaxed);
+    }
+
+    // The reactor and the blocking pool, started on first use.
+
+    /// The reactor, if one was started.
+    #[inline]
+    pub(crate) fn reactor(&self) -> Option<&Reactor> {
+        self.reactor.get()
+    }
+
+    /// Install `r` as the reactor unless another thread did first; the reactor either way.
+    pub(crate) fn install_reactor(&self, r: Reactor) -> &Reactor {
+        let _ = self.reactor.set(r);
+        self.reactor.get().expect("just set")
+    }
+
+    /// The blocking pool, started now if it was not.
+    pub(crate) fn blocking_pool(&self) -> &BlockingPool {
+        self.blocking
+            .get_or_init(|| BlockingPool::start(self.cfg.blocking_threads))
+    }
+
+    // Shutdown.
+
+    /// True once the runtime was asked to stop.
+    #[inline]
     pub(crate) fn is_shutdown(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }
 
-    /// The owner handle of core `w` (callers make one per core, see [`Owner::new`]).
-    pub(crate) fn owner<'a, D: Design>(
-        &'a self,
-        q: &'a [CachePadded<CoreQueue<D>>],
-        w: usize,
-    ) -> Owner<'a, D> {
-        Owner::new(w, &q[w], &self.states[w])
+    /// Ask the runtime to stop: wake every worker, close the blocking pool, drop the pending
+    /// timers (counted as dropped). False if it was asked before.
+    pub(crate) fn begin_shutdown(&self) -> bool {
+        if self.shutdown.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.wake_all();
+        if let Some(b) = self.blocking.get() {
+            b.close();
+        }
+        self.close_timers();
+        true
     }
+
+    /// Drop the pending timers and refuse new ones, counting them as dropped (at shutdown, and
+    /// after a timer added while the runtime was stopping).
+    pub(crate) fn close_timers(&self) {
+        if let Some(r) = self.reactor.get() {
+            let n = r.timers().close();
+            self.dropped_external.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    // Role handles.
 
     /// The thief's handle on core `v`.
     pub(crate) fn stealer<'a, D: Design>(
@@ -177,39 +351,27 @@ impl Shared {
         Poster::new(c, &q[c], &self.states[c])
     }
 
-    /// The event's cost estimates: they only feed time-left accounting, so the lookup is skipped
-    /// otherwise.
+    // Events and the post protocol.
+
+    /// What a push or a steal needs to know from the configuration and the threshold now.
     #[inline]
-    fn costs(&self, handler: HandlerId) -> (u32, u32) {
-        if self.track_time {
+    pub(crate) fn params(&self) -> QueueParams {
+        QueueParams {
+            time_left: self.stealing.time_left,
+            weighted: self.stealing.weighted,
+            threshold: self.steal_threshold(),
+        }
+    }
+
+    /// The cost estimates a new event of `handler` carries: they only feed time-left
+    /// accounting, so the lookup is skipped otherwise.
+    #[inline]
+    pub(crate) fn costs(&self, handler: HandlerId) -> (u32, u32) {
+        if self.stealing.time_left {
             self.registry.estimate(handler)
         } else {
             (0, 0)
         }
-    }
-
-    #[inline]
-    pub(crate) fn make_event<F>(&self, color: Color, handler: HandlerId, f: F) -> Event
-    where
-        F: FnOnce(&mut Ctx<'_>) + Send + 'static,
-    {
-        let (cost, wcost) = self.costs(handler);
-        Event::new(handler.0, color, cost, wcost, Task::new(f, self.force_heap))
-    }
-
-    /// Like `make_event`, building the event at the end of `buf`.
-    #[inline]
-    pub(crate) fn push_new_event<F>(
-        &self,
-        buf: &mut Vec<Event>,
-        color: Color,
-        handler: HandlerId,
-        f: F,
-    ) where
-        F: FnOnce(&mut Ctx<'_>) + Send + 'static,
-    {
-        let (cost, wcost) = self.costs(handler);
-        Event::push_new(buf, handler.0, color, cost, wcost, f, self.force_heap);
     }
 
     /// Enqueue `ev` on the core owning its color. When the caller is a worker, `counters`
@@ -299,7 +461,7 @@ impl Shared {
         if timed {
             counters.lock_cycles += tsc::since(t0) * LOCK_SAMPLE;
         }
-        // The worker flushing is awake: `pushed.wake` is `None` (its own state is RUNNING).
+        // The worker flushing is awake: `pushed.wake` is `None` (its own state is running).
         if pushed.stealable {
             self.wake_thief_for(w);
         }
@@ -308,14 +470,19 @@ impl Shared {
         }
     }
 
-    /// Wake worker `w`, which was seen in sleep state `st` (now marked notified).
-    pub(crate) fn wake(&self, w: usize, st: u8) {
-        if st == sleep::POLLING {
-            if let Some(r) = self.reactor.get() {
-                r.wake();
+    /// Wake worker `w`, which was seen sleeping `how` (now marked notified).
+    pub(crate) fn wake(&self, w: usize, how: Sleep) {
+        match how {
+            Sleep::Polling => {
+                if let Some(r) = self.reactor.get() {
+                    r.wake();
+                }
             }
-        } else if let Some(t) = self.threads[w].get() {
-            t.unpark();
+            Sleep::Parked => {
+                if let Some(t) = self.threads[w].get() {
+                    t.unpark();
+                }
+            }
         }
     }
 
@@ -323,7 +490,7 @@ impl Shared {
     /// a worker is searching already (the rules are in `idle`).
     #[inline]
     pub(crate) fn wake_thief_for(&self, c: usize) {
-        if self.cfg.stealing.enabled() && self.idle.should_wake_thief() {
+        if self.stealing.on && self.idle.should_wake_thief() {
             self.wake_thief(c);
         }
     }
@@ -342,7 +509,8 @@ impl Shared {
         }
     }
 
-    pub(crate) fn wake_all(&self) {
+    /// Wake every worker, whatever it is doing (shutdown).
+    fn wake_all(&self) {
         for (w, st) in self.states.iter().enumerate() {
             st.notify();
             // Unpark unconditionally: a worker about to park consumes the token.
@@ -355,6 +523,7 @@ impl Shared {
         }
     }
 
+    /// A snapshot of every counter.
     pub(crate) fn stats(&self) -> RuntimeStats {
         let mut workers: Vec<Counters> = self.published.iter().map(|p| p.counters.read()).collect();
         if let Some(w) = workers.first_mut() {
@@ -362,7 +531,7 @@ impl Shared {
         }
         RuntimeStats::from_parts(
             self.cfg.queue.as_str(),
-            self.cfg.stealing.as_str(),
+            self.stealing.policy.as_str(),
             workers,
             handler_stats(&self.registry, &self.published),
             self.steal_cost_est.load(Ordering::Relaxed),
@@ -370,13 +539,14 @@ impl Shared {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            self.blocking.get().map_or(0, BlockingPool::panics),
         )
     }
 
     /// Move `color`'s slot (and its queued events, in order) to `core`.
-    pub(crate) fn place(&self, color: Color, core: usize) -> Result<(), crate::PlaceError> {
+    pub(crate) fn place(&self, color: Color, core: usize) -> Result<(), PlaceError> {
         if core >= self.cfg.workers {
-            return Err(crate::PlaceError::NoSuchCore(core));
+            return Err(PlaceError::NoSuchCore(core));
         }
         let slot = color.slot();
         let p = self.params();
@@ -388,7 +558,7 @@ impl Shared {
             let (src, dst) = (self.poster(q, from), self.poster(q, core));
             match src.move_slot_to(&dst, slot, &p, || self.map.get(slot) == from, || self.map.set(slot, core)) {
                 None => continue,
-                Some(Err(())) => return Err(crate::PlaceError::Running(color)),
+                Some(Err(())) => return Err(PlaceError::Running(color)),
                 Some(Ok(wake)) => {
                     if let Some(st) = wake {
                         self.wake(core, st);

@@ -3,7 +3,7 @@
 //!
 //! Every step runs the runtime's real code on its real shared state (the color map, the handler
 //! registry, each core's queue design behind its lock) through the handles of `core`: an
-//! `Owner` made for the step, as the loom model (`model`) makes one, a
+//! `Owner` claimed for the step, as the loom model (`model`) claims one, a
 //! `Stealer` per victim, the post protocol of `shared`, and the idle protocol's own steps
 //! (`worker::begin_idle`, `found_work`, `fall_asleep`, `cancel_sleep`). There are no worker
 //! threads and nothing here reads the cycle counter. The caller (the simulator's engine) owns
@@ -41,17 +41,18 @@
 
 use crate::color::Color;
 use crate::config::{BuildError, RuntimeConfig, StealPolicy};
-use crate::ctx::{Ctx, Lent};
+use crate::core::{CoreQueue, Owner};
+use crate::ctx::{self, Ctx, Lent};
 use crate::event::{Event, Task, FLAG_STOLEN};
 use crate::handler::{ewma, HandlerId, HandlerSpec, MAX_HANDLERS};
 use crate::loom::Ordering;
-use crate::queue::{Design, StealChoice};
-use crate::shared::{with_queues, Shared};
+use crate::queue::Design;
+use crate::shared::{with_queues, Handle, Shared};
 use crate::stats::Counters;
 use crate::steal::{self, Look, MAX_CORE_SET};
 use crate::topology::{Machine, Topology};
 use crate::worker::{self, Ops};
-use crate::Handle;
+use crossbeam_utils::CachePadded;
 use std::collections::VecDeque;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -198,12 +199,12 @@ impl SimRuntime {
 
     /// The configured stealing policy.
     pub fn stealing(&self) -> StealPolicy {
-        self.handle.sh.cfg.stealing
+        self.handle.sh.stealing().policy
     }
 
     /// Events queued on core `w` (its published length).
     pub fn queued(&self, w: usize) -> usize {
-        self.handle.sh.states[w].len()
+        self.handle.sh.state(w).len()
     }
 
     /// Owner step: under core `w`'s lock, enqueue what the previous batch posted to `w`'s own
@@ -220,13 +221,13 @@ impl SimRuntime {
         );
         let p = sh.params();
         let mut spill = Vec::new();
-        let (popped, stealable) = with_queues!(&sh.queues, q => {
-            let r = sh.owner(q, w).flush_and_pop(
+        let (popped, stealable) = with_queues!(sh.queues(), q => {
+            let r = owner(sh, q, w).flush_and_pop(
                 &mut core.local_buf,
-                |slot| sh.map.get(slot) == w,
+                |slot| sh.map().get(slot) == w,
                 |ev| spill.push(ev),
                 &mut core.pop_buf,
-                sh.cfg.batch,
+                sh.config().batch,
                 &p,
             );
             for ev in spill {
@@ -266,8 +267,8 @@ impl SimRuntime {
         let mut ev = ManuallyDrop::new(ev);
         let task: *mut Task = &mut ev.task;
         let pending = core.batch.len();
-        let ok = with_queues!(&sh.queues, q => {
-            let mut owner = sh.owner(q, w);
+        let ok = with_queues!(sh.queues(), q => {
+            let mut owner = owner(sh, q, w);
             let mut ops = Ops {
                 sh,
                 queues: q,
@@ -325,7 +326,7 @@ impl SimRuntime {
         F: FnOnce(&mut Ctx<'_>) + Send + 'static,
     {
         let sh: &Shared = &self.handle.sh;
-        sh.push_new_event(&mut self.cores[w].local_buf, color, handler, f);
+        ctx::push_event(sh, &mut self.cores[w].local_buf, color, handler, f);
     }
 
     /// A post from a handler on core `w` to a color another core owns: the real post path (map
@@ -337,7 +338,7 @@ impl SimRuntime {
     {
         let sh: &Shared = &self.handle.sh;
         let core = &mut self.cores[w];
-        let ev = sh.make_event(color, handler, f);
+        let ev = ctx::event(sh, color, handler, f);
         let ok = sh.push(ev, Some(&mut core.counters)).is_ok();
         if !ok {
             core.counters.dropped += 1;
@@ -354,7 +355,7 @@ impl SimRuntime {
         );
         self.flush(w);
         let sh: &Shared = &self.handle.sh;
-        with_queues!(&sh.queues, q => sh.owner(q, w).finish_batch());
+        with_queues!(sh.queues(), q => owner(sh, q, w).finish_batch());
     }
 
     /// Feed a handler's profile: core `w` ran an event of `handler` for `cycles` virtual cycles.
@@ -366,7 +367,7 @@ impl SimRuntime {
         *e = ewma(*e, cycles);
         self.handle
             .sh
-            .registry
+            .registry()
             .get(handler)
             .avg_cycles
             .store(*e, Ordering::Relaxed);
@@ -378,11 +379,11 @@ impl SimRuntime {
         let sh: &Shared = &self.handle.sh;
         let mut buf = [0usize; MAX_CORE_SET];
         steal::core_set(
-            sh.cfg.stealing,
+            sh.stealing().policy,
             thief,
             self.cores.len(),
-            |v| sh.states[v].len(),
-            &sh.topology,
+            |v| sh.state(v).len(),
+            sh.topology(),
             &mut buf,
         )
         .iter()
@@ -394,7 +395,7 @@ impl SimRuntime {
     /// Whether a thief in `round` passes over `victim` without locking it (`steal::skips`).
     pub fn skips(&self, victim: usize, round: Round) -> bool {
         let sh: &Shared = &self.handle.sh;
-        with_queues!(&sh.queues, q => skips_in(sh, q, victim, round.look()))
+        with_queues!(sh.queues(), q => skips_in(sh, q, victim, round.look()))
     }
 
     /// Thief step: core `thief` tries victim `victim` once, as one iteration of the runtime's
@@ -408,13 +409,13 @@ impl SimRuntime {
         if self.skips(victim, round) {
             return StealTry::Skipped;
         }
-        let choice = StealChoice::of(sh.cfg.stealing, sh.cfg.steal_amount);
+        let choice = sh.stealing().choice;
         let p = sh.params();
-        let victim_len = sh.states[victim].len();
-        let stolen = with_queues!(&sh.queues, q => {
-            let mut owner = sh.owner(q, thief);
+        let victim_len = sh.state(victim).len();
+        let stolen = with_queues!(sh.queues(), q => {
+            let mut owner = owner(sh, q, thief);
             sh.stealer(q, victim)
-                .steal_into(&mut owner, choice, &p, || 0, &mut |slot| sh.map.set(slot, thief))
+                .steal_into(&mut owner, choice, &p, || 0, &mut |slot| sh.map().set(slot, thief))
                 .stolen
         });
         match stolen {
@@ -430,23 +431,21 @@ impl SimRuntime {
     /// A successful steal kept the victim locked `cost` virtual cycles and moved `colors` colors:
     /// update the time-left threshold with the runtime's moving average.
     pub fn record_steal(&mut self, cost: u64, colors: usize) {
-        let est = &self.handle.sh.steal_cost_est;
-        let next = steal::next_estimate(est.load(Ordering::Relaxed), cost, colors);
-        est.store(next, Ordering::Relaxed);
+        let sh: &Shared = &self.handle.sh;
+        sh.set_steal_threshold(steal::next_estimate(sh.steal_threshold(), cost, colors));
     }
 
     /// The time-left threshold now (the estimated cost of stealing one color, cycles).
     pub fn steal_threshold(&self) -> u64 {
-        self.handle.sh.steal_cost_est.load(Ordering::Relaxed)
+        self.handle.sh.steal_threshold()
     }
 
     /// Idle step (rule 1): core `w` found nothing to pop; true if it now searches (at most half
     /// the cores search; none when stealing is off or there is one core).
     pub fn begin_idle(&mut self, w: usize) -> bool {
-        let n = self.cores.len();
         let core = &mut self.cores[w];
         assert!(!core.searching && !core.asleep, "core {w} is idle already");
-        core.searching = worker::begin_idle(&self.handle.sh, n);
+        core.searching = worker::begin_idle(&self.handle.sh);
         core.searching
     }
 
@@ -462,18 +461,17 @@ impl SimRuntime {
     pub fn stop_search(&mut self, w: usize) {
         assert!(self.cores[w].searching, "core {w} is not searching");
         self.cores[w].searching = false;
-        self.handle.sh.idle.end_search();
+        self.handle.sh.idle().end_search();
     }
 
     /// Idle step (rule 3): core `w` (searching or not, its search over) goes to sleep under its
     /// own lock if its queue is still empty.
     pub fn fall_asleep(&mut self, w: usize) -> Sleep {
         let sh: &Shared = &self.handle.sh;
-        let n = self.cores.len();
         let core = &mut self.cores[w];
         let searching = std::mem::take(&mut core.searching);
-        let r = with_queues!(&sh.queues, q => {
-            worker::fall_asleep(sh, &mut sh.owner(q, w), searching, n)
+        let r = with_queues!(sh.queues(), q => {
+            worker::fall_asleep(sh, &mut owner(sh, q, w), searching)
         });
         match r {
             None => Sleep::Awake,
@@ -490,14 +488,14 @@ impl SimRuntime {
         assert!(self.cores[w].asleep, "core {w} is not asleep");
         self.cores[w].asleep = false;
         let sh: &Shared = &self.handle.sh;
-        with_queues!(&sh.queues, q => worker::cancel_sleep(sh, &mut sh.owner(q, w)));
+        with_queues!(sh.queues(), q => worker::cancel_sleep(sh, &mut owner(sh, q, w)));
     }
 
     /// Whether sleeping core `w` is still marked asleep: false once a poster (or a post waking
     /// a thief) claimed its wake-up.
     pub fn is_asleep(&self, w: usize) -> bool {
         let sh: &Shared = &self.handle.sh;
-        self.cores[w].asleep && with_queues!(&sh.queues, q => sh.owner(q, w).is_asleep())
+        self.cores[w].asleep && sh.state(w).is_asleep()
     }
 
     /// Idle step: sleeping core `w` resumes (the end of the worker's sleep).
@@ -505,14 +503,24 @@ impl SimRuntime {
         assert!(self.cores[w].asleep, "core {w} is not asleep");
         self.cores[w].asleep = false;
         let sh: &Shared = &self.handle.sh;
-        with_queues!(&sh.queues, q => worker::cancel_sleep(sh, &mut sh.owner(q, w)));
+        with_queues!(sh.queues(), q => worker::cancel_sleep(sh, &mut owner(sh, q, w)));
     }
+}
+
+/// Core `w`'s owner handle, claimed for one step of the virtual core (given back when the step
+/// drops it).
+fn owner<'a, D: Design>(
+    sh: &'a Shared,
+    q: &'a [CachePadded<CoreQueue<D>>],
+    w: usize,
+) -> Owner<'a, D> {
+    Owner::claim(w, &q[w], sh.state(w))
 }
 
 /// `steal::skips` for the concrete design of `queues`.
 fn skips_in<D: Design>(
     sh: &Shared,
-    _queues: &[crossbeam_utils::CachePadded<crate::core::CoreQueue<D>>],
+    _queues: &[CachePadded<CoreQueue<D>>],
     victim: usize,
     look: Look,
 ) -> bool {

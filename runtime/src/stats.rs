@@ -200,6 +200,10 @@ pub struct RuntimeStats {
     pub cycles_per_sec: f64,
     /// Workers whose pinning failed at start-up (empty when all are pinned or pinning is off).
     pub unpinned: Vec<Unpinned>,
+    /// Blocking jobs ([`Handle::spawn_blocking`](crate::Handle::spawn_blocking)) whose work
+    /// panicked: caught on the helper thread (which keeps serving), their completions never
+    /// posted.
+    pub blocking_panics: u64,
 }
 
 impl RuntimeStats {
@@ -210,6 +214,7 @@ impl RuntimeStats {
         handlers: Vec<HandlerStats>,
         steal_cost_estimate_cycles: u64,
         unpinned: Vec<Unpinned>,
+        blocking_panics: u64,
     ) -> Self {
         let mut total = Counters::default();
         for w in &workers {
@@ -240,6 +245,7 @@ impl RuntimeStats {
             handlers,
             cycles_per_sec: crate::tsc::cycles_per_sec(),
             unpinned,
+            blocking_panics,
         }
     }
 
@@ -290,6 +296,7 @@ impl RuntimeStats {
             handlers,
             self.steal_cost_estimate_cycles,
             self.unpinned.clone(),
+            self.blocking_panics - earlier.blocking_panics,
         )
     }
 }

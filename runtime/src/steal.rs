@@ -24,8 +24,7 @@
 
 use crate::config::StealPolicy;
 use crate::core::{CoreQueue, Owner};
-use crate::loom::Ordering;
-use crate::queue::{Design, StealChoice};
+use crate::queue::Design;
 use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::topology::Topology;
@@ -85,7 +84,7 @@ pub(crate) enum Look {
 /// ([`Design::PEEKS_LENGTH`]) and the victim's published length is 0.
 #[inline]
 pub(crate) fn skips<D: Design>(sh: &Shared, v: usize, look: Look) -> bool {
-    D::PEEKS_LENGTH && look == Look::AsDesigned && sh.states[v].len() == 0
+    D::PEEKS_LENGTH && look == Look::AsDesigned && sh.state(v).len() == 0
 }
 
 /// One stealing round by `thief` over the policy's core set: true if it stole (the events are
@@ -102,27 +101,26 @@ pub(crate) fn try_steal<D: Design>(
         return false;
     }
     let me = thief.index();
-    let policy = sh.cfg.stealing;
-    let choice = StealChoice::of(policy, sh.cfg.steal_amount);
+    let stealing = sh.stealing();
     let p = sh.params();
     let mut buf = [0usize; MAX_CORE_SET];
     let order = core_set(
-        policy,
+        stealing.policy,
         me,
         n,
-        |c| sh.states[c].len(),
-        &sh.topology,
+        |c| sh.state(c).len(),
+        sh.topology(),
         &mut buf,
     );
     for &v in order {
         if v == me || skips::<D>(sh, v, look) {
             continue;
         }
-        let attempt = sh
-            .stealer(queues, v)
-            .steal_into(thief, choice, &p, tsc::now, &mut |slot| {
-                sh.map.set(slot, me)
-            });
+        let attempt =
+            sh.stealer(queues, v)
+                .steal_into(thief, stealing.choice, &p, tsc::now, &mut |slot| {
+                    sh.map().set(slot, me)
+                });
         counters.steal_attempts += 1;
         counters.lock_ops += 1;
         counters.lock_cycles += tsc::since(attempt.locked_at);
@@ -134,11 +132,61 @@ pub(crate) fn try_steal<D: Design>(
             counters.steals += 1;
             counters.stolen_colors += s.colors as u64;
             counters.steal_cost_cycles += cost;
-            let est = sh.steal_cost_est.load(Ordering::Relaxed);
-            sh.steal_cost_est
-                .store(next_estimate(est, cost, s.colors), Ordering::Relaxed);
+            sh.set_steal_threshold(next_estimate(sh.steal_threshold(), cost, s.colors));
             return true;
         }
     }
     false
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::next_estimate;
+
+    #[test]
+    fn the_estimate_moves_an_eighth_of_the_way_to_each_sample() {
+        // 2000 - 2000/8 + 1000/8.
+        assert_eq!(next_estimate(2_000, 1_000, 1), 1_875);
+        // A sample equal to the estimate leaves it (within the shifts' rounding).
+        assert_eq!(next_estimate(2_000, 2_000, 1), 2_000);
+        // Repeated samples converge to them.
+        let mut est = 2_000;
+        for _ in 0..200 {
+            est = next_estimate(est, 800, 1);
+        }
+        // The fixed point of the integer average: est / 8 == 800 / 8.
+        assert!((800..=807).contains(&est), "{est}");
+    }
+
+    #[test]
+    fn the_cost_is_shared_by_the_colors_moved() {
+        assert_eq!(
+            next_estimate(2_000, 4_000, 4),
+            next_estimate(2_000, 1_000, 1)
+        );
+        // No color moved is taken as one.
+        assert_eq!(
+            next_estimate(2_000, 1_000, 0),
+            next_estimate(2_000, 1_000, 1)
+        );
+    }
+
+    #[test]
+    fn a_preempted_thief_cannot_inflate_the_threshold() {
+        // A sample is clamped to 1.5x the estimate + 1000 cycles: 2000 -> 4000.
+        let clamped = next_estimate(2_000, 4_000, 1);
+        assert_eq!(next_estimate(2_000, 1_000_000_000, 1), clamped);
+        assert_eq!(clamped, 2_000 - 250 + 500);
+        // Two clamped samples in three still lower it from a high estimate when the third is
+        // a normal one (far below): 6% up twice, 12% down once (see the doc).
+        let mut est = 100_000;
+        for _ in 0..30 {
+            est = next_estimate(est, u64::MAX, 1);
+            est = next_estimate(est, u64::MAX, 1);
+            est = next_estimate(est, 1_000, 1);
+        }
+        assert!(est < 120_000, "drifted up to {est}");
+        // From zero (no steal measured yet could only ever be low) it rises by the clamp.
+        assert_eq!(next_estimate(0, u64::MAX, 1), 1_000 >> 3);
+    }
 }

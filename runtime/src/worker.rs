@@ -3,27 +3,27 @@
 //!
 //! Loop: pop a batch (Mely: up to `batch` events of one color; libasync: one event) under the
 //! core lock and mark its slot running; run the batch, timing a sample of the events with the
-//! cycle counter (all stolen ones); clear the running slot. With nothing queued the worker is
+//! cycle counter (all stolen ones); clear the running set. With nothing queued the worker is
 //! idle and follows the idle protocol (`idle`): search for work to steal if fewer than half the
 //! workers search, for up to `search_us`, napping between attempts; then sleep.
 //!
-//! Sleeping: the worker marks its core `PARKED` under its own lock after seeing its queue empty
+//! Sleeping: the worker marks its core parked under its own lock after seeing its queue empty
 //! (see `core`), counts itself a sleeper, and, if no worker searches any more, runs one last
-//! steal round that locks every victim; then it parks until its state is no longer `PARKED`. A
-//! poster reads the state under the same lock, so either it sees `PARKED` (and unparks; the
+//! steal round that locks every victim; then it parks until its core is no longer asleep. A
+//! poster reads the state under the same lock, so either it sees it parked (and unparks; the
 //! unpark token makes a late `park` return at once) or the worker sees the event. Nothing spins
 //! while idle.
 
-use crate::core::{sleep, CoreQueue, Owner};
+use crate::core::{CoreQueue, Owner, Sleep};
 use crate::ctx::{Ctx, Lent, WorkerOps};
 use crate::event::{Event, FLAG_STOLEN};
 use crate::handler::{ewma, HandlerId, MAX_HANDLERS};
 use crate::loom::Ordering;
 use crate::queue::Design;
-use crate::shared::Shared;
+use crate::shared::{Handle, Shared};
 use crate::stats::{Counters, LOCK_SAMPLE};
 use crate::steal::{self, Look};
-use crate::{tsc, Handle};
+use crate::tsc;
 use crossbeam_utils::CachePadded;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -48,7 +48,7 @@ pub(crate) struct Worker<'a, D: Design> {
     queues: &'a [CachePadded<CoreQueue<D>>],
     /// The handle on this worker's own core: only this worker pops from it.
     owner: Owner<'a, D>,
-    /// Private counters, published to `sh.published[w]` every `PUBLISH_EVERY` batches and
+    /// Private counters, published to `sh.published(w)` every `PUBLISH_EVERY` batches and
     /// before idling.
     counters: Counters,
     /// The batch being run (reused: it keeps its capacity).
@@ -72,8 +72,9 @@ pub(crate) struct Worker<'a, D: Design> {
 }
 
 impl<'a, D: Design> Worker<'a, D> {
-    /// A worker for the core `owner` owns. Allocates its tables: call it on the worker's
-    /// thread after pinning, so they are local to its core.
+    /// A worker for the core `owner` owns (claimed once, when the worker starts; a step of the
+    /// model claims it for the step). Allocates its tables: call it on the worker's thread after
+    /// pinning, so they are local to its core.
     pub(crate) fn new(
         h: &'a Handle,
         queues: &'a [CachePadded<CoreQueue<D>>],
@@ -86,13 +87,13 @@ impl<'a, D: Design> Worker<'a, D> {
             queues,
             owner,
             counters: Counters::default(),
-            batch: Vec::with_capacity(sh.cfg.batch.max(1)),
+            batch: Vec::with_capacity(sh.config().batch.max(1)),
             ewma: vec![0; MAX_HANDLERS].into_boxed_slice(),
             runs: vec![0; MAX_HANDLERS].into_boxed_slice(),
             unrecorded: vec![0; MAX_HANDLERS].into_boxed_slice(),
             since_publish: 0,
             local_buf: Vec::with_capacity(crate::ctx::LOCAL_FLUSH),
-            search_cycles: (sh.cfg.search_us as f64 * tsc::cycles_per_sec() / 1e6) as u64,
+            search_cycles: (sh.config().search_us as f64 * tsc::cycles_per_sec() / 1e6) as u64,
             start: tsc::now(),
         }
     }
@@ -132,8 +133,8 @@ impl<'a, D: Design> Worker<'a, D> {
     /// Publish the counters and the pending per-handler counts.
     pub(crate) fn publish(&mut self) {
         self.since_publish = 0;
-        let published = &self.sh.published[self.w()];
-        let n = self.sh.registry.len().min(MAX_HANDLERS);
+        let published = self.sh.published(self.w());
+        let n = self.sh.registry().len().min(MAX_HANDLERS);
         for (h, pending) in self.unrecorded[..n].iter_mut().enumerate() {
             if *pending > 0 {
                 published.record_handler(h, *pending as u64, None, false);
@@ -159,10 +160,10 @@ impl<'a, D: Design> Worker<'a, D> {
         let mut spill = Vec::new();
         let (popped, stealable) = self.owner.flush_and_pop(
             &mut self.local_buf,
-            |slot| sh.map.get(slot) == w,
+            |slot| sh.map().get(slot) == w,
             |ev| spill.push(ev),
             &mut self.batch,
-            sh.cfg.batch,
+            sh.config().batch,
             &p,
         );
         if timed {
@@ -247,7 +248,7 @@ impl<'a, D: Design> Worker<'a, D> {
         self.unrecorded[h] += 1;
         if dt.is_some() || !ok {
             let events = std::mem::take(&mut self.unrecorded[h]) as u64;
-            self.sh.published[w].record_handler(h, events, dt, !ok);
+            self.sh.published(w).record_handler(h, events, dt, !ok);
         }
         if let Some(dt) = dt {
             if stolen {
@@ -258,7 +259,7 @@ impl<'a, D: Design> Worker<'a, D> {
             *e = ewma(*e, dt);
             if runs <= SAMPLE_WARMUP || runs % (SAMPLE_EVERY * 4) == 0 {
                 self.sh
-                    .registry
+                    .registry()
                     .get(HandlerId(h as u16))
                     .avg_cycles
                     .store(*e, Ordering::Relaxed);
@@ -276,7 +277,7 @@ impl<'a, D: Design> Worker<'a, D> {
             while self.owner.is_asleep() && !self.sh.is_shutdown() {
                 std::thread::park();
             }
-            self.sh.idle.end_sleep();
+            self.sh.idle().end_sleep();
             self.owner.wake_up();
         }
         self.counters.idle_cycles += tsc::now().wrapping_sub(t0);
@@ -285,10 +286,10 @@ impl<'a, D: Design> Worker<'a, D> {
     /// The idle protocol up to the actual sleep (rules 1-3 of `idle`): search with `search` if
     /// this worker may, then, if that found nothing, mark the core asleep and take the last
     /// look. `Step::Asleep`: the caller must wait until the owner is no longer asleep, then call
-    /// `sh.idle.end_sleep()` and `owner.wake_up()`.
+    /// `sh.idle().end_sleep()` and `owner.wake_up()`.
     pub(crate) fn idle_step(&mut self, search: impl FnOnce(&mut Self) -> Search) -> Step {
         let sh = self.sh;
-        let searching = begin_idle(sh, self.queues.len());
+        let searching = begin_idle(sh);
         if searching {
             match search(self) {
                 Search::Stole => {
@@ -296,13 +297,13 @@ impl<'a, D: Design> Worker<'a, D> {
                     return Step::Stole;
                 }
                 Search::Stopped => {
-                    sh.idle.end_search();
+                    sh.idle().end_search();
                     return Step::Awake;
                 }
                 Search::TimeUp => {}
             }
         }
-        let Some(last_look) = fall_asleep(sh, &mut self.owner, searching, self.queues.len()) else {
+        let Some(last_look) = fall_asleep(sh, &mut self.owner, searching) else {
             return Step::Awake;
         };
         if last_look && self.last_look() {
@@ -362,7 +363,7 @@ impl<'a, D: Design> Worker<'a, D> {
 
     /// Back from a sleep `idle_step` or `begin_polling` began (for the model).
     pub(crate) fn end_sleep(&mut self) {
-        self.sh.idle.end_sleep();
+        self.sh.idle().end_sleep();
         self.owner.wake_up();
     }
 
@@ -378,26 +379,21 @@ impl<'a, D: Design> Worker<'a, D> {
     }
 }
 
-/// Does a runtime of `cores` cores steal (a policy is on and there is someone to steal from)?
-pub(crate) fn stealing(sh: &Shared, cores: usize) -> bool {
-    sh.cfg.stealing.enabled() && cores > 1
-}
-
 // The idle protocol's steps (rules 1-3 of `idle`), shared by the worker's `idle_step` and by
 // whatever drives a worker step by step in virtual time (the simulator's seam, `sim`).
 
-/// Rule 1: an idle worker of a runtime with `cores` cores starts searching if it may. True if
-/// it now searches (it must end with [`found_work`], `sh.idle.end_search()` or
-/// [`fall_asleep`]).
-pub(crate) fn begin_idle(sh: &Shared, cores: usize) -> bool {
-    stealing(sh, cores) && sh.idle.try_begin_search()
+/// Rule 1: an idle worker starts searching if it may (the runtime steals, and fewer than half
+/// the workers search). True if it now searches (it must end with [`found_work`],
+/// `sh.idle().end_search()` or [`fall_asleep`]).
+pub(crate) fn begin_idle(sh: &Shared) -> bool {
+    sh.stealing().on && sh.idle().try_begin_search()
 }
 
 /// Rule 2: the searcher on core `w` stole; it stops searching and, if it was the last
 /// searcher, wakes a sleeper to search in its place.
 pub(crate) fn found_work(sh: &Shared, w: usize) {
-    let last = sh.idle.end_search();
-    if sh.idle.should_wake_successor(last) {
+    let last = sh.idle().end_search();
+    if sh.idle().should_wake_successor(last) {
         sh.wake_thief(w);
     }
 }
@@ -410,26 +406,31 @@ pub(crate) fn fall_asleep<D: Design>(
     sh: &Shared,
     owner: &mut Owner<'_, D>,
     searching: bool,
-    cores: usize,
 ) -> Option<bool> {
-    let asleep = owner.begin_sleep(sleep::PARKED, || !sh.is_shutdown());
+    let asleep = owner.begin_sleep(Sleep::Parked, || !sh.is_shutdown());
     if !asleep {
         if searching {
-            sh.idle.end_search();
+            sh.idle().end_search();
         }
         return None;
     }
-    sh.idle.begin_sleep();
+    sh.idle().begin_sleep();
     if searching {
-        sh.idle.end_search();
+        sh.idle().end_search();
     }
-    Some(stealing(sh, cores) && sh.idle.searching() == 0)
+    Some(last_look_due(sh))
+}
+
+/// Whether a worker that just fell asleep (in the idle protocol or in the reactor's poll) must
+/// take the last look: the runtime steals and no worker searches any more (rule 3 of `idle`).
+fn last_look_due(sh: &Shared) -> bool {
+    sh.stealing().on && sh.idle().searching() == 0
 }
 
 /// The last look stole: the sleep [`fall_asleep`] began is cancelled.
 pub(crate) fn cancel_sleep<D: Design>(sh: &Shared, owner: &mut Owner<'_, D>) {
     owner.wake_up();
-    sh.idle.end_sleep();
+    sh.idle().end_sleep();
 }
 
 /// How a search ended.
@@ -471,13 +472,11 @@ impl<D: Design> WorkerOps for Ops<'_, '_, D> {
 
     fn begin_polling(&mut self, counters: &mut Counters) -> bool {
         let sh = self.sh;
-        if !self.owner.begin_sleep(sleep::POLLING, || !sh.is_shutdown()) {
+        if !self.owner.begin_sleep(Sleep::Polling, || !sh.is_shutdown()) {
             return false;
         }
-        sh.idle.begin_sleep();
-        let stealing = sh.cfg.stealing.enabled() && self.queues.len() > 1;
-        if stealing
-            && sh.idle.searching() == 0
+        sh.idle().begin_sleep();
+        if last_look_due(sh)
             && steal::try_steal(sh, self.queues, self.owner, counters, Look::LockEvery)
         {
             self.end_polling();
@@ -487,7 +486,7 @@ impl<D: Design> WorkerOps for Ops<'_, '_, D> {
     }
 
     fn end_polling(&mut self) {
-        self.sh.idle.end_sleep();
+        self.sh.idle().end_sleep();
         self.owner.wake_up();
     }
 }

@@ -417,14 +417,18 @@ fn time_blocked_in_the_reactor_is_idle_not_busy() {
     let s = rt.shutdown();
     let epoll = s.handler("Epoll").unwrap();
     let per_sec = s.cycles_per_sec;
-    // The Epoll event blocked ~0.4 s waiting for the timer: that is idle time.
+    // Bounds about correctness (where blocked time is accounted), not performance figures: the
+    // Epoll event blocked ~0.4 s waiting for the timer (and again until the shutdown woke it),
+    // and that time must be idle, not the handler's. Half of the 0.4 s as idle, and an Epoll
+    // run averaging under a quarter of it, separate the two accountings with a wide margin
+    // for a loaded machine (a late timer only adds idle time).
     assert!(
-        s.total.idle_cycles as f64 > 0.3 * per_sec,
+        s.total.idle_cycles as f64 > 0.2 * per_sec,
         "idle {} cycles",
         s.total.idle_cycles
     );
     assert!(
-        (epoll.avg_cycles) < 0.05 * per_sec,
+        (epoll.avg_cycles) < 0.1 * per_sec,
         "Epoll handler time includes blocking: {epoll:?}"
     );
 }

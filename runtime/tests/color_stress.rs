@@ -13,7 +13,7 @@
 //! 100 000 000 outside CI with `--release`).
 
 use colored_runtime::{
-    Color, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealAmount, StealPolicy,
+    Color, EventStorage, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealAmount, StealPolicy,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -54,12 +54,24 @@ fn run_config(queue: QueueKind, stealing: StealPolicy, seed: u64) {
 
 /// Like `run_config`, with time-left steals taking `amount`.
 fn run_config_taking(queue: QueueKind, stealing: StealPolicy, amount: StealAmount, seed: u64) {
+    run_config_stored(queue, stealing, amount, EventStorage::Inline, seed)
+}
+
+/// Like `run_config_taking`, with event closures stored as `storage` says.
+fn run_config_stored(
+    queue: QueueKind,
+    stealing: StealPolicy,
+    amount: StealAmount,
+    storage: EventStorage,
+    seed: u64,
+) {
     let total = events_per_config();
     let rt = Runtime::new(RuntimeConfig {
         workers: 4,
         queue,
         stealing,
         steal_amount: amount,
+        event_storage: storage,
         search_us: 20,
         ..Default::default()
     })
@@ -268,4 +280,27 @@ fn mely_locality() {
 #[test]
 fn mely_all() {
     run_config(QueueKind::Mely, StealPolicy::All, 8);
+}
+
+// Every closure boxed (`EventStorage::Heap`): the boxed tasks go through the same posts, steals
+// and spills as inline ones.
+#[test]
+fn libasync_base_heap() {
+    run_config_stored(
+        QueueKind::Libasync,
+        StealPolicy::Base,
+        StealAmount::One,
+        EventStorage::Heap,
+        12,
+    );
+}
+#[test]
+fn mely_all_half_heap() {
+    run_config_stored(
+        QueueKind::Mely,
+        StealPolicy::All,
+        StealAmount::Half,
+        EventStorage::Heap,
+        13,
+    );
 }

@@ -1,6 +1,7 @@
-//! An idle runtime (reactor started, a timer pending, stealing on) burns no CPU. Its own test
-//! binary, so no other test's threads run in the process while it measures the process's CPU time
-//! (1 s here; `microbenches idle-cpu --seconds 5` shows the 5 s figure).
+//! An idle runtime (reactor started, a timer pending, stealing on) does not spin. Its own test
+//! binary, so no other test's threads run in the process while it measures the process's CPU
+//! time (1 s here, with a bound about correctness; `microbenches idle-cpu --seconds 5` gives the
+//! figure).
 
 use colored_runtime::{Color, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealPolicy};
 use std::time::Duration;
@@ -9,7 +10,7 @@ fn process_cpu_time() -> Duration {
     edge::rusage::cpu_time(edge::rusage::Who::Process)
 }
 
-/// An idle runtime (with its reactor started, a timer pending, stealing on) burns no CPU:
+/// An idle runtime (with its reactor started, a timer pending, stealing on) does not spin:
 /// measured with the process's CPU time over an idle interval (1 s here; `microbenches
 /// idle-cpu` does 5 s).
 #[test]
@@ -55,11 +56,14 @@ fn idle_runtime_uses_no_cpu() {
             1,
             "the 60 s timer is still pending"
         );
-        // The test binary's other threads may run concurrently; allow a little noise, far below one
-        // spinning core (1 s).
+        // A bound about correctness, not a performance figure: a worker or a reactor that spins
+        // or polls instead of sleeping uses a whole core (1 s here, each); half a core is far
+        // above what waking for nothing costs, and far enough below a spin that a loaded 2-vCPU
+        // machine (other processes' threads, this process's start-up work) does not fail it.
+        // The figure itself (CPU used per idle second) is `microbenches idle-cpu`'s.
         assert!(
-            used < Duration::from_millis(100),
-            "idle {queue} runtime used {used:?} of CPU in 1 s"
+            used < Duration::from_millis(500),
+            "idle {queue} runtime used {used:?} of CPU in 1 s: something spins"
         );
     }
 }

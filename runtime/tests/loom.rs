@@ -277,6 +277,13 @@ fn post_races_steal_mely_time_left() {
     post_races_steal(QueueKind::Mely, StealPolicy::TimeLeft);
 }
 
+/// Locality-aware stealing: the same race with the victims ordered by cache distance (the
+/// topology's order) instead of from the most loaded core.
+#[test]
+fn post_races_steal_mely_locality() {
+    post_races_steal(QueueKind::Mely, StealPolicy::Locality);
+}
+
 /// Core 0 holds A#0 and B#0 (both heavy) and C#0, D#0 (light). Thread 1 posts A#1 and B#1;
 /// thread 2 is worker 1 stealing under time-left with our multi-color steal
 /// ([`StealAmount::Half`]), which takes worthy colors until it holds half of the victim's queued

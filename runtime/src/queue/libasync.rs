@@ -399,7 +399,7 @@ mod tests {
     /// An event of `color` (handler 1) whose cost field carries `seq` (to check order), I/O
     /// or `cpucb`.
     fn ev(color: u32, seq: u32, io: bool) -> Event {
-        let mut e = Event::new(1, Color(color), seq, 0, Task::new(|_| {}, false));
+        let mut e = Event::new(1, Color(color), seq, 0, Task::detached(|| {}, false));
         if io {
             e.add_flags(FLAG_IO);
         }
@@ -488,7 +488,13 @@ mod tests {
 
         // The Epoll event (color 0) re-posting itself beside a waiting callback.
         let epoll = || {
-            let mut e = Event::new(HandlerId::EPOLL.0, Color(0), 0, 0, Task::new(|_| {}, false));
+            let mut e = Event::new(
+                HandlerId::EPOLL.0,
+                Color(0),
+                0,
+                0,
+                Task::detached(|| {}, false),
+            );
             e.add_flags(FLAG_IO);
             e
         };

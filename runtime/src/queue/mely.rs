@@ -576,7 +576,7 @@ mod tests {
     use crate::queue::{Running, NOT_RUNNING};
 
     fn ev(color: u32, cost: u32) -> Event {
-        Event::new(0, Color(color), cost, cost, Task::new(|_| {}, false))
+        Event::new(0, Color(color), cost, cost, Task::detached(|| {}, false))
     }
 
     impl MelyQueue {

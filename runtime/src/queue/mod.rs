@@ -1,17 +1,23 @@
 //! The two queue designs behind one trait ([`Design`]): `libasync` (one FIFO per core) and
 //! `mely` (color-queues chained in a core-queue, a stealing-queue). A design is plain data: it
 //! is only ever touched with its core's lock held, through the handles of `core`, which own the
-//! locking, the running slot and the published length.
+//! locking, the running set and the published length.
 
 pub(crate) mod libasync;
 pub(crate) mod mely;
 
-use crate::config::{StealAmount, StealPolicy};
+use crate::config::{QueueKind, StealAmount, StealPolicy};
 use crate::event::Event;
 use std::collections::VecDeque;
 use std::{mem, ptr};
 
-pub(crate) use crate::core::NOT_RUNNING;
+// The configuration's validation knows which design keeps per-color time without naming the
+// designs (it is below them); this keeps the two answers the same.
+const _: () = assert!(libasync::LibasyncQueue::TIME_LEFT == QueueKind::Libasync.keeps_time_left());
+const _: () = assert!(mely::MelyQueue::TIME_LEFT == QueueKind::Mely.keeps_time_left());
+
+/// A slot value that names no slot.
+pub(crate) const NOT_RUNNING: u32 = u32::MAX;
 
 /// What a push or a steal needs to know from the runtime.
 #[derive(Clone, Copy)]
@@ -52,7 +58,9 @@ pub(crate) const MAX_RUNNING: usize = 16;
 /// The slots of the batch an owner is running (popped, not finished): a thief never takes one.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Running {
+    /// The slots, the first `n` of them in use (`NOT_RUNNING` beyond).
     slots: [u32; MAX_RUNNING],
+    /// How many are in use.
     n: u8,
 }
 
@@ -205,7 +213,7 @@ mod tests {
 
     fn ev(i: u32, drops: &Arc<AtomicUsize>, heap: bool) -> Event {
         let t = Tracked(drops.clone());
-        Event::new(0, Color(i), i, 0, Task::new(move |_| drop(t), heap))
+        Event::new(0, Color(i), i, 0, Task::detached(move || drop(t), heap))
     }
 
     /// `move_front` keeps order, across the ring's wrap-around, and every event is dropped
@@ -258,15 +266,12 @@ mod tests {
             let mut buf = Vec::new();
             for i in 0..3u32 {
                 let t = Tracked(drops.clone());
-                Event::push_new(
-                    &mut buf,
-                    7,
-                    Color(i),
-                    10 + i,
-                    20 + i,
-                    move |_| drop(t),
-                    heap,
-                );
+                // SAFETY: the writer initialises the task at the slot it is given.
+                unsafe {
+                    Event::push_with(&mut buf, 7, Color(i), 10 + i, 20 + i, |dst| {
+                        dst.write(Task::detached(move || drop(t), heap))
+                    });
+                }
             }
             let e = &buf[2];
             assert_eq!(

@@ -229,7 +229,7 @@ fn virtual_costs_feed_the_policies() {
     s.profile(0, h, 40_000);
     s.profile(0, h, 40_000);
     s.profile(0, a, 40_000);
-    let reg = &s.handle().sh.registry;
+    let reg = s.handle().sh.registry();
     assert_eq!(reg.estimate(h).0, 40_000);
     assert_eq!(reg.estimate(a).0, 500);
 }
