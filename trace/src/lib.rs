@@ -3,6 +3,13 @@
 
 pub mod record;
 
+#[cfg(feature = "export")]
+pub mod check;
+#[cfg(feature = "export")]
+pub mod export;
+#[cfg(feature = "export")]
+pub mod parse;
+
 pub use record::{
     Bound, Record, Recorder, State, StealOutcome, Trace, TraceBuf, TraceMeta, WindowCounters,
     NO_SEQ,

@@ -379,9 +379,7 @@ impl TraceBuf {
     /// The bound the buffer was built with.
     pub fn bound(&self) -> Bound {
         if self.ring {
-            Bound::Ring {
-                capacity: self.cap,
-            }
+            Bound::Ring { capacity: self.cap }
         } else {
             Bound::Window {
                 from: self.from,
