@@ -9,6 +9,8 @@ pub mod check;
 pub mod export;
 #[cfg(feature = "export")]
 pub mod parse;
+#[cfg(feature = "plot")]
+pub mod plot;
 
 pub use record::{
     Bound, Record, Recorder, State, StealOutcome, Trace, TraceBuf, TraceMeta, WindowCounters,
