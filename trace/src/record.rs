@@ -274,69 +274,64 @@ impl Bound {
 pub struct TraceBuf {
     /// The core (track) the records are of.
     core: usize,
-    /// The records: in push order until the buffer is full; a ring's after that, oldest at
-    /// `head`. `records.capacity()` never changes after construction.
-    records: Vec<Record>,
-    /// Records kept at most.
-    cap: usize,
-    /// The ring's oldest record once it is full (the next to be overwritten); 0 otherwise.
-    head: usize,
+    /// Room for the records, written (so its pages are in memory) at construction: the hot
+    /// path then never faults a page in or allocates.
+    records: Box<[Record]>,
+    /// Where the next record goes; after a ring wrapped, also its oldest record.
+    next: usize,
+    /// True once a ring has overwritten a record: all of `records` is then in use.
+    wrapped: bool,
     /// First cycle of the window (0 for a ring).
     from: u64,
     /// Cycles in the window (`u64::MAX` for a ring: every time but the last passes).
     len: u64,
     /// True for a ring (overwrite the oldest when full), false for a window (drop the newest).
     ring: bool,
-    /// Records in the window that were lost to the capacity: overwritten (ring) or refused
-    /// (window).
-    dropped: u64,
     /// Records pushed that fell inside the window (kept or dropped).
     seen: u64,
 }
 
+/// What fills a buffer's unused room (never read).
+const FILLER: Record = Record::State {
+    at: 0,
+    queue_len: 0,
+    state: State::Idle,
+};
+
 impl TraceBuf {
-    /// An empty buffer for core `core`, its memory allocated now (invariant 2).
+    /// An empty buffer for core `core`, its memory allocated and written now (invariant 2).
     pub fn new(core: usize, bound: Bound) -> TraceBuf {
         let (from, len, ring) = match bound {
             Bound::Ring { .. } => (0, u64::MAX, true),
             Bound::Window { from, len, .. } => (from, len, false),
         };
-        let cap = bound.capacity();
         TraceBuf {
             core,
-            records: Vec::with_capacity(cap),
-            cap,
-            head: 0,
+            records: vec![FILLER; bound.capacity()].into_boxed_slice(),
+            next: 0,
+            wrapped: false,
             from,
             len,
             ring,
-            dropped: 0,
             seen: 0,
         }
     }
 
     /// Keep `r` if the bound says so (invariant 3). The hot path: one comparison for the
-    /// window, one for the capacity.
+    /// window, one for the room left; a ring wraps once every `capacity` records.
     #[inline]
     pub fn push(&mut self, r: Record) {
         if r.start().wrapping_sub(self.from) >= self.len {
             return;
         }
         self.seen += 1;
-        if self.records.len() < self.cap {
-            self.records.push(r);
-        } else {
-            self.full(r);
-        }
-    }
-
-    /// `push` on a full buffer: a ring overwrites its oldest record, a window drops `r`.
-    #[cold]
-    fn full(&mut self, r: Record) {
-        self.dropped += 1;
-        if self.ring && self.cap > 0 {
-            self.records[self.head] = r;
-            self.head = (self.head + 1) % self.cap;
+        if let Some(slot) = self.records.get_mut(self.next) {
+            *slot = r;
+            self.next += 1;
+        } else if self.ring && !self.records.is_empty() {
+            self.records[0] = r;
+            self.next = 1;
+            self.wrapped = true;
         }
     }
 
@@ -347,28 +342,37 @@ impl TraceBuf {
 
     /// The records kept, oldest first (push order).
     pub fn records(&self) -> impl Iterator<Item = &Record> + '_ {
-        let (newer, older) = self.records.split_at(self.head);
+        let (older, newer) = if self.wrapped {
+            let (newer, older) = self.records.split_at(self.next);
+            (older, newer)
+        } else {
+            (&self.records[..self.next], &self.records[..0])
+        };
         older.iter().chain(newer)
     }
 
     /// Records kept.
     pub fn len(&self) -> usize {
-        self.records.len()
+        if self.wrapped {
+            self.records.len()
+        } else {
+            self.next
+        }
     }
 
     /// True if no record was kept.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len() == 0
     }
 
     /// Records the buffer holds at most.
     pub fn capacity(&self) -> usize {
-        self.cap
+        self.records.len()
     }
 
     /// Records inside the window lost to the capacity (overwritten or refused).
     pub fn dropped(&self) -> u64 {
-        self.dropped
+        self.seen - self.len() as u64
     }
 
     /// Records pushed inside the window (kept plus dropped).
@@ -379,12 +383,14 @@ impl TraceBuf {
     /// The bound the buffer was built with.
     pub fn bound(&self) -> Bound {
         if self.ring {
-            Bound::Ring { capacity: self.cap }
+            Bound::Ring {
+                capacity: self.capacity(),
+            }
         } else {
             Bound::Window {
                 from: self.from,
                 len: self.len,
-                capacity: self.cap,
+                capacity: self.capacity(),
             }
         }
     }
@@ -539,7 +545,12 @@ mod tests {
         assert_eq!(b.dropped(), 6);
         assert_eq!(b.seen(), 10);
         assert_eq!(b.core(), 3);
-        assert_eq!(b.records.capacity(), 4);
+        assert_eq!(b.capacity(), 4);
+        for t in 10..13 {
+            b.push(run(t));
+        }
+        let starts: Vec<u64> = b.records().map(Record::start).collect();
+        assert_eq!(starts, [9, 10, 11, 12]);
     }
 
     #[test]
