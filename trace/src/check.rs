@@ -290,3 +290,85 @@ fn counts(t: &ParsedTrace, report: &mut CheckReport) {
         }
     }
 }
+
+impl std::fmt::Display for RunRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} on tid {} [{:.3}, {:.3}) us",
+            self.name, self.tid, self.ts, self.end
+        )?;
+        if let Some(s) = self.seq {
+            write!(f, " seq {s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Violation::Overlap {
+                color,
+                first,
+                second,
+            } => write!(f, "color {color} overlaps: {first} and {second}"),
+            Violation::OutOfOrder {
+                color,
+                earlier,
+                later,
+            } => write!(
+                f,
+                "color {color} ran out of posting order: {earlier}, then {later}"
+            ),
+            Violation::CountMismatch {
+                what,
+                in_trace,
+                counter,
+                tolerance,
+            } => {
+                let what = match what {
+                    Count::Events => "event runs",
+                    Count::Steals => "successful steals",
+                };
+                write!(
+                    f,
+                    "{what}: {in_trace} in the trace, {counter} by the counters (tolerance {tolerance})"
+                )
+            }
+        }
+    }
+}
+
+/// A summary line, then one line per violation kept (and how many were left out).
+impl std::fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verdict = if self.passed() { "passed" } else { "FAILED" };
+        write!(
+            f,
+            "{verdict}: {} runs ({} with a posting sequence number) of {} colors on {} tracks, \
+             {} steals; ",
+            self.runs, self.sequenced_runs, self.colors, self.tracks, self.steals
+        )?;
+        match &self.counts {
+            Counts::Compared {
+                events,
+                steals,
+                tolerance,
+            } => writeln!(
+                f,
+                "counters: {events} events, {steals} steals (tolerance {tolerance})"
+            )?,
+            Counts::NoCounters => writeln!(f, "no counters to compare")?,
+            Counts::NotComparable { reason } => writeln!(f, "counts not compared: {reason}")?,
+        }
+        for v in &self.violations {
+            writeln!(f, "  {v}")?;
+        }
+        let left = self.violations_total - self.violations.len() as u64;
+        if left > 0 {
+            writeln!(f, "  ... and {left} more violations")?;
+        }
+        Ok(())
+    }
+}

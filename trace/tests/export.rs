@@ -36,6 +36,10 @@ fn round_trip_through_a_file_passes_the_checker() {
     let report = colored_trace::check::check_path(&path).expect("read back");
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(report.passed(), "{report:#?}");
+    assert!(
+        report.to_string().starts_with("passed: 45 runs"),
+        "{report}"
+    );
     assert_eq!(report.runs, 45);
     assert_eq!(report.sequenced_runs, 45);
     assert_eq!(report.colors, 4);
@@ -224,6 +228,9 @@ fn checker_fails_on_overlapping_runs_of_one_color() {
         })
         .collect();
     assert_eq!(overlaps.len(), 1, "{report:#?}");
+    let text = report.to_string();
+    assert!(text.starts_with("FAILED: 46 runs"), "{text}");
+    assert!(text.contains("color 3 overlaps: odd on tid 1"), "{text}");
     let (color, a, b, ts) = overlaps[0];
     assert_eq!((color, a, b), (3, 1, 2));
     assert!(ts > run["ts"].as_f64().unwrap());

@@ -85,6 +85,9 @@ fn validate(files: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
+/// A change that makes a valid trace invalid.
+type Corruption = Box<dyn Fn(&mut Value)>;
+
 fn write_value(path: &Path, v: &Value) {
     std::fs::write(path, serde_json::to_vec(v).unwrap()).unwrap();
 }
@@ -124,7 +127,7 @@ fn exported_traces_match_the_schema_and_corrupted_ones_do_not() {
         .iter()
         .position(|e| e["ph"] == "f")
         .unwrap();
-    let corruptions: [(&str, Box<dyn Fn(&mut Value)>); 5] = [
+    let corruptions: [(&str, Corruption); 5] = [
         (
             "no-dur",
             Box::new(move |v| {
