@@ -153,7 +153,7 @@ pub fn check(t: &ParsedTrace) -> CheckReport {
         .map_or(1e-6, |r| 0.5 / r);
     let mut by_color: BTreeMap<u64, Vec<&ParsedSlice>> = BTreeMap::new();
     for s in t.slices.iter().filter(|s| s.cat == "run") {
-        if let Some(c) = s.arg_u64("color") {
+        if let Some(c) = s.color {
             by_color.entry(c).or_default().push(s);
         }
     }
@@ -163,11 +163,11 @@ pub fn check(t: &ParsedTrace) -> CheckReport {
     let steals = t
         .slices
         .iter()
-        .filter(|s| s.cat == "steal" && s.arg_str("outcome") == Some("stolen"))
+        .filter(|s| s.cat == "steal" && s.outcome.as_deref() == Some("stolen"))
         .count() as u64;
     let mut report = CheckReport {
         runs: runs.len() as u64,
-        sequenced_runs: runs.iter().filter(|s| s.arg_u64("seq").is_some()).count() as u64,
+        sequenced_runs: runs.iter().filter(|s| s.seq.is_some()).count() as u64,
         colors: by_color.len() as u64,
         tracks: tracks.len() as u64,
         steals,
@@ -191,7 +191,7 @@ fn run_ref(s: &ParsedSlice) -> RunRef {
         name: s.name.clone(),
         ts: s.ts,
         end: s.end(),
-        seq: s.arg_u64("seq"),
+        seq: s.seq,
     }
 }
 
@@ -221,7 +221,7 @@ fn overlaps(color: u64, runs: &[&ParsedSlice], eps: f64, report: &mut CheckRepor
 fn order(color: u64, runs: &[&ParsedSlice], report: &mut CheckReport) {
     let mut prev: Option<(&ParsedSlice, u64)> = None;
     for &r in runs {
-        let Some(seq) = r.arg_u64("seq") else {
+        let Some(seq) = r.seq else {
             continue;
         };
         if let Some((p, pseq)) = prev {

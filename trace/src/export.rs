@@ -31,7 +31,6 @@
 
 use crate::record::{Bound, Record, State, StealOutcome, Trace, TraceBuf, NO_SEQ};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -61,27 +60,109 @@ pub enum ExportError {
     },
 }
 
-/// The kinds of complete events, in the order that wins a tie of start and end (the first
-/// encloses the others).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    Run,
-    State,
-    Steal,
-    Robbed,
+/// A complete event's content, kept compact until it is written.
+#[derive(Clone, Copy, Debug)]
+enum What {
+    Run {
+        color: u32,
+        handler: u16,
+        seq: u64,
+    },
+    State(State),
+    Steal {
+        victim: u16,
+        outcome: StealOutcome,
+        colors: u16,
+        events: u32,
+        nodes: u16,
+        lock_wait: u32,
+        lock_hold: u32,
+    },
+    Robbed {
+        thief: usize,
+        events: u32,
+    },
     LockWait,
     LockHold,
 }
 
-impl Kind {
-    fn cat(self) -> &'static str {
+impl What {
+    /// Rank in a tie of start and end: the first encloses the others.
+    fn rank(&self) -> u8 {
         match self {
-            Kind::Run => "run",
-            Kind::State => "state",
-            Kind::Steal => "steal",
-            Kind::Robbed => "robbed",
-            Kind::LockWait | Kind::LockHold => "lock",
+            What::Run { .. } => 0,
+            What::State(_) => 1,
+            What::Steal { .. } => 2,
+            What::Robbed { .. } => 3,
+            What::LockWait => 4,
+            What::LockHold => 5,
         }
+    }
+
+    fn is_run(&self) -> bool {
+        matches!(self, What::Run { .. })
+    }
+
+    fn cat(&self) -> &'static str {
+        match self {
+            What::Run { .. } => "run",
+            What::State(_) => "state",
+            What::Steal { .. } => "steal",
+            What::Robbed { .. } => "robbed",
+            What::LockWait | What::LockHold => "lock",
+        }
+    }
+
+    fn name(&self, handler_names: &[String]) -> String {
+        match *self {
+            What::Run { handler, .. } => handler_names
+                .get(usize::from(handler))
+                .cloned()
+                .unwrap_or_else(|| format!("handler {handler}")),
+            What::State(s) => s.name().into(),
+            What::Steal { victim, .. } => format!("steal from core {victim}"),
+            What::Robbed { thief, .. } => format!("robbed by core {thief}"),
+            What::LockWait => "lock wait".into(),
+            What::LockHold => "lock hold".into(),
+        }
+    }
+
+    fn args(&self) -> Map<String, Value> {
+        let mut a = Map::new();
+        let mut put = |k: &str, v: Value| {
+            a.insert(k.into(), v);
+        };
+        match *self {
+            What::Run { color, seq, .. } => {
+                put("color", color.into());
+                if seq != NO_SEQ {
+                    put("seq", seq.into());
+                }
+            }
+            What::Steal {
+                victim,
+                outcome,
+                colors,
+                events,
+                nodes,
+                lock_wait,
+                lock_hold,
+            } => {
+                put("victim", victim.into());
+                put("outcome", outcome.name().into());
+                put("colors", colors.into());
+                put("events", events.into());
+                put("nodes", nodes.into());
+                put("lock_wait_cycles", lock_wait.into());
+                put("lock_hold_cycles", lock_hold.into());
+            }
+            What::Robbed { thief, events } => {
+                put("thief", thief.into());
+                put("events", events.into());
+            }
+            What::State(_) | What::LockWait | What::LockHold => {}
+        }
+        a
     }
 }
 
@@ -96,11 +177,21 @@ enum Flow {
 struct Slice {
     start: u64,
     end: u64,
-    kind: Kind,
-    name: String,
-    args: Map<String, Value>,
+    what: What,
     flow: Option<Flow>,
     clipped: bool,
+}
+
+impl Slice {
+    fn new(start: u64, end: u64, what: What) -> Slice {
+        Slice {
+            start,
+            end,
+            what,
+            flow: None,
+            clipped: false,
+        }
+    }
 }
 
 /// Cycles to microseconds since the origin.
@@ -116,8 +207,33 @@ impl Clock {
     }
 }
 
-/// The trace as a JSON value.
+/// Events written one at a time, comma-separated.
+struct Out<W: Write> {
+    w: W,
+    first: bool,
+}
+
+impl<W: Write> Out<W> {
+    fn event(&mut self, v: &Value) -> Result<(), serde_json::Error> {
+        if !self.first {
+            self.w.write_all(b",").map_err(serde_json::Error::io)?;
+        }
+        self.first = false;
+        serde_json::to_writer(&mut self.w, v)
+    }
+}
+
+/// The trace as a JSON value (built in memory: for small traces and tests; [`write`] and
+/// [`write_file`] stream).
 pub fn to_json(trace: &Trace) -> Result<Value, ExportError> {
+    let mut bytes = Vec::new();
+    write(trace, &mut bytes)?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Write the trace as JSON to `w`, one event at a time: besides the buffers, memory holds
+/// only each track's complete events in a compact form (for the nesting) while it is written.
+pub fn write(trace: &Trace, mut w: impl Write) -> Result<(), ExportError> {
     let rate = trace.meta.cycles_per_us;
     if !(rate.is_finite() && rate > 0.0) {
         return Err(ExportError::BadRate(rate));
@@ -127,30 +243,50 @@ pub fn to_json(trace: &Trace) -> Result<Value, ExportError> {
         cycles_per_us: rate,
     };
     let end = trace.meta.end.or(trace.last_cycle()).unwrap_or(0);
-    let mut tracks: BTreeMap<usize, Vec<Slice>> = BTreeMap::new();
-    let mut other = Vec::new();
+    let io = serde_json::Error::io;
+    w.write_all(b"{\"traceEvents\":[").map_err(io)?;
+    let mut out = Out { w, first: true };
+    // Every core with a buffer, and every victim named by a steal.
+    let mut cores: Vec<usize> = trace.cores.iter().map(TraceBuf::core).collect();
+    for b in &trace.cores {
+        cores.extend(b.records().filter_map(|r| match *r {
+            Record::Steal {
+                victim,
+                outcome: StealOutcome::Stolen,
+                ..
+            } => Some(usize::from(victim)),
+            _ => None,
+        }));
+    }
+    cores.sort_unstable();
+    cores.dedup();
+    for e in metadata_events(trace, cores.iter().copied()) {
+        out.event(&e)?;
+    }
+    // Flow ids: a successful steal's is its rank among all successful steals, in the order of
+    // `trace.cores` and of each buffer, so each track can be built on its own.
+    let mut first_flow = Vec::with_capacity(trace.cores.len());
     let mut flows = 0u64;
-    for buf in &trace.cores {
-        tracks.entry(buf.core()).or_default();
-        core_events(buf, trace, &clock, end, &mut tracks, &mut other, &mut flows);
+    for b in &trace.cores {
+        first_flow.push(flows);
+        flows += b.records().filter(|r| is_stolen(r)).count() as u64;
     }
-    let mut events = metadata_events(trace, tracks.keys().copied());
-    for (core, slices) in &mut tracks {
-        nest(slices);
-        write_slices(*core, slices, &clock, &mut events);
+    for &core in &cores {
+        let mut slices = Vec::new();
+        for (i, b) in trace.cores.iter().enumerate() {
+            track_slices(b, core, end, first_flow[i], &mut slices);
+        }
+        nest(&mut slices);
+        write_slices(core, &slices, &clock, &trace.meta.handler_names, &mut out)?;
     }
-    events.append(&mut other);
-    Ok(json!({
-        "traceEvents": events,
-        "displayTimeUnit": "ns",
-        "otherData": other_data(trace, &clock),
-    }))
-}
-
-/// Write the trace as JSON to `w`.
-pub fn write(trace: &Trace, w: impl Write) -> Result<(), ExportError> {
-    let v = to_json(trace)?;
-    serde_json::to_writer(w, &v)?;
+    for b in &trace.cores {
+        write_instants(b, &clock, &mut out)?;
+    }
+    let mut w = out.w;
+    w.write_all(b"],\"displayTimeUnit\":\"ns\",\"otherData\":")
+        .map_err(io)?;
+    serde_json::to_writer(&mut w, &other_data(trace, &clock))?;
+    w.write_all(b"}").map_err(io)?;
     Ok(())
 }
 
@@ -166,25 +302,26 @@ pub fn write_file(trace: &Trace, path: &Path) -> Result<(), ExportError> {
     w.flush().map_err(file_err)
 }
 
-/// One core's records: its slices (and its steals' `robbed` slices on the victims' tracks)
-/// into `tracks`, its instants and counters into `other`.
-fn core_events(
-    buf: &TraceBuf,
-    trace: &Trace,
-    clock: &Clock,
-    end: u64,
-    tracks: &mut BTreeMap<usize, Vec<Slice>>,
-    other: &mut Vec<Value>,
-    flows: &mut u64,
-) {
-    let core = buf.core();
-    let tid = core as u64;
+fn is_stolen(r: &Record) -> bool {
+    matches!(
+        r,
+        Record::Steal {
+            outcome: StealOutcome::Stolen,
+            ..
+        }
+    )
+}
+
+/// The complete events buffer `b` puts on core `core`'s track: its runs, states and steals
+/// if it is that core's buffer, and the `robbed` slices of its steals from that core.
+/// `flow` is the id of `b`'s first successful steal, less one.
+fn track_slices(b: &TraceBuf, core: usize, end: u64, mut flow: u64, out: &mut Vec<Slice>) {
+    let own = b.core() == core;
     let mut state: Option<(u64, State)> = None;
-    let instant = |at: u64, cat: &str, name: String, args: Value| {
-        json!({"ph": "i", "s": "t", "cat": cat, "name": name, "pid": PID, "tid": tid,
-               "ts": clock.us(at), "args": args})
-    };
-    for r in buf.records() {
+    for r in b.records() {
+        if is_stolen(r) {
+            flow += 1;
+        }
         match *r {
             Record::Run {
                 start,
@@ -192,102 +329,38 @@ fn core_events(
                 color,
                 handler,
                 seq,
-            } => {
-                let mut args = Map::new();
-                args.insert("color".into(), color.into());
-                if seq != NO_SEQ {
-                    args.insert("seq".into(), seq.into());
-                }
-                let name = trace
-                    .meta
-                    .handler_names
-                    .get(usize::from(handler))
-                    .cloned()
-                    .unwrap_or_else(|| format!("handler {handler}"));
-                let s = slice(start, end.max(start), Kind::Run, name, args);
-                tracks.entry(core).or_default().push(s);
+            } if own => {
+                let what = What::Run {
+                    color,
+                    handler,
+                    seq,
+                };
+                out.push(Slice::new(start, end.max(start), what));
             }
-            Record::Steal { .. } => steal_slices(core, r, tracks, flows),
-            Record::Post { at, color, target } => other.push(instant(
-                at,
-                "post",
-                format!("post to core {target}"),
-                json!({"color": color, "target": target}),
-            )),
-            Record::Remap {
-                at,
-                color,
-                from,
-                to,
-            } => other.push(instant(
-                at,
-                "remap",
-                format!("remap color {color}"),
-                json!({"color": color, "from": from, "to": to}),
-            )),
-            Record::State {
-                at,
-                queue_len,
-                state: s,
-            } => {
+            Record::Steal { .. } => steal_slices(b.core(), core, r, flow, out),
+            Record::State { at, state: s, .. } if own => {
                 if let Some((since, prev)) = state.replace((at, s)) {
-                    state_slice(core, since, at, prev, tracks);
+                    state_slice(since, at, prev, out);
                 }
-                if s == State::Wake {
-                    other.push(instant(
-                        at,
-                        "state",
-                        "wake".into(),
-                        json!({ "queue_len": queue_len }),
-                    ));
-                }
-                other.push(
-                    json!({"ph": "C", "name": format!("queue core {core}"), "pid": PID,
-                                  "tid": tid, "ts": clock.us(at), "args": {"len": queue_len}}),
-                );
             }
+            _ => {}
         }
     }
     if let Some((since, prev)) = state {
-        state_slice(core, since, end.max(since), prev, tracks);
-    }
-}
-
-fn slice(start: u64, end: u64, kind: Kind, name: String, args: Map<String, Value>) -> Slice {
-    Slice {
-        start,
-        end,
-        kind,
-        name,
-        args,
-        flow: None,
-        clipped: false,
+        state_slice(since, end.max(since), prev, out);
     }
 }
 
 /// The slice of a state that lasted `[since, until)`, if the state is drawn as one.
-fn state_slice(
-    core: usize,
-    since: u64,
-    until: u64,
-    s: State,
-    tracks: &mut BTreeMap<usize, Vec<Slice>>,
-) {
-    if matches!(s, State::Busy | State::Wake) || until <= since {
-        return;
+fn state_slice(since: u64, until: u64, s: State, out: &mut Vec<Slice>) {
+    if !matches!(s, State::Busy | State::Wake) && until > since {
+        out.push(Slice::new(since, until, What::State(s)));
     }
-    let sl = slice(since, until, Kind::State, s.name().into(), Map::new());
-    tracks.entry(core).or_default().push(sl);
 }
 
-/// A steal attempt's slices: the attempt and its lock parts on the thief's track, and for a
-/// successful one the victim's `robbed` slice and the flow between them.
-fn steal_slices(
-    thief: usize,
-    r: &Record,
-    tracks: &mut BTreeMap<usize, Vec<Slice>>,
-    flows: &mut u64,
-) {
+/// A steal attempt's slices on track `core`: on the thief's, the attempt and its lock parts;
+/// on the victim's, for a successful one, the `robbed` slice. The two ends of flow `flow`.
+fn steal_slices(thief: usize, core: usize, r: &Record, flow: u64, out: &mut Vec<Slice>) {
     let Record::Steal {
         start,
         dur,
@@ -302,73 +375,49 @@ fn steal_slices(
     else {
         return;
     };
-    let end = start.saturating_add(u64::from(dur));
-    let mut args = Map::new();
-    args.insert("victim".into(), victim.into());
-    args.insert("outcome".into(), outcome.name().into());
-    args.insert("colors".into(), colors.into());
-    args.insert("events".into(), events.into());
-    args.insert("nodes".into(), nodes.into());
-    args.insert("lock_wait_cycles".into(), lock_wait.into());
-    args.insert("lock_hold_cycles".into(), lock_hold.into());
-    let name = format!("steal from core {victim}");
-    let track = tracks.entry(thief).or_default();
-    track.push(slice(start, end, Kind::Steal, name, args));
     let locked = start.saturating_add(u64::from(lock_wait));
-    let unlocked = locked.saturating_add(u64::from(lock_hold));
-    if lock_wait > 0 {
-        let s = slice(
+    // A flow needs a slice at each end: a zero-length hold gets one cycle.
+    let unlocked = locked.saturating_add(u64::from(lock_hold)).max(locked + 1);
+    let stolen = outcome == StealOutcome::Stolen;
+    if core == thief {
+        let what = What::Steal {
+            victim,
+            outcome,
+            colors,
+            events,
+            nodes,
+            lock_wait,
+            lock_hold,
+        };
+        out.push(Slice::new(
             start,
-            locked,
-            Kind::LockWait,
-            "lock wait".into(),
-            Map::new(),
-        );
-        track.push(s);
+            start.saturating_add(u64::from(dur)),
+            what,
+        ));
+        if lock_wait > 0 {
+            out.push(Slice::new(start, locked, What::LockWait));
+        }
+        if lock_hold > 0 || stolen {
+            let mut s = Slice::new(locked, unlocked, What::LockHold);
+            s.flow = stolen.then_some(Flow::In(flow));
+            out.push(s);
+        }
     }
-    let flow = (outcome == StealOutcome::Stolen).then(|| {
-        *flows += 1;
-        *flows
-    });
-    if lock_hold > 0 || flow.is_some() {
-        // A flow needs a slice at each end: give a zero-length hold one cycle.
-        let mut s = slice(
-            locked,
-            unlocked.max(locked + 1),
-            Kind::LockHold,
-            "lock hold".into(),
-            Map::new(),
-        );
-        s.flow = flow.map(Flow::In);
-        track.push(s);
-    }
-    if let Some(id) = flow {
-        let mut args = Map::new();
-        args.insert("thief".into(), thief.into());
-        args.insert("events".into(), events.into());
-        let mut s = slice(
-            locked,
-            unlocked.max(locked + 1),
-            Kind::Robbed,
-            format!("robbed by core {thief}"),
-            args,
-        );
-        s.flow = Some(Flow::Out(id));
-        tracks.entry(usize::from(victim)).or_default().push(s);
+    if stolen && core == usize::from(victim) {
+        let mut s = Slice::new(locked, unlocked, What::Robbed { thief, events });
+        s.flow = Some(Flow::Out(flow));
+        out.push(s);
     }
 }
 
-/// Make one track's slices nest: sorted by start (longest first, then by [`Kind`]), a slice
-/// that crosses the end of the innermost open one is cut at that end, unless it is a run,
-/// which cuts the open slice at its own start instead. Two runs that overlap are left as they
-/// are (the checker reports them). Slices cut to nothing are removed.
+/// Make one track's slices nest: sorted by start (longest first, then by [`What::rank`]), a
+/// slice that crosses the end of the innermost open one is cut at that end, unless it is a
+/// run, which cuts the open slice at its own start instead. Two runs that overlap are left as
+/// they are (the checker reports them). Slices cut to nothing are removed.
 fn nest(slices: &mut Vec<Slice>) {
     slices.sort_by(|a, b| {
-        (a.start, std::cmp::Reverse(a.end), a.kind).cmp(&(
-            b.start,
-            std::cmp::Reverse(b.end),
-            b.kind,
-        ))
+        let key = |s: &Slice| (s.start, std::cmp::Reverse(s.end), s.what.rank());
+        key(a).cmp(&key(b))
     });
     let mut open: Vec<usize> = Vec::new();
     for i in 0..slices.len() {
@@ -376,9 +425,9 @@ fn nest(slices: &mut Vec<Slice>) {
             let (t, s) = (&slices[top], &slices[i]);
             if t.end <= s.start {
                 open.pop();
-            } else if s.end <= t.end || (s.kind == Kind::Run && t.kind == Kind::Run) {
+            } else if s.end <= t.end || (s.what.is_run() && t.what.is_run()) {
                 break;
-            } else if s.kind == Kind::Run {
+            } else if s.what.is_run() {
                 let cut = s.start;
                 let t = &mut slices[top];
                 t.end = cut;
@@ -394,32 +443,89 @@ fn nest(slices: &mut Vec<Slice>) {
         }
         open.push(i);
     }
-    slices.retain(|s| s.end > s.start || (s.kind == Kind::Run && !s.clipped));
+    slices.retain(|s| s.end > s.start || (s.what.is_run() && !s.clipped));
 }
 
 /// The complete events and flow ends of one track.
-fn write_slices(core: usize, slices: &mut [Slice], clock: &Clock, out: &mut Vec<Value>) {
+fn write_slices<W: Write>(
+    core: usize,
+    slices: &[Slice],
+    clock: &Clock,
+    names: &[String],
+    out: &mut Out<W>,
+) -> Result<(), serde_json::Error> {
     for s in slices {
         let ts = clock.us(s.start);
         let dur = clock.us(s.end) - ts;
-        let mut args = std::mem::take(&mut s.args);
+        let mut args = s.what.args();
         if s.clipped {
             args.insert("clipped".into(), true.into());
         }
-        out.push(
-            json!({"ph": "X", "cat": s.kind.cat(), "name": s.name, "pid": PID,
-                        "tid": core, "ts": ts, "dur": dur, "args": args}),
-        );
+        out.event(
+            &json!({"ph": "X", "cat": s.what.cat(), "name": s.what.name(names),
+                          "pid": PID, "tid": core, "ts": ts, "dur": dur, "args": args}),
+        )?;
         if let Some(flow) = s.flow {
             let mid = ts + dur / 2.0;
-            out.push(match flow {
+            out.event(&match flow {
                 Flow::Out(id) => json!({"ph": "s", "cat": "steal", "name": "steal", "id": id,
                                         "pid": PID, "tid": core, "ts": mid}),
                 Flow::In(id) => json!({"ph": "f", "bp": "e", "cat": "steal", "name": "steal",
                                        "id": id, "pid": PID, "tid": core, "ts": mid}),
-            });
+            })?;
         }
     }
+    Ok(())
+}
+
+/// A buffer's instants (posts, remaps, wake-ups) and queue-length counters.
+fn write_instants<W: Write>(
+    b: &TraceBuf,
+    clock: &Clock,
+    out: &mut Out<W>,
+) -> Result<(), serde_json::Error> {
+    let core = b.core();
+    let instant = |at: u64, cat: &str, name: String, args: Value| {
+        json!({"ph": "i", "s": "t", "cat": cat, "name": name, "pid": PID, "tid": core,
+               "ts": clock.us(at), "args": args})
+    };
+    for r in b.records() {
+        match *r {
+            Record::Post { at, color, target } => out.event(&instant(
+                at,
+                "post",
+                format!("post to core {target}"),
+                json!({"color": color, "target": target}),
+            ))?,
+            Record::Remap {
+                at,
+                color,
+                from,
+                to,
+            } => out.event(&instant(
+                at,
+                "remap",
+                format!("remap color {color}"),
+                json!({"color": color, "from": from, "to": to}),
+            ))?,
+            Record::State {
+                at,
+                queue_len,
+                state,
+            } => {
+                if state == State::Wake {
+                    let args = json!({ "queue_len": queue_len });
+                    out.event(&instant(at, "state", "wake".into(), args))?;
+                }
+                out.event(
+                    &json!({"ph": "C", "name": format!("queue core {core}"), "pid": PID,
+                                  "tid": core, "ts": clock.us(at), "args": {"len": queue_len}}),
+                )?;
+            }
+            Record::Run { .. } | Record::Steal { .. } => {}
+        }
+    }
+    Ok(())
 }
 
 /// Process and thread names and the tracks' order.

@@ -4,7 +4,8 @@
 //! thread names are kept. Begin/end pairs (`"ph":"B"`/`"E"`), which [`crate::export`] never
 //! writes, are not read.
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -31,7 +32,7 @@ pub enum TraceError {
     },
 }
 
-/// One complete event.
+/// One complete event, with the arguments the checker and the pictures read.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParsedSlice {
     /// Process id.
@@ -46,24 +47,18 @@ pub struct ParsedSlice {
     pub ts: f64,
     /// Duration, microseconds.
     pub dur: f64,
-    /// Arguments (a run's `color` and `seq`).
-    pub args: Map<String, Value>,
+    /// Arg `color`, if it is an unsigned integer (a run's color).
+    pub color: Option<u64>,
+    /// Arg `seq`, if it is an unsigned integer (a run's posting sequence number).
+    pub seq: Option<u64>,
+    /// Arg `outcome`, if it is a string (a steal's).
+    pub outcome: Option<String>,
 }
 
 impl ParsedSlice {
     /// End, microseconds.
     pub fn end(&self) -> f64 {
         self.ts + self.dur
-    }
-
-    /// Argument `key` as an unsigned integer, if it is one.
-    pub fn arg_u64(&self, key: &str) -> Option<u64> {
-        self.args.get(key).and_then(Value::as_u64)
-    }
-
-    /// Argument `key` as a string, if it is one.
-    pub fn arg_str(&self, key: &str) -> Option<&str> {
-        self.args.get(key).and_then(Value::as_str)
     }
 }
 
@@ -79,6 +74,37 @@ pub struct ParsedTrace {
     pub other: Value,
 }
 
+/// An event as deserialized: only the fields read, each optional until its phase needs it.
+#[derive(Deserialize)]
+struct RawEvent {
+    ph: Option<String>,
+    name: Option<String>,
+    cat: Option<String>,
+    pid: Option<Value>,
+    tid: Option<Value>,
+    ts: Option<Value>,
+    dur: Option<Value>,
+    args: Option<RawArgs>,
+}
+
+/// The arguments read (others are skipped).
+#[derive(Deserialize)]
+struct RawArgs {
+    color: Option<Value>,
+    seq: Option<Value>,
+    outcome: Option<Value>,
+    name: Option<Value>,
+}
+
+/// The JSON Object Format's top level.
+#[derive(Deserialize)]
+struct RawObject {
+    #[serde(rename = "traceEvents")]
+    trace_events: Vec<RawEvent>,
+    #[serde(rename = "otherData", default)]
+    other_data: Value,
+}
+
 impl ParsedTrace {
     /// Read the file at `path`.
     pub fn from_path(path: &Path) -> Result<ParsedTrace, TraceError> {
@@ -89,28 +115,36 @@ impl ParsedTrace {
         ParsedTrace::from_str(&text)
     }
 
-    /// Read JSON text.
+    /// Read JSON text (deserialized straight into the events read: a large trace is never
+    /// held as a JSON tree).
     #[allow(clippy::should_implement_trait)]
     pub fn from_str(text: &str) -> Result<ParsedTrace, TraceError> {
-        let v: Value = serde_json::from_str(text)?;
-        ParsedTrace::from_value(&v)
+        if text.trim_start().starts_with('[') {
+            ParsedTrace::build(serde_json::from_str(text)?, Value::Null)
+        } else {
+            let o: RawObject = serde_json::from_str(text)?;
+            ParsedTrace::build(o.trace_events, o.other_data)
+        }
     }
 
     /// Read a parsed JSON value.
     pub fn from_value(v: &Value) -> Result<ParsedTrace, TraceError> {
-        let (events, other) = match v {
-            Value::Array(a) => (a, Value::Null),
-            Value::Object(o) => match o.get("traceEvents") {
-                Some(Value::Array(a)) => (a, o.get("otherData").cloned().unwrap_or(Value::Null)),
-                _ => return Err(malformed("the object has no traceEvents array".into())),
-            },
-            _ => return Err(malformed("neither an object nor an array".into())),
-        };
+        match v {
+            Value::Array(_) => ParsedTrace::build(Vec::deserialize(v)?, Value::Null),
+            Value::Object(_) => {
+                let o = RawObject::deserialize(v)?;
+                ParsedTrace::build(o.trace_events, o.other_data)
+            }
+            _ => Err(malformed("neither an object nor an array".into())),
+        }
+    }
+
+    fn build(events: Vec<RawEvent>, other: Value) -> Result<ParsedTrace, TraceError> {
         let mut t = ParsedTrace {
             other,
             ..ParsedTrace::default()
         };
-        for (i, e) in events.iter().enumerate() {
+        for (i, e) in events.into_iter().enumerate() {
             t.read_event(i, e)?;
         }
         for s in &t.slices {
@@ -121,45 +155,48 @@ impl ParsedTrace {
         Ok(t)
     }
 
-    fn read_event(&mut self, i: usize, e: &Value) -> Result<(), TraceError> {
-        let field = |k: &str| e.get(k);
-        let uint = |k: &str| {
-            field(k)
+    fn read_event(&mut self, i: usize, e: RawEvent) -> Result<(), TraceError> {
+        let uint = |v: &Option<Value>, k: &str| {
+            v.as_ref()
                 .and_then(Value::as_u64)
                 .ok_or_else(|| malformed(format!("event {i}: {k} is not an unsigned integer")))
         };
-        let num = |k: &str| {
-            field(k)
+        let num = |v: &Option<Value>, k: &str| {
+            v.as_ref()
                 .and_then(Value::as_f64)
                 .ok_or_else(|| malformed(format!("event {i}: {k} is not a number")))
         };
-        let text = |k: &str| field(k).and_then(Value::as_str).unwrap_or("").to_string();
-        match field("ph").and_then(Value::as_str) {
+        match e.ph.as_deref() {
             Some("X") => {
-                let dur = num("dur")?;
+                let dur = num(&e.dur, "dur")?;
                 if dur < 0.0 {
                     return Err(malformed(format!("event {i}: negative dur {dur}")));
                 }
+                let args = e.args.as_ref();
+                let arg = |f: fn(&RawArgs) -> &Option<Value>| args.and_then(|a| f(a).as_ref());
                 self.slices.push(ParsedSlice {
-                    pid: uint("pid")?,
-                    tid: uint("tid")?,
-                    cat: text("cat"),
-                    name: text("name"),
-                    ts: num("ts")?,
+                    pid: uint(&e.pid, "pid")?,
+                    tid: uint(&e.tid, "tid")?,
+                    ts: num(&e.ts, "ts")?,
                     dur,
-                    args: field("args")
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default(),
+                    color: arg(|a| &a.color).and_then(Value::as_u64),
+                    seq: arg(|a| &a.seq).and_then(Value::as_u64),
+                    outcome: arg(|a| &a.outcome)
+                        .and_then(Value::as_str)
+                        .map(String::from),
+                    cat: e.cat.unwrap_or_default(),
+                    name: e.name.unwrap_or_default(),
                 });
             }
-            Some("M") if text("name") == "thread_name" => {
+            Some("M") if e.name.as_deref() == Some("thread_name") => {
                 let name = e
-                    .pointer("/args/name")
+                    .args
+                    .as_ref()
+                    .and_then(|a| a.name.as_ref())
                     .and_then(Value::as_str)
                     .ok_or_else(|| malformed(format!("event {i}: thread_name without a name")))?;
-                self.tracks
-                    .insert((uint("pid")?, uint("tid")?), name.to_string());
+                let key = (uint(&e.pid, "pid")?, uint(&e.tid, "tid")?);
+                self.tracks.insert(key, name.to_string());
             }
             Some(_) => {}
             None => return Err(malformed(format!("event {i}: no ph"))),
