@@ -123,9 +123,15 @@ fn mapping_to_the_viewer() {
 /// The complete events of each track nest (what the viewers require).
 #[test]
 fn every_track_nests() {
-    let v = exported(&common::full_sample());
+    assert_nests(&exported(&common::full_sample()));
+    for seed in 1..=10 {
+        assert_nests(&exported(&random_trace(seed, 3, 5, 300)));
+    }
+}
+
+fn assert_nests(v: &Value) {
     let mut by_tid: std::collections::BTreeMap<u64, Vec<(f64, f64)>> = Default::default();
-    for e in of(&v, "X", "") {
+    for e in of(v, "X", "") {
         let ts = e["ts"].as_f64().unwrap();
         by_tid
             .entry(e["tid"].as_u64().unwrap())
@@ -352,5 +358,165 @@ fn malformed_traces_are_errors() {
         "[{\"ph\": \"X\", \"pid\": 1, \"tid\": 0, \"ts\": 0, \"dur\": -1}]",
     ] {
         assert!(ParsedTrace::from_str(text).is_err(), "{text}");
+    }
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+/// A random run that keeps the color guarantee: each color's events run one after another in
+/// posting order, on the core that owns the color; a color moves to another core by a steal
+/// that core records (with its search before it) while the color is not running.
+fn random_trace(seed: u64, cores: usize, colors: usize, events: usize) -> Trace {
+    use colored_trace::{State, StealOutcome};
+    let mut rng = Rng(seed | 1);
+    let mut bufs: Vec<TraceBuf> = (0..cores)
+        .map(|c| {
+            TraceBuf::new(
+                c,
+                Bound::Ring {
+                    capacity: 8 * events,
+                },
+            )
+        })
+        .collect();
+    let mut core_free = vec![0u64; cores];
+    let mut color_done = vec![0u64; colors];
+    let mut owner: Vec<usize> = (0..colors).map(|c| c % cores).collect();
+    let mut seq = vec![0u64; colors];
+    let (mut runs, mut steals) = (0, 0);
+    for _ in 0..events {
+        let c = rng.below(colors as u64) as usize;
+        if rng.below(8) == 0 {
+            let thief = rng.below(cores as u64) as usize;
+            if thief != owner[c] {
+                // The thief searches from when it is free, then steals once the color is done.
+                let from = core_free[thief];
+                let start = from.max(color_done[c]) + 10 + rng.below(200);
+                let (wait, hold) = (rng.below(50) as u32, 20 + rng.below(100) as u32);
+                let st = |at, state| Record::State {
+                    at,
+                    queue_len: 0,
+                    state,
+                };
+                bufs[thief].push(st(from, State::Search));
+                bufs[thief].push(Record::Steal {
+                    start,
+                    dur: wait + hold + 5,
+                    lock_wait: wait,
+                    lock_hold: hold,
+                    events: 1,
+                    victim: owner[c] as u16,
+                    colors: 1,
+                    nodes: 3,
+                    outcome: StealOutcome::Stolen,
+                });
+                let done = start + u64::from(wait + hold) + 5;
+                bufs[thief].push(st(done, State::Busy));
+                core_free[thief] = done;
+                owner[c] = thief;
+                steals += 1;
+            }
+        }
+        let k = owner[c];
+        let start = core_free[k].max(color_done[c]) + rng.below(3) * rng.below(100);
+        let end = start + 1 + rng.below(1000);
+        bufs[k].push(Record::Run {
+            start,
+            end,
+            color: c as u32,
+            handler: (c % 3) as u16,
+            seq: seq[c],
+        });
+        seq[c] += 1;
+        core_free[k] = end;
+        color_done[c] = end;
+        runs += 1;
+    }
+    Trace {
+        meta: TraceMeta {
+            cycles_per_us: 3000.0,
+            handler_names: vec!["a".into(), "b".into(), "c".into()],
+            counters: Some(colored_trace::WindowCounters {
+                events: runs,
+                steals,
+                tolerance: 0,
+            }),
+            ..TraceMeta::default()
+        },
+        cores: bufs,
+    }
+}
+
+/// Random runs that keep the guarantee pass; moving one run onto another core so that it
+/// overlaps a run of its color, or swapping two of a color's sequence numbers, fails.
+#[test]
+fn random_traces_pass_and_their_corruptions_fail() {
+    for seed in 1..=20u64 {
+        let v = exported(&random_trace(seed, 1 + (seed % 4) as usize, 6, 400));
+        let t = ParsedTrace::from_value(&v).unwrap();
+        let report = check(&t);
+        assert!(report.passed(), "seed {seed}: {report}");
+        assert_eq!(report.runs, 400);
+
+        // Overlap: a copy of a run with a successor of its color, on another track, starting
+        // inside the successor.
+        let runs: Vec<&Value> = of(&v, "X", "run").collect();
+        let mut rng = Rng(seed * 7919);
+        let a = runs[rng.below(runs.len() as u64) as usize];
+        let next = runs
+            .iter()
+            .filter(|r| r["args"]["color"] == a["args"]["color"])
+            .find(|r| r["args"]["seq"].as_u64() > a["args"]["seq"].as_u64());
+        if let Some(next) = next {
+            let mut bad = v.clone();
+            let mut copy = (*next).clone();
+            copy["tid"] = json!(next["tid"].as_u64().unwrap() + 100);
+            copy["ts"] = json!(next["ts"].as_f64().unwrap() + next["dur"].as_f64().unwrap() / 2.0);
+            copy["args"] = json!({"color": next["args"]["color"]});
+            events_mut(&mut bad).push(copy);
+            let report = check(&ParsedTrace::from_value(&bad).unwrap());
+            assert!(
+                report
+                    .violations
+                    .iter()
+                    .any(|x| matches!(x, Violation::Overlap { .. })),
+                "seed {seed}: {report}"
+            );
+        }
+
+        // Order: swap the sequence numbers of a color's first two runs.
+        let mut bad = v.clone();
+        let color = a["args"]["color"].clone();
+        let idx: Vec<usize> = events(&bad)
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e["cat"] == "run" && e["args"]["color"] == color)
+            .map(|(i, _)| i)
+            .take(2)
+            .collect();
+        if idx.len() == 2 {
+            let evs = events_mut(&mut bad);
+            let s0 = evs[idx[0]]["args"]["seq"].clone();
+            evs[idx[0]]["args"]["seq"] = evs[idx[1]]["args"]["seq"].clone();
+            evs[idx[1]]["args"]["seq"] = s0;
+            let report = check(&ParsedTrace::from_value(&bad).unwrap());
+            assert!(
+                report
+                    .violations
+                    .iter()
+                    .any(|x| matches!(x, Violation::OutOfOrder { .. })),
+                "seed {seed}: {report}"
+            );
+        }
     }
 }
