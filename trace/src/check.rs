@@ -31,6 +31,8 @@ pub struct RunRef {
     pub tid: u64,
     /// Its process.
     pub pid: u64,
+    /// The track's name (`core N` in our traces).
+    pub track: String,
     /// Its handler.
     pub name: String,
     /// Start, microseconds.
@@ -177,17 +179,18 @@ pub fn check(t: &ParsedTrace) -> CheckReport {
     };
     for (&color, list) in &mut by_color {
         list.sort_by(|a, b| a.ts.total_cmp(&b.ts).then(a.end().total_cmp(&b.end())));
-        overlaps(color, list, eps, &mut report);
-        order(color, list, &mut report);
+        overlaps(t, color, list, eps, &mut report);
+        order(t, color, list, &mut report);
     }
     counts(t, &mut report);
     report
 }
 
-fn run_ref(s: &ParsedSlice) -> RunRef {
+fn run_ref(t: &ParsedTrace, s: &ParsedSlice) -> RunRef {
     RunRef {
         tid: s.tid,
         pid: s.pid,
+        track: t.tracks.get(&(s.pid, s.tid)).cloned().unwrap_or_default(),
         name: s.name.clone(),
         ts: s.ts,
         end: s.end(),
@@ -197,15 +200,21 @@ fn run_ref(s: &ParsedSlice) -> RunRef {
 
 /// Point 1 over one color's runs sorted by start: each run is compared with the run that
 /// reaches furthest among those before it.
-fn overlaps(color: u64, runs: &[&ParsedSlice], eps: f64, report: &mut CheckReport) {
+fn overlaps(
+    t: &ParsedTrace,
+    color: u64,
+    runs: &[&ParsedSlice],
+    eps: f64,
+    report: &mut CheckReport,
+) {
     let mut reach: Option<&ParsedSlice> = None;
     for &r in runs {
         if let Some(p) = reach {
             if r.ts < p.end() - eps {
                 report.add(Violation::Overlap {
                     color,
-                    first: run_ref(p),
-                    second: run_ref(r),
+                    first: run_ref(t, p),
+                    second: run_ref(t, r),
                 });
             }
             if r.end() > p.end() {
@@ -218,7 +227,7 @@ fn overlaps(color: u64, runs: &[&ParsedSlice], eps: f64, report: &mut CheckRepor
 }
 
 /// Point 2 over one color's runs sorted by start.
-fn order(color: u64, runs: &[&ParsedSlice], report: &mut CheckReport) {
+fn order(t: &ParsedTrace, color: u64, runs: &[&ParsedSlice], report: &mut CheckReport) {
     let mut prev: Option<(&ParsedSlice, u64)> = None;
     for &r in runs {
         let Some(seq) = r.seq else {
@@ -228,8 +237,8 @@ fn order(color: u64, runs: &[&ParsedSlice], report: &mut CheckReport) {
             if seq <= pseq {
                 report.add(Violation::OutOfOrder {
                     color,
-                    earlier: run_ref(p),
-                    later: run_ref(r),
+                    earlier: run_ref(t, p),
+                    later: run_ref(t, r),
                 });
             }
         }
@@ -295,8 +304,8 @@ impl std::fmt::Display for RunRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} on tid {} [{:.3}, {:.3}) us",
-            self.name, self.tid, self.ts, self.end
+            "{} on {} (tid {}) [{:.3}, {:.3}) us",
+            self.name, self.track, self.tid, self.ts, self.end
         )?;
         if let Some(s) = self.seq {
             write!(f, " seq {s}")?;

@@ -2,7 +2,8 @@
 //! `{"traceEvents": [...], "displayTimeUnit": "ns", "otherData": {...}}`), which Perfetto UI,
 //! `chrome://tracing` and Speedscope open without our code.
 //!
-//! The mapping (all events in process [`PID`], one thread track per core, `tid` = core):
+//! The mapping (all events in process [`PID`], one thread track per core, named `core N`,
+//! `tid` = N + 1, see [`tid`]):
 //! - process and thread names, and the tracks' order, as metadata events (`"ph":"M"`);
 //! - an event run: a complete event (`"ph":"X"`, category `run`) named by its handler, args
 //!   `color` and, when known, `seq` (its posting sequence number within its color);
@@ -36,6 +37,12 @@ use std::path::Path;
 
 /// The process id of every event.
 pub const PID: u64 = 1;
+
+/// Core `core`'s thread id: `core + 1`, since Perfetto's process model reserves thread 0 for
+/// the idle task.
+pub fn tid(core: usize) -> u64 {
+    core as u64 + 1
+}
 
 /// The format tag in `otherData.format`, which the parser checks.
 pub const FORMAT: &str = "colored-trace/1";
@@ -463,15 +470,15 @@ fn write_slices<W: Write>(
         }
         out.event(
             &json!({"ph": "X", "cat": s.what.cat(), "name": s.what.name(names),
-                          "pid": PID, "tid": core, "ts": ts, "dur": dur, "args": args}),
+                          "pid": PID, "tid": tid(core), "ts": ts, "dur": dur, "args": args}),
         )?;
         if let Some(flow) = s.flow {
             let mid = ts + dur / 2.0;
             out.event(&match flow {
                 Flow::Out(id) => json!({"ph": "s", "cat": "steal", "name": "steal", "id": id,
-                                        "pid": PID, "tid": core, "ts": mid}),
+                                        "pid": PID, "tid": tid(core), "ts": mid}),
                 Flow::In(id) => json!({"ph": "f", "bp": "e", "cat": "steal", "name": "steal",
-                                       "id": id, "pid": PID, "tid": core, "ts": mid}),
+                                       "id": id, "pid": PID, "tid": tid(core), "ts": mid}),
             })?;
         }
     }
@@ -486,7 +493,7 @@ fn write_instants<W: Write>(
 ) -> Result<(), serde_json::Error> {
     let core = b.core();
     let instant = |at: u64, cat: &str, name: String, args: Value| {
-        json!({"ph": "i", "s": "t", "cat": cat, "name": name, "pid": PID, "tid": core,
+        json!({"ph": "i", "s": "t", "cat": cat, "name": name, "pid": PID, "tid": tid(core),
                "ts": clock.us(at), "args": args})
     };
     for r in b.records() {
@@ -519,7 +526,7 @@ fn write_instants<W: Write>(
                 }
                 out.event(
                     &json!({"ph": "C", "name": format!("queue core {core}"), "pid": PID,
-                                  "tid": core, "ts": clock.us(at), "args": {"len": queue_len}}),
+                                  "tid": tid(core), "ts": clock.us(at), "args": {"len": queue_len}}),
                 )?;
             }
             Record::Run { .. } | Record::Steal { .. } => {}
@@ -541,11 +548,11 @@ fn metadata_events(trace: &Trace, cores: impl Iterator<Item = usize>) -> Vec<Val
     ];
     for c in cores {
         v.push(
-            json!({"ph": "M", "name": "thread_name", "pid": PID, "tid": c,
+            json!({"ph": "M", "name": "thread_name", "pid": PID, "tid": tid(c),
                       "args": {"name": format!("core {c}")}}),
         );
         v.push(
-            json!({"ph": "M", "name": "thread_sort_index", "pid": PID, "tid": c,
+            json!({"ph": "M", "name": "thread_sort_index", "pid": PID, "tid": tid(c),
                       "args": {"sort_index": c}}),
         );
     }

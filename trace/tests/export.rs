@@ -3,7 +3,7 @@
 mod common;
 
 use colored_trace::check::{check, Count, Counts, Violation};
-use colored_trace::export::{to_json, write_file};
+use colored_trace::export::{tid, to_json, write_file};
 use colored_trace::parse::ParsedTrace;
 use colored_trace::{Bound, Record, Trace, TraceBuf, TraceMeta};
 use serde_json::{json, Value};
@@ -78,9 +78,9 @@ fn mapping_to_the_viewer() {
     assert_eq!(
         names,
         [
-            (0, "core 0".into()),
-            (1, "core 1".into()),
-            (2, "core 2".into())
+            (1, "core 0".into()),
+            (2, "core 1".into()),
+            (3, "core 2".into())
         ]
     );
     // Runs: named by handler, color in args, microseconds at 1000 cycles per microsecond.
@@ -93,13 +93,16 @@ fn mapping_to_the_viewer() {
     let steal = of(&v, "X", "steal")
         .find(|e| e["args"]["outcome"] == "stolen")
         .unwrap();
-    assert_eq!(steal["tid"], 1);
+    assert_eq!(steal["tid"], tid(1));
     assert_eq!(steal["args"]["victim"], 0);
     let robbed = of(&v, "X", "robbed").next().unwrap();
-    assert_eq!(robbed["tid"], 0);
+    assert_eq!(robbed["tid"], tid(0));
     let s = of(&v, "s", "steal").next().unwrap();
     let f = of(&v, "f", "steal").next().unwrap();
-    assert_eq!((s["tid"].as_u64(), f["tid"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (s["tid"].as_u64(), f["tid"].as_u64()),
+        (Some(tid(0)), Some(tid(1)))
+    );
     assert_eq!(s["id"], f["id"]);
     assert_eq!(f["bp"], "e");
     let within = |e: &Value, t: f64| {
@@ -110,7 +113,7 @@ fn mapping_to_the_viewer() {
     // Lock parts inside the steal, states as slices, queue lengths as counters.
     assert_eq!(of(&v, "X", "lock").count(), 5);
     let states: Vec<&str> = of(&v, "X", "state")
-        .filter(|e| e["tid"] == 2)
+        .filter(|e| e["tid"] == tid(2))
         .map(|e| e["name"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["idle", "search", "nap", "search", "sleep"]);
@@ -210,11 +213,11 @@ fn a_bad_rate_is_refused() {
 fn checker_fails_on_overlapping_runs_of_one_color() {
     let mut v = exported(&common::full_sample());
     let run = of(&v, "X", "run")
-        .find(|e| e["args"]["color"] == 3 && e["tid"] == 1)
+        .find(|e| e["args"]["color"] == 3 && e["tid"] == tid(1))
         .unwrap()
         .clone();
     let mut copy = run.clone();
-    copy["tid"] = json!(2);
+    copy["tid"] = json!(tid(2));
     copy["ts"] = json!(run["ts"].as_f64().unwrap() + run["dur"].as_f64().unwrap() / 2.0);
     copy["dur"] = json!(run["dur"].as_f64().unwrap() / 4.0);
     copy["args"] = json!({"color": 3});
@@ -236,9 +239,12 @@ fn checker_fails_on_overlapping_runs_of_one_color() {
     assert_eq!(overlaps.len(), 1, "{report:#?}");
     let text = report.to_string();
     assert!(text.starts_with("FAILED: 46 runs"), "{text}");
-    assert!(text.contains("color 3 overlaps: odd on tid 1"), "{text}");
+    assert!(
+        text.contains("color 3 overlaps: odd on core 1 (tid 2)"),
+        "{text}"
+    );
     let (color, a, b, ts) = overlaps[0];
-    assert_eq!((color, a, b), (3, 1, 2));
+    assert_eq!((color, a, b), (3, tid(1), tid(2)));
     assert!(ts > run["ts"].as_f64().unwrap());
     // The extra run also breaks the count, which the report says too.
     assert!(report.violations.iter().any(|x| matches!(
@@ -259,10 +265,10 @@ fn touching_runs_pass() {
     let evs = events_mut(&mut v);
     let i = evs
         .iter()
-        .position(|e| e["cat"] == "run" && e["args"]["color"] == 3 && e["tid"] == 1)
+        .position(|e| e["cat"] == "run" && e["args"]["color"] == 3 && e["tid"] == tid(1))
         .unwrap();
     let mut copy = evs[i].clone();
-    copy["tid"] = json!(2);
+    copy["tid"] = json!(tid(2));
     copy["ts"] = json!(evs[i]["ts"].as_f64().unwrap() + evs[i]["dur"].as_f64().unwrap());
     copy["dur"] = json!(0.01);
     copy["args"] = json!({"color": 3});
