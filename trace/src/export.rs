@@ -1,6 +1,6 @@
 //! Export to the Chrome/Perfetto trace-event JSON format (the "JSON Object Format":
-//! `{"traceEvents": [...], "displayTimeUnit": "ns", "otherData": {...}}`), which Perfetto UI,
-//! `chrome://tracing` and Speedscope open without our code.
+//! `{"traceEvents": [...], "displayTimeUnit": "ns", "otherData": {...}}`), the format Perfetto
+//! UI and `chrome://tracing` read.
 //!
 //! The mapping (all events in process [`PID`], one thread track per core, named `core N`,
 //! `tid` = N + 1, see [`tid`]):
@@ -22,8 +22,9 @@
 //!
 //! Times: `ts` and `dur` are microseconds since the metadata's origin, converted from cycles
 //! with the metadata's `cycles_per_us`. A viewer requires the complete events of one track to
-//! nest; the exporter guarantees it: runs are never changed, and any other slice that crosses
-//! the end of an enclosing slice is cut there (arg `clipped: true`).
+//! nest; the exporter guarantees it: runs are never changed (a slice that a run starts inside of
+//! and outlasts ends where the run starts), and any other slice that crosses the end of an
+//! enclosing slice is cut there (arg `clipped: true` on the slices cut).
 //!
 //! `otherData` holds the configuration, the fidelity mode, whether the run was simulated, the
 //! conversion rate, the bound (ring or window) and each core's kept and dropped records, and

@@ -299,7 +299,9 @@ const FILLER: Record = Record::State {
 };
 
 impl TraceBuf {
-    /// An empty buffer for core `core`, its memory allocated and written now (invariant 2).
+    /// An empty buffer for core `core`, its memory allocated and written now (invariant 2):
+    /// build it on the worker's own thread, after pinning it, so the pages are the worker's
+    /// node's.
     pub fn new(core: usize, bound: Bound) -> TraceBuf {
         let (from, len, ring) = match bound {
             Bound::Ring { .. } => (0, u64::MAX, true),
