@@ -231,7 +231,7 @@ impl<W: Write> Out<W> {
     }
 }
 
-/// The trace as a JSON value (built in memory: for small traces and tests; [`write`] and
+/// The trace as a JSON value (built in memory: for small traces and tests; [`write()`] and
 /// [`write_file`] stream).
 pub fn to_json(trace: &Trace) -> Result<Value, ExportError> {
     let mut bytes = Vec::new();
