@@ -50,6 +50,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "clap")]
+pub mod args;
 mod blocking;
 mod cell;
 pub mod color;
