@@ -13,7 +13,33 @@
 //!    number of processes, and a typo such as `--workers 100000` must not fork a hundred
 //!    thousand servers. `--allow-many-workers` lifts the cap up to the runtime's own limit.
 
+use std::fmt::Display;
+use std::str::FromStr;
+
 use crate::config::{BuildError, QueueKind, RuntimeConfig, StealAmount, StealPolicy};
+
+/// What `--runtime` names: one of the runtime's queue designs ([`QueueKind`], the servers'
+/// choice), or a program's wider choice (the microbenchmarks also run tokio, and all three
+/// in one run) that says which queue designs it will build.
+pub trait RuntimeChoice: Clone + Send + Sync + FromStr + Display + 'static {
+    /// The queue designs a run with this choice builds runtimes of (none for a runtime
+    /// that is not this crate's).
+    fn queues(&self) -> Vec<QueueKind>;
+}
+
+impl RuntimeChoice for QueueKind {
+    fn queues(&self) -> Vec<QueueKind> {
+        vec![*self]
+    }
+}
+
+/// `--runtime`'s value parser: the choice's own `FromStr`.
+fn parse_choice<R: RuntimeChoice>(s: &str) -> Result<R, String>
+where
+    R::Err: Display,
+{
+    s.parse::<R>().map_err(|e| e.to_string())
+}
 
 /// The worker cap is never below this, whatever the CPU count (the simulator's largest
 /// machine has 64 cores).
@@ -32,9 +58,13 @@ fn default_workers() -> usize {
     crate::topology::allowed_cpus().len().max(1)
 }
 
-/// The runtime options of a command line.
+/// The runtime options of a command line; `R` is what `--runtime` names (default: a queue
+/// design).
 #[derive(Clone, Debug, clap::Args)]
-pub struct RuntimeArgs {
+pub struct RuntimeArgs<R: RuntimeChoice = QueueKind>
+where
+    R::Err: Display,
+{
     /// Worker threads, pinned one per CPU (in N-copy mode: single-worker processes). Default:
     /// the CPUs this process may use. At most 4 per CPU (at least 64) unless
     /// --allow-many-workers is given.
@@ -45,9 +75,8 @@ pub struct RuntimeArgs {
     #[arg(long)]
     pub allow_many_workers: bool,
     /// Queue design: libasync (one list per core, as libasync-smp) or mely (color-queues).
-    #[arg(long, value_name = "DESIGN", default_value_t = QueueKind::Mely,
-          value_parser = clap::value_parser!(QueueKind))]
-    pub runtime: QueueKind,
+    #[arg(long, value_name = "RUNTIME", default_value = "mely", value_parser = parse_choice::<R>)]
+    pub runtime: R,
     /// Work-stealing policy: off, base, time-left, penalty, locality or all (libasync takes
     /// only off or base).
     #[arg(long, value_name = "POLICY", default_value_t = StealPolicy::Off,
@@ -67,6 +96,19 @@ pub struct RuntimeArgs {
     /// microseconds (default: the runtime's).
     #[arg(long, value_name = "US", alias = "steal-spin-us", hide = true)]
     pub search_us: Option<u64>,
+}
+
+/// Checks, by the runtime's own rules, that design `queue` can run policy `stealing` (for a
+/// program that takes these two options without the rest, such as the simulator).
+pub fn check_policy(queue: QueueKind, stealing: StealPolicy) -> Result<(), ArgsError> {
+    RuntimeConfig {
+        workers: 1,
+        queue,
+        stealing,
+        ..RuntimeConfig::default()
+    }
+    .validate()
+    .map_err(ArgsError::Runtime)
 }
 
 /// Why the runtime options were refused.
@@ -89,10 +131,13 @@ pub enum ArgsError {
     Runtime(BuildError),
 }
 
-impl RuntimeArgs {
-    /// The configuration these options describe with `workers` workers (the N-copy children
-    /// of a server run one each), checked by the runtime's own rules and the worker cap.
-    pub fn config_with_workers(&self, workers: usize) -> Result<RuntimeConfig, ArgsError> {
+impl<R: RuntimeChoice> RuntimeArgs<R>
+where
+    R::Err: Display,
+{
+    /// Checks the options as a whole: the worker cap, and the runtime's own rules for every
+    /// queue design `--runtime` builds.
+    pub fn check(&self) -> Result<(), ArgsError> {
         let cap = default_max_workers();
         if self.workers > cap && !self.allow_many_workers {
             return Err(ArgsError::TooManyWorkers {
@@ -100,26 +145,56 @@ impl RuntimeArgs {
                 cap,
             });
         }
+        let queues = self.runtime.queues();
+        // A runtime that is not ours still gets its worker count checked.
+        for queue in queues
+            .iter()
+            .copied()
+            .chain(queues.is_empty().then_some(QueueKind::Mely))
+        {
+            let stealing = if queues.is_empty() {
+                StealPolicy::Off
+            } else {
+                self.stealing
+            };
+            RuntimeConfig {
+                stealing,
+                ..self.build(queue, self.workers)
+            }
+            .validate()
+            .map_err(ArgsError::Runtime)?;
+        }
+        Ok(())
+    }
+
+    /// The configuration of a runtime of design `queue` with `workers` workers (the N-copy
+    /// children of a server run one each), after [`RuntimeArgs::check`].
+    pub fn config_for(&self, queue: QueueKind, workers: usize) -> Result<RuntimeConfig, ArgsError> {
+        self.check()?;
+        let cfg = self.build(queue, workers);
+        cfg.validate().map_err(ArgsError::Runtime)?;
+        Ok(cfg)
+    }
+
+    fn build(&self, queue: QueueKind, workers: usize) -> RuntimeConfig {
         let d = RuntimeConfig::default();
-        let cfg = RuntimeConfig {
+        RuntimeConfig {
             workers,
-            queue: self.runtime,
+            queue,
             stealing: self.stealing,
             steal_amount: self.steal_amount,
             pin: !self.no_pin,
             search_us: self.search_us.unwrap_or(d.search_us),
             ..d
-        };
-        // The requested count is checked too: an N-copy parent builds configurations of one
-        // worker but starts `self.workers` processes.
-        RuntimeConfig {
-            workers: self.workers,
-            ..cfg.clone()
         }
-        .validate()
-        .map_err(ArgsError::Runtime)?;
-        cfg.validate().map_err(ArgsError::Runtime)?;
-        Ok(cfg)
+    }
+}
+
+impl RuntimeArgs<QueueKind> {
+    /// The configuration these options describe with `workers` workers (the N-copy children
+    /// of a server run one each), checked by the runtime's own rules and the worker cap.
+    pub fn config_with_workers(&self, workers: usize) -> Result<RuntimeConfig, ArgsError> {
+        self.config_for(self.runtime, workers)
     }
 
     /// The configuration these options describe (see [`RuntimeArgs::config_with_workers`]).
@@ -205,6 +280,13 @@ mod tests {
             ArgsError::Runtime(BuildError::TooManyWorkers(_))
         ));
         assert!(parse(&["--workers", "0"]).config().is_err());
+    }
+
+    #[test]
+    fn the_policy_rule_is_the_runtimes() {
+        assert!(check_policy(QueueKind::Libasync, StealPolicy::Base).is_ok());
+        assert!(check_policy(QueueKind::Libasync, StealPolicy::Locality).is_err());
+        assert!(check_policy(QueueKind::Mely, StealPolicy::All).is_ok());
     }
 
     #[test]

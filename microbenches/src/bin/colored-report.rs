@@ -21,11 +21,27 @@ use microbenches::report_gen::{
 };
 use std::path::{Path, PathBuf};
 
+const PROGRAM: &str = "colored-report";
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+  # The report of a results directory (written by scripts/reproduce.sh): read DIR/report.md
+  colored-report report results/baseline
+
+  # Did NEW regress against BASE? (exit 1 if so)
+  colored-report compare results/baseline results/new --threshold 5
+
+EXIT STATUS:
+  0 report written / comparison passed; 1 comparison failed (a gated figure or ratio
+  regressed, or an experiment is missing); 2 the tool itself failed (not a results
+  directory, unreadable file, bad flag); history bisect-step: 0 good, 1 bad, 3 unsure.";
+
 #[derive(Parser)]
 #[command(
     name = "colored-report",
     version,
-    about = "Report (papers' tables beside ours, CSV, plots) and regression comparison of results directories"
+    about = "Report (papers' tables beside ours, CSV, plots) and regression comparison of results directories",
+    after_help = EXAMPLES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,8 +50,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Read a results directory and write report.md, csv/ and plots/ into it.
+    /// Read a results directory and write report.md, csv/ and plots/ into it. A directory
+    /// holding no results (no experiment, no recorded failure) is refused and left untouched.
     Report {
+        /// The results directory (as scripts/reproduce.sh writes it).
         dir: PathBuf,
         /// Skip the plots (e.g. when no font is installed).
         #[arg(long)]
@@ -49,7 +67,9 @@ enum Cmd {
     /// the threshold and significant, or past the threshold when it cannot be tested) or an
     /// experiment of BASE is missing from NEW.
     Compare {
+        /// The results directory compared against.
         base: PathBuf,
+        /// The results directory under test.
         new: PathBuf,
         /// Smallest change that counts, in percent of BASE's median.
         #[arg(long, default_value_t = 5.0)]
@@ -134,8 +154,12 @@ enum HistoryCmd {
 /// ratio regressed, or an experiment is missing), 2 the tool itself failed (unreadable
 /// directory, bad flag); `history bisect-step`: 0 good, 1 bad, 3 unsure.
 fn main() {
-    if let Err(e) = run(Cli::parse()) {
-        eprintln!("colored-report: error: {e:#}");
+    let cli: Cli = edge::cli::parse(PROGRAM);
+    if let Err(e) = run(cli) {
+        if e.chain().any(|c| c.is::<edge::cli::StdoutClosed>()) {
+            return;
+        }
+        eprintln!("{PROGRAM}: error: {}", edge::cli::message(&e));
         std::process::exit(2);
     }
 }
@@ -148,6 +172,12 @@ fn run(cli: Cli) -> Result<()> {
             print,
         } => {
             let r = Results::load(&dir)?;
+            anyhow::ensure!(
+                !r.experiments().is_empty() || !r.missing.is_empty() || !r.instr.is_empty(),
+                "{} holds no results (no experiment and no recorded failure): not a results \
+                 directory; scripts/reproduce.sh writes one",
+                dir.display()
+            );
             let csv_dir = dir.join("csv");
             std::fs::create_dir_all(&csv_dir)
                 .with_context(|| format!("creating {}", csv_dir.display()))?;

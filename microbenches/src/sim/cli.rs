@@ -15,6 +15,7 @@ use crate::report::{self, print_table, BenchResult, Format};
 use crate::unbalanced::Costs;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use colored_runtime::topology::Machine;
 use colored_runtime::{QueueKind, StealPolicy};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -82,8 +83,8 @@ pub struct SimOpts {
     /// Stealing policy (off, base, time-left, penalty, locality, all); libasync takes off or base.
     #[arg(long)]
     stealing: StealPolicy,
-    /// Simulated cores.
-    #[arg(long)]
+    /// Simulated cores, 1 to 64.
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     cores: usize,
     /// The machine: `e5410` (the Mely paper's), `numa2`, `this`, or an hwloc XML file
     /// (`lstopo --of xml`). Past its CPUs, copies of it are added.
@@ -103,8 +104,8 @@ pub struct SimOpts {
     /// Relative jitter of the runtime's step costs.
     #[arg(long, default_value_t = JITTER)]
     jitter: f64,
-    /// Also write the JSON here.
-    #[arg(long)]
+    /// Also write the JSON here (checked before the run).
+    #[arg(long = "output", alias = "json-out", value_name = "FILE")]
     json_out: Option<PathBuf>,
 }
 
@@ -163,14 +164,20 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
 }
 
 fn run_one(bench: SimBench, o: &SimOpts) -> Result<()> {
-    if o.queue_checks() {
-        bail!(
-            "libasync supports only --stealing off or base (got {})",
-            o.stealing
-        );
-    }
+    colored_runtime::args::check_policy(o.runtime, o.stealing)
+        .map_err(|e| edge::cli::usage(e.to_string()))?;
     if !(0.0..1.0).contains(&o.jitter) {
-        bail!("--jitter must be in [0, 1)");
+        return Err(edge::cli::usage("--jitter must be in [0, 1)"));
+    }
+    if let Some(p) = &o.json_out {
+        edge::cli::check_output_path("--output", p)?;
+    }
+    let t = o.topology.as_str();
+    if t != "this" && !Machine::BUILTIN.contains(&t) && !Path::new(t).is_file() {
+        return Err(edge::cli::usage(format!(
+            "--topology {t}: neither a known machine (this, {}) nor an hwloc XML file",
+            Machine::BUILTIN.join(", ")
+        )));
     }
     let (cal, name) = calibration(o.calibration.as_deref())?;
     let spec = SimSpec {
@@ -191,14 +198,6 @@ fn run_one(bench: SimBench, o: &SimOpts) -> Result<()> {
     }
     print_sim(&r, o.format);
     Ok(())
-}
-
-impl SimOpts {
-    /// True when the design cannot take the policy (libasync: off and base only).
-    fn queue_checks(&self) -> bool {
-        self.runtime == QueueKind::Libasync
-            && !matches!(self.stealing, StealPolicy::Off | StealPolicy::Base)
-    }
 }
 
 /// `prefix.key = value` for every scalar in `v`.
