@@ -125,8 +125,60 @@ fn emit(results: &[BenchResult], c: &Common) -> Result<()> {
     if let Some(path) = &c.json_out {
         write(path, &serde_json::to_string_pretty(results)?)?;
     }
-    report::print(results, c.format);
+    if c.format == Format::Table {
+        print_table(results);
+    } else {
+        report::print(results, c.format);
+    }
     Ok(())
+}
+
+/// The table with one column per scalar; an extra made of several values (e.g. the handler
+/// costs of `unbalanced`) is printed under the table, one line per result, instead of as a
+/// JSON blob in a column.
+fn print_table(results: &[BenchResult]) {
+    let mut flat = results.to_vec();
+    let mut below = Vec::new();
+    for r in &mut flat {
+        let nested: Vec<String> = r
+            .extra
+            .iter()
+            .filter(|(_, v)| v.is_object() || v.is_array())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in nested {
+            if let Some(v) = r.extra.remove(&k) {
+                below.push(format!(
+                    "{} {} {}: {k}: {}",
+                    r.bench,
+                    r.runtime,
+                    r.stealing,
+                    inline(&v)
+                ));
+            }
+        }
+    }
+    report::print(&flat, Format::Table);
+    for line in below {
+        println!("{line}");
+    }
+}
+
+/// `a=1, b=2` for an object, `1, 2` for an array.
+fn inline(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .map(|(k, x)| format!("{k}={x}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
 }
 
 fn write(path: &std::path::Path, text: &str) -> Result<()> {

@@ -176,3 +176,18 @@ fn version_and_examples_everywhere() {
         }
     }
 }
+
+#[test]
+fn the_table_has_no_json_blob_column() {
+    let o = run(BENCH, &["unbalanced", "--workers", "2", "--seconds", "0.2"]);
+    assert!(o.status.success(), "{o:?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains('{'), "{out}");
+    let widest = out.lines().map(str::len).max().unwrap_or(0);
+    assert!(widest <= 170, "a {widest}-character line:\n{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("unbalanced mely off: handler_cycles: ")),
+        "{out}"
+    );
+}

@@ -321,3 +321,48 @@ fn client_errors_name_the_path_the_user_and_the_peer() {
         srv.log()
     );
 }
+
+#[test]
+fn sfs_bench_speaks_csv_like_the_other_tools() {
+    let o = run(
+        BENCH,
+        &[
+            "--crypto-limit",
+            "--seconds",
+            "0.2",
+            "--chunk",
+            "4096",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(o.status.success(), "{o:?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0], "mode,cipher,chunk,seconds,mbytes_per_sec");
+    assert!(
+        lines[1].starts_with("crypto-limit,chacha20poly1305,4096,0.2,"),
+        "{out}"
+    );
+    let o = run(
+        BENCH,
+        &[
+            "--server",
+            "127.0.0.1:1",
+            "--clients",
+            "0",
+            "--user",
+            "a",
+            "--key-file",
+            "k",
+            "--file",
+            "f",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert_eq!(
+        first_err(&o),
+        "sfs-bench: error: --clients, --seconds and --chunk must be positive"
+    );
+}

@@ -7,7 +7,7 @@
 //!                                        # exit 1 on a regression or a missing experiment,
 //!                                        # 2 when it cannot compare
 //! colored-report history append DIR --history FILE --commit SHA --commit-date D --subject S
-//! colored-report history report --history FILE [--out DIR] [--no-plots]
+//! colored-report history report --history FILE [--output DIR] [--no-plots]
 //! colored-report history bisect-step --history FILE --figure KEY --good SHA --bad SHA
 //!                                    --candidate SHA [--machine M] [--since T] [--force]
 //!                                        # exit 0 good, 1 bad, 3 unsure
@@ -93,7 +93,9 @@ enum Cmd {
 enum HistoryCmd {
     /// Append the samples of a results directory, measured at one commit, to the history.
     Append {
+        /// The results directory whose samples are appended.
         dir: PathBuf,
+        /// The history file (JSON lines; created when missing).
         #[arg(long)]
         history: PathBuf,
         /// Full commit hash.
@@ -112,26 +114,32 @@ enum HistoryCmd {
     /// Write report.md and plots/ from the history: every ratio and figure over commits and
     /// the change points found (E-Divisive means).
     Report {
+        /// The history file.
         #[arg(long)]
         history: PathBuf,
         /// Output directory (default: the history file's directory).
-        #[arg(long)]
+        #[arg(long = "output", alias = "out", value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Skip the plots (e.g. when no font is installed).
         #[arg(long)]
         no_plots: bool,
     },
     /// Is CANDIDATE on GOOD's or BAD's side of FIGURE's move? Prints the evidence; exits 0
     /// (good), 1 (bad) or 3 (unsure: take more samples).
     BisectStep {
+        /// The history file.
         #[arg(long)]
         history: PathBuf,
         /// Figure key (e.g. "instr/http-parse instructions/op") or ratio name.
         #[arg(long)]
         figure: String,
+        /// A commit on the good side of the move.
         #[arg(long)]
         good: String,
+        /// A commit on the bad side of the move.
         #[arg(long)]
         bad: String,
+        /// The commit to classify.
         #[arg(long)]
         candidate: String,
         /// Only samples of this machine (see `history machine`).
@@ -140,6 +148,7 @@ enum HistoryCmd {
         /// Only samples recorded at or after this time (ISO 8601).
         #[arg(long)]
         since: Option<String>,
+        /// Significance level of the rank tests.
         #[arg(long, default_value_t = 0.01)]
         alpha: f64,
         /// Decide an unsure step by closeness alone (and say so).
@@ -147,7 +156,10 @@ enum HistoryCmd {
         force: bool,
     },
     /// Print the machine id (CPU model | cores | kernel) of a results directory.
-    Machine { dir: PathBuf },
+    Machine {
+        /// The results directory.
+        dir: PathBuf,
+    },
 }
 
 /// Exit status: 0 report written / comparison passed, 1 comparison failed (a gated figure or

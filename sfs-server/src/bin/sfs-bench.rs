@@ -46,8 +46,8 @@ struct Cli {
     /// full: verify every reply; sample: one in 16, count the others' bytes.
     #[arg(long, value_parser = clap::value_parser!(Verify), default_value = "full")]
     verify: Verify,
-    /// Output format.
-    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    /// Output format: table, json or csv (a header line and one row).
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
     format: String,
     /// Bytes per READ.
     #[arg(long, default_value_t = 128 * 1024)]
@@ -108,6 +108,17 @@ fn read_files(cli: &Cli) -> Result<()> {
                 "reader_cpu_secs": r.reader_cpu_secs, "config": cfg, "label": cli.label,
                 "env": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}
             })
+        );
+    } else if cli.format == "csv" {
+        println!("label,mbytes_per_sec,passes,errors,server_cpu_ms_per_mb");
+        println!(
+            "{},{:.3},{},{},{}",
+            label(&cli.label),
+            r.mbytes_per_sec,
+            r.passes,
+            r.errors,
+            r.server_cpu_ms_per_mb
+                .map_or(String::new(), |c| format!("{c:.3}"))
         );
     } else {
         let cpu = r
@@ -173,6 +184,12 @@ fn run_cli(cli: Cli) -> Result<()> {
                                    "seconds": cli.seconds, "mbytes_per_sec": mbs, "label": cli.label,
                                    "env": edge::env::Env::collect(concat!("sfs-bench ", env!("CARGO_PKG_VERSION")))})
             );
+        } else if cli.format == "csv" {
+            println!("mode,cipher,chunk,seconds,mbytes_per_sec");
+            println!(
+                "crypto-limit,chacha20poly1305,{},{},{mbs:.3}",
+                cli.chunk, cli.seconds
+            );
         } else {
             println!(
                 "single-core ChaCha20-Poly1305 seal, {} B messages: {:.1} MB/s",
@@ -213,6 +230,17 @@ fn run_cli(cli: Cli) -> Result<()> {
                 "server_ids": r.server_ids, "config": cfg, "label": cli.label,
                 "env": edge::env::Env::collect(concat!("sfs-bench ", env!("CARGO_PKG_VERSION")))
             })
+        );
+    } else if cli.format == "csv" {
+        println!("label,mbytes_per_sec,ops,errors,client_cpu_secs,servers");
+        println!(
+            "{},{:.3},{},{},{:.3},{}",
+            label(&cli.label),
+            r.mbytes_per_sec,
+            r.ops,
+            r.errors,
+            r.client_cpu_secs,
+            r.server_ids.len()
         );
     } else {
         println!(
