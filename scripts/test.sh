@@ -2,8 +2,8 @@
 # Runs the whole test suite: builds everything in release mode, runs every package's tests,
 # the color-invariant stress test (COLORED_STRESS_EVENTS events per configuration, default
 # 10^6), the loom models of the post/steal and idle protocols, the runtime's examples (as
-# processes, over loopback), clippy and the runtime's rustdoc with warnings as errors, and the
-# shell linter (shellcheck) over every script.
+# processes, over loopback), README.md's By hand section as written, clippy and the runtime's
+# rustdoc with warnings as errors, and the shell linter (shellcheck) over every script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -19,6 +19,9 @@ cargo build --release --workspace --locked
 
 echo ">> cargo test (workspace)"
 cargo test --workspace --locked
+
+echo ">> README.md's By hand section, followed as written"
+scripts/readme-by-hand.sh
 
 if [ -f runtime/tests/loom.rs ]; then
     echo ">> loom model of the post/steal protocol"

@@ -18,11 +18,15 @@
 //! * [`median`]: the median of a sample;
 //! * [`time`]: UTC calendar dates without a time-zone database.
 //!
+//! Every program's command line: [`cli`] (one error format, exit codes, a closed stdout, output
+//! paths checked before the work).
+//!
 //! [`testing`] holds the rule for tests that cannot run here (say SKIPPED; fail under CI).
 //!
 //! The library never prints: what happened is returned, and binaries decide what to log.
 
 pub mod accept;
+pub mod cli;
 pub mod cpu;
 pub mod env;
 pub mod limits;

@@ -13,9 +13,16 @@
 //!    the supervisor die first (`PR_SET_PDEATHSIG`; call `start` from the main thread, since
 //!    the signal follows the thread that spawned the child).
 //!
+//! A SIGINT or SIGTERM during start-up stops it between two children: no further child is
+//! started, the ones started get SIGKILL and are reaped, and `start` returns [`Interrupted`]
+//! (the signal is looked at before every spawn and every few milliseconds while the children
+//! come up, so the whole group is gone well within a second whatever the count).
+//!
 //! [`Supervisor::wait`] returns on SIGINT/SIGTERM or when a child exits;
 //! [`Supervisor::stop`] forwards SIGTERM to every child, waits for them (SIGKILL after
-//! [`CHILD_EXIT_TIMEOUT`]) and reads their statistics files back.
+//! [`CHILD_EXIT_TIMEOUT`], or at once on a second SIGINT/SIGTERM) and reads their statistics
+//! files back. Children are polled together, so the wait is that of the slowest child, not
+//! the sum.
 //!
 //! Invariant: a child's pid is signalled only while it is unreaped (`reaped[i]` is false), so
 //! a signal can never reach a recycled pid.
@@ -37,6 +44,8 @@ use signal_hook::iterator::Signals;
 pub const CHILD_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long children get to exit after SIGTERM before SIGKILL.
 pub const CHILD_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the supervisor looks at its children and its signals while it waits.
+const REAP_POLL: Duration = Duration::from_millis(5);
 /// What a child prints on stdout once it accepts connections.
 pub const LISTENING: &str = "listening on";
 
@@ -65,6 +74,28 @@ pub enum Stop {
         status: ExitStatus,
     },
 }
+
+/// [`Supervisor::start`] was stopped by SIGINT or SIGTERM before every child listened; the
+/// children it had started are killed and reaped before this error is returned.
+#[derive(Debug)]
+pub struct Interrupted {
+    /// The signal.
+    pub signal: i32,
+    /// Children started when it arrived.
+    pub started: usize,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stopped by signal {} while starting the N-copy children ({} started, all killed)",
+            self.signal, self.started
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// The end of an N-copy run.
 #[derive(Debug)]
@@ -144,31 +175,44 @@ impl Children {
         }
     }
 
-    /// Waits for every child, SIGKILL past the deadline. Returns how many exited non-zero.
-    fn wait_all(&mut self, timeout: Duration) -> usize {
+    /// Waits for every child; past `timeout`, or as soon as `hurry` says so, the ones left
+    /// get SIGKILL. Returns how many exited non-zero or were killed.
+    fn wait_all(&mut self, timeout: Duration, mut hurry: impl FnMut() -> bool) -> usize {
         let deadline = Instant::now() + timeout;
         let mut failed = 0;
-        for i in 0..self.procs.len() {
-            if self.reaped[i] {
-                continue;
+        loop {
+            let mut left = 0;
+            for i in 0..self.procs.len() {
+                if self.reaped[i] {
+                    continue;
+                }
+                match self.poll(i) {
+                    Some(st) => failed += usize::from(!st.success()),
+                    None => left += 1,
+                }
             }
-            loop {
-                if let Some(st) = self.poll(i) {
-                    failed += usize::from(!st.success());
-                    break;
-                }
-                if Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(10));
-                } else {
-                    let _ = self.procs[i].kill();
-                    let _ = self.procs[i].wait();
-                    self.reaped[i] = true;
-                    failed += 1;
-                    break;
-                }
+            if left == 0 {
+                return failed;
+            }
+            if Instant::now() >= deadline || hurry() {
+                return failed + self.kill_all();
+            }
+            std::thread::sleep(REAP_POLL);
+        }
+    }
+
+    /// SIGKILL to every unreaped child, then reaps them. Returns how many there were.
+    fn kill_all(&mut self) -> usize {
+        self.signal_all(libc::SIGKILL);
+        let mut killed = 0;
+        for i in 0..self.procs.len() {
+            if !self.reaped[i] {
+                let _ = self.procs[i].wait();
+                self.reaped[i] = true;
+                killed += 1;
             }
         }
-        failed
+        killed
     }
 
     /// The first unreaped child that has exited (it is reaped now).
@@ -185,9 +229,9 @@ impl Children {
 
 impl Drop for Children {
     fn drop(&mut self) {
-        // On an error path: do not leave children behind.
-        self.signal_all(libc::SIGTERM);
-        self.wait_all(CHILD_EXIT_TIMEOUT);
+        // On an error path (a failed or interrupted start-up): do not leave children behind.
+        // They have not served anything yet, so there is nothing to wait for.
+        self.kill_all();
     }
 }
 
@@ -247,6 +291,9 @@ impl Supervisor {
         };
         let (tx, rx) = mpsc::channel::<(usize, Option<String>)>();
         for index in 0..copies {
+            // A stop asked for during start-up stops the spawning at once; the children
+            // already started are killed and reaped when `sup` drops.
+            sup.check_stop_signal()?;
             let mut cmd = command(ChildSlot {
                 index,
                 addr,
@@ -266,7 +313,7 @@ impl Supervisor {
             }
             let mut child = cmd
                 .spawn()
-                .with_context(|| format!("starting N-copy child {index}"))?;
+                .with_context(|| format!("starting N-copy child {index} of {copies}"))?;
             let stdout = child.stdout.take().context("child stdout")?;
             sup.children.procs.push(child);
             sup.children.reaped.push(false);
@@ -284,16 +331,36 @@ impl Supervisor {
         }
         drop(tx);
         let deadline = Instant::now() + CHILD_START_TIMEOUT;
-        for _ in 0..copies {
+        let mut listening = 0;
+        while listening < copies {
+            sup.check_stop_signal()?;
             let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok((_, Some(line))) if line.contains(LISTENING) => {}
+            if left.is_zero() {
+                bail!("N-copy children did not start within {CHILD_START_TIMEOUT:?}");
+            }
+            match rx.recv_timeout(left.min(REAP_POLL * 4)) {
+                Ok((_, Some(line))) if line.contains(LISTENING) => listening += 1,
                 Ok((i, other)) => bail!("N-copy child {i} failed to start (it printed {other:?})"),
-                Err(_) => bail!("N-copy children did not start within {CHILD_START_TIMEOUT:?}"),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    bail!("N-copy children exited before they all listened")
+                }
             }
         }
         drop(reservation);
         Ok(sup)
+    }
+
+    /// An error when SIGINT or SIGTERM arrived (a SIGCHLD alone is not one).
+    fn check_stop_signal(&mut self) -> anyhow::Result<()> {
+        let stop = self.signals.pending().find(|&s| s != SIGCHLD);
+        match stop {
+            Some(signal) => Err(anyhow::Error::new(Interrupted {
+                signal,
+                started: self.children.procs.len(),
+            })),
+            None => Ok(()),
+        }
     }
 
     /// The address every child listens on.
@@ -326,7 +393,11 @@ impl Supervisor {
     /// their statistics.
     pub fn stop(mut self) -> Finished {
         self.children.signal_all(libc::SIGTERM);
-        let failed = self.children.wait_all(CHILD_EXIT_TIMEOUT) + usize::from(self.child_died);
+        // A second SIGINT/SIGTERM while the children stop: kill them now.
+        let signals = &mut self.signals;
+        let mut hurry = || signals.pending().any(|s| s != SIGCHLD);
+        let failed =
+            self.children.wait_all(CHILD_EXIT_TIMEOUT, &mut hurry) + usize::from(self.child_died);
         let elapsed = self.started.elapsed();
         let stats = self
             .stats_files
@@ -363,14 +434,25 @@ mod tests {
         c
     }
 
+    /// `Supervisor::start`, again when a SIGTERM that another test of this binary raised in
+    /// the process interrupted it.
+    fn start_retrying(
+        copies: usize,
+        mut command: impl FnMut(ChildSlot<'_>) -> Command,
+    ) -> anyhow::Result<Supervisor> {
+        loop {
+            match Supervisor::start("127.0.0.1:0".parse().unwrap(), copies, &mut command) {
+                Err(e) if e.is::<Interrupted>() => continue,
+                r => return r,
+            }
+        }
+    }
+
     #[test]
     fn starts_stops_and_collects_statistics() {
         let script = r#"trap 'printf "{\"n\": %s}" "$1" >"$2"; exit 0' TERM
             echo "child $1 listening on x"; while :; do sleep 0.05; done"#;
-        let sup = Supervisor::start("127.0.0.1:0".parse().unwrap(), 2, |s| {
-            shell_child(s, script)
-        })
-        .unwrap();
+        let sup = start_retrying(2, |s| shell_child(s, script)).unwrap();
         assert_ne!(sup.addr().port(), 0);
         assert_eq!(sup.copies(), 2);
         let f = sup.stop();
@@ -387,10 +469,7 @@ mod tests {
     fn a_child_that_dies_is_reported() {
         let script = r#"echo "listening on x"; if [ "$1" = 1 ]; then exit 3; fi
             trap 'exit 0' TERM; while :; do sleep 0.05; done"#;
-        let mut sup = Supervisor::start("127.0.0.1:0".parse().unwrap(), 2, |s| {
-            shell_child(s, script)
-        })
-        .unwrap();
+        let mut sup = start_retrying(2, |s| shell_child(s, script)).unwrap();
         // (Other tests of this binary raise SIGTERM in the process: ignore it here.)
         loop {
             if let Stop::ChildExited { index, status } = sup.wait() {
@@ -406,9 +485,7 @@ mod tests {
 
     #[test]
     fn a_child_that_never_listens_fails_the_start() {
-        let r = Supervisor::start("127.0.0.1:0".parse().unwrap(), 1, |s| {
-            shell_child(s, "echo nope")
-        });
+        let r = start_retrying(1, |s| shell_child(s, "echo nope"));
         let Err(e) = r else {
             panic!("a child that never listens was accepted")
         };

@@ -3,7 +3,7 @@
 //! callgrind. See the library's documentation for the method.
 //!
 //! ```text
-//! instr-counts [--ops NAME,NAME] [--scale F] [--json-out FILE]   # measure (needs valgrind)
+//! instr-counts [--ops NAME,NAME] [--scale F] [--output FILE]     # measure (needs valgrind)
 //! instr-counts list                                              # the operations
 //! instr-counts op NAME --iters N                                 # one body (what callgrind runs)
 //! ```
@@ -13,10 +13,23 @@ use clap::{Parser, Subcommand};
 use instr_counts::{callgrind, measure, ops, to_json};
 use std::path::PathBuf;
 
+const PROGRAM: &str = "instr-counts";
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+  # Every operation's instructions per operation, also as JSON (needs valgrind):
+  instr-counts --output counts.json
+
+  # Two operations only:
+  instr-counts --ops dispatch,http-parse
+
+  instr-counts list";
+
 #[derive(Parser)]
 #[command(
     name = "instr-counts",
     version,
+    after_help = EXAMPLES,
     about = "Instructions per operation (callgrind) of dispatch, HTTP parse, SFS seal/open and a Mely steal: work per operation, not parallel speedup"
 )]
 struct Cli {
@@ -28,8 +41,9 @@ struct Cli {
     /// Multiply every operation's iteration count (more: slower, same counts).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
-    /// Write the counts as JSON here (an array, one object per operation).
-    #[arg(long)]
+    /// Write the counts as JSON here (an array, one object per operation); checked before
+    /// measuring.
+    #[arg(long = "output", alias = "json-out", value_name = "FILE")]
     json_out: Option<PathBuf>,
 }
 
@@ -39,17 +53,17 @@ enum Cmd {
     List,
     /// Run one operation's body ITERS times (this is what runs under callgrind).
     Op {
+        /// The operation (see `list`).
         name: String,
+        /// How many times its body runs.
         #[arg(long)]
         iters: u64,
     },
 }
 
-fn main() {
-    if let Err(e) = run(Cli::parse()) {
-        eprintln!("instr-counts: error: {e:#}");
-        std::process::exit(2);
-    }
+fn main() -> std::process::ExitCode {
+    let cli: Cli = edge::cli::parse(PROGRAM);
+    edge::cli::finish(PROGRAM, run(cli))
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -62,10 +76,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         Some(Cmd::Op { name, iters }) => ops::run(ops::op(&name)?, iters),
         None => {
-            anyhow::ensure!(
-                cli.scale.is_finite() && cli.scale > 0.0,
-                "--scale must be a positive number"
-            );
+            if !(cli.scale.is_finite() && cli.scale > 0.0) {
+                return Err(edge::cli::usage("--scale must be a positive number"));
+            }
+            if let Some(p) = &cli.json_out {
+                edge::cli::check_output_path("--output", p)?;
+            }
             let valgrind = callgrind::find_valgrind()?;
             let version = callgrind::version(&valgrind)?;
             let exe = std::env::current_exe().context("finding this executable")?;

@@ -17,6 +17,25 @@ use load_injector::plan::{check_path, parse_target, read_paths_file, Plan, Ramp,
 use load_injector::progress::Progress;
 use load_injector::{run_local_until, slave};
 
+const PROGRAM: &str = "load-injector";
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+  # 200 clients on one host, 3 runs of 30 s after 5 s of warm-up:
+  load-injector run --server 127.0.0.1:8080 --clients 200 --seconds 30 --warmup 5 --runs 3 --path /index.html
+
+  # Two slaves (on this host here; normally one per machine) driven by a master:
+  load-injector slave --listen 127.0.0.1:7070 &
+  load-injector slave --listen 127.0.0.1:7071 &
+  load-injector master --slaves 127.0.0.1:7070,127.0.0.1:7071 --server 127.0.0.1:8080 \\
+      --clients 400 --seconds 10 --runs 3 --path /index.html --format json --output result.json
+
+EXIT STATUS:
+  0 every run had successful requests; 1 a failure (e.g. a run in which no request
+  succeeded: the report is printed, then the reason); 2 a wrong command line; 3 (master)
+  a slave's results are missing from a run; 130 stopped by SIGINT/SIGTERM (the runs
+  completed are reported).";
+
 /// Closed-loop HTTP/1.1 load injector.
 ///
 /// Virtual clients connect, send a GET, read the whole response (status and
@@ -24,7 +43,7 @@ use load_injector::{run_local_until, slave};
 /// requests they reconnect. Latency is measured from the intended send time
 /// into HDR histograms. One host (`run`) or many (`master` + `slave`).
 #[derive(Parser, Debug)]
-#[command(name = "load-injector", version, about, long_about)]
+#[command(name = "load-injector", version, about, long_about, after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -33,13 +52,15 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Inject load from this host.
-    ///
-    /// Example: load-injector run --target 127.0.0.1:8080 --clients 200
-    /// --duration 30 --warmup 5 --runs 3 --path /index.html
+    #[command(
+        after_help = "EXAMPLES:\n  load-injector run --server 127.0.0.1:8080 --clients 200 --seconds 30 \
+                            --warmup 5 --runs 3 --path /index.html"
+    )]
     Run(LoadArgs),
     /// Wait for a master's plan on a control port and run it when told.
-    ///
-    /// Example: load-injector slave --listen 0.0.0.0:7070
+    #[command(
+        after_help = "EXAMPLES:\n  load-injector slave --listen 127.0.0.1:7070 --sessions 1"
+    )]
     Slave {
         /// Control address to listen on (HOST:PORT).
         #[arg(long, value_name = "ADDR")]
@@ -51,8 +72,10 @@ enum Cmd {
     /// Drive slaves: send them the plan, start them together, merge their results.
     ///
     /// --clients is the total, split evenly among the slaves.
-    /// Example: load-injector master --slaves h1:7070,h2:7070 --target 10.0.0.1:80
-    /// --clients 2000 --duration 30 --runs 3 --path /index.html
+    #[command(
+        after_help = "EXAMPLES:\n  load-injector master --slaves 127.0.0.1:7070,127.0.0.1:7071 \
+                            --server 127.0.0.1:8080 --clients 400 --seconds 10 --runs 3 --path /index.html"
+    )]
     Master {
         /// Control addresses of the slaves, comma separated.
         #[arg(long, value_name = "ADDR,ADDR", value_delimiter = ',', required = true)]
@@ -71,19 +94,24 @@ enum Cmd {
 #[derive(Args, Debug)]
 struct LoadArgs {
     /// Server to load, HOST:PORT (an http:// prefix is accepted).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long = "server", alias = "target", value_name = "ADDR")]
     target: String,
     /// Virtual clients (concurrent connections); the total in master mode.
     #[arg(long, default_value_t = 200, value_name = "N")]
     clients: usize,
     /// Measured seconds per run.
-    #[arg(long, default_value_t = 30.0, value_name = "S")]
+    #[arg(
+        long = "seconds",
+        alias = "duration",
+        default_value_t = 30.0,
+        value_name = "S"
+    )]
     duration: f64,
     /// Seconds of load before measuring, excluded from the figures.
     #[arg(long, default_value_t = 5.0, value_name = "S")]
     warmup: f64,
     /// Repetitions; the report gives each run, the median and the spread.
-    #[arg(long, default_value_t = 3, value_name = "R")]
+    #[arg(long, alias = "repeat", default_value_t = 3, value_name = "R")]
     runs: usize,
     /// Request path (repeatable); chosen uniformly among those given.
     #[arg(long = "path", value_name = "P", conflicts_with = "paths")]
@@ -115,13 +143,22 @@ struct LoadArgs {
     /// Output format.
     #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
     format: String,
-    /// Also write the report to this file (same format).
+    /// Also write the report to this file (same format); checked before the run.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
 }
 
 impl LoadArgs {
+    /// The plan, every option checked: an error is a usage error (exit status 2).
     fn plan(&self) -> Result<Plan> {
+        self.plan_unchecked()
+            .map_err(|e| edge::cli::usage(edge::cli::message(&e)))
+    }
+
+    fn plan_unchecked(&self) -> Result<Plan> {
+        if let Some(f) = &self.output {
+            edge::cli::check_output_path("--output", f)?;
+        }
         let (addr, host_header) = parse_target(&self.target)?;
         let paths = match &self.paths {
             Some(f) => read_paths_file(f)?,
@@ -165,25 +202,52 @@ impl LoadArgs {
         Ok(plan)
     }
 
+    /// Prints the report and writes `--output`, then fails when a run had no successful
+    /// request (the report still shows it).
     fn emit(&self, report: &load_injector::Report) -> Result<()> {
         let format: Format = self.format.parse()?;
         let text = render(report, format)?;
-        print!("{text}");
         if let Some(f) = &self.output {
             std::fs::write(f, &text).with_context(|| format!("writing {}", f.display()))?;
         }
-        Ok(())
+        edge::cli::print_stdout(&text)?;
+        no_failed_run(report, &self.target)
     }
 }
 
+/// An error naming the first run in which no request succeeded, with its failures.
+fn no_failed_run(report: &load_injector::Report, target: &str) -> Result<()> {
+    let Some(r) = report.runs.iter().find(|r| r.responses_ok == 0) else {
+        return Ok(());
+    };
+    let failures: Vec<String> = r
+        .errors
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    let why = if failures.is_empty() {
+        "no request was sent".to_string()
+    } else {
+        failures.join(" ")
+    };
+    let hint = if r.errors.get("refused").is_some_and(|n| *n > 0) {
+        format!("; is a server listening on {target}?")
+    } else {
+        String::new()
+    };
+    bail!(
+        "run {} ({} clients): no request succeeded ({why}){hint}",
+        r.run,
+        r.clients
+    )
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = edge::cli::parse(PROGRAM);
     match real_main(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("load-injector: error: {e:#}");
-            ExitCode::from(2)
-        }
+        Err(e) => ExitCode::from(edge::cli::report(PROGRAM, &e)),
     }
 }
 
@@ -210,7 +274,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Slave { listen, sessions } => {
             let l = TcpListener::bind(&listen)
-                .with_context(|| format!("--listen {listen:?}: cannot bind"))?;
+                .map_err(|e| edge::cli::usage(format!("--listen {listen:?}: cannot bind: {e}")))?;
             eprintln!("slave: listening on {}", l.local_addr()?);
             slave::serve(l, sessions)?;
             Ok(ExitCode::SUCCESS)

@@ -122,7 +122,7 @@ fn table_header(s: &mut String, r: &Report) {
 fn table_runs(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
-        "\n{:>5} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>8}  errors",
+        "\n{:>5} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10}  errors",
         "run",
         "clients",
         "req/s",
@@ -133,12 +133,12 @@ fn table_runs(s: &mut String, r: &Report) {
         "p99.9 us",
         "conns",
         "requests",
-        "cpu/req"
+        "cpu us/req"
     );
     let row = |s: &mut String, run: &RunSummary| {
         let _ = writeln!(
             s,
-            "{:>5} {:>7} {:>12.1} {:>9.2} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>8.1}  {}{}",
+            "{:>5} {:>7} {:>12.1} {:>9.2} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10.1}  {}{}",
             run.run,
             run.clients,
             run.requests_per_sec,
@@ -176,7 +176,7 @@ fn table_runs(s: &mut String, r: &Report) {
         .collect();
     let _ = writeln!(
         s,
-        "{:>5} {:>7} {:>12.1} {:>9.2} {:>9} {:>9} {:>9} {:>9} {:>8.0} {:>10} {:>8.1}  {}",
+        "{:>5} {:>7} {:>12.1} {:>9.2} {:>9} {:>9} {:>9} {:>9} {:>8.0} {:>10} {:>10.1}  {}",
         "med",
         r.runs.last().map(|x| x.clients).unwrap_or(0),
         m.requests_per_sec,

@@ -94,26 +94,26 @@ pub struct Plan {
     pub ramp: Option<Ramp>,
 }
 
-/// Resolves `--target`: `HOST:PORT`, optionally prefixed by `http://`.
+/// Resolves `--server` (old name `--target`): `HOST:PORT`, optionally prefixed by `http://`.
 /// Returns the address and the `Host` header value.
 pub fn parse_target(target: &str) -> Result<(SocketAddr, String)> {
     let t = target.trim();
     if let Some(rest) = t.strip_prefix("https://") {
-        bail!("--target {target:?}: https is not supported (plain HTTP/1.1 only); use {rest:?}");
+        bail!("--server {target:?}: https is not supported (plain HTTP/1.1 only); use {rest:?}");
     }
     let t = t.strip_prefix("http://").unwrap_or(t);
     let t = t.trim_end_matches('/');
     if t.is_empty() || t.contains('/') {
-        bail!("--target {target:?}: expected HOST:PORT, e.g. 127.0.0.1:8080 (paths go in --path)");
+        bail!("--server {target:?}: expected HOST:PORT, e.g. 127.0.0.1:8080 (paths go in --path)");
     }
     let mut addrs = t
         .to_socket_addrs()
-        .with_context(|| format!("--target {target:?}: expected HOST:PORT, e.g. 127.0.0.1:8080"))?;
+        .with_context(|| format!("--server {target:?}: expected HOST:PORT, e.g. 127.0.0.1:8080"))?;
     let addr = addrs
         .next()
-        .with_context(|| format!("--target {target:?}: the name resolved to no address"))?;
+        .with_context(|| format!("--server {target:?}: the name resolved to no address"))?;
     if addr.port() == 0 {
-        bail!("--target {target:?}: port 0 is not a valid target port");
+        bail!("--server {target:?}: port 0 is not a valid target port");
     }
     Ok((addr, t.to_string()))
 }
@@ -179,7 +179,7 @@ impl Plan {
             bail!("--clients must be at least 1");
         }
         if !(self.duration_s > 0.0 && self.duration_s.is_finite()) {
-            bail!("--duration must be a positive number of seconds");
+            bail!("--seconds must be a positive number");
         }
         if !(self.warmup_s >= 0.0 && self.warmup_s.is_finite()) {
             bail!("--warmup must be zero or a positive number of seconds");

@@ -689,7 +689,7 @@ fn cli_run_json_and_clear_errors() {
     for (args, needle) in [
         (
             vec!["run", "--target", "nonsense", "--path", "/"],
-            "--target",
+            "--server",
         ),
         (
             vec!["run", "--target", "127.0.0.1:80/x", "--path", "/"],

@@ -5,17 +5,31 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use microbenches::report::{self, BenchResult, Format};
-use microbenches::run::{self, ForkJoin, RunOpts};
+use microbenches::run::{self, ForkJoin, RunArgs, RunOpts};
 use microbenches::synthetic::Config as SynConfig;
 use microbenches::unbalanced::Costs;
 use microbenches::{idle, paper_tables};
 use std::path::PathBuf;
 
+const PROGRAM: &str = "microbenches";
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+  # Mely's unbalanced benchmark with time-left stealing, 2 workers, 3 s, as a table:
+  microbenches unbalanced --runtime mely --stealing time-left --workers 2 --seconds 3
+
+  # Dispatch cost on libasync, mely and tokio in one run, results also as JSON:
+  microbenches dispatch --runtime all --workers 1 --seconds 1 --output dispatch.json
+
+  # Every table of the papers beside ours (Markdown), 2 repetitions:
+  microbenches paper-tables --seconds 1 --runs 2";
+
 #[derive(Parser)]
 #[command(
     name = "microbenches",
     version,
-    about = "Microbenchmarks of the colored runtime (libasync-smp and Mely designs) beside tokio"
+    about = "Microbenchmarks of the colored runtime (libasync-smp and Mely designs) beside tokio",
+    after_help = EXAMPLES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -53,16 +67,20 @@ enum Bench {
     Synthetic {
         #[command(flatten)]
         common: Common,
+        /// One configuration of the table only (default: all four).
         #[arg(long, value_enum)]
         config: Option<SynConfig>,
     },
     /// Start a runtime (reactor and a timer running, stealing on), leave it idle, and report
     /// the process's CPU time over the idle interval: an idle runtime must not spin.
     IdleCpu {
+        /// Queue design of the idle runtime.
         #[arg(long, default_value = "mely")]
         runtime: colored_runtime::QueueKind,
+        /// Worker threads (default: the CPUs this process may use).
         #[arg(long, default_value_t = run::machine_workers())]
         workers: usize,
+        /// Idle seconds measured.
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
     },
@@ -76,13 +94,13 @@ enum Bench {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
         /// Repetitions per configuration (median and min-max are reported).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long = "runs", alias = "repeat", default_value_t = 1)]
         repeat: usize,
-        /// Write every raw result as JSON here.
-        #[arg(long)]
+        /// Write every raw result as JSON here (checked before the run).
+        #[arg(long = "output", alias = "json-out", value_name = "FILE")]
         json_out: Option<PathBuf>,
-        /// Write the Markdown tables here too.
-        #[arg(long)]
+        /// Write the Markdown tables here too (checked before the run).
+        #[arg(long, value_name = "FILE")]
         markdown_out: Option<PathBuf>,
     },
     /// The simulator: the real queues and policies on virtual cores (`simulate --help`).
@@ -93,35 +111,96 @@ enum Bench {
 #[derive(Args, Clone)]
 struct Common {
     #[command(flatten)]
-    run: RunOpts,
+    run: RunArgs,
+    /// How the results are printed on stdout.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
-    /// Also write the results as JSON to this file.
-    #[arg(long)]
+    /// Also write the results as JSON to this file (checked before the run).
+    #[arg(long = "output", alias = "json-out", value_name = "FILE")]
     json_out: Option<PathBuf>,
 }
 
-/// Print results and write them where `--json-out` says.
+/// Print results and write them where `--output` says.
 fn emit(results: &[BenchResult], c: &Common) -> Result<()> {
-    report::print(results, c.format);
     if let Some(path) = &c.json_out {
         write(path, &serde_json::to_string_pretty(results)?)?;
     }
+    if c.format == Format::Table {
+        print_table(results);
+    } else {
+        report::print(results, c.format);
+    }
     Ok(())
+}
+
+/// The table with one column per scalar; an extra made of several values (e.g. the handler
+/// costs of `unbalanced`) is printed under the table, one line per result, instead of as a
+/// JSON blob in a column.
+fn print_table(results: &[BenchResult]) {
+    let mut flat = results.to_vec();
+    let mut below = Vec::new();
+    for r in &mut flat {
+        let nested: Vec<String> = r
+            .extra
+            .iter()
+            .filter(|(_, v)| v.is_object() || v.is_array())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in nested {
+            if let Some(v) = r.extra.remove(&k) {
+                below.push(format!(
+                    "{} {} {}: {k}: {}",
+                    r.bench,
+                    r.runtime,
+                    r.stealing,
+                    inline(&v)
+                ));
+            }
+        }
+    }
+    report::print(&flat, Format::Table);
+    for line in below {
+        println!("{line}");
+    }
+}
+
+/// `a=1, b=2` for an object, `1, 2` for an array.
+fn inline(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .map(|(k, x)| format!("{k}={x}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
 }
 
 fn write(path: &std::path::Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Run a single benchmark: validate its options, run, emit.
+/// Run a single benchmark: check its options and output path, run, emit.
 fn single(c: &Common, f: impl FnOnce(&RunOpts) -> Result<Vec<BenchResult>>) -> Result<()> {
-    c.run.validate()?;
-    emit(&f(&c.run)?, c)
+    let opts = c.run.opts()?;
+    if let Some(p) = &c.json_out {
+        edge::cli::check_output_path("--output", p)?;
+    }
+    emit(&f(&opts)?, c)
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().bench {
+fn main() -> std::process::ExitCode {
+    let cli: Cli = edge::cli::parse(PROGRAM);
+    edge::cli::finish(PROGRAM, run_bench(cli.bench))
+}
+
+fn run_bench(bench: Bench) -> Result<()> {
+    match bench {
         Bench::Simulate(a) => microbenches::sim::cli::run(&a),
         Bench::Dispatch { common, colors } => single(&common, |o| run::dispatch(o, colors)),
         Bench::Unbalanced { common, costs } => single(&common, |o| run::unbalanced(o, costs)),
@@ -152,6 +231,11 @@ fn main() -> Result<()> {
             json_out,
             markdown_out,
         } => {
+            for (flag, p) in [("--output", &json_out), ("--markdown-out", &markdown_out)] {
+                if let Some(p) = p {
+                    edge::cli::check_output_path(flag, p)?;
+                }
+            }
             let opts = paper_tables::Options {
                 workers,
                 seconds,

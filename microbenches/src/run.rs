@@ -12,6 +12,7 @@ use crate::synthetic::{self, Config as SynConfig};
 use crate::unbalanced::{self, Costs};
 use crate::{cache_efficient, dispatch, penalty, RuntimeArg};
 use anyhow::{bail, Context, Result};
+use colored_runtime::args::{RuntimeArgs, RuntimeChoice};
 use colored_runtime::{QueueKind, RuntimeStats, StealAmount, StealPolicy};
 use serde_json::json;
 
@@ -20,41 +21,89 @@ pub fn machine_workers() -> usize {
     colored_runtime::topology::allowed_cpus().len().max(1)
 }
 
-/// What every benchmark run is configured with.
-#[derive(clap::Args, Clone, Debug)]
+/// What every benchmark run is configured with (from [`RunArgs`], or built by
+/// [`crate::paper_tables`]).
+#[derive(Clone, Debug)]
 pub struct RunOpts {
     /// Runtime: libasync, mely, tokio, or all three in one run.
-    #[arg(long, value_enum, default_value = "mely")]
     pub runtime: RuntimeArg,
-    /// Stealing policy (off, base, time-left, penalty, locality, all); libasync takes off or base.
-    #[arg(long, default_value = "off")]
+    /// Stealing policy; libasync takes off or base.
     pub stealing: StealPolicy,
-    /// What a time-left steal (time-left, penalty, all) takes: `one`, the best worthy color
-    /// (the Mely paper's), or `half`, worthy colors until the thief holds half of the victim's
-    /// queued time, at most 32 (ours). The other policies ignore it.
-    #[arg(long, default_value = "one")]
+    /// What a time-left steal takes (the other policies ignore it).
     pub steal_amount: StealAmount,
-    /// Worker threads, pinned one per CPU (default: the CPUs this process may use; more than
-    /// that oversubscribes them).
-    #[arg(long, default_value_t = machine_workers())]
+    /// Worker threads, pinned one per CPU.
     pub workers: usize,
+    /// Measured seconds per configuration.
+    pub seconds: f64,
+}
+
+impl std::str::FromStr for RuntimeArg {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        <RuntimeArg as clap::ValueEnum>::from_str(s, false)
+            .map_err(|_| format!("unknown runtime {s:?} (libasync, mely, tokio or all)"))
+    }
+}
+
+impl std::fmt::Display for RuntimeArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(runtime_name(*self))
+    }
+}
+
+impl RuntimeChoice for RuntimeArg {
+    fn queues(&self) -> Vec<QueueKind> {
+        match self {
+            RuntimeArg::Libasync => vec![QueueKind::Libasync],
+            RuntimeArg::Mely => vec![QueueKind::Mely],
+            RuntimeArg::Tokio => vec![],
+            RuntimeArg::All => vec![QueueKind::Libasync, QueueKind::Mely],
+        }
+    }
+}
+
+/// The command-line options of every benchmark run: the runtime's own options (with tokio
+/// and `all` added to `--runtime`) and the run length.
+#[derive(clap::Args, Clone, Debug)]
+#[command(mut_arg("runtime", |a| a.help("Runtime: libasync, mely, tokio, or all three in one run")))]
+#[command(mut_arg("no_pin", |a| a.hide(true)))]
+pub struct RunArgs {
+    /// The runtime options, declared once in the runtime crate.
+    #[command(flatten)]
+    pub rt: RuntimeArgs<RuntimeArg>,
     /// Measured seconds per configuration.
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
 }
 
-impl RunOpts {
-    /// Checks what clap cannot: a worker, a positive finite duration.
-    pub fn validate(&self) -> Result<()> {
-        if self.workers == 0 {
-            bail!("--workers must be at least 1");
+impl RunArgs {
+    /// The run these options describe, checked by the runtime's own rules (e.g. libasync
+    /// takes only `--stealing off` or `base`) before anything runs. Every error is a usage
+    /// error.
+    pub fn opts(&self) -> Result<RunOpts> {
+        let usage = |m: String| edge::cli::usage(m);
+        self.rt.check().map_err(|e| usage(e.to_string()))?;
+        if self.rt.no_pin || self.rt.search_us.is_some() {
+            return Err(usage(
+                "--no-pin and --search-us are server options: the benchmarks always pin \
+                 their workers and use the runtime's search time"
+                    .into(),
+            ));
         }
         if !(self.seconds > 0.0 && self.seconds.is_finite()) {
-            bail!("--seconds must be a positive number");
+            return Err(usage("--seconds must be a positive number".into()));
         }
-        Ok(())
+        Ok(RunOpts {
+            runtime: self.rt.runtime,
+            stealing: self.rt.stealing,
+            steal_amount: self.rt.steal_amount,
+            workers: self.rt.workers,
+            seconds: self.seconds,
+        })
     }
+}
 
+impl RunOpts {
     /// The runtimes `--runtime` names, in the order they run.
     pub fn runtimes(&self) -> Vec<RuntimeArg> {
         match self.runtime {
@@ -88,14 +137,6 @@ fn runtime_name(r: RuntimeArg) -> &'static str {
         RuntimeArg::Tokio => "tokio",
         RuntimeArg::All => "all",
     }
-}
-
-/// libasync steals as libasync-smp did or not at all.
-fn check_policy(rt: RuntimeArg, p: StealPolicy) -> Result<()> {
-    if rt == RuntimeArg::Libasync && !matches!(p, StealPolicy::Off | StealPolicy::Base) {
-        bail!("libasync supports only --stealing off or base (got {p})");
-    }
-    Ok(())
 }
 
 /// What one benchmark run measured: events run, seconds, the runtime's counters (tokio: none).
@@ -183,7 +224,6 @@ pub fn dispatch(o: &RunOpts, colors: u64) -> Result<Vec<BenchResult>> {
     let env = env::detect();
     let mut out = Vec::new();
     for rt in o.runtimes() {
-        check_policy(rt, o.stealing)?;
         let d = match rt {
             RuntimeArg::Tokio => dispatch::run_tokio(o.workers, o.seconds)?,
             _ => dispatch::run_colored(&o.setup(rt), o.seconds, colors)
@@ -254,7 +294,6 @@ pub fn unbalanced(o: &RunOpts, costs: Costs) -> Result<Vec<BenchResult>> {
     let p = unbalanced::Params::default();
     let mut out = Vec::new();
     for rt in o.runtimes() {
-        check_policy(rt, o.stealing)?;
         let u = match rt {
             RuntimeArg::Tokio => unbalanced::run_tokio(o.workers, o.seconds, &p)?,
             _ => unbalanced::run_colored(&o.setup(rt), o.seconds, costs, &p)?,
@@ -298,7 +337,6 @@ pub fn fork_join(bench: ForkJoin, o: &RunOpts) -> Result<Vec<BenchResult>> {
                 bench.name()
             );
         }
-        check_policy(rt, o.stealing)?;
         let setup = o.setup(rt);
         let f = match bench {
             ForkJoin::Penalty => {

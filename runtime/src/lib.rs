@@ -58,6 +58,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "clap")]
+pub mod args;
 mod blocking;
 mod cell;
 pub mod color;

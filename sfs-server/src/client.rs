@@ -28,7 +28,7 @@ use crossbeam_channel::{bounded, Sender};
 use parking_lot::Mutex;
 use thiserror::Error;
 
-use crate::frame::{read_frame, write_frame};
+use crate::frame::{read_frame, write_frame, FrameError};
 use crate::keys::Key;
 use crate::proto::{
     Attr, ClientMsg, DirEntry, Fh, FileType, FsStat, Reply, Request, ServerMsg, SetAttrs, Stable,
@@ -99,6 +99,35 @@ fn io_dis(e: std::io::Error) -> ClientError {
     ClientError::Disconnected(e.to_string())
 }
 
+/// Why the answer to our hello could not be read, said in terms of what went wrong.
+fn hello_failed(user: &str, e: std::io::Error) -> ClientError {
+    use std::io::ErrorKind;
+    let oversized = e
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<FrameError>())
+        .and_then(|f| match f {
+            FrameError::Oversized(len, _) => Some(*len),
+            FrameError::Truncated(_) => None,
+        });
+    if let Some(len) = oversized {
+        // The 4 bytes where a frame length belongs, as the peer sent them (e.g. "HTTP").
+        let first = (len as u32).to_be_bytes();
+        return ClientError::Protocol(format!(
+            "the server does not speak SFS (its answer starts with {:?})",
+            String::from_utf8_lossy(&first)
+        ));
+    }
+    match e.kind() {
+        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset => ClientError::Disconnected(
+            format!("the server refused user {user} (it has no such user in its key table)"),
+        ),
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => ClientError::Disconnected(
+            "no answer to the hello in time (is this an SFS server?)".to_string(),
+        ),
+        _ => ClientError::Disconnected(format!("reading the server's answer to the hello: {e}")),
+    }
+}
+
 /// An authenticated session after the handshake.
 pub struct Established {
     /// Sealer for client-to-server frames.
@@ -115,13 +144,14 @@ pub struct Established {
 pub fn handshake(stream: &mut TcpStream, user: &str, key: &Key) -> CResult<Established> {
     let nc = session::fresh_nonce();
     write_frame(stream, &session::client_hello(user, &nc)).map_err(io_dis)?;
-    let (_, ch) = read_frame(stream).map_err(|e| {
-        ClientError::Disconnected(format!("server refused the hello (unknown user?): {e}"))
+    let (_, ch) = read_frame(stream).map_err(|e| hello_failed(user, e))?;
+    let (ns, sproof) = session::parse_server_challenge(&ch)
+        .map_err(|e| ClientError::Protocol(format!("the server does not speak SFS: {e}")))?;
+    session::verify_server_proof(key, user, &nc, &ns, &sproof).map_err(|e| {
+        ClientError::Disconnected(format!(
+            "the server does not hold this key for user {user} (wrong key file?): {e}"
+        ))
     })?;
-    let (ns, sproof) =
-        session::parse_server_challenge(&ch).map_err(|e| ClientError::Protocol(e.to_string()))?;
-    session::verify_server_proof(key, user, &nc, &ns, &sproof)
-        .map_err(|e| ClientError::Disconnected(e.to_string()))?;
     write_frame(stream, &session::client_proof(key, user, &nc, &ns)).map_err(io_dis)?;
     let (c2s, s2c) = session::derive_keys(key, &nc, &ns);
     let send = SendCipher::new(&c2s);

@@ -181,7 +181,7 @@ pub fn read_frame_into<R: Read>(r: &mut R, body: &mut Vec<u8>) -> io::Result<[u8
     if len > MAX_FRAME {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            FrameError::Oversized(len, MAX_FRAME).to_string(),
+            FrameError::Oversized(len, MAX_FRAME),
         ));
     }
     body.resize(len, 0);
@@ -205,7 +205,7 @@ pub fn read_frame<R: Read>(r: &mut R) -> io::Result<Frame> {
     if len > MAX_FRAME {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            FrameError::Oversized(len, MAX_FRAME).to_string(),
+            FrameError::Oversized(len, MAX_FRAME),
         ));
     }
     let mut body = vec![0u8; len];

@@ -168,11 +168,19 @@ impl KeyTable {
         s
     }
 
-    /// Save atomically with mode 0600.
+    /// Save atomically with mode 0600 (a failed save leaves the old table and no temporary
+    /// file).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        write_private(&tmp, self.to_text().as_bytes())?;
-        fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+        let tmp = tmp_beside(path);
+        let r = write_private(&tmp, self.to_text().as_bytes())
+            .with_context(|| format!("writing the key table {}", path.display()))
+            .and_then(|()| {
+                fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+            });
+        if r.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        r
     }
 
     /// Add or replace a user.
@@ -215,26 +223,111 @@ impl KeyTable {
     }
 }
 
-/// `sfs-server keygen`: create a random key for `user`, write it to `key_file` (0600)
-/// and add the user to the key table at `keys` (created if missing), mapped to the
-/// current process's uid and gid.
-pub fn keygen(user: &str, keys: &Path, key_file: &Path) -> Result<Key> {
-    check_user_name(user)?;
-    let mut table = KeyTable::load_or_empty(keys)?;
-    let key = Key::generate();
+/// What `sfs-server keygen` is asked to do.
+#[derive(Clone, Debug)]
+pub struct Keygen<'a> {
+    /// The user to add.
+    pub user: &'a str,
+    /// The server's key table (created when missing).
+    pub keys: &'a Path,
+    /// Where the user's key is written.
+    pub key_file: &'a Path,
+    /// The local uid the user acts as.
+    pub uid: u32,
+    /// The local gid the user acts as.
+    pub gid: u32,
+    /// Replace an existing entry for `user` and an existing `key_file`.
+    pub force: bool,
+}
+
+/// The uid and gid of this process: keygen's default identity for a new user.
+pub fn own_ids() -> (u32, u32) {
     // SAFETY: getuid/getgid have no preconditions and cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    key.write_file(key_file)?;
-    table.insert(
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
+
+/// What [`Keygen::run`] did.
+#[derive(Clone, Debug)]
+pub struct Added {
+    /// The new key.
+    pub key: Key,
+    /// The user had an entry, now replaced (`force`).
+    pub replaced: bool,
+}
+
+impl Keygen<'_> {
+    /// Creates a random key for the user, adds it to the key table and writes the key
+    /// file, both 0600.
+    ///
+    /// Without `force`, an existing entry for the user or an existing key file is an error
+    /// and nothing is written. The table is replaced atomically and the key file is written
+    /// beside its final name first, then renamed into place once the table is saved: a
+    /// failure leaves the table, the key file and the directory as they were (no stray key
+    /// file).
+    pub fn run(&self) -> Result<Added> {
+        check_user_name(self.user)?;
+        let mut table = KeyTable::load_or_empty(self.keys)?;
+        let replaced = table.get(self.user).is_some();
+        if replaced && !self.force {
+            bail!(
+                "user {} is already in {}; pass --force to replace the key",
+                self.user,
+                self.keys.display()
+            );
+        }
+        if self.key_file.exists() && !self.force {
+            bail!(
+                "key file {} exists; pass --force to replace it",
+                self.key_file.display()
+            );
+        }
+        let key = Key::generate();
+        let tmp = tmp_beside(self.key_file);
+        write_private(&tmp, format!("{}\n", key.to_hex()).as_bytes())
+            .with_context(|| format!("writing the key file {}", self.key_file.display()))?;
+        let result = table
+            .insert(
+                self.user,
+                UserEntry {
+                    uid: self.uid,
+                    gid: self.gid,
+                    key: key.clone(),
+                },
+            )
+            .and_then(|()| table.save(self.keys))
+            .and_then(|()| {
+                fs::rename(&tmp, self.key_file)
+                    .with_context(|| format!("renaming into {}", self.key_file.display()))
+            });
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result?;
+        Ok(Added { key, replaced })
+    }
+}
+
+/// `sfs-server keygen` with the defaults: this process's uid and gid, no overwrite.
+pub fn keygen(user: &str, keys: &Path, key_file: &Path) -> Result<Key> {
+    let (uid, gid) = own_ids();
+    let k = Keygen {
         user,
-        UserEntry {
-            uid,
-            gid,
-            key: key.clone(),
-        },
-    )?;
-    table.save(keys)?;
-    Ok(key)
+        keys,
+        key_file,
+        uid,
+        gid,
+        force: false,
+    };
+    Ok(k.run()?.key)
+}
+
+/// A temporary name in the directory of `path` (same file system, so a rename is atomic).
+fn tmp_beside(path: &Path) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
 }
 
 fn write_private(path: &Path, data: &[u8]) -> Result<()> {
@@ -312,11 +405,51 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(t.get("alice").unwrap().key, k1);
         assert_eq!(t.get("bob").unwrap().key, k2);
-        // Re-keying replaces the entry.
-        let k3 = keygen("alice", &keys, &kf).unwrap();
+        // Re-keying is refused without force, and changes nothing.
+        let e = keygen("alice", &keys, &kf).unwrap_err();
+        assert!(e.to_string().contains("--force"), "{e}");
+        assert_eq!(KeyTable::load(&keys).unwrap().get("alice").unwrap().key, k1);
+        assert_eq!(Key::read_file(&kf).unwrap(), k1);
+        // Another user's key file is not overwritten either.
+        let e = keygen("carol", &keys, &kb).unwrap_err();
+        assert!(e.to_string().contains("exists"), "{e}");
+        assert_eq!(Key::read_file(&kb).unwrap(), k2);
+        // With force, the entry and the file are replaced, with the uid/gid given.
+        let added = Keygen {
+            user: "alice",
+            keys: &keys,
+            key_file: &kf,
+            uid: 4242,
+            gid: 4343,
+            force: true,
+        }
+        .run()
+        .unwrap();
+        assert!(added.replaced);
         let t = KeyTable::load(&keys).unwrap();
         assert_eq!(t.len(), 2);
-        assert_eq!(t.get("alice").unwrap().key, k3);
+        let a = t.get("alice").unwrap();
+        assert_eq!((a.uid, a.gid, &a.key), (4242, 4343, &added.key));
+        assert_eq!(Key::read_file(&kf).unwrap(), added.key);
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 3, "temporary files left: {names:?}");
+    }
+
+    #[test]
+    fn a_failed_table_write_leaves_no_key_file() {
+        let d = tempfile::tempdir().unwrap();
+        let kf = d.path().join("alice.key");
+        // The key table's directory does not exist: the table cannot be written.
+        let keys = d.path().join("missing/keys");
+        assert!(keygen("alice", &keys, &kf).is_err());
+        assert_eq!(
+            fs::read_dir(d.path()).unwrap().count(),
+            0,
+            "a stray file was left"
+        );
     }
 
     #[test]

@@ -320,10 +320,16 @@ impl ConnState {
             return;
         }
         self.closed = true;
-        eprintln!(
-            "sfs-server: conn {} ({}): closing: {}",
-            conn.id, conn.peer, reason
-        );
+        // A client closing its connection is normal: logged at debug level only
+        // (`SFS_LOG=debug`); every other reason is always logged.
+        static DEBUG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let debug = *DEBUG.get_or_init(|| std::env::var("SFS_LOG").is_ok_and(|v| v == "debug"));
+        if debug || reason != "peer closed the connection" {
+            eprintln!(
+                "sfs-server: conn {} ({}): closing: {}",
+                conn.id, conn.peer, reason
+            );
+        }
         if let Some(mut stream) = self.stream.take() {
             if let Some(t) = self.token.take() {
                 let _ = handle.deregister_io(&mut stream, t);

@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod cli_errors;
 mod durability;
 mod edges;
 mod fsx;

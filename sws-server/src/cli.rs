@@ -1,23 +1,26 @@
 //! The command line (fixed by DESIGN.md section 4), parsed once into configuration data.
 //!
 //! ```text
-//! sws-server --root DIR --listen ADDR --workers N --runtime <libasync|mely> --stealing POLICY
-//!            [--mode colored|ncopy] [--max-clients N] [--stats-json FILE]
-//!            [--steal-amount one|half] [--conn-penalty N]
+//! sws-server --root DIR --listen ADDR [--workers N] [--runtime libasync|mely]
+//!            [--stealing POLICY] [--steal-amount one|half] [--no-pin] [--allow-many-workers]
+//!            [--mode colored|ncopy] [--max-clients N] [--stats-json FILE] [--conn-penalty N]
 //! ```
-//! Hidden flags: `--idle-timeout-ms` (408 after this much inactivity; tests shorten it) and
-//! the ones the N-copy parent passes to its children.
+//! The runtime options are the runtime's own ([`colored_runtime::args::RuntimeArgs`]).
+//! Hidden flags: `--idle-timeout-ms` (408 after this much inactivity; tests shorten it),
+//! `--search-us`, and the ones the N-copy parent passes to its children.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use colored_runtime::{QueueKind, RuntimeConfig, StealAmount, StealPolicy};
+use colored_runtime::args::RuntimeArgs;
+use colored_runtime::RuntimeConfig;
 
 use crate::http::Limits;
 use crate::server::ServerConfig;
 
+/// How the server runs its workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
     /// One process, one colored runtime with `--workers` workers.
@@ -27,6 +30,7 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The flag value.
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Colored => "colored",
@@ -35,50 +39,52 @@ impl Mode {
     }
 }
 
+/// What `--help` ends with.
+const EXAMPLES: &str = "\
+EXAMPLES:
+  # Serve ./www on port 8080 with 2 worker threads, Mely queues, time-left stealing:
+  sws-server --root www --listen 127.0.0.1:8080 --workers 2 --runtime mely --stealing time-left
+
+  # The N-copy upper bound: 2 single-worker processes sharing the port; counters on exit:
+  sws-server --root www --listen 127.0.0.1:8080 --workers 2 --mode ncopy --stats-json stats.json
+
+  # Stop it with Ctrl-C or SIGTERM (kill PID): it stops, then writes --stats-json.";
+
 /// SWS: the nine-handler static web server on the colored runtime, colored or N-copy.
+///
+/// Prints `sws-server listening on ADDR` on stdout once it accepts connections and serves
+/// until SIGINT or SIGTERM.
 #[derive(Clone, Debug, Parser)]
-#[command(name = "sws-server", version)]
+#[command(name = "sws-server", version, after_help = EXAMPLES)]
 pub struct Cli {
     /// Document root: every file under it is loaded and prebuilt at start-up.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub root: PathBuf,
     /// Address to listen on, e.g. 127.0.0.1:8080 (port 0: any free port, printed at start).
-    #[arg(long)]
+    #[arg(long, value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// Worker threads (colored) or processes (ncopy).
-    #[arg(long)]
-    pub workers: usize,
-    /// Queue design of the runtime: libasync or mely.
-    #[arg(long, value_parser = clap::value_parser!(QueueKind))]
-    pub runtime: QueueKind,
-    /// Stealing policy: off, base, time-left, penalty, locality or all (libasync: off, base).
-    #[arg(long, value_parser = clap::value_parser!(StealPolicy))]
-    pub stealing: StealPolicy,
-    /// What a time-left steal (time-left, penalty, all) takes: `one`, the best worthy color
-    /// (the Mely paper's), or `half`, worthy colors until the thief holds half of the victim's
-    /// queued time, at most 32 (ours).
-    #[arg(long, default_value_t = StealAmount::One, value_parser = clap::value_parser!(StealAmount))]
-    pub steal_amount: StealAmount,
+    /// The runtime: workers, queue design, stealing, pinning.
+    #[command(flatten)]
+    pub rt: RuntimeArgs,
+    /// colored: one process, one colored runtime with --workers workers; ncopy: --workers
+    /// single-worker processes sharing the port with SO_REUSEPORT.
     #[arg(long, value_enum, default_value_t = Mode::Colored)]
     pub mode: Mode,
     /// Most clients served at once; past it, connections are answered 503 and closed.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_clients: usize,
-    /// Write the statistics (server and runtime counters) here on shutdown.
-    #[arg(long)]
+    /// Write the statistics (server and runtime counters) as JSON here on shutdown; the
+    /// directory is checked at start-up.
+    #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
     /// Idle time after which a connection is answered 408 and closed.
     #[arg(long, default_value_t = 30_000, hide = true)]
     pub idle_timeout_ms: u64,
-    /// Runtime tuning: how long an idle worker searches for work to steal (attempts separated
-    /// by naps) before it sleeps (microseconds; default: the runtime's).
-    #[arg(long, alias = "steal-spin-us", hide = true)]
-    pub search_us: Option<u64>,
     /// Stealing penalty of the per-connection handlers and CheckInCache under the `penalty` and
     /// `all` policies: their queued time counts 1/N toward making a color worth stealing, so a
     /// connection moves to another core only with a large backlog (1: no penalty). See
     /// sws-server/bench/RESULTS.md for the measurements behind the default.
-    #[arg(long, default_value_t = crate::server::DEFAULT_CONN_PENALTY, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_CONN_PENALTY, value_parser = clap::value_parser!(u32).range(1..))]
     pub conn_penalty: u32,
     /// Internal: this process is child number N of an N-copy parent.
     #[arg(long, hide = true)]
@@ -86,16 +92,9 @@ pub struct Cli {
 }
 
 impl Cli {
-    pub fn runtime_config(&self, workers: usize) -> RuntimeConfig {
-        let d = RuntimeConfig::default();
-        RuntimeConfig {
-            workers,
-            queue: self.runtime,
-            stealing: self.stealing,
-            steal_amount: self.steal_amount,
-            search_us: self.search_us.unwrap_or(d.search_us),
-            ..d
-        }
+    /// The runtime configuration with `workers` workers (checked by the runtime's rules).
+    pub fn runtime_config(&self, workers: usize) -> anyhow::Result<RuntimeConfig> {
+        Ok(self.rt.config_with_workers(workers)?)
     }
 
     pub fn server_config(&self, max_clients: usize, reuse_port: bool) -> ServerConfig {
@@ -109,16 +108,18 @@ impl Cli {
         }
     }
 
-    /// Checks what clap cannot: worker count and the runtime/policy combination.
+    /// Checks what clap cannot, before any work: the runtime options (the runtime's own
+    /// rules and the worker cap), the client limit, and that `--stats-json` can be written.
+    /// Every error is a usage error (exit status 2).
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.workers >= 1, "--workers must be at least 1");
-        anyhow::ensure!(self.max_clients >= 1, "--max-clients must be at least 1");
-        if self.runtime == QueueKind::Libasync {
-            anyhow::ensure!(
-                matches!(self.stealing, StealPolicy::Off | StealPolicy::Base),
-                "--runtime libasync supports --stealing off or base, not {}",
-                self.stealing
-            );
+        self.rt
+            .config()
+            .map_err(|e| edge::cli::usage(e.to_string()))?;
+        if self.max_clients == 0 {
+            return Err(edge::cli::usage("--max-clients must be at least 1"));
+        }
+        if let Some(p) = &self.stats_json {
+            edge::cli::check_output_path("--stats-json", p)?;
         }
         Ok(())
     }

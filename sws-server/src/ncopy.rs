@@ -19,17 +19,15 @@ use crate::cli::Cli;
 /// Runs the N-copy parent until SIGINT/SIGTERM.
 pub fn run_parent(cli: &Cli) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    let n = cli.workers;
+    let n = cli.rt.workers;
     // The client limit is split between the children (each enforces its share).
     let per_child_max = cli.max_clients.div_ceil(n).max(1);
     let sup = Supervisor::start(cli.listen, n, |slot| {
         let mut cmd = Command::new(&exe);
         cmd.arg("--root")
             .arg(&cli.root)
-            .args(["--listen", &slot.addr.to_string(), "--workers", "1"])
-            .args(["--runtime", &cli.runtime.to_string()])
-            .args(["--stealing", &cli.stealing.to_string()])
-            .args(["--steal-amount", &cli.steal_amount.to_string()])
+            .args(["--listen", &slot.addr.to_string()])
+            .args(cli.rt.to_args(1))
             .args(["--mode", "ncopy"])
             .args(["--max-clients", &per_child_max.to_string()])
             .args(["--idle-timeout-ms", &cli.idle_timeout_ms.to_string()])

@@ -19,9 +19,16 @@ use crate::server::RunningServer;
 /// Builds the cache for `--root`, logging what was loaded on stderr.
 pub fn load_cache(cli: &Cli) -> anyhow::Result<Cache> {
     let root = DocRoot::new(&cli.root)
-        .map_err(|e| anyhow::anyhow!("--root {}: {e}", cli.root.display()))?;
+        .map_err(|e| edge::cli::usage(format!("--root {}: {e}", cli.root.display())))?;
     let (cache, report) = Cache::build(&root, CacheLimits::default())?;
     if cli.ncopy_child.unwrap_or(0) == 0 {
+        if report.files == 0 {
+            eprintln!(
+                "sws-server: warning: --root {} holds no file to serve; every request will be \
+                 answered 404",
+                cli.root.display()
+            );
+        }
         eprintln!(
             "sws: {} files ({} bytes) prebuilt from {}; {} outside the root refused, {} skipped",
             report.files,
@@ -42,17 +49,19 @@ pub fn run_colored(cli: &Cli) -> anyhow::Result<()> {
     }
     let (workers, max_clients, reuse_port) = match cli.ncopy_child {
         Some(i) => {
-            if let Err(e) = edge::cpu::pin_process_to(i) {
+            if cli.rt.no_pin {
+                // Not pinned, as asked.
+            } else if let Err(e) = edge::cpu::pin_process_to(i) {
                 eprintln!("sws: ncopy child {i}: could not pin to a CPU: {e}");
             }
             (1, cli.max_clients, true)
         }
-        None => (cli.workers, cli.max_clients, false),
+        None => (cli.rt.workers, cli.max_clients, false),
     };
     let cache = load_cache(cli)?;
     let started = Instant::now();
     let server = RunningServer::start(
-        cli.runtime_config(workers),
+        cli.runtime_config(workers)?,
         cli.server_config(max_clients, reuse_port),
         cache,
     )?;
@@ -73,9 +82,9 @@ pub fn run_colored(cli: &Cli) -> anyhow::Result<()> {
     if let Some(path) = &cli.stats_json {
         let mut doc = json!({
             "mode": cli.mode.as_str(),
-            "runtime": cli.runtime.to_string(),
-            "stealing": cli.stealing.to_string(),
-            "steal_amount": cli.steal_amount.to_string(),
+            "runtime": cli.rt.runtime.to_string(),
+            "stealing": cli.rt.stealing.to_string(),
+            "steal_amount": cli.rt.steal_amount.to_string(),
             "workers": workers,
             "max_clients": max_clients,
             "listen": cli.listen.to_string(),

@@ -7,7 +7,7 @@
 //!                                        # exit 1 on a regression or a missing experiment,
 //!                                        # 2 when it cannot compare
 //! colored-report history append DIR --history FILE --commit SHA --commit-date D --subject S
-//! colored-report history report --history FILE [--out DIR] [--no-plots]
+//! colored-report history report --history FILE [--output DIR] [--no-plots]
 //! colored-report history bisect-step --history FILE --figure KEY --good SHA --bad SHA
 //!                                    --candidate SHA [--machine M] [--since T] [--force]
 //!                                        # exit 0 good, 1 bad, 3 unsure
@@ -21,11 +21,27 @@ use microbenches::report_gen::{
 };
 use std::path::{Path, PathBuf};
 
+const PROGRAM: &str = "colored-report";
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+  # The report of a results directory (written by scripts/reproduce.sh): read DIR/report.md
+  colored-report report results/baseline
+
+  # Did NEW regress against BASE? (exit 1 if so)
+  colored-report compare results/baseline results/new --threshold 5
+
+EXIT STATUS:
+  0 report written / comparison passed; 1 comparison failed (a gated figure or ratio
+  regressed, or an experiment is missing); 2 the tool itself failed (not a results
+  directory, unreadable file, bad flag); history bisect-step: 0 good, 1 bad, 3 unsure.";
+
 #[derive(Parser)]
 #[command(
     name = "colored-report",
     version,
-    about = "Report (papers' tables beside ours, CSV, plots) and regression comparison of results directories"
+    about = "Report (papers' tables beside ours, CSV, plots) and regression comparison of results directories",
+    after_help = EXAMPLES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,8 +50,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Read a results directory and write report.md, csv/ and plots/ into it.
+    /// Read a results directory and write report.md, csv/ and plots/ into it. A directory
+    /// holding no results (no experiment, no recorded failure) is refused and left untouched.
     Report {
+        /// The results directory (as scripts/reproduce.sh writes it).
         dir: PathBuf,
         /// Skip the plots (e.g. when no font is installed).
         #[arg(long)]
@@ -49,7 +67,9 @@ enum Cmd {
     /// the threshold and significant, or past the threshold when it cannot be tested) or an
     /// experiment of BASE is missing from NEW.
     Compare {
+        /// The results directory compared against.
         base: PathBuf,
+        /// The results directory under test.
         new: PathBuf,
         /// Smallest change that counts, in percent of BASE's median.
         #[arg(long, default_value_t = 5.0)]
@@ -73,7 +93,9 @@ enum Cmd {
 enum HistoryCmd {
     /// Append the samples of a results directory, measured at one commit, to the history.
     Append {
+        /// The results directory whose samples are appended.
         dir: PathBuf,
+        /// The history file (JSON lines; created when missing).
         #[arg(long)]
         history: PathBuf,
         /// Full commit hash.
@@ -92,26 +114,32 @@ enum HistoryCmd {
     /// Write report.md and plots/ from the history: every ratio and figure over commits and
     /// the change points found (E-Divisive means).
     Report {
+        /// The history file.
         #[arg(long)]
         history: PathBuf,
         /// Output directory (default: the history file's directory).
-        #[arg(long)]
+        #[arg(long = "output", alias = "out", value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Skip the plots (e.g. when no font is installed).
         #[arg(long)]
         no_plots: bool,
     },
     /// Is CANDIDATE on GOOD's or BAD's side of FIGURE's move? Prints the evidence; exits 0
     /// (good), 1 (bad) or 3 (unsure: take more samples).
     BisectStep {
+        /// The history file.
         #[arg(long)]
         history: PathBuf,
         /// Figure key (e.g. "instr/http-parse instructions/op") or ratio name.
         #[arg(long)]
         figure: String,
+        /// A commit on the good side of the move.
         #[arg(long)]
         good: String,
+        /// A commit on the bad side of the move.
         #[arg(long)]
         bad: String,
+        /// The commit to classify.
         #[arg(long)]
         candidate: String,
         /// Only samples of this machine (see `history machine`).
@@ -120,6 +148,7 @@ enum HistoryCmd {
         /// Only samples recorded at or after this time (ISO 8601).
         #[arg(long)]
         since: Option<String>,
+        /// Significance level of the rank tests.
         #[arg(long, default_value_t = 0.01)]
         alpha: f64,
         /// Decide an unsure step by closeness alone (and say so).
@@ -127,15 +156,22 @@ enum HistoryCmd {
         force: bool,
     },
     /// Print the machine id (CPU model | cores | kernel) of a results directory.
-    Machine { dir: PathBuf },
+    Machine {
+        /// The results directory.
+        dir: PathBuf,
+    },
 }
 
 /// Exit status: 0 report written / comparison passed, 1 comparison failed (a gated figure or
 /// ratio regressed, or an experiment is missing), 2 the tool itself failed (unreadable
 /// directory, bad flag); `history bisect-step`: 0 good, 1 bad, 3 unsure.
 fn main() {
-    if let Err(e) = run(Cli::parse()) {
-        eprintln!("colored-report: error: {e:#}");
+    let cli: Cli = edge::cli::parse(PROGRAM);
+    if let Err(e) = run(cli) {
+        if e.chain().any(|c| c.is::<edge::cli::StdoutClosed>()) {
+            return;
+        }
+        eprintln!("{PROGRAM}: error: {}", edge::cli::message(&e));
         std::process::exit(2);
     }
 }
@@ -148,6 +184,12 @@ fn run(cli: Cli) -> Result<()> {
             print,
         } => {
             let r = Results::load(&dir)?;
+            anyhow::ensure!(
+                !r.experiments().is_empty() || !r.missing.is_empty() || !r.instr.is_empty(),
+                "{} holds no results (no experiment and no recorded failure): not a results \
+                 directory; scripts/reproduce.sh writes one",
+                dir.display()
+            );
             let csv_dir = dir.join("csv");
             std::fs::create_dir_all(&csv_dir)
                 .with_context(|| format!("creating {}", csv_dir.display()))?;

@@ -4,8 +4,9 @@
 //! microbenches simulate <unbalanced|penalty|cache-efficient> --runtime <libasync|mely>
 //!     --stealing POLICY --cores N [--topology e5410|this|FILE.xml] [--seconds S]
 //!     [--calibration FILE] [--format table|json|csv]
-//! microbenches simulate validate [--calibration FILE] [--format table|json]
-//! microbenches simulate calibrate --out FILE
+//! microbenches simulate validate [--calibration FILE] [--format table|json] [--runs N]
+//!     [--output FILE]
+//! microbenches simulate calibrate --output FILE
 //! ```
 
 use super::calibrate::{self, Calibration};
@@ -13,8 +14,9 @@ use super::validate::{self, Validation};
 use super::{simulate, to_result, SimBench, SimSpec, JITTER};
 use crate::report::{self, print_table, BenchResult, Format};
 use crate::unbalanced::Costs;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use colored_runtime::topology::Machine;
 use colored_runtime::{QueueKind, StealPolicy};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -43,24 +45,28 @@ pub enum SimCommand {
     /// The simulator as this machine (1 and 2 cores) beside real runs of the same
     /// configurations: the error of each KEvents/s and of each ratio the report uses.
     Validate {
+        /// Calibration file (`simulate calibrate`); without one, this machine is calibrated
+        /// first.
         #[arg(long)]
         calibration: Option<PathBuf>,
+        /// How the validation is printed.
         #[arg(long, value_enum, default_value = "table")]
         format: ValidateFormat,
         /// Seconds per real run, and virtual seconds per simulation.
         #[arg(long, default_value_t = 1.0)]
         seconds: f64,
         /// Real runs per configuration (their median is compared).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long = "runs", alias = "repeat", default_value_t = 1)]
         repeat: usize,
-        /// Also write the JSON here.
-        #[arg(long)]
+        /// Also write the JSON here (checked before the runs).
+        #[arg(long = "output", alias = "json-out", value_name = "FILE")]
         json_out: Option<PathBuf>,
     },
     /// Measure this machine's costs (runtime steps, wake-ups, kernels, memory levels) and write
     /// them as the calibration file simulations read.
     Calibrate {
-        #[arg(long)]
+        /// Where the calibration is written (checked before measuring).
+        #[arg(long = "output", alias = "out", value_name = "FILE")]
         out: PathBuf,
         /// Samples per median.
         #[arg(long, default_value_t = 7)]
@@ -82,8 +88,8 @@ pub struct SimOpts {
     /// Stealing policy (off, base, time-left, penalty, locality, all); libasync takes off or base.
     #[arg(long)]
     stealing: StealPolicy,
-    /// Simulated cores.
-    #[arg(long)]
+    /// Simulated cores, 1 to 64.
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     cores: usize,
     /// The machine: `e5410` (the Mely paper's), `numa2`, `this`, or an hwloc XML file
     /// (`lstopo --of xml`). Past its CPUs, copies of it are added.
@@ -95,6 +101,7 @@ pub struct SimOpts {
     /// Calibration file (`simulate calibrate`); without one, this machine is calibrated first.
     #[arg(long)]
     calibration: Option<PathBuf>,
+    /// How the result is printed.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// Seed of the cost jitter (and of `unbalanced`'s plan): a seed reproduces a run exactly.
@@ -103,8 +110,8 @@ pub struct SimOpts {
     /// Relative jitter of the runtime's step costs.
     #[arg(long, default_value_t = JITTER)]
     jitter: f64,
-    /// Also write the JSON here.
-    #[arg(long)]
+    /// Also write the JSON here (checked before the run).
+    #[arg(long = "output", alias = "json-out", value_name = "FILE")]
     json_out: Option<PathBuf>,
 }
 
@@ -133,7 +140,12 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
             json_out,
         } => {
             if !(*seconds > 0.0 && seconds.is_finite()) || *repeat == 0 {
-                bail!("--seconds must be positive and --repeat at least 1");
+                return Err(edge::cli::usage(
+                    "--seconds must be positive and --runs at least 1",
+                ));
+            }
+            if let Some(p) = json_out {
+                edge::cli::check_output_path("--output", p)?;
             }
             let (cal, name) = calibration(cal.as_deref())?;
             let v = validate::validate(&cal, &name, *seconds, *repeat, &mut |m| {
@@ -151,8 +163,9 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         }
         SimCommand::Calibrate { out, samples } => {
             if *samples == 0 {
-                bail!("--samples must be at least 1");
+                return Err(edge::cli::usage("--samples must be at least 1"));
             }
+            edge::cli::check_output_path("--output", out)?;
             let c = calibrate::calibrate(*samples, &mut |m| eprintln!(">> calibrate: {m}"))?;
             let json = serde_json::to_string_pretty(&c)?;
             std::fs::write(out, json).with_context(|| format!("writing {}", out.display()))?;
@@ -163,14 +176,20 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
 }
 
 fn run_one(bench: SimBench, o: &SimOpts) -> Result<()> {
-    if o.queue_checks() {
-        bail!(
-            "libasync supports only --stealing off or base (got {})",
-            o.stealing
-        );
-    }
+    colored_runtime::args::check_policy(o.runtime, o.stealing)
+        .map_err(|e| edge::cli::usage(e.to_string()))?;
     if !(0.0..1.0).contains(&o.jitter) {
-        bail!("--jitter must be in [0, 1)");
+        return Err(edge::cli::usage("--jitter must be in [0, 1)"));
+    }
+    if let Some(p) = &o.json_out {
+        edge::cli::check_output_path("--output", p)?;
+    }
+    let t = o.topology.as_str();
+    if t != "this" && !Machine::BUILTIN.contains(&t) && !Path::new(t).is_file() {
+        return Err(edge::cli::usage(format!(
+            "--topology {t}: neither a known machine (this, {}) nor an hwloc XML file",
+            Machine::BUILTIN.join(", ")
+        )));
     }
     let (cal, name) = calibration(o.calibration.as_deref())?;
     let spec = SimSpec {
@@ -191,14 +210,6 @@ fn run_one(bench: SimBench, o: &SimOpts) -> Result<()> {
     }
     print_sim(&r, o.format);
     Ok(())
-}
-
-impl SimOpts {
-    /// True when the design cannot take the policy (libasync: off and base only).
-    fn queue_checks(&self) -> bool {
-        self.runtime == QueueKind::Libasync
-            && !matches!(self.stealing, StealPolicy::Off | StealPolicy::Base)
-    }
 }
 
 /// `prefix.key = value` for every scalar in `v`.

@@ -3,6 +3,7 @@
 //! `--crypto-limit`.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -10,11 +11,19 @@ use sfs_server::bench::{crypto_limit, run, BenchConfig, Verify};
 use sfs_server::keys::Key;
 use sfs_server::multiio::{self, ReadFilesConfig};
 
+const PROGRAM: &str = "sfs-bench";
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+  # 16 clients reading /big for 10 s, every reply verified:
+  sfs-bench --server 127.0.0.1:4000 --user alice --key-file alice.key --file big --clients 16 --seconds 10
+
+  # The single-core cipher limit (no server needed), as JSON:
+  sfs-bench --crypto-limit --seconds 2 --format json";
+
+/// N clients reading one file from an SFS server; MB/s. Exits 1 when no read succeeded.
 #[derive(Parser, Debug)]
-#[command(
-    name = "sfs-bench",
-    about = "N clients reading one file from an SFS server; MB/s"
-)]
+#[command(name = "sfs-bench", version, after_help = EXAMPLES)]
 struct Cli {
     /// Server address.
     #[arg(long)]
@@ -37,8 +46,8 @@ struct Cli {
     /// full: verify every reply; sample: one in 16, count the others' bytes.
     #[arg(long, value_parser = clap::value_parser!(Verify), default_value = "full")]
     verify: Verify,
-    /// Output format.
-    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    /// Output format: table, json or csv (a header line and one row).
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
     format: String,
     /// Bytes per READ.
     #[arg(long, default_value_t = 128 * 1024)]
@@ -100,6 +109,17 @@ fn read_files(cli: &Cli) -> Result<()> {
                 "env": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}
             })
         );
+    } else if cli.format == "csv" {
+        println!("label,mbytes_per_sec,passes,errors,server_cpu_ms_per_mb");
+        println!(
+            "{},{:.3},{},{},{}",
+            label(&cli.label),
+            r.mbytes_per_sec,
+            r.passes,
+            r.errors,
+            r.server_cpu_ms_per_mb
+                .map_or(String::new(), |c| format!("{c:.3}"))
+        );
     } else {
         let cpu = r
             .server_cpu_ms_per_mb
@@ -140,14 +160,18 @@ fn reader_child(cli: &Cli, file: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    let cli: Cli = edge::cli::parse(PROGRAM);
+    edge::cli::finish(PROGRAM, run_cli(cli))
+}
+
+fn run_cli(cli: Cli) -> Result<()> {
     if let Some(f) = &cli.reader_child {
         return reader_child(&cli, f);
     }
     if !cli.read_files.is_empty() {
         if cli.seconds <= 0.0 || cli.chunk == 0 {
-            bail!("--seconds and --chunk must be positive");
+            return Err(edge::cli::usage("--seconds and --chunk must be positive"));
         }
         return read_files(&cli);
     }
@@ -160,6 +184,12 @@ fn main() -> Result<()> {
                                    "seconds": cli.seconds, "mbytes_per_sec": mbs, "label": cli.label,
                                    "env": edge::env::Env::collect(concat!("sfs-bench ", env!("CARGO_PKG_VERSION")))})
             );
+        } else if cli.format == "csv" {
+            println!("mode,cipher,chunk,seconds,mbytes_per_sec");
+            println!(
+                "crypto-limit,chacha20poly1305,{},{},{mbs:.3}",
+                cli.chunk, cli.seconds
+            );
         } else {
             println!(
                 "single-core ChaCha20-Poly1305 seal, {} B messages: {:.1} MB/s",
@@ -171,10 +201,14 @@ fn main() -> Result<()> {
     let (Some(server), Some(user), Some(kf), Some(file)) =
         (cli.server, cli.user, cli.key_file, cli.file)
     else {
-        bail!("--server, --user, --key-file and --file are required (or use --crypto-limit)");
+        return Err(edge::cli::usage(
+            "--server, --user, --key-file and --file are required (or use --crypto-limit)",
+        ));
     };
     if cli.clients == 0 || cli.seconds <= 0.0 || cli.chunk == 0 {
-        bail!("--clients, --seconds and --chunk must be positive");
+        return Err(edge::cli::usage(
+            "--clients, --seconds and --chunk must be positive",
+        ));
     }
     let key = Key::read_file(&kf)?;
     let cfg = BenchConfig {
@@ -197,6 +231,17 @@ fn main() -> Result<()> {
                 "env": edge::env::Env::collect(concat!("sfs-bench ", env!("CARGO_PKG_VERSION")))
             })
         );
+    } else if cli.format == "csv" {
+        println!("label,mbytes_per_sec,ops,errors,client_cpu_secs,servers");
+        println!(
+            "{},{:.3},{},{},{:.3},{}",
+            label(&cli.label),
+            r.mbytes_per_sec,
+            r.ops,
+            r.errors,
+            r.client_cpu_secs,
+            r.server_ids.len()
+        );
     } else {
         println!(
             "{:<24} {:>10} {:>10} {:>8} {:>10} {:>9}",
@@ -214,6 +259,13 @@ fn main() -> Result<()> {
         println!(
             "# clients {} file {} verify {:?} chunk {} seconds {:.1}",
             cfg.clients, cfg.file, cfg.verify, cfg.chunk, r.elapsed_secs
+        );
+    }
+    if r.ops == 0 {
+        bail!(
+            "no read succeeded in {:.1} s ({} errors)",
+            r.elapsed_secs,
+            r.errors
         );
     }
     Ok(())

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -13,24 +13,67 @@ use sfs_server::client::Client;
 use sfs_server::fuse::{MountConfig, MountInfo};
 use sfs_server::keys::Key;
 use sfs_server::listing;
+use sfs_server::proto::FileType;
 
+const PROGRAM: &str = "sfs-client";
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+  sfs-client --server 127.0.0.1:4000 --user alice --key-file alice.key ls -l
+  sfs-client --server 127.0.0.1:4000 --user alice --key-file alice.key put notes.txt notes.txt
+  sfs-client --server 127.0.0.1:4000 --user alice --key-file alice.key get notes.txt copy.txt
+  sfs-client --server 127.0.0.1:4000 --user alice --key-file alice.key mount /mnt/sfs
+  fusermount3 -u /mnt/sfs
+
+  The connection options may also follow the subcommand (sfs-client ls --server ...).";
+
+/// Client for the SFS-like encrypted file server: ls, stat, get, put, rm, mount.
 #[derive(Parser, Debug)]
-#[command(
-    name = "sfs-client",
-    about = "Client for the SFS-like encrypted file server"
-)]
+#[command(name = "sfs-client", version, after_help = EXAMPLES)]
 struct Cli {
-    /// Server address.
-    #[arg(long)]
-    server: String,
-    /// User name.
-    #[arg(long)]
-    user: String,
-    /// The user's key file.
-    #[arg(long)]
-    key_file: PathBuf,
+    /// Server address, HOST:PORT.
+    #[arg(long, global = true, value_name = "ADDR")]
+    server: Option<String>,
+    /// User name (an entry of the server's key table).
+    #[arg(long, global = true, value_name = "NAME")]
+    user: Option<String>,
+    /// The user's key file (written by `sfs-server keygen`).
+    #[arg(long, global = true, value_name = "FILE")]
+    key_file: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// Where and as whom to connect, all three given.
+struct Conn {
+    server: String,
+    user: String,
+    key_file: PathBuf,
+}
+
+impl Cli {
+    fn conn(&self) -> Result<Conn> {
+        let missing: Vec<&str> = [
+            ("--server ADDR", self.server.is_none()),
+            ("--user NAME", self.user.is_none()),
+            ("--key-file FILE", self.key_file.is_none()),
+        ]
+        .iter()
+        .filter(|(_, m)| *m)
+        .map(|(f, _)| *f)
+        .collect();
+        if !missing.is_empty() {
+            return Err(edge::cli::usage(format!(
+                "missing {} (before or after the subcommand); see --help",
+                missing.join(", ")
+            )));
+        }
+        Ok(Conn {
+            server: self.server.clone().unwrap_or_default(),
+            user: self.user.clone().unwrap_or_default(),
+            key_file: self.key_file.clone().unwrap_or_default(),
+        })
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -51,14 +94,30 @@ enum Cmd {
         #[arg(short = 'l', long)]
         long: bool,
     },
-    /// Show attributes.
-    Stat { path: String },
+    /// Show a file's attributes (type, mode, size, owner, modification time in UTC).
+    Stat {
+        /// Path in the export.
+        path: String,
+    },
     /// Copy a remote file to a local file (`-` for stdout).
-    Get { remote: String, local: PathBuf },
+    Get {
+        /// Path in the export.
+        remote: String,
+        /// Local file to write (`-`: stdout).
+        local: PathBuf,
+    },
     /// Copy a local file to a remote file.
-    Put { local: PathBuf, remote: String },
+    Put {
+        /// Local file to read.
+        local: PathBuf,
+        /// Path in the export (created or replaced).
+        remote: String,
+    },
     /// Remove a remote file.
-    Rm { path: String },
+    Rm {
+        /// Path in the export.
+        path: String,
+    },
     /// Mount the export on MOUNTPOINT (FUSE). Detaches once mounted unless
     /// --foreground; unmount with `fusermount3 -u MOUNTPOINT`, `umount MOUNTPOINT`
     /// (root), or SIGINT/SIGTERM to the mounting process, which commits pending
@@ -92,29 +151,53 @@ struct MountArgs {
     ready_fd: Option<i32>,
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    let key = Key::read_file(&cli.key_file)?;
-    if let Cmd::Mount(m) = cli.cmd {
-        return mount(&cli.server, &cli.user, key, m);
+fn main() -> ExitCode {
+    let cli: Cli = edge::cli::parse(PROGRAM);
+    edge::cli::finish(PROGRAM, run(cli))
+}
+
+/// The type as `stat` words it.
+fn type_name(t: FileType) -> &'static str {
+    match t {
+        FileType::Regular => "regular file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symbolic link",
+        FileType::Other => "other",
     }
-    let c = Client::connect(cli.server.as_str(), &cli.user, &key)
-        .with_context(|| format!("connecting to {} as {}", cli.server, cli.user))?;
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let conn = cli.conn()?;
+    let key = Key::read_file(&conn.key_file)?;
+    if let Cmd::Mount(m) = cli.cmd {
+        return mount(&conn.server, &conn.user, key, m);
+    }
+    if let Cmd::Get { local, .. } = &cli.cmd {
+        if local.as_os_str() != "-" {
+            edge::cli::check_output_path("get: local file", local)?;
+        }
+    }
+    let c = Client::connect(conn.server.as_str(), &conn.user, &key)
+        .with_context(|| format!("connecting to {} as {}", conn.server, conn.user))?;
     match cli.cmd {
         Cmd::Ls { path, long } => {
-            let entries = listing::list(&c, &path)?;
+            let entries = listing::list(&c, &path).with_context(|| format!("ls {path:?}"))?;
             let out = if long {
                 listing::long(&entries)
             } else {
                 listing::short(&entries)
             };
-            print!("{out}");
+            edge::cli::print_stdout(&out)?;
         }
         Cmd::Stat { path } => {
-            let (_, a) = c.lookup_path(&path)?;
-            println!(
-                "type {:?}\nmode {:o}\nsize {}\nfileid {}\nnlink {}\nuid {} gid {} owner {}\nmtime {}.{:09}",
-                a.ftype,
+            let (_, a) = c
+                .lookup_path(&path)
+                .with_context(|| format!("stat {path}"))?;
+            let mtime = edge::time::Utc::from_unix(a.mtime.secs);
+            edge::cli::print_stdout(&format!(
+                "type {}\nmode {} ({:o})\nsize {}\nfileid {}\nnlink {}\nuid {} gid {} owner {}\nmtime {} UTC ({}.{:09} s since the epoch)\n",
+                type_name(a.ftype),
+                listing::mode_string(a.ftype, a.mode),
                 a.mode,
                 a.size,
                 a.fileid,
@@ -122,14 +205,21 @@ fn main() -> Result<()> {
                 a.uid,
                 a.gid,
                 if a.owner.is_empty() { "-" } else { &a.owner },
+                mtime,
                 a.mtime.secs,
                 a.mtime.nsecs
-            );
+            ))?;
         }
         Cmd::Get { remote, local } => {
-            let data = c.get(&remote)?;
+            let data = c.get(&remote).with_context(|| format!("get {remote}"))?;
             if local.as_os_str() == "-" {
-                std::io::stdout().write_all(&data)?;
+                let mut out = std::io::stdout().lock();
+                match out.write_all(&data).and_then(|()| out.flush()) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                        return Err(anyhow::Error::new(edge::cli::StdoutClosed))
+                    }
+                    r => r.context("writing to stdout")?,
+                }
             } else {
                 std::fs::write(&local, &data)
                     .with_context(|| format!("writing {}", local.display()))?;
@@ -138,9 +228,10 @@ fn main() -> Result<()> {
         Cmd::Put { local, remote } => {
             let data =
                 std::fs::read(&local).with_context(|| format!("reading {}", local.display()))?;
-            c.put(&remote, &data)?;
+            c.put(&remote, &data)
+                .with_context(|| format!("put {remote}"))?;
         }
-        Cmd::Rm { path } => c.rm(&path)?,
+        Cmd::Rm { path } => c.rm(&path).with_context(|| format!("rm {path}"))?,
         Cmd::Mount(_) => unreachable!("handled above"),
     }
     Ok(())

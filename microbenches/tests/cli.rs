@@ -1,0 +1,193 @@
+//! The command lines of `microbenches` and `colored-report` as a user meets them, run as
+//! processes: exit status and the first line of stderr checked.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BENCH: &str = env!("CARGO_BIN_EXE_microbenches");
+const REPORT: &str = env!("CARGO_BIN_EXE_colored-report");
+
+fn run(bin: &str, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn first_err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mb-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn usage_errors_exit_2_before_any_benchmark_runs() {
+    let t = Instant::now();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["dispatch", "--runtime", "libasync", "--stealing", "all", "--seconds", "30"],
+            "microbenches: error: the libasync queues support only stealing off or base, not all",
+        ),
+        (
+            &["unbalanced", "--runtime", "all", "--stealing", "time-left", "--seconds", "30"],
+            "microbenches: error: the libasync queues support only stealing off or base",
+        ),
+        (
+            &["dispatch", "--seconds", "30", "--output", "/nonexistent/x.json"],
+            "microbenches: error: --output /nonexistent/x.json: directory /nonexistent does not exist",
+        ),
+        (
+            &["dispatch", "--seconds", "30", "--json-out", "/nonexistent/x.json"],
+            "microbenches: error: --output /nonexistent/x.json: directory /nonexistent does not exist",
+        ),
+        (
+            &["paper-tables", "--seconds", "30", "--markdown-out", "/nonexistent/t.md"],
+            "microbenches: error: --markdown-out /nonexistent/t.md: directory /nonexistent",
+        ),
+        (
+            &["dispatch", "--workers", "100000"],
+            "microbenches: error: --workers 100000 is more than the",
+        ),
+        (
+            &["simulate", "penalty", "--runtime", "mely", "--stealing", "off", "--cores", "65"],
+            "microbenches: error: invalid value '65' for '--cores <CORES>': 65 is not in 1..=64",
+        ),
+        (
+            &["simulate", "penalty", "--runtime", "libasync", "--stealing", "locality", "--cores", "2"],
+            "microbenches: error: the libasync queues support only stealing off or base, not locality",
+        ),
+        (
+            &["simulate", "penalty", "--runtime", "mely", "--stealing", "off", "--cores", "2", "--topology", "nosuch"],
+            "microbenches: error: --topology nosuch: neither a known machine (this, e5410, numa2) nor an hwloc XML file",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = run(BENCH, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .filter(|l| l.contains("error"))
+                .count(),
+            1,
+            "{args:?}: the error is said once: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            first_err(&o).starts_with(want),
+            "{args:?}: {}",
+            first_err(&o)
+        );
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "a benchmark ran before the checks"
+    );
+}
+
+#[test]
+fn a_run_writes_its_output_under_the_old_and_new_names() {
+    let d = temp_dir("out");
+    for flag in ["--output", "--json-out"] {
+        let out = d.join(format!("{}.json", flag.trim_start_matches('-')));
+        let o = run(
+            BENCH,
+            &[
+                "dispatch",
+                "--runtime",
+                "mely",
+                "--workers",
+                "1",
+                "--seconds",
+                "0.1",
+                flag,
+                out.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{flag}: {o:?}");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        assert_eq!(v[0]["bench"], "dispatch");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn colored_report_refuses_a_directory_with_no_results_and_leaves_it_untouched() {
+    let d = temp_dir("www");
+    std::fs::write(d.join("index.html"), "<html></html>").unwrap();
+    let o = run(REPORT, &["report", d.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        first_err(&o).starts_with(&format!(
+            "colored-report: error: {} holds no results (no experiment and no recorded failure)",
+            d.display()
+        )),
+        "{}",
+        first_err(&o)
+    );
+    let names: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["index.html"], "the directory was written into");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn version_and_examples_everywhere() {
+    for (bin, sub) in [
+        (BENCH, &[][..]),
+        (BENCH, &["dispatch"][..]),
+        (REPORT, &[][..]),
+    ] {
+        let name = std::path::Path::new(bin)
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        if sub.is_empty() {
+            let o = run(bin, &["--version"]);
+            assert!(o.status.success());
+            assert!(String::from_utf8_lossy(&o.stdout).starts_with(&format!("{name} ")));
+        }
+        let mut a = sub.to_vec();
+        a.push("--help");
+        let o = run(bin, &a);
+        assert!(o.status.success(), "{a:?}");
+        let help = String::from_utf8_lossy(&o.stdout);
+        if sub.is_empty() {
+            assert!(help.contains("EXAMPLES:"), "{name} {a:?}");
+        } else {
+            // The runtime options come from the runtime crate, with tokio added to --runtime.
+            assert!(help.contains("--allow-many-workers"), "{help}");
+            assert!(help.contains("tokio"), "{help}");
+            assert!(!help.contains("--no-pin"), "{help}");
+        }
+    }
+}
+
+#[test]
+fn the_table_has_no_json_blob_column() {
+    let o = run(BENCH, &["unbalanced", "--workers", "2", "--seconds", "0.2"]);
+    assert!(o.status.success(), "{o:?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains('{'), "{out}");
+    let widest = out.lines().map(str::len).max().unwrap_or(0);
+    assert!(widest <= 170, "a {widest}-character line:\n{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("unbalanced mely off: handler_cycles: ")),
+        "{out}"
+    );
+}

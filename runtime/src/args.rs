@@ -1,0 +1,301 @@
+//! The runtime's command-line options, declared once for every program that starts a
+//! runtime (`sws-server`, `sfs-server`, `microbenches`): flatten [`RuntimeArgs`] into the
+//! program's clap parser and turn it into a [`RuntimeConfig`] with [`RuntimeArgs::config`].
+//!
+//! Compiled only with the `clap` feature, so the runtime library itself does not need clap.
+//!
+//! Invariants:
+//! 1. Every check of the options is the runtime's own ([`RuntimeConfig`]'s validation: at
+//!    least one worker, a stealing policy the queue design supports, e.g. libasync takes only
+//!    `off` or `base`), so a program cannot accept a combination the runtime refuses.
+//! 2. `--workers` is capped at [`default_max_workers`] (four per CPU this process may use, at
+//!    least [`MIN_WORKER_CAP`]): the same count is a number of threads or, in N-copy mode, a
+//!    number of processes, and a typo such as `--workers 100000` must not fork a hundred
+//!    thousand servers. `--allow-many-workers` lifts the cap up to the runtime's own limit.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+use crate::config::{BuildError, QueueKind, RuntimeConfig, StealAmount, StealPolicy};
+
+/// What `--runtime` names: one of the runtime's queue designs ([`QueueKind`], the servers'
+/// choice), or a program's wider choice (the microbenchmarks also run tokio, and all three
+/// in one run) that says which queue designs it will build.
+pub trait RuntimeChoice: Clone + Send + Sync + FromStr + Display + 'static {
+    /// The queue designs a run with this choice builds runtimes of (none for a runtime
+    /// that is not this crate's).
+    fn queues(&self) -> Vec<QueueKind>;
+}
+
+impl RuntimeChoice for QueueKind {
+    fn queues(&self) -> Vec<QueueKind> {
+        vec![*self]
+    }
+}
+
+/// `--runtime`'s value parser: the choice's own `FromStr`.
+fn parse_choice<R: RuntimeChoice>(s: &str) -> Result<R, String>
+where
+    R::Err: Display,
+{
+    s.parse::<R>().map_err(|e| e.to_string())
+}
+
+/// The worker cap is never below this, whatever the CPU count (the simulator's largest
+/// machine has 64 cores).
+pub const MIN_WORKER_CAP: usize = 64;
+
+/// Workers per allowed CPU accepted without `--allow-many-workers`.
+pub const WORKERS_PER_CPU_CAP: usize = 4;
+
+/// The most workers accepted without `--allow-many-workers`: [`WORKERS_PER_CPU_CAP`] per CPU
+/// this process may use, at least [`MIN_WORKER_CAP`].
+pub fn default_max_workers() -> usize {
+    (crate::topology::allowed_cpus().len() * WORKERS_PER_CPU_CAP).max(MIN_WORKER_CAP)
+}
+
+fn default_workers() -> usize {
+    crate::topology::allowed_cpus().len().max(1)
+}
+
+/// The runtime options of a command line; `R` is what `--runtime` names (default: a queue
+/// design).
+#[derive(Clone, Debug, clap::Args)]
+pub struct RuntimeArgs<R: RuntimeChoice = QueueKind>
+where
+    R::Err: Display,
+{
+    /// Worker threads, pinned one per CPU (in N-copy mode: single-worker processes). Default:
+    /// the CPUs this process may use. At most 4 per CPU (at least 64) unless
+    /// --allow-many-workers is given.
+    #[arg(long, value_name = "N", default_value_t = default_workers())]
+    pub workers: usize,
+    /// Accept more --workers than the cap (4 per CPU, at least 64), up to the runtime's
+    /// limit of 65535.
+    #[arg(long)]
+    pub allow_many_workers: bool,
+    /// Queue design: libasync (one list per core, as libasync-smp) or mely (color-queues).
+    #[arg(long, value_name = "RUNTIME", default_value = "mely", value_parser = parse_choice::<R>)]
+    pub runtime: R,
+    /// Work-stealing policy: off, base, time-left, penalty, locality or all (libasync takes
+    /// only off or base).
+    #[arg(long, value_name = "POLICY", default_value_t = StealPolicy::Off,
+          value_parser = clap::value_parser!(StealPolicy))]
+    pub stealing: StealPolicy,
+    /// What a time-left steal (time-left, penalty, all) takes: one, the best worthy color
+    /// (the Mely paper's), or half, worthy colors until the thief holds half of the victim's
+    /// queued time, at most 32 (ours). The other policies ignore it.
+    #[arg(long, value_name = "AMOUNT", default_value_t = StealAmount::One,
+          value_parser = clap::value_parser!(StealAmount))]
+    pub steal_amount: StealAmount,
+    /// Do not pin workers (or N-copy processes) to CPUs; by default worker i runs on the
+    /// i-th CPU this process may use.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Tuning: how long an idle worker searches for work to steal before it sleeps, in
+    /// microseconds (default: the runtime's).
+    #[arg(long, value_name = "US", alias = "steal-spin-us", hide = true)]
+    pub search_us: Option<u64>,
+}
+
+/// Checks, by the runtime's own rules, that design `queue` can run policy `stealing` (for a
+/// program that takes these two options without the rest, such as the simulator).
+pub fn check_policy(queue: QueueKind, stealing: StealPolicy) -> Result<(), ArgsError> {
+    RuntimeConfig {
+        workers: 1,
+        queue,
+        stealing,
+        ..RuntimeConfig::default()
+    }
+    .validate()
+    .map_err(ArgsError::Runtime)
+}
+
+/// Why the runtime options were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    /// More workers than the cap, without `--allow-many-workers`.
+    #[error(
+        "--workers {given} is more than the {cap} this machine is allowed by default \
+         ({WORKERS_PER_CPU_CAP} per CPU, at least {MIN_WORKER_CAP}); \
+         pass --allow-many-workers to run that many"
+    )]
+    TooManyWorkers {
+        /// The count asked for.
+        given: usize,
+        /// The cap.
+        cap: usize,
+    },
+    /// The runtime refuses the combination.
+    #[error("{0}")]
+    Runtime(BuildError),
+}
+
+impl<R: RuntimeChoice> RuntimeArgs<R>
+where
+    R::Err: Display,
+{
+    /// Checks the options as a whole: the worker cap, and the runtime's own rules for every
+    /// queue design `--runtime` builds.
+    pub fn check(&self) -> Result<(), ArgsError> {
+        let cap = default_max_workers();
+        if self.workers > cap && !self.allow_many_workers {
+            return Err(ArgsError::TooManyWorkers {
+                given: self.workers,
+                cap,
+            });
+        }
+        let queues = self.runtime.queues();
+        // A runtime that is not ours still gets its worker count checked.
+        for queue in queues
+            .iter()
+            .copied()
+            .chain(queues.is_empty().then_some(QueueKind::Mely))
+        {
+            let stealing = if queues.is_empty() {
+                StealPolicy::Off
+            } else {
+                self.stealing
+            };
+            RuntimeConfig {
+                stealing,
+                ..self.build(queue, self.workers)
+            }
+            .validate()
+            .map_err(ArgsError::Runtime)?;
+        }
+        Ok(())
+    }
+
+    /// The configuration of a runtime of design `queue` with `workers` workers (the N-copy
+    /// children of a server run one each), after [`RuntimeArgs::check`].
+    pub fn config_for(&self, queue: QueueKind, workers: usize) -> Result<RuntimeConfig, ArgsError> {
+        self.check()?;
+        let cfg = self.build(queue, workers);
+        cfg.validate().map_err(ArgsError::Runtime)?;
+        Ok(cfg)
+    }
+
+    fn build(&self, queue: QueueKind, workers: usize) -> RuntimeConfig {
+        let d = RuntimeConfig::default();
+        RuntimeConfig {
+            workers,
+            queue,
+            stealing: self.stealing,
+            steal_amount: self.steal_amount,
+            pin: !self.no_pin,
+            search_us: self.search_us.unwrap_or(d.search_us),
+            ..d
+        }
+    }
+}
+
+impl RuntimeArgs<QueueKind> {
+    /// The configuration these options describe with `workers` workers (the N-copy children
+    /// of a server run one each), checked by the runtime's own rules and the worker cap.
+    pub fn config_with_workers(&self, workers: usize) -> Result<RuntimeConfig, ArgsError> {
+        self.config_for(self.runtime, workers)
+    }
+
+    /// The configuration these options describe (see [`RuntimeArgs::config_with_workers`]).
+    pub fn config(&self) -> Result<RuntimeConfig, ArgsError> {
+        self.config_with_workers(self.workers)
+    }
+
+    /// The command-line arguments that give these options back (for a parent that starts
+    /// children with the same runtime options), with `--workers` set to `workers`.
+    pub fn to_args(&self, workers: usize) -> Vec<String> {
+        let mut v = vec![
+            "--workers".to_string(),
+            workers.to_string(),
+            "--runtime".into(),
+            self.runtime.to_string(),
+            "--stealing".into(),
+            self.stealing.to_string(),
+            "--steal-amount".into(),
+            self.steal_amount.to_string(),
+        ];
+        if self.no_pin {
+            v.push("--no-pin".into());
+        }
+        if let Some(us) = self.search_us {
+            v.extend(["--search-us".into(), us.to_string()]);
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        rt: RuntimeArgs,
+    }
+
+    fn parse(args: &[&str]) -> RuntimeArgs {
+        Cli::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+            .unwrap()
+            .rt
+    }
+
+    #[test]
+    fn defaults_are_the_runtimes() {
+        let a = parse(&[]);
+        let c = a.config().unwrap();
+        assert_eq!(c.queue, QueueKind::Mely);
+        assert_eq!(c.stealing, StealPolicy::Off);
+        assert!(c.pin);
+        assert_eq!(c.workers, default_workers());
+    }
+
+    #[test]
+    fn libasync_takes_only_off_or_base() {
+        let a = parse(&["--runtime", "libasync", "--stealing", "time-left"]);
+        let e = a.config().unwrap_err();
+        assert!(matches!(
+            e,
+            ArgsError::Runtime(BuildError::PolicyNotSupported(_))
+        ));
+        assert!(parse(&["--runtime", "libasync", "--stealing", "base"])
+            .config()
+            .is_ok());
+    }
+
+    #[test]
+    fn the_worker_cap_needs_the_override() {
+        let many = (default_max_workers() + 1).to_string();
+        let e = parse(&["--workers", &many]).config().unwrap_err();
+        assert!(e.to_string().contains("--allow-many-workers"), "{e}");
+        let a = parse(&["--workers", &many, "--allow-many-workers"]);
+        assert_eq!(a.config_with_workers(1).unwrap().workers, 1);
+        let e = parse(&["--workers", "100000", "--allow-many-workers"])
+            .config()
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            ArgsError::Runtime(BuildError::TooManyWorkers(_))
+        ));
+        assert!(parse(&["--workers", "0"]).config().is_err());
+    }
+
+    #[test]
+    fn the_policy_rule_is_the_runtimes() {
+        assert!(check_policy(QueueKind::Libasync, StealPolicy::Base).is_ok());
+        assert!(check_policy(QueueKind::Libasync, StealPolicy::Locality).is_err());
+        assert!(check_policy(QueueKind::Mely, StealPolicy::All).is_ok());
+    }
+
+    #[test]
+    fn to_args_round_trips() {
+        let a = parse(&["--runtime", "libasync", "--stealing", "base", "--no-pin"]);
+        let back = parse(&a.to_args(3).iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(back.workers, 3);
+        assert_eq!(back.runtime, QueueKind::Libasync);
+        assert_eq!(back.stealing, StealPolicy::Base);
+        assert!(back.no_pin);
+    }
+}

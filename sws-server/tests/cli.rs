@@ -1,0 +1,356 @@
+//! The command line of `sws-server` as a user meets it, run as a process: exit status and
+//! the first error line checked. The worker cap refuses the fork-bomb command of issue 29,
+//! and an N-copy parent stopped by SIGTERM, during its start-up or after it, is gone with
+//! every child reaped within a second.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sws-server");
+
+/// A temporary directory with a document root `www` holding one file.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("sws-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("www")).unwrap();
+        std::fs::write(d.join("www/index.html"), "<html>hi</html>\n").unwrap();
+        Dir(d)
+    }
+
+    fn www(&self) -> PathBuf {
+        self.0.join("www")
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn first_stderr_line(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Processes (other than this test) whose command line mentions `marker`.
+fn processes_mentioning(marker: &Path) -> Vec<u32> {
+    let marker = marker.to_string_lossy().into_owned();
+    let me = std::process::id();
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        if pid != me && String::from_utf8_lossy(&cmd).contains(&marker) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn sigterm(child: &Child) {
+    // SAFETY: kill(2) on the pid of our own unreaped child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+}
+
+/// Waits for `child` to exit; its exit status and how long that took, or None after `limit`
+/// (the child is then killed).
+fn wait_within(child: &mut Child, limit: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+    let t = Instant::now();
+    while t.elapsed() < limit * 5 {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some((st, t.elapsed())).filter(|(_, d)| *d <= limit);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Waits up to a second for every process mentioning `marker` to be gone.
+fn assert_no_process_left(marker: &Path) {
+    let t = Instant::now();
+    loop {
+        let left = processes_mentioning(marker);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "processes left behind: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_fork_bomb_command_is_refused_before_anything_starts() {
+    let d = Dir::new("bomb");
+    let www = d.www();
+    let t = Instant::now();
+    let o = run(&[
+        "--root",
+        www.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:27001",
+        "--workers",
+        "100000",
+        "--runtime",
+        "mely",
+        "--stealing",
+        "off",
+        "--mode",
+        "ncopy",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let line = first_stderr_line(&o);
+    assert!(
+        line.starts_with("sws-server: error: --workers 100000 is more than the"),
+        "{line}"
+    );
+    assert!(line.contains("--allow-many-workers"), "{line}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(processes_mentioning(&www).is_empty());
+    // Even with the override, the runtime's own limit holds.
+    let o = run(&[
+        "--root",
+        www.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "100000",
+        "--allow-many-workers",
+        "--mode",
+        "ncopy",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        first_stderr_line(&o).contains("at most 65535"),
+        "{}",
+        first_stderr_line(&o)
+    );
+}
+
+/// SIGTERM while a large (allowed by the override) N-copy group is still starting: no
+/// further child is started, and the parent exits with every child reaped within a second.
+/// 96 processes: above the default cap on this 2-CPU machine, small enough not to hurt it.
+#[test]
+fn sigterm_during_a_large_ncopy_start_reaps_every_child_within_a_second() {
+    let d = Dir::new("start");
+    let www = d.www();
+    let mut child = Command::new(BIN)
+        .args(["--root", www.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(["--workers", "96", "--allow-many-workers", "--mode", "ncopy"])
+        .args(["--no-pin"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until some children run, then SIGTERM in the middle of the start-up.
+    let t = Instant::now();
+    while processes_mentioning(&www).len() < 6 && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let started_before = processes_mentioning(&www).len();
+    assert!(started_before >= 6, "the N-copy children never started");
+    sigterm(&child);
+    let Some((status, took)) = wait_within(&mut child, Duration::from_secs(1)) else {
+        panic!("the N-copy parent did not exit within a second of SIGTERM");
+    };
+    assert_no_process_left(&www);
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("sws-server:"))
+        .unwrap_or("");
+    if status.success() {
+        // The whole group had come up before the signal: a normal stop.
+        assert!(line.is_empty(), "{err}");
+    } else {
+        assert_eq!(status.code(), Some(1), "{err}");
+        assert!(
+            line.starts_with("sws-server: error: stopped by signal 15 while starting"),
+            "{err}"
+        );
+    }
+    eprintln!("exited {took:?} after SIGTERM ({started_before}+ children had started)");
+}
+
+/// SIGTERM once every child listens: all stop, are reaped and the statistics are written,
+/// within a second.
+#[test]
+fn sigterm_after_an_ncopy_start_stops_everything_within_a_second() {
+    let d = Dir::new("run");
+    let www = d.www();
+    let stats = d.0.join("stats.json");
+    let mut child = Command::new(BIN)
+        .args(["--root", www.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args([
+            "--workers",
+            "8",
+            "--mode",
+            "ncopy",
+            "--no-pin",
+            "--stats-json",
+        ])
+        .arg(&stats)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening on"), "{line:?}");
+    assert_eq!(
+        processes_mentioning(&www).len(),
+        9,
+        "a parent and 8 children"
+    );
+    sigterm(&child);
+    let Some((status, _)) = wait_within(&mut child, Duration::from_secs(1)) else {
+        panic!("the N-copy parent did not exit within a second of SIGTERM");
+    };
+    assert!(status.success());
+    assert_no_process_left(&www);
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    assert_eq!(doc["children"].as_array().unwrap().len(), 8);
+}
+
+#[test]
+fn an_unwritable_stats_path_is_refused_before_serving() {
+    let d = Dir::new("stats");
+    let o = run(&[
+        "--root",
+        d.www().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--stats-json",
+        "/nonexistent/s.json",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert_eq!(
+        first_stderr_line(&o),
+        "sws-server: error: --stats-json /nonexistent/s.json: directory /nonexistent does not exist"
+    );
+    assert!(o.stdout.is_empty(), "it started serving");
+}
+
+#[test]
+fn usage_errors_say_what_and_exit_2() {
+    let d = Dir::new("usage");
+    let www = d.www();
+    let w = www.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "--root",
+                w,
+                "--listen",
+                "127.0.0.1:0",
+                "--runtime",
+                "libasync",
+                "--stealing",
+                "all",
+            ],
+            "sws-server: error: the libasync queues support only stealing off or base, not all",
+        ),
+        (
+            &["--root", w, "--listen", "nope"],
+            "sws-server: error: invalid value 'nope' for '--listen <ADDR>'",
+        ),
+        (
+            &["--root", "/nonexistent-root", "--listen", "127.0.0.1:0"],
+            "sws-server: error: --root /nonexistent-root:",
+        ),
+        (
+            &["--listen", "127.0.0.1:0"],
+            "sws-server: error: the following required",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+        let line = first_stderr_line(&o);
+        assert!(line.starts_with(want), "{args:?}: {line}");
+    }
+}
+
+#[test]
+fn version_and_help_with_examples() {
+    let o = run(&["--version"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("sws-server "));
+    let o = run(&["--help"]);
+    assert!(o.status.success());
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(help.contains("EXAMPLES:"), "{help}");
+    for flag in [
+        "--workers",
+        "--runtime",
+        "--stealing",
+        "--allow-many-workers",
+        "--no-pin",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+}
+
+#[test]
+fn an_empty_root_is_warned_about() {
+    let d = Dir::new("empty");
+    std::fs::remove_file(d.www().join("index.html")).unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "--root",
+            d.www().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--workers", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening on"), "{line:?}");
+    sigterm(&child);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert!(
+        first_stderr_line(&o).starts_with("sws-server: warning: --root"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
