@@ -596,8 +596,8 @@ fn flagged_section(t: &mut String, c: &Comparison) {
             || "A/A spread: not calibrated (the rank test and threshold alone)".to_string(),
             |n| {
                 format!(
-                    "A/A spread ±{:.1}% (99%, from {} runs; largest A/A change {:.1}%)",
-                    n.bound_pct(),
+                    "A/A spread {} (99%, from {} runs; largest A/A change {:.1}%)",
+                    n.spread(),
                     n.runs,
                     n.aa_max_pct
                 )

@@ -68,9 +68,14 @@ impl FigureNoise {
         Z_99 * std::f64::consts::SQRT_2 * self.sd_log
     }
 
-    /// The bound as a percent change (upwards; a drop of the same log size is smaller).
-    pub fn bound_pct(&self) -> f64 {
-        (self.bound_log().exp() - 1.0) * 100.0
+    /// The bound as the range of A/A changes, e.g. `-24.0%..+31.6%`.
+    pub fn spread(&self) -> String {
+        let b = self.bound_log();
+        format!(
+            "{:+.1}%..{:+.1}%",
+            ((-b).exp() - 1.0) * 100.0,
+            (b.exp() - 1.0) * 100.0
+        )
     }
 }
 
@@ -502,9 +507,9 @@ pub fn report(cal: &Calibration, eval: Option<&Evaluation>, opts: &Options) -> S
         };
         let _ = writeln!(
             t,
-            "| {name} | {} | ±{:.1}% | {:.1}% | {det} |",
+            "| {name} | {} | {} | {:.1}% | {det} |",
             f.runs,
-            f.bound_pct(),
+            f.spread(),
             f.aa_max_pct
         );
     }
