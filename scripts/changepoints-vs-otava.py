@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Change points of the project's tracker against Apache Otava on the same synthetic histories.
 
-    python3 scripts/changepoints-vs-otava.py [--histories 200] [--seed 1] [--tolerance 2]
-                                             [--bin target/release/colored-report]
+    python3 scripts/changepoints-vs-otava.py [--histories 200] [--sets 10] [--seed 1] [--tolerance 2]
+                                             [--significance P] [--bin target/release/colored-report]
 
-Generates HISTORIES histories: 30-60 commits each, 5 samples per commit with Gaussian noise of
+Generates SETS sets (seeds SEED, SEED+1, ...) of HISTORIES histories, shows each set and then
+all of them pooled (one set's 4-14 false change points are too few to rank two tools). A history: 30-60 commits each, 5 samples per commit with Gaussian noise of
 1-4% (one level per history), 0-3 planted steps of 3-25% (either sign; steps at least 5
 commits from each other and from the ends, so a step can be reverted 5 commits later). Both
 tools see the same series, each commit's median of its 5 samples (the tracker's history report
@@ -124,7 +125,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--histories", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--sets", type=int, default=1,
+    ap.add_argument("--sets", type=int, default=10,
                     help="independent sets of HISTORIES (seeds SEED, SEED+1, ...), each shown, then pooled")
     ap.add_argument("--tolerance", type=int, default=2, help="commits between a report and the planted step")
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/colored-report"))

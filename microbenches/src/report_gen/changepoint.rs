@@ -159,13 +159,48 @@ pub fn e_divisive(series: &[f64], o: &Options) -> Vec<ChangePoint> {
     let mut cps = Vec::new();
     candidates(series, 0, n, o, &mut cps);
     cps.sort_unstable();
-    // Merge: drop the least significant candidate while it is not significant.
-    let test = |cps: &[usize], k: usize| {
+    merge(series, &mut cps, o);
+    // Place each change point where the test between its neighbours is strongest (the
+    // candidate came from a split of a longer segment, often a commit or two off), then merge
+    // again: a moved point changes its neighbours' tests.
+    for k in 0..cps.len() {
         let lo = if k == 0 { 0 } else { cps[k - 1] };
         let hi = cps.get(k + 1).copied().unwrap_or(n);
-        t_test(&series[lo..cps[k]], &series[cps[k]..hi])
-    };
-    let mut p: Vec<f64> = (0..cps.len()).map(|k| test(&cps, k)).collect();
+        let now = neighbour_test(series, &cps, k);
+        if let Some((best, pb)) = (lo + o.min_size..=hi.saturating_sub(o.min_size))
+            .map(|m| (m, t_test(&series[lo..m], &series[m..hi])))
+            .min_by(|a, b| a.1.partial_cmp(&b.1).expect("p-values are numbers"))
+        {
+            if pb < now {
+                cps[k] = best;
+            }
+        }
+    }
+    let p = merge(series, &mut cps, o);
+    cps.iter()
+        .enumerate()
+        .map(|(k, &index)| {
+            let lo = if k == 0 { 0 } else { cps[k - 1] };
+            let hi = cps.get(k + 1).copied().unwrap_or(n);
+            let q = split_q(&series[lo..hi], index - lo, o.exponent);
+            ChangePoint { index, q, p: p[k] }
+        })
+        .collect()
+}
+
+/// The t test of change point `k` of `cps` between its neighbouring segments.
+fn neighbour_test(series: &[f64], cps: &[usize], k: usize) -> f64 {
+    let lo = if k == 0 { 0 } else { cps[k - 1] };
+    let hi = cps.get(k + 1).copied().unwrap_or(series.len());
+    t_test(&series[lo..cps[k]], &series[cps[k]..hi])
+}
+
+/// Drop the least significant change point while it is not significant; returns the p-value
+/// of each one kept.
+fn merge(series: &[f64], cps: &mut Vec<usize>, o: &Options) -> Vec<f64> {
+    let mut p: Vec<f64> = (0..cps.len())
+        .map(|k| neighbour_test(series, cps, k))
+        .collect();
     while let Some((worst, &pw)) = p
         .iter()
         .enumerate()
@@ -178,37 +213,11 @@ pub fn e_divisive(series: &[f64], o: &Options) -> Vec<ChangePoint> {
         p.remove(worst);
         for k in [worst.wrapping_sub(1), worst] {
             if k < cps.len() {
-                p[k] = test(&cps, k);
+                p[k] = neighbour_test(series, cps, k);
             }
         }
     }
-    // Place each change point where the test between its neighbours is strongest (the
-    // candidate came from a split of a longer segment, often a commit or two off).
-    for k in 0..cps.len() {
-        let lo = if k == 0 { 0 } else { cps[k - 1] };
-        let hi = cps.get(k + 1).copied().unwrap_or(n);
-        if let Some((best, pb)) = (lo + o.min_size..=hi.saturating_sub(o.min_size))
-            .map(|m| (m, t_test(&series[lo..m], &series[m..hi])))
-            .min_by(|a, b| a.1.partial_cmp(&b.1).expect("p-values are numbers"))
-        {
-            if pb < p[k] {
-                cps[k] = best;
-                p[k] = pb;
-            }
-        }
-    }
-    for k in 0..cps.len() {
-        p[k] = test(&cps, k);
-    }
-    cps.iter()
-        .enumerate()
-        .map(|(k, &index)| {
-            let lo = if k == 0 { 0 } else { cps[k - 1] };
-            let hi = cps.get(k + 1).copied().unwrap_or(n);
-            let q = split_q(&series[lo..hi], index - lo, o.exponent);
-            ChangePoint { index, q, p: p[k] }
-        })
-        .collect()
+    p
 }
 
 /// Change points of many series, as JSON lines: each input line `{"id": ..., "series": [x,

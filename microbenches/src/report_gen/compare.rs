@@ -440,9 +440,9 @@ pub fn compare(base: &SampleSet, new: &SampleSet, opts: &Options) -> Comparison 
 
 /// Compare two sample sets with the A/A noise of their machine (see `noise`): a change the
 /// rank test flags is flagged only past the figure's A/A spread. A calibration of another
-/// machine is not used (the header says so). With a calibration, absolute figures are gated
-/// on the same machine even when a run started busy: the spread they must exceed was measured
-/// under this machine's load.
+/// machine is not used (the header says so). With a calibration, the calibrated absolute
+/// figures are gated on the same machine even when a run started busy: the spread they must
+/// exceed was measured under this machine's load (the others keep the quiet-machine rule).
 pub fn compare_calibrated(
     base: &SampleSet,
     new: &SampleSet,
@@ -454,7 +454,7 @@ pub fn compare_calibrated(
     let cal = cal.filter(|k| k.applies_to(base) && k.applies_to(new));
     let mut c = Comparison {
         same_machine: same,
-        absolute_gated: same && (opts.paired || quiet || cal.is_some()),
+        absolute_gated: same && (opts.paired || quiet),
         ..Default::default()
     };
     // Ratios first: they are always gated.
@@ -470,6 +470,11 @@ pub fn compare_calibrated(
         for ch in c.ratios.iter_mut().chain(c.figures.iter_mut()) {
             ch.noise = k.bound(&ch.name).cloned();
             ch.verdict = noise::apply(ch.verdict, ch.base, ch.new, ch.noise.as_ref());
+        }
+        for (ch, unit) in c.figures.iter_mut().zip(&units) {
+            if same && ch.noise.is_some() && unit != instr::UNIT {
+                ch.gated = true;
+            }
         }
         c.calibration = Some(format!(
             "A/A noise of this machine from {} run(s) of commit {} ({} figures calibrated): {}",
@@ -531,6 +536,12 @@ fn header(
         "- {}\n",
         match (c.same_machine, c.absolute_gated) {
             (true, true) => "same machine: absolute figures are gated as well as the ratios".to_string(),
+            (true, false) if c.calibration.is_some() => format!(
+                "same machine, a run started on a busy machine (load average {} and {}): the ratios and the \
+                 absolute figures the A/A calibration covers are gated; the others are shown",
+                load(base),
+                load(new)
+            ),
             (true, false) => format!(
                 "same machine, but a run started on a busy machine (load average {} and {}): only the ratios \
                  are gated; absolute figures are shown (use --ab: paired runs gate them)",
