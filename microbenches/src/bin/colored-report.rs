@@ -133,7 +133,7 @@ enum HistoryCmd {
         recorded: Option<String>,
     },
     /// Write report.md and plots/ from the history: every ratio and figure over commits and
-    /// the change points found (E-Divisive means).
+    /// the change points found (E-Divisive means splits kept by a t test, see `changepoint`).
     Report {
         #[arg(long)]
         history: PathBuf,
