@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The regression tracker: compares sample sets (implemented by `colored-report compare`).
 #
-#   scripts/compare.sh BASE NEW [--threshold PCT] [--alpha A]
+#   scripts/compare.sh BASE NEW [--threshold PCT] [--alpha A] [--noise FILE | --no-noise]
 #   scripts/compare.sh --ab REV_A REV_B [--experiments LIST] [--pairs N] [--threshold PCT] [--alpha A]
+#   scripts/compare.sh --calibrate DIR1 DIR2 ... [--out FILE]
 #
 # BASE NEW: two results directories of scripts/reproduce.sh (their samples/ with REPRO_RUNS > 1).
 # A figure changed when the ratio of medians moved past --threshold (default 5%) AND the rank
@@ -13,6 +14,20 @@
 # (CPU model, cores, kernel in env.json); instruction counts when built by the same rustc. A
 # figure only in NEW is new, never a regression.
 #
+# Noise: with a calibration of this machine (FILE, default results/noise.json when it exists and
+# is of this CPU model and core count), a change is flagged only if it is also larger than the
+# 99th percentile of A/A changes of that figure (2.576 * sqrt(2) * the standard deviation of the
+# log run medians of the calibration runs); every gated change the rank test flags is printed
+# with the A/A spread it was held against. With a calibration, absolute figures are gated on the
+# same machine even when a run started busy.
+#
+# --calibrate: learns that spread from runs of one build on this machine (at least 3; 6 or more
+# to measure the tool: with 5 or more it prints the false-alarm rate over every pair of runs and
+# the smallest change detected in 95% of trials per figure, each pair held against a calibration
+# of the other runs) and writes it to FILE (default results/noise.json). E.g.:
+#   for i in 1 2 3 4 5 6; do REPRO_ONLY=micro REPRO_RUNS=5 REPRO_OUT=/tmp/aa/$i scripts/reproduce.sh quick; done
+#   scripts/compare.sh --calibrate /tmp/aa/{1,2,3,4,5,6}
+#
 # --ab: "did my change help?". Builds REV_A and REV_B in git worktrees under target/ab/, runs
 # the experiment groups of LIST (comma separated: micro, sws, sfs, instr; default micro) A B A B
 # ... N times (--pairs, default 8: the fewest for which the signed-rank test can reach 0.01),
@@ -22,7 +37,7 @@
 # Exit: 0 pass, 1 a gated regression or an experiment missing from NEW, 2 the tool failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; }
 case "${1:-}" in
     -h|--help) usage; exit 0 ;;
 esac
@@ -31,8 +46,33 @@ if [ $# -lt 2 ]; then usage >&2; exit 2; fi
 source scripts/lib.sh
 tracker_report_bin || { echo "error: could not build colored-report" >&2; exit 2; }
 
+NOISE_DEFAULT=results/noise.json
+if [ "$1" = --calibrate ]; then
+    shift
+    OUT_FILE=$NOISE_DEFAULT DIRS=()
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --out) OUT_FILE=${2:?--out needs a file}; shift 2 ;;
+            -*) echo "error: unknown option $1" >&2; exit 2 ;;
+            *) DIRS+=("$1"); shift ;;
+        esac
+    done
+    [ ${#DIRS[@]} -ge 3 ] || { echo "error: --calibrate needs at least 3 results directories of one build (got ${#DIRS[@]})" >&2; exit 2; }
+    exec "$REPORT_BIN" calibrate "${DIRS[@]}" --out "$OUT_FILE"
+fi
+
 if [ "$1" != --ab ]; then
-    exec "$REPORT_BIN" compare "$@"
+    ARGS=() NOISE="" NO_NOISE=0
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --noise) NOISE=${2:?--noise needs a file}; shift 2 ;;
+            --no-noise) NO_NOISE=1; shift ;;
+            *) ARGS+=("$1"); shift ;;
+        esac
+    done
+    if [ "$NO_NOISE" = 0 ] && [ -z "$NOISE" ] && [ -f "$NOISE_DEFAULT" ]; then NOISE=$NOISE_DEFAULT; fi
+    if [ -n "$NOISE" ] && [ "$NO_NOISE" = 0 ]; then ARGS+=(--noise "$NOISE"); fi
+    exec "$REPORT_BIN" compare "${ARGS[@]}"
 fi
 
 shift

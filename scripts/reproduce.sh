@@ -30,7 +30,9 @@
 # Every sample is kept: with REPRO_RUNS=N, samples/<i>/ (i = 1..N) is a results directory of
 # the i-th run of each experiment (the top-level file holds the median), and samples/order.jsonl
 # lists the sample files in the order they were measured (env.json's "interleaving" says how).
-# Paper-tables keeps its repetitions inside microbench/paper-tables.json.
+# The microbenchmarks run in rounds (round-robin): round i runs every paper-tables configuration
+# once and dispatch at every worker count, and is sample i of each, so a ratio's sample i divides
+# figures measured in the same round; microbench/paper-tables.json holds every round's rows.
 # An experiment that cannot run or fails leaves <name>.error with the reason instead of its
 # JSON, and the script goes on; nothing is ever estimated. Every server it starts listens on
 # 127.0.0.1 only and is stopped on exit, failure or interrupt (trap).
@@ -182,6 +184,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# How the samples were taken (env.json's "interleaving"; the order itself is samples/order.jsonl).
+INTERLEAVING="microbenchmarks round-robin: round r runs every paper-tables configuration once, then dispatch at every worker count, and is sample r of each; SWS injector runs and SFS runs: the $RUNS samples of a configuration back to back against one server start, configurations one after another; through-the-kernel SFS runs round-robin over the configurations; order in samples/order.jsonl"
+
 # Environment of this run, in the project's env schema (results/README.md).
 peer_version() { "$@" 2>&1 | head -1 || true; }
 "$BIN/results-env" --tool "scripts/reproduce.sh" --mode "$MODE" --seconds "$SECS" --runs "$RUNS" \
@@ -193,7 +198,7 @@ peer_version() { "$@" 2>&1 | head -1 || true; }
     --sftp-clients "$SFTP_CLIENTS" --sftp-gets-per-session "$SFTP_GETS" \
     --sfs-mount-readers "$SFS_CLIENTS" --sshfs "$(sshfs --version 2>&1 | grep -m1 '^SSHFS' || true)" \
     --loadavg-start "$(cut -d' ' -f1 /proc/loadavg)" \
-    --interleaving "grouped: the $RUNS samples of each configuration run back to back (injector runs and SFS runs against one server start, paper-tables repetitions in a row); configurations one after another; order in samples/order.jsonl" \
+    --interleaving "$INTERLEAVING" \
     --nginx "$(peer_version "$(command -v nginx || echo /usr/sbin/nginx)" -v)" \
     --apache "$(peer_version "$(command -v apache2 || echo /usr/sbin/apache2)" -v)" \
     --openssh "$(peer_version ssh -V)" >"$OUT/env.json" || { echo "error: results-env failed" >&2; exit 1; }
@@ -328,38 +333,63 @@ start_sws() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Microbenchmarks.
+# Microbenchmarks, in rounds: round r runs every paper-tables configuration once (--repeat 1)
+# and then dispatch at every scaling step, so sample r of every microbenchmark figure was measured
+# within the same few seconds and a ratio's sample r divides figures of one round (drift of a
+# shared machine moves both). Rounds: PT_REPEAT (REPRO_RUNS when set); dispatch runs in the first
+# RUNS rounds. An experiment that fails in a round is missing and is not run in later rounds.
 run_micro() {
-    log "microbenchmarks: paper tables (${PT_SECONDS} s x ${PT_REPEAT}), $WORKERS workers"
-    local name=microbench/paper-tables err="$OUT/logs/paper-tables.log"
-    rm -f "$OUT/$name.error"
-    if taskset -c "$(server_cpus_for "$WORKERS")" "$BIN/microbenches" paper-tables --workers "$WORKERS" \
-        --seconds "$PT_SECONDS" --repeat "$PT_REPEAT" \
-        --json-out "$OUT/$name.json" --markdown-out "$OUT/microbench/paper-tables.md" 2>"$err" | tee "$OUT/logs/paper-tables.out" >&2 \
-        && [ -s "$OUT/$name.json" ]; then
-        :
-    else
-        record_missing "$name" "microbenches paper-tables failed: $(tail -n 3 "$err" | tr '\n' ' ')"
-    fi
-    local w
+    local rounds=$PT_REPEAT
+    if [ "$RUNS" -gt "$rounds" ]; then rounds=$RUNS; fi
+    log "microbenchmarks: $rounds round(s) of paper tables (${PT_SECONDS} s per configuration) and dispatch at $SCALING_STEPS worker(s) (${DISPATCH_SECONDS} s each, first $RUNS round(s)); $WORKERS workers"
+    local pt=microbench/paper-tables pt_ok=1 r w d pt_files=()
+    local -A disp_ok=()
+    rm -f "$OUT/$pt.error"
     for w in $SCALING_STEPS; do
-        log "microbenchmarks: dispatch, $w worker(s), libasync/mely/tokio (${DISPATCH_SECONDS} s each)"
-        local d=microbench/dispatch-w$w r runs=()
-        rm -f "$OUT/$d.error"
-        for r in $(seq 1 "$RUNS"); do
-            if taskset -c "$(server_cpus_for "$w")" "$BIN/microbenches" dispatch --runtime all --workers "$w" --seconds "$DISPATCH_SECONDS" \
-                --json-out "$TMP/dispatch.$r.json" >"$OUT/logs/dispatch-w$w.out" 2>"$OUT/logs/dispatch-w$w.log" && [ -s "$TMP/dispatch.$r.json" ]; then
-                cat "$OUT/logs/dispatch-w$w.out" >&2
-                keep_sample "$d" "$r" "$TMP/dispatch.$r.json"
-                runs+=("$TMP/dispatch.$r.json")
+        disp_ok[$w]=1
+        rm -f "$OUT/microbench/dispatch-w$w.error"
+    done
+    for r in $(seq 1 "$rounds"); do
+        if [ "$pt_ok" = 1 ]; then
+            log "microbenchmarks round $r/$rounds: paper tables"
+            local err="$OUT/logs/paper-tables.round$r.log" f="$TMP/paper-tables.$r.json"
+            if taskset -c "$(server_cpus_for "$WORKERS")" "$BIN/microbenches" paper-tables --workers "$WORKERS" \
+                --seconds "$PT_SECONDS" --repeat 1 --json-out "$f" \
+                --markdown-out "$OUT/logs/paper-tables.round$r.md" 2>"$err" >"$OUT/logs/paper-tables.round$r.out" \
+                && [ -s "$f" ]; then
+                keep_sample "$pt" "$r" "$f"
+                pt_files+=("$f")
             else
-                record_missing "$d" "microbenches dispatch failed: $(tail -n 3 "$OUT/logs/dispatch-w$w.log" | tr '\n' ' ')"
-                runs=()
-                break
+                pt_ok=0
+                record_missing "$pt" "microbenches paper-tables failed in round $r: $(tail -n 3 "$err" | tr '\n' ' ')"
+            fi
+        fi
+        [ "$r" -le "$RUNS" ] || continue
+        for w in $SCALING_STEPS; do
+            [ "${disp_ok[$w]}" = 1 ] || continue
+            d=microbench/dispatch-w$w
+            log "microbenchmarks round $r/$rounds: dispatch, $w worker(s), libasync/mely/tokio"
+            if taskset -c "$(server_cpus_for "$w")" "$BIN/microbenches" dispatch --runtime all --workers "$w" --seconds "$DISPATCH_SECONDS" \
+                --json-out "$TMP/dispatch-w$w.$r.json" >"$OUT/logs/dispatch-w$w.out" 2>"$OUT/logs/dispatch-w$w.log" \
+                && [ -s "$TMP/dispatch-w$w.$r.json" ]; then
+                cat "$OUT/logs/dispatch-w$w.out" >&2
+                keep_sample "$d" "$r" "$TMP/dispatch-w$w.$r.json"
+            else
+                disp_ok[$w]=0
+                record_missing "$d" "microbenches dispatch failed in round $r: $(tail -n 3 "$OUT/logs/dispatch-w$w.log" | tr '\n' ' ')"
             fi
         done
-        # The top-level file: per runtime, the run with the median ns/event.
-        if ((${#runs[@]})); then median_by runtime ns_per_event "$OUT/$d.json" "${runs[@]}"; fi
+    done
+    # The top-level files: every repetition of the paper tables (one per round; the report takes
+    # their median), and per runtime the dispatch run with the median ns/event.
+    if [ "$pt_ok" = 1 ] && ((${#pt_files[@]})); then
+        jq -s 'add' "${pt_files[@]}" >"$OUT/$pt.json"
+    fi
+    for w in $SCALING_STEPS; do
+        [ "${disp_ok[$w]}" = 1 ] || continue
+        local runs=()
+        for r in $(seq 1 "$RUNS"); do runs+=("$TMP/dispatch-w$w.$r.json"); done
+        median_by runtime ns_per_event "$OUT/microbench/dispatch-w$w.json" "${runs[@]}"
     done
 }
 

@@ -16,8 +16,8 @@
 # another, their samples back to back. REPRO_* settings pass through (e.g. REPRO_SECONDS=0.5).
 #
 # report: results/history/report.md and plots/: every ratio and figure over commits with the
-# confidence band of each commit's median, and the change points (E-Divisive means) with the
-# commits on both sides and the size of the step.
+# confidence band of each commit's median, and the change points (E-Divisive means splits kept
+# by a t test) with the commits on both sides and the size of the step.
 #
 # bisect: finds the first commit of GOOD..BAD where figure NAME (a figure key as in the
 # comparison, e.g. "instr/http-parse instructions/op", or a ratio's name) moved. GOOD and BAD are

@@ -4,7 +4,11 @@
 //!   `REPRO_SECONDS=0.5 scripts/compare.sh --ab HEAD HEAD --experiments micro --pairs 8`
 //!   (8 samples per side, run A B A B ...);
 //! - `tests/fixtures/instr/{base,new}`: the instruction counts of two `REPRO_RUNS=5` runs of one
-//!   build (5 samples each).
+//!   build (5 samples each);
+//! - `tests/fixtures/aa-runs/{1..6}`: six `REPRO_ONLY=micro REPRO_RUNS=5 scripts/reproduce.sh
+//!   quick` runs of one build (55a076a, microbenchmarks in rounds), one after another on
+//!   2026-12-06 while three other sessions compiled on the machine (1-minute load 4.1 to 10.1
+//!   at the runs' starts): the samples of every microbenchmark, for the A/A calibration.
 //!
 //! Each test copies them, changes what it is about (a real figure's samples scaled, fewer
 //! samples kept, another machine), and runs the real binary.
@@ -387,4 +391,147 @@ fn bad_options_are_tool_errors() {
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("--paired needs as many samples"), "{out}");
     std::fs::remove_dir_all(one).ok();
+}
+
+fn aa_run(i: usize) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/aa-runs/{i}"))
+}
+
+fn temp_file(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("colored-compare-test-{}-{tag}", std::process::id()))
+}
+
+/// `colored-report calibrate` of the fixture runs `runs` into a file; returns it and stdout.
+fn calibrate(runs: &[usize], tag: &str) -> (PathBuf, String) {
+    let out = temp_file(&format!("{tag}.json"));
+    let o = Command::new(BIN)
+        .arg("calibrate")
+        .args(runs.iter().map(|&i| aa_run(i)))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run colored-report");
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (out, text)
+}
+
+/// Multiply the cache-efficient mely locality KEvents/s in every sample of a copy of `run`
+/// (its ratio over mely base moves by the same factor).
+fn lowered_locality(run: usize, factor: f64, tag: &str) -> PathBuf {
+    let dir = temp_file(tag);
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&aa_run(run), &dir);
+    assert_eq!(
+        scale_micro(&dir, "cache-efficient", "mely", "locality", factor),
+        5
+    );
+    dir
+}
+
+const LOCALITY_RATIO: &str =
+    "cache-efficient (arrays sized to the L2): mely locality / mely base (KEvents/s)";
+
+#[test]
+fn calibration_of_six_aa_runs_measures_false_alarms_and_power() {
+    let (file, out) = calibrate(&[1, 2, 3, 4, 5, 6], "cal6");
+    // 15 pairs, each against a calibration of the other four runs.
+    assert!(
+        out.contains("False alarms over 15 A/A pairs of 6 runs (each pair against a calibration of the other 4 runs)"),
+        "{out}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("- all gated: "))
+        .unwrap_or_else(|| panic!("no false-alarm line in {out}"));
+    // "- all gated: F of C (..); without the calibration (...): U (..)"
+    let nums: Vec<f64> = line
+        .split(|c: char| !c.is_ascii_digit() && c != '.')
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (flagged, compared, uncalibrated) = (nums[0], nums[1], nums[3]);
+    assert!(compared >= 15.0 * 5.0, "{line}");
+    // The goal: at most 1 false alarm in 100 gated comparisons; the rank test alone on these
+    // runs flags many more (the runs' samples are not independent draws of the build).
+    assert!(flagged / compared <= 0.01, "{line}");
+    assert!(uncalibrated > 10.0 * flagged.max(1.0), "{line}");
+    // Power: every calibrated figure has its detectable change (or "> 75%"), 30 trials each.
+    let ratio_row = out
+        .lines()
+        .find(|l| l.starts_with(&format!("| {LOCALITY_RATIO} |")))
+        .unwrap_or_else(|| panic!("no {LOCALITY_RATIO} row in {out}"));
+    assert!(ratio_row.contains("(30 trials)"), "{ratio_row}");
+    let cal: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(cal["runs"].as_array().unwrap().len(), 6);
+    let f = &cal["figures"][LOCALITY_RATIO];
+    assert_eq!(f["runs"], 6);
+    assert_eq!(f["ratio"], true);
+    assert!(f["sd_log"].as_f64().unwrap() > 0.0);
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn with_the_calibration_an_aa_pair_passes_and_only_a_change_past_the_spread_fails() {
+    // The calibration of runs 3-6 holds the pair 1, 2 (two runs back to back) against it.
+    let (cal, _) = calibrate(&[3, 4, 5, 6], "cal36");
+    let noise = ["--noise", cal.to_str().unwrap()];
+    let (code, out) = compare(&aa_run(1), &aa_run(2), &noise);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("A/A noise of this machine from 4 run(s)"),
+        "{out}"
+    );
+    // Lowered 1%: not flagged.
+    let d = lowered_locality(2, 0.99, "low1");
+    let (code, out) = compare(&aa_run(1), &d, &noise);
+    assert_eq!(code, Some(0), "{out}");
+    // Lowered 20%: past the threshold and ... within this busy machine's A/A spread of the
+    // ratio (-31%..+46% from these runs): printed with the spread, not failed.
+    let d = lowered_locality(2, 0.8, "low20");
+    let (code, out) = compare(&aa_run(1), &d, &noise);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.lines().any(
+            |l| l.starts_with(&format!("- ~ within A/A noise {LOCALITY_RATIO}: "))
+                && l.contains("A/A spread -31.3%..+45.6% (99%, from 4 runs")
+        ),
+        "{out}"
+    );
+    // Lowered 40%: past the spread: a regression, printed with the spread it passed.
+    let d = lowered_locality(2, 0.6, "low40");
+    let (code, out) = compare(&aa_run(1), &d, &noise);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.lines().any(
+            |l| l.starts_with(&format!("- REGRESSED {LOCALITY_RATIO}: "))
+                && l.contains("A/A spread")
+        ),
+        "{out}"
+    );
+    assert!(row(&out, LOCALITY_RATIO).contains("| REGRESSED |"), "{out}");
+    let _ = std::fs::remove_file(cal);
+}
+
+#[test]
+fn a_calibration_of_another_machine_is_not_used() {
+    let (cal, _) = calibrate(&[3, 4, 5, 6], "calother");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&cal).unwrap()).unwrap();
+    v["cpu_model"] = "Some Other CPU".into();
+    std::fs::write(&cal, v.to_string()).unwrap();
+    let (code, out) = compare(&aa_run(1), &aa_run(2), &["--noise", cal.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("not of these runs' machine: not used"),
+        "{out}"
+    );
+    assert!(
+        out.contains("no A/A calibration of this machine used"),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(cal);
 }

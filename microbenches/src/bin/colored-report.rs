@@ -3,9 +3,13 @@
 //!
 //! ```text
 //! colored-report report  DIR             # DIR/report.md, DIR/csv/*.csv, DIR/plots/*.{svg,png}
-//! colored-report compare BASE NEW [--threshold PCT] [--alpha A] [--paired]
+//! colored-report compare BASE NEW [--threshold PCT] [--alpha A] [--paired] [--noise FILE]
 //!                                        # exit 1 on a regression or a missing experiment,
 //!                                        # 2 when it cannot compare
+//! colored-report calibrate DIR... --out FILE [--threshold PCT] [--alpha A]
+//!                                        # A/A noise per figure; false alarms and power
+//! colored-report changepoints FILE [--min-size N] [--significance P]
+//!                                        # change points of JSON-lines series
 //! colored-report history append DIR --history FILE --commit SHA --commit-date D --subject S
 //! colored-report history report --history FILE [--output DIR] [--no-plots]
 //! colored-report history bisect-step --history FILE --figure KEY --good SHA --bad SHA
@@ -17,7 +21,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use microbenches::report_gen::{
-    self, bisect, compare, history, history_report, load::Results, samples::SampleSet,
+    self, bisect, compare, history, history_report, load::Results, noise, samples::SampleSet,
 };
 use std::path::{Path, PathBuf};
 
@@ -81,6 +85,45 @@ enum Cmd {
         /// Sample i of BASE and of NEW ran as a pair (A B A B ...): test the pair ratios.
         #[arg(long)]
         paired: bool,
+        /// The A/A noise of this machine (`calibrate --out`): a change is flagged only past
+        /// its figure's A/A spread as well. Not used when it is of another machine.
+        #[arg(long)]
+        noise: Option<PathBuf>,
+    },
+    /// Learn each figure's run-to-run spread on this machine from runs of one build (A/A;
+    /// e.g. six `REPRO_ONLY=micro REPRO_RUNS=5 scripts/reproduce.sh quick` runs), write it for
+    /// `compare --noise`, and, with five runs or more, measure the false-alarm rate and the
+    /// smallest change detected in 95% of trials per figure (each pair of runs tested against
+    /// a calibration of the other runs).
+    ///
+    /// Example: colored-report calibrate results/aa-1 results/aa-2 ... results/aa-6 --out results/noise.json
+    Calibrate {
+        /// Results directories of one build on one machine.
+        #[arg(required = true, num_args = 3..)]
+        dirs: Vec<PathBuf>,
+        /// Where to write the calibration (JSON).
+        #[arg(long)]
+        out: PathBuf,
+        /// The comparison's threshold the evaluation uses, in percent.
+        #[arg(long, default_value_t = 5.0)]
+        threshold: f64,
+        /// The comparison's significance level the evaluation uses.
+        #[arg(long, default_value_t = 0.01)]
+        alpha: f64,
+    },
+    /// Change points of series given as JSON lines (`{"id": ..., "series": [x, ...]}`; `-`
+    /// reads stdin), one output line each (`{"id": ..., "change_points": [index, ...], "p":
+    /// [...]}`): the method of `history report`, for measuring it on other series.
+    ///
+    /// Example: echo '{"id":1,"series":[10,10.1,9.9,10,10.2,12,12.1,11.9,12,12.2]}' | colored-report changepoints -
+    Changepoints {
+        input: PathBuf,
+        /// Shortest segment, in commits.
+        #[arg(long, default_value_t = report_gen::changepoint::Options::default().min_size)]
+        min_size: usize,
+        /// Largest p-value that keeps a change point.
+        #[arg(long, default_value_t = report_gen::changepoint::Options::default().significance)]
+        significance: f64,
     },
     /// The history of samples across commits (results/history/history.jsonl).
     History {
@@ -112,7 +155,7 @@ enum HistoryCmd {
         recorded: Option<String>,
     },
     /// Write report.md and plots/ from the history: every ratio and figure over commits and
-    /// the change points found (E-Divisive means).
+    /// the change points found (E-Divisive means splits kept by a t test, see `changepoint`).
     Report {
         /// The history file.
         #[arg(long)]
@@ -229,6 +272,7 @@ fn run(cli: Cli) -> Result<()> {
             threshold,
             alpha,
             paired,
+            noise: noise_file,
         } => {
             anyhow::ensure!(
                 threshold >= 0.0 && threshold.is_finite(),
@@ -253,11 +297,79 @@ fn run(cli: Cli) -> Result<()> {
                 alpha,
                 paired,
             };
-            let c = compare::compare(&b, &n, &opts);
+            let cal = noise_file
+                .as_deref()
+                .map(noise::Calibration::load)
+                .transpose()?;
+            if let Some(k) = &cal {
+                if !(k.applies_to(&b) && k.applies_to(&n)) {
+                    eprintln!(
+                        "colored-report: warning: the calibration is of {} ({}), not of these runs' machine: not used",
+                        k.machine,
+                        noise_file.as_deref().unwrap_or(Path::new("")).display()
+                    );
+                }
+            }
+            let c = compare::compare_calibrated(&b, &n, &opts, cal.as_ref());
             print!("{}", c.text);
             if c.failed() {
                 std::process::exit(1);
             }
+            Ok(())
+        }
+        Cmd::Calibrate {
+            dirs,
+            out,
+            threshold,
+            alpha,
+        } => {
+            let sets = dirs
+                .iter()
+                .map(|d| SampleSet::load(d))
+                .collect::<Result<Vec<_>>>()?;
+            let cal = noise::Calibration::from_sets(&sets)?;
+            let opts = compare::Options {
+                threshold_pct: threshold,
+                alpha,
+                paired: false,
+            };
+            let eval = if sets.len() >= noise::MIN_RUNS + 2 {
+                Some(noise::evaluate(&sets, &opts)?)
+            } else {
+                eprintln!(
+                    "colored-report: {} runs: too few to measure false alarms and power (needs {})",
+                    sets.len(),
+                    noise::MIN_RUNS + 2
+                );
+                None
+            };
+            print!("{}", noise::report(&cal, eval.as_ref(), &opts));
+            cal.save(&out)?;
+            eprintln!("colored-report: calibration written to {}", out.display());
+            Ok(())
+        }
+        Cmd::Changepoints {
+            input,
+            min_size,
+            significance,
+        } => {
+            anyhow::ensure!(min_size >= 1, "--min-size must be at least 1");
+            anyhow::ensure!(
+                significance > 0.0 && significance < 1.0,
+                "--significance must be between 0 and 1"
+            );
+            let text = if input == Path::new("-") {
+                std::io::read_to_string(std::io::stdin()).context("reading stdin")?
+            } else {
+                std::fs::read_to_string(&input)
+                    .with_context(|| format!("reading {}", input.display()))?
+            };
+            let o = report_gen::changepoint::Options {
+                min_size,
+                significance,
+                ..Default::default()
+            };
+            print!("{}", report_gen::changepoint::jsonl(&text, &o)?);
             Ok(())
         }
         Cmd::History { cmd } => run_history(cmd),

@@ -29,6 +29,7 @@
 
 use super::fmt_opt;
 use super::instr;
+use super::noise::{self, Calibration, FigureNoise};
 use super::samples::SampleSet;
 use super::stats::{self, RankTest, RatioCi};
 use std::fmt::Write;
@@ -63,6 +64,9 @@ pub enum Verdict {
     Improved,
     /// Past the threshold but the test does not say it is real.
     NotSignificant,
+    /// Past the threshold and significant, but within what A/A runs of this machine show for
+    /// this figure (see `noise`).
+    WithinNoise,
     /// Within the threshold.
     Ok,
     /// `n/a` on a side.
@@ -79,6 +83,7 @@ impl Verdict {
             Verdict::Regressed => "REGRESSED",
             Verdict::Improved => "improved",
             Verdict::NotSignificant => "~ not significant",
+            Verdict::WithinNoise => "~ within A/A noise",
             Verdict::Ok => "ok",
             Verdict::NotCompared => "not compared (n/a)",
             Verdict::New => "new",
@@ -106,6 +111,8 @@ pub struct Change {
     pub verdict: Verdict,
     /// Whether a regression of this one fails the comparison.
     pub gated: bool,
+    /// The A/A noise of this figure the verdict used (a calibration of this machine).
+    pub noise: Option<FigureNoise>,
 }
 
 /// What the comparison found.
@@ -123,6 +130,8 @@ pub struct Comparison {
     pub same_machine: bool,
     /// Whether absolute figures are gated (same machine, comparable conditions).
     pub absolute_gated: bool,
+    /// What the calibration did: `None` without one, else a line for the header.
+    pub calibration: Option<String>,
 }
 
 impl Comparison {
@@ -182,6 +191,7 @@ pub fn judge(
         testable: false,
         verdict: Verdict::NotCompared,
         gated: false,
+        noise: None,
     };
     if opts.paired {
         let (pa, pb): (Vec<f64>, Vec<f64>) = base
@@ -411,10 +421,12 @@ fn summary(c: &Comparison, untested: usize) -> String {
         .count();
     format!(
         "{}: {ratio_reg} ratio(s) regressed, {fig_reg} gated figure(s) regressed, {} improved, {} ~ not significant, \
-         {untested} untested (threshold only), {} not compared (n/a), {} new figure(s), {} experiment(s) missing",
+         {} ~ within A/A noise, {untested} untested (threshold only), {} not compared (n/a), {} new figure(s), \
+         {} experiment(s) missing",
         if c.failed() { "FAIL" } else { "PASS" },
         c.count(|x| x.verdict == Verdict::Improved),
         c.count(|x| x.verdict == Verdict::NotSignificant),
+        c.count(|x| x.verdict == Verdict::WithinNoise),
         c.count(|x| x.verdict == Verdict::NotCompared),
         c.count(|x| x.verdict == Verdict::New),
         c.missing.len()
@@ -423,8 +435,23 @@ fn summary(c: &Comparison, untested: usize) -> String {
 
 /// Compare two sample sets.
 pub fn compare(base: &SampleSet, new: &SampleSet, opts: &Options) -> Comparison {
+    compare_calibrated(base, new, opts, None)
+}
+
+/// Compare two sample sets with the A/A noise of their machine (see `noise`): a change the
+/// rank test flags is flagged only past the figure's A/A spread. A calibration of another
+/// machine is not used (the header says so). With a calibration, the calibrated absolute
+/// figures are gated on the same machine even when a run started busy: the spread they must
+/// exceed was measured under this machine's load (the others keep the quiet-machine rule).
+pub fn compare_calibrated(
+    base: &SampleSet,
+    new: &SampleSet,
+    opts: &Options,
+    cal: Option<&Calibration>,
+) -> Comparison {
     let same = same_machine(base, new);
     let quiet = started_quiet(base) && started_quiet(new);
+    let cal = cal.filter(|k| k.applies_to(base) && k.applies_to(new));
     let mut c = Comparison {
         same_machine: same,
         absolute_gated: same && (opts.paired || quiet),
@@ -439,9 +466,28 @@ pub fn compare(base: &SampleSet, new: &SampleSet, opts: &Options) -> Comparison 
     let (figures, units) = judge_figures(base, new, opts, c.absolute_gated);
     c.figures = figures;
     c.missing = missing(base, new);
+    if let Some(k) = cal {
+        for ch in c.ratios.iter_mut().chain(c.figures.iter_mut()) {
+            ch.noise = k.bound(&ch.name).cloned();
+            ch.verdict = noise::apply(ch.verdict, ch.base, ch.new, ch.noise.as_ref());
+        }
+        for (ch, unit) in c.figures.iter_mut().zip(&units) {
+            if same && ch.noise.is_some() && unit != instr::UNIT {
+                ch.gated = true;
+            }
+        }
+        c.calibration = Some(format!(
+            "A/A noise of this machine from {} run(s) of commit {} ({} figures calibrated): {}",
+            k.runs.len(),
+            k.commit,
+            k.figures.len(),
+            k.rule
+        ));
+    }
 
     let untested = c.count(|x| x.change_pct.is_some() && !x.testable);
     let mut t = header(&c, base, new, opts, untested);
+    flagged_section(&mut t, &c);
     ratios_section(&mut t, &c, base, opts);
     experiments_section(&mut t, &c, base, new);
     figures_section(&mut t, &c, &units, opts);
@@ -490,6 +536,12 @@ fn header(
         "- {}\n",
         match (c.same_machine, c.absolute_gated) {
             (true, true) => "same machine: absolute figures are gated as well as the ratios".to_string(),
+            (true, false) if c.calibration.is_some() => format!(
+                "same machine, a run started on a busy machine (load average {} and {}): the ratios and the \
+                 absolute figures the A/A calibration covers are gated; the others are shown",
+                load(base),
+                load(new)
+            ),
             (true, false) => format!(
                 "same machine, but a run started on a busy machine (load average {} and {}): only the ratios \
                  are gated; absolute figures are shown (use --ab: paired runs gate them)",
@@ -500,6 +552,18 @@ fn header(
                 .to_string(),
         }
     );
+    match &c.calibration {
+        Some(line) => {
+            let _ = writeln!(t, "- {line}\n");
+        }
+        None => {
+            let _ = writeln!(
+                t,
+                "- no A/A calibration of this machine used: the rank test treats the samples of a run as independent \
+                 draws and does not know the run-to-run spread (scripts/compare.sh --calibrate)\n"
+            );
+        }
+    }
     if untested > 0 {
         let single = c.count(|x| x.change_pct.is_some() && x.n.0 <= 1 && x.n.1 <= 1);
         let _ = writeln!(
@@ -510,6 +574,57 @@ fn header(
         );
     }
     t
+}
+
+/// With a calibration: every gated change the rank test flagged, with the A/A spread it was
+/// held against (flagged past it, or within it).
+fn flagged_section(t: &mut String, c: &Comparison) {
+    if c.calibration.is_none() {
+        return;
+    }
+    let held: Vec<&Change> = c
+        .ratios
+        .iter()
+        .chain(&c.figures)
+        .filter(|x| {
+            x.gated
+                && matches!(
+                    x.verdict,
+                    Verdict::Regressed | Verdict::Improved | Verdict::WithinNoise
+                )
+        })
+        .collect();
+    let _ = writeln!(t, "## Gated changes held against the A/A spread\n");
+    if held.is_empty() {
+        let _ = writeln!(
+            t,
+            "none: no gated change passed the threshold and the rank test\n"
+        );
+        return;
+    }
+    for x in held {
+        let spread = x.noise.as_ref().map_or_else(
+            || "A/A spread: not calibrated (the rank test and threshold alone)".to_string(),
+            |n| {
+                format!(
+                    "A/A spread {} (99%, from {} runs; largest A/A change {:.1}%)",
+                    n.spread(),
+                    n.runs,
+                    n.aa_max_pct
+                )
+            },
+        );
+        let _ = writeln!(
+            t,
+            "- {} {}: {} -> {} ({}); {spread}",
+            x.verdict.label(),
+            x.name,
+            fmt_opt(x.base),
+            fmt_opt(x.new),
+            pct(x.change_pct)
+        );
+    }
+    t.push('\n');
 }
 
 /// The table of the ratios that matter, with the paper's value of each.

@@ -114,15 +114,12 @@ pub fn write(recs: &[Record], out: &Path, no_plots: bool) -> Result<(String, Vec
     );
     let _ = writeln!(
         t,
-        "- Change points: E-Divisive means on the per-commit medians (permutation test over {} shuffles, \
-         p <= {}, segments of at least {} commits); a step is the ratio of the medians of the segments on its two sides.\n\
+        "- Change points on the per-commit medians: {}; a step is the ratio of the medians of the segments on its two sides.\n\
          - Bands: each commit's median with its distribution-free confidence interval (order statistics; {:.0}% where the \
          sample count allows, [min, max] below that).\n\
          - Each machine has its own section: absolute figures are never compared across machines.\n\
          - Instruction counts (`instr/...`) are work per operation under callgrind: noise-free, and silent about parallel speedup.\n",
-        o.permutations,
-        o.significance,
-        o.min_size,
+        o.describe(),
         BAND_LEVEL * 100.0
     );
     let mut failed = Vec::new();

@@ -30,6 +30,7 @@ pub mod history_report;
 pub mod instr;
 pub mod load;
 pub mod markdown;
+pub mod noise;
 pub mod plots;
 pub mod samples;
 pub mod sim;

@@ -437,6 +437,35 @@ mod tests {
     }
 
     #[test]
+    fn normal_approximations_match_reference_values() {
+        // Reference p-values from scipy 1.16.3 (two-sided, normal approximation with the tie
+        // correction, no continuity correction):
+        //   mannwhitneyu(x, y, method='asymptotic', use_continuity=False)
+        //   wilcoxon(d, method='approx', correction=False, zero_method='wilcox')
+        let close6 = |a: f64, b: f64| (a - b).abs() < 1e-6 * b.max(1e-3);
+        // 35 vs 30 with many ties (pooled 65: beyond the exact counts).
+        let x: Vec<f64> = (0..35).map(|i| f64::from(i * 7 % 23)).collect();
+        let y: Vec<f64> = (0..30).map(|j| f64::from(j * 5 % 19) + 3.0).collect();
+        let t = mann_whitney(&x, &y).unwrap();
+        assert!(!t.exact && close6(t.p, 0.544_520_517_232_686_8), "{t:?}");
+        // 40 vs 40 without ties, shifted by 8.
+        let x: Vec<f64> = (0..40).map(f64::from).collect();
+        let y: Vec<f64> = (0..40).map(|i| f64::from(i) + 8.0).collect();
+        let t = mann_whitney(&x, &y).unwrap();
+        assert!(!t.exact && close6(t.p, 0.005_574_708_228_695_961), "{t:?}");
+        // 70 pairs, pair ratios 2^k (log ratios k ln 2: ties between k and -k stay exact),
+        // k = (13 i mod 17) - shift, with zero differences (dropped, as Wilcoxon's test does).
+        const P6: f64 = 0.002_611_400_079_810_629;
+        const P7: f64 = 0.116_182_431_522_530_62;
+        let a = vec![1.0; 70];
+        for (shift, want) in [(6, P6), (7, P7)] {
+            let b: Vec<f64> = (0..70).map(|i| 2f64.powi(i * 13 % 17 - shift)).collect();
+            let t = wilcoxon_signed_rank(&a, &b).unwrap();
+            assert!(!t.exact && close6(t.p, want), "shift {shift}: {t:?}");
+        }
+    }
+
+    #[test]
     fn shift_ci_brackets_the_ratio() {
         let x = [100.0, 101.0, 99.0, 100.5, 99.5];
         let y: Vec<f64> = x.iter().map(|v| v * 0.8).collect();
