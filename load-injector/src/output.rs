@@ -1,5 +1,5 @@
-//! Report formats: a terminal table, JSON (the fixed shape of DESIGN.md section
-//! 5) and CSV. Each carries the configuration and the environment.
+//! Report formats: a terminal table, JSON (the fixed shape in docs/ARCHITECTURE.md) and
+//! CSV. Each carries the configuration and the environment.
 
 use std::fmt::Write as _;
 

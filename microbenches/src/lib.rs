@@ -1,5 +1,5 @@
 //! The papers' microbenchmarks on the colored runtime (and tokio as the widely used peer).
-//! The binary `microbenches` is a thin CLI over these modules; see DESIGN.md section 3.
+//! The binary `microbenches` is a thin CLI over these modules (its fixed interface: docs/ARCHITECTURE.md).
 
 pub mod cache_efficient;
 pub mod common;

@@ -4,7 +4,7 @@ use crate::env::Env;
 use serde::Serialize;
 use serde_json::Value;
 
-/// The fixed JSON fields of DESIGN.md section 3, plus per-benchmark extras.
+/// The fixed JSON fields (docs/ARCHITECTURE.md, "Fixed interfaces"), plus per-benchmark extras.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchResult {
     pub bench: String,

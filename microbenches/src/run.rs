@@ -1,5 +1,5 @@
 //! Running one benchmark configuration of the command line and turning what it measured into
-//! [`BenchResult`]s (the JSON of DESIGN.md section 3). The binary parses [`RunOpts`] and prints
+//! [`BenchResult`]s (the fixed JSON of docs/ARCHITECTURE.md). The binary parses [`RunOpts`] and prints
 //! the results; everything between is here.
 //!
 //! `--runtime all` runs libasync, mely and tokio one after the other; a benchmark that has no

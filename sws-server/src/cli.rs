@@ -1,4 +1,4 @@
-//! The command line (fixed by DESIGN.md section 4), parsed once into configuration data.
+//! The command line (fixed: docs/ARCHITECTURE.md), parsed once into configuration data.
 //!
 //! ```text
 //! sws-server --root DIR --listen ADDR [--workers N] [--runtime libasync|mely]

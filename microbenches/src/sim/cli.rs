@@ -1,4 +1,4 @@
-//! The `simulate` subcommand of `microbenches` (DESIGN.md section 9):
+//! The `simulate` subcommand of `microbenches` (fixed interface: docs/ARCHITECTURE.md):
 //!
 //! ```text
 //! microbenches simulate <unbalanced|penalty|cache-efficient> --runtime <libasync|mely>
