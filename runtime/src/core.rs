@@ -170,11 +170,16 @@ impl CoreState {
     /// Called with the core lock held after giving the core work: if its owner sleeps (parked
     /// or blocked in the reactor), mark it notified and return how it slept, for the caller to
     /// wake it once the lock is released. Only one caller gets `Some` per sleep.
+    #[inline]
     fn claim_wake_locked(&self) -> Option<Sleep> {
-        let how = SleepState::sleeping(self.sleep.load(Ordering::Relaxed))?;
+        // On every post: the common case (the owner is awake) is one load and two compares.
+        let code = self.sleep.load(Ordering::Relaxed);
+        if code != SleepState::Parked as u8 && code != SleepState::Polling as u8 {
+            return None;
+        }
         self.sleep
             .store(SleepState::Notified as u8, Ordering::Relaxed);
-        Some(how)
+        SleepState::sleeping(code)
     }
 }
 
