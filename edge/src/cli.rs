@@ -10,7 +10,7 @@
 //!   panic hook that turns the standard library's "failed printing to stdout: Broken pipe"
 //!   panic into the same quiet exit.
 //! * Output paths are checked before the work starts ([`check_output_path`]), so a typo in
-//!   `--json-out` costs nothing instead of a whole benchmark run.
+//!   `--output` costs nothing instead of a whole benchmark run.
 //!
 //! A program's `main` is then two lines:
 //!
@@ -163,7 +163,7 @@ pub fn quiet_broken_pipe() {
 
 /// Checks, before any work, that `path` can be written later: its directory exists and a
 /// file can be created in it (a probe file beside it is created and removed; `path` itself
-/// is not touched). `what` names the option in the error, e.g. `--json-out`.
+/// is not touched). `what` names the option in the error, e.g. `--output`.
 pub fn check_output_path(what: &str, path: &Path) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

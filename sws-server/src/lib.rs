@@ -2,9 +2,10 @@
 //! section V-C-1, Figure 6), on the colored runtime, colored or N-copy.
 //!
 //! ```text
-//! sws-server --root DIR --listen ADDR --workers N --runtime <libasync|mely> --stealing POLICY
+//! sws-server --root DIR --listen ADDR [--workers N] [--runtime libasync|mely] [--stealing POLICY]
 //!            [--mode colored|ncopy] [--max-clients N] [--stats-json FILE]
 //! ```
+//! (the full list is in [`cli`]).
 //! The server prints `sws-server listening on ADDR` once it accepts connections (with
 //! `--listen 127.0.0.1:0` the address carries the port chosen) and runs until SIGINT or
 //! SIGTERM. With `--stats-json FILE` it then writes one JSON object: the configuration,
