@@ -41,6 +41,11 @@ enum Cmd {
         /// Where to write the user's key.
         #[arg(long)]
         key_file: PathBuf,
+        /// Trust this key to act for the local users of the client host (NFS's
+        /// trusted-host model, root squashing off): a mount made with it is usable by
+        /// every local user, each checked as itself.
+        #[arg(long)]
+        trusted: bool,
     },
 }
 
@@ -106,10 +111,17 @@ fn main() -> Result<()> {
                 user,
                 keys,
                 key_file,
+                trusted,
             }),
             _,
         ) => {
             sfs_server::keys::keygen(&user, &keys, &key_file)?;
+            if trusted {
+                let mut t = sfs_server::keys::KeyTable::load(&keys)?;
+                t.set_trusted(&user, true)?;
+                t.save(&keys)?;
+                println!("{user}'s key is trusted to act for the client host's local users");
+            }
             println!(
                 "added user {user} to {}; key written to {} (mode 0600)",
                 keys.display(),

@@ -10,8 +10,8 @@ use fuser::{Errno, FileAttr};
 
 use super::attr::file_attr;
 use super::{Retry, Sfs};
-use crate::client::{CResult, Client};
-use crate::proto::{Attr, DirEntry, Fh, MAX_NAME};
+use crate::client::{CResult, Client, ClientError};
+use crate::proto::{Attr, DirEntry, Fh, FileType, Reply, Request, MAX_NAME};
 
 /// An entry reply: the kernel's attributes and how long it may cache them.
 pub type Entry = (FileAttr, Duration);
@@ -99,6 +99,33 @@ impl Sfs {
         let n = name(n)?;
         self.entry_call([parent], parent, n, Retry::Once, |c, [d]| {
             c.mkdir(d, n, mode & 0o7777)
+        })
+    }
+
+    /// MKNOD of a FIFO, socket or device.
+    pub(super) fn mknod(
+        &self,
+        parent: u64,
+        n: &OsStr,
+        ftype: FileType,
+        mode: u32,
+        rdev: u64,
+    ) -> Result<Entry, Errno> {
+        let n = name(n)?;
+        self.entry_call([parent], parent, n, Retry::Once, |c, [d]| {
+            let req = Request::Mknod {
+                dir: d.clone(),
+                name: n.into(),
+                ftype,
+                mode: mode & 0o7777,
+                rdev,
+            };
+            match c.call(req)? {
+                Reply::Handle { fh, attr } => Ok((fh, attr)),
+                other => Err(ClientError::Protocol(format!(
+                    "expected a handle, got {other:?}"
+                ))),
+            }
         })
     }
 
