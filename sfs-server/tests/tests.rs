@@ -9,6 +9,7 @@ mod edges;
 mod fsx;
 mod leases;
 mod mount;
+mod posix;
 mod programs;
 mod roundtrip;
 mod security;

@@ -154,7 +154,9 @@ impl Sfs {
             } else {
                 c.remove(d, n)
             }
-        })
+        })?;
+        self.nodes.lock().unlinked(parent, n);
+        Ok(())
     }
 
     /// RENAME; the moved node's handle (which carries the old path) resolves again.
@@ -169,7 +171,9 @@ impl Sfs {
         self.with_handles([parent, new_parent], Retry::Once, |c, [a, b]| {
             c.rename(a, n, b, new_name)
         })?;
-        self.nodes.lock().renamed(parent, n, new_parent, new_name);
+        let mut t = self.nodes.lock();
+        t.unlinked(new_parent, new_name);
+        t.renamed(parent, n, new_parent, new_name);
         Ok(())
     }
 
