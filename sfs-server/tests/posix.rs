@@ -276,3 +276,36 @@ fn names_links_and_errnos_as_a_local_disk() {
          t 'Permission denied' touch -d @5 rootfile",
     );
 }
+
+/// Where FUSE is missing, a mount test prints SKIPPED with the reason, except under
+/// CI (any value but empty or `false`), where it fails.
+#[test]
+fn mount_tests_fail_under_ci_when_they_cannot_run() {
+    let run = |ci: &str| {
+        let mut c = Command::new(std::env::current_exe().unwrap());
+        c.args([
+            "--exact",
+            "posix::special_files_through_the_kernel",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SFS_TEST_FUSE_DEV", "/nonexistent/fuse")
+        .env("CI", ci);
+        run_for(&mut c, Duration::from_secs(60))
+    };
+    for ci in ["true", "1", "yes"] {
+        let out = run(ci);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "CI={ci} must fail: {err}");
+        assert!(err.contains("/nonexistent/fuse cannot be opened"), "{err}");
+    }
+    for ci in ["", "false"] {
+        let out = run(ci);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "CI={ci:?} skips: {err}");
+        assert!(
+            err.contains("SKIPPED special_files_through_the_kernel: /nonexistent/fuse"),
+            "{err}"
+        );
+    }
+}

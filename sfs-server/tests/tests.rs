@@ -13,3 +13,4 @@ mod posix;
 mod programs;
 mod roundtrip;
 mod security;
+mod unmount;
