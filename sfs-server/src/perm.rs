@@ -161,9 +161,11 @@ pub fn check_delete(dir: Owner, victim: Owner, who: Ident) -> Result<(), Status>
 /// POSIX clears them).
 pub fn check_setattr(o: Owner, who: Ident, a: &SetAttrs) -> Result<Option<u32>, Status> {
     let owner = who.is_root() || o.uid == who.uid;
-    if let Some(m) = killpriv_mode(o, a) {
+    // A writer's truncate may come with the set-id bits it clears (Linux's
+    // `file_remove_privs`): that mode change needs write permission, not ownership.
+    let killpriv = killpriv_mode(o, a.mode);
+    if killpriv.is_some() && !owner {
         check_io(o, who, ACCESS_WRITE)?;
-        return Ok(Some(m));
     }
     if a.uid.is_some_and(|u| u != o.uid) && !who.is_root() {
         return Err(Status::Perm);
@@ -185,6 +187,7 @@ pub fn check_setattr(o: Owner, who: Ident, a: &SetAttrs) -> Result<Option<u32>, 
         check_io(o, who, ACCESS_WRITE)?;
     }
     let mut mode = match a.mode {
+        Some(m) if killpriv.is_some() => Some(m),
         Some(_) if !owner => return Err(Status::Perm),
         Some(m) => {
             let group = a.gid.unwrap_or(o.gid);
@@ -204,19 +207,13 @@ pub fn check_setattr(o: Owner, who: Ident, a: &SetAttrs) -> Result<Option<u32>, 
     Ok(mode.map(|m| m & 0o7777))
 }
 
-/// The mode of a SETATTR that only clears set-user-id or set-group-id bits of a
-/// regular file (and changes nothing else), if `a` is one.
-pub fn killpriv_mode(o: Owner, a: &SetAttrs) -> Option<u32> {
-    let m = a.mode? & 0o7777;
+/// `mode`, if it only clears set-user-id or set-group-id bits of a regular file.
+pub fn killpriv_mode(o: Owner, mode: Option<u32>) -> Option<u32> {
+    let m = mode? & 0o7777;
     let old = o.mode & 0o7777;
     let setid = libc::S_ISUID | libc::S_ISGID;
-    let only_mode = a.uid.is_none()
-        && a.gid.is_none()
-        && a.size.is_none()
-        && a.atime.is_none()
-        && a.mtime.is_none();
     let clears = m != old && m | setid == old | setid && m & !old == 0;
-    (only_mode && clears && o.mode & libc::S_IFMT == libc::S_IFREG).then_some(m)
+    (clears && o.mode & libc::S_IFMT == libc::S_IFREG).then_some(m)
 }
 
 /// The mode a WRITE by `who` leaves on a file of mode `mode`, if it changes: a
@@ -416,6 +413,18 @@ mod tests {
         assert_eq!(check_setattr(f, BOB, &kill(0o6777)), Err(Status::Perm));
         assert_eq!(check_setattr(f, BOB, &kill(0o4775)), Ok(Some(0o4775)));
         assert_eq!(check_setattr(f, EVE, &kill(0o775)), Err(Status::Access));
+        let truncate_kill = SetAttrs {
+            mode: Some(0o775),
+            size: Some(0),
+            ..SetAttrs::default()
+        };
+        assert_eq!(check_setattr(f, BOB, &truncate_kill), Ok(Some(0o775)));
+        let chown_kill = SetAttrs {
+            mode: Some(0o775),
+            uid: Some(BOB.uid),
+            ..SetAttrs::default()
+        };
+        assert_eq!(check_setattr(f, BOB, &chown_kill), Err(Status::Perm));
         assert_eq!(mode_after_write(0o6775, BOB), Some(0o775));
         assert_eq!(
             mode_after_write(0o6745, BOB),

@@ -200,7 +200,7 @@ fn chmod_chown_and_set_id_rules() {
         &[],
         &format!(
             "t OK chmod 1777 .
-             t OK touch suid; t OK chmod 6777 suid
+             t OK touch suid suid2; t OK chmod 6777 suid suid2
              t OK mkdir sgdir; t OK chown 0:{GROUP} sgdir; t OK chmod 2777 sgdir
              t OK touch g2; t OK chown {NOBODY}:{GROUP} g2"
         ),
@@ -217,6 +217,7 @@ fn chmod_chown_and_set_id_rules() {
              t OK chgrp {GROUP} own; is {GROUP} stat -c %g own
              t OK chmod 6755 own; t OK chgrp {NOBODY} own; is 755 stat -c %a own
              t OK sh -c 'echo x >> suid'; is 777 stat -c %a suid
+             t OK truncate -s 0 suid2; is 777 stat -c %a suid2
              t OK touch sgdir/f; is {GROUP} stat -c %g sgdir/f
              t OK mkdir sgdir/sub; is '2755 {GROUP}' stat -c '%a %g' sgdir/sub"
         ),
@@ -261,6 +262,12 @@ fn names_links_and_errnos_as_a_local_disk() {
          t OK touch -d @1000000000 f1; t OK sh -c 'echo 8 >> f1'
          t OK test $(stat -c %Y f1) -gt 1000000000
          c1=$(stat -c %z f1); t OK chmod 600 f1; t OK test \"$(stat -c %z f1)\" != \"$c1\"
+         t OK mkdir tdir; t OK touch -d @1000000000 tdir; t OK touch tdir/new
+         t OK test $(stat -c %Y tdir) -gt 1000000000
+         t OK touch -d @1000000000 tdir; t OK rm tdir/new; t OK test $(stat -c %Y tdir) -gt 1000000000
+         c2=$(stat -c %z f2); t OK ln f2 f5; t OK test \"$(stat -c %z f2)\" != \"$c2\"
+         c3=$(stat -c %z f5); t OK mv f5 f6; t OK test \"$(stat -c %z f6)\" != \"$c3\"
+         t 'Invalid cross-device link' ln f6 /tmp/sfs-posix-exdev-$$
          t OK touch rootfile; t OK chmod 644 rootfile",
         ok = "b".repeat(255),
     );
