@@ -850,7 +850,7 @@ mod tests {
             gid: 4243,
             groups: vec![7],
         };
-        let mut call_as = |t: &mut T, id: ConnId, req: Request| {
+        let call_as = |t: &mut T, id: ConnId, req: Request| {
             t.xid += 1;
             let xid = t.xid;
             let msg = ClientMsg::CallAs {

@@ -135,10 +135,8 @@ impl Export {
             _ => return Err(Status::Inval),
         };
         let (dfd, dst) = self.writable_dir(who, dir)?;
-        if rdev != 0 || matches!(ftype, FileType::CharDev | FileType::BlockDev) {
-            if !who.is_root() {
-                return Err(Status::Perm);
-            }
+        if matches!(ftype, FileType::CharDev | FileType::BlockDev) && !who.is_root() {
+            return Err(Status::Perm);
         }
         sys::mknodat(dfd.as_raw_fd(), name, kind | (mode & 0o7777), rdev).map_err(io_err)?;
         if let Some((uid, gid)) = new_owner(&dst, who) {
