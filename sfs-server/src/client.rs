@@ -36,6 +36,43 @@ use crate::proto::{
 };
 use crate::session::{self, RecvCipher, SendCipher};
 
+thread_local! {
+    /// The caller this thread's calls are made for ([`with_caller`]).
+    static CALLER: std::cell::RefCell<Option<crate::proto::Cred>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` with every call this thread makes in it sent for `cred`
+/// ([`ClientMsg::CallAs`]: a mount with a trusted key acting for the kernel's caller);
+/// `None` sends plain calls, acting as the key's user.
+pub fn with_caller<T>(cred: Option<crate::proto::Cred>, f: impl FnOnce() -> T) -> T {
+    let _g = CallerScope::enter(cred);
+    f()
+}
+
+/// While alive, this thread's calls are sent for a caller (see [`with_caller`]); the
+/// previous caller is restored on drop, also when unwinding.
+pub struct CallerScope {
+    /// The caller before this scope.
+    previous: Option<crate::proto::Cred>,
+}
+
+impl CallerScope {
+    /// Send this thread's calls for `cred` until the scope is dropped.
+    pub fn enter(cred: Option<crate::proto::Cred>) -> CallerScope {
+        CallerScope {
+            previous: CALLER.with(|c| c.replace(cred)),
+        }
+    }
+}
+
+impl Drop for CallerScope {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        CALLER.with(|c| c.replace(previous));
+    }
+}
+
 /// Default READ/WRITE transfer size.
 pub const CHUNK: usize = 256 * 1024;
 /// How long a call may wait for its reply by default.
@@ -343,7 +380,11 @@ impl Client {
         let xid = self.next_xid.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = bounded(1);
         self.shared.pending.lock().insert(xid, tx);
-        if let Err(e) = self.shared.send(&ClientMsg::Call { xid, req }) {
+        let msg = match CALLER.with(|c| c.borrow().clone()) {
+            Some(cred) => ClientMsg::CallAs { xid, cred, req },
+            None => ClientMsg::Call { xid, req },
+        };
+        if let Err(e) = self.shared.send(&msg) {
             self.shared.pending.lock().remove(&xid);
             return Err(e);
         }

@@ -18,6 +18,10 @@
 //!    [`Dispatcher::finish_sync`], after the caller ran the returned [`SyncJob`]'s fsync:
 //!    no acknowledgement of a stable write precedes its fsync.
 //! 4. Frames start with [`LEN_BYTES`] reserved bytes, ready for the session cipher.
+//! 5. A call acts as the connection's mapped identity; a [`ClientMsg::CallAs`] acts as
+//!    the credentials it carries only if the connection's key is trusted (NFS's
+//!    trusted-host model, ids taken as given with root squashing off), and is refused
+//!    with EPERM, and logged, from any other connection.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -79,6 +83,8 @@ struct Held {
 struct Session {
     /// Local identity from the uid mapping table, once authenticated.
     ident: Option<Ident>,
+    /// The key may act for the callers it names ([`ClientMsg::CallAs`]).
+    trusted: bool,
 }
 
 /// What one call produces before the lease check.
@@ -129,13 +135,21 @@ impl Dispatcher {
 
     /// A connection was accepted (not yet authenticated).
     pub fn connect(&mut self, id: ConnId) {
-        self.sessions.insert(id, Session { ident: None });
+        self.sessions.insert(
+            id,
+            Session {
+                ident: None,
+                trusted: false,
+            },
+        );
     }
 
-    /// Connection `id` authenticated as a user mapped to `ident` (uid, gid).
-    pub fn authenticate(&mut self, id: ConnId, ident: Option<(u32, u32)>) {
+    /// Connection `id` authenticated as a user mapped to `ident` (uid, gid), with a
+    /// key that is `trusted` to act for other callers or not.
+    pub fn authenticate(&mut self, id: ConnId, ident: Option<(u32, u32)>, trusted: bool) {
         if let Some(s) = self.sessions.get_mut(&id) {
-            s.ident = ident.map(|(uid, gid)| Ident { uid, gid });
+            s.ident = ident.map(|(uid, gid)| Ident::new(uid, gid));
+            s.trusted = trusted && ident.is_some();
         }
     }
 
@@ -167,7 +181,7 @@ impl Dispatcher {
 
     /// Handle one message from connection `id`.
     pub fn handle(&mut self, id: ConnId, msg: ClientMsg, now: Instant) -> Outcome {
-        let Some(who) = self.sessions.get(&id).map(|s| s.ident) else {
+        let Some((who, trusted)) = self.sessions.get(&id).map(|s| (s.ident, s.trusted)) else {
             return Outcome::default();
         };
         let (xid, req) = match msg {
@@ -182,8 +196,41 @@ impl Dispatcher {
                 };
             }
             ClientMsg::Call { xid, req } => (xid, req),
+            ClientMsg::CallAs { xid, cred, req } if trusted => {
+                let who = Ident::with_groups(cred.uid, cred.gid, &cred.groups);
+                return self.finish_call(id, Some(who), xid, req, now, Vec::new());
+            }
+            ClientMsg::CallAs { xid, cred, req } => {
+                // A WHOAMI is how a client asks whether its key is trusted: no warning.
+                let warnings = if req == Request::WhoAmI {
+                    Vec::new()
+                } else {
+                    let w = format!(
+                        "refused a call for uid {} from a key that is not trusted",
+                        cred.uid
+                    );
+                    vec![(id, w)]
+                };
+                return Outcome {
+                    out: vec![(id, reply_frame(xid, Err(Status::Perm)))],
+                    warnings,
+                    ..Outcome::default()
+                };
+            }
         };
-        let mut warnings = Vec::new();
+        self.finish_call(id, who, xid, req, now, Vec::new())
+    }
+
+    /// Run one call as `who` (nobody when unmapped) and conclude it.
+    fn finish_call(
+        &mut self,
+        id: ConnId,
+        who: Option<Ident>,
+        xid: u32,
+        req: Request,
+        now: Instant,
+        mut warnings: Vec<(ConnId, String)>,
+    ) -> Outcome {
         let who = who.unwrap_or(Ident::NOBODY);
         match self.call(id, who, xid, req, now, &mut warnings) {
             Step::Sync(job) => Outcome {
@@ -319,6 +366,18 @@ impl Dispatcher {
             }),
             Request::Mkdir { dir, name, mode } => self.decode(id, &dir, warnings).and_then(|d| {
                 let r = self.export.mkdir(who, &d, &name, mode)?;
+                self.grant_handle(id, &r, now);
+                conflict.push(d.ino);
+                Ok(r)
+            }),
+            Request::Mknod {
+                dir,
+                name,
+                ftype,
+                mode,
+                rdev,
+            } => self.decode(id, &dir, warnings).and_then(|d| {
+                let r = self.export.mknod(who, &d, &name, ftype, mode, rdev)?;
                 self.grant_handle(id, &r, now);
                 conflict.push(d.ino);
                 Ok(r)
@@ -527,7 +586,7 @@ mod tests {
         let mut d = Dispatcher::new(export, lease);
         for id in [1, 2] {
             d.connect(id);
-            d.authenticate(id, Some((0, 0)));
+            d.authenticate(id, Some((0, 0)), id == 2);
         }
         T {
             _dir: dir,
@@ -780,6 +839,84 @@ mod tests {
                 gid: Ident::NOBODY.gid
             }),
             "an unmapped connection acts as nobody"
+        );
+    }
+
+    #[test]
+    fn calls_for_other_callers_need_a_trusted_key() {
+        let mut t = setup(Duration::from_secs(30));
+        let cred = crate::proto::Cred {
+            uid: 4242,
+            gid: 4243,
+            groups: vec![7],
+        };
+        let call_as = |t: &mut T, id: ConnId, req: Request| {
+            t.xid += 1;
+            let xid = t.xid;
+            let msg = ClientMsg::CallAs {
+                xid,
+                cred: cred.clone(),
+                req,
+            };
+            let o = t.d.handle(id, msg, Instant::now());
+            assert_eq!(o.out.len(), 1);
+            (decode(&o.out[0].1), o.warnings)
+        };
+        // Connection 1's key is not trusted: refused, and logged (but for the WHOAMI
+        // probe that asks whether it is).
+        let (m, warnings) = call_as(&mut t, 1, Request::WhoAmI);
+        assert!(
+            matches!(
+                m,
+                ServerMsg::Reply {
+                    result: Err(Status::Perm),
+                    ..
+                }
+            ),
+            "{m:?}"
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let (fh, _) = t.lookup(1, "f");
+        let (m, warnings) = call_as(&mut t, 1, Request::GetAttr { fh });
+        assert!(
+            matches!(
+                m,
+                ServerMsg::Reply {
+                    result: Err(Status::Perm),
+                    ..
+                }
+            ),
+            "{m:?}"
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        // Connection 2's is: the call acts as the caller.
+        let (m, warnings) = call_as(&mut t, 2, Request::WhoAmI);
+        assert!(warnings.is_empty());
+        assert!(
+            matches!(
+                m,
+                ServerMsg::Reply {
+                    result: Ok(Reply::Ident {
+                        uid: 4242,
+                        gid: 4243
+                    }),
+                    ..
+                }
+            ),
+            "{m:?}"
+        );
+        // And is checked as that caller: "f" is 0644 root's (or the test user's).
+        let (fh, _) = t.lookup(2, "f");
+        let (m, _) = call_as(&mut t, 2, write(&fh, Stable::Unstable, b"x"));
+        assert!(
+            matches!(
+                m,
+                ServerMsg::Reply {
+                    result: Err(Status::Access),
+                    ..
+                }
+            ),
+            "{m:?}"
         );
     }
 }

@@ -9,6 +9,10 @@
 //! 3. The key table maps a user name to `(uid, gid, key)`: this is also SFS's uid
 //!    mapping table (the local identity a remote user acts as). User names are
 //!    non-empty, at most [`MAX_USER_LEN`] bytes of `[A-Za-z0-9._-]`.
+//! 4. An entry may be marked `trusted` (a fifth field): its key may then act for the
+//!    local callers a client names per call (NFS's trusted-host model, see
+//!    [`crate::dispatch`]). Entries are untrusted unless marked; tables written before
+//!    the field existed load unchanged.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -97,10 +101,12 @@ pub struct UserEntry {
     pub gid: u32,
     /// The user's secret key.
     pub key: Key,
+    /// The key may act for the local uids and gids a client names per call.
+    pub trusted: bool,
 }
 
 /// The server's key table (and uid mapping table). File format, one user per line:
-/// `name uid gid hexkey`; `#` starts a comment.
+/// `name uid gid hexkey [trusted]`; `#` starts a comment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyTable {
     users: BTreeMap<String, UserEntry>,
@@ -132,8 +138,13 @@ impl KeyTable {
                 continue;
             }
             let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() != 4 {
-                bail!("line {}: expected `name uid gid hexkey`", i + 1);
+            let trusted = match f.get(4) {
+                None => false,
+                Some(&"trusted") if f.len() == 5 => true,
+                _ => bail!("line {}: expected `name uid gid hexkey [trusted]`", i + 1),
+            };
+            if f.len() < 4 {
+                bail!("line {}: expected `name uid gid hexkey [trusted]`", i + 1);
             }
             check_user_name(f[0]).with_context(|| format!("line {}", i + 1))?;
             let uid: u32 = f[1]
@@ -144,7 +155,15 @@ impl KeyTable {
                 .with_context(|| format!("line {}: gid", i + 1))?;
             let key = Key::from_hex(f[3]).with_context(|| format!("line {}", i + 1))?;
             if t.users
-                .insert(f[0].to_string(), UserEntry { uid, gid, key })
+                .insert(
+                    f[0].to_string(),
+                    UserEntry {
+                        uid,
+                        gid,
+                        key,
+                        trusted,
+                    },
+                )
                 .is_some()
             {
                 bail!("line {}: duplicate user {}", i + 1, f[0]);
@@ -158,11 +177,12 @@ impl KeyTable {
         let mut s = String::from("# sfs key table: name uid gid key\n");
         for (name, e) in &self.users {
             s.push_str(&format!(
-                "{} {} {} {}\n",
+                "{} {} {} {}{}\n",
                 name,
                 e.uid,
                 e.gid,
-                e.key.to_hex()
+                e.key.to_hex(),
+                if e.trusted { " trusted" } else { "" }
             ));
         }
         s
@@ -188,6 +208,17 @@ impl KeyTable {
         check_user_name(name)?;
         self.users.insert(name.to_string(), entry);
         Ok(())
+    }
+
+    /// Mark `name`'s key trusted (or not); an unknown user is an error.
+    pub fn set_trusted(&mut self, name: &str, trusted: bool) -> Result<()> {
+        match self.users.get_mut(name) {
+            Some(e) => {
+                e.trusted = trusted;
+                Ok(())
+            }
+            None => bail!("no user {name} in the key table"),
+        }
     }
 
     /// Look a user up.
@@ -238,6 +269,8 @@ pub struct Keygen<'a> {
     pub gid: u32,
     /// Replace an existing entry for `user` and an existing `key_file`.
     pub force: bool,
+    /// The key may act for the client host's local users (see [`UserEntry::trusted`]).
+    pub trusted: bool,
 }
 
 /// The uid and gid of this process: keygen's default identity for a new user.
@@ -292,6 +325,7 @@ impl Keygen<'_> {
                     uid: self.uid,
                     gid: self.gid,
                     key: key.clone(),
+                    trusted: self.trusted,
                 },
             )
             .and_then(|()| table.save(self.keys))
@@ -317,6 +351,7 @@ pub fn keygen(user: &str, keys: &Path, key_file: &Path) -> Result<Key> {
         uid,
         gid,
         force: false,
+        trusted: false,
     };
     Ok(k.run()?.key)
 }
@@ -463,5 +498,21 @@ mod tests {
         assert!(KeyTable::parse(&format!("a 1 1 {k}\na 2 2 {k}\n")).is_err());
         let t = KeyTable::parse(&format!("# c\n\na 1 1 {k}\n")).unwrap();
         assert_eq!(t.name_of_uid(1), Some("a"));
+    }
+
+    #[test]
+    fn trusted_is_an_opt_in_fifth_field() {
+        let k = Key::generate().to_hex();
+        let old = KeyTable::parse(&format!("a 1 1 {k}\n")).unwrap();
+        assert!(!old.get("a").unwrap().trusted, "old tables: untrusted");
+        let mut t = KeyTable::parse(&format!("a 1 1 {k} trusted\nb 2 2 {k}\n")).unwrap();
+        assert!(t.get("a").unwrap().trusted);
+        assert!(!t.get("b").unwrap().trusted);
+        assert_eq!(KeyTable::parse(&t.to_text()).unwrap(), t);
+        assert!(KeyTable::parse(&format!("a 1 1 {k} yes\n")).is_err());
+        assert!(KeyTable::parse(&format!("a 1 1 {k} trusted x\n")).is_err());
+        t.set_trusted("b", true).unwrap();
+        assert!(t.get("b").unwrap().trusted);
+        assert!(t.set_trusted("nobody", true).is_err());
     }
 }

@@ -23,6 +23,11 @@
 //! - [`multiio`]: the same through the kernel, one reader process per mounted file.
 //! - [`fuse`]: the FUSE client behind `sfs-client mount`.
 //!
+//! Threat model of trusted keys (`sfs-server keygen --trusted`): a client holding one
+//! may act for any uid, gid and groups it names per call ([`proto::ClientMsg::CallAs`]),
+//! like an NFS client host under `AUTH_SYS` with root squashing off; the server checks
+//! each call as that identity and refuses such calls from every other key.
+//!
 //! Binaries: `sfs-server` (also `keygen` and `--mode ncopy`), `sfs-client` (also
 //! `mount`), `sfs-bench` (also `--read-files`).
 

@@ -45,6 +45,10 @@ pub fn mode_string(ftype: FileType, mode: u32) -> String {
         FileType::Directory => 'd',
         FileType::Symlink => 'l',
         FileType::Regular => '-',
+        FileType::Fifo => 'p',
+        FileType::Socket => 's',
+        FileType::CharDev => 'c',
+        FileType::BlockDev => 'b',
         FileType::Other => '?',
     });
     // (read, write, execute bits, the special bit that shares the execute column, its
@@ -124,6 +128,7 @@ mod tests {
             owner: owner.into(),
             size,
             fileid: 10_109_087,
+            rdev: 0,
             atime: Time::default(),
             mtime: Time {
                 secs: mtime,

@@ -3,17 +3,19 @@
 //! The server acts for each authenticated user as the local identity the uid mapping
 //! table gives it ([`Ident`]), and checks every operation as a POSIX file system
 //! would for that identity, whatever uid the server process runs as:
-//! 1. Mode bits: the owner class if the uid matches, else the group class if the gid
-//!    matches, else other. uid 0 may read and write anything and execute anything that
+//! 1. Mode bits: the owner class if the uid matches, else the group class if the file's
+//!    group is the caller's primary or one of its supplementary groups, else other. uid 0 may read and write anything and execute anything that
 //!    has an execute bit (or is a directory).
 //! 2. Directory entries: creating or removing a name needs write and search on the
 //!    directory; in a sticky directory only the entry's owner, the directory's owner or
 //!    root may remove or rename it.
 //! 3. Attributes: only the owner or root changes the mode or sets explicit times; only
-//!    root gives a file away; the owner may set the group to its own; setting both times
-//!    to "now" needs ownership or write permission. A non-root chmod of a file whose
-//!    group is not the caller's clears set-group-id, and a non-root chown clears
-//!    set-user-id and set-group-id, as Linux does.
+//!    root gives a file away; the owner may set the group to one of its groups; setting
+//!    both times to "now" needs ownership or write permission. A non-root chmod of a
+//!    file whose group is not one of the caller's clears set-group-id, and a non-root
+//!    chown clears set-user-id and set-group-id, as Linux does. Clearing only set-id
+//!    bits is allowed to anyone who may write the file (what the kernel asks for when a
+//!    non-owner writes a set-id file, [`killpriv_mode`]).
 //! 4. READ and WRITE on an open file allow the owner regardless of the mode bits (the
 //!    NFS "owner override"), so a file created read-only can still be written through
 //!    the descriptor that created it.
@@ -21,30 +23,60 @@
 //! Denials are [`Status::Access`] (mode bits) or [`Status::Perm`] (ownership rules),
 //! the errno a POSIX file system returns in each case.
 
-use crate::proto::{SetAttrs, SetTime, Status, ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE};
+use crate::proto::{SetAttrs, SetTime, Status, ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, MAX_GROUPS};
 
-/// The local identity a connection acts as.
+/// The local identity a connection or a call acts as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ident {
     /// User id.
     pub uid: u32,
     /// Primary group id.
     pub gid: u32,
+    /// Supplementary groups: the first `ngroups` entries.
+    groups: [u32; MAX_GROUPS],
+    /// How many of `groups` are set.
+    ngroups: u8,
 }
 
 impl Ident {
     /// The unprivileged identity of a connection whose user has no mapping.
-    pub const NOBODY: Ident = Ident {
-        uid: 65534,
-        gid: 65534,
-    };
+    pub const NOBODY: Ident = Ident::new(65534, 65534);
 
     /// The privileged identity.
-    pub const ROOT: Ident = Ident { uid: 0, gid: 0 };
+    pub const ROOT: Ident = Ident::new(0, 0);
+
+    /// `uid` and `gid` without supplementary groups.
+    pub const fn new(uid: u32, gid: u32) -> Ident {
+        Ident {
+            uid,
+            gid,
+            groups: [0; MAX_GROUPS],
+            ngroups: 0,
+        }
+    }
+
+    /// `uid`, `gid` and the supplementary `groups` (past [`MAX_GROUPS`] ignored).
+    pub fn with_groups(uid: u32, gid: u32, groups: &[u32]) -> Ident {
+        let mut id = Ident::new(uid, gid);
+        let n = groups.len().min(MAX_GROUPS);
+        id.groups[..n].copy_from_slice(&groups[..n]);
+        id.ngroups = n as u8;
+        id
+    }
+
+    /// The supplementary groups.
+    pub fn groups(&self) -> &[u32] {
+        &self.groups[..self.ngroups as usize]
+    }
 
     /// uid 0.
     pub fn is_root(&self) -> bool {
         self.uid == 0
+    }
+
+    /// Is `gid` the primary or a supplementary group?
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.groups().contains(&gid)
     }
 }
 
@@ -84,7 +116,7 @@ pub fn granted(o: Owner, who: Ident, mask: u32) -> u32 {
     }
     let class = if o.uid == who.uid {
         (o.mode >> 6) & 7
-    } else if o.gid == who.gid {
+    } else if who.in_group(o.gid) {
         (o.mode >> 3) & 7
     } else {
         o.mode & 7
@@ -129,11 +161,17 @@ pub fn check_delete(dir: Owner, victim: Owner, who: Ident) -> Result<(), Status>
 /// POSIX clears them).
 pub fn check_setattr(o: Owner, who: Ident, a: &SetAttrs) -> Result<Option<u32>, Status> {
     let owner = who.is_root() || o.uid == who.uid;
+    // A writer's truncate may come with the set-id bits it clears (Linux's
+    // `file_remove_privs`): that mode change needs write permission, not ownership.
+    let killpriv = killpriv_mode(o, a.mode);
+    if killpriv.is_some() && !owner {
+        check_io(o, who, ACCESS_WRITE)?;
+    }
     if a.uid.is_some_and(|u| u != o.uid) && !who.is_root() {
         return Err(Status::Perm);
     }
     if let Some(g) = a.gid {
-        if !who.is_root() && (o.uid != who.uid || (g != who.gid && g != o.gid)) {
+        if !who.is_root() && (o.uid != who.uid || (!who.in_group(g) && g != o.gid)) {
             return Err(Status::Perm);
         }
     }
@@ -149,10 +187,11 @@ pub fn check_setattr(o: Owner, who: Ident, a: &SetAttrs) -> Result<Option<u32>, 
         check_io(o, who, ACCESS_WRITE)?;
     }
     let mut mode = match a.mode {
+        Some(m) if killpriv.is_some() => Some(m),
         Some(_) if !owner => return Err(Status::Perm),
         Some(m) => {
             let group = a.gid.unwrap_or(o.gid);
-            if !who.is_root() && group != who.gid && !o.is_dir() {
+            if !who.is_root() && !who.in_group(group) && !o.is_dir() {
                 Some(m & !libc::S_ISGID)
             } else {
                 Some(m)
@@ -168,23 +207,38 @@ pub fn check_setattr(o: Owner, who: Ident, a: &SetAttrs) -> Result<Option<u32>, 
     Ok(mode.map(|m| m & 0o7777))
 }
 
+/// `mode`, if it only clears set-user-id or set-group-id bits of a regular file.
+pub fn killpriv_mode(o: Owner, mode: Option<u32>) -> Option<u32> {
+    let m = mode? & 0o7777;
+    let old = o.mode & 0o7777;
+    let setid = libc::S_ISUID | libc::S_ISGID;
+    let clears = m != old && m | setid == old | setid && m & !old == 0;
+    (clears && o.mode & libc::S_IFMT == libc::S_IFREG).then_some(m)
+}
+
+/// The mode a WRITE by `who` leaves on a file of mode `mode`, if it changes: a
+/// non-root writer clears set-user-id, and set-group-id when group execute is set
+/// (as Linux's `file_remove_privs`).
+pub fn mode_after_write(mode: u32, who: Ident) -> Option<u32> {
+    if who.is_root() {
+        return None;
+    }
+    let mut m = mode & 0o7777;
+    m &= !libc::S_ISUID;
+    if m & 0o010 != 0 {
+        m &= !libc::S_ISGID;
+    }
+    (m != mode & 0o7777).then_some(m)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::proto::Time;
 
-    const ALICE: Ident = Ident {
-        uid: 1000,
-        gid: 1000,
-    };
-    const BOB: Ident = Ident {
-        uid: 1001,
-        gid: 1000,
-    };
-    const EVE: Ident = Ident {
-        uid: 1002,
-        gid: 1002,
-    };
+    const ALICE: Ident = Ident::new(1000, 1000);
+    const BOB: Ident = Ident::new(1001, 1000);
+    const EVE: Ident = Ident::new(1002, 1002);
 
     fn file(mode: u32) -> Owner {
         Owner {
@@ -320,5 +374,64 @@ mod tests {
         assert_eq!(check_setattr(suid, ALICE, &chgrp), Ok(None), "no change");
         let moved = Owner { gid: 7, ..suid };
         assert_eq!(check_setattr(moved, ALICE, &chgrp), Ok(Some(0o755)));
+    }
+
+    #[test]
+    fn supplementary_groups_count_as_the_callers() {
+        let f = file(0o640);
+        let eve_in_alices_group = Ident::with_groups(EVE.uid, EVE.gid, &[5, ALICE.gid]);
+        assert_eq!(granted(f, eve_in_alices_group, 7), ACCESS_READ);
+        assert_eq!(granted(f, EVE, 7), 0);
+        let mine = Owner {
+            uid: EVE.uid,
+            gid: EVE.gid,
+            ..file(0o2755)
+        };
+        let chgrp = SetAttrs {
+            gid: Some(5),
+            ..SetAttrs::default()
+        };
+        assert_eq!(check_setattr(mine, EVE, &chgrp), Err(Status::Perm));
+        assert_eq!(
+            check_setattr(mine, eve_in_alices_group, &chgrp),
+            Ok(Some(0o755)),
+            "a member may give its file to a group; set-id bits go"
+        );
+        let many: Vec<u32> = (0..100).collect();
+        assert_eq!(Ident::with_groups(1, 1, &many).groups().len(), MAX_GROUPS);
+    }
+
+    #[test]
+    fn writers_may_clear_set_id_bits_only() {
+        let f = file(0o6775);
+        let kill = |m| SetAttrs {
+            mode: Some(m),
+            ..SetAttrs::default()
+        };
+        assert_eq!(check_setattr(f, BOB, &kill(0o2775)), Ok(Some(0o2775)));
+        assert_eq!(check_setattr(f, BOB, &kill(0o775)), Ok(Some(0o775)));
+        assert_eq!(check_setattr(f, BOB, &kill(0o6777)), Err(Status::Perm));
+        assert_eq!(check_setattr(f, BOB, &kill(0o4775)), Ok(Some(0o4775)));
+        assert_eq!(check_setattr(f, EVE, &kill(0o775)), Err(Status::Access));
+        let truncate_kill = SetAttrs {
+            mode: Some(0o775),
+            size: Some(0),
+            ..SetAttrs::default()
+        };
+        assert_eq!(check_setattr(f, BOB, &truncate_kill), Ok(Some(0o775)));
+        let chown_kill = SetAttrs {
+            mode: Some(0o775),
+            uid: Some(BOB.uid),
+            ..SetAttrs::default()
+        };
+        assert_eq!(check_setattr(f, BOB, &chown_kill), Err(Status::Perm));
+        assert_eq!(mode_after_write(0o6775, BOB), Some(0o775));
+        assert_eq!(
+            mode_after_write(0o6745, BOB),
+            Some(0o2745),
+            "no g+x: sgid stays"
+        );
+        assert_eq!(mode_after_write(0o6775, Ident::ROOT), None);
+        assert_eq!(mode_after_write(0o644, BOB), None);
     }
 }

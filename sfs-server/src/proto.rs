@@ -13,13 +13,16 @@
 //!
 //! Version 2 added what a mounted file system needs: MKDIR, RMDIR, SYMLINK, READLINK,
 //! LINK, STATFS, ACCESS, WHOAMI, and SETATTR of owner, group and both times.
+//! Version 3 added special files (MKNOD, the FIFO, socket and device types and `rdev`
+//! in attributes) and calls made for a caller's credentials ([`ClientMsg::CallAs`],
+//! accepted only from a key the server trusts).
 
 use thiserror::Error;
 
 use crate::frame::LEN_BYTES;
 
 /// Protocol version.
-pub const PROTO_VERSION: u8 = 2;
+pub const PROTO_VERSION: u8 = 3;
 /// Longest READ or WRITE payload.
 pub const MAX_IO: usize = 512 * 1024;
 /// Longest file name component.
@@ -30,6 +33,9 @@ pub const MAX_TARGET: usize = 4095;
 pub const MAX_FH: usize = 4096 + 64;
 /// Most entries in one READDIR reply.
 pub const MAX_DIR_ENTRIES: u32 = 4096;
+/// Most supplementary groups a [`Cred`] carries (a caller in more is checked with the
+/// first ones only, which can deny but never grant more than its real groups).
+pub const MAX_GROUPS: usize = 32;
 
 /// ACCESS bits (as `access(2)`): read.
 pub const ACCESS_READ: u32 = 4;
@@ -80,8 +86,16 @@ pub enum FileType {
     Directory = 2,
     /// Symbolic link (never followed).
     Symlink = 3,
-    /// Anything else (devices, fifos, sockets).
+    /// Anything the protocol has no type for.
     Other = 4,
+    /// Named pipe.
+    Fifo = 5,
+    /// Character device.
+    CharDev = 6,
+    /// Block device.
+    BlockDev = 7,
+    /// Unix domain socket.
+    Socket = 8,
 }
 
 impl FileType {
@@ -91,6 +105,10 @@ impl FileType {
             2 => FileType::Directory,
             3 => FileType::Symlink,
             4 => FileType::Other,
+            5 => FileType::Fifo,
+            6 => FileType::CharDev,
+            7 => FileType::BlockDev,
+            8 => FileType::Socket,
             _ => return Err(DecodeError("bad file type")),
         })
     }
@@ -156,6 +174,19 @@ pub struct Attr {
     pub mtime: Time,
     /// Change time.
     pub ctime: Time,
+    /// Device number of a device file (`st_rdev`), 0 for anything else.
+    pub rdev: u64,
+}
+
+/// The credentials of the local caller a trusted client acts for (NFS `AUTH_SYS`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cred {
+    /// The caller's user id.
+    pub uid: u32,
+    /// The caller's primary group.
+    pub gid: u32,
+    /// Its supplementary groups (at most [`MAX_GROUPS`]).
+    pub groups: Vec<u32>,
 }
 
 /// File system statistics (NFSv3 FSSTAT), in units of `frsize` bytes.
@@ -270,6 +301,20 @@ pub enum Request {
         name: String,
         /// Permission bits.
         mode: u32,
+    },
+    /// Create a special file: a FIFO, a socket, or (for root) a device.
+    Mknod {
+        /// Directory.
+        dir: Fh,
+        /// Name.
+        name: String,
+        /// [`FileType::Fifo`], [`FileType::Socket`], [`FileType::CharDev`] or
+        /// [`FileType::BlockDev`].
+        ftype: FileType,
+        /// Permission bits.
+        mode: u32,
+        /// Device number of a device.
+        rdev: u64,
     },
     /// Create a symbolic link holding `target` (stored as given, never resolved).
     Symlink {
@@ -542,6 +587,16 @@ pub enum ClientMsg {
         /// The request.
         req: Request,
     },
+    /// A call made for a local caller's credentials: the server checks it as that
+    /// caller, and refuses it (EPERM) unless the key is trusted.
+    CallAs {
+        /// Transaction id echoed in the reply.
+        xid: u32,
+        /// Who the call is for.
+        cred: Cred,
+        /// The request.
+        req: Request,
+    },
     /// Acknowledgement of an INVALIDATE callback.
     CallbackAck {
         /// The callback's id.
@@ -646,6 +701,15 @@ impl Enc<'_> {
         self.time(a.atime);
         self.time(a.mtime);
         self.time(a.ctime);
+        self.u64(a.rdev);
+    }
+    fn cred(&mut self, c: &Cred) {
+        self.u32(c.uid);
+        self.u32(c.gid);
+        self.u32(c.groups.len() as u32);
+        for g in &c.groups {
+            self.u32(*g);
+        }
     }
     fn fsstat(&mut self, s: &FsStat) {
         self.u32(s.bsize);
@@ -751,7 +815,17 @@ impl<'a> Dec<'a> {
             atime: self.time()?,
             mtime: self.time()?,
             ctime: self.time()?,
+            rdev: self.u64()?,
         })
+    }
+    fn cred(&mut self) -> DResult<Cred> {
+        let (uid, gid) = (self.u32()?, self.u32()?);
+        let n = self.u32()? as usize;
+        if n > MAX_GROUPS {
+            return Err(DecodeError("too many groups"));
+        }
+        let groups = (0..n).map(|_| self.u32()).collect::<DResult<_>>()?;
+        Ok(Cred { uid, gid, groups })
     }
     fn fsstat(&mut self) -> DResult<FsStat> {
         Ok(FsStat {
@@ -797,6 +871,7 @@ impl<'a> Dec<'a> {
 
 const C_CALL: u8 = 1;
 const C_ACK: u8 = 2;
+const C_CALL_AS: u8 = 3;
 const S_AUTHOK: u8 = 1;
 const S_REPLY: u8 = 2;
 const S_INVALIDATE: u8 = 3;
@@ -813,6 +888,7 @@ const R_WRITE: u8 = 7;
 const R_CREATE: u8 = 8;
 const R_MKDIR: u8 = 9;
 const R_SYMLINK: u8 = 10;
+const R_MKNOD: u8 = 11;
 const R_REMOVE: u8 = 12;
 const R_RMDIR: u8 = 13;
 const R_RENAME: u8 = 14;
@@ -904,6 +980,7 @@ impl Request {
             Request::Create { dir, name, .. } => (R_CREATE, dir, name),
             Request::Mkdir { dir, name, .. } => (R_MKDIR, dir, name),
             Request::Symlink { dir, name, .. } => (R_SYMLINK, dir, name),
+            Request::Mknod { dir, name, .. } => (R_MKNOD, dir, name),
             Request::Remove { dir, name } => (R_REMOVE, dir, name),
             Request::Rmdir { dir, name } => (R_RMDIR, dir, name),
             Request::Rename {
@@ -926,6 +1003,13 @@ impl Request {
             }
             Request::Mkdir { mode, .. } => e.u32(*mode),
             Request::Symlink { target, .. } => e.bytes(target),
+            Request::Mknod {
+                ftype, mode, rdev, ..
+            } => {
+                e.u8(*ftype as u8);
+                e.u32(*mode);
+                e.u64(*rdev);
+            }
             Request::Rename {
                 to_dir, to_name, ..
             } => {
@@ -975,7 +1059,7 @@ impl Request {
 
     fn decode_namespace(proc_: u8, d: &mut Dec<'_>) -> DResult<Request> {
         if ![
-            R_LOOKUP, R_CREATE, R_MKDIR, R_SYMLINK, R_REMOVE, R_RMDIR, R_RENAME, R_LINK,
+            R_LOOKUP, R_CREATE, R_MKDIR, R_SYMLINK, R_MKNOD, R_REMOVE, R_RMDIR, R_RENAME, R_LINK,
         ]
         .contains(&proc_)
         {
@@ -999,6 +1083,19 @@ impl Request {
                 dir,
                 name,
                 target: d.target()?,
+            },
+            R_MKNOD => Request::Mknod {
+                dir,
+                name,
+                ftype: match FileType::from_u8(d.u8()?)? {
+                    t @ (FileType::Fifo
+                    | FileType::Socket
+                    | FileType::CharDev
+                    | FileType::BlockDev) => t,
+                    _ => return Err(DecodeError("MKNOD of a type it cannot make")),
+                },
+                mode: d.u32()?,
+                rdev: d.u64()?,
             },
             R_REMOVE => Request::Remove { dir, name },
             R_RMDIR => Request::Rmdir { dir, name },
@@ -1134,6 +1231,12 @@ impl ClientMsg {
                 e.u32(*xid);
                 req.encode(&mut e);
             }
+            ClientMsg::CallAs { xid, cred, req } => {
+                e.u8(C_CALL_AS);
+                e.u32(*xid);
+                e.cred(cred);
+                req.encode(&mut e);
+            }
         }
     }
 
@@ -1151,6 +1254,11 @@ impl ClientMsg {
             C_ACK => ClientMsg::CallbackAck { cb_id: d.u64()? },
             C_CALL => ClientMsg::Call {
                 xid: d.u32()?,
+                req: Request::decode(&mut d)?,
+            },
+            C_CALL_AS => ClientMsg::CallAs {
+                xid: d.u32()?,
+                cred: d.cred()?,
                 req: Request::decode(&mut d)?,
             },
             _ => return Err(DecodeError("unknown client message kind")),
@@ -1299,6 +1407,7 @@ mod tests {
             atime: Time { secs: -3, nsecs: 9 },
             mtime: Time { secs: 5, nsecs: 0 },
             ctime: Time::default(),
+            rdev: n.rotate_left(20),
         }
     }
 
@@ -1334,6 +1443,15 @@ mod tests {
                 dir,
                 name
             }),
+            (fh_strategy(), name(), 5u8..9, any::<u32>(), any::<u64>()).prop_map(
+                |(dir, name, t, mode, rdev)| Request::Mknod {
+                    dir,
+                    name,
+                    ftype: FileType::from_u8(t).unwrap(),
+                    mode,
+                    rdev
+                }
+            ),
             (fh_strategy(), name()).prop_map(|(dir, name)| Request::Rmdir { dir, name }),
             (fh_strategy(), name()).prop_map(|(dir, name)| Request::Lookup { dir, name }),
             (fh_strategy(), any::<u64>(), any::<u32>())
@@ -1470,6 +1588,18 @@ mod tests {
         }
 
         #[test]
+        fn call_as_round_trip(
+            xid in any::<u32>(),
+            uid in any::<u32>(),
+            gid in any::<u32>(),
+            groups in proptest::collection::vec(any::<u32>(), 0..=MAX_GROUPS),
+            r in req(),
+        ) {
+            let m = ClientMsg::CallAs { xid, cred: Cred { uid, gid, groups }, req: r };
+            prop_assert_eq!(ClientMsg::decode(&m.encode()).unwrap(), m);
+        }
+
+        #[test]
         fn server_round_trip(xid in any::<u32>(), r in reply()) {
             let m = ServerMsg::Reply { xid, result: r };
             prop_assert_eq!(ServerMsg::decode(&m.encode()).unwrap(), m);
@@ -1509,6 +1639,27 @@ mod tests {
             },
         };
         assert!(ClientMsg::decode(&m.encode()).is_err(), "target too long");
+        let m = ClientMsg::CallAs {
+            xid: 1,
+            cred: Cred {
+                uid: 1,
+                gid: 1,
+                groups: vec![7; MAX_GROUPS + 1],
+            },
+            req: Request::WhoAmI,
+        };
+        assert!(ClientMsg::decode(&m.encode()).is_err(), "too many groups");
+        let m = ClientMsg::Call {
+            xid: 1,
+            req: Request::Mknod {
+                dir: Fh(vec![]),
+                name: "f".into(),
+                ftype: FileType::Regular,
+                mode: 0o644,
+                rdev: 0,
+            },
+        };
+        assert!(ClientMsg::decode(&m.encode()).is_err(), "MKNOD of a file");
         for k in [
             ServerMsg::AuthOk {
                 lease_ms: 5,

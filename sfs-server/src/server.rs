@@ -664,9 +664,11 @@ impl Conn {
         if let Some(user) = acts.authenticated {
             let sh2 = sh.clone();
             ctx.post(Color(0), sh.h.dispatch, move |ctx| {
-                let ident = sh2.keys.get(&user).map(|e| (e.uid, e.gid));
+                let entry = sh2.keys.get(&user);
+                let ident = entry.map(|e| (e.uid, e.gid));
+                let trusted = entry.is_some_and(|e| e.trusted);
                 sh2.core
-                    .with(ctx, |core| core.dispatch.authenticate(id, ident))
+                    .with(ctx, |core| core.dispatch.authenticate(id, ident, trusted))
             });
         }
         for m in acts.to_core {

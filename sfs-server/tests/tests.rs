@@ -10,6 +10,8 @@ mod edges;
 mod fsx;
 mod leases;
 mod mount;
+mod posix;
 mod programs;
 mod roundtrip;
 mod security;
+mod unmount;

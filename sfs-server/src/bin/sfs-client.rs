@@ -238,13 +238,21 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn describe(server: &str, m: &MountArgs, i: &MountInfo) -> String {
+    let who = if i.trusted {
+        "trusted key: every local user acts as itself, checked by its own uid and groups"
+            .to_string()
+    } else {
+        format!(
+            "key not trusted: every operation acts as server uid {} (shown as {}), \
+             other local users cannot use the mount",
+            i.ids.server_uid, i.ids.local_uid
+        )
+    };
     format!(
-        "sfs-client: mounted {server} at {} (server id {}, lease {} ms, uid {} shown as {}, auto-unmount {})",
+        "sfs-client: mounted {server} at {} (server id {}, lease {} ms, {who}, auto-unmount {})",
         m.mountpoint.display(),
         i.server_id,
         i.lease.as_millis(),
-        i.ids.server_uid,
-        i.ids.local_uid,
         if i.auto_unmount { "yes" } else { "no" }
     )
 }

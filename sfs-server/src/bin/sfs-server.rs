@@ -76,6 +76,11 @@ struct KeygenArgs {
     /// Replace the user's existing key and overwrite an existing key file.
     #[arg(long)]
     force: bool,
+    /// Trust this key to act for the local users of the client host (NFS's trusted-host
+    /// model, root squashing off): a mount made with it is usable by every local user, each
+    /// checked as itself.
+    #[arg(long)]
+    trusted: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -147,6 +152,7 @@ fn keygen(k: &KeygenArgs) -> Result<()> {
         uid: k.uid.unwrap_or(uid),
         gid: k.gid.unwrap_or(gid),
         force: k.force,
+        trusted: k.trusted,
     }
     .run()?;
     println!(
@@ -158,6 +164,12 @@ fn keygen(k: &KeygenArgs) -> Result<()> {
         k.keys.display(),
         k.key_file.display()
     );
+    if k.trusted {
+        println!(
+            "{}'s key is trusted to act for the client host's local users",
+            k.user
+        );
+    }
     Ok(())
 }
 

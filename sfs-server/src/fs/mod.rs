@@ -76,6 +76,10 @@ fn ftype(mode: u32) -> FileType {
         libc::S_IFREG => FileType::Regular,
         libc::S_IFDIR => FileType::Directory,
         libc::S_IFLNK => FileType::Symlink,
+        libc::S_IFIFO => FileType::Fifo,
+        libc::S_IFSOCK => FileType::Socket,
+        libc::S_IFCHR => FileType::CharDev,
+        libc::S_IFBLK => FileType::BlockDev,
         _ => FileType::Other,
     }
 }
@@ -144,6 +148,10 @@ impl Export {
             ctime: Time {
                 secs: st.st_ctime,
                 nsecs: st.st_ctime_nsec as u32,
+            },
+            rdev: match ftype(st.st_mode) {
+                FileType::CharDev | FileType::BlockDev => st.st_rdev as u64,
+                _ => 0,
             },
         }
     }
@@ -317,10 +325,12 @@ impl Export {
             let st = fstatat_nofollow(p, &r.name).map_err(io_err)?;
             return Ok(self.attr(&st));
         }
+        if ft != FileType::Regular && ft != FileType::Directory {
+            return self.setattr_special(&r, h, mode, chown, a, (atime, mtime));
+        }
         let fd: Arc<File> = match ft {
             FileType::Regular => self.file(h)?,
-            FileType::Directory => Arc::new(File::from(self.resolve_dir(h)?.0)),
-            _ => return Err(Status::NotSupp),
+            _ => Arc::new(File::from(self.resolve_dir(h)?.0)),
         };
         let raw = fd.as_raw_fd();
         if a.uid.is_some() || a.gid.is_some() {
@@ -339,6 +349,40 @@ impl Export {
             sys::futimens(raw, atime, mtime).map_err(io_err)?;
         }
         let st = fstat(raw).map_err(io_err)?;
+        Ok(self.attr(&st))
+    }
+
+    /// SETATTR of a FIFO, socket or device, which is never opened: owner and times by
+    /// name (not following), the mode through an `O_PATH` descriptor checked to be the
+    /// handle's file.
+    fn setattr_special(
+        &mut self,
+        r: &Resolved,
+        h: &HandleData,
+        mode: Option<u32>,
+        chown: (u32, u32),
+        a: &SetAttrs,
+        (atime, mtime): (sys::UTime, sys::UTime),
+    ) -> FsResult<Attr> {
+        if a.size.is_some() {
+            return Err(Status::Inval);
+        }
+        let p = r.parent.as_ref().ok_or(Status::Inval)?.as_raw_fd();
+        if a.uid.is_some() || a.gid.is_some() {
+            sys::lchownat(p, &r.name, chown.0, chown.1).map_err(io_err)?;
+        }
+        if let Some(m) = mode {
+            let fd = openat(p, &r.name, libc::O_PATH | libc::O_NOFOLLOW, 0).map_err(io_err)?;
+            let st = fstat(fd.as_raw_fd()).map_err(io_err)?;
+            if (st.st_dev as u64, st.st_ino as u64) != (h.dev, h.ino) {
+                return Err(Status::Stale);
+            }
+            sys::chmod_fd(fd.as_raw_fd(), m).map_err(io_err)?;
+        }
+        if atime.is_some() || mtime.is_some() {
+            sys::lutimensat(p, &r.name, atime, mtime).map_err(io_err)?;
+        }
+        let st = fstatat_nofollow(p, &r.name).map_err(io_err)?;
         Ok(self.attr(&st))
     }
 
@@ -497,7 +541,13 @@ impl Export {
         }
         offset.checked_add(data.len() as u64).ok_or(Status::FBig)?;
         let f = self.file(h)?;
-        self.check_io(who, &f, ACCESS_WRITE)?;
+        if !who.is_root() {
+            let st = fstat(f.as_raw_fd()).map_err(io_err)?;
+            perm::check_io(Owner::of(&st), who, ACCESS_WRITE)?;
+            if let Some(m) = perm::mode_after_write(st.st_mode, who) {
+                sys::fchmod(f.as_raw_fd(), m).map_err(io_err)?;
+            }
+        }
         f.write_all_at(data, offset).map_err(io_err)?;
         Ok((data.len() as u32, f))
     }
@@ -631,10 +681,7 @@ mod tests {
         assert_eq!(std::fs::read(d.path().join("secret")).unwrap(), b"outside");
     }
 
-    const CAROL: Ident = Ident {
-        uid: 4242,
-        gid: 4242,
-    };
+    const CAROL: Ident = Ident::new(4242, 4242);
 
     #[test]
     fn directories_symlinks_and_hard_links() {

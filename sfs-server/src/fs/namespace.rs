@@ -115,6 +115,45 @@ impl Export {
         self.handle_reply(dir, name, &st)
     }
 
+    /// MKNOD: a FIFO or socket for anyone who may write the directory; a device only
+    /// for root (EPERM otherwise, as `mknod(2)` without `CAP_MKNOD`).
+    pub fn mknod(
+        &mut self,
+        who: Ident,
+        dir: &HandleData,
+        name: &str,
+        ftype: FileType,
+        mode: u32,
+        rdev: u64,
+    ) -> FsResult<Reply> {
+        check_name(name)?;
+        let (kind, rdev) = match ftype {
+            FileType::Fifo => (libc::S_IFIFO, 0),
+            FileType::Socket => (libc::S_IFSOCK, 0),
+            FileType::CharDev => (libc::S_IFCHR, rdev),
+            FileType::BlockDev => (libc::S_IFBLK, rdev),
+            _ => return Err(Status::Inval),
+        };
+        let (dfd, dst) = self.writable_dir(who, dir)?;
+        if matches!(ftype, FileType::CharDev | FileType::BlockDev) && !who.is_root() {
+            return Err(Status::Perm);
+        }
+        sys::mknodat(dfd.as_raw_fd(), name, kind | (mode & 0o7777), rdev).map_err(io_err)?;
+        if let Some((uid, gid)) = new_owner(&dst, who) {
+            sys::lchownat(dfd.as_raw_fd(), name, uid, gid).map_err(io_err)?;
+        }
+        let st = fstatat_nofollow(dfd.as_raw_fd(), name).map_err(io_err)?;
+        if st.st_mode & 0o7777 != mode & 0o7777 {
+            // mknod applied the server's umask: set exactly what was asked for.
+            let fd = openat(dfd.as_raw_fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0)
+                .map_err(io_err)?;
+            sys::chmod_fd(fd.as_raw_fd(), mode & 0o7777).map_err(io_err)?;
+        }
+        fsync_fd(&dfd)?;
+        let st = fstatat_nofollow(dfd.as_raw_fd(), name).map_err(io_err)?;
+        self.handle_reply(dir, name, &st)
+    }
+
     /// SYMLINK: store `target` as given (it is never resolved by the server).
     pub fn symlink(
         &mut self,
@@ -267,7 +306,18 @@ impl Export {
             } else if ft.is_symlink() {
                 FileType::Symlink
             } else {
-                FileType::Other
+                use std::os::unix::fs::FileTypeExt;
+                if ft.is_fifo() {
+                    FileType::Fifo
+                } else if ft.is_socket() {
+                    FileType::Socket
+                } else if ft.is_char_device() {
+                    FileType::CharDev
+                } else if ft.is_block_device() {
+                    FileType::BlockDev
+                } else {
+                    FileType::Other
+                }
             };
             use std::os::unix::fs::DirEntryExt;
             all.push(DirEntry {

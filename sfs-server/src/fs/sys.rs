@@ -78,6 +78,22 @@ pub fn mkdirat(dir: RawFd, name: &str, mode: u32) -> io::Result<()> {
     check(unsafe { libc::mkdirat(dir, c.as_ptr(), mode as libc::mode_t) })
 }
 
+/// `mknodat(dir, name, mode, rdev)`: a FIFO, socket or device node (`mode` has the
+/// type bits).
+pub fn mknodat(dir: RawFd, name: &str, mode: u32, rdev: u64) -> io::Result<()> {
+    let c = cstr(name.as_bytes())?;
+    // SAFETY: valid string; `dir` is owned by the caller.
+    check(unsafe { libc::mknodat(dir, c.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) })
+}
+
+/// `chmod` of exactly the inode `fd` (an `O_PATH` descriptor) refers to, through
+/// `/proc/self/fd`: for special files, which cannot be opened to `fchmod` them.
+pub fn chmod_fd(fd: RawFd, mode: u32) -> io::Result<()> {
+    let c = cstr(format!("/proc/self/fd/{fd}").as_bytes())?;
+    // SAFETY: valid string; the magic link names the descriptor's inode.
+    check(unsafe { libc::chmod(c.as_ptr(), mode as libc::mode_t) })
+}
+
 /// `symlinkat(target, dir, name)`: stores `target` as given.
 pub fn symlinkat(target: &[u8], dir: RawFd, name: &str) -> io::Result<()> {
     let (t, c) = (cstr(target)?, cstr(name.as_bytes())?);

@@ -5,7 +5,8 @@
 //! mounted, so `ls -l` shows one's own files as one's own and a local `chown` to
 //! oneself means the SFS user on the server. Any other server id is shown as it is,
 //! except one that collides with the mounting user's id, which is shown as `nobody`
-//! (it is somebody else's on the server).
+//! (it is somebody else's on the server). A mount with a trusted key acts for each
+//! local caller with its own ids, and shows ids as they are ([`IdMap::identity`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -49,6 +50,16 @@ fn to_server(id: u32, server: u32, local: u32) -> u32 {
 }
 
 impl IdMap {
+    /// The mapping that changes no id (a trusted mount).
+    pub fn identity() -> IdMap {
+        IdMap {
+            server_uid: 0,
+            server_gid: 0,
+            local_uid: 0,
+            local_gid: 0,
+        }
+    }
+
     /// A server uid as shown locally.
     pub fn uid_to_local(&self, uid: u32) -> u32 {
         to_local(uid, self.server_uid, self.local_uid)
@@ -73,10 +84,30 @@ pub fn kind(t: FileType) -> KType {
         FileType::Regular => KType::RegularFile,
         FileType::Directory => KType::Directory,
         FileType::Symlink => KType::Symlink,
-        // Special files cannot be created through SFS; show them as what they are not
-        // able to be opened as.
+        FileType::Fifo => KType::NamedPipe,
+        FileType::Socket => KType::Socket,
+        FileType::CharDev => KType::CharDevice,
+        FileType::BlockDev => KType::BlockDevice,
+        // A type the protocol cannot name: shown as what cannot be read through SFS.
         FileType::Other => KType::NamedPipe,
     }
+}
+
+/// A device number (`dev_t`, as the server's `st_rdev`) in the kernel's 32-bit FUSE
+/// encoding (`new_encode_dev`: 12 bits of major, 20 of minor).
+pub fn rdev_to_kernel(rdev: u64) -> u32 {
+    let (major, minor) = (
+        libc::major(rdev as libc::dev_t),
+        libc::minor(rdev as libc::dev_t),
+    );
+    (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12)
+}
+
+/// The kernel's 32-bit device number (from MKNOD) as a `dev_t`.
+pub fn rdev_from_kernel(rdev: u32) -> u64 {
+    let major = (rdev & 0xfff00) >> 8;
+    let minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+    libc::makedev(major, minor) as u64
 }
 
 /// A protocol time as a `SystemTime`.
@@ -123,7 +154,7 @@ pub fn file_attr(node: u64, a: &Attr, ids: &IdMap) -> FileAttr {
         nlink: a.nlink,
         uid: ids.uid_to_local(a.uid),
         gid: ids.gid_to_local(a.gid),
-        rdev: 0,
+        rdev: rdev_to_kernel(a.rdev),
         blksize: crate::client::CHUNK as u32,
         flags: 0,
     }
@@ -199,5 +230,19 @@ mod tests {
             errno(&ClientError::Disconnected("gone".into())).code(),
             libc::EIO
         );
+    }
+
+    #[test]
+    fn device_numbers_survive_both_encodings() {
+        for (major, minor) in [(1u32, 3u32), (8, 1), (259, 70000), (4095, 0xfffff)] {
+            let dev = libc::makedev(major, minor) as u64;
+            assert_eq!(
+                rdev_from_kernel(rdev_to_kernel(dev)),
+                dev,
+                "{major}:{minor}"
+            );
+        }
+        // The kernel's encoding of 1:3 (/dev/null) is 0x103.
+        assert_eq!(rdev_to_kernel(libc::makedev(1, 3) as u64), 0x103);
     }
 }

@@ -138,16 +138,23 @@ impl Sfs {
 
     /// READ `size` bytes at `offset` (in server-sized pieces).
     pub(super) fn read(&self, node: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
-        let mut out = Vec::with_capacity(size as usize);
+        let mut out: Vec<u8> = Vec::new();
         while out.len() < size as usize {
             let off = offset + out.len() as u64;
             let want = (size as usize - out.len()).min(MAX_IO) as u32;
             let (data, eof) = self.with_handles([node], Retry::Idempotent, |c, [fh]| {
                 c.read(fh, None, off, want)
             })?;
-            let short = data.len() < want as usize;
+            let done = eof || data.len() < want as usize || data.is_empty();
+            if out.is_empty() && (done || data.len() >= size as usize) {
+                // One reply holds it all (the usual case): no copy.
+                return Ok(data);
+            }
+            if out.is_empty() {
+                out.reserve_exact(size as usize);
+            }
             out.extend_from_slice(&data);
-            if eof || short || data.is_empty() {
+            if done {
                 break;
             }
         }

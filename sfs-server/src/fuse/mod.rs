@@ -23,6 +23,13 @@
 //! 5. The server never follows a symlink; the kernel resolves them (READLINK), in the
 //!    client's name space, so a link pointing outside the export names a file of the
 //!    client, never one of the server's outside the export.
+//! 6. A mount made with a trusted key (`sfs-server keygen --trusted`) sends every
+//!    call for the kernel's caller: its uid, gid and the supplementary groups
+//!    `/proc/PID/status` lists for the calling process ([`caller`]). It is mounted
+//!    `allow_other` and `default_permissions` (the kernel checks with the caller's full
+//!    credentials, the server checks again), and ids are shown as they are. A mount
+//!    with any other key acts as the key's user for everyone (only its owner and root
+//!    may use it) and says so at mount time.
 
 mod attr;
 mod data;
@@ -90,6 +97,8 @@ pub struct MountInfo {
     /// Whether the kernel unmounts by itself if this process dies (fusermount3's
     /// `auto_unmount`).
     pub auto_unmount: bool,
+    /// The key is trusted: every local user may use the mount, each as itself.
+    pub trusted: bool,
 }
 
 /// Which failures an operation may be repeated after.
@@ -135,8 +144,33 @@ pub(crate) struct Sfs {
     ids: IdMap,
     /// The lease the server grants.
     lease: Duration,
-    /// The SFS user is root on the server (no ACCESS call is needed on open).
+    /// The SFS user is root on the server, or the kernel checked the caller
+    /// (trusted): no ACCESS call is needed on open.
     privileged: bool,
+    /// The key is trusted: calls are made for the kernel's caller.
+    trusted: bool,
+}
+
+/// The credentials of the process that made kernel request `req`: its uid and gid
+/// from the request, its supplementary groups from `/proc/PID/status` (none if the
+/// process is already gone, which can only deny, never grant, more).
+pub(crate) fn caller(req: &fuser::Request) -> crate::proto::Cred {
+    let groups = std::fs::read_to_string(format!("/proc/{}/status", req.pid()))
+        .ok()
+        .and_then(|st| {
+            st.lines().find_map(|l| l.strip_prefix("Groups:")).map(|g| {
+                g.split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .take(crate::proto::MAX_GROUPS)
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    crate::proto::Cred {
+        uid: req.uid(),
+        gid: req.gid(),
+        groups,
+    }
 }
 
 impl Sfs {
@@ -179,17 +213,33 @@ impl Sfs {
         let _ = root_cell.set(root.fileid);
         // SAFETY: getuid/getgid have no preconditions and cannot fail.
         let (local_uid, local_gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        let ids = IdMap {
-            server_uid,
-            server_gid,
-            local_uid,
-            local_gid,
+        // Is the key trusted? A call made for ourselves is answered, else refused.
+        let me = crate::proto::Cred {
+            uid: local_uid,
+            gid: local_gid,
+            groups: Vec::new(),
+        };
+        let trusted = match crate::client::with_caller(Some(me), || c.whoami()) {
+            Ok(_) => true,
+            Err(ClientError::Status(Status::Perm)) => false,
+            Err(e) => return Err(e).context("asking the server whether the key is trusted"),
+        };
+        let ids = if trusted {
+            IdMap::identity()
+        } else {
+            IdMap {
+                server_uid,
+                server_gid,
+                local_uid,
+                local_gid,
+            }
         };
         let info = MountInfo {
             server_id: c.server_id(),
             lease: c.lease(),
             ids,
             auto_unmount: false,
+            trusted,
         };
         let sfs = Arc::new(Sfs {
             remote,
@@ -202,7 +252,8 @@ impl Sfs {
             pages: Mutex::new(HashMap::new()),
             ids,
             lease: c.lease(),
-            privileged: server_uid == 0,
+            privileged: server_uid == 0 || trusted,
+            trusted,
         });
         let _ = reconnected.set(Arc::downgrade(&sfs));
         Ok((sfs, info))
@@ -386,7 +437,7 @@ pub fn unmount(mountpoint: &Path) -> Result<()> {
     Ok(())
 }
 
-fn fuse_config(threads: usize, auto_unmount: bool, server: &str) -> Config {
+fn fuse_config(threads: usize, auto_unmount: bool, server: &str, trusted: bool) -> Config {
     let mut c = Config::default();
     c.mount_options = vec![
         MountOption::FSName(format!("sfs:{server}")),
@@ -397,6 +448,11 @@ fn fuse_config(threads: usize, auto_unmount: bool, server: &str) -> Config {
     if auto_unmount {
         c.mount_options.push(MountOption::AutoUnmount);
         c.acl = SessionACL::RootAndOwner;
+    }
+    if trusted {
+        // Every local user, each checked by the kernel with its own credentials.
+        c.mount_options.push(MountOption::DefaultPermissions);
+        c.acl = SessionACL::All;
     }
     c.n_threads = Some(threads.max(1));
     c.clone_fd = true;
@@ -422,7 +478,7 @@ pub fn mount(cfg: MountConfig, on_ready: impl FnOnce(&MountInfo)) -> Result<()> 
     let mut session = match fuser::Session::new(
         ops::Fs(sfs.clone()),
         &cfg.mountpoint,
-        &fuse_config(cfg.threads, true, &cfg.server),
+        &fuse_config(cfg.threads, true, &cfg.server, info.trusted),
     ) {
         Ok(s) => {
             info.auto_unmount = true;
@@ -431,7 +487,7 @@ pub fn mount(cfg: MountConfig, on_ready: impl FnOnce(&MountInfo)) -> Result<()> 
         Err(first) => fuser::Session::new(
             ops::Fs(sfs.clone()),
             &cfg.mountpoint,
-            &fuse_config(cfg.threads, false, &cfg.server),
+            &fuse_config(cfg.threads, false, &cfg.server, info.trusted),
         )
         .with_context(|| {
             format!(

@@ -10,8 +10,8 @@ use fuser::{Errno, FileAttr};
 
 use super::attr::file_attr;
 use super::{Retry, Sfs};
-use crate::client::{CResult, Client};
-use crate::proto::{Attr, DirEntry, Fh, MAX_NAME};
+use crate::client::{CResult, Client, ClientError};
+use crate::proto::{Attr, DirEntry, Fh, FileType, Reply, Request, MAX_NAME};
 
 /// An entry reply: the kernel's attributes and how long it may cache them.
 pub type Entry = (FileAttr, Duration);
@@ -102,6 +102,33 @@ impl Sfs {
         })
     }
 
+    /// MKNOD of a FIFO, socket or device.
+    pub(super) fn mknod(
+        &self,
+        parent: u64,
+        n: &OsStr,
+        ftype: FileType,
+        mode: u32,
+        rdev: u64,
+    ) -> Result<Entry, Errno> {
+        let n = name(n)?;
+        self.entry_call([parent], parent, n, Retry::Once, |c, [d]| {
+            let req = Request::Mknod {
+                dir: d.clone(),
+                name: n.into(),
+                ftype,
+                mode: mode & 0o7777,
+                rdev,
+            };
+            match c.call(req)? {
+                Reply::Handle { fh, attr } => Ok((fh, attr)),
+                other => Err(ClientError::Protocol(format!(
+                    "expected a handle, got {other:?}"
+                ))),
+            }
+        })
+    }
+
     /// SYMLINK: the target is stored as given.
     pub(super) fn symlink(&self, parent: u64, n: &OsStr, target: &[u8]) -> Result<Entry, Errno> {
         let n = name(n)?;
@@ -127,7 +154,9 @@ impl Sfs {
             } else {
                 c.remove(d, n)
             }
-        })
+        })?;
+        self.nodes.lock().unlinked(parent, n);
+        Ok(())
     }
 
     /// RENAME; the moved node's handle (which carries the old path) resolves again.
@@ -142,7 +171,9 @@ impl Sfs {
         self.with_handles([parent, new_parent], Retry::Once, |c, [a, b]| {
             c.rename(a, n, b, new_name)
         })?;
-        self.nodes.lock().renamed(parent, n, new_parent, new_name);
+        let mut t = self.nodes.lock();
+        t.unlinked(new_parent, new_name);
+        t.renamed(parent, n, new_parent, new_name);
         Ok(())
     }
 

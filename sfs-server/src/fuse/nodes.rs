@@ -9,6 +9,8 @@
 //!    the root) is in the table with the directory and name it was last seen under, so
 //!    a handle that went stale (renamed parent, server restart) can be found again by
 //!    looking the name up from the root down ([`Nodes::path_to`]).
+//!    A hard-linked file also keeps its other names seen (at most [`MAX_ALIASES`]), so
+//!    removing the name it was last seen under leaves it reachable by another.
 //! 3. A handle is valid for one connection epoch only: after a reconnect the server's
 //!    handle key is new, so every node resolves again before use.
 
@@ -18,6 +20,9 @@ use crate::proto::{Fh, FileType};
 
 /// FUSE's root node id.
 pub const ROOT: u64 = 1;
+
+/// Most other names (hard links) remembered per node.
+pub const MAX_ALIASES: usize = 8;
 
 /// The kernel node id of server file id `fileid` when the export root's is
 /// `root_fileid` (invariant 1).
@@ -44,6 +49,8 @@ pub struct Node {
     pub parent: u64,
     /// Its name there.
     pub name: String,
+    /// Other (directory, name) pairs the node was seen under: its hard links.
+    pub aliases: Vec<(u64, String)>,
     /// Lookups the kernel holds (entries replied minus forgotten).
     pub lookups: u64,
 }
@@ -69,6 +76,7 @@ impl Nodes {
                 fh: None,
                 parent: ROOT,
                 name: String::new(),
+                aliases: Vec::new(),
                 lookups: 1,
             },
         );
@@ -125,12 +133,20 @@ impl Nodes {
             fh: None,
             parent,
             name: name.to_string(),
+            aliases: Vec::new(),
             lookups: 0,
         });
         if id != ROOT {
             n.lookups += 1;
-            n.parent = parent;
-            n.name = name.to_string();
+            if (n.parent, n.name.as_str()) != (parent, name) {
+                let old = (n.parent, std::mem::replace(&mut n.name, name.to_string()));
+                n.parent = parent;
+                n.aliases
+                    .retain(|(p, a)| (*p, a.as_str()) != (parent, name));
+                if ftype != FileType::Directory && n.aliases.len() < MAX_ALIASES {
+                    n.aliases.push(old);
+                }
+            }
         }
         n.ftype = ftype;
         n.fh = Some((fh, epoch));
@@ -158,6 +174,26 @@ impl Nodes {
                 n.parent = new_parent;
                 n.name = new_name.to_string();
                 n.fh = None;
+            }
+            for a in n.aliases.iter_mut() {
+                if a.0 == parent && a.1 == name {
+                    *a = (new_parent, new_name.to_string());
+                }
+            }
+        }
+    }
+
+    /// `name` in `parent` is gone (removed, or replaced by a rename): a node last
+    /// seen under it takes one of its other names, if it has one.
+    pub fn unlinked(&mut self, parent: u64, name: &str) {
+        for n in self.map.values_mut() {
+            n.aliases
+                .retain(|(p, a)| (*p, a.as_str()) != (parent, name));
+            if n.parent == parent && n.name == name {
+                if let Some((p, a)) = n.aliases.pop() {
+                    (n.parent, n.name) = (p, a);
+                    n.fh = None;
+                }
             }
         }
     }
@@ -233,6 +269,10 @@ mod tests {
         assert_eq!(t.entry(ROOT, "b", 10, FileType::Regular, fh(2), 0), a);
         assert_eq!(t.get(a).unwrap().lookups, 3);
         assert_eq!(t.get(a).unwrap().name, "b", "last seen under b");
+        t.unlinked(ROOT, "b");
+        assert_eq!(t.get(a).unwrap().name, "a", "b removed: a names it again");
+        t.unlinked(ROOT, "a");
+        assert_eq!(t.get(a).unwrap().name, "a", "no other name known");
         t.forget(a, 2);
         assert!(t.get(a).is_some());
         t.forget(a, 1);

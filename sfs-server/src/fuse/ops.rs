@@ -21,10 +21,21 @@ use super::attr::kind;
 use super::data::KernelSetAttr;
 use super::names::Entry;
 use super::Sfs;
-use crate::proto::MAX_IO;
+use crate::client::CallerScope;
+use crate::proto::{FileType, MAX_IO};
 
 /// The file system the kernel talks to.
 pub struct Fs(pub Arc<Sfs>);
+
+impl Fs {
+    /// On a trusted mount, make this thread's calls for the request's caller until
+    /// the scope ends.
+    fn caller(&self, req: &Request) -> Option<CallerScope> {
+        self.0
+            .trusted
+            .then(|| CallerScope::enter(Some(super::caller(req))))
+    }
+}
 
 fn entry(reply: ReplyEntry, r: Result<Entry, Errno>) {
     match r {
@@ -67,7 +78,8 @@ impl Filesystem for Fs {
         let _ = self.0.commit_all();
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _caller = self.caller(req);
         entry(reply, self.0.lookup(parent.0, name));
     }
 
@@ -75,13 +87,14 @@ impl Filesystem for Fs {
         self.0.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _caller = self.caller(req);
         attr(reply, self.0.getattr(ino.0));
     }
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -97,6 +110,7 @@ impl Filesystem for Fs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _caller = self.caller(req);
         let k = KernelSetAttr {
             mode,
             uid,
@@ -108,7 +122,8 @@ impl Filesystem for Fs {
         attr(reply, self.0.setattr(ino.0, k));
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _caller = self.caller(req);
         match self.0.readlink(ino.0) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(e),
@@ -117,57 +132,68 @@ impl Filesystem for Fs {
 
     fn mknod(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
         _umask: u32,
-        _rdev: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
-        // Only regular files exist on an SFS export (as on file systems without
-        // special files, which refuse the others with EPERM).
-        if mode & libc::S_IFMT != libc::S_IFREG && mode & libc::S_IFMT != 0 {
-            return reply.error(Errno::EPERM);
-        }
-        entry(reply, self.0.create(parent.0, name, mode, libc::O_EXCL));
+        let _caller = self.caller(req);
+        let t = match mode & libc::S_IFMT {
+            0 | libc::S_IFREG => {
+                return entry(reply, self.0.create(parent.0, name, mode, libc::O_EXCL))
+            }
+            libc::S_IFIFO => FileType::Fifo,
+            libc::S_IFSOCK => FileType::Socket,
+            libc::S_IFCHR => FileType::CharDev,
+            libc::S_IFBLK => FileType::BlockDev,
+            _ => return reply.error(Errno::EINVAL),
+        };
+        let rdev = super::attr::rdev_from_kernel(rdev);
+        entry(reply, self.0.mknod(parent.0, name, t, mode, rdev));
     }
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        let _caller = self.caller(req);
         entry(reply, self.0.mkdir(parent.0, name, mode));
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _caller = self.caller(req);
         empty(reply, self.0.remove(parent.0, name, false));
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _caller = self.caller(req);
         empty(reply, self.0.remove(parent.0, name, true));
     }
 
     fn symlink(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         link_name: &OsStr,
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let _caller = self.caller(req);
         let t = target.as_os_str().as_bytes();
         entry(reply, self.0.symlink(parent.0, link_name, t));
     }
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -175,6 +201,7 @@ impl Filesystem for Fs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _caller = self.caller(req);
         if !flags.is_empty() {
             // RENAME_NOREPLACE / RENAME_EXCHANGE cannot be made atomic over the
             // protocol; callers fall back to plain rename.
@@ -185,16 +212,18 @@ impl Filesystem for Fs {
 
     fn link(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         newparent: INodeNo,
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let _caller = self.caller(req);
         entry(reply, self.0.link(ino.0, newparent.0, newname));
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _caller = self.caller(req);
         match self.0.open(ino.0, flags.acc_mode()) {
             Ok(f) => reply.opened(FileHandle(0), f),
             Err(e) => reply.error(e),
@@ -203,7 +232,7 @@ impl Filesystem for Fs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -212,6 +241,7 @@ impl Filesystem for Fs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _caller = self.caller(req);
         match self.0.read(ino.0, offset, size) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(e),
@@ -220,7 +250,7 @@ impl Filesystem for Fs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -230,6 +260,7 @@ impl Filesystem for Fs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _caller = self.caller(req);
         match self.0.write(ino.0, offset, data) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
@@ -238,27 +269,30 @@ impl Filesystem for Fs {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let _caller = self.caller(req);
         empty(reply, self.0.commit(ino.0));
     }
 
     fn fsync(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _caller = self.caller(req);
         empty(reply, self.0.commit(ino.0));
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _caller = self.caller(req);
         match self.0.opendir(ino.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(e),
@@ -267,12 +301,13 @@ impl Filesystem for Fs {
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let _caller = self.caller(req);
         let list = match self.0.listing(ino.0, fh.0) {
             Ok(l) => l,
             Err(e) => return reply.error(e),
@@ -309,7 +344,8 @@ impl Filesystem for Fs {
         reply.ok();
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _caller = self.caller(req);
         match self.0.statfs() {
             Ok(s) => reply.statfs(
                 s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namemax, s.frsize,
@@ -318,13 +354,14 @@ impl Filesystem for Fs {
         }
     }
 
-    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let _caller = self.caller(req);
         empty(reply, self.0.access(ino.0, mask.bits() as u32));
     }
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -332,6 +369,7 @@ impl Filesystem for Fs {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let _caller = self.caller(req);
         match self.0.create(parent.0, name, mode, flags) {
             Ok((a, ttl)) => {
                 reply.created(&ttl, &a, Generation(0), FileHandle(0), FopenFlags::empty())

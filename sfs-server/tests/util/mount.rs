@@ -2,9 +2,10 @@
 //! need, and a guard that always unmounts.
 //!
 //! Rules: a test skips (printing `SKIPPED: ...`) only when `/dev/fuse` is missing or
-//! mounting is not permitted here; a missing program is installed with apt-get when we
-//! are root, and under `CI=true` a program that cannot be installed fails the test
-//! instead of skipping it. Every mount point is a fresh temporary directory, and
+//! mounting is not permitted here, and never under CI (`CI` set to anything but empty
+//! or `false`), where that fails the test instead; a missing program is installed with
+//! apt-get when we are root, and under CI a program that cannot be installed fails the
+//! test too. Every mount point is a fresh temporary directory, and
 //! [`Mount`]'s drop unmounts it whatever happened (SIGTERM to the mount process, then
 //! a lazy unmount), so no test leaves a mount behind.
 
@@ -15,9 +16,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Is this a CI run (where skipping for a missing package is a failure)?
+/// Is this a CI run (`CI` set, non-empty and not `false`), where a test that cannot
+/// run fails instead of skipping?
 pub fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
 }
 
 fn euid() -> u32 {
@@ -70,12 +72,14 @@ pub fn tool(bin: &str, package: &str) -> Result<(), String> {
 /// fuse3) is installed when missing: mounts use it for `auto_unmount`, and non-root
 /// users need it to mount at all.
 pub fn fuse() -> Result<(), String> {
+    // SFS_TEST_FUSE_DEV stands in for /dev/fuse in the test of these rules.
+    let path = std::env::var("SFS_TEST_FUSE_DEV").unwrap_or_else(|_| "/dev/fuse".into());
     let dev = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open("/dev/fuse");
+        .open(&path);
     if let Err(e) = dev {
-        return Err(format!("/dev/fuse cannot be opened: {e}"));
+        return Err(format!("{path} cannot be opened: {e}"));
     }
     tool("fusermount3", "fuse3")?;
     if euid() == 0 && !cap_sys_admin() {
@@ -94,12 +98,13 @@ fn cap_sys_admin() -> bool {
 }
 
 /// Check [`fuse`] and the tools; print `SKIPPED` and return false when the test
-/// cannot run here.
+/// cannot run here (under CI, panic instead).
 pub fn can_run(test: &str, tools: &[(&str, &str)]) -> bool {
     let r = fuse().and_then(|()| tools.iter().try_for_each(|(b, p)| tool(b, p)));
     match r {
         Ok(()) => true,
         Err(why) => {
+            assert!(!ci(), "under CI, {test} cannot run: {why}");
             eprintln!("SKIPPED {test}: {why}");
             false
         }
