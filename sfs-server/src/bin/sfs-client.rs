@@ -162,6 +162,10 @@ fn type_name(t: FileType) -> &'static str {
         FileType::Regular => "regular file",
         FileType::Directory => "directory",
         FileType::Symlink => "symbolic link",
+        FileType::Fifo => "fifo",
+        FileType::CharDev => "character special file",
+        FileType::BlockDev => "block special file",
+        FileType::Socket => "socket",
         FileType::Other => "other",
     }
 }
