@@ -457,6 +457,7 @@ mod tests {
             uid: 4242,
             gid: 4343,
             force: true,
+            trusted: false,
         }
         .run()
         .unwrap();
