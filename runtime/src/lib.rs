@@ -22,6 +22,9 @@
 //!   whose completion comes back as an event of the caller's color.
 //! - [`Handle::stats`] / [`RuntimeStats`]: per-worker counters (events, steals, steal cost,
 //!   stolen time, lock time, busy/idle, panics, poll errors) and per-handler profiles.
+//! - Tracing: set [`RuntimeConfig::trace`] ([`TraceSpec`]: a ring or a time window per worker)
+//!   and stop with [`Runtime::shutdown_traced`] for a `colored_trace::Trace` of what each core
+//!   did (event runs, steal attempts, idle transitions); off, each record point costs one branch.
 //!
 //! ```
 //! use colored_runtime::{Color, HandlerSpec, Runtime, RuntimeConfig};
@@ -50,6 +53,7 @@
 //! | 5 event context | `ctx`, `cell`, `steal` | the context an event runs with, and the makers of events; [`ColorCell`]; the stealing round and its pure policy decisions |
 //! | 6 worker | `worker`, `epoll` | a worker's loop and the idle protocol's steps; the reactor's Epoll event and I/O registration |
 //! | 7 runtime and handle | `handle`, `runtime`, `model`, `sim`, `lib` | every [`Handle`] method; start-up (pin, then allocate) and shutdown; the step-by-step drivers (the loom model, the simulator's seam) |
+//! | 8 options | `args` | the runtime options of every program that starts a runtime, as one clap struct (feature `clap`), turned into a checked [`RuntimeConfig`] |
 //!
 //! Two places where a type would otherwise pull a higher layer down: a task's closure takes a
 //! [`Ctx`] (layer 5) but events (layer 1) hold tasks, so `event` erases the closure's argument
@@ -91,7 +95,9 @@ mod worker;
 
 pub use cell::ColorCell;
 pub use color::{Color, MAP_SLOTS};
-pub use config::{BuildError, EventStorage, QueueKind, RuntimeConfig, StealAmount, StealPolicy};
+pub use config::{
+    BuildError, EventStorage, QueueKind, RuntimeConfig, StealAmount, StealPolicy, TraceSpec,
+};
 pub use ctx::Ctx;
 pub use error::{PlaceError, PostError};
 pub use handle::Handle;
