@@ -143,12 +143,9 @@ impl Runtime {
         let cfg = sh.config();
         let configuration = vec![
             ("workers".to_string(), cfg.workers.to_string()),
-            ("queue".to_string(), format!("{:?}", cfg.queue)),
-            ("stealing".to_string(), format!("{:?}", cfg.stealing)),
-            (
-                "steal-amount".to_string(),
-                format!("{:?}", cfg.steal_amount),
-            ),
+            ("queue".to_string(), cfg.queue.to_string()),
+            ("stealing".to_string(), cfg.stealing.to_string()),
+            ("steal-amount".to_string(), cfg.steal_amount.to_string()),
             ("batch".to_string(), cfg.batch.to_string()),
             ("trace".to_string(), format!("{:?}", cfg.trace)),
         ];
