@@ -1,7 +1,9 @@
 //! Pieces shared by the fork/join benchmarks: measured outcome, runtime construction, waiting.
 
 use crate::perf::LlcCounter;
-use colored_runtime::{QueueKind, Runtime, RuntimeConfig, RuntimeStats, StealAmount, StealPolicy};
+use colored_runtime::{
+    QueueKind, Runtime, RuntimeConfig, RuntimeStats, StealAmount, StealPolicy, TraceSpec,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,8 @@ pub struct Outcome {
     pub rounds: u64,
     /// What the benchmark adds to its results (sizes, measured handler costs).
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// What the workers recorded, when the setup traced the run.
+    pub trace: Option<colored_trace::Trace>,
 }
 
 impl Outcome {
@@ -26,7 +30,7 @@ impl Outcome {
 
 /// The runtime a colored benchmark runs on: the part of the command line that reaches
 /// [`RuntimeConfig`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Setup {
     pub queue: QueueKind,
     pub stealing: StealPolicy,
@@ -34,6 +38,8 @@ pub struct Setup {
     pub steal_amount: StealAmount,
     /// Worker threads; more than the machine's CPUs oversubscribes them.
     pub workers: usize,
+    /// Record the run (`--trace`); `None`: off.
+    pub trace: Option<TraceSpec>,
 }
 
 impl Setup {
@@ -44,6 +50,7 @@ impl Setup {
             queue: self.queue,
             stealing: self.stealing,
             steal_amount: self.steal_amount,
+            trace: self.trace,
             ..Default::default()
         }
     }
@@ -117,8 +124,8 @@ pub fn measure_fork_join(
             eprintln!("worker {w}: {c:?}");
         }
     }
-    // Dropping the runtime joins the workers, so the inherited counter includes them.
-    drop(rt);
+    // Shutting the runtime down joins the workers, so the inherited counter includes them.
+    let (_, trace) = rt.shutdown_traced();
     let events = ctl.events.load(Ordering::Relaxed);
     let mut extra = serde_json::Map::new();
     extra.insert(
@@ -134,6 +141,7 @@ pub fn measure_fork_join(
         stats: Some(stats),
         rounds: ctl.rounds.load(Ordering::Relaxed),
         extra,
+        trace,
     })
 }
 

@@ -38,6 +38,8 @@ pub struct Outcome {
     pub events: u64,
     pub elapsed: Duration,
     pub stats: Option<colored_runtime::RuntimeStats>,
+    /// What the workers recorded, when the setup traced the run.
+    pub trace: Option<colored_trace::Trace>,
 }
 
 impl Outcome {
@@ -119,11 +121,12 @@ pub fn run_colored(setup: &Setup, seconds: f64, colors: u64) -> anyhow::Result<O
     }
     let elapsed = start.elapsed();
     let stats = rt.stats().since(&before);
-    drop(rt);
+    let (_, trace) = rt.shutdown_traced();
     Ok(Outcome {
         events: g.done.load(Ordering::Relaxed),
         elapsed,
         stats: Some(stats),
+        trace,
     })
 }
 
@@ -175,6 +178,7 @@ pub fn run_floor(seconds: f64) -> Outcome {
         events: q.done,
         elapsed: start.elapsed(),
         stats: None,
+        trace: None,
     }
 }
 
@@ -226,5 +230,6 @@ pub fn run_tokio(workers: usize, seconds: f64) -> anyhow::Result<Outcome> {
         events: posted,
         elapsed,
         stats: None,
+        trace: None,
     })
 }

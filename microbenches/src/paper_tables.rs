@@ -71,6 +71,8 @@ fn run_row(bench: &str, r: &RowSpec, o: &Options) -> Result<Vec<BenchResult>> {
         steal_amount: StealAmount::One,
         workers: o.workers,
         seconds: o.seconds,
+        trace: None,
+        trace_out: None,
     };
     let mut costs = Costs::Annotated;
     match r.config {

@@ -12,9 +12,10 @@ use crate::synthetic::{self, Config as SynConfig};
 use crate::unbalanced::{self, Costs};
 use crate::{cache_efficient, dispatch, penalty, RuntimeArg};
 use anyhow::{bail, Context, Result};
-use colored_runtime::args::{RuntimeArgs, RuntimeChoice};
-use colored_runtime::{QueueKind, RuntimeStats, StealAmount, StealPolicy};
+use colored_runtime::args::{RuntimeArgs, RuntimeChoice, TraceOutput};
+use colored_runtime::{QueueKind, RuntimeStats, StealAmount, StealPolicy, TraceSpec};
 use serde_json::json;
+use std::sync::Arc;
 
 /// The worker count when the command line gives none: one per CPU this process may use.
 pub fn machine_workers() -> usize {
@@ -35,6 +36,10 @@ pub struct RunOpts {
     pub workers: usize,
     /// Measured seconds per configuration.
     pub seconds: f64,
+    /// What each worker records (`--trace`); `None`: off.
+    pub trace: Option<TraceSpec>,
+    /// Where the trace goes (created before the run).
+    pub trace_out: Option<Arc<TraceOutput>>,
 }
 
 impl std::str::FromStr for RuntimeArg {
@@ -93,12 +98,22 @@ impl RunArgs {
         if !(self.seconds > 0.0 && self.seconds.is_finite()) {
             return Err(usage("--seconds must be a positive number".into()));
         }
+        let trace = self.rt.trace_spec().map_err(|e| usage(e.to_string()))?;
+        if trace.is_some() && !matches!(self.rt.runtime, RuntimeArg::Libasync | RuntimeArg::Mely) {
+            return Err(usage(
+                "--trace records one run of the colored runtime: pass --runtime libasync or mely"
+                    .into(),
+            ));
+        }
+        let trace_out = self.rt.trace_output()?.map(Arc::new);
         Ok(RunOpts {
             runtime: self.rt.runtime,
             stealing: self.rt.stealing,
             steal_amount: self.rt.steal_amount,
             workers: self.rt.workers,
             seconds: self.seconds,
+            trace,
+            trace_out,
         })
     }
 }
@@ -119,7 +134,25 @@ impl RunOpts {
             stealing: self.stealing,
             steal_amount: self.steal_amount,
             workers: self.workers,
+            trace: self.trace,
         }
+    }
+
+    /// Write the trace of a run of `bench` where `--trace` says (nothing without `--trace`).
+    pub fn write_trace(&self, bench: &str, trace: Option<colored_trace::Trace>) -> Result<()> {
+        let (Some(out), Some(mut trace)) = (&self.trace_out, trace) else {
+            return Ok(());
+        };
+        trace
+            .meta
+            .configuration
+            .insert(0, ("benchmark".to_string(), bench.to_string()));
+        trace
+            .meta
+            .configuration
+            .push(("seconds".to_string(), self.seconds.to_string()));
+        out.write(&trace)
+            .with_context(|| format!("writing the trace of {bench}"))
     }
 }
 
@@ -224,11 +257,12 @@ pub fn dispatch(o: &RunOpts, colors: u64) -> Result<Vec<BenchResult>> {
     let env = env::detect();
     let mut out = Vec::new();
     for rt in o.runtimes() {
-        let d = match rt {
+        let mut d = match rt {
             RuntimeArg::Tokio => dispatch::run_tokio(o.workers, o.seconds)?,
             _ => dispatch::run_colored(&o.setup(rt), o.seconds, colors)
                 .with_context(|| format!("dispatch on {rt:?}"))?,
         };
+        o.write_trace("dispatch", d.trace.take())?;
         let ran = Ran {
             events: d.events,
             secs: d.elapsed.as_secs_f64(),
@@ -294,10 +328,11 @@ pub fn unbalanced(o: &RunOpts, costs: Costs) -> Result<Vec<BenchResult>> {
     let p = unbalanced::Params::default();
     let mut out = Vec::new();
     for rt in o.runtimes() {
-        let u = match rt {
+        let mut u = match rt {
             RuntimeArg::Tokio => unbalanced::run_tokio(o.workers, o.seconds, &p)?,
             _ => unbalanced::run_colored(&o.setup(rt), o.seconds, costs, &p)?,
         };
+        o.write_trace("unbalanced", u.trace.take())?;
         let mut r = outcome_result("unbalanced", rt, o, &u, &env);
         let costs = match (rt, costs) {
             (RuntimeArg::Tokio, _) => "n/a",
@@ -338,7 +373,7 @@ pub fn fork_join(bench: ForkJoin, o: &RunOpts) -> Result<Vec<BenchResult>> {
             );
         }
         let setup = o.setup(rt);
-        let f = match bench {
+        let mut f = match bench {
             ForkJoin::Penalty => {
                 penalty::run(&setup, o.seconds, &penalty::Params::for_workers(o.workers))?
             }
@@ -347,6 +382,7 @@ pub fn fork_join(bench: ForkJoin, o: &RunOpts) -> Result<Vec<BenchResult>> {
                 cache_efficient::run(&setup, o.seconds, &p)?
             }
         };
+        o.write_trace(bench.name(), f.trace.take())?;
         out.push(outcome_result(bench.name(), rt, o, &f, &env));
     }
     Ok(out)
@@ -355,6 +391,9 @@ pub fn fork_join(bench: ForkJoin, o: &RunOpts) -> Result<Vec<BenchResult>> {
 /// `synthetic`: the given library configuration, or all four (the runtime and stealing of
 /// `o` are not used: each configuration fixes them).
 pub fn synthetic(o: &RunOpts, config: Option<SynConfig>) -> Result<Vec<BenchResult>> {
+    if o.trace.is_some() {
+        bail!("synthetic builds its own runtimes: --trace is for dispatch, unbalanced, penalty and cache-efficient");
+    }
     let env = env::detect();
     let configs = config.map_or_else(|| SynConfig::ALL.to_vec(), |c| vec![c]);
     let mut out = Vec::new();

@@ -132,6 +132,7 @@ fn run_runtime(cfg: Config, workers: usize, seconds: f64, p: &Params) -> anyhow:
         llc_misses_per_event: None,
         rounds: 0,
         extra: Default::default(),
+        trace: None,
     })
 }
 
@@ -281,6 +282,7 @@ fn run_shared(workers: usize, seconds: f64, p: &Params) -> anyhow::Result<Outcom
         llc_misses_per_event: None,
         rounds: 0,
         extra: Default::default(),
+        trace: None,
     })
 }
 

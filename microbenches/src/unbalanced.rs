@@ -175,5 +175,6 @@ pub fn run_tokio(workers: usize, seconds: f64, p: &Params) -> anyhow::Result<Out
             .map(|m| m as f64 / events.max(1) as f64),
         rounds,
         extra: Default::default(),
+        trace: None,
     })
 }

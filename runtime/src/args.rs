@@ -16,7 +16,7 @@
 use std::fmt::Display;
 use std::str::FromStr;
 
-use crate::config::{BuildError, QueueKind, RuntimeConfig, StealAmount, StealPolicy};
+use crate::config::{BuildError, QueueKind, RuntimeConfig, StealAmount, StealPolicy, TraceSpec};
 
 /// What `--runtime` names: one of the runtime's queue designs ([`QueueKind`], the servers'
 /// choice), or a program's wider choice (the microbenchmarks also run tokio, and all three
@@ -96,6 +96,23 @@ where
     /// microseconds (default: the runtime's).
     #[arg(long, value_name = "US", alias = "steal-spin-us", hide = true)]
     pub search_us: Option<u64>,
+    /// Record what every worker does and write it to FILE at the end of the run, as
+    /// Chrome/Perfetto trace-event JSON (open it in ui.perfetto.dev or chrome://tracing;
+    /// `colored-report trace-check FILE` checks the color guarantee on it). The file is
+    /// created before the run starts. Without --trace-from/--trace-for each worker keeps its
+    /// newest --trace-records records.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<std::path::PathBuf>,
+    /// Trace from SECONDS after the runtime starts (with --trace).
+    #[arg(long, value_name = "SECONDS", requires = "trace")]
+    pub trace_from: Option<f64>,
+    /// Trace for SECONDS (with --trace; default: until the end of the run).
+    #[arg(long, value_name = "SECONDS", requires = "trace")]
+    pub trace_for: Option<f64>,
+    /// Most records each worker keeps (with --trace; 32 bytes each).
+    #[arg(long, value_name = "N", requires = "trace",
+          default_value_t = colored_trace::record::DEFAULT_CAPACITY)]
+    pub trace_records: usize,
 }
 
 /// Checks, by the runtime's own rules, that design `queue` can run policy `stealing` (for a
@@ -129,15 +146,97 @@ pub enum ArgsError {
     /// The runtime refuses the combination.
     #[error("{0}")]
     Runtime(BuildError),
+    /// A trace option is out of range.
+    #[error("{0}")]
+    Trace(String),
+    /// The trace file cannot be created.
+    #[error("cannot create the trace file {path}: {source}")]
+    TraceFile {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Where a traced run writes its trace: the file `--trace` named, created (empty) before the
+/// run so a bad path fails before any work.
+#[derive(Debug)]
+pub struct TraceOutput {
+    /// The file.
+    path: std::path::PathBuf,
+}
+
+impl TraceOutput {
+    /// The file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Write `trace` to the file as trace-event JSON.
+    pub fn write(
+        &self,
+        trace: &colored_trace::Trace,
+    ) -> Result<(), colored_trace::export::ExportError> {
+        colored_trace::export::write_file(trace, &self.path)
+    }
 }
 
 impl<R: RuntimeChoice> RuntimeArgs<R>
 where
     R::Err: Display,
 {
+    /// What the trace options ask each worker to keep (`None`: no `--trace`), checked:
+    /// `--trace-from` at least 0, `--trace-for` above 0, both finite; `--trace-records` at
+    /// least 1.
+    pub fn trace_spec(&self) -> Result<Option<TraceSpec>, ArgsError> {
+        if self.trace.is_none() {
+            return Ok(None);
+        }
+        let capacity = self.trace_records;
+        if capacity == 0 {
+            return Err(ArgsError::Trace(
+                "--trace-records must be at least 1".into(),
+            ));
+        }
+        if let Some(f) = self.trace_from.filter(|f| !(f.is_finite() && *f >= 0.0)) {
+            return Err(ArgsError::Trace(format!(
+                "--trace-from must be a number of seconds, 0 or more (got {f})"
+            )));
+        }
+        if let Some(f) = self.trace_for.filter(|f| !(f.is_finite() && *f > 0.0)) {
+            return Err(ArgsError::Trace(format!(
+                "--trace-for must be a positive number of seconds (got {f})"
+            )));
+        }
+        Ok(Some(match (self.trace_from, self.trace_for) {
+            (None, None) => TraceSpec::Ring { capacity },
+            (from, len) => TraceSpec::Window {
+                from_secs: from.unwrap_or(0.0),
+                // About 31 years: the rest of any run.
+                for_secs: len.unwrap_or(1e9),
+                capacity,
+            },
+        }))
+    }
+
+    /// Create the `--trace` file (empty) so that a path that cannot be written fails before
+    /// the run; `None` without `--trace`.
+    pub fn trace_output(&self) -> Result<Option<TraceOutput>, ArgsError> {
+        let Some(path) = &self.trace else {
+            return Ok(None);
+        };
+        std::fs::File::create(path).map_err(|source| ArgsError::TraceFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Some(TraceOutput { path: path.clone() }))
+    }
+
     /// Checks the options as a whole: the worker cap, and the runtime's own rules for every
     /// queue design `--runtime` builds.
     pub fn check(&self) -> Result<(), ArgsError> {
+        self.trace_spec()?;
         let cap = default_max_workers();
         if self.workers > cap && !self.allow_many_workers {
             return Err(ArgsError::TooManyWorkers {
@@ -185,6 +284,8 @@ where
             steal_amount: self.steal_amount,
             pin: !self.no_pin,
             search_us: self.search_us.unwrap_or(d.search_us),
+            // Checked by `check`.
+            trace: self.trace_spec().unwrap_or(None),
             ..d
         }
     }
@@ -287,6 +388,63 @@ mod tests {
         assert!(check_policy(QueueKind::Libasync, StealPolicy::Base).is_ok());
         assert!(check_policy(QueueKind::Libasync, StealPolicy::Locality).is_err());
         assert!(check_policy(QueueKind::Mely, StealPolicy::All).is_ok());
+    }
+
+    #[test]
+    fn trace_options_make_a_ring_or_a_window() {
+        assert_eq!(parse(&[]).config().unwrap().trace, None);
+        let ring = parse(&["--trace", "t.json", "--trace-records", "100"]);
+        assert_eq!(
+            ring.config().unwrap().trace,
+            Some(TraceSpec::Ring { capacity: 100 })
+        );
+        let w = parse(&[
+            "--trace",
+            "t.json",
+            "--trace-from",
+            "0.5",
+            "--trace-for",
+            "0.05",
+        ]);
+        assert_eq!(
+            w.config().unwrap().trace,
+            Some(TraceSpec::Window {
+                from_secs: 0.5,
+                for_secs: 0.05,
+                capacity: colored_trace::record::DEFAULT_CAPACITY
+            })
+        );
+        for bad in [
+            &["--trace", "t.json", "--trace-for", "0"][..],
+            &["--trace", "t.json", "--trace-from=-1"],
+            &["--trace", "t.json", "--trace-for", "NaN"],
+            &["--trace", "t.json", "--trace-records", "0"],
+        ] {
+            let e = parse(bad).config().unwrap_err();
+            assert!(matches!(e, ArgsError::Trace(_)), "{bad:?}: {e}");
+        }
+        // The window options need --trace.
+        let cli = Cli::try_parse_from(["t", "--trace-for", "1"]);
+        assert!(cli.is_err());
+    }
+
+    #[test]
+    fn the_trace_file_is_created_before_the_run() {
+        let dir = std::env::temp_dir().join(format!("args-trace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t.json");
+        let out = parse(&["--trace", file.to_str().unwrap()])
+            .trace_output()
+            .unwrap()
+            .unwrap();
+        assert!(file.exists());
+        assert_eq!(out.path(), file);
+        let missing = dir.join("no-such-dir").join("t.json");
+        let e = parse(&["--trace", missing.to_str().unwrap()])
+            .trace_output()
+            .unwrap_err();
+        assert!(e.to_string().contains("no-such-dir"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -204,6 +204,31 @@ pub struct RuntimeConfig {
     /// naps, not a spin) before it sleeps, in microseconds. Only workers allowed to search do
     /// (at most half of them at once, see the idle protocol).
     pub search_us: u64,
+    /// Record what each worker does into a bounded per-worker buffer (`None`: off; a worker
+    /// then pays one predictable branch per record point). Collected by
+    /// [`Runtime::shutdown_traced`](crate::Runtime::shutdown_traced).
+    #[serde(skip)]
+    pub trace: Option<TraceSpec>,
+}
+
+/// How much of a run a trace keeps, per worker.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TraceSpec {
+    /// The newest `capacity` records of each worker.
+    Ring {
+        /// Records kept per worker.
+        capacity: usize,
+    },
+    /// The records starting `from_secs` to `from_secs + for_secs` seconds after the runtime
+    /// started, at most `capacity` per worker.
+    Window {
+        /// Start of the window, in seconds since the runtime started.
+        from_secs: f64,
+        /// Length of the window, in seconds.
+        for_secs: f64,
+        /// Most records kept per worker.
+        capacity: usize,
+    },
 }
 
 impl Default for RuntimeConfig {
@@ -220,6 +245,7 @@ impl Default for RuntimeConfig {
             blocking_threads: 4,
             event_storage: EventStorage::Inline,
             search_us: 200,
+            trace: None,
         }
     }
 }

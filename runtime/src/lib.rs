@@ -22,6 +22,9 @@
 //!   whose completion comes back as an event of the caller's color.
 //! - [`Handle::stats`] / [`RuntimeStats`]: per-worker counters (events, steals, steal cost,
 //!   stolen time, lock time, busy/idle, panics, poll errors) and per-handler profiles.
+//! - Tracing: set [`RuntimeConfig::trace`] ([`TraceSpec`]: a ring or a time window per worker)
+//!   and stop with [`Runtime::shutdown_traced`] for a `colored_trace::Trace` of what each core
+//!   did (event runs, steal attempts, idle transitions); off, each record point costs one branch.
 //!
 //! ```
 //! use colored_runtime::{Color, HandlerSpec, Runtime, RuntimeConfig};
@@ -91,7 +94,9 @@ mod worker;
 
 pub use cell::ColorCell;
 pub use color::{Color, MAP_SLOTS};
-pub use config::{BuildError, EventStorage, QueueKind, RuntimeConfig, StealAmount, StealPolicy};
+pub use config::{
+    BuildError, EventStorage, QueueKind, RuntimeConfig, StealAmount, StealPolicy, TraceSpec,
+};
 pub use ctx::Ctx;
 pub use error::{PlaceError, PostError};
 pub use handle::Handle;

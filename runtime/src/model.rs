@@ -14,6 +14,7 @@ use crate::steal::{self, Look};
 use crate::topology::Topology;
 pub use crate::worker::Step;
 use crate::worker::{Search, Worker};
+use colored_trace::Recorder;
 
 /// Runs `$body` with `$wk` bound to worker `$w` of model `$m`, built for the step (with its
 /// core's owner handle, claimed for the step), then accounts the worker's counters.
@@ -94,7 +95,7 @@ impl Model {
         let mut c = Counters::default();
         let stole = with_queues!(sh.queues(), q => {
             let mut owner = Owner::claim(thief, &q[thief], sh.state(thief));
-            steal::try_steal(sh, q, &mut owner, &mut c, Look::AsDesigned)
+            steal::try_steal(sh, q, &mut owner, &mut c, &mut Recorder::off(), Look::AsDesigned)
         });
         self.account(thief, &c);
         stole

@@ -125,6 +125,53 @@ impl Runtime {
         self.join();
         self.handle.stats()
     }
+
+    /// Stop the runtime, wait for its workers, and return the final counters and, when the
+    /// configuration's `trace` is set, what each worker recorded (cycles of [`tsc`]), with its
+    /// metadata: the configuration, fidelity "ours", real time, handler names. A ring trace
+    /// carries the run's counters only if no worker lost a record.
+    pub fn shutdown_traced(self) -> (RuntimeStats, Option<colored_trace::Trace>) {
+        self.handle.shutdown();
+        self.join();
+        let end = tsc::now();
+        let stats = self.handle.stats();
+        let sh = &*self.handle.sh;
+        if sh.config().trace.is_none() {
+            return (stats, None);
+        }
+        let cores = sh.take_traces();
+        let cfg = sh.config();
+        let configuration = vec![
+            ("workers".to_string(), cfg.workers.to_string()),
+            ("queue".to_string(), cfg.queue.to_string()),
+            ("stealing".to_string(), cfg.stealing.to_string()),
+            ("steal-amount".to_string(), cfg.steal_amount.to_string()),
+            ("batch".to_string(), cfg.batch.to_string()),
+            ("trace".to_string(), format!("{:?}", cfg.trace)),
+        ];
+        let reg = sh.registry();
+        let handler_names = (0..reg.len())
+            .map(|i| reg.get(HandlerId(i as u16)).name.clone())
+            .collect();
+        let whole_run = matches!(cfg.trace, Some(crate::config::TraceSpec::Ring { .. }))
+            && cores.iter().all(|b| b.seen() == b.len() as u64);
+        let counters = whole_run.then_some(colored_trace::WindowCounters {
+            events: stats.total.events,
+            steals: stats.total.steals,
+            tolerance: 0,
+        });
+        let meta = colored_trace::TraceMeta {
+            configuration,
+            fidelity: "ours".to_string(),
+            simulated: false,
+            cycles_per_us: tsc::cycles_per_sec() / 1e6,
+            handler_names,
+            origin: None,
+            end: Some(end),
+            counters,
+        };
+        (stats, Some(colored_trace::Trace { meta, cores }))
+    }
 }
 
 impl Drop for Runtime {

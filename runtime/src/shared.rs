@@ -150,6 +150,11 @@ pub(crate) struct Shared {
     unpinned: Mutex<Vec<Unpinned>>,
     /// Box every closure (the configuration's `EventStorage::Heap`).
     force_heap: bool,
+    /// The cycle a trace window's seconds count from (the runtime's start).
+    trace_origin: u64,
+    /// The trace buffers of the workers that finished (each worker adds its own once, as it
+    /// exits; read once by the runtime after joining them).
+    traces: Mutex<Vec<colored_trace::TraceBuf>>,
 }
 
 /// Initial steal-cost estimate before any steal was measured (cycles).
@@ -177,6 +182,8 @@ impl Shared {
             dropped_external: AtomicU64::new(0),
             unpinned: Mutex::new(Vec::new()),
             force_heap: cfg.event_storage == crate::EventStorage::Heap,
+            trace_origin: tsc::now(),
+            traces: Mutex::new(Vec::new()),
             cfg,
         })
     }
@@ -227,6 +234,39 @@ impl Shared {
 
     /// The handler registry.
     #[inline]
+    /// The bound of a worker's trace buffer, or `None` when tracing is off.
+    pub(crate) fn trace_bound(&self) -> Option<colored_trace::Bound> {
+        Some(match self.cfg.trace? {
+            crate::config::TraceSpec::Ring { capacity } => colored_trace::Bound::Ring { capacity },
+            crate::config::TraceSpec::Window {
+                from_secs,
+                for_secs,
+                capacity,
+            } => colored_trace::Bound::window_secs(
+                self.trace_origin,
+                from_secs,
+                for_secs,
+                tsc::cycles_per_sec(),
+                capacity,
+            ),
+        })
+    }
+
+    /// A finished worker's trace buffer.
+    pub(crate) fn deposit_trace(&self, buf: colored_trace::TraceBuf) {
+        self.traces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(buf);
+    }
+
+    /// The deposited trace buffers, ordered by core, taken once.
+    pub(crate) fn take_traces(&self) -> Vec<colored_trace::TraceBuf> {
+        let mut v = std::mem::take(&mut *self.traces.lock().unwrap_or_else(|e| e.into_inner()));
+        v.sort_by_key(|b| b.core());
+        v
+    }
+
     pub(crate) fn registry(&self) -> &Registry {
         &self.registry
     }

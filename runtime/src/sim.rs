@@ -269,10 +269,12 @@ impl SimRuntime {
         let pending = core.batch.len();
         let ok = with_queues!(sh.queues(), q => {
             let mut owner = owner(sh, q, w);
+            let mut rec = colored_trace::Recorder::off();
             let mut ops = Ops {
                 sh,
                 queues: q,
                 owner: &mut owner,
+                rec: &mut rec,
             };
             let lent = Lent {
                 counters: &mut core.counters,

@@ -29,6 +29,7 @@ use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::topology::Topology;
 use crate::tsc;
+use colored_trace::{record::sat16, record::sat32, Record, Recorder, StealOutcome};
 use crossbeam_utils::CachePadded;
 
 /// Most victims one stealing round examines (the core set is cut there).
@@ -88,12 +89,16 @@ pub(crate) fn skips<D: Design>(sh: &Shared, v: usize, look: Look) -> bool {
 }
 
 /// One stealing round by `thief` over the policy's core set: true if it stole (the events are
-/// then in the thief's queue). Accounts attempts, steals and their cost in `counters`.
+/// then in the thief's queue). Accounts attempts, steals and their cost in `counters`, and
+/// records each locked attempt in `rec` (an attempt that took nothing is `Empty` if the
+/// victim's published length was 0 just before it, else `Nothing`; nodes visited are not
+/// counted by the designs and recorded as 0).
 pub(crate) fn try_steal<D: Design>(
     sh: &Shared,
     queues: &[CachePadded<CoreQueue<D>>],
     thief: &mut Owner<'_, D>,
     counters: &mut Counters,
+    rec: &mut Recorder,
     look: Look,
 ) -> bool {
     let n = queues.len();
@@ -116,6 +121,7 @@ pub(crate) fn try_steal<D: Design>(
         if v == me || skips::<D>(sh, v, look) {
             continue;
         }
+        let len_before = if rec.is_on() { sh.state(v).len() } else { 0 };
         let attempt =
             sh.stealer(queues, v)
                 .steal_into(thief, stealing.choice, &p, tsc::now, &mut |slot| {
@@ -124,6 +130,9 @@ pub(crate) fn try_steal<D: Design>(
         counters.steal_attempts += 1;
         counters.lock_ops += 1;
         counters.lock_cycles += tsc::since(attempt.locked_at);
+        if rec.is_on() {
+            record_attempt(rec, v, len_before, &attempt);
+        }
         if let Some(s) = attempt.stolen {
             let cost = attempt
                 .moved_at
@@ -137,6 +146,27 @@ pub(crate) fn try_steal<D: Design>(
         }
     }
     false
+}
+
+/// Trace one locked steal attempt on victim `v`.
+#[cold]
+fn record_attempt(rec: &mut Recorder, v: usize, len_before: usize, a: &crate::core::StealAttempt) {
+    let (events, colors, outcome) = match &a.stolen {
+        Some(s) => (s.events, s.colors, StealOutcome::Stolen),
+        None if len_before == 0 => (0, 0, StealOutcome::Empty),
+        None => (0, 0, StealOutcome::Nothing),
+    };
+    rec.record(Record::Steal {
+        start: a.locked_at,
+        dur: sat32(a.moved_at.wrapping_sub(a.locked_at)),
+        lock_wait: sat32(a.acquired_at.wrapping_sub(a.locked_at)),
+        lock_hold: sat32(a.moved_at.wrapping_sub(a.acquired_at)),
+        events: sat32(events as u64),
+        victim: sat16(v as u64),
+        colors: sat16(colors as u64),
+        nodes: 0,
+        outcome,
+    });
 }
 
 #[cfg(all(test, not(loom)))]

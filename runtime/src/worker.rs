@@ -24,6 +24,7 @@ use crate::shared::{Handle, Shared};
 use crate::stats::{Counters, LOCK_SAMPLE};
 use crate::steal::{self, Look};
 use crate::tsc;
+use colored_trace::{Record, Recorder, State, NO_SEQ};
 use crossbeam_utils::CachePadded;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -69,6 +70,9 @@ pub(crate) struct Worker<'a, D: Design> {
     local_buf: Vec<Event>,
     /// When the worker started: busy cycles are wall cycles minus idle cycles.
     start: u64,
+    /// This worker's trace buffer (off unless the configuration's `trace` is set: each record
+    /// point is then one predictable branch).
+    rec: Recorder,
 }
 
 impl<'a, D: Design> Worker<'a, D> {
@@ -81,6 +85,7 @@ impl<'a, D: Design> Worker<'a, D> {
         owner: Owner<'a, D>,
     ) -> Self {
         let sh = &*h.sh;
+        let owner_index = owner.index();
         Worker {
             h,
             sh,
@@ -95,6 +100,7 @@ impl<'a, D: Design> Worker<'a, D> {
             local_buf: Vec::with_capacity(crate::ctx::LOCAL_FLUSH),
             search_cycles: (sh.config().search_us as f64 * tsc::cycles_per_sec() / 1e6) as u64,
             start: tsc::now(),
+            rec: Recorder::new(owner_index, sh.trace_bound()),
         }
     }
 
@@ -114,6 +120,9 @@ impl<'a, D: Design> Worker<'a, D> {
         self.local_buf.clear();
         self.counters.dropped += dropped as u64;
         self.publish();
+        if let Some(buf) = self.rec.take() {
+            self.sh.deposit_trace(buf);
+        }
     }
 
     /// End the batch without popping the next: enqueue what it posted to this core, then let
@@ -212,13 +221,15 @@ impl<'a, D: Design> Worker<'a, D> {
         self.runs[h] = runs;
         // Stolen events are always timed (stolen time is a reported figure); others sampled.
         let sample = stolen || runs <= SAMPLE_WARMUP || runs % SAMPLE_EVERY == 0;
-        let start = if sample { tsc::now() } else { 0 };
+        let traced = self.rec.is_on();
+        let start = if sample || traced { tsc::now() } else { 0 };
         let w = self.w();
         let (ok, blocked) = {
             let mut ops = Ops {
                 sh: self.sh,
                 queues: self.queues,
                 owner: &mut self.owner,
+                rec: &mut self.rec,
             };
             let lent = Lent {
                 counters: &mut self.counters,
@@ -235,6 +246,15 @@ impl<'a, D: Design> Worker<'a, D> {
             .is_ok();
             (ok, ctx.blocked_cycles)
         };
+        if traced {
+            self.rec.record(Record::Run {
+                start,
+                end: tsc::now(),
+                color: color.0,
+                handler: h as u16,
+                seq: NO_SEQ,
+            });
+        }
         let dt = if sample {
             Some(tsc::since(start).saturating_sub(blocked))
         } else {
@@ -270,17 +290,35 @@ impl<'a, D: Design> Worker<'a, D> {
     /// Nothing queued here: search for work to steal (if this worker may search), then sleep.
     fn idle(&mut self) {
         let t0 = tsc::now();
+        self.record_state(t0, State::Idle);
         self.publish();
         if self.idle_step(|w| w.search(t0)) == Step::Asleep {
             self.counters.parks += 1;
+            self.record_state(tsc::now(), State::Sleep);
             self.publish();
             while self.owner.is_asleep() && !self.sh.is_shutdown() {
                 std::thread::park();
             }
             self.sh.idle().end_sleep();
             self.owner.wake_up();
+            self.record_state(tsc::now(), State::Wake);
         }
-        self.counters.idle_cycles += tsc::now().wrapping_sub(t0);
+        let t1 = tsc::now();
+        self.counters.idle_cycles += t1.wrapping_sub(t0);
+        self.record_state(t1, State::Busy);
+    }
+
+    /// Trace a state transition of this core, with its queue length (not read when off).
+    #[inline]
+    fn record_state(&mut self, at: u64, state: State) {
+        if self.rec.is_on() {
+            let queue_len = colored_trace::record::sat32(self.sh.state(self.w()).len() as u64);
+            self.rec.record(Record::State {
+                at,
+                queue_len,
+                state,
+            });
+        }
     }
 
     /// The idle protocol up to the actual sleep (rules 1-3 of `idle`): search with `search` if
@@ -320,6 +358,7 @@ impl<'a, D: Design> Worker<'a, D> {
             self.queues,
             &mut self.owner,
             &mut self.counters,
+            &mut self.rec,
             Look::AsDesigned,
         )
     }
@@ -330,6 +369,7 @@ impl<'a, D: Design> Worker<'a, D> {
     /// searching worker is not asleep, so posters never pay a futex wake-up (an IPI, several
     /// microseconds in a VM) for it. A post to its own queue waits at most one nap.
     fn search(&mut self, t0: u64) -> Search {
+        self.record_state(tsc::now(), State::Search);
         loop {
             if self.steal_once() {
                 return Search::Stole;
@@ -340,7 +380,9 @@ impl<'a, D: Design> Worker<'a, D> {
             if tsc::now().wrapping_sub(t0) > self.search_cycles {
                 return Search::TimeUp;
             }
+            self.record_state(tsc::now(), State::Nap);
             std::thread::park_timeout(SEARCH_NAP);
+            self.record_state(tsc::now(), State::Search);
         }
     }
 
@@ -352,6 +394,7 @@ impl<'a, D: Design> Worker<'a, D> {
             self.queues,
             &mut self.owner,
             &mut self.counters,
+            &mut self.rec,
             Look::LockEvery,
         )
     }
@@ -374,6 +417,7 @@ impl<'a, D: Design> Worker<'a, D> {
             sh: self.sh,
             queues: self.queues,
             owner: &mut self.owner,
+            rec: &mut self.rec,
         };
         ops.begin_polling(&mut self.counters)
     }
@@ -463,11 +507,20 @@ pub(crate) struct Ops<'r, 'a, D: Design> {
     pub(crate) queues: &'a [CachePadded<CoreQueue<D>>],
     /// The handle on the running worker's core.
     pub(crate) owner: &'r mut Owner<'a, D>,
+    /// The worker's trace buffer (steal attempts an event makes are recorded there).
+    pub(crate) rec: &'r mut Recorder,
 }
 
 impl<D: Design> WorkerOps for Ops<'_, '_, D> {
     fn try_steal(&mut self, counters: &mut Counters) -> bool {
-        steal::try_steal(self.sh, self.queues, self.owner, counters, Look::AsDesigned)
+        steal::try_steal(
+            self.sh,
+            self.queues,
+            self.owner,
+            counters,
+            self.rec,
+            Look::AsDesigned,
+        )
     }
 
     fn begin_polling(&mut self, counters: &mut Counters) -> bool {
@@ -477,7 +530,14 @@ impl<D: Design> WorkerOps for Ops<'_, '_, D> {
         }
         sh.idle().begin_sleep();
         if last_look_due(sh)
-            && steal::try_steal(sh, self.queues, self.owner, counters, Look::LockEvery)
+            && steal::try_steal(
+                sh,
+                self.queues,
+                self.owner,
+                counters,
+                self.rec,
+                Look::LockEvery,
+            )
         {
             self.end_polling();
             return false;

@@ -16,6 +16,8 @@
 //!                                    --candidate SHA [--machine M] [--since T] [--force]
 //!                                        # exit 0 good, 1 bad, 3 unsure
 //! colored-report history machine DIR     # the machine id of a results directory
+//! colored-report trace-check FILE        # exit 0 if the trace keeps the color guarantee,
+//!                                        # 1 with the violations
 //! ```
 
 use anyhow::{Context, Result};
@@ -35,10 +37,14 @@ EXAMPLES:
   # Did NEW regress against BASE? (exit 1 if so)
   colored-report compare results/baseline results/new --threshold 5
 
+  # Does a trace (microbenches ... --trace t.json) keep the color guarantee? (exit 1 if not)
+  colored-report trace-check t.json
+
 EXIT STATUS:
   0 report written / comparison passed; 1 comparison failed (a gated figure or ratio
-  regressed, or an experiment is missing); 2 the tool itself failed (not a results
-  directory, unreadable file, bad flag); history bisect-step: 0 good, 1 bad, 3 unsure.";
+  regressed, or an experiment is missing; trace-check: the trace breaks the color
+  guarantee); 2 the tool itself failed (not a results directory, unreadable file, bad
+  flag); history bisect-step: 0 good, 1 bad, 3 unsure.";
 
 #[derive(Parser)]
 #[command(
@@ -130,6 +136,17 @@ enum Cmd {
         #[command(subcommand)]
         cmd: HistoryCmd,
     },
+    /// Check a trace (Chrome/Perfetto JSON written by `--trace`) against the color guarantee:
+    /// no two runs of one color overlap on any pair of tracks; per color, runs carrying a
+    /// posting sequence number ran in posting order; the runs and steals agree with the run's
+    /// counters when the trace carries them and is complete. Prints a summary and the
+    /// violations; exits 1 if there is any.
+    ///
+    /// Example: colored-report trace-check t.json
+    TraceCheck {
+        /// The trace file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -206,8 +223,9 @@ enum HistoryCmd {
 }
 
 /// Exit status: 0 report written / comparison passed, 1 comparison failed (a gated figure or
-/// ratio regressed, or an experiment is missing), 2 the tool itself failed (unreadable
-/// directory, bad flag); `history bisect-step`: 0 good, 1 bad, 3 unsure.
+/// ratio regressed, or an experiment is missing) or the trace breaks the color guarantee, 2
+/// the tool itself failed (unreadable directory, bad flag); `history bisect-step`: 0 good, 1
+/// bad, 3 unsure.
 fn main() {
     let cli: Cli = edge::cli::parse(PROGRAM);
     if let Err(e) = run(cli) {
@@ -373,6 +391,15 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::History { cmd } => run_history(cmd),
+        Cmd::TraceCheck { file } => {
+            let report = colored_trace::check::check_path(&file)
+                .with_context(|| format!("reading the trace {}", file.display()))?;
+            print!("{report}");
+            if !report.passed() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 

@@ -126,6 +126,7 @@ pub fn real_kevents(c: &Config, workers: usize, seconds: f64) -> Result<RealRun>
         stealing: policy,
         steal_amount: StealAmount::One,
         workers,
+        trace: None,
     };
     let o = match bench {
         SimBench::Unbalanced(costs) => {

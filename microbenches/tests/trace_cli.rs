@@ -1,0 +1,64 @@
+//! The Done-when, as processes: `microbenches unbalanced ... --trace t.json
+//! --trace-for 0.05` writes a trace that `colored-report trace-check` passes, and a copy with
+//! one run of a color copied onto the other core's track at the same time (two overlapping
+//! runs of one color) fails it with exit status 1.
+
+use serde_json::Value;
+use std::process::Command;
+
+#[test]
+fn a_traced_unbalanced_run_passes_trace_check_and_a_corrupted_copy_fails() {
+    let dir = std::env::temp_dir().join(format!("trace-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let t = dir.join("t.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_microbenches"))
+        .args(["unbalanced", "--runtime", "libasync", "--stealing", "base"])
+        .args([
+            "--workers",
+            "2",
+            "--seconds",
+            "1",
+            "--trace-for",
+            "0.05",
+            "--trace",
+        ])
+        .arg(&t)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check = |p: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_colored-report"))
+            .arg("trace-check")
+            .arg(p)
+            .output()
+            .unwrap()
+    };
+    let ok = check(&t);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&t).unwrap()).unwrap();
+    let events = v["traceEvents"].as_array_mut().unwrap();
+    let run = events
+        .iter()
+        .find(|e| e["cat"] == "run" && e["tid"] == 1)
+        .cloned()
+        .expect("a run on core 0");
+    let mut copy = run.clone();
+    copy["tid"] = Value::from(2);
+    events.push(copy);
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, serde_json::to_vec(&v).unwrap()).unwrap();
+    let failed = check(&bad);
+    let text = String::from_utf8_lossy(&failed.stdout);
+    assert_eq!(failed.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAILED"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
