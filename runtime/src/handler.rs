@@ -15,6 +15,7 @@ use std::sync::{Mutex, OnceLock};
 /// Most handlers a runtime can register.
 #[cfg(not(loom))]
 pub const MAX_HANDLERS: usize = 512;
+/// Most handlers a runtime can register (small under loom, to keep the models' state small).
 #[cfg(loom)]
 pub const MAX_HANDLERS: usize = 8;
 
