@@ -8,6 +8,26 @@
 //! The rest measures a server process from outside, as its tests need: its open-file limit,
 //! its descriptors, its memory.
 
+/// Runs the program `bin` with `args` and stdin closed, as a user would from a shell, and
+/// returns its exit status and output (tests of the command lines).
+pub fn run_program(bin: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(bin)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {bin}: {e}"))
+}
+
+/// The first line of a program's standard error, where its one-line error goes (empty when
+/// it wrote nothing).
+pub fn first_stderr_line(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
 /// True when running under CI (`CI=true` or `CI=1`).
 pub fn in_ci() -> bool {
     matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1"))

@@ -9,20 +9,10 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_load-injector");
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    edge::testing::run_program(BIN, args)
 }
 
-fn first_err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
+use edge::testing::first_stderr_line as first_err;
 
 /// A loopback port nothing listens on.
 fn dead_port() -> String {

@@ -2,27 +2,12 @@
 //! processes: exit status and the first line of stderr checked.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_microbenches");
 const REPORT: &str = env!("CARGO_BIN_EXE_colored-report");
 
-fn run(bin: &str, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn first_err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
+use edge::testing::{first_stderr_line as first_err, run_program as run};
 
 fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("mb-cli-{tag}-{}", std::process::id()));

@@ -5,7 +5,6 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use crate::util::{BinServer, Env};
 
@@ -13,21 +12,7 @@ const SERVER: &str = env!("CARGO_BIN_EXE_sfs-server");
 const CLIENT: &str = env!("CARGO_BIN_EXE_sfs-client");
 const BENCH: &str = env!("CARGO_BIN_EXE_sfs-bench");
 
-fn run(bin: &str, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn first_err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
+use edge::testing::{first_stderr_line as first_err, run_program as run};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

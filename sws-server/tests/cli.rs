@@ -34,20 +34,10 @@ impl Drop for Dir {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    edge::testing::run_program(BIN, args)
 }
 
-fn first_stderr_line(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
+use edge::testing::first_stderr_line;
 
 /// Processes (other than this test) whose command line mentions `marker`.
 fn processes_mentioning(marker: &Path) -> Vec<u32> {
