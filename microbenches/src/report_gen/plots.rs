@@ -14,40 +14,10 @@ use std::path::{Path, PathBuf};
 pub(crate) const W: u32 = 1000;
 pub(crate) const H: u32 = 600;
 
-/// Where `colored-report` looks for a TrueType font (text in plots needs one).
-const FONT_CANDIDATES: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/freefont/FreeSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-];
-
-/// Register a font for plotters once (from `COLORED_REPORT_FONT` or the usual paths).
+/// Register a font for plotters once (from `COLORED_REPORT_FONT` or the usual paths): the
+/// trace crate's look-up, so the report's plots and its timelines share one font.
 pub fn register_font() -> Result<PathBuf> {
-    static DONE: std::sync::OnceLock<std::result::Result<PathBuf, String>> =
-        std::sync::OnceLock::new();
-    DONE.get_or_init(|| {
-        let mut candidates: Vec<PathBuf> = std::env::var_os("COLORED_REPORT_FONT")
-            .map(PathBuf::from)
-            .into_iter()
-            .collect();
-        candidates.extend(FONT_CANDIDATES.iter().map(PathBuf::from));
-        for c in candidates {
-            if let Ok(bytes) = std::fs::read(&c) {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                    return Ok(c);
-                }
-            }
-        }
-        Err(
-            "no TrueType font found (install fonts-dejavu-core or set COLORED_REPORT_FONT)"
-                .to_string(),
-        )
-    })
-    .clone()
-    .map_err(|e| anyhow!(e))
+    colored_trace::plot::register_font().map_err(|e| anyhow!(e))
 }
 
 pub(crate) const PALETTE: [RGBColor; 8] = [
