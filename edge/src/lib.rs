@@ -38,3 +38,9 @@ pub mod stats_file;
 pub mod supervisor;
 pub mod testing;
 pub mod time;
+
+/// Held by this crate's unit tests that raise SIGINT/SIGTERM in the test process and by the
+/// ones a stray signal would disturb (the supervisor's: its `stop` takes a second signal as
+/// "kill the children now"), so the two never overlap.
+#[cfg(test)]
+pub(crate) static PROCESS_SIGNALS: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -39,6 +39,9 @@ mod tests {
 
     #[test]
     fn a_raised_signal_is_seen() {
+        let _serial = crate::PROCESS_SIGNALS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let mut s = StopSignals::hook().unwrap();
         assert_eq!(s.pending(), None);
         signal_hook::low_level::raise(SIGTERM).unwrap();

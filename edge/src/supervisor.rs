@@ -434,8 +434,15 @@ mod tests {
         c
     }
 
-    /// `Supervisor::start`, again when a SIGTERM that another test of this binary raised in
-    /// the process interrupted it.
+    /// Serializes with the tests that raise signals in this process.
+    fn no_stray_signals() -> std::sync::MutexGuard<'static, ()> {
+        crate::PROCESS_SIGNALS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `Supervisor::start`, again should a signal raised outside this crate's tests
+    /// interrupt it.
     fn start_retrying(
         copies: usize,
         mut command: impl FnMut(ChildSlot<'_>) -> Command,
@@ -450,6 +457,7 @@ mod tests {
 
     #[test]
     fn starts_stops_and_collects_statistics() {
+        let _serial = no_stray_signals();
         let script = r#"trap 'printf "{\"n\": %s}" "$1" >"$2"; exit 0' TERM
             echo "child $1 listening on x"; while :; do sleep 0.05; done"#;
         let sup = start_retrying(2, |s| shell_child(s, script)).unwrap();
@@ -467,10 +475,10 @@ mod tests {
 
     #[test]
     fn a_child_that_dies_is_reported() {
+        let _serial = no_stray_signals();
         let script = r#"echo "listening on x"; if [ "$1" = 1 ]; then exit 3; fi
             trap 'exit 0' TERM; while :; do sleep 0.05; done"#;
         let mut sup = start_retrying(2, |s| shell_child(s, script)).unwrap();
-        // (Other tests of this binary raise SIGTERM in the process: ignore it here.)
         loop {
             if let Stop::ChildExited { index, status } = sup.wait() {
                 assert_eq!((index, status.code()), (1, Some(3)));
@@ -485,6 +493,7 @@ mod tests {
 
     #[test]
     fn a_child_that_never_listens_fails_the_start() {
+        let _serial = no_stray_signals();
         let r = start_retrying(1, |s| shell_child(s, "echo nope"));
         let Err(e) = r else {
             panic!("a child that never listens was accepted")
