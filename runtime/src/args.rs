@@ -233,6 +233,26 @@ where
         Ok(Some(TraceOutput { path: path.clone() }))
     }
 
+    /// The trace options to give a child process that traces into `path` with this
+    /// process's window and record count (empty without `--trace`).
+    pub fn trace_args(&self, path: &std::path::Path) -> Vec<std::ffi::OsString> {
+        if self.trace.is_none() {
+            return Vec::new();
+        }
+        let mut v: Vec<std::ffi::OsString> = vec!["--trace".into(), path.into()];
+        if let Some(f) = self.trace_from {
+            v.extend(["--trace-from".into(), f.to_string().into()]);
+        }
+        if let Some(f) = self.trace_for {
+            v.extend(["--trace-for".into(), f.to_string().into()]);
+        }
+        v.extend([
+            "--trace-records".into(),
+            self.trace_records.to_string().into(),
+        ]);
+        v
+    }
+
     /// Checks the options as a whole: the worker cap, and the runtime's own rules for every
     /// queue design `--runtime` builds.
     pub fn check(&self) -> Result<(), ArgsError> {

@@ -48,6 +48,11 @@ EXAMPLES:
   # The N-copy upper bound: 2 single-worker processes sharing the port; counters on exit:
   sws-server --root www --listen 127.0.0.1:8080 --workers 2 --mode ncopy --stats-json stats.json
 
+  # Record what each worker does, written on exit as a Chrome/Perfetto trace (in ncopy mode
+  # one file per process: t.c0.json, t.c1.json, ...), then check the color guarantee on it:
+  sws-server --root www --listen 127.0.0.1:8080 --workers 2 --trace t.json --trace-records 100000
+  colored-report trace-check t.json
+
   # Stop it with Ctrl-C or SIGTERM (kill PID): it stops, then writes --stats-json.";
 
 /// SWS: the nine-handler static web server on the colored runtime, colored or N-copy.
@@ -120,6 +125,9 @@ impl Cli {
         }
         if let Some(p) = &self.stats_json {
             edge::cli::check_output_path("--stats-json", p)?;
+        }
+        if let Some(p) = &self.rt.trace {
+            edge::cli::check_output_path("--trace", p)?;
         }
         Ok(())
     }

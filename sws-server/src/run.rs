@@ -4,9 +4,14 @@
 //! lost), then the cache is built, then the runtime starts and the listener is bound; only
 //! then is `sws-server listening on ADDR` printed on stdout (tests and the N-copy parent
 //! wait for that line).
+//!
+//! With `--trace FILE` the file is created before the runtime starts (a path that cannot be
+//! written fails the start) and the trace is written into it once the runtime has stopped.
 
 use std::io::Write;
 use std::time::Instant;
+
+use anyhow::Context;
 
 use edge::signals::StopSignals;
 use serde_json::{json, Value};
@@ -58,6 +63,7 @@ pub fn run_colored(cli: &Cli) -> anyhow::Result<()> {
         }
         None => (cli.rt.workers, cli.max_clients, false),
     };
+    let trace_out = cli.rt.trace_output()?;
     let cache = load_cache(cli)?;
     let started = Instant::now();
     let server = RunningServer::start(
@@ -72,7 +78,17 @@ pub fn run_colored(cli: &Cli) -> anyhow::Result<()> {
     }
     let sig = signals.wait();
     let elapsed = started.elapsed().as_secs_f64();
-    let (sstats, rstats) = server.stop();
+    let (sstats, rstats, trace) = server.stop_traced();
+    if let (Some(out), Some(mut trace)) = (&trace_out, trace) {
+        let conf = &mut trace.meta.configuration;
+        conf.insert(0, ("server".into(), "sws-server".into()));
+        conf.push(("mode".into(), cli.mode.as_str().into()));
+        if let Some(i) = cli.ncopy_child {
+            conf.push(("ncopy child".into(), i.to_string()));
+        }
+        out.write(&trace)
+            .with_context(|| format!("writing the trace {}", out.path().display()))?;
+    }
     if cli.ncopy_child.is_none() {
         eprintln!(
             "sws: signal {}: stopping; {} requests served, {} connections",

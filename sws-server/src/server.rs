@@ -555,11 +555,24 @@ impl RunningServer {
     }
 
     /// Stops the runtime and waits for its workers. Returns the final statistics.
-    pub fn stop(mut self) -> (ServerStats, colored_runtime::RuntimeStats) {
+    pub fn stop(self) -> (ServerStats, colored_runtime::RuntimeStats) {
+        let (sstats, rstats, _) = self.stop_traced();
+        (sstats, rstats)
+    }
+
+    /// [`RunningServer::stop`], also returning what the workers recorded if the runtime's
+    /// configuration asked for a trace (`None` otherwise).
+    pub fn stop_traced(
+        mut self,
+    ) -> (
+        ServerStats,
+        colored_runtime::RuntimeStats,
+        Option<colored_trace::Trace>,
+    ) {
         self.handle.shutdown();
         let rt = self.rt.take().expect("runtime present until stop");
-        let rstats = rt.shutdown();
-        (self.server_stats(), rstats)
+        let (rstats, trace) = rt.shutdown_traced();
+        (self.server_stats(), rstats, trace)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The command line of `sws-server` as a user meets it, run as a process: exit status and
 //! the first error line checked. The worker cap refuses the fork-bomb command of issue 29,
 //! and an N-copy parent stopped by SIGTERM, during its start-up or after it, is gone with
-//! every child reaped within a second.
+//! every child reaped within a second. `--trace` writes a trace the checker accepts, one per
+//! process in N-copy mode.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -343,4 +344,132 @@ fn an_empty_root_is_warned_about() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// Starts `sws-server` with `extra` flags, waits for its listening line, sends `requests`
+/// GETs over loopback, stops it with SIGTERM and checks it exited 0.
+fn serve_some_requests(d: &Dir, extra: &[&str], requests: usize) {
+    use std::io::{Read, Write};
+    let mut child = Command::new(BIN)
+        .args([
+            "--root",
+            d.www().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--no-pin"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    for _ in 0..requests {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+        let mut reply = String::new();
+        c.read_to_string(&mut reply).unwrap();
+        assert!(
+            reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
+            "{reply}"
+        );
+    }
+    sigterm(&child);
+    let Some((status, _)) = wait_within(&mut child, Duration::from_secs(10)) else {
+        panic!("sws-server did not exit within 10 s of SIGTERM");
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status}: {err}");
+}
+
+/// The trace at `path` parses, has runs of `at_least` events, and passes the color check.
+fn assert_checked_trace(path: &Path, at_least: u64) {
+    let report = colored_trace::check::check_path(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(report.passed(), "{}: {report:?}", path.display());
+    assert!(report.runs >= at_least, "{}: {report:?}", path.display());
+}
+
+#[test]
+fn trace_is_written_at_shutdown_and_passes_the_checker() {
+    let d = Dir::new("trace");
+    let t = d.0.join("t.json");
+    let t_arg = t.to_str().unwrap().to_string();
+    serve_some_requests(
+        &d,
+        &["--workers", "2", "--runtime", "mely", "--trace", &t_arg],
+        20,
+    );
+    // Each request is at least an accept, a read, a parse and a write: several runs each.
+    assert_checked_trace(&t, 20);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&t).unwrap()).unwrap();
+    assert!(
+        v["otherData"].to_string().contains("sws-server"),
+        "{}",
+        v["otherData"]
+    );
+}
+
+#[test]
+fn ncopy_children_each_write_their_trace() {
+    let d = Dir::new("trace-ncopy");
+    let t = d.0.join("t.json");
+    let t_arg = t.to_str().unwrap().to_string();
+    serve_some_requests(
+        &d,
+        &[
+            "--workers",
+            "2",
+            "--mode",
+            "ncopy",
+            "--trace",
+            &t_arg,
+            "--trace-records",
+            "4096",
+        ],
+        20,
+    );
+    assert!(
+        !t.exists(),
+        "the parent runs no runtime: it writes no trace of its own"
+    );
+    for i in 0..2 {
+        // SO_REUSEPORT spreads connections by hash: a child may have served none, but its
+        // runtime still ran (the acceptor), so its trace exists and checks.
+        assert_checked_trace(&d.0.join(format!("t.c{i}.json")), 1);
+    }
+}
+
+#[test]
+fn an_unwritable_trace_path_is_refused_before_serving() {
+    let d = Dir::new("trace-bad");
+    let o = run(&[
+        "--root",
+        d.www().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--trace",
+        "/nonexistent/t.json",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert_eq!(
+        first_stderr_line(&o),
+        "sws-server: error: --trace /nonexistent/t.json: directory /nonexistent does not exist"
+    );
+    assert!(o.stdout.is_empty(), "it started serving");
 }
