@@ -187,10 +187,11 @@ fn write(path: &std::path::Path, text: &str) -> Result<()> {
 
 /// Run a single benchmark: check its options and output path, run, emit.
 fn single(c: &Common, f: impl FnOnce(&RunOpts) -> Result<Vec<BenchResult>>) -> Result<()> {
-    let opts = c.run.opts()?;
     if let Some(p) = &c.json_out {
         edge::cli::check_output_path("--output", p)?;
     }
+    // Last: it creates the --trace file.
+    let opts = c.run.opts()?;
     emit(&f(&opts)?, c)
 }
 
@@ -206,7 +207,13 @@ fn run_bench(bench: Bench) -> Result<()> {
         Bench::Unbalanced { common, costs } => single(&common, |o| run::unbalanced(o, costs)),
         Bench::Penalty(c) => single(&c, |o| run::fork_join(ForkJoin::Penalty, o)),
         Bench::CacheEfficient(c) => single(&c, |o| run::fork_join(ForkJoin::CacheEfficient, o)),
-        Bench::Synthetic { common, config } => single(&common, |o| run::synthetic(o, config)),
+        Bench::Synthetic { common, config } => {
+            if common.run.rt.trace.is_some() {
+                // Refused before `single` creates the trace file.
+                return Err(edge::cli::usage(run::SYNTHETIC_NO_TRACE));
+            }
+            single(&common, |o| run::synthetic(o, config))
+        }
         Bench::IdleCpu {
             runtime,
             workers,

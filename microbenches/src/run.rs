@@ -388,11 +388,15 @@ pub fn fork_join(bench: ForkJoin, o: &RunOpts) -> Result<Vec<BenchResult>> {
     Ok(out)
 }
 
+/// Why `synthetic --trace` is refused.
+pub const SYNTHETIC_NO_TRACE: &str =
+    "synthetic builds its own runtimes: --trace is for dispatch, unbalanced, penalty and cache-efficient";
+
 /// `synthetic`: the given library configuration, or all four (the runtime and stealing of
 /// `o` are not used: each configuration fixes them).
 pub fn synthetic(o: &RunOpts, config: Option<SynConfig>) -> Result<Vec<BenchResult>> {
     if o.trace.is_some() {
-        bail!("synthetic builds its own runtimes: --trace is for dispatch, unbalanced, penalty and cache-efficient");
+        bail!(SYNTHETIC_NO_TRACE);
     }
     let env = env::detect();
     let configs = config.map_or_else(|| SynConfig::ALL.to_vec(), |c| vec![c]);

@@ -62,3 +62,20 @@ fn a_traced_unbalanced_run_passes_trace_check_and_a_corrupted_copy_fails() {
     assert!(text.contains("FAILED"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn synthetic_refuses_trace_without_creating_the_file() {
+    let dir = std::env::temp_dir().join(format!("mb-syn-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let t = dir.join("t.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_microbenches"))
+        .args(["synthetic", "--trace"])
+        .arg(&t)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--trace is for dispatch"), "{err}");
+    assert!(!t.exists(), "the refused run left an empty trace file");
+    let _ = std::fs::remove_dir_all(&dir);
+}
