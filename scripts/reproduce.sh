@@ -33,6 +33,8 @@
 # The microbenchmarks run in rounds (round-robin): round i runs every paper-tables configuration
 # once and dispatch at every worker count, and is sample i of each, so a ratio's sample i divides
 # figures measured in the same round; microbench/paper-tables.json holds every round's rows.
+# SWS and SFS points run in rounds too (round i: one injector or sfs-bench run of every point,
+# each against its own server start); a point's top-level file merges its rounds.
 # An experiment that cannot run or fails leaves <name>.error with the reason instead of its
 # JSON, and the script goes on; nothing is ever estimated. Every server it starts listens on
 # 127.0.0.1 only and is stopped on exit, failure or interrupt (trap).
@@ -185,7 +187,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # How the samples were taken (env.json's "interleaving"; the order itself is samples/order.jsonl).
-INTERLEAVING="microbenchmarks round-robin: round r runs every paper-tables configuration once, then dispatch at every worker count, and is sample r of each; SWS injector runs and SFS runs: the $RUNS samples of a configuration back to back against one server start, configurations one after another; through-the-kernel SFS runs round-robin over the configurations; order in samples/order.jsonl"
+INTERLEAVING="microbenchmarks round-robin: round r runs every paper-tables configuration once, then dispatch at every worker count, and is sample r of each; SWS injector runs and SFS runs round-robin too: round r runs every SWS point, then every SFS point, each against its own server start, and is sample r of each; through-the-kernel SFS runs round-robin over the configurations; order in samples/order.jsonl"
 
 # Environment of this run, in the project's env schema (results/README.md).
 peer_version() { "$@" 2>&1 | head -1 || true; }
@@ -395,11 +397,26 @@ run_micro() {
 
 # ---------------------------------------------------------------------------------------------
 # SWS and its peers: one server start per measurement, so the counters belong to it.
+# median_round FIELD FILES...: prints the index (from 0) of the file whose jq path FIELD is the
+# median (the lower of the two middle ones for an even count).
+median_round() {
+    local field=$1
+    shift
+    jq -s "map($field // null) | to_entries | map(select(.value != null)) | sort_by(.value)
+           | if length == 0 then empty else .[((length + 1) / 2 | floor) - 1].key end" "$@"
+}
+
+# sws_point CFG WORKERS CLIENTS ROUND: sample ROUND of one SWS configuration: its own server
+# start, one injector run. A point that failed in an earlier round is not run again.
 sws_point() {
-    local cfg=$1 workers=$2 clients=$3
-    local name="sws/$cfg-w$workers-c$clients" logf="$OUT/logs/sws_$cfg-w$workers-c$clients.server.log"
-    local stats="$OUT/$name.stats.json"
-    rm -f "$stats" "$OUT/$name.error"
+    local cfg=$1 workers=$2 clients=$3 r=$4
+    local name="sws/$cfg-w$workers-c$clients"
+    local logf="$OUT/logs/sws_$cfg-w$workers-c$clients.round$r.server.log"
+    local stats="$TMP/sws-stats/$cfg-w$workers-c$clients.round$r.json"
+    [ -f "$OUT/$name.error" ] && return
+    [ "$r" = 1 ] && rm -f "$OUT/$name.json" "$OUT/$name.stats.json"
+    mkdir -p "$TMP/sws-stats"
+    rm -f "$stats"
     # Up to three attempts: a peer's port can still be taken between the check and its bind.
     local why=""
     for _ in 1 2 3; do
@@ -417,17 +434,44 @@ sws_point() {
         rm -f "$TMP"/nginx/logs/*.log "$TMP"/apache/logs/*.log
     done
     if [ -n "$why" ]; then
-        record_missing "$name" "$why"
+        record_missing "$name" "round $r: $why"
         return
     fi
-    log "SWS $cfg, $workers worker(s), $clients clients (${SECS} s x $RUNS)"
-    run_json "$name" on_clients "$BIN/load-injector" run --target "127.0.0.1:$PORT" --clients "$clients" \
-        --duration "$SECS" --warmup "$WARMUP" --runs "$RUNS" --path /1k.html --format json
-    stop_server
-    if [ -f "$OUT/$name.json" ]; then keep_injector_samples "$name"; fi
-    if [ -f "$OUT/$name.json" ]; then
-        echo "   req/s $(json_get "$OUT/$name.json" .median.requests_per_sec)" >&2
+    log "SWS $cfg, $workers worker(s), $clients clients (${SECS} s, round $r/$RUNS)"
+    if run_json "$name.round$r" on_clients "$BIN/load-injector" run --target "127.0.0.1:$PORT" --clients "$clients" \
+        --duration "$SECS" --warmup "$WARMUP" --runs 1 --path /1k.html --format json; then
+        stop_server
+        jq '{median: .runs[0], runs: [.runs[0]], config, env}' "$OUT/$name.round$r.json" >"$TMP/sample.json" &&
+            keep_sample "$name" "$r" "$TMP/sample.json"
+        echo "   req/s $(json_get "$OUT/$name.round$r.json" .median.requests_per_sec)" >&2
+    else
+        stop_server
+        record_missing "$name" "round $r: $(cat "$OUT/$name.round$r.error")"
+        rm -f "$OUT/$name.round$r.error"
     fi
+}
+
+# sws_finish CFG WORKERS CLIENTS: the point's result from its rounds: the injector's merge of
+# the rounds' reports (every run, median and spread over them) and the server statistics of
+# the median round; the round files go to logs/.
+sws_finish() {
+    local cfg=$1 workers=$2 clients=$3 r
+    local name="sws/$cfg-w$workers-c$clients" files=() stat_files=()
+    for r in $(seq 1 "$RUNS"); do
+        [ -f "$OUT/$name.round$r.json" ] || continue
+        files+=("$OUT/$name.round$r.json")
+        stat_files+=("$TMP/sws-stats/$cfg-w$workers-c$clients.round$r.json")
+    done
+    if [ ! -f "$OUT/$name.error" ] && ((${#files[@]})); then
+        if "$BIN/load-injector" merge "${files[@]}" --format json --output "$OUT/$name.json" >/dev/null 2>"$TMP/merge.err"; then
+            local m
+            m=$(median_round .median.requests_per_sec "${files[@]}") &&
+                [ -f "${stat_files[$m]}" ] && cp "${stat_files[$m]}" "$OUT/$name.stats.json"
+        else
+            record_missing "$name" "merging the rounds failed: $(tr '\n' ' ' <"$TMP/merge.err")"
+        fi
+    fi
+    for r in "${files[@]}"; do mv "$r" "$OUT/logs/sws_$(basename "$r")"; done
 }
 
 run_sws() {
@@ -436,17 +480,25 @@ run_sws() {
     { printf '<html>'; head -c 1011 /dev/zero | tr '\0' x; printf '</html>'; } | head -c 1024 >"$TMP/www/1k.html"
     chmod -R a+rX "$TMP/www"
     MAX_CLIENTS=0
-    local c cfg
+    local c cfg w r p
     for c in $CLIENTS $SCALE_CLIENTS; do [ "$c" -gt "$MAX_CLIENTS" ] && MAX_CLIENTS=$c; done
+    # The points (configuration, workers, clients); scaling: the same configurations on fewer
+    # workers (peers on as many CPUs).
+    local points=()
     for c in $CLIENTS; do
-        for cfg in $SWS_CONFIGS; do sws_point "$cfg" "$WORKERS" "$c"; done
+        for cfg in $SWS_CONFIGS; do points+=("$cfg $WORKERS $c"); done
     done
-    # Scaling: the same configurations on fewer workers (peers on as many CPUs).
-    local w
     for w in $SCALING_STEPS; do
         [ "$w" -lt "$WORKERS" ] || continue
-        for cfg in $SWS_CONFIGS; do sws_point "$cfg" "$w" "$SCALE_CLIENTS"; done
+        for cfg in $SWS_CONFIGS; do points+=("$cfg $w $SCALE_CLIENTS"); done
     done
+    # Round-robin: round r is sample r of every point, each against its own server start.
+    for r in $(seq 1 "$RUNS"); do
+        # shellcheck disable=SC2086
+        for p in "${points[@]}"; do sws_point $p "$r"; done
+    done
+    # shellcheck disable=SC2086
+    for p in "${points[@]}"; do sws_finish $p; done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -484,34 +536,53 @@ median_json() {
     pick=$(median_file mbytes_per_sec "$@") && cp "$pick" "$out"
 }
 
+# sfs_point CFG WORKERS ROUND: sample ROUND of one SFS configuration: its own server start,
+# one sfs-bench run. A point that failed in an earlier round is not run again.
 sfs_point() {
-    local cfg=$1 workers=$2
-    local name="sfs/$cfg-w$workers" logf="$OUT/logs/sfs_$cfg-w$workers.server.log"
-    rm -f "$OUT/$name.error" "$OUT/$name.stats.json"
-    if ! start_sfs "$cfg" "$workers" "$OUT/$name.stats.json" "$logf"; then
+    local cfg=$1 workers=$2 r=$3
+    local name="sfs/$cfg-w$workers" logf="$OUT/logs/sfs_$cfg-w$workers.round$r.server.log"
+    local stats="$TMP/sfs-stats/$cfg-w$workers.round$r.json"
+    [ -f "$OUT/$name.error" ] && return
+    [ "$r" = 1 ] && rm -f "$OUT/$name.json" "$OUT/$name.stats.json"
+    mkdir -p "$TMP/sfs-stats"
+    rm -f "$stats"
+    if ! start_sfs "$cfg" "$workers" "$stats" "$logf"; then
         stop_server
-        record_missing "$name" "sfs-server $cfg did not start: $(why_failed "$logf")"
+        record_missing "$name" "round $r: sfs-server $cfg did not start: $(why_failed "$logf")"
         return
     fi
-    log "SFS $cfg, $workers worker(s), $SFS_CLIENTS clients (${SECS} s x $RUNS)"
-    local r files=() ok=1
-    for r in $(seq 1 "$RUNS"); do
-        if run_json "$name.run$r" on_clients "$BIN/sfs-bench" --server "$SFS_ADDR" --user bench --key-file "$TMP/bench.key" \
-            --clients "$SFS_CLIENTS" --file big --seconds "$SECS" --verify sample --format json --label "$cfg-w$workers"; then
-            files+=("$OUT/$name.run$r.json")
-            keep_sample "$name" "$r" "$OUT/$name.run$r.json"
-        else
-            ok=0
-            mv "$OUT/$name.run$r.error" "$OUT/$name.error" 2>/dev/null
-            break
-        fi
-    done
-    stop_server
-    if [ "$ok" = 1 ] && ((${#files[@]})); then
-        median_json "$OUT/$name.json" "${files[@]}"
-        echo "   MB/s $(json_get "$OUT/$name.json" .mbytes_per_sec)" >&2
+    log "SFS $cfg, $workers worker(s), $SFS_CLIENTS clients (${SECS} s, round $r/$RUNS)"
+    if run_json "$name.round$r" on_clients "$BIN/sfs-bench" --server "$SFS_ADDR" --user bench --key-file "$TMP/bench.key" \
+        --clients "$SFS_CLIENTS" --file big --seconds "$SECS" --verify sample --format json --label "$cfg-w$workers"; then
+        stop_server
+        keep_sample "$name" "$r" "$OUT/$name.round$r.json"
+        echo "   MB/s $(json_get "$OUT/$name.round$r.json" .mbytes_per_sec)" >&2
+    else
+        stop_server
+        record_missing "$name" "round $r: $(cat "$OUT/$name.round$r.error")"
+        rm -f "$OUT/$name.round$r.error"
     fi
-    for r in "${files[@]}"; do mv "$r" "$OUT/logs/$(basename "$r")"; done
+}
+
+# sfs_finish CFG WORKERS: the point's result from its rounds: the median round's sfs-bench
+# report and server statistics; the round files go to logs/.
+sfs_finish() {
+    local cfg=$1 workers=$2 r
+    local name="sfs/$cfg-w$workers" files=() stat_files=()
+    for r in $(seq 1 "$RUNS"); do
+        [ -f "$OUT/$name.round$r.json" ] || continue
+        files+=("$OUT/$name.round$r.json")
+        stat_files+=("$TMP/sfs-stats/$cfg-w$workers.round$r.json")
+    done
+    if [ ! -f "$OUT/$name.error" ] && ((${#files[@]})); then
+        local m
+        m=$(median_round .mbytes_per_sec "${files[@]}") && {
+            cp "${files[$m]}" "$OUT/$name.json"
+            [ -f "${stat_files[$m]}" ] && cp "${stat_files[$m]}" "$OUT/$name.stats.json"
+            echo "   SFS $cfg-w$workers: median MB/s $(json_get "$OUT/$name.json" .mbytes_per_sec)" >&2
+        }
+    fi
+    for r in "${files[@]}"; do mv "$r" "$OUT/logs/sfs_$(basename "$r")"; done
 }
 
 sftp_point() {
@@ -675,16 +746,23 @@ run_sfs() {
     else
         head -c $((SFS_MB * 1000 * 1000)) /dev/urandom >"$TMP/export/big"
         cat "$TMP/export/big" >/dev/null # into the page cache
-        local cfg w
-        for cfg in $SFS_CONFIGS; do sfs_point "$cfg" "$WORKERS"; done
+        local cfg w r p points=()
+        for cfg in $SFS_CONFIGS; do points+=("$cfg $WORKERS"); done
         # Scaling: the colored server and the uniprocessor original on fewer workers (none on 1
         # worker is libasync-smp's baseline for its 2.5x).
         for w in $SCALING_STEPS; do
             [ "$w" -lt "$WORKERS" ] || continue
             for cfg in colored none; do
-                case " $SFS_CONFIGS " in *" $cfg "*) sfs_point "$cfg" "$w" ;; esac
+                case " $SFS_CONFIGS " in *" $cfg "*) points+=("$cfg $w") ;; esac
             done
         done
+        # Round-robin: round r is sample r of every point, each against its own server start.
+        for r in $(seq 1 "$RUNS"); do
+            # shellcheck disable=SC2086
+            for p in "${points[@]}"; do sfs_point $p "$r"; done
+        done
+        # shellcheck disable=SC2086
+        for p in "${points[@]}"; do sfs_finish $p; done
     fi
     if [ -f "$TMP/export/big" ]; then
         sftp_point

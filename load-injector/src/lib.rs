@@ -140,6 +140,93 @@ impl Report {
     }
 }
 
+/// Why [`Report::merge`] refused its reports.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// Nothing to merge.
+    #[error("no report to merge")]
+    Empty,
+    /// A report of a ramp (its runs belong to different client counts).
+    #[error("report {index} is a ramp (--ramp): its runs have different client counts")]
+    Ramp {
+        /// Its position, from 1.
+        index: usize,
+    },
+    /// A report whose load differs from the first one's.
+    #[error("report {index} ran a different load than report 1 (differs in: {fields})")]
+    DifferentLoad {
+        /// Its position, from 1.
+        index: usize,
+        /// The configuration fields that differ.
+        fields: String,
+    },
+}
+
+impl Report {
+    /// One report from several of the same load, each against its own server start (e.g.
+    /// one sample of every configuration per round, the rounds interleaved): the runs in the
+    /// order given (renumbered from 1), median and spread over all of them, complete only if
+    /// all are, interrupted if any was. The load must be the same (clients, seconds,
+    /// warm-up, paths, ...); only the server's address may differ, and the first report's is
+    /// kept, as are its host description and mode.
+    pub fn merge(reports: Vec<Report>) -> std::result::Result<Report, MergeError> {
+        let first = reports.first().ok_or(MergeError::Empty)?;
+        let load = |c: &Config| {
+            let mut v = serde_json::to_value(c).unwrap_or_default();
+            if let Some(m) = v.as_object_mut() {
+                for k in ["target", "addr", "host_header", "runs", "slaves"] {
+                    m.remove(k);
+                }
+            }
+            v
+        };
+        let want = load(&first.config);
+        for (i, r) in reports.iter().enumerate() {
+            if r.steps.is_some() {
+                return Err(MergeError::Ramp { index: i + 1 });
+            }
+            let got = load(&r.config);
+            if got != want {
+                let (a, b) = (want.as_object(), got.as_object());
+                let mut fields: Vec<String> = a
+                    .into_iter()
+                    .chain(b)
+                    .flat_map(|m| m.keys().cloned())
+                    .filter(|k| want.get(k) != got.get(k))
+                    .collect();
+                fields.sort();
+                fields.dedup();
+                return Err(MergeError::DifferentLoad {
+                    index: i + 1,
+                    fields: fields.join(", "),
+                });
+            }
+        }
+        let interrupted = reports.iter().any(|r| r.interrupted);
+        let mut reports = reports.into_iter();
+        let first = reports.next().ok_or(MergeError::Empty)?;
+        let (mut config, env) = (first.config, first.env);
+        let mut runs = first.runs;
+        for r in reports {
+            runs.extend(r.runs);
+        }
+        for (i, r) in runs.iter_mut().enumerate() {
+            r.run = i + 1;
+        }
+        config.plan.runs = runs.len();
+        Ok(Report {
+            median: median(&runs),
+            spread: spread(&runs),
+            complete: runs.iter().all(|r| r.complete),
+            interrupted,
+            steps: None,
+            runs,
+            config,
+            env,
+        })
+    }
+}
+
 /// Runs the plan on this host alone: every step, every run.
 pub fn run_local(plan: &Plan, progress: Progress) -> Result<Report> {
     run_local_until(plan, progress, &AtomicBool::new(false))

@@ -89,6 +89,23 @@ enum Cmd {
         #[command(flatten)]
         load: LoadArgs,
     },
+    /// Merge JSON reports of the same load (e.g. rounds run against separate server starts)
+    /// into one: every run, the median and spread over all of them.
+    #[command(
+        after_help = "EXAMPLES:\n  load-injector merge round1.json round2.json round3.json --format json \
+                            --output merged.json"
+    )]
+    Merge {
+        /// Reports written with --format json, in the order their runs are to be listed.
+        #[arg(required = true, value_name = "REPORT")]
+        reports: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
+        format: String,
+        /// Also write the merged report to this file (same format).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -297,6 +314,33 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::from(3)
             })
+        }
+        Cmd::Merge {
+            reports,
+            format,
+            output,
+        } => {
+            if let Some(f) = &output {
+                edge::cli::check_output_path("--output", f)?;
+            }
+            let format: Format = format.parse()?;
+            let parsed = reports
+                .iter()
+                .map(|p| {
+                    let bytes =
+                        std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+                    serde_json::from_slice::<load_injector::Report>(&bytes).with_context(|| {
+                        format!("{}: not a load-injector JSON report", p.display())
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let merged = load_injector::Report::merge(parsed)?;
+            let text = render(&merged, format)?;
+            if let Some(f) = &output {
+                std::fs::write(f, &text).with_context(|| format!("writing {}", f.display()))?;
+            }
+            edge::cli::print_stdout(&text)?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

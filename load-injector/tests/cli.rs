@@ -213,3 +213,75 @@ fn version_help_examples_and_units() {
     assert!(o.status.success(), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stdout).contains("cpu us/req"));
 }
+
+/// One `run --format json` of `clients` clients against `server`, into `file`.
+fn json_report(server: &str, clients: &str, file: &std::path::Path) {
+    let o = run(&[
+        "run",
+        "--server",
+        server,
+        "--clients",
+        clients,
+        "--seconds",
+        "0.2",
+        "--warmup",
+        "0",
+        "--runs",
+        "1",
+        "--path",
+        "/",
+        "--format",
+        "json",
+        "--output",
+        file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", first_err(&o));
+}
+
+#[test]
+fn merge_joins_reports_of_separate_server_starts_and_refuses_different_loads() {
+    let dir = std::env::temp_dir().join(format!("li-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b, c) = (dir.join("a.json"), dir.join("b.json"), dir.join("c.json"));
+    // Two server starts, as rounds against separately started servers are.
+    json_report(&http_server(), "2", &a);
+    json_report(&http_server(), "2", &b);
+    json_report(&http_server(), "3", &c);
+    let o = run(&[
+        "merge",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", first_err(&o));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let runs = m["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        (runs[0]["run"].as_u64(), runs[1]["run"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let rps: Vec<f64> = runs
+        .iter()
+        .map(|r| r["requests_per_sec"].as_f64().unwrap())
+        .collect();
+    let med = m["median"]["requests_per_sec"].as_f64().unwrap();
+    assert!(
+        (med - (rps[0] + rps[1]) / 2.0).abs() < 1e-6 * med.max(1.0),
+        "{med} {rps:?}"
+    );
+    assert_eq!(m["spread"]["min"].as_f64().unwrap(), rps[0].min(rps[1]));
+    assert_eq!(m["config"]["runs"].as_u64(), Some(2));
+
+    let o = run(&["merge", a.to_str().unwrap(), c.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        first_err(&o),
+        "load-injector: error: report 2 ran a different load than report 1 (differs in: clients)"
+    );
+    let o = run(&["merge", dir.join("missing.json").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(first_err(&o).contains("missing.json"), "{}", first_err(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
