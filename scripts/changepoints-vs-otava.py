@@ -138,7 +138,7 @@ def main():
         return 2
     if not os.access(a.bin, os.X_OK):
         print(f">> building {a.bin}", file=sys.stderr)
-        r = subprocess.run(["cargo", "build", "--release", "--locked", "-p", "microbenches", "--bin", "colored-report"],
+        r = subprocess.run(["cargo", "build", "--release", "--locked", "-p", "colored-report", "--bin", "colored-report"],
                            cwd=ROOT, check=False)
         if r.returncode != 0 or not os.access(a.bin, os.X_OK):
             print("error: could not build colored-report", file=sys.stderr)

@@ -10,7 +10,6 @@ pub mod paper_tables;
 pub mod penalty;
 pub mod perf;
 pub mod report;
-pub mod report_gen;
 pub mod run;
 pub mod sim;
 pub mod synthetic;

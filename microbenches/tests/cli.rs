@@ -1,11 +1,10 @@
-//! The command lines of `microbenches` and `colored-report` as a user meets them, run as
-//! processes: exit status and the first line of stderr checked.
+//! The command line of `microbenches` as a user meets it, run as a process: exit status and the
+//! first line of stderr checked.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_microbenches");
-const REPORT: &str = env!("CARGO_BIN_EXE_colored-report");
 
 use edge::testing::{first_stderr_line as first_err, run_program as run};
 
@@ -108,34 +107,8 @@ fn a_run_writes_its_output_under_the_old_and_new_names() {
 }
 
 #[test]
-fn colored_report_refuses_a_directory_with_no_results_and_leaves_it_untouched() {
-    let d = temp_dir("www");
-    std::fs::write(d.join("index.html"), "<html></html>").unwrap();
-    let o = run(REPORT, &["report", d.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2), "{o:?}");
-    assert!(
-        first_err(&o).starts_with(&format!(
-            "colored-report: error: {} holds no results (no experiment and no recorded failure)",
-            d.display()
-        )),
-        "{}",
-        first_err(&o)
-    );
-    let names: Vec<_> = std::fs::read_dir(&d)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, ["index.html"], "the directory was written into");
-    std::fs::remove_dir_all(&d).unwrap();
-}
-
-#[test]
 fn version_and_examples_everywhere() {
-    for (bin, sub) in [
-        (BENCH, &[][..]),
-        (BENCH, &["dispatch"][..]),
-        (REPORT, &[][..]),
-    ] {
+    for (bin, sub) in [(BENCH, &[][..]), (BENCH, &["dispatch"][..])] {
         let name = std::path::Path::new(bin)
             .file_name()
             .unwrap()

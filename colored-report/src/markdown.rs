@@ -6,7 +6,7 @@ use super::figures::{
 };
 use super::load::Results;
 use super::{fmt_opt, ratio};
-use crate::tables::{self, Measured};
+use microbenches::tables::{self, Measured};
 use std::fmt::Write;
 
 /// The microbenchmark tables (III-VI, synthetic) with our medians beside the paper's figures.
@@ -702,7 +702,7 @@ fn cpu_split(r: &Results, out: &mut String) {
 /// The simulator: Tables III-VI at 8 simulated cores on the paper's machine, its validation
 /// and the scaling to 64 cores (every figure labelled simulated).
 fn sim_section(r: &Results, out: &mut String) {
-    super::sim::markdown(r, out);
+    super::simulated::markdown(r, out);
 }
 
 /// The whole report.

@@ -15,7 +15,7 @@
 //!   in this layout, and `samples/order.jsonl`, the order they were measured in (see `samples`);
 //! - `sfs/mount-<config>-w<W>.json`, `sfs/mount-sshfs.json`: `sfs-bench --read-files` through
 //!   FUSE mounts of each SFS server configuration, and through sshfs (same file and readers);
-//! - `sim/...`: the simulator's calibration, validation and simulated runs (see [`sim`]);
+//! - `sim/...`: the simulator's calibration, validation and simulated runs (see [`simulated`]);
 //! - `<experiment>.error`: the experiment failed or could not run; the file holds the error.
 //!
 //! Invariant: a value that was not measured is `None` and prints `n/a`; it is never a number,
@@ -33,7 +33,7 @@ pub mod markdown;
 pub mod noise;
 pub mod plots;
 pub mod samples;
-pub mod sim;
+pub mod simulated;
 pub mod stats;
 
 /// Format an optional number for a table: `n/a` when absent.

@@ -22,7 +22,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use microbenches::report_gen::{
+use colored_report::{
     self, bisect, compare, history, history_report, load::Results, noise, samples::SampleSet,
 };
 use std::path::{Path, PathBuf};
@@ -125,10 +125,10 @@ enum Cmd {
     Changepoints {
         input: PathBuf,
         /// Shortest segment, in commits.
-        #[arg(long, default_value_t = report_gen::changepoint::Options::default().min_size)]
+        #[arg(long, default_value_t = colored_report::changepoint::Options::default().min_size)]
         min_size: usize,
         /// Largest p-value that keeps a change point.
-        #[arg(long, default_value_t = report_gen::changepoint::Options::default().significance)]
+        #[arg(long, default_value_t = colored_report::changepoint::Options::default().significance)]
         significance: f64,
     },
     /// The history of samples across commits (results/history/history.jsonl).
@@ -254,13 +254,13 @@ fn run(cli: Cli) -> Result<()> {
             let csv_dir = dir.join("csv");
             std::fs::create_dir_all(&csv_dir)
                 .with_context(|| format!("creating {}", csv_dir.display()))?;
-            for (name, content) in report_gen::markdown::csvs(&r) {
+            for (name, content) in colored_report::markdown::csvs(&r) {
                 std::fs::write(csv_dir.join(&name), content)
                     .with_context(|| format!("writing {name}"))?;
             }
             let mut plots = Vec::new();
             if !no_plots {
-                match report_gen::plots::write_all(&r, &dir.join("plots")) {
+                match colored_report::plots::write_all(&r, &dir.join("plots")) {
                     Ok((files, failed)) => {
                         plots = files.into_iter().map(|f| format!("plots/{f}")).collect();
                         for f in failed {
@@ -270,7 +270,7 @@ fn run(cli: Cli) -> Result<()> {
                     Err(e) => eprintln!("colored-report: no plots: {e:#}"),
                 }
             }
-            let md = report_gen::markdown::report(&r, &plots);
+            let md = colored_report::markdown::report(&r, &plots);
             std::fs::write(dir.join("report.md"), &md).context("writing report.md")?;
             if print {
                 println!("{md}");
@@ -382,12 +382,12 @@ fn run(cli: Cli) -> Result<()> {
                 std::fs::read_to_string(&input)
                     .with_context(|| format!("reading {}", input.display()))?
             };
-            let o = report_gen::changepoint::Options {
+            let o = colored_report::changepoint::Options {
                 min_size,
                 significance,
                 ..Default::default()
             };
-            print!("{}", report_gen::changepoint::jsonl(&text, &o)?);
+            print!("{}", colored_report::changepoint::jsonl(&text, &o)?);
             Ok(())
         }
         Cmd::History { cmd } => run_history(cmd),

@@ -354,7 +354,7 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &Series, st: &[Step
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report_gen::history::Point;
+    use crate::history::Point;
 
     #[test]
     fn slugs_are_file_names() {

@@ -482,7 +482,7 @@ fn steal_cost_chart(r: &Results) -> Option<(&'static str, Chart<'static>)> {
 
 /// The simulator's scaling plots: KEvents/s of each policy against simulated cores.
 fn sim_charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
-    let s = super::sim::SimResults::load(&r.dir);
+    let s = super::simulated::SimResults::load(&r.dir);
     let mut out = Vec::new();
     for (stem, bench, title) in [
         (
