@@ -395,6 +395,21 @@ run_micro() {
     done
 }
 
+# The report's timeline of a real run: unbalanced with libasync-smp's stealing on the server
+# CPUs, traced for TRACE_FOR_S seconds from half-way (the report draws its first milliseconds).
+TRACE_FOR_S=0.02
+run_micro_trace() {
+    local name=traces/unbalanced-libasync-base-w$WORKERS
+    mkdir -p "$OUT/traces"
+    rm -f "$OUT/$name.error"
+    log "microbenchmarks: unbalanced, libasync base stealing, $WORKERS workers, traced for ${TRACE_FOR_S} s"
+    if ! taskset -c "$(server_cpus_for "$WORKERS")" "$BIN/microbenches" unbalanced --runtime libasync --stealing base \
+        --workers "$WORKERS" --seconds 1 --trace "$OUT/$name.json" --trace-from 0.5 --trace-for "$TRACE_FOR_S" \
+        --trace-records 1000000 --format json >"$OUT/logs/trace-unbalanced.json" 2>"$OUT/logs/trace-unbalanced.log"; then
+        record_missing "$name" "traced unbalanced run failed: $(tail -n 3 "$OUT/logs/trace-unbalanced.log" | tr '\n' ' ')"
+    fi
+}
+
 # ---------------------------------------------------------------------------------------------
 # SWS and its peers: one server start per measurement, so the counters belong to it.
 # median_round FIELD FILES...: prints the index (from 0) of the file whose jq path FIELD is the
@@ -844,7 +859,7 @@ run_sim() {
 }
 
 START=$(date +%s)
-case " $ONLY " in *" micro "*) run_micro ;; esac
+case " $ONLY " in *" micro "*) run_micro; run_micro_trace ;; esac
 case " $ONLY " in *" sws "*) run_sws ;; esac
 case " $ONLY " in *" sfs "*) run_sfs ;; esac
 case " $ONLY " in *" instr "*) run_instr ;; esac

@@ -35,6 +35,7 @@ pub mod plots;
 pub mod samples;
 pub mod simulated;
 pub mod stats;
+pub mod timelines;
 
 /// Format an optional number for a table: `n/a` when absent.
 pub fn fmt_opt(v: Option<f64>) -> String {

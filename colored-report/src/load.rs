@@ -229,8 +229,8 @@ impl Results {
             if name == "env" || name.ends_with(".stats") {
                 continue;
             }
-            // The simulator's files: read by `simulated`.
-            if name.starts_with("sim/") {
+            // The simulator's files: read by `simulated`; traces: drawn by `timelines`.
+            if name.starts_with("sim/") || name.starts_with("traces/") {
                 continue;
             }
             if let Err(e) = r.load_one(name, &path) {

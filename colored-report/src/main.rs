@@ -270,7 +270,16 @@ fn run(cli: Cli) -> Result<()> {
                     Err(e) => eprintln!("colored-report: no plots: {e:#}"),
                 }
             }
-            let md = colored_report::markdown::report(&r, &plots);
+            let mut timelines = Vec::new();
+            if !no_plots {
+                let (drawn, failed) = colored_report::timelines::draw_all(&dir);
+                for f in failed {
+                    eprintln!("colored-report: timeline not drawn: {f}");
+                }
+                plots.extend(drawn.iter().map(|t| t.svg.clone()));
+                timelines = drawn;
+            }
+            let md = colored_report::markdown::report(&r, &plots, &timelines);
             std::fs::write(dir.join("report.md"), &md).context("writing report.md")?;
             if print {
                 println!("{md}");

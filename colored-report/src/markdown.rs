@@ -706,7 +706,7 @@ fn sim_section(r: &Results, out: &mut String) {
 }
 
 /// The whole report.
-pub fn report(r: &Results, plots: &[String]) -> String {
+pub fn report(r: &Results, plots: &[String], timelines: &[super::timelines::Timeline]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -777,6 +777,8 @@ pub fn report(r: &Results, plots: &[String]) -> String {
         "## SIMULATED: the papers' 8-core machine, and up to 64 cores\n"
     );
     sim_section(r, &mut out);
+    let _ = writeln!(out, "## Timelines: what the cores did\n");
+    super::timelines::markdown(timelines, &mut out);
     let _ = writeln!(out, "## Plots\n");
     if plots.is_empty() {
         let _ = writeln!(out, "none written (see the report generator's output)\n");

@@ -181,12 +181,21 @@ pub struct Lane {
     /// order (nested activities also count in their parent's: a steal within a search is
     /// both stealing and searching time).
     pub us: [f64; 6],
+    /// Microseconds of the window in which each activity is the one drawn (the topmost of
+    /// the layers covering that instant, in [`Activity::ALL`]'s order): the six add up to at
+    /// most the window; the rest is time between records.
+    pub top_us: [f64; 6],
 }
 
 impl Lane {
     /// Microseconds of the window covered by `a`.
     pub fn time(&self, a: Activity) -> f64 {
         self.us[a as usize]
+    }
+
+    /// Microseconds of the window in which `a` is the activity drawn (see [`Lane::top_us`]).
+    pub fn top_time(&self, a: Activity) -> f64 {
+        self.top_us[a as usize]
     }
 }
 
@@ -211,6 +220,30 @@ fn lanes(t: &ParsedTrace, w: Window, gap: f64) -> BTreeMap<(u64, u64), Intervals
         }
     }
     lanes
+}
+
+/// Time in which each activity is the topmost one covering the lane (see [`Lane::top_us`]):
+/// a sweep over the boundaries of the (merged, so disjoint per activity) intervals.
+fn topmost(iv: &Intervals) -> [f64; 6] {
+    let mut edges: Vec<(f64, usize, i32)> = Vec::new();
+    for (a, v) in iv {
+        for &(x, y) in v {
+            edges.push((x, *a as usize, 1));
+            edges.push((y, *a as usize, -1));
+        }
+    }
+    edges.sort_by(|p, q| p.0.total_cmp(&q.0));
+    let mut open = [0i32; 6];
+    let mut top = [0.0; 6];
+    let mut last = f64::NEG_INFINITY;
+    for (t, a, d) in edges {
+        if let Some(k) = (0..6).rev().find(|&k| open[k] > 0) {
+            top[k] += t - last;
+        }
+        open[a] += d;
+        last = t;
+    }
+    top
 }
 
 fn merge(mut v: Vec<(f64, f64)>, gap: f64) -> Vec<(f64, f64)> {
@@ -249,12 +282,14 @@ pub fn timeline(
             for (a, v) in iv {
                 us[*a as usize] = v.iter().map(|(x, y)| y - x).sum();
             }
+            let top_us = topmost(iv);
             let name = t.tracks.get(&(pid, tid)).cloned();
             Lane {
                 pid,
                 tid,
                 name: name.unwrap_or_else(|| format!("tid {tid}")),
                 us,
+                top_us,
             }
         })
         .collect();
