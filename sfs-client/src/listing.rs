@@ -7,8 +7,9 @@
 //! `ls -l --time-style=long-iso` but UTC, so the listing does not depend on the time zone of
 //! the machine that prints it) and the name, in aligned columns.
 
+use sfs_proto::messages::{Attr, FileType};
+
 use crate::client::{CResult, Client};
-use crate::proto::{Attr, FileType};
 
 /// One entry of a listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,8 +116,9 @@ pub fn short(entries: &[Listed]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use sfs_proto::messages::Time;
+
     use super::*;
-    use crate::proto::Time;
 
     fn attr(ftype: FileType, mode: u32, size: u64, owner: &str, mtime: i64) -> Attr {
         Attr {

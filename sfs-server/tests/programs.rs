@@ -147,7 +147,7 @@ fn manifest(root: &Path) -> BTreeMap<String, String> {
                 format!(
                     "file {mode:o} {} {} mtime {} links {}",
                     md.len(),
-                    sfs_server::keys::hex_encode(&digest),
+                    sfs_proto::key::hex_encode(&digest),
                     md.mtime(),
                     md.nlink()
                 )

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use sfs_server::client::Client;
-use sfs_server::fuse::{MountConfig, MountInfo};
-use sfs_server::keys::Key;
-use sfs_server::listing;
-use sfs_server::proto::FileType;
+use sfs_client::client::Client;
+use sfs_client::fuse::{MountConfig, MountInfo};
+use sfs_client::listing;
+use sfs_proto::key::Key;
+use sfs_proto::messages::FileType;
 
 const PROGRAM: &str = "sfs-client";
 
@@ -291,7 +291,7 @@ fn mount(server: &str, user: &str, key: Key, m: MountArgs) -> Result<()> {
         call_timeout: Duration::from_secs(m.timeout.max(1)),
         reconnect_for: Duration::from_secs(m.reconnect),
     };
-    let r = sfs_server::fuse::mount(cfg, |info| {
+    let r = sfs_client::fuse::mount(cfg, |info| {
         let line = describe(server, &m, info);
         match ready.take() {
             Some(mut f) => {

@@ -52,14 +52,15 @@ use anyhow::{bail, Context, Result};
 use fuser::{Config, Errno, MountOption, SessionACL};
 use parking_lot::Mutex;
 
-use crate::client::{CResult, Client, ClientError, ClientOptions};
-use crate::keys::Key;
-use crate::proto::{DirEntry, Fh, Status, Time};
 pub use attr::IdMap;
 use inval::Invalidator;
 use nodes::{Nodes, ROOT};
 use remote::{Remote, RemoteConfig};
+use sfs_proto::key::Key;
+use sfs_proto::messages::{DirEntry, Fh, Status, Time};
 use writelog::WriteLog;
+
+use crate::client::{CResult, Client, ClientError, ClientOptions};
 
 /// Bytes of uncommitted writes one file may hold before a COMMIT is forced.
 const FILE_WRITE_CAP: usize = 32 << 20;
@@ -154,19 +155,19 @@ pub(crate) struct Sfs {
 /// The credentials of the process that made kernel request `req`: its uid and gid
 /// from the request, its supplementary groups from `/proc/PID/status` (none if the
 /// process is already gone, which can only deny, never grant, more).
-pub(crate) fn caller(req: &fuser::Request) -> crate::proto::Cred {
+pub(crate) fn caller(req: &fuser::Request) -> sfs_proto::messages::Cred {
     let groups = std::fs::read_to_string(format!("/proc/{}/status", req.pid()))
         .ok()
         .and_then(|st| {
             st.lines().find_map(|l| l.strip_prefix("Groups:")).map(|g| {
                 g.split_whitespace()
                     .filter_map(|x| x.parse().ok())
-                    .take(crate::proto::MAX_GROUPS)
+                    .take(sfs_proto::messages::MAX_GROUPS)
                     .collect()
             })
         })
         .unwrap_or_default();
-    crate::proto::Cred {
+    sfs_proto::messages::Cred {
         uid: req.uid(),
         gid: req.gid(),
         groups,
@@ -214,7 +215,7 @@ impl Sfs {
         // SAFETY: getuid/getgid have no preconditions and cannot fail.
         let (local_uid, local_gid) = unsafe { (libc::getuid(), libc::getgid()) };
         // Is the key trusted? A call made for ourselves is answered, else refused.
-        let me = crate::proto::Cred {
+        let me = sfs_proto::messages::Cred {
             uid: local_uid,
             gid: local_gid,
             groups: Vec::new(),
