@@ -5,7 +5,7 @@
 //! - [`client`]: a blocking client library with a lease-validated cache.
 //! - [`listing`]: what `sfs-client ls` and `ls --long` print.
 //! - [`fuse`]: the FUSE client behind `sfs-client mount`.
-//! - [`bench`]: the multi-client reader behind `sfs-bench`.
+//! - [`bench`](mod@bench): the multi-client reader behind `sfs-bench`.
 //! - [`multiio`]: the same through the kernel, one reader process per mounted file
 //!   (`sfs-bench --read-files`).
 //!

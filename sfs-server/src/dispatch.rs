@@ -560,7 +560,7 @@ impl Dispatcher {
                 let arm = self
                     .leases
                     .next_deadline()
-                    .filter(|d| self.timer_at.is_none_or(|t| *d < t));
+                    .filter(|d| self.timer_at.map_or(true, |t| *d < t));
                 if let Some(d) = arm {
                     self.timer_at = Some(d);
                 }

@@ -19,7 +19,7 @@
 //!    (group from a set-group-id directory), and get exactly the mode asked for (the
 //!    server's umask does not apply: the client applied its own).
 //!
-//! The namespace operations live in [`namespace`], the system calls in [`sys`].
+//! The namespace operations live in `namespace`, the system calls in `sys`.
 
 // `stat` field widths differ between targets; the casts are for portability.
 #![allow(clippy::unnecessary_cast)]

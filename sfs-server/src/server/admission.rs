@@ -72,7 +72,7 @@ fn admit(sh: &Arc<Shared>, ctx: &mut Ctx<'_>, mut stream: TcpStream, peer: Socke
             + 1;
         drop(stream);
         sh.refusal_log.with(ctx, |last| {
-            if last.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
+            if last.map_or(true, |t| t.elapsed() >= REFUSAL_LOG_EVERY) {
                 *last = Some(Instant::now());
                 eprintln!(
                     "sfs-server: refused a connection from {peer}: {} connections have not \

@@ -588,8 +588,6 @@ impl Conn {
     }
 }
 
-/// Frames addressed to live connections.
-
 #[cfg(test)]
 mod tests {
     use sfs_proto::codec::read_reply_frame;
@@ -626,7 +624,7 @@ mod tests {
         });
         assert_eq!(sfs_proto::codec::reply_xid(&reply), Some(0xdead_beef));
         let read = read_reply_frame(7, 10, |buf, n| {
-            buf.extend(std::iter::repeat_n(1, n));
+            buf.resize(buf.len() + n, 1);
             Ok(true)
         });
         assert_eq!(sfs_proto::codec::reply_xid(&read), Some(7));

@@ -22,7 +22,7 @@
 //!
 //! A connection hands what it decoded to the serial part, and the serial part hands its
 //! frames back, always as events posted to the other's color, never as calls: the two
-//! sides share no state but [`Shared`]'s atomics and its read-only fields.
+//! sides share no state but `Shared`'s atomics and its read-only fields.
 
 mod admission;
 pub mod config;

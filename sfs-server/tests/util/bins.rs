@@ -71,7 +71,7 @@ fn newest(dir: &Path) -> Option<(PathBuf, SystemTime)> {
                 }
             }
         } else if let Ok(m) = meta.modified() {
-            if best.as_ref().is_none_or(|(_, t)| m > *t) {
+            if best.as_ref().map_or(true, |(_, t)| m > *t) {
                 best = Some((p, m));
             }
         }
