@@ -268,3 +268,97 @@ fn ncopy(opts: &ServeOptions, out: &mut dyn Write) -> Result<()> {
     }
     finished.outcome()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The runtime options as a command line gives them.
+    #[derive(Parser)]
+    struct Rt {
+        #[command(flatten)]
+        rt: RuntimeArgs,
+    }
+
+    fn options(args: &[&str]) -> ServeOptions {
+        let mut argv = vec!["sfs-server"];
+        argv.extend_from_slice(args);
+        ServeOptions {
+            export: "export".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            keys: "keys".into(),
+            runtime: Rt::parse_from(argv).rt,
+            coloring: Coloring::PerClient,
+            mode: Mode::NCopy,
+            lease: Duration::from_millis(1500),
+            handshake_timeout: Duration::from_millis(250),
+            max_unauthenticated: 7,
+            stats_json: None,
+            ncopy_child: None,
+        }
+    }
+
+    fn args(cmd: &Command) -> Vec<String> {
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// The value following `flag` in `args`.
+    fn value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+        let i = args.iter().position(|a| a == flag)?;
+        args.get(i + 1).map(String::as_str)
+    }
+
+    #[test]
+    fn an_ncopy_child_is_one_uncolored_worker_with_the_parents_options() {
+        let opts = options(&[
+            "--workers",
+            "3",
+            "--runtime",
+            "libasync",
+            "--stealing",
+            "base",
+        ]);
+        let addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let cmd = child_command(Path::new("/bin/sfs"), &opts, addr, 2, Path::new("s2.json"));
+        assert_eq!(cmd.get_program(), "/bin/sfs");
+        let a = args(&cmd);
+        for (flag, want) in [
+            ("--export", "export"),
+            ("--listen", "127.0.0.1:4000"),
+            ("--keys", "keys"),
+            ("--workers", "1"),
+            ("--runtime", "libasync"),
+            ("--stealing", "off"),
+            ("--coloring", "none"),
+            ("--mode", "ncopy"),
+            ("--lease-ms", "1500"),
+            ("--handshake-timeout-ms", "250"),
+            ("--max-unauthenticated", "7"),
+            ("--ncopy-child", "2"),
+            ("--stats-json", "s2.json"),
+        ] {
+            assert_eq!(value(&a, flag), Some(want), "{flag} in {a:?}");
+        }
+        assert!(!a.iter().any(|x| x == "--no-pin"), "{a:?}");
+        let unpinned = options(&["--no-pin"]);
+        let cmd = child_command(
+            Path::new("/bin/sfs"),
+            &unpinned,
+            addr,
+            0,
+            Path::new("s.json"),
+        );
+        assert!(args(&cmd).iter().any(|x| x == "--no-pin"));
+    }
+
+    #[test]
+    fn modes_are_named_as_the_command_line_names_them() {
+        for m in [Mode::Colored, Mode::NCopy] {
+            assert_eq!(m.name().parse::<Mode>(), Ok(m));
+        }
+        assert!("both".parse::<Mode>().is_err());
+    }
+}

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use colored_runtime::args::RuntimeArgs;
 use sfs_server::keytable::{own_ids, Keygen};
@@ -96,8 +97,9 @@ struct Serve {
     #[arg(long, value_parser = clap::value_parser!(Coloring), default_value = "per-client")]
     coloring: Coloring,
     /// colored: one process; ncopy: N single-worker processes sharing the port.
-    #[arg(long, default_value = "colored", value_parser = ["colored", "ncopy"])]
-    mode: String,
+    #[arg(long, default_value = "colored",
+          value_parser = PossibleValuesParser::new(["colored", "ncopy"]).try_map(|s| s.parse::<Mode>()))]
+    mode: Mode,
     /// Attribute lease duration in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     lease_ms: u64,
@@ -172,14 +174,13 @@ fn options(s: Serve) -> Result<ServeOptions> {
             "either `keygen` or --export DIR --listen ADDR --keys FILE; see --help",
         ));
     };
-    let mode = s.mode.parse::<Mode>().map_err(edge::cli::usage)?;
     Ok(ServeOptions {
         export,
         listen,
         keys,
         runtime: s.rt,
         coloring: s.coloring,
-        mode,
+        mode: s.mode,
         lease: Duration::from_millis(s.lease_ms),
         handshake_timeout: Duration::from_millis(s.handshake_timeout_ms),
         max_unauthenticated: s.max_unauthenticated,

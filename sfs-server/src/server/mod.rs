@@ -14,7 +14,7 @@
 //!   lock is taken on either.
 //!
 //! Modules, one concept each, with their invariants:
-//! - [`config`]: what a server is configured with ([`ServerConfig`], [`Coloring`]).
+//! - `config`: what a server is configured with ([`ServerConfig`], [`Coloring`]).
 //! - `conn`: a connection's handshake, sealed channel and output budget (its color).
 //! - `serial`: the dispatcher and the routing of its frames (color 0).
 //! - `admission`: the accept loop and the cap on unauthenticated connections (color 0).
@@ -25,7 +25,7 @@
 //! sides share no state but `Shared`'s atomics and its read-only fields.
 
 mod admission;
-pub mod config;
+mod config;
 mod conn;
 mod serial;
 mod start;

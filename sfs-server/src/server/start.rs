@@ -32,8 +32,11 @@ use crate::keytable::KeyTable;
 
 /// A running server.
 pub struct Server {
+    /// The runtime every event runs on; stopping it stops the server.
     rt: Runtime,
+    /// The address the listener is bound to.
     addr: SocketAddr,
+    /// The state every event reaches (read here for the counters).
     sh: Arc<Shared>,
 }
 
