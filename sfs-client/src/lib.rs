@@ -3,8 +3,9 @@
 //!
 //! Modules, one concept each:
 //! - [`client`]: a blocking client library with a lease-validated cache.
-//! - [`listing`]: what `sfs-client ls` and `ls --long` print.
+//! - [`listing`]: what `sfs-client ls`, `ls --long` and `stat` print.
 //! - [`fuse`]: the FUSE client behind `sfs-client mount`.
+//! - [`mount_process`]: that mount as a process, in the foreground or detached.
 //! - [`bench`](mod@bench): the multi-client reader behind `sfs-bench`.
 //! - [`multiio`]: the same through the kernel, one reader process per mounted file
 //!   (`sfs-bench --read-files`).
@@ -17,4 +18,5 @@ pub mod bench;
 pub mod client;
 pub mod fuse;
 pub mod listing;
+pub mod mount_process;
 pub mod multiio;
