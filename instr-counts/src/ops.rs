@@ -158,8 +158,8 @@ fn http_parse(iters: u64) -> Result<()> {
 }
 
 fn seal_open(body: usize, iters: u64) -> Result<()> {
-    use sfs_server::frame::LEN_BYTES;
-    use sfs_server::session::{RecvCipher, SendCipher};
+    use sfs_proto::frame::LEN_BYTES;
+    use sfs_proto::session::{RecvCipher, SendCipher};
     let key = [7u8; 32];
     let (mut tx, mut rx) = (SendCipher::new(&key), RecvCipher::new(&key));
     let plain: Vec<u8> = (0..body).map(|i| i as u8).collect();

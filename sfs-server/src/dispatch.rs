@@ -27,12 +27,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fh::HandleData;
-use crate::frame::LEN_BYTES;
+use sfs_proto::codec::read_reply_frame;
+use sfs_proto::fh::HandleData;
+use sfs_proto::frame::LEN_BYTES;
+use sfs_proto::messages::{ClientMsg, Fh, Reply, Request, ServerMsg, Stable, Status};
+
 use crate::fs::Export;
 use crate::lease::{Conflict, LeaseTable};
 use crate::perm::Ident;
-use crate::proto::{read_reply_frame, ClientMsg, Fh, Reply, Request, ServerMsg, Stable, Status};
 
 /// Connection id.
 pub type ConnId = u64;
@@ -558,7 +560,7 @@ impl Dispatcher {
                 let arm = self
                     .leases
                     .next_deadline()
-                    .filter(|d| self.timer_at.is_none_or(|t| *d < t));
+                    .filter(|d| self.timer_at.map_or(true, |t| *d < t));
                 if let Some(d) = arm {
                     self.timer_at = Some(d);
                 }
@@ -570,8 +572,9 @@ impl Dispatcher {
 
 #[cfg(test)]
 mod tests {
+    use sfs_proto::messages::{Attr, FileType};
+
     use super::*;
-    use crate::proto::{Attr, FileType};
 
     struct T {
         _dir: tempfile::TempDir,
@@ -845,7 +848,7 @@ mod tests {
     #[test]
     fn calls_for_other_callers_need_a_trusted_key() {
         let mut t = setup(Duration::from_secs(30));
-        let cred = crate::proto::Cred {
+        let cred = sfs_proto::messages::Cred {
             uid: 4242,
             gid: 4243,
             groups: vec![7],

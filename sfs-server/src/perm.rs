@@ -23,7 +23,9 @@
 //! Denials are [`Status::Access`] (mode bits) or [`Status::Perm`] (ownership rules),
 //! the errno a POSIX file system returns in each case.
 
-use crate::proto::{SetAttrs, SetTime, Status, ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, MAX_GROUPS};
+use sfs_proto::messages::{
+    SetAttrs, SetTime, Status, ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, MAX_GROUPS,
+};
 
 /// The local identity a connection or a call acts as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,8 +235,9 @@ pub fn mode_after_write(mode: u32, who: Ident) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
+    use sfs_proto::messages::Time;
+
     use super::*;
-    use crate::proto::Time;
 
     const ALICE: Ident = Ident::new(1000, 1000);
     const BOB: Ident = Ident::new(1001, 1000);

@@ -19,7 +19,7 @@ fn keygen_client_and_bench_command_lines() {
     let env = Env::new();
     let keys = env.keys.to_str().unwrap().to_string();
     let carol_key = env.dir.path().join("carol.key");
-    run(Command::new(env!("CARGO_BIN_EXE_sfs-server"))
+    run(Command::new(crate::util::bins::SERVER)
         .args(["keygen", "--user", "carol", "--keys", &keys, "--key-file"])
         .arg(&carol_key));
     let srv = BinServer::start(
@@ -39,7 +39,7 @@ fn keygen_client_and_bench_command_lines() {
         "cli",
     );
     let client = |args: &[&str]| {
-        run(Command::new(env!("CARGO_BIN_EXE_sfs-client"))
+        run(Command::new(crate::util::bins::client())
             .args([
                 "--server",
                 &srv.addr.to_string(),
@@ -70,7 +70,7 @@ fn keygen_client_and_bench_command_lines() {
     let back = env.dir.path().join("back.bin");
     client(&["get", "remote.bin", back.to_str().unwrap()]);
     assert_eq!(std::fs::read(&back).unwrap(), d);
-    let out = run(Command::new(env!("CARGO_BIN_EXE_sfs-bench"))
+    let out = run(Command::new(crate::util::bins::bench())
         .args([
             "--server",
             &srv.addr.to_string(),
@@ -98,7 +98,7 @@ fn keygen_client_and_bench_command_lines() {
     client(&["rm", "remote.bin"]);
     assert!(!client(&["ls"]).contains("remote.bin"));
     // A wrong key is refused by the command too.
-    let out = Command::new(env!("CARGO_BIN_EXE_sfs-client"))
+    let out = Command::new(crate::util::bins::client())
         .args([
             "--server",
             &srv.addr.to_string(),
@@ -111,7 +111,7 @@ fn keygen_client_and_bench_command_lines() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let lim = run(Command::new(env!("CARGO_BIN_EXE_sfs-bench")).args([
+    let lim = run(Command::new(crate::util::bins::bench()).args([
         "--crypto-limit",
         "--seconds",
         "0.2",
@@ -124,7 +124,7 @@ fn keygen_client_and_bench_command_lines() {
 
 #[test]
 fn bench_library_full_and_sample_verification() {
-    use sfs_server::bench::{run, BenchConfig, Verify};
+    use sfs_client::bench::{run, BenchConfig, Verify};
     let env = Env::new();
     std::fs::write(env.export.join("f"), data(3_000_000, 9)).unwrap();
     let srv = env.default_server();
@@ -181,7 +181,7 @@ fn steal_amount_is_recorded() {
         assert_eq!(doc["steal_amount"], want, "{doc}");
         assert_eq!(doc["stealing"], "all", "{doc}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_sfs-server"))
+    let out = Command::new(crate::util::bins::SERVER)
         .args([
             "--export",
             "/",

@@ -8,9 +8,7 @@ use std::path::Path;
 
 use crate::util::{BinServer, Env};
 
-const SERVER: &str = env!("CARGO_BIN_EXE_sfs-server");
-const CLIENT: &str = env!("CARGO_BIN_EXE_sfs-client");
-const BENCH: &str = env!("CARGO_BIN_EXE_sfs-bench");
+use crate::util::bins::{client, SERVER};
 
 use edge::testing::{first_stderr_line as first_err, run_program as run};
 
@@ -172,19 +170,13 @@ fn server_usage_errors_exit_2_before_any_work() {
 }
 
 #[test]
-fn every_sfs_program_has_version_and_examples() {
-    for bin in [SERVER, CLIENT, BENCH] {
-        let o = run(bin, &["--version"]);
-        assert!(o.status.success(), "{bin} --version: {o:?}");
-        let name = Path::new(bin).file_name().unwrap().to_str().unwrap();
-        assert!(String::from_utf8_lossy(&o.stdout).starts_with(&format!("{name} ")));
-        let o = run(bin, &["--help"]);
-        assert!(o.status.success());
-        assert!(
-            String::from_utf8_lossy(&o.stdout).contains("EXAMPLES:"),
-            "{bin}"
-        );
-    }
+fn sfs_server_has_version_and_examples() {
+    let o = run(SERVER, &["--version"]);
+    assert!(o.status.success(), "sfs-server --version: {o:?}");
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("sfs-server "));
+    let o = run(SERVER, &["--help"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("EXAMPLES:"));
 }
 
 #[test]
@@ -200,7 +192,7 @@ fn client_errors_name_the_path_the_user_and_the_peer() {
     let out = env.dir.path().join("out.txt");
     // Global options after the subcommand; a missing file named once, with its path.
     let o = run(
-        CLIENT,
+        client(),
         &[
             "get",
             "missing.txt",
@@ -222,7 +214,7 @@ fn client_errors_name_the_path_the_user_and_the_peer() {
     assert!(!out.exists());
     // An unknown user.
     let o = run(
-        CLIENT,
+        client(),
         &[
             "--server",
             &addr,
@@ -252,7 +244,7 @@ fn client_errors_name_the_path_the_user_and_the_peer() {
         let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
     });
     let o = run(
-        CLIENT,
+        client(),
         &[
             "--server",
             &haddr,
@@ -269,7 +261,7 @@ fn client_errors_name_the_path_the_user_and_the_peer() {
     assert!(line.contains("does not speak SFS"), "{line}");
     assert!(line.contains("\"HTTP\""), "{line}");
     // Missing connection options: a usage error naming them.
-    let o = run(CLIENT, &["ls", "--server", &addr]);
+    let o = run(client(), &["ls", "--server", &addr]);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     assert_eq!(
         first_err(&o),
@@ -278,7 +270,7 @@ fn client_errors_name_the_path_the_user_and_the_peer() {
     // `stat` says the type in words and the time as a date.
     std::fs::write(env.export.join("f.txt"), b"x").unwrap();
     let o = run(
-        CLIENT,
+        client(),
         &[
             "--server",
             &addr,
@@ -304,50 +296,5 @@ fn client_errors_name_the_path_the_user_and_the_peer() {
         !srv.log().contains("peer closed the connection"),
         "{}",
         srv.log()
-    );
-}
-
-#[test]
-fn sfs_bench_speaks_csv_like_the_other_tools() {
-    let o = run(
-        BENCH,
-        &[
-            "--crypto-limit",
-            "--seconds",
-            "0.2",
-            "--chunk",
-            "4096",
-            "--format",
-            "csv",
-        ],
-    );
-    assert!(o.status.success(), "{o:?}");
-    let out = String::from_utf8_lossy(&o.stdout);
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "{out}");
-    assert_eq!(lines[0], "mode,cipher,chunk,seconds,mbytes_per_sec");
-    assert!(
-        lines[1].starts_with("crypto-limit,chacha20poly1305,4096,0.2,"),
-        "{out}"
-    );
-    let o = run(
-        BENCH,
-        &[
-            "--server",
-            "127.0.0.1:1",
-            "--clients",
-            "0",
-            "--user",
-            "a",
-            "--key-file",
-            "k",
-            "--file",
-            "f",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(2), "{o:?}");
-    assert_eq!(
-        first_err(&o),
-        "sfs-bench: error: --clients, --seconds and --chunk must be positive"
     );
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sfs_server::proto::Stable;
+use sfs_proto::messages::Stable;
 
 use crate::util::{connect, data, BinServer, Env};
 

@@ -8,10 +8,10 @@ use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use sfs_server::client::Client;
-use sfs_server::proto::{Reply, Request, ServerMsg, MAX_IO};
+use sfs_client::client::Client;
+use sfs_proto::messages::{Reply, Request, ServerMsg, MAX_IO};
+use sfs_proto::session;
 use sfs_server::server::OUT_CAP;
-use sfs_server::session;
 
 use crate::util::{closed_within, data, nofile_at_least, BinServer, Env, Raw};
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use sfs_server::proto::{Request, Stable};
+use sfs_proto::messages::{Request, Stable};
 
 use crate::util::{connect, data, BinServer, Env, Raw};
 
@@ -73,7 +73,7 @@ fn silent_holder_delays_writer_until_lease_expiry() {
     // The holder did receive the INVALIDATE.
     assert!(matches!(
         holder.recv().unwrap(),
-        sfs_server::proto::ServerMsg::Invalidate { .. }
+        sfs_proto::messages::ServerMsg::Invalidate { .. }
     ));
 }
 

@@ -451,7 +451,7 @@ fn unmounting_by_signal_and_by_fusermount() {
     assert!(wait_exit(&mut m.child, Duration::from_secs(10)).is_some_and(|s| s.success()));
     // Without --foreground the command returns once mounted, and the mount stays.
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sfs-client"))
+    let out = std::process::Command::new(crate::util::bins::client())
         .args(["--server", &addr, "--user", "alice", "--key-file"])
         .arg(env.key_file("alice"))
         .arg("mount")

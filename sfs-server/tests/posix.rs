@@ -39,7 +39,7 @@ fn trusted_mount(test: &str) -> Option<(Env, sfs_server::server::Server, Mount)>
         return None;
     }
     let env = Env::new();
-    let mut t = sfs_server::keys::KeyTable::load(&env.keys).unwrap();
+    let mut t = sfs_server::keytable::KeyTable::load(&env.keys).unwrap();
     t.set_trusted("alice", true).unwrap();
     t.save(&env.keys).unwrap();
     let srv = env.default_server();

@@ -147,7 +147,7 @@ fn manifest(root: &Path) -> BTreeMap<String, String> {
                 format!(
                     "file {mode:o} {} {} mtime {} links {}",
                     md.len(),
-                    sfs_server::keys::hex_encode(&digest),
+                    sfs_proto::key::hex_encode(&digest),
                     md.mtime(),
                     md.nlink()
                 )
@@ -228,6 +228,8 @@ fn fio_writes_and_reads_verify() {
     let fio = |mnt: &Mount, args: &[&str]| {
         let out = run_for(
             Command::new("fio")
+                // fio saves its verify state (`*-verify.state`) in its working directory.
+                .current_dir(env.dir.path())
                 .arg(format!("--directory={}", mnt.dir.display()))
                 .args([
                     "--ioengine=psync",

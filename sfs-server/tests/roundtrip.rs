@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use colored_runtime::{QueueKind, StealPolicy};
 use rand::{Rng, SeedableRng};
-use sfs_server::client::{ClientError, CHUNK};
-use sfs_server::proto::{Stable, Status};
+use sfs_client::client::{ClientError, CHUNK};
+use sfs_proto::messages::{Stable, Status};
 use sfs_server::server::Coloring;
 
 use crate::util::{connect, data, Env};
@@ -150,7 +150,7 @@ fn many_clients_in_parallel() {
 fn uid_mapping_table_sets_owner() {
     let env = Env::new();
     // Map bob to a uid of his own.
-    let mut t = sfs_server::keys::KeyTable::load(&env.keys).unwrap();
+    let mut t = sfs_server::keytable::KeyTable::load(&env.keys).unwrap();
     let mut e = t.get("bob").unwrap().clone();
     e.uid = 4242;
     e.gid = 4243;

@@ -5,11 +5,11 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use sfs_server::client::{Client, ClientError};
-use sfs_server::frame::{read_frame, write_frame, MAX_FRAME};
-use sfs_server::keys::Key;
-use sfs_server::proto::{Fh, Reply, Request, Stable, Status};
-use sfs_server::session;
+use sfs_client::client::{Client, ClientError};
+use sfs_proto::frame::{read_frame, write_frame, MAX_FRAME};
+use sfs_proto::key::Key;
+use sfs_proto::messages::{Fh, Reply, Request, Stable, Status};
+use sfs_proto::session;
 
 use crate::util::{closed_within, BinServer, Env, Raw};
 
@@ -91,7 +91,7 @@ fn replayed_frame_closes_and_changes_nothing() {
     r.write(&f);
     assert!(matches!(
         r.recv().unwrap(),
-        sfs_server::proto::ServerMsg::Reply {
+        sfs_proto::messages::ServerMsg::Reply {
             result: Ok(Reply::Write { .. }),
             ..
         }

@@ -1,22 +1,17 @@
 //! `sfs-server`: the SFS-like encrypted file server (colored or N-copy), and `keygen`.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use colored_runtime::args::RuntimeArgs;
-use edge::signals::StopSignals;
-use edge::supervisor::{Stop, Supervisor};
-use serde_json::{json, Value};
-use sfs_server::server::{
-    bind, Coloring, Server, ServerConfig, HANDSHAKE_TIMEOUT, MAX_UNAUTHENTICATED,
-};
+use sfs_server::keytable::{own_ids, Keygen};
+use sfs_server::serve::{Mode, ServeOptions};
+use sfs_server::server::{Coloring, HANDSHAKE_TIMEOUT, MAX_UNAUTHENTICATED};
 
 const PROGRAM: &str = "sfs-server";
 
@@ -102,8 +97,9 @@ struct Serve {
     #[arg(long, value_parser = clap::value_parser!(Coloring), default_value = "per-client")]
     coloring: Coloring,
     /// colored: one process; ncopy: N single-worker processes sharing the port.
-    #[arg(long, default_value = "colored", value_parser = ["colored", "ncopy"])]
-    mode: String,
+    #[arg(long, default_value = "colored",
+          value_parser = PossibleValuesParser::new(["colored", "ncopy"]).try_map(|s| s.parse::<Mode>()))]
+    mode: Mode,
     /// Attribute lease duration in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     lease_ms: u64,
@@ -133,19 +129,16 @@ fn run(cli: Cli) -> Result<()> {
     match (cli.cmd, cli.serve) {
         (Some(Cmd::Keygen(k)), _) => keygen(&k),
         (None, s) => {
-            let t = check(&s)?;
-            if s.mode == "ncopy" && s.ncopy_child.is_none() {
-                ncopy(s, t)
-            } else {
-                serve(s, t)
-            }
+            let opts = options(s)?;
+            opts.check()?;
+            sfs_server::serve::run(&opts, &mut std::io::stdout())
         }
     }
 }
 
 fn keygen(k: &KeygenArgs) -> Result<()> {
-    let (uid, gid) = sfs_server::keys::own_ids();
-    let added = sfs_server::keys::Keygen {
+    let (uid, gid) = own_ids();
+    let added = Keygen {
         user: &k.user,
         keys: &k.keys,
         key_file: &k.key_file,
@@ -173,157 +166,25 @@ fn keygen(k: &KeygenArgs) -> Result<()> {
     Ok(())
 }
 
-/// What a server serves, where: `--export`, `--listen`, `--keys`, all given.
-struct Target {
-    export: PathBuf,
-    listen: SocketAddr,
-    keys: PathBuf,
-}
-
-/// Checks the command line before any work: the three required options, the runtime
-/// options, the export, the key table, the statistics path. Every error is a usage error
-/// (exit status 2).
-fn check(s: &Serve) -> Result<Target> {
-    let (Some(export), Some(listen), Some(keys)) = (s.export.clone(), s.listen, s.keys.clone())
-    else {
+/// The serving options of the command line; the three that say what is served are
+/// required (a usage error otherwise).
+fn options(s: Serve) -> Result<ServeOptions> {
+    let (Some(export), Some(listen), Some(keys)) = (s.export, s.listen, s.keys) else {
         return Err(edge::cli::usage(
             "either `keygen` or --export DIR --listen ADDR --keys FILE; see --help",
         ));
     };
-    s.rt.config().map_err(|e| edge::cli::usage(e.to_string()))?;
-    if !export.is_dir() {
-        return Err(edge::cli::usage(format!(
-            "--export {}: not a directory",
-            export.display()
-        )));
-    }
-    if !keys.is_file() {
-        return Err(edge::cli::usage(format!(
-            "--keys {}: no such key table (create it with `sfs-server keygen`)",
-            keys.display()
-        )));
-    }
-    if let Some(p) = &s.stats_json {
-        edge::cli::check_output_path("--stats-json", p)?;
-    }
-    Ok(Target {
+    Ok(ServeOptions {
         export,
         listen,
         keys,
-    })
-}
-
-/// The `--coloring` value as it is spelled on the command line.
-fn coloring_name(c: Coloring) -> &'static str {
-    match c {
-        Coloring::PerClient => "per-client",
-        Coloring::None => "none",
-    }
-}
-
-fn serve(s: Serve, t: Target) -> Result<()> {
-    let mut signals = StopSignals::hook()?;
-    if let Err(e) = edge::limits::raise_nofile() {
-        eprintln!("sfs-server: could not raise the open-file limit: {e}");
-    }
-    if let (Some(i), false) = (s.ncopy_child, s.rt.no_pin) {
-        edge::cpu::pin_process_to(i).context("pinning an N-copy server")?;
-    }
-    let listener = bind(t.listen, s.ncopy_child.is_some())?;
-    let cfg = ServerConfig {
-        export: t.export,
-        keys: t.keys,
-        runtime: s.rt.config()?,
+        runtime: s.rt,
         coloring: s.coloring,
+        mode: s.mode,
         lease: Duration::from_millis(s.lease_ms),
         handshake_timeout: Duration::from_millis(s.handshake_timeout_ms),
         max_unauthenticated: s.max_unauthenticated,
-    };
-    let started = Instant::now();
-    let server = Server::start(cfg, listener)?;
-    println!(
-        "sfs-server listening on {} (pid {}, workers {}, runtime {}, stealing {}, coloring {})",
-        server.local_addr(),
-        std::process::id(),
-        s.rt.workers,
-        s.rt.runtime,
-        s.rt.stealing,
-        coloring_name(s.coloring)
-    );
-    std::io::stdout().flush()?;
-    signals.wait();
-    let conn = server.conn_stats();
-    let listen = server.local_addr();
-    let stats = server.shutdown();
-    if let Some(p) = s.stats_json {
-        let mut doc = json!({
-            "mode": s.mode,
-            "runtime": s.rt.runtime.to_string(),
-            "stealing": s.rt.stealing.to_string(),
-            "steal_amount": s.rt.steal_amount.to_string(),
-            "coloring": s.coloring,
-            "workers": s.rt.workers,
-            "listen": listen.to_string(),
-            "pid": std::process::id(),
-            "elapsed_secs": started.elapsed().as_secs_f64(),
-        });
-        if let (Value::Object(d), Value::Object(c)) = (&mut doc, serde_json::to_value(conn)?) {
-            d.extend(c);
-        }
-        doc["runtime_stats"] = serde_json::to_value(&stats)?;
-        edge::stats_file::write_json(&p, &doc)?;
-    }
-    Ok(())
-}
-
-/// N independent single-worker servers (the uniprocessor original, color 0 only) on one
-/// port with SO_REUSEPORT, under the shared N-copy supervisor: fast, but each has its own
-/// lease table.
-fn ncopy(s: Serve, t: Target) -> Result<()> {
-    let exe = std::env::current_exe()?;
-    let mut sup = Supervisor::start(t.listen, s.rt.workers, |slot| {
-        let mut cmd = Command::new(&exe);
-        cmd.arg("--export")
-            .arg(&t.export)
-            .args(["--listen", &slot.addr.to_string()])
-            .arg("--keys")
-            .arg(&t.keys)
-            .args(["--workers", "1", "--runtime", &s.rt.runtime.to_string()])
-            .args(["--stealing", "off", "--coloring", "none", "--mode", "ncopy"])
-            .args(["--lease-ms", &s.lease_ms.to_string()])
-            .args([
-                "--steal-amount",
-                &s.rt.steal_amount.to_string(),
-                "--handshake-timeout-ms",
-                &s.handshake_timeout_ms.to_string(),
-            ])
-            .args(["--max-unauthenticated", &s.max_unauthenticated.to_string()])
-            .args(["--ncopy-child", &slot.index.to_string()])
-            .arg("--stats-json")
-            .arg(slot.stats_file);
-        if s.rt.no_pin {
-            cmd.arg("--no-pin");
-        }
-        cmd
-    })?;
-    println!(
-        "sfs-server listening on {} (ncopy: {} processes, pid {})",
-        sup.addr(),
-        s.rt.workers,
-        std::process::id()
-    );
-    std::io::stdout().flush()?;
-    let stop = sup.wait();
-    if let Stop::ChildExited { index, status } = &stop {
-        eprintln!("sfs-server: N-copy server {index} exited: {status}; stopping the others");
-    }
-    let finished = sup.stop();
-    if let Some(p) = &s.stats_json {
-        for i in finished.without_stats() {
-            eprintln!("sfs-server: N-copy server {i} wrote no statistics");
-        }
-        let merged = finished.merged_stats(&[("workers", Value::from(s.rt.workers))]);
-        edge::stats_file::write_json(p, &merged)?;
-    }
-    finished.outcome()
+        stats_json: s.stats_json,
+        ncopy_child: s.ncopy_child,
+    })
 }

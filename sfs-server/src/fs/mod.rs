@@ -19,7 +19,7 @@
 //!    (group from a set-group-id directory), and get exactly the mode asked for (the
 //!    server's umask does not apply: the client applied its own).
 //!
-//! The namespace operations live in [`namespace`], the system calls in [`sys`].
+//! The namespace operations live in `namespace`, the system calls in `sys`.
 
 // `stat` field widths differ between targets; the casts are for portability.
 #![allow(clippy::unnecessary_cast)]
@@ -37,13 +37,14 @@ use std::sync::Arc;
 
 use rand::RngCore;
 
-use crate::fh::{check_name, FhKey, HandleData};
-use crate::perm::{self, Ident, Owner};
-use crate::proto::{
+use sfs_proto::fh::{check_name, FhKey, HandleData};
+use sfs_proto::messages::{
     Attr, Fh, FileType, FsStat, Reply, SetAttrs, SetTime, Stable, Status, Time, ACCESS_EXEC,
     ACCESS_READ, ACCESS_WRITE, MAX_IO,
 };
 use sys::{fstat, fstatat_nofollow, openat};
+
+use crate::perm::{self, Ident, Owner};
 
 /// Most open regular files kept cached.
 const FILE_CACHE_MAX: usize = 256;
@@ -402,7 +403,7 @@ impl Export {
             ino: st.st_ino as u64,
             path: dir.child_path(name),
         };
-        if h.path.len() > crate::fh::MAX_PATH {
+        if h.path.len() > sfs_proto::fh::MAX_PATH {
             return Err(Status::NameTooLong);
         }
         Ok(Reply::Handle {
@@ -575,7 +576,7 @@ impl Export {
             bavail: v.f_bavail as u64,
             files: v.f_files as u64,
             ffree: v.f_ffree as u64,
-            namemax: (v.f_namemax as u32).min(crate::proto::MAX_NAME as u32),
+            namemax: (v.f_namemax as u32).min(sfs_proto::messages::MAX_NAME as u32),
         })
     }
 }

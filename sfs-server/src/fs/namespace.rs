@@ -11,11 +11,14 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
+use sfs_proto::fh::{check_name, HandleData};
+use sfs_proto::messages::{
+    DirEntry, FileType, Reply, Status, ACCESS_READ, MAX_DIR_ENTRIES, MAX_TARGET,
+};
+
 use super::sys::{self, fstat, fstatat_nofollow, openat};
 use super::{fsync_fd, ftype, io_err, Export, FsResult};
-use crate::fh::{check_name, HandleData};
 use crate::perm::{self, Ident, Owner};
-use crate::proto::{DirEntry, FileType, Reply, Status, ACCESS_READ, MAX_DIR_ENTRIES, MAX_TARGET};
 
 /// The owner a new entry of directory `dir` gets when the server may choose it: the
 /// caller, with the directory's group if it is set-group-id.
@@ -267,7 +270,7 @@ impl Export {
             && (st1.st_ino, st1.st_dev) != (st2.st_ino, st2.st_dev)
         {
             // Its ".." entry changes.
-            perm::check(Owner::of(&moved), who, crate::proto::ACCESS_WRITE)?;
+            perm::check(Owner::of(&moved), who, sfs_proto::messages::ACCESS_WRITE)?;
         }
         sys::renameat(fd1.as_raw_fd(), from_name, fd2.as_raw_fd(), to_name).map_err(io_err)?;
         fsync_fd(&fd1)?;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod bins;
 pub mod mount;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -11,12 +12,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use colored_runtime::{QueueKind, RuntimeConfig, StealPolicy};
-use sfs_server::client::{handshake, Client};
-use sfs_server::frame::{read_frame, LEN_BYTES};
-use sfs_server::keys::{keygen, Key};
-use sfs_server::proto::{ClientMsg, Fh, Reply, Request, ServerMsg};
+use sfs_client::client::{handshake, Client};
+use sfs_proto::frame::{read_frame, LEN_BYTES};
+use sfs_proto::key::Key;
+use sfs_proto::messages::{ClientMsg, Fh, Reply, Request, ServerMsg};
+use sfs_proto::session::{RecvCipher, SendCipher};
+use sfs_server::keytable::keygen;
 use sfs_server::server::{bind, Coloring, Server, ServerConfig};
-use sfs_server::session::{RecvCipher, SendCipher};
 
 /// A temporary export, key table and two users.
 pub struct Env {
@@ -50,13 +52,13 @@ impl Env {
 
     /// The uid `user` is mapped to.
     pub fn keys_uid(&self, user: &str) -> u32 {
-        let t = sfs_server::keys::KeyTable::load(&self.keys).unwrap();
+        let t = sfs_server::keytable::KeyTable::load(&self.keys).unwrap();
         t.get(user).unwrap().uid
     }
 
     /// Map `user` to (`uid`, `gid`) in the key table (before starting a server).
     pub fn map_user(&self, user: &str, uid: u32, gid: u32) {
-        let mut t = sfs_server::keys::KeyTable::load(&self.keys).unwrap();
+        let mut t = sfs_server::keytable::KeyTable::load(&self.keys).unwrap();
         let mut e = t.get(user).unwrap().clone();
         (e.uid, e.gid) = (uid, gid);
         t.insert(user, e).unwrap();
@@ -185,7 +187,7 @@ impl BinServer {
         tag: &str,
     ) -> BinServer {
         let stderr = env.dir.path().join(format!("server-{tag}.err"));
-        let bin = env!("CARGO_BIN_EXE_sfs-server");
+        let bin = crate::util::bins::SERVER;
         let mut cmd = match wrapper {
             [] => Command::new(bin),
             [w, rest @ ..] => {
@@ -360,7 +362,7 @@ impl Raw {
         ServerMsg::decode(&body).map_err(std::io::Error::other)
     }
 
-    pub fn call(&mut self, req: Request) -> Result<Reply, sfs_server::proto::Status> {
+    pub fn call(&mut self, req: Request) -> Result<Reply, sfs_proto::messages::Status> {
         let f = self.seal(req);
         self.write(&f);
         match self.recv().unwrap() {

@@ -153,7 +153,7 @@ impl Mount {
             .unwrap();
         let dir = tmp.path().join("mnt");
         std::fs::create_dir(&dir).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sfs-client"));
+        let mut cmd = Command::new(crate::util::bins::client());
         cmd.args(["--server", addr, "--user", user, "--key-file"])
             .arg(key_file)
             .arg("mount")

@@ -6,7 +6,7 @@
 //!    `HMAC-SHA256(K, "sfs-server-proof" | user | Nc | Ns)`: the server proves it
 //!    knows the user's key `K` (mutual authentication).
 //! 3. C -> S `ClientProof`: `HMAC-SHA256(K, "sfs-client-proof" | user | Nc | Ns)`.
-//! 4. S -> C the first sealed frame (an `AuthOk` message, see [`crate::proto`]).
+//! 4. S -> C the first sealed frame (an `AuthOk` message, see [`crate::messages`]).
 //!
 //! Session keys: `HKDF-SHA256(salt = Nc | Ns, ikm = K)` expanded with the info strings
 //! `"sfs c2s v1"` and `"sfs s2c v1"`: one key per direction, fresh for every
@@ -30,7 +30,7 @@ use sha2::Sha256;
 use thiserror::Error;
 
 use crate::frame::LEN_BYTES;
-use crate::keys::{check_user_name, Key};
+use crate::key::{check_user_name, Key};
 
 /// Handshake magic.
 pub const MAGIC: &[u8; 4] = b"SFS1";

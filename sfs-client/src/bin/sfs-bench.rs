@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use sfs_server::bench::{crypto_limit, run, BenchConfig, Verify};
-use sfs_server::keys::Key;
-use sfs_server::multiio::{self, ReadFilesConfig};
+use sfs_client::bench::{crypto_limit, run, BenchConfig, Verify};
+use sfs_client::multiio::{self, ReadFilesConfig};
+use sfs_proto::key::Key;
 
 const PROGRAM: &str = "sfs-bench";
 
@@ -218,7 +218,7 @@ fn run_cli(cli: Cli) -> Result<()> {
         file,
         seconds: cli.seconds,
         verify: cli.verify,
-        chunk: cli.chunk.min(sfs_server::proto::MAX_IO as u32),
+        chunk: cli.chunk.min(sfs_proto::messages::MAX_IO as u32),
     };
     let r = run(&cfg, &key).context("benchmark failed")?;
     if cli.format == "json" {

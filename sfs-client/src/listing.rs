@@ -1,4 +1,5 @@
-//! What `sfs-client ls` prints: names, or with `--long` what `ls -l` users expect.
+//! What `sfs-client ls` and `sfs-client stat` print: names, or with `--long` what `ls -l`
+//! users expect; a file's attributes as `stat` words them.
 //!
 //! `ls PATH` lists a directory's entries (or names a file), sorted by name. `--long` prints,
 //! one per line, the type and permission bits (`drwxr-xr-x`, setuid/setgid/sticky as `ls`
@@ -7,8 +8,9 @@
 //! `ls -l --time-style=long-iso` but UTC, so the listing does not depend on the time zone of
 //! the machine that prints it) and the name, in aligned columns.
 
+use sfs_proto::messages::{Attr, FileType};
+
 use crate::client::{CResult, Client};
-use crate::proto::{Attr, FileType};
 
 /// One entry of a listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +110,40 @@ pub fn long(entries: &[Listed]) -> String {
     out
 }
 
+/// The type as `stat` words it.
+pub fn type_name(t: FileType) -> &'static str {
+    match t {
+        FileType::Regular => "regular file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symbolic link",
+        FileType::Fifo => "fifo",
+        FileType::CharDev => "character special file",
+        FileType::BlockDev => "block special file",
+        FileType::Socket => "socket",
+        FileType::Other => "other",
+    }
+}
+
+/// What `sfs-client stat` prints: type, mode, size, file id, link count, ids and owner,
+/// and the modification time in UTC and in seconds since the epoch, one per line.
+pub fn stat(a: &Attr) -> String {
+    format!(
+        "type {}\nmode {} ({:o})\nsize {}\nfileid {}\nnlink {}\nuid {} gid {} owner {}\nmtime {} UTC ({}.{:09} s since the epoch)\n",
+        type_name(a.ftype),
+        mode_string(a.ftype, a.mode),
+        a.mode,
+        a.size,
+        a.fileid,
+        a.nlink,
+        a.uid,
+        a.gid,
+        if a.owner.is_empty() { "-" } else { &a.owner },
+        edge::time::Utc::from_unix(a.mtime.secs),
+        a.mtime.secs,
+        a.mtime.nsecs
+    )
+}
+
 /// The short listing: one name per line (as `ls` prints when its output is not a terminal).
 pub fn short(entries: &[Listed]) -> String {
     entries.iter().map(|e| format!("{}\n", e.name)).collect()
@@ -115,8 +151,9 @@ pub fn short(entries: &[Listed]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use sfs_proto::messages::Time;
+
     use super::*;
-    use crate::proto::Time;
 
     fn attr(ftype: FileType, mode: u32, size: u64, owner: &str, mtime: i64) -> Attr {
         Attr {
@@ -174,5 +211,20 @@ mod tests {
         assert!(!out.contains("10109087"));
         assert_eq!(short(&entries), "big.bin\nsub\n");
         assert_eq!(long(&[]), "");
+    }
+
+    #[test]
+    fn stat_words_every_attribute() {
+        let mut a = attr(FileType::Regular, 0o4755, 123, "alice", 1_796_000_000);
+        a.mtime.nsecs = 5;
+        assert_eq!(
+            stat(&a),
+            "type regular file\nmode -rwsr-xr-x (4755)\nsize 123\nfileid 10109087\nnlink 1\n\
+             uid 1000 gid 1000 owner alice\n\
+             mtime 2026-11-30 00:53:20 UTC (1796000000.000000005 s since the epoch)\n"
+        );
+        let d = attr(FileType::Directory, 0o755, 4096, "", 0);
+        assert!(stat(&d).starts_with("type directory\nmode drwxr-xr-x (755)\n"));
+        assert!(stat(&d).contains("owner -\n"), "{}", stat(&d));
     }
 }

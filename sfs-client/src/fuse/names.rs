@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use fuser::{Errno, FileAttr};
 
+use sfs_proto::messages::{Attr, DirEntry, Fh, FileType, Reply, Request, MAX_NAME};
+
 use super::attr::file_attr;
 use super::{Retry, Sfs};
 use crate::client::{CResult, Client, ClientError};
-use crate::proto::{Attr, DirEntry, Fh, FileType, Reply, Request, MAX_NAME};
 
 /// An entry reply: the kernel's attributes and how long it may cache them.
 pub type Entry = (FileAttr, Duration);
@@ -191,10 +192,10 @@ impl Sfs {
         &self,
         node: u64,
         fh: u64,
-    ) -> Result<Vec<(u64, crate::proto::FileType, String)>, Errno> {
+    ) -> Result<Vec<(u64, sfs_proto::messages::FileType, String)>, Errno> {
         let entries = self.dirs.lock().get(&fh).cloned().ok_or(Errno::EBADF)?;
         let parent = self.nodes.lock().get(node).map_or(node, |n| n.parent);
-        let dir = crate::proto::FileType::Directory;
+        let dir = sfs_proto::messages::FileType::Directory;
         let mut out = vec![
             (node, dir, ".".to_string()),
             (parent, dir, "..".to_string()),

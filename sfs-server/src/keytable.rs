@@ -1,96 +1,23 @@
-//! User keys: the per-user key file and the server's key table.
+//! The server's key table: who may connect, with which key, acting as which local user.
 //!
 //! Invariants:
-//! 1. A key is exactly 256 bits of randomness from the OS generator; on disk it is 64
-//!    lowercase hex digits and a newline.
-//! 2. A key file is created with mode 0600 (never world- or group-readable); the key
-//!    table is written the same way, atomically (temp file + rename), so a crash never
-//!    leaves a half-written table.
-//! 3. The key table maps a user name to `(uid, gid, key)`: this is also SFS's uid
-//!    mapping table (the local identity a remote user acts as). User names are
-//!    non-empty, at most [`MAX_USER_LEN`] bytes of `[A-Za-z0-9._-]`.
-//! 4. An entry may be marked `trusted` (a fifth field): its key may then act for the
+//! 1. The key table maps a user name to `(uid, gid, key)`: this is also SFS's uid
+//!    mapping table (the local identity a remote user acts as). User names obey
+//!    [`check_user_name`]; keys are [`Key`]s.
+//! 2. The table is written with mode 0600, atomically (temp file + rename), so a crash
+//!    never leaves a half-written table; `keygen` writes the user's key file the same
+//!    way and only once the table is saved, so a failure leaves neither changed.
+//! 3. An entry may be marked `trusted` (a fifth field): its key may then act for the
 //!    local callers a client names per call (NFS's trusted-host model, see
 //!    [`crate::dispatch`]). Entries are untrusted unless marked; tables written before
 //!    the field existed load unchanged.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use rand::RngCore;
-
-/// Longest accepted user name in bytes.
-pub const MAX_USER_LEN: usize = 64;
-
-/// A user's 256-bit secret key.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Key(pub [u8; 32]);
-
-impl fmt::Debug for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Key(<secret>)")
-    }
-}
-
-impl Key {
-    /// A fresh random key.
-    pub fn generate() -> Key {
-        let mut k = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut k);
-        Key(k)
-    }
-
-    /// Lowercase hex, 64 digits.
-    pub fn to_hex(&self) -> String {
-        hex_encode(&self.0)
-    }
-
-    /// Parse 64 hex digits (surrounding whitespace ignored).
-    pub fn from_hex(s: &str) -> Result<Key> {
-        let s = s.trim();
-        let bytes = hex_decode(s).context("key is not hex")?;
-        if bytes.len() != 32 {
-            bail!(
-                "key must be 32 bytes (64 hex digits), got {} bytes",
-                bytes.len()
-            );
-        }
-        let mut k = [0u8; 32];
-        k.copy_from_slice(&bytes);
-        Ok(Key(k))
-    }
-
-    /// Read a key file written by [`Key::write_file`].
-    pub fn read_file(path: &Path) -> Result<Key> {
-        let s = fs::read_to_string(path)
-            .with_context(|| format!("reading key file {}", path.display()))?;
-        Key::from_hex(&s).with_context(|| format!("parsing key file {}", path.display()))
-    }
-
-    /// Write the key to `path` with mode 0600 (replacing any existing file).
-    pub fn write_file(&self, path: &Path) -> Result<()> {
-        write_private(path, format!("{}\n", self.to_hex()).as_bytes())
-    }
-}
-
-/// Validate a user name (see the module invariants).
-pub fn check_user_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > MAX_USER_LEN {
-        bail!("user name must be 1..={MAX_USER_LEN} bytes");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        bail!("user name {name:?} may only contain [A-Za-z0-9._-]");
-    }
-    Ok(())
-}
+use sfs_proto::key::{check_user_name, tmp_beside, write_private, Key};
 
 /// One user's entry: the local identity (uid mapping) and the key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -356,71 +283,10 @@ pub fn keygen(user: &str, keys: &Path, key_file: &Path) -> Result<Key> {
     Ok(k.run()?.key)
 }
 
-/// A temporary name in the directory of `path` (same file system, so a rename is atomic).
-fn tmp_beside(path: &Path) -> std::path::PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
-}
-
-fn write_private(path: &Path, data: &[u8]) -> Result<()> {
-    // Remove first so an existing file with looser permissions is not reused.
-    let _ = fs::remove_file(path);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    Ok(())
-}
-
-/// Lowercase hex encoding.
-pub fn hex_encode(b: &[u8]) -> String {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for &x in b {
-        s.push(D[(x >> 4) as usize] as char);
-        s.push(D[(x & 15) as usize] as char);
-    }
-    s
-}
-
-/// Hex decoding (either case).
-pub fn hex_decode(s: &str) -> Result<Vec<u8>> {
-    let b = s.as_bytes();
-    if b.len() % 2 != 0 {
-        bail!("odd number of hex digits");
-    }
-    fn nib(c: u8) -> Result<u8> {
-        Ok(match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => bail!("bad hex digit {:?}", c as char),
-        })
-    }
-    b.chunks(2)
-        .map(|p| Ok(nib(p[0])? << 4 | nib(p[1])?))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn hex_round_trip() {
-        let k = Key::generate();
-        assert_eq!(Key::from_hex(&k.to_hex()).unwrap(), k);
-        assert!(Key::from_hex("abcd").is_err());
-        assert!(Key::from_hex(&"zz".repeat(32)).is_err());
-    }
 
     #[test]
     fn keygen_writes_private_files_and_table() {
@@ -489,11 +355,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_names_and_lines_rejected() {
-        assert!(check_user_name("").is_err());
-        assert!(check_user_name("a b").is_err());
-        assert!(check_user_name("../x").is_err());
-        assert!(check_user_name("ok-user_1.x").is_ok());
+    fn bad_lines_rejected() {
         assert!(KeyTable::parse("alice 1 2").is_err());
         let k = Key::generate().to_hex();
         assert!(KeyTable::parse(&format!("a 1 1 {k}\na 2 2 {k}\n")).is_err());

@@ -19,11 +19,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use sfs_proto::frame::{read_frame, read_frame_into, LEN_BYTES};
+use sfs_proto::key::Key;
+use sfs_proto::messages::{ClientMsg, Fh, FileType, Reply, Request, ServerMsg};
+use sfs_proto::session::{RecvCipher, SendCipher, TAG_LEN};
+
 use crate::client::handshake;
-use crate::frame::{read_frame, read_frame_into, LEN_BYTES};
-use crate::keys::Key;
-use crate::proto::{ClientMsg, Fh, FileType, Reply, Request, ServerMsg};
-use crate::session::{RecvCipher, SendCipher, TAG_LEN};
 
 /// Replies verified in `sample` mode: one in this many.
 pub const SAMPLE_EVERY: u64 = 16;

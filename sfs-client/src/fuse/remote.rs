@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use sfs_proto::key::Key;
+
 use crate::client::{CResult, Client, ClientError, ClientOptions};
-use crate::keys::Key;
 
 /// What the connection needs.
 #[derive(Clone)]

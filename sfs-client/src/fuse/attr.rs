@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{Errno, FileAttr, FileType as KType, INodeNo};
 
+use sfs_proto::messages::{Attr, FileType, Time};
+
 use crate::client::ClientError;
-use crate::proto::{Attr, FileType, Time};
 
 /// The id `nobody` has.
 pub const NOBODY: u32 = 65534;
@@ -171,8 +172,9 @@ pub fn errno(e: &ClientError) -> Errno {
 
 #[cfg(test)]
 mod tests {
+    use sfs_proto::messages::Status;
+
     use super::*;
-    use crate::proto::Status;
 
     #[test]
     fn the_mounting_user_stands_for_the_sfs_user() {

@@ -17,12 +17,13 @@ use fuser::{
     WriteFlags,
 };
 
+use sfs_proto::messages::{FileType, MAX_IO};
+
 use super::attr::kind;
 use super::data::KernelSetAttr;
 use super::names::Entry;
 use super::Sfs;
 use crate::client::CallerScope;
-use crate::proto::{FileType, MAX_IO};
 
 /// The file system the kernel talks to.
 pub struct Fs(pub Arc<Sfs>);

@@ -4,11 +4,12 @@ use std::time::Instant;
 
 use fuser::{Errno, FileAttr, FopenFlags, OpenAccMode, TimeOrNow};
 
-use super::attr::{file_attr, proto_time};
-use super::{PageState, Retry, Sfs};
-use crate::proto::{
+use sfs_proto::messages::{
     Attr, FsStat, SetAttrs, SetTime, Stable, ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, MAX_IO,
 };
+
+use super::attr::{file_attr, proto_time};
+use super::{PageState, Retry, Sfs};
 
 /// What SETATTR may change, as the kernel gives it.
 #[derive(Default)]

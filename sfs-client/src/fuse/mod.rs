@@ -4,7 +4,7 @@
 //! Invariants:
 //! 1. Write-back never acknowledges to the kernel what the server has not accepted:
 //!    each kernel WRITE is an UNSTABLE WRITE answered only after the server's reply,
-//!    and stays in the [`writelog`] until a COMMIT with the same verifier covers it;
+//!    and stays in the `writelog` until a COMMIT with the same verifier covers it;
 //!    `fsync` and `close` (FUSE FLUSH) COMMIT a file that has uncommitted writes, and a
 //!    changed verifier (server restart) sends the writes again before committing.
 //! 2. Leases drive the kernel's caches: attributes and entries are cached for what is
@@ -12,20 +12,20 @@
 //!    request was sent); `open` keeps cached pages only while the lease holds and no
 //!    INVALIDATE arrived since they were validated; an INVALIDATE drops the kernel's
 //!    attributes before it is acknowledged, and pages and names right after
-//!    ([`inval`]).
-//! 3. Errors are POSIX errnos ([`attr::errno`]); a lost connection is re-established
-//!    within [`MountConfig::reconnect_for`] ([`remote`]) and operations that are safe to
+//!    (`inval`).
+//! 3. Errors are POSIX errnos (`attr::errno`); a lost connection is re-established
+//!    within [`MountConfig::reconnect_for`] (`remote`) and operations that are safe to
 //!    repeat are retried on the new one; others fail with EIO. Every call has a
 //!    timeout, so no operation waits forever.
 //! 4. Handles carry paths and go stale when a directory above them is renamed, or when
 //!    the server restarts: a stale handle is looked up again by name from the root
-//!    ([`nodes`]) and the operation retried, once per cause.
+//!    (`nodes`) and the operation retried, once per cause.
 //! 5. The server never follows a symlink; the kernel resolves them (READLINK), in the
 //!    client's name space, so a link pointing outside the export names a file of the
 //!    client, never one of the server's outside the export.
 //! 6. A mount made with a trusted key (`sfs-server keygen --trusted`) sends every
 //!    call for the kernel's caller: its uid, gid and the supplementary groups
-//!    `/proc/PID/status` lists for the calling process ([`caller`]). It is mounted
+//!    `/proc/PID/status` lists for the calling process (`caller`). It is mounted
 //!    `allow_other` and `default_permissions` (the kernel checks with the caller's full
 //!    credentials, the server checks again), and ids are shown as they are. A mount
 //!    with any other key acts as the key's user for everyone (only its owner and root
@@ -52,14 +52,15 @@ use anyhow::{bail, Context, Result};
 use fuser::{Config, Errno, MountOption, SessionACL};
 use parking_lot::Mutex;
 
-use crate::client::{CResult, Client, ClientError, ClientOptions};
-use crate::keys::Key;
-use crate::proto::{DirEntry, Fh, Status, Time};
 pub use attr::IdMap;
 use inval::Invalidator;
 use nodes::{Nodes, ROOT};
 use remote::{Remote, RemoteConfig};
+use sfs_proto::key::Key;
+use sfs_proto::messages::{DirEntry, Fh, Status, Time};
 use writelog::WriteLog;
+
+use crate::client::{CResult, Client, ClientError, ClientOptions};
 
 /// Bytes of uncommitted writes one file may hold before a COMMIT is forced.
 const FILE_WRITE_CAP: usize = 32 << 20;
@@ -154,19 +155,19 @@ pub(crate) struct Sfs {
 /// The credentials of the process that made kernel request `req`: its uid and gid
 /// from the request, its supplementary groups from `/proc/PID/status` (none if the
 /// process is already gone, which can only deny, never grant, more).
-pub(crate) fn caller(req: &fuser::Request) -> crate::proto::Cred {
+pub(crate) fn caller(req: &fuser::Request) -> sfs_proto::messages::Cred {
     let groups = std::fs::read_to_string(format!("/proc/{}/status", req.pid()))
         .ok()
         .and_then(|st| {
             st.lines().find_map(|l| l.strip_prefix("Groups:")).map(|g| {
                 g.split_whitespace()
                     .filter_map(|x| x.parse().ok())
-                    .take(crate::proto::MAX_GROUPS)
+                    .take(sfs_proto::messages::MAX_GROUPS)
                     .collect()
             })
         })
         .unwrap_or_default();
-    crate::proto::Cred {
+    sfs_proto::messages::Cred {
         uid: req.uid(),
         gid: req.gid(),
         groups,
@@ -214,7 +215,7 @@ impl Sfs {
         // SAFETY: getuid/getgid have no preconditions and cannot fail.
         let (local_uid, local_gid) = unsafe { (libc::getuid(), libc::getgid()) };
         // Is the key trusted? A call made for ourselves is answered, else refused.
-        let me = crate::proto::Cred {
+        let me = sfs_proto::messages::Cred {
             uid: local_uid,
             gid: local_gid,
             groups: Vec::new(),

@@ -1,19 +1,17 @@
 //! `sfs-client`: ls, stat, get, put, rm against an SFS server, and `mount` (FUSE).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use sfs_server::client::Client;
-use sfs_server::fuse::{MountConfig, MountInfo};
-use sfs_server::keys::Key;
-use sfs_server::listing;
-use sfs_server::proto::FileType;
+use sfs_client::client::Client;
+use sfs_client::fuse::MountConfig;
+use sfs_client::{listing, mount_process};
+use sfs_proto::key::Key;
 
 const PROGRAM: &str = "sfs-client";
 
@@ -156,20 +154,6 @@ fn main() -> ExitCode {
     edge::cli::finish(PROGRAM, run(cli))
 }
 
-/// The type as `stat` words it.
-fn type_name(t: FileType) -> &'static str {
-    match t {
-        FileType::Regular => "regular file",
-        FileType::Directory => "directory",
-        FileType::Symlink => "symbolic link",
-        FileType::Fifo => "fifo",
-        FileType::CharDev => "character special file",
-        FileType::BlockDev => "block special file",
-        FileType::Socket => "socket",
-        FileType::Other => "other",
-    }
-}
-
 fn run(cli: Cli) -> Result<()> {
     let conn = cli.conn()?;
     let key = Key::read_file(&conn.key_file)?;
@@ -197,22 +181,7 @@ fn run(cli: Cli) -> Result<()> {
             let (_, a) = c
                 .lookup_path(&path)
                 .with_context(|| format!("stat {path}"))?;
-            let mtime = edge::time::Utc::from_unix(a.mtime.secs);
-            edge::cli::print_stdout(&format!(
-                "type {}\nmode {} ({:o})\nsize {}\nfileid {}\nnlink {}\nuid {} gid {} owner {}\nmtime {} UTC ({}.{:09} s since the epoch)\n",
-                type_name(a.ftype),
-                listing::mode_string(a.ftype, a.mode),
-                a.mode,
-                a.size,
-                a.fileid,
-                a.nlink,
-                a.uid,
-                a.gid,
-                if a.owner.is_empty() { "-" } else { &a.owner },
-                mtime,
-                a.mtime.secs,
-                a.mtime.nsecs
-            ))?;
+            edge::cli::print_stdout(&listing::stat(&a))?;
         }
         Cmd::Get { remote, local } => {
             let data = c.get(&remote).with_context(|| format!("get {remote}"))?;
@@ -241,131 +210,27 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn describe(server: &str, m: &MountArgs, i: &MountInfo) -> String {
-    let who = if i.trusted {
-        "trusted key: every local user acts as itself, checked by its own uid and groups"
-            .to_string()
-    } else {
-        format!(
-            "key not trusted: every operation acts as server uid {} (shown as {}), \
-             other local users cannot use the mount",
-            i.ids.server_uid, i.ids.local_uid
-        )
-    };
-    format!(
-        "sfs-client: mounted {server} at {} (server id {}, lease {} ms, {who}, auto-unmount {})",
-        m.mountpoint.display(),
-        i.server_id,
-        i.lease.as_millis(),
-        if i.auto_unmount { "yes" } else { "no" }
-    )
-}
-
+/// `mount`: in the foreground, or detached (the default) once mounted.
 fn mount(server: &str, user: &str, key: Key, m: MountArgs) -> Result<()> {
     if !m.foreground {
-        return detach(&m);
+        let exe = std::env::current_exe().context("finding this program")?;
+        let args: Vec<_> = std::env::args_os().skip(1).collect();
+        println!("{}", mount_process::detach(&exe, &args, m.log.as_deref())?);
+        return Ok(());
     }
-    // SAFETY: the descriptor was passed by our parent (`detach`) for this process
-    // alone; nothing else owns it.
-    let mut ready = m
+    // SAFETY: `--ready-fd` is passed only by our parent (`mount_process::detach`), which
+    // opened the descriptor for this process alone; nothing else here owns it.
+    let ready = m
         .ready_fd
         .map(|fd| std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }));
-    if let Some(f) = &ready {
-        // Close-on-exec again, so helpers (fusermount3) do not hold the parent's pipe
-        // open after we report.
-        // SAFETY: fcntl on a descriptor this process owns.
-        unsafe {
-            libc::fcntl(
-                std::os::fd::AsRawFd::as_raw_fd(f),
-                libc::F_SETFD,
-                libc::FD_CLOEXEC,
-            )
-        };
-    }
     let cfg = MountConfig {
         server: server.to_string(),
         user: user.to_string(),
         key,
-        mountpoint: m.mountpoint.clone(),
+        mountpoint: m.mountpoint,
         threads: m.threads,
         call_timeout: Duration::from_secs(m.timeout.max(1)),
         reconnect_for: Duration::from_secs(m.reconnect),
     };
-    let r = sfs_server::fuse::mount(cfg, |info| {
-        let line = describe(server, &m, info);
-        match ready.take() {
-            Some(mut f) => {
-                let _ = writeln!(f, "{line}");
-            }
-            None => {
-                println!("{line}");
-                let _ = std::io::stdout().flush();
-            }
-        }
-    });
-    if let (Err(e), Some(f)) = (&r, ready.as_mut()) {
-        let _ = writeln!(f, "error: {e:#}");
-    }
-    r
-}
-
-/// Run the mount in a detached child (its own session, output to `--log` or
-/// nowhere) and return once it reports the mount, or its error.
-fn detach(m: &MountArgs) -> Result<()> {
-    let mut fds = [0i32; 2];
-    // SAFETY: `fds` is a valid two-element array for pipe2 to fill.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("pipe");
-    }
-    // SAFETY: pipe2 just created both descriptors; each is owned once here.
-    let (mut rd, wr) = unsafe {
-        (
-            std::fs::File::from(OwnedFd::from_raw_fd(fds[0])),
-            OwnedFd::from_raw_fd(fds[1]),
-        )
-    };
-    let wfd = fds[1];
-    let err: Stdio = match &m.log {
-        Some(p) => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .with_context(|| format!("log file {}", p.display()))?
-            .into(),
-        None => Stdio::null(),
-    };
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(std::env::args_os().skip(1))
-        .args(["--foreground", "--ready-fd", &wfd.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(err);
-    // SAFETY: between fork and exec the child only calls async-signal-safe functions
-    // (setsid, fcntl) on its own state.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setsid();
-            // Keep the write end open across exec (it is close-on-exec here).
-            if libc::fcntl(wfd, libc::F_SETFD, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().context("starting the mount process")?;
-    drop(wr);
-    let mut msg = String::new();
-    rd.read_to_string(&mut msg)?;
-    let msg = msg.trim();
-    if msg.starts_with("sfs-client: mounted") {
-        println!("{msg} (pid {})", child.id());
-        return Ok(());
-    }
-    if msg.is_empty() {
-        bail!(
-            "the mount process (pid {}) exited without mounting",
-            child.id()
-        );
-    }
-    bail!("{}", msg.trim_start_matches("error: "))
+    mount_process::foreground(cfg, ready, &mut std::io::stdout())
 }

@@ -28,24 +28,24 @@ use crossbeam_channel::{bounded, Sender};
 use parking_lot::Mutex;
 use thiserror::Error;
 
-use crate::frame::{read_frame, write_frame, FrameError};
-use crate::keys::Key;
-use crate::proto::{
+use sfs_proto::frame::{read_frame, write_frame, FrameError};
+use sfs_proto::key::Key;
+use sfs_proto::messages::{
     Attr, ClientMsg, DirEntry, Fh, FileType, FsStat, Reply, Request, ServerMsg, SetAttrs, Stable,
     Status, MAX_IO,
 };
-use crate::session::{self, RecvCipher, SendCipher};
+use sfs_proto::session::{self, RecvCipher, SendCipher};
 
 thread_local! {
     /// The caller this thread's calls are made for ([`with_caller`]).
-    static CALLER: std::cell::RefCell<Option<crate::proto::Cred>> =
+    static CALLER: std::cell::RefCell<Option<sfs_proto::messages::Cred>> =
         const { std::cell::RefCell::new(None) };
 }
 
 /// Run `f` with every call this thread makes in it sent for `cred`
 /// ([`ClientMsg::CallAs`]: a mount with a trusted key acting for the kernel's caller);
 /// `None` sends plain calls, acting as the key's user.
-pub fn with_caller<T>(cred: Option<crate::proto::Cred>, f: impl FnOnce() -> T) -> T {
+pub fn with_caller<T>(cred: Option<sfs_proto::messages::Cred>, f: impl FnOnce() -> T) -> T {
     let _g = CallerScope::enter(cred);
     f()
 }
@@ -54,12 +54,12 @@ pub fn with_caller<T>(cred: Option<crate::proto::Cred>, f: impl FnOnce() -> T) -
 /// previous caller is restored on drop, also when unwinding.
 pub struct CallerScope {
     /// The caller before this scope.
-    previous: Option<crate::proto::Cred>,
+    previous: Option<sfs_proto::messages::Cred>,
 }
 
 impl CallerScope {
     /// Send this thread's calls for `cred` until the scope is dropped.
-    pub fn enter(cred: Option<crate::proto::Cred>) -> CallerScope {
+    pub fn enter(cred: Option<sfs_proto::messages::Cred>) -> CallerScope {
         CallerScope {
             previous: CALLER.with(|c| c.replace(cred)),
         }
@@ -238,7 +238,7 @@ struct Shared {
 
 impl Shared {
     fn send(&self, m: &ClientMsg) -> CResult<()> {
-        let mut buf = vec![0u8; crate::frame::LEN_BYTES];
+        let mut buf = vec![0u8; sfs_proto::frame::LEN_BYTES];
         m.encode_into(&mut buf);
         let mut w = self.writer.lock();
         w.send

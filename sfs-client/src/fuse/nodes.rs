@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use crate::proto::{Fh, FileType};
+use sfs_proto::messages::{Fh, FileType};
 
 /// FUSE's root node id.
 pub const ROOT: u64 = 1;
@@ -230,7 +230,7 @@ impl Nodes {
             let n = self.map.get(&cur)?;
             out.push((n.parent, n.name.clone(), cur));
             cur = n.parent;
-            if out.len() > crate::fh::MAX_PATH {
+            if out.len() > sfs_proto::fh::MAX_PATH {
                 return None;
             }
         }

@@ -10,13 +10,14 @@
 //!    `.`, `..`, `/` or NUL components), so a handle can never name anything outside the
 //!    export (defence in depth behind the MAC).
 //! 3. A handle whose path no longer leads to the same (`dev`, `ino`) is stale
-//!    ([`Status::Stale`]); that check belongs to [`crate::fs`].
+//!    ([`Status::Stale`]); that check belongs to the server's export (`sfs_server::fs`),
+//!    the one place that opens files.
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::proto::{Fh, Status, MAX_FH, MAX_NAME};
+use crate::messages::{Fh, Status, MAX_FH, MAX_NAME};
 
 const FH_VERSION: u8 = 1;
 const MAC_LEN: usize = 16;
