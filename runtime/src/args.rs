@@ -182,6 +182,18 @@ impl TraceOutput {
     }
 }
 
+/// Where N-copy child `index` of a server given `--trace path` writes its trace: the index
+/// before the extension (`t.json` -> `t.c0.json`; `t` -> `t.c0`). Each child runs its own
+/// one-worker runtime, so each writes a whole trace that opens and checks on its own.
+pub fn child_trace_path(path: &std::path::Path, index: usize) -> std::path::PathBuf {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.c{index}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.c{index}"),
+    };
+    path.with_file_name(name)
+}
+
 impl<R: RuntimeChoice> RuntimeArgs<R>
 where
     R::Err: Display,
@@ -233,13 +245,14 @@ where
         Ok(Some(TraceOutput { path: path.clone() }))
     }
 
-    /// The trace options to give a child process that traces into `path` with this
-    /// process's window and record count (empty without `--trace`).
-    pub fn trace_args(&self, path: &std::path::Path) -> Vec<std::ffi::OsString> {
-        if self.trace.is_none() {
+    /// The trace options to give N-copy child `index` (empty without `--trace`): this
+    /// process's window and record count, into [`child_trace_path`] of `--trace`.
+    pub fn child_trace_args(&self, index: usize) -> Vec<std::ffi::OsString> {
+        let Some(path) = &self.trace else {
             return Vec::new();
-        }
-        let mut v: Vec<std::ffi::OsString> = vec!["--trace".into(), path.into()];
+        };
+        let mut v: Vec<std::ffi::OsString> =
+            vec!["--trace".into(), child_trace_path(path, index).into()];
         if let Some(f) = self.trace_from {
             v.extend(["--trace-from".into(), f.to_string().into()]);
         }
@@ -361,6 +374,41 @@ mod tests {
         Cli::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
             .unwrap()
             .rt
+    }
+
+    #[test]
+    fn child_trace_paths_keep_directory_and_extension() {
+        use std::path::Path;
+        assert_eq!(
+            child_trace_path(Path::new("out/t.json"), 3),
+            Path::new("out/t.c3.json")
+        );
+        assert_eq!(child_trace_path(Path::new("t"), 0), Path::new("t.c0"));
+        assert_eq!(
+            child_trace_path(Path::new("/a.b/x.trace.json"), 1),
+            Path::new("/a.b/x.trace.c1.json")
+        );
+        let a = parse(&["--trace", "d/t.json", "--trace-for", "0.5"]);
+        let args: Vec<String> = a
+            .child_trace_args(2)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "--trace",
+                "d/t.c2.json",
+                "--trace-for",
+                "0.5",
+                "--trace-records"
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([colored_trace::record::DEFAULT_CAPACITY.to_string()])
+            .collect::<Vec<_>>()
+        );
+        assert!(parse(&[]).child_trace_args(0).is_empty());
     }
 
     #[test]

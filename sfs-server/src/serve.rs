@@ -109,6 +109,9 @@ impl ServeOptions {
         if let Some(p) = &self.stats_json {
             edge::cli::check_output_path("--stats-json", p)?;
         }
+        if let Some(p) = &self.runtime.trace {
+            edge::cli::check_output_path("--trace", p)?;
+        }
         Ok(())
     }
 
@@ -145,6 +148,7 @@ fn serve(opts: &ServeOptions, out: &mut dyn Write) -> Result<()> {
     if let (Some(i), false) = (opts.ncopy_child, opts.runtime.no_pin) {
         edge::cpu::pin_process_to(i).context("pinning an N-copy server")?;
     }
+    let trace_out = opts.runtime.trace_output()?;
     let listener = bind(opts.listen, opts.ncopy_child.is_some())?;
     let started = Instant::now();
     let server = Server::start(opts.server_config()?, listener)?;
@@ -162,7 +166,19 @@ fn serve(opts: &ServeOptions, out: &mut dyn Write) -> Result<()> {
     signals.wait();
     let conn = server.conn_stats();
     let listen = server.local_addr();
-    let stats = server.shutdown();
+    let (stats, trace) = server.shutdown_traced();
+    if let (Some(t_out), Some(mut trace)) = (&trace_out, trace) {
+        let conf = &mut trace.meta.configuration;
+        conf.insert(0, ("server".into(), "sfs-server".into()));
+        conf.push(("mode".into(), opts.mode.name().into()));
+        conf.push(("coloring".into(), opts.coloring.name().into()));
+        if let Some(i) = opts.ncopy_child {
+            conf.push(("ncopy child".into(), i.to_string()));
+        }
+        t_out
+            .write(&trace)
+            .with_context(|| format!("writing the trace {}", t_out.path().display()))?;
+    }
     if let Some(p) = &opts.stats_json {
         let doc = stats_doc(opts, listen, started.elapsed(), conn, &stats)?;
         edge::stats_file::write_json(p, &doc)?;
@@ -236,6 +252,7 @@ fn child_command(
     if opts.runtime.no_pin {
         cmd.arg("--no-pin");
     }
+    cmd.args(opts.runtime.child_trace_args(index));
     cmd
 }
 

@@ -200,3 +200,74 @@ fn steal_amount_is_recorded() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--trace` writes a trace at shutdown that the checker accepts, with runs of the requests
+/// served; in N-copy mode each copy writes its own (`t.c0.json`, ...), the parent none.
+#[test]
+fn trace_is_written_at_shutdown_and_passes_the_checker() {
+    let env = Env::new();
+    for (mode, workers) in [("colored", "2"), ("ncopy", "2")] {
+        let t = env.dir.path().join(format!("t-{mode}.json"));
+        let srv = BinServer::start(
+            &env,
+            &[
+                "--workers",
+                workers,
+                "--mode",
+                mode,
+                "--trace",
+                t.to_str().unwrap(),
+                "--trace-records",
+                "100000",
+            ],
+            mode,
+        );
+        let key = env.key_file("alice");
+        for _ in 0..3 {
+            run(Command::new(crate::util::bins::client())
+                .args([
+                    "--server",
+                    &srv.addr.to_string(),
+                    "--user",
+                    "alice",
+                    "--key-file",
+                ])
+                .arg(&key)
+                .arg("ls"));
+        }
+        drop(srv);
+        let files: Vec<_> = if mode == "ncopy" {
+            assert!(
+                !t.exists(),
+                "an N-copy parent runs no runtime: no trace of its own"
+            );
+            (0..2)
+                .map(|i| env.dir.path().join(format!("t-{mode}.c{i}.json")))
+                .collect()
+        } else {
+            vec![t]
+        };
+        let mut runs = 0;
+        for f in files {
+            let r = colored_trace::check::check_path(&f)
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            assert!(r.passed(), "{}: {r:?}", f.display());
+            runs += r.runs;
+        }
+        // Three sessions (hello, an operation, close): several runs each.
+        assert!(runs >= 6, "{mode}: only {runs} runs traced");
+    }
+    let out = Command::new(crate::util::bins::SERVER)
+        .args(["--export", "/", "--listen", "127.0.0.1:0", "--keys"])
+        .arg(&env.keys)
+        .args(["--trace", "/nonexistent/t.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--trace /nonexistent/t.json: directory /nonexistent does not exist"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -8,12 +8,12 @@
 //! SIGINT/SIGTERM (or a child dying) stops them and sums their statistics into
 //! `--stats-json` ([`edge::stats_file::merge_children`]).
 //!
-//! With `--trace FILE` each child traces its own runtime into [`child_trace_path`] (`t.json`
+//! With `--trace FILE` each child traces its own runtime into
+//! [`colored_runtime::args::child_trace_path`] (`t.json`
 //! gives `t.c0.json`, `t.c1.json`, ...): N processes, N traces, each a whole trace of a
 //! one-core runtime that opens and checks on its own.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use edge::supervisor::{Stop, Supervisor};
@@ -40,9 +40,7 @@ pub fn run_parent(cli: &Cli) -> anyhow::Result<()> {
             .args(["--ncopy-child", &slot.index.to_string()])
             .arg("--stats-json")
             .arg(slot.stats_file);
-        if let Some(t) = &cli.rt.trace {
-            cmd.args(cli.rt.trace_args(&child_trace_path(t, slot.index)));
-        }
+        cmd.args(cli.rt.child_trace_args(slot.index));
         cmd
     })?;
     let addr = sup.addr();
@@ -69,7 +67,7 @@ pub fn run_parent(cli: &Cli) -> anyhow::Result<()> {
     }
     if let Some(t) = &cli.rt.trace {
         let written: Vec<_> = (0..n)
-            .map(|i| child_trace_path(t, i))
+            .map(|i| colored_runtime::args::child_trace_path(t, i))
             .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
             .map(|p| p.display().to_string())
             .collect();
@@ -80,33 +78,4 @@ pub fn run_parent(cli: &Cli) -> anyhow::Result<()> {
         );
     }
     finished.outcome()
-}
-
-/// Where N-copy child `index` writes its trace when the parent got `--trace path`: the
-/// index before the extension (`t.json` -> `t.c0.json`; `t` -> `t.c0`).
-pub fn child_trace_path(path: &Path, index: usize) -> PathBuf {
-    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-    let name = match path.extension() {
-        Some(ext) => format!("{stem}.c{index}.{}", ext.to_string_lossy()),
-        None => format!("{stem}.c{index}"),
-    };
-    path.with_file_name(name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn child_trace_paths_keep_directory_and_extension() {
-        assert_eq!(
-            child_trace_path(Path::new("out/t.json"), 3),
-            Path::new("out/t.c3.json")
-        );
-        assert_eq!(child_trace_path(Path::new("t"), 0), Path::new("t.c0"));
-        assert_eq!(
-            child_trace_path(Path::new("/a.b/x.trace.json"), 1),
-            Path::new("/a.b/x.trace.c1.json")
-        );
-    }
 }

@@ -24,7 +24,12 @@ EXAMPLES:
   sfs-server --export export --listen 127.0.0.1:4000 --keys keys --workers 2 --stats-json s.json
 
   # Then, as alice:
-  sfs-client --server 127.0.0.1:4000 --user alice --key-file alice.key ls";
+  sfs-client --server 127.0.0.1:4000 --user alice --key-file alice.key ls
+
+  # Record what each worker does, written on exit as a Chrome/Perfetto trace (N-copy mode:
+  # one file per copy, t.c0.json, t.c1.json, ...), then check the color guarantee on it:
+  sfs-server --export export --listen 127.0.0.1:4000 --keys keys --workers 2 --trace t.json
+  colored-report trace-check t.json";
 
 /// SFS-like encrypted NFS-style file server on the colored runtime.
 ///

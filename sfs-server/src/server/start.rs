@@ -133,4 +133,10 @@ impl Server {
     pub fn shutdown(self) -> RuntimeStats {
         self.rt.shutdown()
     }
+
+    /// [`Server::shutdown`], also returning what the workers recorded when the runtime's
+    /// configuration asked for a trace (`None` otherwise).
+    pub fn shutdown_traced(self) -> (RuntimeStats, Option<colored_trace::Trace>) {
+        self.rt.shutdown_traced()
+    }
 }
