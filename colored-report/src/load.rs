@@ -24,7 +24,7 @@ pub struct MicroRow {
     pub workers: usize,
     /// The stealing policy with the steal amount of a time-left policy and `-profiled` for
     /// unbalanced runs on profiled costs appended (the tables' row key,
-    /// [`microbenches::tables::stealing_key`]).
+    /// [`microbench_defs::tables::stealing_key`]).
     pub stealing: String,
     /// Synthetic configuration label (`config` in the JSON), if any.
     pub config: Option<String>,
@@ -32,7 +32,7 @@ pub struct MicroRow {
     /// and `cache-efficient` sized to the L2; absent in results of the earlier fixed sizes).
     pub sized_to: Option<String>,
     /// The array sizes the first repetition reported (`penalty`, `cache-efficient`), as the
-    /// sentence the tables print ([`microbenches::tables::sizes_sentence`]).
+    /// sentence the tables print ([`microbench_defs::tables::sizes_sentence`]).
     pub sizes: Option<String>,
     pub reps: Vec<Rep>,
 }
@@ -326,7 +326,7 @@ impl Results {
         let s = |k: &str| item.get(k).and_then(Value::as_str).map(String::from);
         let bench = s("bench").ok_or("result without bench")?;
         let runtime = s("runtime").ok_or("result without runtime")?;
-        let stealing = microbenches::tables::stealing_key(
+        let stealing = microbench_defs::tables::stealing_key(
             &s("stealing").ok_or("result without stealing")?,
             s("steal_amount").as_deref(),
             bench == "unbalanced" && s("costs").as_deref() == Some("profiled"),
@@ -339,7 +339,7 @@ impl Results {
         let sized_to = s("sized_to");
         let sizes = item
             .as_object()
-            .and_then(microbenches::tables::sizes_sentence);
+            .and_then(microbench_defs::tables::sizes_sentence);
         let Some(kevents) = num(item, &["kevents_per_sec"]) else {
             return Err(format!("{bench} {runtime} {stealing}: no kevents_per_sec"));
         };

@@ -11,7 +11,7 @@
 
 use super::load::Results;
 use super::{fmt_opt, ratio};
-use microbenches::tables;
+use microbench_defs::tables;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -73,7 +73,7 @@ fn point(v: &Value) -> Option<SimPoint> {
     let time_left = policy
         .parse::<colored_runtime::StealPolicy>()
         .is_ok_and(|p| p.time_left());
-    let stealing = microbenches::tables::stealing_key(
+    let stealing = microbench_defs::tables::stealing_key(
         &policy,
         time_left.then_some("one"),
         v.get("costs").and_then(Value::as_str) == Some("profiled"),

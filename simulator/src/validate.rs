@@ -6,12 +6,10 @@
 
 use super::calibrate::Calibration;
 use super::{simulate, SimBench, SimSpec, JITTER};
-use crate::common::Setup;
-use crate::tables;
-use crate::unbalanced::{self, Costs};
-use crate::{cache_efficient, penalty};
 use anyhow::{Context, Result};
 use colored_runtime::{QueueKind, StealAmount, StealPolicy};
+use microbench_defs::tables;
+use microbench_defs::unbalanced::Costs;
 use serde::Serialize;
 
 /// The core counts validated (this machine's cores).
@@ -28,7 +26,8 @@ pub struct Config {
 }
 
 impl Config {
-    fn parts(&self) -> Result<(SimBench, QueueKind, StealPolicy)> {
+    /// The simulated benchmark, queue design and stealing policy the configuration names.
+    pub fn parts(&self) -> Result<(SimBench, QueueKind, StealPolicy)> {
         let queue: QueueKind = self.runtime.parse().map_err(anyhow::Error::msg)?;
         let policy: StealPolicy = self
             .stealing
@@ -84,6 +83,10 @@ pub fn configs() -> Vec<Config> {
     out
 }
 
+/// Runs configuration `c` for real on the given number of workers for the given seconds, and
+/// measures it (`microbenches` provides it: the real benchmarks are not the simulator's).
+pub type RealRunner<'a> = &'a mut dyn FnMut(&Config, usize, f64) -> Result<RealRun>;
+
 /// What one real run measured.
 #[derive(Clone, Copy, Debug)]
 pub struct RealRun {
@@ -94,61 +97,6 @@ pub struct RealRun {
     /// CPUs' worth of time the rest of the machine used meanwhile (other processes, and the
     /// hypervisor's steal time); `None` where `/proc/stat` cannot be read.
     pub other_cpus: Option<f64>,
-}
-
-/// The machine's busy time so far (every CPU's user, nice, system, irq, softirq and steal time),
-/// seconds, from `/proc/stat`.
-fn machine_busy_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let f: Vec<f64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let busy = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .filter_map(|&i| f.get(i))
-        .sum::<f64>();
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (hz > 0).then(|| busy / hz as f64)
-}
-
-/// A real run of `c` on `workers` workers, measured around the whole run.
-pub fn real_kevents(c: &Config, workers: usize, seconds: f64) -> Result<RealRun> {
-    let (bench, queue, policy) = c.parts()?;
-    let machine0 = machine_busy_seconds();
-    let (cpu0, t0) = (crate::common::cpu_time(), std::time::Instant::now());
-    let setup = Setup {
-        queue,
-        stealing: policy,
-        steal_amount: StealAmount::One,
-        workers,
-        trace: None,
-    };
-    let o = match bench {
-        SimBench::Unbalanced(costs) => {
-            unbalanced::run_colored(&setup, seconds, costs, &Default::default())?
-        }
-        SimBench::Penalty => penalty::run(&setup, seconds, &penalty::Params::for_workers(workers))?,
-        SimBench::CacheEfficient => cache_efficient::run(
-            &setup,
-            seconds,
-            &cache_efficient::Params::for_workers(workers),
-        )?,
-    };
-    let cpu = (crate::common::cpu_time() - cpu0).as_secs_f64();
-    let wall = t0.elapsed().as_secs_f64();
-    let other = machine0
-        .zip(machine_busy_seconds())
-        .map(|(a, b)| ((b - a - cpu) / wall).max(0.0));
-    Ok(RealRun {
-        kevents_per_sec: o.kevents_per_sec(),
-        cpu_per_wall: cpu / wall,
-        other_cpus: other,
-    })
 }
 
 /// Other work beyond this, in CPUs' worth over a real run, marks the machine busy.
@@ -250,7 +198,7 @@ fn load_average() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Run every configuration for real (`repeat` rounds over all of them, so a burst of load on the
+/// Run every configuration for real with `real` (`repeat` rounds over all of them, so a burst of load on the
 /// machine spreads over configurations instead of hitting one; `seconds` each) and simulated
 /// (`seconds` of virtual time) at 1 and 2 cores; `log` hears of progress.
 pub fn validate(
@@ -258,6 +206,7 @@ pub fn validate(
     calibration: &str,
     seconds: f64,
     repeat: usize,
+    real: RealRunner<'_>,
     log: &mut dyn FnMut(&str),
 ) -> Result<Validation> {
     let jobs: Vec<(usize, Config)> = CORES
@@ -275,7 +224,7 @@ pub fn validate(
                 c.stealing,
                 rep + 1
             ));
-            let run = real_kevents(c, *cores, seconds)
+            let run = real(c, *cores, seconds)
                 .with_context(|| format!("real run of {c:?} on {cores} core(s)"))?;
             done.push((run, load_average()));
         }
