@@ -295,8 +295,8 @@ fn print_validation(v: &Validation) {
         let mut cpu = e.cpu_per_wall.clone();
         cpu.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
         rows.push(vec![
-            e.bench.into(),
-            e.runtime.into(),
+            e.bench.clone(),
+            e.runtime.clone(),
             e.stealing.clone(),
             e.cores.to_string(),
             format!("{:.0}", e.real),
@@ -318,7 +318,7 @@ fn print_validation(v: &Validation) {
     ]];
     for r in &v.ratios {
         rows.push(vec![
-            r.table.into(),
+            r.table.clone(),
             format!("{} / {}", r.row, r.over),
             r.cores.to_string(),
             format!("{:.3}", r.real),

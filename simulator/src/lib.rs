@@ -458,12 +458,12 @@ pub fn to_result(run: &SimRun, calibration: &str) -> BenchResult {
         kevents_per_sec: run.kevents_per_sec(),
         steals: t.steals,
         steal_attempts: t.steal_attempts,
-        stolen_colors: t.stolen_colors,
+        stolen_colors: Some(t.stolen_colors),
         steal_cost_cycles: per_steal(t.steal_cost_cycles),
         stolen_time_cycles: per_steal(t.stolen_time_cycles),
         locking_time_pct: (denom > 0.0).then(|| 100.0 * t.lock_cycles as f64 / denom),
         l2_misses_per_event: (o.events > 0).then(|| t.l2_misses as f64 / o.events as f64),
         extra,
-        env: microbench_defs::env::detect(),
+        env: Some(microbench_defs::env::detect()),
     }
 }

@@ -255,8 +255,8 @@ fn validation_ratios_follow_the_tables() {
         .iter()
         .flat_map(|c| {
             [1usize, 2].map(|cores| Entry {
-                bench: c.bench,
-                runtime: c.runtime,
+                bench: c.bench.to_string(),
+                runtime: c.runtime.to_string(),
                 stealing: c.stealing.clone(),
                 cores,
                 real: 100.0,

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use colored_runtime::{QueueKind, StealAmount, StealPolicy};
 use microbench_defs::tables;
 use microbench_defs::unbalanced::Costs;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The core counts validated (this machine's cores).
 pub const CORES: [usize; 2] = [1, 2];
@@ -122,47 +122,66 @@ fn error_pct(simulated: f64, real: f64) -> Option<f64> {
     (real > 0.0 && simulated.is_finite()).then(|| 100.0 * (simulated / real - 1.0))
 }
 
+/// A number written as `null` (serde_json writes a NaN so: not measured) reads back as NaN.
+fn f64_or_nan<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// [`f64_or_nan`] for each number of a list.
+fn f64s_or_nan<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    let v = Vec::<Option<f64>>::deserialize(d)?;
+    Ok(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+}
+
 /// One configuration at one core count.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Entry {
-    pub bench: &'static str,
-    pub runtime: &'static str,
+    pub bench: String,
+    pub runtime: String,
     pub stealing: String,
     pub cores: usize,
     /// KEvents/s, real (median of the repetitions) and simulated.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub real: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub simulated: f64,
     pub error_pct: Option<f64>,
     /// The real runs' KEvents/s, in the order run.
+    #[serde(deserialize_with = "f64s_or_nan")]
     pub real_runs: Vec<f64>,
     /// The 1-minute load average after each real run (this machine's business beside ours).
+    #[serde(deserialize_with = "f64s_or_nan")]
     pub load_after: Vec<f64>,
     /// CPU seconds each real run used per wall second. On 1 core, the benchmarks keep their
     /// worker busy: well below 1, the machine gave the run only that share of a CPU.
+    #[serde(deserialize_with = "f64s_or_nan")]
     pub cpu_per_wall: Vec<f64>,
     /// CPUs' worth of time the rest of the machine used during each real run.
+    #[serde(deserialize_with = "f64s_or_nan")]
     pub other_cpus: Vec<f64>,
 }
 
 /// One ratio of a table (a row over the table's first row) at one core count.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RatioEntry {
-    pub bench: &'static str,
-    pub table: &'static str,
-    pub row: &'static str,
-    pub over: &'static str,
-    pub runtime: &'static str,
+    pub bench: String,
+    pub table: String,
+    pub row: String,
+    pub over: String,
+    pub runtime: String,
     pub stealing: String,
     pub cores: usize,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub real: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub simulated: f64,
     pub error_pct: Option<f64>,
 }
 
 /// The validation.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Validation {
-    pub simulated_topology: &'static str,
+    pub simulated_topology: String,
     pub calibration: String,
     pub seconds: f64,
     pub repeat: usize,
@@ -173,7 +192,9 @@ pub struct Validation {
     /// (their rates are then low and noisy, and their errors say more about the machine than
     /// about the simulator).
     pub cpus: usize,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub max_load: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub max_other_cpus: f64,
     pub machine_busy: bool,
     pub entries: Vec<Entry>,
@@ -240,8 +261,8 @@ pub fn validate(
             .with_context(|| format!("simulation of {c:?} on {cores} core(s)"))?;
         let real = edge::median::median(k.iter().copied()).unwrap_or(f64::NAN);
         entries.push(Entry {
-            bench: c.bench,
-            runtime: c.runtime,
+            bench: c.bench.to_string(),
+            runtime: c.runtime.to_string(),
             stealing: c.stealing,
             cores,
             real,
@@ -284,7 +305,7 @@ pub fn validate(
         .flat_map(|e| e.cpu_per_wall.iter())
         .any(|&s| s < 0.9);
     Ok(Validation {
-        simulated_topology: "this",
+        simulated_topology: "this".into(),
         calibration: calibration.to_string(),
         seconds,
         repeat: repeat.max(1),
@@ -331,11 +352,11 @@ pub fn ratios(entries: &[Entry]) -> Vec<RatioEntry> {
                 let real = num.real / den.real;
                 let simulated = num.simulated / den.simulated;
                 out.push(RatioEntry {
-                    bench: t.bench,
-                    table: t.id,
-                    row: r.label,
-                    over: first.label,
-                    runtime: r.runtime,
+                    bench: t.bench.to_string(),
+                    table: t.id.to_string(),
+                    row: r.label.to_string(),
+                    over: first.label.to_string(),
+                    runtime: r.runtime.to_string(),
                     stealing: c.stealing.clone(),
                     cores,
                     real,
