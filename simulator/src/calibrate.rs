@@ -3,7 +3,7 @@
 //! (`microbenches simulate calibrate --out FILE`; rerun on another machine to recalibrate).
 //!
 //! Runtime steps are timed on the real code through the simulator's seam
-//! (`colored_runtime::sim::SimRuntime`, single-threaded: pop, run, local post, flush, post to
+//! (`colored_runtime::stepped::SimRuntime`, single-threaded: pop, run, local post, flush, post to
 //! another core, steal per victim) or on a threaded `Runtime` (wake-up of a parked worker, the
 //! search nap), cache-line transfers between two threads pinned to different CPUs, the kernels
 //! (the benchmarks' own functions) on cache-resident data, and the memory levels by a pointer
@@ -11,7 +11,7 @@
 //! Every figure is the median of repeated samples, in cycles of the time-stamp counter.
 
 use anyhow::{bail, Context, Result};
-use colored_runtime::sim::{Round, SimRuntime, Sleep, StealTry, SEARCH_NAP};
+use colored_runtime::stepped::{Round, SimRuntime, Sleep, StealTry, SEARCH_NAP};
 use colored_runtime::topology::Machine;
 use colored_runtime::{tsc, Color, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealPolicy};
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 //! and `mely` designs' push, pop, steal and placement; the core set, the locality order from the
 //! topology, the time-left threshold and intervals, the penalty weights) run on virtual cores
 //! and a virtual cycle clock ([`engine`]), through the runtime's seam
-//! (`colored_runtime::sim::SimRuntime`); nothing here reimplements a policy.
+//! (`colored_runtime::stepped::SimRuntime`); nothing here reimplements a policy.
 //!
 //! What the simulation charges, every figure printed with its results:
 //! - per event: the benchmark's own work ([`workload`]: 100 cycles, 10-50 Kcycles, array passes
@@ -44,7 +44,7 @@ mod tests;
 
 use anyhow::{bail, Context, Result};
 use calibrate::Calibration;
-use colored_runtime::sim::SimRuntime;
+use colored_runtime::stepped::SimRuntime;
 use colored_runtime::topology::Machine;
 use colored_runtime::{QueueKind, RuntimeConfig, StealAmount, StealPolicy};
 use engine::{Engine, Outcome, StepCosts};

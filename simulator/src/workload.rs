@@ -7,7 +7,7 @@
 use super::cache::Use;
 use super::calibrate::Kernels;
 use super::vctx::{self, Effects, Job};
-use colored_runtime::sim::SimRuntime;
+use colored_runtime::stepped::SimRuntime;
 use colored_runtime::{Color, HandlerId, HandlerSpec};
 use microbench_defs::unbalanced::Costs;
 use microbench_defs::{cache_efficient, penalty, unbalanced};
