@@ -1,6 +1,7 @@
 //! Reading a results directory into typed rows. A file that cannot be read or parsed is recorded
 //! as a missing experiment with the reason, never skipped silently and never turned into zeros.
 
+use load_injector::stats::Median;
 use microbench_defs::report::BenchResult;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -165,6 +166,15 @@ fn read_json(path: &Path) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))
 }
 
+/// The part of a `load-injector --format json` report the report uses: its median over runs,
+/// read through the injector's own [`Median`] (every report format the injector has written
+/// carries it, the older ones with more fields beside it).
+#[derive(serde::Deserialize)]
+struct InjectorReport {
+    /// The median over the runs (of a ramp: over the last step's runs).
+    median: Median,
+}
+
 /// The results a microbenchmark file holds (an array of [`BenchResult`]s, read through the
 /// struct that wrote them: a missing field is an error naming the file and the field).
 fn read_bench_results(path: &Path) -> Result<Vec<BenchResult>, String> {
@@ -275,20 +285,19 @@ impl Results {
             let (config, workers, clients) =
                 parse_run_name(stem).ok_or(format!("bad SWS file name {name}"))?;
             let clients = clients.ok_or(format!("SWS file name without -c<clients>: {name}"))?;
-            let med = v.get("median").ok_or("load-injector JSON without median")?;
-            let errors = med
-                .get("errors")
-                .and_then(Value::as_object)
-                .map(|m| m.values().filter_map(Value::as_f64).sum());
+            let med = serde_json::from_value::<InjectorReport>(v)
+                .map_err(|e| format!("parsing {}: {e}", path.display()))?
+                .median;
+            let finite = |x: f64| Some(x).filter(|x| x.is_finite());
             self.sws.push(SwsRun {
                 config,
                 workers,
                 clients,
-                requests_per_sec: num(med, &["requests_per_sec"]),
-                mbytes_per_sec: num(med, &["mbytes_per_sec"]),
-                p99_us: num(med, &["latency_us", "p99"]),
-                errors,
-                injector_cpu_us_per_request: num(med, &["injector_cpu_us_per_request"]),
+                requests_per_sec: finite(med.requests_per_sec),
+                mbytes_per_sec: finite(med.mbytes_per_sec),
+                p99_us: Some(med.latency_us.p99 as f64),
+                errors: finite(med.errors.values().sum()),
+                injector_cpu_us_per_request: finite(med.injector_cpu_us_per_request),
                 stats: stats_of(&stats_path),
             });
             return Ok(());

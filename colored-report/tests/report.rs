@@ -565,6 +565,31 @@ fn a_result_without_a_written_field_is_missing_with_the_file_and_field_named() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// An SWS result is read through the load injector's `Median`: a median without its
+/// requests/s is a missing experiment naming the file and the field, not a figure of n/a.
+#[test]
+fn an_sws_median_without_requests_per_sec_is_missing_with_the_field_named() {
+    let dir = copy_of_base("sws-field");
+    let p = dir.join("sws/mely-all-p1-w2-c200.json");
+    let mut v = read(&p);
+    v["median"]
+        .as_object_mut()
+        .unwrap()
+        .remove("requests_per_sec");
+    write(&p, &v);
+    let o = run(&["report", dir.to_str().unwrap(), "--no-plots"]);
+    assert!(o.status.success(), "{o:?}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains(&format!(
+            "- **sws/mely-all-p1-w2-c200**: parsing {}: missing field `requests_per_sec`",
+            p.display()
+        )),
+        "{md}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
 /// The simulator's calibration and validation (the repository's baseline files) are read
 /// through `Calibration` and `Validation`; a validation without its entries is unreadable, named
 /// with the missing field, and its figures are not printed.
