@@ -44,7 +44,7 @@ ensure_packages() {
 tracker_report_bin() {
     if [ -n "${COLORED_REPORT:-}" ]; then REPORT_BIN=$COLORED_REPORT; return 0; fi
     REPORT_BIN=target/release/colored-report
-    if [ ! -x "$REPORT_BIN" ] || [ -n "$(find colored-report/src microbenches/src -newer "$REPORT_BIN" -name '*.rs' 2>/dev/null | head -1)" ]; then
+    if [ ! -x "$REPORT_BIN" ] || [ -n "$(find colored-report/src microbench-defs/src simulator/src load-injector/src -newer "$REPORT_BIN" -name '*.rs' 2>/dev/null | head -1)" ]; then
         cargo build --release -q -p colored-report --bin colored-report || return 2
     fi
     REPORT_BIN=$PWD/$REPORT_BIN

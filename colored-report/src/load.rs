@@ -1,6 +1,8 @@
 //! Reading a results directory into typed rows. A file that cannot be read or parsed is recorded
 //! as a missing experiment with the reason, never skipped silently and never turned into zeros.
 
+use load_injector::stats::Median;
+use microbench_defs::report::BenchResult;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -24,7 +26,7 @@ pub struct MicroRow {
     pub workers: usize,
     /// The stealing policy with the steal amount of a time-left policy and `-profiled` for
     /// unbalanced runs on profiled costs appended (the tables' row key,
-    /// [`microbenches::tables::stealing_key`]).
+    /// [`microbench_defs::tables::stealing_key`]).
     pub stealing: String,
     /// Synthetic configuration label (`config` in the JSON), if any.
     pub config: Option<String>,
@@ -32,7 +34,7 @@ pub struct MicroRow {
     /// and `cache-efficient` sized to the L2; absent in results of the earlier fixed sizes).
     pub sized_to: Option<String>,
     /// The array sizes the first repetition reported (`penalty`, `cache-efficient`), as the
-    /// sentence the tables print ([`microbenches::tables::sizes_sentence`]).
+    /// sentence the tables print ([`microbench_defs::tables::sizes_sentence`]).
     pub sizes: Option<String>,
     pub reps: Vec<Rep>,
 }
@@ -164,6 +166,23 @@ fn read_json(path: &Path) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))
 }
 
+/// The part of a `load-injector --format json` report the report uses: its median over runs,
+/// read through the injector's own [`Median`] (every report format the injector has written
+/// carries it, the older ones with more fields beside it).
+#[derive(serde::Deserialize)]
+struct InjectorReport {
+    /// The median over the runs (of a ramp: over the last step's runs).
+    median: Median,
+}
+
+/// The results a microbenchmark file holds (an array of [`BenchResult`]s, read through the
+/// struct that wrote them: a missing field is an error naming the file and the field).
+fn read_bench_results(path: &Path) -> Result<Vec<BenchResult>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))
+}
+
 fn stats_of(path: &Path) -> ServerStats {
     let Ok(v) = read_json(path) else {
         return ServerStats::default();
@@ -241,11 +260,8 @@ impl Results {
     }
 
     fn load_one(&mut self, name: &str, path: &Path) -> Result<(), String> {
-        let v = read_json(path)?;
-        let stats_path = path.with_extension("stats.json");
         if name == "microbench/paper-tables" {
-            let arr = v.as_array().ok_or("paper-tables JSON is not an array")?;
-            for item in arr {
+            for item in read_bench_results(path)? {
                 self.add_micro(item)?;
             }
             return Ok(());
@@ -254,38 +270,34 @@ impl Results {
             let workers: usize = w
                 .parse()
                 .map_err(|_| format!("bad dispatch file name {name}"))?;
-            let arr = v.as_array().ok_or("dispatch JSON is not an array")?;
-            for item in arr {
-                let runtime = item
-                    .get("runtime")
-                    .and_then(Value::as_str)
-                    .ok_or("dispatch result without runtime")?;
+            for item in read_bench_results(path)? {
                 self.dispatch.push(DispatchRow {
                     workers,
-                    runtime: runtime.into(),
-                    ns_per_event: num(item, &["ns_per_event"]),
+                    ns_per_event: item.extra_f64("ns_per_event"),
+                    runtime: item.runtime,
                 });
             }
             return Ok(());
         }
+        let v = read_json(path)?;
+        let stats_path = path.with_extension("stats.json");
         if let Some(stem) = name.strip_prefix("sws/") {
             let (config, workers, clients) =
                 parse_run_name(stem).ok_or(format!("bad SWS file name {name}"))?;
             let clients = clients.ok_or(format!("SWS file name without -c<clients>: {name}"))?;
-            let med = v.get("median").ok_or("load-injector JSON without median")?;
-            let errors = med
-                .get("errors")
-                .and_then(Value::as_object)
-                .map(|m| m.values().filter_map(Value::as_f64).sum());
+            let med = serde_json::from_value::<InjectorReport>(v)
+                .map_err(|e| format!("parsing {}: {e}", path.display()))?
+                .median;
+            let finite = |x: f64| Some(x).filter(|x| x.is_finite());
             self.sws.push(SwsRun {
                 config,
                 workers,
                 clients,
-                requests_per_sec: num(med, &["requests_per_sec"]),
-                mbytes_per_sec: num(med, &["mbytes_per_sec"]),
-                p99_us: num(med, &["latency_us", "p99"]),
-                errors,
-                injector_cpu_us_per_request: num(med, &["injector_cpu_us_per_request"]),
+                requests_per_sec: finite(med.requests_per_sec),
+                mbytes_per_sec: finite(med.mbytes_per_sec),
+                p99_us: Some(med.latency_us.p99 as f64),
+                errors: finite(med.errors.values().sum()),
+                injector_cpu_us_per_request: finite(med.injector_cpu_us_per_request),
                 stats: stats_of(&stats_path),
             });
             return Ok(());
@@ -322,33 +334,30 @@ impl Results {
         Err(format!("unknown experiment file {name}.json"))
     }
 
-    fn add_micro(&mut self, item: &Value) -> Result<(), String> {
-        let s = |k: &str| item.get(k).and_then(Value::as_str).map(String::from);
-        let bench = s("bench").ok_or("result without bench")?;
-        let runtime = s("runtime").ok_or("result without runtime")?;
-        let stealing = microbenches::tables::stealing_key(
-            &s("stealing").ok_or("result without stealing")?,
-            s("steal_amount").as_deref(),
-            bench == "unbalanced" && s("costs").as_deref() == Some("profiled"),
+    fn add_micro(&mut self, item: BenchResult) -> Result<(), String> {
+        let finite = |x: Option<f64>| x.filter(|x| x.is_finite());
+        let stealing = microbench_defs::tables::stealing_key(
+            &item.stealing,
+            item.steal_amount.as_deref(),
+            item.bench == "unbalanced" && item.extra_str("costs") == Some("profiled"),
         );
-        let config = if bench == "synthetic" {
-            s("config")
+        let config = if item.bench == "synthetic" {
+            item.extra_str("config").map(String::from)
         } else {
             None
         };
-        let sized_to = s("sized_to");
-        let sizes = item
-            .as_object()
-            .and_then(microbenches::tables::sizes_sentence);
-        let Some(kevents) = num(item, &["kevents_per_sec"]) else {
+        let sized_to = item.extra_str("sized_to").map(String::from);
+        let sizes = microbench_defs::tables::sizes_sentence(&item.extra);
+        let (bench, runtime) = (item.bench, item.runtime);
+        let Some(kevents) = finite(Some(item.kevents_per_sec)) else {
             return Err(format!("{bench} {runtime} {stealing}: no kevents_per_sec"));
         };
         let rep = Rep {
             kevents,
-            steal_cost_cycles: num(item, &["steal_cost_cycles"]),
-            stolen_time_cycles: num(item, &["stolen_time_cycles"]),
-            locking_time_pct: num(item, &["locking_time_pct"]),
-            l2_misses_per_event: num(item, &["l2_misses_per_event"]),
+            steal_cost_cycles: finite(item.steal_cost_cycles),
+            stolen_time_cycles: finite(item.stolen_time_cycles),
+            locking_time_pct: finite(item.locking_time_pct),
+            l2_misses_per_event: finite(item.l2_misses_per_event),
         };
         match self.micro.iter_mut().find(|m| {
             m.bench == bench
@@ -361,7 +370,7 @@ impl Results {
             None => self.micro.push(MicroRow {
                 bench,
                 runtime,
-                workers: num(item, &["workers"]).map_or(0, |w| w as usize),
+                workers: item.workers,
                 stealing,
                 config,
                 sized_to,

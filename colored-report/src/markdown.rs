@@ -6,7 +6,7 @@ use super::figures::{
 };
 use super::load::Results;
 use super::{fmt_opt, ratio};
-use microbenches::tables::{self, Measured};
+use microbench_defs::tables::{self, Measured};
 use std::fmt::Write;
 
 /// The microbenchmark tables (III-VI, synthetic) with our medians beside the paper's figures.

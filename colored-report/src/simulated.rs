@@ -11,8 +11,10 @@
 
 use super::load::Results;
 use super::{fmt_opt, ratio};
-use microbenches::tables;
-use serde_json::Value;
+use microbench_defs::report::BenchResult;
+use microbench_defs::tables;
+use simulator::calibrate::Calibration;
+use simulator::validate::Validation;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
@@ -47,8 +49,8 @@ impl SimPoint {
 /// Everything under `sim/`.
 #[derive(Clone, Debug, Default)]
 pub struct SimResults {
-    pub calibration: Option<Value>,
-    pub validation: Option<Value>,
+    pub calibration: Option<Calibration>,
+    pub validation: Option<Validation>,
     /// 8 cores on e5410.
     pub tables: Vec<SimPoint>,
     pub scaling: Vec<SimPoint>,
@@ -56,38 +58,46 @@ pub struct SimResults {
     pub unreadable: Vec<(String, String)>,
 }
 
-fn read(path: &Path) -> Result<Value, String> {
+/// A file of the simulator's, read through the struct that wrote it (a missing field is an
+/// error naming it).
+fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))
+    serde_json::from_str(&text).map_err(|e| format!("not a {}: {e}", short_name::<T>()))
 }
 
-fn point(v: &Value) -> Option<SimPoint> {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).map(String::from);
-    let n = |k: &str| v.get(k).and_then(Value::as_f64);
-    if v.get("simulated") != Some(&Value::Bool(true)) {
+/// `Validation` for `simulator::validate::Validation`.
+fn short_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
+/// The simulated result of `simulate ... --format json` (a [`BenchResult`] marked
+/// `simulated`, with its core count), `None` for any other result.
+fn point(r: BenchResult) -> Option<SimPoint> {
+    if r.extra.get("simulated") != Some(&serde_json::Value::Bool(true)) {
         return None;
     }
     // Keyed as the tables key their rows (`time-left-one-profiled`); the simulator runs the
     // paper's one-color steal only.
-    let policy = s("stealing")?;
-    let time_left = policy
+    let time_left = r
+        .stealing
         .parse::<colored_runtime::StealPolicy>()
         .is_ok_and(|p| p.time_left());
-    let stealing = microbenches::tables::stealing_key(
-        &policy,
+    let stealing = microbench_defs::tables::stealing_key(
+        &r.stealing,
         time_left.then_some("one"),
-        v.get("costs").and_then(Value::as_str) == Some("profiled"),
+        r.extra_str("costs") == Some("profiled"),
     );
     Some(SimPoint {
-        bench: s("bench")?,
-        runtime: s("runtime")?,
+        cores: r.extra.get("cores")?.as_u64()? as usize,
+        bench: r.bench,
+        runtime: r.runtime,
         stealing,
-        cores: v.get("cores")?.as_u64()? as usize,
-        kevents: n("kevents_per_sec"),
-        steal_cost_cycles: n("steal_cost_cycles"),
-        stolen_time_cycles: n("stolen_time_cycles"),
-        locking_time_pct: n("locking_time_pct"),
-        l2_misses_per_event: n("l2_misses_per_event"),
+        kevents: Some(r.kevents_per_sec),
+        steal_cost_cycles: r.steal_cost_cycles,
+        stolen_time_cycles: r.stolen_time_cycles,
+        locking_time_pct: r.locking_time_pct,
+        l2_misses_per_event: r.l2_misses_per_event,
     })
 }
 
@@ -106,7 +116,7 @@ fn load_points(dir: &Path, name: &str, out: &mut Vec<SimPoint>, bad: &mut Vec<(S
             "sim/{name}/{}",
             f.file_name().unwrap_or_default().to_string_lossy()
         );
-        match read(&f).map(|v| point(&v)) {
+        match read::<BenchResult>(&f).map(point) {
             Ok(Some(p)) => out.push(p),
             Ok(None) => bad.push((label, "not a simulated result".into())),
             Err(e) => bad.push((label, e)),
@@ -120,16 +130,18 @@ impl SimResults {
         let sim = dir.join("sim");
         let mut r = SimResults::default();
         let mut bad = Vec::new();
-        for (name, slot) in [
-            ("calibration", &mut r.calibration),
-            ("validate", &mut r.validation),
-        ] {
-            let p = sim.join(format!("{name}.json"));
-            if p.exists() {
-                match read(&p) {
-                    Ok(v) => *slot = Some(v),
-                    Err(e) => bad.push((format!("sim/{name}.json"), e)),
-                }
+        let p = sim.join("calibration.json");
+        if p.exists() {
+            match read(&p) {
+                Ok(c) => r.calibration = Some(c),
+                Err(e) => bad.push(("sim/calibration.json".into(), e)),
+            }
+        }
+        let p = sim.join("validate.json");
+        if p.exists() {
+            match read(&p) {
+                Ok(v) => r.validation = Some(v),
+                Err(e) => bad.push(("sim/validate.json".into(), e)),
             }
         }
         load_points(&sim.join("e5410-c8"), "e5410-c8", &mut r.tables, &mut bad);
@@ -156,7 +168,17 @@ impl SimResults {
         stealing: &str,
         cores: usize,
     ) -> Option<f64> {
-        self.validation_error("entries", bench, runtime, stealing, None, cores)
+        self.validation
+            .as_ref()?
+            .entries
+            .iter()
+            .find(|e| {
+                e.bench == bench
+                    && e.runtime == runtime
+                    && e.stealing == stealing
+                    && e.cores == cores
+            })?
+            .error_pct
     }
 
     /// The validation error (percent) of a row's ratio over `over` at `cores`.
@@ -168,31 +190,18 @@ impl SimResults {
         over: &str,
         cores: usize,
     ) -> Option<f64> {
-        self.validation_error("ratios", bench, runtime, stealing, Some(over), cores)
-    }
-
-    /// `error_pct` of the validation's `list` entry for a configuration at `cores` (and, for a
-    /// ratio, over the row `over`).
-    fn validation_error(
-        &self,
-        list: &str,
-        bench: &str,
-        runtime: &str,
-        stealing: &str,
-        over: Option<&str>,
-        cores: usize,
-    ) -> Option<f64> {
-        self.validation.as_ref()?[list]
-            .as_array()?
+        self.validation
+            .as_ref()?
+            .ratios
             .iter()
             .find(|e| {
-                e["bench"] == bench
-                    && e["runtime"] == runtime
-                    && e["stealing"] == stealing
-                    && over.map_or(true, |o| e["over"] == o)
-                    && e["cores"] == cores
-            })?["error_pct"]
-            .as_f64()
+                e.bench == bench
+                    && e.runtime == runtime
+                    && e.stealing == stealing
+                    && e.over == over
+                    && e.cores == cores
+            })?
+            .error_pct
     }
 
     /// KEvents/s against cores, one series per configuration, for `bench` (x: log2 of cores).
@@ -219,107 +228,97 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |e| format!("{e:+.0}%"))
 }
 
-fn calibration_summary(c: &Value, out: &mut String) {
-    let f = |path: &[&str]| {
-        let mut v = c;
-        for k in path {
-            v = &v[*k];
-        }
-        fmt_opt(v.as_f64())
+fn calibration_summary(c: &Calibration, out: &mut String) {
+    let design = |d: &str, f: fn(&simulator::calibrate::DesignCosts) -> f64| {
+        fmt_opt(c.designs.get(d).map(f))
     };
+    let m = &c.memory;
+    let level = |by: &BTreeMap<String, f64>, l: &str| fmt_opt(by.get(l).copied());
     let _ = writeln!(
         out,
         "Calibration (this machine, {}, cycles of its {} GHz counter): per event run {} (libasync) / {} (mely), \
          pop {} / {}, local post {} / {}, remote post {} / {}; steal: libasync {} per queued event, mely {} + {} per color; \
          lock {}; cache-line transfer {}; wake-up {} (+{} for the poster); search nap {}; \
          sequential cost per missed line L2 {}, L3 {}, memory {}, modified in the other core's cache {} (pointer-chase latency {}, {}, {}).\n",
-        c["cpu_model"].as_str().unwrap_or("?"),
-        fmt_opt(c["cycles_per_sec"].as_f64().map(|h| h / 1e9)),
-        f(&["designs", "libasync", "run_event"]),
-        f(&["designs", "mely", "run_event"]),
-        f(&["designs", "libasync", "pop"]),
-        f(&["designs", "mely", "pop"]),
-        f(&["designs", "libasync", "post_local"]),
-        f(&["designs", "mely", "post_local"]),
-        f(&["designs", "libasync", "post_remote"]),
-        f(&["designs", "mely", "post_remote"]),
-        f(&["designs", "libasync", "steal_per_queued"]),
-        f(&["designs", "mely", "steal_base"]),
-        f(&["designs", "mely", "steal_per_color"]),
-        f(&["lock"]),
-        f(&["line_transfer"]),
-        f(&["wake_latency"]),
-        f(&["wake_post"]),
-        f(&["search_nap"]),
-        f(&["memory", "sequential_line", "2"]),
-        f(&["memory", "sequential_line", "3"]),
-        f(&["memory", "sequential_line", "memory"]),
-        f(&["memory", "remote_dirty_line"]),
-        f(&["memory", "latency", "2"]),
-        f(&["memory", "latency", "3"]),
-        f(&["memory", "latency", "memory"]),
+        c.cpu_model,
+        fmt_opt(Some(c.cycles_per_sec / 1e9)),
+        design("libasync", |d| d.run_event),
+        design("mely", |d| d.run_event),
+        design("libasync", |d| d.pop),
+        design("mely", |d| d.pop),
+        design("libasync", |d| d.post_local),
+        design("mely", |d| d.post_local),
+        design("libasync", |d| d.post_remote),
+        design("mely", |d| d.post_remote),
+        design("libasync", |d| d.steal_per_queued),
+        design("mely", |d| d.steal_base),
+        design("mely", |d| d.steal_per_color),
+        fmt_opt(Some(c.lock)),
+        fmt_opt(Some(c.line_transfer)),
+        fmt_opt(Some(c.wake_latency)),
+        fmt_opt(Some(c.wake_post)),
+        fmt_opt(Some(c.search_nap)),
+        level(&m.sequential_line, "2"),
+        level(&m.sequential_line, "3"),
+        level(&m.sequential_line, "memory"),
+        fmt_opt(m.remote_dirty_line),
+        level(&m.latency, "2"),
+        level(&m.latency, "3"),
+        level(&m.latency, "memory"),
     );
 }
 
-fn validation_summary(v: &Value, out: &mut String) {
+fn validation_summary(v: &Validation, out: &mut String) {
     let _ = writeln!(
         out,
         "**Validation** (`simulate validate`): the simulator configured as this machine (topology `this`) \
          beside real runs of the same configurations in this invocation, {} s each. Largest |error| of a \
          table ratio: **{}%**.\n",
-        fmt_opt(v["seconds"].as_f64()),
-        fmt_opt(v["max_ratio_error_pct"].as_f64())
+        fmt_opt(Some(v.seconds)),
+        fmt_opt(v.max_ratio_error_pct)
     );
-    if v["machine_busy"].as_bool() == Some(true) {
+    if v.machine_busy {
         let _ = writeln!(
             out,
             "**The machine was busy during the real runs** (other work used up to {} CPUs' worth of {} \
              during a run; a 1-core run keeps its core busy, so its CPU / wall below 1 is the share of a CPU \
              it got): it took CPU time from them, so their rates, and these errors, describe the machine's \
              load as much as the simulator.\n",
-            fmt_opt(v["max_other_cpus"].as_f64()),
-            v["cpus"]
+            fmt_opt(Some(v.max_other_cpus)),
+            v.cpus
         );
-    } else if let Some(o) = v["max_other_cpus"].as_f64() {
+    } else if v.max_other_cpus.is_finite() {
         let _ = writeln!(
             out,
             "The real runs had the machine to themselves: other work used at most {} CPUs' worth of {} \
              during any of them.\n",
-            fmt_opt(Some(o)),
-            v["cpus"]
+            fmt_opt(Some(v.max_other_cpus)),
+            v.cpus
         );
     }
     let _ = writeln!(
         out,
         "| benchmark / cores | max \\|ratio error\\| |\n|---|---:|"
     );
-    if let Some(m) = v["max_ratio_error_pct_by"].as_object() {
-        for (k, e) in m {
-            let _ = writeln!(out, "| {k} | {}% |", fmt_opt(e.as_f64()));
-        }
+    for (k, e) in &v.max_ratio_error_pct_by {
+        let _ = writeln!(out, "| {k} | {}% |", fmt_opt(Some(*e)));
     }
     let _ = writeln!(
         out,
         "\n| bench | runtime | stealing | cores | real KEvents/s | simulated KEvents/s | error | real runs' CPU / wall |\n|---|---|---|---:|---:|---:|---:|---:|"
     );
-    for e in v["entries"].as_array().into_iter().flatten() {
-        let cpu = super::median(
-            e["cpu_per_wall"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_f64),
-        );
+    for e in &v.entries {
+        let cpu = super::median(e.cpu_per_wall.iter().copied());
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} (sim) | {} | {} |",
-            e["bench"].as_str().unwrap_or("?"),
-            e["runtime"].as_str().unwrap_or("?"),
-            e["stealing"].as_str().unwrap_or("?"),
-            e["cores"],
-            fmt_opt(e["real"].as_f64()),
-            fmt_opt(e["simulated"].as_f64()),
-            pct(e["error_pct"].as_f64()),
+            e.bench,
+            e.runtime,
+            e.stealing,
+            e.cores,
+            fmt_opt(Some(e.real)),
+            fmt_opt(Some(e.simulated)),
+            pct(e.error_pct),
             fmt_opt(cpu)
         );
     }
@@ -418,6 +417,7 @@ pub fn markdown(r: &Results, out: &mut String) {
     let s = SimResults::load(&r.dir);
     if s.is_empty() {
         let _ = writeln!(out, "Not run (or see Missing experiments).\n");
+        unreadable(&s, out);
         return;
     }
     let _ = writeln!(
@@ -446,6 +446,11 @@ pub fn markdown(r: &Results, out: &mut String) {
     if !s.scaling.is_empty() {
         scaling_table(&s, out);
     }
+    unreadable(&s, out);
+}
+
+/// The files under `sim/` that could not be read, and why.
+fn unreadable(s: &SimResults, out: &mut String) {
     for (name, why) in &s.unreadable {
         let _ = writeln!(out, "- unreadable: **{name}**: {why}");
     }

@@ -543,6 +543,89 @@ fn unreadable_result_is_missing_not_zero() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// A result is read through the struct that wrote it (`BenchResult`): one without a field the
+/// writer always writes is a missing experiment whose reason names the file and the field.
+#[test]
+fn a_result_without_a_written_field_is_missing_with_the_file_and_field_named() {
+    let dir = copy_of_base("no-field");
+    edit_micro(&dir, "unbalanced", "mely", "time-left", |item| {
+        item.as_object_mut().unwrap().remove("kevents_per_sec");
+    });
+    let o = run(&["report", dir.to_str().unwrap(), "--no-plots"]);
+    assert!(o.status.success(), "{o:?}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let file = dir.join("microbench/paper-tables.json");
+    assert!(
+        md.contains(&format!(
+            "- **microbench/paper-tables**: parsing {}: missing field `kevents_per_sec`",
+            file.display()
+        )),
+        "{md}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// An SWS result is read through the load injector's `Median`: a median without its
+/// requests/s is a missing experiment naming the file and the field, not a figure of n/a.
+#[test]
+fn an_sws_median_without_requests_per_sec_is_missing_with_the_field_named() {
+    let dir = copy_of_base("sws-field");
+    let p = dir.join("sws/mely-all-p1-w2-c200.json");
+    let mut v = read(&p);
+    v["median"]
+        .as_object_mut()
+        .unwrap()
+        .remove("requests_per_sec");
+    write(&p, &v);
+    let o = run(&["report", dir.to_str().unwrap(), "--no-plots"]);
+    assert!(o.status.success(), "{o:?}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains(&format!(
+            "- **sws/mely-all-p1-w2-c200**: parsing {}: missing field `requests_per_sec`",
+            p.display()
+        )),
+        "{md}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// The simulator's calibration and validation (the repository's baseline files) are read
+/// through `Calibration` and `Validation`; a validation without its entries is unreadable, named
+/// with the missing field, and its figures are not printed.
+#[test]
+fn simulator_files_are_read_through_their_structs() {
+    let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baseline/sim");
+    let dir = copy_of_base("sim");
+    let sim = dir.join("sim");
+    std::fs::create_dir_all(&sim).unwrap();
+    for f in ["calibration.json", "validate.json"] {
+        std::fs::copy(baseline.join(f), sim.join(f)).unwrap();
+    }
+    let o = run(&["report", dir.to_str().unwrap(), "--no-plots"]);
+    assert!(o.status.success(), "{o:?}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("Calibration (this machine, "), "{md}");
+    assert!(md.contains("**Validation** (`simulate validate`)"), "{md}");
+    assert!(md.contains("| unbalanced | libasync | off | 1 | "), "{md}");
+    assert!(!md.contains("unreadable"), "{md}");
+
+    let mut v = read(&sim.join("validate.json"));
+    v.as_object_mut().unwrap().remove("entries");
+    write(&sim.join("validate.json"), &v);
+    let o = run(&["report", dir.to_str().unwrap(), "--no-plots"]);
+    assert!(o.status.success(), "{o:?}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains(
+            "- unreadable: **sim/validate.json**: not a Validation: missing field `entries`"
+        ),
+        "{md}"
+    );
+    assert!(!md.contains("**Validation** (`simulate validate`)"), "{md}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn plots_are_written_as_svg_and_png() {
     let dir = copy_of_base("plots");

@@ -25,7 +25,10 @@ cat >"$out/env.json" <<EOT
  "cpu_model": "Test CPU", "cores": 2, "kernel": "6.0.0-test", "rustc": "rustc test"}
 EOT
 cat >"$out/microbench/paper-tables.json" <<EOT
-[{"bench": "unbalanced", "runtime": "mely", "stealing": "time-left", "costs": "annotated", "kevents_per_sec": $kev}]
+[{"bench": "unbalanced", "runtime": "mely", "stealing": "time-left", "workers": 2,
+  "seconds": 1.0, "events": 1000, "kevents_per_sec": $kev, "steals": 0, "steal_attempts": 0, "stolen_colors": 0,
+  "steal_cost_cycles": null, "stolen_time_cycles": null, "locking_time_pct": null, "l2_misses_per_event": null,
+  "costs": "annotated"}]
 EOT
 echo "[{\"op\": \"http-parse\", \"instructions_per_op\": $(cat instr)}]" >"$out/instr/counts.json"
 "#;

@@ -1,20 +1,22 @@
-//! The papers' microbenchmarks on the colored runtime (and tokio as the widely used peer).
+//! The papers' microbenchmarks run for real on the colored runtime (and tokio as the widely used
+//! peer). Their definitions (parameters, kernels, the result struct, the tables) are
+//! [`microbench_defs`]'s, re-exported here where the runs use them; `microbenches simulate`
+//! runs the [`simulator`], and [`validation`] gives its `validate` the real runs.
 //! The binary `microbenches` is a thin CLI over these modules (its fixed interface: docs/ARCHITECTURE.md).
 
 pub mod cache_efficient;
 pub mod common;
 pub mod dispatch;
-pub mod env;
 pub mod idle;
 pub mod paper_tables;
 pub mod penalty;
 pub mod perf;
-pub mod report;
 pub mod run;
-pub mod sim;
 pub mod synthetic;
-pub mod tables;
 pub mod unbalanced;
+pub mod validation;
+
+pub use microbench_defs::{env, report, tables};
 
 use serde::Serialize;
 

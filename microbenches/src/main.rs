@@ -104,7 +104,7 @@ enum Bench {
         markdown_out: Option<PathBuf>,
     },
     /// The simulator: the real queues and policies on virtual cores (`simulate --help`).
-    Simulate(microbenches::sim::cli::SimulateArgs),
+    Simulate(simulator::cli::SimulateArgs),
 }
 
 /// The options of every single benchmark: the run and where its results go.
@@ -202,7 +202,7 @@ fn main() -> std::process::ExitCode {
 
 fn run_bench(bench: Bench) -> Result<()> {
     match bench {
-        Bench::Simulate(a) => microbenches::sim::cli::run(&a),
+        Bench::Simulate(a) => simulator::cli::run(&a, &mut microbenches::validation::real_kevents),
         Bench::Dispatch { common, colors } => single(&common, |o| run::dispatch(o, colors)),
         Bench::Unbalanced { common, costs } => single(&common, |o| run::unbalanced(o, costs)),
         Bench::Penalty(c) => single(&c, |o| run::fork_join(ForkJoin::Penalty, o)),

@@ -208,7 +208,7 @@ fn base_result(
         kevents_per_sec: events as f64 / secs / 1e3,
         steals: stats.map_or(0, |s| s.total.steals),
         steal_attempts: stats.map_or(0, |s| s.total.steal_attempts),
-        stolen_colors: stats.map_or(0, |s| s.total.stolen_colors),
+        stolen_colors: Some(stats.map_or(0, |s| s.total.stolen_colors)),
         steal_cost_cycles: stats
             .filter(|s| s.total.steals > 0)
             .map(|s| s.steal_cost_cycles_avg),
@@ -218,7 +218,7 @@ fn base_result(
         locking_time_pct: stats.map(|s| s.locking_time_pct),
         l2_misses_per_event: None,
         extra: Default::default(),
-        env: env.clone(),
+        env: Some(env.clone()),
     }
 }
 

@@ -19,37 +19,12 @@ use colored_runtime::{
     StealPolicy,
 };
 use crossbeam_utils::Backoff;
+pub use microbench_defs::synthetic::Config;
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Config {
-    Base,
-    PerThreadQueues,
-    FreeLists,
-    Stealing,
-}
-
-impl Config {
-    pub const ALL: [Config; 4] = [
-        Config::Base,
-        Config::PerThreadQueues,
-        Config::FreeLists,
-        Config::Stealing,
-    ];
-    pub fn label(self) -> &'static str {
-        match self {
-            Config::Base => "base (one shared spin-locked queue)",
-            Config::PerThreadQueues => "per-thread queues",
-            Config::FreeLists => "per-thread free lists (inline events)",
-            Config::Stealing => "stealing",
-        }
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct Params {

@@ -52,7 +52,7 @@
 //! | 4 shared state | `shared` | what all threads share (private fields, role accessors), the post protocol, wake-ups, shutdown; the [`Handle`] type |
 //! | 5 event context | `ctx`, `cell`, `steal` | the context an event runs with, and the makers of events; [`ColorCell`]; the stealing round and its pure policy decisions |
 //! | 6 worker | `worker`, `epoll` | a worker's loop and the idle protocol's steps; the reactor's Epoll event and I/O registration |
-//! | 7 runtime and handle | `handle`, `runtime`, `args`, `model`, `sim`, `lib` | every [`Handle`] method; start-up (pin, then allocate) and shutdown; the runtime's command-line options (feature `clap`); the step-by-step drivers (the loom model, the simulator's seam) |
+//! | 7 runtime and handle | `handle`, `runtime`, `args`, `model`, `stepped`, `lib` | every [`Handle`] method; start-up (pin, then allocate) and shutdown; the runtime's command-line options (feature `clap`); the step-by-step drivers (the loom model, the simulator's seam) |
 //!
 //! Two places where a type would otherwise pull a higher layer down: a task's closure takes a
 //! [`Ctx`] (layer 5) but events (layer 1) hold tasks, so `event` erases the closure's argument
@@ -82,11 +82,11 @@ mod queue;
 mod reactor;
 mod runtime;
 mod shared;
-#[doc(hidden)]
-#[cfg(not(loom))]
-pub mod sim;
 mod stats;
 mod steal;
+#[doc(hidden)]
+#[cfg(not(loom))]
+pub mod stepped;
 mod timer;
 pub mod topology;
 pub mod tsc;

@@ -424,7 +424,7 @@ impl<'a, D: Design> Worker<'a, D> {
 }
 
 // The idle protocol's steps (rules 1-3 of `idle`), shared by the worker's `idle_step` and by
-// whatever drives a worker step by step in virtual time (the simulator's seam, `sim`).
+// whatever drives a worker step by step in virtual time (the simulator's seam, `stepped`).
 
 /// Rule 1: an idle worker starts searching if it may (the runtime steals, and fewer than half
 /// the workers search). True if it now searches (it must end with [`found_work`],

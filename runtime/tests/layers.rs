@@ -184,7 +184,7 @@ fn graph(mods: &[(String, PathBuf, String)]) -> BTreeMap<String, BTreeSet<String
         segs.first().and_then(|s| reexport.get(s).cloned())
     };
     let owner = |m: &str| -> String {
-        // A file that is no layer's own module (a test module's file, `sim/tests.rs`) belongs
+        // A file that is no layer's own module (a test module's file, `stepped/tests.rs`) belongs
         // to its parent.
         let mut m = m.to_string();
         while m.ends_with("::tests") {

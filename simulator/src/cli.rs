@@ -12,12 +12,12 @@
 use super::calibrate::{self, Calibration};
 use super::validate::{self, Validation};
 use super::{simulate, to_result, SimBench, SimSpec, JITTER};
-use crate::report::{self, print_table, BenchResult, Format};
-use crate::unbalanced::Costs;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use colored_runtime::topology::Machine;
 use colored_runtime::{QueueKind, StealPolicy};
+use microbench_defs::report::{self, print_table, BenchResult, Format};
+use microbench_defs::unbalanced::Costs;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -127,7 +127,8 @@ fn calibration(path: Option<&Path>) -> Result<(Calibration, String)> {
     }
 }
 
-pub fn run(args: &SimulateArgs) -> Result<()> {
+/// Run `simulate`'s subcommand; `validate` runs the benchmarks for real through `real`.
+pub fn run(args: &SimulateArgs, real: validate::RealRunner<'_>) -> Result<()> {
     match &args.cmd {
         SimCommand::Unbalanced { opts, costs } => run_one(SimBench::Unbalanced(*costs), opts),
         SimCommand::Penalty(o) => run_one(SimBench::Penalty, o),
@@ -148,7 +149,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
                 edge::cli::check_output_path("--output", p)?;
             }
             let (cal, name) = calibration(cal.as_deref())?;
-            let v = validate::validate(&cal, &name, *seconds, *repeat, &mut |m| {
+            let v = validate::validate(&cal, &name, *seconds, *repeat, real, &mut |m| {
                 eprintln!(">> validate: {m}")
             })?;
             let json = serde_json::to_string_pretty(&v)?;
@@ -294,8 +295,8 @@ fn print_validation(v: &Validation) {
         let mut cpu = e.cpu_per_wall.clone();
         cpu.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
         rows.push(vec![
-            e.bench.into(),
-            e.runtime.into(),
+            e.bench.clone(),
+            e.runtime.clone(),
             e.stealing.clone(),
             e.cores.to_string(),
             format!("{:.0}", e.real),
@@ -317,7 +318,7 @@ fn print_validation(v: &Validation) {
     ]];
     for r in &v.ratios {
         rows.push(vec![
-            r.table.into(),
+            r.table.clone(),
             format!("{} / {}", r.row, r.over),
             r.cores.to_string(),
             format!("{:.3}", r.real),

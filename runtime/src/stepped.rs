@@ -1,5 +1,5 @@
-//! The runtime driven step by step on virtual cores: the simulator's seam (`microbenches
-//! simulate`). Not a stable API.
+//! The runtime driven step by step on virtual cores: the simulator's seam (the `simulator`
+//! crate, `microbenches simulate`). Not a stable API.
 //!
 //! Every step runs the runtime's real code on its real shared state (the color map, the handler
 //! registry, each core's queue design behind its lock) through the handles of `core`: an

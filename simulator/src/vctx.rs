@@ -16,7 +16,7 @@
 //! run in the order posted and none is lost (the runtime's FIFO guarantee).
 
 use super::cache::Use;
-use colored_runtime::sim::SimRuntime;
+use colored_runtime::stepped::SimRuntime;
 use colored_runtime::{Color, Ctx, Handle, HandlerId, PlaceError};
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -7,10 +7,10 @@
 use super::cache::Use;
 use super::calibrate::Kernels;
 use super::vctx::{self, Effects, Job};
-use crate::unbalanced::Costs;
-use crate::{cache_efficient, penalty, unbalanced};
-use colored_runtime::sim::SimRuntime;
+use colored_runtime::stepped::SimRuntime;
 use colored_runtime::{Color, HandlerId, HandlerSpec};
+use microbench_defs::unbalanced::Costs;
+use microbench_defs::{cache_efficient, penalty, unbalanced};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};

@@ -73,7 +73,7 @@ fn color_guarantee_holds_for_every_design_and_policy() {
 fn small(s: &SimSpec, cal: &Calibration) -> Box<dyn Workload> {
     match s.bench {
         SimBench::Unbalanced(costs) => {
-            let p = crate::unbalanced::Params {
+            let p = microbench_defs::unbalanced::Params {
                 events_per_round: 5_000,
                 seed: s.seed,
                 ..Default::default()
@@ -90,8 +90,8 @@ fn small(s: &SimSpec, cal: &Calibration) -> Box<dyn Workload> {
 fn benchmarks_keep_the_color_guarantee() {
     let cal = Calibration::example();
     for bench in [
-        SimBench::Unbalanced(crate::unbalanced::Costs::Annotated),
-        SimBench::Unbalanced(crate::unbalanced::Costs::Profiled),
+        SimBench::Unbalanced(microbench_defs::unbalanced::Costs::Annotated),
+        SimBench::Unbalanced(microbench_defs::unbalanced::Costs::Profiled),
         SimBench::Penalty,
         SimBench::CacheEfficient,
     ] {
@@ -134,7 +134,7 @@ fn a_seed_reproduces_a_run() {
     let cal = Calibration::example();
     let run = |seed| {
         let s = spec(
-            SimBench::Unbalanced(crate::unbalanced::Costs::Annotated),
+            SimBench::Unbalanced(microbench_defs::unbalanced::Costs::Annotated),
             QueueKind::Mely,
             StealPolicy::All,
             8,
@@ -255,8 +255,8 @@ fn validation_ratios_follow_the_tables() {
         .iter()
         .flat_map(|c| {
             [1usize, 2].map(|cores| Entry {
-                bench: c.bench,
-                runtime: c.runtime,
+                bench: c.bench.to_string(),
+                runtime: c.runtime.to_string(),
                 stealing: c.stealing.clone(),
                 cores,
                 real: 100.0,

@@ -1,5 +1,5 @@
 //! The discrete-event engine: virtual cores on a virtual cycle clock, driving the runtime's real
-//! queues and stealing decisions through `colored_runtime::sim::SimRuntime`.
+//! queues and stealing decisions through `colored_runtime::stepped::SimRuntime`.
 //!
 //! Each virtual core is a worker's loop as a state machine (one pending step in the agenda at
 //! a time, or parked):
@@ -40,7 +40,7 @@ use super::calibrate::{Calibration, DesignCosts};
 use super::vctx::{self, Effects, Held, Job, Then};
 use super::workload::Workload;
 use anyhow::{bail, Result};
-use colored_runtime::sim::{Round, SimRuntime, Sleep, StealTry};
+use colored_runtime::stepped::{Round, SimRuntime, Sleep, StealTry};
 use colored_runtime::{Color, HandlerId, QueueKind};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -49,7 +49,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 /// Local posts a `Ctx` buffers before it flushes (`colored_runtime::ctx::LOCAL_FLUSH`).
-const LOCAL_FLUSH: usize = colored_runtime::sim::LOCAL_FLUSH;
+const LOCAL_FLUSH: usize = colored_runtime::stepped::LOCAL_FLUSH;
 
 /// Cache lines an owner pulls back when it takes its lock after another core held it: the lock
 /// word and the queue's head, which a steal or a remote post wrote (the steal is charged the

@@ -3,7 +3,7 @@
 //! (`microbenches simulate calibrate --out FILE`; rerun on another machine to recalibrate).
 //!
 //! Runtime steps are timed on the real code through the simulator's seam
-//! (`colored_runtime::sim::SimRuntime`, single-threaded: pop, run, local post, flush, post to
+//! (`colored_runtime::stepped::SimRuntime`, single-threaded: pop, run, local post, flush, post to
 //! another core, steal per victim) or on a threaded `Runtime` (wake-up of a parked worker, the
 //! search nap), cache-line transfers between two threads pinned to different CPUs, the kernels
 //! (the benchmarks' own functions) on cache-resident data, and the memory levels by a pointer
@@ -11,7 +11,7 @@
 //! Every figure is the median of repeated samples, in cycles of the time-stamp counter.
 
 use anyhow::{bail, Context, Result};
-use colored_runtime::sim::{Round, SimRuntime, Sleep, StealTry, SEARCH_NAP};
+use colored_runtime::stepped::{Round, SimRuntime, Sleep, StealTry, SEARCH_NAP};
 use colored_runtime::topology::Machine;
 use colored_runtime::{tsc, Color, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealPolicy};
 use serde::{Deserialize, Serialize};
@@ -566,8 +566,10 @@ fn remote_dirty_line(samples: usize) -> Option<f64> {
                 std::hint::spin_loop();
             }
             let mut v = buf.lock().unwrap_or_else(|e| e.into_inner());
-            let (remote, _) = time(|| std::hint::black_box(crate::penalty::touch_slice(&mut v)));
-            let (local, _) = time(|| std::hint::black_box(crate::penalty::touch_slice(&mut v)));
+            let (remote, _) =
+                time(|| std::hint::black_box(microbench_defs::penalty::touch_slice(&mut v)));
+            let (local, _) =
+                time(|| std::hint::black_box(microbench_defs::penalty::touch_slice(&mut v)));
             drop(v);
             extra.push((remote as f64 - local as f64).max(0.0) / lines);
             turn.store(2 * i + 2, Ordering::Release);
@@ -640,11 +642,11 @@ fn kernels(samples: usize) -> Kernels {
     });
     // 16 KB: L1-resident on every machine this project targets.
     let mut arr = vec![0u64; 2_048];
-    crate::penalty::fill(&mut arr);
+    microbench_defs::penalty::fill(&mut arr);
     let fill = med(samples, || {
         let (t, _) = time(|| {
             for _ in 0..100 {
-                crate::penalty::fill(std::hint::black_box(&mut arr));
+                microbench_defs::penalty::fill(std::hint::black_box(&mut arr));
             }
         });
         t as f64 / 100.0 / (arr.len() * 8) as f64
@@ -652,21 +654,23 @@ fn kernels(samples: usize) -> Kernels {
     let touch = med(samples, || {
         let (t, _) = time(|| {
             for _ in 0..100 {
-                std::hint::black_box(crate::penalty::touch_slice(std::hint::black_box(&mut arr)));
+                std::hint::black_box(microbench_defs::penalty::touch_slice(std::hint::black_box(
+                    &mut arr,
+                )));
             }
         });
         t as f64 / 100.0 / (arr.len() * 8) as f64
     });
-    let n = crate::cache_efficient::Params::for_workers(1).elements;
+    let n = microbench_defs::cache_efficient::Params::for_workers(1).elements;
     let generate = med(samples, || {
         let (t, _) = time(|| {
             for k in 0..100 {
-                std::hint::black_box(crate::cache_efficient::generate(k, n));
+                std::hint::black_box(microbench_defs::cache_efficient::generate(k, n));
             }
         });
         t as f64 / 100.0
     });
-    let halves = crate::cache_efficient::generate(7, n);
+    let halves = microbench_defs::cache_efficient::generate(7, n);
     let sort = med(samples, || {
         let mut total = 0;
         for _ in 0..100 {
@@ -683,7 +687,9 @@ fn kernels(samples: usize) -> Kernels {
     let merge = med(samples, || {
         let (t, _) = time(|| {
             for _ in 0..100 {
-                std::hint::black_box(crate::cache_efficient::merge(&sorted[0], &sorted[1]));
+                std::hint::black_box(microbench_defs::cache_efficient::merge(
+                    &sorted[0], &sorted[1],
+                ));
             }
         });
         t as f64 / 100.0
@@ -758,12 +764,12 @@ fn chase(buf: &[u64], stretches: usize) -> f64 {
 /// Cycles per line of the `penalty` B pass over `buf` where it resides: a warm pass, then a pass
 /// timed in 64 KB stretches (median).
 fn sequential(buf: &mut [u64]) -> f64 {
-    std::hint::black_box(crate::penalty::touch_slice(buf));
+    std::hint::black_box(microbench_defs::penalty::touch_slice(buf));
     const STRETCH: usize = 64 * 1024 / 8;
     let v = buf
         .chunks_mut(STRETCH)
         .map(|c| {
-            let (t, _) = time(|| std::hint::black_box(crate::penalty::touch_slice(c)));
+            let (t, _) = time(|| std::hint::black_box(microbench_defs::penalty::touch_slice(c)));
             t as f64 / (c.len() * 8).div_ceil(64) as f64
         })
         .collect();
@@ -823,7 +829,7 @@ fn memory_costs(samples: usize) -> MemoryCosts {
 
 /// Measure everything (about 10-30 s, most of it in the memory levels and the threaded parts).
 pub fn calibrate(samples: usize, log: &mut dyn FnMut(&str)) -> Result<Calibration> {
-    let env = crate::env::detect();
+    let env = microbench_defs::env::detect();
     tsc::cycles_per_sec();
     let mut designs = BTreeMap::new();
     for q in [QueueKind::Libasync, QueueKind::Mely] {

@@ -1,11 +1,14 @@
-//! One benchmark result and its table / JSON / CSV forms.
+//! One benchmark result and its table / JSON / CSV forms. The struct that writes a result is the
+//! one that reads it back (`colored-report`): a field a writer always writes is required when
+//! reading (a file without it is an error naming the field); a field older results were written
+//! without is an `Option`, `None` when absent.
 
 use crate::env::Env;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The fixed JSON fields (docs/ARCHITECTURE.md, "Fixed interfaces"), plus per-benchmark extras.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BenchResult {
     pub bench: String,
     pub runtime: String,
@@ -19,8 +22,9 @@ pub struct BenchResult {
     pub kevents_per_sec: f64,
     pub steals: u64,
     pub steal_attempts: u64,
-    /// Colors moved by those steals (a time-left steal can take several).
-    pub stolen_colors: u64,
+    /// Colors moved by those steals (a time-left steal can take several); `None` only in
+    /// results written before it was counted.
+    pub stolen_colors: Option<u64>,
     /// Mean cycles a victim stayed locked per steal (null without steals or for tokio).
     pub steal_cost_cycles: Option<f64>,
     /// Mean measured processing cycles stolen per steal.
@@ -28,9 +32,26 @@ pub struct BenchResult {
     pub locking_time_pct: Option<f64>,
     /// From perf_event_open where the machine has hardware counters, otherwise null.
     pub l2_misses_per_event: Option<f64>,
+    /// The benchmark's own fields (`costs`, `rounds`, `sized_to`, `ns_per_event`, ...), by name.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, Value>,
-    pub env: Env,
+    /// The machine it ran on; `None` only in results written before it was stored with each.
+    pub env: Option<Env>,
+}
+
+impl BenchResult {
+    /// The benchmark's own field `key` when it is a string (`costs`, `config`, `sized_to`).
+    pub fn extra_str(&self, key: &str) -> Option<&str> {
+        self.extra.get(key).and_then(Value::as_str)
+    }
+
+    /// The benchmark's own field `key` when it is a finite number (`ns_per_event`, `cores`).
+    pub fn extra_f64(&self, key: &str) -> Option<f64> {
+        self.extra
+            .get(key)
+            .and_then(Value::as_f64)
+            .filter(|x| x.is_finite())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -141,8 +162,8 @@ pub fn print(results: &[BenchResult], format: Format) {
                 rows.push(row);
             }
             print_table(&rows);
-            if let Some(r) = results.first() {
-                println!("env: {}", r.env.summary());
+            if let Some(env) = results.first().and_then(|r| r.env.as_ref()) {
+                println!("env: {}", env.summary());
             }
         }
     }

@@ -3,7 +3,7 @@
 //! and `mely` designs' push, pop, steal and placement; the core set, the locality order from the
 //! topology, the time-left threshold and intervals, the penalty weights) run on virtual cores
 //! and a virtual cycle clock ([`engine`]), through the runtime's seam
-//! (`colored_runtime::sim::SimRuntime`); nothing here reimplements a policy.
+//! (`colored_runtime::stepped::SimRuntime`); nothing here reimplements a policy.
 //!
 //! What the simulation charges, every figure printed with its results:
 //! - per event: the benchmark's own work ([`workload`]: 100 cycles, 10-50 Kcycles, array passes
@@ -42,14 +42,14 @@ pub mod workload;
 #[cfg(test)]
 mod tests;
 
-use crate::report::BenchResult;
-use crate::unbalanced::Costs;
 use anyhow::{bail, Context, Result};
 use calibrate::Calibration;
-use colored_runtime::sim::SimRuntime;
+use colored_runtime::stepped::SimRuntime;
 use colored_runtime::topology::Machine;
 use colored_runtime::{QueueKind, RuntimeConfig, StealAmount, StealPolicy};
 use engine::{Engine, Outcome, StepCosts};
+use microbench_defs::report::BenchResult;
+use microbench_defs::unbalanced::Costs;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -321,18 +321,18 @@ pub fn workload_of(spec: &SimSpec, cal: &Calibration) -> Result<Box<dyn Workload
     let k = cal.kernels.clone();
     Ok(match spec.bench {
         SimBench::Unbalanced(costs) => {
-            let p = crate::unbalanced::Params {
+            let p = microbench_defs::unbalanced::Params {
                 seed: spec.seed,
                 ..Default::default()
             };
             Box::new(workload::Unbalanced::new(p, costs, k))
         }
         SimBench::Penalty => Box::new(workload::Penalty::new(
-            crate::penalty::Params::sized(simulated_l2(spec, cal)?),
+            microbench_defs::penalty::Params::sized(simulated_l2(spec, cal)?),
             k,
         )),
         SimBench::CacheEfficient => Box::new(workload::CacheEfficient::new(
-            crate::cache_efficient::Params::sized(simulated_l2(spec, cal)?),
+            microbench_defs::cache_efficient::Params::sized(simulated_l2(spec, cal)?),
             k,
             spec.cores,
         )),
@@ -340,9 +340,9 @@ pub fn workload_of(spec: &SimSpec, cal: &Calibration) -> Result<Box<dyn Workload
 }
 
 /// The L2 budget of the cache-sized benchmarks on the simulated machine: as the real benchmarks
-/// size them on this one ([`crate::common::L2Budget`]), from the smallest L2 of the simulated
+/// size them on this one ([`microbench_defs::l2::L2Budget`]), from the smallest L2 of the simulated
 /// cores.
-fn simulated_l2(spec: &SimSpec, cal: &Calibration) -> Result<crate::common::L2Budget> {
+fn simulated_l2(spec: &SimSpec, cal: &Calibration) -> Result<microbench_defs::l2::L2Budget> {
     let platform = Platform::resolve(&spec.topology, spec.cores, cal)?;
     let l2 = platform
         .machine
@@ -350,7 +350,7 @@ fn simulated_l2(spec: &SimSpec, cal: &Calibration) -> Result<crate::common::L2Bu
         .iter()
         .filter_map(|c| c.caches.iter().find(|k| k.level == 2).map(|k| k.bytes))
         .min();
-    Ok(crate::common::L2Budget::from_l2(l2))
+    Ok(microbench_defs::l2::L2Budget::from_l2(l2))
 }
 
 /// Run `workload` as `spec` says (its bench is only a label here).
@@ -458,12 +458,12 @@ pub fn to_result(run: &SimRun, calibration: &str) -> BenchResult {
         kevents_per_sec: run.kevents_per_sec(),
         steals: t.steals,
         steal_attempts: t.steal_attempts,
-        stolen_colors: t.stolen_colors,
+        stolen_colors: Some(t.stolen_colors),
         steal_cost_cycles: per_steal(t.steal_cost_cycles),
         stolen_time_cycles: per_steal(t.stolen_time_cycles),
         locking_time_pct: (denom > 0.0).then(|| 100.0 * t.lock_cycles as f64 / denom),
         l2_misses_per_event: (o.events > 0).then(|| t.l2_misses as f64 / o.events as f64),
         extra,
-        env: crate::env::detect(),
+        env: Some(microbench_defs::env::detect()),
     }
 }

@@ -6,13 +6,11 @@
 
 use super::calibrate::Calibration;
 use super::{simulate, SimBench, SimSpec, JITTER};
-use crate::common::Setup;
-use crate::tables;
-use crate::unbalanced::{self, Costs};
-use crate::{cache_efficient, penalty};
 use anyhow::{Context, Result};
 use colored_runtime::{QueueKind, StealAmount, StealPolicy};
-use serde::Serialize;
+use microbench_defs::tables;
+use microbench_defs::unbalanced::Costs;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The core counts validated (this machine's cores).
 pub const CORES: [usize; 2] = [1, 2];
@@ -28,7 +26,8 @@ pub struct Config {
 }
 
 impl Config {
-    fn parts(&self) -> Result<(SimBench, QueueKind, StealPolicy)> {
+    /// The simulated benchmark, queue design and stealing policy the configuration names.
+    pub fn parts(&self) -> Result<(SimBench, QueueKind, StealPolicy)> {
         let queue: QueueKind = self.runtime.parse().map_err(anyhow::Error::msg)?;
         let policy: StealPolicy = self
             .stealing
@@ -84,6 +83,10 @@ pub fn configs() -> Vec<Config> {
     out
 }
 
+/// Runs configuration `c` for real on the given number of workers for the given seconds, and
+/// measures it (`microbenches` provides it: the real benchmarks are not the simulator's).
+pub type RealRunner<'a> = &'a mut dyn FnMut(&Config, usize, f64) -> Result<RealRun>;
+
 /// What one real run measured.
 #[derive(Clone, Copy, Debug)]
 pub struct RealRun {
@@ -94,61 +97,6 @@ pub struct RealRun {
     /// CPUs' worth of time the rest of the machine used meanwhile (other processes, and the
     /// hypervisor's steal time); `None` where `/proc/stat` cannot be read.
     pub other_cpus: Option<f64>,
-}
-
-/// The machine's busy time so far (every CPU's user, nice, system, irq, softirq and steal time),
-/// seconds, from `/proc/stat`.
-fn machine_busy_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let f: Vec<f64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let busy = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .filter_map(|&i| f.get(i))
-        .sum::<f64>();
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (hz > 0).then(|| busy / hz as f64)
-}
-
-/// A real run of `c` on `workers` workers, measured around the whole run.
-pub fn real_kevents(c: &Config, workers: usize, seconds: f64) -> Result<RealRun> {
-    let (bench, queue, policy) = c.parts()?;
-    let machine0 = machine_busy_seconds();
-    let (cpu0, t0) = (crate::common::cpu_time(), std::time::Instant::now());
-    let setup = Setup {
-        queue,
-        stealing: policy,
-        steal_amount: StealAmount::One,
-        workers,
-        trace: None,
-    };
-    let o = match bench {
-        SimBench::Unbalanced(costs) => {
-            unbalanced::run_colored(&setup, seconds, costs, &Default::default())?
-        }
-        SimBench::Penalty => penalty::run(&setup, seconds, &penalty::Params::for_workers(workers))?,
-        SimBench::CacheEfficient => cache_efficient::run(
-            &setup,
-            seconds,
-            &cache_efficient::Params::for_workers(workers),
-        )?,
-    };
-    let cpu = (crate::common::cpu_time() - cpu0).as_secs_f64();
-    let wall = t0.elapsed().as_secs_f64();
-    let other = machine0
-        .zip(machine_busy_seconds())
-        .map(|(a, b)| ((b - a - cpu) / wall).max(0.0));
-    Ok(RealRun {
-        kevents_per_sec: o.kevents_per_sec(),
-        cpu_per_wall: cpu / wall,
-        other_cpus: other,
-    })
 }
 
 /// Other work beyond this, in CPUs' worth over a real run, marks the machine busy.
@@ -174,47 +122,66 @@ fn error_pct(simulated: f64, real: f64) -> Option<f64> {
     (real > 0.0 && simulated.is_finite()).then(|| 100.0 * (simulated / real - 1.0))
 }
 
+/// A number written as `null` (serde_json writes a NaN so: not measured) reads back as NaN.
+fn f64_or_nan<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// [`f64_or_nan`] for each number of a list.
+fn f64s_or_nan<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    let v = Vec::<Option<f64>>::deserialize(d)?;
+    Ok(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+}
+
 /// One configuration at one core count.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Entry {
-    pub bench: &'static str,
-    pub runtime: &'static str,
+    pub bench: String,
+    pub runtime: String,
     pub stealing: String,
     pub cores: usize,
     /// KEvents/s, real (median of the repetitions) and simulated.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub real: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub simulated: f64,
     pub error_pct: Option<f64>,
     /// The real runs' KEvents/s, in the order run.
+    #[serde(deserialize_with = "f64s_or_nan")]
     pub real_runs: Vec<f64>,
     /// The 1-minute load average after each real run (this machine's business beside ours).
+    #[serde(deserialize_with = "f64s_or_nan")]
     pub load_after: Vec<f64>,
     /// CPU seconds each real run used per wall second. On 1 core, the benchmarks keep their
     /// worker busy: well below 1, the machine gave the run only that share of a CPU.
+    #[serde(deserialize_with = "f64s_or_nan")]
     pub cpu_per_wall: Vec<f64>,
     /// CPUs' worth of time the rest of the machine used during each real run.
+    #[serde(deserialize_with = "f64s_or_nan")]
     pub other_cpus: Vec<f64>,
 }
 
 /// One ratio of a table (a row over the table's first row) at one core count.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RatioEntry {
-    pub bench: &'static str,
-    pub table: &'static str,
-    pub row: &'static str,
-    pub over: &'static str,
-    pub runtime: &'static str,
+    pub bench: String,
+    pub table: String,
+    pub row: String,
+    pub over: String,
+    pub runtime: String,
     pub stealing: String,
     pub cores: usize,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub real: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub simulated: f64,
     pub error_pct: Option<f64>,
 }
 
 /// The validation.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Validation {
-    pub simulated_topology: &'static str,
+    pub simulated_topology: String,
     pub calibration: String,
     pub seconds: f64,
     pub repeat: usize,
@@ -225,7 +192,9 @@ pub struct Validation {
     /// (their rates are then low and noisy, and their errors say more about the machine than
     /// about the simulator).
     pub cpus: usize,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub max_load: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub max_other_cpus: f64,
     pub machine_busy: bool,
     pub entries: Vec<Entry>,
@@ -250,7 +219,7 @@ fn load_average() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Run every configuration for real (`repeat` rounds over all of them, so a burst of load on the
+/// Run every configuration for real with `real` (`repeat` rounds over all of them, so a burst of load on the
 /// machine spreads over configurations instead of hitting one; `seconds` each) and simulated
 /// (`seconds` of virtual time) at 1 and 2 cores; `log` hears of progress.
 pub fn validate(
@@ -258,6 +227,7 @@ pub fn validate(
     calibration: &str,
     seconds: f64,
     repeat: usize,
+    real: RealRunner<'_>,
     log: &mut dyn FnMut(&str),
 ) -> Result<Validation> {
     let jobs: Vec<(usize, Config)> = CORES
@@ -275,7 +245,7 @@ pub fn validate(
                 c.stealing,
                 rep + 1
             ));
-            let run = real_kevents(c, *cores, seconds)
+            let run = real(c, *cores, seconds)
                 .with_context(|| format!("real run of {c:?} on {cores} core(s)"))?;
             done.push((run, load_average()));
         }
@@ -291,8 +261,8 @@ pub fn validate(
             .with_context(|| format!("simulation of {c:?} on {cores} core(s)"))?;
         let real = edge::median::median(k.iter().copied()).unwrap_or(f64::NAN);
         entries.push(Entry {
-            bench: c.bench,
-            runtime: c.runtime,
+            bench: c.bench.to_string(),
+            runtime: c.runtime.to_string(),
             stealing: c.stealing,
             cores,
             real,
@@ -335,7 +305,7 @@ pub fn validate(
         .flat_map(|e| e.cpu_per_wall.iter())
         .any(|&s| s < 0.9);
     Ok(Validation {
-        simulated_topology: "this",
+        simulated_topology: "this".into(),
         calibration: calibration.to_string(),
         seconds,
         repeat: repeat.max(1),
@@ -382,11 +352,11 @@ pub fn ratios(entries: &[Entry]) -> Vec<RatioEntry> {
                 let real = num.real / den.real;
                 let simulated = num.simulated / den.simulated;
                 out.push(RatioEntry {
-                    bench: t.bench,
-                    table: t.id,
-                    row: r.label,
-                    over: first.label,
-                    runtime: r.runtime,
+                    bench: t.bench.to_string(),
+                    table: t.id.to_string(),
+                    row: r.label.to_string(),
+                    over: first.label.to_string(),
+                    runtime: r.runtime.to_string(),
                     stealing: c.stealing.clone(),
                     cores,
                     real,
