@@ -37,6 +37,8 @@ const PUBLISH_EVERY: u32 = 64;
 /// every event would double the dispatch cost.
 const SAMPLE_WARMUP: u32 = 16;
 const SAMPLE_EVERY: u32 = 64;
+/// A spinning search (`IdleMode::Spin`) publishes its counters after this many rounds.
+const SPIN_PUBLISH_EVERY: u32 = 1024;
 /// How long a searching thief sleeps between steal attempts.
 pub(crate) const SEARCH_NAP: std::time::Duration = std::time::Duration::from_micros(20);
 
@@ -376,6 +378,7 @@ impl<'a, D: Design> Worker<'a, D> {
     fn search(&mut self, t0: u64) -> Search {
         self.record_state(tsc::now(), State::Search);
         let spin = self.sh.stealing().spin;
+        let mut rounds: u32 = 0;
         loop {
             if self.steal_once() {
                 return Search::Stole;
@@ -384,6 +387,12 @@ impl<'a, D: Design> Worker<'a, D> {
                 return Search::Stopped;
             }
             if spin {
+                // A spinning search can last the whole run: its attempts are published as it
+                // goes, not only when it ends.
+                rounds = rounds.wrapping_add(1);
+                if rounds % SPIN_PUBLISH_EVERY == 0 {
+                    self.publish();
+                }
                 continue;
             }
             if tsc::now().wrapping_sub(t0) > self.search_cycles {
