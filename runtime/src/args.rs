@@ -116,7 +116,7 @@ where
     pub idle: Option<IdleMode>,
     /// The core queues' lock: backoff (ours: test-and-test-and-set, exponential backoff,
     /// then yield) or tas (libasync-smp's spin locks, Mely II-A and IV-A: every try is an
-    /// atomic swap, no backoff, no yield). Default: --fidelity's.
+    /// atomic read-modify-write, no backoff, no yield). Default: --fidelity's.
     #[arg(long, value_name = "KIND", value_parser = clap::value_parser!(LockKind))]
     pub lock: Option<LockKind>,
     /// Posts an event makes to its own core's colors are enqueued under one lock per N (1 to

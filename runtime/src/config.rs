@@ -202,9 +202,9 @@ pub enum LockKind {
     /// with exponential backoff, then yields the CPU.
     #[default]
     Backoff,
-    /// libasync-smp's and Mely's spin lock (Mely II-A, IV-A): a waiter retries the atomic swap
-    /// itself, with no backoff and no yield, so every try takes the lock's cache line away
-    /// from the holder.
+    /// libasync-smp's and Mely's spin lock (Mely II-A, IV-A): a waiter retries the atomic
+    /// read-modify-write itself, with no backoff and no yield, so every try takes the lock's
+    /// cache line away from the holder.
     Tas,
 }
 

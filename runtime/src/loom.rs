@@ -27,15 +27,22 @@ pub(crate) use loom::sync::atomic::{
     AtomicBool, AtomicU16, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 
-/// Spin until this thread's swap moves `locked` from false to true: the test-and-set lock
-/// (`LockKind::Tas`), libasync-smp's. Every try is an atomic swap, so every try takes the line
-/// exclusive (a waiter's tries move it away from the holder and from other waiters); there is
-/// no backoff and no yield. The spin-loop hint (x86 `pause`) paces the retries without
-/// growing: it is the idiom of a spin-wait loop, not a backoff. Shared by the runtime's lock and
-/// its loom model, where the hint is loom's yield point.
+/// Spin until this thread's atomic compare-exchange moves `locked` from false to true: the
+/// test-and-set lock (`LockKind::Tas`), libasync-smp's. Every try is a locked read-modify-write
+/// (x86 `lock cmpxchg` takes the line exclusive and writes the destination back whether the
+/// comparison succeeds or not, as `xchg` does), so every try takes the line away from the holder
+/// and from other waiters; there is no backoff, no yield, no waiting on plain loads. The
+/// spin-loop hint (x86 `pause`) paces the retries without growing: it is the idiom of a
+/// spin-wait loop, not a backoff. A compare-exchange rather than a swap because, in the memory
+/// model, a failed one adds no store to the flag's modification order: this same function is
+/// the loom model's lock (the hint is then loom's yield point), and loom could not bound a
+/// loop whose every try is a new store (a swap loop exceeded its branch limit).
 #[inline]
 fn tas_acquire(locked: &AtomicBool) {
-    while locked.swap(true, Ordering::Acquire) {
+    while locked
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
         #[cfg(not(loom))]
         std::hint::spin_loop();
         #[cfg(loom)]
@@ -84,7 +91,8 @@ impl<T> Lock<T> {
 pub(crate) struct RawSpinLock {
     /// Held.
     locked: AtomicBool,
-    /// A waiter retries the swap (`LockKind::Tas`) instead of waiting on loads with backoff.
+    /// A waiter retries the atomic read-modify-write (`LockKind::Tas`) instead of waiting on
+    /// loads with backoff.
     tas: bool,
 }
 
@@ -109,7 +117,7 @@ impl RawSpinLock {
 }
 
 // SAFETY: `try_lock` and `lock` succeed only for the one thread whose compare-exchange (or, for
-// a test-and-set waiter, whose swap) moved `locked` from false to true (Acquire), and `unlock`
+// a test-and-set waiter, whose compare-exchange in `tas_acquire`) moved `locked` from false to true (Acquire), and `unlock`
 // (Release) is called only by that holder, so at most one thread holds the lock and the holder
 // sees everything the previous holder wrote.
 #[cfg(not(loom))]
@@ -145,7 +153,7 @@ unsafe impl lock_api::RawMutex for RawSpinLock {
 
 /// Under loom: ours is loom's mutex (its blocking keeps the models small); the test-and-set
 /// lock is [`tas_acquire`] over a loom atomic, guarding a loom cell, so loom explores the
-/// swaps and checks that every access to the guarded value is ordered by them.
+/// tries and checks that every access to the guarded value is ordered by them.
 #[cfg(loom)]
 pub(crate) enum Lock<T> {
     /// `LockKind::Backoff`'s stand-in.
@@ -153,6 +161,13 @@ pub(crate) enum Lock<T> {
     /// `LockKind::Tas`: the flag and the value.
     Tas(AtomicBool, loom::cell::UnsafeCell<T>),
 }
+
+// SAFETY: the value is reached only through a guard, and a guard exists only for the thread
+// whose compare-exchange moved the flag from false to true (`tas_acquire`), until it stores false
+// again; so sharing the lock hands `&mut T` from thread to thread one at a time, for which
+// `T: Send` is enough (loom's mutex variant is `Sync` on the same terms).
+#[cfg(loom)]
+unsafe impl<T: Send> Sync for Lock<T> {}
 
 /// A held [`Lock`] under loom.
 #[cfg(loom)]
@@ -189,7 +204,7 @@ impl<T> std::ops::Deref for LockGuard<'_, T> {
     fn deref(&self) -> &T {
         match self {
             LockGuard::Mutex(g) => g,
-            // SAFETY: the guard holds the lock (its swap won), so no other guard's pointer is
+            // SAFETY: the guard holds the lock (its compare-exchange won), so no other guard's pointer is
             // live; loom checks that claim on every access.
             LockGuard::Tas(_, p) => unsafe { p.as_ref().expect("held").deref() },
         }
@@ -265,7 +280,7 @@ mod tests {
         }
     }
 
-    /// The kind is the one asked for: a test-and-set waiter spins on the swap (it never waits
+    /// The kind is the one asked for: a test-and-set waiter spins on the read-modify-write (it never waits
     /// on a plain load), ours on loads with backoff.
     #[test]
     fn the_lock_is_of_the_kind_asked_for() {
@@ -296,5 +311,30 @@ mod tests {
         drop(g);
         waiter.join().unwrap();
         assert_eq!(*lock.lock(), 1);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::Lock;
+    use crate::config::LockKind;
+
+    /// The test-and-set lock excludes: two threads' read-modify-writes of the guarded value
+    /// never overlap (loom checks every access against the lock's orderings) and lose nothing.
+    #[test]
+    fn tas_lock_excludes() {
+        // A spin lock needs a preemption bound, as the runtime's models have (`tests/loom.rs`).
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound.get_or_insert(3);
+        b.check(|| {
+            let lock = loom::sync::Arc::new(Lock::new(0u32, LockKind::Tas));
+            let t = {
+                let lock = lock.clone();
+                loom::thread::spawn(move || *lock.lock() += 1)
+            };
+            *lock.lock() += 1;
+            t.join().unwrap();
+            assert_eq!(*lock.lock(), 2);
+        });
     }
 }
