@@ -17,7 +17,7 @@ use std::fmt::Display;
 use std::str::FromStr;
 
 use crate::config::{
-    BuildError, Fidelity, IdleMode, LockKind, QueueKind, RuntimeConfig, StealAmount, StealPolicy,
+    BuildError, Fidelity, FidelityOptions, IdleMode, LockKind, QueueKind, RuntimeConfig, StealAmount, StealPolicy,
     StealWalk, TraceSpec,
 };
 
@@ -325,12 +325,19 @@ where
             trace: self.trace_spec().unwrap_or(None),
             ..d
         };
-        self.fidelity.apply(&mut cfg);
-        cfg.idle = self.idle.unwrap_or(cfg.idle);
-        cfg.lock = self.lock.unwrap_or(cfg.lock);
-        cfg.post_batch = self.post_batch.unwrap_or(cfg.post_batch);
-        cfg.steal_walk = self.steal_walk.unwrap_or(cfg.steal_walk);
+        self.fidelity_options().apply(&mut cfg);
         cfg
+    }
+
+    /// The four options `--fidelity` sets, each overridden by its own option when given.
+    pub fn fidelity_options(&self) -> FidelityOptions {
+        let f = FidelityOptions::of(self.fidelity);
+        FidelityOptions {
+            idle: self.idle.unwrap_or(f.idle),
+            lock: self.lock.unwrap_or(f.lock),
+            post_batch: self.post_batch.unwrap_or(f.post_batch),
+            steal_walk: self.steal_walk.unwrap_or(f.steal_walk),
+        }
     }
 }
 

@@ -255,15 +255,78 @@ impl Fidelity {
 
     /// Set the four options of `cfg` this preset covers (idle, lock, post batch, steal walk).
     pub fn apply(self, cfg: &mut RuntimeConfig) {
-        let paper = self == Fidelity::Paper;
-        cfg.idle = if paper { IdleMode::Spin } else { IdleMode::Bounded };
-        cfg.lock = if paper { LockKind::Tas } else { LockKind::Backoff };
-        cfg.post_batch = if paper { 1 } else { MAX_POST_BATCH };
-        cfg.steal_walk = if paper {
-            StealWalk::FromHead
-        } else {
-            StealWalk::FromChoice
-        };
+        FidelityOptions::of(self).apply(cfg)
+    }
+}
+
+/// The four options a [`Fidelity`] preset covers, as one value (for a program that builds
+/// several configurations with the same ones).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize)]
+pub struct FidelityOptions {
+    /// [`RuntimeConfig::idle`].
+    pub idle: IdleMode,
+    /// [`RuntimeConfig::lock`].
+    pub lock: LockKind,
+    /// [`RuntimeConfig::post_batch`].
+    pub post_batch: usize,
+    /// [`RuntimeConfig::steal_walk`].
+    pub steal_walk: StealWalk,
+}
+
+impl FidelityOptions {
+    /// The options of preset `f`.
+    pub fn of(f: Fidelity) -> Self {
+        match f {
+            Fidelity::Ours => FidelityOptions {
+                idle: IdleMode::Bounded,
+                lock: LockKind::Backoff,
+                post_batch: MAX_POST_BATCH,
+                steal_walk: StealWalk::FromChoice,
+            },
+            Fidelity::Paper => FidelityOptions {
+                idle: IdleMode::Spin,
+                lock: LockKind::Tas,
+                post_batch: 1,
+                steal_walk: StealWalk::FromHead,
+            },
+        }
+    }
+
+    /// The options `cfg` has.
+    pub fn of_config(cfg: &RuntimeConfig) -> Self {
+        FidelityOptions {
+            idle: cfg.idle,
+            lock: cfg.lock,
+            post_batch: cfg.post_batch,
+            steal_walk: cfg.steal_walk,
+        }
+    }
+
+    /// Set them in `cfg`.
+    pub fn apply(self, cfg: &mut RuntimeConfig) {
+        cfg.idle = self.idle;
+        cfg.lock = self.lock;
+        cfg.post_batch = self.post_batch;
+        cfg.steal_walk = self.steal_walk;
+    }
+
+    /// The preset they are, if they are one.
+    pub fn preset(self) -> Option<Fidelity> {
+        Fidelity::ALL
+            .into_iter()
+            .find(|&f| FidelityOptions::of(f) == self)
+    }
+
+    /// The preset's name, or `mixed` when the options were set one by one to neither.
+    pub fn name(self) -> &'static str {
+        self.preset().map_or("mixed", Fidelity::as_str)
+    }
+}
+
+impl Default for FidelityOptions {
+    /// Ours.
+    fn default() -> Self {
+        FidelityOptions::of(Fidelity::Ours)
     }
 }
 
@@ -428,12 +491,7 @@ pub enum BuildError {
 impl RuntimeConfig {
     /// The preset this configuration's four fidelity options match, if they match one.
     pub fn fidelity(&self) -> Option<Fidelity> {
-        Fidelity::ALL.into_iter().find(|f| {
-            let mut c = self.clone();
-            f.apply(&mut c);
-            (c.idle, c.lock, c.post_batch, c.steal_walk)
-                == (self.idle, self.lock, self.post_batch, self.steal_walk)
-        })
+        FidelityOptions::of_config(self).preset()
     }
 
     pub(crate) fn validate(&self) -> Result<(), BuildError> {

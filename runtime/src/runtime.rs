@@ -168,9 +168,8 @@ impl Runtime {
         let meta = colored_trace::TraceMeta {
             configuration,
             // A preset's name, or "mixed" when the options were set one by one.
-            fidelity: cfg
-                .fidelity()
-                .map_or("mixed", crate::config::Fidelity::as_str)
+            fidelity: crate::config::FidelityOptions::of_config(cfg)
+                .name()
                 .to_string(),
             simulated: false,
             cycles_per_us: tsc::cycles_per_sec() / 1e6,
