@@ -15,8 +15,8 @@
 
 use crate::common::Outcome;
 use colored_runtime::{
-    tsc, Color, Ctx, EventStorage, FidelityOptions, HandlerId, HandlerSpec, QueueKind, Runtime, RuntimeConfig,
-    StealPolicy,
+    tsc, Color, Ctx, EventStorage, FidelityOptions, HandlerId, HandlerSpec, QueueKind, Runtime,
+    RuntimeConfig, StealPolicy,
 };
 use crossbeam_utils::Backoff;
 use std::cell::UnsafeCell;

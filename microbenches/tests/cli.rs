@@ -112,7 +112,9 @@ fn a_paper_fidelity_run_reports_the_nodes_each_steal_visited() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["fidelity"], "paper");
     assert!(v["steals"].as_u64().unwrap() > 0, "{v}");
-    let nodes = v["steal_nodes_visited"].as_f64().expect("a number with steals");
+    let nodes = v["steal_nodes_visited"]
+        .as_f64()
+        .expect("a number with steals");
     assert!(nodes >= 2.0, "{nodes} nodes per steal");
 }
 

@@ -17,8 +17,8 @@ use std::fmt::Display;
 use std::str::FromStr;
 
 use crate::config::{
-    BuildError, Fidelity, FidelityOptions, IdleMode, LockKind, QueueKind, RuntimeConfig, StealAmount, StealPolicy,
-    StealWalk, TraceSpec,
+    BuildError, Fidelity, FidelityOptions, IdleMode, LockKind, QueueKind, RuntimeConfig,
+    StealAmount, StealPolicy, StealWalk, TraceSpec,
 };
 
 /// What `--runtime` names: one of the runtime's queue designs ([`QueueKind`], the servers'
@@ -518,7 +518,14 @@ mod tests {
         assert_eq!(back.runtime, QueueKind::Libasync);
         assert_eq!(back.stealing, StealPolicy::Base);
         assert!(back.no_pin);
-        let a = parse(&["--fidelity", "paper", "--lock", "backoff", "--post-batch", "4"]);
+        let a = parse(&[
+            "--fidelity",
+            "paper",
+            "--lock",
+            "backoff",
+            "--post-batch",
+            "4",
+        ]);
         let back = parse(&a.to_args(2).iter().map(String::as_str).collect::<Vec<_>>());
         let (c, d) = (a.config().unwrap(), back.config().unwrap());
         assert_eq!(
@@ -550,9 +557,19 @@ mod tests {
         assert_eq!(mixed.idle, IdleMode::Bounded);
         assert_eq!(mixed.lock, LockKind::Tas);
         assert_eq!(mixed.fidelity(), None);
-        let one = parse(&["--post-batch", "1", "--steal-walk", "from-head", "--lock", "tas"]);
+        let one = parse(&[
+            "--post-batch",
+            "1",
+            "--steal-walk",
+            "from-head",
+            "--lock",
+            "tas",
+        ]);
         let c = one.config().unwrap();
-        assert_eq!((c.post_batch, c.steal_walk, c.lock), (1, StealWalk::FromHead, LockKind::Tas));
+        assert_eq!(
+            (c.post_batch, c.steal_walk, c.lock),
+            (1, StealWalk::FromHead, LockKind::Tas)
+        );
         assert_eq!(c.idle, IdleMode::Bounded);
         // The post batch is the runtime's to check.
         for bad in ["0", "33"] {

@@ -190,7 +190,9 @@ pub enum IdleMode {
     /// The papers' (Mely II-A: "there is no interest in yielding cores"; libasync-smp's Figure
     /// 2 loop): every idle worker runs steal rounds back to back, with no searcher cap, no nap
     /// and no sleep, until work arrives or the runtime stops. With stealing off (or one worker)
-    /// an idle worker still sleeps: spinning would burn a core with nothing it could find.
+    /// an idle worker still sleeps: spinning would burn a core with nothing it could find. The
+    /// worker running the reactor's Epoll event still blocks in its poll when it finds nothing
+    /// (after one steal round), as libasync-smp's select callback blocks in `select`.
     Spin,
 }
 
@@ -360,7 +362,12 @@ macro_rules! named {
 
 named!(IdleMode, "idle mode", Bounded = "bounded", Spin = "spin");
 named!(LockKind, "lock", Backoff = "backoff", Tas = "tas");
-named!(StealWalk, "steal walk", FromChoice = "from-choice", FromHead = "from-head");
+named!(
+    StealWalk,
+    "steal walk",
+    FromChoice = "from-choice",
+    FromHead = "from-head"
+);
 
 impl fmt::Display for Fidelity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

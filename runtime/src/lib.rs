@@ -100,8 +100,8 @@ mod worker;
 pub use cell::ColorCell;
 pub use color::{Color, MAP_SLOTS};
 pub use config::{
-    BuildError, EventStorage, Fidelity, FidelityOptions, IdleMode, LockKind, QueueKind, RuntimeConfig, StealAmount,
-    StealPolicy, StealWalk, TraceSpec, MAX_POST_BATCH,
+    BuildError, EventStorage, Fidelity, FidelityOptions, IdleMode, LockKind, QueueKind,
+    RuntimeConfig, StealAmount, StealPolicy, StealWalk, TraceSpec, MAX_POST_BATCH,
 };
 pub use ctx::Ctx;
 pub use error::{PlaceError, PostError};

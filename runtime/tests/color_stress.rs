@@ -340,9 +340,13 @@ fn libasync_base_paper() {
 }
 #[test]
 fn mely_base_paper() {
-    run_config_with(QueueKind::Mely, StealPolicy::Base, StealAmount::One, 15, |c| {
-        Fidelity::Paper.apply(c)
-    });
+    run_config_with(
+        QueueKind::Mely,
+        StealPolicy::Base,
+        StealAmount::One,
+        15,
+        |c| Fidelity::Paper.apply(c),
+    );
 }
 #[test]
 fn mely_penalty_paper() {
@@ -366,9 +370,13 @@ fn libasync_off_paper() {
 }
 #[test]
 fn mely_all_spin() {
-    run_config_with(QueueKind::Mely, StealPolicy::All, StealAmount::Half, 18, |c| {
-        c.idle = IdleMode::Spin
-    });
+    run_config_with(
+        QueueKind::Mely,
+        StealPolicy::All,
+        StealAmount::Half,
+        18,
+        |c| c.idle = IdleMode::Spin,
+    );
 }
 #[test]
 fn libasync_base_tas_lock() {

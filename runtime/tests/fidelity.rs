@@ -93,7 +93,10 @@ fn spinning_idle_workers_steal_continuously_and_never_sleep() {
         spin.total.steal_attempts
     );
     let off = idle_run(cfg(IdleMode::Spin, StealPolicy::Off));
-    assert!(off.total.parks > 0, "with stealing off a spin-mode worker must sleep");
+    assert!(
+        off.total.parks > 0,
+        "with stealing off a spin-mode worker must sleep"
+    );
     assert_eq!(off.total.steal_attempts, 0);
 }
 

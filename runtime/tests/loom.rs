@@ -349,7 +349,13 @@ fn post_races_multi_color_steal() {
 /// steals succeed). Then everything drains.
 fn two_thieves(queue: QueueKind, fidelity: Fidelity) {
     explore(&format!("two_thieves {queue} {fidelity}"), 3, move || {
-        let m = Arc::new(model_as(queue, StealPolicy::Base, StealAmount::One, 10, fidelity));
+        let m = Arc::new(model_as(
+            queue,
+            StealPolicy::Base,
+            StealAmount::One,
+            10,
+            fidelity,
+        ));
         let h = m.register("h");
         let log = Arc::new(Log::default());
         for (c, n) in [(A, 2), (B, 1), (E, 2), (F, 1)] {
@@ -401,40 +407,50 @@ fn two_thieves_mely() {
 /// thief off A#1 while A#0 runs is the running check. If it failed, worker 1 would run A#1 while
 /// A#0 runs (an overlap) or before it (out of order).
 fn steal_during_run(queue: QueueKind, fidelity: Fidelity) {
-    explore(&format!("steal_during_run {queue} {fidelity}"), 3, move || {
-        let m = Arc::new(model_as(queue, StealPolicy::Base, StealAmount::One, 1, fidelity));
-        let h = m.register("h");
-        let log = Arc::new(Log::default());
-        for (c, n) in [(A, 2), (B, 3)] {
-            for seq in 0..n {
-                post(&m, &log, c, h, seq);
+    explore(
+        &format!("steal_during_run {queue} {fidelity}"),
+        3,
+        move || {
+            let m = Arc::new(model_as(
+                queue,
+                StealPolicy::Base,
+                StealAmount::One,
+                1,
+                fidelity,
+            ));
+            let h = m.register("h");
+            let log = Arc::new(Log::default());
+            for (c, n) in [(A, 2), (B, 3)] {
+                for seq in 0..n {
+                    post(&m, &log, c, h, seq);
+                }
             }
-        }
 
-        let owner = {
-            let m = m.clone();
-            thread::spawn(move || {
-                assert!(m.run_batch(0), "core 0 had events");
-                // Core 0 still holds events whatever was stolen (at most one color of two).
-                assert!(m.run_batch(0), "core 0 had events left");
-            })
-        };
-        let thief = {
-            let m = m.clone();
-            thread::spawn(move || {
-                let stole = m.steal(1);
-                let ran = m.run_batch(1);
-                assert_eq!(stole, ran, "worker 1 runs what it stole");
-            })
-        };
-        owner.join().unwrap();
-        thief.join().unwrap();
-        let before_drain = log.runs().len();
+            let owner = {
+                let m = m.clone();
+                thread::spawn(move || {
+                    assert!(m.run_batch(0), "core 0 had events");
+                    // Core 0 still holds events whatever was stolen (at most one color of two).
+                    assert!(m.run_batch(0), "core 0 had events left");
+                })
+            };
+            let thief = {
+                let m = m.clone();
+                thread::spawn(move || {
+                    let stole = m.steal(1);
+                    let ran = m.run_batch(1);
+                    assert_eq!(stole, ran, "worker 1 runs what it stole");
+                })
+            };
+            owner.join().unwrap();
+            thief.join().unwrap();
+            let before_drain = log.runs().len();
 
-        let owned = owners(&m, &[A, B]);
-        drain(&m);
-        check(&m, &log, &[(A, 2), (B, 3)], &owned, before_drain);
-    });
+            let owned = owners(&m, &[A, B]);
+            drain(&m);
+            check(&m, &log, &[(A, 2), (B, 3)], &owned, before_drain);
+        },
+    );
 }
 
 #[test]
@@ -573,43 +589,53 @@ fn owner_wake_race_poll() {
 /// stolen meanwhile). Worker 0 (thread 1) runs one batch; worker 1 (thread 2) steals once. B#1
 /// must run after B#0 and on the core that owns B, whichever color the thief took.
 fn handler_post_races_steal(queue: QueueKind, fidelity: Fidelity) {
-    explore(&format!("handler_post_races_steal {queue} {fidelity}"), 3, move || {
-        let m = Arc::new(model_as(queue, StealPolicy::Base, StealAmount::One, 1, fidelity));
-        let h = m.register("h");
-        let log = Arc::new(Log::default());
-        {
-            let log = log.clone();
-            m.post(A, h, move |ctx| {
-                log.runs.lock().unwrap().push((A.0, 0, ctx.worker()));
+    explore(
+        &format!("handler_post_races_steal {queue} {fidelity}"),
+        3,
+        move || {
+            let m = Arc::new(model_as(
+                queue,
+                StealPolicy::Base,
+                StealAmount::One,
+                1,
+                fidelity,
+            ));
+            let h = m.register("h");
+            let log = Arc::new(Log::default());
+            {
                 let log = log.clone();
-                ctx.post(B, h, move |ctx| {
-                    let flag = &log.in_use[B.0 as usize];
-                    if flag.swap(true, Ordering::AcqRel) {
-                        log.overlaps.fetch_add(1, Ordering::Relaxed);
-                    }
-                    log.runs.lock().unwrap().push((B.0, 1, ctx.worker()));
-                    flag.store(false, Ordering::Release);
-                });
-            })
-            .expect("post to a live model");
-        }
-        post(&m, &log, B, h, 0);
-        post(&m, &log, C, h, 0);
-        let owner = {
-            let m = m.clone();
-            thread::spawn(move || assert!(m.run_batch(0), "core 0 had events"))
-        };
-        let thief = {
-            let m = m.clone();
-            thread::spawn(move || m.steal(1))
-        };
-        owner.join().unwrap();
-        thief.join().unwrap();
-        let before_drain = log.runs().len();
-        let owned = owners(&m, &[A, B, C]);
-        drain(&m);
-        check(&m, &log, &[(A, 1), (B, 2), (C, 1)], &owned, before_drain);
-    });
+                m.post(A, h, move |ctx| {
+                    log.runs.lock().unwrap().push((A.0, 0, ctx.worker()));
+                    let log = log.clone();
+                    ctx.post(B, h, move |ctx| {
+                        let flag = &log.in_use[B.0 as usize];
+                        if flag.swap(true, Ordering::AcqRel) {
+                            log.overlaps.fetch_add(1, Ordering::Relaxed);
+                        }
+                        log.runs.lock().unwrap().push((B.0, 1, ctx.worker()));
+                        flag.store(false, Ordering::Release);
+                    });
+                })
+                .expect("post to a live model");
+            }
+            post(&m, &log, B, h, 0);
+            post(&m, &log, C, h, 0);
+            let owner = {
+                let m = m.clone();
+                thread::spawn(move || assert!(m.run_batch(0), "core 0 had events"))
+            };
+            let thief = {
+                let m = m.clone();
+                thread::spawn(move || m.steal(1))
+            };
+            owner.join().unwrap();
+            thief.join().unwrap();
+            let before_drain = log.runs().len();
+            let owned = owners(&m, &[A, B, C]);
+            drain(&m);
+            check(&m, &log, &[(A, 1), (B, 2), (C, 1)], &owned, before_drain);
+        },
+    );
 }
 
 #[test]

@@ -402,8 +402,8 @@ impl Design for LibasyncQueue {
 mod tests {
     use super::*;
     use crate::color::Color;
-    use crate::event::Task;
     use crate::config::StealWalk;
+    use crate::event::Task;
     use crate::queue::NOT_RUNNING;
 
     const P: QueueParams = QueueParams {
