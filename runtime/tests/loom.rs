@@ -29,7 +29,7 @@
 //! - `*_steal_during_run` (time-left one and half, penalty, all): a time-left steal whose best
 //!   color is the one running on the victim never takes it.
 //! - `*_paper`: the same races with `Fidelity::Paper`'s options: the core locks are the
-//!   test-and-set spin lock (loom explores each swap), a handler's post to its own core takes
+//!   test-and-set spin lock (loom explores each try), a handler's post to its own core takes
 //!   the lock at once instead of being buffered, and libasync's steal walks the victim's list
 //!   from its head. (Its fourth option, spinning idle workers, is the worker's search loop,
 //!   which the model replaces by single steal rounds.)
@@ -101,8 +101,13 @@ fn model_taking(
     model_as(queue, stealing, amount, batch, Fidelity::Ours)
 }
 
+/// A model of `queue` under base stealing with `fidelity`'s options.
+fn base_model(queue: QueueKind, batch: usize, fidelity: Fidelity) -> Model {
+    model_as(queue, StealPolicy::Base, StealAmount::One, batch, fidelity)
+}
+
 /// A model with `fidelity`'s options (`Paper`: the test-and-set core locks, which loom then
-/// explores swap by swap; a handler's every post taking the lock; libasync's steal walk from
+/// explores try by try; a handler's every post taking the lock; libasync's steal walk from
 /// the head).
 fn model_as(
     queue: QueueKind,
@@ -348,14 +353,9 @@ fn post_races_multi_color_steal() {
 /// same time, each from the other (both cores hold two colors whatever happens first, so both
 /// steals succeed). Then everything drains.
 fn two_thieves(queue: QueueKind, fidelity: Fidelity) {
-    explore(&format!("two_thieves {queue} {fidelity}"), 3, move || {
-        let m = Arc::new(model_as(
-            queue,
-            StealPolicy::Base,
-            StealAmount::One,
-            10,
-            fidelity,
-        ));
+    let name = format!("two_thieves {queue} {fidelity}");
+    explore(&name, 3, move || {
+        let m = Arc::new(base_model(queue, 10, fidelity));
         let h = m.register("h");
         let log = Arc::new(Log::default());
         for (c, n) in [(A, 2), (B, 1), (E, 2), (F, 1)] {
@@ -407,50 +407,41 @@ fn two_thieves_mely() {
 /// thief off A#1 while A#0 runs is the running check. If it failed, worker 1 would run A#1 while
 /// A#0 runs (an overlap) or before it (out of order).
 fn steal_during_run(queue: QueueKind, fidelity: Fidelity) {
-    explore(
-        &format!("steal_during_run {queue} {fidelity}"),
-        3,
-        move || {
-            let m = Arc::new(model_as(
-                queue,
-                StealPolicy::Base,
-                StealAmount::One,
-                1,
-                fidelity,
-            ));
-            let h = m.register("h");
-            let log = Arc::new(Log::default());
-            for (c, n) in [(A, 2), (B, 3)] {
-                for seq in 0..n {
-                    post(&m, &log, c, h, seq);
-                }
+    let name = format!("steal_during_run {queue} {fidelity}");
+    explore(&name, 3, move || {
+        let m = Arc::new(base_model(queue, 1, fidelity));
+        let h = m.register("h");
+        let log = Arc::new(Log::default());
+        for (c, n) in [(A, 2), (B, 3)] {
+            for seq in 0..n {
+                post(&m, &log, c, h, seq);
             }
+        }
 
-            let owner = {
-                let m = m.clone();
-                thread::spawn(move || {
-                    assert!(m.run_batch(0), "core 0 had events");
-                    // Core 0 still holds events whatever was stolen (at most one color of two).
-                    assert!(m.run_batch(0), "core 0 had events left");
-                })
-            };
-            let thief = {
-                let m = m.clone();
-                thread::spawn(move || {
-                    let stole = m.steal(1);
-                    let ran = m.run_batch(1);
-                    assert_eq!(stole, ran, "worker 1 runs what it stole");
-                })
-            };
-            owner.join().unwrap();
-            thief.join().unwrap();
-            let before_drain = log.runs().len();
+        let owner = {
+            let m = m.clone();
+            thread::spawn(move || {
+                assert!(m.run_batch(0), "core 0 had events");
+                // Core 0 still holds events whatever was stolen (at most one color of two).
+                assert!(m.run_batch(0), "core 0 had events left");
+            })
+        };
+        let thief = {
+            let m = m.clone();
+            thread::spawn(move || {
+                let stole = m.steal(1);
+                let ran = m.run_batch(1);
+                assert_eq!(stole, ran, "worker 1 runs what it stole");
+            })
+        };
+        owner.join().unwrap();
+        thief.join().unwrap();
+        let before_drain = log.runs().len();
 
-            let owned = owners(&m, &[A, B]);
-            drain(&m);
-            check(&m, &log, &[(A, 2), (B, 3)], &owned, before_drain);
-        },
-    );
+        let owned = owners(&m, &[A, B]);
+        drain(&m);
+        check(&m, &log, &[(A, 2), (B, 3)], &owned, before_drain);
+    });
 }
 
 #[test]
@@ -589,53 +580,44 @@ fn owner_wake_race_poll() {
 /// stolen meanwhile). Worker 0 (thread 1) runs one batch; worker 1 (thread 2) steals once. B#1
 /// must run after B#0 and on the core that owns B, whichever color the thief took.
 fn handler_post_races_steal(queue: QueueKind, fidelity: Fidelity) {
-    explore(
-        &format!("handler_post_races_steal {queue} {fidelity}"),
-        3,
-        move || {
-            let m = Arc::new(model_as(
-                queue,
-                StealPolicy::Base,
-                StealAmount::One,
-                1,
-                fidelity,
-            ));
-            let h = m.register("h");
-            let log = Arc::new(Log::default());
-            {
+    let name = format!("handler_post_races_steal {queue} {fidelity}");
+    explore(&name, 3, move || {
+        let m = Arc::new(base_model(queue, 1, fidelity));
+        let h = m.register("h");
+        let log = Arc::new(Log::default());
+        {
+            let log = log.clone();
+            m.post(A, h, move |ctx| {
+                log.runs.lock().unwrap().push((A.0, 0, ctx.worker()));
                 let log = log.clone();
-                m.post(A, h, move |ctx| {
-                    log.runs.lock().unwrap().push((A.0, 0, ctx.worker()));
-                    let log = log.clone();
-                    ctx.post(B, h, move |ctx| {
-                        let flag = &log.in_use[B.0 as usize];
-                        if flag.swap(true, Ordering::AcqRel) {
-                            log.overlaps.fetch_add(1, Ordering::Relaxed);
-                        }
-                        log.runs.lock().unwrap().push((B.0, 1, ctx.worker()));
-                        flag.store(false, Ordering::Release);
-                    });
-                })
-                .expect("post to a live model");
-            }
-            post(&m, &log, B, h, 0);
-            post(&m, &log, C, h, 0);
-            let owner = {
-                let m = m.clone();
-                thread::spawn(move || assert!(m.run_batch(0), "core 0 had events"))
-            };
-            let thief = {
-                let m = m.clone();
-                thread::spawn(move || m.steal(1))
-            };
-            owner.join().unwrap();
-            thief.join().unwrap();
-            let before_drain = log.runs().len();
-            let owned = owners(&m, &[A, B, C]);
-            drain(&m);
-            check(&m, &log, &[(A, 1), (B, 2), (C, 1)], &owned, before_drain);
-        },
-    );
+                ctx.post(B, h, move |ctx| {
+                    let flag = &log.in_use[B.0 as usize];
+                    if flag.swap(true, Ordering::AcqRel) {
+                        log.overlaps.fetch_add(1, Ordering::Relaxed);
+                    }
+                    log.runs.lock().unwrap().push((B.0, 1, ctx.worker()));
+                    flag.store(false, Ordering::Release);
+                });
+            })
+            .expect("post to a live model");
+        }
+        post(&m, &log, B, h, 0);
+        post(&m, &log, C, h, 0);
+        let owner = {
+            let m = m.clone();
+            thread::spawn(move || assert!(m.run_batch(0), "core 0 had events"))
+        };
+        let thief = {
+            let m = m.clone();
+            thread::spawn(move || m.steal(1))
+        };
+        owner.join().unwrap();
+        thief.join().unwrap();
+        let before_drain = log.runs().len();
+        let owned = owners(&m, &[A, B, C]);
+        drain(&m);
+        check(&m, &log, &[(A, 1), (B, 2), (C, 1)], &owned, before_drain);
+    });
 }
 
 #[test]
