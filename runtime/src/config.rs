@@ -408,7 +408,8 @@ pub struct RuntimeConfig {
     pub event_storage: EventStorage,
     /// Time an idle worker keeps searching for work to steal (attempts separated by short
     /// naps, not a spin) before it sleeps, in microseconds. Only workers allowed to search do
-    /// (at most half of them at once, see the idle protocol).
+    /// (at most half of them at once, see the idle protocol). Unused with [`IdleMode::Spin`],
+    /// whose search has no end.
     pub search_us: u64,
     /// What an idle worker does while the runtime steals (ours: bounded search, then sleep;
     /// the papers': spin).
