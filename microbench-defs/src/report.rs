@@ -32,6 +32,11 @@ pub struct BenchResult {
     pub locking_time_pct: Option<f64>,
     /// From perf_event_open where the machine has hardware counters, otherwise null.
     pub l2_misses_per_event: Option<f64>,
+    /// The runtime's fidelity options: `ours`, `paper`, or `mixed` when set one by one (null
+    /// for tokio).
+    pub fidelity: Option<String>,
+    /// Mean nodes of the victim's queue a steal visited (null without steals or for tokio).
+    pub steal_nodes_visited: Option<f64>,
     /// The benchmark's own fields (`costs`, `rounds`, `sized_to`, `ns_per_event`, ...), by name.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, Value>,

@@ -2,7 +2,8 @@
 
 use crate::perf::LlcCounter;
 use colored_runtime::{
-    QueueKind, Runtime, RuntimeConfig, RuntimeStats, StealAmount, StealPolicy, TraceSpec,
+    FidelityOptions, QueueKind, Runtime, RuntimeConfig, RuntimeStats, StealAmount, StealPolicy,
+    TraceSpec,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -40,19 +41,23 @@ pub struct Setup {
     pub workers: usize,
     /// Record the run (`--trace`); `None`: off.
     pub trace: Option<TraceSpec>,
+    /// The papers' options or ours (`--fidelity` and the four options it sets).
+    pub fidelity: FidelityOptions,
 }
 
 impl Setup {
     /// The runtime configuration of this setup (everything else at the runtime's defaults).
     pub fn config(&self) -> RuntimeConfig {
-        RuntimeConfig {
+        let mut cfg = RuntimeConfig {
             workers: self.workers,
             queue: self.queue,
             stealing: self.stealing,
             steal_amount: self.steal_amount,
             trace: self.trace,
             ..Default::default()
-        }
+        };
+        self.fidelity.apply(&mut cfg);
+        cfg
     }
 }
 

@@ -18,6 +18,10 @@ EXAMPLES:
   # Mely's unbalanced benchmark with time-left stealing, 2 workers, 3 s, as a table:
   microbenches unbalanced --runtime mely --stealing time-left --workers 2 --seconds 3
 
+  # libasync-smp's stealing as the papers ran it (spinning thieves, test-and-set locks,
+  # a lock per post, the list walk from the head), with nodes visited per steal in the JSON:
+  microbenches unbalanced --runtime libasync --stealing base --workers 2 --fidelity paper --format json
+
   # Dispatch cost on libasync, mely and tokio in one run, results also as JSON:
   microbenches dispatch --runtime all --workers 1 --seconds 1 --output dispatch.json
 

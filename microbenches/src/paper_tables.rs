@@ -72,6 +72,7 @@ fn run_row(bench: &str, r: &RowSpec, o: &Options) -> Result<Vec<BenchResult>> {
         workers: o.workers,
         seconds: o.seconds,
         trace: None,
+        fidelity: Default::default(),
         trace_out: None,
     };
     let mut costs = Costs::Annotated;

@@ -13,7 +13,9 @@ use crate::unbalanced::{self, Costs};
 use crate::{cache_efficient, dispatch, penalty, RuntimeArg};
 use anyhow::{bail, Context, Result};
 use colored_runtime::args::{RuntimeArgs, RuntimeChoice, TraceOutput};
-use colored_runtime::{QueueKind, RuntimeStats, StealAmount, StealPolicy, TraceSpec};
+use colored_runtime::{
+    FidelityOptions, QueueKind, RuntimeStats, StealAmount, StealPolicy, TraceSpec,
+};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -38,6 +40,8 @@ pub struct RunOpts {
     pub seconds: f64,
     /// What each worker records (`--trace`); `None`: off.
     pub trace: Option<TraceSpec>,
+    /// The papers' options or ours (`--fidelity`, each of its four options overriding it).
+    pub fidelity: FidelityOptions,
     /// Where the trace goes (created before the run).
     pub trace_out: Option<Arc<TraceOutput>>,
 }
@@ -113,6 +117,7 @@ impl RunArgs {
             workers: self.rt.workers,
             seconds: self.seconds,
             trace,
+            fidelity: self.rt.fidelity_options(),
             trace_out,
         })
     }
@@ -135,6 +140,7 @@ impl RunOpts {
             steal_amount: self.steal_amount,
             workers: self.workers,
             trace: self.trace,
+            fidelity: self.fidelity,
         }
     }
 
@@ -217,6 +223,10 @@ fn base_result(
             .map(|s| s.stolen_time_cycles_avg),
         locking_time_pct: stats.map(|s| s.locking_time_pct),
         l2_misses_per_event: None,
+        fidelity: (runtime != RuntimeArg::Tokio).then(|| o.fidelity.name().into()),
+        steal_nodes_visited: stats
+            .filter(|s| s.total.steals > 0)
+            .map(|s| s.steal_nodes_avg),
         extra: Default::default(),
         env: Some(env.clone()),
     }
@@ -402,9 +412,21 @@ pub fn synthetic(o: &RunOpts, config: Option<SynConfig>) -> Result<Vec<BenchResu
     let configs = config.map_or_else(|| SynConfig::ALL.to_vec(), |c| vec![c]);
     let mut out = Vec::new();
     for c in configs {
-        let s = synthetic::run(c, o.workers, o.seconds, &synthetic::Params::default())?;
+        let s = synthetic::run(
+            c,
+            o.workers,
+            o.seconds,
+            &synthetic::Params::default(),
+            o.fidelity,
+        )?;
         let opts = RunOpts {
             runtime: RuntimeArg::Libasync,
+            // The shared-queue base is not this runtime: none of its options apply.
+            fidelity: if c == SynConfig::Base {
+                FidelityOptions::default()
+            } else {
+                o.fidelity
+            },
             stealing: if c == SynConfig::Stealing {
                 StealPolicy::Base
             } else {

@@ -15,8 +15,8 @@
 
 use crate::common::Outcome;
 use colored_runtime::{
-    tsc, Color, Ctx, EventStorage, HandlerId, HandlerSpec, QueueKind, Runtime, RuntimeConfig,
-    StealPolicy,
+    tsc, Color, Ctx, EventStorage, FidelityOptions, HandlerId, HandlerSpec, QueueKind, Runtime,
+    RuntimeConfig, StealPolicy,
 };
 use crossbeam_utils::Backoff;
 pub use microbench_defs::synthetic::Config;
@@ -64,8 +64,14 @@ fn step(ctx: &mut Ctx<'_>, st: &'static Chains) {
     }
 }
 
-fn run_runtime(cfg: Config, workers: usize, seconds: f64, p: &Params) -> anyhow::Result<Outcome> {
-    let rt = Runtime::new(RuntimeConfig {
+fn run_runtime(
+    cfg: Config,
+    workers: usize,
+    seconds: f64,
+    p: &Params,
+    fidelity: FidelityOptions,
+) -> anyhow::Result<Outcome> {
+    let mut rcfg = RuntimeConfig {
         workers,
         queue: QueueKind::Libasync,
         stealing: if cfg == Config::Stealing {
@@ -79,7 +85,9 @@ fn run_runtime(cfg: Config, workers: usize, seconds: f64, p: &Params) -> anyhow:
             EventStorage::Inline
         },
         ..Default::default()
-    })?;
+    };
+    fidelity.apply(&mut rcfg);
+    let rt = Runtime::new(rcfg)?;
     let st: &'static Chains = Box::leak(Box::new(Chains {
         stop: AtomicBool::new(false),
         done: AtomicU64::new(0),
@@ -261,10 +269,18 @@ fn run_shared(workers: usize, seconds: f64, p: &Params) -> anyhow::Result<Outcom
     })
 }
 
-pub fn run(cfg: Config, workers: usize, seconds: f64, p: &Params) -> anyhow::Result<Outcome> {
+/// One run of `cfg`; the runtime's configurations take `fidelity`'s options (the shared-queue
+/// base is not this runtime and has none).
+pub fn run(
+    cfg: Config,
+    workers: usize,
+    seconds: f64,
+    p: &Params,
+    fidelity: FidelityOptions,
+) -> anyhow::Result<Outcome> {
     match cfg {
         Config::Base => run_shared(workers, seconds, p),
-        _ => run_runtime(cfg, workers, seconds, p),
+        _ => run_runtime(cfg, workers, seconds, p, fidelity),
     }
 }
 

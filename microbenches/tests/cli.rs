@@ -40,6 +40,10 @@ fn usage_errors_exit_2_before_any_benchmark_runs() {
             "microbenches: error: --markdown-out /nonexistent/t.md: directory /nonexistent",
         ),
         (
+            &["unbalanced", "--fidelity", "paper", "--post-batch", "0", "--seconds", "30"],
+            "microbenches: error: post batch must be 1 to 32, not 0",
+        ),
+        (
             &["dispatch", "--workers", "100000"],
             "microbenches: error: --workers 100000 is more than the",
         ),
@@ -78,6 +82,39 @@ fn usage_errors_exit_2_before_any_benchmark_runs() {
         t.elapsed() < Duration::from_secs(20),
         "a benchmark ran before the checks"
     );
+}
+
+/// The paper-faithful run of the issue: libasync's stealing with `--fidelity paper` says so in
+/// its JSON and reports the nodes each steal visited (libasync-smp's walk from the head reads
+/// the head twice at least: the choice's scan, then the walk).
+#[test]
+fn a_paper_fidelity_run_reports_the_nodes_each_steal_visited() {
+    let o = run(
+        BENCH,
+        &[
+            "unbalanced",
+            "--runtime",
+            "libasync",
+            "--stealing",
+            "base",
+            "--workers",
+            "2",
+            "--fidelity",
+            "paper",
+            "--seconds",
+            "0.3",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["fidelity"], "paper");
+    assert!(v["steals"].as_u64().unwrap() > 0, "{v}");
+    let nodes = v["steal_nodes_visited"]
+        .as_f64()
+        .expect("a number with steals");
+    assert!(nodes >= 2.0, "{nodes} nodes per steal");
 }
 
 #[test]

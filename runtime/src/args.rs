@@ -16,7 +16,10 @@
 use std::fmt::Display;
 use std::str::FromStr;
 
-use crate::config::{BuildError, QueueKind, RuntimeConfig, StealAmount, StealPolicy, TraceSpec};
+use crate::config::{
+    BuildError, Fidelity, FidelityOptions, IdleMode, LockKind, QueueKind, RuntimeConfig,
+    StealAmount, StealPolicy, StealWalk, TraceSpec,
+};
 
 /// What `--runtime` names: one of the runtime's queue designs ([`QueueKind`], the servers'
 /// choice), or a program's wider choice (the microbenchmarks also run tokio, and all three
@@ -96,6 +99,40 @@ where
     /// microseconds (default: the runtime's).
     #[arg(long, value_name = "US", alias = "steal-spin-us", hide = true)]
     pub search_us: Option<u64>,
+    /// Where the runtime departs from the papers' runtimes, all four options at once: ours
+    /// (default: --idle bounded --lock backoff --post-batch 32 --steal-walk from-choice) or
+    /// paper (--idle spin --lock tas --post-batch 1 --steal-walk from-head, as libasync-smp
+    /// and Mely ran). Each of the four options given on its own overrides the preset, e.g.
+    /// `--fidelity paper --lock backoff`.
+    #[arg(long, value_name = "FIDELITY", default_value_t = Fidelity::Ours,
+          value_parser = clap::value_parser!(Fidelity))]
+    pub fidelity: Fidelity,
+    /// What an idle worker does while stealing is on: bounded (ours: at most half the
+    /// workers search, 20 us naps between rounds, sleep after --search-us) or spin (Mely
+    /// II-A, "no interest in yielding cores", and Figure 2's loop: every idle worker runs
+    /// steal rounds back to back and never sleeps). With stealing off an idle worker sleeps
+    /// either way: spinning would burn a core with nothing to find. Default: --fidelity's.
+    #[arg(long, value_name = "MODE", value_parser = clap::value_parser!(IdleMode))]
+    pub idle: Option<IdleMode>,
+    /// The core queues' lock: backoff (ours: test-and-test-and-set, exponential backoff,
+    /// then yield) or tas (libasync-smp's spin locks, Mely II-A and IV-A: every try is an
+    /// atomic read-modify-write, no backoff, no yield). Default: --fidelity's.
+    #[arg(long, value_name = "KIND", value_parser = clap::value_parser!(LockKind))]
+    pub lock: Option<LockKind>,
+    /// Posts an event makes to its own core's colors are enqueued under one lock per N (1 to
+    /// 32): 32 is ours; 1 takes the target core's lock on every post, as libasync-smp's
+    /// cpucb (Mely II-A: queues "concurrently updated by different cores", under spinlocks).
+    /// Default: --fidelity's.
+    #[arg(long, value_name = "N")]
+    pub post_batch: Option<usize>,
+    /// How a libasync steal collects the chosen color's events: from-choice (ours: on from
+    /// the node where the color was chosen) or from-head (Mely II-B, Figure 2:
+    /// construct_event_set, given only the color, walks the victim's list from its head node
+    /// by node, checking each node's color, up to the color's pending count, footnote 1;
+    /// Mely II-C prices a node at about 190 cycles). Mely's queues walk no list. Default:
+    /// --fidelity's.
+    #[arg(long, value_name = "WALK", value_parser = clap::value_parser!(StealWalk))]
+    pub steal_walk: Option<StealWalk>,
     /// Record what every worker does and write it to FILE at the end of the run, as
     /// Chrome/Perfetto trace-event JSON (open it in ui.perfetto.dev or chrome://tracing;
     /// `colored-report trace-check FILE` checks the color guarantee on it). The file is
@@ -310,7 +347,7 @@ where
 
     fn build(&self, queue: QueueKind, workers: usize) -> RuntimeConfig {
         let d = RuntimeConfig::default();
-        RuntimeConfig {
+        let mut cfg = RuntimeConfig {
             workers,
             queue,
             stealing: self.stealing,
@@ -320,6 +357,19 @@ where
             // Checked by `check`.
             trace: self.trace_spec().unwrap_or(None),
             ..d
+        };
+        self.fidelity_options().apply(&mut cfg);
+        cfg
+    }
+
+    /// The four options `--fidelity` sets, each overridden by its own option when given.
+    pub fn fidelity_options(&self) -> FidelityOptions {
+        let f = FidelityOptions::of(self.fidelity);
+        FidelityOptions {
+            idle: self.idle.unwrap_or(f.idle),
+            lock: self.lock.unwrap_or(f.lock),
+            post_batch: self.post_batch.unwrap_or(f.post_batch),
+            steal_walk: self.steal_walk.unwrap_or(f.steal_walk),
         }
     }
 }
@@ -354,6 +404,26 @@ impl RuntimeArgs<QueueKind> {
         }
         if let Some(us) = self.search_us {
             v.extend(["--search-us".into(), us.to_string()]);
+        }
+        v.extend(self.fidelity_args());
+        v
+    }
+
+    /// The command-line arguments that give the fidelity options back (`--fidelity` and each
+    /// override given), for a child that runs with this process's runtime.
+    pub fn fidelity_args(&self) -> Vec<String> {
+        let mut v = vec!["--fidelity".to_string(), self.fidelity.to_string()];
+        if let Some(m) = self.idle {
+            v.extend(["--idle".into(), m.to_string()]);
+        }
+        if let Some(k) = self.lock {
+            v.extend(["--lock".into(), k.to_string()]);
+        }
+        if let Some(n) = self.post_batch {
+            v.extend(["--post-batch".into(), n.to_string()]);
+        }
+        if let Some(w) = self.steal_walk {
+            v.extend(["--steal-walk".into(), w.to_string()]);
         }
         v
     }
@@ -523,5 +593,68 @@ mod tests {
         assert_eq!(back.runtime, QueueKind::Libasync);
         assert_eq!(back.stealing, StealPolicy::Base);
         assert!(back.no_pin);
+        let a = parse(&[
+            "--fidelity",
+            "paper",
+            "--lock",
+            "backoff",
+            "--post-batch",
+            "4",
+        ]);
+        let back = parse(&a.to_args(2).iter().map(String::as_str).collect::<Vec<_>>());
+        let (c, d) = (a.config().unwrap(), back.config().unwrap());
+        assert_eq!(
+            (c.idle, c.lock, c.post_batch, c.steal_walk),
+            (d.idle, d.lock, d.post_batch, d.steal_walk)
+        );
+    }
+
+    /// `--fidelity` sets the four options; each given on its own overrides it; the default is
+    /// today's runtime, field for field.
+    #[test]
+    fn fidelity_sets_the_four_options_and_each_overrides() {
+        let ours = parse(&[]).config().unwrap();
+        let d = RuntimeConfig::default();
+        assert_eq!(
+            (ours.idle, ours.lock, ours.post_batch, ours.steal_walk),
+            (d.idle, d.lock, d.post_batch, d.steal_walk)
+        );
+        assert_eq!(ours.fidelity(), Some(Fidelity::Ours));
+        let paper = parse(&["--fidelity", "paper"]).config().unwrap();
+        assert_eq!(
+            (paper.idle, paper.lock, paper.post_batch, paper.steal_walk),
+            (IdleMode::Spin, LockKind::Tas, 1, StealWalk::FromHead)
+        );
+        assert_eq!(paper.fidelity(), Some(Fidelity::Paper));
+        let mixed = parse(&["--fidelity", "paper", "--idle", "bounded"])
+            .config()
+            .unwrap();
+        assert_eq!(mixed.idle, IdleMode::Bounded);
+        assert_eq!(mixed.lock, LockKind::Tas);
+        assert_eq!(mixed.fidelity(), None);
+        let one = parse(&[
+            "--post-batch",
+            "1",
+            "--steal-walk",
+            "from-head",
+            "--lock",
+            "tas",
+        ]);
+        let c = one.config().unwrap();
+        assert_eq!(
+            (c.post_batch, c.steal_walk, c.lock),
+            (1, StealWalk::FromHead, LockKind::Tas)
+        );
+        assert_eq!(c.idle, IdleMode::Bounded);
+        // The post batch is the runtime's to check.
+        for bad in ["0", "33"] {
+            let e = parse(&["--post-batch", bad]).config().unwrap_err();
+            assert!(
+                matches!(e, ArgsError::Runtime(BuildError::PostBatch(_))),
+                "{bad}: {e}"
+            );
+        }
+        let cli = Cli::try_parse_from(["t", "--fidelity", "exact"]);
+        assert!(cli.is_err());
     }
 }

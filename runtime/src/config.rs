@@ -179,6 +179,212 @@ pub enum EventStorage {
     Heap,
 }
 
+/// What an idle worker does while the runtime steals.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdleMode {
+    /// Ours (see `idle`): at most half the workers search, napping between steal rounds, and
+    /// each sleeps once its search time (`search_us`) is over.
+    #[default]
+    Bounded,
+    /// The papers' (Mely II-A: "there is no interest in yielding cores"; libasync-smp's Figure
+    /// 2 loop): every idle worker runs steal rounds back to back, with no searcher cap, no nap
+    /// and no sleep, until work arrives or the runtime stops. With stealing off (or one worker)
+    /// an idle worker still sleeps: spinning would burn a core with nothing it could find. The
+    /// worker running the reactor's Epoll event still blocks in its poll when it finds nothing
+    /// (after one steal round), as libasync-smp's select callback blocks in `select`.
+    Spin,
+}
+
+/// The core queues' lock.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockKind {
+    /// Ours: test-and-test-and-set (a waiter spins on a plain load, the line stays shared)
+    /// with exponential backoff, then yields the CPU.
+    #[default]
+    Backoff,
+    /// libasync-smp's and Mely's spin lock (Mely II-A, IV-A): a waiter retries the atomic
+    /// read-modify-write itself, with no backoff and no yield, so every try takes the lock's
+    /// cache line away from the holder.
+    Tas,
+}
+
+/// How a libasync steal collects the events of the color it chose (Mely's design reaches a
+/// color's events through its color-queue and walks no list either way).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StealWalk {
+    /// Ours: the walk goes on from the node where `choose_color_to_steal` found the color and
+    /// stops at the color's pending count.
+    #[default]
+    FromChoice,
+    /// libasync-smp's (Mely II-B, Figure 2): `construct_event_set(core, color)` is a separate
+    /// function given only the color, so it walks the victim's single list again from its head,
+    /// node by node, checking each node's color, until it has the color's pending count
+    /// (footnote 1 of Mely II-B: the count spares the rest of the list).
+    FromHead,
+}
+
+/// A preset of the four options in which this runtime differs from the papers' runtimes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fidelity {
+    /// This runtime's own choices: bounded idle search, backoff lock, posts buffered up to
+    /// [`MAX_POST_BATCH`], the steal walk from the chosen node.
+    #[default]
+    Ours,
+    /// The papers': spinning idle workers, test-and-set lock, every post taking the target's
+    /// lock, libasync-smp's steal walk from the head.
+    Paper,
+}
+
+/// Most posts to its own core a worker's event buffers before taking its core lock once for
+/// them all (the default of [`RuntimeConfig::post_batch`]).
+pub const MAX_POST_BATCH: usize = 32;
+
+impl Fidelity {
+    /// Both presets, ours first.
+    pub const ALL: [Fidelity; 2] = [Fidelity::Ours, Fidelity::Paper];
+
+    /// The preset's name on the command line and in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fidelity::Ours => "ours",
+            Fidelity::Paper => "paper",
+        }
+    }
+
+    /// Set the four options of `cfg` this preset covers (idle, lock, post batch, steal walk).
+    pub fn apply(self, cfg: &mut RuntimeConfig) {
+        FidelityOptions::of(self).apply(cfg)
+    }
+}
+
+/// The four options a [`Fidelity`] preset covers, as one value (for a program that builds
+/// several configurations with the same ones).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize)]
+pub struct FidelityOptions {
+    /// [`RuntimeConfig::idle`].
+    pub idle: IdleMode,
+    /// [`RuntimeConfig::lock`].
+    pub lock: LockKind,
+    /// [`RuntimeConfig::post_batch`].
+    pub post_batch: usize,
+    /// [`RuntimeConfig::steal_walk`].
+    pub steal_walk: StealWalk,
+}
+
+impl FidelityOptions {
+    /// The options of preset `f`.
+    pub fn of(f: Fidelity) -> Self {
+        match f {
+            Fidelity::Ours => FidelityOptions {
+                idle: IdleMode::Bounded,
+                lock: LockKind::Backoff,
+                post_batch: MAX_POST_BATCH,
+                steal_walk: StealWalk::FromChoice,
+            },
+            Fidelity::Paper => FidelityOptions {
+                idle: IdleMode::Spin,
+                lock: LockKind::Tas,
+                post_batch: 1,
+                steal_walk: StealWalk::FromHead,
+            },
+        }
+    }
+
+    /// The options `cfg` has.
+    pub fn of_config(cfg: &RuntimeConfig) -> Self {
+        FidelityOptions {
+            idle: cfg.idle,
+            lock: cfg.lock,
+            post_batch: cfg.post_batch,
+            steal_walk: cfg.steal_walk,
+        }
+    }
+
+    /// Set them in `cfg`.
+    pub fn apply(self, cfg: &mut RuntimeConfig) {
+        cfg.idle = self.idle;
+        cfg.lock = self.lock;
+        cfg.post_batch = self.post_batch;
+        cfg.steal_walk = self.steal_walk;
+    }
+
+    /// The preset they are, if they are one.
+    pub fn preset(self) -> Option<Fidelity> {
+        Fidelity::ALL
+            .into_iter()
+            .find(|&f| FidelityOptions::of(f) == self)
+    }
+
+    /// The preset's name, or `mixed` when the options were set one by one to neither.
+    pub fn name(self) -> &'static str {
+        self.preset().map_or("mixed", Fidelity::as_str)
+    }
+}
+
+impl Default for FidelityOptions {
+    /// Ours.
+    fn default() -> Self {
+        FidelityOptions::of(Fidelity::Ours)
+    }
+}
+
+/// The command-line names of a small enum, and its `Display`/`FromStr` over them.
+macro_rules! named {
+    ($ty:ident, $what:literal, $($v:ident = $s:literal),+) => {
+        impl $ty {
+            /// The option's name on the command line and in results.
+            pub fn name(self) -> &'static str {
+                match self { $($ty::$v => $s,)+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($s => Ok($ty::$v),)+
+                    _ => Err(format!(concat!("unknown ", $what, " {:?} (expected ",
+                        named!(@list $($s),+), ")"), s)),
+                }
+            }
+        }
+    };
+    (@list $first:literal $(, $rest:literal)*) => { concat!($first $(, " or ", $rest)*) };
+}
+
+named!(IdleMode, "idle mode", Bounded = "bounded", Spin = "spin");
+named!(LockKind, "lock", Backoff = "backoff", Tas = "tas");
+named!(
+    StealWalk,
+    "steal walk",
+    FromChoice = "from-choice",
+    FromHead = "from-head"
+);
+
+impl fmt::Display for Fidelity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Fidelity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Fidelity::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| format!("unknown fidelity {s:?} (expected ours or paper)"))
+    }
+}
+
 /// Everything a runtime is built from.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct RuntimeConfig {
@@ -202,8 +408,21 @@ pub struct RuntimeConfig {
     pub event_storage: EventStorage,
     /// Time an idle worker keeps searching for work to steal (attempts separated by short
     /// naps, not a spin) before it sleeps, in microseconds. Only workers allowed to search do
-    /// (at most half of them at once, see the idle protocol).
+    /// (at most half of them at once, see the idle protocol). Unused with [`IdleMode::Spin`],
+    /// whose search has no end.
     pub search_us: u64,
+    /// What an idle worker does while the runtime steals (ours: bounded search, then sleep;
+    /// the papers': spin).
+    pub idle: IdleMode,
+    /// The core queues' lock (ours: test-and-test-and-set with backoff; the papers':
+    /// test-and-set).
+    pub lock: LockKind,
+    /// Posts an event makes to colors of its own core are buffered and enqueued under one
+    /// lock per this many (and when the event returns); 1 takes the core lock for every post,
+    /// as libasync-smp's `cpucb` did. 1 to [`MAX_POST_BATCH`].
+    pub post_batch: usize,
+    /// How a libasync steal collects the chosen color's events.
+    pub steal_walk: StealWalk,
     /// Record what each worker does into a bounded per-worker buffer (`None`: off; a worker
     /// then pays one predictable branch per record point). Collected by
     /// [`Runtime::shutdown_traced`](crate::Runtime::shutdown_traced).
@@ -245,6 +464,10 @@ impl Default for RuntimeConfig {
             blocking_threads: 4,
             event_storage: EventStorage::Inline,
             search_us: 200,
+            idle: IdleMode::Bounded,
+            lock: LockKind::Backoff,
+            post_batch: MAX_POST_BATCH,
+            steal_walk: StealWalk::FromChoice,
             trace: None,
         }
     }
@@ -265,12 +488,20 @@ pub enum BuildError {
     #[error("batch must be at least 1")]
     /// `batch` is 0.
     ZeroBatch,
+    #[error("post batch must be 1 to {MAX_POST_BATCH}, not {0}")]
+    /// `post_batch` is 0 or above [`MAX_POST_BATCH`].
+    PostBatch(usize),
     #[error("could not start worker thread: {0}")]
     /// A worker thread could not be started.
     Spawn(#[from] std::io::Error),
 }
 
 impl RuntimeConfig {
+    /// The preset this configuration's four fidelity options match, if they match one.
+    pub fn fidelity(&self) -> Option<Fidelity> {
+        FidelityOptions::of_config(self).preset()
+    }
+
     pub(crate) fn validate(&self) -> Result<(), BuildError> {
         if self.workers == 0 {
             return Err(BuildError::NoWorkers);
@@ -287,6 +518,9 @@ impl RuntimeConfig {
         }
         if self.batch == 0 {
             return Err(BuildError::ZeroBatch);
+        }
+        if !(1..=MAX_POST_BATCH).contains(&self.post_batch) {
+            return Err(BuildError::PostBatch(self.post_batch));
         }
         Ok(())
     }

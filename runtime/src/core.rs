@@ -38,6 +38,7 @@
 //!   owner sees the event. "Notified" is written by whoever claims the wake-up (a poster under
 //!   the lock, or a compare-exchange from asleep), "running" by the owner when it wakes.
 
+use crate::config::LockKind;
 use crate::event::Event;
 use crate::loom::{AtomicU8, AtomicUsize, Lock, LockGuard, Ordering};
 use crate::queue::{Design, QueueParams, Running, StealChoice, Stolen};
@@ -101,13 +102,17 @@ struct Locked<D> {
 }
 
 impl<D: Design> CoreQueue<D> {
-    /// A core queue holding `queue` (allocated by the worker that will own it, after pinning).
-    pub(crate) fn new(queue: D) -> Self {
+    /// A core queue holding `queue` (allocated by the worker that will own it, after pinning),
+    /// behind a lock of kind `lock`.
+    pub(crate) fn new(queue: D, lock: LockKind) -> Self {
         CoreQueue {
-            queue: Lock::new(Locked {
-                q: queue,
-                running: Running::NONE,
-            }),
+            queue: Lock::new(
+                Locked {
+                    q: queue,
+                    running: Running::NONE,
+                },
+                lock,
+            ),
         }
     }
 }

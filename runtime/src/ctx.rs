@@ -144,8 +144,8 @@ pub(crate) trait WorkerOps {
     fn end_polling(&mut self);
 }
 
-/// Buffered local posts are flushed at this many.
-pub const LOCAL_FLUSH: usize = 32;
+/// Most local posts buffered before a flush (the configuration's `post_batch` says how many).
+pub const LOCAL_FLUSH: usize = crate::config::MAX_POST_BATCH;
 
 /// Passed to every event. Not `Send`/`Sync`: it belongs to the event running on this worker.
 pub struct Ctx<'w> {
@@ -208,8 +208,10 @@ impl<'w> Ctx<'w> {
     /// Post an event (libasync-smp's `cpucb`). After shutdown the event is dropped and counted.
     ///
     /// Events for colors this worker owns are buffered and enqueued under one lock when the
-    /// handler returns (or when 32 are buffered); an event for another core first
-    /// flushes the buffer, so every color still sees its events in posting order.
+    /// handler returns (or when the configuration's `post_batch` are buffered, 32 by default;
+    /// with 1 every post takes the core lock at once, as libasync-smp's `cpucb`); an event for
+    /// another core first flushes the buffer, so every color still sees its events in posting
+    /// order.
     #[inline]
     pub fn post<F>(&mut self, color: Color, handler: HandlerId, f: F)
     where
@@ -221,7 +223,7 @@ impl<'w> Ctx<'w> {
         }
         if self.sh.map().get(color.slot()) == self.worker {
             push_event(self.sh, self.local_buf, color, handler, f);
-            if self.local_buf.len() >= LOCAL_FLUSH {
+            if self.local_buf.len() >= self.sh.post_batch() {
                 self.flush();
             }
         } else {
@@ -264,7 +266,7 @@ impl<'w> Ctx<'w> {
     #[inline(always)]
     fn push_local(&mut self, ev: Event) {
         self.local_buf.push(ev);
-        if self.local_buf.len() >= LOCAL_FLUSH {
+        if self.local_buf.len() >= self.sh.post_batch() {
             self.flush();
         }
     }

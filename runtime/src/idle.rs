@@ -3,7 +3,9 @@
 //! whose owners are always woken by posts to them.
 //!
 //! Rules (with stealing on; without it an idle worker just sleeps and only posts to its own
-//! queue wake it):
+//! queue wake it). They are ours (`IdleMode::Bounded`); with the papers' `IdleMode::Spin` every
+//! idle worker searches (rule 1 has no cap), back to back with no nap and no time limit, so it
+//! never reaches rule 3 while stealing is on, and rules 2 and 4 find a searcher and wake nobody:
 //! 1. An idle worker searches (steal attempts separated by naps, for up to the configured search
 //!    time) only if fewer than half of the workers search already ([`Idle::try_begin_search`]);
 //!    otherwise it goes straight to sleep. So at most half the workers (rounded up) search.
@@ -68,6 +70,11 @@ impl Idle {
                 Err(now) => n = now,
             }
         }
+    }
+
+    /// Become a searcher whatever the count (`IdleMode::Spin`: every idle worker searches).
+    pub(crate) fn begin_search_uncapped(&self) {
+        self.searching.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Stop searching. True if the caller was the last searcher.

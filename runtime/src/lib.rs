@@ -10,6 +10,11 @@
 //! - Build a [`Runtime`] from a [`RuntimeConfig`] (plain data: workers, [`QueueKind`],
 //!   [`StealPolicy`], [`StealAmount`], batch size, pinning). A [`Handle`] (cheap to clone, any
 //!   thread) posts events and registers everything else.
+//! - Four options say where this runtime departs from the papers' runtimes, each with the
+//!   papers' choice available: [`IdleMode`] (bounded search or spinning), [`LockKind`]
+//!   (backoff or test-and-set), [`RuntimeConfig::post_batch`] (buffered or one lock per post),
+//!   [`StealWalk`] (libasync's walk from the chosen node or from the head). [`Fidelity`] sets
+//!   the four at once: `Ours` (the default) or `Paper`.
 //! - Register each kind of event once as a handler ([`HandlerSpec`]: a name, an optional cost
 //!   annotation in cycles, a stealing penalty), then post closures with a color:
 //!   [`Handle::post`] from any thread, [`Ctx::post`] from inside an event (libasync-smp's
@@ -95,7 +100,8 @@ mod worker;
 pub use cell::ColorCell;
 pub use color::{Color, MAP_SLOTS};
 pub use config::{
-    BuildError, EventStorage, QueueKind, RuntimeConfig, StealAmount, StealPolicy, TraceSpec,
+    BuildError, EventStorage, Fidelity, FidelityOptions, IdleMode, LockKind, QueueKind,
+    RuntimeConfig, StealAmount, StealPolicy, StealWalk, TraceSpec, MAX_POST_BATCH,
 };
 pub use ctx::Ctx;
 pub use error::{PlaceError, PostError};

@@ -128,7 +128,8 @@ impl Runtime {
 
     /// Stop the runtime, wait for its workers, and return the final counters and, when the
     /// configuration's `trace` is set, what each worker recorded (cycles of [`tsc`]), with its
-    /// metadata: the configuration, fidelity "ours", real time, handler names. A ring trace
+    /// metadata: the configuration, the fidelity preset ("ours", "paper", or "mixed" when the
+    /// options match neither), real time, handler names. A ring trace
     /// carries the run's counters only if no worker lost a record.
     pub fn shutdown_traced(self) -> (RuntimeStats, Option<colored_trace::Trace>) {
         self.handle.shutdown();
@@ -147,6 +148,10 @@ impl Runtime {
             ("stealing".to_string(), cfg.stealing.to_string()),
             ("steal-amount".to_string(), cfg.steal_amount.to_string()),
             ("batch".to_string(), cfg.batch.to_string()),
+            ("idle".to_string(), cfg.idle.to_string()),
+            ("lock".to_string(), cfg.lock.to_string()),
+            ("post-batch".to_string(), cfg.post_batch.to_string()),
+            ("steal-walk".to_string(), cfg.steal_walk.to_string()),
             ("trace".to_string(), format!("{:?}", cfg.trace)),
         ];
         let reg = sh.registry();
@@ -162,7 +167,10 @@ impl Runtime {
         });
         let meta = colored_trace::TraceMeta {
             configuration,
-            fidelity: "ours".to_string(),
+            // A preset's name, or "mixed" when the options were set one by one.
+            fidelity: crate::config::FidelityOptions::of_config(cfg)
+                .name()
+                .to_string(),
             simulated: false,
             cycles_per_us: tsc::cycles_per_sec() / 1e6,
             handler_names,
@@ -244,12 +252,13 @@ fn start<D: Design>(
         ready[w] = Some(r);
     }
     let mut unpinned = Vec::new();
+    let lock = cfg.lock;
     let queues: Queues<D> = ready
         .into_iter()
         .map(|r| {
             let r = r.expect("every worker reports once");
             unpinned.extend(r.unpinned);
-            CachePadded::new(CoreQueue::new(r.queue))
+            CachePadded::new(CoreQueue::new(r.queue, lock))
         })
         .collect();
     let sh = Shared::new(cfg, wrap(queues), topology);

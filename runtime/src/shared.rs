@@ -16,7 +16,7 @@
 
 use crate::blocking::BlockingPool;
 use crate::color::{Color, ColorMap};
-use crate::config::{QueueKind, RuntimeConfig, StealPolicy};
+use crate::config::{IdleMode, QueueKind, RuntimeConfig, StealPolicy, StealWalk};
 use crate::core::{CoreQueue, CoreState, Poster, Sleep, Stealer};
 use crate::error::PlaceError;
 use crate::event::Event;
@@ -95,18 +95,25 @@ pub(crate) struct Stealing {
     pub(crate) time_left: bool,
     /// That time is penalty-weighted (penalty, all).
     pub(crate) weighted: bool,
+    /// Idle workers spin in the steal loop (`IdleMode::Spin`, and the runtime steals).
+    pub(crate) spin: bool,
+    /// How a libasync steal collects the chosen color's events.
+    pub(crate) walk: StealWalk,
 }
 
 impl Stealing {
     /// The stealing of a runtime of `cfg.workers` cores under `cfg`'s policy.
     fn of(cfg: &RuntimeConfig) -> Stealing {
         let policy = cfg.stealing;
+        let on = policy.enabled() && cfg.workers > 1;
         Stealing {
-            on: policy.enabled() && cfg.workers > 1,
+            on,
             policy,
             choice: StealChoice::of(policy, cfg.steal_amount),
             time_left: policy.time_left(),
             weighted: policy.penalty_weighted(),
+            spin: on && cfg.idle == IdleMode::Spin,
+            walk: cfg.steal_walk,
         }
     }
 }
@@ -190,14 +197,14 @@ impl Shared {
 
     /// Core queues allocated on the calling thread (the model, which has no workers).
     pub(crate) fn local_queues(cfg: &RuntimeConfig) -> CoreSet {
-        fn make<D: Design>(n: usize) -> Queues<D> {
-            (0..n)
-                .map(|_| CachePadded::new(CoreQueue::new(D::new())))
+        fn make<D: Design>(cfg: &RuntimeConfig) -> Queues<D> {
+            (0..cfg.workers)
+                .map(|_| CachePadded::new(CoreQueue::new(D::new(), cfg.lock)))
                 .collect()
         }
         match cfg.queue {
-            QueueKind::Libasync => CoreSet::Libasync(make(cfg.workers)),
-            QueueKind::Mely => CoreSet::Mely(make(cfg.workers)),
+            QueueKind::Libasync => CoreSet::Libasync(make(cfg)),
+            QueueKind::Mely => CoreSet::Mely(make(cfg)),
         }
     }
 
@@ -306,6 +313,12 @@ impl Shared {
         self.force_heap
     }
 
+    /// Local posts a running event buffers before flushing them under one lock.
+    #[inline]
+    pub(crate) fn post_batch(&self) -> usize {
+        self.cfg.post_batch
+    }
+
     // The steal-cost threshold.
 
     /// The time-left threshold now: the estimated cost of stealing one color (cycles).
@@ -400,6 +413,7 @@ impl Shared {
             time_left: self.stealing.time_left,
             weighted: self.stealing.weighted,
             threshold: self.steal_threshold(),
+            walk: self.stealing.walk,
         }
     }
 

@@ -56,6 +56,9 @@ counters! {
     stolen_colors,
     /// Cycles victims stayed locked while a steal built and moved its event set.
     steal_cost_cycles,
+    /// Nodes of the victims' queues successful steals visited (libasync: list nodes whose
+    /// color they read; Mely: color-queues taken).
+    steal_nodes,
     /// Measured processing cycles of stolen events.
     stolen_time_cycles,
     /// Stolen events.
@@ -192,6 +195,9 @@ pub struct RuntimeStats {
     /// Mean measured processing cycles stolen per steal (a time-left steal can take several
     /// colors).
     pub stolen_time_cycles_avg: f64,
+    /// Mean nodes of the victim's queue visited per steal (`Counters::steal_nodes` over
+    /// `steals`; 0 without steals).
+    pub steal_nodes_avg: f64,
     /// Current estimate of the cost of stealing one color, the time-left threshold.
     pub steal_cost_estimate_cycles: u64,
     /// Every registered handler's statistics, in registration order.
@@ -239,6 +245,7 @@ impl RuntimeStats {
             locking_time_pct: pct,
             steal_cost_cycles_avg: per_steal(total.steal_cost_cycles),
             stolen_time_cycles_avg: per_steal(total.stolen_time_cycles),
+            steal_nodes_avg: per_steal(total.steal_nodes),
             steal_cost_estimate_cycles,
             workers,
             total,

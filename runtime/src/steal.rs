@@ -91,8 +91,9 @@ pub(crate) fn skips<D: Design>(sh: &Shared, v: usize, look: Look) -> bool {
 /// One stealing round by `thief` over the policy's core set: true if it stole (the events are
 /// then in the thief's queue). Accounts attempts, steals and their cost in `counters`, and
 /// records each locked attempt in `rec` (an attempt that took nothing is `Empty` if the
-/// victim's published length was 0 just before it, else `Nothing`; nodes visited are not
-/// counted by the designs and recorded as 0).
+/// victim's published length was 0 just before it, else `Nothing`; the nodes a steal visited
+/// are the design's count, [`Stolen::nodes`](crate::queue::Stolen), 0 for an attempt that took
+/// nothing).
 pub(crate) fn try_steal<D: Design>(
     sh: &Shared,
     queues: &[CachePadded<CoreQueue<D>>],
@@ -140,6 +141,7 @@ pub(crate) fn try_steal<D: Design>(
                 .saturating_sub(tsc::overhead());
             counters.steals += 1;
             counters.stolen_colors += s.colors as u64;
+            counters.steal_nodes += s.nodes as u64;
             counters.steal_cost_cycles += cost;
             sh.set_steal_threshold(next_estimate(sh.steal_threshold(), cost, s.colors));
             return true;
@@ -151,10 +153,10 @@ pub(crate) fn try_steal<D: Design>(
 /// Trace one locked steal attempt on victim `v`.
 #[cold]
 fn record_attempt(rec: &mut Recorder, v: usize, len_before: usize, a: &crate::core::StealAttempt) {
-    let (events, colors, outcome) = match &a.stolen {
-        Some(s) => (s.events, s.colors, StealOutcome::Stolen),
-        None if len_before == 0 => (0, 0, StealOutcome::Empty),
-        None => (0, 0, StealOutcome::Nothing),
+    let (events, colors, nodes, outcome) = match &a.stolen {
+        Some(s) => (s.events, s.colors, s.nodes, StealOutcome::Stolen),
+        None if len_before == 0 => (0, 0, 0, StealOutcome::Empty),
+        None => (0, 0, 0, StealOutcome::Nothing),
     };
     rec.record(Record::Steal {
         start: a.locked_at,
@@ -164,7 +166,7 @@ fn record_attempt(rec: &mut Recorder, v: usize, len_before: usize, a: &crate::co
         events: sat32(events as u64),
         victim: sat16(v as u64),
         colors: sat16(colors as u64),
-        nodes: 0,
+        nodes: sat16(nodes as u64),
         outcome,
     });
 }

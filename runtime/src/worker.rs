@@ -5,14 +5,16 @@
 //! core lock and mark its slot running; run the batch, timing a sample of the events with the
 //! cycle counter (all stolen ones); clear the running set. With nothing queued the worker is
 //! idle and follows the idle protocol (`idle`): search for work to steal if fewer than half the
-//! workers search, for up to `search_us`, napping between attempts; then sleep.
+//! workers search, for up to `search_us`, napping between attempts; then sleep. (With the
+//! papers' `IdleMode::Spin` and stealing on, every idle worker searches without nap or end
+//! until it finds work: it never sleeps.)
 //!
 //! Sleeping: the worker marks its core parked under its own lock after seeing its queue empty
 //! (see `core`), counts itself a sleeper, and, if no worker searches any more, runs one last
 //! steal round that locks every victim; then it parks until its core is no longer asleep. A
 //! poster reads the state under the same lock, so either it sees it parked (and unparks; the
 //! unpark token makes a late `park` return at once) or the worker sees the event. Nothing spins
-//! while idle.
+//! while idle, except by `IdleMode::Spin`'s choice.
 
 use crate::core::{CoreQueue, Owner, Sleep};
 use crate::ctx::{Ctx, Lent, WorkerOps};
@@ -35,6 +37,8 @@ const PUBLISH_EVERY: u32 = 64;
 /// every event would double the dispatch cost.
 const SAMPLE_WARMUP: u32 = 16;
 const SAMPLE_EVERY: u32 = 64;
+/// A spinning search (`IdleMode::Spin`) publishes its counters after this many rounds.
+const SPIN_PUBLISH_EVERY: u32 = 1024;
 /// How long a searching thief sleeps between steal attempts.
 pub(crate) const SEARCH_NAP: std::time::Duration = std::time::Duration::from_micros(20);
 
@@ -368,14 +372,28 @@ impl<'a, D: Design> Worker<'a, D> {
     /// instead of spinning: on virtual machines a spinning vCPU slows its sibling, and a
     /// searching worker is not asleep, so posters never pay a futex wake-up (an IPI, several
     /// microseconds in a VM) for it. A post to its own queue waits at most one nap.
+    ///
+    /// With `IdleMode::Spin` (the papers') the attempts follow each other with no nap and the
+    /// search has no time limit: it ends only with a steal, work, or shutdown.
     fn search(&mut self, t0: u64) -> Search {
         self.record_state(tsc::now(), State::Search);
+        let spin = self.sh.stealing().spin;
+        let mut rounds: u32 = 0;
         loop {
             if self.steal_once() {
                 return Search::Stole;
             }
             if self.owner.state().len() > 0 || self.sh.is_shutdown() {
                 return Search::Stopped;
+            }
+            if spin {
+                // A spinning search can last the whole run: its attempts are published as it
+                // goes, not only when it ends.
+                rounds = rounds.wrapping_add(1);
+                if rounds % SPIN_PUBLISH_EVERY == 0 {
+                    self.publish();
+                }
+                continue;
             }
             if tsc::now().wrapping_sub(t0) > self.search_cycles {
                 return Search::TimeUp;
@@ -427,10 +445,15 @@ impl<'a, D: Design> Worker<'a, D> {
 // whatever drives a worker step by step in virtual time (the simulator's seam, `stepped`).
 
 /// Rule 1: an idle worker starts searching if it may (the runtime steals, and fewer than half
-/// the workers search). True if it now searches (it must end with [`found_work`],
-/// `sh.idle().end_search()` or [`fall_asleep`]).
+/// the workers search; with `IdleMode::Spin`, whatever the count). True if it now searches (it
+/// must end with [`found_work`], `sh.idle().end_search()` or [`fall_asleep`]).
 pub(crate) fn begin_idle(sh: &Shared) -> bool {
-    sh.stealing().on && sh.idle().try_begin_search()
+    let stealing = sh.stealing();
+    if stealing.spin {
+        sh.idle().begin_search_uncapped();
+        return true;
+    }
+    stealing.on && sh.idle().try_begin_search()
 }
 
 /// Rule 2: the searcher on core `w` stole; it stops searching and, if it was the last

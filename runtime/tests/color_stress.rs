@@ -1,4 +1,5 @@
-//! The color guarantee under stress, for every queue design and stealing policy.
+//! The color guarantee under stress, for every queue design and stealing policy, and with the
+//! papers' options (`--fidelity paper`, and each of its four options alone).
 //!
 //! Producers on their own threads post to many colors and to a few hot ones; handlers burn a
 //! random number of cycles and some post children; there are more workers than cores; hot
@@ -13,7 +14,8 @@
 //! 100 000 000 outside CI with `--release`).
 
 use colored_runtime::{
-    Color, EventStorage, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealAmount, StealPolicy,
+    Color, EventStorage, Fidelity, HandlerSpec, IdleMode, LockKind, QueueKind, Runtime,
+    RuntimeConfig, StealAmount, StealPolicy, StealWalk,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -65,17 +67,37 @@ fn run_config_stored(
     storage: EventStorage,
     seed: u64,
 ) {
+    run_config_with(queue, stealing, amount, seed, |c| c.event_storage = storage)
+}
+
+/// Like `run_config_taking`, with the configuration changed by `tune` (the paper-faithful
+/// options).
+fn run_config_with(
+    queue: QueueKind,
+    stealing: StealPolicy,
+    amount: StealAmount,
+    seed: u64,
+    tune: impl FnOnce(&mut RuntimeConfig),
+) {
     let total = events_per_config();
-    let rt = Runtime::new(RuntimeConfig {
+    let mut cfg = RuntimeConfig {
         workers: 4,
         queue,
         stealing,
         steal_amount: amount,
-        event_storage: storage,
         search_us: 20,
         ..Default::default()
-    })
-    .expect("runtime");
+    };
+    tune(&mut cfg);
+    let fidelity = match cfg.fidelity() {
+        Some(f) => f.to_string(),
+        None => format!(
+            "idle {} lock {} post-batch {} walk {}",
+            cfg.idle, cfg.lock, cfg.post_batch, cfg.steal_walk
+        ),
+    };
+    let amount = format!("{amount}/{fidelity}");
+    let rt = Runtime::new(cfg).expect("runtime");
     let h = rt.handle();
     let light = rt.register(HandlerSpec::new("light"));
     let heavy = rt.register(HandlerSpec::new("heavy").cost_cycles(200_000));
@@ -302,5 +324,87 @@ fn mely_all_half_heap() {
         StealAmount::Half,
         EventStorage::Heap,
         13,
+    );
+}
+
+// The papers' options: all four at once on both designs, and each alone.
+#[test]
+fn libasync_base_paper() {
+    run_config_with(
+        QueueKind::Libasync,
+        StealPolicy::Base,
+        StealAmount::One,
+        14,
+        |c| Fidelity::Paper.apply(c),
+    );
+}
+#[test]
+fn mely_base_paper() {
+    run_config_with(
+        QueueKind::Mely,
+        StealPolicy::Base,
+        StealAmount::One,
+        15,
+        |c| Fidelity::Paper.apply(c),
+    );
+}
+#[test]
+fn mely_penalty_paper() {
+    run_config_with(
+        QueueKind::Mely,
+        StealPolicy::Penalty,
+        StealAmount::One,
+        16,
+        |c| Fidelity::Paper.apply(c),
+    );
+}
+#[test]
+fn libasync_off_paper() {
+    run_config_with(
+        QueueKind::Libasync,
+        StealPolicy::Off,
+        StealAmount::One,
+        17,
+        |c| Fidelity::Paper.apply(c),
+    );
+}
+#[test]
+fn mely_all_spin() {
+    run_config_with(
+        QueueKind::Mely,
+        StealPolicy::All,
+        StealAmount::Half,
+        18,
+        |c| c.idle = IdleMode::Spin,
+    );
+}
+#[test]
+fn libasync_base_tas_lock() {
+    run_config_with(
+        QueueKind::Libasync,
+        StealPolicy::Base,
+        StealAmount::One,
+        19,
+        |c| c.lock = LockKind::Tas,
+    );
+}
+#[test]
+fn mely_time_left_unbatched_posts() {
+    run_config_with(
+        QueueKind::Mely,
+        StealPolicy::TimeLeft,
+        StealAmount::One,
+        20,
+        |c| c.post_batch = 1,
+    );
+}
+#[test]
+fn libasync_base_walk_from_head() {
+    run_config_with(
+        QueueKind::Libasync,
+        StealPolicy::Base,
+        StealAmount::One,
+        21,
+        |c| c.steal_walk = StealWalk::FromHead,
     );
 }

@@ -28,6 +28,11 @@
 //!   events, on the color's core.
 //! - `*_steal_during_run` (time-left one and half, penalty, all): a time-left steal whose best
 //!   color is the one running on the victim never takes it.
+//! - `*_paper`: the same races with `Fidelity::Paper`'s options: the core locks are the
+//!   test-and-set spin lock (loom explores each try), a handler's post to its own core takes
+//!   the lock at once instead of being buffered, and libasync's steal walks the victim's list
+//!   from its head. (Its fourth option, spinning idle workers, is the worker's search loop,
+//!   which the model replaces by single steal rounds.)
 //!
 //! Events record what ran where in a plain `std` mutex: it is instrumentation, not part of the
 //! protocol under test, and a loom lock there would only add branch points. The per-color
@@ -37,7 +42,7 @@
 
 use colored_runtime::model::{Model, Step};
 use colored_runtime::{
-    Color, HandlerId, HandlerSpec, QueueKind, RuntimeConfig, StealAmount, StealPolicy,
+    Color, Fidelity, HandlerId, HandlerSpec, QueueKind, RuntimeConfig, StealAmount, StealPolicy,
 };
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -93,7 +98,25 @@ fn model_taking(
     amount: StealAmount,
     batch: usize,
 ) -> Model {
-    Model::new(RuntimeConfig {
+    model_as(queue, stealing, amount, batch, Fidelity::Ours)
+}
+
+/// A model of `queue` under base stealing with `fidelity`'s options.
+fn base_model(queue: QueueKind, batch: usize, fidelity: Fidelity) -> Model {
+    model_as(queue, StealPolicy::Base, StealAmount::One, batch, fidelity)
+}
+
+/// A model with `fidelity`'s options (`Paper`: the test-and-set core locks, which loom then
+/// explores try by try; a handler's every post taking the lock; libasync's steal walk from
+/// the head).
+fn model_as(
+    queue: QueueKind,
+    stealing: StealPolicy,
+    amount: StealAmount,
+    batch: usize,
+    fidelity: Fidelity,
+) -> Model {
+    let mut cfg = RuntimeConfig {
         workers: 2,
         queue,
         stealing,
@@ -101,8 +124,9 @@ fn model_taking(
         batch,
         pin: false,
         ..Default::default()
-    })
-    .expect("valid model configuration")
+    };
+    fidelity.apply(&mut cfg);
+    Model::new(cfg).expect("valid model configuration")
 }
 
 /// One event's run: (color, sequence number within its color, worker that ran it).
@@ -235,12 +259,12 @@ fn posts_race_steal(m: &Arc<Model>, log: &Arc<Log>, posts: Vec<(Color, HandlerId
 /// is worker 1 stealing. With this mix the steal always takes A (base: A is first and never holds
 /// more than half of the queue; time-left: only A's handler is heavy), so the posts race the
 /// remap of their own color.
-fn post_races_steal(queue: QueueKind, stealing: StealPolicy) {
+fn post_races_steal(queue: QueueKind, stealing: StealPolicy, fidelity: Fidelity) {
     explore(
-        &format!("post_races_steal {queue} {stealing}"),
+        &format!("post_races_steal {queue} {stealing} {fidelity}"),
         3,
         move || {
-            let m = Arc::new(model(queue, stealing, 10));
+            let m = Arc::new(model_as(queue, stealing, StealAmount::One, 10, fidelity));
             let heavy = m.register_spec(HandlerSpec::new("heavy").cost_cycles(HEAVY_CYCLES));
             let light = m.register("light");
             let log = Arc::new(Log::default());
@@ -264,24 +288,24 @@ fn post_races_steal(queue: QueueKind, stealing: StealPolicy) {
 
 #[test]
 fn post_races_steal_libasync_base() {
-    post_races_steal(QueueKind::Libasync, StealPolicy::Base);
+    post_races_steal(QueueKind::Libasync, StealPolicy::Base, Fidelity::Ours);
 }
 
 #[test]
 fn post_races_steal_mely_base() {
-    post_races_steal(QueueKind::Mely, StealPolicy::Base);
+    post_races_steal(QueueKind::Mely, StealPolicy::Base, Fidelity::Ours);
 }
 
 #[test]
 fn post_races_steal_mely_time_left() {
-    post_races_steal(QueueKind::Mely, StealPolicy::TimeLeft);
+    post_races_steal(QueueKind::Mely, StealPolicy::TimeLeft, Fidelity::Ours);
 }
 
 /// Locality-aware stealing: the same race with the victims ordered by cache distance (the
 /// topology's order) instead of from the most loaded core.
 #[test]
 fn post_races_steal_mely_locality() {
-    post_races_steal(QueueKind::Mely, StealPolicy::Locality);
+    post_races_steal(QueueKind::Mely, StealPolicy::Locality, Fidelity::Ours);
 }
 
 /// Core 0 holds A#0 and B#0 (both heavy) and C#0, D#0 (light). Thread 1 posts A#1 and B#1;
@@ -328,9 +352,10 @@ fn post_races_multi_color_steal() {
 /// Core 0 holds A#0, A#1, B#0; core 1 holds E#0, E#1, F#0. Worker 0 and worker 1 steal at the
 /// same time, each from the other (both cores hold two colors whatever happens first, so both
 /// steals succeed). Then everything drains.
-fn two_thieves(queue: QueueKind) {
-    explore(&format!("two_thieves {queue}"), 3, move || {
-        let m = Arc::new(model(queue, StealPolicy::Base, 10));
+fn two_thieves(queue: QueueKind, fidelity: Fidelity) {
+    let name = format!("two_thieves {queue} {fidelity}");
+    explore(&name, 3, move || {
+        let m = Arc::new(base_model(queue, 10, fidelity));
         let h = m.register("h");
         let log = Arc::new(Log::default());
         for (c, n) in [(A, 2), (B, 1), (E, 2), (F, 1)] {
@@ -362,12 +387,12 @@ fn two_thieves(queue: QueueKind) {
 
 #[test]
 fn two_thieves_libasync() {
-    two_thieves(QueueKind::Libasync);
+    two_thieves(QueueKind::Libasync, Fidelity::Ours);
 }
 
 #[test]
 fn two_thieves_mely() {
-    two_thieves(QueueKind::Mely);
+    two_thieves(QueueKind::Mely, Fidelity::Ours);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -381,9 +406,10 @@ fn two_thieves_mely() {
 /// queue, while B holds more than half once A#0 is popped), so the only thing that keeps the
 /// thief off A#1 while A#0 runs is the running check. If it failed, worker 1 would run A#1 while
 /// A#0 runs (an overlap) or before it (out of order).
-fn steal_during_run(queue: QueueKind) {
-    explore(&format!("steal_during_run {queue}"), 3, move || {
-        let m = Arc::new(model(queue, StealPolicy::Base, 1));
+fn steal_during_run(queue: QueueKind, fidelity: Fidelity) {
+    let name = format!("steal_during_run {queue} {fidelity}");
+    explore(&name, 3, move || {
+        let m = Arc::new(base_model(queue, 1, fidelity));
         let h = m.register("h");
         let log = Arc::new(Log::default());
         for (c, n) in [(A, 2), (B, 3)] {
@@ -420,12 +446,12 @@ fn steal_during_run(queue: QueueKind) {
 
 #[test]
 fn steal_during_run_libasync() {
-    steal_during_run(QueueKind::Libasync);
+    steal_during_run(QueueKind::Libasync, Fidelity::Ours);
 }
 
 #[test]
 fn steal_during_run_mely() {
-    steal_during_run(QueueKind::Mely);
+    steal_during_run(QueueKind::Mely, Fidelity::Ours);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -553,9 +579,10 @@ fn owner_wake_race_poll() {
 /// worker 0's local buffer and is flushed when A#0 returns, or spills to B's new core if B was
 /// stolen meanwhile). Worker 0 (thread 1) runs one batch; worker 1 (thread 2) steals once. B#1
 /// must run after B#0 and on the core that owns B, whichever color the thief took.
-fn handler_post_races_steal(queue: QueueKind) {
-    explore(&format!("handler_post_races_steal {queue}"), 3, move || {
-        let m = Arc::new(model(queue, StealPolicy::Base, 1));
+fn handler_post_races_steal(queue: QueueKind, fidelity: Fidelity) {
+    let name = format!("handler_post_races_steal {queue} {fidelity}");
+    explore(&name, 3, move || {
+        let m = Arc::new(base_model(queue, 1, fidelity));
         let h = m.register("h");
         let log = Arc::new(Log::default());
         {
@@ -595,12 +622,12 @@ fn handler_post_races_steal(queue: QueueKind) {
 
 #[test]
 fn handler_post_races_steal_libasync() {
-    handler_post_races_steal(QueueKind::Libasync);
+    handler_post_races_steal(QueueKind::Libasync, Fidelity::Ours);
 }
 
 #[test]
 fn handler_post_races_steal_mely() {
-    handler_post_races_steal(QueueKind::Mely);
+    handler_post_races_steal(QueueKind::Mely, Fidelity::Ours);
 }
 
 /// Batches of one event. Core 0 holds A#0, A#1 (heavy: A is the only color worth a time-left
@@ -666,4 +693,41 @@ fn penalty_steal_during_run() {
 #[test]
 fn all_steal_during_run() {
     time_left_steal_during_run(StealAmount::Half, StealPolicy::All);
+}
+
+// ---------------------------------------------------------------------------------------------
+// f. The papers' options (`Fidelity::Paper`): test-and-set locks, unbuffered posts, the list
+//    walk from the head.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn post_races_steal_libasync_paper() {
+    post_races_steal(QueueKind::Libasync, StealPolicy::Base, Fidelity::Paper);
+}
+
+#[test]
+fn post_races_steal_mely_paper() {
+    post_races_steal(QueueKind::Mely, StealPolicy::TimeLeft, Fidelity::Paper);
+}
+
+#[test]
+fn two_thieves_libasync_paper() {
+    two_thieves(QueueKind::Libasync, Fidelity::Paper);
+}
+
+#[test]
+fn steal_during_run_libasync_paper() {
+    steal_during_run(QueueKind::Libasync, Fidelity::Paper);
+}
+
+/// With a post batch of 1 the handler's post of B#1 takes core 0's lock while the handler
+/// runs, racing the thief's steal of B, instead of waiting in the local buffer.
+#[test]
+fn handler_post_races_steal_libasync_paper() {
+    handler_post_races_steal(QueueKind::Libasync, Fidelity::Paper);
+}
+
+#[test]
+fn handler_post_races_steal_mely_paper() {
+    handler_post_races_steal(QueueKind::Mely, Fidelity::Paper);
 }

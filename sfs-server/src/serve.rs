@@ -252,6 +252,7 @@ fn child_command(
     if opts.runtime.no_pin {
         cmd.arg("--no-pin");
     }
+    cmd.args(opts.runtime.fidelity_args());
     cmd.args(opts.runtime.child_trace_args(index));
     cmd
 }
@@ -369,6 +370,29 @@ mod tests {
             Path::new("s.json"),
         );
         assert!(args(&cmd).iter().any(|x| x == "--no-pin"));
+        // The parent's fidelity options and trace reach the child (its own trace file).
+        let paper = options(&[
+            "--fidelity",
+            "paper",
+            "--lock",
+            "backoff",
+            "--trace",
+            "t.json",
+        ]);
+        let a = args(&child_command(
+            Path::new("/bin/sfs"),
+            &paper,
+            addr,
+            1,
+            Path::new("s.json"),
+        ));
+        for (flag, want) in [
+            ("--fidelity", "paper"),
+            ("--lock", "backoff"),
+            ("--trace", "t.c1.json"),
+        ] {
+            assert_eq!(value(&a, flag), Some(want), "{flag} in {a:?}");
+        }
     }
 
     #[test]

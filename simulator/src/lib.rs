@@ -463,6 +463,9 @@ pub fn to_result(run: &SimRun, calibration: &str) -> BenchResult {
         stolen_time_cycles: per_steal(t.stolen_time_cycles),
         locking_time_pct: (denom > 0.0).then(|| 100.0 * t.lock_cycles as f64 / denom),
         l2_misses_per_event: (o.events > 0).then(|| t.l2_misses as f64 / o.events as f64),
+        // The simulated runtime has the runtime's default options; its steals count no nodes.
+        fidelity: Some("ours".into()),
+        steal_nodes_visited: None,
         extra,
         env: Some(microbench_defs::env::detect()),
     }

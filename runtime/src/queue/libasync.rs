@@ -26,7 +26,10 @@
 //! we read it as "not a majority"); `construct_event_set` walks on from that color's first event,
 //! unlinking its events, and stops as soon as the color's pending count is reached; the set is
 //! appended to the thief's list. The list is doubly linked over a slab, so removing an event
-//! copies nothing else.
+//! copies nothing else. With `StealWalk::FromHead` (the paper's), `construct_event_set` walks
+//! again from the head, as Figure 2's separate function given only the color must; it still
+//! stops at the pending count (the paper's footnote 1). A steal reports the nodes it read
+//! (`Stolen::nodes`): the scan's, plus the walk's.
 //!
 //! Differences from Figure 2, deliberate: the steal holds the victim's and the thief's locks
 //! together while it moves the set and remaps the color (libasync-smp's pseudo-code takes the
@@ -36,6 +39,7 @@
 
 use super::{Design, QueueParams, Running, StealChoice, Stolen};
 use crate::color::MAP_SLOTS;
+use crate::config::StealWalk;
 use crate::event::{Event, FLAG_IO, FLAG_STOLEN};
 use crate::handler::HandlerId;
 
@@ -204,8 +208,8 @@ impl LibasyncQueue {
     }
 
     /// `construct_event_set`: unlink every event of `slot`, walking on from entry `from` (its
-    /// first), and stop as soon as its pending count is reached. Returns them in order and how
-    /// many entries the walk visited.
+    /// first, or any entry before it), and stop as soon as its pending count is reached.
+    /// Returns them in order and how many entries the walk visited.
     fn take_slot(&mut self, slot: usize, from: u32, out: &mut Vec<Event>) -> usize {
         let mut want = self.pending[slot].all as usize;
         let (mut i, mut visited) = (from, 0);
@@ -311,7 +315,7 @@ impl Design for LibasyncQueue {
         thief: &mut Self,
         running: &Running,
         choice: StealChoice,
-        _p: &QueueParams,
+        p: &QueueParams,
         remap: &mut dyn FnMut(usize),
     ) -> Option<Stolen> {
         debug_assert_eq!(
@@ -327,7 +331,9 @@ impl Design for LibasyncQueue {
         // of the queued events.
         let len = victim.len;
         let mut i = victim.first();
+        let mut scanned = 0;
         while i != NIL {
+            scanned += 1;
             let s = victim.slot_of(i);
             if !running.contains(s) && (victim.pending[s].all as usize) * 2 <= len {
                 break;
@@ -338,16 +344,25 @@ impl Design for LibasyncQueue {
             return None;
         }
         let chosen = victim.slot_of(i);
-        // construct_event_set, then migrate: append to the thief's list, marked stolen.
+        // construct_event_set, then migrate: append to the thief's list, marked stolen. Ours
+        // goes on from the chosen node (already read by the scan); libasync-smp's, given only
+        // the color, walks again from the head (see `StealWalk`).
         let mut set = Vec::with_capacity(victim.pending[chosen].all as usize);
-        victim.take_slot(chosen, i, &mut set);
+        let nodes = match p.walk {
+            StealWalk::FromChoice => scanned - 1 + victim.take_slot(chosen, i, &mut set),
+            StealWalk::FromHead => scanned + victim.take_slot(chosen, victim.first(), &mut set),
+        };
         let events = set.len();
         for mut ev in set {
             ev.add_flags(FLAG_STOLEN);
             thief.link(ev);
         }
         remap(chosen);
-        Some(Stolen { colors: 1, events })
+        Some(Stolen {
+            colors: 1,
+            events,
+            nodes,
+        })
     }
 
     fn move_slot(from: &mut Self, to: &mut Self, slot: usize, _p: &QueueParams) -> usize {
@@ -387,6 +402,7 @@ impl Design for LibasyncQueue {
 mod tests {
     use super::*;
     use crate::color::Color;
+    use crate::config::StealWalk;
     use crate::event::Task;
     use crate::queue::NOT_RUNNING;
 
@@ -394,6 +410,7 @@ mod tests {
         time_left: false,
         weighted: false,
         threshold: 0,
+        walk: StealWalk::FromChoice,
     };
 
     /// An event of `color` (handler 1) whose cost field carries `seq` (to check order), I/O
@@ -528,6 +545,53 @@ mod tests {
         assert_eq!(q.len(), 101);
     }
 
+    /// The steal reports the nodes it read: with the head running, the scan reads two nodes
+    /// ([1, 2]) and the walk three more from the chosen one ([2, 3, 2]; the chosen node counted
+    /// once), 4 in all; libasync-smp's walk starts again at the head ([1, 2, 3, 2]), 6 in all.
+    /// Both take the same events, in order.
+    #[test]
+    fn the_paper_walk_starts_again_at_the_head() {
+        for (walk, want) in [(StealWalk::FromChoice, 4), (StealWalk::FromHead, 6)] {
+            let p = QueueParams { walk, ..P };
+            let (mut victim, mut thief) = (LibasyncQueue::new(), LibasyncQueue::new());
+            for (c, s) in [(1, 0), (2, 0), (3, 0), (2, 1), (4, 0), (5, 0)] {
+                victim.push(ev(c, s, false), &p);
+            }
+            let s = LibasyncQueue::steal(
+                &mut victim,
+                &mut thief,
+                &Running::one(1),
+                StealChoice::Base,
+                &p,
+                &mut |_| {},
+            )
+            .expect("color 2 is eligible");
+            assert_eq!((s.colors, s.events, s.nodes), (1, 2, want), "{walk}");
+            assert_eq!(pop_all(&mut thief), [(2, 0), (2, 1)], "{walk}");
+            let rest: Vec<u32> = pop_all(&mut victim).iter().map(|e| e.0).collect();
+            assert_eq!(rest, [1, 3, 4, 5], "{walk}");
+        }
+        // Unbalanced's shape (one event per color, head not running): ours reads one node,
+        // libasync-smp's two (the head, twice).
+        for (walk, want) in [(StealWalk::FromChoice, 1), (StealWalk::FromHead, 2)] {
+            let p = QueueParams { walk, ..P };
+            let (mut victim, mut thief) = (LibasyncQueue::new(), LibasyncQueue::new());
+            for c in 1..100 {
+                victim.push(ev(c, 0, false), &p);
+            }
+            let s = LibasyncQueue::steal(
+                &mut victim,
+                &mut thief,
+                &Running::NONE,
+                StealChoice::Base,
+                &p,
+                &mut |_| {},
+            )
+            .unwrap();
+            assert_eq!(s.nodes, want, "{walk}");
+        }
+    }
+
     /// A steal takes the first color that is not running and not a majority, marks its events
     /// stolen, appends them to the thief in order and leaves the rest of the victim in order.
     #[test]
@@ -577,8 +641,9 @@ mod tests {
         .is_some());
     }
 
-    /// Random pushes (both kinds), pops, steals and placements between two queues against a
-    /// model: every event comes out exactly once, in order per color; counts stay consistent.
+    /// Random pushes (both kinds), pops, steals (both walks) and placements between two queues
+    /// against a model: every event comes out exactly once, in order per color; counts stay
+    /// consistent.
     #[test]
     fn random_ops_keep_each_colors_order() {
         use rand::{Rng, SeedableRng};
@@ -619,12 +684,18 @@ mod tests {
                         } else {
                             rng.gen_range(1..32)
                         };
+                        // Odd seeds walk as libasync-smp did, from the head.
+                        let walk = if seed % 2 == 0 {
+                            StealWalk::FromChoice
+                        } else {
+                            StealWalk::FromHead
+                        };
                         if let Some(s) = LibasyncQueue::steal(
                             v,
                             t,
                             &Running::one(running),
                             StealChoice::Base,
-                            &P,
+                            &QueueParams { walk, ..P },
                             &mut |s| {
                                 assert_ne!(
                                     s as u32, running,

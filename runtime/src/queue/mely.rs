@@ -529,7 +529,11 @@ impl Design for MelyQueue {
             StealChoice::Base => {
                 let i = victim.choose_base(running)?;
                 let events = Self::take(victim, thief, i, p, remap);
-                return Some(Stolen { colors: 1, events });
+                return Some(Stolen {
+                    colors: 1,
+                    events,
+                    nodes: 1,
+                });
             }
             StealChoice::TimeLeft(StealAmount::One) => 1,
             StealChoice::TimeLeft(StealAmount::Half) => MAX_STEAL_COLORS,
@@ -547,6 +551,7 @@ impl Design for MelyQueue {
             got.events += Self::take(victim, thief, i, p, remap);
             got.colors += 1;
         }
+        got.nodes = got.colors;
         (got.colors > 0).then_some(got)
     }
 
@@ -598,6 +603,7 @@ mod tests {
         time_left: true,
         weighted: false,
         threshold: 1_000,
+        walk: crate::config::StealWalk::FromChoice,
     };
 
     /// Once a core's queue empties, color-queues are handed out from the start of the slab again,
@@ -641,6 +647,7 @@ mod tests {
             time_left: true,
             weighted: false,
             threshold: 10,
+            walk: crate::config::StealWalk::FromChoice,
         };
         let mut multi = 0;
         for seed in 0..20u64 {

@@ -6,7 +6,7 @@
 pub(crate) mod libasync;
 pub(crate) mod mely;
 
-use crate::config::{QueueKind, StealAmount, StealPolicy};
+use crate::config::{QueueKind, StealAmount, StealPolicy, StealWalk};
 use crate::event::Event;
 use std::collections::VecDeque;
 use std::{mem, ptr};
@@ -28,6 +28,8 @@ pub(crate) struct QueueParams {
     pub(crate) weighted: bool,
     /// A color is worth stealing when its queued time exceeds this (cycles).
     pub(crate) threshold: u64,
+    /// How a libasync steal collects the chosen color's events.
+    pub(crate) walk: StealWalk,
 }
 
 /// Which colors of a victim a steal takes (the core set is `steal`'s business).
@@ -117,6 +119,10 @@ pub(crate) struct Stolen {
     pub(crate) colors: usize,
     /// Events moved (the steal's size).
     pub(crate) events: usize,
+    /// Nodes of the victim's queue the steal visited: libasync, the list nodes whose color it
+    /// read (the choice's scan and the walk collecting the events, each node once per pass);
+    /// Mely, the color-queues it took (it reaches them without walking events).
+    pub(crate) nodes: usize,
 }
 
 /// A core's queue state. All methods run with the core lock held.
