@@ -303,6 +303,33 @@ fn validation_summary(v: &Validation, out: &mut String) {
     for (k, e) in &v.max_ratio_error_pct_by {
         let _ = writeln!(out, "| {k} | {}% |", fmt_opt(Some(*e)));
     }
+    if v.ratios.iter().any(|r| !r.error_pct_runs.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\nEach ratio's error is the median over {} rounds of its error against the ratio \
+             measured within one round (numerator and denominator run in the same round); the \
+             spread is the smallest and largest of those errors.\n\n\
+             | table | row / over | cores | real ratio | simulated ratio | error (median) | spread over rounds |\n\
+             |---|---|---:|---:|---:|---:|---|",
+            v.repeat
+        );
+        for r in &v.ratios {
+            let spread = r
+                .error_spread()
+                .map_or("n/a".into(), |(lo, hi)| format!("{lo:+.0}% .. {hi:+.0}%"));
+            let _ = writeln!(
+                out,
+                "| {} | {} / {} | {} | {} | {} (sim) | {} | {spread} |",
+                r.table,
+                r.row,
+                r.over,
+                r.cores,
+                fmt_opt(Some(r.real)),
+                fmt_opt(Some(r.simulated)),
+                pct(r.error_pct)
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "\n| bench | runtime | stealing | cores | real KEvents/s | simulated KEvents/s | error | real runs' CPU / wall |\n|---|---|---|---:|---:|---:|---:|---:|"

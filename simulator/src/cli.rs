@@ -4,7 +4,7 @@
 //! microbenches simulate <unbalanced|penalty|cache-efficient> --runtime <libasync|mely>
 //!     --stealing POLICY --cores N [--topology e5410|this|FILE.xml] [--seconds S]
 //!     [--calibration FILE] [--format table|json|csv]
-//! microbenches simulate validate [--calibration FILE] [--format table|json] [--runs N]
+//! microbenches simulate validate [--calibration FILE] [--format table|json] [--repeat N]
 //!     [--output FILE]
 //! microbenches simulate calibrate --output FILE
 //! ```
@@ -55,8 +55,9 @@ pub enum SimCommand {
         /// Seconds per real run, and virtual seconds per simulation.
         #[arg(long, default_value_t = 1.0)]
         seconds: f64,
-        /// Real runs per configuration (their median is compared).
-        #[arg(long = "runs", alias = "repeat", default_value_t = 1)]
+        /// Rounds of real runs (each round runs every configuration once; a ratio's error is
+        /// the median over rounds of its error against the ratio measured within one round).
+        #[arg(long = "repeat", alias = "runs", default_value_t = 3)]
         repeat: usize,
         /// Also write the JSON here (checked before the runs).
         #[arg(long = "output", alias = "json-out", value_name = "FILE")]
@@ -142,7 +143,7 @@ pub fn run(args: &SimulateArgs, real: validate::RealRunner<'_>) -> Result<()> {
         } => {
             if !(*seconds > 0.0 && seconds.is_finite()) || *repeat == 0 {
                 return Err(edge::cli::usage(
-                    "--seconds must be positive and --runs at least 1",
+                    "--seconds must be positive and --repeat at least 1",
                 ));
             }
             if let Some(p) = json_out {

@@ -171,11 +171,33 @@ pub struct RatioEntry {
     pub runtime: String,
     pub stealing: String,
     pub cores: usize,
+    /// The real ratio: the median over rounds of the ratio measured within each round.
     #[serde(deserialize_with = "f64_or_nan")]
     pub real: f64,
     #[serde(deserialize_with = "f64_or_nan")]
     pub simulated: f64,
+    /// The median over rounds of the simulated ratio's error against each round's real ratio.
     pub error_pct: Option<f64>,
+    /// That error in each round (numerator and denominator measured in the same round), in
+    /// the order run: its spread is how much one noisy round could have passed or failed the
+    /// validation alone. Empty in validations written before rounds were kept apart.
+    #[serde(default, deserialize_with = "f64s_or_nan")]
+    pub error_pct_runs: Vec<f64>,
+}
+
+impl RatioEntry {
+    /// The smallest and largest error over the rounds (`None` without per-round errors).
+    pub fn error_spread(&self) -> Option<(f64, f64)> {
+        let v: Vec<f64> = self
+            .error_pct_runs
+            .iter()
+            .copied()
+            .filter(|e| e.is_finite())
+            .collect();
+        let lo = v.iter().copied().reduce(f64::min)?;
+        let hi = v.iter().copied().reduce(f64::max)?;
+        Some((lo, hi))
+    }
 }
 
 /// The validation.
@@ -349,8 +371,28 @@ pub fn ratios(entries: &[Entry]) -> Vec<RatioEntry> {
                 }) {
                     continue;
                 }
-                let real = num.real / den.real;
                 let simulated = num.simulated / den.simulated;
+                // Round i's ratio divides figures of round i (drift of the machine moves both).
+                let per_round: Vec<f64> = num
+                    .real_runs
+                    .iter()
+                    .zip(&den.real_runs)
+                    .map(|(n, d)| n / d)
+                    .filter(|r| r.is_finite())
+                    .collect();
+                let errors: Vec<f64> = per_round
+                    .iter()
+                    .filter_map(|&r| error_pct(simulated, r))
+                    .collect();
+                let (real, error) = if per_round.is_empty() {
+                    let real = num.real / den.real;
+                    (real, error_pct(simulated, real))
+                } else {
+                    (
+                        edge::median::median(per_round.iter().copied()).unwrap_or(f64::NAN),
+                        edge::median::median(errors.iter().copied()),
+                    )
+                };
                 out.push(RatioEntry {
                     bench: t.bench.to_string(),
                     table: t.id.to_string(),
@@ -361,10 +403,53 @@ pub fn ratios(entries: &[Entry]) -> Vec<RatioEntry> {
                     cores,
                     real,
                     simulated,
-                    error_pct: error_pct(simulated, real),
+                    error_pct: error,
+                    error_pct_runs: errors,
                 });
             }
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(stealing: &str, real_runs: Vec<f64>, simulated: f64) -> Entry {
+        Entry {
+            bench: "unbalanced".into(),
+            runtime: "libasync".into(),
+            stealing: stealing.into(),
+            cores: 2,
+            real: edge::median::median(real_runs.iter().copied()).unwrap(),
+            simulated,
+            error_pct: None,
+            real_runs,
+            load_after: Vec::new(),
+            cpu_per_wall: Vec::new(),
+            other_cpus: Vec::new(),
+        }
+    }
+
+    /// A ratio's error is taken round by round (numerator and denominator of one round) and
+    /// its median reported, with the spread: one bad round does not decide it.
+    #[test]
+    fn ratio_errors_are_per_round_with_their_median_and_spread() {
+        let entries = [
+            entry("off", vec![100.0, 110.0, 90.0], 100.0),
+            entry("base", vec![50.0, 66.0, 36.0], 50.0),
+        ];
+        let r = ratios(&entries);
+        let base = r
+            .iter()
+            .find(|r| r.stealing == "base" && r.cores == 2 && r.table == "III")
+            .expect("the libasync WS ratio of Table III");
+        // Rounds: 0.5, 0.6, 0.4 real against 0.5 simulated.
+        assert!((base.real - 0.5).abs() < 1e-12, "{base:?}");
+        assert_eq!(base.error_pct, Some(0.0));
+        let (lo, hi) = base.error_spread().unwrap();
+        assert!((lo - 100.0 * (0.5 / 0.6 - 1.0)).abs() < 1e-9, "{lo}");
+        assert!((hi - 25.0).abs() < 1e-9, "{hi}");
+    }
 }
