@@ -35,6 +35,7 @@ pub mod cache;
 pub mod calibrate;
 pub mod cli;
 pub mod engine;
+pub mod paper_fit;
 pub mod validate;
 pub mod vctx;
 pub mod workload;
