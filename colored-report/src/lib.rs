@@ -31,6 +31,7 @@ pub mod instr;
 pub mod load;
 pub mod markdown;
 pub mod noise;
+pub mod paper_mode;
 pub mod plots;
 pub mod samples;
 pub mod simulated;

@@ -510,6 +510,19 @@ fn sim_charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
             ));
         }
     }
+    let series = super::paper_mode::PaperMode::load(&r.dir).ablation_series();
+    if !series.is_empty() {
+        out.push((
+            "sim-ablation",
+            Chart::Lines(Lines {
+                title: "SIMULATED e5410, 8 cores: each ratio over libasync-smp without stealing",
+                x_desc: "0 ours, 1 +overhead, 2 +spin, 3 +tas lock, 4 +unbuffered posts, 5 +list walk, 6 paper",
+                y_desc: "ratio (simulated)",
+                series,
+                ideal: false,
+            }),
+        ));
+    }
     out
 }
 

@@ -35,7 +35,8 @@ pub struct SimPoint {
 }
 
 impl SimPoint {
-    fn metric(&self, name: &str) -> Option<f64> {
+    /// The table metric `name` (a [`tables::TableSpec`]'s `metric`).
+    pub fn metric(&self, name: &str) -> Option<f64> {
         match name {
             "WS cost (cycles)" => self.steal_cost_cycles,
             "locking time %" => self.locking_time_pct,
@@ -73,7 +74,7 @@ fn short_name<T>() -> &'static str {
 
 /// The simulated result of `simulate ... --format json` (a [`BenchResult`] marked
 /// `simulated`, with its core count), `None` for any other result.
-fn point(r: BenchResult) -> Option<SimPoint> {
+pub fn point(r: BenchResult) -> Option<SimPoint> {
     if r.extra.get("simulated") != Some(&serde_json::Value::Bool(true)) {
         return None;
     }
@@ -474,6 +475,14 @@ pub fn markdown(r: &Results, out: &mut String) {
         scaling_table(&s, out);
     }
     unreadable(&s, out);
+    let note = match &s.validation {
+        Some(v) => format!(
+            "the simulator's largest |ratio error| against real runs at 1-2 cores: {}%",
+            fmt_opt(v.max_ratio_error_pct)
+        ),
+        None => "validation not run".into(),
+    };
+    super::paper_mode::markdown(&r.dir, &note, out);
 }
 
 /// The files under `sim/` that could not be read, and why.
