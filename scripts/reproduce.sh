@@ -76,6 +76,8 @@ if [ -n "${REPRO_SECONDS:-}" ]; then PT_SECONDS=$SECS DISPATCH_SECONDS=$SECS; fi
 # Simulator: seconds per validation run (real and virtual), virtual seconds per table row and
 # per scaling point.
 if [ "$MODE" = full ]; then SIM_VALIDATE_SECONDS=3 SIM_SECONDS=2; else SIM_VALIDATE_SECONDS=1 SIM_SECONDS=0.3; fi
+# Virtual seconds per run of the paper-faithful model (fit, predictions, ablation, thieves).
+if [ "$MODE" = full ]; then SIM_PAPER_SECONDS=0.5; else SIM_PAPER_SECONDS=0.1; fi
 SIM_SECONDS=${REPRO_SIM_SECONDS:-$SIM_SECONDS}
 SIM_SCALE_SECONDS=$(awk -v s="$SIM_SECONDS" 'BEGIN { printf "%g", s / 10 }')
 if [ -n "${REPRO_RUNS:-}" ]; then PT_REPEAT=$RUNS; fi
@@ -819,16 +821,71 @@ SIM_ROWS="unbalanced:libasync:off unbalanced:libasync:base unbalanced:mely:off u
 unbalanced:mely:time-left unbalanced:mely:time-left-profiled penalty:libasync:off penalty:libasync:base
 penalty:mely:base penalty:mely:penalty cache-efficient:libasync:off cache-efficient:libasync:base
 cache-efficient:mely:base cache-efficient:mely:locality"
+SIM_ABLATION_ROWS="unbalanced:libasync:off unbalanced:libasync:base unbalanced:mely:base unbalanced:mely:time-left
+penalty:libasync:off penalty:libasync:base penalty:mely:base penalty:mely:penalty"
+SIM_THIEF_ROWS="unbalanced:libasync:off unbalanced:libasync:base unbalanced:mely:base unbalanced:mely:time-left"
 SIM_SCALE_CORES="1 2 4 8 16 32 64"
 SIM_SCALE_POLICIES="off base time-left penalty locality all"
 
 # sim_point NAME BENCH RUNTIME STEALING CORES SECONDS: one simulation on e5410, as JSON.
 sim_point() {
     local name=$1 bench=$2 runtime=$3 stealing=$4 cores=$5 secs=$6 extra=()
+    shift 6
     if [ "$stealing" = time-left-profiled ]; then stealing=time-left extra=(--costs profiled); fi
     run_json "$name" "$BIN/microbenches" simulate "$bench" --runtime "$runtime" --stealing "$stealing" \
         --cores "$cores" --topology e5410 --seconds "$secs" --calibration "$OUT/sim/calibration.json" \
-        --format json "${extra[@]}"
+        --format json "${extra[@]}" "$@"
+}
+
+# The paper-faithful e5410 (8 cores): each design's per-event overhead fitted to the paper's
+# no-stealing rows only (sim/paper-fit.json), every row of Tables III-VI with it and
+# --fidelity paper (sim/e5410-paper: the stealing rows are predictions), the ablation (from
+# --fidelity ours, one paper mechanism at a time, then all: sim/ablation/<step>) and the thief
+# count (sim/thieves/k<K>). Figures are simulated; the report prints the validation beside them.
+run_sim_paper() {
+    log "simulator: the paper's per-event overhead, fitted to its no-stealing rows (${SIM_PAPER_SECONDS} virtual s per run)"
+    if ! run_json sim/paper-fit "$BIN/microbenches" simulate paper-fit --calibration "$OUT/sim/calibration.json" \
+        --seconds "$SIM_PAPER_SECONDS" --format json; then
+        return
+    fi
+    local -A over=()
+    over[libasync]=$(jq -r '.overhead_cycles.libasync' "$OUT/sim/paper-fit.json")
+    over[mely]=$(jq -r '.overhead_cycles.mely' "$OUT/sim/paper-fit.json")
+    local row bench runtime stealing step k flags
+    mkdir -p "$OUT/sim/e5410-paper"
+    log "simulator: Tables III-VI predicted (e5410, 8 cores, --fidelity paper, fitted overhead)"
+    for row in $SIM_ROWS; do
+        IFS=: read -r bench runtime stealing <<<"$row"
+        sim_point "sim/e5410-paper/$bench-$runtime-$stealing" "$bench" "$runtime" "$stealing" 8 "$SIM_PAPER_SECONDS" \
+            --fidelity paper --event-overhead-cycles "${over[$runtime]}"
+    done
+    log "simulator: ablation, one paper mechanism at a time (e5410, 8 cores)"
+    for step in ours overhead spin tas post1 walk paper; do
+        mkdir -p "$OUT/sim/ablation/$step"
+        for row in $SIM_ABLATION_ROWS; do
+            IFS=: read -r bench runtime stealing <<<"$row"
+            case $step in
+                ours) flags=(--fidelity ours) ;;
+                overhead) flags=(--fidelity ours --event-overhead-cycles "${over[$runtime]}") ;;
+                spin) flags=(--fidelity ours --idle spin) ;;
+                tas) flags=(--fidelity ours --lock tas) ;;
+                post1) flags=(--fidelity ours --post-batch 1) ;;
+                walk) flags=(--fidelity ours --steal-walk from-head) ;;
+                paper) flags=(--fidelity paper --event-overhead-cycles "${over[$runtime]}") ;;
+            esac
+            sim_point "sim/ablation/$step/$bench-$runtime-$stealing" "$bench" "$runtime" "$stealing" 8 \
+                "$SIM_PAPER_SECONDS" "${flags[@]}"
+        done
+    done
+    log "simulator: thief count 1 to 7, everything paper (e5410, 8 cores)"
+    for k in 1 2 3 4 5 6 7; do
+        mkdir -p "$OUT/sim/thieves/k$k"
+        for row in $SIM_THIEF_ROWS; do
+            IFS=: read -r bench runtime stealing <<<"$row"
+            sim_point "sim/thieves/k$k/$bench-$runtime-$stealing" "$bench" "$runtime" "$stealing" 8 \
+                "$SIM_PAPER_SECONDS" --fidelity paper --event-overhead-cycles "${over[$runtime]}" --thieves "$k"
+        done
+    done
 }
 
 run_sim() {
