@@ -584,10 +584,16 @@ pub const SFS_MOUNT_ROWS: [(&str, &str); 4] = [
 /// The write rows of the through-the-kernel table (`sfs-bench --write-files`), and their
 /// labels; `mount-write-local` is the same writers straight into the export directory.
 pub const SFS_MOUNT_WRITE_ROWS: [(&str, &str); 5] = [
-    ("mount-write-colored", "SFS colored (mely all, per-client colors)"),
+    (
+        "mount-write-colored",
+        "SFS colored (mely all, per-client colors)",
+    ),
     ("mount-write-none", "SFS --coloring none"),
     ("mount-write-ncopy", "SFS N-copy"),
-    ("mount-write-sshfs", "sshfs (OpenSSH sftp, chacha20-poly1305)"),
+    (
+        "mount-write-sshfs",
+        "sshfs (OpenSSH sftp, chacha20-poly1305)",
+    ),
     ("mount-write-local", "the export's disk, no mount"),
 ];
 

@@ -649,7 +649,10 @@ fn sfs_through_the_kernel_has_its_table_and_plots() {
         md.contains("| read | SFS colored (mely all, per-client colors) | 150 | 1.50 | 1.80 |"),
         "{md}"
     );
-    assert!(md.contains("| read | SFS N-copy | n/a | n/a | n/a |"), "{md}");
+    assert!(
+        md.contains("| read | SFS N-copy | n/a | n/a | n/a |"),
+        "{md}"
+    );
     assert!(
         md.contains("| write | SFS colored (mely all, per-client colors) | 80.0 | 2.00 | 2.00 |"),
         "{md}"

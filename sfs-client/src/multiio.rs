@@ -575,8 +575,12 @@ mod tests {
         assert_eq!(&bytes[4096..4104], &1u64.to_le_bytes());
         assert_ne!(bytes[8..4096], bytes[4096 + 8..8192], "distinct chunks");
         assert_eq!(check_written(&f, 3, 10_000, 4096), None);
-        assert!(check_written(&f, 4, 10_000, 4096).unwrap().contains("differs"));
-        assert!(check_written(&f, 3, 9_999, 4096).unwrap().contains("longer"));
+        assert!(check_written(&f, 4, 10_000, 4096)
+            .unwrap()
+            .contains("differs"));
+        assert!(check_written(&f, 3, 9_999, 4096)
+            .unwrap()
+            .contains("longer"));
         assert!(check_written(&f, 3, 10_001, 4096).is_some(), "shorter");
         // Two chunks swapped are caught by their stamps.
         let mut swapped = bytes.clone();

@@ -42,7 +42,9 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let oct = b.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match (b[i], oct) {
             (b'\\', Some(d)) => {
                 out.push(d.iter().fold(0u8, |v, c| v.wrapping_mul(8) + (c - b'0')));
@@ -89,8 +91,14 @@ mod tests {
                     90 22 0:50 / /tmp/a\\040b rw - fuse.sfs sfs:x rw\n\
                     91 22 0:51 / /tmp/m rw - fuse.sfs sfs:x rw\n\
                     92 91 0:52 / /tmp/m rw - fuse.sfs sfs:y rw\n";
-        assert_eq!(device_of(info, Path::new("/tmp/m")).as_deref(), Some("0:52"));
-        assert_eq!(device_of(info, Path::new("/tmp/a b")).as_deref(), Some("0:50"));
+        assert_eq!(
+            device_of(info, Path::new("/tmp/m")).as_deref(),
+            Some("0:52")
+        );
+        assert_eq!(
+            device_of(info, Path::new("/tmp/a b")).as_deref(),
+            Some("0:50")
+        );
         assert_eq!(device_of(info, Path::new("/tmp/a")), None);
         assert_eq!(unescape("a\\134b\\011"), "a\\b\t");
         assert_eq!(unescape("end\\04"), "end\\04", "a short escape is kept");
