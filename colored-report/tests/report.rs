@@ -638,7 +638,7 @@ fn sfs_through_the_kernel_has_its_table_and_plots() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(
-        md.contains("**SFS through the kernel (multiio)**: 16 reader processes"),
+        md.contains("**SFS through the kernel (multiio)**: reading, 16 reader processes"),
         "{md}"
     );
     assert!(

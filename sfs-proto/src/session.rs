@@ -202,17 +202,18 @@ fn nonce_for(counter: u64) -> Nonce {
     Nonce::assume_unique_for_key(n)
 }
 
-/// The ChaCha20-Poly1305 key of one direction.
-fn aead_key(key: &[u8; 32]) -> LessSafeKey {
-    LessSafeKey::new(
+/// The ChaCha20-Poly1305 key of one direction (boxed: `ring` keeps its expanded state
+/// inline, which would make every enum holding a cipher that large).
+fn aead_key(key: &[u8; 32]) -> Box<LessSafeKey> {
+    Box::new(LessSafeKey::new(
         UnboundKey::new(&CHACHA20_POLY1305, key).expect("32 bytes is a ChaCha20-Poly1305 key"),
-    )
+    ))
 }
 
 /// The sending half of one direction.
 pub struct SendCipher {
     /// This direction's key.
-    aead: LessSafeKey,
+    aead: Box<LessSafeKey>,
     /// The next frame's counter (its nonce).
     counter: u64,
 }
@@ -270,7 +271,7 @@ impl SendCipher {
 /// The receiving half of one direction.
 pub struct RecvCipher {
     /// This direction's key.
-    aead: LessSafeKey,
+    aead: Box<LessSafeKey>,
     /// The counter (nonce) the next frame must have been sealed with.
     counter: u64,
 }
