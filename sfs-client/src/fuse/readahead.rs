@@ -14,7 +14,8 @@
 //! Measured 2026-12-06 on a 2-vCPU VM shared with two compiling builds (multiio: 16
 //! mounts of one colored server, 16 readers, 64 MB file, page cache dropped each pass;
 //! windows of 128 and 512 KiB set on the same mounts, interleaved A B x3): 488/493/480
-//! -> 562/547/543 MB/s (+12%), server CPU 1.57 -> 1.49 ms/MB.
+//! -> 562/547/543 MB/s (+12%), server CPU 1.57 -> 1.49 ms/MB. A window of two READs
+//! (1 MiB) was slower, the same way: 438/401/376 -> 367/365/367 MB/s, 0.99 -> 1.09 ms/MB.
 
 use std::path::Path;
 
