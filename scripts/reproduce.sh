@@ -12,7 +12,9 @@
 # half) / none / N-copy / libasync off / libasync base under sfs-bench (16 clients) beside OpenSSH
 # sftp (chacha20-poly1305@openssh.com, one session per SFS client) reading the same file over
 # loopback; the same file through the kernel (multiio): 16 reader processes on 16 FUSE mounts
-# (sfs-client mount) of SFS colored / none / N-copy, and on 16 sshfs mounts; scaling over 1, 2,
+# (sfs-client mount) of SFS colored / none / N-copy, and on 16 sshfs mounts, then 16 writer
+# processes on the same mounts (own file each, fsync at the end) and straight into the export
+# directory; scaling over 1, 2,
 # 4, ... workers up to the worker count; instruction counts (callgrind) of the single-threaded
 # paths (instr-counts); the simulator (calibration, validation against real runs at 1 and 2
 # cores, Tables III-VI at 8 simulated cores on the Mely paper's e5410, scaling to 64 simulated
