@@ -12,7 +12,9 @@
 # half) / none / N-copy / libasync off / libasync base under sfs-bench (16 clients) beside OpenSSH
 # sftp (chacha20-poly1305@openssh.com, one session per SFS client) reading the same file over
 # loopback; the same file through the kernel (multiio): 16 reader processes on 16 FUSE mounts
-# (sfs-client mount) of SFS colored / none / N-copy, and on 16 sshfs mounts; scaling over 1, 2,
+# (sfs-client mount) of SFS colored / none / N-copy, and on 16 sshfs mounts, then 16 writer
+# processes on the same mounts (own file each, fsync at the end) and straight into the export
+# directory; scaling over 1, 2,
 # 4, ... workers up to the worker count; instruction counts (callgrind) of the single-threaded
 # paths (instr-counts); the simulator (calibration, validation against real runs at 1 and 2
 # cores, Tables III-VI at 8 simulated cores on the Mely paper's e5410, scaling to 64 simulated
@@ -656,7 +658,25 @@ sftp_point() {
 # ---------------------------------------------------------------------------------------------
 # SFS through the kernel (multiio): SFS_CLIENTS reader processes, each on its own mount of the
 # server (one connection each, as the paper's client machines), reading the file in the
-# server's page cache with the mount's cache dropped before every pass; sshfs the same way.
+# server's page cache with the mount's cache dropped before every pass; then SFS_CLIENTS writer
+# processes, each writing its own SFS_MB MB file through its own mount and fsyncing it at the
+# end; sshfs the same way, and the writers straight into the export directory (its disk).
+
+# mount_name KIND CFG: the experiment name of a read or write point.
+mount_name() {
+    local kind=$1 cfg=$2 base=mount
+    [ "$kind" = write ] && base=mount-write
+    case $cfg in
+        sshfs | local) echo "sfs/$base-$cfg" ;;
+        *) echo "sfs/$base-$cfg-w$WORKERS" ;;
+    esac
+}
+
+# mount_configs KIND: the configurations of a read or write row; writes also run straight into
+# the export directory ("local"), the disk's own rate with the same writers.
+mount_configs() {
+    if [ "$1" = write ]; then echo "$SFS_MOUNT_CONFIGS local"; else echo "$SFS_MOUNT_CONFIGS"; fi
+}
 
 # unmount_all: every mount this script made (lazily if busy); their daemons then exit.
 unmount_all() {
@@ -699,11 +719,21 @@ mount_server() {
     fi
 }
 
-# sfs_mount_point CFG RUN: one measurement (server start, mounts, readers, unmount, stop).
+# sfs_mount_point KIND CFG RUN: one measurement (server start, mounts, readers or writers,
+# unmount, stop); KIND is read or write.
 sfs_mount_point() {
-    local cfg=$1 r=$2 name logf
-    if [ "$cfg" = sshfs ]; then name=sfs/mount-sshfs; else name="sfs/mount-$cfg-w$WORKERS"; fi
+    local kind=$1 cfg=$2 r=$3 name logf i wfiles=""
+    name=$(mount_name "$kind" "$cfg")
     logf="$OUT/logs/${name//\//_}.run$r.log"
+    if [ "$cfg" = local ]; then
+        # The writers straight into the export directory: what its disk takes, no mount.
+        for i in $(seq 1 "$SFS_CLIENTS"); do wfiles="$wfiles${wfiles:+,}$TMP/export/w-$i"; done
+        log "SFS through the kernel: the export's disk, $SFS_CLIENTS local writers of ${SFS_MB} MB each, fsync at the end (run $r of $RUNS)"
+        run_json "$name.run$r" on_clients "$BIN/sfs-bench" --write-files "$wfiles" --file-mb "$SFS_MB" --chunk 1048576 \
+            --format json --label "mount-write-local"
+        rm -f "$TMP"/export/w-*
+        return
+    fi
     if ! mount_server "$cfg" "$logf"; then
         stop_server
         record_missing "$name.run$r" "$cfg server did not start: $(why_failed "$logf" "$TMP/ssh/sshd.log")"
@@ -715,30 +745,41 @@ sfs_mount_point() {
         record_missing "$name.run$r" "mounting for $cfg failed: $(tail -n 3 "$logf" | tr '\n' ' ')"
         return
     fi
-    log "SFS through the kernel: $cfg, $SFS_CLIENTS mounts and readers (${SECS} s, run $r of $RUNS)"
-    run_json "$name.run$r" on_clients "$BIN/sfs-bench" --read-files "$MOUNT_FILES" --seconds "$SECS" --chunk 1048576 \
-        --verify-against "$TMP/export/big" --server-pid "$SERVER_PID" --format json --label "mount-$cfg"
+    if [ "$kind" = read ]; then
+        log "SFS through the kernel: $cfg, $SFS_CLIENTS mounts and readers (${SECS} s, run $r of $RUNS)"
+        run_json "$name.run$r" on_clients "$BIN/sfs-bench" --read-files "$MOUNT_FILES" --seconds "$SECS" --chunk 1048576 \
+            --verify-against "$TMP/export/big" --server-pid "$SERVER_PID" --format json --label "mount-$cfg"
+    else
+        # The same mounts, each writer its own file w-I in mount I.
+        wfiles=$(echo "$MOUNT_FILES" | awk -F, '{ for (i = 1; i <= NF; i++) { sub(/big$/, "w-" i, $i); printf "%s%s", (i > 1 ? "," : ""), $i } }')
+        log "SFS through the kernel: $cfg, $SFS_CLIENTS mounts and writers of ${SFS_MB} MB each, fsync at the end (run $r of $RUNS)"
+        run_json "$name.run$r" on_clients "$BIN/sfs-bench" --write-files "$wfiles" --file-mb "$SFS_MB" --chunk 1048576 \
+            --verify-dir "$TMP/export" --server-pid "$SERVER_PID" --format json --label "mount-write-$cfg"
+    fi
     unmount_all
     stop_server
+    rm -f "$TMP"/export/w-*
 }
 
-# run_sfs_mounts: every configuration once per run, interleaved (A B C A B C ...); the median
-# run of each becomes its result.
+# run_sfs_mounts: every configuration once per run, reads then writes, interleaved (read A, read
+# B, write A, write B, read A ...); the median run of each becomes its result.
 run_sfs_mounts() {
-    local cfg r name files
+    local cfg r name files kind
     mkdir -p "$TMP/mnt"
     if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
-        for cfg in $SFS_MOUNT_CONFIGS; do
-            if [ "$cfg" = sshfs ]; then name=sfs/mount-sshfs; else name="sfs/mount-$cfg-w$WORKERS"; fi
-            record_missing "$name" "no /dev/fuse or no fusermount3 (package fuse3): cannot mount"
+        for kind in read write; do
+            for cfg in $(mount_configs "$kind"); do
+                record_missing "$(mount_name "$kind" "$cfg")" "no /dev/fuse or no fusermount3 (package fuse3): cannot mount"
+            done
         done
         return
     fi
     for r in $(seq 1 "$RUNS"); do
-        for cfg in $SFS_MOUNT_CONFIGS; do sfs_mount_point "$cfg" "$r"; done
+        for kind in read write; do
+            for cfg in $(mount_configs "$kind"); do sfs_mount_point "$kind" "$cfg" "$r"; done
+        done
     done
-    for cfg in $SFS_MOUNT_CONFIGS; do
-        if [ "$cfg" = sshfs ]; then name=sfs/mount-sshfs; else name="sfs/mount-$cfg-w$WORKERS"; fi
+    for name in $(for kind in read write; do for cfg in $(mount_configs "$kind"); do mount_name "$kind" "$cfg"; done; done); do
         files=()
         for r in $(seq 1 "$RUNS"); do
             if [ -f "$OUT/$name.run$r.json" ]; then

@@ -15,6 +15,8 @@
 //!   in this layout, and `samples/order.jsonl`, the order they were measured in (see `samples`);
 //! - `sfs/mount-<config>-w<W>.json`, `sfs/mount-sshfs.json`: `sfs-bench --read-files` through
 //!   FUSE mounts of each SFS server configuration, and through sshfs (same file and readers);
+//!   `sfs/mount-write-<config>-w<W>.json`, `sfs/mount-write-sshfs.json`: `sfs-bench
+//!   --write-files` the same way, and `sfs/mount-write-local.json` straight into the export;
 //! - `sim/...`: the simulator's calibration, validation and simulated runs (see [`simulated`]);
 //! - `<experiment>.error`: the experiment failed or could not run; the file holds the error.
 //!

@@ -581,10 +581,28 @@ pub const SFS_MOUNT_ROWS: [(&str, &str); 4] = [
     ("mount-sshfs", "sshfs (OpenSSH sftp, chacha20-poly1305)"),
 ];
 
-/// SFS through the kernel: reader processes on FUSE mounts of each server, and sshfs.
+/// The write rows of the through-the-kernel table (`sfs-bench --write-files`), and their
+/// labels; `mount-write-local` is the same writers straight into the export directory.
+pub const SFS_MOUNT_WRITE_ROWS: [(&str, &str); 5] = [
+    (
+        "mount-write-colored",
+        "SFS colored (mely all, per-client colors)",
+    ),
+    ("mount-write-none", "SFS --coloring none"),
+    ("mount-write-ncopy", "SFS N-copy"),
+    (
+        "mount-write-sshfs",
+        "sshfs (OpenSSH sftp, chacha20-poly1305)",
+    ),
+    ("mount-write-local", "the export's disk, no mount"),
+];
+
+/// SFS through the kernel: reader and writer processes on FUSE mounts of each server, and
+/// sshfs.
 fn sfs_mount_table(r: &Results, out: &mut String) {
     let run = |c: &str| r.sfs.iter().find(|s| s.config == c);
-    if SFS_MOUNT_ROWS.iter().all(|(c, _)| run(c).is_none()) {
+    let all = SFS_MOUNT_ROWS.iter().chain(SFS_MOUNT_WRITE_ROWS.iter());
+    if all.clone().all(|(c, _)| run(c).is_none()) {
         return;
     }
     let readers = SFS_MOUNT_ROWS
@@ -594,42 +612,63 @@ fn sfs_mount_table(r: &Results, out: &mut String) {
     let mb = r.env_str("sfs_file_mb");
     let _ = writeln!(
         out,
-        "**SFS through the kernel (multiio)**: {readers} reader processes, each on its own mount \
-         (one connection each) of the server, reading a {mb} MB file with the mount's page cache \
-         dropped before every pass (`posix_fadvise(DONTNEED)`); the file stays in the server's \
-         page cache. sshfs reads the same file over the same loopback with the same readers. \
-         Server CPU is the server's process tree (sshd and its session processes for sshfs). \
-         Mount daemons, readers and servers share this machine's {} cores.{}\n",
+        "**SFS through the kernel (multiio)**: reading, {readers} reader processes, each on its \
+         own mount (one connection each) of the server, reading a {mb} MB file with the mount's \
+         page cache dropped before every pass (`posix_fadvise(DONTNEED)`); the file stays in the \
+         server's page cache. Writing, as many writer processes on as many mounts, each writing \
+         its own {mb} MB file in 1 MiB writes and `fsync`ing it at the end; MB/s is all bytes \
+         over the time from the common start to the last `fsync`, and every file is compared \
+         with what was written afterwards. sshfs runs the same readers and writers over the \
+         same loopback. Server CPU is the server's process tree (sshd and its session \
+         processes for sshfs). Mount daemons, readers, writers and servers share this \
+         machine's {} cores.{}\n",
         r.env_str("cores"),
         if r.env_str("mode") == "quick" {
-            format!(" Quick mode: a {mb} MB file (the paper read 200 MB).")
+            format!(" Quick mode: {mb} MB files (the paper read 200 MB).")
         } else {
             String::new()
         }
     );
     let _ = writeln!(
         out,
-        "| configuration | MB/s | / sshfs | server CPU ms/MB |\n|---|---:|---:|---:|"
+        "| test | configuration | MB/s | / sshfs | server CPU ms/MB |\n|---|---|---:|---:|---:|"
     );
-    let sshfs = run("mount-sshfs").and_then(|s| s.mbytes_per_sec);
-    for (c, label) in SFS_MOUNT_ROWS {
-        let v = run(c).and_then(|s| s.mbytes_per_sec);
-        let cpu = run(c).and_then(|s| s.server_cpu_ms_per_mb);
-        let _ = writeln!(
-            out,
-            "| {label} | {} | {} | {} |",
-            fmt_opt(v),
-            fmt_opt(ratio(v, sshfs)),
-            fmt_opt(cpu)
-        );
-    }
     let mbps = |c: &str| run(c).and_then(|s| s.mbytes_per_sec);
+    for (test, rows, sshfs) in [
+        ("read", &SFS_MOUNT_ROWS[..], "mount-sshfs"),
+        ("write", &SFS_MOUNT_WRITE_ROWS[..], "mount-write-sshfs"),
+    ] {
+        for (c, label) in rows {
+            if run(c).is_none() && c.ends_with("-local") {
+                continue;
+            }
+            let v = mbps(c);
+            let cpu = run(c).and_then(|s| s.server_cpu_ms_per_mb);
+            let _ = writeln!(
+                out,
+                "| {test} | {label} | {} | {} | {} |",
+                fmt_opt(v),
+                fmt_opt(ratio(v, mbps(sshfs))),
+                fmt_opt(cpu)
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "\ncolored / none through the kernel: {}; colored / N-copy: {}.\n",
         fmt_opt(ratio(mbps("mount-colored"), mbps("mount-none"))),
         fmt_opt(ratio(mbps("mount-colored"), mbps("mount-ncopy")))
     );
+    if let Some(disk) = mbps("mount-write-local") {
+        let _ = writeln!(
+            out,
+            "Writes end on the export's disk: the same writers straight into the export directory \
+             reach {disk:.1} MB/s, so no file service can write faster than that here; SFS \
+             colored writes at {} of it, sshfs at {}.\n",
+            fmt_opt(ratio(mbps("mount-write-colored"), Some(disk))),
+            fmt_opt(ratio(mbps("mount-write-sshfs"), Some(disk)))
+        );
+    }
 }
 
 fn dispatch_section(r: &Results, out: &mut String) {

@@ -541,20 +541,28 @@ fn sfs_mount_charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
         .iter()
         .map(|(c, _)| c.trim_start_matches("mount-").to_string())
         .collect();
-    let mbps = present
-        .iter()
-        .map(|(c, _)| run(c).and_then(|s| s.mbytes_per_sec));
-    let cpu = present
-        .iter()
-        .map(|(c, _)| run(c).and_then(|s| s.server_cpu_ms_per_mb));
+    // The write row of a configuration: `mount-X` writes as `mount-write-X`.
+    let write = |c: &str| format!("mount-write-{}", c.trim_start_matches("mount-"));
+    let series = |f: fn(&super::load::SfsRun) -> Option<f64>, name: &str| {
+        let reads: Vec<_> = present.iter().map(|(c, _)| run(c).and_then(f)).collect();
+        let writes: Vec<_> = present
+            .iter()
+            .map(|(c, _)| run(&write(c)).and_then(f))
+            .collect();
+        let mut v = vec![(format!("read {name}"), reads)];
+        if writes.iter().any(Option::is_some) {
+            v.push((format!("write {name}"), writes));
+        }
+        v
+    };
     vec![
         (
             "sfs-mounts",
             Chart::Bars(Bars {
-                title: "SFS through FUSE mounts vs sshfs: readers' MB/s",
+                title: "SFS through FUSE mounts vs sshfs: readers' and writers' MB/s",
                 y_desc: "MB/s",
                 categories: cats.clone(),
-                series: vec![("MB/s".into(), mbps.collect())],
+                series: series(|s| s.mbytes_per_sec, "MB/s"),
                 log: false,
                 reference: None,
             }),
@@ -565,7 +573,7 @@ fn sfs_mount_charts(r: &Results) -> Vec<(&'static str, Chart<'static>)> {
                 title: "SFS through FUSE mounts vs sshfs: server CPU per MB",
                 y_desc: "server CPU ms per MB",
                 categories: cats,
-                series: vec![("server ms/MB".into(), cpu.collect())],
+                series: series(|s| s.server_cpu_ms_per_mb, "server ms/MB"),
                 log: false,
                 reference: None,
             }),

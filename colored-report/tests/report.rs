@@ -702,6 +702,16 @@ fn sfs_through_the_kernel_has_its_table_and_plots() {
                                    "readers": 16, "server_cpu_ms_per_mb": cpu});
         write(&dir.join(format!("sfs/{name}.json")), &v);
     }
+    let writes = [
+        ("mount-write-colored-w2", 80.0, Some(2.0)),
+        ("mount-write-sshfs", 40.0, Some(4.0)),
+        ("mount-write-local", 100.0, None),
+    ];
+    for (name, mbps, cpu) in writes {
+        let v = serde_json::json!({"mode": "write-files", "mbytes_per_sec": mbps, "errors": 0,
+                                   "writers": 16, "server_cpu_ms_per_mb": cpu});
+        write(&dir.join(format!("sfs/{name}.json")), &v);
+    }
     std::fs::write(
         dir.join("sfs/mount-ncopy-w2.error"),
         "sfs-client mount failed\n",
@@ -711,7 +721,7 @@ fn sfs_through_the_kernel_has_its_table_and_plots() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(
-        md.contains("**SFS through the kernel (multiio)**: 16 reader processes"),
+        md.contains("**SFS through the kernel (multiio)**: reading, 16 reader processes"),
         "{md}"
     );
     assert!(
@@ -719,10 +729,29 @@ fn sfs_through_the_kernel_has_its_table_and_plots() {
         "the report says the file is smaller in quick mode"
     );
     assert!(
-        md.contains("| SFS colored (mely all, per-client colors) | 150 | 1.50 | 1.80 |"),
+        md.contains("| read | SFS colored (mely all, per-client colors) | 150 | 1.50 | 1.80 |"),
         "{md}"
     );
-    assert!(md.contains("| SFS N-copy | n/a | n/a | n/a |"), "{md}");
+    assert!(
+        md.contains("| read | SFS N-copy | n/a | n/a | n/a |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| write | SFS colored (mely all, per-client colors) | 80.0 | 2.00 | 2.00 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| write | sshfs (OpenSSH sftp, chacha20-poly1305) | 40.0 | 1.00 | 4.00 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| write | the export's disk, no mount | 100 | 2.50 | n/a |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("reach 100.0 MB/s") && md.contains("SFS colored writes at 0.80 of it"),
+        "{md}"
+    );
     assert!(
         md.contains("colored / none through the kernel: 1.67"),
         "{md}"

@@ -39,11 +39,16 @@ pub fn mounted_line(server: &str, mountpoint: &Path, i: &MountInfo) -> String {
         )
     };
     format!(
-        "sfs-client: mounted {server} at {} (server id {}, lease {} ms, {who}, auto-unmount {})",
+        "sfs-client: mounted {server} at {} (server id {}, lease {} ms, {who}, auto-unmount {}, \
+         readahead {})",
         mountpoint.display(),
         i.server_id,
         i.lease.as_millis(),
-        if i.auto_unmount { "yes" } else { "no" }
+        if i.auto_unmount { "yes" } else { "no" },
+        match &i.readahead_kb {
+            Ok(kb) => format!("{kb} KiB"),
+            Err(why) => format!("the kernel's default ({why})"),
+        }
     )
 }
 

@@ -1,6 +1,8 @@
 //! The multiio benchmark through the kernel: N reader processes, each reading one file
 //! (typically the same server file through N mounts, as the paper's N client machines
-//! did), with the client's page cache dropped before every pass.
+//! did), with the client's page cache dropped before every pass; and its write
+//! counterpart: N writer processes, each writing its own file (through its own mount)
+//! and `fsync`ing it at the end.
 //!
 //! Invariants:
 //! 1. Each reader is its own process (`sfs-bench --reader-child`), so readers share no
@@ -14,6 +16,12 @@
 //! 4. Server CPU is the user + system time of the server process and all its
 //!    descendants (N-copy children, sshd's session processes) over the window, read
 //!    from `/proc`; 1 MB is 10^6 bytes.
+//! 5. Writers start together at one instant; a writer's time runs from there to the
+//!    return of its `fsync` (so what the mount still buffered counts), and the result's
+//!    time is the slowest writer's. Server CPU covers the same span. Every chunk a
+//!    writer writes is distinct (its index in its first 8 bytes), and with a directory
+//!    holding the server's copies, every written file is compared with what was
+//!    written, byte for byte, after the measurement.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -305,6 +313,204 @@ pub fn reader_child(
     rep
 }
 
+/// What to write.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct WriteFilesConfig {
+    /// One writer process per file (created or truncated).
+    pub files: Vec<PathBuf>,
+    /// Bytes each writer writes.
+    pub bytes_per_file: u64,
+    /// Bytes per `write`.
+    pub chunk: usize,
+    /// Where the server keeps the files (the same names): each is compared with what
+    /// was written, after the measurement.
+    pub verify_dir: Option<PathBuf>,
+    /// The server's process id, for its CPU time.
+    pub server_pid: Option<u32>,
+}
+
+/// One writer's counts (a JSON line on its stdout).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct WriterReport {
+    /// Bytes written (all of them, or up to the first error).
+    pub bytes: u64,
+    /// When its `fsync` returned (ns since the epoch); 0 if it failed.
+    pub done_ns: u128,
+    /// The first error, if any.
+    pub first_error: Option<String>,
+}
+
+/// The write benchmark's result.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct WriteFilesResult {
+    /// 10^6 bytes per second, all writers together, `fsync` included.
+    pub mbytes_per_sec: f64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Writers that failed, and files that differ from what was written.
+    pub errors: u64,
+    /// The first error.
+    pub first_error: Option<String>,
+    /// Writer processes.
+    pub writers: usize,
+    /// From the common start to the last writer's `fsync`.
+    pub elapsed_secs: f64,
+    /// Server CPU seconds (process tree) over the same span.
+    pub server_cpu_secs: Option<f64>,
+    /// Server CPU milliseconds per MB written.
+    pub server_cpu_ms_per_mb: Option<f64>,
+    /// CPU seconds of the writer processes.
+    pub writer_cpu_secs: f64,
+}
+
+/// Stamp a writer's random block as chunk `index`: the index in its first 8 bytes.
+fn chunk_data(index: u64, block: &mut [u8]) {
+    let n = block.len().min(8);
+    block[..n].copy_from_slice(&index.to_le_bytes()[..n]);
+}
+
+/// A writer's random block (before [`chunk_data`] stamps it).
+fn block_of(seed: u64, chunk: usize) -> Vec<u8> {
+    let mut b = vec![0u8; chunk];
+    rand::rngs::SmallRng::seed_from_u64(seed).fill(&mut b[..]);
+    b
+}
+
+/// Does `file` hold exactly what writer `seed` wrote? `None` if so, else why not.
+fn check_written(file: &Path, seed: u64, len: u64, chunk: usize) -> Option<String> {
+    use std::io::Read;
+    let mut f = match std::fs::File::open(file) {
+        Ok(f) => std::io::BufReader::with_capacity(1 << 20, f),
+        Err(e) => return Some(format!("open {}: {e}", file.display())),
+    };
+    let mut want = block_of(seed, chunk);
+    let mut got = vec![0u8; chunk];
+    let mut off = 0u64;
+    while off < len {
+        let n = chunk.min((len - off) as usize);
+        chunk_data(off / chunk as u64, &mut want);
+        if let Err(e) = f.read_exact(&mut got[..n]) {
+            return Some(format!("{} at {off}: {e}", file.display()));
+        }
+        if got[..n] != want[..n] {
+            return Some(format!("{} differs at {off}", file.display()));
+        }
+        off += n as u64;
+    }
+    match f.read(&mut got[..1]) {
+        Ok(0) => None,
+        Ok(_) => Some(format!("{} is longer than {len} bytes", file.display())),
+        Err(e) => Some(format!("{} at {len}: {e}", file.display())),
+    }
+}
+
+/// Run the writers (`exe` is this program, started with `--writer-child`); file `i`
+/// gets seed `i`.
+pub fn run_writes(cfg: &WriteFilesConfig, exe: &Path) -> Result<WriteFilesResult> {
+    if cfg.files.is_empty() || cfg.bytes_per_file == 0 || cfg.chunk == 0 {
+        bail!("need at least one file, positive bytes per file and chunk");
+    }
+    // Every writer is started (and has opened its file) before the common start.
+    let start = now_ns() + 500_000_000;
+    let mut children = Vec::new();
+    for (i, f) in cfg.files.iter().enumerate() {
+        let c = Command::new(exe)
+            .arg("--writer-child")
+            .arg(f)
+            .args(["--window", &format!("{start}:{start}")])
+            .args(["--chunk", &cfg.chunk.to_string()])
+            .args(["--seed", &i.to_string()])
+            .args(["--file-bytes", &cfg.bytes_per_file.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting a writer of {}", f.display()))?;
+        children.push(c);
+    }
+    let n = now_ns();
+    if start > n {
+        std::thread::sleep(Duration::from_nanos((start - n) as u64));
+    }
+    let cpu0 = cfg.server_pid.map(tree_cpu_ticks).transpose()?;
+    let mut r = WriteFilesResult {
+        writers: children.len(),
+        ..Default::default()
+    };
+    let mut last = start;
+    for mut c in children {
+        let mut line = String::new();
+        BufReader::new(c.stdout.take().ok_or_else(|| anyhow!("writer stdout"))?)
+            .read_line(&mut line)?;
+        let st = c.wait()?;
+        let rep: WriterReport = serde_json::from_str(line.trim())
+            .map_err(|e| anyhow!("a writer ({st}) reported {line:?}: {e}"))?;
+        r.bytes += rep.bytes;
+        last = last.max(rep.done_ns);
+        if let Some(e) = rep.first_error {
+            r.errors += 1;
+            r.first_error.get_or_insert(e);
+        }
+    }
+    let cpu1 = cfg.server_pid.map(tree_cpu_ticks).transpose()?;
+    r.writer_cpu_secs = edge::rusage::cpu_time(edge::rusage::Who::Children).as_secs_f64();
+    r.elapsed_secs = (last - start) as f64 / 1e9;
+    if r.errors == 0 && r.elapsed_secs > 0.0 {
+        r.mbytes_per_sec = r.bytes as f64 / 1e6 / r.elapsed_secs;
+    }
+    if let (Some(a), Some(b)) = (cpu0, cpu1) {
+        let secs = b.saturating_sub(a) as f64 / ticks_per_sec();
+        r.server_cpu_secs = Some(secs);
+        if r.bytes > 0 {
+            r.server_cpu_ms_per_mb = Some(secs * 1e3 / (r.bytes as f64 / 1e6));
+        }
+    }
+    if let Some(dir) = &cfg.verify_dir {
+        for (i, f) in cfg.files.iter().enumerate() {
+            let name = f
+                .file_name()
+                .ok_or_else(|| anyhow!("{} has no file name", f.display()))?;
+            if let Some(e) = check_written(&dir.join(name), i as u64, cfg.bytes_per_file, cfg.chunk)
+            {
+                r.errors += 1;
+                r.first_error.get_or_insert(e);
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// The writer process: at `start` (ns since the epoch), write `len` bytes of seed
+/// `seed`'s data to `file` in `chunk`-sized writes, then `fsync`.
+pub fn writer_child(file: &Path, start: u128, len: u64, chunk: usize, seed: u64) -> WriterReport {
+    use std::io::Write;
+    let mut rep = WriterReport::default();
+    let mut f = match std::fs::File::create(file) {
+        Ok(f) => f,
+        Err(e) => {
+            rep.first_error = Some(format!("create {}: {e}", file.display()));
+            return rep;
+        }
+    };
+    let mut block = block_of(seed, chunk);
+    let n = now_ns();
+    if start > n {
+        std::thread::sleep(Duration::from_nanos((start - n) as u64));
+    }
+    while rep.bytes < len {
+        let n = chunk.min((len - rep.bytes) as usize);
+        chunk_data(rep.bytes / chunk as u64, &mut block);
+        if let Err(e) = f.write_all(&block[..n]) {
+            rep.first_error = Some(format!("write at {}: {e}", rep.bytes));
+            return rep;
+        }
+        rep.bytes += n as u64;
+    }
+    match f.sync_all() {
+        Ok(()) => rep.done_ns = now_ns(),
+        Err(e) => rep.first_error = Some(format!("fsync {}: {e}", file.display())),
+    }
+    rep
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,5 +561,34 @@ mod tests {
             "the busy child's ticks count for its parent's tree"
         );
         assert!(tree_cpu_ticks(u32::MAX).is_err());
+    }
+
+    #[test]
+    fn a_writer_writes_distinct_chunks_that_the_check_accepts() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("w");
+        let rep = writer_child(&f, 0, 10_000, 4096, 3);
+        assert_eq!((rep.bytes, rep.first_error.as_deref()), (10_000, None));
+        assert!(rep.done_ns > 0);
+        let bytes = std::fs::read(&f).unwrap();
+        assert_eq!(bytes.len(), 10_000);
+        assert_eq!(&bytes[4096..4104], &1u64.to_le_bytes());
+        assert!(bytes[..4096] != bytes[4096..8192], "distinct chunks");
+        assert_eq!(check_written(&f, 3, 10_000, 4096), None);
+        assert!(check_written(&f, 4, 10_000, 4096)
+            .unwrap()
+            .contains("differs"));
+        assert!(check_written(&f, 3, 9_999, 4096)
+            .unwrap()
+            .contains("longer"));
+        assert!(check_written(&f, 3, 10_001, 4096).is_some(), "shorter");
+        // Two chunks swapped are caught by their stamps.
+        let mut swapped = bytes.clone();
+        swapped[..4096].copy_from_slice(&bytes[4096..8192]);
+        swapped[4096..8192].copy_from_slice(&bytes[..4096]);
+        std::fs::write(&f, &swapped).unwrap();
+        assert!(check_written(&f, 3, 10_000, 4096).is_some());
+        let rep = writer_child(&d.path().join("no/such/dir"), 0, 10, 4, 0);
+        assert!(rep.first_error.unwrap().contains("create"));
     }
 }

@@ -12,8 +12,13 @@
 //! `"sfs c2s v1"` and `"sfs s2c v1"`: one key per direction, fresh for every
 //! connection because both nonces are fresh.
 //!
-//! Sealed frames: body = ChaCha20-Poly1305(key_dir, nonce = 0u32 | counter u64 BE,
-//! aad = the 4-byte length prefix) ciphertext followed by the 16-byte tag. Invariants:
+//! Sealed frames: body = ChaCha20-Poly1305 (RFC 8439; key_dir, nonce = 0u32 | counter
+//! u64 BE, aad = the 4-byte length prefix) ciphertext followed by the 16-byte tag. The
+//! cipher is `ring`'s (assembly, ChaCha20 and Poly1305 in one pass): 1.6 to 2 times the
+//! throughput of the pure-Rust `chacha20poly1305` crate on 512 KiB frames (1,150-1,320
+//! against 550-740 MB/s on one core, 2026-12-06, a 2-vCPU AVX-512 VM shared with two
+//! compiling builds), and sealing dominates the server's CPU per MB read. The bytes on
+//! the wire are the same (a test seals with one and opens with the other). Invariants:
 //! 1. Each direction's counter starts at 0 and increases by one per frame, on both
 //!    sides; the counter is never sent, so a replayed, reordered, dropped or altered
 //!    frame fails authentication at the receiver.
@@ -21,11 +26,10 @@
 //! 3. A receiver that fails to open a frame must close the connection: its counter no
 //!    longer matches the sender's, so nothing after it can be trusted either.
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 use sha2::Sha256;
 use thiserror::Error;
 
@@ -194,12 +198,23 @@ pub fn derive_keys(key: &Key, nc: &[u8], ns: &[u8]) -> ([u8; 32], [u8; 32]) {
 fn nonce_for(counter: u64) -> Nonce {
     let mut n = [0u8; 12];
     n[4..].copy_from_slice(&counter.to_be_bytes());
-    Nonce::from(n)
+    // Unique: the counter only grows, and each direction has its own key (invariant 1).
+    Nonce::assume_unique_for_key(n)
+}
+
+/// The ChaCha20-Poly1305 key of one direction (boxed: `ring` keeps its expanded state
+/// inline, which would make every enum holding a cipher that large).
+fn aead_key(key: &[u8; 32]) -> Box<LessSafeKey> {
+    Box::new(LessSafeKey::new(
+        UnboundKey::new(&CHACHA20_POLY1305, key).expect("32 bytes is a ChaCha20-Poly1305 key"),
+    ))
 }
 
 /// The sending half of one direction.
 pub struct SendCipher {
-    aead: ChaCha20Poly1305,
+    /// This direction's key.
+    aead: Box<LessSafeKey>,
+    /// The next frame's counter (its nonce).
     counter: u64,
 }
 
@@ -207,7 +222,7 @@ impl SendCipher {
     /// A sender starting at counter 0.
     pub fn new(key: &[u8; 32]) -> SendCipher {
         SendCipher {
-            aead: ChaCha20Poly1305::new(key.into()),
+            aead: aead_key(key),
             counter: 0,
         }
     }
@@ -227,9 +242,13 @@ impl SendCipher {
         frame[..LEN_BYTES].copy_from_slice(&lb);
         let tag = self
             .aead
-            .encrypt_in_place_detached(&nonce_for(self.counter), &lb, &mut frame[LEN_BYTES..])
+            .seal_in_place_separate_tag(
+                nonce_for(self.counter),
+                Aad::from(lb),
+                &mut frame[LEN_BYTES..],
+            )
             .map_err(|_| SessionError::Exhausted)?;
-        frame.extend_from_slice(&tag);
+        frame.extend_from_slice(tag.as_ref());
         self.counter += 1;
         Ok(())
     }
@@ -251,7 +270,9 @@ impl SendCipher {
 
 /// The receiving half of one direction.
 pub struct RecvCipher {
-    aead: ChaCha20Poly1305,
+    /// This direction's key.
+    aead: Box<LessSafeKey>,
+    /// The counter (nonce) the next frame must have been sealed with.
     counter: u64,
 }
 
@@ -259,7 +280,7 @@ impl RecvCipher {
     /// A receiver expecting counter 0.
     pub fn new(key: &[u8; 32]) -> RecvCipher {
         RecvCipher {
-            aead: ChaCha20Poly1305::new(key.into()),
+            aead: aead_key(key),
             counter: 0,
         }
     }
@@ -278,14 +299,8 @@ impl RecvCipher {
             return Err(SessionError::Exhausted);
         }
         let split = body.len() - TAG_LEN;
-        let tag = Tag::clone_from_slice(&body[split..]);
         self.aead
-            .decrypt_in_place_detached(
-                &nonce_for(self.counter),
-                len_prefix,
-                &mut body[..split],
-                &tag,
-            )
+            .open_in_place(nonce_for(self.counter), Aad::from(*len_prefix), body)
             .map_err(|_| SessionError::BadFrame {
                 counter: self.counter,
             })?;
@@ -318,6 +333,42 @@ mod tests {
 
     fn split(f: &[u8]) -> ([u8; 4], Vec<u8>) {
         ([f[0], f[1], f[2], f[3]], f[4..].to_vec())
+    }
+
+    #[test]
+    fn frames_are_rfc_8439_chacha20_poly1305_as_the_pure_rust_crate_makes_them() {
+        use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+        let key = [9u8; 32];
+        let other = chacha20poly1305::ChaCha20Poly1305::new((&key).into());
+        let nonce = |c: u64| {
+            let mut n = [0u8; 12];
+            n[4..].copy_from_slice(&c.to_be_bytes());
+            chacha20poly1305::Nonce::from(n)
+        };
+        let mut s = SendCipher::new(&key);
+        let mut r = RecvCipher::new(&key);
+        for (c, len) in [(0u64, 0usize), (1, 1), (2, 1000), (3, 600_000)] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 7 + c as usize) as u8).collect();
+            // Ours seals, the other opens.
+            let f = s.seal(&plain).unwrap();
+            let (lp, mut body) = split(&f);
+            let at = body.len() - TAG_LEN;
+            let tag = chacha20poly1305::Tag::clone_from_slice(&body[at..]);
+            body.truncate(at);
+            other
+                .decrypt_in_place_detached(&nonce(c), &lp, &mut body, &tag)
+                .unwrap();
+            assert!(body == plain, "frame {c}");
+            // The other seals, ours opens.
+            let mut body = plain.clone();
+            let lp = ((len + TAG_LEN) as u32).to_be_bytes();
+            let tag = other
+                .encrypt_in_place_detached(&nonce(c), &lp, &mut body)
+                .unwrap();
+            body.extend_from_slice(&tag);
+            r.open_in_place(&lp, &mut body).unwrap();
+            assert!(body == plain, "frame {c}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `sfs-bench`: the multi-client reader of the SFS experiment, the same through the
-//! kernel (`--read-files`, one reader process per file, e.g. per mount), and
-//! `--crypto-limit`.
+//! kernel (`--read-files`, one reader process per file, e.g. per mount), its write
+//! counterpart (`--write-files`), and `--crypto-limit`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use sfs_client::bench::{crypto_limit, run, BenchConfig, Verify};
-use sfs_client::multiio::{self, ReadFilesConfig};
+use sfs_client::multiio::{self, ReadFilesConfig, WriteFilesConfig};
 use sfs_proto::key::Key;
 
 const PROGRAM: &str = "sfs-bench";
@@ -17,6 +17,12 @@ const EXAMPLES: &str = "\
 EXAMPLES:
   # 16 clients reading /big for 10 s, every reply verified:
   sfs-bench --server 127.0.0.1:4000 --user alice --key-file alice.key --file big --clients 16 --seconds 10
+
+  # Through the kernel: 2 readers, each on its own mount, for 5 s:
+  sfs-bench --read-files /mnt/a/big,/mnt/b/big --seconds 5 --chunk 1048576
+
+  # 2 writers of 64 MB each (fsync at the end), checked against the server's copies:
+  sfs-bench --write-files /mnt/a/w1,/mnt/b/w2 --file-mb 64 --verify-dir /srv/export
 
   # The single-core cipher limit (no server needed), as JSON:
   sfs-bench --crypto-limit --seconds 2 --format json";
@@ -66,9 +72,22 @@ struct Cli {
     /// With --read-files: compare samples of every pass with this local file.
     #[arg(long)]
     verify_against: Option<PathBuf>,
-    /// With --read-files: the server's process id, for its CPU time per MB (the
-    /// process and all its descendants).
-    #[arg(long, requires = "read_files")]
+    /// Through the kernel, writing: one writer process per file (comma-separated, e.g.
+    /// one file per mount), all starting at once, each writing --file-mb MB in --chunk
+    /// writes and fsyncing at the end; MB/s counts the time to the last fsync. Uses
+    /// --chunk, --format, --label.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["server", "crypto_limit", "read_files"])]
+    write_files: Vec<PathBuf>,
+    /// With --write-files: MB (10^6 bytes) each writer writes.
+    #[arg(long, default_value_t = 64)]
+    file_mb: u64,
+    /// With --write-files: the directory where the server stores the files (same
+    /// names); each is compared with what was written after the measurement.
+    #[arg(long)]
+    verify_dir: Option<PathBuf>,
+    /// With --read-files or --write-files: the server's process id, for its CPU time
+    /// per MB (the process and all its descendants).
+    #[arg(long)]
     server_pid: Option<u32>,
     /// (internal) one reader process of --read-files.
     #[arg(long, hide = true)]
@@ -76,6 +95,15 @@ struct Cli {
     /// (internal) the reader's window, `START_NS:END_NS` since the epoch.
     #[arg(long, hide = true)]
     window: Option<String>,
+    /// (internal) one writer process of --write-files.
+    #[arg(long, hide = true)]
+    writer_child: Option<PathBuf>,
+    /// (internal) the writer's data seed.
+    #[arg(long, hide = true, default_value_t = 0)]
+    seed: u64,
+    /// (internal) the bytes the writer writes.
+    #[arg(long, hide = true, default_value_t = 0)]
+    file_bytes: u64,
 }
 
 /// The label column: `-` when there is none.
@@ -143,13 +171,85 @@ fn read_files(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
+fn write_files(cli: &Cli) -> Result<()> {
+    let cfg = WriteFilesConfig {
+        files: cli.write_files.clone(),
+        bytes_per_file: cli.file_mb * 1_000_000,
+        chunk: cli.chunk as usize,
+        verify_dir: cli.verify_dir.clone(),
+        server_pid: cli.server_pid,
+    };
+    let r = multiio::run_writes(&cfg, &std::env::current_exe()?).context("benchmark failed")?;
+    let cpu = r.server_cpu_ms_per_mb;
+    if cli.format == "json" {
+        println!(
+            "{}",
+            serde_json::json!({
+                "mode": "write-files", "mbytes_per_sec": r.mbytes_per_sec, "bytes": r.bytes,
+                "errors": r.errors, "first_error": r.first_error, "writers": r.writers,
+                "elapsed_secs": r.elapsed_secs, "server_cpu_secs": r.server_cpu_secs,
+                "server_cpu_ms_per_mb": cpu, "writer_cpu_secs": r.writer_cpu_secs,
+                "config": cfg, "label": cli.label,
+                "env": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}
+            })
+        );
+    } else if cli.format == "csv" {
+        println!("label,mbytes_per_sec,seconds,errors,server_cpu_ms_per_mb");
+        println!(
+            "{},{:.3},{:.3},{},{}",
+            label(&cli.label),
+            r.mbytes_per_sec,
+            r.elapsed_secs,
+            r.errors,
+            cpu.map_or(String::new(), |c| format!("{c:.3}"))
+        );
+    } else {
+        println!(
+            "{:<24} {:>10} {:>8} {:>8} {:>16}",
+            "label", "MB/s", "seconds", "errors", "server ms/MB"
+        );
+        println!(
+            "{:<24} {:>10.1} {:>8.2} {:>8} {:>16}",
+            label(&cli.label),
+            r.mbytes_per_sec,
+            r.elapsed_secs,
+            r.errors,
+            cpu.map_or("n/a".to_string(), |c| format!("{c:.2}"))
+        );
+        if let Some(e) = &r.first_error {
+            println!("# first error: {e}");
+        }
+    }
+    if r.errors > 0 {
+        bail!(
+            "{} of {} writers failed or wrote wrong data: {}",
+            r.errors,
+            r.writers,
+            r.first_error.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `--window START_NS:END_NS`.
+fn window(cli: &Cli) -> Result<(u128, u128)> {
+    let w = cli.window.as_deref().unwrap_or_default();
+    w.split_once(':')
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .context("--window START_NS:END_NS")
+}
+
+/// The `--writer-child` process: report its counts as one JSON line.
+fn writer_child(cli: &Cli, file: &std::path::Path) -> Result<()> {
+    let (start, _) = window(cli)?;
+    let rep = multiio::writer_child(file, start, cli.file_bytes, cli.chunk as usize, cli.seed);
+    println!("{}", serde_json::to_string(&rep)?);
+    Ok(())
+}
+
 /// The `--reader-child` process: report its counts as one JSON line.
 fn reader_child(cli: &Cli, file: &std::path::Path) -> Result<()> {
-    let w = cli.window.as_deref().unwrap_or_default();
-    let (a, b) = w
-        .split_once(':')
-        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-        .context("--window START_NS:END_NS")?;
+    let (a, b) = window(cli)?;
     let rep = multiio::reader_child(
         file,
         (a, b),
@@ -168,6 +268,15 @@ fn main() -> ExitCode {
 fn run_cli(cli: Cli) -> Result<()> {
     if let Some(f) = &cli.reader_child {
         return reader_child(&cli, f);
+    }
+    if let Some(f) = &cli.writer_child {
+        return writer_child(&cli, f);
+    }
+    if !cli.write_files.is_empty() {
+        if cli.file_mb == 0 || cli.chunk == 0 {
+            return Err(edge::cli::usage("--file-mb and --chunk must be positive"));
+        }
+        return write_files(&cli);
     }
     if !cli.read_files.is_empty() {
         if cli.seconds <= 0.0 || cli.chunk == 0 {

@@ -37,6 +37,7 @@ mod inval;
 mod names;
 mod nodes;
 mod ops;
+mod readahead;
 mod remote;
 mod writelog;
 
@@ -100,6 +101,9 @@ pub struct MountInfo {
     pub auto_unmount: bool,
     /// The key is trusted: every local user may use the mount, each as itself.
     pub trusted: bool,
+    /// The kernel's readahead window for the mount in KiB, or why it is not known
+    /// (raising it needs root).
+    pub readahead_kb: Result<u64, String>,
 }
 
 /// Which failures an operation may be repeated after.
@@ -241,6 +245,7 @@ impl Sfs {
             ids,
             auto_unmount: false,
             trusted,
+            readahead_kb: Err("not mounted yet".into()),
         };
         let sfs = Arc::new(Sfs {
             remote,
@@ -497,6 +502,9 @@ pub fn mount(cfg: MountConfig, on_ready: impl FnOnce(&MountInfo)) -> Result<()> 
             )
         })?,
     };
+    let abs = std::path::absolute(&cfg.mountpoint)
+        .with_context(|| format!("mount point {}", cfg.mountpoint.display()))?;
+    info.readahead_kb = readahead::raise(&abs);
     inval.set_notifier(session.notifier());
     let inval_thread = {
         let (iv, s2) = (inval.clone(), sfs.clone());
