@@ -8,7 +8,9 @@
 //! color run exactly in posting order, each exactly once; children that the events of one color
 //! post to one color (from handlers: the worker's local buffer, its flush, the spill to another
 //! core when the child's color was stolen meanwhile) run in the order they were posted; every
-//! event posted runs.
+//! event posted runs. Traced configurations (`*_traced`) also pass their trace through the
+//! trace checker (`colored_trace::check`: no two runs of one color overlap on any two cores'
+//! tracks, and the runs and steals it counts agree with the runtime's counters).
 //!
 //! `COLORED_STRESS_EVENTS` sets the events posted per configuration (default 1 000 000; run
 //! 100 000 000 outside CI with `--release`).
@@ -79,7 +81,6 @@ fn run_config_with(
     seed: u64,
     tune: impl FnOnce(&mut RuntimeConfig),
 ) {
-    let total = events_per_config();
     let mut cfg = RuntimeConfig {
         workers: 4,
         queue,
@@ -89,6 +90,12 @@ fn run_config_with(
         ..Default::default()
     };
     tune(&mut cfg);
+    // A traced run is exported and checked whole: a fifth of the events keeps that quick.
+    let total = if cfg.trace.is_some() {
+        events_per_config() / 5
+    } else {
+        events_per_config()
+    };
     let fidelity = match cfg.fidelity() {
         Some(f) => f.to_string(),
         None => format!(
@@ -225,8 +232,11 @@ fn run_config_with(
         );
         std::thread::sleep(Duration::from_millis(2));
     }
-    let stats = rt.shutdown();
+    let (stats, trace) = rt.shutdown_traced();
     let posted = per_producer * PRODUCERS as u64 + children.load(Ordering::Relaxed);
+    if let Some(trace) = trace {
+        check_trace(&trace, &format!("{queue}/{stealing}/{amount}"));
+    }
     eprintln!(
         "{queue:>8}/{stealing:<9}/{amount} events={posted} in {:?}: steals={} attempts={} steal_cost_estimate={} overlaps={} fifo_violations={}",
         start.elapsed(),
@@ -406,5 +416,53 @@ fn libasync_base_walk_from_head() {
         StealAmount::One,
         21,
         |c| c.steal_walk = StealWalk::FromHead,
+    );
+}
+
+/// The trace of a stress run, exported as a viewer reads it and parsed back, passes the
+/// checker, and its runs are the events the workers ran while tracing.
+fn check_trace(trace: &colored_trace::Trace, what: &str) {
+    let json = colored_trace::export::to_json(trace).expect("export");
+    let parsed = colored_trace::parse::ParsedTrace::from_value(&json).expect("parse");
+    let report = colored_trace::check::check(&parsed);
+    eprintln!("{what}: trace checked: {report:?}");
+    assert!(
+        report.passed(),
+        "{what}: the trace checker found {report:?}"
+    );
+    assert!(
+        report.runs > 10_000,
+        "{what}: only {} runs traced",
+        report.runs
+    );
+    assert!(
+        report.tracks >= 2,
+        "{what}: runs on {} track(s) only",
+        report.tracks
+    );
+}
+
+// Traced: the whole run recorded (a ring large enough for every record of the run) and checked.
+#[test]
+fn mely_all_traced() {
+    run_config_with(
+        QueueKind::Mely,
+        StealPolicy::All,
+        StealAmount::One,
+        22,
+        |c| c.trace = Some(colored_runtime::TraceSpec::Ring { capacity: 1 << 20 }),
+    );
+}
+#[test]
+fn libasync_base_paper_traced() {
+    run_config_with(
+        QueueKind::Libasync,
+        StealPolicy::Base,
+        StealAmount::One,
+        23,
+        |c| {
+            Fidelity::Paper.apply(c);
+            c.trace = Some(colored_runtime::TraceSpec::Ring { capacity: 1 << 20 });
+        },
     );
 }
