@@ -11,23 +11,53 @@
 //!    model, from the data it touches), plus the lines of the event itself when another core
 //!    posted it and of the shared atomics it updates when another core wrote them last.
 //!    `AfterWork`: its continuation runs ([`Effects`]), then its posts go out in order
-//!    (`Posts`): local ones into the core's buffer (a flush under the own lock at 32, as `Ctx`
-//!    does; the rest waits for the next `Pop`), remote ones under the target's lock after a
-//!    flush. `Done`: the next event, or the next `Pop`.
+//!    (`Posts`): local ones into the core's buffer (a flush under the own lock at the
+//!    runtime's `post_batch`, as `Ctx` does: 32 by default, every post with `--post-batch 1`;
+//!    the rest waits for the next `Pop`), remote ones under the target's lock after a flush.
+//!    `Done`: the next event, or the next `Pop`.
 //! 3. Idle, the runtime's protocol (`idle`): `Search` rounds over the policy's core set (one
-//!    victim per step, both locks; a design that peeks skips empty victims unlocked) if fewer
-//!    than half the cores search, the search nap between rounds; past the runtime's search
-//!    interval (or at once when it may not search), `Sleep` (under the own lock); the last
-//!    searcher to sleep takes the last look (a round locking every victim). A sleeping core is
-//!    woken when a post claims it (the real post path, or a stealable post waking a thief) and
-//!    resumes after the calibrated wake-up latency; the poster pays the wake-up.
+//!    victim per step, both locks; a design that peeks skips empty victims unlocked) if the
+//!    runtime lets the core search (`begin_idle`: fewer than half the cores search, or every
+//!    core with `--idle spin`; never a core past `--thieves`). After a round that stole
+//!    nothing the runtime's own rule (`worker::after_round`, through `SimRuntime::after_round`)
+//!    says what follows: the search ends (work arrived), the next round at once (spinning),
+//!    a nap, or sleep once the search interval is over. `Sleep` is under the own lock; the
+//!    last searcher to sleep takes the last look (a round locking every victim). A sleeping
+//!    core is woken when a post claims it (the real post path, or a stealable post waking a
+//!    thief) and resumes after the calibrated wake-up latency; the poster pays the wake-up.
 //!
 //! Locks: each core's lock is free from a virtual cycle on; a step that needs a held lock is put
 //! back until it is free (the wait and the hold count as locking time), so a victim locked by a
 //! thief until cycle T makes its owner and every other thief wait until T, and an owner that
 //! takes its lock after another core held it pulls the lines that core wrote back. The real
 //! operation runs when the lock is acquired, so it sees the queues as they are at that virtual
-//! time.
+//! time. With `--lock tas` a waiter spins with atomic read-modify-writes that each take the
+//! lock's line, so every core that spins during a hold delays the lock's release by one line
+//! transfer from the spinner to the holder (once per spinner and hold): the victim's own pops
+//! and posts wait behind its thieves' spinning. With the backoff lock waiters read a shared
+//! copy and cost nothing until the release.
+//!
+//! Paper-mode costs beyond the calibrated steps (from measurement: the line transfer of this
+//! machine from `simulate calibrate`, or a topology file's latencies, Table II for `e5410`):
+//! each queue node a libasync steal reads with `--steal-walk from-head` is a line the victim's
+//! core wrote (one transfer each; the ours walk keeps the calibrated per-queued-event cost);
+//! a spinning round that locked no victim (a peeking design passing over empty queues) costs
+//! one uncontended lock operation; `--event-overhead-cycles N` replaces the calibrated
+//! per-event runtime cost.
+//!
+//! Where the simulator still differs from the threads (each decision above is the runtime's
+//! code; these are the engine's driving of it):
+//! - The worker's loop is cut into steps here (`Phase`) rather than run as one loop: the engine
+//!   needs to stop at every lock to order cores in virtual time, which the thread loop does
+//!   not expose. The steps call the same runtime functions (`stepped`), so the queues, the
+//!   policies and the idle protocol's decisions are the runtime's; the order of the steps
+//!   follows `worker::Worker::run_batch`, `idle` and `search`.
+//! - A core that may not steal (`--thieves`) and sleeps while idle cores spin polls its own
+//!   queue instead: it resumes one pop after a post claims it and the poster pays no wake-up
+//!   (the threaded runtime has no such cores).
+//! - Profiles are fed at every event (a virtual clock costs nothing to read); the threads time
+//!   a sample.
+//! - The cost of a step is charged from the calibration, not measured on the virtual core.
 //!
 //! Checked on every event: no two cores run one color at once in virtual time (a color is busy
 //! from an event's start to its end, posts included), and events one core posted to one color
@@ -449,6 +479,11 @@ impl<'w> Engine<'w> {
             }
             let r = self.work.rounds();
             if r.finished.load(std::sync::atomic::Ordering::Acquire) {
+                break;
+            }
+            // A workload that ends by itself is over once its last event is done, whether the
+            // idle cores park or spin (spinning cores never leave the agenda empty).
+            if self.work.drained() && self.cores.iter().all(|c| c.current.is_none()) {
                 break;
             }
         }
