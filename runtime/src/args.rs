@@ -99,6 +99,33 @@ where
     /// microseconds (default: the runtime's).
     #[arg(long, value_name = "US", alias = "steal-spin-us", hide = true)]
     pub search_us: Option<u64>,
+    /// The paper-fidelity options (`--fidelity` and its four overrides).
+    #[command(flatten)]
+    pub fidelity: FidelityArgs,
+    /// Record what every worker does and write it to FILE at the end of the run, as
+    /// Chrome/Perfetto trace-event JSON (open it in ui.perfetto.dev or chrome://tracing;
+    /// `colored-report trace-check FILE` checks the color guarantee on it). The file is
+    /// created before the run starts. Without --trace-from/--trace-for each worker keeps its
+    /// newest --trace-records records.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<std::path::PathBuf>,
+    /// Trace from SECONDS after the runtime starts (with --trace).
+    #[arg(long, value_name = "SECONDS", requires = "trace")]
+    pub trace_from: Option<f64>,
+    /// Trace for SECONDS (with --trace; default: until the end of the run).
+    #[arg(long, value_name = "SECONDS", requires = "trace")]
+    pub trace_for: Option<f64>,
+    /// Most records each worker keeps (with --trace; 32 bytes each).
+    #[arg(long, value_name = "N", requires = "trace",
+          default_value_t = colored_trace::record::DEFAULT_CAPACITY)]
+    pub trace_records: usize,
+}
+
+/// The paper-fidelity options, declared once for the threaded programs (through
+/// [`RuntimeArgs`]) and the simulator (which flattens them into its own options), so the names
+/// and values are the same everywhere.
+#[derive(Clone, Debug, clap::Args)]
+pub struct FidelityArgs {
     /// Where the runtime departs from the papers' runtimes, all four options at once: ours
     /// (default: --idle bounded --lock backoff --post-batch 32 --steal-walk from-choice) or
     /// paper (--idle spin --lock tas --post-batch 1 --steal-walk from-head, as libasync-smp
@@ -133,23 +160,38 @@ where
     /// --fidelity's.
     #[arg(long, value_name = "WALK", value_parser = clap::value_parser!(StealWalk))]
     pub steal_walk: Option<StealWalk>,
-    /// Record what every worker does and write it to FILE at the end of the run, as
-    /// Chrome/Perfetto trace-event JSON (open it in ui.perfetto.dev or chrome://tracing;
-    /// `colored-report trace-check FILE` checks the color guarantee on it). The file is
-    /// created before the run starts. Without --trace-from/--trace-for each worker keeps its
-    /// newest --trace-records records.
-    #[arg(long, value_name = "FILE")]
-    pub trace: Option<std::path::PathBuf>,
-    /// Trace from SECONDS after the runtime starts (with --trace).
-    #[arg(long, value_name = "SECONDS", requires = "trace")]
-    pub trace_from: Option<f64>,
-    /// Trace for SECONDS (with --trace; default: until the end of the run).
-    #[arg(long, value_name = "SECONDS", requires = "trace")]
-    pub trace_for: Option<f64>,
-    /// Most records each worker keeps (with --trace; 32 bytes each).
-    #[arg(long, value_name = "N", requires = "trace",
-          default_value_t = colored_trace::record::DEFAULT_CAPACITY)]
-    pub trace_records: usize,
+}
+
+impl FidelityArgs {
+    /// The four options `--fidelity` sets, each overridden by its own option when given.
+    pub fn options(&self) -> FidelityOptions {
+        let f = FidelityOptions::of(self.fidelity);
+        FidelityOptions {
+            idle: self.idle.unwrap_or(f.idle),
+            lock: self.lock.unwrap_or(f.lock),
+            post_batch: self.post_batch.unwrap_or(f.post_batch),
+            steal_walk: self.steal_walk.unwrap_or(f.steal_walk),
+        }
+    }
+
+    /// The command-line arguments that give these options back (`--fidelity` and each
+    /// override given).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut v = vec!["--fidelity".to_string(), self.fidelity.to_string()];
+        if let Some(m) = self.idle {
+            v.extend(["--idle".into(), m.to_string()]);
+        }
+        if let Some(k) = self.lock {
+            v.extend(["--lock".into(), k.to_string()]);
+        }
+        if let Some(n) = self.post_batch {
+            v.extend(["--post-batch".into(), n.to_string()]);
+        }
+        if let Some(w) = self.steal_walk {
+            v.extend(["--steal-walk".into(), w.to_string()]);
+        }
+        v
+    }
 }
 
 /// Checks, by the runtime's own rules, that design `queue` can run policy `stealing` (for a
@@ -364,13 +406,7 @@ where
 
     /// The four options `--fidelity` sets, each overridden by its own option when given.
     pub fn fidelity_options(&self) -> FidelityOptions {
-        let f = FidelityOptions::of(self.fidelity);
-        FidelityOptions {
-            idle: self.idle.unwrap_or(f.idle),
-            lock: self.lock.unwrap_or(f.lock),
-            post_batch: self.post_batch.unwrap_or(f.post_batch),
-            steal_walk: self.steal_walk.unwrap_or(f.steal_walk),
-        }
+        self.fidelity.options()
     }
 }
 
@@ -412,20 +448,7 @@ impl RuntimeArgs<QueueKind> {
     /// The command-line arguments that give the fidelity options back (`--fidelity` and each
     /// override given), for a child that runs with this process's runtime.
     pub fn fidelity_args(&self) -> Vec<String> {
-        let mut v = vec!["--fidelity".to_string(), self.fidelity.to_string()];
-        if let Some(m) = self.idle {
-            v.extend(["--idle".into(), m.to_string()]);
-        }
-        if let Some(k) = self.lock {
-            v.extend(["--lock".into(), k.to_string()]);
-        }
-        if let Some(n) = self.post_batch {
-            v.extend(["--post-batch".into(), n.to_string()]);
-        }
-        if let Some(w) = self.steal_walk {
-            v.extend(["--steal-walk".into(), w.to_string()]);
-        }
-        v
+        self.fidelity.to_args()
     }
 }
 

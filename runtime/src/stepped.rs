@@ -28,10 +28,14 @@
 //!   both locks are held: one iteration of `steal::try_steal`'s loop);
 //! - idle (the rules of `idle`): [`begin_idle`](SimRuntime::begin_idle) (may it search?),
 //!   [`found_work`](SimRuntime::found_work) / [`stop_search`](SimRuntime::stop_search) (a search
-//!   ends), [`fall_asleep`](SimRuntime::fall_asleep) (the core marked asleep; whether the last
+//!   ends), [`after_round`](SimRuntime::after_round) (after a round that stole nothing: stop,
+//!   spin on, nap or sleep, the worker's own `worker::after_round`),
+//!   [`fall_asleep`](SimRuntime::fall_asleep) (the core marked asleep; whether the last
 //!   look is due), [`cancel_sleep`](SimRuntime::cancel_sleep) (the last look stole),
 //!   [`is_asleep`](SimRuntime::is_asleep) (a poster or a thief-waking post claimed the
-//!   wake-up once this is false), [`end_sleep`](SimRuntime::end_sleep).
+//!   wake-up once this is false), [`end_sleep`](SimRuntime::end_sleep). With
+//!   [`set_thieves`](SimRuntime::set_thieves)`(k)` only cores `0..k` search or take the last
+//!   look (a simulator experiment; the threaded runtime lets every worker steal).
 //!
 //! Invariant (the color guarantee, as in the threaded runtime): from `pop` to the next `pop`
 //! (or `finish_batch`) the batch's colors are `w`'s running set, so no thief takes them. The
@@ -40,7 +44,7 @@
 //! virtual cores at once; the simulator checks this on every event.
 
 use crate::color::Color;
-use crate::config::{BuildError, RuntimeConfig, StealPolicy};
+use crate::config::{BuildError, FidelityOptions, RuntimeConfig, StealPolicy};
 use crate::core::{CoreQueue, Owner};
 use crate::ctx::{self, Ctx, Lent};
 use crate::event::{Event, Task, FLAG_STOLEN};
@@ -57,6 +61,8 @@ use std::collections::VecDeque;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
+
+pub use crate::worker::AfterRound;
 
 /// How long an idle worker naps between two steal attempts while it searches (the worker's
 /// constant).
@@ -114,6 +120,9 @@ pub enum StealTry {
         events: usize,
         /// Events queued on the victim before the steal.
         victim_len: usize,
+        /// Queue nodes the steal read on the victim (the design's count: libasync's scan
+        /// plus its walk, which starts over from the head with `StealWalk::FromHead`).
+        nodes: usize,
     },
 }
 
@@ -154,6 +163,9 @@ pub struct SimRuntime {
     handle: Handle,
     /// Each virtual core's private state.
     cores: Vec<SimCore>,
+    /// Cores `0..thieves` may steal; the others never search nor take the last look (the
+    /// simulator's thief-count sweep; all cores by default).
+    thieves: usize,
 }
 
 impl SimRuntime {
@@ -179,7 +191,11 @@ impl SimRuntime {
                 asleep: false,
             })
             .collect();
-        Ok(SimRuntime { handle, cores })
+        Ok(SimRuntime {
+            handle,
+            cores,
+            thieves: n,
+        })
     }
 
     /// The runtime's handle: register handlers, post from outside, place colors, read the map.
@@ -195,6 +211,50 @@ impl SimRuntime {
     /// Virtual cores.
     pub fn workers(&self) -> usize {
         self.cores.len()
+    }
+
+    /// The registered handlers' names, by id (a trace's handler names).
+    pub fn handler_names(&self) -> Vec<String> {
+        let reg = self.handle.sh.registry();
+        (0..reg.len())
+            .map(|i| reg.get(HandlerId(i as u16)).name.clone())
+            .collect()
+    }
+
+    /// Let only cores `0..k` steal: the others never search and never take the last look.
+    pub fn set_thieves(&mut self, k: usize) {
+        self.thieves = k.min(self.cores.len());
+    }
+
+    /// Whether core `w` may steal (see [`set_thieves`](Self::set_thieves)).
+    pub fn is_thief(&self, w: usize) -> bool {
+        w < self.thieves
+    }
+
+    /// The paper-fidelity options the runtime was built with.
+    pub fn fidelity(&self) -> FidelityOptions {
+        FidelityOptions::of_config(self.handle.sh.config())
+    }
+
+    /// Whether idle cores spin (`IdleMode::Spin` with stealing on): they never nap or sleep
+    /// while they may search.
+    pub fn idle_spins(&self) -> bool {
+        self.handle.sh.stealing().spin
+    }
+
+    /// Local posts an event buffers before it flushes them under its core's lock
+    /// (`RuntimeConfig::post_batch`; 1: a lock per post).
+    pub fn post_batch(&self) -> usize {
+        self.handle.sh.post_batch()
+    }
+
+    /// Search step: after a round that stole nothing, what core `w`'s search does next, by the
+    /// worker's own rule (`worker::after_round`): `searched` virtual cycles since the search
+    /// began, against a search time of `search_cycles`.
+    pub fn after_round(&self, w: usize, searched: u64, search_cycles: u64) -> AfterRound {
+        assert!(self.cores[w].searching, "core {w} is not searching");
+        let sh: &Shared = &self.handle.sh;
+        worker::after_round(sh, sh.state(w).len(), searched, search_cycles)
     }
 
     /// The configured stealing policy.
@@ -425,6 +485,7 @@ impl SimRuntime {
                 colors: s.colors,
                 events: s.events,
                 victim_len,
+                nodes: s.nodes,
             },
             None => StealTry::Failed { victim_len },
         }
@@ -447,7 +508,7 @@ impl SimRuntime {
     pub fn begin_idle(&mut self, w: usize) -> bool {
         let core = &mut self.cores[w];
         assert!(!core.searching && !core.asleep, "core {w} is idle already");
-        core.searching = worker::begin_idle(&self.handle.sh);
+        core.searching = w < self.thieves && worker::begin_idle(&self.handle.sh);
         core.searching
     }
 
@@ -480,7 +541,9 @@ impl SimRuntime {
             Some(last_look) => {
                 core.asleep = true;
                 core.counters.parks += 1;
-                Sleep::Asleep { last_look }
+                Sleep::Asleep {
+                    last_look: last_look && w < self.thieves,
+                }
             }
         }
     }

@@ -383,24 +383,29 @@ impl<'a, D: Design> Worker<'a, D> {
             if self.steal_once() {
                 return Search::Stole;
             }
-            if self.owner.state().len() > 0 || self.sh.is_shutdown() {
-                return Search::Stopped;
-            }
-            if spin {
-                // A spinning search can last the whole run: its attempts are published as it
-                // goes, not only when it ends.
-                rounds = rounds.wrapping_add(1);
-                if rounds % SPIN_PUBLISH_EVERY == 0 {
-                    self.publish();
+            let searched = if spin { 0 } else { tsc::now().wrapping_sub(t0) };
+            match after_round(
+                self.sh,
+                self.owner.state().len(),
+                searched,
+                self.search_cycles,
+            ) {
+                AfterRound::Stop => return Search::Stopped,
+                AfterRound::Sleep => return Search::TimeUp,
+                AfterRound::Again => {
+                    // A spinning search can last the whole run: its attempts are published as
+                    // it goes, not only when it ends.
+                    rounds = rounds.wrapping_add(1);
+                    if rounds % SPIN_PUBLISH_EVERY == 0 {
+                        self.publish();
+                    }
                 }
-                continue;
+                AfterRound::Nap => {
+                    self.record_state(tsc::now(), State::Nap);
+                    std::thread::park_timeout(SEARCH_NAP);
+                    self.record_state(tsc::now(), State::Search);
+                }
             }
-            if tsc::now().wrapping_sub(t0) > self.search_cycles {
-                return Search::TimeUp;
-            }
-            self.record_state(tsc::now(), State::Nap);
-            std::thread::park_timeout(SEARCH_NAP);
-            self.record_state(tsc::now(), State::Search);
         }
     }
 
@@ -498,6 +503,40 @@ fn last_look_due(sh: &Shared) -> bool {
 pub(crate) fn cancel_sleep<D: Design>(sh: &Shared, owner: &mut Owner<'_, D>) {
     owner.wake_up();
     sh.idle().end_sleep();
+}
+
+/// What a searching worker does after a stealing round that stole nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterRound {
+    /// Work arrived in its own queue, or the runtime shuts down: the search ends.
+    Stop,
+    /// Another round at once (`IdleMode::Spin`: no nap, no end).
+    Again,
+    /// Nap [`SEARCH_NAP`], then another round.
+    Nap,
+    /// The search time is over: the worker goes to sleep (rule 3 of `idle`).
+    Sleep,
+}
+
+/// The search's decision after a round that stole nothing, for the worker's loop and for a
+/// driver in virtual time (`stepped`): `own_len` is the searcher's published queue length,
+/// `searched` the cycles since its search began (ignored when idle workers spin),
+/// `search_cycles` the search time (`search_us` in cycles).
+pub(crate) fn after_round(
+    sh: &Shared,
+    own_len: usize,
+    searched: u64,
+    search_cycles: u64,
+) -> AfterRound {
+    if own_len > 0 || sh.is_shutdown() {
+        AfterRound::Stop
+    } else if sh.stealing().spin {
+        AfterRound::Again
+    } else if searched > search_cycles {
+        AfterRound::Sleep
+    } else {
+        AfterRound::Nap
+    }
 }
 
 /// How a search ended.

@@ -4,6 +4,9 @@
 //! microbenches simulate <unbalanced|penalty|cache-efficient> --runtime <libasync|mely>
 //!     --stealing POLICY --cores N [--topology e5410|this|FILE.xml] [--seconds S]
 //!     [--calibration FILE] [--format table|json|csv]
+//!     [--fidelity paper|ours] [--idle spin|bounded] [--lock tas|backoff] [--post-batch N]
+//!     [--steal-walk from-head|from-choice] [--event-overhead-cycles N] [--thieves K]
+//!     [--trace FILE [--trace-from S] [--trace-for S] [--trace-records N]]
 //! microbenches simulate validate [--calibration FILE] [--format table|json] [--repeat N]
 //!     [--output FILE]
 //! microbenches simulate calibrate --output FILE
@@ -11,11 +14,12 @@
 
 use super::calibrate::{self, Calibration};
 use super::validate::{self, Validation};
-use super::{simulate, to_result, SimBench, SimSpec, JITTER};
+use super::{simulate_options, to_result, trace_of, SimBench, SimOptions, SimSpec, JITTER};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use colored_runtime::args::FidelityArgs;
 use colored_runtime::topology::Machine;
-use colored_runtime::{QueueKind, StealPolicy};
+use colored_runtime::{QueueKind, StealPolicy, TraceSpec};
 use microbench_defs::report::{self, print_table, BenchResult, Format};
 use microbench_defs::unbalanced::Costs;
 use serde_json::Value;
@@ -114,6 +118,97 @@ pub struct SimOpts {
     /// Also write the JSON here (checked before the run).
     #[arg(long = "output", alias = "json-out", value_name = "FILE")]
     json_out: Option<PathBuf>,
+    /// The simulated runtime's paper-fidelity options, as the threaded programs take them.
+    #[command(flatten)]
+    fidelity: FidelityArgs,
+    /// Charge N cycles of runtime cost per event instead of the calibrated one (e.g. a value
+    /// fitted to the papers' no-stealing rows).
+    #[arg(long, value_name = "N")]
+    event_overhead_cycles: Option<f64>,
+    /// At most K cores steal (cores 0 to K-1); the others never search for work nor take the
+    /// last look before sleeping. Default: every core.
+    #[arg(long, value_name = "K")]
+    thieves: Option<usize>,
+    /// Record what every virtual core does, in virtual cycles, and write it to FILE as
+    /// Chrome/Perfetto trace-event JSON (`colored-report trace-check FILE` checks it). The
+    /// file is created before the run. Without --trace-from/--trace-for each core keeps its
+    /// newest --trace-records records.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Trace from SECONDS of virtual time on (with --trace).
+    #[arg(long, value_name = "SECONDS", requires = "trace")]
+    trace_from: Option<f64>,
+    /// Trace for SECONDS of virtual time (with --trace; default: until the end of the run).
+    #[arg(long, value_name = "SECONDS", requires = "trace")]
+    trace_for: Option<f64>,
+    /// Most records each virtual core keeps (with --trace; 32 bytes each).
+    #[arg(long, value_name = "N", requires = "trace",
+          default_value_t = colored_trace::record::DEFAULT_CAPACITY)]
+    trace_records: usize,
+}
+
+impl SimOpts {
+    /// What the trace options ask each core to keep (`None`: no `--trace`), checked as the
+    /// threaded programs check them.
+    fn trace_spec(&self) -> Result<Option<TraceSpec>> {
+        if self.trace.is_none() {
+            return Ok(None);
+        }
+        if self.trace_records == 0 {
+            return Err(edge::cli::usage("--trace-records must be at least 1"));
+        }
+        if let Some(f) = self.trace_from.filter(|f| !(f.is_finite() && *f >= 0.0)) {
+            return Err(edge::cli::usage(format!(
+                "--trace-from must be a number of seconds, 0 or more (got {f})"
+            )));
+        }
+        if let Some(f) = self.trace_for.filter(|f| !(f.is_finite() && *f > 0.0)) {
+            return Err(edge::cli::usage(format!(
+                "--trace-for must be a positive number of seconds (got {f})"
+            )));
+        }
+        let capacity = self.trace_records;
+        Ok(Some(match (self.trace_from, self.trace_for) {
+            (None, None) => TraceSpec::Ring { capacity },
+            (from, len) => TraceSpec::Window {
+                from_secs: from.unwrap_or(0.0),
+                for_secs: len.unwrap_or(1e9),
+                capacity,
+            },
+        }))
+    }
+
+    /// The run's options beyond its spec, checked.
+    fn options(&self) -> Result<SimOptions> {
+        let fidelity = self.fidelity.options();
+        if !(1..=colored_runtime::MAX_POST_BATCH).contains(&fidelity.post_batch) {
+            return Err(edge::cli::usage(format!(
+                "--post-batch must be 1 to {} (got {})",
+                colored_runtime::MAX_POST_BATCH,
+                fidelity.post_batch
+            )));
+        }
+        if let Some(c) = self
+            .event_overhead_cycles
+            .filter(|c| !(c.is_finite() && *c >= 0.0))
+        {
+            return Err(edge::cli::usage(format!(
+                "--event-overhead-cycles must be a number of cycles, 0 or more (got {c})"
+            )));
+        }
+        if let Some(k) = self.thieves.filter(|&k| k > self.cores) {
+            return Err(edge::cli::usage(format!(
+                "--thieves {k}: more than the {} simulated cores",
+                self.cores
+            )));
+        }
+        Ok(SimOptions {
+            fidelity,
+            event_overhead_cycles: self.event_overhead_cycles,
+            thieves: self.thieves,
+            trace: self.trace_spec()?,
+        })
+    }
 }
 
 /// Load `path`, or calibrate now when there is none. Returns it and how to name it.
@@ -186,6 +281,10 @@ fn run_one(bench: SimBench, o: &SimOpts) -> Result<()> {
     if let Some(p) = &o.json_out {
         edge::cli::check_output_path("--output", p)?;
     }
+    let opts = o.options()?;
+    if let Some(p) = &o.trace {
+        edge::cli::check_output_path("--trace", p)?;
+    }
     let t = o.topology.as_str();
     if t != "this" && !Machine::BUILTIN.contains(&t) && !Path::new(t).is_file() {
         return Err(edge::cli::usage(format!(
@@ -204,7 +303,11 @@ fn run_one(bench: SimBench, o: &SimOpts) -> Result<()> {
         seed: o.seed,
         jitter: o.jitter,
     };
-    let run = simulate(&spec, &cal)?;
+    let mut run = simulate_options(&spec, &opts, &cal)?;
+    if let (Some(p), Some(trace)) = (&o.trace, trace_of(&mut run)) {
+        colored_trace::export::write_file(&trace, p)
+            .with_context(|| format!("writing the trace {}", p.display()))?;
+    }
     let r = to_result(&run, &name);
     if let Some(p) = &o.json_out {
         std::fs::write(p, serde_json::to_string_pretty(&r)?)

@@ -11,23 +11,53 @@
 //!    model, from the data it touches), plus the lines of the event itself when another core
 //!    posted it and of the shared atomics it updates when another core wrote them last.
 //!    `AfterWork`: its continuation runs ([`Effects`]), then its posts go out in order
-//!    (`Posts`): local ones into the core's buffer (a flush under the own lock at 32, as `Ctx`
-//!    does; the rest waits for the next `Pop`), remote ones under the target's lock after a
-//!    flush. `Done`: the next event, or the next `Pop`.
+//!    (`Posts`): local ones into the core's buffer (a flush under the own lock at the
+//!    runtime's `post_batch`, as `Ctx` does: 32 by default, every post with `--post-batch 1`;
+//!    the rest waits for the next `Pop`), remote ones under the target's lock after a flush.
+//!    `Done`: the next event, or the next `Pop`.
 //! 3. Idle, the runtime's protocol (`idle`): `Search` rounds over the policy's core set (one
-//!    victim per step, both locks; a design that peeks skips empty victims unlocked) if fewer
-//!    than half the cores search, the search nap between rounds; past the runtime's search
-//!    interval (or at once when it may not search), `Sleep` (under the own lock); the last
-//!    searcher to sleep takes the last look (a round locking every victim). A sleeping core is
-//!    woken when a post claims it (the real post path, or a stealable post waking a thief) and
-//!    resumes after the calibrated wake-up latency; the poster pays the wake-up.
+//!    victim per step, both locks; a design that peeks skips empty victims unlocked) if the
+//!    runtime lets the core search (`begin_idle`: fewer than half the cores search, or every
+//!    core with `--idle spin`; never a core past `--thieves`). After a round that stole
+//!    nothing the runtime's own rule (`worker::after_round`, through `SimRuntime::after_round`)
+//!    says what follows: the search ends (work arrived), the next round at once (spinning),
+//!    a nap, or sleep once the search interval is over. `Sleep` is under the own lock; the
+//!    last searcher to sleep takes the last look (a round locking every victim). A sleeping
+//!    core is woken when a post claims it (the real post path, or a stealable post waking a
+//!    thief) and resumes after the calibrated wake-up latency; the poster pays the wake-up.
 //!
 //! Locks: each core's lock is free from a virtual cycle on; a step that needs a held lock is put
 //! back until it is free (the wait and the hold count as locking time), so a victim locked by a
 //! thief until cycle T makes its owner and every other thief wait until T, and an owner that
 //! takes its lock after another core held it pulls the lines that core wrote back. The real
 //! operation runs when the lock is acquired, so it sees the queues as they are at that virtual
-//! time.
+//! time. With `--lock tas` a waiter spins with atomic read-modify-writes that each take the
+//! lock's line, so every core that spins during a hold delays the lock's release by one line
+//! transfer from the spinner to the holder (once per spinner and hold): the victim's own pops
+//! and posts wait behind its thieves' spinning. With the backoff lock waiters read a shared
+//! copy and cost nothing until the release.
+//!
+//! Paper-mode costs beyond the calibrated steps (from measurement: the line transfer of this
+//! machine from `simulate calibrate`, or a topology file's latencies, Table II for `e5410`):
+//! each queue node a libasync steal reads with `--steal-walk from-head` is a line the victim's
+//! core wrote (one transfer each; the ours walk keeps the calibrated per-queued-event cost);
+//! a spinning round that locked no victim (a peeking design passing over empty queues) costs
+//! one uncontended lock operation; `--event-overhead-cycles N` replaces the calibrated
+//! per-event runtime cost.
+//!
+//! Where the simulator still differs from the threads (each decision above is the runtime's
+//! code; these are the engine's driving of it):
+//! - The worker's loop is cut into steps here (`Phase`) rather than run as one loop: the engine
+//!   needs to stop at every lock to order cores in virtual time, which the thread loop does
+//!   not expose. The steps call the same runtime functions (`stepped`), so the queues, the
+//!   policies and the idle protocol's decisions are the runtime's; the order of the steps
+//!   follows `worker::Worker::run_batch`, `idle` and `search`.
+//! - A core that may not steal (`--thieves`) and sleeps while idle cores spin polls its own
+//!   queue instead: it resumes one pop after a post claims it and the poster pays no wake-up
+//!   (the threaded runtime has no such cores).
+//! - Profiles are fed at every event (a virtual clock costs nothing to read); the threads time
+//!   a sample.
+//! - The cost of a step is charged from the calibration, not measured on the virtual core.
 //!
 //! Checked on every event: no two cores run one color at once in virtual time (a color is busy
 //! from an event's start to its end, posts included), and events one core posted to one color
@@ -40,16 +70,15 @@ use super::calibrate::{Calibration, DesignCosts};
 use super::vctx::{self, Effects, Held, Job, Then};
 use super::workload::Workload;
 use anyhow::{bail, Result};
-use colored_runtime::stepped::{Round, SimRuntime, Sleep, StealTry};
-use colored_runtime::{Color, HandlerId, QueueKind};
+use colored_runtime::stepped::{AfterRound, Round, SimRuntime, Sleep, StealTry};
+use colored_runtime::{Color, HandlerId, LockKind, QueueKind, StealWalk};
+use colored_trace::record::{sat16, sat32};
+use colored_trace::{Bound, Record, Recorder, State, StealOutcome, TraceBuf, NO_SEQ};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-
-/// Local posts a `Ctx` buffers before it flushes (`colored_runtime::ctx::LOCAL_FLUSH`).
-const LOCAL_FLUSH: usize = colored_runtime::stepped::LOCAL_FLUSH;
 
 /// Cache lines an owner pulls back when it takes its lock after another core held it: the lock
 /// word and the queue's head, which a steal or a remote post wrote (the steal is charged the
@@ -82,6 +111,10 @@ pub struct CoreStats {
     pub idle_cycles: u64,
     pub parks: u64,
     pub wakeups: u64,
+    /// Queue nodes successful steals read on their victims.
+    pub steal_nodes: u64,
+    /// Cycles lock holders lost to waiters spinning on a test-and-set lock (`--lock tas`).
+    pub spin_transfer_cycles: u64,
     /// Cache lines missed in L1, and in L1 and L2.
     pub l1_misses: u64,
     pub l2_misses: u64,
@@ -103,6 +136,8 @@ impl CoreStats {
         self.idle_cycles += o.idle_cycles;
         self.parks += o.parks;
         self.wakeups += o.wakeups;
+        self.steal_nodes += o.steal_nodes;
+        self.spin_transfer_cycles += o.spin_transfer_cycles;
         self.l1_misses += o.l1_misses;
         self.l2_misses += o.l2_misses;
         self.miss_cycles += o.miss_cycles;
@@ -150,6 +185,8 @@ impl StepCosts {
 
 /// The event a core is running.
 struct Current {
+    /// When the event started (its trace record's start).
+    start: u64,
     color: Color,
     handler: HandlerId,
     stolen: bool,
@@ -198,6 +235,8 @@ struct VCore {
     parked: bool,
     /// Woken, waiting for the wake-up latency to pass.
     waking: bool,
+    /// This core's trace (off without `--trace`), in virtual cycles.
+    rec: Recorder,
 }
 
 /// The outcome of a simulation.
@@ -214,6 +253,10 @@ pub struct Outcome {
     pub steal_threshold: u64,
     /// Broken color guarantees and workload errors (none in a correct run).
     pub violations: Vec<String>,
+    /// Each core's trace, in virtual cycles (empty without a trace bound).
+    pub traces: Vec<TraceBuf>,
+    /// The registered handlers' names, by id.
+    pub handler_names: Vec<String>,
 }
 
 pub struct Engine<'w> {
@@ -229,6 +272,9 @@ pub struct Engine<'w> {
     locks: Vec<u64>,
     /// Shared atomics' lines (workload ids): the core that wrote each last.
     shared_lines: HashMap<u64, usize>,
+    /// Per core lock: the cores (bit `core % 64`) that spun on it during its current hold
+    /// (`--lock tas`; each is charged once per hold).
+    spun: Vec<u64>,
     /// Per core lock: the core that held it last (its line, and the queue lines written under
     /// it, sit in that core's cache).
     last_holder: Vec<usize>,
@@ -239,9 +285,16 @@ pub struct Engine<'w> {
     violations: Vec<String>,
     /// The step in progress claimed a wake-up (the stepping core pays for it).
     claimed_wake: bool,
+    /// The queue locks are test-and-set spin locks (`LockKind::Tas`): every try of a waiter
+    /// moves the lock's line.
+    tas: bool,
+    /// libasync's steal walks the victim's list again from its head (`StealWalk::FromHead`):
+    /// every node it reads is a line the victim's core wrote.
+    walk_from_head: bool,
 }
 
 impl<'w> Engine<'w> {
+    /// An engine over `rt`; `trace`: what each virtual core records (`None`: no trace).
     pub fn new(
         rt: SimRuntime,
         work: &'w mut dyn Workload,
@@ -249,10 +302,12 @@ impl<'w> Engine<'w> {
         costs: StepCosts,
         seed: u64,
         jitter: f64,
+        trace: Option<Bound>,
     ) -> Engine<'w> {
         let n = rt.workers();
+        let fidelity = rt.fidelity();
         let cores = (0..n)
-            .map(|_| VCore {
+            .map(|w| VCore {
                 phase: Phase::Pop,
                 stats: CoreStats::default(),
                 waited: 0,
@@ -263,6 +318,7 @@ impl<'w> Engine<'w> {
                 buffered: 0,
                 parked: false,
                 waking: false,
+                rec: Recorder::new(w, trace),
             })
             .collect();
         Engine {
@@ -276,12 +332,28 @@ impl<'w> Engine<'w> {
             cores,
             locks: vec![0; n],
             last_holder: (0..n).collect(),
+            spun: vec![0; n],
             shared_lines: HashMap::new(),
             rng: SmallRng::seed_from_u64(seed),
             jitter,
             busy: HashMap::new(),
             violations: Vec::new(),
             claimed_wake: false,
+            tas: fidelity.lock == LockKind::Tas,
+            walk_from_head: fidelity.steal_walk == StealWalk::FromHead,
+        }
+    }
+
+    /// Trace a state change of core `w` at the current cycle, with its queue length.
+    fn record_state(&mut self, w: usize, state: State) {
+        if self.cores[w].rec.is_on() {
+            let queue_len = sat32(self.rt.queued(w) as u64);
+            let at = self.now;
+            self.cores[w].rec.record(Record::State {
+                at,
+                queue_len,
+                state,
+            });
         }
     }
 
@@ -302,14 +374,30 @@ impl<'w> Engine<'w> {
     }
 
     /// When `locks` are all free: `None` if now, else the cycle to retry at (the wait counts).
+    ///
+    /// On a test-and-set lock (`--lock tas`) the waiter spins with atomic read-modify-writes,
+    /// each of which takes the lock's line: the holder's unlock must take it back, so each hold
+    /// of a lock ends one line transfer later per core that spun on it during the hold (each
+    /// spinner counted once per hold).
     fn wait_for(&mut self, w: usize, locks: &[usize]) -> Option<u64> {
         let free = locks.iter().map(|&l| self.locks[l]).max().unwrap_or(0);
-        if free > self.now {
-            self.cores[w].waited += free - self.now;
-            Some(free)
-        } else {
-            None
+        if free <= self.now {
+            return None;
         }
+        if self.tas {
+            for &l in locks {
+                if self.locks[l] > self.now && self.spun[l] & (1 << (w % 64)) == 0 {
+                    self.spun[l] |= 1 << (w % 64);
+                    let holder = self.last_holder[l];
+                    let t = self.jit(self.costs.transfer[w * self.costs.cores + holder]);
+                    self.locks[l] += t;
+                    self.cores[holder].stats.spin_transfer_cycles += t;
+                }
+            }
+        }
+        let free = locks.iter().map(|&l| self.locks[l]).max().unwrap_or(0);
+        self.cores[w].waited += free - self.now;
+        Some(free)
     }
 
     /// Core `w` holds `locks` from now for `hold` cycles, plus, when `w` takes its own lock
@@ -324,9 +412,11 @@ impl<'w> Engine<'w> {
             let back = OWNER_LINES_BACK * self.costs.transfer[from * self.costs.cores + w];
             hold += self.jit(back);
         }
+
         for &l in locks {
             self.locks[l] = self.now + hold;
             self.last_holder[l] = w;
+            self.spun[l] = 0;
         }
         let c = &mut self.cores[w];
         c.stats.lock_cycles += c.waited + hold;
@@ -378,6 +468,7 @@ impl<'w> Engine<'w> {
             let extra = self.wake_claimed(w);
             match next {
                 Some((_, Phase::Parked)) => {
+                    self.record_state(w, State::Sleep);
                     let c = &mut self.cores[w];
                     c.stats.parks += 1;
                     c.phase = Phase::Parked;
@@ -390,20 +481,34 @@ impl<'w> Engine<'w> {
             if r.finished.load(std::sync::atomic::Ordering::Acquire) {
                 break;
             }
+            // A workload that ends by itself is over once its last event is done, whether the
+            // idle cores park or spin (spinning cores never leave the agenda empty).
+            if self.work.drained() && self.cores.iter().all(|c| c.current.is_none()) {
+                break;
+            }
         }
         Ok(self.outcome())
     }
 
     /// Wake every parked core a post claimed; returns what the claim costs the poster `w`.
+    /// With spinning idle cores (`--idle spin`) a core that may not steal (`--thieves`) polls
+    /// its own queue instead of sleeping: it sees the post one pop later, and the poster pays
+    /// no wake-up.
     fn wake_claimed(&mut self, w: usize) -> u64 {
         let mut claimed = false;
+        let spins = self.rt.idle_spins();
         for v in 0..self.cores.len() {
             if self.cores[v].parked && !self.cores[v].waking && !self.rt.is_asleep(v) {
                 self.cores[v].waking = true;
                 self.cores[v].stats.wakeups += 1;
-                let at = self.now + self.jit(self.costs.wake_latency);
+                let latency = if spins {
+                    self.costs.design.pop
+                } else {
+                    claimed |= v != w;
+                    self.costs.wake_latency
+                };
+                let at = self.now + self.jit(latency);
                 self.schedule(v, at, Phase::Wake);
-                claimed |= v != w;
             }
         }
         if claimed && self.claimed_wake {
@@ -458,6 +563,7 @@ impl<'w> Engine<'w> {
                 self.rt.end_sleep(w);
                 self.cores[w].waking = false;
                 self.cores[w].parked = false;
+                self.record_state(w, State::Wake);
                 (now, Phase::Pop)
             }
             Phase::Parked => bail!("core {w}: a parked core was scheduled"),
@@ -483,16 +589,21 @@ impl<'w> Engine<'w> {
         let hold = self.jit(d.pop + d.push * flushed as f64);
         let hold = self.hold(w, &[w], hold);
         let at = self.now + hold;
-        let core = &mut self.cores[w];
         if self.rt.pop(w).is_some() {
+            let core = &mut self.cores[w];
             if let Some(since) = core.idle_since.take() {
                 core.stats.idle_cycles += self.now - since;
+                self.record_state(w, State::Busy);
             }
             return (at, Phase::Run);
         }
-        core.idle_since.get_or_insert(self.now);
+        if self.cores[w].idle_since.is_none() {
+            self.cores[w].idle_since = Some(self.now);
+            self.record_state(w, State::Idle);
+        }
         if self.rt.begin_idle(w) {
             self.cores[w].search_start = at;
+            self.record_state(w, State::Search);
             (at, Self::round(Round::Search))
         } else {
             (at, Phase::Sleep)
@@ -548,6 +659,7 @@ impl<'w> Engine<'w> {
         let exec = job.work + served.cycles;
         let cost = self.jit(self.costs.design.run_event) + exec.round() as u64;
         self.cores[w].current = Some(Current {
+            start: self.now,
             color: ran.color,
             handler: ran.handler,
             stolen: ran.stolen,
@@ -607,7 +719,8 @@ impl<'w> Engine<'w> {
     /// remote (after flushing the buffer, which keeps each color's order), or finish.
     fn posts(&mut self, w: usize) -> (u64, Phase) {
         let mut local = 0;
-        while self.cores[w].buffered < LOCAL_FLUSH {
+        let post_batch = self.rt.post_batch();
+        while self.cores[w].buffered < post_batch {
             let Some(h) = self.cores[w].held.front() else {
                 break;
             };
@@ -627,7 +740,7 @@ impl<'w> Engine<'w> {
         let at = self.now + dt;
         let core = &self.cores[w];
         let more = !core.held.is_empty();
-        if core.buffered >= LOCAL_FLUSH {
+        if core.buffered >= post_batch {
             return (at, Phase::Flush(Box::new(Phase::Posts)));
         }
         match (more, core.buffered > 0) {
@@ -667,6 +780,14 @@ impl<'w> Engine<'w> {
     fn done(&mut self, w: usize) -> (u64, Phase) {
         let cur = self.cores[w].current.take().expect("an event ran");
         self.busy.insert(cur.color.0, (self.now, w));
+        let now = self.now;
+        self.cores[w].rec.record_with(|| Record::Run {
+            start: cur.start,
+            end: now,
+            color: cur.color.0,
+            handler: cur.handler.index() as u16,
+            seq: NO_SEQ,
+        });
         let exec = cur.exec.round() as u64;
         self.rt.profile(w, cur.handler, exec);
         let s = &mut self.cores[w].stats;
@@ -691,6 +812,7 @@ impl<'w> Engine<'w> {
         mut next: usize,
         round: Round,
     ) -> (u64, Phase) {
+        let fresh = order.is_none();
         let order = order.unwrap_or_else(|| self.rt.core_set(w));
         while next < order.len() {
             let v = order[next];
@@ -708,12 +830,20 @@ impl<'w> Engine<'w> {
             }
             self.cores[w].stats.steal_attempts += 1;
             let d = &self.costs.design;
-            let transfer = 2.0 * self.costs.transfer[v * self.costs.cores + w];
+            let line = self.costs.transfer[v * self.costs.cores + w];
+            let transfer = 2.0 * line;
+            let waited = self.cores[w].waited;
             match self.rt.steal_from(w, v, round) {
                 StealTry::Skipped => next += 1,
-                StealTry::Failed { .. } => {
+                StealTry::Failed { victim_len } => {
                     let hold = self.jit(d.steal_fail + transfer);
                     let hold = self.hold(w, &[v, w], hold);
+                    let outcome = if victim_len == 0 {
+                        StealOutcome::Empty
+                    } else {
+                        StealOutcome::Nothing
+                    };
+                    self.record_steal(w, v, waited, hold, (0, 0, 0), outcome);
                     let phase = Phase::Search {
                         order: Some(order),
                         next: next + 1,
@@ -725,23 +855,42 @@ impl<'w> Engine<'w> {
                     colors,
                     events,
                     victim_len,
+                    nodes,
                 } => {
+                    // libasync-smp's walk from the head reads every node it passes on the
+                    // victim, lines the victim's core wrote; ours is the calibrated steal.
+                    let walk = if self.walk_from_head {
+                        nodes as f64 * line
+                    } else {
+                        0.0
+                    };
                     let cost = d.steal_base
                         + d.steal_per_color * colors as f64
                         + d.steal_per_event * events as f64
                         + d.steal_per_queued * victim_len as f64
-                        + transfer;
+                        + transfer
+                        + walk;
                     let hold = self.jit(cost);
                     let hold = self.hold(w, &[v, w], hold);
                     self.rt.record_steal(hold, colors);
+                    self.record_steal(
+                        w,
+                        v,
+                        waited,
+                        hold,
+                        (events, colors, nodes),
+                        StealOutcome::Stolen,
+                    );
                     let s = &mut self.cores[w].stats;
                     s.steals += 1;
                     s.stolen_colors += colors as u64;
+                    s.steal_nodes += nodes as u64;
                     s.steal_cost_cycles += hold;
                     match round {
                         Round::Search => self.rt.found_work(w),
                         Round::LastLook => self.rt.cancel_sleep(w),
                     }
+                    self.record_state_at(w, self.now + hold, State::Busy);
                     return (self.now + hold, Phase::Pop);
                 }
             }
@@ -754,15 +903,68 @@ impl<'w> Engine<'w> {
             self.rt.end_sleep(w);
             return (self.now, Phase::Pop);
         }
-        if self.rt.queued(w) > 0 {
-            self.rt.stop_search(w);
-            return (self.now, Phase::Pop);
+        let searched = self.now - self.cores[w].search_start;
+        match self.rt.after_round(w, searched, self.costs.search as u64) {
+            AfterRound::Stop => {
+                self.rt.stop_search(w);
+                (self.now, Phase::Pop)
+            }
+            AfterRound::Sleep => (self.now, Phase::Sleep),
+            // A spinning search's next round starts at once: its cost is its steps', or, for a
+            // round that locked no victim (a peeking design passing over empty queues), one
+            // uncontended lock operation's, for the peeks and the loop.
+            AfterRound::Again => {
+                let dt = if fresh {
+                    self.jit(self.costs.lock).max(1)
+                } else {
+                    0
+                };
+                (self.now + dt, Self::round(Round::Search))
+            }
+            AfterRound::Nap => {
+                let nap = self.jit(self.costs.search_nap);
+                self.record_state(w, State::Nap);
+                self.record_state_at(w, self.now + nap, State::Search);
+                (self.now + nap, Self::round(Round::Search))
+            }
         }
-        if (self.now - self.cores[w].search_start) as f64 >= self.costs.search {
-            return (self.now, Phase::Sleep);
+    }
+
+    /// Trace a state change of core `w` at cycle `at` (the end of the current step).
+    fn record_state_at(&mut self, w: usize, at: u64, state: State) {
+        if self.cores[w].rec.is_on() {
+            let queue_len = sat32(self.rt.queued(w) as u64);
+            self.cores[w].rec.record(Record::State {
+                at,
+                queue_len,
+                state,
+            });
         }
-        let nap = self.jit(self.costs.search_nap);
-        (self.now + nap, Self::round(Round::Search))
+    }
+
+    /// Trace core `w`'s steal attempt on `v` that ends now + `hold`, after waiting `waited`
+    /// cycles for the locks; `moved`: events, colors and nodes read.
+    fn record_steal(
+        &mut self,
+        w: usize,
+        v: usize,
+        waited: u64,
+        hold: u64,
+        moved: (usize, usize, usize),
+        outcome: StealOutcome,
+    ) {
+        let now = self.now;
+        self.cores[w].rec.record_with(|| Record::Steal {
+            start: now - waited,
+            dur: sat32(waited + hold),
+            lock_wait: sat32(waited),
+            lock_hold: sat32(hold),
+            events: sat32(moved.0 as u64),
+            victim: sat16(v as u64),
+            colors: sat16(moved.1 as u64),
+            nodes: sat16(moved.2 as u64),
+            outcome,
+        });
     }
 
     fn outcome(&mut self) -> Outcome {
@@ -784,6 +986,8 @@ impl<'w> Engine<'w> {
             total,
             steal_threshold: self.rt.steal_threshold(),
             violations: std::mem::take(&mut self.violations),
+            traces: self.cores.iter_mut().filter_map(|c| c.rec.take()).collect(),
+            handler_names: self.rt.handler_names(),
         }
     }
 }

@@ -47,7 +47,7 @@ use anyhow::{bail, Context, Result};
 use calibrate::Calibration;
 use colored_runtime::stepped::SimRuntime;
 use colored_runtime::topology::Machine;
-use colored_runtime::{QueueKind, RuntimeConfig, StealAmount, StealPolicy};
+use colored_runtime::{FidelityOptions, QueueKind, RuntimeConfig, StealAmount, StealPolicy};
 use engine::{Engine, Outcome, StepCosts};
 use microbench_defs::report::BenchResult;
 use microbench_defs::unbalanced::Costs;
@@ -286,9 +286,40 @@ pub struct SimSpec {
 /// at the same cycle forever).
 pub const JITTER: f64 = 0.1;
 
+/// What a simulation runs beyond its [`SimSpec`] (all default: the runtime's own options,
+/// the calibrated costs, every core a thief, no trace).
+#[derive(Clone, Debug, Default)]
+pub struct SimOptions {
+    /// The runtime's paper-fidelity options (`--fidelity` and its four overrides).
+    pub fidelity: FidelityOptions,
+    /// Replaces the calibrated per-event runtime cost, in cycles (`--event-overhead-cycles`).
+    pub event_overhead_cycles: Option<f64>,
+    /// At most this many cores steal, cores `0..k` (`--thieves`); the others never search.
+    pub thieves: Option<usize>,
+    /// What each virtual core records (`--trace`), in seconds of virtual time.
+    pub trace: Option<colored_runtime::TraceSpec>,
+}
+
+impl SimOptions {
+    /// The trace bound each core records with, on a clock of `hz` starting at cycle 0.
+    fn trace_bound(&self, hz: f64) -> Option<colored_trace::Bound> {
+        Some(match self.trace? {
+            colored_runtime::TraceSpec::Ring { capacity } => {
+                colored_trace::Bound::Ring { capacity }
+            }
+            colored_runtime::TraceSpec::Window {
+                from_secs,
+                for_secs,
+                capacity,
+            } => colored_trace::Bound::window_secs(0, from_secs, for_secs, hz, capacity),
+        })
+    }
+}
+
 /// A finished simulation.
 pub struct SimRun {
     pub spec: SimSpec,
+    pub options: SimOptions,
     pub platform: Platform,
     pub outcome: Outcome,
     pub workload: Value,
@@ -360,20 +391,56 @@ pub fn simulate_with(
     cal: &Calibration,
     workload: &mut dyn Workload,
 ) -> Result<SimRun> {
+    simulate_with_options(spec, &SimOptions::default(), cal, workload)
+}
+
+/// Run `workload` as `spec` and `opts` say (its bench is only a label here).
+pub fn simulate_with_options(
+    spec: &SimSpec,
+    opts: &SimOptions,
+    cal: &Calibration,
+    workload: &mut dyn Workload,
+) -> Result<SimRun> {
     if !(spec.seconds > 0.0 && spec.seconds.is_finite()) {
         bail!("--seconds must be a positive number");
     }
     let platform = Platform::resolve(&spec.topology, spec.cores, cal)?;
-    let cfg = runtime_config(spec);
+    if let Some(k) = opts.thieves {
+        if k > spec.cores {
+            bail!("--thieves {k}: more thieves than the {} cores", spec.cores);
+        }
+    }
+    if let Some(c) = opts.event_overhead_cycles {
+        if !(c >= 0.0 && c.is_finite()) {
+            bail!("--event-overhead-cycles must be a non-negative number of cycles");
+        }
+    }
+    let mut cfg = runtime_config(spec);
+    opts.fidelity.apply(&mut cfg);
     let search = cfg.search_us as f64 * 1e-6 * platform.hz;
-    let rt = SimRuntime::new(cfg, &platform.machine)
+    let mut rt = SimRuntime::new(cfg, &platform.machine)
         .with_context(|| format!("{} with stealing {}", spec.queue, spec.stealing))?;
+    if let Some(k) = opts.thieves {
+        rt.set_thieves(k);
+    }
     let caches = platform.caches(spec.cores);
-    let costs = StepCosts::new(cal, spec.queue, search, platform.transfers(spec.cores, cal));
-    let engine = Engine::new(rt, workload, caches, costs.clone(), spec.seed, spec.jitter);
+    let mut costs = StepCosts::new(cal, spec.queue, search, platform.transfers(spec.cores, cal));
+    if let Some(c) = opts.event_overhead_cycles {
+        costs.design.run_event = c;
+    }
+    let engine = Engine::new(
+        rt,
+        workload,
+        caches,
+        costs.clone(),
+        spec.seed,
+        spec.jitter,
+        opts.trace_bound(platform.hz),
+    );
     let outcome = engine.run(spec.seconds, platform.hz)?;
     Ok(SimRun {
         spec: spec.clone(),
+        options: opts.clone(),
         platform,
         outcome,
         workload: workload.params(),
@@ -383,8 +450,13 @@ pub fn simulate_with(
 
 /// Run one simulation.
 pub fn simulate(spec: &SimSpec, cal: &Calibration) -> Result<SimRun> {
+    simulate_options(spec, &SimOptions::default(), cal)
+}
+
+/// [`simulate`] with `opts` (fidelity, cost and thief overrides, trace).
+pub fn simulate_options(spec: &SimSpec, opts: &SimOptions, cal: &Calibration) -> Result<SimRun> {
     let mut w = workload_of(spec, cal)?;
-    let run = simulate_with(spec, cal, w.as_mut())?;
+    let run = simulate_with_options(spec, opts, cal, w.as_mut())?;
     if let Some(v) = run.outcome.violations.first() {
         bail!(
             "the simulation broke the color guarantee ({} violations), first: {v}",
@@ -392,6 +464,49 @@ pub fn simulate(spec: &SimSpec, cal: &Calibration) -> Result<SimRun> {
         );
     }
     Ok(run)
+}
+
+/// The run's trace (the cores' records in virtual cycles), with its metadata: simulated, the
+/// fidelity used, the simulated clock's cycles per microsecond. `None` when it was not traced.
+pub fn trace_of(run: &mut SimRun) -> Option<colored_trace::Trace> {
+    run.options.trace?;
+    let cfg = {
+        let mut c = runtime_config(&run.spec);
+        run.options.fidelity.apply(&mut c);
+        c
+    };
+    let configuration = vec![
+        ("workers".to_string(), cfg.workers.to_string()),
+        ("queue".to_string(), cfg.queue.to_string()),
+        ("stealing".to_string(), cfg.stealing.to_string()),
+        ("steal-amount".to_string(), cfg.steal_amount.to_string()),
+        ("batch".to_string(), cfg.batch.to_string()),
+        ("idle".to_string(), cfg.idle.to_string()),
+        ("lock".to_string(), cfg.lock.to_string()),
+        ("post-batch".to_string(), cfg.post_batch.to_string()),
+        ("steal-walk".to_string(), cfg.steal_walk.to_string()),
+        ("bench".to_string(), run.spec.bench.name().to_string()),
+        ("topology".to_string(), run.platform.name.clone()),
+        (
+            "thieves".to_string(),
+            run.options.thieves.unwrap_or(run.spec.cores).to_string(),
+        ),
+        ("trace".to_string(), format!("{:?}", run.options.trace)),
+    ];
+    let meta = colored_trace::TraceMeta {
+        configuration,
+        fidelity: run.options.fidelity.name().to_string(),
+        simulated: true,
+        cycles_per_us: run.platform.hz / 1e6,
+        handler_names: run.outcome.handler_names.clone(),
+        origin: Some(0),
+        end: Some(run.outcome.cycles),
+        counters: None,
+    };
+    Some(colored_trace::Trace {
+        meta,
+        cores: std::mem::take(&mut run.outcome.traces),
+    })
 }
 
 /// Every parameter of a run, as printed with its results.
@@ -408,6 +523,15 @@ pub fn parameters(run: &SimRun, calibration: &str) -> Value {
             "batch": runtime_config(&run.spec).batch,
             "steal_amount": "one",
             "search_cycles": c.search,
+            "fidelity": {
+                "name": run.options.fidelity.name(),
+                "idle": run.options.fidelity.idle.to_string(),
+                "lock": run.options.fidelity.lock.to_string(),
+                "post_batch": run.options.fidelity.post_batch,
+                "steal_walk": run.options.fidelity.steal_walk.to_string(),
+            },
+            "thieves": run.options.thieves.unwrap_or(run.spec.cores),
+            "event_overhead_cycles_override": run.options.event_overhead_cycles,
         },
         "runtime_costs_cycles": {
             "design": c.design,
@@ -464,9 +588,8 @@ pub fn to_result(run: &SimRun, calibration: &str) -> BenchResult {
         stolen_time_cycles: per_steal(t.stolen_time_cycles),
         locking_time_pct: (denom > 0.0).then(|| 100.0 * t.lock_cycles as f64 / denom),
         l2_misses_per_event: (o.events > 0).then(|| t.l2_misses as f64 / o.events as f64),
-        // The simulated runtime has the runtime's default options; its steals count no nodes.
-        fidelity: Some("ours".into()),
-        steal_nodes_visited: None,
+        fidelity: Some(run.options.fidelity.name().into()),
+        steal_nodes_visited: per_steal(t.steal_nodes),
         extra,
         env: Some(microbench_defs::env::detect()),
     }

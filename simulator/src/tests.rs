@@ -5,7 +5,7 @@
 use super::calibrate::Calibration;
 use super::workload::{Random, Workload};
 use super::*;
-use colored_runtime::{QueueKind, StealPolicy};
+use colored_runtime::{FidelityOptions, QueueKind, StealPolicy};
 
 fn policies(q: QueueKind) -> Vec<StealPolicy> {
     match q {
@@ -288,4 +288,215 @@ fn validation_ratios_follow_the_tables() {
         })
         .count();
     assert_eq!(n, 1);
+}
+
+/// The fidelity options to check: both presets and each of the four paper options alone.
+fn fidelity_options() -> Vec<FidelityOptions> {
+    use colored_runtime::{Fidelity, IdleMode, LockKind, StealWalk};
+    let ours = FidelityOptions::of(Fidelity::Ours);
+    vec![
+        ours,
+        FidelityOptions::of(Fidelity::Paper),
+        FidelityOptions {
+            idle: IdleMode::Spin,
+            ..ours
+        },
+        FidelityOptions {
+            lock: LockKind::Tas,
+            ..ours
+        },
+        FidelityOptions {
+            post_batch: 1,
+            ..ours
+        },
+        FidelityOptions {
+            steal_walk: StealWalk::FromHead,
+            ..ours
+        },
+    ]
+}
+
+/// The color and FIFO checks of the random event graphs in every fidelity option, for both
+/// designs with stealing: no violation, nothing lost, and steals happened.
+#[test]
+fn color_guarantee_holds_in_every_fidelity_option() {
+    let cal = Calibration::example();
+    for fidelity in fidelity_options() {
+        for (q, p) in [
+            (QueueKind::Libasync, StealPolicy::Base),
+            (QueueKind::Mely, StealPolicy::All),
+            (QueueKind::Mely, StealPolicy::TimeLeft),
+        ] {
+            let opts = SimOptions {
+                fidelity,
+                ..Default::default()
+            };
+            let mut steals = 0;
+            for seed in 0..4u64 {
+                let s = spec(SimBench::Penalty, q, p, 8, "e5410", seed);
+                let mut w = Random::new(seed, 150, 3, 4, 24);
+                let run = simulate_with_options(&s, &opts, &cal, &mut w)
+                    .unwrap_or_else(|e| panic!("{fidelity:?} {q}/{p}/{seed}: {e:#}"));
+                assert!(w.drained(), "{fidelity:?} {q}/{p}/{seed}: events left");
+                assert_eq!(
+                    run.outcome.violations,
+                    Vec::<String>::new(),
+                    "{fidelity:?} {q}/{p} seed {seed}"
+                );
+                steals += run.outcome.total.steals;
+            }
+            assert!(steals > 0, "{fidelity:?} {q}/{p}: no steal");
+        }
+    }
+}
+
+/// What the paper options change in the simulation, on `unbalanced` (one loaded core, seven
+/// thieves): spinning thieves never sleep; spinners on a test-and-set lock delay its
+/// release (none with backoff); libasync's walk from the head reads more nodes per steal; one
+/// lock per post takes more locks for the same events; `--thieves 2` leaves the steals to
+/// cores 0 and 1; `--event-overhead-cycles` changes the per-event cost.
+#[test]
+fn paper_options_change_what_they_model() {
+    use colored_runtime::{Fidelity, IdleMode, LockKind, StealWalk};
+    let cal = Calibration::example();
+    let s = spec(
+        SimBench::Unbalanced(microbench_defs::unbalanced::Costs::Annotated),
+        QueueKind::Libasync,
+        StealPolicy::Base,
+        8,
+        "e5410",
+        1,
+    );
+    let run = |f: FidelityOptions, thieves: Option<usize>, overhead: Option<f64>| {
+        let opts = SimOptions {
+            fidelity: f,
+            thieves,
+            event_overhead_cycles: overhead,
+            ..Default::default()
+        };
+        let mut w = small(&s, &cal);
+        let r = simulate_with_options(&s, &opts, &cal, w.as_mut()).unwrap();
+        assert_eq!(r.outcome.violations, Vec::<String>::new());
+        r
+    };
+    let ours = FidelityOptions::of(Fidelity::Ours);
+    let base = run(ours, None, None);
+    let spin = run(
+        FidelityOptions {
+            idle: IdleMode::Spin,
+            ..ours
+        },
+        None,
+        None,
+    );
+    assert!(base.outcome.total.parks > 0, "bounded idle cores sleep");
+    assert_eq!(spin.outcome.total.parks, 0, "spinning cores never sleep");
+    assert_eq!(base.outcome.total.spin_transfer_cycles, 0);
+    let tas = run(
+        FidelityOptions {
+            lock: LockKind::Tas,
+            idle: IdleMode::Spin,
+            ..ours
+        },
+        None,
+        None,
+    );
+    assert!(tas.outcome.total.spin_transfer_cycles > 0);
+    assert!(tas.outcome.total.lock_cycles > spin.outcome.total.lock_cycles);
+    let head = run(
+        FidelityOptions {
+            steal_walk: StealWalk::FromHead,
+            ..ours
+        },
+        None,
+        None,
+    );
+    let nodes = |r: &SimRun| r.outcome.total.steal_nodes as f64 / r.outcome.total.steals as f64;
+    assert!(
+        nodes(&head) > nodes(&base),
+        "{} {}",
+        nodes(&head),
+        nodes(&base)
+    );
+    let v = serde_json::to_value(to_result(&head, "example")).unwrap();
+    assert_eq!(v["fidelity"], "mixed");
+    assert!(v["steal_nodes_visited"].as_f64().unwrap() > 0.0);
+    // Without stealing, the locks are the owners' pops and flushes and the fork's posts.
+    let off = SimSpec {
+        stealing: StealPolicy::Off,
+        ..s.clone()
+    };
+    let locked = |post_batch: usize| {
+        let opts = SimOptions {
+            fidelity: FidelityOptions { post_batch, ..ours },
+            ..Default::default()
+        };
+        let mut w = small(&off, &cal);
+        let r = simulate_with_options(&off, &opts, &cal, w.as_mut()).unwrap();
+        r.outcome.total.lock_cycles as f64 / r.outcome.events as f64
+    };
+    let (one, batched) = (locked(1), locked(32));
+    assert!(one > batched, "{one} {batched}");
+    let two = run(ours, Some(2), None);
+    assert!(two.outcome.total.steals > 0);
+    for c in &two.outcome.cores[2..] {
+        assert_eq!((c.steals, c.steal_attempts), (0, 0));
+    }
+    let heavy = run(ours, None, Some(5_000.0));
+    assert!(heavy.kevents_per_sec() < base.kevents_per_sec());
+    let paper = run(FidelityOptions::of(Fidelity::Paper), None, None);
+    let v = serde_json::to_value(to_result(&paper, "example")).unwrap();
+    assert_eq!(v["fidelity"], "paper");
+    assert_eq!(v["parameters"]["engine"]["fidelity"]["lock"], "tas");
+}
+
+/// A simulated trace (virtual cycles, simulated = true) passes the color check of
+/// `colored-report trace-check`, and a copy with one run moved onto another core, overlapping
+/// a run of its color, fails it.
+#[test]
+fn a_simulated_trace_passes_the_check_and_a_corrupted_copy_fails() {
+    use colored_trace::check::check;
+    use colored_trace::parse::ParsedTrace;
+    let cal = Calibration::example();
+    let s = spec(
+        SimBench::Unbalanced(microbench_defs::unbalanced::Costs::Annotated),
+        QueueKind::Libasync,
+        StealPolicy::Base,
+        8,
+        "e5410",
+        1,
+    );
+    let opts = SimOptions {
+        fidelity: FidelityOptions::of(colored_runtime::Fidelity::Paper),
+        trace: Some(colored_runtime::TraceSpec::Window {
+            from_secs: 0.0,
+            for_secs: 0.001,
+            capacity: 100_000,
+        }),
+        ..Default::default()
+    };
+    let mut w = small(&s, &cal);
+    let mut run = simulate_with_options(&s, &opts, &cal, w.as_mut()).unwrap();
+    let trace = trace_of(&mut run).expect("traced");
+    assert!(trace.meta.simulated);
+    assert_eq!(trace.meta.fidelity, "paper");
+    assert_eq!(trace.meta.cycles_per_us, 2333.0);
+    let mut v = colored_trace::export::to_json(&trace).unwrap();
+    let report = check(&ParsedTrace::from_value(&v).unwrap());
+    assert!(report.passed(), "{report}");
+    assert!(report.runs > 100 && report.steals > 10, "{report}");
+    let events = v["traceEvents"].as_array_mut().unwrap();
+    let run = events
+        .iter()
+        .find(|e| e["cat"] == "run" && e["dur"].as_f64().unwrap() > 0.0)
+        .unwrap()
+        .clone();
+    let mut copy = run.clone();
+    let other = if run["tid"] == events[1]["tid"] { 3 } else { 1 };
+    copy["tid"] = serde_json::json!(colored_trace::export::tid(other));
+    copy["ts"] =
+        serde_json::json!(run["ts"].as_f64().unwrap() + run["dur"].as_f64().unwrap() / 2.0);
+    events.push(copy);
+    let report = check(&ParsedTrace::from_value(&v).unwrap());
+    assert!(!report.passed(), "{report}");
 }
