@@ -954,6 +954,7 @@ run_sim() {
             done
         done
     done
+    run_sim_paper
 }
 
 START=$(date +%s)

@@ -220,15 +220,19 @@ fn fit_summary(f: &PaperFit, out: &mut String) {
         o("mely"),
     );
     for r in &f.rows {
+        let alone = match (&r.row_overhead_cycles, &r.unreachable) {
+            (Some(o), _) => format!("{} cycles", fmt_opt(Some(*o))),
+            (None, Some(why)) => format!("not fitted: {why}"),
+            (None, None) => "n/a".into(),
+        };
         let _ = writeln!(
             out,
-            "| {} {} off | {} | {} (sim) | {:+.0}% | {} cycles |",
+            "| {} {} off | {} | {} (sim) | {:+.0}% | {alone} |",
             r.row.bench,
             r.row.runtime,
             fmt_opt(Some(r.row.paper_kevents)),
             fmt_opt(Some(r.simulated_kevents)),
             r.error_pct,
-            fmt_opt(Some(r.row_overhead_cycles))
         );
     }
     out.push('\n');

@@ -67,6 +67,28 @@ pub enum SimCommand {
         #[arg(long = "output", alias = "json-out", value_name = "FILE")]
         json_out: Option<PathBuf>,
     },
+    /// Fit each design's per-event runtime overhead to the paper's no-stealing rows only
+    /// (simulated e5410, 8 cores, `--fidelity paper`): bisection per row, the median per
+    /// design, each row's remaining error. The stealing rows run with it are predictions.
+    #[command(
+        after_help = "EXAMPLES:\n  microbenches simulate paper-fit --calibration cal.json \
+                            --seconds 0.1 --format json --output fit.json"
+    )]
+    PaperFit {
+        /// Calibration file (`simulate calibrate`); without one, this machine is calibrated
+        /// first.
+        #[arg(long)]
+        calibration: Option<PathBuf>,
+        /// Virtual seconds per simulation.
+        #[arg(long, default_value_t = 0.1)]
+        seconds: f64,
+        /// How the fit is printed.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ValidateFormat,
+        /// Also write the JSON here (checked before the runs).
+        #[arg(long = "output", value_name = "FILE")]
+        json_out: Option<PathBuf>,
+    },
     /// Measure this machine's costs (runtime steps, wake-ups, kernels, memory levels) and write
     /// them as the calibration file simulations read.
     Calibrate {
@@ -255,6 +277,54 @@ pub fn run(args: &SimulateArgs, real: validate::RealRunner<'_>) -> Result<()> {
             match format {
                 ValidateFormat::Json => println!("{json}"),
                 ValidateFormat::Table => print_validation(&v),
+            }
+            Ok(())
+        }
+        SimCommand::PaperFit {
+            calibration: cal,
+            seconds,
+            format,
+            json_out,
+        } => {
+            if !(*seconds > 0.0 && seconds.is_finite()) {
+                return Err(edge::cli::usage("--seconds must be a positive number"));
+            }
+            if let Some(p) = json_out {
+                edge::cli::check_output_path("--output", p)?;
+            }
+            let (cal, _) = calibration(cal.as_deref())?;
+            let f = super::paper_fit::fit(&super::paper_fit::fit_rows(), *seconds, |row, o| {
+                eprintln!(
+                    ">> paper-fit: {} {} at {o:.0} cycles per event",
+                    row.bench, row.runtime
+                );
+                let (spec, opts) = super::paper_fit::paper_run(row, *seconds, o)?;
+                Ok(simulate_options(&spec, &opts, &cal)?.kevents_per_sec())
+            })?;
+            let json = serde_json::to_string_pretty(&f)?;
+            if let Some(p) = json_out {
+                std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
+            }
+            match format {
+                ValidateFormat::Json => println!("{json}"),
+                ValidateFormat::Table => {
+                    for (d, o) in &f.overhead_cycles {
+                        println!("{d:>10} {o:>8.0} cycles per event");
+                    }
+                    for r in &f.rows {
+                        println!(
+                            "{:>16} {:<9} paper {:>7.0}  simulated {:>7.0}  {:+.1}%{}",
+                            r.row.bench,
+                            r.row.runtime,
+                            r.row.paper_kevents,
+                            r.simulated_kevents,
+                            r.error_pct,
+                            r.unreachable
+                                .as_deref()
+                                .map_or(String::new(), |w| format!("  (not fitted: {w})"))
+                        );
+                    }
+                }
             }
             Ok(())
         }
