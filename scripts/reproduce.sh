@@ -918,13 +918,14 @@ run_sim_paper() {
                 "$SIM_PAPER_SECONDS" "${flags[@]}"
         done
     done
+    # K thieves: cores 0 to K may steal, core 0 being unbalanced's one victim (--thieves K+1).
     log "simulator: thief count 1 to 7, everything paper (e5410, 8 cores)"
     for k in 1 2 3 4 5 6 7; do
         mkdir -p "$OUT/sim/thieves/k$k"
         for row in $SIM_THIEF_ROWS; do
             IFS=: read -r bench runtime stealing <<<"$row"
             sim_point "sim/thieves/k$k/$bench-$runtime-$stealing" "$bench" "$runtime" "$stealing" 8 \
-                "$SIM_PAPER_SECONDS" --fidelity paper --event-overhead-cycles "${over[$runtime]}" --thieves "$k"
+                "$SIM_PAPER_SECONDS" --fidelity paper --event-overhead-cycles "${over[$runtime]}" --thieves "$((k + 1))"
         done
     done
 }

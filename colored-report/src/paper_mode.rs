@@ -72,7 +72,8 @@ pub const RATIOS: [(&str, &str, &str, &str, f64); 6] = [
         "penalty: penalty-aware / off",
         "penalty",
         "mely",
-        "penalty",
+        // Keyed as the tables key time-left policies: with the steal amount.
+        "penalty-one",
         2122.0 / 1103.0,
     ),
 ];
@@ -360,7 +361,7 @@ pub fn ablation_findings(m: &PaperMode) -> Vec<String> {
 fn thieves_section(m: &PaperMode, out: &mut String) {
     let _ = writeln!(
         out,
-        "**Thief count (SIMULATED e5410, 8 cores, everything paper, at most K cores steal)**\n\n\
+        "**Thief count (SIMULATED e5410, 8 cores, everything paper, K thieves of the one victim: cores 0 to K steal, core 0 being the victim)**\n\n\
          | K |{} libasync WS steal cost (cycles) | libasync WS locking time % |\n|---:|{}---:|---:|",
         RATIOS[..3].iter().map(|r| format!(" {} |", r.0)).collect::<String>(),
         "---:|".repeat(3)
@@ -379,6 +380,46 @@ fn thieves_section(m: &PaperMode, out: &mut String) {
         );
     }
     out.push('\n');
+    for s in thieves_findings(m) {
+        let _ = writeln!(out, "- {s}");
+    }
+    out.push('\n');
+}
+
+/// Sentences computed from the thief-count sweep: for each ratio, where it peaks, where it
+/// ends at the most thieves, and from which thief count on it stays below 1 (stealing costs
+/// more than it gives).
+pub fn thieves_findings(m: &PaperMode) -> Vec<String> {
+    let mut out = Vec::new();
+    for (label, b, rt, st, _) in &RATIOS[..3] {
+        let v: Vec<(usize, f64)> = m
+            .thieves
+            .iter()
+            .filter_map(|(k, pts)| ratio_in(pts, b, rt, st).map(|r| (*k, r)))
+            .collect();
+        let (Some(peak), Some(last)) = (
+            v.iter().copied().max_by(|a, c| a.1.total_cmp(&c.1)),
+            v.last().copied(),
+        ) else {
+            continue;
+        };
+        // The smallest K from which every larger count stays below 1.
+        let below = v
+            .iter()
+            .rposition(|&(_, r)| r >= 1.0)
+            .map_or(v.first().map(|&(k, _)| k), |i| {
+                v.get(i + 1).map(|&(k, _)| k)
+            });
+        let tail = match below {
+            Some(k) => format!("; below 1.0 from {k} thieves on"),
+            None => "; never below 1.0".into(),
+        };
+        out.push(format!(
+            "{label}: highest with {} thieves ({:.2}), {:.2} with {}{tail}.",
+            peak.0, peak.1, last.1, last.0
+        ));
+    }
+    out
 }
 
 /// The report's sections: the predictions beside the paper, and the ablation.
@@ -485,8 +526,17 @@ mod tests {
             out.contains("### Why the 8-core tables look as they do"),
             "{out}"
         );
+        // The thief sweep's findings, on steps 0, 3 and 6 taken as 1, 2 and 3 thieves.
+        let mut m = PaperMode::load(&dir);
+        m.thieves = (1..=3)
+            .map(|k| (k, m.ablation[[0, 3, 6][k - 1]].clone()))
+            .collect();
         let _ = std::fs::remove_dir_all(&dir);
-
+        let t = thieves_findings(&m).join("\n");
+        assert!(
+            t.contains("libasync WS / off: highest with 1 thieves (1.20), 0.20 with 3; below 1.0 from 2 thieves on"),
+            "{t}"
+        );
         let dir = results_with_ablation("none", [1.2; 7]);
         let f = ablation_findings(&PaperMode::load(&dir)).join("\n");
         assert!(

@@ -446,6 +446,7 @@ pub fn markdown(r: &Results, out: &mut String) {
     if s.is_empty() {
         let _ = writeln!(out, "Not run (or see Missing experiments).\n");
         unreadable(&s, out);
+        super::paper_mode::markdown(&r.dir, "validation not run", out);
         return;
     }
     let _ = writeln!(
