@@ -177,6 +177,7 @@ impl SimResults {
                 e.bench == bench
                     && e.runtime == runtime
                     && e.stealing == stealing
+                    && e.fidelity == "ours"
                     && e.cores == cores
             })?
             .error_pct
@@ -199,6 +200,7 @@ impl SimResults {
                 e.bench == bench
                     && e.runtime == runtime
                     && e.stealing == stealing
+                    && e.fidelity == "ours"
                     && e.over == over
                     && e.cores == cores
             })?
@@ -310,8 +312,8 @@ fn validation_summary(v: &Validation, out: &mut String) {
             "\nEach ratio's error is the median over {} rounds of its error against the ratio \
              measured within one round (numerator and denominator run in the same round); the \
              spread is the smallest and largest of those errors.\n\n\
-             | table | row / over | cores | real ratio | simulated ratio | error (median) | spread over rounds |\n\
-             |---|---|---:|---:|---:|---:|---|",
+             | table | row / over | fidelity | cores | real ratio | simulated ratio | error (median) | spread over rounds |\n\
+             |---|---|---|---:|---:|---:|---:|---|",
             v.repeat
         );
         for r in &v.ratios {
@@ -320,10 +322,11 @@ fn validation_summary(v: &Validation, out: &mut String) {
                 .map_or("n/a".into(), |(lo, hi)| format!("{lo:+.0}% .. {hi:+.0}%"));
             let _ = writeln!(
                 out,
-                "| {} | {} / {} | {} | {} | {} (sim) | {} | {spread} |",
+                "| {} | {} / {} | {} | {} | {} | {} (sim) | {} | {spread} |",
                 r.table,
                 r.row,
                 r.over,
+                r.fidelity,
                 r.cores,
                 fmt_opt(Some(r.real)),
                 fmt_opt(Some(r.simulated)),
@@ -333,16 +336,17 @@ fn validation_summary(v: &Validation, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "\n| bench | runtime | stealing | cores | real KEvents/s | simulated KEvents/s | error | real runs' CPU / wall |\n|---|---|---|---:|---:|---:|---:|---:|"
+        "\n| bench | runtime | stealing | fidelity | cores | real KEvents/s | simulated KEvents/s | error | real runs' CPU / wall |\n|---|---|---|---|---:|---:|---:|---:|---:|"
     );
     for e in &v.entries {
         let cpu = super::median(e.cpu_per_wall.iter().copied());
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} (sim) | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} (sim) | {} | {} |",
             e.bench,
             e.runtime,
             e.stealing,
+            e.fidelity,
             e.cores,
             fmt_opt(Some(e.real)),
             fmt_opt(Some(e.simulated)),

@@ -40,7 +40,7 @@ pub fn real_kevents(c: &Config, workers: usize, seconds: f64) -> Result<RealRun>
         steal_amount: StealAmount::One,
         workers,
         trace: None,
-        fidelity: Default::default(),
+        fidelity: colored_runtime::FidelityOptions::of(c.fidelity),
     };
     let o = match bench {
         SimBench::Unbalanced(costs) => {

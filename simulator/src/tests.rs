@@ -251,6 +251,12 @@ fn validation_ratios_follow_the_tables() {
         .iter()
         .any(|c| c.bench == "penalty" && c.stealing == "penalty-one"));
     assert!(cs.iter().all(|c| c.runtime != "tokio"));
+    // Every configuration with our options and with the papers'.
+    let paper = cs
+        .iter()
+        .filter(|c| c.fidelity == colored_runtime::Fidelity::Paper)
+        .count();
+    assert_eq!(2 * paper, cs.len());
     let entries: Vec<Entry> = cs
         .iter()
         .flat_map(|c| {
@@ -258,6 +264,7 @@ fn validation_ratios_follow_the_tables() {
                 bench: c.bench.to_string(),
                 runtime: c.runtime.to_string(),
                 stealing: c.stealing.clone(),
+                fidelity: c.fidelity.as_str().to_string(),
                 cores,
                 real: 100.0,
                 simulated: if c.stealing == "off" { 100.0 } else { 110.0 },
@@ -272,7 +279,13 @@ fn validation_ratios_follow_the_tables() {
     let r = ratios(&entries);
     let base = r
         .iter()
-        .find(|r| r.table == "V" && r.stealing == "base" && r.runtime == "mely" && r.cores == 2)
+        .find(|r| {
+            r.table == "V"
+                && r.stealing == "base"
+                && r.runtime == "mely"
+                && r.cores == 2
+                && r.fidelity == "paper"
+        })
         .expect("Table V's mely base ratio");
     assert_eq!(base.over, "Libasync-smp");
     assert!((base.real - 1.0).abs() < 1e-9 && (base.simulated - 1.1).abs() < 1e-9);
@@ -287,7 +300,8 @@ fn validation_ratios_follow_the_tables() {
                 && r.cores == 1
         })
         .count();
-    assert_eq!(n, 1);
+    // Once per fidelity.
+    assert_eq!(n, 2);
 }
 
 /// The fidelity options to check: both presets and each of the four paper options alone.

@@ -2,12 +2,13 @@
 //! cores) beside real runs of the same benchmarks, configurations and core counts, in one
 //! invocation. For every configuration the error of the simulated KEvents/s, and for every ratio
 //! the report prints (each row of Tables III-VI over its table's first row) the error of the
-//! simulated ratio; `max_ratio_error_pct` summarises them.
+//! simulated ratio; `max_ratio_error_pct` summarises them. Every configuration runs twice, with
+//! our runtime options and with the papers' (`--fidelity paper`), real and simulated alike.
 
 use super::calibrate::Calibration;
-use super::{simulate, SimBench, SimSpec, JITTER};
+use super::{simulate_options, SimBench, SimOptions, SimSpec, JITTER};
 use anyhow::{Context, Result};
-use colored_runtime::{QueueKind, StealAmount, StealPolicy};
+use colored_runtime::{Fidelity, FidelityOptions, QueueKind, StealAmount, StealPolicy};
 use microbench_defs::tables;
 use microbench_defs::unbalanced::Costs;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -23,6 +24,19 @@ pub struct Config {
     /// The row's key as the tables name it ([`tables::stealing_key`]: `time-left-one`,
     /// `time-left-one-profiled` for time-left on profiled handler costs, `base`).
     pub stealing: String,
+    /// The runtime's options: ours or the papers' (`--fidelity`), the same for the real run
+    /// and the simulation.
+    #[serde(serialize_with = "fidelity_name")]
+    pub fidelity: Fidelity,
+}
+
+fn fidelity_name<S: serde::Serializer>(f: &Fidelity, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(f.as_str())
+}
+
+/// `ours`, for entries written before validations covered both fidelities.
+fn ours() -> String {
+    Fidelity::Ours.as_str().to_string()
 }
 
 impl Config {
@@ -58,23 +72,33 @@ fn config_of(bench: &'static str, r: &tables::RowSpec) -> Option<Config> {
                 bench,
                 runtime: r.runtime,
                 stealing: r.config.key(),
+                fidelity: Fidelity::Ours,
             })
         }
         _ => None,
     }
 }
 
-/// The configurations of Tables III-VI that run on the colored runtime.
+/// The configurations of Tables III-VI that run on the colored runtime, each with our
+/// options and with the papers'.
 pub fn configs() -> Vec<Config> {
+    let ours = configs_of(Fidelity::Ours);
+    let paper = configs_of(Fidelity::Paper);
+    ours.into_iter().chain(paper).collect()
+}
+
+/// The configurations of Tables III-VI with fidelity `f`.
+fn configs_of(f: Fidelity) -> Vec<Config> {
     let mut out: Vec<Config> = Vec::new();
     for t in tables::specs() {
         if !matches!(t.bench, "unbalanced" | "penalty" | "cache-efficient") {
             continue;
         }
         for r in &t.rows {
-            let Some(c) = config_of(t.bench, r) else {
+            let Some(mut c) = config_of(t.bench, r) else {
                 continue;
             };
+            c.fidelity = f;
             if !out.contains(&c) {
                 out.push(c);
             }
@@ -115,7 +139,11 @@ pub fn simulated_kevents(c: &Config, cores: usize, seconds: f64, cal: &Calibrati
         seed: 1,
         jitter: JITTER,
     };
-    Ok(simulate(&spec, cal)?.kevents_per_sec())
+    let opts = SimOptions {
+        fidelity: FidelityOptions::of(c.fidelity),
+        ..SimOptions::default()
+    };
+    Ok(simulate_options(&spec, &opts, cal)?.kevents_per_sec())
 }
 
 fn error_pct(simulated: f64, real: f64) -> Option<f64> {
@@ -139,6 +167,9 @@ pub struct Entry {
     pub bench: String,
     pub runtime: String,
     pub stealing: String,
+    /// `ours` or `paper` (the runtime's options, real and simulated).
+    #[serde(default = "ours")]
+    pub fidelity: String,
     pub cores: usize,
     /// KEvents/s, real (median of the repetitions) and simulated.
     #[serde(deserialize_with = "f64_or_nan")]
@@ -170,6 +201,9 @@ pub struct RatioEntry {
     pub over: String,
     pub runtime: String,
     pub stealing: String,
+    /// `ours` or `paper`: numerator and denominator both ran with it.
+    #[serde(default = "ours")]
+    pub fidelity: String,
     pub cores: usize,
     /// The real ratio: the median over rounds of the ratio measured within each round.
     #[serde(deserialize_with = "f64_or_nan")]
@@ -229,7 +263,11 @@ pub struct Validation {
 
 fn find<'a>(entries: &'a [Entry], c: &Config, cores: usize) -> Option<&'a Entry> {
     entries.iter().find(|e| {
-        e.bench == c.bench && e.runtime == c.runtime && e.stealing == c.stealing && e.cores == cores
+        e.bench == c.bench
+            && e.runtime == c.runtime
+            && e.stealing == c.stealing
+            && e.fidelity == c.fidelity.as_str()
+            && e.cores == cores
     })
 }
 
@@ -261,10 +299,11 @@ pub fn validate(
     for rep in 0..repeat.max(1) {
         for ((cores, c), done) in jobs.iter().zip(&mut runs) {
             log(&format!(
-                "real {} {} {} on {cores} core(s), round {}",
+                "real {} {} {} ({}) on {cores} core(s), round {}",
                 c.bench,
                 c.runtime,
                 c.stealing,
+                c.fidelity,
                 rep + 1
             ));
             let run = real(c, *cores, seconds)
@@ -276,8 +315,8 @@ pub fn validate(
     for ((cores, c), done) in jobs.into_iter().zip(runs) {
         let k: Vec<f64> = done.iter().map(|(r, _)| r.kevents_per_sec).collect();
         log(&format!(
-            "simulated {} {} {} on {cores} core(s)",
-            c.bench, c.runtime, c.stealing
+            "simulated {} {} {} ({}) on {cores} core(s)",
+            c.bench, c.runtime, c.stealing, c.fidelity
         ));
         let simulated = simulated_kevents(&c, cores, seconds, cal)
             .with_context(|| format!("simulation of {c:?} on {cores} core(s)"))?;
@@ -285,6 +324,7 @@ pub fn validate(
         entries.push(Entry {
             bench: c.bench.to_string(),
             runtime: c.runtime.to_string(),
+            fidelity: c.fidelity.as_str().to_string(),
             stealing: c.stealing,
             cores,
             real,
@@ -300,9 +340,12 @@ pub fn validate(
     let mut by = std::collections::BTreeMap::new();
     for r in &ratios {
         if let Some(e) = r.error_pct {
-            let k = by
-                .entry(format!("{}/{}", r.bench, r.cores))
-                .or_insert(0.0f64);
+            // Ours keyed `bench/cores` as before both fidelities were validated.
+            let key = match r.fidelity.as_str() {
+                "ours" => format!("{}/{}", r.bench, r.cores),
+                f => format!("{}/{}/{f}", r.bench, r.cores),
+            };
+            let k = by.entry(key).or_insert(0.0f64);
             *k = k.max(e.abs());
         }
     }
@@ -349,12 +392,22 @@ pub fn ratios(entries: &[Entry]) -> Vec<RatioEntry> {
         let Some(first) = t.rows.first() else {
             continue;
         };
-        let Some(base) = config_of(t.bench, first) else {
+        let Some(base0) = config_of(t.bench, first) else {
             continue;
         };
-        for r in t.rows.iter().skip(1) {
-            let Some(c) = config_of(t.bench, r) else {
+        for (r, f) in t
+            .rows
+            .iter()
+            .skip(1)
+            .flat_map(|r| Fidelity::ALL.into_iter().map(move |f| (r, f)))
+        {
+            let Some(mut c) = config_of(t.bench, r) else {
                 continue;
+            };
+            c.fidelity = f;
+            let base = Config {
+                fidelity: f,
+                ..base0.clone()
             };
             for cores in CORES {
                 let (Some(num), Some(den)) =
@@ -366,6 +419,7 @@ pub fn ratios(entries: &[Entry]) -> Vec<RatioEntry> {
                     o.bench == c.bench
                         && o.runtime == c.runtime
                         && o.stealing == c.stealing
+                        && o.fidelity == f.as_str()
                         && o.over == first.label
                         && o.cores == cores
                 }) {
@@ -400,6 +454,7 @@ pub fn ratios(entries: &[Entry]) -> Vec<RatioEntry> {
                     over: first.label.to_string(),
                     runtime: r.runtime.to_string(),
                     stealing: c.stealing.clone(),
+                    fidelity: f.as_str().to_string(),
                     cores,
                     real,
                     simulated,
@@ -421,6 +476,7 @@ mod tests {
             bench: "unbalanced".into(),
             runtime: "libasync".into(),
             stealing: stealing.into(),
+            fidelity: "ours".into(),
             cores: 2,
             real: edge::median::median(real_runs.iter().copied()).unwrap(),
             simulated,
@@ -443,7 +499,9 @@ mod tests {
         let r = ratios(&entries);
         let base = r
             .iter()
-            .find(|r| r.stealing == "base" && r.cores == 2 && r.table == "III")
+            .find(|r| {
+                r.stealing == "base" && r.cores == 2 && r.table == "III" && r.fidelity == "ours"
+            })
             .expect("the libasync WS ratio of Table III");
         // Rounds: 0.5, 0.6, 0.4 real against 0.5 simulated.
         assert!((base.real - 0.5).abs() < 1e-12, "{base:?}");
