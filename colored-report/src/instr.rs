@@ -3,7 +3,7 @@
 //! `instr/<op>`, metric `instructions/op`, lower is better) but measure the binary, not the
 //! machine: the comparison gates them whenever both sides were built by the same compiler.
 
-use serde_json::Value;
+use instr_counts::CountRecord;
 
 /// The unit of an instruction-count figure.
 pub const UNIT: &str = "instructions";
@@ -16,28 +16,19 @@ pub const METRIC: &str = "instructions/op";
 pub struct InstrRow {
     /// Operation (e.g. `http-parse`).
     pub op: String,
-    /// Guest instructions per operation; `None` when the file did not give a number.
+    /// Guest instructions per operation; `None` if not a finite number (a file without one is
+    /// an error, [`rows`]).
     pub instructions: Option<f64>,
 }
 
-/// Parse `instr/counts.json` (an array of `{op, instructions_per_op, ...}`).
-pub fn parse(v: &Value) -> Result<Vec<InstrRow>, String> {
-    let arr = v
-        .as_array()
-        .ok_or("instruction counts JSON is not an array")?;
-    arr.iter()
-        .map(|item| {
-            let op = item
-                .get("op")
-                .and_then(Value::as_str)
-                .ok_or("instruction count without op")?;
-            Ok(InstrRow {
-                op: op.to_string(),
-                instructions: item
-                    .get("instructions_per_op")
-                    .and_then(Value::as_f64)
-                    .filter(|x| x.is_finite()),
-            })
+/// The rows of `instr/counts.json`, read through the [`CountRecord`]s `instr-counts` wrote it
+/// with (a record without `op` or `instructions_per_op` fails the whole file when it is read).
+pub fn rows(records: Vec<CountRecord>) -> Vec<InstrRow> {
+    records
+        .into_iter()
+        .map(|r| InstrRow {
+            instructions: Some(r.instructions_per_op).filter(|x| x.is_finite()),
+            op: r.op,
         })
         .collect()
 }

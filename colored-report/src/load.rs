@@ -1,9 +1,13 @@
 //! Reading a results directory into typed rows. A file that cannot be read or parsed is recorded
 //! as a missing experiment with the reason, never skipped silently and never turned into zeros.
 
+use colored_runtime::RuntimeStats;
 use load_injector::stats::Median;
 use microbench_defs::report::BenchResult;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sfs_client::bench::BenchResult as SfsBenchResult;
+use sfs_client::multiio::{ReadFilesResult, WriteFilesResult};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -152,18 +156,20 @@ pub struct Results {
     pub missing: BTreeMap<String, String>,
 }
 
-fn num(v: &Value, path: &[&str]) -> Option<f64> {
-    let mut cur = v;
-    for p in path {
-        cur = cur.get(*p)?;
-    }
-    cur.as_f64().filter(|x| x.is_finite())
+fn read_json(path: &Path) -> Result<Value, String> {
+    read_as(path)
 }
 
-fn read_json(path: &Path) -> Result<Value, String> {
+/// A results file read through the struct that wrote it: a missing required field is an error
+/// naming the file and the field.
+fn read_as<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))
+    parse_as(path, &text)
+}
+
+fn parse_as<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| format!("parsing {}: {e}", path.display()))
 }
 
 /// The part of a `load-injector --format json` report the report uses: its median over runs,
@@ -175,28 +181,123 @@ struct InjectorReport {
     median: Median,
 }
 
-/// The results a microbenchmark file holds (an array of [`BenchResult`]s, read through the
-/// struct that wrote them: a missing field is an error naming the file and the field).
-fn read_bench_results(path: &Path) -> Result<Vec<BenchResult>, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))
+/// A server's `--stats-json` file (`sws-server`, `sfs-server`): the part the report uses.
+#[derive(serde::Deserialize)]
+struct ServerStatsFile {
+    /// The runtime's counters; absent or `null` for a server without a colored runtime.
+    runtime_stats: Option<RuntimeStats>,
 }
 
-fn stats_of(path: &Path) -> ServerStats {
-    let Ok(v) = read_json(path) else {
-        return ServerStats::default();
-    };
-    let rs = v
-        .get("runtime_stats")
-        .filter(|x| x.is_object())
-        .unwrap_or(&v);
-    ServerStats {
-        steals: num(rs, &["total", "steals"]),
-        steal_cost_cycles: num(rs, &["steal_cost_cycles_avg"]),
-        stolen_time_cycles: num(rs, &["stolen_time_cycles_avg"]),
-        locking_time_pct: num(rs, &["locking_time_pct"]),
+/// One OpenSSH sftp measurement, as `scripts/reproduce.sh` (`sftp_point`) writes it.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct SftpResult {
+    /// `sftp`.
+    pub tool: String,
+    /// The SSH cipher the sessions used.
+    pub cipher: String,
+    /// The run (1-based) this median run was.
+    pub run: u32,
+    /// Parallel sftp sessions; absent in rows written before the session count was part of the
+    /// experiment (`sfs/sftp`, a different figure from `sfs/sftp-s<n>`).
+    pub clients: Option<usize>,
+    /// Reads of the file per session.
+    pub gets_per_session: u32,
+    /// Bytes all sessions read.
+    pub bytes: f64,
+    /// Wall time of the run.
+    pub seconds: f64,
+    /// 10^6 bytes per second, all sessions together.
+    pub mbytes_per_sec: f64,
+    /// Failed sessions.
+    pub errors: u64,
+}
+
+/// Which program wrote an SFS results file: `sfs-bench --read-files` and `--write-files` say
+/// so in `mode`, the sftp rows in `tool`; `sfs-bench` over the network writes neither.
+#[derive(serde::Deserialize)]
+struct SfsKind {
+    /// `read-files` or `write-files`.
+    mode: Option<String>,
+    /// `sftp`.
+    tool: Option<String>,
+}
+
+/// The figures of one SFS results file, read through the struct of the program that wrote it.
+struct SfsFigures {
+    mbytes_per_sec: f64,
+    errors: u64,
+    /// sftp's parallel sessions.
+    clients: Option<usize>,
+    server_cpu_ms_per_mb: Option<f64>,
+    readers: Option<usize>,
+}
+
+fn read_sfs(path: &Path) -> Result<SfsFigures, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let kind: SfsKind = parse_as(path, &text)?;
+    Ok(match (kind.mode.as_deref(), kind.tool.as_deref()) {
+        (Some("read-files"), _) => {
+            let r: ReadFilesResult = parse_as(path, &text)?;
+            SfsFigures {
+                mbytes_per_sec: r.mbytes_per_sec,
+                errors: r.errors,
+                clients: None,
+                server_cpu_ms_per_mb: r.server_cpu_ms_per_mb,
+                readers: Some(r.readers),
+            }
+        }
+        (Some("write-files"), _) => {
+            let r: WriteFilesResult = parse_as(path, &text)?;
+            SfsFigures {
+                mbytes_per_sec: r.mbytes_per_sec,
+                errors: r.errors,
+                clients: None,
+                server_cpu_ms_per_mb: r.server_cpu_ms_per_mb,
+                readers: None,
+            }
+        }
+        (Some(m), _) => return Err(format!("{}: unknown sfs-bench mode {m:?}", path.display())),
+        (None, Some("sftp")) => {
+            let r: SftpResult = parse_as(path, &text)?;
+            SfsFigures {
+                mbytes_per_sec: r.mbytes_per_sec,
+                errors: r.errors,
+                clients: r.clients,
+                server_cpu_ms_per_mb: None,
+                readers: None,
+            }
+        }
+        (None, Some(t)) => return Err(format!("{}: unknown tool {t:?}", path.display())),
+        (None, None) => {
+            let r: SfsBenchResult = parse_as(path, &text)?;
+            SfsFigures {
+                mbytes_per_sec: r.mbytes_per_sec,
+                errors: r.errors,
+                clients: None,
+                server_cpu_ms_per_mb: None,
+                readers: None,
+            }
+        }
+    })
+}
+
+/// The runtime counters of a server's `--stats-json` file; none when the server wrote no file
+/// (peer servers). A file that does not parse is an error.
+fn stats_of(path: &Path) -> Result<ServerStats, String> {
+    if !path.exists() {
+        return Ok(ServerStats::default());
     }
+    let Some(rs) = read_as::<ServerStatsFile>(path)?.runtime_stats else {
+        return Ok(ServerStats::default());
+    };
+    let finite = |x: f64| Some(x).filter(|x| x.is_finite());
+    Ok(ServerStats {
+        steals: Some(rs.total.steals as f64),
+        steal_cost_cycles: finite(rs.steal_cost_cycles_avg),
+        stolen_time_cycles: finite(rs.stolen_time_cycles_avg),
+        locking_time_pct: finite(rs.locking_time_pct),
+    })
 }
 
 /// `mely-all-w2-c200` -> (`mely-all`, 2, Some(200)); `colored-w2` -> (`colored`, 2, None).
@@ -261,7 +362,7 @@ impl Results {
 
     fn load_one(&mut self, name: &str, path: &Path) -> Result<(), String> {
         if name == "microbench/paper-tables" {
-            for item in read_bench_results(path)? {
+            for item in read_as::<Vec<BenchResult>>(path)? {
                 self.add_micro(item)?;
             }
             return Ok(());
@@ -270,7 +371,7 @@ impl Results {
             let workers: usize = w
                 .parse()
                 .map_err(|_| format!("bad dispatch file name {name}"))?;
-            for item in read_bench_results(path)? {
+            for item in read_as::<Vec<BenchResult>>(path)? {
                 self.dispatch.push(DispatchRow {
                     workers,
                     ns_per_event: item.extra_f64("ns_per_event"),
@@ -279,15 +380,12 @@ impl Results {
             }
             return Ok(());
         }
-        let v = read_json(path)?;
         let stats_path = path.with_extension("stats.json");
         if let Some(stem) = name.strip_prefix("sws/") {
             let (config, workers, clients) =
                 parse_run_name(stem).ok_or(format!("bad SWS file name {name}"))?;
             let clients = clients.ok_or(format!("SWS file name without -c<clients>: {name}"))?;
-            let med = serde_json::from_value::<InjectorReport>(v)
-                .map_err(|e| format!("parsing {}: {e}", path.display()))?
-                .median;
+            let med = read_as::<InjectorReport>(path)?.median;
             let finite = |x: f64| Some(x).filter(|x| x.is_finite());
             self.sws.push(SwsRun {
                 config,
@@ -298,7 +396,7 @@ impl Results {
                 p99_us: Some(med.latency_us.p99 as f64),
                 errors: finite(med.errors.values().sum()),
                 injector_cpu_us_per_request: finite(med.injector_cpu_us_per_request),
-                stats: stats_of(&stats_path),
+                stats: stats_of(&stats_path)?,
             });
             return Ok(());
         }
@@ -307,28 +405,21 @@ impl Results {
                 Some((c, w, None)) => (c, Some(w)),
                 _ => (stem.to_string(), None),
             };
-            let mbps = num(&v, &["mbytes_per_sec"]);
-            if mbps.is_none() {
-                return Err(format!("{name}: no mbytes_per_sec"));
-            }
-            let sessions = workers
-                .is_none()
-                .then(|| num(&v, &["clients"]).map(|n| n as usize))
-                .flatten();
+            let f = read_sfs(path)?;
             self.sfs.push(SfsRun {
                 config,
                 workers,
-                sessions,
-                mbytes_per_sec: mbps,
-                errors: num(&v, &["errors"]),
-                stats: stats_of(&stats_path),
-                server_cpu_ms_per_mb: num(&v, &["server_cpu_ms_per_mb"]),
-                readers: num(&v, &["readers"]),
+                sessions: workers.is_none().then_some(f.clients).flatten(),
+                mbytes_per_sec: Some(f.mbytes_per_sec).filter(|x| x.is_finite()),
+                errors: Some(f.errors as f64),
+                stats: stats_of(&stats_path)?,
+                server_cpu_ms_per_mb: f.server_cpu_ms_per_mb.filter(|x| x.is_finite()),
+                readers: f.readers.map(|n| n as f64),
             });
             return Ok(());
         }
         if name == "instr/counts" {
-            self.instr = super::instr::parse(&v)?;
+            self.instr = super::instr::rows(read_as(path)?);
             return Ok(());
         }
         Err(format!("unknown experiment file {name}.json"))

@@ -4,6 +4,7 @@
 //! that is null), and runs the real binary. No server, no network.
 
 use serde_json::Value;
+use sfs_client::multiio::{ReadFilesResult, WriteFilesResult};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -590,6 +591,190 @@ fn an_sws_median_without_requests_per_sec_is_missing_with_the_field_named() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// Every SFS result is read through the struct of the program that wrote it (sfs-bench's
+/// `BenchResult`, `ReadFilesResult`, `WriteFilesResult`; the sftp rows' `SftpResult`): one
+/// without a field its writer always writes is a missing experiment naming the file and the
+/// field.
+#[test]
+fn an_sfs_result_without_a_written_field_is_missing_with_the_field_named() {
+    let dir = copy_of_base("sfs-field");
+    let mount = serde_json::to_value(ReadFilesResult {
+        mbytes_per_sec: 150.0,
+        readers: 16,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut mount_no_readers = mount.clone();
+    mount_no_readers["mode"] = "read-files".into();
+    mount_no_readers.as_object_mut().unwrap().remove("readers");
+    write(&dir.join("sfs/mount-colored-w2.json"), &mount_no_readers);
+    let mut write_no_mbps = mount;
+    write_no_mbps["mode"] = "write-files".into();
+    write(&dir.join("sfs/mount-write-colored-w2.json"), &write_no_mbps);
+    for (file, field) in [("sfs/colored-w2.json", "ops"), ("sfs/sftp.json", "seconds")] {
+        let p = dir.join(file);
+        let mut v = read(&p);
+        v.as_object_mut().unwrap().remove(field);
+        write(&p, &v);
+    }
+    let o = run(&["report", dir.to_str().unwrap(), "--no-plots"]);
+    assert!(o.status.success(), "{o:?}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for (name, field) in [
+        ("sfs/colored-w2", "ops"),
+        ("sfs/sftp", "seconds"),
+        ("sfs/mount-colored-w2", "readers"),
+        // A write result lacks what a read result does not write.
+        ("sfs/mount-write-colored-w2", "writers"),
+    ] {
+        let file = dir.join(format!("{name}.json"));
+        assert!(
+            md.contains(&format!(
+                "- **{name}**: parsing {}: missing field `{field}`",
+                file.display()
+            )),
+            "{name}: {md}"
+        );
+    }
+    // The others still read: colored at one worker is a figure.
+    assert!(!md.contains("- **sfs/colored-w1**"), "{md}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A server's `--stats-json` is read through `RuntimeStats`: one without a field the runtime
+/// always writes, or with a queue design that does not exist, makes the run a missing
+/// experiment naming the file and the field; a field added later (`blocking_panics`) may be
+/// absent; N-copy's merged file, whose estimates are means over children, reads.
+#[test]
+fn server_stats_are_read_through_runtime_stats() {
+    let dir = copy_of_base("stats-field");
+    let edit = |file: &str, f: &dyn Fn(&mut Value)| {
+        let p = dir.join(file);
+        let mut v = read(&p);
+        f(&mut v["runtime_stats"]);
+        write(&p, &v);
+        p
+    };
+    let no_locking = edit("sws/mely-all-p1-w2-c200.stats.json", &|rs| {
+        rs.as_object_mut().unwrap().remove("locking_time_pct");
+    });
+    let bad_queue = edit("sfs/colored-w2.stats.json", &|rs| {
+        rs["queue"] = "fifo".into();
+    });
+    edit("sws/mely-all-p1000-w2-c200.stats.json", &|rs| {
+        let o = rs.as_object_mut().unwrap();
+        o.remove("blocking_panics");
+        o.remove("steal_nodes_avg");
+        o["total"].as_object_mut().unwrap().remove("steal_nodes");
+        o["steal_cost_estimate_cycles"] = 2500.5.into();
+    });
+    let o = run(&["report", dir.to_str().unwrap(), "--no-plots"]);
+    assert!(o.status.success(), "{o:?}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains(&format!(
+            "- **sws/mely-all-p1-w2-c200**: parsing {}: missing field `locking_time_pct`",
+            no_locking.display()
+        )),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!(
+            "- **sfs/colored-w2**: parsing {}: unknown runtime \"fifo\"",
+            bad_queue.display()
+        )),
+        "{md}"
+    );
+    assert!(!md.contains("- **sws/mely-all-p1000-w2-c200**"), "{md}");
+    let csv = std::fs::read_to_string(dir.join("csv/figures.csv")).unwrap();
+    assert!(
+        csv.contains("sws/mely-all-p1000-w2-c200,steal cost,9000,cycles,false"),
+        "{csv}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// The stats a running runtime reports, written as a server writes them and read back by the
+/// report: every field round-trips.
+#[test]
+fn runtime_stats_round_trip_through_json() {
+    use colored_runtime::{QueueKind, Runtime, RuntimeConfig, RuntimeStats, StealPolicy};
+    let rt = Runtime::new(RuntimeConfig {
+        workers: 2,
+        queue: QueueKind::Mely,
+        stealing: StealPolicy::TimeLeft,
+        ..Default::default()
+    })
+    .expect("runtime");
+    let written = serde_json::to_string(&rt.shutdown()).unwrap();
+    let back: RuntimeStats = serde_json::from_str(&written).unwrap();
+    assert_eq!(back.queue, "mely");
+    assert_eq!(back.stealing, "time-left");
+    // Every field as written; floats to their last digit or so (serde_json's default parser
+    // is not exact in the last bit).
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+                (x - y).abs() <= 1e-12 * x.abs().max(y.abs())
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+            }
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+            }
+            _ => a == b,
+        }
+    }
+    let written: Value = serde_json::from_str(&written).unwrap();
+    let again = serde_json::to_value(&back).unwrap();
+    assert!(same(&again, &written), "{again}\n{written}");
+    assert!(
+        written["workers"].as_array().unwrap().len() == 2,
+        "{written}"
+    );
+}
+
+/// Instruction counts are read through `instr_counts::CountRecord`: a count without its
+/// number is a missing experiment naming the file and the field.
+#[test]
+fn instruction_counts_are_read_through_their_records() {
+    let dir = copy_of_base("instr-field");
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/instr/base/instr");
+    std::fs::create_dir_all(dir.join("instr")).unwrap();
+    let mut records: Vec<instr_counts::CountRecord> =
+        serde_json::from_str(&std::fs::read_to_string(base.join("counts.json")).unwrap()).unwrap();
+    assert!(!records.is_empty());
+    let p = dir.join("instr/counts.json");
+    write(&p, &serde_json::to_value(&records).unwrap());
+    let o = run(&["report", dir.to_str().unwrap(), "--no-plots"]);
+    assert!(o.status.success(), "{o:?}");
+    let csv = std::fs::read_to_string(dir.join("csv/figures.csv")).unwrap();
+    let first = records.remove(0);
+    assert!(
+        csv.contains(&format!(
+            "instr/{},instructions/op,{},instructions,false",
+            first.op, first.instructions_per_op
+        )),
+        "{csv}"
+    );
+    let mut v = serde_json::to_value(&records).unwrap();
+    v[0].as_object_mut().unwrap().remove("instructions_per_op");
+    write(&p, &v);
+    let o = run(&["report", dir.to_str().unwrap(), "--no-plots"]);
+    assert!(o.status.success(), "{o:?}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains(&format!(
+            "- **instr/counts**: parsing {}: missing field `instructions_per_op`",
+            p.display()
+        )),
+        "{md}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
 /// The simulator's calibration and validation (the repository's baseline files) are read
 /// through `Calibration` and `Validation`; a validation without its entries is unreadable, named
 /// with the missing field, and its figures are not printed.
@@ -698,8 +883,14 @@ fn sfs_through_the_kernel_has_its_table_and_plots() {
         ("mount-sshfs", 100.0, 3.2),
     ];
     for (name, mbps, cpu) in runs {
-        let v = serde_json::json!({"mode": "read-files", "mbytes_per_sec": mbps, "errors": 0,
-                                   "readers": 16, "server_cpu_ms_per_mb": cpu});
+        let mut v = serde_json::to_value(ReadFilesResult {
+            mbytes_per_sec: mbps,
+            readers: 16,
+            server_cpu_ms_per_mb: Some(cpu),
+            ..Default::default()
+        })
+        .unwrap();
+        v["mode"] = "read-files".into();
         write(&dir.join(format!("sfs/{name}.json")), &v);
     }
     let writes = [
@@ -708,8 +899,14 @@ fn sfs_through_the_kernel_has_its_table_and_plots() {
         ("mount-write-local", 100.0, None),
     ];
     for (name, mbps, cpu) in writes {
-        let v = serde_json::json!({"mode": "write-files", "mbytes_per_sec": mbps, "errors": 0,
-                                   "writers": 16, "server_cpu_ms_per_mb": cpu});
+        let mut v = serde_json::to_value(WriteFilesResult {
+            mbytes_per_sec: mbps,
+            writers: 16,
+            server_cpu_ms_per_mb: cpu,
+            ..Default::default()
+        })
+        .unwrap();
+        v["mode"] = "write-files".into();
         write(&dir.join(format!("sfs/{name}.json")), &v);
     }
     std::fs::write(

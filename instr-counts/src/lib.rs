@@ -18,7 +18,6 @@ pub mod callgrind;
 pub mod ops;
 
 use anyhow::{Context, Result};
-use serde_json::{json, Value};
 use std::path::Path;
 
 /// One measured (or derived) count.
@@ -86,21 +85,36 @@ pub fn derived_steal(counts: &[Count]) -> Option<Count> {
     })
 }
 
-/// The JSON array a results directory keeps as `instr/counts.json`.
-pub fn to_json(counts: &[Count], valgrind_version: &str) -> Value {
-    Value::Array(
-        counts
-            .iter()
-            .map(|c| {
-                json!({
-                    "op": c.op,
-                    "what": c.what,
-                    "instructions_per_op": c.instructions,
-                    "iters": c.iters,
-                    "tool": "callgrind",
-                    "valgrind": valgrind_version,
-                })
-            })
-            .collect(),
-    )
+/// One operation's entry in `instr/counts.json` (an array of them), written by `instr-counts
+/// --output` and read back through this struct by the report. The fields are in alphabetical
+/// order, the order the file has always had.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CountRecord {
+    /// Instructions per operation ([`Count::instructions`]).
+    pub instructions_per_op: f64,
+    /// Iterations of the shorter run, 0 for a derived count ([`Count::iters`]).
+    pub iters: u64,
+    /// Operation name ([`Count::op`]).
+    pub op: String,
+    /// The valgrind tool that counted (`callgrind`).
+    pub tool: String,
+    /// `valgrind --version` of the counting valgrind.
+    pub valgrind: String,
+    /// What one operation does ([`Count::what`]).
+    pub what: String,
+}
+
+/// The records a results directory keeps as `instr/counts.json`.
+pub fn to_records(counts: &[Count], valgrind_version: &str) -> Vec<CountRecord> {
+    counts
+        .iter()
+        .map(|c| CountRecord {
+            instructions_per_op: c.instructions,
+            iters: c.iters,
+            op: c.op.clone(),
+            tool: "callgrind".into(),
+            valgrind: valgrind_version.into(),
+            what: c.what.clone(),
+        })
+        .collect()
 }

@@ -10,7 +10,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use instr_counts::{callgrind, measure, ops, to_json};
+use instr_counts::{callgrind, measure, ops, to_records};
 use std::path::PathBuf;
 
 const PROGRAM: &str = "instr-counts";
@@ -90,8 +90,8 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{:<22} {:>12.1} instructions/op", c.op, c.instructions);
             }
             if let Some(path) = cli.json_out {
-                let v = to_json(&counts, &version);
-                std::fs::write(&path, serde_json::to_string_pretty(&v)?)
+                let records = to_records(&counts, &version);
+                std::fs::write(&path, serde_json::to_string_pretty(&records)?)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             Ok(())

@@ -5,9 +5,11 @@
 //! readers sum the published copies. Per-handler event counts and cycles are published the same
 //! way into a per-worker table. Cycle counts come from [`crate::tsc`].
 
+use crate::config::{QueueKind, StealPolicy};
 use crate::handler::MAX_HANDLERS;
 use crate::loom::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
+use std::borrow::Cow;
 
 /// One lock acquisition in this many is timed (power of two).
 pub const LOCK_SAMPLE: u64 = 64;
@@ -15,7 +17,7 @@ pub const LOCK_SAMPLE: u64 = 64;
 macro_rules! counters {
     ($($(#[$m:meta])* $name:ident),* $(,)?) => {
         /// A worker's private counters.
-        #[derive(Clone, Copy, Default, Debug, serde::Serialize)]
+        #[derive(Clone, Copy, Default, Debug, serde::Serialize, serde::Deserialize)]
         pub struct Counters { $($(#[$m])* pub $name: u64,)* }
 
         /// The published copy, written only by the owning worker.
@@ -57,7 +59,8 @@ counters! {
     /// Cycles victims stayed locked while a steal built and moved its event set.
     steal_cost_cycles,
     /// Nodes of the victims' queues successful steals visited (libasync: list nodes whose
-    /// color they read; Mely: color-queues taken).
+    /// color they read; Mely: color-queues taken). Absent (0) in results written before it.
+    #[serde(default)]
     steal_nodes,
     /// Measured processing cycles of stolen events.
     stolen_time_cycles,
@@ -141,7 +144,7 @@ impl WorkerPublished {
 }
 
 /// One handler's statistics summed over workers.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct HandlerStats {
     /// The name it was registered with.
     pub name: String,
@@ -157,6 +160,7 @@ pub struct HandlerStats {
     /// Cycles of the measured events.
     pub sampled_cycles: u64,
     /// Recent moving average used by time-left stealing (0 when annotated or not yet measured).
+    #[serde(deserialize_with = "whole_cycles")]
     pub profiled_cycles: u64,
     /// The cost annotation, when the handler has one.
     pub cost_annotation: Option<u64>,
@@ -167,7 +171,7 @@ pub struct HandlerStats {
 }
 
 /// A worker that runs unpinned because pinning it failed.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Unpinned {
     /// The worker.
     pub worker: usize,
@@ -178,12 +182,18 @@ pub struct Unpinned {
 }
 
 /// A snapshot of the runtime's counters.
-#[derive(Clone, Debug, serde::Serialize)]
+///
+/// Read back (`Deserialize`) from a server's `--stats-json`: `queue` and `stealing` must name a
+/// [`QueueKind`] and a [`StealPolicy`]; the fields added after the first results were written
+/// (`steal_nodes_avg`, `blocking_panics`, [`Counters::steal_nodes`]) read as 0 when absent.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RuntimeStats {
-    /// The queue design.
-    pub queue: &'static str,
-    /// The stealing policy.
-    pub stealing: &'static str,
+    /// The queue design ([`QueueKind::as_str`]).
+    #[serde(deserialize_with = "queue_name")]
+    pub queue: Cow<'static, str>,
+    /// The stealing policy ([`StealPolicy::as_str`]).
+    #[serde(deserialize_with = "policy_name")]
+    pub stealing: Cow<'static, str>,
     /// Each worker's counters.
     pub workers: Vec<Counters>,
     /// The workers' counters summed.
@@ -197,8 +207,10 @@ pub struct RuntimeStats {
     pub stolen_time_cycles_avg: f64,
     /// Mean nodes of the victim's queue visited per steal (`Counters::steal_nodes` over
     /// `steals`; 0 without steals).
+    #[serde(default)]
     pub steal_nodes_avg: f64,
     /// Current estimate of the cost of stealing one color, the time-left threshold.
+    #[serde(deserialize_with = "whole_cycles")]
     pub steal_cost_estimate_cycles: u64,
     /// Every registered handler's statistics, in registration order.
     pub handlers: Vec<HandlerStats>,
@@ -209,13 +221,47 @@ pub struct RuntimeStats {
     /// Blocking jobs ([`Handle::spawn_blocking`](crate::Handle::spawn_blocking)) whose work
     /// panicked: caught on the helper thread (which keeps serving), their completions never
     /// posted.
+    #[serde(default)]
     pub blocking_panics: u64,
+}
+
+/// `RuntimeStats::queue` read back: the name of a [`QueueKind`], as the static string it was
+/// written from.
+fn queue_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'static, str>, D::Error> {
+    let s = <String as serde::Deserialize>::deserialize(d)?;
+    s.parse::<QueueKind>()
+        .map(|q| Cow::Borrowed(q.as_str()))
+        .map_err(serde::de::Error::custom)
+}
+
+/// `RuntimeStats::stealing` read back: the name of a [`StealPolicy`], as the static string it
+/// was written from.
+fn policy_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'static, str>, D::Error> {
+    let s = <String as serde::Deserialize>::deserialize(d)?;
+    s.parse::<StealPolicy>()
+        .map(|p| Cow::Borrowed(p.as_str()))
+        .map_err(serde::de::Error::custom)
+}
+
+/// A cycle figure that is an estimate ([`HandlerStats::profiled_cycles`],
+/// [`RuntimeStats::steal_cost_estimate_cycles`]) read back: a whole number as written, or the
+/// mean an N-copy parent wrote over its children (`edge::stats_file`), rounded to the nearest
+/// cycle.
+fn whole_cycles<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let x = <f64 as serde::Deserialize>::deserialize(d)?;
+    if x.is_finite() && x >= 0.0 && x <= u64::MAX as f64 {
+        Ok(x.round() as u64)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{x} is not a number of cycles"
+        )))
+    }
 }
 
 impl RuntimeStats {
     pub(crate) fn from_parts(
-        queue: &'static str,
-        stealing: &'static str,
+        queue: impl Into<Cow<'static, str>>,
+        stealing: impl Into<Cow<'static, str>>,
         workers: Vec<Counters>,
         handlers: Vec<HandlerStats>,
         steal_cost_estimate_cycles: u64,
@@ -240,8 +286,8 @@ impl RuntimeStats {
             }
         };
         RuntimeStats {
-            queue,
-            stealing,
+            queue: queue.into(),
+            stealing: stealing.into(),
             locking_time_pct: pct,
             steal_cost_cycles_avg: per_steal(total.steal_cost_cycles),
             stolen_time_cycles_avg: per_steal(total.stolen_time_cycles),
@@ -297,8 +343,8 @@ impl RuntimeStats {
             })
             .collect();
         RuntimeStats::from_parts(
-            self.queue,
-            self.stealing,
+            self.queue.clone(),
+            self.stealing.clone(),
             workers,
             handlers,
             self.steal_cost_estimate_cycles,

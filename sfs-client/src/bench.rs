@@ -71,8 +71,9 @@ pub struct BenchConfig {
     pub chunk: u32,
 }
 
-/// Benchmark results.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+/// Benchmark results: the fields of `sfs-bench --format json` beside its `config`, `label` and
+/// `env`, read back through this struct by the report.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct BenchResult {
     /// Payload throughput, 10^6 bytes per second.
     pub mbytes_per_sec: f64,

@@ -67,8 +67,9 @@ pub struct ReaderReport {
     pub first_error: Option<String>,
 }
 
-/// The benchmark's result.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+/// The benchmark's result: the fields of `sfs-bench --read-files --format json` beside its
+/// `mode`, `config`, `label` and `env`, read back through this struct by the report.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ReadFilesResult {
     /// 10^6 bytes per second, all readers together.
     pub mbytes_per_sec: f64,
@@ -340,8 +341,9 @@ pub struct WriterReport {
     pub first_error: Option<String>,
 }
 
-/// The write benchmark's result.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+/// The write benchmark's result: the fields of `sfs-bench --write-files --format json` beside
+/// its `mode`, `config`, `label` and `env`, read back through this struct by the report.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct WriteFilesResult {
     /// 10^6 bytes per second, all writers together, `fsync` included.
     pub mbytes_per_sec: f64,
