@@ -893,6 +893,13 @@ run_sim_paper() {
     over[libasync]=$(jq -r '.overhead_cycles.libasync' "$OUT/sim/paper-fit.json")
     over[mely]=$(jq -r '.overhead_cycles.mely' "$OUT/sim/paper-fit.json")
     local row bench runtime stealing step k flags
+    # The report's simulated timeline: 2 ms of virtual time of libasync-smp's stealing on
+    # unbalanced, paper mode, from 50 ms on.
+    mkdir -p "$OUT/traces"
+    sim_point sim/trace-unbalanced-libasync-base unbalanced libasync base 8 "$SIM_PAPER_SECONDS" \
+        --fidelity paper --event-overhead-cycles "${over[libasync]}" \
+        --trace "$OUT/traces/sim-e5410-c8-unbalanced-libasync-base-paper.json" --trace-from 0.05 --trace-for 0.002 \
+        --trace-records 1000000 && mv "$OUT/sim/trace-unbalanced-libasync-base.json" "$OUT/logs/"
     mkdir -p "$OUT/sim/e5410-paper"
     log "simulator: Tables III-VI predicted (e5410, 8 cores, --fidelity paper, fitted overhead)"
     for row in $SIM_ROWS; do
