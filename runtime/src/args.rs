@@ -207,6 +207,23 @@ pub fn check_policy(queue: QueueKind, stealing: StealPolicy) -> Result<(), ArgsE
     .map_err(ArgsError::Runtime)
 }
 
+/// [`check_policy`] with the paper-fidelity options too (e.g. a post batch of 1 to
+/// [`crate::MAX_POST_BATCH`]), by the runtime's own rules.
+pub fn check_options(
+    queue: QueueKind,
+    stealing: StealPolicy,
+    fidelity: FidelityOptions,
+) -> Result<(), ArgsError> {
+    let mut cfg = RuntimeConfig {
+        workers: 1,
+        queue,
+        stealing,
+        ..RuntimeConfig::default()
+    };
+    fidelity.apply(&mut cfg);
+    cfg.validate().map_err(ArgsError::Runtime)
+}
+
 /// Why the runtime options were refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ArgsError {

@@ -203,13 +203,9 @@ impl SimOpts {
     /// The run's options beyond its spec, checked.
     fn options(&self) -> Result<SimOptions> {
         let fidelity = self.fidelity.options();
-        if !(1..=colored_runtime::MAX_POST_BATCH).contains(&fidelity.post_batch) {
-            return Err(edge::cli::usage(format!(
-                "--post-batch must be 1 to {} (got {})",
-                colored_runtime::MAX_POST_BATCH,
-                fidelity.post_batch
-            )));
-        }
+        // The runtime's own check of the options, as the threaded programs make it.
+        colored_runtime::args::check_options(self.runtime, self.stealing, fidelity)
+            .map_err(|e| edge::cli::usage(e.to_string()))?;
         if let Some(c) = self
             .event_overhead_cycles
             .filter(|c| !(c.is_finite() && *c >= 0.0))

@@ -26,6 +26,14 @@
 //!   in its private caches (a stolen chain's array), the measured pass over lines another core
 //!   has just written.
 //!
+//! The paper mode (`--fidelity paper` and its four overrides, the runtime's own options) runs
+//! the runtime with libasync-smp's and Mely's choices (spinning idle cores, test-and-set locks,
+//! a lock per post, the steal walk from the head), and charges what they cost from the same
+//! measurements: a line transfer per core spinning on a held test-and-set lock, one per node a
+//! from-head walk reads ([`engine`]'s doc). `--event-overhead-cycles` replaces the calibrated
+//! per-event cost, `--thieves K` lets only K cores steal, `--trace FILE` writes the virtual
+//! cores' records as the threaded runtime's trace ([`trace_of`]).
+//!
 //! Assumptions (also printed): a simulated machine runs the runtime's code and the kernels in
 //! the cycles this machine does; its clock rate is the topology file's `CPUFrequencyMHz` (this
 //! machine's counter rate otherwise); past a topology's CPUs, copies of the machine are added
