@@ -792,7 +792,10 @@ fn simulator_files_are_read_through_their_structs() {
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("Calibration (this machine, "), "{md}");
     assert!(md.contains("**Validation** (`simulate validate`)"), "{md}");
-    assert!(md.contains("| unbalanced | libasync | off | ours | 1 | "), "{md}");
+    assert!(
+        md.contains("| unbalanced | libasync | off | ours | 1 | "),
+        "{md}"
+    );
     assert!(!md.contains("unreadable"), "{md}");
 
     let mut v = read(&sim.join("validate.json"));
