@@ -142,6 +142,8 @@ pub(crate) trait WorkerOps {
     fn begin_polling(&mut self, counters: &mut Counters) -> bool;
     /// The poll returned: the worker is running again.
     fn end_polling(&mut self);
+    /// The worker's trace buffer, if it records (a post to another core is recorded there).
+    fn recorder(&mut self) -> Option<&mut colored_trace::Recorder>;
 }
 
 /// Most local posts buffered before a flush (the configuration's `post_batch` says how many).
@@ -275,8 +277,16 @@ impl<'w> Ctx<'w> {
     #[inline(never)]
     fn post_remote(&mut self, ev: Event) {
         self.flush();
+        let color = ev.color();
         if self.sh.push(ev, Some(&mut *self.counters)).is_err() {
             self.counters.dropped += 1;
+        } else if let Some(rec) = self.ops.recorder() {
+            rec.record(colored_trace::Record::Post {
+                at: crate::tsc::now(),
+                color: color.0,
+                // The core the map names now (a steal may have moved the color since the push).
+                target: self.sh.map().get(color.slot()) as u16,
+            });
         }
     }
 

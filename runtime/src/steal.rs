@@ -126,7 +126,16 @@ pub(crate) fn try_steal<D: Design>(
         let attempt =
             sh.stealer(queues, v)
                 .steal_into(thief, stealing.choice, &p, tsc::now, &mut |slot| {
-                    sh.map().set(slot, me)
+                    sh.map().set(slot, me);
+                    if rec.is_on() {
+                        // The map moves slots: every color congruent to `slot` moves with it.
+                        rec.record(Record::Remap {
+                            at: tsc::now(),
+                            color: slot as u32,
+                            from: v as u16,
+                            to: me as u16,
+                        });
+                    }
                 });
         counters.steal_attempts += 1;
         counters.lock_ops += 1;

@@ -576,6 +576,10 @@ pub(crate) struct Ops<'r, 'a, D: Design> {
 }
 
 impl<D: Design> WorkerOps for Ops<'_, '_, D> {
+    fn recorder(&mut self) -> Option<&mut Recorder> {
+        self.rec.is_on().then_some(&mut *self.rec)
+    }
+
     fn try_steal(&mut self, counters: &mut Counters) -> bool {
         steal::try_steal(
             self.sh,

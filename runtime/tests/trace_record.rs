@@ -95,6 +95,29 @@ fn assert_consistent(stats: &colored_runtime::RuntimeStats, trace: &colored_trac
             .count(),
         1
     );
+    // Every steal moved at least one color: a remap from the victim to the thief per color.
+    let (remaps, stolen_colors): (u64, u64) = trace.cores.iter().fold((0, 0), |(m, c), b| {
+        let mine = b.core() as u16;
+        let m2 = b
+            .records()
+            .filter(|r| matches!(r, Record::Remap { to, from, .. } if *to == mine && *from != mine))
+            .count() as u64;
+        let c2: u64 = b
+            .records()
+            .map(|r| match r {
+                Record::Steal {
+                    outcome: StealOutcome::Stolen,
+                    colors,
+                    ..
+                } => u64::from(*colors),
+                _ => 0,
+            })
+            .sum();
+        (m + m2, c + c2)
+    });
+    // (The colors here fall in distinct map slots, so each stolen color is one remap.)
+    assert_eq!(remaps, stolen_colors, "a remap per stolen color");
+    assert!(remaps >= steals, "{remaps} remaps for {steals} steals");
     assert_eq!(trace.meta.fidelity, "ours");
     assert!(!trace.meta.simulated);
     let json = export::to_json(trace).expect("export");
@@ -129,4 +152,38 @@ fn an_untraced_run_hands_back_no_trace() {
     .expect("runtime");
     let (_, trace) = rt.shutdown_traced();
     assert!(trace.is_none());
+}
+
+/// A handler's post to a color another core owns is recorded as a post to that core.
+#[test]
+fn a_post_to_another_core_is_recorded_with_its_target() {
+    let rt = Runtime::new(RuntimeConfig {
+        workers: 2,
+        trace: Some(TraceSpec::Ring { capacity: 1 << 12 }),
+        ..Default::default()
+    })
+    .expect("runtime");
+    let h = rt.register(HandlerSpec::new("hop"));
+    rt.handle().place(Color(10), 0).unwrap();
+    rt.handle().place(Color(11), 1).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.post(Color(10), h, move |ctx| {
+        ctx.post(Color(11), h, move |_| tx.send(()).unwrap());
+    })
+    .unwrap();
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the posted event ran");
+    let (_, trace) = rt.shutdown_traced();
+    let trace = trace.expect("tracing was on");
+    let posts: Vec<(usize, u32, u16)> = trace
+        .cores
+        .iter()
+        .flat_map(|b| {
+            b.records().filter_map(move |r| match *r {
+                Record::Post { color, target, .. } => Some((b.core(), color, target)),
+                _ => None,
+            })
+        })
+        .collect();
+    assert_eq!(posts, [(0, 11, 1)], "core 0 posted color 11 to core 1");
 }

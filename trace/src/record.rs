@@ -176,7 +176,8 @@ pub enum Record {
     Remap {
         /// When the color map changed.
         at: u64,
-        /// The remapped color.
+        /// The remapped color (the colored runtime's map moves slots: it records the slot,
+        /// and every color congruent to it modulo the map's size moved with it).
         color: u32,
         /// The core the color was mapped to before.
         from: u16,
