@@ -13,7 +13,6 @@
 
 use super::fmt_opt;
 use super::simulated::SimPoint;
-use microbench_defs::report::BenchResult;
 use microbench_defs::tables;
 use simulator::paper_fit::PaperFit;
 use std::fmt::Write;
@@ -110,31 +109,10 @@ pub fn ratio_in(points: &[SimPoint], bench: &str, runtime: &str, stealing: &str)
     (den > 0.0).then(|| num / den)
 }
 
-fn load_dir(dir: &Path, label: &str, bad: &mut Vec<(String, String)>) -> Vec<SimPoint> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<_> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
+/// The simulated results in `sim/<name>/` (see [`super::simulated::load_points`]).
+fn load_dir(sim: &Path, name: &str, bad: &mut Vec<(String, String)>) -> Vec<SimPoint> {
     let mut out = Vec::new();
-    for f in files {
-        let name = format!(
-            "{label}/{}",
-            f.file_name().unwrap_or_default().to_string_lossy()
-        );
-        let r = std::fs::read_to_string(&f)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<BenchResult>(&t).map_err(|e| e.to_string()));
-        match r.map(super::simulated::point) {
-            Ok(Some(p)) => out.push(p),
-            Ok(None) => bad.push((name, "not a simulated result".into())),
-            Err(e) => bad.push((name, e)),
-        }
-    }
+    super::simulated::load_points(&sim.join(name), name, &mut out, bad);
     out
 }
 
@@ -154,24 +132,18 @@ impl PaperMode {
                 Err(e) => bad.push(("sim/paper-fit.json".into(), e)),
             }
         }
-        m.predictions = load_dir(&sim.join("e5410-paper"), "sim/e5410-paper", &mut bad);
+        m.predictions = load_dir(&sim, "e5410-paper", &mut bad);
         if sim.join("ablation").is_dir() {
             m.ablation = STEPS
                 .iter()
-                .map(|(s, _)| {
-                    load_dir(
-                        &sim.join("ablation").join(s),
-                        &format!("sim/ablation/{s}"),
-                        &mut bad,
-                    )
-                })
+                .map(|(s, _)| load_dir(&sim, &format!("ablation/{s}"), &mut bad))
                 .collect();
         }
         for k in 1..=64 {
             let d = sim.join("thieves").join(format!("k{k}"));
             if d.is_dir() {
                 m.thieves
-                    .push((k, load_dir(&d, &format!("sim/thieves/k{k}"), &mut bad)));
+                    .push((k, load_dir(&sim, &format!("thieves/k{k}"), &mut bad)));
             }
         }
         m.unreadable = bad;
@@ -272,6 +244,21 @@ fn prediction_table(m: &PaperMode, t: &tables::TableSpec, out: &mut String) {
     out.push('\n');
 }
 
+/// A table row's cells after its label: each of `ratios` in `pts`, then libasync-smp's steal
+/// cost and locking time on `unbalanced`.
+fn row_cells(pts: &[SimPoint], ratios: &[(&str, &str, &str, &str, f64)]) -> String {
+    let cells: String = ratios
+        .iter()
+        .map(|(_, b, rt, st, _)| format!(" {} |", fmt_opt(ratio_in(pts, b, rt, st))))
+        .collect();
+    let lws = find(pts, "unbalanced", "libasync", "base");
+    format!(
+        "{cells} {} | {} |",
+        fmt_opt(lws.and_then(|p| p.steal_cost_cycles)),
+        fmt_opt(lws.and_then(|p| p.locking_time_pct))
+    )
+}
+
 /// The ablation table, and what its figures say.
 fn ablation_section(m: &PaperMode, validation_note: &str, out: &mut String) {
     let _ = writeln!(
@@ -292,17 +279,7 @@ fn ablation_section(m: &PaperMode, validation_note: &str, out: &mut String) {
         "| the paper (measured, for reference) |{paper_row} 28329 | 39.73 |"
     );
     for ((_, what), pts) in STEPS.iter().zip(&m.ablation) {
-        let cells: String = RATIOS
-            .iter()
-            .map(|(_, b, rt, st, _)| format!(" {} |", fmt_opt(ratio_in(pts, b, rt, st))))
-            .collect();
-        let lws = find(pts, "unbalanced", "libasync", "base");
-        let _ = writeln!(
-            out,
-            "| {what} |{cells} {} | {} |",
-            fmt_opt(lws.and_then(|p| p.steal_cost_cycles)),
-            fmt_opt(lws.and_then(|p| p.locking_time_pct))
-        );
+        let _ = writeln!(out, "| {what} |{}", row_cells(pts, &RATIOS));
     }
     out.push('\n');
     for s in ablation_findings(m) {
@@ -367,17 +344,7 @@ fn thieves_section(m: &PaperMode, out: &mut String) {
         "---:|".repeat(3)
     );
     for (k, pts) in &m.thieves {
-        let cells: String = RATIOS[..3]
-            .iter()
-            .map(|(_, b, rt, st, _)| format!(" {} |", fmt_opt(ratio_in(pts, b, rt, st))))
-            .collect();
-        let lws = find(pts, "unbalanced", "libasync", "base");
-        let _ = writeln!(
-            out,
-            "| {k} |{cells} {} | {} |",
-            fmt_opt(lws.and_then(|p| p.steal_cost_cycles)),
-            fmt_opt(lws.and_then(|p| p.locking_time_pct))
-        );
+        let _ = writeln!(out, "| {k} |{}", row_cells(pts, &RATIOS[..3]));
     }
     out.push('\n');
     for s in thieves_findings(m) {

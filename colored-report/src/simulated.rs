@@ -102,7 +102,14 @@ pub fn point(r: BenchResult) -> Option<SimPoint> {
     })
 }
 
-fn load_points(dir: &Path, name: &str, out: &mut Vec<SimPoint>, bad: &mut Vec<(String, String)>) {
+/// The simulated results in `dir` (sorted by file name) into `out`; each file that is not
+/// one into `bad` as `sim/<name>/<file>` with why.
+pub fn load_points(
+    dir: &Path,
+    name: &str,
+    out: &mut Vec<SimPoint>,
+    bad: &mut Vec<(String, String)>,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
