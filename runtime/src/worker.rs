@@ -514,7 +514,7 @@ pub enum AfterRound {
     Stop,
     /// Another round at once (`IdleMode::Spin`: no nap, no end).
     Again,
-    /// Nap [`SEARCH_NAP`], then another round.
+    /// Nap the search nap (`SEARCH_NAP`, 20 us), then another round.
     Nap,
     /// The search time is over: the worker goes to sleep (rule 3 of `idle`).
     Sleep,
