@@ -179,11 +179,14 @@ pub fn markdown(timelines: &[Timeline], out: &mut String) {
         let pct = |a: Activity| t.share(a);
         let _ = writeln!(
             out,
-            "Over these {:.2} ms of {clock} the {} cores were running events {:.0}% of the \
-             time, stealing {:.0}%, waiting for a lock {:.0}%, searching {:.0}%, idle or \
-             asleep {:.0}%, and in the runtime between records {:.0}%.",
+            "Over these {:.2} ms of {clock} the {} with records in them were running events \
+             {:.0}% of the time, stealing {:.0}%, waiting for a lock {:.0}%, searching {:.0}%, \
+             idle or asleep {:.0}%, and in the runtime between records {:.0}%.",
             (t.window.to_us - t.window.from_us) / 1000.0,
-            t.lanes.len(),
+            match t.lanes.len() {
+                1 => "1 core".to_string(),
+                n => format!("{n} cores"),
+            },
             pct(Activity::Running),
             pct(Activity::Stealing),
             pct(Activity::LockWait),
