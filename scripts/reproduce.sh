@@ -259,17 +259,6 @@ median_by() {
         'add | group_by(.[$k]) | map(sort_by(.[$f]) | .[(length - 1) / 2 | floor])' "$@" >"$out"
 }
 
-# keep_injector_samples NAME: one sample per run of a load-injector result (its "runs" array;
-# a run has the fields of the median).
-keep_injector_samples() {
-    local name=$1 n i
-    n=$(jq '.runs | length' "$OUT/$name.json") || return 0
-    for i in $(seq 1 "$n"); do
-        jq --argjson k "$((i - 1))" '{median: .runs[$k], runs: [.runs[$k]], config, env}' \
-            "$OUT/$name.json" >"$TMP/sample.json" && keep_sample "$name" "$i" "$TMP/sample.json"
-    done
-}
-
 # ---------------------------------------------------------------------------------------------
 # Servers.
 # free_port and stop_server are in scripts/lib.sh.
