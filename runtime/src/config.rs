@@ -497,6 +497,26 @@ pub enum BuildError {
 }
 
 impl RuntimeConfig {
+    /// The options a trace's metadata names the run by, as name/value pairs (workers, queue,
+    /// stealing, steal amount, batch and the four fidelity options), in this order; a traced
+    /// program appends what else describes its run.
+    pub fn trace_configuration(&self) -> Vec<(String, String)> {
+        [
+            ("workers", self.workers.to_string()),
+            ("queue", self.queue.to_string()),
+            ("stealing", self.stealing.to_string()),
+            ("steal-amount", self.steal_amount.to_string()),
+            ("batch", self.batch.to_string()),
+            ("idle", self.idle.to_string()),
+            ("lock", self.lock.to_string()),
+            ("post-batch", self.post_batch.to_string()),
+            ("steal-walk", self.steal_walk.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
     /// The preset this configuration's four fidelity options match, if they match one.
     pub fn fidelity(&self) -> Option<Fidelity> {
         FidelityOptions::of_config(self).preset()

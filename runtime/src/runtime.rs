@@ -142,18 +142,8 @@ impl Runtime {
         }
         let cores = sh.take_traces();
         let cfg = sh.config();
-        let configuration = vec![
-            ("workers".to_string(), cfg.workers.to_string()),
-            ("queue".to_string(), cfg.queue.to_string()),
-            ("stealing".to_string(), cfg.stealing.to_string()),
-            ("steal-amount".to_string(), cfg.steal_amount.to_string()),
-            ("batch".to_string(), cfg.batch.to_string()),
-            ("idle".to_string(), cfg.idle.to_string()),
-            ("lock".to_string(), cfg.lock.to_string()),
-            ("post-batch".to_string(), cfg.post_batch.to_string()),
-            ("steal-walk".to_string(), cfg.steal_walk.to_string()),
-            ("trace".to_string(), format!("{:?}", cfg.trace)),
-        ];
+        let mut configuration = cfg.trace_configuration();
+        configuration.push(("trace".to_string(), format!("{:?}", cfg.trace)));
         let reg = sh.registry();
         let handler_names = (0..reg.len())
             .map(|i| reg.get(HandlerId(i as u16)).name.clone())

@@ -483,16 +483,8 @@ pub fn trace_of(run: &mut SimRun) -> Option<colored_trace::Trace> {
         run.options.fidelity.apply(&mut c);
         c
     };
-    let configuration = vec![
-        ("workers".to_string(), cfg.workers.to_string()),
-        ("queue".to_string(), cfg.queue.to_string()),
-        ("stealing".to_string(), cfg.stealing.to_string()),
-        ("steal-amount".to_string(), cfg.steal_amount.to_string()),
-        ("batch".to_string(), cfg.batch.to_string()),
-        ("idle".to_string(), cfg.idle.to_string()),
-        ("lock".to_string(), cfg.lock.to_string()),
-        ("post-batch".to_string(), cfg.post_batch.to_string()),
-        ("steal-walk".to_string(), cfg.steal_walk.to_string()),
+    let mut configuration = cfg.trace_configuration();
+    configuration.extend([
         ("bench".to_string(), run.spec.bench.name().to_string()),
         ("topology".to_string(), run.platform.name.clone()),
         (
@@ -500,7 +492,7 @@ pub fn trace_of(run: &mut SimRun) -> Option<colored_trace::Trace> {
             run.options.thieves.unwrap_or(run.spec.cores).to_string(),
         ),
         ("trace".to_string(), format!("{:?}", run.options.trace)),
-    ];
+    ]);
     let meta = colored_trace::TraceMeta {
         configuration,
         fidelity: run.options.fidelity.name().to_string(),
