@@ -15,8 +15,8 @@
 //! 3. A worker goes to sleep in this order: it marks its own core asleep (under its own lock,
 //!    after seeing its queue empty; see `core`), counts itself a sleeper, stops searching, and,
 //!    if no worker searches now, runs one last steal round that locks every victim (the last
-//!    look: `worker::fall_asleep` says when it is due, `steal::Look::LockEvery` makes the round
-//!    lock every victim). If that steals, it cancels its sleep.
+//!    look: `worker::machine::fall_asleep` says when it is due, `steal::Look::LockEvery` makes the
+//!    round lock every victim). If that steals, it cancels its sleep.
 //! 4. A post that leaves a queue with something to steal wakes one sleeping worker if no
 //!    worker searches and some worker sleeps ([`Idle::should_wake_thief`]).
 //!

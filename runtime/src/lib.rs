@@ -56,7 +56,7 @@
 //! | 3 core | `core` | a core's queue behind its lock and its published state, touched only through the owner's, a thief's and a poster's handles; the sleep states |
 //! | 4 shared state | `shared` | what all threads share (private fields, role accessors), the post protocol, wake-ups, shutdown; the [`Handle`] type |
 //! | 5 event context | `ctx`, `cell`, `steal` | the context an event runs with, and the makers of events; [`ColorCell`]; the stealing round and its pure policy decisions |
-//! | 6 worker | `worker`, `epoll` | a worker's loop and the idle protocol's steps; the reactor's Epoll event and I/O registration |
+//! | 6 worker | `worker`, `worker::machine`, `epoll` | a worker's loop; the worker's step machine (the idle protocol's steps and decisions, driven by the threads, the loom model and the simulator); the reactor's Epoll event and I/O registration |
 //! | 7 runtime and handle | `handle`, `runtime`, `args`, `model`, `stepped`, `lib` | every [`Handle`] method; start-up (pin, then allocate) and shutdown; the runtime's command-line options (feature `clap`); the step-by-step drivers (the loom model, the simulator's seam) |
 //!
 //! Two places where a type would otherwise pull a higher layer down: a task's closure takes a

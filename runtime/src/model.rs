@@ -12,8 +12,8 @@ use crate::shared::{with_queues, Handle, Shared};
 use crate::stats::{Counters, RuntimeStats};
 use crate::steal::{self, Look};
 use crate::topology::Topology;
-pub use crate::worker::Step;
-use crate::worker::{Search, Worker};
+pub use crate::worker::IdleEnd;
+use crate::worker::Worker;
 use colored_trace::Recorder;
 
 /// Runs `$body` with `$wk` bound to worker `$w` of model `$m`, built for the step (with its
@@ -112,15 +112,11 @@ impl Model {
     }
 
     /// Worker `w` finds its queue empty and follows the real idle protocol, with one steal
-    /// attempt as its search, up to where it would park: [`Step::Asleep`] means its core is
+    /// attempt as its search, up to where it would park: [`IdleEnd::Asleep`] means its core is
     /// now marked asleep (check [`Model::is_asleep`] later: a wake-up clears it). Call
     /// [`Model::end_sleep`] before driving the worker again.
-    pub fn idle_step(&self, w: usize) -> Step {
-        on_worker!(self, w, wk => wk.idle_step(|wk| if wk.steal_once() {
-            Search::Stole
-        } else {
-            Search::TimeUp
-        }))
+    pub fn idle_step(&self, w: usize) -> IdleEnd {
+        on_worker!(self, w, wk => wk.idle_step())
     }
 
     /// Worker `w`'s reactor is about to block in its poll (the Epoll event's path): true if the

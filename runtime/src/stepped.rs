@@ -3,39 +3,41 @@
 //!
 //! Every step runs the runtime's real code on its real shared state (the color map, the handler
 //! registry, each core's queue design behind its lock) through the handles of `core`: an
-//! `Owner` claimed for the step, as the loom model (`model`) claims one, a
-//! `Stealer` per victim, the post protocol of `shared`, and the idle protocol's own steps
-//! (`worker::begin_idle`, `found_work`, `fall_asleep`, `cancel_sleep`). There are no worker
-//! threads and nothing here reads the cycle counter. The caller (the simulator's engine) owns
-//! the virtual clock: it decides when each step happens, charges what it costs, and feeds the
-//! two inputs the policies take from measurements with virtual values: the time-left threshold
-//! ([`SimRuntime::record_steal`] runs `steal::next_estimate` on a virtual cost) and the handler
-//! profiles ([`SimRuntime::profile`], the worker's moving average of a virtual duration).
+//! `Owner` claimed for the step, as the loom model (`model`) claims one, a `Stealer` per
+//! victim, the post protocol of `shared`, and each virtual core's own copy of the worker's step
+//! machine (`worker::machine`: which step comes next, and the idle protocol's decisions), the
+//! one the worker threads run. There are no worker threads and nothing here reads the cycle
+//! counter. The caller (the simulator's engine) owns the virtual clock: it performs the step
+//! the machine names when the virtual time and the locks allow, charges what it costs, and
+//! feeds the two inputs the policies take from measurements with virtual values: the
+//! time-left threshold ([`SimRuntime::record_steal`] runs `steal::next_estimate` on a virtual
+//! cost) and the handler profiles ([`SimRuntime::profile`], the worker's moving average of a
+//! virtual duration).
 //!
-//! Steps, for virtual core `w` (a worker's loop, cut where a worker takes or waits for a lock):
-//! - owner: [`pop`](SimRuntime::pop) (`Owner::flush_and_pop`: what the finished batch posted
-//!   to `w`'s own colors is enqueued and the next batch popped under one lock, the batch
-//!   becoming `w`'s running set), [`run_next`](SimRuntime::run_next) (one event of the batch
-//!   with a real [`Ctx`]), [`post_local`](SimRuntime::post_local) (an event built in `w`'s
-//!   local buffer, as `Ctx::post` builds it), [`flush`](SimRuntime::flush) (that buffer under
-//!   one lock, `Shared::flush_local`), [`post_from`](SimRuntime::post_from) (a post to another
-//!   core, `Shared::push`), [`finish_batch`](SimRuntime::finish_batch) (flush, then the running
-//!   set cleared, for a caller that does not pop next);
-//! - thief: [`core_set`](SimRuntime::core_set) (`steal::core_set`: the policy's victim order,
-//!   the topology's for locality), [`skips`](SimRuntime::skips) (`steal::skips`: an empty victim
-//!   a peeking design passes over unlocked), [`steal_from`](SimRuntime::steal_from)
+//! The machine's steps ([`Step`]), for virtual core `w`, and the calls that perform them:
+//! - `Work`, cut where a worker takes a lock: [`pop`](SimRuntime::pop) (`Owner::flush_and_pop`:
+//!   what the finished batch posted to `w`'s own colors is enqueued and the next batch popped
+//!   under one lock, the batch becoming `w`'s running set), [`run_next`](SimRuntime::run_next)
+//!   (one event of the batch with a real [`Ctx`]), [`post_local`](SimRuntime::post_local) (an
+//!   event built in `w`'s local buffer, as `Ctx::post` builds it), [`flush`](SimRuntime::flush)
+//!   (that buffer under one lock, `Shared::flush_local`), [`post_from`](SimRuntime::post_from)
+//!   (a post to another core, `Shared::push`), [`finish_batch`](SimRuntime::finish_batch)
+//!   (flush, then the running set cleared, for a caller that does not pop next); a pop that
+//!   finds nothing ends the step: [`queue_empty`](SimRuntime::queue_empty);
+//! - `Search` and `LastLook`, one stealing round, victim by victim:
+//!   [`core_set`](SimRuntime::core_set) (`steal::core_set`: the policy's victim order, the
+//!   topology's for locality), [`skips`](SimRuntime::skips) (`steal::skips`: an empty victim a
+//!   peeking design passes over unlocked), [`steal_from`](SimRuntime::steal_from)
 //!   (`Stealer::steal_into` with the policy's `StealChoice`, the moved colors remapped while
-//!   both locks are held: one iteration of `steal::try_steal`'s loop);
-//! - idle (the rules of `idle`): [`begin_idle`](SimRuntime::begin_idle) (may it search?),
-//!   [`found_work`](SimRuntime::found_work) / [`stop_search`](SimRuntime::stop_search) (a search
-//!   ends), [`after_round`](SimRuntime::after_round) (after a round that stole nothing: stop,
-//!   spin on, nap or sleep, the worker's own `worker::after_round`),
-//!   [`fall_asleep`](SimRuntime::fall_asleep) (the core marked asleep; whether the last
-//!   look is due), [`cancel_sleep`](SimRuntime::cancel_sleep) (the last look stole),
-//!   [`is_asleep`](SimRuntime::is_asleep) (a poster or a thief-waking post claimed the
-//!   wake-up once this is false), [`end_sleep`](SimRuntime::end_sleep). With
-//!   [`set_thieves`](SimRuntime::set_thieves)`(k)` only cores `0..k` search or take the last
-//!   look (a simulator experiment; the threaded runtime lets every worker steal).
+//!   both locks are held: one iteration of `steal::try_steal`'s loop), in the round
+//!   [`round`](SimRuntime::round) names; then [`round_ended`](SimRuntime::round_ended);
+//! - `Nap`: [`napped`](SimRuntime::napped) when it is over; `FallAsleep`:
+//!   [`fall_asleep`](SimRuntime::fall_asleep) (under the own lock); `Park`: once
+//!   [`is_asleep`](SimRuntime::is_asleep) is false (a poster or a thief-waking post claimed the
+//!   wake-up), [`woke`](SimRuntime::woke).
+//!
+//! With [`set_thieves`](SimRuntime::set_thieves)`(k)` only cores `0..k` search or take the
+//! last look (a simulator experiment; the threaded runtime lets every worker steal).
 //!
 //! Invariant (the color guarantee, as in the threaded runtime): from `pop` to the next `pop`
 //! (or `finish_batch`) the batch's colors are `w`'s running set, so no thief takes them. The
@@ -55,14 +57,14 @@ use crate::shared::{with_queues, Handle, Shared};
 use crate::stats::Counters;
 use crate::steal::{self, Look, MAX_CORE_SET};
 use crate::topology::{Machine, Topology};
-use crate::worker::{self, Ops};
+use crate::worker::{Machine as StepMachine, Ops};
 use crossbeam_utils::CachePadded;
 use std::collections::VecDeque;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-pub use crate::worker::AfterRound;
+pub use crate::worker::Step;
 
 /// How long an idle worker naps between two steal attempts while it searches (the worker's
 /// constant).
@@ -126,19 +128,6 @@ pub enum StealTry {
     },
 }
 
-/// Where [`SimRuntime::fall_asleep`] left a core.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Sleep {
-    /// Work arrived (or shutdown): it did not sleep.
-    Awake,
-    /// Its core is marked asleep. `last_look`: no worker searches any more, so it must take one
-    /// [`Round::LastLook`] first and [`SimRuntime::cancel_sleep`] if that steals.
-    Asleep {
-        /// The last look is due.
-        last_look: bool,
-    },
-}
-
 /// A virtual core's private state: what a worker keeps on its stack and in `Worker`.
 struct SimCore {
     /// The counters the real paths account into (lock operations, drops).
@@ -151,10 +140,9 @@ struct SimCore {
     local_buf: Vec<Event>,
     /// Per-handler moving average of virtual cycles per event (the worker's profile).
     ewma: Box<[u64]>,
-    /// Searching for work to steal (between `begin_idle` and the search's end).
-    searching: bool,
-    /// Counted as a sleeper (between `fall_asleep` and `end_sleep` or `cancel_sleep`).
-    asleep: bool,
+    /// The worker's step machine: which step the core takes next, and the idle protocol's
+    /// decisions between steps (the threads' own, `worker::machine`).
+    machine: StepMachine,
 }
 
 /// A runtime's shared state with virtual cores instead of worker threads (see the module doc).
@@ -181,14 +169,13 @@ impl SimRuntime {
             sh: Shared::new(cfg, queues, topology),
         };
         let cores = (0..n)
-            .map(|_| SimCore {
+            .map(|w| SimCore {
                 counters: Counters::default(),
                 batch: VecDeque::with_capacity(batch),
                 pop_buf: Vec::with_capacity(batch),
                 local_buf: Vec::with_capacity(LOCAL_FLUSH),
                 ewma: vec![0; MAX_HANDLERS].into_boxed_slice(),
-                searching: false,
-                asleep: false,
+                machine: StepMachine::new(w, true),
             })
             .collect();
         Ok(SimRuntime {
@@ -224,6 +211,9 @@ impl SimRuntime {
     /// Let only cores `0..k` steal: the others never search and never take the last look.
     pub fn set_thieves(&mut self, k: usize) {
         self.thieves = k.min(self.cores.len());
+        for (w, core) in self.cores.iter_mut().enumerate() {
+            core.machine.set_may_steal(w < self.thieves);
+        }
     }
 
     /// Whether core `w` may steal (see [`set_thieves`](Self::set_thieves)).
@@ -246,15 +236,6 @@ impl SimRuntime {
     /// (`RuntimeConfig::post_batch`; 1: a lock per post).
     pub fn post_batch(&self) -> usize {
         self.handle.sh.post_batch()
-    }
-
-    /// Search step: after a round that stole nothing, what core `w`'s search does next, by the
-    /// worker's own rule (`worker::after_round`): `searched` virtual cycles since the search
-    /// began, against a search time of `search_cycles`.
-    pub fn after_round(&self, w: usize, searched: u64, search_cycles: u64) -> AfterRound {
-        assert!(self.cores[w].searching, "core {w} is not searching");
-        let sh: &Shared = &self.handle.sh;
-        worker::after_round(sh, sh.state(w).len(), searched, search_cycles)
     }
 
     /// The configured stealing policy.
@@ -503,72 +484,80 @@ impl SimRuntime {
         self.handle.sh.steal_threshold()
     }
 
-    /// Idle step (rule 1): core `w` found nothing to pop; true if it now searches (at most half
-    /// the cores search; none when stealing is off or there is one core).
-    pub fn begin_idle(&mut self, w: usize) -> bool {
-        let core = &mut self.cores[w];
-        assert!(!core.searching && !core.asleep, "core {w} is idle already");
-        core.searching = w < self.thieves && worker::begin_idle(&self.handle.sh);
-        core.searching
+    /// The step core `w` takes now (its worker's step machine, `worker::machine`).
+    pub fn step(&self, w: usize) -> Step {
+        self.cores[w].machine.step()
     }
 
-    /// Idle step (rule 2): core `w`'s search stole; it stops searching (waking a sleeper to
-    /// search in its place if it was the last searcher).
-    pub fn found_work(&mut self, w: usize) {
-        assert!(self.cores[w].searching, "core {w} is not searching");
-        self.cores[w].searching = false;
-        worker::found_work(&self.handle.sh, w);
+    /// Whether core `w` counts as a searcher now.
+    pub fn is_searching(&self, w: usize) -> bool {
+        self.cores[w].machine.is_searching()
     }
 
-    /// Idle step: work arrived in core `w`'s own queue during its search; it stops searching.
-    pub fn stop_search(&mut self, w: usize) {
-        assert!(self.cores[w].searching, "core {w} is not searching");
-        self.cores[w].searching = false;
-        self.handle.sh.idle().end_search();
-    }
-
-    /// Idle step (rule 3): core `w` (searching or not, its search over) goes to sleep under its
-    /// own lock if its queue is still empty.
-    pub fn fall_asleep(&mut self, w: usize) -> Sleep {
-        let sh: &Shared = &self.handle.sh;
-        let core = &mut self.cores[w];
-        let searching = std::mem::take(&mut core.searching);
-        let r = with_queues!(sh.queues(), q => {
-            worker::fall_asleep(sh, &mut owner(sh, q, w), searching)
-        });
-        match r {
-            None => Sleep::Awake,
-            Some(last_look) => {
-                core.asleep = true;
-                core.counters.parks += 1;
-                Sleep::Asleep {
-                    last_look: last_look && w < self.thieves,
-                }
-            }
+    /// The round core `w`'s step takes (`Step::Search` or `Step::LastLook`).
+    pub fn round(&self, w: usize) -> Round {
+        match self.step(w) {
+            Step::Search => Round::Search,
+            Step::LastLook => Round::LastLook,
+            s => panic!("core {w} is not in a stealing round ({s:?})"),
         }
     }
 
-    /// Idle step: core `w`'s last look stole; its sleep is cancelled.
-    pub fn cancel_sleep(&mut self, w: usize) {
-        assert!(self.cores[w].asleep, "core {w} is not asleep");
-        self.cores[w].asleep = false;
-        let sh: &Shared = &self.handle.sh;
-        with_queues!(sh.queues(), q => worker::cancel_sleep(sh, &mut owner(sh, q, w)));
+    /// Step `Work` ended: core `w`'s pop found nothing. It searches if it may (rule 1 of
+    /// `idle`: at most half the cores search, every core when idle cores spin, none when
+    /// stealing is off or past [`set_thieves`](Self::set_thieves)); else it goes to sleep.
+    pub fn queue_empty(&mut self, w: usize) -> Step {
+        self.cores[w].machine.queue_empty(&self.handle.sh)
     }
 
-    /// Whether sleeping core `w` is still marked asleep: false once a poster (or a post waking
-    /// a thief) claimed its wake-up.
+    /// Step `Search` or `LastLook` ended: core `w`'s round stole (`stole`) or not; a search
+    /// that stole nothing after `searched` virtual cycles of idleness, against a search time
+    /// of `search_cycles`, naps, sleeps, spins on or stops (the worker's own rule).
+    pub fn round_ended(
+        &mut self,
+        w: usize,
+        stole: bool,
+        searched: u64,
+        search_cycles: u64,
+    ) -> Step {
+        let sh: &Shared = &self.handle.sh;
+        let m = &mut self.cores[w].machine;
+        with_queues!(sh.queues(), q => {
+            m.round_ended(sh, &mut owner(sh, q, w), stole, searched, search_cycles)
+        })
+    }
+
+    /// Step `Nap` ended: core `w` searches again.
+    pub fn napped(&mut self, w: usize) -> Step {
+        self.cores[w].machine.napped()
+    }
+
+    /// Step `FallAsleep`: core `w` goes to sleep under its own lock if its queue is still
+    /// empty (rule 3 of `idle`); next: `Work` (it did not), `LastLook` or `Park`.
+    pub fn fall_asleep(&mut self, w: usize) -> Step {
+        let sh: &Shared = &self.handle.sh;
+        let core = &mut self.cores[w];
+        let next = with_queues!(sh.queues(), q => {
+            core.machine.fall_asleep(sh, &mut owner(sh, q, w))
+        });
+        if next != Step::Work {
+            core.counters.parks += 1;
+        }
+        next
+    }
+
+    /// Whether core `w` is a sleeper whose core is still marked asleep: false once a poster
+    /// (or a post waking a thief) claimed its wake-up.
     pub fn is_asleep(&self, w: usize) -> bool {
         let sh: &Shared = &self.handle.sh;
-        self.cores[w].asleep && sh.state(w).is_asleep()
+        matches!(self.step(w), Step::LastLook | Step::Park) && sh.state(w).is_asleep()
     }
 
-    /// Idle step: sleeping core `w` resumes (the end of the worker's sleep).
-    pub fn end_sleep(&mut self, w: usize) {
-        assert!(self.cores[w].asleep, "core {w} is not asleep");
-        self.cores[w].asleep = false;
+    /// Step `Park` ended: sleeping core `w` resumes.
+    pub fn woke(&mut self, w: usize) -> Step {
         let sh: &Shared = &self.handle.sh;
-        with_queues!(sh.queues(), q => worker::cancel_sleep(sh, &mut owner(sh, q, w)));
+        let m = &mut self.cores[w].machine;
+        with_queues!(sh.queues(), q => m.woke(sh, &mut owner(sh, q, w)))
     }
 }
 

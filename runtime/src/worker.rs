@@ -1,7 +1,9 @@
 //! A worker: one thread per core, pinned, running its core's queue through the core's
 //! [`Owner`] handle.
 //!
-//! Loop: pop a batch (Mely: up to `batch` events of one color; libasync: one event) under the
+//! The loop is the worker's step machine (`machine`: the steps and the idle protocol's
+//! decisions, shared with the loom model and the simulator), performed on a thread. Working:
+//! pop a batch (Mely: up to `batch` events of one color; libasync: one event) under the
 //! core lock and mark its slot running; run the batch, timing a sample of the events with the
 //! cycle counter (all stolen ones); clear the running set. With nothing queued the worker is
 //! idle and follows the idle protocol (`idle`): search for work to steal if fewer than half the
@@ -29,6 +31,11 @@ use crate::tsc;
 use colored_trace::{Record, Recorder, State, NO_SEQ};
 use crossbeam_utils::CachePadded;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+
+mod machine;
+pub(crate) use machine::Machine;
+pub use machine::Step;
+use machine::{end_sleep, last_look_due};
 
 /// Publish counters after this many batches (and always before idling).
 const PUBLISH_EVERY: u32 = 64;
@@ -113,11 +120,67 @@ impl<'a, D: Design> Worker<'a, D> {
         self.owner.index()
     }
 
-    /// Run until shutdown, then drop what is still queued here.
+    /// Run the worker's step machine until shutdown, then drop what is still queued here.
     pub(crate) fn run(mut self) {
-        while !self.sh.is_shutdown() {
-            if !self.run_batch() {
-                self.idle();
+        let sh = self.sh;
+        let mut m = Machine::new(self.w(), true);
+        // When the current idle period began (the search time and the idle cycles count from
+        // it), and the spinning search's rounds since it last published.
+        let (mut idle_since, mut rounds) = (0u64, 0u32);
+        loop {
+            let prev = m.step();
+            let next = match prev {
+                Step::Work => {
+                    if sh.is_shutdown() {
+                        break;
+                    }
+                    if self.run_batch() {
+                        continue;
+                    }
+                    idle_since = tsc::now();
+                    self.record_state(idle_since, State::Idle);
+                    self.publish();
+                    m.queue_empty(sh)
+                }
+                Step::Search => {
+                    let stole = self.steal_once();
+                    let searched = if sh.stealing().spin {
+                        0
+                    } else {
+                        tsc::now().wrapping_sub(idle_since)
+                    };
+                    let next =
+                        m.round_ended(sh, &mut self.owner, stole, searched, self.search_cycles);
+                    if next == Step::Search {
+                        // A spinning search can last the whole run: its attempts are published
+                        // as it goes, not only when it ends.
+                        rounds = rounds.wrapping_add(1);
+                        if rounds % SPIN_PUBLISH_EVERY == 0 {
+                            self.publish();
+                        }
+                    }
+                    next
+                }
+                Step::Nap => {
+                    std::thread::park_timeout(SEARCH_NAP);
+                    m.napped()
+                }
+                Step::FallAsleep => m.fall_asleep(sh, &mut self.owner),
+                Step::LastLook => {
+                    let stole = self.last_look();
+                    m.round_ended(sh, &mut self.owner, stole, 0, 0)
+                }
+                Step::Park => {
+                    while self.owner.is_asleep() && !sh.is_shutdown() {
+                        std::thread::park();
+                    }
+                    let next = m.woke(sh, &mut self.owner);
+                    self.record_state(tsc::now(), State::Wake);
+                    next
+                }
+            };
+            if next != prev {
+                self.entered(next, idle_since);
             }
         }
         let dropped = self.owner.clear() + self.local_buf.len();
@@ -126,6 +189,27 @@ impl<'a, D: Design> Worker<'a, D> {
         self.publish();
         if let Some(buf) = self.rec.take() {
             self.sh.deposit_trace(buf);
+        }
+    }
+
+    /// The idle protocol's accounting on entering step `next` (another step than before) of an
+    /// idle period that began at `idle_since`: the trace's state, the idle cycles when the
+    /// period ends, the park count.
+    fn entered(&mut self, next: Step, idle_since: u64) {
+        match next {
+            Step::Work => {
+                let now = tsc::now();
+                self.counters.idle_cycles += now.wrapping_sub(idle_since);
+                self.record_state(now, State::Busy);
+            }
+            Step::Search => self.record_state(tsc::now(), State::Search),
+            Step::Nap => self.record_state(tsc::now(), State::Nap),
+            Step::Park => {
+                self.counters.parks += 1;
+                self.record_state(tsc::now(), State::Sleep);
+                self.publish();
+            }
+            Step::FallAsleep | Step::LastLook => {}
         }
     }
 
@@ -293,27 +377,6 @@ impl<'a, D: Design> Worker<'a, D> {
         }
     }
 
-    /// Nothing queued here: search for work to steal (if this worker may search), then sleep.
-    fn idle(&mut self) {
-        let t0 = tsc::now();
-        self.record_state(t0, State::Idle);
-        self.publish();
-        if self.idle_step(|w| w.search(t0)) == Step::Asleep {
-            self.counters.parks += 1;
-            self.record_state(tsc::now(), State::Sleep);
-            self.publish();
-            while self.owner.is_asleep() && !self.sh.is_shutdown() {
-                std::thread::park();
-            }
-            self.sh.idle().end_sleep();
-            self.owner.wake_up();
-            self.record_state(tsc::now(), State::Wake);
-        }
-        let t1 = tsc::now();
-        self.counters.idle_cycles += t1.wrapping_sub(t0);
-        self.record_state(t1, State::Busy);
-    }
-
     /// Trace a state transition of this core, with its queue length (not read when off).
     #[inline]
     fn record_state(&mut self, at: u64, state: State) {
@@ -327,34 +390,45 @@ impl<'a, D: Design> Worker<'a, D> {
         }
     }
 
-    /// The idle protocol up to the actual sleep (rules 1-3 of `idle`): search with `search` if
-    /// this worker may, then, if that found nothing, mark the core asleep and take the last
-    /// look. `Step::Asleep`: the caller must wait until the owner is no longer asleep, then call
-    /// `sh.idle().end_sleep()` and `owner.wake_up()`.
-    pub(crate) fn idle_step(&mut self, search: impl FnOnce(&mut Self) -> Search) -> Step {
+    /// The idle protocol up to the actual sleep, for the loom model: the step machine from an
+    /// empty queue with one stealing round as the whole search (as if the search time were over
+    /// after it), up to where the worker would park. [`IdleEnd::Asleep`]: the caller must wait
+    /// until the owner is no longer asleep, then call [`Worker::end_sleep`]. The bounded idle
+    /// protocol only (a spinning search never ends by itself).
+    pub(crate) fn idle_step(&mut self) -> IdleEnd {
         let sh = self.sh;
-        let searching = begin_idle(sh);
-        if searching {
-            match search(self) {
-                Search::Stole => {
-                    found_work(sh, self.w());
-                    return Step::Stole;
+        assert!(
+            !sh.stealing().spin,
+            "the model drives the bounded idle protocol"
+        );
+        let mut m = Machine::new(self.w(), true);
+        let mut step = m.queue_empty(sh);
+        loop {
+            step = match step {
+                Step::Search | Step::LastLook => {
+                    let stole = if step == Step::Search {
+                        self.steal_once()
+                    } else {
+                        self.last_look()
+                    };
+                    let next = m.round_ended(sh, &mut self.owner, stole, 1, 0);
+                    if next == Step::Work {
+                        return if stole {
+                            IdleEnd::Stole
+                        } else {
+                            IdleEnd::Awake
+                        };
+                    }
+                    next
                 }
-                Search::Stopped => {
-                    sh.idle().end_search();
-                    return Step::Awake;
-                }
-                Search::TimeUp => {}
-            }
+                Step::FallAsleep => match m.fall_asleep(sh, &mut self.owner) {
+                    Step::Work => return IdleEnd::Awake,
+                    next => next,
+                },
+                Step::Park => return IdleEnd::Asleep,
+                Step::Work | Step::Nap => unreachable!("a search that has timed out naps no more"),
+            };
         }
-        let Some(last_look) = fall_asleep(sh, &mut self.owner, searching) else {
-            return Step::Awake;
-        };
-        if last_look && self.last_look() {
-            cancel_sleep(sh, &mut self.owner);
-            return Step::Stole;
-        }
-        Step::Asleep
     }
 
     /// One steal attempt over the core set, as a search makes it.
@@ -367,48 +441,6 @@ impl<'a, D: Design> Worker<'a, D> {
             &mut self.rec,
             Look::AsDesigned,
         )
-    }
-
-    /// Steal attempts separated by naps until one succeeds, work arrives in the own queue,
-    /// shutdown, or the search time is over. Between attempts the worker naps (SEARCH_NAP)
-    /// instead of spinning: on virtual machines a spinning vCPU slows its sibling, and a
-    /// searching worker is not asleep, so posters never pay a futex wake-up (an IPI, several
-    /// microseconds in a VM) for it. A post to its own queue waits at most one nap.
-    ///
-    /// With `IdleMode::Spin` (the papers') the attempts follow each other with no nap and the
-    /// search has no time limit: it ends only with a steal, work, or shutdown.
-    fn search(&mut self, t0: u64) -> Search {
-        self.record_state(tsc::now(), State::Search);
-        let spin = self.sh.stealing().spin;
-        let mut rounds: u32 = 0;
-        loop {
-            if self.steal_once() {
-                return Search::Stole;
-            }
-            let searched = if spin { 0 } else { tsc::now().wrapping_sub(t0) };
-            match after_round(
-                self.sh,
-                self.owner.state().len(),
-                searched,
-                self.search_cycles,
-            ) {
-                AfterRound::Stop => return Search::Stopped,
-                AfterRound::Sleep => return Search::TimeUp,
-                AfterRound::Again => {
-                    // A spinning search can last the whole run: its attempts are published as
-                    // it goes, not only when it ends.
-                    rounds = rounds.wrapping_add(1);
-                    if rounds % SPIN_PUBLISH_EVERY == 0 {
-                        self.publish();
-                    }
-                }
-                AfterRound::Nap => {
-                    self.record_state(tsc::now(), State::Nap);
-                    std::thread::park_timeout(SEARCH_NAP);
-                    self.record_state(tsc::now(), State::Search);
-                }
-            }
-        }
     }
 
     /// Before sleeping, when no worker searches any more: one steal round locking every victim
@@ -431,8 +463,7 @@ impl<'a, D: Design> Worker<'a, D> {
 
     /// Back from a sleep `idle_step` or `begin_polling` began (for the model).
     pub(crate) fn end_sleep(&mut self) {
-        self.sh.idle().end_sleep();
-        self.owner.wake_up();
+        end_sleep(self.sh, &mut self.owner);
     }
 
     /// The reactor's path to blocking in its poll, as its Epoll event takes it (for the model):
@@ -448,112 +479,9 @@ impl<'a, D: Design> Worker<'a, D> {
     }
 }
 
-// The idle protocol's steps (rules 1-3 of `idle`), shared by the worker's `idle_step` and by
-// whatever drives a worker step by step in virtual time (the simulator's seam, `stepped`).
-
-/// Rule 1: an idle worker starts searching if it may (the runtime steals, and fewer than half
-/// the workers search; with `IdleMode::Spin`, whatever the count). True if it now searches (it
-/// must end with [`found_work`], `sh.idle().end_search()` or [`fall_asleep`]).
-pub(crate) fn begin_idle(sh: &Shared) -> bool {
-    let stealing = sh.stealing();
-    if stealing.spin {
-        sh.idle().begin_search_uncapped();
-        return true;
-    }
-    stealing.on && sh.idle().try_begin_search()
-}
-
-/// Rule 2: the searcher on core `w` stole; it stops searching and, if it was the last
-/// searcher, wakes a sleeper to search in its place.
-pub(crate) fn found_work(sh: &Shared, w: usize) {
-    let last = sh.idle().end_search();
-    if sh.idle().should_wake_successor(last) {
-        sh.wake_thief(w);
-    }
-}
-
-/// Rule 3 up to the last look: mark `owner`'s core asleep (if its queue is still empty), count
-/// it a sleeper, stop searching if it was. `None`: it did not fall asleep (work or shutdown).
-/// `Some(true)`: it is asleep and must take the last look (one steal round locking every
-/// victim), calling [`cancel_sleep`] if that steals; `Some(false)`: asleep, no look needed.
-pub(crate) fn fall_asleep<D: Design>(
-    sh: &Shared,
-    owner: &mut Owner<'_, D>,
-    searching: bool,
-) -> Option<bool> {
-    let asleep = owner.begin_sleep(Sleep::Parked, || !sh.is_shutdown());
-    if !asleep {
-        if searching {
-            sh.idle().end_search();
-        }
-        return None;
-    }
-    sh.idle().begin_sleep();
-    if searching {
-        sh.idle().end_search();
-    }
-    Some(last_look_due(sh))
-}
-
-/// Whether a worker that just fell asleep (in the idle protocol or in the reactor's poll) must
-/// take the last look: the runtime steals and no worker searches any more (rule 3 of `idle`).
-fn last_look_due(sh: &Shared) -> bool {
-    sh.stealing().on && sh.idle().searching() == 0
-}
-
-/// The last look stole: the sleep [`fall_asleep`] began is cancelled.
-pub(crate) fn cancel_sleep<D: Design>(sh: &Shared, owner: &mut Owner<'_, D>) {
-    owner.wake_up();
-    sh.idle().end_sleep();
-}
-
-/// What a searching worker does after a stealing round that stole nothing.
+/// Where the model's [`Worker::idle_step`] left a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AfterRound {
-    /// Work arrived in its own queue, or the runtime shuts down: the search ends.
-    Stop,
-    /// Another round at once (`IdleMode::Spin`: no nap, no end).
-    Again,
-    /// Nap the search nap (`SEARCH_NAP`, 20 us), then another round.
-    Nap,
-    /// The search time is over: the worker goes to sleep (rule 3 of `idle`).
-    Sleep,
-}
-
-/// The search's decision after a round that stole nothing, for the worker's loop and for a
-/// driver in virtual time (`stepped`): `own_len` is the searcher's published queue length,
-/// `searched` the cycles since its search began (ignored when idle workers spin),
-/// `search_cycles` the search time (`search_us` in cycles).
-pub(crate) fn after_round(
-    sh: &Shared,
-    own_len: usize,
-    searched: u64,
-    search_cycles: u64,
-) -> AfterRound {
-    if own_len > 0 || sh.is_shutdown() {
-        AfterRound::Stop
-    } else if sh.stealing().spin {
-        AfterRound::Again
-    } else if searched > search_cycles {
-        AfterRound::Sleep
-    } else {
-        AfterRound::Nap
-    }
-}
-
-/// How a search ended.
-pub(crate) enum Search {
-    /// It stole: there is work in the own queue.
-    Stole,
-    /// Work arrived in the own queue, or the runtime shuts down.
-    Stopped,
-    /// Nothing found within the search time.
-    TimeUp,
-}
-
-/// Where the idle protocol left a worker (see `Model::idle_step`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
+pub enum IdleEnd {
     /// It stole work (in the search or the last look).
     Stole,
     /// It did not sleep: work arrived in its queue, or shutdown.
@@ -614,7 +542,6 @@ impl<D: Design> WorkerOps for Ops<'_, '_, D> {
     }
 
     fn end_polling(&mut self) {
-        self.sh.idle().end_sleep();
-        self.owner.wake_up();
+        end_sleep(self.sh, self.owner);
     }
 }

@@ -40,7 +40,7 @@
 //! event.
 #![cfg(loom)]
 
-use colored_runtime::model::{Model, Step};
+use colored_runtime::model::{IdleEnd, Model};
 use colored_runtime::{
     Color, Fidelity, HandlerId, HandlerSpec, QueueKind, RuntimeConfig, StealAmount, StealPolicy,
 };
@@ -471,7 +471,7 @@ enum Sleep {
 /// Worker `w` on its way to sleep, as `how` says; true if it ended up asleep.
 fn go_to_sleep(m: &Model, w: usize, how: Sleep) -> bool {
     match how {
-        Sleep::Park => m.idle_step(w) == Step::Asleep,
+        Sleep::Park => m.idle_step(w) == IdleEnd::Asleep,
         Sleep::Poll => m.begin_polling(w),
     }
 }

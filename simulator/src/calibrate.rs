@@ -11,7 +11,7 @@
 //! Every figure is the median of repeated samples, in cycles of the time-stamp counter.
 
 use anyhow::{bail, Context, Result};
-use colored_runtime::stepped::{Round, SimRuntime, Sleep, StealTry, SEARCH_NAP};
+use colored_runtime::stepped::{Round, SimRuntime, StealTry, Step, SEARCH_NAP};
 use colored_runtime::topology::Machine;
 use colored_runtime::{tsc, Color, HandlerSpec, QueueKind, Runtime, RuntimeConfig, StealPolicy};
 use serde::{Deserialize, Serialize};
@@ -460,7 +460,9 @@ fn steal_half(colors: usize) -> Result<f64> {
     }
 }
 
-/// Uncontended lock and unlock: the parking check on a core with work queued.
+/// Uncontended lock and unlock: the machine's `FallAsleep` step on a core with work queued (the
+/// parking check under the own lock, after the idle period's start, which takes no lock with
+/// stealing off).
 fn lock_cost(samples: usize) -> Result<f64> {
     let mut s = sim(QueueKind::Mely, StealPolicy::Off, 1)?;
     let h = s.register(HandlerSpec::new("e"));
@@ -469,7 +471,8 @@ fn lock_cost(samples: usize) -> Result<f64> {
         let (t, parked) = time(|| {
             let mut p = false;
             for _ in 0..100 {
-                p |= s.fall_asleep(0) != Sleep::Awake;
+                s.queue_empty(0);
+                p |= s.fall_asleep(0) != Step::Work;
             }
             p
         });

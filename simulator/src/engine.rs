@@ -1,12 +1,16 @@
 //! The discrete-event engine: virtual cores on a virtual cycle clock, driving the runtime's real
 //! queues and stealing decisions through `colored_runtime::stepped::SimRuntime`.
 //!
-//! Each virtual core is a worker's loop as a state machine (one pending step in the agenda at
-//! a time, or parked):
-//! 1. `Pop` (under its own lock): what the previous batch posted to this core is enqueued and
-//!    the next batch popped, which becomes the core's running set (`Owner::flush_and_pop`); or
-//!    nothing, which starts the idle protocol.
-//! 2. `Run` each event: the runtime runs its closure, which hands over the event's [`Job`]; the
+//! Each virtual core runs the worker's own step machine (`colored_runtime::stepped::Step`, the
+//! machine the worker threads run: `Work`, `Search`, `Nap`, `FallAsleep`, `LastLook`, `Park`,
+//! and every decision between them). The engine performs each step in virtual time, cut into
+//! phases where a worker takes or waits for a lock (one pending phase in the agenda at a
+//! time, or parked):
+//! 1. `Work`: `Pop` (under its own lock): what the previous batch posted to this core is
+//!    enqueued and the next batch popped, which becomes the core's running set
+//!    (`Owner::flush_and_pop`); or nothing, which ends the step (`SimRuntime::queue_empty`:
+//!    the machine says whether the core searches or goes to sleep).
+//!    `Run` each event: the runtime runs its closure, which hands over the event's [`Job`]; the
 //!    event lasts the runtime's per-event cost plus its work plus its cache misses (the cache
 //!    model, from the data it touches), plus the lines of the event itself when another core
 //!    posted it and of the shared atomics it updates when another core wrote them last.
@@ -15,16 +19,14 @@
 //!    runtime's `post_batch`, as `Ctx` does: 32 by default, every post with `--post-batch 1`;
 //!    the rest waits for the next `Pop`), remote ones under the target's lock after a flush.
 //!    `Done`: the next event, or the next `Pop`.
-//! 3. Idle, the runtime's protocol (`idle`): `Search` rounds over the policy's core set (one
-//!    victim per step, both locks; a design that peeks skips empty victims unlocked) if the
-//!    runtime lets the core search (`begin_idle`: fewer than half the cores search, or every
-//!    core with `--idle spin`; never a core past `--thieves`). After a round that stole
-//!    nothing the runtime's own rule (`worker::after_round`, through `SimRuntime::after_round`)
-//!    says what follows: the search ends (work arrived), the next round at once (spinning),
-//!    a nap, or sleep once the search interval is over. `Sleep` is under the own lock; the
-//!    last searcher to sleep takes the last look (a round locking every victim). A sleeping
-//!    core is woken when a post claims it (the real post path, or a stealable post waking a
-//!    thief) and resumes after the calibrated wake-up latency; the poster pays the wake-up.
+//! 2. `Search` and `LastLook`: a round over the policy's core set, one victim per phase
+//!    (both locks; a design that peeks skips empty victims unlocked in a search, never in the
+//!    last look); then the machine decides (`SimRuntime::round_ended`): work, the next round at
+//!    once (spinning), a nap, sleep once the search interval is over, or, after a last look,
+//!    the park. `Nap` ends after the calibrated nap. `FallAsleep` is under the own lock.
+//!    `Park`: a sleeping core is woken when a post claims it (the real post path, or a
+//!    stealable post waking a thief) and resumes after the calibrated wake-up latency; the
+//!    poster pays the wake-up.
 //!
 //! Locks: each core's lock is free from a virtual cycle on; a step that needs a held lock is put
 //! back until it is free (the wait and the hold count as locking time), so a victim locked by a
@@ -47,14 +49,21 @@
 //!
 //! Where the simulator still differs from the threads (each decision above is the runtime's
 //! code; these are the engine's driving of it):
-//! - The worker's loop is cut into steps here (`Phase`) rather than run as one loop: the engine
-//!   needs to stop at every lock to order cores in virtual time, which the thread loop does
-//!   not expose. The steps call the same runtime functions (`stepped`), so the queues, the
-//!   policies and the idle protocol's decisions are the runtime's; the order of the steps
-//!   follows `worker::Worker::run_batch`, `idle` and `search`.
+//! - The machine's `Work` and stealing rounds are cut into phases here (`Phase`) where a thread
+//!   performs them in one go: the engine stops at every lock to order cores in virtual time.
+//!   Inside `Work` the phases follow `worker::Worker::run_batch` and `Ctx`'s posting; inside a
+//!   round, `steal::try_steal`'s loop. Which step follows which is the machine's alone.
 //! - A core that may not steal (`--thieves`) and sleeps while idle cores spin polls its own
 //!   queue instead: it resumes one pop after a post claims it and the poster pays no wake-up
 //!   (the threaded runtime has no such cores).
+//! - A thief waits until both locks of a steal are free at once; the runtime takes them in
+//!   core order and holds the first while it waits for the second (`core::lock_pair`). Holding
+//!   it would need a phase per lock of the pair; the difference is a lock wait counted on one
+//!   core instead of two.
+//! - An event's posts go out after its work (`Posts`), where a closure posts as it runs: the
+//!   workload model hands the engine an event's work and its posts, not their interleaving.
+//! - Locking time is counted on every lock operation; the threads time one in `LOCK_SAMPLE`
+//!   (reading the cycle counter costs there, not here).
 //! - Profiles are fed at every event (a virtual clock costs nothing to read); the threads time
 //!   a sample.
 //! - The cost of a step is charged from the calibration, not measured on the virtual core.
@@ -70,7 +79,7 @@ use super::calibrate::{Calibration, DesignCosts};
 use super::vctx::{self, Effects, Held, Job, Then};
 use super::workload::Workload;
 use anyhow::{bail, Result};
-use colored_runtime::stepped::{AfterRound, Round, SimRuntime, Sleep, StealTry};
+use colored_runtime::stepped::{Round, SimRuntime, StealTry, Step};
 use colored_runtime::{Color, HandlerId, LockKind, QueueKind, StealWalk};
 use colored_trace::record::{sat16, sat32};
 use colored_trace::{Bound, Record, Recorder, State, StealOutcome, TraceBuf, NO_SEQ};
@@ -208,13 +217,14 @@ enum Phase {
     Flush(Box<Phase>),
     Remote,
     Done,
-    /// One victim of a stealing round (a search's, or the last look before sleeping).
+    /// One victim of a stealing round (the machine's `Search` or `LastLook`).
     Search {
         order: Option<Vec<usize>>,
         next: usize,
-        round: Round,
     },
-    /// Go to sleep under the own lock (the idle protocol's rule 3).
+    /// The search nap is over (the machine's `Nap`).
+    Nap,
+    /// Go to sleep under the own lock (the machine's `FallAsleep`).
     Sleep,
     Parked,
     Wake,
@@ -225,8 +235,8 @@ struct VCore {
     stats: CoreStats,
     /// Lock wait of the step in progress (added to the locking time when the lock is taken).
     waited: u64,
+    /// When the current idle period began (its search time counts from there).
     idle_since: Option<u64>,
-    search_start: u64,
     current: Option<Current>,
     held: VecDeque<Held>,
     /// Local posts in the buffer since the last flush.
@@ -312,7 +322,6 @@ impl<'w> Engine<'w> {
                 stats: CoreStats::default(),
                 waited: 0,
                 idle_since: None,
-                search_start: 0,
                 current: None,
                 held: VecDeque::new(),
                 buffered: 0,
@@ -544,38 +553,50 @@ impl<'w> Engine<'w> {
             }
             Phase::Remote => return Ok(Some(self.remote(w))),
             Phase::Done => self.done(w),
-            Phase::Search { order, next, round } => {
-                return Ok(Some(self.search(w, order, next, round)))
-            }
+            Phase::Search { order, next } => return Ok(Some(self.search(w, order, next))),
             Phase::Sleep => {
                 if let Some(at) = self.wait_for(w, &[w]) {
                     return Ok(Some((at, Phase::Sleep)));
                 }
                 let hold = self.jit(self.costs.lock);
                 let hold = self.hold(w, &[w], hold);
-                match self.rt.fall_asleep(w) {
-                    Sleep::Awake => (now + hold, Phase::Pop),
-                    Sleep::Asleep { last_look: true } => (now + hold, Self::round(Round::LastLook)),
-                    Sleep::Asleep { last_look: false } => (now + hold, Phase::Parked),
-                }
+                let next = self.rt.fall_asleep(w);
+                (now + hold, self.phase_for(w, next))
+            }
+            Phase::Nap => {
+                let next = self.rt.napped(w);
+                self.record_state(w, State::Search);
+                (now, self.phase_for(w, next))
             }
             Phase::Wake => {
-                self.rt.end_sleep(w);
+                let next = self.rt.woke(w);
                 self.cores[w].waking = false;
                 self.cores[w].parked = false;
                 self.record_state(w, State::Wake);
-                (now, Phase::Pop)
+                (now, self.phase_for(w, next))
             }
             Phase::Parked => bail!("core {w}: a parked core was scheduled"),
         }))
     }
 
-    /// A new stealing round.
-    fn round(round: Round) -> Phase {
-        Phase::Search {
-            order: None,
-            next: 0,
-            round,
+    /// The engine's phase that performs step `step` of core `w`'s machine, now. `Park` is
+    /// `Phase::Parked` unless a post claimed the wake-up already (during the last look): then
+    /// the core never parks and the machine's park ends at once, as a worker's `park` returns
+    /// at once for a claimed wake-up.
+    fn phase_for(&mut self, w: usize, step: Step) -> Phase {
+        match step {
+            Step::Work => Phase::Pop,
+            Step::Search | Step::LastLook => Phase::Search {
+                order: None,
+                next: 0,
+            },
+            Step::Nap => Phase::Nap,
+            Step::FallAsleep => Phase::Sleep,
+            Step::Park if self.rt.is_asleep(w) => Phase::Parked,
+            Step::Park => {
+                let next = self.rt.woke(w);
+                self.phase_for(w, next)
+            }
         }
     }
 
@@ -601,13 +622,11 @@ impl<'w> Engine<'w> {
             self.cores[w].idle_since = Some(self.now);
             self.record_state(w, State::Idle);
         }
-        if self.rt.begin_idle(w) {
-            self.cores[w].search_start = at;
+        let next = self.rt.queue_empty(w);
+        if next == Step::Search {
             self.record_state(w, State::Search);
-            (at, Self::round(Round::Search))
-        } else {
-            (at, Phase::Sleep)
         }
+        (at, self.phase_for(w, next))
     }
 
     fn run_event(&mut self, w: usize) -> Result<(u64, Phase)> {
@@ -805,14 +824,9 @@ impl<'w> Engine<'w> {
 
     /// One victim of a stealing round, or the round's end: in a search, a nap, sleep, or the own
     /// work; after the last look, sleep (or the wake-up claimed meanwhile).
-    fn search(
-        &mut self,
-        w: usize,
-        order: Option<Vec<usize>>,
-        mut next: usize,
-        round: Round,
-    ) -> (u64, Phase) {
+    fn search(&mut self, w: usize, order: Option<Vec<usize>>, mut next: usize) -> (u64, Phase) {
         let fresh = order.is_none();
+        let round = self.rt.round(w);
         let order = order.unwrap_or_else(|| self.rt.core_set(w));
         while next < order.len() {
             let v = order[next];
@@ -824,7 +838,6 @@ impl<'w> Engine<'w> {
                 let phase = Phase::Search {
                     order: Some(order),
                     next,
-                    round,
                 };
                 return (at, phase);
             }
@@ -847,7 +860,6 @@ impl<'w> Engine<'w> {
                     let phase = Phase::Search {
                         order: Some(order),
                         next: next + 1,
-                        round,
                     };
                     return (self.now + hold, phase);
                 }
@@ -886,47 +898,34 @@ impl<'w> Engine<'w> {
                     s.stolen_colors += colors as u64;
                     s.steal_nodes += nodes as u64;
                     s.steal_cost_cycles += hold;
-                    match round {
-                        Round::Search => self.rt.found_work(w),
-                        Round::LastLook => self.rt.cancel_sleep(w),
-                    }
+                    let step = self.rt.round_ended(w, true, 0, 0);
                     self.record_state_at(w, self.now + hold, State::Busy);
-                    return (self.now + hold, Phase::Pop);
+                    return (self.now + hold, self.phase_for(w, step));
                 }
             }
         }
-        if round == Round::LastLook {
-            if self.rt.is_asleep(w) {
-                return (self.now, Phase::Parked);
-            }
-            // A post claimed the wake-up during the look: the worker never parks.
-            self.rt.end_sleep(w);
-            return (self.now, Phase::Pop);
-        }
-        let searched = self.now - self.cores[w].search_start;
-        match self.rt.after_round(w, searched, self.costs.search as u64) {
-            AfterRound::Stop => {
-                self.rt.stop_search(w);
-                (self.now, Phase::Pop)
-            }
-            AfterRound::Sleep => (self.now, Phase::Sleep),
+        let searched = self.cores[w].idle_since.map_or(0, |since| self.now - since);
+        let step = self
+            .rt
+            .round_ended(w, false, searched, self.costs.search as u64);
+        match (round, step) {
             // A spinning search's next round starts at once: its cost is its steps', or, for a
             // round that locked no victim (a peeking design passing over empty queues), one
             // uncontended lock operation's, for the peeks and the loop.
-            AfterRound::Again => {
+            (Round::Search, Step::Search) => {
                 let dt = if fresh {
                     self.jit(self.costs.lock).max(1)
                 } else {
                     0
                 };
-                (self.now + dt, Self::round(Round::Search))
+                (self.now + dt, self.phase_for(w, step))
             }
-            AfterRound::Nap => {
+            (_, Step::Nap) => {
                 let nap = self.jit(self.costs.search_nap);
                 self.record_state(w, State::Nap);
-                self.record_state_at(w, self.now + nap, State::Search);
-                (self.now + nap, Self::round(Round::Search))
+                (self.now + nap, Phase::Nap)
             }
+            _ => (self.now, self.phase_for(w, step)),
         }
     }
 

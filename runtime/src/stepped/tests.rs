@@ -184,21 +184,30 @@ fn local_posts_wait_for_the_pop() {
 fn idle_protocol_steps() {
     let mut s = sim(QueueKind::Mely, StealPolicy::Base, "e5410", 4);
     let h = s.register(HandlerSpec::new("h"));
-    assert!(s.begin_idle(1) && s.begin_idle(2));
-    assert!(!s.begin_idle(3), "at most half the cores search");
-    assert_eq!(s.fall_asleep(3), Sleep::Asleep { last_look: false });
-    assert_eq!(s.fall_asleep(2), Sleep::Asleep { last_look: false });
+    assert_eq!(s.queue_empty(1), Step::Search);
+    assert_eq!(s.queue_empty(2), Step::Search);
+    assert_eq!(
+        s.queue_empty(3),
+        Step::FallAsleep,
+        "at most half the cores search"
+    );
+    assert_eq!(s.fall_asleep(3), Step::Park, "searchers left: no last look");
+    // Core 2's search time is over (2 cycles searched of 1).
+    assert_eq!(s.round_ended(2, false, 2, 1), Step::FallAsleep);
+    assert_eq!(s.fall_asleep(2), Step::Park);
     // Core 1 still searches: a post leaving something to steal on core 0 wakes nobody.
     for c in [4, 8] {
         s.handle().post(Color(c), h, |_| {}).unwrap();
     }
     assert!(s.is_asleep(2) && s.is_asleep(3));
-    assert_eq!(s.fall_asleep(1), Sleep::Asleep { last_look: true });
+    assert_eq!(s.round_ended(1, false, 2, 1), Step::FallAsleep);
+    assert_eq!(s.fall_asleep(1), Step::LastLook, "the last searcher looks");
+    assert_eq!(s.round(1), Round::LastLook);
     assert!(matches!(
         s.steal_from(1, 0, Round::LastLook),
         StealTry::Stole { colors: 1, .. }
     ));
-    s.cancel_sleep(1);
+    assert_eq!(s.round_ended(1, true, 0, 0), Step::Work, "sleep cancelled");
     // Nobody searches now: the next stealable post (core 0 holds colors 8 and 12) wakes a
     // sleeper.
     s.handle().post(Color(12), h, |_| {}).unwrap();
@@ -211,9 +220,59 @@ fn idle_protocol_steps() {
     s.handle().post(Color(3), h, |_| {}).unwrap();
     assert!(!s.is_asleep(3));
     for w in [2, 3] {
-        s.end_sleep(w);
+        assert_eq!(s.woke(w), Step::Work);
     }
-    assert!(!s.begin_idle(3) || s.fall_asleep(3) == Sleep::Awake);
+    // Core 3 has work queued: whichever way its idle period starts, it ends at once.
+    let next = match s.queue_empty(3) {
+        Step::Search => s.round_ended(3, false, 0, 1),
+        Step::FallAsleep => s.fall_asleep(3),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(next, Step::Work);
+    assert!(!s.is_searching(3));
+}
+
+/// The step machine's search: a bounded search naps until its time is over, then sleeps; a
+/// spinning one (the papers' `IdleMode::Spin`) searches again at once and never sleeps while
+/// stealing is on; a core past `set_thieves` never searches nor takes the last look; shutdown
+/// ends a search.
+#[test]
+fn step_machine_search_follows_the_idle_mode() {
+    let mut s = sim(QueueKind::Libasync, StealPolicy::Base, "e5410", 2);
+    assert_eq!(s.queue_empty(0), Step::Search);
+    assert_eq!(s.round_ended(0, false, 1, 10), Step::Nap);
+    assert_eq!(s.napped(0), Step::Search);
+    assert_eq!(s.round_ended(0, false, 11, 10), Step::FallAsleep);
+    assert_eq!(s.fall_asleep(0), Step::LastLook);
+    assert_eq!(s.round_ended(0, false, 0, 0), Step::Park);
+    assert!(s.is_asleep(0));
+    s.handle().sh.begin_shutdown();
+    assert!(!s.is_asleep(0), "shutdown notifies every sleeper");
+    assert_eq!(s.woke(0), Step::Work);
+    assert_eq!(s.queue_empty(1), Step::Search);
+    assert_eq!(
+        s.round_ended(1, false, 1, 10),
+        Step::Work,
+        "shutdown ends the search"
+    );
+
+    let cfg = RuntimeConfig {
+        workers: 4,
+        queue: QueueKind::Mely,
+        stealing: StealPolicy::Base,
+        idle: crate::config::IdleMode::Spin,
+        ..Default::default()
+    };
+    let mut s = SimRuntime::new(cfg, &Machine::builtin("e5410").unwrap()).unwrap();
+    s.set_thieves(3);
+    for w in 0..3 {
+        assert_eq!(s.queue_empty(w), Step::Search, "every thief searches");
+        for _ in 0..3 {
+            assert_eq!(s.round_ended(w, false, u64::MAX, 0), Step::Search);
+        }
+    }
+    assert_eq!(s.queue_empty(3), Step::FallAsleep, "core 3 may not steal");
+    assert_eq!(s.fall_asleep(3), Step::Park, "and takes no last look");
 }
 
 /// The threshold follows the runtime's moving average of the virtual costs fed to it, and
