@@ -29,53 +29,97 @@ pub const STEPS: [(&str, &str); 7] = [
     ("paper", "all of them (--fidelity paper + overhead)"),
 ];
 
-/// The ratios the ablation follows: (label, bench, numerator runtime, numerator stealing),
-/// each over the table's first row (libasync-smp without stealing), and the paper's value.
-pub const RATIOS: [(&str, &str, &str, &str, f64); 6] = [
-    (
-        "unbalanced: libasync WS / off",
-        "unbalanced",
-        "libasync",
-        "base",
-        122.0 / 1310.0,
-    ),
-    (
-        "unbalanced: Mely base / off",
-        "unbalanced",
-        "mely",
-        "base",
-        1195.0 / 1310.0,
-    ),
-    (
-        "unbalanced: time-left / off",
-        "unbalanced",
-        "mely",
-        "time-left-one",
-        2042.0 / 1310.0,
-    ),
-    (
-        "penalty: libasync WS / off",
-        "penalty",
-        "libasync",
-        "base",
-        190.0 / 1103.0,
-    ),
-    (
-        "penalty: Mely base / off",
-        "penalty",
-        "mely",
-        "base",
-        1386.0 / 1103.0,
-    ),
+/// The ratios the ablation follows: (label, paper table, row), each the row over its table's
+/// first row (libasync-smp without stealing). The configuration and the paper's figures come
+/// from the paper tables (`microbench_defs::tables::specs`).
+const FOLLOWED: [(&str, &str, &str); 6] = [
+    ("unbalanced: libasync WS / off", "III", "Libasync-smp - WS"),
+    ("unbalanced: Mely base / off", "III", "Mely - base WS"),
+    ("unbalanced: time-left / off", "IV", "Mely - time-aware WS"),
+    ("penalty: libasync WS / off", "V", "Libasync-smp - WS"),
+    ("penalty: Mely base / off", "V", "Mely - base WS"),
     (
         "penalty: penalty-aware / off",
-        "penalty",
-        "mely",
-        // Keyed as the tables key time-left policies: with the steal amount.
-        "penalty-one",
-        2122.0 / 1103.0,
+        "V",
+        "Mely - penalty-aware WS",
     ),
 ];
+
+/// One ratio the ablation follows.
+#[derive(Clone, Debug)]
+pub struct Ratio {
+    /// Its column label.
+    pub label: &'static str,
+    /// The benchmark.
+    pub bench: &'static str,
+    /// The numerator's runtime.
+    pub runtime: &'static str,
+    /// The numerator's stealing key (as the simulated results name it).
+    pub stealing: String,
+    /// The paper's value of the ratio.
+    pub paper: f64,
+}
+
+/// A row of a paper table, by table id and row label.
+fn paper_row<'t>(
+    specs: &'t [tables::TableSpec],
+    id: &str,
+    label: &str,
+) -> (&'t tables::TableSpec, &'t tables::RowSpec) {
+    let t = specs
+        .iter()
+        .find(|t| t.id == id)
+        .unwrap_or_else(|| panic!("no paper table {id}"));
+    let r = t
+        .rows
+        .iter()
+        .find(|r| r.label == label)
+        .unwrap_or_else(|| panic!("no row {label:?} in table {id}"));
+    (t, r)
+}
+
+/// The ratios the ablation and the thief sweep follow ([`FOLLOWED`]), with the paper's values.
+pub fn ratios() -> Vec<Ratio> {
+    let specs = tables::specs();
+    FOLLOWED
+        .iter()
+        .map(|&(label, id, row)| {
+            let (t, r) = paper_row(&specs, id, row);
+            let kev = |r: &tables::RowSpec| {
+                r.paper_kevents
+                    .unwrap_or_else(|| panic!("table {id} row {:?} has no paper figure", r.label))
+            };
+            Ratio {
+                label,
+                bench: t.bench,
+                runtime: r.runtime,
+                stealing: r.config.key(),
+                paper: kev(r) / kev(&t.rows[0]),
+            }
+        })
+        .collect()
+}
+
+/// The followed ratios of `unbalanced` (the thief sweep's: one victim, the others thieves).
+fn unbalanced_ratios() -> Vec<Ratio> {
+    ratios()
+        .into_iter()
+        .filter(|r| r.bench == "unbalanced")
+        .collect()
+}
+
+/// The paper's libasync-smp WS steal cost (Table III) and locking time (Table III-locking) on
+/// `unbalanced`, the reference row of the ablation's last two columns.
+fn paper_libasync_ws() -> (f64, f64) {
+    let specs = tables::specs();
+    let metric = |id: &str| {
+        paper_row(&specs, id, "Libasync-smp - WS")
+            .1
+            .paper_metric
+            .unwrap_or_else(|| panic!("table {id}: no paper metric for libasync-smp WS"))
+    };
+    (metric("III"), metric("III-locking"))
+}
 
 /// Everything of the paper mode under `sim/`.
 #[derive(Clone, Debug, Default)]
@@ -156,16 +200,18 @@ impl PaperMode {
 
     /// The ablation's series for a chart: per ratio, (step index, ratio).
     pub fn ablation_series(&self) -> Vec<(String, Vec<(f64, f64)>)> {
-        RATIOS
+        ratios()
             .iter()
-            .map(|(label, b, rt, st, _)| {
+            .map(|r| {
                 let v = self
                     .ablation
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, pts)| ratio_in(pts, b, rt, st).map(|r| (i as f64, r)))
+                    .filter_map(|(i, pts)| {
+                        ratio_in(pts, r.bench, r.runtime, &r.stealing).map(|x| (i as f64, x))
+                    })
                     .collect();
-                (label.to_string(), v)
+                (r.label.to_string(), v)
             })
             .filter(|(_, v): &(String, Vec<(f64, f64)>)| !v.is_empty())
             .collect()
@@ -246,10 +292,15 @@ fn prediction_table(m: &PaperMode, t: &tables::TableSpec, out: &mut String) {
 
 /// A table row's cells after its label: each of `ratios` in `pts`, then libasync-smp's steal
 /// cost and locking time on `unbalanced`.
-fn row_cells(pts: &[SimPoint], ratios: &[(&str, &str, &str, &str, f64)]) -> String {
+fn row_cells(pts: &[SimPoint], ratios: &[Ratio]) -> String {
     let cells: String = ratios
         .iter()
-        .map(|(_, b, rt, st, _)| format!(" {} |", fmt_opt(ratio_in(pts, b, rt, st))))
+        .map(|r| {
+            format!(
+                " {} |",
+                fmt_opt(ratio_in(pts, r.bench, r.runtime, &r.stealing))
+            )
+        })
         .collect();
     let lws = find(pts, "unbalanced", "libasync", "base");
     format!(
@@ -267,19 +318,24 @@ fn ablation_section(m: &PaperMode, validation_note: &str, out: &mut String) {
          paper mechanism at a time, then all of them; each cell is a table's ratio over libasync-smp \
          without stealing (the paper's first row).\n"
     );
-    let head: String = RATIOS.iter().map(|r| format!(" {} |", r.0)).collect();
+    let ratios = ratios();
+    let head: String = ratios.iter().map(|r| format!(" {} |", r.label)).collect();
     let _ = writeln!(
         out,
         "| step |{head} libasync WS steal cost (cycles) | libasync WS locking time % |\n|---|{}---:|---:|",
-        "---:|".repeat(RATIOS.len())
+        "---:|".repeat(ratios.len())
     );
-    let paper_row: String = RATIOS.iter().map(|r| format!(" {:.2} |", r.4)).collect();
+    let paper: String = ratios
+        .iter()
+        .map(|r| format!(" {:.2} |", r.paper))
+        .collect();
+    let (cost, locking) = paper_libasync_ws();
     let _ = writeln!(
         out,
-        "| the paper (measured, for reference) |{paper_row} 28329 | 39.73 |"
+        "| the paper (measured, for reference) |{paper} {cost:.0} | {locking:.2} |"
     );
     for ((_, what), pts) in STEPS.iter().zip(&m.ablation) {
-        let _ = writeln!(out, "| {what} |{}", row_cells(pts, &RATIOS));
+        let _ = writeln!(out, "| {what} |{}", row_cells(pts, &ratios));
     }
     out.push('\n');
     for s in ablation_findings(m) {
@@ -296,8 +352,9 @@ pub fn ablation_findings(m: &PaperMode) -> Vec<String> {
     if m.ablation.len() != STEPS.len() {
         return out;
     }
-    for (label, b, rt, st, paper) in RATIOS {
-        let at = |i: usize| ratio_in(&m.ablation[i], b, rt, st);
+    for r in ratios() {
+        let (label, paper) = (r.label, r.paper);
+        let at = |i: usize| ratio_in(&m.ablation[i], r.bench, r.runtime, &r.stealing);
         let (Some(ours), Some(all)) = (at(0), at(STEPS.len() - 1)) else {
             continue;
         };
@@ -336,15 +393,16 @@ pub fn ablation_findings(m: &PaperMode) -> Vec<String> {
 }
 
 fn thieves_section(m: &PaperMode, out: &mut String) {
+    let unbalanced = unbalanced_ratios();
     let _ = writeln!(
         out,
         "**Thief count (SIMULATED e5410, 8 cores, everything paper, K thieves of the one victim: cores 0 to K steal, core 0 being the victim)**\n\n\
          | K |{} libasync WS steal cost (cycles) | libasync WS locking time % |\n|---:|{}---:|---:|",
-        RATIOS[..3].iter().map(|r| format!(" {} |", r.0)).collect::<String>(),
-        "---:|".repeat(3)
+        unbalanced.iter().map(|r| format!(" {} |", r.label)).collect::<String>(),
+        "---:|".repeat(unbalanced.len())
     );
     for (k, pts) in &m.thieves {
-        let _ = writeln!(out, "| {k} |{}", row_cells(pts, &RATIOS[..3]));
+        let _ = writeln!(out, "| {k} |{}", row_cells(pts, &unbalanced));
     }
     out.push('\n');
     for s in thieves_findings(m) {
@@ -358,11 +416,12 @@ fn thieves_section(m: &PaperMode, out: &mut String) {
 /// more than it gives).
 pub fn thieves_findings(m: &PaperMode) -> Vec<String> {
     let mut out = Vec::new();
-    for (label, b, rt, st, _) in &RATIOS[..3] {
+    for r in unbalanced_ratios() {
+        let label = r.label;
         let v: Vec<(usize, f64)> = m
             .thieves
             .iter()
-            .filter_map(|(k, pts)| ratio_in(pts, b, rt, st).map(|r| (*k, r)))
+            .filter_map(|(k, pts)| ratio_in(pts, r.bench, r.runtime, &r.stealing).map(|x| (*k, x)))
             .collect();
         let (Some(peak), Some(last)) = (
             v.iter().copied().max_by(|a, c| a.1.total_cmp(&c.1)),

@@ -485,7 +485,7 @@ pub fn trace_of(run: &mut SimRun) -> Option<colored_trace::Trace> {
     };
     let mut configuration = cfg.trace_configuration();
     configuration.extend([
-        ("bench".to_string(), run.spec.bench.name().to_string()),
+        ("benchmark".to_string(), run.spec.bench.name().to_string()),
         ("topology".to_string(), run.platform.name.clone()),
         (
             "thieves".to_string(),
