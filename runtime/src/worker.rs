@@ -479,7 +479,7 @@ impl<'a, D: Design> Worker<'a, D> {
     }
 }
 
-/// Where the model's [`Worker::idle_step`] left a worker.
+/// Where the model's `Model::idle_step` (`Worker::idle_step`) left a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdleEnd {
     /// It stole work (in the search or the last look).

@@ -32,18 +32,18 @@ use crate::shared::Shared;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     /// Pop and run batches until a pop finds the own queue empty; then
-    /// [`Machine::queue_empty`].
+    /// `Machine::queue_empty`.
     Work,
-    /// One stealing round of a search; then [`Machine::round_ended`].
+    /// One stealing round of a search; then `Machine::round_ended`.
     Search,
-    /// The search nap between two rounds; then [`Machine::napped`].
+    /// The search nap between two rounds; then `Machine::napped`.
     Nap,
-    /// Go to sleep: [`Machine::fall_asleep`] (under the own lock).
+    /// Go to sleep: `Machine::fall_asleep` (under the own lock).
     FallAsleep,
     /// The last look before sleeping: one round locking every victim; then
-    /// [`Machine::round_ended`].
+    /// `Machine::round_ended`.
     LastLook,
-    /// Asleep until a post claims the wake-up (or shutdown); then [`Machine::woke`].
+    /// Asleep until a post claims the wake-up (or shutdown); then `Machine::woke`.
     Park,
 }
 
@@ -82,11 +82,13 @@ impl Machine {
     }
 
     /// Let this worker steal or not (takes effect at its next idle period).
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn set_may_steal(&mut self, may: bool) {
         self.may_steal = may;
     }
 
     /// Whether this worker counts as a searcher now.
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn is_searching(&self) -> bool {
         self.searching
     }
