@@ -537,14 +537,16 @@ fn header(
         match (c.same_machine, c.absolute_gated) {
             (true, true) => "same machine: absolute figures are gated as well as the ratios".to_string(),
             (true, false) if c.calibration.is_some() => format!(
-                "same machine, a run started on a busy machine (load average {} and {}): the ratios and the \
+                "same machine, a run started with the machine loaded (1-minute load average {} and {}, at \
+                 least half the cores; a previous run's own workers count too): the ratios and the \
                  absolute figures the A/A calibration covers are gated; the others are shown",
                 load(base),
                 load(new)
             ),
             (true, false) => format!(
-                "same machine, but a run started on a busy machine (load average {} and {}): only the ratios \
-                 are gated; absolute figures are shown (use --ab: paired runs gate them)",
+                "same machine, but a run started with the machine loaded (1-minute load average {} and {}, \
+                 at least half the cores; a previous run's own workers count too): only the ratios are \
+                 gated; absolute figures are shown (use --ab: paired runs gate them)",
                 load(base),
                 load(new)
             ),

@@ -40,6 +40,9 @@ pub struct MicroRow {
     /// The array sizes the first repetition reported (`penalty`, `cache-efficient`), as the
     /// sentence the tables print ([`microbench_defs::tables::sizes_sentence`]).
     pub sizes: Option<String>,
+    /// The runtime's fidelity preset the first repetition ran with (`ours`, `paper`, or
+    /// `custom`; `None` in results written before the paper mode existed).
+    pub fidelity: Option<String>,
     pub reps: Vec<Rep>,
 }
 
@@ -439,6 +442,7 @@ impl Results {
         };
         let sized_to = item.extra_str("sized_to").map(String::from);
         let sizes = microbench_defs::tables::sizes_sentence(&item.extra);
+        let fidelity = item.fidelity.clone();
         let (bench, runtime) = (item.bench, item.runtime);
         let Some(kevents) = finite(Some(item.kevents_per_sec)) else {
             return Err(format!("{bench} {runtime} {stealing}: no kevents_per_sec"));
@@ -466,6 +470,7 @@ impl Results {
                 config,
                 sized_to,
                 sizes,
+                fidelity,
                 reps: vec![rep],
             }),
         }

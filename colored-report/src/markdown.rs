@@ -9,6 +9,38 @@ use super::{fmt_opt, ratio};
 use microbench_defs::tables::{self, Measured};
 use std::fmt::Write;
 
+/// Which fidelity preset the colored rows of the microbenchmark tables ran with, from their
+/// results (tokio and results written before the paper mode record none).
+fn fidelity_sentence(r: &Results) -> String {
+    let mut seen: Vec<&str> = r
+        .micro
+        .iter()
+        .filter(|m| m.runtime != "tokio")
+        .map(|m| m.fidelity.as_deref().unwrap_or("not recorded"))
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    match seen.as_slice() {
+        ["ours"] => "Fidelity: every colored row of these tables, the ones named as the paper's \
+                     included, ran with `--fidelity ours` (this runtime's idle protocol, lock, post \
+                     batching and steal walk); the papers' mechanisms (`--fidelity paper`) are \
+                     measured beside ours in the simulator's validation below."
+            .to_string(),
+        [] => "Fidelity: no colored row.".to_string(),
+        ["not recorded"] => "Fidelity: not recorded (these results predate `--fidelity`; the runtime \
+                             then had only its own mechanisms, what `--fidelity ours` selects)."
+            .to_string(),
+        several => format!(
+            "Fidelity of the colored rows' runs: {} (per configuration in the JSON's `fidelity`).",
+            several
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// The microbenchmark tables (III-VI, synthetic) with our medians beside the paper's figures.
 fn micro_tables(r: &Results, out: &mut String) {
     if r.micro.is_empty() {
@@ -33,6 +65,7 @@ fn micro_tables(r: &Results, out: &mut String) {
             String::new()
         }
     );
+    let _ = writeln!(out, "{}\n", fidelity_sentence(r));
     for t in tables::specs() {
         let measured: Vec<Option<Measured>> = t
             .rows

@@ -347,7 +347,7 @@ fn separate_runs_on_a_busy_machine_gate_only_the_ratios() {
     edit_env(&new, |e| e["loadavg_start"] = 3.5.into());
     let (_, out) = compare(&base, &new, &[]);
     assert!(
-        out.contains("a run started on a busy machine (load average 0.1 and 3.5)"),
+        out.contains("a run started with the machine loaded (1-minute load average 0.1 and 3.5, at least half the cores"),
         "{out}"
     );
     assert!(row(&out, TIME_LEFT).ends_with("| no |"), "{out}");

@@ -350,6 +350,11 @@ fn report_has_the_papers_figures_beside_ours() {
         md.contains("| Libasync-smp - WS | 122 | 0.09 | 150 (150-150) | 0.15 | 28329 | 30000 |"),
         "{md}"
     );
+    // The fixture's results predate the fidelity field.
+    assert!(
+        md.contains("Fidelity: not recorded (these results predate"),
+        "{md}"
+    );
     // Table IV: median and spread of three repetitions.
     assert!(
         md.contains(
@@ -970,5 +975,38 @@ fn sfs_through_the_kernel_has_its_table_and_plots() {
             assert!(svg.contains("sshfs") && svg.contains("colored"), "{stem}");
         }
     }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// The tables say which fidelity preset their colored rows ran with, from the results.
+#[test]
+fn report_says_which_fidelity_the_rows_ran_with() {
+    let dir = copy_of_base("fidelity");
+    let path = dir.join("microbench/paper-tables.json");
+    let set = |f: &dyn Fn(usize) -> &'static str| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for (i, item) in v.as_array_mut().unwrap().iter_mut().enumerate() {
+            item["fidelity"] = f(i).into();
+        }
+        std::fs::write(&path, v.to_string()).unwrap();
+    };
+    let report = || {
+        let o = run(&["report", dir.to_str().unwrap(), "--no-plots"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(dir.join("report.md")).unwrap()
+    };
+    set(&|_| "ours");
+    let md = report();
+    assert!(
+        md.contains("Fidelity: every colored row of these tables, the ones named as the paper's included, ran with `--fidelity ours`"),
+        "{md}"
+    );
+    set(&|i| if i == 0 { "paper" } else { "ours" });
+    let md = report();
+    assert!(
+        md.contains("Fidelity of the colored rows' runs: `ours`, `paper`"),
+        "{md}"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
