@@ -191,7 +191,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # How the samples were taken (env.json's "interleaving"; the order itself is samples/order.jsonl).
-INTERLEAVING="microbenchmarks round-robin: round r runs every paper-tables configuration once, then dispatch at every worker count, and is sample r of each; SWS injector runs and SFS runs round-robin too: round r runs every SWS point, then every SFS point, each against its own server start, and is sample r of each; through-the-kernel SFS runs round-robin over the configurations; order in samples/order.jsonl"
+INTERLEAVING="microbenchmarks round-robin: round r runs every paper-tables configuration once, then dispatch at every worker count, and is sample r of each (then, as many rounds again, the paper's rows with --fidelity paper, added to sample r); SWS injector runs and SFS runs round-robin too: round r runs every SWS point, then every SFS point, each against its own server start, and is sample r of each; through-the-kernel SFS runs round-robin over the configurations; order in samples/order.jsonl"
 
 # Environment of this run, in the project's env schema (results/README.md).
 peer_version() { "$@" 2>&1 | head -1 || true; }
@@ -339,7 +339,7 @@ run_micro() {
     log "microbenchmarks: $rounds round(s) of paper tables (${PT_SECONDS} s per configuration) and dispatch at $SCALING_STEPS worker(s) (${DISPATCH_SECONDS} s each, first $RUNS round(s)); $WORKERS workers"
     local pt=microbench/paper-tables pt_ok=1 r w d pt_files=()
     local -A disp_ok=()
-    rm -f "$OUT/$pt.error"
+    rm -f "$OUT/$pt.error" "$OUT/$pt-paper.error"
     for w in $SCALING_STEPS; do
         disp_ok[$w]=1
         rm -f "$OUT/microbench/dispatch-w$w.error"
@@ -375,6 +375,27 @@ run_micro() {
             fi
         done
     done
+    # Then, as many rounds again, the rows named as the paper's with the papers' mechanisms
+    # (`--fidelity paper`; their results carry fidelity "paper" and have tables of their own in
+    # the report), added to round r's sample: the rounds above stay as they were (what the A/A
+    # calibration in results/noise.json measured).
+    if [ "$pt_ok" = 1 ]; then
+        for r in $(seq 1 "$rounds"); do
+            log "microbenchmarks round $r/$rounds: paper tables, the paper's rows with --fidelity paper"
+            local f="$TMP/paper-tables.$r.json" fp="$TMP/paper-tables-paper.$r.json"
+            local errp="$OUT/logs/paper-tables-paper.round$r.log"
+            if taskset -c "$(server_cpus_for "$WORKERS")" "$BIN/microbenches" paper-tables --fidelity paper \
+                --workers "$WORKERS" --seconds "$PT_SECONDS" --repeat 1 --json-out "$fp" \
+                --markdown-out "$OUT/logs/paper-tables-paper.round$r.md" 2>"$errp" \
+                >"$OUT/logs/paper-tables-paper.round$r.out" && [ -s "$fp" ]; then
+                jq -s 'add' "$f" "$fp" >"$f.both" && mv "$f.both" "$f"
+                keep_sample "$pt" "$r" "$f"
+            else
+                record_missing "$pt-paper" "microbenches paper-tables --fidelity paper failed in round $r: $(tail -n 3 "$errp" | tr '\n' ' ')"
+                break
+            fi
+        done
+    fi
     # The top-level files: every repetition of the paper tables (one per round; the report takes
     # their median), and per runtime the dispatch run with the median ns/event.
     if [ "$pt_ok" = 1 ] && ((${#pt_files[@]})); then

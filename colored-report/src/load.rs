@@ -30,7 +30,8 @@ pub struct MicroRow {
     pub workers: usize,
     /// The stealing policy with the steal amount of a time-left policy and `-profiled` for
     /// unbalanced runs on profiled costs appended (the tables' row key,
-    /// [`microbench_defs::tables::stealing_key`]).
+    /// [`microbench_defs::tables::stealing_key`]), then the fidelity preset when it is not
+    /// ours (`-paper`).
     pub stealing: String,
     /// Synthetic configuration label (`config` in the JSON), if any.
     pub config: Option<String>,
@@ -430,11 +431,17 @@ impl Results {
 
     fn add_micro(&mut self, item: BenchResult) -> Result<(), String> {
         let finite = |x: Option<f64>| x.filter(|x| x.is_finite());
-        let stealing = microbench_defs::tables::stealing_key(
+        let mut stealing = microbench_defs::tables::stealing_key(
             &item.stealing,
             item.steal_amount.as_deref(),
             item.bench == "unbalanced" && item.extra_str("costs") == Some("profiled"),
         );
+        // A run with another fidelity than ours is another configuration (`base-paper`): the
+        // report's tables with the papers' mechanisms read it, the others never mix it in.
+        if let Some(f) = item.fidelity.as_deref().filter(|&f| f != "ours") {
+            stealing.push('-');
+            stealing.push_str(f);
+        }
         let config = if item.bench == "synthetic" {
             item.extra_str("config").map(String::from)
         } else {

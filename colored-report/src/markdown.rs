@@ -12,24 +12,35 @@ use std::fmt::Write;
 /// Which fidelity preset the colored rows of the microbenchmark tables ran with, from their
 /// results (tokio and results written before the paper mode record none).
 fn fidelity_sentence(r: &Results) -> String {
+    let paper_too = if r
+        .micro
+        .iter()
+        .any(|m| m.fidelity.as_deref() == Some("paper"))
+    {
+        "the rows named as the paper's ran with the papers' mechanisms too, in the tables after these"
+    } else {
+        "these results hold no run with the papers' mechanisms (`paper-tables --fidelity paper`)"
+    };
     let mut seen: Vec<&str> = r
         .micro
         .iter()
-        .filter(|m| m.runtime != "tokio")
+        .filter(|m| m.runtime != "tokio" && m.fidelity.as_deref() != Some("paper"))
         .map(|m| m.fidelity.as_deref().unwrap_or("not recorded"))
         .collect();
     seen.sort_unstable();
     seen.dedup();
     match seen.as_slice() {
-        ["ours"] => "Fidelity: every colored row of these tables, the ones named as the paper's \
-                     included, ran with `--fidelity ours` (this runtime's idle protocol, lock, post \
-                     batching and steal walk); the papers' mechanisms (`--fidelity paper`) are \
-                     measured beside ours in the simulator's validation below."
-            .to_string(),
+        ["ours"] => format!(
+            "Fidelity: every colored row of these tables, the ones named as the paper's included, \
+             ran with `--fidelity ours` (this runtime's idle protocol, lock, post batching and \
+             steal walk); {paper_too}."
+        ),
         [] => "Fidelity: no colored row.".to_string(),
-        ["not recorded"] => "Fidelity: not recorded (these results predate `--fidelity`; the runtime \
+        ["not recorded"] => {
+            "Fidelity: not recorded (these results predate `--fidelity`; the runtime \
                              then had only its own mechanisms, what `--fidelity ours` selects)."
-            .to_string(),
+                .to_string()
+        }
         several => format!(
             "Fidelity of the colored rows' runs: {} (per configuration in the JSON's `fidelity`).",
             several
@@ -67,42 +78,89 @@ fn micro_tables(r: &Results, out: &mut String) {
     );
     let _ = writeln!(out, "{}\n", fidelity_sentence(r));
     for t in tables::specs() {
-        let measured: Vec<Option<Measured>> = t
-            .rows
-            .iter()
-            .map(|row| {
-                let m = if t.bench == "synthetic" {
-                    r.micro
-                        .iter()
-                        .find(|m| m.bench == "synthetic" && m.config.as_deref() == Some(row.label))
-                } else {
-                    r.micro_row(t.bench, row.runtime, &row.config.key())
-                }?;
-                let metric = match t.metric {
-                    "WS cost (cycles)" => m.steal_cost_cycles(),
-                    "locking time %" => m.locking_time_pct(),
-                    "stolen time (cycles)" => m.stolen_time_cycles(),
-                    "L2 misses/event" => m.l2_misses_per_event(),
-                    _ => None,
-                };
-                Some(Measured {
-                    kevents: m.kevents_median()?,
-                    kevents_spread: m.kevents_spread()?,
-                    metric,
-                })
-            })
-            .collect();
+        let measured = measured_rows(r, &t, "");
         out.push_str(&tables::render(&t, &measured, workers));
         if let Some(line) = sizes_line(r, t.bench) {
             let _ = writeln!(out, "\n{line}");
         }
         out.push('\n');
     }
+    paper_fidelity_tables(r, workers, out);
     if r.micro.iter().all(|m| m.l2_misses_per_event().is_none()) {
         let _ = writeln!(
             out,
             "L2 misses are n/a: this machine exposes no hardware cache counters.\n"
         );
+    }
+}
+
+/// What was measured for each row of `t`, read under the row's key with `suffix` appended
+/// (`-paper`: the run with the papers' mechanisms).
+fn measured_rows(r: &Results, t: &tables::TableSpec, suffix: &str) -> Vec<Option<Measured>> {
+    t.rows
+        .iter()
+        .map(|row| {
+            let m = if t.bench == "synthetic" {
+                r.micro
+                    .iter()
+                    .find(|m| m.bench == "synthetic" && m.config.as_deref() == Some(row.label))
+            } else {
+                r.micro_row(
+                    t.bench,
+                    row.runtime,
+                    &format!("{}{suffix}", row.config.key()),
+                )
+            }?;
+            let metric = match t.metric {
+                "WS cost (cycles)" => m.steal_cost_cycles(),
+                "locking time %" => m.locking_time_pct(),
+                "stolen time (cycles)" => m.stolen_time_cycles(),
+                "L2 misses/event" => m.l2_misses_per_event(),
+                _ => None,
+            };
+            Some(Measured {
+                kevents: m.kevents_median()?,
+                kevents_spread: m.kevents_spread()?,
+                metric,
+            })
+        })
+        .collect()
+}
+
+/// Tables III-VI again, with the rows named as the paper's run with the papers' mechanisms
+/// (`microbenches paper-tables --fidelity paper`), when the results hold that run.
+fn paper_fidelity_tables(r: &Results, workers: usize, out: &mut String) {
+    if !r
+        .micro
+        .iter()
+        .any(|m| m.fidelity.as_deref() == Some("paper"))
+    {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "**With the papers' mechanisms** (`microbenches paper-tables --fidelity paper`: every idle \
+         worker spins in the steal loop, test-and-set queue locks, every post takes the target \
+         core's lock, libasync-smp's steal walks the victim's list from its head): the rows named \
+         as the paper's, as the papers' runtimes ran them, {workers} workers.\n"
+    );
+    for mut t in tables::specs() {
+        t.rows.retain(|row| {
+            row.paper_kevents.is_some() && matches!(row.config, tables::RowConfig::Colored { .. })
+        });
+        if t.rows.is_empty() {
+            continue;
+        }
+        t.notes = "";
+        let measured = measured_rows(r, &t, "-paper");
+        let table = tables::render(&t, &measured, workers);
+        let heading = format!("**Table {}: ", t.id);
+        out.push_str(&table.replacen(
+            &heading,
+            &format!("**Table {}, `--fidelity paper`: ", t.id),
+            1,
+        ));
+        out.push('\n');
     }
 }
 

@@ -1002,10 +1002,64 @@ fn report_says_which_fidelity_the_rows_ran_with() {
         md.contains("Fidelity: every colored row of these tables, the ones named as the paper's included, ran with `--fidelity ours`"),
         "{md}"
     );
-    set(&|i| if i == 0 { "paper" } else { "ours" });
+    assert!(
+        md.contains("these results hold no run with the papers' mechanisms"),
+        "{md}"
+    );
+    assert!(!md.contains("**With the papers' mechanisms**"), "{md}");
+    set(&|i| if i == 0 { "mixed" } else { "ours" });
     let md = report();
     assert!(
-        md.contains("Fidelity of the colored rows' runs: `ours`, `paper`"),
+        md.contains("Fidelity of the colored rows' runs: `mixed`, `ours`"),
+        "{md}"
+    );
+    // A run with the papers' mechanisms: its rows are another configuration, shown in tables
+    // of their own (the rows named as the paper's), never mixed into ours.
+    set(&|_| "ours");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let items = v.as_array_mut().unwrap();
+    let mut paper: Vec<serde_json::Value> = items
+        .iter()
+        .filter(|i| {
+            i["bench"] == "unbalanced" && i["runtime"] == "libasync" && i["stealing"] == "base"
+        })
+        .cloned()
+        .collect();
+    assert!(
+        !paper.is_empty(),
+        "the fixture has unbalanced libasync base"
+    );
+    for p in &mut paper {
+        p["fidelity"] = "paper".into();
+        p["kevents_per_sec"] = 77.0.into();
+    }
+    items.extend(paper);
+    std::fs::write(&path, v.to_string()).unwrap();
+    let md = report();
+    assert!(
+        md.contains("the rows named as the paper's ran with the papers' mechanisms too"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "**With the papers' mechanisms** (`microbenches paper-tables --fidelity paper`"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "**Table III, `--fidelity paper`: Impact of the base workstealing (unbalanced)**"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("| Libasync-smp - WS | 122 | 0.09 | 77 (77-77) | n/a |"),
+        "{md}"
+    );
+    // Ours keeps its own figure for the same row.
+    assert!(
+        md.contains("| Libasync-smp - WS | 122 | 0.09 | 150 (150-150) | 0.15 | 28329 | 30000 |"),
         "{md}"
     );
     std::fs::remove_dir_all(dir).ok();

@@ -106,6 +106,13 @@ enum Bench {
         /// Write the Markdown tables here too (checked before the run).
         #[arg(long, value_name = "FILE")]
         markdown_out: Option<PathBuf>,
+        /// ours (default): every row with this runtime's mechanisms; paper: only the rows named
+        /// as the paper's, with the papers' (spinning idle workers, test-and-set lock,
+        /// unbuffered posts, libasync-smp's steal walk from the head: `--fidelity paper` of the
+        /// benchmarks).
+        #[arg(long, value_name = "FIDELITY", default_value_t = colored_runtime::Fidelity::Ours,
+              value_parser = clap::value_parser!(colored_runtime::Fidelity))]
+        fidelity: colored_runtime::Fidelity,
     },
     /// The simulator: the real queues and policies on virtual cores (`simulate --help`).
     Simulate(simulator::cli::SimulateArgs),
@@ -241,6 +248,7 @@ fn run_bench(bench: Bench) -> Result<()> {
             repeat,
             json_out,
             markdown_out,
+            fidelity,
         } => {
             for (flag, p) in [("--output", &json_out), ("--markdown-out", &markdown_out)] {
                 if let Some(p) = p {
@@ -251,6 +259,7 @@ fn run_bench(bench: Bench) -> Result<()> {
                 workers,
                 seconds,
                 repeat,
+                fidelity,
             };
             let out = paper_tables::run(&opts, &mut |what| eprintln!(">> {what}"))?;
             for t in &out.markdown {

@@ -3,6 +3,11 @@
 //!
 //! A configuration that appears in several tables (Libasync-smp off is in III, III-locking and
 //! IV) runs once and its results serve every table.
+//!
+//! With the papers' fidelity (`Fidelity::Paper`: spinning idle workers, test-and-set lock,
+//! unbuffered posts, libasync-smp's steal walk) only the rows named as the paper's run (the
+//! colored rows with the paper's figures): the paper's configurations as the papers' runtimes
+//! ran them. Every result records its fidelity.
 
 use crate::report::BenchResult;
 use crate::run::{self, RunOpts};
@@ -10,7 +15,7 @@ use crate::tables::{self, Measured, RowConfig, RowSpec};
 use crate::unbalanced::Costs;
 use crate::RuntimeArg;
 use anyhow::{bail, Result};
-use colored_runtime::{StealAmount, StealPolicy};
+use colored_runtime::{Fidelity, FidelityOptions, StealAmount, StealPolicy};
 use std::collections::HashMap;
 
 /// What `paper-tables` runs with.
@@ -21,6 +26,20 @@ pub struct Options {
     pub seconds: f64,
     /// Repetitions per configuration (median and min-max are reported).
     pub repeat: usize,
+    /// The runtime's fidelity preset; `Paper` runs only the rows named as the paper's.
+    pub fidelity: Fidelity,
+}
+
+impl Options {
+    /// Whether row `r` of a table runs with these options.
+    pub fn runs_row(&self, r: &RowSpec) -> bool {
+        match self.fidelity {
+            Fidelity::Ours => true,
+            Fidelity::Paper => {
+                r.paper_kevents.is_some() && matches!(r.config, RowConfig::Colored { .. })
+            }
+        }
+    }
 }
 
 /// What it produced.
@@ -72,7 +91,7 @@ fn run_row(bench: &str, r: &RowSpec, o: &Options) -> Result<Vec<BenchResult>> {
         workers: o.workers,
         seconds: o.seconds,
         trace: None,
-        fidelity: Default::default(),
+        fidelity: FidelityOptions::of(o.fidelity),
         trace_out: None,
     };
     let mut costs = Costs::Annotated;
@@ -106,14 +125,19 @@ pub fn run(o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Output> {
     let mut raw: Vec<BenchResult> = Vec::new();
     let mut cache: HashMap<(String, String, String), Vec<BenchResult>> = HashMap::new();
     let mut markdown = vec![format!(
-        "Measured on: {}; {} workers, {} s x {} per configuration. \
+        "Measured on: {}; {} workers, {} s x {} per configuration, --fidelity {}. \
          Ratios are to each table's first row.\n",
         env.summary(),
         o.workers,
         o.seconds,
-        o.repeat
+        o.repeat,
+        o.fidelity
     )];
-    for t in tables::specs() {
+    for mut t in tables::specs() {
+        t.rows.retain(|r| o.runs_row(r));
+        if t.rows.is_empty() {
+            continue;
+        }
         let mut measured = Vec::new();
         for r in &t.rows {
             let key = (t.bench.to_string(), r.runtime.to_string(), r.config.key());

@@ -186,3 +186,50 @@ fn the_table_has_no_json_blob_column() {
         "{out}"
     );
 }
+
+/// `paper-tables --fidelity paper` runs only the rows named as the paper's (colored, with the
+/// paper's figures), each with the papers' mechanisms, and records the fidelity in every result.
+#[test]
+fn paper_tables_with_the_papers_mechanisms_runs_the_papers_rows() {
+    let d = temp_dir("pt-paper");
+    let out = d.join("pt.json");
+    let o = run(
+        BENCH,
+        &[
+            "paper-tables",
+            "--fidelity",
+            "paper",
+            "--workers",
+            "2",
+            "--seconds",
+            "0.1",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("--fidelity paper."), "{stdout}");
+    assert!(!stdout.contains("synthetic"), "{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let items = v.as_array().unwrap();
+    let mut configs: Vec<String> = items
+        .iter()
+        .map(|i| {
+            assert_eq!(i["fidelity"], "paper", "{i}");
+            format!("{} {} {}", i["bench"], i["runtime"], i["stealing"])
+        })
+        .collect();
+    configs.sort();
+    configs.dedup();
+    // Tables III-VI's paper rows: unbalanced 5, penalty 4, cache-efficient 4 configurations.
+    assert_eq!(configs.len(), 13, "{configs:?}");
+    assert!(
+        !configs
+            .iter()
+            .any(|c| c.contains("tokio") || c.contains("synthetic")),
+        "{configs:?}"
+    );
+    let _ = std::fs::remove_dir_all(d);
+}
