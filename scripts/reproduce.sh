@@ -84,8 +84,8 @@ SIM_SECONDS=${REPRO_SIM_SECONDS:-$SIM_SECONDS}
 SIM_SCALE_SECONDS=$(awk -v s="$SIM_SECONDS" 'BEGIN { printf "%g", s / 10 }')
 if [ -n "${REPRO_RUNS:-}" ]; then PT_REPEAT=$RUNS; fi
 ONLY=${REPRO_ONLY:-"micro sws sfs instr sim"}
-SWS_CONFIGS=${REPRO_SWS_CONFIGS:-"libasync-off libasync-base mely-off mely-all-p1 mely-all-p1000 mely-all-p1000-half ncopy nginx apache"}
-SFS_CONFIGS=${REPRO_SFS_CONFIGS:-"colored colored-half none ncopy libasync-off libasync-base"}
+SWS_CONFIGS=${REPRO_SWS_CONFIGS:-"libasync-off libasync-base libasync-base-paper mely-off mely-all-p1 mely-all-p1-paper mely-all-p1000 mely-all-p1000-half ncopy nginx apache"}
+SFS_CONFIGS=${REPRO_SFS_CONFIGS:-"colored colored-paper colored-half none ncopy libasync-off libasync-base libasync-base-paper"}
 SFS_MOUNT_CONFIGS=${REPRO_SFS_MOUNT_CONFIGS:-"colored none ncopy sshfs"}
 SFS_CLIENTS=16
 # As many sftp sessions as SFS has clients, so the two MB/s figures compare like for like.
@@ -296,9 +296,12 @@ start_sws() {
     case $cfg in
         libasync-off) args="--mode colored --runtime libasync --stealing off" ;;
         libasync-base) args="--mode colored --runtime libasync --stealing base" ;;
+        # Table I's rows named as the paper's, with the papers' mechanisms (--fidelity paper).
+        libasync-base-paper) args="--mode colored --runtime libasync --stealing base --fidelity paper" ;;
         mely-off) args="--mode colored --runtime mely --stealing off" ;;
         # The paper's Mely: every heuristic, one color per steal, no connection penalty.
         mely-all-p1) args="--mode colored --runtime mely --stealing all --conn-penalty 1 --steal-amount one" ;;
+        mely-all-p1-paper) args="--mode colored --runtime mely --stealing all --conn-penalty 1 --steal-amount one --fidelity paper" ;;
         # Ours: the tuned connection penalty, then also the multi-color steal.
         mely-all-p1000) args="--mode colored --runtime mely --stealing all --conn-penalty 1000 --steal-amount one" ;;
         mely-all-p1000-half) args="--mode colored --runtime mely --stealing all --conn-penalty 1000 --steal-amount half" ;;
@@ -536,11 +539,14 @@ start_sfs() {
     local cfg=$1 workers=$2 stats=$3 logf=$4 args
     case $cfg in
         colored) args="--runtime mely --stealing all --steal-amount one --coloring per-client" ;;
+        # Table I's rows named as the paper's, with the papers' mechanisms (--fidelity paper).
+        colored-paper) args="--runtime mely --stealing all --steal-amount one --coloring per-client --fidelity paper" ;;
         colored-half) args="--runtime mely --stealing all --steal-amount half --coloring per-client" ;;
         none) args="--runtime mely --stealing all --coloring none" ;;
         ncopy) args="--runtime mely --stealing off --mode ncopy" ;;
         libasync-off) args="--runtime libasync --stealing off --coloring per-client" ;;
         libasync-base) args="--runtime libasync --stealing base --coloring per-client" ;;
+        libasync-base-paper) args="--runtime libasync --stealing base --coloring per-client --fidelity paper" ;;
         *) echo "unknown SFS configuration $cfg" >"$logf"; return 1 ;;
     esac
     # shellcheck disable=SC2086

@@ -547,8 +547,10 @@ impl Results {
         let order = [
             "libasync-off",
             "libasync-base",
+            "libasync-base-paper",
             "mely-off",
             "mely-all-p1",
+            "mely-all-p1-paper",
             "mely-all-p1000",
             "mely-all-p1000-half",
             "mely-all",

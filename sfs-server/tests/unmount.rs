@@ -39,11 +39,19 @@ fn holders(dir: &Path, except: u32) -> Vec<String> {
             || fds.into_iter().any(|f| inside(&f.path()))
             || maps.contains(&dir)
         {
+            // An exiting process has an empty command line; its name (`comm`) stays until it
+            // is reaped. Seen: a git process caught in its exit, "552 " with no command.
             let cmd = std::fs::read(p.join("cmdline")).unwrap_or_default();
-            out.push(format!(
-                "{pid} {}",
+            let cmd = if cmd.iter().all(|&b| b == 0) {
+                match std::fs::read_to_string(p.join("comm")) {
+                    Ok(c) => format!("({})", c.trim()),
+                    // Reaped meanwhile: it holds nothing any more.
+                    Err(_) => continue,
+                }
+            } else {
                 String::from_utf8_lossy(&cmd).replace('\0', " ")
-            ));
+            };
+            out.push(format!("{pid} {cmd}"));
         }
     }
     out
