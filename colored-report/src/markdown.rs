@@ -145,9 +145,7 @@ fn paper_fidelity_tables(r: &Results, workers: usize, out: &mut String) {
          as the paper's, as the papers' runtimes ran them, {workers} workers.\n"
     );
     for mut t in tables::specs() {
-        t.rows.retain(|row| {
-            row.paper_kevents.is_some() && matches!(row.config, tables::RowConfig::Colored { .. })
-        });
+        t.rows.retain(tables::RowSpec::is_papers);
         if t.rows.is_empty() {
             continue;
         }

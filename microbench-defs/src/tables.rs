@@ -77,6 +77,14 @@ pub struct RowSpec {
     pub gain_over: Option<&'static str>,
 }
 
+impl RowSpec {
+    /// A row named as the paper's: a colored configuration the paper gave a figure for (the
+    /// rows `paper-tables --fidelity paper` runs with the papers' mechanisms).
+    pub fn is_papers(&self) -> bool {
+        self.paper_kevents.is_some() && matches!(self.config, RowConfig::Colored { .. })
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct TableSpec {
     pub id: &'static str,

@@ -35,9 +35,7 @@ impl Options {
     pub fn runs_row(&self, r: &RowSpec) -> bool {
         match self.fidelity {
             Fidelity::Ours => true,
-            Fidelity::Paper => {
-                r.paper_kevents.is_some() && matches!(r.config, RowConfig::Colored { .. })
-            }
+            Fidelity::Paper => r.is_papers(),
         }
     }
 }
