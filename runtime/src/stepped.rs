@@ -550,7 +550,7 @@ impl SimRuntime {
     /// (or a post waking a thief) claimed its wake-up.
     pub fn is_asleep(&self, w: usize) -> bool {
         let sh: &Shared = &self.handle.sh;
-        matches!(self.step(w), Step::LastLook | Step::Park) && sh.state(w).is_asleep()
+        self.cores[w].machine.is_sleeper() && sh.state(w).is_asleep()
     }
 
     /// Step `Park` ended: sleeping core `w` resumes.

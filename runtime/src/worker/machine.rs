@@ -57,10 +57,9 @@ pub(crate) struct Machine {
     /// Whether this worker may search and take the last look (every worker of the threaded
     /// runtime; the simulator's thief-count experiment lets only some).
     may_steal: bool,
-    /// Counted as a searcher (`Idle::searching`).
+    /// Counted as a searcher (`Idle::searching`). Not derivable from `step`: `FallAsleep`
+    /// follows a search (still counted) or an idle period that never searched.
     searching: bool,
-    /// Counted as a sleeper (`Idle::sleepers`), its core marked asleep or claimed.
-    asleep: bool,
 }
 
 impl Machine {
@@ -71,7 +70,6 @@ impl Machine {
             w,
             may_steal,
             searching: false,
-            asleep: false,
         }
     }
 
@@ -85,6 +83,13 @@ impl Machine {
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn set_may_steal(&mut self, may: bool) {
         self.may_steal = may;
+    }
+
+    /// Whether this worker counts as a sleeper now (`Idle::sleepers`): exactly in `LastLook`
+    /// and `Park`, between a `fall_asleep` that put the core to sleep and the `Work` after it.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn is_sleeper(&self) -> bool {
+        matches!(self.step, Step::LastLook | Step::Park)
     }
 
     /// Whether this worker counts as a searcher now.
@@ -146,7 +151,6 @@ impl Machine {
                 }
             }
             (_, true) => {
-                self.asleep = false;
                 cancel_sleep(sh, owner);
                 Step::Work
             }
@@ -170,7 +174,6 @@ impl Machine {
         self.step = match fall_asleep(sh, owner, searching) {
             None => Step::Work,
             Some(last_look) => {
-                self.asleep = true;
                 if last_look && self.may_steal {
                     Step::LastLook
                 } else {
@@ -184,7 +187,6 @@ impl Machine {
     /// The park is over: a post claimed the wake-up, or shutdown.
     pub(crate) fn woke<D: Design>(&mut self, sh: &Shared, owner: &mut Owner<'_, D>) -> Step {
         self.expect(&[Step::Park], "woke");
-        self.asleep = false;
         end_sleep(sh, owner);
         self.step = Step::Work;
         self.step
