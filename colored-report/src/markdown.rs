@@ -9,14 +9,18 @@ use super::{fmt_opt, ratio};
 use microbench_defs::tables::{self, Measured};
 use std::fmt::Write;
 
+/// Whether the results hold the paper tables' run with the papers' mechanisms
+/// (`paper-tables --fidelity paper`).
+fn has_paper_runs(r: &Results) -> bool {
+    r.micro
+        .iter()
+        .any(|m| m.fidelity.as_deref() == Some("paper"))
+}
+
 /// Which fidelity preset the colored rows of the microbenchmark tables ran with, from their
 /// results (tokio and results written before the paper mode record none).
 fn fidelity_sentence(r: &Results) -> String {
-    let paper_too = if r
-        .micro
-        .iter()
-        .any(|m| m.fidelity.as_deref() == Some("paper"))
-    {
+    let paper_too = if has_paper_runs(r) {
         "the rows named as the paper's ran with the papers' mechanisms too, in the tables after these"
     } else {
         "these results hold no run with the papers' mechanisms (`paper-tables --fidelity paper`)"
@@ -130,11 +134,7 @@ fn measured_rows(r: &Results, t: &tables::TableSpec, suffix: &str) -> Vec<Option
 /// Tables III-VI again, with the rows named as the paper's run with the papers' mechanisms
 /// (`microbenches paper-tables --fidelity paper`), when the results hold that run.
 fn paper_fidelity_tables(r: &Results, workers: usize, out: &mut String) {
-    if !r
-        .micro
-        .iter()
-        .any(|m| m.fidelity.as_deref() == Some("paper"))
-    {
+    if !has_paper_runs(r) {
         return;
     }
     let _ = writeln!(
