@@ -286,22 +286,29 @@ wait_listen() {
     return 1
 }
 
+# paper_fidelity CONFIG: CONFIG-paper is CONFIG's server with the papers' mechanisms (the
+# rows of Table I named as the paper's): prints "--fidelity paper" for such a name, nothing else.
+paper_fidelity() {
+    if [ "${1%-paper}" != "$1" ]; then echo "--fidelity paper"; fi
+}
+
 # start_sws CONFIG WORKERS STATS_FILE LOG: starts one configuration on the first WORKERS server
-# CPUs; sets SERVER_PID and PORT.
+# CPUs (CONFIG-paper: with --fidelity paper, see paper_fidelity); sets SERVER_PID and PORT.
 start_sws() {
-    local cfg=$1 workers=$2 stats=$3 logf=$4 args cpus
+    local cfg=$1 workers=$2 stats=$3 logf=$4 args cpus fid
     cpus=$(server_cpus_for "$workers")
     PORT=$(free_port) || { echo "no free port" >"$logf"; return 1; }
     : >"$logf"
-    case $cfg in
+    fid=$(paper_fidelity "$cfg")
+    case ${cfg%-paper} in
+        nginx | apache) if [ -n "$fid" ]; then echo "$cfg: a peer has no --fidelity" >"$logf"; return 1; fi ;;
+    esac
+    case ${cfg%-paper} in
         libasync-off) args="--mode colored --runtime libasync --stealing off" ;;
         libasync-base) args="--mode colored --runtime libasync --stealing base" ;;
-        # Table I's rows named as the paper's, with the papers' mechanisms (--fidelity paper).
-        libasync-base-paper) args="--mode colored --runtime libasync --stealing base --fidelity paper" ;;
         mely-off) args="--mode colored --runtime mely --stealing off" ;;
         # The paper's Mely: every heuristic, one color per steal, no connection penalty.
         mely-all-p1) args="--mode colored --runtime mely --stealing all --conn-penalty 1 --steal-amount one" ;;
-        mely-all-p1-paper) args="--mode colored --runtime mely --stealing all --conn-penalty 1 --steal-amount one --fidelity paper" ;;
         # Ours: the tuned connection penalty, then also the multi-color steal.
         mely-all-p1000) args="--mode colored --runtime mely --stealing all --conn-penalty 1000 --steal-amount one" ;;
         mely-all-p1000-half) args="--mode colored --runtime mely --stealing all --conn-penalty 1000 --steal-amount half" ;;
@@ -318,7 +325,7 @@ start_sws() {
     esac
     # shellcheck disable=SC2086
     # Port 0: the server binds any free port and prints it ("listening on 127.0.0.1:PORT").
-    taskset -c "$cpus" "$BIN/sws-server" --root "$TMP/www" --listen "127.0.0.1:0" --workers "$workers" $args \
+    taskset -c "$cpus" "$BIN/sws-server" --root "$TMP/www" --listen "127.0.0.1:0" --workers "$workers" $args $fid \
         --max-clients 20000 --stats-json "$stats" >"$logf" 2>&1 &
     SERVER_PID=$!
     local i
@@ -536,22 +543,20 @@ run_sws() {
 # ---------------------------------------------------------------------------------------------
 # SFS and OpenSSH sftp.
 start_sfs() {
-    local cfg=$1 workers=$2 stats=$3 logf=$4 args
-    case $cfg in
+    local cfg=$1 workers=$2 stats=$3 logf=$4 args fid
+    fid=$(paper_fidelity "$cfg")
+    case ${cfg%-paper} in
         colored) args="--runtime mely --stealing all --steal-amount one --coloring per-client" ;;
-        # Table I's rows named as the paper's, with the papers' mechanisms (--fidelity paper).
-        colored-paper) args="--runtime mely --stealing all --steal-amount one --coloring per-client --fidelity paper" ;;
         colored-half) args="--runtime mely --stealing all --steal-amount half --coloring per-client" ;;
         none) args="--runtime mely --stealing all --coloring none" ;;
         ncopy) args="--runtime mely --stealing off --mode ncopy" ;;
         libasync-off) args="--runtime libasync --stealing off --coloring per-client" ;;
         libasync-base) args="--runtime libasync --stealing base --coloring per-client" ;;
-        libasync-base-paper) args="--runtime libasync --stealing base --coloring per-client --fidelity paper" ;;
         *) echo "unknown SFS configuration $cfg" >"$logf"; return 1 ;;
     esac
     # shellcheck disable=SC2086
     taskset -c "$(server_cpus_for "$workers")" "$BIN/sfs-server" --export "$TMP/export" --listen 127.0.0.1:0 \
-        --keys "$TMP/keys" --workers "$workers" $args --stats-json "$stats" >"$logf.out" 2>"$logf" &
+        --keys "$TMP/keys" --workers "$workers" $args $fid --stats-json "$stats" >"$logf.out" 2>"$logf" &
     SERVER_PID=$!
     local i
     SFS_ADDR=""
